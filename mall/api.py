@@ -1,0 +1,275 @@
+"""The JSON API (/api). Bearer tokens only; every handler declares who may call it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Request, Response, delete, get, post, put
+from litestar.params import Parameter
+from sqlalchemy import select, text
+
+from mall import auth, budgets, disclosure, orders
+from mall.auth import PUBLIC, Principal, allow
+from mall.clock import rfc3339
+from mall.db import Database
+from mall.errors import InvalidInput
+from mall.money import money_str, quantity_str
+from mall.settings import Settings
+from mall.structs import (
+    AcceptIn,
+    AnswerIn,
+    BudgetLineOut,
+    CartAdd,
+    CartLineOut,
+    CartQuantity,
+    CheckoutIn,
+    CheckoutOut,
+    ConfirmIn,
+    EventOut,
+    Me,
+    OrderOut,
+    OrderPage,
+    PayIn,
+    ReasonIn,
+    ShipIn,
+    TokenOut,
+    TokenRequest,
+)
+
+PageNo = Annotated[int, Parameter(ge=1, le=100000, default=1)]
+PerPage = Annotated[int, Parameter(ge=1, le=100, default=20)]
+
+
+def me_of(request: Request[Any, Any, Any]) -> Principal:
+    user = request.scope.get("user")
+    assert user is not None
+    return user  # type: ignore[no-any-return]
+
+
+@post("/api/auth/token", opt=PUBLIC, status_code=201, tags=["账户"], summary="用户名密码换取 API 令牌")
+async def create_token(request: Request[Any, Any, Any], data: TokenRequest, db: Database) -> TokenOut:
+    ip = request.client.host if request.client else ""
+    who = await auth.authenticate(db, data.username, data.password, ip)
+    token, row = await auth.issue_token(db, who, data.name or "api")
+    return TokenOut(token=token, token_type="Bearer", expires_at=rfc3339(row.expires_at), role=who.role)
+
+
+@get("/api/me", opt=allow("user"), tags=["账户"])
+async def me(request: Request[Any, Any, Any]) -> Me:
+    who = me_of(request)
+    return Me(who.username, who.display_name, who.role, who.org_name, who.org_credit_code)
+
+
+@get("/api/budgets", opt=allow("buyer"), tags=["预算"], summary="本单位的预算指标")
+async def list_budgets(request: Request[Any, Any, Any], db: Database) -> list[BudgetLineOut]:
+    who = me_of(request)
+    assert who.org_id
+    async with db.read() as s:
+        return [BudgetLineOut.of(b) for b in await budgets.lines_of(s, who.org_id)]
+
+
+@get("/api/cart", opt=allow("buyer"), tags=["网上超市"])
+async def get_cart(request: Request[Any, Any, Any], db: Database) -> list[CartLineOut]:
+    who = me_of(request)
+    async with db.read() as s:
+        return [
+            CartLineOut(c.listing.id, c.listing.name, c.listing.supplier.name, quantity_str(c.item.quantity),
+                        money_str(c.listing.price), money_str(c.amount))
+            for c in await orders.cart_of(s, who.user_id)
+        ]
+
+
+@post("/api/cart/items", opt=allow("buyer"), status_code=204, tags=["网上超市"])
+async def cart_add(request: Request[Any, Any, Any], data: CartAdd, db: Database) -> None:
+    await orders.add_to_cart(db, me_of(request), data.listing_id, data.quantity)
+
+
+@put("/api/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204, tags=["网上超市"])
+async def cart_set(request: Request[Any, Any, Any], listing_id: uuid.UUID, data: CartQuantity, db: Database) -> None:
+    await orders.set_cart_quantity(db, me_of(request), listing_id, data.quantity)
+
+
+@delete("/api/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204, tags=["网上超市"])
+async def cart_remove(request: Request[Any, Any, Any], listing_id: uuid.UUID, db: Database) -> None:
+    await orders.set_cart_quantity(db, me_of(request), listing_id, "0")
+
+
+@post("/api/checkout", opt=allow("buyer"), tags=["网上超市"], summary="下单：每个供应商一张订单；需 Idempotency-Key 请求头")
+async def checkout(
+    request: Request[Any, Any, Any],
+    data: CheckoutIn,
+    db: Database,
+    settings: Settings,
+    idempotency_key: Annotated[str, Parameter(header="Idempotency-Key", min_length=1, max_length=200)],
+) -> Response[CheckoutOut]:
+    req = orders.CheckoutRequest(
+        budget_line_id=data.budget_line_id,
+        idempotency_key=idempotency_key,
+        items=tuple((i.listing_id, i.quantity) for i in data.items),
+        delivery_address=data.delivery_address,
+        note=data.note,
+    )
+    placed, replayed = await orders.checkout(db, settings, me_of(request), req)
+    async with db.read() as s:
+        fresh = [await orders.get_order(s, me_of(request), o.id) for o in placed]
+        body = CheckoutOut(replayed=replayed, orders=[OrderOut.of(o) for o in fresh])
+    return Response(body, status_code=200 if replayed else 201)
+
+
+@get("/api/orders", opt=allow("user"), tags=["订单"], summary="订单列表（采购人、供应商只见本单位订单）")
+async def list_orders(
+    request: Request[Any, Any, Any], db: Database, page: PageNo, per_page: PerPage, status: str | None = None
+) -> OrderPage:
+    if status is not None and status not in {s.value for s in orders.OrderStatus}:
+        raise InvalidInput("参数 status 不是有效的订单状态", code="invalid_parameter")
+    async with db.read() as s:
+        total, rows = await orders.list_orders(s, me_of(request), status, page, per_page)
+        return OrderPage(total, page, per_page, [OrderOut.of(o) for o in rows])
+
+
+@get("/api/orders/{order_id:uuid}", opt=allow("user"), tags=["订单"])
+async def get_order(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database) -> OrderOut:
+    async with db.read() as s:
+        return OrderOut.of(await orders.get_order(s, me_of(request), order_id))
+
+
+@get("/api/orders/{order_id:uuid}/events", opt=allow("user"), tags=["订单"], summary="订单操作记录")
+async def order_events(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database) -> list[EventOut]:
+    async with db.read() as s:
+        await orders.get_order(s, me_of(request), order_id)
+        return [EventOut.of(e) for e in await orders.events_of(s, order_id)]
+
+
+async def _out(db: Database, who: Principal, order_id: uuid.UUID) -> OrderOut:
+    async with db.read() as s:
+        return OrderOut.of(await orders.get_order(s, who, order_id))
+
+
+@post("/api/orders/{order_id:uuid}/confirm", opt=allow("supplier"), status_code=200, tags=["订单"],
+      summary="供应商确认订单（可降价，不可涨价）")
+async def confirm_order(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database, data: ConfirmIn | None = None) -> OrderOut:
+    await orders.confirm(db, me_of(request), order_id, dict(data.prices) if data else None)
+    return await _out(db, me_of(request), order_id)
+
+
+@post("/api/orders/{order_id:uuid}/decline", opt=allow("supplier"), status_code=200, tags=["订单"])
+async def decline_order(request: Request[Any, Any, Any], order_id: uuid.UUID, data: ReasonIn, db: Database) -> OrderOut:
+    await orders.decline(db, me_of(request), order_id, data.reason)
+    return await _out(db, me_of(request), order_id)
+
+
+@post("/api/orders/{order_id:uuid}/cancel", opt=allow("buyer"), status_code=200, tags=["订单"], summary="采购人取消未确认的订单")
+async def cancel_order(request: Request[Any, Any, Any], order_id: uuid.UUID, data: ReasonIn, db: Database) -> OrderOut:
+    await orders.cancel(db, me_of(request), order_id, data.reason)
+    return await _out(db, me_of(request), order_id)
+
+
+@post("/api/orders/{order_id:uuid}/cancel-request", opt=allow("buyer", "supplier"), status_code=200, tags=["订单"])
+async def request_cancel(request: Request[Any, Any, Any], order_id: uuid.UUID, data: ReasonIn, db: Database) -> OrderOut:
+    await orders.request_cancel(db, me_of(request), order_id, data.reason)
+    return await _out(db, me_of(request), order_id)
+
+
+@post("/api/orders/{order_id:uuid}/cancel-answer", opt=allow("buyer", "supplier"), status_code=200, tags=["订单"])
+async def answer_cancel(request: Request[Any, Any, Any], order_id: uuid.UUID, data: AnswerIn, db: Database) -> OrderOut:
+    await orders.answer_cancel(db, me_of(request), order_id, data.agree)
+    return await _out(db, me_of(request), order_id)
+
+
+@post("/api/orders/{order_id:uuid}/contract", opt=allow("buyer"), status_code=200, tags=["订单"], summary="采购人签订并备案电子合同")
+async def file_contract(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database) -> OrderOut:
+    await orders.file_contract(db, me_of(request), order_id)
+    return await _out(db, me_of(request), order_id)
+
+
+@post("/api/orders/{order_id:uuid}/ship", opt=allow("supplier"), status_code=200, tags=["订单"])
+async def ship_order(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database, data: ShipIn | None = None) -> OrderOut:
+    await orders.ship(db, me_of(request), order_id, data.note if data else "")
+    return await _out(db, me_of(request), order_id)
+
+
+@post("/api/orders/{order_id:uuid}/receive", opt=allow("buyer"), status_code=200, tags=["订单"])
+async def receive_order(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database) -> OrderOut:
+    await orders.receive(db, me_of(request), order_id)
+    return await _out(db, me_of(request), order_id)
+
+
+@post("/api/orders/{order_id:uuid}/accept", opt=allow("buyer"), status_code=200, tags=["订单"], summary="验收并评价供应商")
+async def accept_order(request: Request[Any, Any, Any], order_id: uuid.UUID, data: AcceptIn, db: Database) -> OrderOut:
+    await orders.accept(db, me_of(request), order_id, data.score, data.comment)
+    return await _out(db, me_of(request), order_id)
+
+
+@post("/api/orders/{order_id:uuid}/pay", opt=allow("buyer"), status_code=200, tags=["订单"], summary="登记付款")
+async def pay_order(request: Request[Any, Any, Any], order_id: uuid.UUID, data: PayIn, db: Database, settings: Settings) -> OrderOut:
+    await orders.pay(db, settings, me_of(request), order_id, data.payment_ref)
+    return await _out(db, me_of(request), order_id)
+
+
+@post("/api/orders/{order_id:uuid}/void", opt=allow("regulator"), status_code=200, tags=["订单"], summary="监管部门作废已备案合同")
+async def void_order(request: Request[Any, Any, Any], order_id: uuid.UUID, data: ReasonIn, db: Database) -> OrderOut:
+    await orders.void(db, me_of(request), order_id, data.reason)
+    return await _out(db, me_of(request), order_id)
+
+
+@get("/api/disclosures", opt=PUBLIC, tags=["信息公开"], summary="成交记录公开数据（按 seq 增量拉取）")
+async def feed(request: Request[Any, Any, Any], db: Database) -> Response[bytes]:
+    q = disclosure.parse_feed_query(dict(request.query_params))
+    async with db.read() as s:
+        bodies, next_after = await disclosure.feed_page(s, q)
+    payload = '{"items":[' + ",".join(bodies) + '],"next_after":' + str(next_after) + "}"
+    return Response(payload.encode("utf-8"), media_type="application/json")
+
+
+@get("/api/disclosures/{seq:int}", opt=PUBLIC, tags=["信息公开"])
+async def feed_record(seq: int, db: Database) -> Response[bytes]:
+    async with db.read() as s:
+        row = await disclosure.get_record(s, seq)
+    return Response(row.body.encode("utf-8"), media_type="application/json")
+
+
+@get("/healthz", opt=PUBLIC, tags=["运维"], summary="数据库、Redis、任务进程与搜索的状态")
+async def healthz(db: Database, settings: Settings) -> Response[dict[str, Any]]:
+    import asyncio
+
+    from workers import outbox, queues
+
+    status: dict[str, Any] = {}
+    try:
+        async with db.read() as s:
+            await s.execute(text("SELECT 1"))
+            from mall.models import LedgerHead
+
+            head = (await s.execute(select(LedgerHead.last_seq))).scalar_one()
+        status["database"] = {"ok": True, "backend": "sqlite" if db.is_sqlite else "postgresql", "ledger_seq": head,
+                              "outbox_pending": await outbox.pending_count(db)}
+    except Exception as exc:
+        status["database"] = {"ok": False, "error": type(exc).__name__}
+
+    def redis_status() -> dict[str, Any]:
+        from rq import Worker
+
+        conn = queues.redis_conn(settings)
+        conn.ping()
+        workers = Worker.all(connection=conn)
+        return {"ok": True, "workers": len(workers), "queued": queues.queue(settings).count}
+
+    try:
+        info = await asyncio.to_thread(redis_status)
+        status["redis"] = {"ok": True, "embedded": settings.uses_embedded_redis}
+        status["worker"] = {"ok": info["workers"] > 0, "count": info["workers"], "queued": info["queued"]}
+    except Exception as exc:
+        status["redis"] = {"ok": False, "error": type(exc).__name__}
+        status["worker"] = {"ok": False, "error": "redis unavailable"}
+    # Catalogue search has its own issue; until then listings are browsed straight from the database.
+    status["search"] = {"ok": True, "backend": "database"}
+    ok = all(v.get("ok") for v in status.values())
+    return Response({"ok": ok, **status}, status_code=200 if ok else 503)
+
+
+ROUTES = [
+    create_token, me, list_budgets, get_cart, cart_add, cart_set, cart_remove, checkout, list_orders, get_order,
+    order_events, confirm_order, decline_order, cancel_order, request_cancel, answer_cancel, file_contract,
+    ship_order, receive_order, accept_order, pay_order, void_order, feed, feed_record, healthz,
+]

@@ -1,0 +1,107 @@
+"""The application factory: everything is built from explicit settings."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.di import Provide
+from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from mall import api, pages
+from mall.auth import AuthMiddleware, access_guard
+from mall.db import Database
+from mall.errors import EXCEPTION_HANDLERS
+from mall.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "templates"
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+    from catalog import pages as catalog_pages
+    from catalog import routes as catalog_routes
+    from workers import queues
+
+    secret = settings.resolved_secret()
+    key = hashlib.sha256(secret.encode()).digest()
+    db = Database(settings.resolved_database_url)
+    queues.configure(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    async def provide_db() -> Database:
+        return db
+
+    async def provide_settings() -> Settings:
+        return settings
+
+    session_config = CookieBackendConfig(
+        secret=key,
+        key="mall_session",
+        max_age=8 * 3600,
+        samesite="lax",
+        httponly=True,
+        secure=settings.publication_base_url.startswith("https"),
+    )
+    csrf = CSRFConfig(
+        secret=secret,
+        cookie_name="mall_csrf",
+        cookie_httponly=False,
+        cookie_secure=settings.publication_base_url.startswith("https"),
+        # The JSON API takes bearer tokens only (never cookies), so it has no CSRF exposure.
+        exclude=["^/api/", "^/healthz$", "^/schema"],
+    )
+    template_engine = TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine)
+    app = Litestar(
+        route_handlers=[
+            *api.ROUTES,
+            *catalog_routes.ROUTES,
+            *pages.ROUTES,
+            *catalog_pages.ROUTES,
+            create_static_files_router(path="/static", directories=[TEMPLATES / "static"], opt={"roles": ("public",)}),
+        ],
+        dependencies={"db": Provide(provide_db), "settings": Provide(provide_settings)},
+        guards=[access_guard],
+        middleware=[session_config.middleware, AuthMiddleware],
+        csrf_config=csrf,
+        template_config=template_engine,
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="阳光卖场 API",
+            version="1.0.0",
+            description="政府采购电子卖场的公开与业务接口。业务接口使用 Bearer 令牌（POST /api/auth/token 获取）。",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        lifespan=[lifespan],
+        debug=False,
+        logging_config=None,
+    )
+    app.state.db = db
+    app.state.settings = settings
+    pages.configure_templates(app, settings)
+    logging.getLogger("mall").setLevel(logging.INFO)
+    return app
+
+
+def app_from_env() -> Any:
+    """uvicorn factory: `uvicorn --factory mall.app:app_from_env`."""
+    return create_app(load_settings())

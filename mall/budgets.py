@@ -1,0 +1,98 @@
+"""Budget lines (无预算不采购): reserve on order, release on cancel, consume on payment.
+
+Every change is one conditional UPDATE, so concurrent orders can never overspend a line on any
+database: the row only changes if the money is still there when the statement runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mall import clock
+from mall.errors import Conflict, NotFound, RuleViolation
+from mall.models import BudgetLine, BudgetMovement
+from mall.money import to_cents
+
+_T = BudgetLine.__table__
+
+
+async def lines_of(session: AsyncSession, org_id: uuid.UUID) -> list[BudgetLine]:
+    rows = await session.execute(
+        select(BudgetLine)
+        .where(BudgetLine.org_id == org_id)
+        .order_by(BudgetLine.fiscal_year.desc(), BudgetLine.project_code)
+    )
+    return list(rows.scalars())
+
+
+async def get_line(session: AsyncSession, line_id: uuid.UUID, org_id: uuid.UUID) -> BudgetLine:
+    line = await session.get(BudgetLine, line_id)
+    if line is None or line.org_id != org_id:
+        raise NotFound("预算指标不存在", code="budget_line_not_found")
+    return line
+
+
+async def reserve(session: AsyncSession, line_id: uuid.UUID, amount: Decimal, order_id: uuid.UUID) -> None:
+    cents = _cents(amount)
+    result = await session.execute(
+        update(_T)
+        .where(_T.c.id == line_id, _T.c.amount - _T.c.reserved - _T.c.consumed >= cents)
+        .values(reserved=_T.c.reserved + cents)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        line = await session.get(BudgetLine, line_id)
+        available = line.available if line else Decimal(0)
+        raise RuleViolation(
+            f"预算指标可用余额不足：可用 {available:,.2f} 元，本单需 {amount:,.2f} 元",
+            code="budget_insufficient",
+        )
+    _move(session, line_id, order_id, "reserve", amount)
+
+
+async def release(session: AsyncSession, line_id: uuid.UUID, amount: Decimal, order_id: uuid.UUID) -> None:
+    cents = _cents(amount)
+    result = await session.execute(
+        update(_T).where(_T.c.id == line_id, _T.c.reserved >= cents).values(reserved=_T.c.reserved - cents)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("预算占用记录异常，无法释放", code="budget_release_failed")
+    _move(session, line_id, order_id, "release", amount)
+
+
+async def consume(
+    session: AsyncSession, line_id: uuid.UUID, reserved: Decimal, paid: Decimal, order_id: uuid.UUID
+) -> None:
+    """Turn a reservation into spending. `paid` may be below `reserved` (a lower confirmed price)."""
+    if paid > reserved:
+        raise RuleViolation("支付金额超过预算占用金额", code="payment_exceeds_reservation")
+    r, p = _cents(reserved), _cents(paid)
+    result = await session.execute(
+        update(_T)
+        .where(_T.c.id == line_id, _T.c.reserved >= r)
+        .values(reserved=_T.c.reserved - r, consumed=_T.c.consumed + p)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("预算占用记录异常，无法支付", code="budget_consume_failed")
+    if reserved != paid:
+        _move(session, line_id, order_id, "release", reserved - paid)
+    _move(session, line_id, order_id, "consume", paid)
+
+
+async def shrink(session: AsyncSession, line_id: uuid.UUID, by: Decimal, order_id: uuid.UUID) -> None:
+    """Release part of a reservation (the supplier confirmed at a lower price)."""
+    if by > 0:
+        await release(session, line_id, by, order_id)
+
+
+def _move(session: AsyncSession, line_id: uuid.UUID, order_id: uuid.UUID, kind: str, amount: Decimal) -> None:
+    session.add(BudgetMovement(budget_line_id=line_id, order_id=order_id, kind=kind, amount=amount, at=clock.now()))
+
+
+def _cents(amount: Decimal) -> Any:
+    # Bound as a plain integer: the columns hold 分, and the Money type must not convert twice.
+    return literal(to_cents(amount), BigInteger())

@@ -1,0 +1,179 @@
+"""The `mall` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import logging
+import sys
+from typing import Any
+
+from mall.settings import Settings, load_settings
+
+
+def _db(settings: Settings) -> Any:
+    from mall.db import Database
+
+    return Database(settings.resolved_database_url, pool_size=2)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from mall.migrate import upgrade
+
+    upgrade(settings)
+    print("数据库已迁移到最新版本")
+    return 0
+
+
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    from mall.seed import is_seeded, seed_demo
+
+    async def go() -> int:
+        db = _db(settings)
+        try:
+            if await is_seeded(db) and not args.force:
+                print("数据库中已有数据，跳过演示数据（--force 可强制追加）")
+                return 0
+            made = await seed_demo(db, settings, seed=args.seed, history=args.history)
+            print("演示数据已生成：" + json.dumps(made, ensure_ascii=False))
+            return 0
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "mall.app:app_from_env",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.web_workers,
+        log_level="info",
+        access_log=False,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.worker import run_worker
+
+    run_worker(settings, burst=args.burst)
+    return 0
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from mall.launcher import Launcher
+
+    return Launcher(settings, seed=not args.no_seed).run()
+
+
+def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from mall.disclosure import verify_chain
+
+    async def go() -> int:
+        db = _db(settings)
+        try:
+            result = await verify_chain(db)
+        finally:
+            await db.dispose()
+        if result.ok:
+            print(f"账本校验通过：共 {result.checked} 条记录，哈希链完整")
+            return 0
+        print(f"账本校验失败：第 {result.seq} 条记录 — {result.problem}（此前 {result.checked} 条正常）", file=sys.stderr)
+        return 1
+
+    return asyncio.run(go())
+
+
+EXPORT_HEADERS = ["序号", "记录编号", "类型", "更正/取消的记录", "采购方式", "订单编号", "区划", "成交日期", "公开时间",
+                  "采购人", "采购人统一社会信用代码", "供应商", "供应商统一社会信用代码", "供应商地址", "成交总额（元）",
+                  "行号", "品目编码", "标的名称", "品牌", "规格型号", "数量", "单位", "单价（元）", "金额（元）", "哈希"]
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    """Stream the ledger in constant memory: CSV (one row per line item) or JSON Lines (one record per line)."""
+    from mall.disclosure import KIND_LABELS, MODE_LABELS, iter_bodies
+
+    out = open(args.output, "w", encoding="utf-8-sig" if args.format == "csv" else "utf-8", newline="") \
+        if args.output != "-" else sys.stdout
+
+    async def go() -> int:
+        db = _db(settings)
+        n = 0
+        try:
+            writer = csv.writer(out) if args.format == "csv" else None
+            if writer:
+                writer.writerow(EXPORT_HEADERS)
+            async for seq, body, _h, _p in iter_bodies(db):
+                n += 1
+                if writer is None:
+                    out.write(body + "\n")
+                    continue
+                r = json.loads(body)
+                sup = r.get("supplier") or {}
+                for i, line in enumerate(r["lines"] or [{}], start=1):
+                    writer.writerow([
+                        r["seq"], r["id"], KIND_LABELS.get(r["kind"], r["kind"]), r.get("amends") or "",
+                        MODE_LABELS.get(r["mode"], r["mode"]), r["order_no"], r["region_code"], r["deal_date"],
+                        r["published_at"], r["buyer"]["name"], r["buyer"]["credit_code"], sup.get("name", ""),
+                        sup.get("credit_code", ""), sup.get("address", ""), r.get("total_amount") or "", i,
+                        line.get("category_code", ""), line.get("item_name", ""), line.get("brand", ""),
+                        line.get("spec_model", ""), line.get("quantity", ""), line.get("unit", ""),
+                        line.get("unit_price") or "", line.get("amount") or "", r["hash"],
+                    ])
+        finally:
+            await db.dispose()
+            if out is not sys.stdout:
+                out.close()
+        print(f"已导出 {n} 条公开记录", file=sys.stderr)
+        return 0
+
+    return asyncio.run(go())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mall", description="阳光卖场 — 政府采购电子卖场")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="一键启动：内置 Redis、任务进程、Web 服务（首次启动生成演示数据）")
+    run.add_argument("--no-seed", action="store_true", help="首次启动不生成演示数据")
+    run.set_defaults(fn=cmd_run)
+    serve = sub.add_parser("serve", help="只启动 Web 服务")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.set_defaults(fn=cmd_serve)
+    worker = sub.add_parser("worker", help="启动任务进程（RQ worker + 调度 + 发件箱清扫）")
+    worker.add_argument("--burst", action="store_true", help="处理完队列后退出")
+    worker.set_defaults(fn=cmd_worker)
+    sub.add_parser("migrate", help="执行数据库迁移并载入品目目录").set_defaults(fn=cmd_migrate)
+    seed = sub.add_parser("seed", help="生成演示数据")
+    seed.add_argument("--seed", type=int, default=2026)
+    seed.add_argument("--history", type=int, default=24, help="历史成交笔数")
+    seed.add_argument("--force", action="store_true")
+    seed.set_defaults(fn=cmd_seed)
+    ledger = sub.add_parser("ledger", help="公开账本")
+    lsub = ledger.add_subparsers(dest="ledger_command", required=True)
+    lsub.add_parser("verify", help="重新计算哈希链并校验").set_defaults(fn=cmd_ledger_verify)
+    export = sub.add_parser("export", help="导出公开记录")
+    export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    export.add_argument("--output", "-o", default="-")
+    export.set_defaults(fn=cmd_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    sys.exit(args.fn(settings, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""One error path: services raise DomainError; one handler turns it into application/problem+json."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+
+log = logging.getLogger("mall.errors")
+
+PROBLEM = "application/problem+json"
+
+
+class DomainError(Exception):
+    """A refusal the user can act on. `code` is stable; `detail` is Chinese, for people."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+        self.extra = extra
+
+
+class InvalidInput(DomainError):
+    status = 400
+    code = "invalid_input"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class Unauthenticated(DomainError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class Conflict(DomainError):
+    """The request is well-formed but the current state does not allow it."""
+
+    status = 409
+    code = "conflict"
+
+
+class RuleViolation(DomainError):
+    """A procurement rule refuses the request (threshold, budget, price)."""
+
+    status = 422
+    code = "rule_violation"
+
+
+def problem(status: int, code: str, detail: str, instance: str = "", **extra: Any) -> Response[Any]:
+    titles = {
+        400: "请求有误",
+        401: "需要登录",
+        403: "无权访问",
+        404: "未找到",
+        405: "方法不允许",
+        409: "状态冲突",
+        422: "不符合规则",
+        429: "请求过于频繁",
+        500: "服务器内部错误",
+        503: "服务暂不可用",
+    }
+    body = {"type": "about:blank", "title": titles.get(status, "错误"), "status": status, "code": code,
+            "detail": detail, "instance": instance, **extra}
+    return Response(content=body, status_code=status, media_type=PROBLEM)
+
+
+def _wants_html(request: Request[Any, Any, Any]) -> bool:
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+
+
+def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    if _wants_html(request):
+        from mall.pages import error_page
+
+        return error_page(request, exc.status, exc.code, exc.detail)
+    return problem(exc.status, exc.code, exc.detail, request.url.path, **exc.extra)
+
+
+def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if isinstance(exc, ValidationException):
+        code, detail = "invalid_input", "请求参数不合法"
+        extra = exc.extra if isinstance(exc.extra, (dict, list)) else None
+        errors = _validation_errors(extra)
+        if errors:
+            detail = "请求参数不合法：" + "；".join(errors)
+    elif isinstance(exc, NotAuthorizedException):
+        code, detail = "unauthenticated", "请先登录"
+    elif isinstance(exc, PermissionDeniedException):
+        code, detail = "forbidden", "您没有权限执行此操作"
+    elif isinstance(exc, NotFoundException):
+        code, detail = "not_found", "请求的资源不存在"
+    elif status == 405:
+        code, detail = "method_not_allowed", "不支持该请求方法"
+    elif status == 403 and "CSRF" in str(exc.detail):
+        code, detail = "csrf_failed", "表单已过期或来源无效，请刷新页面后重试"
+    elif status == 429:
+        code, detail = "rate_limited", "请求过于频繁，请稍后再试"
+    else:
+        code, detail = f"http_{status}", "请求无法处理"
+    if _wants_html(request):
+        from mall.pages import error_page
+
+        return error_page(request, status, code, detail)
+    return problem(status, code, detail, request.url.path)
+
+
+def _validation_errors(extra: Any) -> list[str]:
+    out: list[str] = []
+    if isinstance(extra, list):
+        for item in extra:
+            if isinstance(item, dict):
+                key = item.get("key") or ""
+                msg = str(item.get("message") or "")
+                out.append(f"{key} {msg}".strip())
+    return out[:5]
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    if _wants_html(request):
+        from mall.pages import error_page
+
+        return error_page(request, 500, "internal_error", "服务器出现内部错误，请稍后重试")
+    return Response(
+        content={"type": "about:blank", "title": "服务器内部错误", "status": 500, "code": "internal_error",
+                 "detail": "服务器出现内部错误，请稍后重试", "instance": request.url.path},
+        status_code=500,
+        media_type=PROBLEM,
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    DomainError: domain_error_handler,
+    HTTPException: http_error_handler,
+    Exception: internal_error_handler,
+}
+
+__all__ = ["MediaType"]

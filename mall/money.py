@@ -1,0 +1,68 @@
+"""The one money type: Decimal CNY at 分 precision. Never floats."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+CENT = Decimal("0.01")
+
+
+class MoneyError(ValueError):
+    pass
+
+
+def money(value: Decimal | str | int) -> Decimal:
+    """Parse an amount; refuses floats, NaN, infinities and more than two decimals."""
+    if isinstance(value, float):
+        raise MoneyError("float amounts are refused")
+    try:
+        d = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError) as exc:
+        raise MoneyError(f"not an amount: {value!r}") from exc
+    if not d.is_finite():
+        raise MoneyError(f"not an amount: {value!r}")
+    if d != d.quantize(CENT):
+        raise MoneyError(f"more than two decimals: {value!r}")
+    return d.quantize(CENT)
+
+
+def round_money(d: Decimal) -> Decimal:
+    return d.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def to_cents(d: Decimal) -> int:
+    return int((Decimal(d) * 100).to_integral_exact(rounding=ROUND_HALF_UP))
+
+
+def from_cents(cents: int) -> Decimal:
+    return (Decimal(cents) / 100).quantize(CENT)
+
+
+def money_str(d: Decimal) -> str:
+    """The wire form: plain decimal string with two decimals, e.g. '4599.00'."""
+    return f"{Decimal(d).quantize(CENT):f}"
+
+
+def quantity(value: Decimal | str | int) -> Decimal:
+    if isinstance(value, float):
+        raise MoneyError("float quantities are refused")
+    try:
+        d = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError) as exc:
+        raise MoneyError(f"not a quantity: {value!r}") from exc
+    if not d.is_finite() or d <= 0 or d != d.quantize(Decimal("0.001")):
+        raise MoneyError(f"not a quantity: {value!r}")
+    return normalize_quantity(d)
+
+
+def normalize_quantity(d: Decimal) -> Decimal:
+    return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
+
+
+def quantity_str(d: Decimal) -> str:
+    return f"{normalize_quantity(d):f}"
+
+
+def yuan_display(d: Decimal) -> str:
+    """For pages: ¥12,345.60"""
+    return f"¥{Decimal(d).quantize(CENT):,.2f}"

@@ -1,0 +1,624 @@
+"""The online supermarket (网上超市): cart, checkout, and the order's life from placed to paid.
+
+An order only moves through the named transitions below; each checks who is acting and the
+state it starts from, in a write transaction that also keeps the budget and the outbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, delete, func, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog.models import Listing, ListingStatus
+from mall import budgets, clock, disclosure
+from mall.auth import Principal
+from mall.db import Database, Tx
+from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.models import (
+    BudgetLine,
+    CartItem,
+    Checkout,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    Organization,
+)
+from mall.money import MoneyError, money, quantity, round_money
+from mall.settings import Settings
+
+S = OrderStatus
+
+
+# ---------------------------------------------------------------- cart
+
+
+@dataclass(frozen=True)
+class CartLine:
+    item: CartItem
+    listing: Listing
+
+    @property
+    def amount(self) -> Decimal:
+        return round_money(self.listing.price * self.item.quantity)
+
+
+async def cart_of(session: AsyncSession, user_id: uuid.UUID) -> list[CartLine]:
+    rows = await session.execute(
+        select(CartItem, Listing)
+        .join(Listing, Listing.id == CartItem.listing_id)
+        .where(CartItem.user_id == user_id)
+        .order_by(Listing.supplier_org_id, CartItem.added_at)
+    )
+    return [CartLine(item, listing) for item, listing in rows.all()]
+
+
+async def add_to_cart(db: Database, who: Principal, listing_id: uuid.UUID, qty: str) -> None:
+    try:
+        q = quantity(qty)
+    except MoneyError:
+        raise InvalidInput("数量应为大于0的数字", code="invalid_quantity") from None
+    async with db.write() as tx:
+        listing = await tx.session.get(Listing, listing_id)
+        if listing is None or listing.status != ListingStatus.LIVE:
+            raise NotFound("商品不存在或已下架", code="listing_not_found")
+        item = (
+            await tx.session.execute(
+                select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
+            )
+        ).scalar_one_or_none()
+        total = q + (item.quantity if item else 0)
+        if total > listing.stock:
+            raise RuleViolation(f"库存不足：当前库存 {listing.stock} {listing.unit}", code="out_of_stock")
+        if item:
+            item.quantity = total
+        else:
+            tx.session.add(CartItem(user_id=who.user_id, listing_id=listing_id, quantity=q, added_at=clock.now()))
+
+
+async def set_cart_quantity(db: Database, who: Principal, listing_id: uuid.UUID, qty: str) -> None:
+    async with db.write() as tx:
+        item = (
+            await tx.session.execute(
+                select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
+            )
+        ).scalar_one_or_none()
+        if item is None:
+            raise NotFound("购物车中没有该商品", code="cart_item_not_found")
+        if str(qty).strip() in ("0", ""):
+            await tx.session.delete(item)
+            return
+        try:
+            item.quantity = quantity(qty)
+        except MoneyError:
+            raise InvalidInput("数量应为大于0的数字", code="invalid_quantity") from None
+
+
+# ---------------------------------------------------------------- checkout
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    budget_line_id: uuid.UUID
+    idempotency_key: str
+    items: tuple[tuple[uuid.UUID, str], ...] = ()  # empty: the cart
+    delivery_address: str = ""
+    note: str = ""
+
+
+def _digest(req: CheckoutRequest, items: list[tuple[uuid.UUID, Decimal]]) -> str:
+    body = {
+        "budget_line_id": str(req.budget_line_id),
+        "items": sorted([str(i), str(q)] for i, q in items),
+        "delivery_address": req.delivery_address,
+        "note": req.note,
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _new_number(prefix: str) -> str:
+    return f"{prefix}{clock.local_date(clock.now()):%Y%m%d}{secrets.randbelow(10**8):08d}"
+
+
+async def checkout(db: Database, settings: Settings, who: Principal, req: CheckoutRequest) -> tuple[list[Order], bool]:
+    """Place one order per supplier. Returns (orders, replayed). All or nothing."""
+    key = req.idempotency_key.strip()
+    if not 8 <= len(key) <= 100:
+        raise InvalidInput("幂等键（Idempotency-Key）应为8至100个字符", code="idempotency_key_invalid")
+    assert who.org_id is not None
+    try:
+        return await _checkout(db, settings, who, req, key), False
+    except IntegrityError:
+        # Another request with the same key committed first: answer with its orders.
+        pass
+    return await _replay(db, who, key, None), True
+
+
+async def _replay(db: Database, who: Principal, key: str, digest: str | None) -> list[Order]:
+    async with db.read() as s:
+        ck = (
+            await s.execute(select(Checkout).where(Checkout.user_id == who.user_id, Checkout.idempotency_key == key))
+        ).scalar_one()
+        if digest is not None and ck.request_digest != digest:
+            raise Conflict("该幂等键已用于另一笔不同的下单请求", code="idempotency_key_reused")
+        rows = await s.execute(select(Order).where(Order.checkout_id == ck.id).order_by(Order.order_no))
+        return list(rows.scalars().unique())
+
+
+class _Replay(Exception):
+    def __init__(self, digest: str) -> None:
+        self.digest = digest
+
+
+async def _checkout(db: Database, settings: Settings, who: Principal, req: CheckoutRequest, key: str) -> list[Order]:
+    assert who.org_id is not None
+    now = clock.now()
+    try:
+        async with db.write() as tx:
+            s = tx.session
+            if req.items:
+                try:
+                    wanted = [(lid, quantity(q)) for lid, q in req.items]
+                except MoneyError:
+                    raise InvalidInput("数量应为大于0的数字", code="invalid_quantity") from None
+            else:
+                wanted = [(c.item.listing_id, c.item.quantity) for c in await cart_of(s, who.user_id)]
+            digest = _digest(req, wanted)
+            existing = await s.scalar(
+                select(Checkout.request_digest).where(Checkout.user_id == who.user_id, Checkout.idempotency_key == key)
+            )
+            if existing is not None:
+                raise _Replay(digest)
+            if not wanted:
+                raise InvalidInput("购物车是空的", code="cart_empty")
+            if len({lid for lid, _ in wanted}) != len(wanted):
+                raise InvalidInput("同一商品不能重复出现", code="duplicate_item")
+            line = await budgets.get_line(s, req.budget_line_id, who.org_id)
+            fiscal_year = clock.local_date(now).year
+            if line.fiscal_year != fiscal_year:
+                raise RuleViolation(f"只能使用{fiscal_year}年度的预算指标", code="budget_wrong_year")
+
+            listings = {
+                x.id: x
+                for x in (await s.execute(select(Listing).where(Listing.id.in_([lid for lid, _ in wanted])))).scalars()
+            }
+            by_supplier: dict[uuid.UUID, list[tuple[Listing, Decimal]]] = defaultdict(list)
+            for lid, q in wanted:
+                listing = listings.get(lid)
+                if listing is None or listing.status != ListingStatus.LIVE:
+                    raise RuleViolation("购物车中有商品已下架，请移除后再下单", code="listing_not_live")
+                by_supplier[listing.supplier_org_id].append((listing, q))
+            suppliers = {
+                o.id: o
+                for o in (await s.execute(select(Organization).where(Organization.id.in_(by_supplier)))).scalars()
+            }
+            for sid in by_supplier:
+                if suppliers[sid].status != "active":
+                    raise RuleViolation(f"供应商 {suppliers[sid].name} 已被冻结，不能下单", code="supplier_frozen")
+
+            ck = Checkout(user_id=who.user_id, idempotency_key=key, request_digest=digest, created_at=now)
+            s.add(ck)
+            await s.flush()  # the unique (user, key) index stops a concurrent twin here
+
+            orders: list[Order] = []
+            for sid, items in by_supplier.items():
+                total = sum((round_money(lst.price * q) for lst, q in items), Decimal(0))
+                if total >= settings.decentralized_threshold:
+                    raise RuleViolation(
+                        f"单笔订单金额 {total:,.2f} 元达到或超过分散采购限额标准"
+                        f" {settings.decentralized_threshold:,.0f} 元，不能在网上超市采购，请依法采用其他采购方式",
+                        code="order_above_threshold",
+                    )
+                order = Order(
+                    id=uuid.uuid4(),
+                    order_no=_new_number("WS"),
+                    mode="supermarket",
+                    status=S.PLACED,
+                    buyer_org_id=who.org_id,
+                    buyer_user_id=who.user_id,
+                    supplier_org_id=sid,
+                    budget_line_id=line.id,
+                    checkout_id=ck.id,
+                    region_code=settings.region_code,
+                    total_amount=total,
+                    reserved_amount=total,
+                    delivery_address=req.delivery_address.strip()[:300],
+                    note=req.note.strip()[:500],
+                    placed_at=now,
+                    confirm_due_at=now + timedelta(days=settings.auto_cancel_days),
+                )
+                for n, (lst, q) in enumerate(items, start=1):
+                    await _take_stock(s, lst, q)
+                    order.lines.append(
+                        OrderLine(
+                            line_no=n,
+                            listing_id=lst.id,
+                            item_name=lst.name,
+                            brand=lst.brand,
+                            spec_model=lst.spec_model,
+                            category_code=lst.category_code,
+                            category_version=lst.category_version,
+                            unit=lst.unit,
+                            quantity=q,
+                            listed_unit_price=lst.price,
+                            unit_price=lst.price,
+                            amount=round_money(lst.price * q),
+                        )
+                    )
+                s.add(order)
+                await s.flush()
+                await budgets.reserve(s, line.id, total, order.id)
+                _event(s, order, who, "placed", f"下单，金额 {total:,.2f} 元，占用预算 {line.project_code}")
+                orders.append(order)
+            bought = [lid for lid, _ in wanted]
+            await s.execute(delete(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id.in_(bought)))
+    except _Replay as replay:
+        return await _replay(db, who, key, replay.digest)
+    return orders
+
+
+async def _take_stock(s: AsyncSession, listing: Listing, q: Decimal) -> None:
+    t = Listing.__table__
+    milli = literal(int(q * 1000), BigInteger())
+    result = await s.execute(
+        update(t).where(t.c.id == listing.id, t.c.stock >= milli).values(stock=t.c.stock - milli)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise RuleViolation(f"商品「{listing.name}」库存不足", code="out_of_stock")
+
+
+async def _return_stock(s: AsyncSession, order: Order) -> None:
+    t = Listing.__table__
+    for line in order.lines:
+        if line.listing_id:
+            milli = literal(int(line.quantity * 1000), BigInteger())
+            await s.execute(update(t).where(t.c.id == line.listing_id).values(stock=t.c.stock + milli))
+
+
+# ---------------------------------------------------------------- reading
+
+
+def can_see(who: Principal, order: Order) -> bool:
+    if who.role in ("center", "regulator", "admin"):
+        return True
+    return who.org_id in (order.buyer_org_id, order.supplier_org_id)
+
+
+async def get_order(session: AsyncSession, who: Principal, order_id: uuid.UUID) -> Order:
+    order = await session.get(Order, order_id)
+    # Someone else's order is "not found", not "forbidden": its existence is not disclosed.
+    if order is None or not can_see(who, order):
+        raise NotFound("订单不存在", code="order_not_found")
+    return order
+
+
+async def list_orders(
+    session: AsyncSession, who: Principal, status: str | None, page: int, per_page: int
+) -> tuple[int, list[Order]]:
+    stmt = select(Order)
+    if who.role == "buyer":
+        stmt = stmt.where(Order.buyer_org_id == who.org_id)
+    elif who.role == "supplier":
+        stmt = stmt.where(Order.supplier_org_id == who.org_id)
+    if status:
+        stmt = stmt.where(Order.status == status)
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = await session.execute(stmt.order_by(Order.placed_at.desc(), Order.id).offset((page - 1) * per_page).limit(per_page))
+    return total, list(rows.scalars().unique())
+
+
+async def events_of(session: AsyncSession, order_id: uuid.UUID) -> list[OrderEvent]:
+    rows = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.at))
+    return list(rows.scalars())
+
+
+# ---------------------------------------------------------------- transitions
+
+
+def _event(s: AsyncSession, order: Order, who: Principal | None, action: str, detail: str = "") -> None:
+    label = f"{who.org_name}·{who.display_name}" if who else "系统"
+    s.add(
+        OrderEvent(
+            order_id=order.id,
+            at=clock.now(),
+            actor_user_id=who.user_id if who else None,
+            actor_label=label,
+            action=action,
+            detail=detail,
+        )
+    )
+
+
+async def _load_for_change(tx: Tx, who: Principal, order_id: uuid.UUID, side: str) -> Order:
+    order = (await tx.session.execute(select(Order).where(Order.id == order_id).with_for_update(of=Order))).scalars().first()
+    if order is None or not can_see(who, order):
+        raise NotFound("订单不存在", code="order_not_found")
+    party = {"buyer": order.buyer_org_id, "supplier": order.supplier_org_id}.get(side)
+    if side in ("buyer", "supplier") and (who.role != side or who.org_id != party):
+        raise Forbidden("只有本订单的{}可以执行此操作".format("采购人" if side == "buyer" else "供应商"), code="not_your_order")
+    if side == "regulator" and who.role != "regulator":
+        raise Forbidden("只有财政监管部门可以执行此操作", code="regulator_only")
+    order.version += 1
+    return order
+
+
+def _expect(order: Order, *states: str) -> None:
+    if order.status not in states:
+        from mall.models import ORDER_STATUS_LABELS
+
+        raise Conflict(
+            f"订单当前状态为「{ORDER_STATUS_LABELS[OrderStatus(order.status)]}」，不能执行此操作",
+            code="invalid_state",
+            status=order.status,
+        )
+
+
+async def confirm(
+    db: Database, who: Principal, order_id: uuid.UUID, prices: dict[uuid.UUID, str] | None = None
+) -> Order:
+    """The supplier accepts the order, optionally at lower unit prices (never higher). The deal is made:
+    the e-contract is numbered and the transaction record is staged for publication."""
+    async with db.write() as tx:
+        order = await _load_for_change(tx, who, order_id, "supplier")
+        _expect(order, S.PLACED)
+        now = clock.now()
+        if order.confirm_due_at <= now:
+            raise Conflict("订单已超过确认期限，将被自动取消", code="confirm_deadline_passed")
+        prices = prices or {}
+        unknown = set(prices) - {line.id for line in order.lines}
+        if unknown:
+            raise InvalidInput("价格调整中含有不属于本订单的明细", code="unknown_line")
+        changed = []
+        for line in order.lines:
+            if line.id not in prices or str(prices[line.id]).strip() == "":
+                continue
+            try:
+                p = money(prices[line.id])
+            except MoneyError:
+                raise InvalidInput("单价格式不正确，应为最多两位小数的金额", code="invalid_price") from None
+            if p <= 0:
+                raise InvalidInput("单价必须大于0", code="invalid_price")
+            if p > line.unit_price:
+                raise RuleViolation(
+                    f"确认时只能降价：「{line.item_name}」原单价 {line.unit_price:,.2f} 元，不能改为 {p:,.2f} 元",
+                    code="price_increase_refused",
+                )
+            if p != line.unit_price:
+                changed.append(f"{line.item_name} {line.unit_price:,.2f}→{p:,.2f}")
+                line.unit_price = p
+                line.amount = round_money(p * line.quantity)
+        new_total = sum((line.amount for line in order.lines), Decimal(0))
+        if new_total < order.reserved_amount:
+            await budgets.shrink(tx.session, order.budget_line_id, order.reserved_amount - new_total, order.id)
+            order.reserved_amount = new_total
+        order.total_amount = new_total
+        order.status = S.CONFIRMED
+        order.confirmed_at = now
+        order.contract_no = _new_number("HT")
+        await tx.session.flush()
+        t = Listing.__table__
+        for line in order.lines:
+            if line.listing_id:
+                await tx.session.execute(
+                    update(t).where(t.c.id == line.listing_id).values(sales_count=t.c.sales_count + 1)
+                )
+        order.disclosure_id = disclosure.stage(tx, disclosure.deal_payload(order))
+        detail = f"确认订单，成交金额 {new_total:,.2f} 元，生成电子合同 {order.contract_no}"
+        if changed:
+            detail += "；议价：" + "，".join(changed)
+        _event(tx.session, order, who, "confirmed", detail)
+    return order
+
+
+async def decline(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -> Order:
+    reason = _reason(reason)
+    async with db.write() as tx:
+        order = await _load_for_change(tx, who, order_id, "supplier")
+        _expect(order, S.PLACED)
+        await _cancel(tx, order, who, f"供应商拒绝接单：{reason}", publish=False)
+    return order
+
+
+async def cancel(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -> Order:
+    """The buyer withdraws an order the supplier has not confirmed yet."""
+    reason = _reason(reason)
+    async with db.write() as tx:
+        order = await _load_for_change(tx, who, order_id, "buyer")
+        if order.status != S.PLACED:
+            if order.status == S.CONFIRMED:
+                raise Conflict("供应商已确认订单，取消需经对方同意，请提出取消申请", code="consent_required")
+            _expect(order, S.PLACED)
+        await _cancel(tx, order, who, f"采购人取消订单：{reason}", publish=False)
+    return order
+
+
+async def request_cancel(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -> Order:
+    reason = _reason(reason)
+    async with db.write() as tx:
+        order = await _load_for_change(tx, who, order_id, who.role if who.role in ("buyer", "supplier") else "buyer")
+        if order.status in (S.CONTRACTED, S.SHIPPED, S.RECEIVED, S.ACCEPTED, S.PAID):
+            raise Conflict("合同已备案，只能由财政监管部门作废", code="contract_filed")
+        _expect(order, S.CONFIRMED)
+        if order.cancel_requested_by:
+            raise Conflict("已有待处理的取消申请", code="cancel_request_pending")
+        order.cancel_requested_by = who.role
+        order.cancel_request_reason = reason
+        _event(tx.session, order, who, "cancel_requested", f"申请取消：{reason}")
+    return order
+
+
+async def answer_cancel(db: Database, who: Principal, order_id: uuid.UUID, agree: bool) -> Order:
+    async with db.write() as tx:
+        order = await _load_for_change(tx, who, order_id, who.role if who.role in ("buyer", "supplier") else "buyer")
+        _expect(order, S.CONFIRMED)
+        if not order.cancel_requested_by:
+            raise Conflict("没有待处理的取消申请", code="no_cancel_request")
+        if order.cancel_requested_by == who.role:
+            raise Forbidden("取消申请须由对方处理", code="other_party_must_answer")
+        if agree:
+            reason = f"双方协商取消：{order.cancel_request_reason}"
+            await _cancel(tx, order, who, reason, publish=True)
+        else:
+            _event(tx.session, order, who, "cancel_refused", "不同意取消")
+            order.cancel_requested_by = None
+            order.cancel_request_reason = ""
+    return order
+
+
+async def void(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -> Order:
+    """Only the regulator can void an order whose contract has been filed."""
+    reason = _reason(reason)
+    async with db.write() as tx:
+        order = await _load_for_change(tx, who, order_id, "regulator")
+        _expect(order, S.CONFIRMED, S.CONTRACTED, S.SHIPPED, S.RECEIVED, S.ACCEPTED)
+        await _cancel(tx, order, who, f"财政监管部门作废合同：{reason}", publish=True)
+    return order
+
+
+async def _cancel(tx: Tx, order: Order, who: Principal | None, reason: str, *, publish: bool) -> None:
+    was = order.status
+    order.status = S.CANCELLED
+    order.cancelled_at = clock.now()
+    order.cancel_reason = reason[:500]
+    if order.reserved_amount > 0:
+        await budgets.release(tx.session, order.budget_line_id, order.reserved_amount, order.id)
+        order.reserved_amount = Decimal(0)
+    await _return_stock(tx.session, order)
+    _event(tx.session, order, who, "cancelled", reason)
+    if publish and was != S.PLACED and order.disclosure_id:
+        # The deal was published (or is about to be): a cancellation record amends it, never a deletion.
+        disclosure.stage(tx, disclosure.deal_payload(order, kind="cancellation", amends=order.disclosure_id))
+
+
+async def file_contract(db: Database, who: Principal, order_id: uuid.UUID) -> Order:
+    async with db.write() as tx:
+        order = await _load_for_change(tx, who, order_id, "buyer")
+        _expect(order, S.CONFIRMED)
+        if order.cancel_requested_by:
+            raise Conflict("有待处理的取消申请，请先处理", code="cancel_request_pending")
+        order.status = S.CONTRACTED
+        order.contract_filed_at = clock.now()
+        _event(tx.session, order, who, "contract_filed", f"签订并备案电子合同 {order.contract_no}")
+    return order
+
+
+async def ship(db: Database, who: Principal, order_id: uuid.UUID, note: str) -> Order:
+    async with db.write() as tx:
+        order = await _load_for_change(tx, who, order_id, "supplier")
+        _expect(order, S.CONTRACTED)
+        order.status = S.SHIPPED
+        order.shipped_at = clock.now()
+        order.shipping_note = note.strip()[:300]
+        _event(tx.session, order, who, "shipped", f"发货：{order.shipping_note}" if order.shipping_note else "发货")
+    return order
+
+
+async def receive(db: Database, who: Principal, order_id: uuid.UUID) -> Order:
+    async with db.write() as tx:
+        order = await _load_for_change(tx, who, order_id, "buyer")
+        _expect(order, S.SHIPPED)
+        order.status = S.RECEIVED
+        order.received_at = clock.now()
+        _event(tx.session, order, who, "received", "确认收货")
+    return order
+
+
+async def accept(db: Database, who: Principal, order_id: uuid.UUID, score: int, comment: str) -> Order:
+    if not 1 <= score <= 5:
+        raise InvalidInput("评价分数应为1至5分", code="invalid_score")
+    async with db.write() as tx:
+        order = await _load_for_change(tx, who, order_id, "buyer")
+        _expect(order, S.RECEIVED)
+        order.status = S.ACCEPTED
+        order.accepted_at = clock.now()
+        order.evaluation_score = score
+        order.evaluation_comment = comment.strip()[:500]
+        _event(tx.session, order, who, "accepted", f"验收合格，评价 {score} 分" + (f"：{order.evaluation_comment}" if comment else ""))
+    return order
+
+
+async def pay(db: Database, settings: Settings, who: Principal, order_id: uuid.UUID, payment_ref: str) -> Order:
+    ref = payment_ref.strip()
+    if not 1 <= len(ref) <= 100:
+        raise InvalidInput("请填写支付凭证号", code="payment_ref_required")
+    async with db.write() as tx:
+        order = await _load_for_change(tx, who, order_id, "buyer")
+        _expect(order, S.ACCEPTED)
+        now = clock.now()
+        assert order.accepted_at is not None
+        await budgets.consume(tx.session, order.budget_line_id, order.reserved_amount, order.total_amount, order.id)
+        order.reserved_amount = Decimal(0)
+        order.status = S.PAID
+        order.paid_at = now
+        order.payment_ref = ref
+        order.payment_days = (now - order.accepted_at).days
+        order.payment_overdue = order.payment_days > settings.payment_due_days
+        detail = f"付款 {order.total_amount:,.2f} 元，凭证 {ref}，验收后第 {order.payment_days} 天"
+        if order.payment_overdue:
+            detail += f"（超过 {settings.payment_due_days} 天付款期限）"
+        _event(tx.session, order, who, "paid", detail)
+    return order
+
+
+async def cancel_overdue(db: Database, limit: int = 200) -> int:
+    """Cancel placed orders whose confirmation deadline passed, releasing their budget."""
+    cancelled = 0
+    async with db.read() as s:
+        ids = list(
+            (
+                await s.execute(
+                    select(Order.id)
+                    .where(Order.status == S.PLACED, Order.confirm_due_at <= clock.now())
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+    for order_id in ids:
+        async with db.write() as tx:
+            order = (await tx.session.execute(select(Order).where(Order.id == order_id).with_for_update(of=Order))).scalars().first()
+            if order is None or order.status != S.PLACED or order.confirm_due_at > clock.now():
+                continue
+            days = (order.confirm_due_at - order.placed_at).days
+            await _cancel(tx, order, None, f"供应商超过{days}天未确认，系统自动取消", publish=False)
+            cancelled += 1
+    return cancelled
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not 2 <= len(reason) <= 300:
+        raise InvalidInput("请填写原因（2至300个字符）", code="reason_required")
+    return reason
+
+
+def payment_state(order: Order, settings: Settings) -> str:
+    """'', 'due_soon' (warned at 25 days), 'overdue' (flagged at 30) for an accepted, unpaid order."""
+    if order.status != S.ACCEPTED or order.accepted_at is None:
+        return ""
+    days = (clock.now() - order.accepted_at).days
+    if days > settings.payment_due_days:
+        return "overdue"
+    if days >= settings.payment_warn_days:
+        return "due_soon"
+    return ""
+
+
+async def budget_line_of(session: AsyncSession, order: Order) -> BudgetLine:
+    line = await session.get(BudgetLine, order.budget_line_id)
+    assert line is not None
+    return line
+
+
+def order_summary(order: Order) -> dict[str, Any]:
+    return {"order_no": order.order_no, "status": order.status}

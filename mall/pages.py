@@ -1,0 +1,418 @@
+"""Server-rendered pages (Chinese). Forms post here with a CSRF token; refusals come back as a message."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode, urlparse
+
+from litestar import Litestar, Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect, Template
+from sqlalchemy import func, select
+
+from mall import auth, budgets, clock, disclosure, orders
+from mall.auth import PUBLIC, ROLE_LABELS, Principal, allow
+from mall.db import Database
+from mall.errors import DomainError, InvalidInput
+from mall.models import ORDER_STATUS_LABELS, DisclosureRecord, Order, OrderStatus
+from mall.money import quantity_str, yuan_display
+from mall.settings import Settings
+
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+ACTION_LABELS = {
+    "placed": "下单",
+    "confirmed": "确认订单",
+    "cancelled": "取消",
+    "cancel_requested": "申请取消",
+    "cancel_refused": "拒绝取消",
+    "contract_filed": "合同备案",
+    "shipped": "发货",
+    "received": "收货",
+    "accepted": "验收",
+    "paid": "付款",
+}
+
+
+def configure_templates(app: Litestar, settings: Settings) -> None:
+    from catalog.categories import name_of
+
+    env = app.template_engine.engine  # type: ignore[union-attr]
+    env.globals.update(
+        yuan=yuan_display,
+        qty=quantity_str,
+        local=clock.local_display,
+        status_label=lambda s: ORDER_STATUS_LABELS.get(OrderStatus(s), s),
+        mode_label=lambda m: disclosure.MODE_LABELS.get(m, m),
+        kind_label=lambda k: disclosure.KIND_LABELS.get(k, k),
+        action_label=lambda a: ACTION_LABELS.get(a, a),
+        category_name=name_of,
+        role_labels=ROLE_LABELS,
+        site_name="阳光卖场",
+        region_name=settings.region_name,
+    )
+    env.autoescape = True
+
+
+def _user(request: Request[Any, Any, Any]) -> Principal | None:
+    return request.scope.get("user")
+
+
+def flash(request: Request[Any, Any, Any], message: str, kind: str = "ok") -> None:
+    request.session.setdefault("flash", [])
+    request.session["flash"] = [*request.session["flash"], [kind, message]][-3:]
+
+
+def render(request: Request[Any, Any, Any], name: str, status: int = 200, **ctx: Any) -> Template:
+    messages = request.session.pop("flash", []) if request.session else []
+    return Template(
+        template_name=name,
+        context={"me": _user(request), "messages": messages, "request": request, "path": request.url.path, **ctx},
+        status_code=status,
+    )
+
+
+def error_page(request: Request[Any, Any, Any], status: int, code: str, detail: str) -> Response[Any]:
+    try:
+        return render(request, "error.html", status=status, code=code, detail=detail)  # type: ignore[return-value]
+    except Exception:
+        return Response(f"{status} {detail}", status_code=status, media_type="text/plain; charset=utf-8")
+
+
+def _back(request: Request[Any, Any, Any], fallback: str) -> str:
+    ref = request.headers.get("referer", "")
+    parsed = urlparse(ref)
+    if parsed.path.startswith("/") and (not parsed.netloc or parsed.netloc == request.url.netloc):
+        return parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    return fallback
+
+
+async def _act(
+    request: Request[Any, Any, Any], action: Callable[[], Awaitable[Any]], ok: str, back: str
+) -> Redirect:
+    """Run a form's action; a refusal goes back to the page as a message and changes nothing."""
+    try:
+        await action()
+        flash(request, ok)
+    except DomainError as exc:
+        flash(request, exc.detail, "error")
+        return Redirect(_back(request, back), status_code=303)
+    return Redirect(back, status_code=303)
+
+
+def _page_no(raw: str | None) -> int:
+    try:
+        return max(1, min(int(raw or 1), 100000))
+    except ValueError:
+        return 1
+
+
+def pages_of(total: int, per_page: int) -> int:
+    return max(1, (total + per_page - 1) // per_page)
+
+
+# ---------------------------------------------------------------- home, login
+
+
+@get("/", opt=PUBLIC, include_in_schema=False)
+async def home(request: Request[Any, Any, Any], db: Database) -> Template:
+    from catalog.models import Listing
+
+    async with db.read() as s:
+        recent = list(
+            (await s.execute(select(DisclosureRecord).order_by(DisclosureRecord.seq.desc()).limit(8))).scalars()
+        )
+        deals = await s.scalar(select(func.count()).where(DisclosureRecord.kind == "deal")) or 0
+        amount = await s.scalar(select(func.sum(DisclosureRecord.total_amount)).where(DisclosureRecord.kind == "deal"))
+        live = await s.scalar(select(func.count()).where(Listing.status == "live")) or 0
+    total = Decimal(amount or 0) / 100
+    return render(request, "home.html", recent=recent, deals=deals, amount=total, live=live)
+
+
+@get("/login", opt=PUBLIC, include_in_schema=False)
+async def login_page(request: Request[Any, Any, Any], next: str = "/") -> Template:  # noqa: A002
+    return render(request, "login.html", next=next if next.startswith("/") and not next.startswith("//") else "/")
+
+
+@post("/login", opt=PUBLIC, include_in_schema=False)
+async def login(request: Request[Any, Any, Any], db: Database, data: dict[str, str] = Form) -> Response[Any]:
+    username, password = data.get("username", "").strip(), data.get("password", "")
+    target = data.get("next", "/")
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/"
+    try:
+        who = await auth.authenticate(db, username, password, request.client.host if request.client else "")
+    except DomainError as exc:
+        return render(request, "login.html", status=401, error=exc.detail, next=target, username=username)  # type: ignore[return-value]
+    from mall.models import User
+
+    async with db.read() as s:
+        user = await s.get(User, who.user_id)
+        assert user is not None
+        epoch = user.session_epoch
+    request.clear_session()
+    request.set_session({"uid": str(who.user_id), "epoch": epoch})
+    flash(request, f"欢迎，{who.display_name}（{who.org_name}）")
+    if target == "/":
+        target = {"buyer": "/goods", "supplier": "/orders", "regulator": "/oversight", "center": "/oversight"}.get(who.role, "/")
+    return Redirect(target, status_code=303)
+
+
+@post("/logout", opt=allow("user"), include_in_schema=False)
+async def logout(request: Request[Any, Any, Any]) -> Redirect:
+    request.clear_session()
+    return Redirect("/", status_code=303)
+
+
+# ---------------------------------------------------------------- cart and checkout
+
+
+@get("/cart", opt=allow("buyer"), include_in_schema=False)
+async def cart_page(request: Request[Any, Any, Any], db: Database, settings: Settings) -> Template:
+    who = _user(request)
+    assert who and who.org_id
+    async with db.read() as s:
+        lines = await orders.cart_of(s, who.user_id)
+        lines_budget = [b for b in await budgets.lines_of(s, who.org_id) if b.fiscal_year == clock.local_date(clock.now()).year]
+    groups: dict[uuid.UUID, list[orders.CartLine]] = {}
+    for line in lines:
+        groups.setdefault(line.listing.supplier_org_id, []).append(line)
+    totals = {sid: sum((x.amount for x in g), Decimal(0)) for sid, g in groups.items()}
+    grand = sum(totals.values(), Decimal(0))
+    return render(
+        request, "cart.html", groups=groups, totals=totals, grand=grand, budget_lines=lines_budget,
+        checkout_key=secrets.token_urlsafe(16), threshold=settings.decentralized_threshold,
+    )
+
+
+@post("/cart/add", opt=allow("buyer"), include_in_schema=False)
+async def cart_add(request: Request[Any, Any, Any], db: Database, data: dict[str, str] = Form) -> Redirect:
+    who = _user(request)
+    assert who
+    try:
+        listing_id = uuid.UUID(data.get("listing_id", ""))
+    except ValueError:
+        raise InvalidInput("商品编号无效", code="invalid_listing") from None
+    return await _act(request, lambda: orders.add_to_cart(db, who, listing_id, data.get("quantity", "1")),
+                      "已加入购物车", _back(request, "/cart"))
+
+
+@post("/cart/update", opt=allow("buyer"), include_in_schema=False)
+async def cart_update(request: Request[Any, Any, Any], db: Database, data: dict[str, str] = Form) -> Redirect:
+    who = _user(request)
+    assert who
+    try:
+        listing_id = uuid.UUID(data.get("listing_id", ""))
+    except ValueError:
+        raise InvalidInput("商品编号无效", code="invalid_listing") from None
+    return await _act(request, lambda: orders.set_cart_quantity(db, who, listing_id, data.get("quantity", "0")),
+                      "购物车已更新", "/cart")
+
+
+@post("/checkout", opt=allow("buyer"), include_in_schema=False)
+async def checkout(request: Request[Any, Any, Any], db: Database, settings: Settings, data: dict[str, str] = Form) -> Redirect:
+    who = _user(request)
+    assert who
+    try:
+        line_id = uuid.UUID(data.get("budget_line_id", ""))
+    except ValueError:
+        flash(request, "请选择预算指标", "error")
+        return Redirect("/cart", status_code=303)
+    req = orders.CheckoutRequest(
+        budget_line_id=line_id,
+        idempotency_key=data.get("checkout_key", ""),
+        delivery_address=data.get("delivery_address", ""),
+        note=data.get("note", ""),
+    )
+    try:
+        placed, _ = await orders.checkout(db, settings, who, req)
+    except DomainError as exc:
+        flash(request, exc.detail, "error")
+        return Redirect("/cart", status_code=303)
+    flash(request, f"下单成功：共 {len(placed)} 张订单，等待供应商确认（{settings.auto_cancel_days} 天内未确认将自动取消）")
+    if len(placed) == 1:
+        return Redirect(f"/orders/{placed[0].id}", status_code=303)
+    return Redirect("/orders", status_code=303)
+
+
+# ---------------------------------------------------------------- orders
+
+
+@get("/orders", opt=allow("user"), include_in_schema=False)
+async def orders_page(request: Request[Any, Any, Any], db: Database, status: str = "", page: str = "1") -> Template:
+    who = _user(request)
+    assert who
+    st = status if status in {x.value for x in OrderStatus} else None
+    p = _page_no(page)
+    async with db.read() as s:
+        total, rows = await orders.list_orders(s, who, st, p, 20)
+    return render(request, "orders.html", rows=rows, total=total, page=p, pages=pages_of(total, 20), status=st or "",
+                  statuses=ORDER_STATUS_LABELS)
+
+
+@get("/orders/{order_id:uuid}", opt=allow("user"), include_in_schema=False)
+async def order_page(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database, settings: Settings) -> Template:
+    who = _user(request)
+    assert who
+    async with db.read() as s:
+        order = await orders.get_order(s, who, order_id)
+        events = await orders.events_of(s, order_id)
+        records = await disclosure.records_of_order(s, order.order_no)
+    return render(request, "order.html", order=order, events=events, records=records,
+                  party=_party(who, order), pay_state=orders.payment_state(order, settings), settings=settings)
+
+
+@get("/orders/{order_id:uuid}/contract", opt=allow("user"), include_in_schema=False)
+async def contract_page(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database) -> Template:
+    who = _user(request)
+    assert who
+    async with db.read() as s:
+        order = await orders.get_order(s, who, order_id)
+    if not order.contract_no:
+        raise InvalidInput("订单尚未确认，还没有电子合同", code="no_contract")
+    return render(request, "contract.html", order=order)
+
+
+def _party(who: Principal, order: Order) -> str:
+    if who.role == "buyer" and who.org_id == order.buyer_org_id:
+        return "buyer"
+    if who.role == "supplier" and who.org_id == order.supplier_org_id:
+        return "supplier"
+    return who.role
+
+
+@post("/orders/{order_id:uuid}/{action:str}", opt=allow("buyer", "supplier", "regulator"), include_in_schema=False)
+async def order_action(
+    request: Request[Any, Any, Any], order_id: uuid.UUID, action: str, db: Database, settings: Settings,
+    data: dict[str, str] = Form,
+) -> Redirect:
+    who = _user(request)
+    assert who
+    back = f"/orders/{order_id}"
+
+    def prices() -> dict[uuid.UUID, str]:
+        out = {}
+        for k, v in data.items():
+            if k.startswith("price_") and v.strip():
+                try:
+                    out[uuid.UUID(k[6:])] = v.strip()
+                except ValueError:
+                    raise InvalidInput("价格字段无效", code="invalid_price") from None
+        return out
+
+    def score() -> int:
+        try:
+            return int(data.get("score", "0"))
+        except ValueError:
+            return 0
+
+    reason = data.get("reason", "")
+    actions: dict[str, tuple[Callable[[], Awaitable[Any]], str]] = {
+        "confirm": (lambda: orders.confirm(db, who, order_id, prices()), "订单已确认，电子合同已生成，成交记录将自动公开"),
+        "decline": (lambda: orders.decline(db, who, order_id, reason), "已拒绝接单，预算已释放"),
+        "cancel": (lambda: orders.cancel(db, who, order_id, reason), "订单已取消，预算已释放"),
+        "cancel-request": (lambda: orders.request_cancel(db, who, order_id, reason), "取消申请已提交，等待对方处理"),
+        "cancel-agree": (lambda: orders.answer_cancel(db, who, order_id, True), "已同意取消，订单已取消"),
+        "cancel-refuse": (lambda: orders.answer_cancel(db, who, order_id, False), "已拒绝取消申请"),
+        "contract": (lambda: orders.file_contract(db, who, order_id), "电子合同已签订备案"),
+        "ship": (lambda: orders.ship(db, who, order_id, data.get("note", "")), "已发货"),
+        "receive": (lambda: orders.receive(db, who, order_id), "已确认收货"),
+        "accept": (lambda: orders.accept(db, who, order_id, score(), data.get("comment", "")), "验收完成"),
+        "pay": (lambda: orders.pay(db, settings, who, order_id, data.get("payment_ref", "")), "付款已登记"),
+        "void": (lambda: orders.void(db, who, order_id, reason), "合同已作废，将公开取消公告"),
+    }
+    if action not in actions:
+        raise InvalidInput("不支持的操作", code="unknown_action")
+    fn, ok = actions[action]
+    return await _act(request, fn, ok, back)
+
+
+# ---------------------------------------------------------------- budgets
+
+
+@get("/budgets", opt=allow("buyer"), include_in_schema=False)
+async def budgets_page(request: Request[Any, Any, Any], db: Database) -> Template:
+    who = _user(request)
+    assert who and who.org_id
+    async with db.read() as s:
+        rows = await budgets.lines_of(s, who.org_id)
+    return render(request, "budgets.html", rows=rows)
+
+
+# ---------------------------------------------------------------- disclosure (public)
+
+
+@get("/disclosures", opt=PUBLIC, include_in_schema=False)
+async def disclosures_page(request: Request[Any, Any, Any], db: Database) -> Template:
+    params = {k: v for k, v in request.query_params.items() if v}
+    page = _page_no(params.pop("page", "1"))
+    try:
+        q = disclosure.parse_feed_query(params)
+        error = ""
+    except DomainError as exc:
+        q, error = disclosure.FeedQuery(), exc.detail
+    async with db.read() as s:
+        total, rows = await disclosure.page_desc(s, q, page, 20)
+    import json
+
+    parsed = [(r, json.loads(r.body)) for r in rows]
+    qs = urlencode({k: v for k, v in params.items() if k not in ("page",)})
+    return render(request, "disclosures.html", rows=parsed, total=total, page=page, pages=pages_of(total, 20),
+                  params=params, error=error, qs=qs, modes=disclosure.MODE_LABELS)
+
+
+@get("/disclosures/{seq:int}", opt=PUBLIC, include_in_schema=False)
+async def disclosure_page(request: Request[Any, Any, Any], seq: int, db: Database) -> Template:
+    import json
+
+    async with db.read() as s:
+        row = await disclosure.get_record(s, seq)
+        amended_by = list(
+            (await s.execute(select(DisclosureRecord).where(DisclosureRecord.amends == row.id))).scalars()
+        )
+        amends = None
+        if row.amends:
+            amends = (await s.execute(select(DisclosureRecord).where(DisclosureRecord.id == row.amends))).scalar_one_or_none()
+    record = json.loads(row.body)
+    return render(request, "disclosure.html", row=row, record=record, amended_by=amended_by, amends=amends,
+                  pretty=json.dumps(record, ensure_ascii=False, indent=2))
+
+
+# ---------------------------------------------------------------- oversight
+
+
+@get("/oversight", opt=allow("regulator", "center", "admin"), include_in_schema=False)
+async def oversight_page(request: Request[Any, Any, Any], db: Database, settings: Settings) -> Template:
+    now = clock.now()
+    async with db.read() as s:
+        warn_before = now - timedelta(days=settings.payment_warn_days)
+        unpaid = list(
+            (
+                await s.execute(
+                    select(Order).where(Order.status == OrderStatus.ACCEPTED, Order.accepted_at <= warn_before)
+                    .order_by(Order.accepted_at).limit(100)
+                )
+            ).scalars().unique()
+        )
+        late_paid = list(
+            (await s.execute(select(Order).where(Order.payment_overdue.is_(True)).order_by(Order.paid_at.desc()).limit(50)))
+            .scalars().unique()
+        )
+        counts = dict(
+            (await s.execute(select(Order.status, func.count()).group_by(Order.status))).all()  # type: ignore[arg-type]
+        )
+        pending = await s.scalar(select(func.count()).select_from(Order).where(Order.status == OrderStatus.PLACED)) or 0
+    rows = [(o, (now - o.accepted_at).days if o.accepted_at else 0) for o in unpaid]
+    return render(request, "oversight.html", unpaid=rows, late_paid=late_paid, counts=counts, pending=pending,
+                  settings=settings, statuses=ORDER_STATUS_LABELS)
+
+
+ROUTES = [
+    home, login_page, login, logout, cart_page, cart_add, cart_update, checkout, orders_page, order_page,
+    contract_page, order_action, budgets_page, disclosures_page, disclosure_page, oversight_page,
+]

@@ -1,0 +1,119 @@
+"""Settings: read from the environment (and an optional TOML file) inside the app factory, never at import."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+# Environment variable -> settings field. The short names (DATABASE_URL, REDIS_URL) are the
+# conventional ones; everything else is prefixed with MALL_.
+_ENV_NAMES = {
+    "DATABASE_URL": "database_url",
+    "REDIS_URL": "redis_url",
+    "MEILI_URL": "meili_url",
+    "MEILI_KEY": "meili_key",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty: SQLite file in data_dir
+    redis_url: str = ""  # empty: the embedded redis-server's unix socket in data_dir
+    meili_url: str = ""
+    meili_key: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    region_code: str = "410000"
+    region_name: str = "河南省"
+    decentralized_threshold: Decimal = Decimal("1000000")
+    open_tender_threshold: Decimal = Decimal("2000000")
+    auto_cancel_days: int = 15
+    payment_due_days: int = 30
+    payment_warn_days: int = 25
+    price_margin: Decimal = Decimal("0.05")
+    publication_base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""  # empty: generated once and kept in data_dir/secret_key
+    queue_name: str = "mall"
+    outbox_grace_seconds: int = 10
+    sweep_interval_seconds: float = 2.0
+    cancel_interval_seconds: float = 60.0
+    web_workers: int = 1
+    # Fault injection for the test suite only: the publisher sleeps this long inside its
+    # transaction, after writing the record and before committing it.
+    publish_pause_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def resolved_database_url(self) -> str:
+        url = self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'mall.db').resolve()}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+asyncpg://" + url[len("postgresql://") :]
+        if url.startswith("sqlite:///"):
+            url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+        return url
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        return (self.data_dir / "redis.sock").resolve()
+
+    @property
+    def resolved_redis_url(self) -> str:
+        return self.redis_url or f"unix://{self.embedded_redis_socket}"
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    def resolved_secret(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+def _coerce(kind: Any, raw: Any) -> Any:
+    if kind in (Path, "Path"):
+        return Path(raw)
+    if kind in (int, "int"):
+        return int(raw)
+    if kind in (float, "float"):
+        return float(raw)
+    if kind in (Decimal, "Decimal"):
+        return Decimal(str(raw))
+    return str(raw) if not isinstance(raw, dict) else raw
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from defaults < settings file (MALL_SETTINGS_FILE) < environment < overrides."""
+    env = dict(os.environ if env is None else env)
+    values: dict[str, Any] = {}
+    known = {f.name: f.type for f in fields(Settings)}
+    settings_file = env.get("MALL_SETTINGS_FILE")
+    if settings_file:
+        with open(settings_file, "rb") as fh:
+            for key, raw in tomllib.load(fh).items():
+                if key in known:
+                    values[key] = _coerce(known[key], raw)
+    for name, kind in known.items():
+        env_name = next((k for k, v in _ENV_NAMES.items() if v == name), f"MALL_{name.upper()}")
+        if env.get(env_name):
+            values[name] = _coerce(kind, env[env_name])
+    for key, raw in overrides.items():
+        values[key] = _coerce(known[key], raw) if key in known else raw
+    return replace(Settings(), **values)

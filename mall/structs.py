@@ -1,0 +1,215 @@
+"""Request and response shapes of the JSON API (msgspec Structs). Money travels as decimal strings."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+
+from catalog.models import Listing
+from mall.models import BudgetLine, Order, OrderEvent
+from mall.money import money_str, quantity_str
+
+
+class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
+    username: str
+    password: str
+    name: str = ""
+
+
+class TokenOut(msgspec.Struct):
+    token: str
+    token_type: str
+    expires_at: str
+    role: str
+
+
+class Me(msgspec.Struct):
+    username: str
+    display_name: str
+    role: str
+    org_name: str
+    org_credit_code: str
+
+
+class BudgetLineOut(msgspec.Struct):
+    id: uuid.UUID
+    fiscal_year: int
+    project_code: str
+    project_name: str
+    amount: str
+    reserved: str
+    consumed: str
+    available: str
+
+    @classmethod
+    def of(cls, b: BudgetLine) -> BudgetLineOut:
+        return cls(b.id, b.fiscal_year, b.project_code, b.project_name, money_str(b.amount),
+                   money_str(b.reserved), money_str(b.consumed), money_str(b.available))
+
+
+class ListingCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    brand: str
+    spec_model: str
+    category_code: str
+    unit: str
+    price: str
+    reference_price: str
+    stock: str
+    reference_source: str = ""
+    description: str = ""
+
+
+class ListingOut(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    brand: str
+    spec_model: str
+    category_code: str
+    category_version: str
+    unit: str
+    price: str
+    reference_price: str
+    stock: str
+    status: str
+    supplier_id: uuid.UUID
+    supplier_name: str
+    sales_count: int
+
+    @classmethod
+    def of(cls, x: Listing) -> ListingOut:
+        return cls(x.id, x.name, x.brand, x.spec_model, x.category_code, x.category_version, x.unit,
+                   money_str(x.price), money_str(x.reference_price), quantity_str(x.stock), x.status,
+                   x.supplier_org_id, x.supplier.name, x.sales_count)
+
+
+class ListingPage(msgspec.Struct):
+    total: int
+    page: int
+    per_page: int
+    items: list[ListingOut]
+
+
+class CartAdd(msgspec.Struct, forbid_unknown_fields=True):
+    listing_id: uuid.UUID
+    quantity: str = "1"
+
+
+class CartQuantity(msgspec.Struct, forbid_unknown_fields=True):
+    quantity: str
+
+
+class CartLineOut(msgspec.Struct):
+    listing_id: uuid.UUID
+    name: str
+    supplier_name: str
+    quantity: str
+    unit_price: str
+    amount: str
+
+
+class CheckoutItem(msgspec.Struct, forbid_unknown_fields=True):
+    listing_id: uuid.UUID
+    quantity: str
+
+
+class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True):
+    budget_line_id: uuid.UUID
+    items: list[CheckoutItem] = []
+    delivery_address: str = ""
+    note: str = ""
+
+
+class OrderLineOut(msgspec.Struct):
+    id: uuid.UUID
+    item_name: str
+    brand: str
+    spec_model: str
+    category_code: str
+    unit: str
+    quantity: str
+    listed_unit_price: str
+    unit_price: str
+    amount: str
+
+
+class OrderOut(msgspec.Struct):
+    id: uuid.UUID
+    order_no: str
+    mode: str
+    status: str
+    buyer_name: str
+    supplier_name: str
+    total_amount: str
+    placed_at: str
+    confirm_due_at: str
+    contract_no: str | None
+    lines: list[OrderLineOut]
+    disclosure_id: uuid.UUID | None
+    cancel_requested_by: str | None
+    payment_overdue: bool
+
+    @classmethod
+    def of(cls, o: Order) -> OrderOut:
+        from mall.clock import rfc3339
+
+        return cls(
+            o.id, o.order_no, o.mode, o.status, o.buyer.name, o.supplier.name, money_str(o.total_amount),
+            rfc3339(o.placed_at), rfc3339(o.confirm_due_at), o.contract_no,
+            [OrderLineOut(x.id, x.item_name, x.brand, x.spec_model, x.category_code, x.unit, quantity_str(x.quantity),
+                          money_str(x.listed_unit_price), money_str(x.unit_price), money_str(x.amount))
+             for x in o.lines],
+            o.disclosure_id, o.cancel_requested_by, o.payment_overdue,
+        )
+
+
+class OrderPage(msgspec.Struct):
+    total: int
+    page: int
+    per_page: int
+    items: list[OrderOut]
+
+
+class CheckoutOut(msgspec.Struct):
+    replayed: bool
+    orders: list[OrderOut]
+
+
+class ConfirmIn(msgspec.Struct, forbid_unknown_fields=True):
+    # line id -> new (lower) unit price
+    prices: dict[uuid.UUID, str] = {}
+
+
+class ReasonIn(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str
+
+
+class AnswerIn(msgspec.Struct, forbid_unknown_fields=True):
+    agree: bool
+
+
+class ShipIn(msgspec.Struct, forbid_unknown_fields=True):
+    note: str = ""
+
+
+class AcceptIn(msgspec.Struct, forbid_unknown_fields=True):
+    score: int
+    comment: str = ""
+
+
+class PayIn(msgspec.Struct, forbid_unknown_fields=True):
+    payment_ref: str
+
+
+class EventOut(msgspec.Struct):
+    at: str
+    actor: str
+    action: str
+    detail: str
+
+    @classmethod
+    def of(cls, e: OrderEvent) -> EventOut:
+        from mall.clock import rfc3339
+
+        return cls(rfc3339(e.at), e.actor_label, e.action, e.detail)

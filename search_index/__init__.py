@@ -1,0 +1,1 @@
+"""Catalogue search behind one interface (embedded engine by default, Meilisearch in production)."""

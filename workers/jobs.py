@@ -1,0 +1,29 @@
+"""RQ jobs. They take ids, not objects, and are idempotent: running one twice changes nothing more."""
+
+from __future__ import annotations
+
+from mall import disclosure, orders
+from mall.db import Database
+from mall.settings import Settings
+from workers import runtime
+
+
+def publish(outbox_id: str) -> int:
+    """Publish pending disclosure records (this one and any older ones), in outbox order."""
+
+    async def go(db: Database, s: Settings) -> int:
+        total = 0
+        while True:
+            n = await disclosure.publish_pending(db, pause=s.publish_pause_seconds)
+            total += n
+            if n == 0:
+                return total
+
+    return runtime.run(go)
+
+
+def cancel_overdue() -> int:
+    async def go(db: Database, s: Settings) -> int:
+        return await orders.cancel_overdue(db)
+
+    return runtime.run(go)

@@ -1,0 +1,42 @@
+"""The outbox sweeper: work whose job was lost (Redis down, worker killed) is enqueued again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from mall import clock
+from mall.db import Database
+from mall.models import Outbox
+from workers import queues
+
+
+async def pending_count(db: Database) -> int:
+    async with db.read() as s:
+        return await s.scalar(select(func.count()).where(Outbox.status == "pending")) or 0
+
+
+async def sweep(db: Database, grace_seconds: int) -> int:
+    """Re-enqueue the publisher when outbox rows have waited longer than the grace period.
+    Returns the number of overdue rows seen."""
+    cutoff = clock.now() - timedelta(seconds=grace_seconds)
+    async with db.read() as s:
+        overdue = list(
+            (
+                await s.execute(
+                    select(Outbox.id, Outbox.topic)
+                    .where(Outbox.status == "pending", Outbox.created_at <= cutoff)
+                    .order_by(Outbox.created_at)
+                    .limit(1)
+                )
+            ).all()
+        )
+        count = await s.scalar(
+            select(func.count()).where(Outbox.status == "pending", Outbox.created_at <= cutoff)
+        ) or 0
+    for outbox_id, topic in overdue:
+        if topic == "disclosure":
+            # One publisher run drains every pending record in order, so one job is enough.
+            queues.enqueue_publish(outbox_id)
+    return count

@@ -1,0 +1,59 @@
+"""Redis connections and the job queue. Enqueueing never fails a business transaction."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from mall.settings import Settings
+
+log = logging.getLogger("mall.queues")
+
+_settings: Settings | None = None
+_redis: Redis | None = None
+
+
+def configure(settings: Settings) -> None:
+    global _settings, _redis
+    _settings = settings
+    _redis = None
+
+
+def redis_conn(settings: Settings | None = None) -> Redis:
+    global _redis
+    settings = settings or _settings
+    if settings is None:
+        raise RuntimeError("queues not configured")
+    if settings is not _settings:
+        return Redis.from_url(settings.resolved_redis_url, socket_timeout=5, socket_connect_timeout=2)
+    if _redis is None:
+        _redis = Redis.from_url(settings.resolved_redis_url, socket_timeout=5, socket_connect_timeout=2)
+    return _redis
+
+
+def queue(settings: Settings | None = None) -> Queue:
+    settings = settings or _settings
+    assert settings is not None
+    return Queue(settings.queue_name, connection=redis_conn(settings), serializer=JSONSerializer)
+
+
+def enqueue(func: str, *args: Any, job_id: str | None = None, **kwargs: Any) -> bool:
+    """Enqueue by dotted name with JSON arguments. A Redis outage is logged, not raised: the outbox
+    sweeper will enqueue the work again once Redis is back."""
+    if _settings is None:
+        return False
+    try:
+        queue().enqueue(func, *args, job_id=job_id, result_ttl=60, failure_ttl=24 * 3600, **kwargs)
+        return True
+    except Exception as exc:  # any Redis/connection failure
+        log.warning("enqueue of %s failed (%s); the sweeper will retry", func, exc)
+        return False
+
+
+def enqueue_publish(outbox_id: uuid.UUID) -> bool:
+    return enqueue("workers.jobs.publish", str(outbox_id), job_id=f"publish-{outbox_id}")
