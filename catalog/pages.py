@@ -14,9 +14,12 @@ from catalog.models import LISTING_STATUS_LABELS
 from catalog.service import ListingDraft, ListingQuery
 from mall.auth import PUBLIC, allow
 from mall.db import Database
+from mall.deps import DB, Config
 from mall.errors import DomainError
 from mall.money import MoneyError, money
-from mall.pages import Form, _act, _page_no, _user, flash, pages_of, render
+from litestar.params import FromPath, FromQuery, URLEncodedBody
+
+from mall.pages import _act, _page_no, _user, flash, pages_of, render
 from mall.settings import Settings
 
 # The top-level goods classes shown as quick filters on the goods page.
@@ -32,7 +35,7 @@ QUICK_CATEGORIES = [
 
 
 @get("/goods", opt=PUBLIC, include_in_schema=False)
-async def goods_page(request: Request[Any, Any, Any], db: Database) -> Template:
+async def goods_page(request: Request[Any, Any, Any], db: DB) -> Template:
     p = dict(request.query_params)
     errors = []
 
@@ -67,7 +70,7 @@ async def goods_page(request: Request[Any, Any, Any], db: Database) -> Template:
 
 
 @get("/goods/{listing_id:uuid}", opt=PUBLIC, include_in_schema=False)
-async def goods_detail(request: Request[Any, Any, Any], listing_id: uuid.UUID, db: Database, settings: Settings) -> Template:
+async def goods_detail(request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB, settings: Config) -> Template:
     async with db.read() as s:
         listing = await service.get_listing(s, listing_id)
         _, same_category = await service.browse(s, ListingQuery(category=listing.category_code, per_page=6, sort="sales"))
@@ -77,7 +80,7 @@ async def goods_detail(request: Request[Any, Any, Any], listing_id: uuid.UUID, d
 
 
 @get("/supplier/listings", opt=allow("supplier"), include_in_schema=False)
-async def my_listings(request: Request[Any, Any, Any], db: Database, settings: Settings, page: str = "1") -> Template:
+async def my_listings(request: Request[Any, Any, Any], db: DB, settings: Config, page: FromQuery[str] = "1") -> Template:
     who = _user(request)
     assert who and who.org_id
     pg = _page_no(page)
@@ -88,7 +91,7 @@ async def my_listings(request: Request[Any, Any, Any], db: Database, settings: S
 
 
 @post("/supplier/listings", opt=allow("supplier"), include_in_schema=False)
-async def create_listing(request: Request[Any, Any, Any], db: Database, settings: Settings, data: dict[str, str] = Form) -> Redirect:
+async def create_listing(request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]) -> Redirect:
     who = _user(request)
     assert who
     fields = ("name", "brand", "spec_model", "category_code", "unit", "price", "reference_price", "stock",
@@ -105,7 +108,7 @@ async def create_listing(request: Request[Any, Any, Any], db: Database, settings
 
 
 @post("/supplier/listings/{listing_id:uuid}/status", opt=allow("supplier"), include_in_schema=False)
-async def listing_status(request: Request[Any, Any, Any], listing_id: uuid.UUID, db: Database, data: dict[str, str] = Form) -> Redirect:
+async def listing_status(request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB, data: URLEncodedBody[dict[str, str]]) -> Redirect:
     who = _user(request)
     assert who
     status = data.get("status", "")

@@ -8,13 +8,14 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from catalog import categories, service
 from catalog.service import ListingDraft, ListingQuery
 from mall.api import PageNo, me_of
 from mall.auth import PUBLIC, allow
 from mall.db import Database
+from mall.deps import DB, Config
 from mall.errors import InvalidInput
 from mall.money import MoneyError, money
 from mall.settings import Settings
@@ -31,7 +32,7 @@ class CategoryOut(msgspec.Struct):
 
 
 @get("/api/categories", opt=PUBLIC, tags=["商品"], summary="品目目录（按上级编码逐级展开）")
-async def list_categories(db: Database, parent: str | None = None) -> list[CategoryOut]:
+async def list_categories(db: DB, parent: FromQuery[str | None] = None) -> list[CategoryOut]:
     async with db.read() as s:
         rows = await categories.children(s, parent)
     return [CategoryOut(c.code, c.name, c.parent_code, c.level, c.type, c.version) for c in rows]
@@ -48,15 +49,15 @@ def _price(raw: str | None, name: str) -> Decimal | None:
 
 @get("/api/listings", opt=PUBLIC, tags=["商品"], summary="在售商品（简单筛选）")
 async def browse(
-    db: Database,
-    page: PageNo,
-    per_page: Annotated[int, Parameter(ge=1, le=100, default=24)],
-    q: Annotated[str, Parameter(max_length=100, default="")],
-    category: Annotated[str, Parameter(max_length=16, default="")],
-    brand: Annotated[str, Parameter(max_length=100, default="")],
-    price_min: str | None = None,
-    price_max: str | None = None,
-    sort: Annotated[str, Parameter(pattern="^(newest|price_asc|price_desc|sales)$", default="newest")] = "newest",
+    db: DB,
+    page: PageNo = 1,
+    per_page: Annotated[int, QueryParameter(ge=1, le=100)] = 24,
+    q: Annotated[str, QueryParameter(max_length=100)] = "",
+    category: Annotated[str, QueryParameter(max_length=16)] = "",
+    brand: Annotated[str, QueryParameter(max_length=100)] = "",
+    price_min: FromQuery[str | None] = None,
+    price_max: FromQuery[str | None] = None,
+    sort: Annotated[str, QueryParameter(pattern="^(newest|price_asc|price_desc|sales)$")] = "newest",
 ) -> ListingPage:
     query = ListingQuery(q=q.strip(), category=category.strip(), brand=brand.strip(),
                          price_min=_price(price_min, "price_min"), price_max=_price(price_max, "price_max"),
@@ -67,13 +68,13 @@ async def browse(
 
 
 @get("/api/listings/{listing_id:uuid}", opt=PUBLIC, tags=["商品"])
-async def listing_detail(listing_id: uuid.UUID, db: Database) -> ListingOut:
+async def listing_detail(listing_id: FromPath[uuid.UUID], db: DB) -> ListingOut:
     async with db.read() as s:
         return ListingOut.of(await service.get_listing(s, listing_id))
 
 
 @post("/api/listings", opt=allow("supplier"), status_code=201, tags=["商品"], summary="供应商上架商品")
-async def create_listing(request: Request[Any, Any, Any], data: ListingCreate, db: Database, settings: Settings) -> ListingOut:
+async def create_listing(request: Request[Any, Any, Any], data: JSONBody[ListingCreate], db: DB, settings: Config) -> ListingOut:
     draft = ListingDraft(**msgspec.structs.asdict(data))
     listing = await service.create_listing(db, me_of(request), draft, margin=settings.price_margin)
     async with db.read() as s:
@@ -81,8 +82,8 @@ async def create_listing(request: Request[Any, Any, Any], data: ListingCreate, d
 
 
 @get("/api/supplier/listings", opt=allow("supplier"), tags=["商品"], summary="本供应商的商品")
-async def my_listings(request: Request[Any, Any, Any], db: Database, page: PageNo,
-                      per_page: Annotated[int, Parameter(ge=1, le=100, default=50)]) -> ListingPage:
+async def my_listings(request: Request[Any, Any, Any], db: DB, page: PageNo = 1,
+                      per_page: Annotated[int, QueryParameter(ge=1, le=100)] = 50) -> ListingPage:
     who = me_of(request)
     assert who.org_id
     async with db.read() as s:
@@ -91,14 +92,14 @@ async def my_listings(request: Request[Any, Any, Any], db: Database, page: PageN
 
 
 @post("/api/listings/{listing_id:uuid}/delist", opt=allow("supplier"), status_code=200, tags=["商品"])
-async def delist(request: Request[Any, Any, Any], listing_id: uuid.UUID, db: Database) -> ListingOut:
+async def delist(request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB) -> ListingOut:
     await service.set_listing_status(db, me_of(request), listing_id, "delisted")
     async with db.read() as s:
         return ListingOut.of(await service.get_listing(s, listing_id, live_only=False))
 
 
 @post("/api/listings/{listing_id:uuid}/relist", opt=allow("supplier"), status_code=200, tags=["商品"])
-async def relist(request: Request[Any, Any, Any], listing_id: uuid.UUID, db: Database) -> ListingOut:
+async def relist(request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB) -> ListingOut:
     await service.set_listing_status(db, me_of(request), listing_id, "live")
     async with db.read() as s:
         return ListingOut.of(await service.get_listing(s, listing_id, live_only=False))

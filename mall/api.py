@@ -6,13 +6,14 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post, put
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from sqlalchemy import select, text
 
 from mall import auth, budgets, disclosure, orders
 from mall.auth import PUBLIC, Principal, allow
 from mall.clock import rfc3339
 from mall.db import Database
+from mall.deps import DB, Config
 from mall.errors import InvalidInput
 from mall.money import money_str, quantity_str
 from mall.settings import Settings
@@ -37,8 +38,8 @@ from mall.structs import (
     TokenRequest,
 )
 
-PageNo = Annotated[int, Parameter(ge=1, le=100000, default=1)]
-PerPage = Annotated[int, Parameter(ge=1, le=100, default=20)]
+PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
+PerPage = Annotated[int, QueryParameter(ge=1, le=100)]
 
 
 def me_of(request: Request[Any, Any, Any]) -> Principal:
@@ -48,7 +49,7 @@ def me_of(request: Request[Any, Any, Any]) -> Principal:
 
 
 @post("/api/auth/token", opt=PUBLIC, status_code=201, tags=["账户"], summary="用户名密码换取 API 令牌")
-async def create_token(request: Request[Any, Any, Any], data: TokenRequest, db: Database) -> TokenOut:
+async def create_token(request: Request[Any, Any, Any], data: JSONBody[TokenRequest], db: DB) -> TokenOut:
     ip = request.client.host if request.client else ""
     who = await auth.authenticate(db, data.username, data.password, ip)
     token, row = await auth.issue_token(db, who, data.name or "api")
@@ -62,7 +63,7 @@ async def me(request: Request[Any, Any, Any]) -> Me:
 
 
 @get("/api/budgets", opt=allow("buyer"), tags=["预算"], summary="本单位的预算指标")
-async def list_budgets(request: Request[Any, Any, Any], db: Database) -> list[BudgetLineOut]:
+async def list_budgets(request: Request[Any, Any, Any], db: DB) -> list[BudgetLineOut]:
     who = me_of(request)
     assert who.org_id
     async with db.read() as s:
@@ -70,7 +71,7 @@ async def list_budgets(request: Request[Any, Any, Any], db: Database) -> list[Bu
 
 
 @get("/api/cart", opt=allow("buyer"), tags=["网上超市"])
-async def get_cart(request: Request[Any, Any, Any], db: Database) -> list[CartLineOut]:
+async def get_cart(request: Request[Any, Any, Any], db: DB) -> list[CartLineOut]:
     who = me_of(request)
     async with db.read() as s:
         return [
@@ -81,27 +82,27 @@ async def get_cart(request: Request[Any, Any, Any], db: Database) -> list[CartLi
 
 
 @post("/api/cart/items", opt=allow("buyer"), status_code=204, tags=["网上超市"])
-async def cart_add(request: Request[Any, Any, Any], data: CartAdd, db: Database) -> None:
+async def cart_add(request: Request[Any, Any, Any], data: JSONBody[CartAdd], db: DB) -> None:
     await orders.add_to_cart(db, me_of(request), data.listing_id, data.quantity)
 
 
 @put("/api/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204, tags=["网上超市"])
-async def cart_set(request: Request[Any, Any, Any], listing_id: uuid.UUID, data: CartQuantity, db: Database) -> None:
+async def cart_set(request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], data: JSONBody[CartQuantity], db: DB) -> None:
     await orders.set_cart_quantity(db, me_of(request), listing_id, data.quantity)
 
 
 @delete("/api/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204, tags=["网上超市"])
-async def cart_remove(request: Request[Any, Any, Any], listing_id: uuid.UUID, db: Database) -> None:
+async def cart_remove(request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB) -> None:
     await orders.set_cart_quantity(db, me_of(request), listing_id, "0")
 
 
 @post("/api/checkout", opt=allow("buyer"), tags=["网上超市"], summary="下单：每个供应商一张订单；需 Idempotency-Key 请求头")
 async def checkout(
     request: Request[Any, Any, Any],
-    data: CheckoutIn,
-    db: Database,
-    settings: Settings,
-    idempotency_key: Annotated[str, Parameter(header="Idempotency-Key", min_length=1, max_length=200)],
+    data: JSONBody[CheckoutIn],
+    db: DB,
+    settings: Config,
+    idempotency_key: Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200)],
 ) -> Response[CheckoutOut]:
     req = orders.CheckoutRequest(
         budget_line_id=data.budget_line_id,
@@ -119,7 +120,7 @@ async def checkout(
 
 @get("/api/orders", opt=allow("user"), tags=["订单"], summary="订单列表（采购人、供应商只见本单位订单）")
 async def list_orders(
-    request: Request[Any, Any, Any], db: Database, page: PageNo, per_page: PerPage, status: str | None = None
+    request: Request[Any, Any, Any], db: DB, page: PageNo = 1, per_page: PerPage = 20, status: FromQuery[str | None] = None
 ) -> OrderPage:
     if status is not None and status not in {s.value for s in orders.OrderStatus}:
         raise InvalidInput("参数 status 不是有效的订单状态", code="invalid_parameter")
@@ -129,92 +130,92 @@ async def list_orders(
 
 
 @get("/api/orders/{order_id:uuid}", opt=allow("user"), tags=["订单"])
-async def get_order(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database) -> OrderOut:
+async def get_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB) -> OrderOut:
     async with db.read() as s:
         return OrderOut.of(await orders.get_order(s, me_of(request), order_id))
 
 
 @get("/api/orders/{order_id:uuid}/events", opt=allow("user"), tags=["订单"], summary="订单操作记录")
-async def order_events(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database) -> list[EventOut]:
+async def order_events(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB) -> list[EventOut]:
     async with db.read() as s:
         await orders.get_order(s, me_of(request), order_id)
         return [EventOut.of(e) for e in await orders.events_of(s, order_id)]
 
 
-async def _out(db: Database, who: Principal, order_id: uuid.UUID) -> OrderOut:
+async def _out(db: DB, who: Principal, order_id: FromPath[uuid.UUID]) -> OrderOut:
     async with db.read() as s:
         return OrderOut.of(await orders.get_order(s, who, order_id))
 
 
 @post("/api/orders/{order_id:uuid}/confirm", opt=allow("supplier"), status_code=200, tags=["订单"],
       summary="供应商确认订单（可降价，不可涨价）")
-async def confirm_order(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database, data: ConfirmIn | None = None) -> OrderOut:
+async def confirm_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB, data: JSONBody[ConfirmIn | None] = None) -> OrderOut:
     await orders.confirm(db, me_of(request), order_id, dict(data.prices) if data else None)
     return await _out(db, me_of(request), order_id)
 
 
 @post("/api/orders/{order_id:uuid}/decline", opt=allow("supplier"), status_code=200, tags=["订单"])
-async def decline_order(request: Request[Any, Any, Any], order_id: uuid.UUID, data: ReasonIn, db: Database) -> OrderOut:
+async def decline_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn], db: DB) -> OrderOut:
     await orders.decline(db, me_of(request), order_id, data.reason)
     return await _out(db, me_of(request), order_id)
 
 
 @post("/api/orders/{order_id:uuid}/cancel", opt=allow("buyer"), status_code=200, tags=["订单"], summary="采购人取消未确认的订单")
-async def cancel_order(request: Request[Any, Any, Any], order_id: uuid.UUID, data: ReasonIn, db: Database) -> OrderOut:
+async def cancel_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn], db: DB) -> OrderOut:
     await orders.cancel(db, me_of(request), order_id, data.reason)
     return await _out(db, me_of(request), order_id)
 
 
 @post("/api/orders/{order_id:uuid}/cancel-request", opt=allow("buyer", "supplier"), status_code=200, tags=["订单"])
-async def request_cancel(request: Request[Any, Any, Any], order_id: uuid.UUID, data: ReasonIn, db: Database) -> OrderOut:
+async def request_cancel(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn], db: DB) -> OrderOut:
     await orders.request_cancel(db, me_of(request), order_id, data.reason)
     return await _out(db, me_of(request), order_id)
 
 
 @post("/api/orders/{order_id:uuid}/cancel-answer", opt=allow("buyer", "supplier"), status_code=200, tags=["订单"])
-async def answer_cancel(request: Request[Any, Any, Any], order_id: uuid.UUID, data: AnswerIn, db: Database) -> OrderOut:
+async def answer_cancel(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[AnswerIn], db: DB) -> OrderOut:
     await orders.answer_cancel(db, me_of(request), order_id, data.agree)
     return await _out(db, me_of(request), order_id)
 
 
 @post("/api/orders/{order_id:uuid}/contract", opt=allow("buyer"), status_code=200, tags=["订单"], summary="采购人签订并备案电子合同")
-async def file_contract(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database) -> OrderOut:
+async def file_contract(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB) -> OrderOut:
     await orders.file_contract(db, me_of(request), order_id)
     return await _out(db, me_of(request), order_id)
 
 
 @post("/api/orders/{order_id:uuid}/ship", opt=allow("supplier"), status_code=200, tags=["订单"])
-async def ship_order(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database, data: ShipIn | None = None) -> OrderOut:
+async def ship_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB, data: JSONBody[ShipIn | None] = None) -> OrderOut:
     await orders.ship(db, me_of(request), order_id, data.note if data else "")
     return await _out(db, me_of(request), order_id)
 
 
 @post("/api/orders/{order_id:uuid}/receive", opt=allow("buyer"), status_code=200, tags=["订单"])
-async def receive_order(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database) -> OrderOut:
+async def receive_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB) -> OrderOut:
     await orders.receive(db, me_of(request), order_id)
     return await _out(db, me_of(request), order_id)
 
 
 @post("/api/orders/{order_id:uuid}/accept", opt=allow("buyer"), status_code=200, tags=["订单"], summary="验收并评价供应商")
-async def accept_order(request: Request[Any, Any, Any], order_id: uuid.UUID, data: AcceptIn, db: Database) -> OrderOut:
+async def accept_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[AcceptIn], db: DB) -> OrderOut:
     await orders.accept(db, me_of(request), order_id, data.score, data.comment)
     return await _out(db, me_of(request), order_id)
 
 
 @post("/api/orders/{order_id:uuid}/pay", opt=allow("buyer"), status_code=200, tags=["订单"], summary="登记付款")
-async def pay_order(request: Request[Any, Any, Any], order_id: uuid.UUID, data: PayIn, db: Database, settings: Settings) -> OrderOut:
+async def pay_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[PayIn], db: DB, settings: Config) -> OrderOut:
     await orders.pay(db, settings, me_of(request), order_id, data.payment_ref)
     return await _out(db, me_of(request), order_id)
 
 
 @post("/api/orders/{order_id:uuid}/void", opt=allow("regulator"), status_code=200, tags=["订单"], summary="监管部门作废已备案合同")
-async def void_order(request: Request[Any, Any, Any], order_id: uuid.UUID, data: ReasonIn, db: Database) -> OrderOut:
+async def void_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn], db: DB) -> OrderOut:
     await orders.void(db, me_of(request), order_id, data.reason)
     return await _out(db, me_of(request), order_id)
 
 
 @get("/api/disclosures", opt=PUBLIC, tags=["信息公开"], summary="成交记录公开数据（按 seq 增量拉取）")
-async def feed(request: Request[Any, Any, Any], db: Database) -> Response[bytes]:
+async def feed(request: Request[Any, Any, Any], db: DB) -> Response[bytes]:
     q = disclosure.parse_feed_query(dict(request.query_params))
     async with db.read() as s:
         bodies, next_after = await disclosure.feed_page(s, q)
@@ -223,14 +224,14 @@ async def feed(request: Request[Any, Any, Any], db: Database) -> Response[bytes]
 
 
 @get("/api/disclosures/{seq:int}", opt=PUBLIC, tags=["信息公开"])
-async def feed_record(seq: int, db: Database) -> Response[bytes]:
+async def feed_record(seq: FromPath[int], db: DB) -> Response[bytes]:
     async with db.read() as s:
         row = await disclosure.get_record(s, seq)
     return Response(row.body.encode("utf-8"), media_type="application/json")
 
 
 @get("/healthz", opt=PUBLIC, tags=["运维"], summary="数据库、Redis、任务进程与搜索的状态")
-async def healthz(db: Database, settings: Settings) -> Response[dict[str, Any]]:
+async def healthz(db: DB, settings: Config) -> Response[dict[str, Any]]:
     import asyncio
 
     from workers import outbox, queues

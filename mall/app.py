@@ -11,7 +11,7 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
-from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.di import Provide
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.openapi import OpenAPIConfig
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         dependencies={"db": Provide(provide_db), "settings": Provide(provide_settings)},
         guards=[access_guard],
-        middleware=[session_config.middleware, AuthMiddleware],
+        middleware=[session_config.middleware, AuthMiddleware()],
         csrf_config=csrf,
         template_config=template_engine,
         exception_handlers=EXCEPTION_HANDLERS,

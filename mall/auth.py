@@ -18,8 +18,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import AbstractMiddleware
-from litestar.types import Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy import select
 
 from mall import clock
@@ -167,12 +168,12 @@ async def principal_from_session(db: Database, session: dict[str, Any]) -> Princ
         return principal_of(user)
 
 
-class AuthMiddleware(AbstractMiddleware):
+class AuthMiddleware(ASGIMiddleware):
     """Puts the caller (or None) in scope["user"]: bearer tokens on /api, the session cookie elsewhere."""
 
-    scopes = {"http", "websocket"}  # type: ignore[assignment]  # noqa: RUF012
+    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         db: Database = scope["litestar_app"].state.db
         user: Principal | None = None
         path: str = scope["path"]
@@ -192,7 +193,7 @@ class AuthMiddleware(AbstractMiddleware):
             if isinstance(session, dict):
                 user = await principal_from_session(db, session)
         scope["user"] = user
-        await self.app(scope, receive, send)
+        await next_app(scope, receive, send)
 
 
 def allow(*roles: str) -> dict[str, Any]:

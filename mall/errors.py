@@ -67,7 +67,7 @@ class RuleViolation(DomainError):
     code = "rule_violation"
 
 
-def problem(status: int, code: str, detail: str, instance: str = "", **extra: Any) -> Response[Any]:
+def problem(status: int, code: str, detail: str, instance: str = "", extra: dict[str, Any] | None = None) -> Response[Any]:
     titles = {
         400: "请求有误",
         401: "需要登录",
@@ -81,7 +81,9 @@ def problem(status: int, code: str, detail: str, instance: str = "", **extra: An
         503: "服务暂不可用",
     }
     body = {"type": "about:blank", "title": titles.get(status, "错误"), "status": status, "code": code,
-            "detail": detail, "instance": instance, **extra}
+            "detail": detail, "instance": instance}
+    for key, value in (extra or {}).items():
+        body.setdefault(key, value)
     return Response(content=body, status_code=status, media_type=PROBLEM)
 
 
@@ -94,7 +96,7 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> R
         from mall.pages import error_page
 
         return error_page(request, exc.status, exc.code, exc.detail)
-    return problem(exc.status, exc.code, exc.detail, request.url.path, **exc.extra)
+    return problem(exc.status, exc.code, exc.detail, request.url.path, exc.extra)
 
 
 def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

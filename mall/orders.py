@@ -138,7 +138,7 @@ async def checkout(db: Database, settings: Settings, who: Principal, req: Checko
         raise InvalidInput("幂等键（Idempotency-Key）应为8至100个字符", code="idempotency_key_invalid")
     assert who.org_id is not None
     try:
-        return await _checkout(db, settings, who, req, key), False
+        return await _checkout(db, settings, who, req, key)
     except IntegrityError:
         # Another request with the same key committed first: answer with its orders.
         pass
@@ -161,7 +161,9 @@ class _Replay(Exception):
         self.digest = digest
 
 
-async def _checkout(db: Database, settings: Settings, who: Principal, req: CheckoutRequest, key: str) -> list[Order]:
+async def _checkout(
+    db: Database, settings: Settings, who: Principal, req: CheckoutRequest, key: str
+) -> tuple[list[Order], bool]:
     assert who.org_id is not None
     now = clock.now()
     try:
@@ -264,8 +266,8 @@ async def _checkout(db: Database, settings: Settings, who: Principal, req: Check
             bought = [lid for lid, _ in wanted]
             await s.execute(delete(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id.in_(bought)))
     except _Replay as replay:
-        return await _replay(db, who, key, replay.digest)
-    return orders
+        return await _replay(db, who, key, replay.digest), True
+    return orders, False
 
 
 async def _take_stock(s: AsyncSession, listing: Listing, q: Decimal) -> None:
@@ -360,7 +362,7 @@ def _expect(order: Order, *states: str) -> None:
         raise Conflict(
             f"订单当前状态为「{ORDER_STATUS_LABELS[OrderStatus(order.status)]}」，不能执行此操作",
             code="invalid_state",
-            status=order.status,
+            current_status=order.status,
         )
 
 

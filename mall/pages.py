@@ -12,13 +12,14 @@ from urllib.parse import urlencode, urlparse
 
 from litestar import Litestar, Request, Response, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import FromPath, FromQuery, Body, URLEncodedBody
 from litestar.response import Redirect, Template
 from sqlalchemy import func, select
 
 from mall import auth, budgets, clock, disclosure, orders
 from mall.auth import PUBLIC, ROLE_LABELS, Principal, allow
 from mall.db import Database
+from mall.deps import DB, Config
 from mall.errors import DomainError, InvalidInput
 from mall.models import ORDER_STATUS_LABELS, DisclosureRecord, Order, OrderStatus
 from mall.money import quantity_str, yuan_display
@@ -39,7 +40,7 @@ ACTION_LABELS = {
 }
 
 
-def configure_templates(app: Litestar, settings: Settings) -> None:
+def configure_templates(app: Litestar, settings: Config) -> None:
     from catalog.categories import name_of
 
     env = app.template_engine.engine  # type: ignore[union-attr]
@@ -120,7 +121,7 @@ def pages_of(total: int, per_page: int) -> int:
 
 
 @get("/", opt=PUBLIC, include_in_schema=False)
-async def home(request: Request[Any, Any, Any], db: Database) -> Template:
+async def home(request: Request[Any, Any, Any], db: DB) -> Template:
     from catalog.models import Listing
 
     async with db.read() as s:
@@ -135,12 +136,12 @@ async def home(request: Request[Any, Any, Any], db: Database) -> Template:
 
 
 @get("/login", opt=PUBLIC, include_in_schema=False)
-async def login_page(request: Request[Any, Any, Any], next: str = "/") -> Template:  # noqa: A002
+async def login_page(request: Request[Any, Any, Any], next: FromQuery[str] = "/") -> Template:  # noqa: A002
     return render(request, "login.html", next=next if next.startswith("/") and not next.startswith("//") else "/")
 
 
 @post("/login", opt=PUBLIC, include_in_schema=False)
-async def login(request: Request[Any, Any, Any], db: Database, data: dict[str, str] = Form) -> Response[Any]:
+async def login(request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]) -> Response[Any]:
     username, password = data.get("username", "").strip(), data.get("password", "")
     target = data.get("next", "/")
     if not target.startswith("/") or target.startswith("//"):
@@ -173,7 +174,7 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
 
 
 @get("/cart", opt=allow("buyer"), include_in_schema=False)
-async def cart_page(request: Request[Any, Any, Any], db: Database, settings: Settings) -> Template:
+async def cart_page(request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
     who = _user(request)
     assert who and who.org_id
     async with db.read() as s:
@@ -191,7 +192,7 @@ async def cart_page(request: Request[Any, Any, Any], db: Database, settings: Set
 
 
 @post("/cart/add", opt=allow("buyer"), include_in_schema=False)
-async def cart_add(request: Request[Any, Any, Any], db: Database, data: dict[str, str] = Form) -> Redirect:
+async def cart_add(request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]) -> Redirect:
     who = _user(request)
     assert who
     try:
@@ -203,7 +204,7 @@ async def cart_add(request: Request[Any, Any, Any], db: Database, data: dict[str
 
 
 @post("/cart/update", opt=allow("buyer"), include_in_schema=False)
-async def cart_update(request: Request[Any, Any, Any], db: Database, data: dict[str, str] = Form) -> Redirect:
+async def cart_update(request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]) -> Redirect:
     who = _user(request)
     assert who
     try:
@@ -215,7 +216,7 @@ async def cart_update(request: Request[Any, Any, Any], db: Database, data: dict[
 
 
 @post("/checkout", opt=allow("buyer"), include_in_schema=False)
-async def checkout(request: Request[Any, Any, Any], db: Database, settings: Settings, data: dict[str, str] = Form) -> Redirect:
+async def checkout(request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]) -> Redirect:
     who = _user(request)
     assert who
     try:
@@ -244,7 +245,7 @@ async def checkout(request: Request[Any, Any, Any], db: Database, settings: Sett
 
 
 @get("/orders", opt=allow("user"), include_in_schema=False)
-async def orders_page(request: Request[Any, Any, Any], db: Database, status: str = "", page: str = "1") -> Template:
+async def orders_page(request: Request[Any, Any, Any], db: DB, status: FromQuery[str] = "", page: FromQuery[str] = "1") -> Template:
     who = _user(request)
     assert who
     st = status if status in {x.value for x in OrderStatus} else None
@@ -256,7 +257,7 @@ async def orders_page(request: Request[Any, Any, Any], db: Database, status: str
 
 
 @get("/orders/{order_id:uuid}", opt=allow("user"), include_in_schema=False)
-async def order_page(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database, settings: Settings) -> Template:
+async def order_page(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB, settings: Config) -> Template:
     who = _user(request)
     assert who
     async with db.read() as s:
@@ -268,7 +269,7 @@ async def order_page(request: Request[Any, Any, Any], order_id: uuid.UUID, db: D
 
 
 @get("/orders/{order_id:uuid}/contract", opt=allow("user"), include_in_schema=False)
-async def contract_page(request: Request[Any, Any, Any], order_id: uuid.UUID, db: Database) -> Template:
+async def contract_page(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB) -> Template:
     who = _user(request)
     assert who
     async with db.read() as s:
@@ -288,8 +289,8 @@ def _party(who: Principal, order: Order) -> str:
 
 @post("/orders/{order_id:uuid}/{action:str}", opt=allow("buyer", "supplier", "regulator"), include_in_schema=False)
 async def order_action(
-    request: Request[Any, Any, Any], order_id: uuid.UUID, action: str, db: Database, settings: Settings,
-    data: dict[str, str] = Form,
+    request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], action: FromPath[str], db: DB, settings: Config,
+    data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
     who = _user(request)
     assert who
@@ -336,7 +337,7 @@ async def order_action(
 
 
 @get("/budgets", opt=allow("buyer"), include_in_schema=False)
-async def budgets_page(request: Request[Any, Any, Any], db: Database) -> Template:
+async def budgets_page(request: Request[Any, Any, Any], db: DB) -> Template:
     who = _user(request)
     assert who and who.org_id
     async with db.read() as s:
@@ -348,7 +349,7 @@ async def budgets_page(request: Request[Any, Any, Any], db: Database) -> Templat
 
 
 @get("/disclosures", opt=PUBLIC, include_in_schema=False)
-async def disclosures_page(request: Request[Any, Any, Any], db: Database) -> Template:
+async def disclosures_page(request: Request[Any, Any, Any], db: DB) -> Template:
     params = {k: v for k, v in request.query_params.items() if v}
     page = _page_no(params.pop("page", "1"))
     try:
@@ -367,7 +368,7 @@ async def disclosures_page(request: Request[Any, Any, Any], db: Database) -> Tem
 
 
 @get("/disclosures/{seq:int}", opt=PUBLIC, include_in_schema=False)
-async def disclosure_page(request: Request[Any, Any, Any], seq: int, db: Database) -> Template:
+async def disclosure_page(request: Request[Any, Any, Any], seq: FromPath[int], db: DB) -> Template:
     import json
 
     async with db.read() as s:
@@ -387,7 +388,7 @@ async def disclosure_page(request: Request[Any, Any, Any], seq: int, db: Databas
 
 
 @get("/oversight", opt=allow("regulator", "center", "admin"), include_in_schema=False)
-async def oversight_page(request: Request[Any, Any, Any], db: Database, settings: Settings) -> Template:
+async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
     now = clock.now()
     async with db.read() as s:
         warn_before = now - timedelta(days=settings.payment_warn_days)

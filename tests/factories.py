@@ -1,0 +1,91 @@
+"""A small world of organizations, users, budgets and listings, made through the real services."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+
+from catalog import service as catalog_service
+from catalog.models import Listing
+from mall import auth, clock
+from mall.auth import Principal
+from mall.credit_code import make
+from mall.db import Database
+from mall.models import BudgetLine, Organization, OrgKind, User
+from mall.settings import Settings
+
+PASSWORD = "pw-correct-horse"
+
+
+@lru_cache(maxsize=1)
+def _hash() -> str:
+    return auth.hash_password(PASSWORD)
+
+
+@dataclass
+class World:
+    db: Database
+    settings: Settings
+    who: dict[str, Principal] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, BudgetLine] = field(default_factory=dict)
+    listings: dict[str, Listing] = field(default_factory=dict)
+    _n: int = 0
+
+    def h(self, name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[name]}"}
+
+    async def org(self, name: str, kind: OrgKind, org_name: str, *, admin: bool = False) -> Principal:
+        self._n += 1
+        code = make("9" if kind == OrgKind.SUPPLIER else "1", "1", "410100", f"{self._n:08d}")
+        async with self.db.write() as tx:
+            org = Organization(id=uuid.uuid4(), kind=kind.value, name=org_name, credit_code=code,
+                               address=f"{org_name}地址", region_code="410100", created_at=clock.now())
+            user = User(id=uuid.uuid4(), org_id=org.id, username=name, display_name=name, password_hash=_hash(),
+                        is_admin=admin, created_at=clock.now())
+            user.org = org
+            tx.session.add_all([org, user])
+        p = auth.principal_of(user)
+        self.who[name] = p
+        self.tokens[name], _ = await auth.issue_token(self.db, p, "test")
+        return p
+
+    async def budget(self, key: str, owner: str, amount: str, *, year: int | None = None) -> BudgetLine:
+        p = self.who[owner]
+        assert p.org_id
+        line = BudgetLine(id=uuid.uuid4(), org_id=p.org_id, fiscal_year=year or clock.local_date(clock.now()).year,
+                          project_code=f"P-{key}", project_name=f"项目{key}", amount=Decimal(amount),
+                          reserved=Decimal(0), consumed=Decimal(0), created_at=clock.now())
+        async with self.db.write() as tx:
+            tx.session.add(line)
+        self.lines[key] = line
+        return line
+
+    async def listing(self, key: str, supplier: str, price: str, *, reference: str | None = None,
+                      stock: str = "1000", category: str = "A02010108", name: str | None = None) -> Listing:
+        draft = catalog_service.ListingDraft(
+            name=name or f"商品{key}", brand=f"品牌{key}", spec_model=f"型号-{key}", category_code=category, unit="台",
+            price=price, reference_price=reference or price, stock=stock)
+        listing = await catalog_service.create_listing(self.db, self.who[supplier], draft,
+                                                      margin=self.settings.price_margin)
+        self.listings[key] = listing
+        return listing
+
+    @classmethod
+    async def build(cls, db: Database, settings: Settings) -> World:
+        w = cls(db, settings)
+        await w.org("buyer_a", OrgKind.BUDGET_UNIT, "甲单位")
+        await w.org("buyer_b", OrgKind.BUDGET_UNIT, "乙单位")
+        await w.org("supplier_x", OrgKind.SUPPLIER, "甲供应商有限公司")
+        await w.org("supplier_y", OrgKind.SUPPLIER, "乙供应商有限公司")
+        await w.org("center", OrgKind.CENTER, "采购中心")
+        await w.org("regulator", OrgKind.REGULATOR, "财政监管处")
+        await w.org("admin", OrgKind.PLATFORM, "平台", admin=True)
+        await w.budget("a1", "buyer_a", "500000.00")
+        await w.budget("b1", "buyer_b", "500000.00")
+        await w.listing("laptop", "supplier_x", "5000.00", reference="5100.00")
+        await w.listing("printer", "supplier_x", "1200.00", category="A02021003")
+        await w.listing("desk", "supplier_y", "800.00", category="A05010201")
+        return w

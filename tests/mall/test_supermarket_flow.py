@@ -1,0 +1,242 @@
+"""The supermarket flow through the HTTP API: cart → checkout → confirm → ... → paid, and its refusals."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from mall import clock, disclosure, orders
+from mall.models import BudgetLine
+from tests.factories import World
+
+
+async def checkout(client: Any, world: World, items: list[tuple[str, str]], key: str | None = None,
+                   line: str = "a1", who: str = "buyer_a") -> Any:
+    body = {"budget_line_id": str(world.lines[line].id),
+            "items": [{"listing_id": str(world.listings[k].id), "quantity": q} for k, q in items]}
+    return await client.post("/api/checkout", json=body,
+                             headers={**world.h(who), "Idempotency-Key": key or uuid.uuid4().hex})
+
+
+async def line_state(world: World, key: str = "a1") -> BudgetLine:
+    async with world.db.read() as s:
+        line = await s.get(BudgetLine, world.lines[key].id)
+        assert line is not None
+        return line
+
+
+def assert_problem(r: Any, status: int, code: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["code"] == code
+    assert body["status"] == status
+    assert body["detail"]  # a Chinese message for people
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in body["detail"])
+
+
+async def test_checkout_makes_one_order_per_supplier_and_reserves_budget(client: Any, world: World) -> None:
+    r = await checkout(client, world, [("laptop", "2"), ("printer", "1"), ("desk", "3")])
+    assert r.status_code == 201, r.text
+    placed = r.json()["orders"]
+    assert len(placed) == 2
+    by_supplier = {o["supplier_name"]: o for o in placed}
+    assert by_supplier["甲供应商有限公司"]["total_amount"] == "11200.00"
+    assert by_supplier["乙供应商有限公司"]["total_amount"] == "2400.00"
+    assert all(o["status"] == "placed" for o in placed)
+    line = await line_state(world)
+    assert line.reserved == Decimal("13600.00")
+    assert line.available == Decimal("486400.00")
+
+
+async def test_cart_then_checkout_from_cart(client: Any, world: World) -> None:
+    h = world.h("buyer_a")
+    r = await client.post("/api/cart/items", json={"listing_id": str(world.listings["desk"].id), "quantity": "2"}, headers=h)
+    assert r.status_code == 204, r.text
+    r = await client.get("/api/cart", headers=h)
+    assert [(x["name"], x["quantity"], x["amount"]) for x in r.json()] == [("商品desk", "2", "1600.00")]
+    r = await client.post("/api/checkout", json={"budget_line_id": str(world.lines["a1"].id)},
+                          headers={**h, "Idempotency-Key": "cart-checkout-1"})
+    assert r.status_code == 201, r.text
+    assert r.json()["orders"][0]["total_amount"] == "1600.00"
+    assert (await client.get("/api/cart", headers=h)).json() == []  # bought items leave the cart
+
+
+async def test_double_submitted_checkout_makes_one_order(client: Any, world: World) -> None:
+    first = await checkout(client, world, [("laptop", "1")], key="same-key-123")
+    second = await checkout(client, world, [("laptop", "1")], key="same-key-123")
+    assert first.status_code == 201 and second.status_code == 200
+    assert second.json()["replayed"] is True
+    assert [o["id"] for o in first.json()["orders"]] == [o["id"] for o in second.json()["orders"]]
+    assert (await line_state(world)).reserved == Decimal("5000.00")
+    # The same key with a different request is refused, not silently replayed.
+    other = await checkout(client, world, [("laptop", "2")], key="same-key-123")
+    assert_problem(other, 409, "idempotency_key_reused")
+
+
+async def test_order_at_or_above_decentralized_threshold_is_refused(client: Any, world: World) -> None:
+    await world.budget("big", "buyer_a", "3000000.00")
+    # 200 × 5000 = 1,000,000: exactly the threshold, refused ("at or above").
+    r = await checkout(client, world, [("laptop", "200")], line="big")
+    assert_problem(r, 422, "order_above_threshold")
+    assert (await line_state(world, "big")).reserved == Decimal(0)
+    # Just below passes.
+    r = await checkout(client, world, [("laptop", "199")], line="big")
+    assert r.status_code == 201, r.text
+
+
+async def test_order_the_budget_cannot_cover_is_refused_and_nothing_is_written(client: Any, world: World) -> None:
+    await world.budget("small", "buyer_a", "6000.00")
+    r = await checkout(client, world, [("laptop", "1"), ("desk", "2")], line="small")  # 5000 + 1600 > 6000
+    assert_problem(r, 422, "budget_insufficient")
+    assert (await line_state(world, "small")).reserved == Decimal(0)
+    r = await client.get("/api/orders", headers=world.h("buyer_a"))
+    assert r.json()["total"] == 0  # all or nothing: no order for the first supplier either
+
+
+async def test_bad_checkout_inputs_get_problem_json(client: Any, world: World) -> None:
+    r = await checkout(client, world, [("laptop", "-1")])
+    assert_problem(r, 400, "invalid_quantity")
+    r = await checkout(client, world, [("laptop", "1.2345")])
+    assert_problem(r, 400, "invalid_quantity")
+    r = await checkout(client, world, [("laptop", "1")], key="short")
+    assert_problem(r, 400, "idempotency_key_invalid")
+    r = await client.post("/api/checkout", json={"budget_line_id": "nope"},
+                          headers={**world.h("buyer_a"), "Idempotency-Key": "abcdefgh1"})
+    assert_problem(r, 400, "invalid_input")
+    # Another unit's budget line is not usable (and not even acknowledged).
+    r = await checkout(client, world, [("laptop", "1")], line="b1")
+    assert_problem(r, 404, "budget_line_not_found")
+    r = await client.post("/api/checkout", json={"budget_line_id": str(world.lines["a1"].id)},
+                          headers={**world.h("buyer_a"), "Idempotency-Key": "empty-cart-1"})
+    assert_problem(r, 400, "cart_empty")
+
+
+async def test_last_years_budget_line_is_refused(client: Any, world: World) -> None:
+    await world.budget("old", "buyer_a", "100000.00", year=clock.local_date(clock.now()).year - 1)
+    r = await checkout(client, world, [("laptop", "1")], line="old")
+    assert_problem(r, 422, "budget_wrong_year")
+
+
+async def test_full_flow_to_payment_with_lower_price(client: Any, world: World) -> None:
+    r = await checkout(client, world, [("laptop", "2")])
+    order = r.json()["orders"][0]
+    oid, line_id = order["id"], order["lines"][0]["id"]
+    sup, buy = world.h("supplier_x"), world.h("buyer_a")
+
+    # The supplier may not raise the price ...
+    r = await client.post(f"/api/orders/{oid}/confirm", json={"prices": {line_id: "5000.01"}}, headers=sup)
+    assert_problem(r, 422, "price_increase_refused")
+    # ... but may lower it.
+    r = await client.post(f"/api/orders/{oid}/confirm", json={"prices": {line_id: "4800.00"}}, headers=sup)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "confirmed" and body["total_amount"] == "9600.00"
+    assert body["contract_no"].startswith("HT")
+    assert (await line_state(world)).reserved == Decimal("9600.00")  # the difference is released at once
+
+    # Confirming twice is a state conflict, not a second deal.
+    r = await client.post(f"/api/orders/{oid}/confirm", headers=sup)
+    assert_problem(r, 409, "invalid_state")
+
+    # The supplier cannot ship before the buyer files the contract.
+    r = await client.post(f"/api/orders/{oid}/ship", json={"note": "SF1"}, headers=sup)
+    assert_problem(r, 409, "invalid_state")
+    for path, headers, payload, status in [
+        ("contract", buy, None, "contracted"),
+        ("ship", sup, {"note": "顺丰 SF123"}, "shipped"),
+        ("receive", buy, None, "received"),
+        ("accept", buy, {"score": 5, "comment": "好"}, "accepted"),
+        ("pay", buy, {"payment_ref": "ZF-0001"}, "paid"),
+    ]:
+        r = await client.post(f"/api/orders/{oid}/{path}", json=payload, headers=headers)
+        assert r.status_code == 200, (path, r.text)
+        assert r.json()["status"] == status
+    line = await line_state(world)
+    assert (line.reserved, line.consumed) == (Decimal(0), Decimal("9600.00"))
+    events = (await client.get(f"/api/orders/{oid}/events", headers=buy)).json()
+    assert [e["action"] for e in events] == ["placed", "confirmed", "contract_filed", "shipped", "received",
+                                             "accepted", "paid"]
+
+
+async def test_wrong_party_cannot_move_an_order(client: Any, world: World) -> None:
+    oid = (await checkout(client, world, [("laptop", "1")])).json()["orders"][0]["id"]
+    # The other supplier does not even see it.
+    r = await client.post(f"/api/orders/{oid}/confirm", headers=world.h("supplier_y"))
+    assert_problem(r, 404, "order_not_found")
+    # The buyer cannot confirm its own order (role check before anything else).
+    r = await client.post(f"/api/orders/{oid}/confirm", headers=world.h("buyer_a"))
+    assert_problem(r, 403, "forbidden")
+
+
+async def test_late_payment_is_flagged(client: Any, world: World, settings: Any) -> None:
+    oid = uuid.UUID((await checkout(client, world, [("desk", "1")])).json()["orders"][0]["id"])
+    db = world.db
+    await orders.confirm(db, world.who["supplier_x" if False else "supplier_y"], oid)
+    await orders.file_contract(db, world.who["buyer_a"], oid)
+    await orders.ship(db, world.who["supplier_y"], oid, "")
+    await orders.receive(db, world.who["buyer_a"], oid)
+    await orders.accept(db, world.who["buyer_a"], oid, 4, "")
+    clock.clock.freeze(clock.now() + timedelta(days=31))
+    try:
+        async with db.read() as s:
+            order = await orders.get_order(s, world.who["buyer_a"], oid)
+            assert orders.payment_state(order, settings) == "overdue"
+        paid = await orders.pay(db, settings, world.who["buyer_a"], oid, "ZF-9")
+    finally:
+        clock.clock.unfreeze()
+    assert paid.payment_overdue is True and paid.payment_days == 31
+
+
+async def test_unconfirmed_orders_cancel_after_15_days_and_release_budget(client: Any, world: World) -> None:
+    await checkout(client, world, [("laptop", "1")])
+    assert (await line_state(world)).reserved == Decimal("5000.00")
+    assert await orders.cancel_overdue(world.db) == 0  # not yet
+    clock.clock.freeze(clock.now() + timedelta(days=15, seconds=1))
+    try:
+        assert await orders.cancel_overdue(world.db) == 1
+        assert await orders.cancel_overdue(world.db) == 0  # idempotent
+    finally:
+        clock.clock.unfreeze()
+    assert (await line_state(world)).reserved == Decimal(0)
+    r = await client.get("/api/orders", headers=world.h("buyer_a"))
+    assert r.json()["items"][0]["status"] == "cancelled"
+
+
+async def test_cancellation_rules(client: Any, world: World) -> None:
+    sup, buy = world.h("supplier_x"), world.h("buyer_a")
+    # Before confirmation the buyer cancels alone.
+    oid = (await checkout(client, world, [("laptop", "1")])).json()["orders"][0]["id"]
+    r = await client.post(f"/api/orders/{oid}/cancel", json={"reason": "需求变更"}, headers=buy)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+    # After confirmation it takes the other side's consent ...
+    oid = (await checkout(client, world, [("laptop", "1")])).json()["orders"][0]["id"]
+    await client.post(f"/api/orders/{oid}/confirm", headers=sup)
+    r = await client.post(f"/api/orders/{oid}/cancel", json={"reason": "需求变更"}, headers=buy)
+    assert_problem(r, 409, "consent_required")
+    r = await client.post(f"/api/orders/{oid}/cancel-request", json={"reason": "预算调整"}, headers=buy)
+    assert r.status_code == 200 and r.json()["cancel_requested_by"] == "buyer"
+    r = await client.post(f"/api/orders/{oid}/cancel-answer", json={"agree": True}, headers=buy)
+    assert_problem(r, 403, "other_party_must_answer")
+    r = await client.post(f"/api/orders/{oid}/cancel-answer", json={"agree": True}, headers=sup)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+    # ... and once the contract is filed only the regulator can void it.
+    oid = (await checkout(client, world, [("laptop", "1")])).json()["orders"][0]["id"]
+    await client.post(f"/api/orders/{oid}/confirm", headers=sup)
+    await client.post(f"/api/orders/{oid}/contract", headers=buy)
+    r = await client.post(f"/api/orders/{oid}/cancel-request", json={"reason": "不想要了"}, headers=sup)
+    assert_problem(r, 409, "contract_filed")
+    r = await client.post(f"/api/orders/{oid}/void", json={"reason": "违规采购"}, headers=world.h("regulator"))
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert (await line_state(world)).reserved == Decimal(0)
+
+    # Published deals of the two cancelled-after-confirmation orders get cancellation records.
+    await disclosure.publish_pending(world.db)
+    feed = (await client.get("/api/disclosures")).json()["items"]
+    kinds = [(x["kind"], x["order_no"]) for x in feed]
+    assert [k for k, _ in kinds] == ["deal", "cancellation", "deal", "cancellation"]
+    assert feed[1]["amends"] == feed[0]["id"] and feed[3]["amends"] == feed[2]["id"]
