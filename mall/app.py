@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.di import Provide
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="政府采购电子卖场的公开与业务接口。业务接口使用 Bearer 令牌（POST /api/auth/token 获取）。",
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            openapi_router=Router(path="/schema", route_handlers=[], opt={"roles": ("public",)}),
         ),
         lifespan=[lifespan],
         debug=False,

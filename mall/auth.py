@@ -116,6 +116,14 @@ async def authenticate(db: Database, username: str, password: str, ip: str = "")
     return principal
 
 
+async def end_sessions(db: Database, user_id: uuid.UUID) -> None:
+    async with db.write() as tx:
+        user = await tx.session.get(User, user_id)
+        if user is not None:
+            user.session_epoch += 1
+            tx.session.add(AuditEntry(at=clock.now(), actor_user_id=user_id, action="logout"))
+
+
 def _token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

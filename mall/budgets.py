@@ -45,7 +45,11 @@ async def reserve(session: AsyncSession, line_id: uuid.UUID, amount: Decimal, or
         .values(reserved=_T.c.reserved + cents)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        line = await session.get(BudgetLine, line_id)
+        line = (
+            await session.execute(
+                select(BudgetLine).where(BudgetLine.id == line_id).execution_options(populate_existing=True)
+            )
+        ).scalar_one_or_none()
         available = line.available if line else Decimal(0)
         raise RuleViolation(
             f"预算指标可用余额不足：可用 {available:,.2f} 元，本单需 {amount:,.2f} 元",

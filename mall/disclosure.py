@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -192,7 +193,7 @@ def parse_feed_query(params: dict[str, str], *, max_limit: int = 500, default_li
         raw = params.get(name)
         if raw is None or raw == "":
             return default
-        if not raw.isdigit():
+        if not re.fullmatch(r"[0-9]{1,19}", raw):
             raise InvalidInput(f"参数 {name} 应为非负整数", code="invalid_parameter", parameter=name)
         value = int(raw)
         if not lo <= value <= hi:

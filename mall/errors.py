@@ -109,14 +109,14 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
             detail = "请求参数不合法：" + "；".join(errors)
     elif isinstance(exc, NotAuthorizedException):
         code, detail = "unauthenticated", "请先登录"
+    elif status == 403 and "CSRF" in str(exc.detail):
+        code, detail = "csrf_failed", "表单已过期或来源无效，请刷新页面后重试"
     elif isinstance(exc, PermissionDeniedException):
         code, detail = "forbidden", "您没有权限执行此操作"
     elif isinstance(exc, NotFoundException):
         code, detail = "not_found", "请求的资源不存在"
     elif status == 405:
         code, detail = "method_not_allowed", "不支持该请求方法"
-    elif status == 403 and "CSRF" in str(exc.detail):
-        code, detail = "csrf_failed", "表单已过期或来源无效，请刷新页面后重试"
     elif status == 429:
         code, detail = "rate_limited", "请求过于频繁，请稍后再试"
     else:

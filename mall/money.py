@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
+MAX_AMOUNT = Decimal(10) ** 13  # 10 trillion yuan: far above any purchase, well inside BIGINT 分
 
 
 class MoneyError(ValueError):
@@ -19,7 +20,7 @@ def money(value: Decimal | str | int) -> Decimal:
         d = Decimal(str(value).strip())
     except (InvalidOperation, ValueError) as exc:
         raise MoneyError(f"not an amount: {value!r}") from exc
-    if not d.is_finite():
+    if not d.is_finite() or abs(d) >= MAX_AMOUNT:
         raise MoneyError(f"not an amount: {value!r}")
     if d != d.quantize(CENT):
         raise MoneyError(f"more than two decimals: {value!r}")
@@ -50,7 +51,7 @@ def quantity(value: Decimal | str | int) -> Decimal:
         d = Decimal(str(value).strip())
     except (InvalidOperation, ValueError) as exc:
         raise MoneyError(f"not a quantity: {value!r}") from exc
-    if not d.is_finite() or d <= 0 or d != d.quantize(Decimal("0.001")):
+    if not d.is_finite() or d <= 0 or d >= MAX_AMOUNT or d != d.quantize(Decimal("0.001")):
         raise MoneyError(f"not a quantity: {value!r}")
     return normalize_quantity(d)
 

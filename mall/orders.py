@@ -140,9 +140,11 @@ async def checkout(db: Database, settings: Settings, who: Principal, req: Checko
     try:
         return await _checkout(db, settings, who, req, key)
     except IntegrityError:
-        # Another request with the same key committed first: answer with its orders.
+        # Another request with the same key committed first: answer with its orders, if it was the
+        # same request (a checkout from the cart cannot be compared: the twin emptied the cart).
         pass
-    return await _replay(db, who, key, None), True
+    digest = _digest(req, [(lid, quantity(q)) for lid, q in req.items]) if req.items else None
+    return await _replay(db, who, key, digest), True
 
 
 async def _replay(db: Database, who: Principal, key: str, digest: str | None) -> list[Order]:

@@ -14,7 +14,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import FromPath, FromQuery, Body, URLEncodedBody
 from litestar.response import Redirect, Template
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, case, func, select, type_coerce
 
 from mall import auth, budgets, clock, disclosure, orders
 from mall.auth import PUBLIC, ROLE_LABELS, Principal, allow
@@ -69,20 +69,23 @@ def flash(request: Request[Any, Any, Any], message: str, kind: str = "ok") -> No
     request.session["flash"] = [*request.session["flash"], [kind, message]][-3:]
 
 
-def render(request: Request[Any, Any, Any], name: str, status: int = 200, **ctx: Any) -> Template:
-    messages = request.session.pop("flash", []) if request.session else []
+def render(request: Request[Any, Any, Any], name: str, status_code: int = 200, **ctx: Any) -> Template:
+    try:
+        messages = request.session.pop("flash", []) if request.session else []
+    except Exception:  # no session in scope (e.g. a path no route matched)
+        messages = []
     return Template(
         template_name=name,
         context={"me": _user(request), "messages": messages, "request": request, "path": request.url.path, **ctx},
-        status_code=status,
+        status_code=status_code,
     )
 
 
 def error_page(request: Request[Any, Any, Any], status: int, code: str, detail: str) -> Response[Any]:
     try:
-        return render(request, "error.html", status=status, code=code, detail=detail)  # type: ignore[return-value]
+        return render(request, "error.html", status_code=status, code=code, detail=detail)  # type: ignore[return-value]
     except Exception:
-        return Response(f"{status} {detail}", status_code=status, media_type="text/plain; charset=utf-8")
+        return Response(f"{status} {detail}", status_code=status, media_type="text/plain")
 
 
 def _back(request: Request[Any, Any, Any], fallback: str) -> str:
@@ -129,9 +132,15 @@ async def home(request: Request[Any, Any, Any], db: DB) -> Template:
             (await s.execute(select(DisclosureRecord).order_by(DisclosureRecord.seq.desc()).limit(8))).scalars()
         )
         deals = await s.scalar(select(func.count()).where(DisclosureRecord.kind == "deal")) or 0
-        amount = await s.scalar(select(func.sum(DisclosureRecord.total_amount)).where(DisclosureRecord.kind == "deal"))
+        # Money columns hold 分; cancelled deals are taken off again.
+        signed = case((DisclosureRecord.kind == "cancellation", -1), else_=1)
+        cents = await s.scalar(
+            select(func.sum(type_coerce(DisclosureRecord.total_amount, BigInteger) * signed)).where(
+                DisclosureRecord.kind.in_(("deal", "cancellation"))
+            )
+        )
         live = await s.scalar(select(func.count()).where(Listing.status == "live")) or 0
-    total = Decimal(amount or 0) / 100
+    total = Decimal(cents or 0) / 100
     return render(request, "home.html", recent=recent, deals=deals, amount=total, live=live)
 
 
@@ -149,7 +158,7 @@ async def login(request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[di
     try:
         who = await auth.authenticate(db, username, password, request.client.host if request.client else "")
     except DomainError as exc:
-        return render(request, "login.html", status=401, error=exc.detail, next=target, username=username)  # type: ignore[return-value]
+        return render(request, "login.html", status_code=401, error=exc.detail, next=target, username=username)  # type: ignore[return-value]
     from mall.models import User
 
     async with db.read() as s:
@@ -165,7 +174,11 @@ async def login(request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[di
 
 
 @post("/logout", opt=allow("user"), include_in_schema=False)
-async def logout(request: Request[Any, Any, Any]) -> Redirect:
+async def logout(request: Request[Any, Any, Any], db: DB) -> Redirect:
+    """Ends every session of the user: the cookie is client-side, so its epoch is what can be revoked."""
+    who = _user(request)
+    if who is not None:
+        await auth.end_sessions(db, who.user_id)
     request.clear_session()
     return Redirect("/", status_code=303)
 
@@ -252,7 +265,7 @@ async def orders_page(request: Request[Any, Any, Any], db: DB, status: FromQuery
     p = _page_no(page)
     async with db.read() as s:
         total, rows = await orders.list_orders(s, who, st, p, 20)
-    return render(request, "orders.html", rows=rows, total=total, page=p, pages=pages_of(total, 20), status=st or "",
+    return render(request, "orders.html", rows=rows, total=total, page=p, pages=pages_of(total, 20), status_filter=st or "",
                   statuses=ORDER_STATUS_LABELS)
 
 
@@ -320,7 +333,7 @@ async def order_action(
         "cancel-request": (lambda: orders.request_cancel(db, who, order_id, reason), "取消申请已提交，等待对方处理"),
         "cancel-agree": (lambda: orders.answer_cancel(db, who, order_id, True), "已同意取消，订单已取消"),
         "cancel-refuse": (lambda: orders.answer_cancel(db, who, order_id, False), "已拒绝取消申请"),
-        "contract": (lambda: orders.file_contract(db, who, order_id), "电子合同已签订备案"),
+        "file-contract": (lambda: orders.file_contract(db, who, order_id), "电子合同已签订备案"),
         "ship": (lambda: orders.ship(db, who, order_id, data.get("note", "")), "已发货"),
         "receive": (lambda: orders.receive(db, who, order_id), "已确认收货"),
         "accept": (lambda: orders.accept(db, who, order_id, score(), data.get("comment", "")), "验收完成"),

@@ -42,6 +42,7 @@ class Settings:
     queue_name: str = "mall"
     outbox_grace_seconds: int = 10
     sweep_interval_seconds: float = 2.0
+    stale_job_seconds: int = 60  # a job started longer ago than this may have died with its worker
     cancel_interval_seconds: float = 60.0
     web_workers: int = 1
     # Fault injection for the test suite only: the publisher sleeps this long inside its

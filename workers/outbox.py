@@ -38,5 +38,5 @@ async def sweep(db: Database, grace_seconds: int) -> int:
     for outbox_id, topic in overdue:
         if topic == "disclosure":
             # One publisher run drains every pending record in order, so one job is enough.
-            queues.enqueue_publish(outbox_id)
+            queues.enqueue_publish(outbox_id, unless_busy=True)
     return count

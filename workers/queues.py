@@ -55,5 +55,35 @@ def enqueue(func: str, *args: Any, job_id: str | None = None, **kwargs: Any) -> 
         return False
 
 
-def enqueue_publish(outbox_id: uuid.UUID) -> bool:
-    return enqueue("workers.jobs.publish", str(outbox_id), job_id=f"publish-{outbox_id}")
+def enqueue_publish(outbox_id: uuid.UUID, *, unless_busy: bool = False) -> bool:
+    """Enqueue the publisher for an outbox row. The sweeper passes `unless_busy`: a job that is already
+    waiting, or started less than `stale_job_seconds` ago, is left alone."""
+    job_id = f"publish-{outbox_id}"
+    if unless_busy and _busy(job_id):
+        return False
+    return enqueue("workers.jobs.publish", str(outbox_id), job_id=job_id)
+
+
+def _busy(job_id: str) -> bool:
+    from datetime import UTC, datetime, timedelta
+
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    try:
+        job = Job.fetch(job_id, connection=redis_conn(), serializer=JSONSerializer)
+        status = job.get_status()
+    except NoSuchJobError:
+        return False
+    except Exception:
+        return False  # Redis trouble: let enqueue try and log it
+    if status in ("queued", "deferred", "scheduled"):
+        return True
+    if status == "started":
+        # A started job is trusted for a while; after that its worker may have died with it, and the
+        # job is enqueued again (a second run is harmless: publishing is idempotent).
+        started = job.started_at or datetime.now(UTC)
+        started = started if started.tzinfo else started.replace(tzinfo=UTC)
+        stale_after = _settings.stale_job_seconds if _settings else 60
+        return datetime.now(UTC) - started < timedelta(seconds=stale_after)
+    return False

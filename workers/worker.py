@@ -19,8 +19,10 @@ log = logging.getLogger("mall.worker")
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
     queues.configure(settings)
     runtime.configure(settings)
+    # A burst run drains the queue and exits: no scheduler, no periodic work.
     cron = Cron(settings)
-    cron.start()
+    if not burst:
+        cron.start()
     try:
         worker = Worker(
             [queues.queue(settings)],
@@ -28,6 +30,6 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
             serializer=JSONSerializer,
             name=f"mall-{socket.gethostname()}-{os.getpid()}",
         )
-        worker.work(with_scheduler=True, burst=burst, logging_level="INFO")
+        worker.work(with_scheduler=not burst, burst=burst, logging_level="INFO")
     finally:
         cron.stop()

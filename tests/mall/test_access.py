@@ -1,0 +1,454 @@
+"""Nobody reaches what is not theirs: declared access rules, the role matrix of the API, object-level
+isolation between units, and how API tokens and page sessions authenticate (and where they do not)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from catalog import pages as catalog_pages
+from catalog import routes as catalog_routes
+from mall import api, auth, clock, disclosure, orders, pages
+from mall.models import ApiToken, BudgetLine, Order
+from tests.factories import PASSWORD, World
+
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+
+# Litestar's own handlers, listed explicitly: they are not the project's and do not declare opt["roles"]
+# (the static router does, it is listed because it serves files, not a project handler).
+SCHEMA_PATHS = {
+    "/schema",
+    "/schema/swagger",
+    "/schema/openapi.json",
+    "/schema/{path:str}",
+    "/schema/oauth2-redirect.html",
+}
+STATIC_PATHS = {"/static/{file_path:path}"}
+VALID_ROLES = {"public", "user", *auth.ALL_ROLES}
+
+CALLERS = [
+    "anonymous",
+    "buyer_a",
+    "supplier_x",
+    "center",
+    "regulator",
+    "admin",
+    "bad_token",
+    "expired_token",
+    "revoked_token",
+]
+ROLE_OF = {
+    "buyer_a": "buyer",
+    "supplier_x": "supplier",
+    "center": "center",
+    "regulator": "regulator",
+    "admin": "admin",
+}
+
+
+def assert_problem(r: Any, status: int, code: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers["content-type"]
+    body = r.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    assert body["detail"]
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in body["detail"])
+
+
+def _module_of(handler: Any) -> str:
+    return str(getattr(handler.fn, "__module__", ""))
+
+
+def _classify(path: str, handler: Any) -> str:
+    """'project', or why a handler is Litestar's own: 'schema', 'static', 'auto-options'."""
+    module = _module_of(handler)
+    if path in SCHEMA_PATHS and module.startswith("litestar."):
+        return "schema"
+    if path in STATIC_PATHS and module.startswith("litestar."):
+        return "static"
+    if handler.http_methods == {"OPTIONS"} and module == "litestar.routes.http":
+        return "auto-options"
+    return "project"
+
+
+def _handlers(app: Any) -> list[tuple[str, Any]]:
+    return [(route.path, h) for route in app.routes for h in route.route_handlers]
+
+
+async def _problem_or_ok(r: Any) -> str | None:
+    """None if the response is acceptable as an error shape; else what is wrong."""
+    if r.status_code >= 400:
+        ct = r.headers.get("content-type", "")
+        if not ct.startswith("application/problem+json"):
+            return f"error without problem+json ({ct})"
+        if not r.json().get("code"):
+            return "problem without code"
+    return None
+
+
+# ---------------------------------------------------------------- every handler declares who may call it
+
+
+async def test_every_route_handler_declares_roles(app: Any) -> None:
+    skipped: dict[str, list[str]] = {"schema": [], "static": [], "auto-options": []}
+    checked: list[str] = []
+    problems: list[str] = []
+    for path, h in _handlers(app):
+        kind = _classify(path, h)
+        label = f"{'/'.join(sorted(h.http_methods))} {path} ({_module_of(h)}.{h.handler_name})"
+        if kind != "project":
+            skipped[kind].append(label)
+            continue
+        checked.append(label)
+        roles = h.opt.get("roles")
+        if not roles or not isinstance(roles, tuple):
+            problems.append(f"{label}: no opt['roles']")
+        elif set(roles) - VALID_ROLES:
+            problems.append(f"{label}: unknown roles {set(roles) - VALID_ROLES}")
+        elif "public" in roles and len(roles) > 1:
+            problems.append(f"{label}: 'public' mixed with other roles {roles}")
+    print(f"\nchecked {len(checked)} project handlers; skipped (Litestar's own):")
+    for kind, labels in skipped.items():
+        for label in sorted(labels):
+            print(f"  [{kind}] {label}")
+    assert not problems, "\n".join(problems)
+    # What was skipped is exactly what was named above, nothing else.
+    assert {p for p, h in _handlers(app) if _classify(p, h) == "schema"} == SCHEMA_PATHS
+    assert {p for p, h in _handlers(app) if _classify(p, h) == "static"} == STATIC_PATHS
+    assert all(label.startswith("OPTIONS ") for label in skipped["auto-options"])
+    # The static router declares its rule too (public), even though it is skipped above.
+    static = [h for p, h in _handlers(app) if p in STATIC_PATHS]
+    assert static and all(h.opt.get("roles") == ("public",) for h in static)
+    # Every handler the project modules export is mounted (so nothing escapes this check by not being listed).
+    declared = {h.fn for h in [*api.ROUTES, *catalog_routes.ROUTES, *pages.ROUTES, *catalog_pages.ROUTES]}
+    mounted = {h.fn for p, h in _handlers(app) if _classify(p, h) == "project"}
+    assert declared <= mounted, declared - mounted
+
+
+async def test_litestar_handlers_without_roles_are_closed_by_the_guard(client: Any, world: World) -> None:
+    """The global guard refuses a handler that declares nothing: Litestar's automatic OPTIONS handlers."""
+    for path in ["/api/me", "/api/orders", "/cart", "/"]:
+        r = await client.options(path, headers=world.h("buyer_a"))
+        assert_problem(r, 403, "forbidden")
+
+
+async def test_openapi_document_is_reachable(client: Any, world: World) -> None:
+    r = await client.get("/schema/openapi.json")
+    assert r.status_code == 200
+
+
+# ---------------------------------------------------------------- the role matrix of the API
+
+
+async def _token_for(world: World, who: str, *, expired: bool = False, revoked: bool = False) -> str:
+    token, row = await auth.issue_token(world.db, world.who[who], "matrix")
+    values: dict[str, Any] = {}
+    if expired:
+        values["expires_at"] = clock.now() - timedelta(seconds=1)
+    if revoked:
+        values["revoked_at"] = clock.now() - timedelta(seconds=1)
+    async with world.db.write() as tx:
+        await tx.session.execute(update(ApiToken).where(ApiToken.id == row.id).values(**values))
+    return token
+
+
+async def _place(client: Any, world: World, listing: str, who: str = "buyer_a", line: str = "a1") -> str:
+    body = {
+        "budget_line_id": str(world.lines[line].id),
+        "items": [{"listing_id": str(world.listings[listing].id), "quantity": "1"}],
+    }
+    r = await client.post(
+        "/api/checkout", json=body, headers={**world.h(who), "Idempotency-Key": uuid.uuid4().hex}
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["orders"][0]["id"])
+
+
+async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
+    # Real ids: an order of buyer_a with supplier_x, supplier_x's listing, a published disclosure record.
+    deal = await _place(client, world, "laptop")
+    await orders.confirm(world.db, world.who["supplier_x"], uuid.UUID(deal))
+    assert await disclosure.publish_pending(world.db) == 1
+    seq = (await client.get("/api/disclosures")).json()["items"][0]["seq"]
+    order_id = await _place(client, world, "printer")
+    values = {"order_id": order_id, "listing_id": str(world.listings["laptop"].id), "seq": str(seq)}
+
+    headers: dict[str, dict[str, str]] = {
+        "anonymous": {},
+        "bad_token": {"Authorization": "Bearer mall_" + "x" * 43},
+        "expired_token": {"Authorization": f"Bearer {await _token_for(world, 'buyer_a', expired=True)}"},
+        "revoked_token": {"Authorization": f"Bearer {await _token_for(world, 'admin', revoked=True)}"},
+        **{name: world.h(name) for name in ROLE_OF},
+    }
+
+    endpoints: list[tuple[str, str, str, tuple[str, ...]]] = []
+    for path, h in _handlers(app):
+        if not path.startswith("/api/") or _classify(path, h) != "project":
+            continue
+        for method in sorted(h.http_methods):
+            concrete = re.sub(
+                r"\{(\w+)(?::[^}]*)?\}", lambda m: values[m.group(1)], path
+            )  # KeyError: add an id
+            endpoints.append((method, path, concrete, h.opt["roles"]))
+    # Every /api handler of the project modules is in the matrix.
+    api_handlers = [
+        h for h in [*api.ROUTES, *catalog_routes.ROUTES] if any(p.startswith("/api/") for p in h.paths)
+    ]
+    assert len(endpoints) == sum(len(h.http_methods) for h in api_handlers)
+
+    failures: list[str] = []
+    table: list[str] = []
+    for method, path, concrete, roles in endpoints:
+        row = []
+        for caller in CALLERS:
+            kwargs: dict[str, Any] = {"headers": headers[caller]}
+            if method in ("POST", "PUT", "PATCH"):
+                kwargs["json"] = {}
+            r = await client.request(method, concrete, **kwargs)
+            row.append(f"{caller}={r.status_code}")
+            if caller in ("bad_token", "expired_token", "revoked_token"):
+                expected: tuple[int, str] | None = (401, "unauthenticated")
+            elif "public" in roles:
+                expected = None
+            elif caller == "anonymous":
+                expected = (401, "unauthenticated")
+            elif "user" in roles or ROLE_OF[caller] in roles:
+                expected = None
+            else:
+                expected = (403, "forbidden")
+            where = f"{method} {path} as {caller} (roles {roles})"
+            if expected is None:
+                if r.status_code in (401, 403) or r.status_code >= 500:
+                    failures.append(f"{where}: allowed caller got {r.status_code} {r.text[:200]}")
+                elif (shape := await _problem_or_ok(r)) is not None:
+                    failures.append(f"{where}: {shape}")
+            else:
+                status, code = expected
+                try:
+                    assert_problem(r, status, code)
+                except AssertionError as exc:
+                    failures.append(
+                        f"{where}: expected {status} {code}, got {r.status_code} {r.text[:200]} ({exc})"
+                    )
+        table.append(f"{method:6} {path:45} {' '.join(row)}")
+    print("\n" + "\n".join(table))
+    assert not failures, "\n".join(failures)
+
+
+# ---------------------------------------------------------------- object-level isolation
+
+
+async def test_buyer_cannot_see_or_touch_another_units_order(client: Any, world: World) -> None:
+    oid = await _place(client, world, "laptop")
+    b = world.h("buyer_b")
+    assert_problem(await client.get(f"/api/orders/{oid}", headers=b), 404, "order_not_found")
+    assert_problem(await client.get(f"/api/orders/{oid}/events", headers=b), 404, "order_not_found")
+    r = await client.get("/api/orders", headers=b)
+    assert r.status_code == 200 and r.json()["total"] == 0 and oid not in [o["id"] for o in r.json()["items"]]
+    for action, body in [
+        ("cancel", {"reason": "不要了吧"}),
+        ("cancel-request", {"reason": "不要了吧"}),
+        ("cancel-answer", {"agree": True}),
+        ("contract", None),
+        ("receive", None),
+        ("accept", {"score": 5}),
+        ("pay", {"payment_ref": "ZF-1"}),
+    ]:
+        r = await client.post(f"/api/orders/{oid}/{action}", json=body, headers=b)
+        assert_problem(r, 404, "order_not_found")
+    # The owner still sees it, untouched.
+    r = await client.get(f"/api/orders/{oid}", headers=world.h("buyer_a"))
+    assert r.status_code == 200 and r.json()["status"] == "placed"
+    events = (await client.get(f"/api/orders/{oid}/events", headers=world.h("buyer_a"))).json()
+    assert [e["action"] for e in events] == ["placed"]
+
+
+async def test_supplier_cannot_see_or_confirm_another_suppliers_order(client: Any, world: World) -> None:
+    oid = await _place(client, world, "laptop")
+    y = world.h("supplier_y")
+    assert_problem(await client.get(f"/api/orders/{oid}", headers=y), 404, "order_not_found")
+    assert_problem(await client.get(f"/api/orders/{oid}/events", headers=y), 404, "order_not_found")
+    r = await client.get("/api/orders", headers=y)
+    assert r.json()["total"] == 0
+    for action, body in [
+        ("confirm", None),
+        ("confirm", {"prices": {}}),
+        ("decline", {"reason": "无货可供"}),
+        ("ship", {"note": "SF"}),
+        ("cancel-request", {"reason": "无货可供"}),
+    ]:
+        r = await client.post(f"/api/orders/{oid}/{action}", json=body, headers=y)
+        assert_problem(r, 404, "order_not_found")
+    # supplier_x sees it in its list and can confirm it.
+    r = await client.get("/api/orders", headers=world.h("supplier_x"))
+    assert [o["id"] for o in r.json()["items"]] == [oid]
+    r = await client.post(f"/api/orders/{oid}/confirm", headers=world.h("supplier_x"))
+    assert r.status_code == 200 and r.json()["status"] == "confirmed"
+
+
+async def test_supplier_cannot_delist_another_suppliers_listing(client: Any, world: World) -> None:
+    laptop = str(world.listings["laptop"].id)
+    y, x = world.h("supplier_y"), world.h("supplier_x")
+    assert_problem(await client.post(f"/api/listings/{laptop}/delist", headers=y), 404, "listing_not_found")
+    assert_problem(await client.post(f"/api/listings/{laptop}/relist", headers=y), 404, "listing_not_found")
+    assert (await client.get(f"/api/listings/{laptop}")).json()["status"] == "live"
+    mine = (await client.get("/api/supplier/listings", headers=y)).json()
+    assert mine["total"] == 1
+    assert [i["id"] for i in mine["items"]] == [str(world.listings["desk"].id)]
+    x_ids = {str(world.listings["laptop"].id), str(world.listings["printer"].id)}
+    assert not x_ids & {i["id"] for i in mine["items"]}
+    theirs = (await client.get("/api/supplier/listings", headers=x)).json()
+    assert {i["id"] for i in theirs["items"]} == x_ids
+    # The owner can delist it, and then it is gone from the public catalogue.
+    r = await client.post(f"/api/listings/{laptop}/delist", headers=x)
+    assert r.status_code == 200 and r.json()["status"] == "delisted"
+    assert_problem(await client.get(f"/api/listings/{laptop}"), 404, "listing_not_found")
+
+
+async def test_buyer_cannot_use_another_units_budget_or_cart(client: Any, world: World) -> None:
+    b = world.h("buyer_b")
+    body = {
+        "budget_line_id": str(world.lines["a1"].id),
+        "items": [{"listing_id": str(world.listings["desk"].id), "quantity": "1"}],
+    }
+    r = await client.post("/api/checkout", json=body, headers={**b, "Idempotency-Key": uuid.uuid4().hex})
+    assert_problem(r, 404, "budget_line_not_found")
+    async with world.db.read() as s:
+        a1 = await s.get(BudgetLine, world.lines["a1"].id)
+        assert a1 is not None and a1.reserved == Decimal(0) and a1.consumed == Decimal(0)
+        assert (await s.execute(Order.__table__.select())).first() is None
+    budgets_b = (await client.get("/api/budgets", headers=b)).json()
+    assert [x["id"] for x in budgets_b] == [str(world.lines["b1"].id)]
+    # Carts are per user: buyer_a's cart is neither visible nor editable by buyer_b.
+    a = world.h("buyer_a")
+    desk = str(world.listings["desk"].id)
+    r = await client.post("/api/cart/items", json={"listing_id": desk, "quantity": "2"}, headers=a)
+    assert r.status_code == 204
+    assert (await client.get("/api/cart", headers=b)).json() == []
+    assert_problem(
+        await client.put(f"/api/cart/items/{desk}", json={"quantity": "9"}, headers=b),
+        404,
+        "cart_item_not_found",
+    )
+    assert [x["quantity"] for x in (await client.get("/api/cart", headers=a)).json()] == ["2"]
+
+
+async def test_center_and_regulator_read_everything_but_only_the_regulator_voids(
+    client: Any, world: World
+) -> None:
+    oid = await _place(client, world, "laptop")
+    other = await _place(client, world, "desk", who="buyer_b", line="b1")
+    for who in ("center", "regulator", "admin"):
+        h = world.h(who)
+        assert (await client.get(f"/api/orders/{oid}", headers=h)).status_code == 200
+        assert (await client.get(f"/api/orders/{oid}/events", headers=h)).status_code == 200
+        listed = (await client.get("/api/orders", headers=h)).json()
+        assert listed["total"] == 2 and {o["id"] for o in listed["items"]} == {oid, other}
+    for who in ("center", "regulator", "admin"):
+        assert_problem(
+            await client.post(f"/api/orders/{oid}/confirm", headers=world.h(who)), 403, "forbidden"
+        )
+        r = await client.post(f"/api/orders/{oid}/cancel", json={"reason": "监管取消"}, headers=world.h(who))
+        assert_problem(r, 403, "forbidden")
+    r = await client.post(f"/api/orders/{oid}/confirm", headers=world.h("supplier_x"))
+    assert r.status_code == 200
+    for who in ("center", "admin", "buyer_a", "supplier_x", "buyer_b", "supplier_y"):
+        r = await client.post(f"/api/orders/{oid}/void", json={"reason": "违规采购"}, headers=world.h(who))
+        assert_problem(r, 403, "forbidden")
+    assert (await client.get(f"/api/orders/{oid}", headers=world.h("buyer_a"))).json()[
+        "status"
+    ] == "confirmed"
+    r = await client.post(
+        f"/api/orders/{oid}/void", json={"reason": "违规采购"}, headers=world.h("regulator")
+    )
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+
+# ---------------------------------------------------------------- tokens and sessions
+
+
+async def _login_form(client: Any, username: str, password: str = PASSWORD) -> Any:
+    r = await client.get("/login", headers=HTML)
+    assert r.status_code == 200
+    csrf = client.cookies.get("mall_csrf")
+    assert csrf
+    return await client.post(
+        "/login",
+        data={"username": username, "password": password, "_csrf_token": csrf},
+        headers=HTML,
+        follow_redirects=False,
+    )
+
+
+async def test_token_endpoint(client: Any, world: World) -> None:
+    r = await client.post("/api/auth/token", json={"username": "buyer_a", "password": "wrong-password"})
+    assert_problem(r, 401, "bad_credentials")
+    r = await client.post("/api/auth/token", json={"username": "nobody", "password": PASSWORD})
+    assert_problem(r, 401, "bad_credentials")  # same answer: no user enumeration
+    r = await client.post(
+        "/api/auth/token", json={"username": "buyer_a", "password": PASSWORD, "name": "脚本"}
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["token_type"] == "Bearer" and body["role"] == "buyer" and body["token"].startswith("mall_")
+    me = await client.get("/api/me", headers={"Authorization": f"Bearer {body['token']}"})
+    assert me.status_code == 200 and me.json()["username"] == "buyer_a" and me.json()["role"] == "buyer"
+    assert me.json()["org_name"] == "甲单位"
+    # The scheme is case-insensitive; anything but a bearer token is anonymous.
+    assert (
+        await client.get("/api/me", headers={"Authorization": f"bearer {body['token']}"})
+    ).status_code == 200
+    assert_problem(
+        await client.get("/api/me", headers={"Authorization": f"Basic {body['token']}"}),
+        401,
+        "unauthenticated",
+    )
+    # A token expires after 30 days.
+    clock.clock.freeze(clock.now() + auth.TOKEN_TTL + timedelta(seconds=1))
+    try:
+        r = await client.get("/api/me", headers={"Authorization": f"Bearer {body['token']}"})
+    finally:
+        clock.clock.unfreeze()
+    assert_problem(r, 401, "unauthenticated")
+
+
+async def test_session_cookie_does_not_authenticate_the_api(client: Any, world: World) -> None:
+    r = await _login_form(client, "buyer_a")
+    assert r.status_code == 303, r.text
+    assert client.cookies.get("mall_session")
+    # The session works for pages ...
+    assert (await client.get("/budgets", headers=HTML)).status_code == 200
+    # ... and never for the API, which takes bearer tokens only (and so needs no CSRF protection).
+    assert_problem(await client.get("/api/me"), 401, "unauthenticated")
+    assert_problem(await client.get("/api/cart"), 401, "unauthenticated")
+    r = await client.post(
+        "/api/cart/items", json={"listing_id": str(world.listings["desk"].id), "quantity": "1"}
+    )
+    assert_problem(r, 401, "unauthenticated")
+    assert (await client.get("/api/cart", headers=world.h("buyer_a"))).json() == []
+
+
+async def test_logout_invalidates_a_copied_session_cookie(client: Any, world: World) -> None:
+    assert (await _login_form(client, "buyer_a")).status_code == 303
+    copied = client.cookies.get("mall_session")
+    r = await client.post(
+        "/logout", headers={**HTML, "x-csrftoken": client.cookies.get("mall_csrf")}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    assert (await client.get("/budgets", headers=HTML)).status_code == 401
+    client.cookies.set("mall_session", copied)
+    assert (await client.get("/budgets", headers=HTML)).status_code == 401
+
+
+async def test_bearer_token_does_not_authenticate_pages(client: Any, world: World) -> None:
+    r = await client.get("/budgets", headers={**HTML, **world.h("buyer_a")}, follow_redirects=False)
+    assert r.status_code == 401
+    r = await client.get("/budgets", headers=world.h("buyer_a"), follow_redirects=False)
+    assert_problem(r, 401, "unauthenticated")

@@ -1,0 +1,185 @@
+"""Publication through real workers, and what happens when Redis or a worker fails.
+
+Each test here runs its own bundled redis-server (so it can stop it) and real `mall worker`
+processes against the run's database, whatever REDIS_URL says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis import Redis
+from rq.job import Job
+from rq.serializers import JSONSerializer
+from sqlalchemy import func, select
+
+from mall import orders
+from mall.models import DisclosureRecord, Outbox
+from mall.settings import Settings
+from tests.conftest import RedisServer
+from tests.factories import World
+from workers import queues
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path, settings: Settings) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    queues.configure(replace(settings, redis_url=server.url))
+    try:
+        yield server
+    finally:
+        server.stop()
+        queues.configure(settings)
+
+
+def worker_env(settings: Settings, redis_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALL_")}
+    env.update(
+        DATABASE_URL=settings.resolved_database_url,
+        REDIS_URL=redis_url,
+        MALL_DATA_DIR=str(settings.data_dir),
+        MALL_SECRET_KEY=settings.secret_key,
+        MALL_QUEUE_NAME=settings.queue_name,
+        MALL_OUTBOX_GRACE_SECONDS="1",
+        MALL_SWEEP_INTERVAL_SECONDS="0.2",
+        MALL_STALE_JOB_SECONDS="3",
+        **extra,
+    )
+    return env
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "mall.cli", "worker"], env=env, start_new_session=True,
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+
+
+def stop_worker(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+async def ledger(world: World) -> list[DisclosureRecord]:
+    async with world.db.read() as s:
+        return list((await s.execute(select(DisclosureRecord).order_by(DisclosureRecord.seq))).scalars())
+
+
+async def pending(world: World) -> int:
+    async with world.db.read() as s:
+        return await s.scalar(select(func.count()).where(Outbox.status == "pending")) or 0
+
+
+async def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def place_order(world: World) -> uuid.UUID:
+    placed, _ = await orders.checkout(
+        world.db, world.settings, world.who["buyer_a"],
+        orders.CheckoutRequest(world.lines["a1"].id, uuid.uuid4().hex, ((world.listings["laptop"].id, "1"),)),
+    )
+    return placed[0].id
+
+
+async def test_confirmation_enqueues_and_a_worker_publishes(world: World, settings: Settings,
+                                                            private_redis: RedisServer) -> None:
+    order_id = await place_order(world)
+    await orders.confirm(world.db, world.who["supplier_x"], order_id)
+    assert queues.queue().count == 1  # enqueued after the commit
+    burst = subprocess.run(
+        [sys.executable, "-m", "mall.cli", "worker", "--burst"], env=worker_env(settings, private_redis.url),
+        capture_output=True, timeout=120, check=False,
+    )
+    assert burst.returncode == 0, burst.stdout.decode()[-2000:]
+    records = await ledger(world)
+    assert [(r.seq, r.kind) for r in records] == [(1, "deal")]
+    assert await pending(world) == 0
+
+
+async def test_redis_down_at_confirmation_delays_but_never_loses_the_record(
+    world: World, settings: Settings, private_redis: RedisServer, tmp_path: Path
+) -> None:
+    order_id = await place_order(world)
+    private_redis.stop()
+    # The confirmation succeeds without Redis: the deal and its outbox row are committed together.
+    confirmed = await orders.confirm(world.db, world.who["supplier_x"], order_id)
+    assert confirmed.status == "confirmed"
+    assert await pending(world) == 1 and await ledger(world) == []
+
+    private_redis.start()  # same data directory: it comes back as it was
+    proc = start_worker(worker_env(settings, private_redis.url), tmp_path / "worker.log")
+    try:
+        async def published() -> bool:
+            return len(await ledger(world)) == 1
+
+        await wait_for(published, 30, "the sweeper to re-enqueue and the worker to publish")
+        await asyncio.sleep(1.0)  # a few more sweeps: nothing more may appear
+    finally:
+        stop_worker(proc)
+    records = await ledger(world)
+    assert [(r.seq, r.kind, r.order_no) for r in records] == [(1, "deal", confirmed.order_no)]
+    assert await pending(world) == 0
+
+
+async def test_worker_killed_mid_publish_publishes_exactly_once(
+    world: World, settings: Settings, private_redis: RedisServer, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    # The first worker stalls inside its publishing transaction; we kill it there.
+    slow = start_worker(worker_env(settings, private_redis.url, MALL_PUBLISH_PAUSE_SECONDS="30"), log)
+    try:
+        order_id = await place_order(world)
+        await orders.confirm(world.db, world.who["supplier_x"], order_id)
+        async with world.db.read() as s:
+            outbox_id = await s.scalar(select(Outbox.id))
+        conn = Redis.from_url(private_redis.url)
+
+        async def started() -> bool:
+            try:
+                return Job.fetch(f"publish-{outbox_id}", connection=conn, serializer=JSONSerializer).get_status() == "started"
+            except Exception:
+                return False
+
+        await wait_for(started, 30, "the publish job to start")
+        await asyncio.sleep(1.0)  # well inside the 30 s pause, after the ledger row was written
+    finally:
+        stop_worker(slow, signal.SIGKILL)
+    assert await ledger(world) == []  # nothing of the killed transaction is visible
+    assert await pending(world) == 1
+
+    fresh = start_worker(worker_env(settings, private_redis.url), log)
+    try:
+        async def published() -> bool:
+            return len(await ledger(world)) >= 1
+
+        await wait_for(published, 60, "a new worker to publish the record")
+        await asyncio.sleep(float(os.environ.get('DBG_SLEEP', '1.5')))
+    finally:
+        stop_worker(fresh)
+    records = await ledger(world)
+    assert [(r.seq, r.kind) for r in records] == [(1, "deal")]  # exactly once
+    assert await pending(world) == 0
