@@ -7,20 +7,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request, get, post
+from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from catalog import categories, service
 from catalog.models import LISTING_STATUS_LABELS
 from catalog.service import ListingDraft, ListingQuery
 from mall.auth import PUBLIC, allow
-from mall.db import Database
 from mall.deps import DB, Config
 from mall.errors import DomainError
 from mall.money import MoneyError, money
-from litestar.params import FromPath, FromQuery, URLEncodedBody
-
 from mall.pages import _act, _page_no, _user, flash, pages_of, render
-from mall.settings import Settings
 
 # The top-level goods classes shown as quick filters on the goods page.
 QUICK_CATEGORIES = [
@@ -56,7 +53,7 @@ async def goods_page(request: Request[Any, Any, Any], db: DB) -> Template:
         price_min=price("price_min"),
         price_max=price("price_max"),
         in_stock=p.get("in_stock") == "1",
-        sort=p.get("sort") if p.get("sort") in service.SORTS else "newest",
+        sort=str(p.get("sort")) if p.get("sort") in service.SORTS else "newest",
         page=_page_no(p.get("page")),
         per_page=24,
     )
@@ -64,38 +61,80 @@ async def goods_page(request: Request[Any, Any, Any], db: DB) -> Template:
         total, rows = await service.browse(s, query)
         brands = await service.brands_in(s, query.category)
     qs = urlencode({k: v for k, v in p.items() if k != "page" and v})
-    return render(request, "goods.html", rows=rows, total=total, query=query, brands=brands, qs=qs,
-                  pages=pages_of(total, query.per_page), quick=QUICK_CATEGORIES, errors=errors,
-                  category_label=categories.name_of(query.category))
+    return render(
+        request,
+        "goods.html",
+        rows=rows,
+        total=total,
+        query=query,
+        brands=brands,
+        qs=qs,
+        pages=pages_of(total, query.per_page),
+        quick=QUICK_CATEGORIES,
+        errors=errors,
+        category_label=categories.name_of(query.category),
+    )
 
 
 @get("/goods/{listing_id:uuid}", opt=PUBLIC, include_in_schema=False)
-async def goods_detail(request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB, settings: Config) -> Template:
+async def goods_detail(
+    request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB, settings: Config
+) -> Template:
     async with db.read() as s:
         listing = await service.get_listing(s, listing_id)
-        _, same_category = await service.browse(s, ListingQuery(category=listing.category_code, per_page=6, sort="sales"))
+        _, same_category = await service.browse(
+            s, ListingQuery(category=listing.category_code, per_page=6, sort="sales")
+        )
     others = [x for x in same_category if x.id != listing.id][:5]
-    return render(request, "goods_detail.html", listing=listing, others=others,
-                  category_label=categories.name_of(listing.category_code))
+    return render(
+        request,
+        "goods_detail.html",
+        listing=listing,
+        others=others,
+        category_label=categories.name_of(listing.category_code),
+    )
 
 
 @get("/supplier/listings", opt=allow("supplier"), include_in_schema=False)
-async def my_listings(request: Request[Any, Any, Any], db: DB, settings: Config, page: FromQuery[str] = "1") -> Template:
+async def my_listings(
+    request: Request[Any, Any, Any], db: DB, settings: Config, page: FromQuery[str] = "1"
+) -> Template:
     who = _user(request)
     assert who and who.org_id
     pg = _page_no(page)
     async with db.read() as s:
         total, rows = await service.listings_of_supplier(s, who.org_id, pg, 30)
-    return render(request, "supplier_listings.html", rows=rows, total=total, page=pg, pages=pages_of(total, 30),
-                  status_labels=LISTING_STATUS_LABELS, margin=settings.price_margin, form=request.session.pop("form", {}))
+    return render(
+        request,
+        "supplier_listings.html",
+        rows=rows,
+        total=total,
+        page=pg,
+        pages=pages_of(total, 30),
+        status_labels=LISTING_STATUS_LABELS,
+        margin=settings.price_margin,
+        form=request.session.pop("form", {}),
+    )
 
 
 @post("/supplier/listings", opt=allow("supplier"), include_in_schema=False)
-async def create_listing(request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]) -> Redirect:
+async def create_listing(
+    request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]
+) -> Redirect:
     who = _user(request)
     assert who
-    fields = ("name", "brand", "spec_model", "category_code", "unit", "price", "reference_price", "stock",
-              "reference_source", "description")
+    fields = (
+        "name",
+        "brand",
+        "spec_model",
+        "category_code",
+        "unit",
+        "price",
+        "reference_price",
+        "stock",
+        "reference_source",
+        "description",
+    )
     draft = ListingDraft(**{f: (data.get(f) or "").strip() for f in fields})
     try:
         listing = await service.create_listing(db, who, draft, margin=settings.price_margin)
@@ -108,12 +147,19 @@ async def create_listing(request: Request[Any, Any, Any], db: DB, settings: Conf
 
 
 @post("/supplier/listings/{listing_id:uuid}/status", opt=allow("supplier"), include_in_schema=False)
-async def listing_status(request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB, data: URLEncodedBody[dict[str, str]]) -> Redirect:
+async def listing_status(
+    request: Request[Any, Any, Any],
+    listing_id: FromPath[uuid.UUID],
+    db: DB,
+    data: URLEncodedBody[dict[str, str]],
+) -> Redirect:
     who = _user(request)
     assert who
     status = data.get("status", "")
     ok = "商品已下架" if status == "delisted" else "商品已重新上架"
-    return await _act(request, lambda: service.set_listing_status(db, who, listing_id, status), ok, "/supplier/listings")
+    return await _act(
+        request, lambda: service.set_listing_status(db, who, listing_id, status), ok, "/supplier/listings"
+    )
 
 
 ROUTES = [goods_page, goods_detail, my_listings, create_listing, listing_status]

@@ -14,11 +14,9 @@ from catalog import categories, service
 from catalog.service import ListingDraft, ListingQuery
 from mall.api import PageNo, me_of
 from mall.auth import PUBLIC, allow
-from mall.db import Database
 from mall.deps import DB, Config
 from mall.errors import InvalidInput
 from mall.money import MoneyError, money
-from mall.settings import Settings
 from mall.structs import ListingCreate, ListingOut, ListingPage
 
 
@@ -59,9 +57,16 @@ async def browse(
     price_max: FromQuery[str | None] = None,
     sort: Annotated[str, QueryParameter(pattern="^(newest|price_asc|price_desc|sales)$")] = "newest",
 ) -> ListingPage:
-    query = ListingQuery(q=q.strip(), category=category.strip(), brand=brand.strip(),
-                         price_min=_price(price_min, "price_min"), price_max=_price(price_max, "price_max"),
-                         sort=sort, page=page, per_page=per_page)
+    query = ListingQuery(
+        q=q.strip(),
+        category=category.strip(),
+        brand=brand.strip(),
+        price_min=_price(price_min, "price_min"),
+        price_max=_price(price_max, "price_max"),
+        sort=sort,
+        page=page,
+        per_page=per_page,
+    )
     async with db.read() as s:
         total, rows = await service.browse(s, query)
     return ListingPage(total, page, per_page, [ListingOut.of(x) for x in rows])
@@ -74,7 +79,9 @@ async def listing_detail(listing_id: FromPath[uuid.UUID], db: DB) -> ListingOut:
 
 
 @post("/api/listings", opt=allow("supplier"), status_code=201, tags=["商品"], summary="供应商上架商品")
-async def create_listing(request: Request[Any, Any, Any], data: JSONBody[ListingCreate], db: DB, settings: Config) -> ListingOut:
+async def create_listing(
+    request: Request[Any, Any, Any], data: JSONBody[ListingCreate], db: DB, settings: Config
+) -> ListingOut:
     draft = ListingDraft(**msgspec.structs.asdict(data))
     listing = await service.create_listing(db, me_of(request), draft, margin=settings.price_margin)
     async with db.read() as s:
@@ -82,8 +89,12 @@ async def create_listing(request: Request[Any, Any, Any], data: JSONBody[Listing
 
 
 @get("/api/supplier/listings", opt=allow("supplier"), tags=["商品"], summary="本供应商的商品")
-async def my_listings(request: Request[Any, Any, Any], db: DB, page: PageNo = 1,
-                      per_page: Annotated[int, QueryParameter(ge=1, le=100)] = 50) -> ListingPage:
+async def my_listings(
+    request: Request[Any, Any, Any],
+    db: DB,
+    page: PageNo = 1,
+    per_page: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
+) -> ListingPage:
     who = me_of(request)
     assert who.org_id
     async with db.read() as s:

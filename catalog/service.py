@@ -40,7 +40,12 @@ def _key(text: str) -> str:
 
 
 async def create_listing(db: Database, who: Principal, draft: ListingDraft, *, margin: Decimal) -> Listing:
-    name, brand, model, unit = (draft.name.strip(), draft.brand.strip(), draft.spec_model.strip(), draft.unit.strip())
+    name, brand, model, unit = (
+        draft.name.strip(),
+        draft.brand.strip(),
+        draft.spec_model.strip(),
+        draft.unit.strip(),
+    )
     errors = []
     if not 2 <= len(name) <= 200:
         errors.append("商品名称应为2至200个字符")
@@ -75,7 +80,9 @@ async def create_listing(db: Database, who: Principal, draft: ListingDraft, *, m
     async with db.write() as tx:
         category = await tx.session.get(Category, (CATALOG_VERSION, draft.category_code.strip()))
         if category is None:
-            raise InvalidInput(f"品目编码 {draft.category_code} 不在{CATALOG_VERSION}版品目目录中", code="unknown_category")
+            raise InvalidInput(
+                f"品目编码 {draft.category_code} 不在{CATALOG_VERSION}版品目目录中", code="unknown_category"
+            )
         if category.type != "goods":
             raise RuleViolation("网上超市只能上架货物类品目", code="category_not_goods")
         duplicate = await tx.session.scalar(
@@ -133,7 +140,9 @@ async def set_listing_status(db: Database, who: Principal, listing_id: uuid.UUID
         listing.status = status
         listing.updated_at = clock.now()
         tx.session.add(
-            AuditEntry(at=clock.now(), actor_user_id=who.user_id, action=f"listing_{status}", target=str(listing_id))
+            AuditEntry(
+                at=clock.now(), actor_user_id=who.user_id, action=f"listing_{status}", target=str(listing_id)
+            )
         )
     return listing
 
@@ -166,7 +175,9 @@ async def browse(session: AsyncSession, query: ListingQuery) -> tuple[int, list[
     if query.q:
         for word in query.q.split()[:5]:
             like = f"%{word}%"
-            stmt = stmt.where(or_(Listing.name.like(like), Listing.brand.like(like), Listing.spec_model.like(like)))
+            stmt = stmt.where(
+                or_(Listing.name.like(like), Listing.brand.like(like), Listing.spec_model.like(like))
+            )
     if query.category:
         stmt = stmt.where(Listing.category_code.like(f"{query.category}%"))
     if query.brand:
@@ -187,7 +198,9 @@ async def browse(session: AsyncSession, query: ListingQuery) -> tuple[int, list[
     return total, list(rows.scalars())
 
 
-async def listings_of_supplier(session: AsyncSession, org_id: uuid.UUID, page: int, per_page: int) -> tuple[int, list[Listing]]:
+async def listings_of_supplier(
+    session: AsyncSession, org_id: uuid.UUID, page: int, per_page: int
+) -> tuple[int, list[Listing]]:
     stmt = select(Listing).where(Listing.supplier_org_id == org_id)
     total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = await session.execute(

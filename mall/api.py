@@ -12,11 +12,10 @@ from sqlalchemy import select, text
 from mall import auth, budgets, disclosure, orders
 from mall.auth import PUBLIC, Principal, allow
 from mall.clock import rfc3339
-from mall.db import Database
 from mall.deps import DB, Config
 from mall.errors import InvalidInput
+from mall.models import OrderStatus
 from mall.money import money_str, quantity_str
-from mall.settings import Settings
 from mall.structs import (
     AcceptIn,
     AnswerIn,
@@ -53,7 +52,12 @@ async def create_token(request: Request[Any, Any, Any], data: JSONBody[TokenRequ
     ip = request.client.host if request.client else ""
     who = await auth.authenticate(db, data.username, data.password, ip)
     token, row = await auth.issue_token(db, who, data.name or "api")
-    return TokenOut(token=token, token_type="Bearer", expires_at=rfc3339(row.expires_at), role=who.role)
+    return TokenOut(
+        token=token,
+        token_type="Bearer",  # noqa: S106
+        expires_at=rfc3339(row.expires_at),
+        role=who.role,
+    )
 
 
 @get("/api/me", opt=allow("user"), tags=["账户"])
@@ -75,8 +79,14 @@ async def get_cart(request: Request[Any, Any, Any], db: DB) -> list[CartLineOut]
     who = me_of(request)
     async with db.read() as s:
         return [
-            CartLineOut(c.listing.id, c.listing.name, c.listing.supplier.name, quantity_str(c.item.quantity),
-                        money_str(c.listing.price), money_str(c.amount))
+            CartLineOut(
+                c.listing.id,
+                c.listing.name,
+                c.listing.supplier.name,
+                quantity_str(c.item.quantity),
+                money_str(c.listing.price),
+                money_str(c.amount),
+            )
             for c in await orders.cart_of(s, who.user_id)
         ]
 
@@ -87,7 +97,9 @@ async def cart_add(request: Request[Any, Any, Any], data: JSONBody[CartAdd], db:
 
 
 @put("/api/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204, tags=["网上超市"])
-async def cart_set(request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], data: JSONBody[CartQuantity], db: DB) -> None:
+async def cart_set(
+    request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], data: JSONBody[CartQuantity], db: DB
+) -> None:
     await orders.set_cart_quantity(db, me_of(request), listing_id, data.quantity)
 
 
@@ -96,7 +108,12 @@ async def cart_remove(request: Request[Any, Any, Any], listing_id: FromPath[uuid
     await orders.set_cart_quantity(db, me_of(request), listing_id, "0")
 
 
-@post("/api/checkout", opt=allow("buyer"), tags=["网上超市"], summary="下单：每个供应商一张订单；需 Idempotency-Key 请求头")
+@post(
+    "/api/checkout",
+    opt=allow("buyer"),
+    tags=["网上超市"],
+    summary="下单：每个供应商一张订单；需 Idempotency-Key 请求头",
+)
 async def checkout(
     request: Request[Any, Any, Any],
     data: JSONBody[CheckoutIn],
@@ -120,9 +137,13 @@ async def checkout(
 
 @get("/api/orders", opt=allow("user"), tags=["订单"], summary="订单列表（采购人、供应商只见本单位订单）")
 async def list_orders(
-    request: Request[Any, Any, Any], db: DB, page: PageNo = 1, per_page: PerPage = 20, status: FromQuery[str | None] = None
+    request: Request[Any, Any, Any],
+    db: DB,
+    page: PageNo = 1,
+    per_page: PerPage = 20,
+    status: FromQuery[str | None] = None,
 ) -> OrderPage:
-    if status is not None and status not in {s.value for s in orders.OrderStatus}:
+    if status is not None and status not in {s.value for s in OrderStatus}:
         raise InvalidInput("参数 status 不是有效的订单状态", code="invalid_parameter")
     async with db.read() as s:
         total, rows = await orders.list_orders(s, me_of(request), status, page, per_page)
@@ -136,7 +157,9 @@ async def get_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUI
 
 
 @get("/api/orders/{order_id:uuid}/events", opt=allow("user"), tags=["订单"], summary="订单操作记录")
-async def order_events(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB) -> list[EventOut]:
+async def order_events(
+    request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB
+) -> list[EventOut]:
     async with db.read() as s:
         await orders.get_order(s, me_of(request), order_id)
         return [EventOut.of(e) for e in await orders.events_of(s, order_id)]
@@ -147,45 +170,90 @@ async def _out(db: DB, who: Principal, order_id: FromPath[uuid.UUID]) -> OrderOu
         return OrderOut.of(await orders.get_order(s, who, order_id))
 
 
-@post("/api/orders/{order_id:uuid}/confirm", opt=allow("supplier"), status_code=200, tags=["订单"],
-      summary="供应商确认订单（可降价，不可涨价）")
-async def confirm_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB, data: JSONBody[ConfirmIn | None] = None) -> OrderOut:
+@post(
+    "/api/orders/{order_id:uuid}/confirm",
+    opt=allow("supplier"),
+    status_code=200,
+    tags=["订单"],
+    summary="供应商确认订单（可降价，不可涨价）",
+)
+async def confirm_order(
+    request: Request[Any, Any, Any],
+    order_id: FromPath[uuid.UUID],
+    db: DB,
+    data: JSONBody[ConfirmIn | None] = None,
+) -> OrderOut:
     await orders.confirm(db, me_of(request), order_id, dict(data.prices) if data else None)
     return await _out(db, me_of(request), order_id)
 
 
 @post("/api/orders/{order_id:uuid}/decline", opt=allow("supplier"), status_code=200, tags=["订单"])
-async def decline_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn], db: DB) -> OrderOut:
+async def decline_order(
+    request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn], db: DB
+) -> OrderOut:
     await orders.decline(db, me_of(request), order_id, data.reason)
     return await _out(db, me_of(request), order_id)
 
 
-@post("/api/orders/{order_id:uuid}/cancel", opt=allow("buyer"), status_code=200, tags=["订单"], summary="采购人取消未确认的订单")
-async def cancel_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn], db: DB) -> OrderOut:
+@post(
+    "/api/orders/{order_id:uuid}/cancel",
+    opt=allow("buyer"),
+    status_code=200,
+    tags=["订单"],
+    summary="采购人取消未确认的订单",
+)
+async def cancel_order(
+    request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn], db: DB
+) -> OrderOut:
     await orders.cancel(db, me_of(request), order_id, data.reason)
     return await _out(db, me_of(request), order_id)
 
 
-@post("/api/orders/{order_id:uuid}/cancel-request", opt=allow("buyer", "supplier"), status_code=200, tags=["订单"])
-async def request_cancel(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn], db: DB) -> OrderOut:
+@post(
+    "/api/orders/{order_id:uuid}/cancel-request",
+    opt=allow("buyer", "supplier"),
+    status_code=200,
+    tags=["订单"],
+)
+async def request_cancel(
+    request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn], db: DB
+) -> OrderOut:
     await orders.request_cancel(db, me_of(request), order_id, data.reason)
     return await _out(db, me_of(request), order_id)
 
 
-@post("/api/orders/{order_id:uuid}/cancel-answer", opt=allow("buyer", "supplier"), status_code=200, tags=["订单"])
-async def answer_cancel(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[AnswerIn], db: DB) -> OrderOut:
+@post(
+    "/api/orders/{order_id:uuid}/cancel-answer",
+    opt=allow("buyer", "supplier"),
+    status_code=200,
+    tags=["订单"],
+)
+async def answer_cancel(
+    request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[AnswerIn], db: DB
+) -> OrderOut:
     await orders.answer_cancel(db, me_of(request), order_id, data.agree)
     return await _out(db, me_of(request), order_id)
 
 
-@post("/api/orders/{order_id:uuid}/contract", opt=allow("buyer"), status_code=200, tags=["订单"], summary="采购人签订并备案电子合同")
+@post(
+    "/api/orders/{order_id:uuid}/contract",
+    opt=allow("buyer"),
+    status_code=200,
+    tags=["订单"],
+    summary="采购人签订并备案电子合同",
+)
 async def file_contract(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB) -> OrderOut:
     await orders.file_contract(db, me_of(request), order_id)
     return await _out(db, me_of(request), order_id)
 
 
 @post("/api/orders/{order_id:uuid}/ship", opt=allow("supplier"), status_code=200, tags=["订单"])
-async def ship_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB, data: JSONBody[ShipIn | None] = None) -> OrderOut:
+async def ship_order(
+    request: Request[Any, Any, Any],
+    order_id: FromPath[uuid.UUID],
+    db: DB,
+    data: JSONBody[ShipIn | None] = None,
+) -> OrderOut:
     await orders.ship(db, me_of(request), order_id, data.note if data else "")
     return await _out(db, me_of(request), order_id)
 
@@ -196,20 +264,44 @@ async def receive_order(request: Request[Any, Any, Any], order_id: FromPath[uuid
     return await _out(db, me_of(request), order_id)
 
 
-@post("/api/orders/{order_id:uuid}/accept", opt=allow("buyer"), status_code=200, tags=["订单"], summary="验收并评价供应商")
-async def accept_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[AcceptIn], db: DB) -> OrderOut:
+@post(
+    "/api/orders/{order_id:uuid}/accept",
+    opt=allow("buyer"),
+    status_code=200,
+    tags=["订单"],
+    summary="验收并评价供应商",
+)
+async def accept_order(
+    request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[AcceptIn], db: DB
+) -> OrderOut:
     await orders.accept(db, me_of(request), order_id, data.score, data.comment)
     return await _out(db, me_of(request), order_id)
 
 
-@post("/api/orders/{order_id:uuid}/pay", opt=allow("buyer"), status_code=200, tags=["订单"], summary="登记付款")
-async def pay_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[PayIn], db: DB, settings: Config) -> OrderOut:
+@post(
+    "/api/orders/{order_id:uuid}/pay", opt=allow("buyer"), status_code=200, tags=["订单"], summary="登记付款"
+)
+async def pay_order(
+    request: Request[Any, Any, Any],
+    order_id: FromPath[uuid.UUID],
+    data: JSONBody[PayIn],
+    db: DB,
+    settings: Config,
+) -> OrderOut:
     await orders.pay(db, settings, me_of(request), order_id, data.payment_ref)
     return await _out(db, me_of(request), order_id)
 
 
-@post("/api/orders/{order_id:uuid}/void", opt=allow("regulator"), status_code=200, tags=["订单"], summary="监管部门作废已备案合同")
-async def void_order(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn], db: DB) -> OrderOut:
+@post(
+    "/api/orders/{order_id:uuid}/void",
+    opt=allow("regulator"),
+    status_code=200,
+    tags=["订单"],
+    summary="监管部门作废已备案合同",
+)
+async def void_order(
+    request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn], db: DB
+) -> OrderOut:
     await orders.void(db, me_of(request), order_id, data.reason)
     return await _out(db, me_of(request), order_id)
 
@@ -243,8 +335,12 @@ async def healthz(db: DB, settings: Config) -> Response[dict[str, Any]]:
             from mall.models import LedgerHead
 
             head = (await s.execute(select(LedgerHead.last_seq))).scalar_one()
-        status["database"] = {"ok": True, "backend": "sqlite" if db.is_sqlite else "postgresql", "ledger_seq": head,
-                              "outbox_pending": await outbox.pending_count(db)}
+        status["database"] = {
+            "ok": True,
+            "backend": "sqlite" if db.is_sqlite else "postgresql",
+            "ledger_seq": head,
+            "outbox_pending": await outbox.pending_count(db),
+        }
     except Exception as exc:
         status["database"] = {"ok": False, "error": type(exc).__name__}
 
@@ -270,7 +366,29 @@ async def healthz(db: DB, settings: Config) -> Response[dict[str, Any]]:
 
 
 ROUTES = [
-    create_token, me, list_budgets, get_cart, cart_add, cart_set, cart_remove, checkout, list_orders, get_order,
-    order_events, confirm_order, decline_order, cancel_order, request_cancel, answer_cancel, file_contract,
-    ship_order, receive_order, accept_order, pay_order, void_order, feed, feed_record, healthz,
+    create_token,
+    me,
+    list_budgets,
+    get_cart,
+    cart_add,
+    cart_set,
+    cart_remove,
+    checkout,
+    list_orders,
+    get_order,
+    order_events,
+    confirm_order,
+    decline_order,
+    cancel_order,
+    request_cancel,
+    answer_cancel,
+    file_contract,
+    ship_order,
+    receive_order,
+    accept_order,
+    pay_order,
+    void_order,
+    feed,
+    feed_record,
+    healthz,
 ]

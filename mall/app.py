@@ -11,11 +11,11 @@ from typing import Any
 
 from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.di import Provide
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
@@ -76,7 +76,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *catalog_routes.ROUTES,
             *pages.ROUTES,
             *catalog_pages.ROUTES,
-            create_static_files_router(path="/static", directories=[TEMPLATES / "static"], opt={"roles": ("public",)}),
+            create_static_files_router(
+                path="/static", directories=[TEMPLATES / "static"], opt={"roles": ("public",)}
+            ),
         ],
         dependencies={"db": Provide(provide_db), "settings": Provide(provide_settings)},
         guards=[access_guard],

@@ -16,9 +16,9 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy import select
@@ -140,7 +140,9 @@ async def issue_token(db: Database, principal: Principal, name: str = "") -> tup
     )
     async with db.write() as tx:
         tx.session.add(row)
-        tx.session.add(AuditEntry(at=now, actor_user_id=principal.user_id, action="token_issued", target=name))
+        tx.session.add(
+            AuditEntry(at=now, actor_user_id=principal.user_id, action="token_issued", target=name)
+        )
     return token, row
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, literal, select, update
+from sqlalchemy import BigInteger, Table, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall import clock
@@ -18,7 +18,7 @@ from mall.errors import Conflict, NotFound, RuleViolation
 from mall.models import BudgetLine, BudgetMovement
 from mall.money import to_cents
 
-_T = BudgetLine.__table__
+_T = cast(Table, BudgetLine.__table__)
 
 
 async def lines_of(session: AsyncSession, org_id: uuid.UUID) -> list[BudgetLine]:
@@ -94,7 +94,9 @@ async def shrink(session: AsyncSession, line_id: uuid.UUID, by: Decimal, order_i
 
 
 def _move(session: AsyncSession, line_id: uuid.UUID, order_id: uuid.UUID, kind: str, amount: Decimal) -> None:
-    session.add(BudgetMovement(budget_line_id=line_id, order_id=order_id, kind=kind, amount=amount, at=clock.now()))
+    session.add(
+        BudgetMovement(budget_line_id=line_id, order_id=order_id, kind=kind, amount=amount, at=clock.now())
+    )
 
 
 def _cents(amount: Decimal) -> Any:

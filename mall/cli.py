@@ -86,23 +86,54 @@ def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
         if result.ok:
             print(f"账本校验通过：共 {result.checked} 条记录，哈希链完整")
             return 0
-        print(f"账本校验失败：第 {result.seq} 条记录 — {result.problem}（此前 {result.checked} 条正常）", file=sys.stderr)
+        print(
+            f"账本校验失败：第 {result.seq} 条记录 — {result.problem}（此前 {result.checked} 条正常）",
+            file=sys.stderr,
+        )
         return 1
 
     return asyncio.run(go())
 
 
-EXPORT_HEADERS = ["序号", "记录编号", "类型", "更正/取消的记录", "采购方式", "订单编号", "区划", "成交日期", "公开时间",
-                  "采购人", "采购人统一社会信用代码", "供应商", "供应商统一社会信用代码", "供应商地址", "成交总额（元）",
-                  "行号", "品目编码", "标的名称", "品牌", "规格型号", "数量", "单位", "单价（元）", "金额（元）", "哈希"]
+EXPORT_HEADERS = [
+    "序号",
+    "记录编号",
+    "类型",
+    "更正/取消的记录",
+    "采购方式",
+    "订单编号",
+    "区划",
+    "成交日期",
+    "公开时间",
+    "采购人",
+    "采购人统一社会信用代码",
+    "供应商",
+    "供应商统一社会信用代码",
+    "供应商地址",
+    "成交总额（元）",
+    "行号",
+    "品目编码",
+    "标的名称",
+    "品牌",
+    "规格型号",
+    "数量",
+    "单位",
+    "单价（元）",
+    "金额（元）",
+    "哈希",
+]
 
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     """Stream the ledger in constant memory: CSV (one row per line item) or JSON Lines (one record per line)."""
     from mall.disclosure import KIND_LABELS, MODE_LABELS, iter_bodies
 
-    out = open(args.output, "w", encoding="utf-8-sig" if args.format == "csv" else "utf-8", newline="") \
-        if args.output != "-" else sys.stdout
+    # Closed in go()'s finally; stdout is left open.
+    out = (
+        open(args.output, "w", encoding="utf-8-sig" if args.format == "csv" else "utf-8", newline="")  # noqa: SIM115
+        if args.output != "-"
+        else sys.stdout
+    )
 
     async def go() -> int:
         db = _db(settings)
@@ -111,7 +142,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
             writer = csv.writer(out) if args.format == "csv" else None
             if writer:
                 writer.writerow(EXPORT_HEADERS)
-            async for seq, body, _h, _p in iter_bodies(db):
+            async for _seq, body, _h, _p in iter_bodies(db):
                 n += 1
                 if writer is None:
                     out.write(body + "\n")
@@ -119,15 +150,35 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
                 r = json.loads(body)
                 sup = r.get("supplier") or {}
                 for i, line in enumerate(r["lines"] or [{}], start=1):
-                    writer.writerow([
-                        r["seq"], r["id"], KIND_LABELS.get(r["kind"], r["kind"]), r.get("amends") or "",
-                        MODE_LABELS.get(r["mode"], r["mode"]), r["order_no"], r["region_code"], r["deal_date"],
-                        r["published_at"], r["buyer"]["name"], r["buyer"]["credit_code"], sup.get("name", ""),
-                        sup.get("credit_code", ""), sup.get("address", ""), r.get("total_amount") or "", i,
-                        line.get("category_code", ""), line.get("item_name", ""), line.get("brand", ""),
-                        line.get("spec_model", ""), line.get("quantity", ""), line.get("unit", ""),
-                        line.get("unit_price") or "", line.get("amount") or "", r["hash"],
-                    ])
+                    writer.writerow(
+                        [
+                            r["seq"],
+                            r["id"],
+                            KIND_LABELS.get(r["kind"], r["kind"]),
+                            r.get("amends") or "",
+                            MODE_LABELS.get(r["mode"], r["mode"]),
+                            r["order_no"],
+                            r["region_code"],
+                            r["deal_date"],
+                            r["published_at"],
+                            r["buyer"]["name"],
+                            r["buyer"]["credit_code"],
+                            sup.get("name", ""),
+                            sup.get("credit_code", ""),
+                            sup.get("address", ""),
+                            r.get("total_amount") or "",
+                            i,
+                            line.get("category_code", ""),
+                            line.get("item_name", ""),
+                            line.get("brand", ""),
+                            line.get("spec_model", ""),
+                            line.get("quantity", ""),
+                            line.get("unit", ""),
+                            line.get("unit_price") or "",
+                            line.get("amount") or "",
+                            r["hash"],
+                        ]
+                    )
         finally:
             await db.dispose()
             if out is not sys.stdout:

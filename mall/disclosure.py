@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -197,7 +197,9 @@ def parse_feed_query(params: dict[str, str], *, max_limit: int = 500, default_li
             raise InvalidInput(f"参数 {name} 应为非负整数", code="invalid_parameter", parameter=name)
         value = int(raw)
         if not lo <= value <= hi:
-            raise InvalidInput(f"参数 {name} 应在 {lo} 到 {hi} 之间", code="invalid_parameter", parameter=name)
+            raise InvalidInput(
+                f"参数 {name} 应在 {lo} 到 {hi} 之间", code="invalid_parameter", parameter=name
+            )
         return value
 
     def as_date(name: str) -> date | None:
@@ -207,22 +209,30 @@ def parse_feed_query(params: dict[str, str], *, max_limit: int = 500, default_li
         try:
             return date.fromisoformat(raw)
         except ValueError:
-            raise InvalidInput(f"参数 {name} 应为 YYYY-MM-DD 格式的日期", code="invalid_parameter", parameter=name) from None
+            raise InvalidInput(
+                f"参数 {name} 应为 YYYY-MM-DD 格式的日期", code="invalid_parameter", parameter=name
+            ) from None
 
     def as_code(name: str) -> str | None:
         raw = params.get(name)
         if not raw:
             return None
         if len(raw) != 18 or not raw.isalnum():
-            raise InvalidInput(f"参数 {name} 应为18位统一社会信用代码", code="invalid_parameter", parameter=name)
+            raise InvalidInput(
+                f"参数 {name} 应为18位统一社会信用代码", code="invalid_parameter", parameter=name
+            )
         return raw.upper()
 
     mode = params.get("mode") or None
     if mode is not None and mode not in MODES:
-        raise InvalidInput(f"参数 mode 应为 {' | '.join(MODES)} 之一", code="invalid_parameter", parameter="mode")
+        raise InvalidInput(
+            f"参数 mode 应为 {' | '.join(MODES)} 之一", code="invalid_parameter", parameter="mode"
+        )
     kind = params.get("kind") or None
     if kind is not None and kind not in KINDS:
-        raise InvalidInput(f"参数 kind 应为 {' | '.join(KINDS)} 之一", code="invalid_parameter", parameter="kind")
+        raise InvalidInput(
+            f"参数 kind 应为 {' | '.join(KINDS)} 之一", code="invalid_parameter", parameter="kind"
+        )
     q = FeedQuery(
         after=as_int("after", 0, 0, 2**62),
         limit=as_int("limit", default_limit, 1, max_limit),
@@ -258,12 +268,16 @@ def _filtered(q: FeedQuery) -> Any:
 async def feed_page(session: AsyncSession, q: FeedQuery) -> tuple[list[str], int]:
     """Bodies (canonical JSON) of the next records after `q.after`, and the cursor to continue from."""
     stmt = _filtered(q).where(DisclosureRecord.seq > q.after).order_by(DisclosureRecord.seq).limit(q.limit)
-    rows = list((await session.execute(stmt.with_only_columns(DisclosureRecord.seq, DisclosureRecord.body))).all())
+    rows = list(
+        (await session.execute(stmt.with_only_columns(DisclosureRecord.seq, DisclosureRecord.body))).all()
+    )
     next_after = rows[-1][0] if rows else q.after
     return [r[1] for r in rows], next_after
 
 
-async def page_desc(session: AsyncSession, q: FeedQuery, page: int, per_page: int) -> tuple[int, list[DisclosureRecord]]:
+async def page_desc(
+    session: AsyncSession, q: FeedQuery, page: int, per_page: int
+) -> tuple[int, list[DisclosureRecord]]:
     """Newest first, for the public page."""
     from sqlalchemy import func
 
@@ -304,7 +318,12 @@ async def iter_bodies(db: Database, batch: int = 2000) -> AsyncIterator[tuple[in
             rows = list(
                 (
                     await s.execute(
-                        select(DisclosureRecord.seq, DisclosureRecord.body, DisclosureRecord.hash, DisclosureRecord.prev_hash)
+                        select(
+                            DisclosureRecord.seq,
+                            DisclosureRecord.body,
+                            DisclosureRecord.hash,
+                            DisclosureRecord.prev_hash,
+                        )
                         .where(DisclosureRecord.seq > after)
                         .order_by(DisclosureRecord.seq)
                         .limit(batch)

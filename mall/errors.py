@@ -67,7 +67,9 @@ class RuleViolation(DomainError):
     code = "rule_violation"
 
 
-def problem(status: int, code: str, detail: str, instance: str = "", extra: dict[str, Any] | None = None) -> Response[Any]:
+def problem(
+    status: int, code: str, detail: str, instance: str = "", extra: dict[str, Any] | None = None
+) -> Response[Any]:
     titles = {
         400: "请求有误",
         401: "需要登录",
@@ -80,8 +82,14 @@ def problem(status: int, code: str, detail: str, instance: str = "", extra: dict
         500: "服务器内部错误",
         503: "服务暂不可用",
     }
-    body = {"type": "about:blank", "title": titles.get(status, "错误"), "status": status, "code": code,
-            "detail": detail, "instance": instance}
+    body = {
+        "type": "about:blank",
+        "title": titles.get(status, "错误"),
+        "status": status,
+        "code": code,
+        "detail": detail,
+        "instance": instance,
+    }
     for key, value in (extra or {}).items():
         body.setdefault(key, value)
     return Response(content=body, status_code=status, media_type=PROBLEM)
@@ -146,8 +154,14 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 
         return error_page(request, 500, "internal_error", "服务器出现内部错误，请稍后重试")
     return Response(
-        content={"type": "about:blank", "title": "服务器内部错误", "status": 500, "code": "internal_error",
-                 "detail": "服务器出现内部错误，请稍后重试", "instance": request.url.path},
+        content={
+            "type": "about:blank",
+            "title": "服务器内部错误",
+            "status": 500,
+            "code": "internal_error",
+            "detail": "服务器出现内部错误，请稍后重试",
+            "instance": request.url.path,
+        },
         status_code=500,
         media_type=PROBLEM,
     )

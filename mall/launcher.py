@@ -41,15 +41,24 @@ def redis_command(settings: Settings) -> list[str]:
     data = settings.data_dir.resolve()
     return [
         redis_server_binary(),
-        "--port", "0",
-        "--unixsocket", str(settings.embedded_redis_socket),
-        "--unixsocketperm", "700",
-        "--dir", str(data),
-        "--appendonly", "yes",
-        "--appendfilename", "redis.aof",
-        "--save", "",
-        "--daemonize", "no",
-        "--logfile", str(data / "redis.log"),
+        "--port",
+        "0",
+        "--unixsocket",
+        str(settings.embedded_redis_socket),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(data),
+        "--appendonly",
+        "yes",
+        "--appendfilename",
+        "redis.aof",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--logfile",
+        str(data / "redis.log"),
     ]
 
 
@@ -63,8 +72,11 @@ class Child:
     env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(  # noqa: S603
-            self.argv, env={**os.environ, **self.env}, start_new_session=True, preexec_fn=_die_with_parent  # noqa: PLW1509
+        self.proc = subprocess.Popen(
+            self.argv,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self.started_at = time.monotonic()
 
@@ -130,8 +142,11 @@ class Launcher:
             for child in (worker, web):
                 child.start()
                 self.children.append(child)
-            print(f"· 任务进程与 Web 服务已启动\n\n  阳光卖场：http://{s.host}:{s.port}\n"
-                  f"  API 文档：http://{s.host}:{s.port}/schema\n  按 Ctrl-C 停止\n", flush=True)
+            print(
+                f"· 任务进程与 Web 服务已启动\n\n  阳光卖场：http://{s.host}:{s.port}\n"
+                f"  API 文档：http://{s.host}:{s.port}/schema\n  按 Ctrl-C 停止\n",
+                flush=True,
+            )
             self._supervise()
         finally:
             self._shutdown()
@@ -152,7 +167,9 @@ class Launcher:
                     if not await is_seeded(db):
                         print("· 首次启动，正在生成演示数据…", flush=True)
                         made = await seed_demo(db, self.settings)
-                        print(f"· 演示数据：{made['listings']} 件商品，{made['orders']} 张历史订单", flush=True)
+                        print(
+                            f"· 演示数据：{made['listings']} 件商品，{made['orders']} 张历史订单", flush=True
+                        )
                 finally:
                     await db.dispose()
 
@@ -166,7 +183,9 @@ class Launcher:
                 if not child.alive():
                     code = child.proc.returncode if child.proc else None
                     if time.monotonic() - child.started_at < 2 and child.restarts >= 5:
-                        print(f"! {child.name} 反复退出（代码 {code}），停止启动器", file=sys.stderr, flush=True)
+                        print(
+                            f"! {child.name} 反复退出（代码 {code}），停止启动器", file=sys.stderr, flush=True
+                        )
                         self.stopping = True
                         break
                     child.restarts += 1

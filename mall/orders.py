@@ -14,9 +14,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, delete, func, literal, select, update
+from sqlalchemy import BigInteger, Table, delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,7 @@ from mall.auth import Principal
 from mall.db import Database, Tx
 from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mall.models import (
+    ORDER_STATUS_LABELS,
     BudgetLine,
     CartItem,
     Checkout,
@@ -39,6 +40,7 @@ from mall.money import MoneyError, money, quantity, round_money
 from mall.settings import Settings
 
 S = OrderStatus
+_LISTINGS = cast(Table, Listing.__table__)
 
 
 # ---------------------------------------------------------------- cart
@@ -84,7 +86,9 @@ async def add_to_cart(db: Database, who: Principal, listing_id: uuid.UUID, qty: 
         if item:
             item.quantity = total
         else:
-            tx.session.add(CartItem(user_id=who.user_id, listing_id=listing_id, quantity=q, added_at=clock.now()))
+            tx.session.add(
+                CartItem(user_id=who.user_id, listing_id=listing_id, quantity=q, added_at=clock.now())
+            )
 
 
 async def set_cart_quantity(db: Database, who: Principal, listing_id: uuid.UUID, qty: str) -> None:
@@ -131,7 +135,9 @@ def _new_number(prefix: str) -> str:
     return f"{prefix}{clock.local_date(clock.now()):%Y%m%d}{secrets.randbelow(10**8):08d}"
 
 
-async def checkout(db: Database, settings: Settings, who: Principal, req: CheckoutRequest) -> tuple[list[Order], bool]:
+async def checkout(
+    db: Database, settings: Settings, who: Principal, req: CheckoutRequest
+) -> tuple[list[Order], bool]:
     """Place one order per supplier. Returns (orders, replayed). All or nothing."""
     key = req.idempotency_key.strip()
     if not 8 <= len(key) <= 100:
@@ -150,7 +156,9 @@ async def checkout(db: Database, settings: Settings, who: Principal, req: Checko
 async def _replay(db: Database, who: Principal, key: str, digest: str | None) -> list[Order]:
     async with db.read() as s:
         ck = (
-            await s.execute(select(Checkout).where(Checkout.user_id == who.user_id, Checkout.idempotency_key == key))
+            await s.execute(
+                select(Checkout).where(Checkout.user_id == who.user_id, Checkout.idempotency_key == key)
+            )
         ).scalar_one()
         if digest is not None and ck.request_digest != digest:
             raise Conflict("该幂等键已用于另一笔不同的下单请求", code="idempotency_key_reused")
@@ -180,7 +188,9 @@ async def _checkout(
                 wanted = [(c.item.listing_id, c.item.quantity) for c in await cart_of(s, who.user_id)]
             digest = _digest(req, wanted)
             existing = await s.scalar(
-                select(Checkout.request_digest).where(Checkout.user_id == who.user_id, Checkout.idempotency_key == key)
+                select(Checkout.request_digest).where(
+                    Checkout.user_id == who.user_id, Checkout.idempotency_key == key
+                )
             )
             if existing is not None:
                 raise _Replay(digest)
@@ -195,7 +205,9 @@ async def _checkout(
 
             listings = {
                 x.id: x
-                for x in (await s.execute(select(Listing).where(Listing.id.in_([lid for lid, _ in wanted])))).scalars()
+                for x in (
+                    await s.execute(select(Listing).where(Listing.id.in_([lid for lid, _ in wanted])))
+                ).scalars()
             }
             by_supplier: dict[uuid.UUID, list[tuple[Listing, Decimal]]] = defaultdict(list)
             for lid, q in wanted:
@@ -205,11 +217,15 @@ async def _checkout(
                 by_supplier[listing.supplier_org_id].append((listing, q))
             suppliers = {
                 o.id: o
-                for o in (await s.execute(select(Organization).where(Organization.id.in_(by_supplier)))).scalars()
+                for o in (
+                    await s.execute(select(Organization).where(Organization.id.in_(by_supplier)))
+                ).scalars()
             }
             for sid in by_supplier:
                 if suppliers[sid].status != "active":
-                    raise RuleViolation(f"供应商 {suppliers[sid].name} 已被冻结，不能下单", code="supplier_frozen")
+                    raise RuleViolation(
+                        f"供应商 {suppliers[sid].name} 已被冻结，不能下单", code="supplier_frozen"
+                    )
 
             ck = Checkout(user_id=who.user_id, idempotency_key=key, request_digest=digest, created_at=now)
             s.add(ck)
@@ -266,14 +282,16 @@ async def _checkout(
                 _event(s, order, who, "placed", f"下单，金额 {total:,.2f} 元，占用预算 {line.project_code}")
                 orders.append(order)
             bought = [lid for lid, _ in wanted]
-            await s.execute(delete(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id.in_(bought)))
+            await s.execute(
+                delete(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id.in_(bought))
+            )
     except _Replay as replay:
         return await _replay(db, who, key, replay.digest), True
     return orders, False
 
 
 async def _take_stock(s: AsyncSession, listing: Listing, q: Decimal) -> None:
-    t = Listing.__table__
+    t = _LISTINGS
     milli = literal(int(q * 1000), BigInteger())
     result = await s.execute(
         update(t).where(t.c.id == listing.id, t.c.stock >= milli).values(stock=t.c.stock - milli)
@@ -283,7 +301,7 @@ async def _take_stock(s: AsyncSession, listing: Listing, q: Decimal) -> None:
 
 
 async def _return_stock(s: AsyncSession, order: Order) -> None:
-    t = Listing.__table__
+    t = _LISTINGS
     for line in order.lines:
         if line.listing_id:
             milli = literal(int(line.quantity * 1000), BigInteger())
@@ -318,12 +336,16 @@ async def list_orders(
     if status:
         stmt = stmt.where(Order.status == status)
     total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = await session.execute(stmt.order_by(Order.placed_at.desc(), Order.id).offset((page - 1) * per_page).limit(per_page))
+    rows = await session.execute(
+        stmt.order_by(Order.placed_at.desc(), Order.id).offset((page - 1) * per_page).limit(per_page)
+    )
     return total, list(rows.scalars().unique())
 
 
 async def events_of(session: AsyncSession, order_id: uuid.UUID) -> list[OrderEvent]:
-    rows = await session.execute(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.at))
+    rows = await session.execute(
+        select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.at)
+    )
     return list(rows.scalars())
 
 
@@ -345,12 +367,19 @@ def _event(s: AsyncSession, order: Order, who: Principal | None, action: str, de
 
 
 async def _load_for_change(tx: Tx, who: Principal, order_id: uuid.UUID, side: str) -> Order:
-    order = (await tx.session.execute(select(Order).where(Order.id == order_id).with_for_update(of=Order))).scalars().first()
+    order = (
+        (await tx.session.execute(select(Order).where(Order.id == order_id).with_for_update(of=Order)))
+        .scalars()
+        .first()
+    )
     if order is None or not can_see(who, order):
         raise NotFound("订单不存在", code="order_not_found")
     party = {"buyer": order.buyer_org_id, "supplier": order.supplier_org_id}.get(side)
     if side in ("buyer", "supplier") and (who.role != side or who.org_id != party):
-        raise Forbidden("只有本订单的{}可以执行此操作".format("采购人" if side == "buyer" else "供应商"), code="not_your_order")
+        raise Forbidden(
+            "只有本订单的{}可以执行此操作".format("采购人" if side == "buyer" else "供应商"),
+            code="not_your_order",
+        )
     if side == "regulator" and who.role != "regulator":
         raise Forbidden("只有财政监管部门可以执行此操作", code="regulator_only")
     order.version += 1
@@ -359,8 +388,6 @@ async def _load_for_change(tx: Tx, who: Principal, order_id: uuid.UUID, side: st
 
 def _expect(order: Order, *states: str) -> None:
     if order.status not in states:
-        from mall.models import ORDER_STATUS_LABELS
-
         raise Conflict(
             f"订单当前状态为「{ORDER_STATUS_LABELS[OrderStatus(order.status)]}」，不能执行此操作",
             code="invalid_state",
@@ -404,14 +431,16 @@ async def confirm(
                 line.amount = round_money(p * line.quantity)
         new_total = sum((line.amount for line in order.lines), Decimal(0))
         if new_total < order.reserved_amount:
-            await budgets.shrink(tx.session, order.budget_line_id, order.reserved_amount - new_total, order.id)
+            await budgets.shrink(
+                tx.session, order.budget_line_id, order.reserved_amount - new_total, order.id
+            )
             order.reserved_amount = new_total
         order.total_amount = new_total
         order.status = S.CONFIRMED
         order.confirmed_at = now
         order.contract_no = _new_number("HT")
         await tx.session.flush()
-        t = Listing.__table__
+        t = _LISTINGS
         for line in order.lines:
             if line.listing_id:
                 await tx.session.execute(
@@ -450,7 +479,9 @@ async def cancel(db: Database, who: Principal, order_id: uuid.UUID, reason: str)
 async def request_cancel(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -> Order:
     reason = _reason(reason)
     async with db.write() as tx:
-        order = await _load_for_change(tx, who, order_id, who.role if who.role in ("buyer", "supplier") else "buyer")
+        order = await _load_for_change(
+            tx, who, order_id, who.role if who.role in ("buyer", "supplier") else "buyer"
+        )
         if order.status in (S.CONTRACTED, S.SHIPPED, S.RECEIVED, S.ACCEPTED, S.PAID):
             raise Conflict("合同已备案，只能由财政监管部门作废", code="contract_filed")
         _expect(order, S.CONFIRMED)
@@ -464,7 +495,9 @@ async def request_cancel(db: Database, who: Principal, order_id: uuid.UUID, reas
 
 async def answer_cancel(db: Database, who: Principal, order_id: uuid.UUID, agree: bool) -> Order:
     async with db.write() as tx:
-        order = await _load_for_change(tx, who, order_id, who.role if who.role in ("buyer", "supplier") else "buyer")
+        order = await _load_for_change(
+            tx, who, order_id, who.role if who.role in ("buyer", "supplier") else "buyer"
+        )
         _expect(order, S.CONFIRMED)
         if not order.cancel_requested_by:
             raise Conflict("没有待处理的取消申请", code="no_cancel_request")
@@ -524,7 +557,13 @@ async def ship(db: Database, who: Principal, order_id: uuid.UUID, note: str) -> 
         order.status = S.SHIPPED
         order.shipped_at = clock.now()
         order.shipping_note = note.strip()[:300]
-        _event(tx.session, order, who, "shipped", f"发货：{order.shipping_note}" if order.shipping_note else "发货")
+        _event(
+            tx.session,
+            order,
+            who,
+            "shipped",
+            f"发货：{order.shipping_note}" if order.shipping_note else "发货",
+        )
     return order
 
 
@@ -548,11 +587,19 @@ async def accept(db: Database, who: Principal, order_id: uuid.UUID, score: int, 
         order.accepted_at = clock.now()
         order.evaluation_score = score
         order.evaluation_comment = comment.strip()[:500]
-        _event(tx.session, order, who, "accepted", f"验收合格，评价 {score} 分" + (f"：{order.evaluation_comment}" if comment else ""))
+        _event(
+            tx.session,
+            order,
+            who,
+            "accepted",
+            f"验收合格，评价 {score} 分" + (f"：{order.evaluation_comment}" if comment else ""),
+        )
     return order
 
 
-async def pay(db: Database, settings: Settings, who: Principal, order_id: uuid.UUID, payment_ref: str) -> Order:
+async def pay(
+    db: Database, settings: Settings, who: Principal, order_id: uuid.UUID, payment_ref: str
+) -> Order:
     ref = payment_ref.strip()
     if not 1 <= len(ref) <= 100:
         raise InvalidInput("请填写支付凭证号", code="payment_ref_required")
@@ -561,7 +608,9 @@ async def pay(db: Database, settings: Settings, who: Principal, order_id: uuid.U
         _expect(order, S.ACCEPTED)
         now = clock.now()
         assert order.accepted_at is not None
-        await budgets.consume(tx.session, order.budget_line_id, order.reserved_amount, order.total_amount, order.id)
+        await budgets.consume(
+            tx.session, order.budget_line_id, order.reserved_amount, order.total_amount, order.id
+        )
         order.reserved_amount = Decimal(0)
         order.status = S.PAID
         order.paid_at = now
@@ -590,7 +639,15 @@ async def cancel_overdue(db: Database, limit: int = 200) -> int:
         )
     for order_id in ids:
         async with db.write() as tx:
-            order = (await tx.session.execute(select(Order).where(Order.id == order_id).with_for_update(of=Order))).scalars().first()
+            order = (
+                (
+                    await tx.session.execute(
+                        select(Order).where(Order.id == order_id).with_for_update(of=Order)
+                    )
+                )
+                .scalars()
+                .first()
+            )
             if order is None or order.status != S.PLACED or order.confirm_due_at > clock.now():
                 continue
             days = (order.confirm_due_at - order.placed_at).days

@@ -12,18 +12,16 @@ from urllib.parse import urlencode, urlparse
 
 from litestar import Litestar, Request, Response, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import FromPath, FromQuery, Body, URLEncodedBody
+from litestar.params import Body, FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 from sqlalchemy import BigInteger, case, func, select, type_coerce
 
 from mall import auth, budgets, clock, disclosure, orders
 from mall.auth import PUBLIC, ROLE_LABELS, Principal, allow
-from mall.db import Database
 from mall.deps import DB, Config
 from mall.errors import DomainError, InvalidInput
 from mall.models import ORDER_STATUS_LABELS, DisclosureRecord, Order, OrderStatus
 from mall.money import quantity_str, yuan_display
-from mall.settings import Settings
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 ACTION_LABELS = {
@@ -61,7 +59,8 @@ def configure_templates(app: Litestar, settings: Config) -> None:
 
 
 def _user(request: Request[Any, Any, Any]) -> Principal | None:
-    return request.scope.get("user")
+    user: Principal | None = request.scope.get("user")
+    return user
 
 
 def flash(request: Request[Any, Any, Any], message: str, kind: str = "ok") -> None:
@@ -76,14 +75,20 @@ def render(request: Request[Any, Any, Any], name: str, status_code: int = 200, *
         messages = []
     return Template(
         template_name=name,
-        context={"me": _user(request), "messages": messages, "request": request, "path": request.url.path, **ctx},
+        context={
+            "me": _user(request),
+            "messages": messages,
+            "request": request,
+            "path": request.url.path,
+            **ctx,
+        },
         status_code=status_code,
     )
 
 
 def error_page(request: Request[Any, Any, Any], status: int, code: str, detail: str) -> Response[Any]:
     try:
-        return render(request, "error.html", status_code=status, code=code, detail=detail)  # type: ignore[return-value]
+        return render(request, "error.html", status_code=status, code=code, detail=detail)
     except Exception:
         return Response(f"{status} {detail}", status_code=status, media_type="text/plain")
 
@@ -129,7 +134,9 @@ async def home(request: Request[Any, Any, Any], db: DB) -> Template:
 
     async with db.read() as s:
         recent = list(
-            (await s.execute(select(DisclosureRecord).order_by(DisclosureRecord.seq.desc()).limit(8))).scalars()
+            (
+                await s.execute(select(DisclosureRecord).order_by(DisclosureRecord.seq.desc()).limit(8))
+            ).scalars()
         )
         deals = await s.scalar(select(func.count()).where(DisclosureRecord.kind == "deal")) or 0
         # Money columns hold 分; cancelled deals are taken off again.
@@ -145,12 +152,16 @@ async def home(request: Request[Any, Any, Any], db: DB) -> Template:
 
 
 @get("/login", opt=PUBLIC, include_in_schema=False)
-async def login_page(request: Request[Any, Any, Any], next: FromQuery[str] = "/") -> Template:  # noqa: A002
-    return render(request, "login.html", next=next if next.startswith("/") and not next.startswith("//") else "/")
+async def login_page(request: Request[Any, Any, Any], next: FromQuery[str] = "/") -> Template:
+    return render(
+        request, "login.html", next=next if next.startswith("/") and not next.startswith("//") else "/"
+    )
 
 
 @post("/login", opt=PUBLIC, include_in_schema=False)
-async def login(request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]) -> Response[Any]:
+async def login(
+    request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
+) -> Response[Any]:
     username, password = data.get("username", "").strip(), data.get("password", "")
     target = data.get("next", "/")
     if not target.startswith("/") or target.startswith("//"):
@@ -158,7 +169,9 @@ async def login(request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[di
     try:
         who = await auth.authenticate(db, username, password, request.client.host if request.client else "")
     except DomainError as exc:
-        return render(request, "login.html", status_code=401, error=exc.detail, next=target, username=username)  # type: ignore[return-value]
+        return render(
+            request, "login.html", status_code=401, error=exc.detail, next=target, username=username
+        )
     from mall.models import User
 
     async with db.read() as s:
@@ -169,7 +182,12 @@ async def login(request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[di
     request.set_session({"uid": str(who.user_id), "epoch": epoch})
     flash(request, f"欢迎，{who.display_name}（{who.org_name}）")
     if target == "/":
-        target = {"buyer": "/goods", "supplier": "/orders", "regulator": "/oversight", "center": "/oversight"}.get(who.role, "/")
+        target = {
+            "buyer": "/goods",
+            "supplier": "/orders",
+            "regulator": "/oversight",
+            "center": "/oversight",
+        }.get(who.role, "/")
     return Redirect(target, status_code=303)
 
 
@@ -192,15 +210,25 @@ async def cart_page(request: Request[Any, Any, Any], db: DB, settings: Config) -
     assert who and who.org_id
     async with db.read() as s:
         lines = await orders.cart_of(s, who.user_id)
-        lines_budget = [b for b in await budgets.lines_of(s, who.org_id) if b.fiscal_year == clock.local_date(clock.now()).year]
+        lines_budget = [
+            b
+            for b in await budgets.lines_of(s, who.org_id)
+            if b.fiscal_year == clock.local_date(clock.now()).year
+        ]
     groups: dict[uuid.UUID, list[orders.CartLine]] = {}
     for line in lines:
         groups.setdefault(line.listing.supplier_org_id, []).append(line)
     totals = {sid: sum((x.amount for x in g), Decimal(0)) for sid, g in groups.items()}
     grand = sum(totals.values(), Decimal(0))
     return render(
-        request, "cart.html", groups=groups, totals=totals, grand=grand, budget_lines=lines_budget,
-        checkout_key=secrets.token_urlsafe(16), threshold=settings.decentralized_threshold,
+        request,
+        "cart.html",
+        groups=groups,
+        totals=totals,
+        grand=grand,
+        budget_lines=lines_budget,
+        checkout_key=secrets.token_urlsafe(16),
+        threshold=settings.decentralized_threshold,
     )
 
 
@@ -212,24 +240,36 @@ async def cart_add(request: Request[Any, Any, Any], db: DB, data: URLEncodedBody
         listing_id = uuid.UUID(data.get("listing_id", ""))
     except ValueError:
         raise InvalidInput("商品编号无效", code="invalid_listing") from None
-    return await _act(request, lambda: orders.add_to_cart(db, who, listing_id, data.get("quantity", "1")),
-                      "已加入购物车", _back(request, "/cart"))
+    return await _act(
+        request,
+        lambda: orders.add_to_cart(db, who, listing_id, data.get("quantity", "1")),
+        "已加入购物车",
+        _back(request, "/cart"),
+    )
 
 
 @post("/cart/update", opt=allow("buyer"), include_in_schema=False)
-async def cart_update(request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]) -> Redirect:
+async def cart_update(
+    request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
+) -> Redirect:
     who = _user(request)
     assert who
     try:
         listing_id = uuid.UUID(data.get("listing_id", ""))
     except ValueError:
         raise InvalidInput("商品编号无效", code="invalid_listing") from None
-    return await _act(request, lambda: orders.set_cart_quantity(db, who, listing_id, data.get("quantity", "0")),
-                      "购物车已更新", "/cart")
+    return await _act(
+        request,
+        lambda: orders.set_cart_quantity(db, who, listing_id, data.get("quantity", "0")),
+        "购物车已更新",
+        "/cart",
+    )
 
 
 @post("/checkout", opt=allow("buyer"), include_in_schema=False)
-async def checkout(request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]) -> Redirect:
+async def checkout(
+    request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]
+) -> Redirect:
     who = _user(request)
     assert who
     try:
@@ -248,7 +288,10 @@ async def checkout(request: Request[Any, Any, Any], db: DB, settings: Config, da
     except DomainError as exc:
         flash(request, exc.detail, "error")
         return Redirect("/cart", status_code=303)
-    flash(request, f"下单成功：共 {len(placed)} 张订单，等待供应商确认（{settings.auto_cancel_days} 天内未确认将自动取消）")
+    flash(
+        request,
+        f"下单成功：共 {len(placed)} 张订单，等待供应商确认（{settings.auto_cancel_days} 天内未确认将自动取消）",
+    )
     if len(placed) == 1:
         return Redirect(f"/orders/{placed[0].id}", status_code=303)
     return Redirect("/orders", status_code=303)
@@ -258,27 +301,47 @@ async def checkout(request: Request[Any, Any, Any], db: DB, settings: Config, da
 
 
 @get("/orders", opt=allow("user"), include_in_schema=False)
-async def orders_page(request: Request[Any, Any, Any], db: DB, status: FromQuery[str] = "", page: FromQuery[str] = "1") -> Template:
+async def orders_page(
+    request: Request[Any, Any, Any], db: DB, status: FromQuery[str] = "", page: FromQuery[str] = "1"
+) -> Template:
     who = _user(request)
     assert who
     st = status if status in {x.value for x in OrderStatus} else None
     p = _page_no(page)
     async with db.read() as s:
         total, rows = await orders.list_orders(s, who, st, p, 20)
-    return render(request, "orders.html", rows=rows, total=total, page=p, pages=pages_of(total, 20), status_filter=st or "",
-                  statuses=ORDER_STATUS_LABELS)
+    return render(
+        request,
+        "orders.html",
+        rows=rows,
+        total=total,
+        page=p,
+        pages=pages_of(total, 20),
+        status_filter=st or "",
+        statuses=ORDER_STATUS_LABELS,
+    )
 
 
 @get("/orders/{order_id:uuid}", opt=allow("user"), include_in_schema=False)
-async def order_page(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB, settings: Config) -> Template:
+async def order_page(
+    request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB, settings: Config
+) -> Template:
     who = _user(request)
     assert who
     async with db.read() as s:
         order = await orders.get_order(s, who, order_id)
         events = await orders.events_of(s, order_id)
         records = await disclosure.records_of_order(s, order.order_no)
-    return render(request, "order.html", order=order, events=events, records=records,
-                  party=_party(who, order), pay_state=orders.payment_state(order, settings), settings=settings)
+    return render(
+        request,
+        "order.html",
+        order=order,
+        events=events,
+        records=records,
+        party=_party(who, order),
+        pay_state=orders.payment_state(order, settings),
+        settings=settings,
+    )
 
 
 @get("/orders/{order_id:uuid}/contract", opt=allow("user"), include_in_schema=False)
@@ -300,9 +363,17 @@ def _party(who: Principal, order: Order) -> str:
     return who.role
 
 
-@post("/orders/{order_id:uuid}/{action:str}", opt=allow("buyer", "supplier", "regulator"), include_in_schema=False)
+@post(
+    "/orders/{order_id:uuid}/{action:str}",
+    opt=allow("buyer", "supplier", "regulator"),
+    include_in_schema=False,
+)
 async def order_action(
-    request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], action: FromPath[str], db: DB, settings: Config,
+    request: Request[Any, Any, Any],
+    order_id: FromPath[uuid.UUID],
+    action: FromPath[str],
+    db: DB,
+    settings: Config,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
     who = _user(request)
@@ -327,10 +398,16 @@ async def order_action(
 
     reason = data.get("reason", "")
     actions: dict[str, tuple[Callable[[], Awaitable[Any]], str]] = {
-        "confirm": (lambda: orders.confirm(db, who, order_id, prices()), "订单已确认，电子合同已生成，成交记录将自动公开"),
+        "confirm": (
+            lambda: orders.confirm(db, who, order_id, prices()),
+            "订单已确认，电子合同已生成，成交记录将自动公开",
+        ),
         "decline": (lambda: orders.decline(db, who, order_id, reason), "已拒绝接单，预算已释放"),
         "cancel": (lambda: orders.cancel(db, who, order_id, reason), "订单已取消，预算已释放"),
-        "cancel-request": (lambda: orders.request_cancel(db, who, order_id, reason), "取消申请已提交，等待对方处理"),
+        "cancel-request": (
+            lambda: orders.request_cancel(db, who, order_id, reason),
+            "取消申请已提交，等待对方处理",
+        ),
         "cancel-agree": (lambda: orders.answer_cancel(db, who, order_id, True), "已同意取消，订单已取消"),
         "cancel-refuse": (lambda: orders.answer_cancel(db, who, order_id, False), "已拒绝取消申请"),
         "file-contract": (lambda: orders.file_contract(db, who, order_id), "电子合同已签订备案"),
@@ -376,8 +453,18 @@ async def disclosures_page(request: Request[Any, Any, Any], db: DB) -> Template:
 
     parsed = [(r, json.loads(r.body)) for r in rows]
     qs = urlencode({k: v for k, v in params.items() if k not in ("page",)})
-    return render(request, "disclosures.html", rows=parsed, total=total, page=page, pages=pages_of(total, 20),
-                  params=params, error=error, qs=qs, modes=disclosure.MODE_LABELS)
+    return render(
+        request,
+        "disclosures.html",
+        rows=parsed,
+        total=total,
+        page=page,
+        pages=pages_of(total, 20),
+        params=params,
+        error=error,
+        qs=qs,
+        modes=disclosure.MODE_LABELS,
+    )
 
 
 @get("/disclosures/{seq:int}", opt=PUBLIC, include_in_schema=False)
@@ -391,10 +478,19 @@ async def disclosure_page(request: Request[Any, Any, Any], seq: FromPath[int], d
         )
         amends = None
         if row.amends:
-            amends = (await s.execute(select(DisclosureRecord).where(DisclosureRecord.id == row.amends))).scalar_one_or_none()
+            amends = (
+                await s.execute(select(DisclosureRecord).where(DisclosureRecord.id == row.amends))
+            ).scalar_one_or_none()
     record = json.loads(row.body)
-    return render(request, "disclosure.html", row=row, record=record, amended_by=amended_by, amends=amends,
-                  pretty=json.dumps(record, ensure_ascii=False, indent=2))
+    return render(
+        request,
+        "disclosure.html",
+        row=row,
+        record=record,
+        amended_by=amended_by,
+        amends=amends,
+        pretty=json.dumps(record, ensure_ascii=False, indent=2),
+    )
 
 
 # ---------------------------------------------------------------- oversight
@@ -408,25 +504,62 @@ async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Conf
         unpaid = list(
             (
                 await s.execute(
-                    select(Order).where(Order.status == OrderStatus.ACCEPTED, Order.accepted_at <= warn_before)
-                    .order_by(Order.accepted_at).limit(100)
+                    select(Order)
+                    .where(Order.status == OrderStatus.ACCEPTED, Order.accepted_at <= warn_before)
+                    .order_by(Order.accepted_at)
+                    .limit(100)
                 )
-            ).scalars().unique()
+            )
+            .scalars()
+            .unique()
         )
         late_paid = list(
-            (await s.execute(select(Order).where(Order.payment_overdue.is_(True)).order_by(Order.paid_at.desc()).limit(50)))
-            .scalars().unique()
+            (
+                await s.execute(
+                    select(Order)
+                    .where(Order.payment_overdue.is_(True))
+                    .order_by(Order.paid_at.desc())
+                    .limit(50)
+                )
+            )
+            .scalars()
+            .unique()
         )
         counts = dict(
-            (await s.execute(select(Order.status, func.count()).group_by(Order.status))).all()  # type: ignore[arg-type]
+            (await s.execute(select(Order.status, func.count()).group_by(Order.status))).all()
         )
-        pending = await s.scalar(select(func.count()).select_from(Order).where(Order.status == OrderStatus.PLACED)) or 0
+        pending = (
+            await s.scalar(select(func.count()).select_from(Order).where(Order.status == OrderStatus.PLACED))
+            or 0
+        )
     rows = [(o, (now - o.accepted_at).days if o.accepted_at else 0) for o in unpaid]
-    return render(request, "oversight.html", unpaid=rows, late_paid=late_paid, counts=counts, pending=pending,
-                  settings=settings, statuses=ORDER_STATUS_LABELS)
+    return render(
+        request,
+        "oversight.html",
+        unpaid=rows,
+        late_paid=late_paid,
+        counts=counts,
+        pending=pending,
+        settings=settings,
+        statuses=ORDER_STATUS_LABELS,
+    )
 
 
 ROUTES = [
-    home, login_page, login, logout, cart_page, cart_add, cart_update, checkout, orders_page, order_page,
-    contract_page, order_action, budgets_page, disclosures_page, disclosure_page, oversight_page,
+    home,
+    login_page,
+    login,
+    logout,
+    cart_page,
+    cart_add,
+    cart_update,
+    checkout,
+    orders_page,
+    order_page,
+    contract_page,
+    order_action,
+    budgets_page,
+    disclosures_page,
+    disclosure_page,
+    oversight_page,
 ]

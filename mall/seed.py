@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -19,11 +19,12 @@ from mall import auth, clock, disclosure, orders
 from mall.auth import Principal
 from mall.credit_code import make as make_credit_code
 from mall.db import Database
+from mall.errors import DomainError
 from mall.models import BudgetLine, Organization, OrgKind, User
 from mall.money import round_money
 from mall.settings import Settings
 
-DEMO_PASSWORD = "demo1234"
+DEMO_PASSWORD = "demo1234"  # noqa: S105  (published in the README: demo accounts only)
 
 
 @dataclass(frozen=True)
@@ -36,67 +37,248 @@ class DemoOrg:
 
 
 ORGS = [
-    DemoOrg(OrgKind.BUDGET_UNIT, "郑州市第一中学", "410102", "河南省郑州市中原区建设西路 ", (("buyer1", "王老师"),)),
-    DemoOrg(OrgKind.BUDGET_UNIT, "河南省农业科学院", "410105", "河南省郑州市金水区花园路116号", (("buyer2", "李工"),)),
-    DemoOrg(OrgKind.BUDGET_UNIT, "开封市中心医院", "410205", "河南省开封市禹王台区河道街85号", (("buyer3", "赵主任"),)),
-    DemoOrg(OrgKind.SUPPLIER, "河南华信办公设备有限公司", "410105", "郑州市金水区经三路北段68号", (("supplier1", "刘经理"),)),
-    DemoOrg(OrgKind.SUPPLIER, "郑州联创科技有限公司", "410173", "郑州市高新区科学大道100号", (("supplier2", "陈经理"),)),
-    DemoOrg(OrgKind.SUPPLIER, "洛阳天成家具制造有限公司", "410311", "洛阳市洛龙区开元大道218号", (("supplier3", "孙经理"),)),
-    DemoOrg(OrgKind.SUPPLIER, "河南中原数码商贸有限公司", "410103", "郑州市二七区大学路40号", (("supplier4", "周经理"),)),
-    DemoOrg(OrgKind.CENTER, "河南省政府采购中心", "410105", "郑州市金水区纬二路12号", (("center1", "采购中心审核员"),)),
-    DemoOrg(OrgKind.REGULATOR, "河南省财政厅政府采购监督管理处", "410105", "郑州市金水区纬二路8号", (("regulator1", "监管员"),)),
+    DemoOrg(
+        OrgKind.BUDGET_UNIT,
+        "郑州市第一中学",
+        "410102",
+        "河南省郑州市中原区建设西路 ",
+        (("buyer1", "王老师"),),
+    ),
+    DemoOrg(
+        OrgKind.BUDGET_UNIT,
+        "河南省农业科学院",
+        "410105",
+        "河南省郑州市金水区花园路116号",
+        (("buyer2", "李工"),),
+    ),
+    DemoOrg(
+        OrgKind.BUDGET_UNIT,
+        "开封市中心医院",
+        "410205",
+        "河南省开封市禹王台区河道街85号",
+        (("buyer3", "赵主任"),),
+    ),
+    DemoOrg(
+        OrgKind.SUPPLIER,
+        "河南华信办公设备有限公司",
+        "410105",
+        "郑州市金水区经三路北段68号",
+        (("supplier1", "刘经理"),),
+    ),
+    DemoOrg(
+        OrgKind.SUPPLIER,
+        "郑州联创科技有限公司",
+        "410173",
+        "郑州市高新区科学大道100号",
+        (("supplier2", "陈经理"),),
+    ),
+    DemoOrg(
+        OrgKind.SUPPLIER,
+        "洛阳天成家具制造有限公司",
+        "410311",
+        "洛阳市洛龙区开元大道218号",
+        (("supplier3", "孙经理"),),
+    ),
+    DemoOrg(
+        OrgKind.SUPPLIER,
+        "河南中原数码商贸有限公司",
+        "410103",
+        "郑州市二七区大学路40号",
+        (("supplier4", "周经理"),),
+    ),
+    DemoOrg(
+        OrgKind.CENTER,
+        "河南省政府采购中心",
+        "410105",
+        "郑州市金水区纬二路12号",
+        (("center1", "采购中心审核员"),),
+    ),
+    DemoOrg(
+        OrgKind.REGULATOR,
+        "河南省财政厅政府采购监督管理处",
+        "410105",
+        "郑州市金水区纬二路8号",
+        (("regulator1", "监管员"),),
+    ),
     DemoOrg(OrgKind.PLATFORM, "阳光卖场运营中心", "410105", "郑州市郑东新区", (("admin", "平台管理员"),)),
 ]
 
 BUDGETS = {
-    "郑州市第一中学": [("JY-2026-001", "教学信息化设备购置", "600000"), ("JY-2026-002", "办公家具更新", "150000"),
-                 ("JY-2026-003", "日常办公用品", "40000")],
-    "河南省农业科学院": [("NK-2026-011", "科研办公设备购置", "800000"), ("NK-2026-012", "实验室家具", "300000")],
-    "开封市中心医院": [("YY-2026-021", "信息系统终端设备", "900000"), ("YY-2026-022", "行政办公用品", "80000")],
+    "郑州市第一中学": [
+        ("JY-2026-001", "教学信息化设备购置", "600000"),
+        ("JY-2026-002", "办公家具更新", "150000"),
+        ("JY-2026-003", "日常办公用品", "40000"),
+    ],
+    "河南省农业科学院": [
+        ("NK-2026-011", "科研办公设备购置", "800000"),
+        ("NK-2026-012", "实验室家具", "300000"),
+    ],
+    "开封市中心医院": [
+        ("YY-2026-021", "信息系统终端设备", "900000"),
+        ("YY-2026-022", "行政办公用品", "80000"),
+    ],
 }
 
 # (category code, item noun, unit, [(brand, [model stems]), ...], base price range)
 PRODUCTS = [
-    ("A02010105", "台式计算机", "台", [("联想", ["启天M437", "启天M455", "扬天M4000q", "开天M740J"]),
-                                 ("惠普", ["ProDesk 400 G9", "EliteDesk 800 G9", "战99 G4"]),
-                                 ("戴尔", ["OptiPlex 7010", "成就3710", "OptiPlex 5000"]),
-                                 ("华为", ["擎云B730E", "擎云W585x"]), ("清华同方", ["超越E500", "超翔TL630"]),
-                                 ("长城", ["世恒TD120A2", "UF712"])], (3800, 8900)),
-    ("A02010108", "便携式计算机", "台", [("联想", ["ThinkPad E14", "ThinkPad T14", "昭阳K4e"]),
-                                  ("华为", ["MateBook D14", "MateBook 14"]), ("惠普", ["战66 六代", "EliteBook 640"]),
-                                  ("戴尔", ["Latitude 5440", "Vostro 3430"])], (4200, 11800)),
-    ("A02010104", "服务器", "台", [("华为", ["FusionServer 2288H V6", "FusionServer 1288H V6"]),
-                              ("浪潮", ["NF5280M6", "NF5270M6"]), ("新华三", ["UniServer R4900 G5"]),
-                              ("联想", ["ThinkSystem SR658"])], (28000, 86000)),
-    ("A02021003", "A4黑白激光打印机", "台", [("惠普", ["LaserJet Pro 4004dn", "LaserJet M208dw"]),
-                                     ("兄弟", ["HL-2595DW", "HL-L5100DN"]), ("联想", ["LJ2405D", "GM337DN"]),
-                                     ("奔图", ["P3305DN", "BP5100DN"])], (990, 3200)),
-    ("A02021004", "A4彩色激光打印机", "台", [("惠普", ["Color LaserJet Pro 4203dn"]), ("佳能", ["LBP664Cx", "LBP623Cdw"]),
-                                     ("奔图", ["CP2500DN"])], (2300, 5800)),
-    ("A02020400", "多功能一体机", "台", [("惠普", ["LaserJet MFP M437nda", "M233sdw"]), ("佳能", ["iR 2425", "MF643Cdw"]),
-                                  ("兄弟", ["MFC-L2750DW"]), ("理光", ["M 2701"])], (1800, 12800)),
-    ("A02020100", "复印机", "台", [("理光", ["IM 2702", "IM C3000"]), ("柯尼卡美能达", ["bizhub 367", "bizhub C300i"]),
-                              ("夏普", ["BP-M2522R"]), ("京瓷", ["TASKalfa 2321"])], (9800, 32000)),
-    ("A02020200", "投影仪", "台", [("爱普生", ["CB-X49", "CB-FH52", "CB-L510U"]), ("明基", ["E540", "MX560"]),
-                              ("索尼", ["VPL-EX435"])], (2900, 16800)),
-    ("A02021104", "液晶显示器", "台", [("戴尔", ["P2422H", "U2723QE"]), ("飞利浦", ["242E2F", "275B1"]),
-                                 ("AOC", ["24B2XH", "Q27P2C"]), ("联想", ["ThinkVision T24i-30"])], (699, 3600)),
+    (
+        "A02010105",
+        "台式计算机",
+        "台",
+        [
+            ("联想", ["启天M437", "启天M455", "扬天M4000q", "开天M740J"]),
+            ("惠普", ["ProDesk 400 G9", "EliteDesk 800 G9", "战99 G4"]),
+            ("戴尔", ["OptiPlex 7010", "成就3710", "OptiPlex 5000"]),
+            ("华为", ["擎云B730E", "擎云W585x"]),
+            ("清华同方", ["超越E500", "超翔TL630"]),
+            ("长城", ["世恒TD120A2", "UF712"]),
+        ],
+        (3800, 8900),
+    ),
+    (
+        "A02010108",
+        "便携式计算机",
+        "台",
+        [
+            ("联想", ["ThinkPad E14", "ThinkPad T14", "昭阳K4e"]),
+            ("华为", ["MateBook D14", "MateBook 14"]),
+            ("惠普", ["战66 六代", "EliteBook 640"]),
+            ("戴尔", ["Latitude 5440", "Vostro 3430"]),
+        ],
+        (4200, 11800),
+    ),
+    (
+        "A02010104",
+        "服务器",
+        "台",
+        [
+            ("华为", ["FusionServer 2288H V6", "FusionServer 1288H V6"]),
+            ("浪潮", ["NF5280M6", "NF5270M6"]),
+            ("新华三", ["UniServer R4900 G5"]),
+            ("联想", ["ThinkSystem SR658"]),
+        ],
+        (28000, 86000),
+    ),
+    (
+        "A02021003",
+        "A4黑白激光打印机",
+        "台",
+        [
+            ("惠普", ["LaserJet Pro 4004dn", "LaserJet M208dw"]),
+            ("兄弟", ["HL-2595DW", "HL-L5100DN"]),
+            ("联想", ["LJ2405D", "GM337DN"]),
+            ("奔图", ["P3305DN", "BP5100DN"]),
+        ],
+        (990, 3200),
+    ),
+    (
+        "A02021004",
+        "A4彩色激光打印机",
+        "台",
+        [
+            ("惠普", ["Color LaserJet Pro 4203dn"]),
+            ("佳能", ["LBP664Cx", "LBP623Cdw"]),
+            ("奔图", ["CP2500DN"]),
+        ],
+        (2300, 5800),
+    ),
+    (
+        "A02020400",
+        "多功能一体机",
+        "台",
+        [
+            ("惠普", ["LaserJet MFP M437nda", "M233sdw"]),
+            ("佳能", ["iR 2425", "MF643Cdw"]),
+            ("兄弟", ["MFC-L2750DW"]),
+            ("理光", ["M 2701"]),
+        ],
+        (1800, 12800),
+    ),
+    (
+        "A02020100",
+        "复印机",
+        "台",
+        [
+            ("理光", ["IM 2702", "IM C3000"]),
+            ("柯尼卡美能达", ["bizhub 367", "bizhub C300i"]),
+            ("夏普", ["BP-M2522R"]),
+            ("京瓷", ["TASKalfa 2321"]),
+        ],
+        (9800, 32000),
+    ),
+    (
+        "A02020200",
+        "投影仪",
+        "台",
+        [("爱普生", ["CB-X49", "CB-FH52", "CB-L510U"]), ("明基", ["E540", "MX560"]), ("索尼", ["VPL-EX435"])],
+        (2900, 16800),
+    ),
+    (
+        "A02021104",
+        "液晶显示器",
+        "台",
+        [
+            ("戴尔", ["P2422H", "U2723QE"]),
+            ("飞利浦", ["242E2F", "275B1"]),
+            ("AOC", ["24B2XH", "Q27P2C"]),
+            ("联想", ["ThinkVision T24i-30"]),
+        ],
+        (699, 3600),
+    ),
     ("A02021301", "碎纸机", "台", [("得力", ["9953", "14401"]), ("科密", ["C-838", "V9"])], (380, 1980)),
-    ("A02061804", "空调机", "台", [("格力", ["KFR-35GW 云佳", "KFR-72LW 悦雅"]), ("美的", ["KFR-35GW/N8XHA1", "KFR-72LW 锐静"]),
-                              ("海尔", ["KFR-35GW/B1KBB81U1", "KFR-72LW/81@U1"])], (2600, 9800)),
-    ("A05010201", "办公桌", "张", [("天成", ["TC-BZ1400", "TC-BZ1600", "TC-BZ1800"]), ("震旦", ["AD-1406", "AD-1608"]),
-                              ("圣奥", ["SA-ZD1400"])], (680, 3600)),
-    ("A05010301", "办公椅", "把", [("天成", ["TC-YZ01 网布", "TC-YZ08 皮质"]), ("圣奥", ["SA-Y302"]),
-                              ("震旦", ["AD-C88"])], (260, 1680)),
-    ("A05010502", "文件柜", "组", [("天成", ["TC-WJ900 钢制", "TC-WJ1850 木质"]), ("震旦", ["AD-G4"])], (680, 2600)),
+    (
+        "A02061804",
+        "空调机",
+        "台",
+        [
+            ("格力", ["KFR-35GW 云佳", "KFR-72LW 悦雅"]),
+            ("美的", ["KFR-35GW/N8XHA1", "KFR-72LW 锐静"]),
+            ("海尔", ["KFR-35GW/B1KBB81U1", "KFR-72LW/81@U1"]),
+        ],
+        (2600, 9800),
+    ),
+    (
+        "A05010201",
+        "办公桌",
+        "张",
+        [
+            ("天成", ["TC-BZ1400", "TC-BZ1600", "TC-BZ1800"]),
+            ("震旦", ["AD-1406", "AD-1608"]),
+            ("圣奥", ["SA-ZD1400"]),
+        ],
+        (680, 3600),
+    ),
+    (
+        "A05010301",
+        "办公椅",
+        "把",
+        [("天成", ["TC-YZ01 网布", "TC-YZ08 皮质"]), ("圣奥", ["SA-Y302"]), ("震旦", ["AD-C88"])],
+        (260, 1680),
+    ),
+    (
+        "A05010502",
+        "文件柜",
+        "组",
+        [("天成", ["TC-WJ900 钢制", "TC-WJ1850 木质"]), ("震旦", ["AD-G4"])],
+        (680, 2600),
+    ),
     ("A05010504", "保密柜", "台", [("天成", ["TC-BM1000 电子密码"]), ("得力", ["33118"])], (1800, 4800)),
-    ("A05040101", "A4复印纸", "箱", [("得力", ["70g 5包/箱", "80g 5包/箱"]), ("晨光", ["70g 8包/箱"]),
-                                 ("亚太森博", ["百旺 70g 5包/箱"])], (120, 260)),
+    (
+        "A05040101",
+        "A4复印纸",
+        "箱",
+        [("得力", ["70g 5包/箱", "80g 5包/箱"]), ("晨光", ["70g 8包/箱"]), ("亚太森博", ["百旺 70g 5包/箱"])],
+        (120, 260),
+    ),
 ]
 
 VARIANTS = {
-    "台式计算机": ["i5-13500/16G/512G SSD/23.8英寸", "i7-13700/16G/1T SSD/27英寸", "i3-13100/8G/512G SSD/21.5英寸",
-              "兆芯KX-6640MA/8G/512G/国产操作系统"],
+    "台式计算机": [
+        "i5-13500/16G/512G SSD/23.8英寸",
+        "i7-13700/16G/1T SSD/27英寸",
+        "i3-13100/8G/512G SSD/21.5英寸",
+        "兆芯KX-6640MA/8G/512G/国产操作系统",
+    ],
     "便携式计算机": ["i5-1335U/16G/512G/14英寸", "i7-1355U/16G/1T/14英寸", "R5-7530U/16G/512G/14英寸"],
     "服务器": ["2×银牌4310/64G/2×960G SSD/2U", "2×金牌5318Y/128G/4×1.92T SSD/2U"],
 }
@@ -111,8 +293,13 @@ SUPPLIER_FOR = {
 
 
 def _credit_code(rng: random.Random, kind: OrgKind, region: str) -> str:
-    registrar, org_type = {"supplier": ("9", "1"), "budget_unit": ("1", "2"), "center": ("1", "1"),
-                           "regulator": ("1", "1"), "platform": ("9", "1")}[kind.value]
+    registrar, org_type = {
+        "supplier": ("9", "1"),
+        "budget_unit": ("1", "2"),
+        "center": ("1", "1"),
+        "regulator": ("1", "1"),
+        "platform": ("9", "1"),
+    }[kind.value]
     alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
     body = "".join(rng.choice(alphabet[:10] if i else "0123456789M") for i in range(8))
     return make_credit_code(registrar, org_type, region, body)
@@ -123,7 +310,9 @@ async def is_seeded(db: Database) -> bool:
         return bool(await s.scalar(select(func.count()).select_from(Organization)))
 
 
-async def seed_demo(db: Database, settings: Settings, *, seed: int = 2026, history: int = 24) -> dict[str, int]:
+async def seed_demo(
+    db: Database, settings: Settings, *, seed: int = 2026, history: int = 24
+) -> dict[str, int]:
     rng = random.Random(seed)
     now = clock.now()
     start = now - timedelta(days=75)
@@ -143,16 +332,26 @@ async def _organizations(db: Database, rng: random.Random) -> dict[str, Principa
     async with db.write() as tx:
         for spec in ORGS:
             org = Organization(
-                id=uuid.uuid4(), kind=spec.kind.value, name=spec.name,
-                credit_code=_credit_code(rng, spec.kind, spec.region), address=spec.address.strip(),
-                region_code=spec.region, contact_phone=f"0371-{rng.randint(60000000, 69999999)}",
+                id=uuid.uuid4(),
+                kind=spec.kind.value,
+                name=spec.name,
+                credit_code=_credit_code(rng, spec.kind, spec.region),
+                address=spec.address.strip(),
+                region_code=spec.region,
+                contact_phone=f"0371-{rng.randint(60000000, 69999999)}",
                 created_at=clock.now(),
             )
             tx.session.add(org)
             for username, display in spec.users:
-                user = User(id=uuid.uuid4(), org_id=org.id, username=username, display_name=display,
-                            password_hash=auth.hash_password(DEMO_PASSWORD),
-                            is_admin=spec.kind == OrgKind.PLATFORM, created_at=clock.now())
+                user = User(
+                    id=uuid.uuid4(),
+                    org_id=org.id,
+                    username=username,
+                    display_name=display,
+                    password_hash=auth.hash_password(DEMO_PASSWORD),
+                    is_admin=spec.kind == OrgKind.PLATFORM,
+                    created_at=clock.now(),
+                )
                 user.org = org
                 tx.session.add(user)
                 out[username] = auth.principal_of(user)
@@ -165,12 +364,23 @@ async def _budgets(db: Database, principals: dict[str, Principal]) -> None:
         for p in principals.values():
             for code, name, amount in BUDGETS.get(p.org_name, []):
                 assert p.org_id
-                tx.session.add(BudgetLine(org_id=p.org_id, fiscal_year=year, project_code=code, project_name=name,
-                                          amount=Decimal(amount), reserved=Decimal(0), consumed=Decimal(0),
-                                          created_at=clock.now()))
+                tx.session.add(
+                    BudgetLine(
+                        org_id=p.org_id,
+                        fiscal_year=year,
+                        project_code=code,
+                        project_name=name,
+                        amount=Decimal(amount),
+                        reserved=Decimal(0),
+                        consumed=Decimal(0),
+                        created_at=clock.now(),
+                    )
+                )
 
 
-async def _listings(db: Database, settings: Settings, rng: random.Random, principals: dict[str, Principal]) -> list[uuid.UUID]:
+async def _listings(
+    db: Database, settings: Settings, rng: random.Random, principals: dict[str, Principal]
+) -> list[uuid.UUID]:
     by_org = {p.org_name: p for p in principals.values() if p.role == "supplier"}
     ids: list[uuid.UUID] = []
     for code, noun, unit, brands, (lo, hi) in PRODUCTS:
@@ -179,30 +389,50 @@ async def _listings(db: Database, settings: Settings, rng: random.Random, princi
             for model in models:
                 variants = VARIANTS.get(noun, [""])
                 for variant in variants:
-                    for supplier_name in rng.sample(suppliers, k=min(len(suppliers), rng.choice([1, 2, 2, 3]))):
-                        reference = Decimal(rng.randrange(lo, hi)) + Decimal(rng.choice(["0", "0.00", "0.90"]))
+                    for supplier_name in rng.sample(
+                        suppliers, k=min(len(suppliers), rng.choice([1, 2, 2, 3]))
+                    ):
+                        reference = Decimal(rng.randrange(lo, hi)) + Decimal(
+                            rng.choice(["0", "0.00", "0.90"])
+                        )
                         if "i7" in variant or "金牌" in variant or "1T" in variant:
                             reference = round_money(reference * Decimal("1.35"))
-                        price = round_money(reference * Decimal(rng.choice(["0.92", "0.95", "0.97", "0.99", "1.00", "1.03"])))
+                        price = round_money(
+                            reference * Decimal(rng.choice(["0.92", "0.95", "0.97", "0.99", "1.00", "1.03"]))
+                        )
                         spec = f"{model} {variant}".strip()
                         draft = catalog_service.ListingDraft(
-                            name=f"{brand} {noun} {model}" + (f"（{variant.split('/')[0]}）" if variant else ""),
-                            brand=brand, spec_model=spec, category_code=code, unit=unit,
-                            price=str(price), reference_price=str(reference),
+                            name=f"{brand} {noun} {model}"
+                            + (f"（{variant.split('/')[0]}）" if variant else ""),
+                            brand=brand,
+                            spec_model=spec,
+                            category_code=code,
+                            unit=unit,
+                            price=str(price),
+                            reference_price=str(reference),
                             stock=str(rng.choice([20, 50, 100, 200, 500])),
-                            reference_source=rng.choice(["品牌官网", "京东自营", "天猫官方旗舰店", "苏宁易购自营"]),
+                            reference_source=rng.choice(
+                                ["品牌官网", "京东自营", "天猫官方旗舰店", "苏宁易购自营"]
+                            ),
                             description=f"{brand}{noun}，型号 {spec}。原厂正品，含税含运费，三年上门保修。",
                         )
-                        listing = await catalog_service.create_listing(db, by_org[supplier_name], draft,
-                                                                      margin=settings.price_margin)
+                        listing = await catalog_service.create_listing(
+                            db, by_org[supplier_name], draft, margin=settings.price_margin
+                        )
                         ids.append(listing.id)
                         clock.clock.freeze(clock.now() + timedelta(seconds=rng.randint(5, 90)))
     return ids
 
 
 async def _history(
-    db: Database, settings: Settings, rng: random.Random, principals: dict[str, Principal],
-    listing_ids: list[uuid.UUID], count: int, start: object, end: object,
+    db: Database,
+    settings: Settings,
+    rng: random.Random,
+    principals: dict[str, Principal],
+    listing_ids: list[uuid.UUID],
+    count: int,
+    start: datetime,
+    end: datetime,
 ) -> dict[str, int]:
     from catalog.models import Listing
 
@@ -211,14 +441,16 @@ async def _history(
     regulator = principals["regulator1"]
     made = {"orders": 0, "published": 0}
     t = clock.now()
-    latest = end - timedelta(minutes=5)  # type: ignore[operator]
+    latest = end - timedelta(minutes=5)
 
     def advance(delta: timedelta) -> None:
         clock.clock.freeze(min(clock.now() + delta, latest))
 
     step = timedelta(hours=(70 * 24) / max(count, 1))
     async with db.read() as s:
-        listings = {x.id: x for x in (await s.execute(select(Listing).where(Listing.id.in_(listing_ids)))).scalars()}
+        listings = {
+            x.id: x for x in (await s.execute(select(Listing).where(Listing.id.in_(listing_ids)))).scalars()
+        }
     for n in range(count):
         t = min(t + step, latest)
         clock.clock.freeze(t)
@@ -229,13 +461,25 @@ async def _history(
 
             line = rng.choice([b for b in await budgets.lines_of(s, buyer.org_id)])
         picks = rng.sample(listing_ids, k=rng.choice([1, 1, 2]))
-        items = tuple((lid, str(rng.choice([1, 2, 3, 5, 10]) if listings[lid].price < 5000 else rng.choice([1, 2]))) for lid in picks)
+        items = tuple(
+            (lid, str(rng.choice([1, 2, 3, 5, 10]) if listings[lid].price < 5000 else rng.choice([1, 2])))
+            for lid in picks
+        )
         try:
-            placed, _ = await orders.checkout(db, settings, buyer, orders.CheckoutRequest(
-                budget_line_id=line.id, idempotency_key=f"seed-{n:04d}-{rng.random():.8f}", items=items,
-                delivery_address=f"{buyer.org_name} 行政楼", note=""))
-        except Exception:
-            continue
+            placed, _ = await orders.checkout(
+                db,
+                settings,
+                buyer,
+                orders.CheckoutRequest(
+                    budget_line_id=line.id,
+                    idempotency_key=f"seed-{n:04d}-{rng.random():.8f}",
+                    items=items,
+                    delivery_address=f"{buyer.org_name} 行政楼",
+                    note="",
+                ),
+            )
+        except DomainError:
+            continue  # e.g. the chosen budget line is spent: this customer simply buys nothing today
         for order in placed:
             clock.clock.freeze(t)  # each order of the checkout runs its own course from the same moment
             made["orders"] += 1
@@ -255,7 +499,9 @@ async def _history(
             await orders.file_contract(db, buyer, order.id)
             if n == 5:
                 advance(timedelta(days=1))
-                await orders.void(db, regulator, order.id, "经核查，该合同采购需求与预算项目用途不符，予以作废")
+                await orders.void(
+                    db, regulator, order.id, "经核查，该合同采购需求与预算项目用途不符，予以作废"
+                )
                 made["published"] += await disclosure.publish_pending(db)
                 continue
             if stage < 0.2:
@@ -267,7 +513,13 @@ async def _history(
             if stage < 0.3:
                 continue
             advance(timedelta(days=rng.randint(0, 3)))
-            await orders.accept(db, buyer, order.id, rng.choice([5, 5, 4, 4, 3]), rng.choice(["到货及时，安装规范", "质量良好", "", "服务态度好"]))
+            await orders.accept(
+                db,
+                buyer,
+                order.id,
+                rng.choice([5, 5, 4, 4, 3]),
+                rng.choice(["到货及时，安装规范", "质量良好", "", "服务态度好"]),
+            )
             if stage < 0.45:
                 continue
             advance(timedelta(days=rng.choice([3, 7, 12, 20, 33])))

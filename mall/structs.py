@@ -44,8 +44,16 @@ class BudgetLineOut(msgspec.Struct):
 
     @classmethod
     def of(cls, b: BudgetLine) -> BudgetLineOut:
-        return cls(b.id, b.fiscal_year, b.project_code, b.project_name, money_str(b.amount),
-                   money_str(b.reserved), money_str(b.consumed), money_str(b.available))
+        return cls(
+            b.id,
+            b.fiscal_year,
+            b.project_code,
+            b.project_name,
+            money_str(b.amount),
+            money_str(b.reserved),
+            money_str(b.consumed),
+            money_str(b.available),
+        )
 
 
 class ListingCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -79,9 +87,22 @@ class ListingOut(msgspec.Struct):
 
     @classmethod
     def of(cls, x: Listing) -> ListingOut:
-        return cls(x.id, x.name, x.brand, x.spec_model, x.category_code, x.category_version, x.unit,
-                   money_str(x.price), money_str(x.reference_price), quantity_str(x.stock), x.status,
-                   x.supplier_org_id, x.supplier.name, x.sales_count)
+        return cls(
+            x.id,
+            x.name,
+            x.brand,
+            x.spec_model,
+            x.category_code,
+            x.category_version,
+            x.unit,
+            money_str(x.price),
+            money_str(x.reference_price),
+            quantity_str(x.stock),
+            x.status,
+            x.supplier_org_id,
+            x.supplier.name,
+            x.sales_count,
+        )
 
 
 class ListingPage(msgspec.Struct):
@@ -155,12 +176,34 @@ class OrderOut(msgspec.Struct):
         from mall.clock import rfc3339
 
         return cls(
-            o.id, o.order_no, o.mode, o.status, o.buyer.name, o.supplier.name, money_str(o.total_amount),
-            rfc3339(o.placed_at), rfc3339(o.confirm_due_at), o.contract_no,
-            [OrderLineOut(x.id, x.item_name, x.brand, x.spec_model, x.category_code, x.unit, quantity_str(x.quantity),
-                          money_str(x.listed_unit_price), money_str(x.unit_price), money_str(x.amount))
-             for x in o.lines],
-            o.disclosure_id, o.cancel_requested_by, o.payment_overdue,
+            o.id,
+            o.order_no,
+            o.mode,
+            o.status,
+            o.buyer.name,
+            o.supplier.name,
+            money_str(o.total_amount),
+            rfc3339(o.placed_at),
+            rfc3339(o.confirm_due_at),
+            o.contract_no,
+            [
+                OrderLineOut(
+                    x.id,
+                    x.item_name,
+                    x.brand,
+                    x.spec_model,
+                    x.category_code,
+                    x.unit,
+                    quantity_str(x.quantity),
+                    money_str(x.listed_unit_price),
+                    money_str(x.unit_price),
+                    money_str(x.amount),
+                )
+                for x in o.lines
+            ],
+            o.disclosure_id,
+            o.cancel_requested_by,
+            o.payment_overdue,
         )
 
 

@@ -9,6 +9,7 @@ number in the URL is flushed at the start, so give each run its own).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -50,8 +51,23 @@ class RedisServer:
         if self.sock.exists():
             self.sock.unlink()
         self.proc = subprocess.Popen(
-            [self.binary, "--port", "0", "--unixsocket", str(self.sock), "--dir", str(self.dir), "--save", "",
-             "--appendonly", "yes", "--daemonize", "no", "--logfile", str(self.dir / "redis.log")],
+            [
+                self.binary,
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.sock),
+                "--dir",
+                str(self.dir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.dir / "redis.log"),
+            ],
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -149,8 +165,20 @@ def settings(workdir: Path, database_url: str, redis_server: RedisServer | None)
 
 
 TABLES_TO_CLEAR = [
-    "budget_movements", "order_events", "order_lines", "orders", "checkouts", "cart_items", "listings",
-    "budget_lines", "api_tokens", "audit_log", "outbox", "disclosure_records", "users", "organizations",
+    "budget_movements",
+    "order_events",
+    "order_lines",
+    "orders",
+    "checkouts",
+    "cart_items",
+    "listings",
+    "budget_lines",
+    "api_tokens",
+    "audit_log",
+    "outbox",
+    "disclosure_records",
+    "users",
+    "organizations",
 ]
 
 
@@ -173,10 +201,8 @@ async def clean(db: Database, settings: Settings) -> AsyncIterator[None]:
         await conn.execute(text("UPDATE ledger_head SET last_seq = 0, last_hash = :h"), {"h": "0" * 64})
     from workers import queues
 
-    try:
+    with contextlib.suppress(Exception):  # a fault test may have left its own Redis stopped
         queues.queue(settings).empty()
-    except Exception:  # noqa: S110  (a fault test may have left Redis stopped; it restarts it)
-        pass
     yield
 
 

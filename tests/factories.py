@@ -41,10 +41,24 @@ class World:
         self._n += 1
         code = make("9" if kind == OrgKind.SUPPLIER else "1", "1", "410100", f"{self._n:08d}")
         async with self.db.write() as tx:
-            org = Organization(id=uuid.uuid4(), kind=kind.value, name=org_name, credit_code=code,
-                               address=f"{org_name}地址", region_code="410100", created_at=clock.now())
-            user = User(id=uuid.uuid4(), org_id=org.id, username=name, display_name=name, password_hash=_hash(),
-                        is_admin=admin, created_at=clock.now())
+            org = Organization(
+                id=uuid.uuid4(),
+                kind=kind.value,
+                name=org_name,
+                credit_code=code,
+                address=f"{org_name}地址",
+                region_code="410100",
+                created_at=clock.now(),
+            )
+            user = User(
+                id=uuid.uuid4(),
+                org_id=org.id,
+                username=name,
+                display_name=name,
+                password_hash=_hash(),
+                is_admin=admin,
+                created_at=clock.now(),
+            )
             user.org = org
             tx.session.add_all([org, user])
         p = auth.principal_of(user)
@@ -55,21 +69,46 @@ class World:
     async def budget(self, key: str, owner: str, amount: str, *, year: int | None = None) -> BudgetLine:
         p = self.who[owner]
         assert p.org_id
-        line = BudgetLine(id=uuid.uuid4(), org_id=p.org_id, fiscal_year=year or clock.local_date(clock.now()).year,
-                          project_code=f"P-{key}", project_name=f"项目{key}", amount=Decimal(amount),
-                          reserved=Decimal(0), consumed=Decimal(0), created_at=clock.now())
+        line = BudgetLine(
+            id=uuid.uuid4(),
+            org_id=p.org_id,
+            fiscal_year=year or clock.local_date(clock.now()).year,
+            project_code=f"P-{key}",
+            project_name=f"项目{key}",
+            amount=Decimal(amount),
+            reserved=Decimal(0),
+            consumed=Decimal(0),
+            created_at=clock.now(),
+        )
         async with self.db.write() as tx:
             tx.session.add(line)
         self.lines[key] = line
         return line
 
-    async def listing(self, key: str, supplier: str, price: str, *, reference: str | None = None,
-                      stock: str = "1000", category: str = "A02010108", name: str | None = None) -> Listing:
+    async def listing(
+        self,
+        key: str,
+        supplier: str,
+        price: str,
+        *,
+        reference: str | None = None,
+        stock: str = "1000",
+        category: str = "A02010108",
+        name: str | None = None,
+    ) -> Listing:
         draft = catalog_service.ListingDraft(
-            name=name or f"商品{key}", brand=f"品牌{key}", spec_model=f"型号-{key}", category_code=category, unit="台",
-            price=price, reference_price=reference or price, stock=stock)
-        listing = await catalog_service.create_listing(self.db, self.who[supplier], draft,
-                                                      margin=self.settings.price_margin)
+            name=name or f"商品{key}",
+            brand=f"品牌{key}",
+            spec_model=f"型号-{key}",
+            category_code=category,
+            unit="台",
+            price=price,
+            reference_price=reference or price,
+            stock=stock,
+        )
+        listing = await catalog_service.create_listing(
+            self.db, self.who[supplier], draft, margin=self.settings.price_margin
+        )
         self.listings[key] = listing
         return listing
 

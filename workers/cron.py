@@ -39,9 +39,9 @@ class Cron(threading.Thread):
                     await outbox.sweep(db, self.settings.outbox_grace_seconds)
                 except Exception:
                     log.exception("outbox sweep failed")
-                if time.monotonic() - last_cancel >= self.settings.cancel_interval_seconds:
-                    if queues.enqueue("workers.jobs.cancel_overdue", job_id="cancel-overdue"):
-                        last_cancel = time.monotonic()
+                due = time.monotonic() - last_cancel >= self.settings.cancel_interval_seconds
+                if due and queues.enqueue("workers.jobs.cancel_overdue", job_id="cancel-overdue"):
+                    last_cancel = time.monotonic()
                 await asyncio.to_thread(self.stopping.wait, self.settings.sweep_interval_seconds)
         finally:
             await db.dispose()

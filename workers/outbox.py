@@ -32,9 +32,12 @@ async def sweep(db: Database, grace_seconds: int) -> int:
                 )
             ).all()
         )
-        count = await s.scalar(
-            select(func.count()).where(Outbox.status == "pending", Outbox.created_at <= cutoff)
-        ) or 0
+        count = (
+            await s.scalar(
+                select(func.count()).where(Outbox.status == "pending", Outbox.created_at <= cutoff)
+            )
+            or 0
+        )
     for outbox_id, topic in overdue:
         if topic == "disclosure":
             # One publisher run drains every pending record in order, so one job is enough.

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import socket
 import os
+import socket
 
 from rq import Worker
 from rq.serializers import JSONSerializer

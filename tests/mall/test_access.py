@@ -9,7 +9,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from sqlalchemy import update
 
 from catalog import pages as catalog_pages

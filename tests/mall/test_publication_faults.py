@@ -63,8 +63,11 @@ def worker_env(settings: Settings, redis_url: str, **extra: str) -> dict[str, st
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "mall.cli", "worker"], env=env, start_new_session=True,
-            stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "mall.cli", "worker"],
+            env=env,
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -99,20 +102,26 @@ async def wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 async def place_order(world: World) -> uuid.UUID:
     placed, _ = await orders.checkout(
-        world.db, world.settings, world.who["buyer_a"],
+        world.db,
+        world.settings,
+        world.who["buyer_a"],
         orders.CheckoutRequest(world.lines["a1"].id, uuid.uuid4().hex, ((world.listings["laptop"].id, "1"),)),
     )
     return placed[0].id
 
 
-async def test_confirmation_enqueues_and_a_worker_publishes(world: World, settings: Settings,
-                                                            private_redis: RedisServer) -> None:
+async def test_confirmation_enqueues_and_a_worker_publishes(
+    world: World, settings: Settings, private_redis: RedisServer
+) -> None:
     order_id = await place_order(world)
     await orders.confirm(world.db, world.who["supplier_x"], order_id)
     assert queues.queue().count == 1  # enqueued after the commit
     burst = subprocess.run(
-        [sys.executable, "-m", "mall.cli", "worker", "--burst"], env=worker_env(settings, private_redis.url),
-        capture_output=True, timeout=120, check=False,
+        [sys.executable, "-m", "mall.cli", "worker", "--burst"],
+        env=worker_env(settings, private_redis.url),
+        capture_output=True,
+        timeout=120,
+        check=False,
     )
     assert burst.returncode == 0, burst.stdout.decode()[-2000:]
     records = await ledger(world)
@@ -133,6 +142,7 @@ async def test_redis_down_at_confirmation_delays_but_never_loses_the_record(
     private_redis.start()  # same data directory: it comes back as it was
     proc = start_worker(worker_env(settings, private_redis.url), tmp_path / "worker.log")
     try:
+
         async def published() -> bool:
             return len(await ledger(world)) == 1
 
@@ -160,7 +170,10 @@ async def test_worker_killed_mid_publish_publishes_exactly_once(
 
         async def started() -> bool:
             try:
-                return Job.fetch(f"publish-{outbox_id}", connection=conn, serializer=JSONSerializer).get_status() == "started"
+                return (
+                    Job.fetch(f"publish-{outbox_id}", connection=conn, serializer=JSONSerializer).get_status()
+                    == "started"
+                )
             except Exception:
                 return False
 
@@ -173,11 +186,12 @@ async def test_worker_killed_mid_publish_publishes_exactly_once(
 
     fresh = start_worker(worker_env(settings, private_redis.url), log)
     try:
+
         async def published() -> bool:
             return len(await ledger(world)) >= 1
 
         await wait_for(published, 60, "a new worker to publish the record")
-        await asyncio.sleep(float(os.environ.get('DBG_SLEEP', '1.5')))
+        await asyncio.sleep(float(os.environ.get("DBG_SLEEP", "1.5")))
     finally:
         stop_worker(fresh)
     records = await ledger(world)

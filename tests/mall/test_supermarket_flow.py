@@ -12,12 +12,21 @@ from mall.models import BudgetLine
 from tests.factories import World
 
 
-async def checkout(client: Any, world: World, items: list[tuple[str, str]], key: str | None = None,
-                   line: str = "a1", who: str = "buyer_a") -> Any:
-    body = {"budget_line_id": str(world.lines[line].id),
-            "items": [{"listing_id": str(world.listings[k].id), "quantity": q} for k, q in items]}
-    return await client.post("/api/checkout", json=body,
-                             headers={**world.h(who), "Idempotency-Key": key or uuid.uuid4().hex})
+async def checkout(
+    client: Any,
+    world: World,
+    items: list[tuple[str, str]],
+    key: str | None = None,
+    line: str = "a1",
+    who: str = "buyer_a",
+) -> Any:
+    body = {
+        "budget_line_id": str(world.lines[line].id),
+        "items": [{"listing_id": str(world.listings[k].id), "quantity": q} for k, q in items],
+    }
+    return await client.post(
+        "/api/checkout", json=body, headers={**world.h(who), "Idempotency-Key": key or uuid.uuid4().hex}
+    )
 
 
 async def line_state(world: World, key: str = "a1") -> BudgetLine:
@@ -53,12 +62,17 @@ async def test_checkout_makes_one_order_per_supplier_and_reserves_budget(client:
 
 async def test_cart_then_checkout_from_cart(client: Any, world: World) -> None:
     h = world.h("buyer_a")
-    r = await client.post("/api/cart/items", json={"listing_id": str(world.listings["desk"].id), "quantity": "2"}, headers=h)
+    r = await client.post(
+        "/api/cart/items", json={"listing_id": str(world.listings["desk"].id), "quantity": "2"}, headers=h
+    )
     assert r.status_code == 204, r.text
     r = await client.get("/api/cart", headers=h)
     assert [(x["name"], x["quantity"], x["amount"]) for x in r.json()] == [("商品desk", "2", "1600.00")]
-    r = await client.post("/api/checkout", json={"budget_line_id": str(world.lines["a1"].id)},
-                          headers={**h, "Idempotency-Key": "cart-checkout-1"})
+    r = await client.post(
+        "/api/checkout",
+        json={"budget_line_id": str(world.lines["a1"].id)},
+        headers={**h, "Idempotency-Key": "cart-checkout-1"},
+    )
     assert r.status_code == 201, r.text
     assert r.json()["orders"][0]["total_amount"] == "1600.00"
     assert (await client.get("/api/cart", headers=h)).json() == []  # bought items leave the cart
@@ -87,7 +101,9 @@ async def test_order_at_or_above_decentralized_threshold_is_refused(client: Any,
     assert r.status_code == 201, r.text
 
 
-async def test_order_the_budget_cannot_cover_is_refused_and_nothing_is_written(client: Any, world: World) -> None:
+async def test_order_the_budget_cannot_cover_is_refused_and_nothing_is_written(
+    client: Any, world: World
+) -> None:
     await world.budget("small", "buyer_a", "6000.00")
     r = await checkout(client, world, [("laptop", "1"), ("desk", "2")], line="small")  # 5000 + 1600 > 6000
     assert_problem(r, 422, "budget_insufficient")
@@ -103,14 +119,20 @@ async def test_bad_checkout_inputs_get_problem_json(client: Any, world: World) -
     assert_problem(r, 400, "invalid_quantity")
     r = await checkout(client, world, [("laptop", "1")], key="short")
     assert_problem(r, 400, "idempotency_key_invalid")
-    r = await client.post("/api/checkout", json={"budget_line_id": "nope"},
-                          headers={**world.h("buyer_a"), "Idempotency-Key": "abcdefgh1"})
+    r = await client.post(
+        "/api/checkout",
+        json={"budget_line_id": "nope"},
+        headers={**world.h("buyer_a"), "Idempotency-Key": "abcdefgh1"},
+    )
     assert_problem(r, 400, "invalid_input")
     # Another unit's budget line is not usable (and not even acknowledged).
     r = await checkout(client, world, [("laptop", "1")], line="b1")
     assert_problem(r, 404, "budget_line_not_found")
-    r = await client.post("/api/checkout", json={"budget_line_id": str(world.lines["a1"].id)},
-                          headers={**world.h("buyer_a"), "Idempotency-Key": "empty-cart-1"})
+    r = await client.post(
+        "/api/checkout",
+        json={"budget_line_id": str(world.lines["a1"].id)},
+        headers={**world.h("buyer_a"), "Idempotency-Key": "empty-cart-1"},
+    )
     assert_problem(r, 400, "cart_empty")
 
 
@@ -157,8 +179,15 @@ async def test_full_flow_to_payment_with_lower_price(client: Any, world: World) 
     line = await line_state(world)
     assert (line.reserved, line.consumed) == (Decimal(0), Decimal("9600.00"))
     events = (await client.get(f"/api/orders/{oid}/events", headers=buy)).json()
-    assert [e["action"] for e in events] == ["placed", "confirmed", "contract_filed", "shipped", "received",
-                                             "accepted", "paid"]
+    assert [e["action"] for e in events] == [
+        "placed",
+        "confirmed",
+        "contract_filed",
+        "shipped",
+        "received",
+        "accepted",
+        "paid",
+    ]
 
 
 async def test_wrong_party_cannot_move_an_order(client: Any, world: World) -> None:
@@ -230,7 +259,9 @@ async def test_cancellation_rules(client: Any, world: World) -> None:
     await client.post(f"/api/orders/{oid}/contract", headers=buy)
     r = await client.post(f"/api/orders/{oid}/cancel-request", json={"reason": "不想要了"}, headers=sup)
     assert_problem(r, 409, "contract_filed")
-    r = await client.post(f"/api/orders/{oid}/void", json={"reason": "违规采购"}, headers=world.h("regulator"))
+    r = await client.post(
+        f"/api/orders/{oid}/void", json={"reason": "违规采购"}, headers=world.h("regulator")
+    )
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     assert (await line_state(world)).reserved == Decimal(0)
 
