@@ -5,16 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, Response, delete, get, post, put
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from sqlalchemy import select, text
 
-from mall import auth, budgets, disclosure, orders
+from mall import accounts, auth, budgets, disclosure, orders
 from mall.auth import PUBLIC, Principal, allow
 from mall.clock import rfc3339
 from mall.deps import DB, Config
 from mall.errors import InvalidInput
-from mall.models import OrderStatus
+from mall.models import OrderStatus, Organization
 from mall.money import money_str, quantity_str
 from mall.structs import (
     AcceptIn,
@@ -30,11 +31,16 @@ from mall.structs import (
     Me,
     OrderOut,
     OrderPage,
+    OrganizationCreate,
+    OrganizationOut,
+    OrganizationPage,
     PayIn,
     ReasonIn,
     ShipIn,
     TokenOut,
     TokenRequest,
+    UserCreate,
+    UserOut,
 )
 
 PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
@@ -306,6 +312,49 @@ async def void_order(
     return await _out(db, me_of(request), order_id)
 
 
+def _org_out(o: Organization) -> OrganizationOut:
+    return OrganizationOut(o.id, o.kind, o.name, o.credit_code, o.region_code, o.address, o.status)
+
+
+@get("/api/admin/organizations", opt=allow("admin"), tags=["平台管理"], summary="已登记的单位")
+async def list_organizations(
+    db: DB, page: PageNo = 1, per_page: PerPage = 20, kind: FromQuery[str | None] = None
+) -> OrganizationPage:
+    async with db.read() as s:
+        total, rows = await accounts.list_orgs(s, kind, page, per_page)
+    return OrganizationPage(total, page, per_page, [_org_out(o) for o in rows])
+
+
+@post(
+    "/api/admin/organizations",
+    opt=allow("admin"),
+    status_code=201,
+    tags=["平台管理"],
+    summary="登记单位（校验统一社会信用代码）",
+)
+async def register_organization(
+    request: Request[Any, Any, Any], data: JSONBody[OrganizationCreate], db: DB
+) -> OrganizationOut:
+    org = await accounts.register_org(db, me_of(request), accounts.OrgDraft(**msgspec.structs.asdict(data)))
+    return _org_out(org)
+
+
+@post(
+    "/api/admin/organizations/{org_id:uuid}/users",
+    opt=allow("admin"),
+    status_code=201,
+    tags=["平台管理"],
+    summary="为单位开设用户",
+)
+async def create_user(
+    request: Request[Any, Any, Any], org_id: FromPath[uuid.UUID], data: JSONBody[UserCreate], db: DB
+) -> UserOut:
+    user = await accounts.create_user(
+        db, me_of(request), org_id, data.username, data.display_name, data.password
+    )
+    return UserOut(user.id, user.username, user.display_name, user.org_id)
+
+
 @get("/api/disclosures", opt=PUBLIC, tags=["信息公开"], summary="成交记录公开数据（按 seq 增量拉取）")
 async def feed(request: Request[Any, Any, Any], db: DB) -> Response[bytes]:
     q = disclosure.parse_feed_query(dict(request.query_params))
@@ -388,6 +437,9 @@ ROUTES = [
     accept_order,
     pay_order,
     void_order,
+    list_organizations,
+    register_organization,
+    create_user,
     feed,
     feed_record,
     healthz,

@@ -16,7 +16,7 @@ from litestar.params import Body, FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 from sqlalchemy import BigInteger, case, func, select, type_coerce
 
-from mall import auth, budgets, clock, disclosure, orders
+from mall import accounts, auth, budgets, clock, disclosure, orders
 from mall.auth import PUBLIC, ROLE_LABELS, Principal, allow
 from mall.deps import DB, Config
 from mall.errors import DomainError, InvalidInput
@@ -525,9 +525,7 @@ async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Conf
             .scalars()
             .unique()
         )
-        counts = dict(
-            (await s.execute(select(Order.status, func.count()).group_by(Order.status))).all()
-        )
+        counts = dict((await s.execute(select(Order.status, func.count()).group_by(Order.status))).all())
         pending = (
             await s.scalar(select(func.count()).select_from(Order).where(Order.status == OrderStatus.PLACED))
             or 0
@@ -542,6 +540,69 @@ async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Conf
         pending=pending,
         settings=settings,
         statuses=ORDER_STATUS_LABELS,
+    )
+
+
+# ---------------------------------------------------------------- platform admin
+
+
+@get("/admin", opt=allow("admin"), include_in_schema=False)
+async def admin_page(
+    request: Request[Any, Any, Any], db: DB, kind: FromQuery[str] = "", page: FromQuery[str] = "1"
+) -> Template:
+    from mall.models import ORG_KIND_LABELS
+
+    p = _page_no(page)
+    async with db.read() as s:
+        total, orgs = await accounts.list_orgs(s, kind or None, p, 30)
+        users = await accounts.users_of(s, [o.id for o in orgs])
+    try:
+        form = request.session.pop("form", {})
+    except Exception:
+        form = {}
+    return render(
+        request,
+        "admin.html",
+        orgs=orgs,
+        users=users,
+        total=total,
+        page=p,
+        pages=pages_of(total, 30),
+        kind=kind,
+        kinds=ORG_KIND_LABELS,
+        form=form,
+    )
+
+
+@post("/admin/organizations", opt=allow("admin"), include_in_schema=False)
+async def admin_register(
+    request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
+) -> Redirect:
+    who = _user(request)
+    fields = ("kind", "name", "credit_code", "region_code", "address", "contact_phone")
+    draft = accounts.OrgDraft(**{f: (data.get(f) or "").strip() for f in fields})
+    try:
+        org = await accounts.register_org(db, who, draft)
+    except DomainError as exc:
+        flash(request, exc.detail, "error")
+        request.session["form"] = {f: getattr(draft, f) for f in fields}
+        return Redirect("/admin", status_code=303)
+    flash(request, f"已登记：{org.name}（{org.credit_code}）")
+    return Redirect("/admin", status_code=303)
+
+
+@post("/admin/organizations/{org_id:uuid}/users", opt=allow("admin"), include_in_schema=False)
+async def admin_create_user(
+    request: Request[Any, Any, Any], org_id: FromPath[uuid.UUID], db: DB, data: URLEncodedBody[dict[str, str]]
+) -> Redirect:
+    who = _user(request)
+    return await _act(
+        request,
+        lambda: accounts.create_user(
+            db, who, org_id, data.get("username", ""), data.get("display_name", ""), data.get("password", "")
+        ),
+        "用户已开设",
+        "/admin",
     )
 
 
@@ -562,4 +623,7 @@ ROUTES = [
     disclosures_page,
     disclosure_page,
     oversight_page,
+    admin_page,
+    admin_register,
+    admin_create_user,
 ]

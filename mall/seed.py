@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from catalog import service as catalog_service
-from mall import auth, clock, disclosure, orders
+from mall import accounts, auth, clock, disclosure, orders
 from mall.auth import Principal
 from mall.credit_code import make as make_credit_code
 from mall.db import Database
@@ -328,33 +328,48 @@ async def seed_demo(
 
 
 async def _organizations(db: Database, rng: random.Random) -> dict[str, Principal]:
+    """Registered the way the platform admin registers them (credit codes checked, passwords hashed)."""
     out: dict[str, Principal] = {}
-    async with db.write() as tx:
-        for spec in ORGS:
-            org = Organization(
-                id=uuid.uuid4(),
-                kind=spec.kind.value,
-                name=spec.name,
-                credit_code=_credit_code(rng, spec.kind, spec.region),
-                address=spec.address.strip(),
-                region_code=spec.region,
-                contact_phone=f"0371-{rng.randint(60000000, 69999999)}",
-                created_at=clock.now(),
-            )
-            tx.session.add(org)
-            for username, display in spec.users:
-                user = User(
+    for spec in ORGS:
+        if spec.kind == OrgKind.PLATFORM:
+            # The operator itself is not a registrable party: it is set up directly, once.
+            async with db.write() as tx:
+                org = Organization(
                     id=uuid.uuid4(),
-                    org_id=org.id,
-                    username=username,
-                    display_name=display,
-                    password_hash=auth.hash_password(DEMO_PASSWORD),
-                    is_admin=spec.kind == OrgKind.PLATFORM,
+                    kind=spec.kind.value,
+                    name=spec.name,
+                    credit_code=_credit_code(rng, spec.kind, spec.region),
+                    address=spec.address,
+                    region_code=spec.region,
                     created_at=clock.now(),
                 )
-                user.org = org
-                tx.session.add(user)
-                out[username] = auth.principal_of(user)
+                tx.session.add(org)
+                for username, display in spec.users:
+                    user = User(
+                        id=uuid.uuid4(),
+                        org_id=org.id,
+                        username=username,
+                        display_name=display,
+                        password_hash=auth.hash_password(DEMO_PASSWORD),
+                        is_admin=True,
+                        created_at=clock.now(),
+                    )
+                    user.org = org
+                    tx.session.add(user)
+                    out[username] = auth.principal_of(user)
+            continue
+        draft = accounts.OrgDraft(
+            kind=spec.kind.value,
+            name=spec.name,
+            credit_code=_credit_code(rng, spec.kind, spec.region),
+            region_code=spec.region,
+            address=spec.address.strip(),
+            contact_phone=f"0371-{rng.randint(60000000, 69999999)}",
+        )
+        org = await accounts.register_org(db, None, draft)
+        for username, display in spec.users:
+            user = await accounts.create_user(db, None, org.id, username, display, DEMO_PASSWORD)
+            out[username] = auth.principal_of(user)
     return out
 
 

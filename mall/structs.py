@@ -256,3 +256,42 @@ class EventOut(msgspec.Struct):
         from mall.clock import rfc3339
 
         return cls(rfc3339(e.at), e.actor_label, e.action, e.detail)
+
+
+class OrganizationCreate(msgspec.Struct, forbid_unknown_fields=True):
+    kind: str
+    name: str
+    credit_code: str
+    region_code: str
+    address: str = ""
+    contact_phone: str = ""
+
+
+class OrganizationOut(msgspec.Struct):
+    id: uuid.UUID
+    kind: str
+    name: str
+    credit_code: str
+    region_code: str
+    address: str
+    status: str
+
+
+class OrganizationPage(msgspec.Struct):
+    total: int
+    page: int
+    per_page: int
+    items: list[OrganizationOut]
+
+
+class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
+    username: str
+    display_name: str
+    password: str
+
+
+class UserOut(msgspec.Struct):
+    id: uuid.UUID
+    username: str
+    display_name: str
+    org_id: uuid.UUID | None

@@ -341,14 +341,8 @@ async def test_concurrent_replays_of_one_idempotency_key_make_one_order(http: An
     assert await movements(world, line.id) == [("reserve", D("5000.00"))]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="BUG mall/orders.py checkout(): when a concurrent twin with the same "
-    "Idempotency-Key commits first (the IntegrityError path), _replay() is called with digest=None, "
-    "so a different request body is answered 200 with the other request's orders instead of 409 "
-    "idempotency_key_reused (PostgreSQL; SQLite serializes the two and answers 409)",
-)
 async def test_concurrent_same_key_different_body_is_refused(live: Any, world: World) -> None:
+    # The twin that loses the race on the (user, key) index must still compare request bodies.
     await world.budget("hot", "buyer_a", "50000.00")
     for attempt in range(5):
         key = f"twin-key-{attempt}-{uuid.uuid4().hex[:8]}"
@@ -357,15 +351,11 @@ async def test_concurrent_same_key_different_body_is_refused(live: Any, world: W
             checkout(live, world, [("laptop", "2")], key=key, line="hot"),
         )
         assert sorted([a.status_code, b.status_code]) == [201, 409], (a.text, b.text)
+        assert_problem(a if a.status_code == 409 else b, 409, "idempotency_key_reused")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="BUG mall/budgets.py reserve(): the refusal message re-reads the line with "
-    "session.get(), which returns the copy checkout loaded (get_line) before waiting for the row "
-    "lock; on PostgreSQL a concurrent refusal says e.g. '可用 50,000.00 元，本单需 5,000.00 元'",
-)
 async def test_concurrent_refusal_message_reports_the_current_available_amount(world: World) -> None:
+    # The refusal message must report the line as it is after waiting for the row lock, not as first read.
     await world.budget("hot", "buyer_a", "50000.00")
     who = world.who["buyer_a"]
     results = await asyncio.gather(

@@ -101,7 +101,7 @@ async def feed(client: Any, **params: Any) -> dict[str, Any]:
     r = await client.get("/api/disclosures", params={k: str(v) for k, v in params.items()})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/json")
-    body = r.json()
+    body: dict[str, Any] = r.json()
     assert set(body) == {"items", "next_after"}
     assert isinstance(body["next_after"], int) and not isinstance(body["next_after"], bool)
     # Served verbatim: every item is its own canonical JSON, non-ASCII characters unescaped.
@@ -311,7 +311,9 @@ async def test_bad_feed_parameters_are_400_problems(client: Any, params: dict[st
     assert_problem(r, 400, "invalid_parameter")
 
 
-@pytest.mark.parametrize("params", [{"after": "²"}, {"limit": "١٠"}, {"after": "１"}, {"after": " 1"}, {"after": "1e3"}])
+@pytest.mark.parametrize(
+    "params", [{"after": "²"}, {"limit": "١٠"}, {"after": "１"}, {"after": " 1"}, {"after": "1e3"}]
+)
 async def test_only_ascii_digits_are_numbers(client: Any, params: dict[str, str]) -> None:
     # str.isdigit() would accept some of these (and int("²") then fails: a 500, not a 400).
     assert_problem(await client.get("/api/disclosures", params=params), 400, "invalid_parameter")
@@ -388,7 +390,7 @@ async def test_filters_narrow_and_next_after_continues(client: Any, world: World
     dates = sorted({m["date"] for m in made})
     a, b = world.who["buyer_a"].org_credit_code, world.who["buyer_b"].org_credit_code
     x, y = world.who["supplier_x"].org_credit_code, world.who["supplier_y"].org_credit_code
-    cases: list[tuple[dict[str, str], Any]] = [
+    cases: list[tuple[dict[str, Any], Any]] = [
         ({"mode": "agreement"}, lambda m: m["mode"] == "agreement"),
         ({"mode": "supermarket"}, lambda m: m["mode"] == "supermarket"),
         ({"mode": "auction"}, lambda m: False),
@@ -492,8 +494,8 @@ async def test_concurrent_publishers_never_duplicate_or_leave_gaps(client: Any, 
             await asyncio.sleep(0)
         return total
 
-    results = await asyncio.gather(confirm_all(), *[publisher() for _ in range(4)])
-    total = 12 + sum(results[1:]) + await disclosure.publish_pending(world.db)
+    _, *published = await asyncio.gather(confirm_all(), *[publisher() for _ in range(4)])
+    total = 12 + sum(n for n in published if n) + await disclosure.publish_pending(world.db)
     assert total == 20
     items = await all_items(client, limit=7)
     verify_items(items)
@@ -669,8 +671,19 @@ def run_cli(settings: Settings, tmp: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def cli_in_process(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`mall.cli.main(["ledger", "verify"])` (it runs its own event loop: call it from a thread)."""
+    from mall import cli
+
+    monkeypatch.setenv("DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.delenv("MALL_SETTINGS_FILE", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["ledger", "verify"])
+    return exit_info.value.code
+
+
 async def test_ledger_verify_detects_a_tampered_record(
-    client: Any, world: World, settings: Settings, tmp_path: Path
+    client: Any, world: World, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for key in ("laptop", "desk", "printer"):
         await deal(world, key)
@@ -679,6 +692,8 @@ async def test_ledger_verify_detects_a_tampered_record(
     assert result.ok and result.checked == 3
     proc = await asyncio.to_thread(run_cli, settings, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "共 3 条记录" in proc.stdout
+    assert await asyncio.to_thread(cli_in_process, settings, monkeypatch) == 0
 
     async with world.db.read() as s:
         original = await s.scalar(select(DisclosureRecord.body).where(DisclosureRecord.seq == 2))
@@ -694,7 +709,8 @@ async def test_ledger_verify_detects_a_tampered_record(
     assert not result.ok and result.seq == 2 and result.checked == 1
     proc = await asyncio.to_thread(run_cli, settings, tmp_path)
     assert proc.returncode != 0
-    assert "2" in proc.stderr
+    assert "第 2 条" in proc.stderr, proc.stderr
+    assert await asyncio.to_thread(cli_in_process, settings, monkeypatch) == 1
     # An outside auditor spots it from the public feed alone.
     with pytest.raises(AssertionError, match="seq 2"):
         verify_items((await feed(client))["items"])

@@ -1,0 +1,63 @@
+"""Registering organizations and users: credit codes are checked, only the platform admin may do it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mall.credit_code import make
+from tests.factories import World
+from tests.mall.test_supermarket_flow import assert_problem
+
+
+def org_body(code: str, **extra: str) -> dict[str, str]:
+    return {"kind": "supplier", "name": "新登记供应商有限公司", "credit_code": code, "region_code": "410105",
+            "address": "郑州市金水区", **extra}
+
+
+async def test_admin_registers_an_organization_and_its_user_who_can_then_log_in(client: Any, world: World) -> None:
+    code = make("9", "1", "410105", "MA9XK3L2")
+    r = await client.post("/api/admin/organizations", json=org_body(code), headers=world.h("admin"))
+    assert r.status_code == 201, r.text
+    org = r.json()
+    assert org["credit_code"] == code and org["kind"] == "supplier"
+    r = await client.post(f"/api/admin/organizations/{org['id']}/users",
+                          json={"username": "newsupplier", "display_name": "新用户", "password": "s3cret-pass"},
+                          headers=world.h("admin"))
+    assert r.status_code == 201, r.text
+    r = await client.post("/api/auth/token", json={"username": "newsupplier", "password": "s3cret-pass"})
+    assert r.status_code == 201 and r.json()["role"] == "supplier"
+    listed = (await client.get("/api/admin/organizations?kind=supplier", headers=world.h("admin"))).json()
+    assert code in [o["credit_code"] for o in listed["items"]]
+
+
+async def test_a_wrong_check_character_is_refused_with_the_reason(client: Any, world: World) -> None:
+    good = make("9", "1", "410105", "MA9XK3L2")
+    bad = good[:-1] + ("0" if good[-1] != "0" else "1")
+    r = await client.post("/api/admin/organizations", json=org_body(bad), headers=world.h("admin"))
+    assert_problem(r, 400, "organization_invalid")
+    assert "校验位" in r.json()["detail"]
+    r = await client.post("/api/admin/organizations", json=org_body("91410105MA9XK3L2I"), headers=world.h("admin"))
+    assert_problem(r, 400, "organization_invalid")
+    r = await client.post("/api/admin/organizations", json=org_body(good, kind="platform"), headers=world.h("admin"))
+    assert_problem(r, 400, "organization_invalid")
+    assert (await client.post("/api/admin/organizations", json=org_body(good), headers=world.h("admin"))).status_code == 201
+    r = await client.post("/api/admin/organizations", json=org_body(good), headers=world.h("admin"))
+    assert_problem(r, 409, "credit_code_taken")
+
+
+async def test_users_need_sound_names_and_passwords(client: Any, world: World) -> None:
+    org_id = world.who["buyer_a"].org_id
+    for body, code in [
+        ({"username": "x", "display_name": "甲", "password": "long-enough"}, "user_invalid"),
+        ({"username": "okname", "display_name": "甲", "password": "short"}, "user_invalid"),
+        ({"username": "buyer_a", "display_name": "甲", "password": "long-enough"}, "username_taken"),
+    ]:
+        r = await client.post(f"/api/admin/organizations/{org_id}/users", json=body, headers=world.h("admin"))
+        assert_problem(r, 409 if code == "username_taken" else 400, code)
+
+
+async def test_only_the_admin_registers(client: Any, world: World) -> None:
+    code = make("9", "1", "410105", "MA9XK3L2")
+    for who in ("buyer_a", "supplier_x", "center", "regulator"):
+        r = await client.post("/api/admin/organizations", json=org_body(code), headers=world.h(who))
+        assert_problem(r, 403, "forbidden")
