@@ -508,6 +508,8 @@ class Stack:
     # -- lifecycle
 
     def __enter__(self) -> Stack:
+        # Ctrl-C must work even when started from a shell that ignores SIGINT for background jobs.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         self._old_term = signal.signal(signal.SIGTERM, self._on_term)
         self._old_hup = signal.signal(signal.SIGHUP, self._on_term)
         try:
@@ -674,6 +676,39 @@ class Stack:
         except OSError:
             return []
         return [x for x in lines if any(n in x for n in needles)]
+
+    def log_exceptions(self, name: str) -> list[dict[str, Any]]:
+        """Unhandled errors in a service's log, grouped by final exception line and deepest project frame."""
+        import re
+
+        try:
+            text = (self.data_dir / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return []
+        # one event per timestamped log line (uvicorn's own lines start with "INFO:" etc.)
+        events = re.split(
+            r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d|(?:INFO|WARNING|ERROR|DEBUG|CRITICAL):\s)", text
+        )
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        for ev in events:
+            if "Traceback (most recent call last)" not in ev:
+                continue
+            lines = ev.splitlines()
+            exc_lines = [
+                x for x in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*", x)
+            ]
+            frames = [
+                x.strip() for x in lines if x.startswith("  File ") and str(ROOT) in x and "/.venv/" not in x
+            ]
+            sql = next((x for x in lines if x.startswith("[SQL")), "")
+            exc = (exc_lines[-1] if exc_lines else lines[-1])[:300]
+            where = " -> ".join(f.replace(f'File "{ROOT}/', "").replace('", line ', ":") for f in frames[-2:])
+            g = groups.setdefault(
+                (exc, where),
+                {"exception": exc, "where": where, "sql": sql[:300], "count": 0, "first": lines[0][:120]},
+            )
+            g["count"] += 1
+        return sorted(groups.values(), key=lambda g: -int(g["count"]))[:10]
 
     def memory(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

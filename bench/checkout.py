@@ -249,8 +249,11 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
     summary["errors_total"] = errors_total
     summary["orders_placed"] = len(placed)
     summary["orders_confirmed"] = len(confirmed)
-    summary["web_log_errors"] = st.log_grep("web", "ERROR", "Traceback")[:10]
-    summary["worker_log_errors"] = st.log_grep("worker", "ERROR", "Traceback", "failed")[:10]
+    summary["web_log_exceptions"] = st.log_exceptions("web")
+    summary["worker_log_exceptions"] = st.log_exceptions("worker")
+    for name in ("web", "worker"):
+        for g in summary[f"{name}_log_exceptions"]:
+            print(f"  ! {name} log: {g['count']}x {g['exception']}\n      at {g['where']}\n      {g['sql']}")
     return summary
 
 

@@ -106,7 +106,7 @@ class Poller:
                     n = int(await r.llen(self.queue_key))
                     self.queue_samples.append(n)
                     self.queue_max = max(self.queue_max, n)
-                except Exception:  # noqa: BLE001, S110
+                except Exception:  # noqa: S110
                     pass
                 await asyncio.sleep(0.1)
         finally:
@@ -116,8 +116,13 @@ class Poller:
 async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
     total_orders = sum(int(rate * secs) for rate, secs in cfg["rates"])
     with stage("creating organizations, budget lines and listings"):
-        world: World = await build_world(st.resolved_database_url, buyers=cfg["place_clients"], shared_users=0,
-                                         suppliers=4, listings_per_supplier=12)
+        world: World = await build_world(
+            st.resolved_database_url,
+            buyers=cfg["place_clients"],
+            shared_users=0,
+            suppliers=4,
+            listings_per_supplier=12,
+        )
     with stage("starting mall serve + mall worker"):
         st.start_services()
     meter = CpuMeter({"web": st.pid("web"), "worker": st.pid("worker")})
@@ -138,8 +143,9 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
             b = world.buyers[n % len(world.buyers)]
             lid, _ = rng.choice(listings)
             body = {"budget_line_id": str(b.line_id), "items": [{"listing_id": str(lid), "quantity": "1"}]}
-            return await c.post("/api/checkout", json=body,
-                                headers={**b.headers, "Idempotency-Key": f"bench-{uuid.uuid4()}"})
+            return await c.post(
+                "/api/checkout", json=body, headers={**b.headers, "Idempotency-Key": f"bench-{uuid.uuid4()}"}
+            )
 
         def on_placed(resp: httpx.Response) -> int:
             for o in resp.json()["orders"]:
@@ -147,11 +153,22 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
             return len(resp.json()["orders"])
 
         with stage(f"placing {total_orders} orders"):
-            r = await closed_loop(client, "place orders", cfg["place_clients"], place, on_placed,
-                                  max_requests=total_orders, max_seconds=180, meter=meter)
+            r = await closed_loop(
+                client,
+                "place orders",
+                cfg["place_clients"],
+                place,
+                on_placed,
+                max_requests=total_orders,
+                max_seconds=180,
+                meter=meter,
+            )
         errors_total += r.errors
-        print(f"placed {len(placed)} orders in {r.seconds:.1f}s ({r.units / r.seconds:.1f} orders/s, "
-              f"p50 {latency_summary(r.latencies)['p50_ms']} ms), {r.errors} errors", flush=True)
+        print(
+            f"placed {len(placed)} orders in {r.seconds:.1f}s ({r.units / r.seconds:.1f} orders/s, "
+            f"p50 {latency_summary(r.latencies)['p50_ms']} ms), {r.errors} errors",
+            flush=True,
+        )
         summary["placing"] = r.summary("orders")
         if len(placed) < total_orders:
             raise RuntimeError(f"only {len(placed)} of {total_orders} orders could be placed")
@@ -177,13 +194,16 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
                 level_errors = 0
                 queue_key_start = len(poller.queue_samples)
 
-                async def confirm(o: dict[str, Any]) -> None:
+                async def confirm(
+                    o: dict[str, Any], sem: asyncio.Semaphore = sem, latencies: list[float] = latencies
+                ) -> None:
                     nonlocal level_errors
                     async with sem:
                         t0 = time.perf_counter()
                         try:
-                            resp = await client.post(f"/api/orders/{o['id']}/confirm",
-                                                     headers=by_name[o["supplier"]].headers)
+                            resp = await client.post(
+                                f"/api/orders/{o['id']}/confirm", headers=by_name[o["supplier"]].headers
+                            )
                         except httpx.HTTPError as exc:
                             level_errors += 1
                             confirm_errors.append(f"{type(exc).__name__}: {exc}")
@@ -211,7 +231,7 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
                 # wait for every confirmed order of this level to appear in the feed
                 deadline = time.monotonic() + cfg["drain_timeout"]
                 want = {o["order_no"] for o in batch} & confirmed
-                while time.monotonic() < deadline and not want <= poller.seen.keys():
+                while time.monotonic() < deadline and not want <= poller.seen.keys():  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
                 cpu = meter.stop()
                 lags = [poller.seen[k][0] - done_at[k] for k in want if k in poller.seen]
@@ -237,13 +257,16 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
                 }
                 errors_total += level_errors
                 summary["levels"][f"{rate}/s"] = level
-                print(f"confirm at {rate:>3}/s for {secs:>4.0f}s: {len(lags)} seen  lag p50 {level['lag_p50_s']} s  "
-                      f"p99 {level['lag_p99_s']} s  max {level['lag_max_s']} s  min {level['lag_min_s']} s  "
-                      f"(achieved {level['rate_achieved_per_s']}/s, confirm p50 "
-                      f"{level['confirm_latency']['p50_ms']} ms p99 {level['confirm_latency']['p99_ms']} ms, "
-                      f"{level_errors} errors, {missing} not seen, RQ queue max {level['rq_queue_max_jobs']} "
-                      f"jobs, cpu web {cpu.get('web_cores')} worker {cpu.get('worker_cores')} "
-                      f"machine {cpu.get('machine_cores_busy')} cores)", flush=True)
+                print(
+                    f"confirm at {rate:>3}/s for {secs:>4.0f}s: {len(lags)} seen  lag p50 {level['lag_p50_s']} s  "
+                    f"p99 {level['lag_p99_s']} s  max {level['lag_max_s']} s  min {level['lag_min_s']} s  "
+                    f"(achieved {level['rate_achieved_per_s']}/s, confirm p50 "
+                    f"{level['confirm_latency']['p50_ms']} ms p99 {level['confirm_latency']['p99_ms']} ms, "
+                    f"{level_errors} errors, {missing} not seen, RQ queue max {level['rq_queue_max_jobs']} "
+                    f"jobs, cpu web {cpu.get('web_cores')} worker {cpu.get('worker_cores')} "
+                    f"machine {cpu.get('machine_cores_busy')} cores)",
+                    flush=True,
+                )
                 await asyncio.sleep(1.0)
         finally:
             poller.stopping.set()
@@ -279,19 +302,29 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
                 durations.append(int(h) * 3600 + int(m) * 60 + float(s))
             except (IndexError, ValueError):
                 pass
-        summary["rq_publish_job_seconds"] = {"p50": r3(percentile(durations, 50)), "max": r3(max(durations) if durations else None)}
+        summary["rq_publish_job_seconds"] = {
+            "p50": r3(percentile(durations, 50)),
+            "max": r3(max(durations) if durations else None),
+        }
         errors_total += len(poller.poll_errors)
 
-    print(f"feed: {feed_check['records']} records, gap-free={feed_check['gap_free_1_to_n']}, "
-          f"missing={feed_check['missing']}, duplicated={feed_check['duplicated']}, "
-          f"unexpected={feed_check['unexpected']}; poller saw seqs in order without gaps: {stream_ok} "
-          f"({poller.polls} polls); ledger verify: {summary['ledger_verify']['message']}")
-    print(f"worker: {jobs_ok} publish jobs completed for {len(confirmed)} confirmations, "
-          f"job duration p50 {summary['rq_publish_job_seconds']['p50']} s")
+    print(
+        f"feed: {feed_check['records']} records, gap-free={feed_check['gap_free_1_to_n']}, "
+        f"missing={feed_check['missing']}, duplicated={feed_check['duplicated']}, "
+        f"unexpected={feed_check['unexpected']}; poller saw seqs in order without gaps: {stream_ok} "
+        f"({poller.polls} polls); ledger verify: {summary['ledger_verify']['message']}"
+    )
+    print(
+        f"worker: {jobs_ok} publish jobs completed for {len(confirmed)} confirmations, "
+        f"job duration p50 {summary['rq_publish_job_seconds']['p50']} s"
+    )
     summary["errors_total"] = errors_total
     summary["orders_confirmed"] = len(confirmed)
-    summary["web_log_errors"] = st.log_grep("web", "ERROR", "Traceback")[:10]
-    summary["worker_log_errors"] = st.log_grep("worker", "ERROR", "Traceback", "failed")[:10]
+    summary["web_log_exceptions"] = st.log_exceptions("web")
+    summary["worker_log_exceptions"] = st.log_exceptions("worker")
+    for name in ("web", "worker"):
+        for g in summary[f"{name}_log_exceptions"]:
+            print(f"  ! {name} log: {g['count']}x {g['exception']}\n      at {g['where']}\n      {g['sql']}")
     return summary
 
 
@@ -300,15 +333,22 @@ def main() -> int:
     args = p.parse_args()
     cfg = QUICK if args.quick else FULL
     t0 = time.monotonic()
-    summary: dict[str, Any] = {"bench": "publish_lag", "db": args.db, "quick": args.quick,
-                               "cpus": os.cpu_count(), "python": platform.python_version()}
+    summary: dict[str, Any] = {
+        "bench": "publish_lag",
+        "db": args.db,
+        "quick": args.quick,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
     summary["background_cores_busy_before_start"] = background_cores()
     rc = 0
     try:
         with Stack(args.db, "lag", keep=args.keep) as st:
             s = st.settings()
-            summary["settings"] = {"outbox_grace_seconds": s.outbox_grace_seconds,
-                                   "sweep_interval_seconds": s.sweep_interval_seconds}
+            summary["settings"] = {
+                "outbox_grace_seconds": s.outbox_grace_seconds,
+                "sweep_interval_seconds": s.sweep_interval_seconds,
+            }
             try:
                 summary.update(asyncio.run(run(st, cfg)))
             except Exception:
@@ -323,7 +363,9 @@ def main() -> int:
         summary["failed"] = f"{type(exc).__name__}: {exc}"[:2000]
         rc = 1
     summary["wall_seconds"] = round(time.monotonic() - t0, 1)
-    feed_ok = summary.get("feed", {}).get("ok") and summary.get("poller", {}).get("saw_seqs_in_order_without_gaps")
+    feed_ok = summary.get("feed", {}).get("ok") and summary.get("poller", {}).get(
+        "saw_seqs_in_order_without_gaps"
+    )
     if rc == 0 and (summary.get("errors_total") or not feed_ok):
         rc = 2
     summary["ok"] = rc == 0

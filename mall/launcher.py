@@ -22,7 +22,7 @@ from mall.settings import Settings
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Children get SIGTERM if the launcher itself is killed: nothing is left running."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -76,7 +76,7 @@ class Child:
             self.argv,
             env={**os.environ, **self.env},
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self.started_at = time.monotonic()
 

@@ -1,40 +1,45 @@
-"""Periodic work, run by every worker process: the outbox sweeper and the auto-cancel job.
+"""Periodic work: the outbox sweeper and the auto-cancel tick, in a process of its own.
 
-Several workers may run it at once; each tick only enqueues idempotent jobs, so duplicates are
-harmless. A Redis outage makes a tick do nothing; the next tick tries again.
+`mall worker` starts it beside the RQ worker. It is a separate process, not a thread, because RQ
+forks a work horse for every job, and forking a process that has other threads can copy a lock
+held mid-operation into the child, which then waits forever.
+
+Several may run at once (one per worker); each tick only enqueues idempotent jobs, so duplicates
+are harmless. A Redis outage makes a tick do nothing; the next tick tries again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
+import signal
 import time
 
 from mall.db import Database
-from mall.settings import Settings
+from mall.settings import Settings, load_settings
 from workers import outbox, queues
 
 log = logging.getLogger("mall.cron")
 
 
-class Cron(threading.Thread):
+class Cron:
     def __init__(self, settings: Settings) -> None:
-        super().__init__(name="mall-cron", daemon=True)
         self.settings = settings
-        self.stopping = threading.Event()
+        self.stopping = False
 
-    def stop(self) -> None:
-        self.stopping.set()
+    def stop(self, *_: object) -> None:
+        self.stopping = True
 
     def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
         asyncio.run(self._loop())
 
     async def _loop(self) -> None:
         db = Database(self.settings.resolved_database_url, pool_size=1)
         last_cancel = 0.0
         try:
-            while not self.stopping.is_set():
+            while not self.stopping:
                 try:
                     await outbox.sweep(db, self.settings.outbox_grace_seconds)
                 except Exception:
@@ -42,6 +47,17 @@ class Cron(threading.Thread):
                 due = time.monotonic() - last_cancel >= self.settings.cancel_interval_seconds
                 if due and queues.enqueue("workers.jobs.cancel_overdue", job_id="cancel-overdue"):
                     last_cancel = time.monotonic()
-                await asyncio.to_thread(self.stopping.wait, self.settings.sweep_interval_seconds)
+                await asyncio.sleep(self.settings.sweep_interval_seconds)
         finally:
             await db.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    queues.configure(settings)
+    Cron(settings).run()
+
+
+if __name__ == "__main__":
+    main()

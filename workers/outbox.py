@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -10,6 +11,8 @@ from mall import clock
 from mall.db import Database
 from mall.models import Outbox
 from workers import queues
+
+log = logging.getLogger("mall.outbox")
 
 
 async def pending_count(db: Database) -> int:
@@ -41,5 +44,8 @@ async def sweep(db: Database, grace_seconds: int) -> int:
     for outbox_id, topic in overdue:
         if topic == "disclosure":
             # One publisher run drains every pending record in order, so one job is enough.
-            queues.enqueue_publish(outbox_id, unless_busy=True)
+            if queues.enqueue_publish(outbox_id, unless_busy=True):
+                log.info(
+                    "outbox: %d record(s) waited over %ss; publisher enqueued again", count, grace_seconds
+                )
     return count

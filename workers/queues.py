@@ -77,13 +77,17 @@ def _busy(job_id: str) -> bool:
         return False
     except Exception:
         return False  # Redis trouble: let enqueue try and log it
-    if status in ("queued", "deferred", "scheduled"):
+    if status == "queued":
+        # Queued means waiting in the list; a dequeued job whose worker died is "queued" nowhere.
+        return job.get_position() is not None
+    if status in ("deferred", "scheduled"):
         return True
     if status == "started":
         # A started job is trusted for a while; after that its worker may have died with it, and the
         # job is enqueued again (a second run is harmless: publishing is idempotent).
-        started = job.started_at or datetime.now(UTC)
-        started = started if started.tzinfo else started.replace(tzinfo=UTC)
+        if job.started_at is None:
+            return False
+        started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=UTC)
         stale_after = _settings.stale_job_seconds if _settings else 60
         return datetime.now(UTC) - started < timedelta(seconds=stale_after)
     return False

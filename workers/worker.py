@@ -1,28 +1,30 @@
-"""`mall worker`: one RQ worker (with the scheduler) plus the cron thread."""
+"""`mall worker`: one RQ worker (with the scheduler) plus the periodic-work process."""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
+import subprocess
+import sys
 
 from rq import Worker
 from rq.serializers import JSONSerializer
 
 from mall.settings import Settings
 from workers import queues, runtime
-from workers.cron import Cron
 
 log = logging.getLogger("mall.worker")
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
+    from mall.launcher import die_with_parent
+
     queues.configure(settings)
     runtime.configure(settings)
-    # A burst run drains the queue and exits: no scheduler, no periodic work.
-    cron = Cron(settings)
-    if not burst:
-        cron.start()
+    cron = None
+    if not burst:  # a burst run drains the queue and exits: no scheduler, no periodic work
+        cron = subprocess.Popen([sys.executable, "-m", "workers.cron"], preexec_fn=die_with_parent)
     try:
         worker = Worker(
             [queues.queue(settings)],
@@ -32,4 +34,9 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
         )
         worker.work(with_scheduler=not burst, burst=burst, logging_level="INFO")
     finally:
-        cron.stop()
+        if cron is not None:
+            cron.terminate()
+            try:
+                cron.wait(10)
+            except subprocess.TimeoutExpired:
+                cron.kill()

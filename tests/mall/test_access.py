@@ -177,8 +177,12 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
     assert await disclosure.publish_pending(world.db) == 1
     seq = (await client.get("/api/disclosures")).json()["items"][0]["seq"]
     order_id = await _place(client, world, "printer")
-    values = {"order_id": order_id, "listing_id": str(world.listings["laptop"].id), "seq": str(seq),
-              "org_id": str(world.who["buyer_a"].org_id)}
+    values = {
+        "order_id": order_id,
+        "listing_id": str(world.listings["laptop"].id),
+        "seq": str(seq),
+        "org_id": str(world.who["buyer_a"].org_id),
+    }
 
     headers: dict[str, dict[str, str]] = {
         "anonymous": {},

@@ -10,19 +10,29 @@ from tests.mall.test_supermarket_flow import assert_problem
 
 
 def org_body(code: str, **extra: str) -> dict[str, str]:
-    return {"kind": "supplier", "name": "新登记供应商有限公司", "credit_code": code, "region_code": "410105",
-            "address": "郑州市金水区", **extra}
+    return {
+        "kind": "supplier",
+        "name": "新登记供应商有限公司",
+        "credit_code": code,
+        "region_code": "410105",
+        "address": "郑州市金水区",
+        **extra,
+    }
 
 
-async def test_admin_registers_an_organization_and_its_user_who_can_then_log_in(client: Any, world: World) -> None:
+async def test_admin_registers_an_organization_and_its_user_who_can_then_log_in(
+    client: Any, world: World
+) -> None:
     code = make("9", "1", "410105", "MA9XK3L2")
     r = await client.post("/api/admin/organizations", json=org_body(code), headers=world.h("admin"))
     assert r.status_code == 201, r.text
     org = r.json()
     assert org["credit_code"] == code and org["kind"] == "supplier"
-    r = await client.post(f"/api/admin/organizations/{org['id']}/users",
-                          json={"username": "newsupplier", "display_name": "新用户", "password": "s3cret-pass"},
-                          headers=world.h("admin"))
+    r = await client.post(
+        f"/api/admin/organizations/{org['id']}/users",
+        json={"username": "newsupplier", "display_name": "新用户", "password": "s3cret-pass"},
+        headers=world.h("admin"),
+    )
     assert r.status_code == 201, r.text
     r = await client.post("/api/auth/token", json={"username": "newsupplier", "password": "s3cret-pass"})
     assert r.status_code == 201 and r.json()["role"] == "supplier"
@@ -36,11 +46,17 @@ async def test_a_wrong_check_character_is_refused_with_the_reason(client: Any, w
     r = await client.post("/api/admin/organizations", json=org_body(bad), headers=world.h("admin"))
     assert_problem(r, 400, "organization_invalid")
     assert "校验位" in r.json()["detail"]
-    r = await client.post("/api/admin/organizations", json=org_body("91410105MA9XK3L2I"), headers=world.h("admin"))
+    r = await client.post(
+        "/api/admin/organizations", json=org_body("91410105MA9XK3L2I"), headers=world.h("admin")
+    )
     assert_problem(r, 400, "organization_invalid")
-    r = await client.post("/api/admin/organizations", json=org_body(good, kind="platform"), headers=world.h("admin"))
+    r = await client.post(
+        "/api/admin/organizations", json=org_body(good, kind="platform"), headers=world.h("admin")
+    )
     assert_problem(r, 400, "organization_invalid")
-    assert (await client.post("/api/admin/organizations", json=org_body(good), headers=world.h("admin"))).status_code == 201
+    assert (
+        await client.post("/api/admin/organizations", json=org_body(good), headers=world.h("admin"))
+    ).status_code == 201
     r = await client.post("/api/admin/organizations", json=org_body(good), headers=world.h("admin"))
     assert_problem(r, 409, "credit_code_taken")
 
