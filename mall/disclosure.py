@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -119,14 +119,15 @@ async def publish_pending(db: Database, *, limit: int = 200, pause: float = 0.0)
             )
         ).scalars()
         published = 0
-        for row in rows:
-            record = _record_from(row, head.last_seq + 1, head.last_hash)
-            s.add(_ledger_row(record, row.id))
+        now = clock.now()
+        for row in _amended_first(list(rows)):
+            record = _record_from(row, head.last_seq + 1, head.last_hash, now)
+            s.add(_ledger_row(record, row.id, now))
             head.last_seq = record["seq"]
             head.last_hash = record["hash"]
             row.status = "done"
             row.attempts += 1
-            row.processed_at = clock.now()
+            row.processed_at = now
             published += 1
         if published and pause:
             # Fault injection for tests: die here and nothing of this batch is visible.
@@ -134,21 +135,42 @@ async def publish_pending(db: Database, *, limit: int = 200, pause: float = 0.0)
     return published
 
 
-def _record_from(row: Outbox, seq: int, prev_hash: str) -> dict[str, Any]:
+def _amended_first(rows: list[Outbox]) -> list[Outbox]:
+    """Outbox order, except that a record never goes before the record it amends (rows staged in the
+    same instant, or under a clock that stepped back, would otherwise be ordered by their random id)."""
+    position = {str(r.payload.get("record_id")): i for i, r in enumerate(rows)}
+    out: list[Outbox] = []
+    placed: set[int] = set()
+
+    def place(i: int, seen: frozenset[int] = frozenset()) -> None:
+        if i in placed or i in seen:
+            return
+        target = position.get(str(rows[i].payload.get("amends")))
+        if target is not None and target != i:
+            place(target, seen | {i})
+        placed.add(i)
+        out.append(rows[i])
+
+    for i in range(len(rows)):
+        place(i)
+    return out
+
+
+def _record_from(row: Outbox, seq: int, prev_hash: str, now: datetime) -> dict[str, Any]:
     payload = dict(row.payload)
     record_id = payload.pop("record_id")
     record: dict[str, Any] = {
         "seq": seq,
         "id": record_id,
         **payload,
-        "published_at": clock.rfc3339(clock.now()),
+        "published_at": clock.rfc3339(now),
         "prev_hash": prev_hash,
     }
     record["hash"] = record_hash(record)
     return record
 
 
-def _ledger_row(record: dict[str, Any], source_id: uuid.UUID) -> DisclosureRecord:
+def _ledger_row(record: dict[str, Any], source_id: uuid.UUID, now: datetime) -> DisclosureRecord:
     from mall.money import money
 
     supplier = record.get("supplier") or {}
@@ -166,7 +188,7 @@ def _ledger_row(record: dict[str, Any], source_id: uuid.UUID) -> DisclosureRecor
         supplier_name=supplier.get("name"),
         supplier_credit_code=supplier.get("credit_code"),
         total_amount=money(total) if total is not None else None,
-        published_at=clock.now(),
+        published_at=now,
         source_id=source_id,
         prev_hash=record["prev_hash"],
         hash=record["hash"],
@@ -207,6 +229,8 @@ def parse_feed_query(params: dict[str, str], *, max_limit: int = 500, default_li
         if not raw:
             return None
         try:
+            if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
+                raise ValueError(raw)
             return date.fromisoformat(raw)
         except ValueError:
             raise InvalidInput(
@@ -217,7 +241,7 @@ def parse_feed_query(params: dict[str, str], *, max_limit: int = 500, default_li
         raw = params.get(name)
         if not raw:
             return None
-        if len(raw) != 18 or not raw.isalnum():
+        if not re.fullmatch(r"[0-9A-Za-z]{18}", raw):
             raise InvalidInput(
                 f"参数 {name} 应为18位统一社会信用代码", code="invalid_parameter", parameter=name
             )

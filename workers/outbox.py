@@ -42,10 +42,7 @@ async def sweep(db: Database, grace_seconds: int) -> int:
             or 0
         )
     for outbox_id, topic in overdue:
-        if topic == "disclosure":
-            # One publisher run drains every pending record in order, so one job is enough.
-            if queues.enqueue_publish(outbox_id, unless_busy=True):
-                log.info(
-                    "outbox: %d record(s) waited over %ss; publisher enqueued again", count, grace_seconds
-                )
+        # One publisher run drains every pending record in order, so one job is enough.
+        if topic == "disclosure" and queues.enqueue_publish(outbox_id, unless_busy=True):
+            log.info("outbox: %d record(s) waited over %ss; publisher enqueued again", count, grace_seconds)
     return count

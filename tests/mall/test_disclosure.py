@@ -750,3 +750,38 @@ async def test_ledger_verify_detects_a_removed_or_rehashed_record(world: World) 
 def test_local_date_is_the_date_in_china() -> None:
     assert clock.local_date(datetime(2026, 3, 1, 16, 0, tzinfo=UTC)) == date(2026, 3, 2)
     assert clock.local_date(datetime(2026, 3, 1, 15, 59, 59, tzinfo=UTC)) == date(2026, 3, 1)
+
+
+async def test_a_cancellation_staged_in_the_same_instant_is_never_published_before_its_deal(
+    client: Any, world: World
+) -> None:
+    """With the clock frozen, the deal's and the cancellation's outbox rows share created_at; the
+    publisher must still put the deal first, whatever the rows' random ids say."""
+    from mall import clock, orders
+
+    frozen = clock.now()
+    clock.clock.freeze(frozen)
+    try:
+        for _ in range(6):
+            r = await checkout(client, world, [("laptop", "1")])
+            oid = uuid.UUID(r.json()["orders"][0]["id"])
+            await orders.confirm(world.db, world.who["supplier_x"], oid)
+            await orders.request_cancel(world.db, world.who["buyer_a"], oid, "预算调整")
+            await orders.answer_cancel(world.db, world.who["supplier_x"], oid, True)
+        await disclosure.publish_pending(world.db)
+    finally:
+        clock.clock.unfreeze()
+    items = (await client.get("/api/disclosures")).json()["items"]
+    seen: set[str] = set()
+    for item in items:
+        if item["amends"]:
+            assert item["amends"] in seen, "a cancellation was published before the deal it amends"
+        seen.add(item["id"])
+    assert [i["kind"] for i in items].count("cancellation") == 6
+
+
+async def test_strict_date_and_credit_code_parameters(client: Any, world: World) -> None:
+    for query in ["from=20260301", "to=2026-W09-1", "buyer_credit_code=" + "甲" * 18,
+                  "supplier_credit_code=" + "１" * 18]:
+        r = await client.get(f"/api/disclosures?{query}")
+        assert_problem(r, 400, "invalid_parameter")
