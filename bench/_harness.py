@@ -489,9 +489,17 @@ class Stack:
     `st.start_services()` starts `mall serve` and `mall worker`; leaving the block stops and removes all."""
 
     def __init__(
-        self, db_kind: str, label: str, *, env_overrides: dict[str, str] | None = None, keep: bool = False
+        self,
+        db_kind: str,
+        label: str,
+        *,
+        env_overrides: dict[str, str] | None = None,
+        keep: bool = False,
+        profile_web: str | None = None,
     ) -> None:
         assert db_kind in ("sqlite", "postgres")
+        # cProfile output for the web process (its event-loop thread), written when it stops.
+        self.profile_web = str(Path(profile_web).resolve()) if profile_web else None
         self.db_kind = db_kind
         self.label = label
         self.keep = keep
@@ -623,8 +631,9 @@ class Stack:
 
     def _spawn(self, name: str, *args: str) -> None:
         logf = open(self.data_dir / f"{name}.log", "wb")  # noqa: SIM115
+        profile = ["-m", "cProfile", "-o", self.profile_web] if name == "web" and self.profile_web else []
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "mall.cli", *args],
+            [sys.executable, *profile, "-m", "mall.cli", *args],
             cwd=ROOT,
             env=self.env(),
             stdout=logf,
@@ -736,8 +745,11 @@ class Stack:
             if p is None:
                 continue
             if p.poll() is None:
+                # uvicorn re-raises SIGTERM after its graceful shutdown (so cProfile could not write its
+                # stats); SIGINT ends in a KeyboardInterrupt that lets the profiler finish.
+                sig = signal.SIGINT if name == "web" and self.profile_web else signal.SIGTERM
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGTERM)
+                    os.killpg(p.pid, sig)
                 try:
                     p.wait(15)
                 except subprocess.TimeoutExpired:
@@ -795,7 +807,22 @@ def base_args(description: str) -> Any:
     p.add_argument("--quick", action="store_true", help="a short run (about 30 s)")
     p.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     p.add_argument("--keep", action="store_true", help="keep the temporary data directory (logs)")
+    p.add_argument("--profile-web", metavar="FILE", help="run the web process under cProfile, stats to FILE")
     return p
+
+
+def print_profile(path: str | None, top: int = 30) -> None:
+    """The web process's hottest functions (own time), on stderr."""
+    if not path or not Path(path).exists():
+        return
+    import io
+    import pstats
+
+    out = io.StringIO()
+    stats = pstats.Stats(path, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    log(f"web profile ({path}):\n{out.getvalue()}")
 
 
 def emit(summary: dict[str, Any]) -> None:

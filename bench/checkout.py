@@ -37,6 +37,7 @@ from _harness import (
     http_client,
     log,
     login_all,
+    print_profile,
     stage,
     verify_feed,
 )
@@ -272,7 +273,7 @@ def main() -> int:
     summary["background_cores_busy_before_start"] = background_cores()
     rc = 0
     try:
-        with Stack(args.db, "checkout", keep=args.keep) as st:
+        with Stack(args.db, "checkout", keep=args.keep, profile_web=args.profile_web) as st:
             summary["web_workers"] = int(st.env().get("MALL_WEB_WORKERS", "1"))
             try:
                 summary.update(asyncio.run(run(st, cfg)))
@@ -287,6 +288,7 @@ def main() -> int:
         log(f"failed: {type(exc).__name__}: {exc}")
         summary["failed"] = f"{type(exc).__name__}: {exc}"[:2000]
         rc = 1
+    print_profile(args.profile_web)
     summary["wall_seconds"] = round(time.monotonic() - t0, 1)
     if rc == 0 and (summary.get("errors_total") or not summary.get("publish", {}).get("feed", {}).get("ok")):
         rc = 2

@@ -40,6 +40,7 @@ from _harness import (
     log,
     login_all,
     percentile,
+    print_profile,
     r3,
     stage,
     verify_feed,
@@ -343,7 +344,7 @@ def main() -> int:
     summary["background_cores_busy_before_start"] = background_cores()
     rc = 0
     try:
-        with Stack(args.db, "lag", keep=args.keep) as st:
+        with Stack(args.db, "lag", keep=args.keep, profile_web=args.profile_web) as st:
             s = st.settings()
             summary["settings"] = {
                 "outbox_grace_seconds": s.outbox_grace_seconds,
@@ -362,6 +363,7 @@ def main() -> int:
         log(f"failed: {type(exc).__name__}: {exc}")
         summary["failed"] = f"{type(exc).__name__}: {exc}"[:2000]
         rc = 1
+    print_profile(args.profile_web)
     summary["wall_seconds"] = round(time.monotonic() - t0, 1)
     feed_ok = summary.get("feed", {}).get("ok") and summary.get("poller", {}).get(
         "saw_seqs_in_order_without_gaps"

@@ -10,7 +10,7 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from sqlalchemy import select, text
 
-from mall import accounts, auth, budgets, disclosure, orders
+from mall import accounts, auth, budgets, disclosure, orders, oversight
 from mall.auth import PUBLIC, Principal, allow
 from mall.clock import rfc3339
 from mall.deps import DB, Config
@@ -137,7 +137,8 @@ async def checkout(
     placed, replayed = await orders.checkout(db, settings, me_of(request), req)
     async with db.read() as s:
         fresh = [await orders.get_order(s, me_of(request), o.id) for o in placed]
-        body = CheckoutOut(replayed=replayed, orders=[OrderOut.of(o) for o in fresh])
+        warnings = await oversight.split_purchase_warnings(s, settings, fresh)
+        body = CheckoutOut(replayed=replayed, orders=[OrderOut.of(o) for o in fresh], warnings=warnings)
     return Response(body, status_code=200 if replayed else 201)
 
 

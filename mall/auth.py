@@ -21,11 +21,11 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mall import clock
 from mall.db import Database
-from mall.errors import Unauthenticated
+from mall.errors import TooManyAttempts, Unauthenticated
 from mall.models import ApiToken, AuditEntry, OrgKind, User
 
 # Cheap enough for a 2-core machine under a checkout benchmark, still memory-hard.
@@ -91,7 +91,22 @@ def principal_of(user: User, *, via_token: bool = False) -> Principal:
     )
 
 
+LOGIN_FAILURES_ALLOWED = 5
+LOGIN_LOCKOUT = timedelta(minutes=15)
+
+
 async def authenticate(db: Database, username: str, password: str, ip: str = "") -> Principal:
+    async with db.read() as s:
+        recent = await s.scalar(
+            select(func.count()).where(
+                AuditEntry.action == "login_failed",
+                AuditEntry.target == username[:200],
+                AuditEntry.at > clock.now() - LOGIN_LOCKOUT,
+            )
+        )
+    if (recent or 0) >= LOGIN_FAILURES_ALLOWED:
+        # Throttles password guessing per account; the attempt is not even checked.
+        raise TooManyAttempts("登录失败次数过多，请15分钟后再试", code="too_many_attempts")
     async with db.write() as tx:
         user = (await tx.session.execute(select(User).where(User.username == username))).scalar_one_or_none()
         ok = user is not None and user.is_active and verify_password(user.password_hash, password)

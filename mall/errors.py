@@ -60,6 +60,11 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class TooManyAttempts(DomainError):
+    status = 429
+    code = "too_many_attempts"
+
+
 class RuleViolation(DomainError):
     """A procurement rule refuses the request (threshold, budget, price)."""
 

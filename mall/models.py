@@ -307,6 +307,7 @@ class AuditEntry(IdMixin, Base):
     """Security-relevant actions: logins, failed logins, token issue, listing and account changes."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_action_target", "action", "target", "at"),)
 
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column()

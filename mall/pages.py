@@ -16,7 +16,7 @@ from litestar.params import Body, FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 from sqlalchemy import BigInteger, case, func, select, type_coerce
 
-from mall import accounts, auth, budgets, clock, disclosure, orders
+from mall import accounts, auth, budgets, clock, disclosure, orders, oversight
 from mall.auth import PUBLIC, ROLE_LABELS, Principal, allow
 from mall.deps import DB, Config
 from mall.errors import DomainError, InvalidInput
@@ -288,6 +288,10 @@ async def checkout(
     except DomainError as exc:
         flash(request, exc.detail, "error")
         return Redirect("/cart", status_code=303)
+    async with db.read() as s:
+        fresh = [await orders.get_order(s, who, o.id) for o in placed]
+        for warning in await oversight.split_purchase_warnings(s, settings, fresh):
+            flash(request, warning, "warn")
     flash(
         request,
         f"下单成功：共 {len(placed)} 张订单，等待供应商确认（{settings.auto_cancel_days} 天内未确认将自动取消）",
@@ -526,6 +530,7 @@ async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Conf
             .unique()
         )
         counts = dict((await s.execute(select(Order.status, func.count()).group_by(Order.status))).all())
+        split_cases = await oversight.split_purchase_cases(s, settings)
         pending = (
             await s.scalar(select(func.count()).select_from(Order).where(Order.status == OrderStatus.PLACED))
             or 0
@@ -538,6 +543,7 @@ async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Conf
         late_paid=late_paid,
         counts=counts,
         pending=pending,
+        split_cases=split_cases,
         settings=settings,
         statuses=ORDER_STATUS_LABELS,
     )

@@ -217,6 +217,7 @@ class OrderPage(msgspec.Struct):
 class CheckoutOut(msgspec.Struct):
     replayed: bool
     orders: list[OrderOut]
+    warnings: list[str] = []
 
 
 class ConfirmIn(msgspec.Struct, forbid_unknown_fields=True):

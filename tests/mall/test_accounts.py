@@ -77,3 +77,17 @@ async def test_only_the_admin_registers(client: Any, world: World) -> None:
     for who in ("buyer_a", "supplier_x", "center", "regulator"):
         r = await client.post("/api/admin/organizations", json=org_body(code), headers=world.h(who))
         assert_problem(r, 403, "forbidden")
+
+
+async def test_password_guessing_is_throttled_per_account(client: Any, world: World) -> None:
+    for _ in range(5):
+        r = await client.post("/api/auth/token", json={"username": "buyer_a", "password": "wrong-guess"})
+        assert_problem(r, 401, "bad_credentials")
+    # Even the right password waits now: the account is locked for a while.
+    from tests.factories import PASSWORD
+
+    r = await client.post("/api/auth/token", json={"username": "buyer_a", "password": PASSWORD})
+    assert_problem(r, 429, "too_many_attempts")
+    # Other accounts are not affected.
+    r = await client.post("/api/auth/token", json={"username": "buyer_b", "password": PASSWORD})
+    assert r.status_code == 201

@@ -781,7 +781,11 @@ async def test_a_cancellation_staged_in_the_same_instant_is_never_published_befo
 
 
 async def test_strict_date_and_credit_code_parameters(client: Any, world: World) -> None:
-    for query in ["from=20260301", "to=2026-W09-1", "buyer_credit_code=" + "甲" * 18,
-                  "supplier_credit_code=" + "１" * 18]:
+    for query in [
+        "from=20260301",
+        "to=2026-W09-1",
+        "buyer_credit_code=" + "甲" * 18,
+        "supplier_credit_code=" + "１" * 18,
+    ]:
         r = await client.get(f"/api/disclosures?{query}")
         assert_problem(r, 400, "invalid_parameter")
