@@ -37,6 +37,12 @@ async def get_line(session: AsyncSession, line_id: uuid.UUID, org_id: uuid.UUID)
     return line
 
 
+async def lock_line(session: AsyncSession, line_id: uuid.UUID) -> None:
+    """Take the budget line's row lock now (PostgreSQL; SQLite's write transaction already excludes
+    other writers), so every path locks the line before any listing."""
+    await session.execute(select(_T.c.id).where(_T.c.id == line_id).with_for_update())
+
+
 async def reserve(session: AsyncSession, line_id: uuid.UUID, amount: Decimal, order_id: uuid.UUID) -> None:
     cents = _cents(amount)
     result = await session.execute(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -13,7 +15,6 @@ from sqlalchemy import BigInteger, DateTime, MetaData, String, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 from mall.money import CENT, from_cents, normalize_quantity, to_cents
@@ -89,7 +90,7 @@ def short_text(n: int = 200) -> String:
     return String(n)
 
 
-AfterCommit = Callable[[], Awaitable[None] | None]
+AfterCommit = Callable[[], Awaitable[None]] | Callable[[], None]
 
 
 class Tx:
@@ -109,10 +110,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            # One connection per checkout; SQLite connections are cheap and this keeps
-            # BEGIN IMMEDIATE semantics exact across tasks.
-            kwargs["poolclass"] = NullPool
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs.update(pool_size=5, max_overflow=10, connect_args={"timeout": 30})
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
@@ -122,6 +120,11 @@ class Database:
         self._writer = async_sessionmaker(
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
+        # SQLite has one writer at a time. Writers of this process queue here, first come first
+        # served, instead of sleeping and retrying inside SQLite's busy handler (which lets a
+        # latecomer overtake and stretches the tail to seconds). Other processes still meet the
+        # busy timeout.
+        self._write_turn = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -132,14 +135,19 @@ class Database:
     async def write(self) -> AsyncIterator[Tx]:
         """A write transaction. On SQLite it takes the write lock up front (BEGIN IMMEDIATE), so
         concurrent writers queue instead of failing on a lock upgrade."""
-        async with self._writer() as session:
+        async with self._turn(), self._writer() as session:
             tx = Tx(session)
             async with session.begin():
                 yield tx
         for fn in tx._after:
-            result = fn()
-            if result is not None:
-                await result
+            if asyncio.iscoroutinefunction(fn):
+                await fn()
+            else:
+                # Plain callbacks may block (a Redis round trip): keep them off the event loop.
+                await asyncio.to_thread(fn)
+
+    def _turn(self) -> Any:
+        return self._write_turn if self._write_turn is not None else contextlib.nullcontext()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

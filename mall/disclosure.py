@@ -97,9 +97,9 @@ def stage(tx: Tx, payload: dict[str, Any], record_id: uuid.UUID | None = None) -
     tx.session.add(row)
 
     def _enqueue() -> None:
-        from workers.queues import enqueue_publish
+        from workers.queues import publish_soon
 
-        enqueue_publish(row.id)
+        publish_soon(row.id)
 
     tx.after_commit(_enqueue)
     return record_id

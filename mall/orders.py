@@ -132,7 +132,9 @@ def _digest(req: CheckoutRequest, items: list[tuple[uuid.UUID, Decimal]]) -> str
 
 
 def _new_number(prefix: str) -> str:
-    return f"{prefix}{clock.local_date(clock.now()):%Y%m%d}{secrets.randbelow(10**8):08d}"
+    """WS/HT + date + 12 random digits: unguessable, and a clash (about 1 in 10^4 days at 10,000
+    numbers a day) only makes the unique index refuse; the caller then tries again."""
+    return f"{prefix}{clock.local_date(clock.now()):%Y%m%d}{secrets.randbelow(10**12):012d}"
 
 
 async def checkout(
@@ -143,12 +145,23 @@ async def checkout(
     if not 8 <= len(key) <= 100:
         raise InvalidInput("幂等键（Idempotency-Key）应为8至100个字符", code="idempotency_key_invalid")
     assert who.org_id is not None
-    try:
-        return await _checkout(db, settings, who, req, key)
-    except IntegrityError:
-        # Another request with the same key committed first: answer with its orders, if it was the
-        # same request (a checkout from the cart cannot be compared: the twin emptied the cart).
-        pass
+    for attempt in range(3):
+        try:
+            return await _checkout(db, settings, who, req, key)
+        except IntegrityError:
+            async with db.read() as s:
+                twin = await s.scalar(
+                    select(Checkout.id).where(
+                        Checkout.user_id == who.user_id, Checkout.idempotency_key == key
+                    )
+                )
+            if twin is None and attempt < 2:
+                continue  # not a twin: an order number clashed; try again with new numbers
+            if twin is None:
+                raise
+            break
+    # Another request with the same key committed first: answer with its orders, if it was the
+    # same request (a checkout from the cart cannot be compared: the twin emptied the cart).
     digest = _digest(req, [(lid, quantity(q)) for lid, q in req.items]) if req.items else None
     return await _replay(db, who, key, digest), True
 
@@ -231,6 +244,12 @@ async def _checkout(
             s.add(ck)
             await s.flush()  # the unique (user, key) index stops a concurrent twin here
 
+            # Lock order, the same on every path that touches both: the budget line, then listings
+            # by id. Checkouts against one line queue here instead of deadlocking on stock.
+            await budgets.lock_line(s, line.id)
+            for lst, q in sorted(((listings[lid], q) for lid, q in wanted), key=lambda x: x[0].id):
+                await _take_stock(s, lst, q)
+
             orders: list[Order] = []
             for sid, items in by_supplier.items():
                 total = sum((round_money(lst.price * q) for lst, q in items), Decimal(0))
@@ -259,7 +278,6 @@ async def _checkout(
                     confirm_due_at=now + timedelta(days=settings.auto_cancel_days),
                 )
                 for n, (lst, q) in enumerate(items, start=1):
-                    await _take_stock(s, lst, q)
                     order.lines.append(
                         OrderLine(
                             line_no=n,
@@ -302,7 +320,7 @@ async def _take_stock(s: AsyncSession, listing: Listing, q: Decimal) -> None:
 
 async def _return_stock(s: AsyncSession, order: Order) -> None:
     t = _LISTINGS
-    for line in order.lines:
+    for line in sorted(order.lines, key=lambda x: x.listing_id or uuid.UUID(int=0)):
         if line.listing_id:
             milli = literal(int(line.quantity * 1000), BigInteger())
             await s.execute(update(t).where(t.c.id == line.listing_id).values(stock=t.c.stock + milli))
@@ -398,6 +416,15 @@ def _expect(order: Order, *states: str) -> None:
 async def confirm(
     db: Database, who: Principal, order_id: uuid.UUID, prices: dict[uuid.UUID, str] | None = None
 ) -> Order:
+    try:
+        return await _confirm(db, who, order_id, prices)
+    except IntegrityError:
+        return await _confirm(db, who, order_id, prices)  # a contract number clashed: new number
+
+
+async def _confirm(
+    db: Database, who: Principal, order_id: uuid.UUID, prices: dict[uuid.UUID, str] | None
+) -> Order:
     """The supplier accepts the order, optionally at lower unit prices (never higher). The deal is made:
     the e-contract is numbered and the transaction record is staged for publication."""
     async with db.write() as tx:
@@ -441,7 +468,7 @@ async def confirm(
         order.contract_no = _new_number("HT")
         await tx.session.flush()
         t = _LISTINGS
-        for line in order.lines:
+        for line in sorted(order.lines, key=lambda x: x.listing_id or uuid.UUID(int=0)):
             if line.listing_id:
                 await tx.session.execute(
                     update(t).where(t.c.id == line.listing_id).values(sales_count=t.c.sales_count + 1)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from mall import disclosure, orders
 from mall.db import Database
 from mall.settings import Settings
-from workers import runtime
+from workers import queues, runtime
 
 
 def publish(outbox_id: str) -> int:
     """Publish pending disclosure records (this one and any older ones), in outbox order."""
+
+    queues.publisher_started()
 
     async def go(db: Database, s: Settings) -> int:
         total = 0

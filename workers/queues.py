@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from typing import Any
@@ -53,6 +54,37 @@ def enqueue(func: str, *args: Any, job_id: str | None = None, **kwargs: Any) -> 
     except Exception as exc:  # any Redis/connection failure
         log.warning("enqueue of %s failed (%s); the sweeper will retry", func, exc)
         return False
+
+
+def _publish_waiting_key() -> str:
+    assert _settings is not None
+    return f"mall:{_settings.queue_name}:publisher-waiting"
+
+
+def publish_soon(outbox_id: uuid.UUID) -> bool:
+    """After a commit: make sure a publisher runs after this moment. A publisher that is queued but
+    has not started reads the outbox after this commit anyway, so one waiting job serves every commit
+    until it starts: the queue holds at most one publisher, however fast deals are made."""
+    if _settings is None:
+        return False
+    try:
+        conn = redis_conn()
+        if not conn.set(_publish_waiting_key(), str(outbox_id), nx=True, ex=60):
+            return True
+    except Exception as exc:
+        log.warning("publisher not enqueued (%s); the sweeper will retry", exc)
+        return False
+    if enqueue_publish(outbox_id):
+        return True
+    with contextlib.suppress(Exception):
+        conn.delete(_publish_waiting_key())
+    return False
+
+
+def publisher_started() -> None:
+    """Called by the publisher before it reads the outbox: commits from now on need a new job."""
+    with contextlib.suppress(Exception):
+        redis_conn().delete(_publish_waiting_key())
 
 
 def enqueue_publish(outbox_id: uuid.UUID, *, unless_busy: bool = False) -> bool:

@@ -18,6 +18,7 @@ log = logging.getLogger("mall.worker")
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
+    import workers.jobs  # noqa: F401  (imported once here, not again in every forked work horse)
     from mall.launcher import die_with_parent
 
     queues.configure(settings)
