@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -59,6 +60,10 @@ async def goods_page(request: Request[Any, Any, Any], db: DB) -> Template:
     )
     async with db.read() as s:
         total, rows = await service.browse(s, query)
+        last = pages_of(total, query.per_page)
+        if query.page > last and total:  # a page past the end shows the last one
+            query = replace(query, page=last)
+            total, rows = await service.browse(s, query)
         brands = await service.brands_in(s, query.category)
     qs = urlencode({k: v for k, v in p.items() if k != "page" and v})
     return render(
@@ -137,7 +142,9 @@ async def create_listing(
     )
     draft = ListingDraft(**{f: (data.get(f) or "").strip() for f in fields})
     try:
-        listing = await service.create_listing(db, who, draft, margin=settings.price_margin)
+        listing = await service.create_listing(
+            db, who, draft, margin=settings.price_margin, ceiling=settings.decentralized_threshold
+        )
     except DomainError as exc:
         flash(request, exc.detail, "error")
         request.session["form"] = {f: getattr(draft, f) for f in fields}  # keep what was typed

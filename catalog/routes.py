@@ -83,7 +83,9 @@ async def create_listing(
     request: Request[Any, Any, Any], data: JSONBody[ListingCreate], db: DB, settings: Config
 ) -> ListingOut:
     draft = ListingDraft(**msgspec.structs.asdict(data))
-    listing = await service.create_listing(db, me_of(request), draft, margin=settings.price_margin)
+    listing = await service.create_listing(
+        db, me_of(request), draft, margin=settings.price_margin, ceiling=settings.decentralized_threshold
+    )
     async with db.read() as s:
         return ListingOut.of(await service.get_listing(s, listing.id, live_only=False))
 

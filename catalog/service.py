@@ -18,7 +18,7 @@ from mall.auth import Principal
 from mall.db import Database
 from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mall.models import AuditEntry, Organization
-from mall.money import MoneyError, money, quantity
+from mall.money import MoneyError, money, round_money, whole_quantity
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,31 @@ class ListingDraft:
     description: str = ""
 
 
+def _amount(raw: str, label: str, errors: list[str]) -> Decimal:
+    try:
+        value = money(raw)
+    except MoneyError:
+        errors.append(f"{label}格式不正确，应为不超过两位小数的金额，如 4599.00")
+        return Decimal(0)
+    if value <= 0:
+        errors.append(f"{label}必须大于0")
+    return value
+
+
+def _escape_like(text: str) -> str:
+    """% and _ typed by a user are characters to find, not wildcards."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _key(text: str) -> str:
     return re.sub(r"[\s\-_/]+", "", text).upper()
 
 
-async def create_listing(db: Database, who: Principal, draft: ListingDraft, *, margin: Decimal) -> Listing:
+async def create_listing(
+    db: Database, who: Principal, draft: ListingDraft, *, margin: Decimal, ceiling: Decimal | None = None
+) -> Listing:
+    """A supplier lists goods. `ceiling`: a unit price at or above it could never be bought here (the
+    decentralized threshold), so it is refused as a mistake."""
     name, brand, model, unit = (
         draft.name.strip(),
         draft.brand.strip(),
@@ -55,24 +75,24 @@ async def create_listing(db: Database, who: Principal, draft: ListingDraft, *, m
         errors.append("请填写规格型号")
     if not 1 <= len(unit) <= 20:
         errors.append("请填写计量单位")
+    price = _amount(draft.price, "售价", errors)
+    reference = _amount(draft.reference_price, "参考市场价", errors)
+    if ceiling is not None and price >= ceiling:
+        errors.append(f"售价应低于分散采购限额标准 {ceiling:,.0f} 元")
     try:
-        price = money(draft.price)
-        reference = money(draft.reference_price)
-        if price <= 0 or reference <= 0:
-            errors.append("价格必须大于0")
+        stock = whole_quantity(draft.stock) if str(draft.stock).strip() != "0" else Decimal(0)
     except MoneyError:
-        errors.append("价格格式不正确，应为最多两位小数的金额")
-        price = reference = Decimal(0)
-    try:
-        stock = quantity(draft.stock) if str(draft.stock).strip() not in ("0", "0.0") else Decimal(0)
-    except MoneyError:
-        errors.append("库存应为非负数")
+        errors.append("库存应为0或正整数")
         stock = Decimal(0)
+    if not draft.category_code.strip():
+        errors.append("请填写品目编码")
     if errors:
         raise InvalidInput("；".join(errors), code="listing_invalid")
-    if price > reference * (1 + margin):
+    limit = round_money(reference * (1 + margin))
+    if price > limit:
         raise RuleViolation(
-            f"报价 {price:,.2f} 元高于参考市场价 {reference:,.2f} 元的 {margin * 100:.0f}% 上浮限度，不能上架",
+            f"售价 {price:,.2f} 元高于参考市场价 {reference:,.2f} 元上浮 {margin * 100:.0f}% 的上限"
+            f"（最高 {limit:,.2f} 元），不能上架",
             code="price_above_reference",
         )
     assert who.org_id is not None
@@ -174,12 +194,16 @@ async def browse(session: AsyncSession, query: ListingQuery) -> tuple[int, list[
     stmt = select(Listing).where(Listing.status == ListingStatus.LIVE)
     if query.q:
         for word in query.q.split()[:5]:
-            like = f"%{word}%"
+            like = f"%{_escape_like(word)}%"
             stmt = stmt.where(
-                or_(Listing.name.like(like), Listing.brand.like(like), Listing.spec_model.like(like))
+                or_(
+                    Listing.name.like(like, escape="\\"),
+                    Listing.brand.like(like, escape="\\"),
+                    Listing.spec_model.like(like, escape="\\"),
+                )
             )
     if query.category:
-        stmt = stmt.where(Listing.category_code.like(f"{query.category}%"))
+        stmt = stmt.where(Listing.category_code.like(f"{_escape_like(query.category)}%", escape="\\"))
     if query.brand:
         stmt = stmt.where(Listing.brand == query.brand)
     if query.supplier_id:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +15,8 @@ from mall.auth import Principal
 from mall.credit_code import problem_with
 from mall.db import Database
 from mall.errors import Conflict, InvalidInput, NotFound
-from mall.models import AuditEntry, Organization, OrgKind, User
+from mall.models import AuditEntry, BudgetLine, Organization, OrgKind, User
+from mall.money import MoneyError, money
 
 USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{2,63}$")
 
@@ -133,3 +135,69 @@ async def users_of(session: AsyncSession, org_ids: list[uuid.UUID]) -> dict[uuid
             assert u.org_id
             out.setdefault(u.org_id, []).append(u)
     return out
+
+
+async def add_budget_line(
+    db: Database,
+    who: Principal | None,
+    org_id: uuid.UUID,
+    fiscal_year: int,
+    project_code: str,
+    project_name: str,
+    amount: str,
+) -> BudgetLine:
+    """An approved budget (预算指标) of a budget unit, as the finance system hands it over."""
+    errors = []
+    code, name = project_code.strip(), project_name.strip()
+    if not re.fullmatch(r"[0-9A-Za-z\-_.]{2,40}", code):
+        errors.append("项目编码应为2至40位字母、数字或 - _ .")
+    if not 2 <= len(name) <= 200:
+        errors.append("请填写项目名称")
+    if not 2000 <= fiscal_year <= 2100:
+        errors.append("预算年度不正确")
+    try:
+        value = money(amount)
+        if value <= 0:
+            errors.append("预算金额必须大于0")
+    except MoneyError:
+        errors.append("预算金额格式不正确，应为不超过两位小数的金额")
+        value = Decimal(0)
+    if errors:
+        raise InvalidInput("；".join(errors), code="budget_line_invalid")
+    async with db.write() as tx:
+        org = await tx.session.get(Organization, org_id)
+        if org is None:
+            raise NotFound("单位不存在", code="organization_not_found")
+        if org.kind != OrgKind.BUDGET_UNIT:
+            raise InvalidInput("只有预算单位可以有预算指标", code="not_a_budget_unit")
+        exists = await tx.session.scalar(
+            select(BudgetLine.id).where(
+                BudgetLine.org_id == org_id,
+                BudgetLine.fiscal_year == fiscal_year,
+                BudgetLine.project_code == code,
+            )
+        )
+        if exists:
+            raise Conflict("该单位本年度已有相同项目编码的预算指标", code="budget_line_exists")
+        line = BudgetLine(
+            id=uuid.uuid4(),
+            org_id=org_id,
+            fiscal_year=fiscal_year,
+            project_code=code,
+            project_name=name,
+            amount=value,
+            reserved=Decimal(0),
+            consumed=Decimal(0),
+            created_at=clock.now(),
+        )
+        tx.session.add(line)
+        tx.session.add(
+            AuditEntry(
+                at=clock.now(),
+                actor_user_id=who.user_id if who else None,
+                action="budget_line_added",
+                target=f"{org.credit_code}/{fiscal_year}/{code}",
+                detail=f"{value}",
+            )
+        )
+    return line

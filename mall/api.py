@@ -20,6 +20,7 @@ from mall.money import money_str, quantity_str
 from mall.structs import (
     AcceptIn,
     AnswerIn,
+    BudgetLineCreate,
     BudgetLineOut,
     CartAdd,
     CartLineOut,
@@ -99,14 +100,14 @@ async def get_cart(request: Request[Any, Any, Any], db: DB) -> list[CartLineOut]
 
 @post("/api/cart/items", opt=allow("buyer"), status_code=204, tags=["网上超市"])
 async def cart_add(request: Request[Any, Any, Any], data: JSONBody[CartAdd], db: DB) -> None:
-    await orders.add_to_cart(db, me_of(request), data.listing_id, data.quantity)
+    await orders.add_to_cart(db, me_of(request), data.listing_id, str(data.quantity))
 
 
 @put("/api/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204, tags=["网上超市"])
 async def cart_set(
     request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], data: JSONBody[CartQuantity], db: DB
 ) -> None:
-    await orders.set_cart_quantity(db, me_of(request), listing_id, data.quantity)
+    await orders.set_cart_quantity(db, me_of(request), listing_id, str(data.quantity))
 
 
 @delete("/api/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204, tags=["网上超市"])
@@ -130,7 +131,7 @@ async def checkout(
     req = orders.CheckoutRequest(
         budget_line_id=data.budget_line_id,
         idempotency_key=idempotency_key,
-        items=tuple((i.listing_id, i.quantity) for i in data.items),
+        items=tuple((i.listing_id, str(i.quantity)) for i in data.items),
         delivery_address=data.delivery_address,
         note=data.note,
     )
@@ -356,6 +357,22 @@ async def create_user(
     return UserOut(user.id, user.username, user.display_name, user.org_id)
 
 
+@post(
+    "/api/admin/organizations/{org_id:uuid}/budget-lines",
+    opt=allow("admin"),
+    status_code=201,
+    tags=["平台管理"],
+    summary="为预算单位录入预算指标",
+)
+async def add_budget_line(
+    request: Request[Any, Any, Any], org_id: FromPath[uuid.UUID], data: JSONBody[BudgetLineCreate], db: DB
+) -> BudgetLineOut:
+    line = await accounts.add_budget_line(
+        db, me_of(request), org_id, data.fiscal_year, data.project_code, data.project_name, data.amount
+    )
+    return BudgetLineOut.of(line)
+
+
 @get("/api/disclosures", opt=PUBLIC, tags=["信息公开"], summary="成交记录公开数据（按 seq 增量拉取）")
 async def feed(request: Request[Any, Any, Any], db: DB) -> Response[bytes]:
     q = disclosure.parse_feed_query(dict(request.query_params))
@@ -441,6 +458,7 @@ ROUTES = [
     list_organizations,
     register_organization,
     create_user,
+    add_budget_line,
     feed,
     feed_record,
     healthz,

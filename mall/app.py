@@ -18,6 +18,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from swagger_ui_bundle import swagger_ui_path
 
 from mall import api, pages
 from mall.auth import AuthMiddleware, access_guard
@@ -77,6 +78,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *pages.ROUTES,
             *catalog_pages.ROUTES,
             create_static_files_router(
+                path="/static/swagger", directories=[Path(swagger_ui_path)], opt={"roles": ("public",)}
+            ),
+            create_static_files_router(
                 path="/static", directories=[TEMPLATES / "static"], opt={"roles": ("public",)}
             ),
         ],
@@ -91,7 +95,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="1.0.0",
             description="政府采购电子卖场的公开与业务接口。业务接口使用 Bearer 令牌（POST /api/auth/token 获取）。",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            # Served from our own /static: the docs must work on an intranet without a CDN.
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    js_url="/static/swagger/swagger-ui-bundle.js",
+                    css_url="/static/swagger/swagger-ui.css",
+                    standalone_preset_js_url="/static/swagger/swagger-ui-standalone-preset.js",
+                )
+            ],
             openapi_router=Router(path="/schema", route_handlers=[], opt={"roles": ("public",)}),
         ),
         lifespan=[lifespan],

@@ -20,7 +20,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import func, select
 
 from mall import clock
@@ -218,7 +218,21 @@ class AuthMiddleware(ASGIMiddleware):
             if isinstance(session, dict):
                 user = await principal_from_session(db, session)
         scope["user"] = user
-        await next_app(scope, receive, send)
+        if user is None or scope["type"] != ScopeType.HTTP:
+            await next_app(scope, receive, send)
+            return
+
+        async def send_private(message: Message) -> None:
+            # What a logged-in user sees must not be kept by the browser or a proxy: after logout
+            # the back button must not show the last person's orders on a shared office PC.
+            if message["type"] == "http.response.start":
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"cache-control", b"no-store")],
+                }
+            await send(message)
+
+        await next_app(scope, receive, send_private)
 
 
 def allow(*roles: str) -> dict[str, Any]:

@@ -295,7 +295,13 @@ async def feed_page(session: AsyncSession, q: FeedQuery) -> tuple[list[str], int
     rows = list(
         (await session.execute(stmt.with_only_columns(DisclosureRecord.seq, DisclosureRecord.body))).all()
     )
-    next_after = rows[-1][0] if rows else q.after
+    if rows:
+        next_after = rows[-1][0]
+    else:
+        # Nothing after the cursor: answer with the newest seq if the cursor ran past it, so a client
+        # holding a wrong cursor is brought back instead of skipping every future record.
+        head = await session.scalar(select(LedgerHead.last_seq).where(LedgerHead.id == 1)) or 0
+        next_after = min(q.after, head)
     return [r[1] for r in rows], next_after
 
 

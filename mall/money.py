@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
+_PLAIN_AMOUNT = re.compile(r"[0-9]{1,16}(\.[0-9]{1,2})?")
+_PLAIN_QUANTITY = re.compile(r"[0-9]{1,16}(\.[0-9]{1,3})?")
 MAX_AMOUNT = Decimal(10) ** 13  # 10 trillion yuan: far above any purchase, well inside BIGINT 分
 
 
@@ -16,6 +19,9 @@ def money(value: Decimal | str | int) -> Decimal:
     """Parse an amount; refuses floats, NaN, infinities and more than two decimals."""
     if isinstance(value, float):
         raise MoneyError("float amounts are refused")
+    if not _PLAIN_AMOUNT.fullmatch(str(value).strip()):
+        # Only plain decimals: no exponents ("1e9"), signs, separators or spaces inside.
+        raise MoneyError(f"not a plain amount: {value!r}")
     try:
         d = Decimal(str(value).strip())
     except (InvalidOperation, ValueError) as exc:
@@ -47,6 +53,8 @@ def money_str(d: Decimal) -> str:
 def quantity(value: Decimal | str | int) -> Decimal:
     if isinstance(value, float):
         raise MoneyError("float quantities are refused")
+    if not _PLAIN_QUANTITY.fullmatch(str(value).strip()):
+        raise MoneyError(f"not a plain quantity: {value!r}")
     try:
         d = Decimal(str(value).strip())
     except (InvalidOperation, ValueError) as exc:
@@ -54,6 +62,14 @@ def quantity(value: Decimal | str | int) -> Decimal:
     if not d.is_finite() or d <= 0 or d >= MAX_AMOUNT or d != d.quantize(Decimal("0.001")):
         raise MoneyError(f"not a quantity: {value!r}")
     return normalize_quantity(d)
+
+
+def whole_quantity(value: Decimal | str | int) -> Decimal:
+    """Goods are sold in whole units (台, 把, 箱…): 1, 2, 3…"""
+    d = quantity(value)
+    if d != d.to_integral_value():
+        raise MoneyError(f"not a whole quantity: {value!r}")
+    return d
 
 
 def normalize_quantity(d: Decimal) -> Decimal:

@@ -36,7 +36,7 @@ from mall.models import (
     OrderStatus,
     Organization,
 )
-from mall.money import MoneyError, money, quantity, round_money
+from mall.money import MoneyError, money, round_money, whole_quantity
 from mall.settings import Settings
 
 S = OrderStatus
@@ -67,10 +67,7 @@ async def cart_of(session: AsyncSession, user_id: uuid.UUID) -> list[CartLine]:
 
 
 async def add_to_cart(db: Database, who: Principal, listing_id: uuid.UUID, qty: str) -> None:
-    try:
-        q = quantity(qty)
-    except MoneyError:
-        raise InvalidInput("数量应为大于0的数字", code="invalid_quantity") from None
+    q = _qty(qty)
     async with db.write() as tx:
         listing = await tx.session.get(Listing, listing_id)
         if listing is None or listing.status != ListingStatus.LIVE:
@@ -103,10 +100,11 @@ async def set_cart_quantity(db: Database, who: Principal, listing_id: uuid.UUID,
         if str(qty).strip() in ("0", ""):
             await tx.session.delete(item)
             return
-        try:
-            item.quantity = quantity(qty)
-        except MoneyError:
-            raise InvalidInput("数量应为大于0的数字", code="invalid_quantity") from None
+        q = _qty(qty)
+        listing = await tx.session.get(Listing, listing_id)
+        if listing is not None and q > listing.stock:
+            raise RuleViolation(f"库存不足：当前库存 {listing.stock} {listing.unit}", code="out_of_stock")
+        item.quantity = q
 
 
 # ---------------------------------------------------------------- checkout
@@ -129,6 +127,13 @@ def _digest(req: CheckoutRequest, items: list[tuple[uuid.UUID, Decimal]]) -> str
         "note": req.note,
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _qty(raw: str) -> Decimal:
+    try:
+        return whole_quantity(raw)
+    except MoneyError:
+        raise InvalidInput("数量应为正整数（1 到 9999999）", code="invalid_quantity") from None
 
 
 def _new_number(prefix: str) -> str:
@@ -162,7 +167,7 @@ async def checkout(
             break
     # Another request with the same key committed first: answer with its orders, if it was the
     # same request (a checkout from the cart cannot be compared: the twin emptied the cart).
-    digest = _digest(req, [(lid, quantity(q)) for lid, q in req.items]) if req.items else None
+    digest = _digest(req, [(lid, _qty(q)) for lid, q in req.items]) if req.items else None
     return await _replay(db, who, key, digest), True
 
 
@@ -193,10 +198,7 @@ async def _checkout(
         async with db.write() as tx:
             s = tx.session
             if req.items:
-                try:
-                    wanted = [(lid, quantity(q)) for lid, q in req.items]
-                except MoneyError:
-                    raise InvalidInput("数量应为大于0的数字", code="invalid_quantity") from None
+                wanted = [(lid, _qty(q)) for lid, q in req.items]
             else:
                 wanted = [(c.item.listing_id, c.item.quantity) for c in await cart_of(s, who.user_id)]
             digest = _digest(req, wanted)
@@ -212,6 +214,11 @@ async def _checkout(
             if len({lid for lid, _ in wanted}) != len(wanted):
                 raise InvalidInput("同一商品不能重复出现", code="duplicate_item")
             line = await budgets.get_line(s, req.budget_line_id, who.org_id)
+            buyer_org = await s.get(Organization, who.org_id)
+            # Delivered to the unit's registered address unless the buyer names another.
+            address = req.delivery_address.strip()[:300] or (buyer_org.address if buyer_org else "")
+            if not address:
+                raise InvalidInput("请填写收货地址", code="delivery_address_required")
             fiscal_year = clock.local_date(now).year
             if line.fiscal_year != fiscal_year:
                 raise RuleViolation(f"只能使用{fiscal_year}年度的预算指标", code="budget_wrong_year")
@@ -272,7 +279,7 @@ async def _checkout(
                     region_code=settings.region_code,
                     total_amount=total,
                     reserved_amount=total,
-                    delivery_address=req.delivery_address.strip()[:300],
+                    delivery_address=address,
                     note=req.note.strip()[:500],
                     placed_at=now,
                     confirm_due_at=now + timedelta(days=settings.auto_cancel_days),
@@ -685,8 +692,8 @@ async def cancel_overdue(db: Database, limit: int = 200) -> int:
 
 def _reason(reason: str) -> str:
     reason = (reason or "").strip()
-    if not 2 <= len(reason) <= 300:
-        raise InvalidInput("请填写原因（2至300个字符）", code="reason_required")
+    if not 2 <= len(reason) <= 400:
+        raise InvalidInput("请填写原因（2至400个字符）", code="reason_required")
     return reason
 
 

@@ -138,7 +138,9 @@ async def home(request: Request[Any, Any, Any], db: DB) -> Template:
                 await s.execute(select(DisclosureRecord).order_by(DisclosureRecord.seq.desc()).limit(8))
             ).scalars()
         )
-        deals = await s.scalar(select(func.count()).where(DisclosureRecord.kind == "deal")) or 0
+        published = await s.scalar(select(func.count()).where(DisclosureRecord.kind == "deal")) or 0
+        cancelled = await s.scalar(select(func.count()).where(DisclosureRecord.kind == "cancellation")) or 0
+        deals = published - cancelled  # the same deals the amount below counts
         # Money columns hold 分; cancelled deals are taken off again.
         signed = case((DisclosureRecord.kind == "cancellation", -1), else_=1)
         cents = await s.scalar(
@@ -562,6 +564,7 @@ async def admin_page(
     async with db.read() as s:
         total, orgs = await accounts.list_orgs(s, kind or None, p, 30)
         users = await accounts.users_of(s, [o.id for o in orgs])
+        lines = {o.id: await budgets.lines_of(s, o.id) for o in orgs if o.kind == "budget_unit"}
     try:
         form = request.session.pop("form", {})
     except Exception:
@@ -576,6 +579,8 @@ async def admin_page(
         pages=pages_of(total, 30),
         kind=kind,
         kinds=ORG_KIND_LABELS,
+        budget_lines=lines,
+        year=clock.local_date(clock.now()).year,
         form=form,
     )
 
@@ -612,6 +617,31 @@ async def admin_create_user(
     )
 
 
+@post("/admin/organizations/{org_id:uuid}/budget-lines", opt=allow("admin"), include_in_schema=False)
+async def admin_add_budget_line(
+    request: Request[Any, Any, Any], org_id: FromPath[uuid.UUID], db: DB, data: URLEncodedBody[dict[str, str]]
+) -> Redirect:
+    who = _user(request)
+    try:
+        year = int(data.get("fiscal_year", "0"))
+    except ValueError:
+        year = 0
+    return await _act(
+        request,
+        lambda: accounts.add_budget_line(
+            db,
+            who,
+            org_id,
+            year,
+            data.get("project_code", ""),
+            data.get("project_name", ""),
+            data.get("amount", ""),
+        ),
+        "预算指标已录入",
+        "/admin",
+    )
+
+
 ROUTES = [
     home,
     login_page,
@@ -632,4 +662,5 @@ ROUTES = [
     admin_page,
     admin_register,
     admin_create_user,
+    admin_add_budget_line,
 ]

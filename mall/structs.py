@@ -114,11 +114,11 @@ class ListingPage(msgspec.Struct):
 
 class CartAdd(msgspec.Struct, forbid_unknown_fields=True):
     listing_id: uuid.UUID
-    quantity: str = "1"
+    quantity: str | int = "1"
 
 
 class CartQuantity(msgspec.Struct, forbid_unknown_fields=True):
-    quantity: str
+    quantity: str | int
 
 
 class CartLineOut(msgspec.Struct):
@@ -132,7 +132,7 @@ class CartLineOut(msgspec.Struct):
 
 class CheckoutItem(msgspec.Struct, forbid_unknown_fields=True):
     listing_id: uuid.UUID
-    quantity: str
+    quantity: str | int
 
 
 class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -296,3 +296,10 @@ class UserOut(msgspec.Struct):
     username: str
     display_name: str
     org_id: uuid.UUID | None
+
+
+class BudgetLineCreate(msgspec.Struct, forbid_unknown_fields=True):
+    fiscal_year: int
+    project_code: str
+    project_name: str
+    amount: str

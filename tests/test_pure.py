@@ -164,6 +164,11 @@ def test_money_refuses_floats(bad: float) -> None:
         "12.345",
         "1.2.3",
         "--1",
+        "1e9",
+        "1E+1",
+        "-5.00",
+        "+5",
+        "1 000",
     ],
 )
 def test_money_refuses_non_amounts_and_three_decimals(bad: str) -> None:
@@ -243,7 +248,8 @@ def test_cents_conversions() -> None:
 def test_cents_round_trip(x: Decimal) -> None:
     assert from_cents(to_cents(x)) == x
     assert isinstance(to_cents(x), int)
-    assert money(money_str(x)) == x
+    if x >= 0:  # amounts people type are plain and never negative
+        assert money(money_str(x)) == x
     assert money_str(from_cents(to_cents(x))) == money_str(x)
 
 
@@ -268,7 +274,6 @@ def test_integer_cents_round_trip(n: int) -> None:
         (" 3 ", "3"),
         (7, "7"),
         (D("1.25"), "1.25"),
-        ("1E+1", "10"),
     ],
 )
 def test_quantity_normalizes(raw: Any, wire: str) -> None:

@@ -91,3 +91,36 @@ async def test_password_guessing_is_throttled_per_account(client: Any, world: Wo
     # Other accounts are not affected.
     r = await client.post("/api/auth/token", json={"username": "buyer_b", "password": PASSWORD})
     assert r.status_code == 201
+
+
+async def test_admin_enters_budget_lines_for_budget_units_only(client: Any, world: World) -> None:
+    org = world.who["buyer_b"].org_id
+    body = {"fiscal_year": 2026, "project_code": "NEW-01", "project_name": "新增项目", "amount": "120000.00"}
+    r = await client.post(f"/api/admin/organizations/{org}/budget-lines", json=body, headers=world.h("admin"))
+    assert r.status_code == 201, r.text
+    assert r.json()["available"] == "120000.00"
+    r = await client.post(f"/api/admin/organizations/{org}/budget-lines", json=body, headers=world.h("admin"))
+    assert_problem(r, 409, "budget_line_exists")
+    r = await client.post(
+        f"/api/admin/organizations/{org}/budget-lines",
+        json={**body, "amount": "1e9"},
+        headers=world.h("admin"),
+    )
+    assert_problem(r, 400, "budget_line_invalid")
+    supplier_org = world.who["supplier_x"].org_id
+    r = await client.post(
+        f"/api/admin/organizations/{supplier_org}/budget-lines",
+        json={**body, "project_code": "X"},
+        headers=world.h("admin"),
+    )
+    assert_problem(r, 400, "budget_line_invalid")
+    r = await client.post(
+        f"/api/admin/organizations/{supplier_org}/budget-lines",
+        json={**body, "project_code": "X-02"},
+        headers=world.h("admin"),
+    )
+    assert_problem(r, 400, "not_a_budget_unit")
+    r = await client.post(
+        f"/api/admin/organizations/{org}/budget-lines", json=body, headers=world.h("buyer_b")
+    )
+    assert_problem(r, 403, "forbidden")

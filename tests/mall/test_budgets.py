@@ -263,7 +263,7 @@ async def _stock(world: World) -> Decimal:
     ("budget", "qty", "n", "expected_ok"),
     [
         ("50000.00", "1", 20, 10),  # 20 × 5,000.00 against 50,000.00
-        ("50000.00", "1.6", 8, 6),  # 8 × 8,000.00: six fit (48,000.00), 2,000.00 stays available
+        ("52000.00", "2", 8, 5),  # 8 × 10,000.00: five fit (50,000.00), 2,000.00 stays available
     ],
 )
 async def test_concurrent_checkouts_never_overspend_a_line(

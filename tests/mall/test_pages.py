@@ -346,7 +346,7 @@ async def test_buy_and_confirm_through_the_forms(client: Any, world: World) -> N
     r = await post_form(client, "/cart/add", {"listing_id": str(laptop.id), "quantity": "abc"}, referer=goods)
     assert r.status_code == 303 and r.headers["location"] == goods
     text = assert_page(await client.get(goods, headers=HTML))
-    assert "数量应为大于0的数字" in text
+    assert "数量应为正整数" in text
     assert (await client.get("/api/cart", headers=world.h("buyer_a"))).json() == []
     # A form post without the CSRF token is refused and changes nothing.
     r = await client.post(

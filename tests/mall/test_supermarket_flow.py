@@ -271,3 +271,73 @@ async def test_cancellation_rules(client: Any, world: World) -> None:
     kinds = [(x["kind"], x["order_no"]) for x in feed]
     assert [k for k, _ in kinds] == ["deal", "cancellation", "deal", "cancellation"]
     assert feed[1]["amends"] == feed[0]["id"] and feed[3]["amends"] == feed[2]["id"]
+
+
+async def test_goods_are_bought_in_whole_units_and_quantities_may_be_json_numbers(
+    client: Any, world: World
+) -> None:
+    for q in ["1.5", "0.001", "1e3", " 2 x", "-3"]:
+        r = await checkout(client, world, [("laptop", q)])
+        assert_problem(r, 400, "invalid_quantity")
+    h = world.h("buyer_a")
+    r = await client.post(
+        "/api/cart/items", json={"listing_id": str(world.listings["desk"].id), "quantity": 2}, headers=h
+    )
+    assert r.status_code == 204, r.text
+    # Changing the quantity in the cart meets the same stock check as adding.
+    r = await client.put(f"/api/cart/items/{world.listings['desk'].id}", json={"quantity": "1001"}, headers=h)
+    assert_problem(r, 422, "out_of_stock")
+    r = await client.put(f"/api/cart/items/{world.listings['desk'].id}", json={"quantity": "0.5"}, headers=h)
+    assert_problem(r, 400, "invalid_quantity")
+
+
+async def test_listing_prices_are_plain_amounts_below_the_threshold(client: Any, world: World) -> None:
+    base = {
+        "name": "测试打印机",
+        "brand": "测试",
+        "spec_model": "T-1",
+        "category_code": "A02021003",
+        "unit": "台",
+        "price": "1000.00",
+        "reference_price": "1000.00",
+        "stock": "10",
+    }
+    h = world.h("supplier_y")
+    for change in [
+        {"price": "1e9", "reference_price": "1e9"},
+        {"stock": "2.5"},
+        {"stock": "1e6"},
+        {"price": "1000000.00", "reference_price": "1000000.00"},
+        {"category_code": ""},
+    ]:
+        r = await client.post("/api/listings", json={**base, **change}, headers=h)
+        assert_problem(r, 400, "listing_invalid")
+    r = await client.post("/api/listings", json={**base, "price": "1050.01"}, headers=h)
+    assert_problem(r, 422, "price_above_reference")
+    assert "1,050.00" in r.json()["detail"]  # says what the highest allowed price is
+    assert (await client.post("/api/listings", json=base, headers=h)).status_code == 201
+
+
+async def test_the_delivery_address_defaults_to_the_units_registered_address(
+    client: Any, world: World
+) -> None:
+    r = await checkout(client, world, [("desk", "1")])
+    oid = r.json()["orders"][0]["id"]
+    async with world.db.read() as s:
+        from mall.models import Order
+
+        order = await s.get(Order, uuid.UUID(oid))
+        assert order is not None and order.delivery_address == "甲单位地址"
+
+
+async def test_what_a_logged_in_user_sees_is_not_cached(client: Any, world: World) -> None:
+    r = await client.get("/api/orders", headers=world.h("buyer_a"))
+    assert r.headers["cache-control"] == "no-store"
+    r = await client.get("/api/disclosures")
+    assert "no-store" not in r.headers.get("cache-control", "")
+
+
+async def test_search_words_are_not_wildcards(client: Any, world: World) -> None:
+    assert (await client.get("/api/listings?q=%25")).json()["total"] == 0
+    assert (await client.get("/api/listings?q=_")).json()["total"] == 0
+    assert (await client.get("/api/listings?q=laptop")).json()["total"] == 1
