@@ -374,7 +374,25 @@ async def add_budget_line(
 
 
 @get("/api/disclosures", opt=PUBLIC, tags=["信息公开"], summary="成交记录公开数据（按 seq 增量拉取）")
-async def feed(request: Request[Any, Any, Any], db: DB) -> Response[bytes]:
+async def feed(
+    request: Request[Any, Any, Any],
+    db: DB,
+    # Declared for the API documentation; parse_feed_query validates them with Chinese messages.
+    after: Annotated[str | None, QueryParameter(description="上次返回的 next_after；从 0 开始")] = None,
+    limit: Annotated[str | None, QueryParameter(description="每页条数，1–500，默认 100")] = None,
+    mode: Annotated[
+        str | None, QueryParameter(description="supermarket | agreement | designated | inquiry | auction")
+    ] = None,
+    kind: Annotated[
+        str | None, QueryParameter(description="deal | correction | cancellation | failure")
+    ] = None,
+    buyer_credit_code: Annotated[str | None, QueryParameter(description="采购人统一社会信用代码")] = None,
+    supplier_credit_code: Annotated[str | None, QueryParameter(description="供应商统一社会信用代码")] = None,
+    date_from: Annotated[
+        str | None, QueryParameter(name="from", description="成交日期起，YYYY-MM-DD")
+    ] = None,
+    date_to: Annotated[str | None, QueryParameter(name="to", description="成交日期止，YYYY-MM-DD")] = None,
+) -> Response[bytes]:
     q = disclosure.parse_feed_query(dict(request.query_params))
     async with db.read() as s:
         bodies, next_after = await disclosure.feed_page(s, q)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from litestar import MediaType, Request, Response
@@ -141,13 +142,36 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
     return problem(status, code, detail, request.url.path)
 
 
+_MESSAGES = [
+    (re.compile(r"Expected `(\w+)`, got `(\w+)`"), "类型应为 {0}，实际为 {1}"),
+    (re.compile(r"Object missing required field `(\w+)`"), "缺少必填字段 {0}"),
+    (re.compile(r"Object contains unknown field `(\w+)`"), "含有未知字段 {0}"),
+    (re.compile(r"Invalid UUID"), "不是有效的编号（UUID）"),
+    (re.compile(r"Expected `int` >= (\d+)"), "应为不小于 {0} 的整数"),
+    (re.compile(r"Expected `int` <= (\d+)"), "应为不大于 {0} 的整数"),
+    (re.compile(r"Expected `str` of length <= (\d+)"), "长度不能超过 {0}"),
+    (re.compile(r"Missing required header parameter '([\w-]+)'"), "缺少请求头 {0}"),
+    (re.compile(r"Missing required"), "缺少必填参数"),
+]
+
+
+def _chinese(message: str) -> str:
+    for pattern, text in _MESSAGES:
+        m = pattern.search(message)
+        if m:
+            return text.format(*m.groups())
+    return "格式不正确"
+
+
 def _validation_errors(extra: Any) -> list[str]:
     out: list[str] = []
     if isinstance(extra, list):
         for item in extra:
             if isinstance(item, dict):
-                key = item.get("key") or ""
-                msg = str(item.get("message") or "")
+                key = str(item.get("key") or "")
+                where = str(item.get("source") or "")
+                key = "" if key == "data" and where == "body" else key
+                msg = _chinese(str(item.get("message") or ""))
                 out.append(f"{key} {msg}".strip())
     return out[:5]
 

@@ -83,3 +83,54 @@ def quantity_str(d: Decimal) -> str:
 def yuan_display(d: Decimal) -> str:
     """For pages: ¥12,345.60"""
     return f"¥{Decimal(d).quantize(CENT):,.2f}"
+
+
+_DIGITS = "零壹贰叁肆伍陆柒捌玖"
+_SMALL_UNITS = ["", "拾", "佰", "仟"]
+_BIG_UNITS = ["", "万", "亿", "万亿"]
+
+
+def yuan_uppercase(d: Decimal) -> str:
+    """The amount in Chinese financial capitals, as contracts write it: 9800.50 → 玖仟捌佰元伍角整."""
+    cents = to_cents(d)
+    if cents < 0:
+        return "负" + yuan_uppercase(-d)
+    yuan, jiao, fen = cents // 100, cents // 10 % 10, cents % 10
+    out = ""
+    if yuan:
+        groups = []
+        while yuan:
+            groups.append(yuan % 10000)
+            yuan //= 10000
+        pending_zero = False
+        for i in range(len(groups) - 1, -1, -1):
+            g = groups[i]
+            if g == 0:
+                pending_zero = bool(out)
+                continue
+            if out and (pending_zero or g < 1000):
+                out += "零"
+            pending_zero = False
+            text, zero = "", False
+            for pos in range(3, -1, -1):
+                digit = g // 10**pos % 10
+                if digit == 0:
+                    zero = bool(text)
+                    continue
+                if zero:
+                    text += "零"
+                    zero = False
+                text += _DIGITS[digit] + _SMALL_UNITS[pos]
+            out += text + _BIG_UNITS[i]
+        out += "元"
+    if jiao == 0 and fen == 0:
+        return (out or "零元") + "整"
+    if jiao:
+        out += _DIGITS[jiao] + "角"
+    elif out:
+        out += "零"
+    if fen:
+        out += _DIGITS[fen] + "分"
+    else:
+        out += "整"
+    return out

@@ -19,6 +19,10 @@ from mall.settings import Settings
 # covers desktops, laptops and servers): buying them separately does not make them different goods.
 CLASS_LENGTH = 7
 
+# A confirmed order whose contract the buyer has not signed and filed within this many days is shown
+# to the regulator (the deal is already public; the contract should follow it).
+CONTRACT_FILING_DAYS = 7
+
 
 @dataclass(frozen=True)
 class SplitCase:

@@ -21,7 +21,7 @@ from mall.auth import PUBLIC, ROLE_LABELS, Principal, allow
 from mall.deps import DB, Config
 from mall.errors import DomainError, InvalidInput
 from mall.models import ORDER_STATUS_LABELS, DisclosureRecord, Order, OrderStatus
-from mall.money import quantity_str, yuan_display
+from mall.money import quantity_str, yuan_display, yuan_uppercase
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 ACTION_LABELS = {
@@ -44,6 +44,7 @@ def configure_templates(app: Litestar, settings: Config) -> None:
     env = app.template_engine.engine  # type: ignore[union-attr]
     env.globals.update(
         yuan=yuan_display,
+        yuan_upper=yuan_uppercase,
         qty=quantity_str,
         local=clock.local_display,
         status_label=lambda s: ORDER_STATUS_LABELS.get(OrderStatus(s), s),
@@ -119,6 +120,15 @@ def _page_no(raw: str | None) -> int:
         return max(1, min(int(raw or 1), 100000))
     except ValueError:
         return 1
+
+
+def _pop_form(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """What the user typed into a form that was refused, to fill it in again."""
+    try:
+        form: dict[str, str] = request.session.pop("form", {}) or {}
+    except Exception:
+        form = {}
+    return form
 
 
 def pages_of(total: int, per_page: int) -> int:
@@ -199,7 +209,7 @@ async def logout(request: Request[Any, Any, Any], db: DB) -> Redirect:
     who = _user(request)
     if who is not None:
         await auth.end_sessions(db, who.user_id)
-    request.clear_session()
+    request.set_session({"flash": [["ok", "已退出登录"]]})  # a fresh session holding only the message
     return Redirect("/", status_code=303)
 
 
@@ -230,6 +240,7 @@ async def cart_page(request: Request[Any, Any, Any], db: DB, settings: Config) -
         grand=grand,
         budget_lines=lines_budget,
         checkout_key=secrets.token_urlsafe(16),
+        form=_pop_form(request),
         threshold=settings.decentralized_threshold,
     )
 
@@ -288,7 +299,11 @@ async def checkout(
     try:
         placed, _ = await orders.checkout(db, settings, who, req)
     except DomainError as exc:
-        flash(request, exc.detail, "error")
+        if exc.code == "idempotency_key_reused":
+            flash(request, "这张购物车已经提交过，请刷新购物车页面确认后再下单", "error")
+        else:
+            flash(request, exc.detail, "error")
+        request.session["form"] = {k: data.get(k, "") for k in ("budget_line_id", "delivery_address", "note")}
         return Redirect("/cart", status_code=303)
     async with db.read() as s:
         fresh = [await orders.get_order(s, who, o.id) for o in placed]
@@ -533,6 +548,21 @@ async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Conf
         )
         counts = dict((await s.execute(select(Order.status, func.count()).group_by(Order.status))).all())
         split_cases = await oversight.split_purchase_cases(s, settings)
+        unfiled = list(
+            (
+                await s.execute(
+                    select(Order)
+                    .where(
+                        Order.status == OrderStatus.CONFIRMED,
+                        Order.confirmed_at <= now - timedelta(days=oversight.CONTRACT_FILING_DAYS),
+                    )
+                    .order_by(Order.confirmed_at)
+                    .limit(100)
+                )
+            )
+            .scalars()
+            .unique()
+        )
         pending = (
             await s.scalar(select(func.count()).select_from(Order).where(Order.status == OrderStatus.PLACED))
             or 0
@@ -546,6 +576,8 @@ async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Conf
         counts=counts,
         pending=pending,
         split_cases=split_cases,
+        unfiled=[(o, (now - o.confirmed_at).days if o.confirmed_at else 0) for o in unfiled],
+        filing_days=oversight.CONTRACT_FILING_DAYS,
         settings=settings,
         statuses=ORDER_STATUS_LABELS,
     )

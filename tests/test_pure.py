@@ -362,3 +362,21 @@ def test_canonical_form_by_example() -> None:
         hashlib.sha256('{"a":[1,{"y":true,"z":null}],"b":"供应商"}'.encode()).hexdigest()
     )
     assert disclosure.GENESIS == "0" * 64
+
+
+@pytest.mark.parametrize(
+    ("amount", "words"),
+    [
+        ("9800.00", "玖仟捌佰元整"),
+        ("9800.50", "玖仟捌佰元伍角整"),
+        ("1001.01", "壹仟零壹元零壹分"),
+        ("100010.00", "壹拾万零壹拾元整"),
+        ("20000000.00", "贰仟万元整"),
+        ("123456789.12", "壹亿贰仟叁佰肆拾伍万陆仟柒佰捌拾玖元壹角贰分"),
+        ("0.00", "零元整"),
+    ],
+)
+def test_amounts_in_chinese_capitals(amount: str, words: str) -> None:
+    from mall.money import yuan_uppercase
+
+    assert yuan_uppercase(D(amount)) == words
