@@ -17,7 +17,7 @@ from mall import clock
 from mall.auth import Principal
 from mall.db import Database
 from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.models import AuditEntry, Organization
+from mall.models import AuditEntry
 from mall.money import MoneyError, money, round_money, whole_quantity
 
 
@@ -239,8 +239,3 @@ async def brands_in(session: AsyncSession, category: str = "") -> list[str]:
         stmt = stmt.where(Listing.category_code.like(f"{category}%"))
     rows = await session.execute(stmt.group_by(Listing.brand).order_by(func.count().desc()).limit(30))
     return [r[0] for r in rows]
-
-
-async def supplier_name(session: AsyncSession, org_id: uuid.UUID) -> str:
-    org = await session.get(Organization, org_id)
-    return org.name if org else ""

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, MetaData, String, event
+from sqlalchemy import BigInteger, DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -84,10 +84,6 @@ def new_id() -> uuid.UUID:
 
 class IdMixin:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-
-
-def short_text(n: int = 200) -> String:
-    return String(n)
 
 
 AfterCommit = Callable[[], Awaitable[None]] | Callable[[], None]

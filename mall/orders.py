@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import BigInteger, Table, delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +27,6 @@ from mall.db import Database, Tx
 from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mall.models import (
     ORDER_STATUS_LABELS,
-    BudgetLine,
     CartItem,
     Checkout,
     Order,
@@ -707,13 +706,3 @@ def payment_state(order: Order, settings: Settings) -> str:
     if days >= settings.payment_warn_days:
         return "due_soon"
     return ""
-
-
-async def budget_line_of(session: AsyncSession, order: Order) -> BudgetLine:
-    line = await session.get(BudgetLine, order.budget_line_id)
-    assert line is not None
-    return line
-
-
-def order_summary(order: Order) -> dict[str, Any]:
-    return {"order_no": order.order_no, "status": order.status}

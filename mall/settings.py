@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,6 @@ class Settings:
     # Fault injection for the test suite only: the publisher sleeps this long inside its
     # transaction, after writing the record and before committing it.
     publish_pause_seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sqlite(self) -> bool:
