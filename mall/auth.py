@@ -6,6 +6,8 @@ handler that declares nothing, so an endpoint can never be open by omission.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import secrets
 import uuid
@@ -49,6 +51,11 @@ ALL_ROLES = ("buyer", "supplier", "center", "regulator", "admin")
 TOKEN_TTL = timedelta(days=30)
 
 
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return _hasher.hash("no such user")
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
@@ -78,7 +85,8 @@ class Principal:
 
 def principal_of(user: User, *, via_token: bool = False) -> Principal:
     org = user.org
-    role = "admin" if user.is_admin else ROLE_OF_KIND[OrgKind(org.kind)] if org else "admin"
+    # Fail closed: only the admin flag makes an admin; a user without an organization has no role.
+    role = "admin" if user.is_admin else ROLE_OF_KIND[OrgKind(org.kind)] if org else "none"
     return Principal(
         user_id=user.id,
         username=user.username,
@@ -96,37 +104,50 @@ LOGIN_LOCKOUT = timedelta(minutes=15)
 
 
 async def authenticate(db: Database, username: str, password: str, ip: str = "") -> Principal:
-    async with db.read() as s:
+    """Check a password. Attempts on one account are serialized (the user row is locked on
+    PostgreSQL; SQLite has one writer), so the failure count cannot be raced past."""
+    username = username[:64]
+    locked = failed = False
+    principal: Principal | None = None
+    async with db.write() as tx:
+        s = tx.session
+        user = (
+            (await s.execute(select(User).where(User.username == username).with_for_update(of=User)))
+            .scalars()
+            .first()
+        )
         recent = await s.scalar(
             select(func.count()).where(
                 AuditEntry.action == "login_failed",
-                AuditEntry.target == username[:200],
+                AuditEntry.target == username,
                 AuditEntry.at > clock.now() - LOGIN_LOCKOUT,
             )
         )
-    if (recent or 0) >= LOGIN_FAILURES_ALLOWED:
-        # Throttles password guessing per account; the attempt is not even checked.
-        raise TooManyAttempts("登录失败次数过多，请15分钟后再试", code="too_many_attempts")
-    async with db.write() as tx:
-        user = (await tx.session.execute(select(User).where(User.username == username))).scalar_one_or_none()
-        ok = user is not None and user.is_active and verify_password(user.password_hash, password)
-        tx.session.add(
-            AuditEntry(
-                at=clock.now(),
-                actor_user_id=user.id if user else None,
-                action="login" if ok else "login_failed",
-                target=username[:200],
-                ip=ip,
-            )
-        )
-        if not ok or user is None:
-            # Commit the audit row, then refuse.
-            failed = True
+        if (recent or 0) >= LOGIN_FAILURES_ALLOWED:
+            locked = True  # the password is not even checked
         else:
-            failed = False
-            user.last_login_at = clock.now()
-            principal = principal_of(user)
-    if failed:
+            # The same work whether or not the user exists, so timing does not reveal usernames;
+            # off the event loop, because argon2 is deliberately slow.
+            stored = user.password_hash if user is not None else _dummy_hash()
+            ok = await asyncio.to_thread(verify_password, stored, password)
+            ok = ok and user is not None and user.is_active
+            s.add(
+                AuditEntry(
+                    at=clock.now(),
+                    actor_user_id=user.id if user else None,
+                    action="login" if ok else "login_failed",
+                    target=username,
+                    ip=ip[:64],
+                )
+            )
+            if ok and user is not None:
+                user.last_login_at = clock.now()
+                principal = principal_of(user)
+            else:
+                failed = True
+    if locked:
+        raise TooManyAttempts("登录失败次数过多，请15分钟后再试", code="too_many_attempts")
+    if failed or principal is None:
         raise Unauthenticated("用户名或密码错误", code="bad_credentials")
     return principal
 
@@ -156,7 +177,7 @@ async def issue_token(db: Database, principal: Principal, name: str = "") -> tup
     async with db.write() as tx:
         tx.session.add(row)
         tx.session.add(
-            AuditEntry(at=now, actor_user_id=principal.user_id, action="token_issued", target=name)
+            AuditEntry(at=now, actor_user_id=principal.user_id, action="token_issued", target=name[:100])
         )
     return token, row
 

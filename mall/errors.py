@@ -14,6 +14,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 log = logging.getLogger("mall.errors")
 
@@ -176,6 +177,26 @@ def _validation_errors(extra: Any) -> list[str]:
     return out[:5]
 
 
+def database_error_handler(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
+    """Database refusals that input or a race can cause. The transaction was rolled back: nothing
+    was written. Anything else is a real fault and goes to the internal handler."""
+    text = f"{type(exc.orig).__name__} {exc.orig}".lower()
+    if isinstance(exc, IntegrityError):
+        status, code, detail = 409, "conflict", "数据已存在或刚被他人修改，请刷新后重试"
+    elif isinstance(exc, DataError) or "character" in text or "out of range" in text:
+        status, code, detail = 400, "invalid_input", "输入含有不允许的字符或超出长度、范围，请检查后重试"
+    elif "deadlock" in text or "could not serialize" in text or "database is locked" in text:
+        status, code, detail = 503, "busy_retry", "系统繁忙，请稍后重试"
+    else:
+        return internal_error_handler(request, exc)
+    log.warning("database refused %s %s: %s", request.method, request.url.path, text[:300])
+    if _wants_html(request):
+        from mall.pages import error_page
+
+        return error_page(request, status, code, detail)
+    return problem(status, code, detail, request.url.path)
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     if _wants_html(request):
@@ -198,6 +219,7 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     DomainError: domain_error_handler,
+    DBAPIError: database_error_handler,
     HTTPException: http_error_handler,
     Exception: internal_error_handler,
 }

@@ -40,6 +40,7 @@ from mall.settings import Settings
 
 S = OrderStatus
 _LISTINGS = cast(Table, Listing.__table__)
+MAX_ITEMS = 100
 
 
 # ---------------------------------------------------------------- cart
@@ -121,7 +122,9 @@ class CheckoutRequest:
 def _digest(req: CheckoutRequest, items: list[tuple[uuid.UUID, Decimal]]) -> str:
     body = {
         "budget_line_id": str(req.budget_line_id),
-        "items": sorted([str(i), str(q)] for i, q in items),
+        # A checkout of the cart is fingerprinted as such: the cart is empty after the first one,
+        # and its retry must still be recognized as the same request.
+        "items": sorted([str(i), str(q)] for i, q in items) if req.items else "cart",
         "delivery_address": req.delivery_address,
         "note": req.note,
     }
@@ -166,7 +169,7 @@ async def checkout(
             break
     # Another request with the same key committed first: answer with its orders, if it was the
     # same request (a checkout from the cart cannot be compared: the twin emptied the cart).
-    digest = _digest(req, [(lid, _qty(q)) for lid, q in req.items]) if req.items else None
+    digest = _digest(req, [(lid, _qty(q)) for lid, q in req.items])
     return await _replay(db, who, key, digest), True
 
 
@@ -210,6 +213,8 @@ async def _checkout(
                 raise _Replay(digest)
             if not wanted:
                 raise InvalidInput("购物车是空的", code="cart_empty")
+            if len(wanted) > MAX_ITEMS:
+                raise InvalidInput(f"一次最多结算 {MAX_ITEMS} 种商品", code="too_many_items")
             if len({lid for lid, _ in wanted}) != len(wanted):
                 raise InvalidInput("同一商品不能重复出现", code="duplicate_item")
             line = await budgets.get_line(s, req.budget_line_id, who.org_id)
@@ -322,6 +327,15 @@ async def _take_stock(s: AsyncSession, listing: Listing, q: Decimal) -> None:
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise RuleViolation(f"商品「{listing.name}」库存不足", code="out_of_stock")
+
+
+async def _count_sale(s: AsyncSession, order: Order, delta: int) -> None:
+    t = _LISTINGS
+    for line in sorted(order.lines, key=lambda x: x.listing_id or uuid.UUID(int=0)):
+        if line.listing_id:
+            await s.execute(
+                update(t).where(t.c.id == line.listing_id).values(sales_count=t.c.sales_count + delta)
+            )
 
 
 async def _return_stock(s: AsyncSession, order: Order) -> None:
@@ -473,12 +487,7 @@ async def _confirm(
         order.confirmed_at = now
         order.contract_no = _new_number("HT")
         await tx.session.flush()
-        t = _LISTINGS
-        for line in sorted(order.lines, key=lambda x: x.listing_id or uuid.UUID(int=0)):
-            if line.listing_id:
-                await tx.session.execute(
-                    update(t).where(t.c.id == line.listing_id).values(sales_count=t.c.sales_count + 1)
-                )
+        await _count_sale(tx.session, order, +1)
         order.disclosure_id = disclosure.stage(tx, disclosure.deal_payload(order))
         detail = f"确认订单，成交金额 {new_total:,.2f} 元，生成电子合同 {order.contract_no}"
         if changed:
@@ -564,7 +573,10 @@ async def _cancel(tx: Tx, order: Order, who: Principal | None, reason: str, *, p
     if order.reserved_amount > 0:
         await budgets.release(tx.session, order.budget_line_id, order.reserved_amount, order.id)
         order.reserved_amount = Decimal(0)
-    await _return_stock(tx.session, order)
+    if was in (S.PLACED, S.CONFIRMED, S.CONTRACTED):
+        await _return_stock(tx.session, order)  # goods that left the supplier do not come back on sale
+    if was != S.PLACED:
+        await _count_sale(tx.session, order, -1)  # the deal is undone
     _event(tx.session, order, who, "cancelled", reason)
     if publish and was != S.PLACED and order.disclosure_id:
         # The deal was published (or is about to be): a cancellation record amends it, never a deletion.
@@ -649,7 +661,8 @@ async def pay(
         order.paid_at = now
         order.payment_ref = ref
         order.payment_days = (now - order.accepted_at).days
-        order.payment_overdue = order.payment_days > settings.payment_due_days
+        # The 30-day rule protects small and medium suppliers (保障中小企业款项支付条例).
+        order.payment_overdue = order.supplier.is_sme and order.payment_days > settings.payment_due_days
         detail = f"付款 {order.total_amount:,.2f} 元，凭证 {ref}，验收后第 {order.payment_days} 天"
         if order.payment_overdue:
             detail += f"（超过 {settings.payment_due_days} 天付款期限）"
@@ -698,7 +711,7 @@ def _reason(reason: str) -> str:
 
 def payment_state(order: Order, settings: Settings) -> str:
     """'', 'due_soon' (warned at 25 days), 'overdue' (flagged at 30) for an accepted, unpaid order."""
-    if order.status != S.ACCEPTED or order.accepted_at is None:
+    if order.status != S.ACCEPTED or order.accepted_at is None or not order.supplier.is_sme:
         return ""
     days = (clock.now() - order.accepted_at).days
     if days > settings.payment_due_days:

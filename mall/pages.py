@@ -567,7 +567,8 @@ async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Conf
             await s.scalar(select(func.count()).select_from(Order).where(Order.status == OrderStatus.PLACED))
             or 0
         )
-    rows = [(o, (now - o.accepted_at).days if o.accepted_at else 0) for o in unpaid]
+    # The payment deadline protects small and medium suppliers (is_sme).
+    rows = [(o, (now - o.accepted_at).days if o.accepted_at else 0) for o in unpaid if o.supplier.is_sme]
     return render(
         request,
         "oversight.html",

@@ -212,10 +212,13 @@ async def world(clean: None, db: Database, settings: Settings) -> World:
 
 
 @pytest.fixture
-async def app(settings: Settings) -> Any:
+async def app(settings: Settings) -> AsyncIterator[Any]:
     from mall.app import create_app
 
-    return create_app(settings)
+    application = create_app(settings)
+    yield application
+    # Clients that do not run the lifespan (httpx.ASGITransport) leave pooled connections behind.
+    await application.state.db.dispose()
 
 
 @pytest.fixture

@@ -124,3 +124,17 @@ async def test_admin_enters_budget_lines_for_budget_units_only(client: Any, worl
         f"/api/admin/organizations/{org}/budget-lines", json=body, headers=world.h("buyer_b")
     )
     assert_problem(r, 403, "forbidden")
+
+
+async def test_parallel_password_guesses_cannot_race_past_the_throttle(world: World, app: Any) -> None:
+    """Requests served concurrently in one event loop (httpx ASGITransport, not the serializing test client)."""
+    import asyncio
+
+    import httpx
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        results = await asyncio.gather(
+            *[c.post("/api/auth/token", json={"username": "buyer_b", "password": "guess"}) for _ in range(20)]
+        )
+    statuses = [r.status_code for r in results]
+    assert statuses.count(401) == 5 and statuses.count(429) == 15, statuses

@@ -341,3 +341,48 @@ async def test_search_words_are_not_wildcards(client: Any, world: World) -> None
     assert (await client.get("/api/listings?q=%25")).json()["total"] == 0
     assert (await client.get("/api/listings?q=_")).json()["total"] == 0
     assert (await client.get("/api/listings?q=laptop")).json()["total"] == 1
+
+
+async def test_a_retried_cart_checkout_gets_its_orders_back(client: Any, world: World) -> None:
+    h = world.h("buyer_a")
+    await client.post(
+        "/api/cart/items", json={"listing_id": str(world.listings["desk"].id), "quantity": "1"}, headers=h
+    )
+    body = {"budget_line_id": str(world.lines["a1"].id)}
+    first = await client.post("/api/checkout", json=body, headers={**h, "Idempotency-Key": "cart-retry-1"})
+    again = await client.post("/api/checkout", json=body, headers={**h, "Idempotency-Key": "cart-retry-1"})
+    assert (first.status_code, again.status_code) == (201, 200), again.text
+    assert [o["id"] for o in first.json()["orders"]] == [o["id"] for o in again.json()["orders"]]
+
+
+async def test_voiding_a_shipped_order_keeps_stock_and_cannot_happen_twice(client: Any, world: World) -> None:
+    sup, buy, reg = world.h("supplier_x"), world.h("buyer_a"), world.h("regulator")
+    oid = (await checkout(client, world, [("printer", "4")])).json()["orders"][0]["id"]
+    for path, headers, payload in [
+        ("confirm", sup, None),
+        ("contract", buy, None),
+        ("ship", sup, {"note": "SF1"}),
+    ]:
+        assert (
+            await client.post(f"/api/orders/{oid}/{path}", json=payload, headers=headers)
+        ).status_code == 200
+    stock = (await client.get(f"/api/listings/{world.listings['printer'].id}")).json()["stock"]
+    assert stock == "996"
+    r = await client.post(f"/api/orders/{oid}/void", json={"reason": "违规采购"}, headers=reg)
+    assert r.status_code == 200
+    # The goods left with the shipment: they do not come back on sale; the budget does come back.
+    assert (await client.get(f"/api/listings/{world.listings['printer'].id}")).json()["stock"] == "996"
+    assert (await line_state(world)).reserved == Decimal(0)
+    r = await client.post(f"/api/orders/{oid}/void", json={"reason": "再次作废"}, headers=reg)
+    assert_problem(r, 409, "invalid_state")
+    assert (await line_state(world)).reserved == Decimal(0)
+
+
+async def test_too_many_items_and_control_characters_are_refused(client: Any, world: World) -> None:
+    items = [(k, "1") for k in ["laptop"] * 101]
+    r = await checkout(client, world, items)
+    assert_problem(r, 400, "too_many_items")
+    r = await client.post("/api/auth/token", json={"username": "buyer_a\u0000", "password": "x"})
+    assert r.status_code in (400, 401) and r.headers["content-type"].startswith("application/problem+json")
+    r = await client.get("/api/disclosures/99999999999999999999")
+    assert_problem(r, 404, "record_not_found")
