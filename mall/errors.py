@@ -180,10 +180,13 @@ def _validation_errors(extra: Any) -> list[str]:
 def database_error_handler(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
     """Database refusals that input or a race can cause. The transaction was rolled back: nothing
     was written. Anything else is a real fault and goes to the internal handler."""
-    text = f"{type(exc.orig).__name__} {exc.orig}".lower()
+    cause = getattr(exc.orig, "__cause__", None)
+    text = f"{type(exc.orig).__name__} {type(cause).__name__} {exc.orig}".lower()
     if isinstance(exc, IntegrityError):
         status, code, detail = 409, "conflict", "数据已存在或刚被他人修改，请刷新后重试"
-    elif isinstance(exc, DataError) or "character" in text or "out of range" in text:
+    elif isinstance(exc, DataError) or any(
+        word in text for word in ("character", "byte sequence", "out of range", "too long", "dataerror")
+    ):
         status, code, detail = 400, "invalid_input", "输入含有不允许的字符或超出长度、范围，请检查后重试"
     elif "deadlock" in text or "could not serialize" in text or "database is locked" in text:
         status, code, detail = 503, "busy_retry", "系统繁忙，请稍后重试"

@@ -138,3 +138,19 @@ async def test_parallel_password_guesses_cannot_race_past_the_throttle(world: Wo
         )
     statuses = [r.status_code for r in results]
     assert statuses.count(401) == 5 and statuses.count(429) == 15, statuses
+
+
+async def test_concurrent_identical_registrations_give_one_201_and_409s(world: World, app: Any) -> None:
+    import asyncio
+
+    import httpx
+
+    code = make("9", "1", "410105", "MA9XK3L9")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        results = await asyncio.gather(
+            *[
+                c.post("/api/admin/organizations", json=org_body(code), headers=world.h("admin"))
+                for _ in range(4)
+            ]
+        )
+    assert sorted(r.status_code for r in results) == [201, 409, 409, 409], [r.text for r in results]
