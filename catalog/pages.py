@@ -18,7 +18,7 @@ from mall.auth import PUBLIC, allow
 from mall.deps import DB, Config
 from mall.errors import DomainError
 from mall.money import MoneyError, money
-from mall.pages import _act, _page_no, _user, flash, pages_of, render
+from mall.pages import _act, _page_no, _user, flash, pages_of, pop_form, render
 
 # The top-level goods classes shown as quick filters on the goods page.
 QUICK_CATEGORIES = [
@@ -118,7 +118,7 @@ async def my_listings(
         pages=pages_of(total, 30),
         status_labels=LISTING_STATUS_LABELS,
         margin=settings.price_margin,
-        form=request.session.pop("form", {}),
+        form=pop_form(request),
     )
 
 

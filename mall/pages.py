@@ -122,7 +122,7 @@ def _page_no(raw: str | None) -> int:
         return 1
 
 
-def _pop_form(request: Request[Any, Any, Any]) -> dict[str, str]:
+def pop_form(request: Request[Any, Any, Any]) -> dict[str, str]:
     """What the user typed into a form that was refused, to fill it in again."""
     try:
         form: dict[str, str] = request.session.pop("form", {}) or {}
@@ -240,7 +240,7 @@ async def cart_page(request: Request[Any, Any, Any], db: DB, settings: Config) -
         grand=grand,
         budget_lines=lines_budget,
         checkout_key=secrets.token_urlsafe(16),
-        form=_pop_form(request),
+        form=pop_form(request),
         threshold=settings.decentralized_threshold,
     )
 
@@ -598,10 +598,7 @@ async def admin_page(
         total, orgs = await accounts.list_orgs(s, kind or None, p, 30)
         users = await accounts.users_of(s, [o.id for o in orgs])
         lines = {o.id: await budgets.lines_of(s, o.id) for o in orgs if o.kind == "budget_unit"}
-    try:
-        form = request.session.pop("form", {})
-    except Exception:
-        form = {}
+    form = pop_form(request)
     return render(
         request,
         "admin.html",
