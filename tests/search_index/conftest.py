@@ -5,6 +5,7 @@ To add a backend (e.g. Meilisearch), add a factory `(tmp_path) -> (backend, clea
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,31 @@ def _embedded(tmp_path: Path) -> tuple[Any, Callable[[], None]]:
     return backend, backend.close
 
 
+def _meili(tmp_path: Path) -> tuple[Any, Callable[[], None]]:
+    """A real Meilisearch server, when MEILI_URL names one: a fresh index per test, deleted after."""
+    import uuid
+
+    import httpx
+
+    from search_index.meili import MeiliBackend
+
+    url, key = os.environ["MEILI_URL"], os.environ.get("MEILI_KEY", "")
+    uid = f"test_{uuid.uuid4().hex[:12]}"
+    backend = MeiliBackend(url, key, index=uid)
+
+    def cleanup() -> None:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        httpx.delete(f"{url.rstrip('/')}/indexes/{uid}", headers=headers, timeout=10)
+
+    return backend, cleanup
+
+
 BACKENDS: dict[str, Callable[[Path], tuple[Any, Callable[[], None]]]] = {
     "embedded": _embedded,
 }
+if os.environ.get("MEILI_URL"):
+    # Without a server the adapter's requests are checked in test_meili_requests.py instead.
+    BACKENDS["meilisearch"] = _meili
 
 
 @pytest.fixture(params=sorted(BACKENDS))
