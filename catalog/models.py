@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mall.db import Base, IdMixin, Money, Quantity, UTCDateTime
@@ -27,12 +28,24 @@ class Category(Base):
 
 
 class ListingStatus:
+    """draft → submitted → live | rejected; live ⇄ delisted, live ⇄ frozen; rejected/draft → submitted."""
+
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
     LIVE = "live"
+    REJECTED = "rejected"
     DELISTED = "delisted"
     FROZEN = "frozen"
 
 
-LISTING_STATUS_LABELS = {"live": "在售", "delisted": "已下架", "frozen": "已冻结"}
+LISTING_STATUS_LABELS = {
+    "draft": "草稿",
+    "submitted": "待审核",
+    "live": "在售",
+    "rejected": "未通过审核",
+    "delisted": "已下架",
+    "frozen": "已冻结",
+}
 
 
 class Listing(IdMixin, Base):
@@ -57,9 +70,50 @@ class Listing(IdMixin, Base):
     reference_source: Mapped[str] = mapped_column(String(300), default="")
     stock: Mapped[Decimal] = mapped_column(Quantity)
     description: Mapped[str] = mapped_column(String(2000), default="")
-    status: Mapped[str] = mapped_column(String(12), default=ListingStatus.LIVE)
+    status: Mapped[str] = mapped_column(String(12), default=ListingStatus.SUBMITTED)
+    # Why the listing is rejected, delisted or frozen, and by which role (supplier | center | regulator):
+    # only that side (or a higher one) may undo it.
+    status_reason: Mapped[str] = mapped_column(String(300), default="")
+    status_by: Mapped[str] = mapped_column(String(12), default="")
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviewed_by: Mapped[uuid.UUID | None] = mapped_column()  # a user id, as in the audit log
     sales_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     supplier: Mapped[Organization] = relationship(lazy="joined")
+
+
+class PriceChange(IdMixin, Base):
+    """The price history of a listing: its first price and every change, with who made it."""
+
+    __tablename__ = "listing_price_changes"
+
+    listing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("listings.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    price: Mapped[Decimal] = mapped_column(Money)
+    reference_price: Mapped[Decimal] = mapped_column(Money)
+    previous_price: Mapped[Decimal | None] = mapped_column(Money)
+    by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+
+class ListingImport(IdMixin, Base):
+    """A supplier's spreadsheet upload, processed by a job; its progress and per-row report."""
+
+    __tablename__ = "listing_imports"
+
+    supplier_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    filename: Mapped[str] = mapped_column(String(200))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued | running | done | failed
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(String(500), default="")
+    report: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[line, "通过"|"未通过", reason], ...]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -7,16 +7,17 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, get, post
+from litestar import Request, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from catalog import categories, service
+from catalog import search as catalog_search_service
 from catalog.service import ListingDraft, ListingQuery
 from mall.api import PageNo, me_of
 from mall.auth import PUBLIC, allow
-from mall.deps import DB, Config
+from mall.deps import DB, Config, Search
 from mall.errors import InvalidInput
-from mall.money import MoneyError, money
+from mall.money import MoneyError, money, money_str
 from mall.structs import ListingCreate, ListingOut, ListingPage
 
 
@@ -78,16 +79,278 @@ async def listing_detail(listing_id: FromPath[uuid.UUID], db: DB) -> ListingOut:
         return ListingOut.of(await service.get_listing(s, listing_id))
 
 
-@post("/api/listings", opt=allow("supplier"), status_code=201, tags=["商品"], summary="供应商上架商品")
+@post(
+    "/api/listings",
+    opt=allow("supplier"),
+    status_code=201,
+    tags=["商品"],
+    summary="供应商新增商品（提交审核，或 draft=true 存为草稿）",
+)
 async def create_listing(
     request: Request[Any, Any, Any], data: JSONBody[ListingCreate], db: DB, settings: Config
 ) -> ListingOut:
-    draft = ListingDraft(**msgspec.structs.asdict(data))
+    fields = msgspec.structs.asdict(data)
+    as_draft = bool(fields.pop("draft"))
     listing = await service.create_listing(
-        db, me_of(request), draft, margin=settings.price_margin, ceiling=settings.decentralized_threshold
+        db,
+        me_of(request),
+        ListingDraft(**fields),
+        margin=settings.price_margin,
+        ceiling=settings.decentralized_threshold,
+        submit=not as_draft,
     )
+    return await _out(db, listing.id)
+
+
+async def _out(db: Any, listing_id: uuid.UUID) -> ListingOut:
     async with db.read() as s:
-        return ListingOut.of(await service.get_listing(s, listing.id, live_only=False))
+        return ListingOut.of(await service.get_listing(s, listing_id, live_only=False))
+
+
+@put(
+    "/api/listings/{listing_id:uuid}", opt=allow("supplier"), tags=["商品"], summary="修改草稿或被驳回的商品"
+)
+async def update_listing(
+    request: Request[Any, Any, Any],
+    listing_id: FromPath[uuid.UUID],
+    data: JSONBody[ListingCreate],
+    db: DB,
+    settings: Config,
+) -> ListingOut:
+    fields = msgspec.structs.asdict(data)
+    as_draft = bool(fields.pop("draft"))
+    await service.update_listing(
+        db,
+        me_of(request),
+        listing_id,
+        ListingDraft(**fields),
+        margin=settings.price_margin,
+        ceiling=settings.decentralized_threshold,
+        submit=not as_draft,
+    )
+    return await _out(db, listing_id)
+
+
+@post("/api/listings/{listing_id:uuid}/submit", opt=allow("supplier"), status_code=200, tags=["商品"])
+async def submit_listing(
+    request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB, settings: Config
+) -> ListingOut:
+    await service.submit_listing(db, me_of(request), listing_id, margin=settings.price_margin)
+    return await _out(db, listing_id)
+
+
+class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
+    price: str
+    reference_price: str
+    note: str = ""
+
+
+@post(
+    "/api/listings/{listing_id:uuid}/price",
+    opt=allow("supplier"),
+    status_code=200,
+    tags=["商品"],
+    summary="调价（按价格规则复核，记入价格历史）",
+)
+async def change_price(
+    request: Request[Any, Any, Any],
+    listing_id: FromPath[uuid.UUID],
+    data: JSONBody[PriceIn],
+    db: DB,
+    settings: Config,
+) -> ListingOut:
+    await service.change_price(
+        db,
+        me_of(request),
+        listing_id,
+        data.price,
+        data.reference_price,
+        margin=settings.price_margin,
+        ceiling=settings.decentralized_threshold,
+        note=data.note,
+    )
+    return await _out(db, listing_id)
+
+
+class PriceChangeOut(msgspec.Struct):
+    at: str
+    price: str
+    reference_price: str
+    previous_price: str | None
+    note: str
+
+
+@get("/api/listings/{listing_id:uuid}/prices", opt=PUBLIC, tags=["商品"], summary="在售商品的价格历史")
+async def price_history(listing_id: FromPath[uuid.UUID], db: DB) -> list[PriceChangeOut]:
+    async with db.read() as s:
+        await service.get_listing(s, listing_id)
+        rows = await service.price_history(s, listing_id)
+    return [
+        PriceChangeOut(
+            r.at.isoformat(),
+            money_str(r.price),
+            money_str(r.reference_price),
+            None if r.previous_price is None else money_str(r.previous_price),
+            r.note,
+        )
+        for r in rows
+    ]
+
+
+@get(
+    "/api/listings/{listing_id:uuid}/offers",
+    opt=PUBLIC,
+    tags=["商品"],
+    summary="比价：同品牌同型号的在售商品",
+)
+async def offers(listing_id: FromPath[uuid.UUID], db: DB) -> list[ListingOut]:
+    async with db.read() as s:
+        listing = await service.get_listing(s, listing_id)
+        return [ListingOut.of(x) for x in await service.same_model_offers(s, listing)]
+
+
+@get("/api/review/listings", opt=allow("center"), tags=["商品审核"], summary="待审核商品（先提交的在前）")
+async def review_queue(
+    db: DB,
+    page: PageNo = 1,
+    per_page: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
+) -> ListingPage:
+    async with db.read() as s:
+        total, rows = await service.review_queue(s, page, per_page)
+    return ListingPage(total, page, per_page, [ListingOut.of(x) for x in rows])
+
+
+class ReviewIn(msgspec.Struct, forbid_unknown_fields=True):
+    decision: str  # approve | reject
+    reason: str = ""
+
+
+@post(
+    "/api/review/listings/{listing_id:uuid}",
+    opt=allow("center"),
+    status_code=200,
+    tags=["商品审核"],
+    summary="审核商品：approve 上架，reject 驳回（须填原因）",
+)
+async def review(
+    request: Request[Any, Any, Any],
+    listing_id: FromPath[uuid.UUID],
+    data: JSONBody[ReviewIn],
+    db: DB,
+    settings: Config,
+) -> ListingOut:
+    if data.decision not in ("approve", "reject"):
+        raise InvalidInput("decision 应为 approve 或 reject", code="invalid_parameter")
+    await service.review_listing(
+        db,
+        me_of(request),
+        listing_id,
+        approve=data.decision == "approve",
+        reason=data.reason,
+        margin=settings.price_margin,
+    )
+    return await _out(db, listing_id)
+
+
+class ModerationIn(msgspec.Struct, forbid_unknown_fields=True):
+    action: str  # freeze | unfreeze | delist | relist
+    reason: str = ""
+
+
+@post(
+    "/api/listings/{listing_id:uuid}/moderation",
+    opt=allow("center", "regulator"),
+    status_code=200,
+    tags=["商品审核"],
+    summary="采购中心或财政部门冻结、解冻、下架、恢复上架商品",
+)
+async def moderation(
+    request: Request[Any, Any, Any],
+    listing_id: FromPath[uuid.UUID],
+    data: JSONBody[ModerationIn],
+    db: DB,
+    settings: Config,
+) -> ListingOut:
+    await service.moderate(
+        db, me_of(request), listing_id, data.action, data.reason, margin=settings.price_margin
+    )
+    return await _out(db, listing_id)
+
+
+class HitOut(msgspec.Struct):
+    id: str
+    title: str
+    brand: str
+    spec_model: str
+    category_code: str
+    price: str
+    supplier_name: str
+    highlight: str
+
+
+class SearchOut(msgspec.Struct):
+    total: int
+    page: int
+    per_page: int
+    hits: list[HitOut]
+    facets: dict[str, dict[str, int]]
+    supplier_names: dict[str, str]
+
+
+@get(
+    "/api/catalog/search",
+    opt=PUBLIC,
+    tags=["商品"],
+    summary="商品搜索（中文分词、同义词、拼写容错、筛选、排序、分面统计）",
+    description=(
+        "只返回在售商品。q 搜索词；category 品目编码前缀；brand 品牌；supplier 供应商编号；region 行政区划前缀；"
+        "price_min / price_max 价格区间（元）；in_stock=1 只看有货；sort 为 relevance | price_asc | price_desc | "
+        "newest | sales；page、per_page（≤100）。facets 含 category、brand、supplier（供应商编号）、price_band。"
+    ),
+)
+async def catalog_search(
+    db: DB,
+    search: Search,
+    q: FromQuery[str] = "",
+    category: FromQuery[str] = "",
+    brand: FromQuery[str] = "",
+    supplier: FromQuery[str] = "",
+    region: FromQuery[str] = "",
+    price_min: FromQuery[str] = "",
+    price_max: FromQuery[str] = "",
+    in_stock: FromQuery[str] = "",
+    sort: FromQuery[str] = "relevance",
+    page: FromQuery[str] = "1",
+    per_page: FromQuery[str] = "20",
+) -> SearchOut:
+    query = catalog_search_service.parse(
+        catalog_search_service.RawParams(
+            q, category, brand, supplier, region, price_min, price_max, in_stock, sort, page, per_page
+        )
+    )
+    result = await catalog_search_service.run(search, query)
+    names: dict[str, str] = {}
+    if result.facets.get("supplier"):
+        async with db.read() as s:
+            names = await catalog_search_service.supplier_names(s, list(result.facets["supplier"]))
+    return SearchOut(
+        total=result.total,
+        page=query.page,
+        per_page=query.per_page,
+        hits=[
+            HitOut(
+                h.id, h.title, h.brand, h.spec_model, h.category_code, h.price, h.supplier_name, h.highlight
+            )
+            for h in result.hits
+        ],
+        facets={
+            "category": result.facets.get("category", {}),
+            "brand": result.facets.get("brand", {}),
+            "supplier": result.facets.get("supplier", {}),
+            "price_band": result.facets.get("price_band", {}),
+        },
+        supplier_names=names,
+    )
 
 
 @get("/api/supplier/listings", opt=allow("supplier"), tags=["商品"], summary="本供应商的商品")
@@ -112,10 +375,29 @@ async def delist(request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID
 
 
 @post("/api/listings/{listing_id:uuid}/relist", opt=allow("supplier"), status_code=200, tags=["商品"])
-async def relist(request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB) -> ListingOut:
-    await service.set_listing_status(db, me_of(request), listing_id, "live")
+async def relist(
+    request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB, settings: Config
+) -> ListingOut:
+    await service.set_listing_status(db, me_of(request), listing_id, "live", margin=settings.price_margin)
     async with db.read() as s:
         return ListingOut.of(await service.get_listing(s, listing_id, live_only=False))
 
 
-ROUTES = [list_categories, browse, listing_detail, create_listing, my_listings, delist, relist]
+ROUTES = [
+    list_categories,
+    browse,
+    listing_detail,
+    create_listing,
+    update_listing,
+    submit_listing,
+    change_price,
+    price_history,
+    offers,
+    review_queue,
+    review,
+    moderation,
+    catalog_search,
+    my_listings,
+    delist,
+    relist,
+]

@@ -12,13 +12,14 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.categories import CATALOG_VERSION
-from catalog.models import Category, Listing, ListingStatus
+from catalog.models import LISTING_STATUS_LABELS, Category, Listing, ListingStatus, PriceChange
 from mall import clock
 from mall.auth import Principal
-from mall.db import Database
+from mall.db import Database, Tx
 from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mall.models import AuditEntry
 from mall.money import MoneyError, money, round_money, whole_quantity
+from search_index import sync as search_sync
 
 
 @dataclass(frozen=True)
@@ -55,18 +56,31 @@ def _key(text: str) -> str:
     return re.sub(r"[\s\-_/]+", "", text).upper()
 
 
-async def create_listing(
-    db: Database, who: Principal, draft: ListingDraft, *, margin: Decimal, ceiling: Decimal | None = None
-) -> Listing:
-    """A supplier lists goods. `ceiling`: a unit price at or above it could never be bought here (the
-    decentralized threshold), so it is refused as a mistake."""
+@dataclass(frozen=True)
+class Checked:
+    """A draft that passed the form checks (not yet the price rule or the category)."""
+
+    name: str
+    brand: str
+    spec_model: str
+    category_code: str
+    unit: str
+    price: Decimal
+    reference_price: Decimal
+    stock: Decimal
+    reference_source: str
+    description: str
+
+
+def check_draft(draft: ListingDraft, *, ceiling: Decimal | None = None) -> Checked:
+    """The form rules, all at once: every problem is reported in one Chinese message."""
     name, brand, model, unit = (
         draft.name.strip(),
         draft.brand.strip(),
         draft.spec_model.strip(),
         draft.unit.strip(),
     )
-    errors = []
+    errors: list[str] = []
     if not 2 <= len(name) <= 200:
         errors.append("商品名称应为2至200个字符")
     if not 1 <= len(brand) <= 100:
@@ -88,6 +102,23 @@ async def create_listing(
         errors.append("请填写品目编码")
     if errors:
         raise InvalidInput("；".join(errors), code="listing_invalid")
+    return Checked(
+        name,
+        brand,
+        model,
+        draft.category_code.strip().upper(),
+        unit,
+        price,
+        reference,
+        stock,
+        draft.reference_source.strip()[:300],
+        draft.description.strip()[:2000],
+    )
+
+
+def check_price(price: Decimal, reference: Decimal, margin: Decimal) -> None:
+    """The price rule: at most `margin` above the supplier's declared reference price.
+    (Agreement ceilings join this rule with framework agreements.)"""
     limit = round_money(reference * (1 + margin))
     if price > limit:
         raise RuleViolation(
@@ -95,75 +126,359 @@ async def create_listing(
             f"（最高 {limit:,.2f} 元），不能上架",
             code="price_above_reference",
         )
+
+
+async def category_for_listing(session: AsyncSession, code: str) -> Category:
+    category = await session.get(Category, (CATALOG_VERSION, code))
+    if category is None:
+        raise InvalidInput(f"品目编码 {code} 不在{CATALOG_VERSION}版品目目录中", code="unknown_category")
+    if category.type != "goods":
+        raise RuleViolation("网上超市只能上架货物类品目", code="category_not_goods")
+    return category
+
+
+def _audit(tx: Tx, who: Principal, action: str, listing_id: uuid.UUID, detail: str = "") -> None:
+    tx.session.add(
+        AuditEntry(
+            at=clock.now(), actor_user_id=who.user_id, action=action, target=str(listing_id), detail=detail
+        )
+    )
+
+
+async def add_listing(
+    tx: Tx, who: Principal, checked: Checked, category: Category, *, submit: bool = True
+) -> Listing:
+    """Insert a checked listing in the caller's transaction (used by the form and by imports)."""
     assert who.org_id is not None
     now = clock.now()
+    duplicate = await tx.session.scalar(
+        select(Listing.id).where(
+            Listing.supplier_org_id == who.org_id,
+            Listing.brand_key == _key(checked.brand),
+            Listing.model_key == _key(checked.spec_model),
+        )
+    )
+    if duplicate:
+        raise Conflict("已存在相同品牌和型号的商品，不能重复上架", code="duplicate_listing")
+    listing = Listing(
+        supplier_org_id=who.org_id,
+        name=checked.name,
+        brand=checked.brand,
+        spec_model=checked.spec_model,
+        brand_key=_key(checked.brand),
+        model_key=_key(checked.spec_model),
+        category_code=category.code,
+        category_version=category.version,
+        unit=checked.unit,
+        price=checked.price,
+        reference_price=checked.reference_price,
+        reference_source=checked.reference_source,
+        stock=checked.stock,
+        description=checked.description,
+        status=ListingStatus.SUBMITTED if submit else ListingStatus.DRAFT,
+        submitted_at=now if submit else None,
+        created_at=now,
+        updated_at=now,
+    )
+    tx.session.add(listing)
+    await tx.session.flush()
+    tx.session.add(
+        PriceChange(
+            listing_id=listing.id,
+            at=now,
+            price=checked.price,
+            reference_price=checked.reference_price,
+            previous_price=None,
+            by_user_id=who.user_id,
+            note="首次报价",
+        )
+    )
+    _audit(tx, who, "listing_created", listing.id, listing.status)
+    return listing
+
+
+async def create_listing(
+    db: Database,
+    who: Principal,
+    draft: ListingDraft,
+    *,
+    margin: Decimal,
+    ceiling: Decimal | None = None,
+    submit: bool = True,
+) -> Listing:
+    """A supplier lists goods: saved as a draft, or submitted for the center's review. `ceiling`: a unit
+    price at or above it could never be bought here (the decentralized threshold): refused as a mistake.
+    A price above the reference rule is refused before review (blocked automatically)."""
+    checked = check_draft(draft, ceiling=ceiling)
+    check_price(checked.price, checked.reference_price, margin)
     async with db.write() as tx:
-        category = await tx.session.get(Category, (CATALOG_VERSION, draft.category_code.strip()))
-        if category is None:
-            raise InvalidInput(
-                f"品目编码 {draft.category_code} 不在{CATALOG_VERSION}版品目目录中", code="unknown_category"
-            )
-        if category.type != "goods":
-            raise RuleViolation("网上超市只能上架货物类品目", code="category_not_goods")
+        category = await category_for_listing(tx.session, checked.category_code)
+        return await add_listing(tx, who, checked, category, submit=submit)
+
+
+async def _own(tx: Tx, who: Principal, listing_id: uuid.UUID) -> Listing:
+    listing = await tx.session.get(Listing, listing_id, with_for_update=True)
+    if listing is None or listing.supplier_org_id != who.org_id:
+        raise NotFound("商品不存在", code="listing_not_found")
+    return listing
+
+
+async def update_listing(
+    db: Database,
+    who: Principal,
+    listing_id: uuid.UUID,
+    draft: ListingDraft,
+    *,
+    margin: Decimal,
+    ceiling: Decimal | None = None,
+    submit: bool = True,
+) -> Listing:
+    """Edit a draft or a rejected listing (and submit it again for review)."""
+    checked = check_draft(draft, ceiling=ceiling)
+    check_price(checked.price, checked.reference_price, margin)
+    async with db.write() as tx:
+        listing = await _own(tx, who, listing_id)
+        if listing.status not in (ListingStatus.DRAFT, ListingStatus.REJECTED):
+            raise Conflict("只有草稿或未通过审核的商品可以修改后重新提交", code="listing_not_editable")
+        category = await category_for_listing(tx.session, checked.category_code)
+        brand_key, model_key = _key(checked.brand), _key(checked.spec_model)
         duplicate = await tx.session.scalar(
             select(Listing.id).where(
                 Listing.supplier_org_id == who.org_id,
-                Listing.brand_key == _key(brand),
-                Listing.model_key == _key(model),
+                Listing.brand_key == brand_key,
+                Listing.model_key == model_key,
+                Listing.id != listing.id,
             )
         )
         if duplicate:
             raise Conflict("已存在相同品牌和型号的商品，不能重复上架", code="duplicate_listing")
-        listing = Listing(
-            supplier_org_id=who.org_id,
-            name=name,
-            brand=brand,
-            spec_model=model,
-            brand_key=_key(brand),
-            model_key=_key(model),
-            category_code=category.code,
-            category_version=category.version,
-            unit=unit,
-            price=price,
-            reference_price=reference,
-            reference_source=draft.reference_source.strip()[:300],
-            stock=stock,
-            description=draft.description.strip()[:2000],
-            status=ListingStatus.LIVE,
-            created_at=now,
-            updated_at=now,
-        )
-        tx.session.add(listing)
-        await tx.session.flush()
-        tx.session.add(
-            AuditEntry(at=now, actor_user_id=who.user_id, action="listing_created", target=str(listing.id))
-        )
+        now = clock.now()
+        if checked.price != listing.price or checked.reference_price != listing.reference_price:
+            tx.session.add(
+                PriceChange(
+                    listing_id=listing.id,
+                    at=now,
+                    price=checked.price,
+                    reference_price=checked.reference_price,
+                    previous_price=listing.price,
+                    by_user_id=who.user_id,
+                    note="修改后重新提交",
+                )
+            )
+        for field_name in ("name", "brand", "spec_model", "unit", "price", "reference_price", "stock"):
+            setattr(listing, field_name, getattr(checked, field_name))
+        listing.reference_source, listing.description = checked.reference_source, checked.description
+        listing.brand_key, listing.model_key = brand_key, model_key
+        listing.category_code, listing.category_version = category.code, category.version
+        if submit:
+            listing.status, listing.submitted_at = ListingStatus.SUBMITTED, now
+            listing.status_reason = ""
+        listing.updated_at = now
+        _audit(tx, who, "listing_edited", listing.id, listing.status)
     return listing
+
+
+async def submit_listing(db: Database, who: Principal, listing_id: uuid.UUID, *, margin: Decimal) -> Listing:
+    async with db.write() as tx:
+        listing = await _own(tx, who, listing_id)
+        if listing.status not in (ListingStatus.DRAFT, ListingStatus.REJECTED):
+            raise Conflict("该商品当前不能提交审核", code="listing_not_submittable")
+        check_price(listing.price, listing.reference_price, margin)
+        listing.status, listing.submitted_at, listing.status_reason = ListingStatus.SUBMITTED, clock.now(), ""
+        listing.updated_at = clock.now()
+        _audit(tx, who, "listing_submitted", listing.id)
+    return listing
+
+
+async def change_price(
+    db: Database,
+    who: Principal,
+    listing_id: uuid.UUID,
+    price_raw: str,
+    reference_raw: str,
+    *,
+    margin: Decimal,
+    ceiling: Decimal | None = None,
+    note: str = "",
+) -> Listing:
+    """A supplier changes the price of a listing (live or not). The new price is checked against the
+    price rule like a new listing; a refused change leaves the old price in force. Kept in the history."""
+    errors: list[str] = []
+    price = _amount(price_raw, "售价", errors)
+    reference = _amount(reference_raw or "", "参考市场价", errors)
+    if ceiling is not None and price >= ceiling:
+        errors.append(f"售价应低于分散采购限额标准 {ceiling:,.0f} 元")
+    if errors:
+        raise InvalidInput("；".join(errors), code="price_invalid")
+    check_price(price, reference, margin)
+    async with db.write() as tx:
+        listing = await _own(tx, who, listing_id)
+        if listing.status == ListingStatus.FROZEN:
+            raise Forbidden("商品已被冻结，不能调价", code="listing_frozen")
+        if price == listing.price and reference == listing.reference_price:
+            raise Conflict("价格没有变化", code="price_unchanged")
+        now = clock.now()
+        tx.session.add(
+            PriceChange(
+                listing_id=listing.id,
+                at=now,
+                price=price,
+                reference_price=reference,
+                previous_price=listing.price,
+                by_user_id=who.user_id,
+                note=note.strip()[:200] or "调价",
+            )
+        )
+        listing.price, listing.reference_price, listing.updated_at = price, reference, now
+        _audit(tx, who, "listing_price_changed", listing.id, f"{price}")
+        if listing.status == ListingStatus.LIVE:
+            search_sync.stage(tx, [listing.id])
+    return listing
+
+
+async def review_listing(
+    db: Database, who: Principal, listing_id: uuid.UUID, *, approve: bool, reason: str, margin: Decimal
+) -> Listing:
+    """The procurement center approves a submitted listing (it goes live) or rejects it with a reason.
+    Approval re-checks the price rule: a listing that breaks it can never go live."""
+    reason = reason.strip()
+    if not approve and not 2 <= len(reason) <= 300:
+        raise InvalidInput("驳回时请填写原因（2至300个字符）", code="reason_required")
+    async with db.write() as tx:
+        listing = await tx.session.get(Listing, listing_id, with_for_update=True)
+        if listing is None:
+            raise NotFound("商品不存在", code="listing_not_found")
+        if listing.status != ListingStatus.SUBMITTED:
+            raise Conflict("该商品不在待审核状态", code="listing_not_submitted")
+        now = clock.now()
+        if approve:
+            check_price(listing.price, listing.reference_price, margin)
+            listing.status, listing.status_reason = ListingStatus.LIVE, ""
+            search_sync.stage(tx, [listing.id])
+        else:
+            listing.status, listing.status_reason = ListingStatus.REJECTED, reason
+        listing.status_by, listing.reviewed_at, listing.reviewed_by = who.role, now, who.user_id
+        listing.updated_at = now
+        _audit(tx, who, "listing_approved" if approve else "listing_rejected", listing.id, reason)
+    return listing
+
+
+async def set_listing_status(
+    db: Database, who: Principal, listing_id: uuid.UUID, status: str, *, margin: Decimal | None = None
+) -> Listing:
+    """The supplier takes a live listing off sale, or puts back one it took off itself."""
+    if status not in (ListingStatus.LIVE, ListingStatus.DELISTED):
+        raise InvalidInput("不支持的状态", code="invalid_status")
+    async with db.write() as tx:
+        listing = await _own(tx, who, listing_id)
+        if listing.status == ListingStatus.FROZEN:
+            raise Forbidden("商品已被冻结，不能变更", code="listing_frozen")
+        if status == ListingStatus.DELISTED:
+            if listing.status != ListingStatus.LIVE:
+                raise Conflict("只有在售商品可以下架", code="listing_not_live")
+        else:
+            if listing.status != ListingStatus.DELISTED:
+                raise Conflict("只有已下架的商品可以重新上架", code="listing_not_delisted")
+            if listing.status_by not in ("supplier", ""):
+                raise Forbidden("该商品由监管方下架，不能自行重新上架", code="listing_delisted_by_authority")
+            if margin is not None:
+                check_price(listing.price, listing.reference_price, margin)
+        listing.status = status
+        listing.status_by = "supplier" if status == ListingStatus.DELISTED else ""
+        listing.status_reason = ""
+        listing.updated_at = clock.now()
+        _audit(tx, who, f"listing_{status}", listing.id)
+        search_sync.stage(tx, [listing.id])
+    return listing
+
+
+MODERATION = {
+    # action: (from statuses, to status, label)
+    "freeze": (
+        (ListingStatus.LIVE, ListingStatus.DELISTED, ListingStatus.SUBMITTED),
+        ListingStatus.FROZEN,
+        "冻结",
+    ),
+    "unfreeze": ((ListingStatus.FROZEN,), ListingStatus.LIVE, "解冻"),
+    "delist": ((ListingStatus.LIVE,), ListingStatus.DELISTED, "下架"),
+    "relist": ((ListingStatus.DELISTED,), ListingStatus.LIVE, "恢复上架"),
+}
+
+
+async def moderate(
+    db: Database, who: Principal, listing_id: uuid.UUID, action: str, reason: str, *, margin: Decimal
+) -> Listing:
+    """The center or the regulator freezes / unfreezes, delists / relists a listing, with a reason.
+    What the regulator did, only the regulator undoes."""
+    if action not in MODERATION:
+        raise InvalidInput("不支持的操作", code="invalid_action")
+    reason = reason.strip()
+    if action in ("freeze", "delist") and not 2 <= len(reason) <= 300:
+        raise InvalidInput("请填写原因（2至300个字符）", code="reason_required")
+    sources, target, label = MODERATION[action]
+    async with db.write() as tx:
+        listing = await tx.session.get(Listing, listing_id, with_for_update=True)
+        if listing is None:
+            raise NotFound("商品不存在", code="listing_not_found")
+        if listing.status not in sources:
+            raise Conflict(
+                f"商品当前为「{LISTING_STATUS_LABELS.get(listing.status, listing.status)}」，不能{label}",
+                code="listing_wrong_state",
+            )
+        if action in ("unfreeze", "relist"):
+            if listing.status_by == "regulator" and who.role != "regulator":
+                raise Forbidden("该商品由财政部门处理，只能由财政部门撤销", code="regulator_decision")
+            if action == "relist" and listing.status_by == "supplier":
+                raise Forbidden("该商品由供应商自行下架，应由供应商重新上架", code="delisted_by_supplier")
+            check_price(listing.price, listing.reference_price, margin)
+        listing.status = target
+        listing.status_reason = reason if action in ("freeze", "delist") else ""
+        listing.status_by = who.role if action in ("freeze", "delist") else ""
+        listing.updated_at = clock.now()
+        _audit(tx, who, f"listing_{action}", listing.id, reason)
+        search_sync.stage(tx, [listing.id])
+    return listing
+
+
+async def review_queue(session: AsyncSession, page: int, per_page: int) -> tuple[int, list[Listing]]:
+    """Submitted listings, oldest first (the center works through them in order)."""
+    stmt = select(Listing).where(Listing.status == ListingStatus.SUBMITTED)
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = await session.execute(
+        stmt.order_by(Listing.submitted_at, Listing.id).offset((page - 1) * per_page).limit(per_page)
+    )
+    return total, list(rows.scalars())
+
+
+async def price_history(session: AsyncSession, listing_id: uuid.UUID, limit: int = 50) -> list[PriceChange]:
+    rows = await session.execute(
+        select(PriceChange)
+        .where(PriceChange.listing_id == listing_id)
+        .order_by(PriceChange.at.desc(), PriceChange.id)
+        .limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def same_model_offers(session: AsyncSession, listing: Listing, limit: int = 20) -> list[Listing]:
+    """比价: the same brand and model offered live by every supplier (this one included), cheapest first."""
+    rows = await session.execute(
+        select(Listing)
+        .where(
+            Listing.status == ListingStatus.LIVE,
+            Listing.brand_key == listing.brand_key,
+            Listing.model_key == listing.model_key,
+        )
+        .order_by(Listing.price, Listing.id)
+        .limit(limit)
+    )
+    return list(rows.scalars())
 
 
 async def get_listing(session: AsyncSession, listing_id: uuid.UUID, *, live_only: bool = True) -> Listing:
     listing = await session.get(Listing, listing_id)
     if listing is None or (live_only and listing.status != ListingStatus.LIVE):
         raise NotFound("商品不存在或已下架", code="listing_not_found")
-    return listing
-
-
-async def set_listing_status(db: Database, who: Principal, listing_id: uuid.UUID, status: str) -> Listing:
-    if status not in (ListingStatus.LIVE, ListingStatus.DELISTED):
-        raise InvalidInput("不支持的状态", code="invalid_status")
-    async with db.write() as tx:
-        listing = await tx.session.get(Listing, listing_id)
-        if listing is None or listing.supplier_org_id != who.org_id:
-            raise NotFound("商品不存在", code="listing_not_found")
-        if listing.status == ListingStatus.FROZEN:
-            raise Forbidden("商品已被冻结，不能变更", code="listing_frozen")
-        listing.status = status
-        listing.updated_at = clock.now()
-        tx.session.add(
-            AuditEntry(
-                at=clock.now(), actor_user_id=who.user_id, action=f"listing_{status}", target=str(listing_id)
-            )
-        )
     return listing
 
 

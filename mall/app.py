@@ -54,6 +54,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def provide_settings() -> Settings:
         return settings
 
+    from search_index.factory import backend_for
+
+    search = backend_for(settings, writer=False)  # web processes only read the index
+
+    async def provide_search() -> Any:
+        return search
+
     session_config = CookieBackendConfig(
         secret=key,
         key="mall_session",
@@ -84,7 +91,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 path="/static", directories=[TEMPLATES / "static"], opt={"roles": ("public",)}
             ),
         ],
-        dependencies={"db": Provide(provide_db), "settings": Provide(provide_settings)},
+        dependencies={
+            "db": Provide(provide_db),
+            "settings": Provide(provide_settings),
+            "search": Provide(provide_search),
+        },
         guards=[access_guard],
         middleware=[session_config.middleware, AuthMiddleware()],
         csrf_config=csrf,
@@ -111,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     app.state.db = db
     app.state.settings = settings
+    app.state.search = search
     pages.configure_templates(app, settings)
     logging.getLogger("mall").setLevel(logging.INFO)
     return app

@@ -6,6 +6,8 @@ from litestar.di import NamedDependency
 
 from mall.db import Database
 from mall.settings import Settings
+from search_index.backend import SearchBackend
 
 DB = NamedDependency[Database]
 Config = NamedDependency[Settings]
+Search = NamedDependency[SearchBackend]

@@ -67,6 +67,13 @@ class TooManyAttempts(DomainError):
     code = "too_many_attempts"
 
 
+class Unavailable(DomainError):
+    """A service the request needs (the search engine) does not answer; nothing was changed."""
+
+    status = 503
+    code = "unavailable"
+
+
 class RuleViolation(DomainError):
     """A procurement rule refuses the request (threshold, budget, price)."""
 

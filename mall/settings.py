@@ -27,6 +27,7 @@ class Settings:
     redis_url: str = ""  # empty: the embedded redis-server's unix socket in data_dir
     meili_url: str = ""
     meili_key: str = ""
+    meili_index: str = "products"
     host: str = "127.0.0.1"
     port: int = 8000
     region_code: str = "410000"

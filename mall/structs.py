@@ -67,6 +67,7 @@ class ListingCreate(msgspec.Struct, forbid_unknown_fields=True):
     stock: str
     reference_source: str = ""
     description: str = ""
+    draft: bool = False  # true: keep as a draft instead of submitting for review
 
 
 class ListingOut(msgspec.Struct):
@@ -84,6 +85,7 @@ class ListingOut(msgspec.Struct):
     supplier_id: uuid.UUID
     supplier_name: str
     sales_count: int
+    status_reason: str = ""
 
     @classmethod
     def of(cls, x: Listing) -> ListingOut:
@@ -102,6 +104,7 @@ class ListingOut(msgspec.Struct):
             x.supplier_org_id,
             x.supplier.name,
             x.sales_count,
+            x.status_reason,
         )
 
 

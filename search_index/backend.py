@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 SORTS = ("relevance", "price_asc", "price_desc", "newest", "sales")
 MAX_PER_PAGE = 100
@@ -65,9 +65,10 @@ class Hit:
 class SearchResult:
     total: int
     hits: list[Hit]
-    facets: dict[str, dict[str, int]] = field(default_factory=dict)  # "category", "brand", "price_band"
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)  # category, brand, supplier, price_band
 
 
+@runtime_checkable
 class SearchBackend(Protocol):
     name: str
 

@@ -3,11 +3,14 @@
 Layout under `path`:
     CURRENT        the name of the live index directory (replaced atomically: temp file + os.replace)
     index-<n>/     tantivy index directories; a rebuild writes `index-<n+1>` then swaps CURRENT
-    writer.lock    flock held by the one writer process (the worker)
+    writer.lock    flock held for the length of one write (an upsert, a delete, a swap)
+    rebuild.lock   flock held for the length of a rebuild: two rebuilds never run at once
 
-Processes: the worker opens with `writer=True` (and is the only one allowed to); web processes open
-read-only (`writer=False`) and `reload()` before each search (cheap: a read of CURRENT plus tantivy's
-reader reload), so they see the worker's commits and swaps without restarting.
+Processes: the worker's jobs (and `mall reindex`) open with `writer=True`; each write takes
+writer.lock, opens a tantivy writer on the index CURRENT names at that moment, commits and closes it,
+so writes from several processes queue and always land in the live index, even right after a swap.
+Web processes open read-only (`writer=False`) and `reload()` before each search (cheap: a read of
+CURRENT plus tantivy's reader reload), so they see commits and swaps without restarting.
 
 Text: one field, `text`, holds the jieba search-mode tokens of title + brand + spec_model +
 category_name (plus brand aliases: 联想 ↔ lenovo), joined with spaces and indexed with a whitespace +
@@ -26,8 +29,8 @@ import os
 import re
 import shutil
 import threading
-import weakref
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -57,6 +60,10 @@ _INDEX_DIR = re.compile(r"^index-(\d+)$")
 _INT_FIELDS = ("price_cents", "stock", "sales", "created_ts")
 
 
+class IndexBusy(RuntimeError):
+    """Another process holds the index lock (a rebuild already running, or a write that does not end)."""
+
+
 def build_schema() -> Any:
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("id", stored=True, tokenizer_name="raw")
@@ -68,7 +75,7 @@ def build_schema() -> Any:
     sb.add_text_field("category4", fast=True, tokenizer_name="raw", index_option="basic")
     sb.add_text_field("category_prefix", tokenizer_name="raw", index_option="basic")
     sb.add_text_field("region_prefix", tokenizer_name="raw", index_option="basic")
-    sb.add_text_field("supplier_id", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("supplier_id", stored=True, fast=True, tokenizer_name="raw", index_option="basic")
     for name in _INT_FIELDS:
         sb.add_integer_field(name, stored=True, indexed=True, fast=True)
     return sb.build()
@@ -135,34 +142,51 @@ def _first(d: dict[str, list[Any]], name: str, default: Any = "") -> Any:
 class EmbeddedBackend:
     name = "embedded"
 
-    def __init__(self, path: Path, *, writer: bool = False, heap_bytes: int = 64_000_000) -> None:
+    def __init__(
+        self, path: Path, *, writer: bool = False, heap_bytes: int = 64_000_000, lock_timeout: float = 30.0
+    ) -> None:
         self.path = Path(path)
         self.is_writer = writer
         self.heap_bytes = heap_bytes
+        self.lock_timeout = lock_timeout
         self.schema = build_schema()
-        self._ref_lock = threading.Lock()  # guards the (name, index, writer) triple; held briefly
-        self._write_lock = threading.RLock()  # serializes upsert/delete/rebuild in the writer process
+        self._ref_lock = threading.Lock()  # guards the (name, index) pair; held briefly
+        self._write_lock = threading.RLock()  # serializes writes within this process
         self._name = ""
         self._index: Any = None
-        self._writer: Any = None
-        self._lock_file: Any = None
         self.path.mkdir(parents=True, exist_ok=True)
         if writer:
-            self._lock_file = open(self.path / "writer.lock", "a+")  # noqa: SIM115 - held for our lifetime
+            with self._writing():
+                name = self._read_current()
+                if not name or not (self.path / name / "meta.json").exists():
+                    name = self._next_dir_name()
+                    self._new_index(self.path / name)
+                    self._write_current(name)
+        self.reload()
+
+    @contextlib.contextmanager
+    def _flock(self, name: str, *, wait: bool) -> Iterator[None]:
+        with open(self.path / name, "a+") as f:
+            deadline = time.monotonic() + (self.lock_timeout if wait else 0.0)
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise IndexBusy(name) from None
+                    time.sleep(0.005)
             try:
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self._lock_file.close()
-                raise RuntimeError(f"another process is writing the search index in {self.path}") from None
-            weakref.finalize(self, self._lock_file.close)  # released with the object if close() is forgotten
-            name = self._read_current()
-            if not name or not (self.path / name / "meta.json").exists():
-                name = self._next_dir_name()
-                self._new_index(self.path / name)
-                self._write_current(name)
-            self._writer = self._open(name).writer(self.heap_bytes, 1)
-        else:
-            self.reload()
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write at a time across processes (writer.lock) and threads (the RLock)."""
+        self._require_writer()
+        with self._write_lock, self._flock("writer.lock", wait=True):
+            yield
 
     # -- files -----------------------------------------------------------------------------------
     def _read_current(self) -> str:
@@ -214,8 +238,6 @@ class EmbeddedBackend:
             name = self._read_current()
             try:
                 if name and name != self._name:
-                    if self.is_writer:  # only our own rebuild swaps; nothing to follow
-                        break
                     self._open(name)
                 if self._index is not None:
                     self._index.reload()
@@ -224,8 +246,7 @@ class EmbeddedBackend:
                 continue
 
     def _searcher(self) -> Any:
-        if not self.is_writer:
-            self.reload()
+        self.reload()
         with self._ref_lock:
             index = self._index
         return None if index is None else index.searcher()
@@ -343,11 +364,12 @@ class EmbeddedBackend:
         agg = {
             "category": {"terms": {"field": "category4", "size": FACET_SIZE}},
             "brand": {"terms": {"field": "brand", "size": FACET_SIZE}},
+            "supplier": {"terms": {"field": "supplier_id", "size": FACET_SIZE}},
             "price_band": {"range": {"field": "price_cents", "ranges": ranges}},
         }
         raw = searcher.aggregate(query, agg)
         facets: dict[str, dict[str, int]] = {}
-        for name in ("category", "brand", "price_band"):
+        for name in ("category", "brand", "supplier", "price_band"):
             buckets = raw.get(name, {}).get("buckets", [])
             facets[name] = {str(b["key"]): int(b["doc_count"]) for b in buckets if int(b["doc_count"]) > 0}
         return facets
@@ -357,40 +379,43 @@ class EmbeddedBackend:
         if not self.is_writer:
             raise RuntimeError("this search index was opened read-only (writer=False)")
 
-    def _commit(self) -> None:
-        self._writer.commit()
-        self._index.reload()
-
-    def upsert(self, docs: Iterable[ProductDocument]) -> None:
-        self._require_writer()
-        with self._write_lock:
-            n = 0
-            for doc in docs:
-                self._writer.delete_documents_by_term("id", doc.id)
-                self._writer.add_document(_document(doc))
-                n += 1
-            if n:
-                self._commit()
-
-    def delete(self, ids: Iterable[str]) -> None:
-        self._require_writer()
-        with self._write_lock:
+    def _apply(self, docs: Iterable[ProductDocument], ids: Iterable[str]) -> None:
+        with self._writing():
+            self.reload()  # the index CURRENT names now (another process may have swapped)
+            with self._ref_lock:
+                index = self._index
+            writer = index.writer(self.heap_bytes, 1)
             n = 0
             for doc_id in ids:
-                self._writer.delete_documents_by_term("id", str(doc_id))
+                writer.delete_documents_by_term("id", str(doc_id))
+                n += 1
+            for doc in docs:
+                writer.delete_documents_by_term("id", doc.id)
+                writer.add_document(_document(doc))
                 n += 1
             if n:
-                self._commit()
+                writer.commit()
+            writer.wait_merging_threads()  # also releases tantivy's own lock on the index
+            index.reload()
+
+    def upsert(self, docs: Iterable[ProductDocument]) -> None:
+        self._apply(list(docs), [])
+
+    def delete(self, ids: Iterable[str]) -> None:
+        self._apply([], list(ids))
 
     def rebuild(self, docs: Iterable[ProductDocument]) -> int:
         """Index everything into a fresh `index-<n+1>`, then swap CURRENT; searches (in this and other
-        processes) answer from the old index until the swap. Old index directories are removed after."""
+        processes) answer from the old index until the swap, and writes go on landing in the old index
+        while the new one is built. A second rebuild while one runs raises IndexBusy. Old index
+        directories are removed after the swap."""
         self._require_writer()
-        with self._write_lock:
-            name = self._next_dir_name()
-            directory = self.path / name
-            try:
+        with self._flock("rebuild.lock", wait=False):
+            with self._writing():
+                name = self._next_dir_name()
+                directory = self.path / name
                 index = self._new_index(directory)
+            try:
                 writer = index.writer(max(self.heap_bytes, 128_000_000), 0)
                 n = 0
                 for doc in docs:
@@ -401,13 +426,11 @@ class EmbeddedBackend:
             except BaseException:
                 shutil.rmtree(directory, ignore_errors=True)
                 raise
-            self._write_current(name)
-            old_writer = self._writer
-            self._open(name)
-            self._writer = self._index.writer(self.heap_bytes, 1)
-            old_writer.wait_merging_threads()  # releases the old index's lock
-            self._index.reload()
-            self._remove_old_dirs()
+            with self._writing():
+                self._write_current(name)
+                self._open(name)
+                self._index.reload()
+                self._remove_old_dirs()
             return n
 
     def __enter__(self) -> EmbeddedBackend:
@@ -417,11 +440,4 @@ class EmbeddedBackend:
         self.close()
 
     def close(self) -> None:
-        """Finish merges and release the writer lock (a reader has nothing to release)."""
-        with self._write_lock:
-            if self._writer is not None:
-                self._writer.wait_merging_threads()
-                self._writer = None
-            if self._lock_file is not None:
-                self._lock_file.close()
-                self._lock_file = None
+        """Nothing is held between writes; kept so callers can use the backend as a context manager."""

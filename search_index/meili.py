@@ -65,7 +65,12 @@ CATEGORY_PREFIX_LENGTHS = (1, 3, 5, 7, 9)
 REGION_PREFIX_LENGTHS = (1, 2, 3, 4, 5, 6)
 
 # Facet name in SearchResult → document field.
-FACETS = {"category": "category_code", "brand": "brand", "price_band": "price_band"}
+FACETS = {
+    "category": "category_code",
+    "brand": "brand",
+    "supplier": "supplier_id",
+    "price_band": "price_band",
+}
 # Upper bounds in 分 (exclusive) → label; the last band is open-ended.
 PRICE_BANDS: tuple[tuple[int | None, str], ...] = (
     (1000_00, "0-1000"),

@@ -87,6 +87,11 @@ def _segmenter() -> Any:
     return _jieba
 
 
+def warm_up() -> None:
+    """Load the dictionary now (a second or so) rather than on the first search."""
+    _segmenter()
+
+
 def normalize(text: str) -> str:
     """Full-width ASCII → half-width, ideographic space → space, lowercase. Length-preserving."""
     out = []

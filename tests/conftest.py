@@ -171,6 +171,8 @@ TABLES_TO_CLEAR = [
     "orders",
     "checkouts",
     "cart_items",
+    "listing_price_changes",
+    "listing_imports",
     "listings",
     "budget_lines",
     "api_tokens",
@@ -203,6 +205,10 @@ async def clean(db: Database, settings: Settings) -> AsyncIterator[None]:
 
     with contextlib.suppress(Exception):  # a fault test may have left its own Redis stopped
         queues.queue(settings).empty()
+    if (settings.data_dir / "search" / "CURRENT").exists():  # an empty search index, swapped in
+        from search_index.embedded import EmbeddedBackend
+
+        EmbeddedBackend(settings.data_dir / "search", writer=True, heap_bytes=15_000_000).rebuild([])
     yield
 
 

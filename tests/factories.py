@@ -95,6 +95,7 @@ class World:
         stock: str = "1000",
         category: str = "A02010108",
         name: str | None = None,
+        live: bool = True,
     ) -> Listing:
         draft = catalog_service.ListingDraft(
             name=name or f"商品{key}",
@@ -109,6 +110,15 @@ class World:
         listing = await catalog_service.create_listing(
             self.db, self.who[supplier], draft, margin=self.settings.price_margin
         )
+        if live:  # reviewed and approved by the procurement center
+            listing = await catalog_service.review_listing(
+                self.db,
+                self.who["center"],
+                listing.id,
+                approve=True,
+                reason="",
+                margin=self.settings.price_margin,
+            )
         self.listings[key] = listing
         return listing
 

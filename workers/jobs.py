@@ -29,3 +29,19 @@ def cancel_overdue() -> int:
         return await orders.cancel_overdue(db)
 
     return runtime.run(go)
+
+
+def sync_search() -> int:
+    """Apply pending listing changes to the search index (under the sync lock)."""
+
+    queues.indexer_started()
+
+    async def go(db: Database, s: Settings) -> int:
+        from search_index import sync
+        from search_index.factory import backend_for
+
+        backend = backend_for(s, writer=True)
+        with queues.search_sync_lock(s):
+            return await sync.drain(db, backend)
+
+    return runtime.run(go)

@@ -25,11 +25,18 @@ async def sweep(db: Database, grace_seconds: int) -> int:
     Returns the number of overdue rows seen."""
     cutoff = clock.now() - timedelta(seconds=grace_seconds)
     async with db.read() as s:
+        search_overdue = await s.scalar(
+            select(Outbox.id)
+            .where(Outbox.status == "pending", Outbox.topic == "search", Outbox.created_at <= cutoff)
+            .limit(1)
+        )
         overdue = list(
             (
                 await s.execute(
                     select(Outbox.id, Outbox.topic)
-                    .where(Outbox.status == "pending", Outbox.created_at <= cutoff)
+                    .where(
+                        Outbox.status == "pending", Outbox.topic == "disclosure", Outbox.created_at <= cutoff
+                    )
                     .order_by(Outbox.created_at)
                     .limit(1)
                 )
@@ -45,4 +52,6 @@ async def sweep(db: Database, grace_seconds: int) -> int:
         # One publisher run drains every pending record in order, so one job is enough.
         if topic == "disclosure" and queues.enqueue_publish(outbox_id, unless_busy=True):
             log.info("outbox: %d record(s) waited over %ss; publisher enqueued again", count, grace_seconds)
+    if search_overdue is not None and queues.enqueue_index(unless_busy=True):
+        log.info("outbox: search index changes waited over %ss; index job enqueued again", grace_seconds)
     return count

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
@@ -56,35 +57,83 @@ def enqueue(func: str, *args: Any, job_id: str | None = None, **kwargs: Any) -> 
         return False
 
 
-def _publish_waiting_key() -> str:
+def _waiting_key(kind: str) -> str:
     assert _settings is not None
-    return f"mall:{_settings.queue_name}:publisher-waiting"
+    return f"mall:{_settings.queue_name}:{kind}-waiting"
 
 
-def publish_soon(outbox_id: uuid.UUID) -> bool:
-    """After a commit: make sure a publisher runs after this moment. A publisher that is queued but
+def _soon(kind: str, marker: str, enqueue_job: Callable[[], bool]) -> bool:
+    """After a commit: make sure a job of this kind runs after this moment. A job that is queued but
     has not started reads the outbox after this commit anyway, so one waiting job serves every commit
-    until it starts: the queue holds at most one publisher, however fast deals are made."""
+    until it starts: the queue holds at most one waiting job per kind, however fast commits come."""
     if _settings is None:
         return False
     try:
         conn = redis_conn()
-        if not conn.set(_publish_waiting_key(), str(outbox_id), nx=True, ex=60):
+        if not conn.set(_waiting_key(kind), marker, nx=True, ex=60):
             return True
     except Exception as exc:
-        log.warning("publisher not enqueued (%s); the sweeper will retry", exc)
+        log.warning("%s job not enqueued (%s); the sweeper will retry", kind, exc)
         return False
-    if enqueue_publish(outbox_id):
+    if enqueue_job():
         return True
     with contextlib.suppress(Exception):
-        conn.delete(_publish_waiting_key())
+        conn.delete(_waiting_key(kind))
     return False
 
 
-def publisher_started() -> None:
-    """Called by the publisher before it reads the outbox: commits from now on need a new job."""
+def _started(kind: str) -> None:
+    """Called by a job before it reads the outbox: commits from now on need a new job."""
     with contextlib.suppress(Exception):
-        redis_conn().delete(_publish_waiting_key())
+        redis_conn().delete(_waiting_key(kind))
+
+
+def publish_soon(outbox_id: uuid.UUID) -> bool:
+    return _soon("publisher", str(outbox_id), lambda: enqueue_publish(outbox_id))
+
+
+def publisher_started() -> None:
+    _started("publisher")
+
+
+def index_soon() -> bool:
+    """After a listing change commits: the search index job runs after this moment."""
+    return _soon("indexer", "1", lambda: enqueue_index())
+
+
+def indexer_started() -> None:
+    _started("indexer")
+
+
+def enqueue_index(*, unless_busy: bool = False) -> bool:
+    job_id = f"search-sync-{uuid.uuid4().hex[:12]}"
+    if unless_busy and _indexer_busy():
+        return False
+    return enqueue("workers.jobs.sync_search", job_id=job_id)
+
+
+def _indexer_busy() -> bool:
+    """A sync job is waiting to start (the marker key is set while one is queued)."""
+    try:
+        return bool(redis_conn().exists(_waiting_key("indexer")))
+    except Exception:
+        return False
+
+
+def search_sync_lock(settings: Settings | None = None) -> Any:
+    """Held by every writer of index changes, so states are applied in the order they were read."""
+    settings = settings or _settings
+    assert settings is not None
+    return redis_conn(settings).lock(
+        f"mall:{settings.queue_name}:search-sync", timeout=120, blocking_timeout=120, thread_local=False
+    )
+
+
+def reindex_lock(settings: Settings | None = None) -> Any:
+    """Held for the length of `mall reindex`; renewed while it runs (`reacquire`)."""
+    settings = settings or _settings
+    assert settings is not None
+    return redis_conn(settings).lock(f"mall:{settings.queue_name}:reindex", timeout=120, thread_local=False)
 
 
 def enqueue_publish(outbox_id: uuid.UUID, *, unless_busy: bool = False) -> bool:

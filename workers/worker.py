@@ -19,6 +19,9 @@ log = logging.getLogger("mall.worker")
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
     import workers.jobs  # noqa: F401  (imported once here, not again in every forked work horse)
+    from search_index import text
+
+    text.warm_up()  # jieba's dictionary loads once here; every forked horse inherits it
     from mall.launcher import die_with_parent
 
     queues.configure(settings)

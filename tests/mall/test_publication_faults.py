@@ -112,7 +112,12 @@ async def ledger(world: World) -> list[DisclosureRecord]:
 
 async def pending(world: World) -> int:
     async with world.db.read() as s:
-        return await s.scalar(select(func.count()).where(Outbox.status == "pending")) or 0
+        return (
+            await s.scalar(
+                select(func.count()).where(Outbox.status == "pending", Outbox.topic == "disclosure")
+            )
+            or 0
+        )
 
 
 async def wait_for(predicate: Any, timeout: float, what: str) -> None:

@@ -227,6 +227,10 @@ def test_facets_count_over_all_matches(backend: Any) -> None:
     for d in lenovo:
         cats[d.category_code] = cats.get(d.category_code, 0) + 1
     assert result.facets["category"] == cats
+    suppliers: dict[str, int] = {}
+    for d in lenovo:
+        suppliers[d.supplier_id] = suppliers.get(d.supplier_id, 0) + 1
+    assert result.facets["supplier"] == suppliers
     bands = search(backend, per_page=1).facets["price_band"]
     assert bands == {"0-1000": 7, "1000-5000": 12, "5000-10000": 9, "10000+": 2}
     assert sum(search(backend, per_page=1).facets["brand"].values()) == len(DOCS)
@@ -333,33 +337,43 @@ def test_rebuild_failure_keeps_the_old_index(backend: Any) -> None:
     assert search(backend, q="台式机").total == len(DESKTOPS)
 
 
-# -- the embedded backend's process model: one writer, read-only readers that follow commits and swaps --
+# -- the embedded backend's process model: writers queue on a file lock, readers follow commits and swaps --
 
 
 def test_embedded_reader_follows_writer(tmp_path: Any) -> None:
-    from search_index.embedded import EmbeddedBackend
+    from search_index.embedded import EmbeddedBackend, IndexBusy
 
     path = tmp_path / "search"
     reader_before = EmbeddedBackend(path)  # no index yet: answers empty
     assert reader_before.count() == 0 and search(reader_before, q="台式机").total == 0
     writer = EmbeddedBackend(path, writer=True, heap_bytes=15_000_000)
-    try:
-        with pytest.raises(RuntimeError):
-            EmbeddedBackend(path, writer=True)  # one writer only
-        writer.rebuild(DOCS)
-        reader = EmbeddedBackend(path)
-        assert reader.count() == len(DOCS) == reader_before.count()
-        writer.delete(["d1"])
-        assert "d1" not in ids(search(reader, q="台式电脑"))
-        writer.rebuild(DOCS[:3])
-        assert reader.count() == 3 and reader_before.count() == 3
-        assert sorted(p.name for p in path.iterdir() if p.name.startswith("index-")) == [
-            (path / "CURRENT").read_text().strip()
-        ]
-        with pytest.raises(RuntimeError):
-            reader.upsert(DOCS[:1])
-    finally:
-        writer.close()
+    other = EmbeddedBackend(path, writer=True, heap_bytes=15_000_000, lock_timeout=0.2)
+    writer.rebuild(DOCS)
+    reader = EmbeddedBackend(path)
+    assert reader.count() == len(DOCS) == reader_before.count()
+    writer.delete(["d1"])
+    assert "d1" not in ids(search(reader, q="台式电脑"))
+    other.delete(["d2"])  # a second writer's change lands in the same live index
+    assert reader.count() == len(DOCS) - 2
+
+    def feed() -> Any:
+        for i, doc in enumerate(DOCS[:3]):
+            if i == 1:
+                with pytest.raises(IndexBusy):
+                    other.rebuild(DOCS)  # one rebuild at a time
+                other.delete(["d3"])  # writes go on during a rebuild, into the old index
+                assert reader.count() == len(DOCS) - 3
+            yield doc
+
+    assert writer.rebuild(feed()) == 3
+    assert reader.count() == 3 and reader_before.count() == 3
+    other.upsert(DOCS[3:4])  # after the swap, the other writer writes to the new index
+    assert reader.count() == 4
+    assert sorted(p.name for p in path.iterdir() if p.name.startswith("index-")) == [
+        (path / "CURRENT").read_text().strip()
+    ]
+    with pytest.raises(RuntimeError):
+        reader.upsert(DOCS[:1])
 
 
 def test_document_of_a_listing() -> None:

@@ -376,7 +376,7 @@ def test_search_body_with_every_filter_paging_and_facets(fake: FakeMeili) -> Non
         "sort": ["price_cents:asc"],
         "page": 3,
         "hitsPerPage": 30,
-        "facets": ["category_code", "brand", "price_band"],
+        "facets": ["category_code", "brand", "supplier_id", "price_band"],
         "attributesToRetrieve": [
             "id",
             "title",
@@ -480,6 +480,7 @@ def test_response_mapping_prices_facets_and_highlight_escaping(fake: FakeMeili) 
         "facetDistribution": {
             "category_code": {"A02010104": 40, "A02021001": 2},
             "brand": {"联想": 40, "惠普": 2},
+            "supplier_id": {"s1": 42},
             "price_band": {"1000-5000": 41, "0-1000": 1},
         },
     }
@@ -488,6 +489,7 @@ def test_response_mapping_prices_facets_and_highlight_escaping(fake: FakeMeili) 
     assert result.facets == {
         "category": {"A02010104": 40, "A02021001": 2},
         "brand": {"联想": 40, "惠普": 2},
+        "supplier": {"s1": 42},
         "price_band": {"1000-5000": 41, "0-1000": 1},
     }
     first, second = result.hits

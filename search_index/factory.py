@@ -1,0 +1,16 @@
+"""Which search backend the settings name: Meilisearch when MEILI_URL is set, else the embedded index."""
+
+from __future__ import annotations
+
+from mall.settings import Settings
+from search_index.backend import SearchBackend
+
+
+def backend_for(settings: Settings, *, writer: bool = False) -> SearchBackend:
+    if settings.meili_url:
+        from search_index.meili import MeiliBackend
+
+        return MeiliBackend(settings.meili_url, settings.meili_key, index=settings.meili_index)
+    from search_index.embedded import EmbeddedBackend
+
+    return EmbeddedBackend(settings.data_dir / "search", writer=writer)
