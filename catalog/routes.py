@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, get, post, put
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar import Request, Response, get, post, put
+from litestar.datastructures import UploadFile
+from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryParameter
 
-from catalog import categories, service
+from catalog import categories, imports, service, spreadsheet
 from catalog import search as catalog_search_service
 from catalog.service import ListingDraft, ListingQuery
 from mall.api import PageNo, me_of
 from mall.auth import PUBLIC, allow
 from mall.deps import DB, Config, Search
-from mall.errors import InvalidInput
+from mall.errors import InvalidInput, NotFound
 from mall.money import MoneyError, money, money_str
 from mall.structs import ListingCreate, ListingOut, ListingPage
 
@@ -383,7 +385,111 @@ async def relist(
         return ListingOut.of(await service.get_listing(s, listing_id, live_only=False))
 
 
+@dataclass
+class ImportForm:
+    file: UploadFile
+    strict: str = ""
+
+
+class ImportOut(msgspec.Struct):
+    id: uuid.UUID
+    filename: str
+    status: str
+    status_label: str
+    total: int
+    processed: int
+    accepted: int
+    refused: int
+    percent: int
+    error: str
+    strict: bool
+    report_url: str | None
+
+    @classmethod
+    def of(cls, b: Any) -> ImportOut:
+        done = b.status in ("done", "failed")
+        percent = 100 if done else (100 * b.processed // b.total if b.total else 0)
+        return cls(
+            b.id,
+            b.filename,
+            b.status,
+            imports.STATUS_LABELS.get(b.status, b.status),
+            b.total,
+            b.processed,
+            b.accepted,
+            b.refused,
+            percent,
+            b.error,
+            b.strict,
+            f"/api/supplier/imports/{b.id}/report.csv" if b.status == "done" else None,
+        )
+
+
+@post(
+    "/api/supplier/imports",
+    opt=allow("supplier"),
+    status_code=202,
+    tags=["商品"],
+    summary="批量导入商品（CSV / XLSX，中文表头；后台处理，逐行报告）",
+    description="multipart/form-data：file 为文件；strict=1 时文件中有任何错误行则整份不导入。",
+)
+async def start_import(request: Request[Any, Any, Any], data: MultipartBody[ImportForm], db: DB) -> ImportOut:
+    content = await data.file.read()
+    batch = await imports.start_import(
+        db, me_of(request), data.file.filename, content, strict=data.strict in ("1", "true", "on")
+    )
+    return ImportOut.of(batch)
+
+
+@get("/api/supplier/imports/{import_id:uuid}", opt=allow("supplier"), tags=["商品"], summary="导入进度与结果")
+async def import_status(request: Request[Any, Any, Any], import_id: FromPath[uuid.UUID], db: DB) -> ImportOut:
+    return ImportOut.of(await imports.get_import(db, me_of(request), import_id))
+
+
+@get(
+    "/api/supplier/imports/{import_id:uuid}/report.csv",
+    opt=allow("supplier"),
+    tags=["商品"],
+    summary="逐行导入报告（CSV）",
+)
+async def import_report(
+    request: Request[Any, Any, Any], import_id: FromPath[uuid.UUID], db: DB
+) -> Response[bytes]:
+    batch = await imports.get_import(db, me_of(request), import_id)
+    return Response(
+        imports.report_bytes(batch),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="import-report-{batch.id}.csv"'},
+    )
+
+
+@get(
+    "/api/catalog/import-template/{fmt:str}",
+    opt=PUBLIC,
+    tags=["商品"],
+    summary="商品导入模板（csv 或 xlsx）",
+)
+async def import_template(fmt: FromPath[str]) -> Response[bytes]:
+    if fmt == "csv":
+        return Response(
+            spreadsheet.template_csv(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="listing-template.csv"'},
+        )
+    if fmt == "xlsx":
+        return Response(
+            spreadsheet.template_xlsx(),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": 'attachment; filename="listing-template.xlsx"'},
+        )
+    raise NotFound("模板格式应为 csv 或 xlsx", code="not_found")
+
+
 ROUTES = [
+    start_import,
+    import_status,
+    import_report,
+    import_template,
     list_categories,
     browse,
     listing_detail,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import logging
@@ -30,6 +31,9 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
     from mall.seed import is_seeded, seed_demo
 
+    if args.products:
+        return _seed_products(settings, args)
+
     async def go() -> int:
         db = _db(settings)
         try:
@@ -41,6 +45,92 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         finally:
             await db.dispose()
+
+    return asyncio.run(go())
+
+
+def _seed_products(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from catalog.bulk import seed_products
+
+    def progress(n: int) -> None:
+        if n % 50_000 == 0 or n == args.products:
+            print(f"已写入 {n} 件商品…", file=sys.stderr)
+
+    async def go() -> dict[str, int]:
+        db = _db(settings)
+        try:
+            return await seed_products(
+                db, args.products, seed=args.seed, suppliers=args.suppliers, progress=progress
+            )
+        finally:
+            await db.dispose()
+
+    started = time.perf_counter()
+    made = asyncio.run(go())
+    if not made["written"]:
+        print(
+            f"这些供应商已有以 --seed {args.seed} 生成的 {made['existing']} 件商品；换一个 --seed 可再生成一批"
+        )
+        return 0
+    took = time.perf_counter() - started
+    print(f"已生成 {made['written']} 件在售商品（{made['suppliers']} 家供应商），用时 {took:.1f} 秒")
+    if args.no_index:
+        print("未重建搜索索引（--no-index）；稍后运行 mall reindex")
+        return 0
+    return cmd_reindex(settings, args)
+
+
+def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:
+    """Rebuild the search index from the database into a fresh index and swap it in atomically."""
+    import time
+
+    from search_index import sync
+    from search_index.embedded import IndexBusy
+    from search_index.factory import backend_for
+    from workers import queues
+
+    queues.configure(settings)
+    lock: Any = queues.reindex_lock(settings)
+    try:
+        if not lock.acquire(blocking=False):
+            print("另一个索引重建正在进行，请等它结束后再试", file=sys.stderr)
+            return 1
+    except Exception as exc:  # Redis unreachable
+        if settings.meili_url:
+            print(f"无法连接 Redis（{type(exc).__name__}），不能加锁重建", file=sys.stderr)
+            return 1
+        lock = None  # the embedded index still allows one rebuild at a time (its own file lock)
+        print("Redis 不可用：仅以索引目录的文件锁防止并发重建", file=sys.stderr)
+
+    def sync_lock() -> Any:
+        return queues.search_sync_lock(settings) if lock is not None else contextlib.nullcontext()
+
+    def progress(n: int) -> None:
+        print(f"已索引 {n} 条…", file=sys.stderr)
+
+    async def go() -> int:
+        db = _db(settings)
+        started = time.perf_counter()
+        try:
+            backend = backend_for(settings, writer=True)
+            counts = await sync.rebuild(db, backend, lock=lock, progress=progress, sync_lock=sync_lock)
+        except IndexBusy:
+            print("另一个索引重建正在进行，请等它结束后再试", file=sys.stderr)
+            return 1
+        finally:
+            await db.dispose()
+            if lock is not None:
+                with contextlib.suppress(Exception):
+                    lock.release()
+        took = time.perf_counter() - started
+        rate = counts["indexed"] / took if took else 0.0
+        print(
+            f"索引已重建并切换：{counts['indexed']} 条在售商品，补录 {counts['caught_up']} 条变更，"
+            f"用时 {took:.1f} 秒（{rate:,.0f} 条/秒）"
+        )
+        return 0
 
     return asyncio.run(go())
 
@@ -204,11 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="处理完队列后退出")
     worker.set_defaults(fn=cmd_worker)
     sub.add_parser("migrate", help="执行数据库迁移并载入品目目录").set_defaults(fn=cmd_migrate)
-    seed = sub.add_parser("seed", help="生成演示数据")
+    seed = sub.add_parser("seed", help="生成演示数据；--products N 批量生成商品")
     seed.add_argument("--seed", type=int, default=2026)
     seed.add_argument("--history", type=int, default=24, help="历史成交笔数")
     seed.add_argument("--force", action="store_true")
+    seed.add_argument(
+        "--products", type=int, default=0, help="批量生成 N 件在售商品（用于压测），随后重建索引"
+    )
+    seed.add_argument("--suppliers", type=int, default=20, help="批量商品分布的供应商数")
+    seed.add_argument("--no-index", action="store_true", help="批量生成后不重建搜索索引")
     seed.set_defaults(fn=cmd_seed)
+    sub.add_parser("reindex", help="从数据库重建商品搜索索引并原子切换").set_defaults(fn=cmd_reindex)
     ledger = sub.add_parser("ledger", help="公开账本")
     lsub = ledger.add_subparsers(dest="ledger_command", required=True)
     lsub.add_parser("verify", help="重新计算哈希链并校验").set_defaults(fn=cmd_ledger_verify)

@@ -174,6 +174,27 @@ class Launcher:
                     await db.dispose()
 
             asyncio.run(go())
+        self._index_if_missing()
+
+    def _index_if_missing(self) -> None:
+        """First start (or a deleted index directory): build the embedded search index from the database
+        before the web server answers, so the mall's search works from the first page view."""
+        s = self.settings
+        if s.meili_url or (s.data_dir / "search" / "CURRENT").exists():
+            return
+        from mall.db import Database
+        from search_index import sync
+        from search_index.embedded import EmbeddedBackend
+
+        async def go() -> int:
+            db = Database(s.resolved_database_url, pool_size=2)
+            try:
+                counts = await sync.rebuild(db, EmbeddedBackend(s.data_dir / "search", writer=True))
+                return counts["indexed"]
+            finally:
+                await db.dispose()
+
+        print(f"· 搜索索引已建立：{asyncio.run(go())} 件在售商品", flush=True)
 
     def _supervise(self) -> None:
         while not self.stopping:

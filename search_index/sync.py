@@ -17,17 +17,17 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import selectinload
 
 from catalog import categories
 from catalog.models import Listing, ListingStatus
 from mall import clock
 from mall.db import Database, Tx
-from mall.models import Outbox
+from mall.models import Organization, Outbox
+from mall.money import to_cents
 from search_index.backend import ProductDocument, SearchBackend
 from search_index.documents import document_of
 
@@ -105,43 +105,78 @@ def _apply(backend: SearchBackend, upserts: list[ProductDocument], deletes: list
         backend.upsert(upserts)
 
 
-async def _live_rows(db: Database, batch: int = 2000) -> AsyncIterator[list[Listing]]:
-    """Every live listing, in id order, a batch at a time (constant memory)."""
+async def _live_docs(db: Database, batch: int = 5000) -> AsyncIterator[list[ProductDocument]]:
+    """Every live listing as a search document, in id order, a batch at a time (constant memory).
+    Plain column tuples, not ORM objects: a rebuild reads the whole catalogue."""
+    t, o = Listing, Organization
+    cols = (
+        t.id,
+        t.name,
+        t.brand,
+        t.spec_model,
+        t.category_code,
+        t.supplier_org_id,
+        o.name,
+        o.region_code,
+        t.price,
+        t.stock,
+        t.sales_count,
+        t.created_at,
+        t.description,
+    )
     after: uuid.UUID | None = None
     while True:
         async with db.read() as s:
             stmt = (
-                select(Listing)
-                .options(selectinload(Listing.supplier))
-                .where(Listing.status == ListingStatus.LIVE)
-                .order_by(Listing.id)
+                select(*cols)
+                .join(o, o.id == t.supplier_org_id)
+                .where(t.status == ListingStatus.LIVE)
+                .order_by(t.id)
                 .limit(batch)
             )
             if after is not None:
-                stmt = stmt.where(Listing.id > after)
-            rows = list((await s.execute(stmt)).scalars().unique())
+                stmt = stmt.where(t.id > after)
+            rows = (await s.execute(stmt)).all()
         if not rows:
             return
-        yield rows
-        after = rows[-1].id
+        yield [
+            ProductDocument(
+                id=str(r[0]),
+                title=r[1],
+                brand=r[2],
+                spec_model=r[3],
+                category_code=r[4],
+                category_name=categories.name_of(r[4]),
+                supplier_id=str(r[5]),
+                supplier_name=r[6],
+                region_code=r[7] or "",
+                price_cents=to_cents(r[8]),
+                stock=int(r[9]),
+                sales=int(r[10] or 0),
+                created_ts=int((r[11] if r[11].tzinfo else r[11].replace(tzinfo=UTC)).timestamp()),
+                description=r[12] or "",
+            )
+            for r in rows
+        ]
+        after = rows[-1][0]
 
 
 def _sync_iter(
-    agen: AsyncIterator[list[Listing]], loop: asyncio.AbstractEventLoop
+    agen: AsyncIterator[list[ProductDocument]], loop: asyncio.AbstractEventLoop
 ) -> Iterator[ProductDocument]:
-    """Drive the async row batches from the thread that feeds the index writer."""
+    """Drive the async batches from the thread that feeds the index writer."""
 
-    async def next_batch() -> list[Listing] | None:
+    async def next_batch() -> list[ProductDocument] | None:
         try:
             return await agen.__anext__()
         except StopAsyncIteration:
             return None
 
     while True:
-        rows = asyncio.run_coroutine_threadsafe(next_batch(), loop).result()
-        if rows is None:
+        docs = asyncio.run_coroutine_threadsafe(next_batch(), loop).result()
+        if docs is None:
             return
-        yield from documents(rows)
+        yield from docs
 
 
 async def rebuild(
@@ -160,7 +195,7 @@ async def rebuild(
     counter = {"n": 0}
 
     def feed() -> Iterator[ProductDocument]:
-        for doc in _sync_iter(_live_rows(db), loop):
+        for doc in _sync_iter(_live_docs(db), loop):
             counter["n"] += 1
             if counter["n"] % 5000 == 0:
                 if lock is not None:

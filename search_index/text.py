@@ -92,18 +92,17 @@ def warm_up() -> None:
     _segmenter()
 
 
+_FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
 def normalize(text: str) -> str:
     """Full-width ASCII → half-width, ideographic space → space, lowercase. Length-preserving."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if 0xFF01 <= code <= 0xFF5E:
-            ch = chr(code - 0xFEE0)
-        elif code == 0x3000:
-            ch = " "
-        low = ch.lower()
-        out.append(low if len(low) == 1 else ch)
-    return "".join(out)
+    half = text.translate(_FULLWIDTH)
+    low = half.lower()
+    if len(low) == len(half):
+        return low
+    # a few characters grow when lowercased (e.g. "İ"): keep those as they are
+    return "".join(lc if len(lc) == 1 else ch for ch in half for lc in (ch.lower(),))
 
 
 _LATIN_RUN = re.compile(r"[0-9a-z]+")
@@ -118,16 +117,26 @@ def _keep(token: str) -> bool:
 
 
 def index_tokens(text: str) -> list[str]:
-    """Search-mode tokens of normalized text (overlapping sub-words included), punctuation dropped."""
+    """Search-mode tokens of normalized text (overlapping sub-words included), punctuation dropped.
+    jieba never joins across whitespace, so each whitespace-separated piece is cut on its own and
+    remembered: catalogue titles repeat their pieces (brands, series, 台式计算机, i5-12500…) a lot."""
+    out: list[str] = []
+    for piece in normalize(text).split():
+        out.extend(_piece_tokens(piece))
+    return out
+
+
+@lru_cache(maxsize=200_000)
+def _piece_tokens(piece: str) -> tuple[str, ...]:
     jieba = _segmenter()
     out: list[str] = []
-    for t in jieba.cut_for_search(normalize(text), HMM=False):
+    for t in jieba.cut_for_search(piece, HMM=False):
         if not _keep(t) or t.isspace():
             continue
         out.append(t)
         if _LATIN_RUN.search(t) and not _ALNUM.match(t):  # "a4纸" also yields "a4" and "纸"
             out.extend(p for p in _MIXED_PARTS.findall(t) if p != t)
-    return out
+    return tuple(out)
 
 
 def document_tokens(*texts: str) -> list[str]:

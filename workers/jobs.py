@@ -45,3 +45,17 @@ def sync_search() -> int:
             return await sync.drain(db, backend)
 
     return runtime.run(go)
+
+
+def run_import(import_id: str) -> dict[str, int]:
+    """Process a supplier's spreadsheet upload (idempotent: a finished import is skipped)."""
+    import uuid
+
+    async def go(db: Database, s: Settings) -> dict[str, int]:
+        from catalog import imports
+
+        return await imports.process_import(
+            db, uuid.UUID(import_id), margin=s.price_margin, ceiling=s.decentralized_threshold
+        )
+
+    return runtime.run(go)

@@ -52,6 +52,11 @@ async def sweep(db: Database, grace_seconds: int) -> int:
         # One publisher run drains every pending record in order, so one job is enough.
         if topic == "disclosure" and queues.enqueue_publish(outbox_id, unless_busy=True):
             log.info("outbox: %d record(s) waited over %ss; publisher enqueued again", count, grace_seconds)
+    from catalog import imports
+
+    for import_id in await imports.stalled(db, timedelta(seconds=max(grace_seconds, 30))):
+        if queues.enqueue("workers.jobs.run_import", str(import_id), job_id=f"import-{import_id}"):
+            log.info("import %s waited too long; enqueued again", import_id)
     if search_overdue is not None and queues.enqueue_index(unless_busy=True):
         log.info("outbox: search index changes waited over %ss; index job enqueued again", grace_seconds)
     return count

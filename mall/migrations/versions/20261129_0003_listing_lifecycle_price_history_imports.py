@@ -26,6 +26,7 @@ def upgrade() -> None:
     sa.Column('filename', sa.String(length=200), nullable=False),
     sa.Column('content', sa.LargeBinary(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('strict', sa.Boolean(), nullable=False),
     sa.Column('total', sa.Integer(), nullable=False),
     sa.Column('processed', sa.Integer(), nullable=False),
     sa.Column('accepted', sa.Integer(), nullable=False),

@@ -1,0 +1,250 @@
+"""Bulk listing import from a supplier's spreadsheet (CSV or XLSX, Chinese headers).
+
+The upload is stored and processed by a job, which reports progress as it validates. Every row is
+checked like a listing typed into the form (fields, price rule, 品目, duplicates in the file and in
+the catalogue). Then the good rows are written in ONE transaction and go to the center's review
+queue; a failure while writing leaves nothing behind. With `strict`, a file with any bad row
+imports nothing. The per-row report (行号, 结果, 原因) can be downloaded as CSV.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from catalog import service, spreadsheet
+from catalog.models import Category, Listing, ListingImport
+from mall import clock
+from mall.auth import Principal
+from mall.db import Database
+from mall.errors import DomainError, InvalidInput, NotFound
+
+log = logging.getLogger("mall.imports")
+
+MAX_BYTES = 5 * 1024 * 1024
+MAX_ROWS = 5000
+PROGRESS_EVERY = 100
+OK, REFUSED = "通过", "未通过"
+STATUS_LABELS = {"queued": "排队中", "running": "处理中", "done": "已完成", "failed": "失败"}
+
+
+async def start_import(
+    db: Database, who: Principal, filename: str, content: bytes, *, strict: bool = False
+) -> ListingImport:
+    """Store the upload and enqueue its processing. The file's format is checked up front, so a wrong
+    file is refused at once (400) rather than failing later in the job."""
+    filename = (filename or "").strip()[-200:] or "upload"
+    if not content:
+        raise InvalidInput("请选择要上传的文件", code="file_required")
+    if len(content) > MAX_BYTES:
+        raise InvalidInput(f"文件不能超过 {MAX_BYTES // 1024 // 1024} MB", code="file_too_large")
+    try:
+        total, _ = spreadsheet.read_rows(filename, content, max_rows=MAX_ROWS)
+    except spreadsheet.SheetError as exc:
+        raise InvalidInput(str(exc), code="file_invalid") from None
+    if total == 0:
+        raise InvalidInput("文件中没有商品数据行", code="file_empty")
+    assert who.org_id is not None
+    async with db.write() as tx:
+        batch = ListingImport(
+            supplier_org_id=who.org_id,
+            user_id=who.user_id,
+            filename=filename,
+            content=content,
+            status="queued",
+            total=total,
+            strict=strict,
+            report=[],
+            created_at=clock.now(),
+        )
+        tx.session.add(batch)
+        await tx.session.flush()
+        batch_id = batch.id
+
+        def _enqueue() -> None:
+            from workers.queues import enqueue
+
+            enqueue("workers.jobs.run_import", str(batch_id), job_id=f"import-{batch_id}")
+
+        tx.after_commit(_enqueue)
+    return batch
+
+
+async def get_import(db: Database, who: Principal, import_id: uuid.UUID) -> ListingImport:
+    async with db.read() as s:
+        batch = await s.get(ListingImport, import_id)
+    if batch is None or batch.supplier_org_id != who.org_id:
+        raise NotFound("导入记录不存在", code="import_not_found")
+    return batch
+
+
+async def imports_of(db: Database, who: Principal, limit: int = 10) -> list[ListingImport]:
+    async with db.read() as s:
+        rows = await s.execute(
+            select(ListingImport)
+            .where(ListingImport.supplier_org_id == who.org_id)
+            .order_by(ListingImport.created_at.desc())
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+
+def report_bytes(batch: ListingImport) -> bytes:
+    return spreadsheet.report_csv((int(r[0]), str(r[1]), str(r[2])) for r in batch.report or [])
+
+
+async def _claim(db: Database, import_id: uuid.UUID, stale_after: timedelta) -> bool:
+    """queued → running (or a run that stalled: its worker died). Only one job wins."""
+    async with db.write() as tx:
+        result = await tx.session.execute(
+            update(ListingImport)
+            .where(
+                ListingImport.id == import_id,
+                (ListingImport.status == "queued")
+                | (
+                    (ListingImport.status == "running")
+                    & (ListingImport.finished_at < clock.now() - stale_after)  # heartbeat in finished_at
+                ),
+            )
+            .values(status="running", processed=0, finished_at=clock.now())
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _progress(db: Database, import_id: uuid.UUID, processed: int) -> None:
+    async with db.write() as tx:
+        await tx.session.execute(
+            update(ListingImport)
+            .where(ListingImport.id == import_id)
+            .values(processed=processed, finished_at=clock.now())
+        )
+
+
+async def process_import(
+    db: Database, import_id: uuid.UUID, *, margin: Decimal, ceiling: Decimal | None
+) -> dict[str, int]:
+    """The job: validate every row, then write the good ones in one transaction."""
+    if not await _claim(db, import_id, timedelta(minutes=5)):
+        return {"skipped": 1}
+    async with db.read() as s:
+        batch = await s.get(ListingImport, import_id)
+        assert batch is not None
+        from mall.models import User
+
+        user = await s.get(User, batch.user_id)
+        assert user is not None
+        from mall import auth
+
+        who = auth.principal_of(user)
+        filename, content, strict = batch.filename, batch.content, batch.strict
+        existing = {
+            (b, m)
+            for b, m in (
+                await s.execute(
+                    select(Listing.brand_key, Listing.model_key).where(
+                        Listing.supplier_org_id == batch.supplier_org_id
+                    )
+                )
+            ).all()
+        }
+        categories = {
+            c.code: c for c in (await s.execute(select(Category).where(Category.version == "2022"))).scalars()
+        }
+    report: list[list[Any]] = []
+    good: list[tuple[int, service.Checked, Category]] = []
+    seen: dict[tuple[str, str], int] = {}
+    try:
+        _total, rows = spreadsheet.read_rows(filename, content, max_rows=MAX_ROWS)
+        for n, row in enumerate(rows, start=1):
+            try:
+                checked = service.check_draft(service.ListingDraft(**row.values), ceiling=ceiling)
+                service.check_price(checked.price, checked.reference_price, margin)
+                category = categories.get(checked.category_code)
+                if category is None:
+                    raise InvalidInput(f"品目编码 {checked.category_code} 不在2022版品目目录中")
+                if category.type != "goods":
+                    raise InvalidInput("网上超市只能上架货物类品目")
+                key = (service._key(checked.brand), service._key(checked.spec_model))
+                if key in existing:
+                    raise InvalidInput("已存在相同品牌和型号的商品，不能重复上架")
+                if key in seen:
+                    raise InvalidInput(f"与第 {seen[key]} 行的品牌和型号重复")
+                seen[key] = row.line
+                good.append((row.line, checked, category))
+                report.append([row.line, OK, "待审核"])
+            except DomainError as exc:
+                report.append([row.line, REFUSED, exc.detail])
+            if n % PROGRESS_EVERY == 0:
+                await _progress(db, import_id, n)
+    except spreadsheet.SheetError as exc:
+        return await _fail(db, import_id, str(exc))
+    refused = sum(1 for r in report if r[1] == REFUSED)
+    if strict and refused:
+        good = []
+        report = [
+            [r[0], r[1], r[2]] if r[1] == REFUSED else [r[0], REFUSED, "文件中有错误行，整份文件未导入"]
+            for r in report
+        ]
+    try:
+        async with db.write() as tx:
+            for _line, checked, category in good:
+                await service.add_listing(tx, who, checked, category, submit=True)
+            await tx.session.execute(
+                update(ListingImport)
+                .where(ListingImport.id == import_id)
+                .values(
+                    status="done",
+                    processed=len(report),
+                    accepted=len(good),
+                    refused=len(report) - len(good),
+                    report=report,
+                    error="",
+                    finished_at=clock.now(),
+                )
+            )
+    except DomainError as exc:  # e.g. the same model listed meanwhile through the form
+        return await _fail(db, import_id, f"写入时出错，整份文件未导入：{exc.detail}")
+    except IntegrityError:  # the same race, caught by the unique constraint
+        return await _fail(
+            db, import_id, "写入时发现重复商品（可能刚刚通过表单上架），整份文件未导入，请重新上传"
+        )
+    return {"accepted": len(good), "refused": len(report) - len(good)}
+
+
+async def _fail(db: Database, import_id: uuid.UUID, reason: str) -> dict[str, int]:
+    async with db.write() as tx:
+        await tx.session.execute(
+            update(ListingImport)
+            .where(ListingImport.id == import_id)
+            .values(status="failed", error=reason[:500], accepted=0, finished_at=clock.now())
+        )
+    return {"failed": 1}
+
+
+async def stalled(db: Database, older_than: timedelta) -> list[uuid.UUID]:
+    """Queued imports whose job was lost (Redis down at upload, worker killed): enqueue them again."""
+    cutoff = clock.now() - older_than
+    async with db.read() as s:
+        rows = await s.execute(
+            select(ListingImport.id)
+            .where(
+                ((ListingImport.status == "queued") & (ListingImport.created_at < cutoff))
+                | (
+                    (ListingImport.status == "running")
+                    & (ListingImport.finished_at < cutoff - timedelta(minutes=5))
+                )
+            )
+            .limit(20)
+        )
+        return list(rows.scalars())
+
+
+async def count_queued(db: Database) -> int:
+    async with db.read() as s:
+        return await s.scalar(select(func.count()).where(ListingImport.status == "queued")) or 0
