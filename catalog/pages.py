@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
-from litestar import Request, get, post
-from litestar.params import FromPath, FromQuery, URLEncodedBody
+from litestar import Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.params import FromPath, FromQuery, MultipartBody, URLEncodedBody
 from litestar.response import Redirect, Template
+from sqlalchemy import select
 
-from catalog import categories, service
-from catalog.models import LISTING_STATUS_LABELS
+from catalog import categories, imports, service
+from catalog import search as catalog_search
+from catalog.models import LISTING_STATUS_LABELS, Listing
 from catalog.service import ListingDraft, ListingQuery
 from mall.auth import PUBLIC, allow
-from mall.deps import DB, Config
-from mall.errors import DomainError
-from mall.money import MoneyError, money
+from mall.deps import DB, Config, Search
+from mall.errors import DomainError, NotFound
 from mall.pages import _act, _page_no, _user, flash, pages_of, pop_form, render
+from search_index.backend import SearchQuery, SearchResult
 
 # The top-level goods classes shown as quick filters on the goods page.
 QUICK_CATEGORIES = [
@@ -33,50 +35,89 @@ QUICK_CATEGORIES = [
 
 
 @get("/goods", opt=PUBLIC, include_in_schema=False)
-async def goods_page(request: Request[Any, Any, Any], db: DB) -> Template:
-    p = dict(request.query_params)
-    errors = []
-
-    def price(name: str) -> Any:
-        raw = (p.get(name) or "").strip()
-        if not raw:
-            return None
-        try:
-            return money(raw)
-        except MoneyError:
-            errors.append(f"{'最低价' if name == 'price_min' else '最高价'}格式不正确")
-            return None
-
-    query = ListingQuery(
-        q=(p.get("q") or "").strip()[:100],
-        category=(p.get("category") or "").strip()[:16],
-        brand=(p.get("brand") or "").strip()[:100],
-        price_min=price("price_min"),
-        price_max=price("price_max"),
-        in_stock=p.get("in_stock") == "1",
-        sort=str(p.get("sort")) if p.get("sort") in service.SORTS else "newest",
-        page=_page_no(p.get("page")),
-        per_page=24,
+async def goods_page(request: Request[Any, Any, Any], db: DB, search: Search) -> Template:
+    """The mall's search: words, filters, facets and sorting from the search engine; the cards'
+    prices and stock read fresh from the database."""
+    p = {k: str(v) for k, v in request.query_params.items()}
+    raw = catalog_search.RawParams(
+        **{
+            k: p.get(k, "")
+            for k in ("q", "category", "brand", "supplier", "price_min", "price_max", "in_stock")
+        },
+        sort=p.get("sort") or "relevance",
+        page=p.get("page") or "1",
+        per_page="24",
     )
+    errors: list[str] = []
+    try:
+        query = catalog_search.parse(raw)
+    except DomainError as exc:
+        errors.append(exc.detail)
+        query = SearchQuery(q=raw.q.strip()[:100], per_page=24)
+    unavailable = False
+    try:
+        result = await catalog_search.run(search, query)
+    except DomainError as exc:
+        errors.append(exc.detail)
+        unavailable = True
+        result = SearchResult(total=0, hits=[], facets={})
     async with db.read() as s:
-        total, rows = await service.browse(s, query)
-        last = pages_of(total, query.per_page)
-        if query.page > last and total:  # a page past the end shows the last one
-            query = replace(query, page=last)
-            total, rows = await service.browse(s, query)
-        brands = await service.brands_in(s, query.category)
-    qs = urlencode({k: v for k, v in p.items() if k != "page" and v})
+        ids = [uuid.UUID(h.id) for h in result.hits]
+        fresh = (
+            {x.id: x for x in (await s.execute(select(Listing).where(Listing.id.in_(ids)))).scalars()}
+            if ids
+            else {}
+        )
+        supplier_names = await catalog_search.supplier_names(s, list(result.facets.get("supplier", {})))
+    # the index follows the catalogue within a moment; a listing taken off sale meanwhile is not shown
+    cards = [
+        (h, fresh[uuid.UUID(h.id)])
+        for h in result.hits
+        if uuid.UUID(h.id) in fresh and fresh[uuid.UUID(h.id)].status == "live"
+    ]
+    keep = {k: v for k, v in p.items() if v and k != "page"}
+
+    def link(**change: str | None) -> str:
+        params = {**keep, **{k: v for k, v in change.items() if v is not None}}
+        for k, v in change.items():
+            if v is None:
+                params.pop(k, None)
+        return "/goods" + ("?" + urlencode(params) if params else "")
+
+    category_facet = [
+        (code, categories.name_of(code) or code, n)
+        for code, n in sorted(result.facets.get("category", {}).items(), key=lambda kv: -kv[1])[:12]
+    ]
+    brand_facet = sorted(result.facets.get("brand", {}).items(), key=lambda kv: -kv[1])[:15]
+    supplier_facet = [
+        (sid, supplier_names.get(sid, "供应商"), n)
+        for sid, n in sorted(result.facets.get("supplier", {}).items(), key=lambda kv: -kv[1])[:10]
+    ]
+    band_facet = [
+        (band, catalog_search.PRICE_BAND_LABELS[band], result.facets.get("price_band", {}).get(band, 0))
+        for band in catalog_search.PRICE_BAND_LABELS
+        if result.facets.get("price_band", {}).get(band)
+    ]
     return render(
         request,
         "goods.html",
-        rows=rows,
-        total=total,
+        cards=cards,
+        total=result.total,
         query=query,
-        brands=brands,
-        qs=qs,
-        pages=pages_of(total, query.per_page),
+        raw=raw,
+        qs=urlencode(keep),
+        pages=min(pages_of(result.total, query.per_page), catalog_search.MAX_WINDOW // query.per_page),
         quick=QUICK_CATEGORIES,
         errors=errors,
+        unavailable=unavailable,
+        link=link,
+        sorts=catalog_search.SORT_LABELS,
+        category_facet=category_facet,
+        brand_facet=brand_facet,
+        supplier_facet=supplier_facet,
+        supplier_label=supplier_names.get(query.supplier, "") if query.supplier else "",
+        band_facet=band_facet,
+        band_ranges=catalog_search.PRICE_BAND_RANGES,
         category_label=categories.name_of(query.category),
     )
 
@@ -85,30 +126,87 @@ async def goods_page(request: Request[Any, Any, Any], db: DB) -> Template:
 async def goods_detail(
     request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB, settings: Config
 ) -> Template:
+    """A product: its details, the same model from other suppliers side by side (比价), and its
+    price history. The center, the regulator and the listing's supplier also see it when not on sale."""
+    me = _user(request)
     async with db.read() as s:
-        listing = await service.get_listing(s, listing_id)
+        listing = await service.get_listing(s, listing_id, live_only=False)
+        insider = me is not None and (
+            me.role in ("center", "regulator") or me.org_id == listing.supplier_org_id
+        )
+        if listing.status != "live" and not insider:
+            raise NotFound("商品不存在或已下架", code="listing_not_found")
+        offers = await service.same_model_offers(s, listing)
+        history = await service.price_history(s, listing.id)
         _, same_category = await service.browse(
             s, ListingQuery(category=listing.category_code, per_page=6, sort="sales")
         )
-    others = [x for x in same_category if x.id != listing.id][:5]
+    others = [x for x in same_category if x.id != listing.id and x.model_key != listing.model_key][:5]
     return render(
         request,
         "goods_detail.html",
         listing=listing,
+        offers=offers,
+        history=history,
         others=others,
+        insider=insider,
+        status_labels=LISTING_STATUS_LABELS,
         category_label=categories.name_of(listing.category_code),
     )
 
 
+@post("/goods/{listing_id:uuid}/moderation", opt=allow("center", "regulator"), include_in_schema=False)
+async def moderation(
+    request: Request[Any, Any, Any],
+    listing_id: FromPath[uuid.UUID],
+    db: DB,
+    settings: Config,
+    data: URLEncodedBody[dict[str, str]],
+) -> Redirect:
+    who = _user(request)
+    assert who
+    action = data.get("action", "")
+    label = service.MODERATION.get(action, ((), "", "处理"))[2]
+    return await _act(
+        request,
+        lambda: service.moderate(
+            db, who, listing_id, action, data.get("reason", ""), margin=settings.price_margin
+        ),
+        f"已{label}",
+        f"/goods/{listing_id}",
+    )
+
+
+LISTING_FIELDS = (
+    "name",
+    "brand",
+    "spec_model",
+    "category_code",
+    "unit",
+    "price",
+    "reference_price",
+    "stock",
+    "reference_source",
+    "description",
+)
+
+
 @get("/supplier/listings", opt=allow("supplier"), include_in_schema=False)
 async def my_listings(
-    request: Request[Any, Any, Any], db: DB, settings: Config, page: FromQuery[str] = "1"
+    request: Request[Any, Any, Any],
+    db: DB,
+    settings: Config,
+    page: FromQuery[str] = "1",
+    status: FromQuery[str] = "",
 ) -> Template:
     who = _user(request)
     assert who and who.org_id
     pg = _page_no(page)
+    status = status if status in LISTING_STATUS_LABELS else ""
     async with db.read() as s:
-        total, rows = await service.listings_of_supplier(s, who.org_id, pg, 30)
+        total, rows = await service.listings_of_supplier(s, who.org_id, pg, 30, status=status)
+        counts = await service.status_counts(s, who.org_id)
+    recent = await imports.imports_of(db, who, limit=5)
     return render(
         request,
         "supplier_listings.html",
@@ -116,10 +214,18 @@ async def my_listings(
         total=total,
         page=pg,
         pages=pages_of(total, 30),
+        status=status,
+        counts=counts,
         status_labels=LISTING_STATUS_LABELS,
         margin=settings.price_margin,
         form=pop_form(request),
+        imports=recent,
+        import_labels=imports.STATUS_LABELS,
     )
+
+
+def _draft_of(data: dict[str, str]) -> ListingDraft:
+    return ListingDraft(**{f: (data.get(f) or "").strip() for f in LISTING_FIELDS})
 
 
 @post("/supplier/listings", opt=allow("supplier"), include_in_schema=False)
@@ -128,29 +234,106 @@ async def create_listing(
 ) -> Redirect:
     who = _user(request)
     assert who
-    fields = (
-        "name",
-        "brand",
-        "spec_model",
-        "category_code",
-        "unit",
-        "price",
-        "reference_price",
-        "stock",
-        "reference_source",
-        "description",
-    )
-    draft = ListingDraft(**{f: (data.get(f) or "").strip() for f in fields})
+    draft = _draft_of(data)
+    submit = data.get("submit", "1") != "0"
     try:
         listing = await service.create_listing(
-            db, who, draft, margin=settings.price_margin, ceiling=settings.decentralized_threshold
+            db,
+            who,
+            draft,
+            margin=settings.price_margin,
+            ceiling=settings.decentralized_threshold,
+            submit=submit,
         )
     except DomainError as exc:
         flash(request, exc.detail, "error")
-        request.session["form"] = {f: getattr(draft, f) for f in fields}  # keep what was typed
+        request.session["form"] = {f: getattr(draft, f) for f in LISTING_FIELDS}  # keep what was typed
         return Redirect("/supplier/listings", status_code=303)
-    flash(request, f"商品「{listing.name}」已上架")
+    if submit:
+        flash(request, f"商品「{listing.name}」已提交审核，采购中心审核通过后上架")
+    else:
+        flash(request, f"商品「{listing.name}」已存为草稿")
     return Redirect("/supplier/listings", status_code=303)
+
+
+@get("/supplier/listings/{listing_id:uuid}/edit", opt=allow("supplier"), include_in_schema=False)
+async def edit_listing_page(
+    request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB, settings: Config
+) -> Template:
+    who = _user(request)
+    assert who
+    async with db.read() as s:
+        listing = await service.get_listing(s, listing_id, live_only=False)
+    if listing.supplier_org_id != who.org_id:
+        raise NotFound("商品不存在", code="listing_not_found")
+    form = pop_form(request) or {
+        f: (str(getattr(listing, f)) if f != "stock" else str(int(listing.stock))) for f in LISTING_FIELDS
+    }
+    return render(
+        request,
+        "supplier_listing_edit.html",
+        listing=listing,
+        form=form,
+        status_labels=LISTING_STATUS_LABELS,
+        margin=settings.price_margin,
+    )
+
+
+@post("/supplier/listings/{listing_id:uuid}/edit", opt=allow("supplier"), include_in_schema=False)
+async def edit_listing(
+    request: Request[Any, Any, Any],
+    listing_id: FromPath[uuid.UUID],
+    db: DB,
+    settings: Config,
+    data: URLEncodedBody[dict[str, str]],
+) -> Redirect:
+    who = _user(request)
+    assert who
+    draft = _draft_of(data)
+    submit = data.get("submit", "1") != "0"
+    try:
+        await service.update_listing(
+            db,
+            who,
+            listing_id,
+            draft,
+            margin=settings.price_margin,
+            ceiling=settings.decentralized_threshold,
+            submit=submit,
+        )
+    except DomainError as exc:
+        flash(request, exc.detail, "error")
+        request.session["form"] = {f: getattr(draft, f) for f in LISTING_FIELDS}
+        return Redirect(f"/supplier/listings/{listing_id}/edit", status_code=303)
+    flash(request, "已重新提交审核" if submit else "草稿已保存")
+    return Redirect("/supplier/listings", status_code=303)
+
+
+@post("/supplier/listings/{listing_id:uuid}/price", opt=allow("supplier"), include_in_schema=False)
+async def change_price(
+    request: Request[Any, Any, Any],
+    listing_id: FromPath[uuid.UUID],
+    db: DB,
+    settings: Config,
+    data: URLEncodedBody[dict[str, str]],
+) -> Redirect:
+    who = _user(request)
+    assert who
+    return await _act(
+        request,
+        lambda: service.change_price(
+            db,
+            who,
+            listing_id,
+            data.get("price", ""),
+            data.get("reference_price", ""),
+            margin=settings.price_margin,
+            ceiling=settings.decentralized_threshold,
+            note=data.get("note", ""),
+        ),
+        "价格已调整，已记入价格历史",
+        "/supplier/listings",
+    )
 
 
 @post("/supplier/listings/{listing_id:uuid}/status", opt=allow("supplier"), include_in_schema=False)
@@ -158,6 +341,7 @@ async def listing_status(
     request: Request[Any, Any, Any],
     listing_id: FromPath[uuid.UUID],
     db: DB,
+    settings: Config,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
     who = _user(request)
@@ -165,8 +349,131 @@ async def listing_status(
     status = data.get("status", "")
     ok = "商品已下架" if status == "delisted" else "商品已重新上架"
     return await _act(
-        request, lambda: service.set_listing_status(db, who, listing_id, status), ok, "/supplier/listings"
+        request,
+        lambda: service.set_listing_status(db, who, listing_id, status, margin=settings.price_margin),
+        ok,
+        "/supplier/listings",
     )
 
 
-ROUTES = [goods_page, goods_detail, my_listings, create_listing, listing_status]
+@post("/supplier/imports", opt=allow("supplier"), include_in_schema=False)
+async def upload_import(
+    request: Request[Any, Any, Any], db: DB, data: MultipartBody[dict[str, Any]]
+) -> Redirect:
+    who = _user(request)
+    assert who
+    upload = data.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        flash(request, "请选择要上传的 CSV 或 XLSX 文件", "error")
+        return Redirect("/supplier/listings", status_code=303)
+    content = await upload.read()
+    try:
+        batch = await imports.start_import(
+            db, who, upload.filename, content, strict=str(data.get("strict", "")) in ("1", "on")
+        )
+    except DomainError as exc:
+        flash(request, exc.detail, "error")
+        return Redirect("/supplier/listings", status_code=303)
+    flash(request, f"文件「{batch.filename}」已上传，共 {batch.total} 行，正在后台校验")
+    return Redirect(f"/supplier/imports/{batch.id}", status_code=303)
+
+
+@get("/supplier/imports/{import_id:uuid}", opt=allow("supplier"), include_in_schema=False)
+async def import_page(request: Request[Any, Any, Any], import_id: FromPath[uuid.UUID], db: DB) -> Template:
+    who = _user(request)
+    assert who
+    batch = await imports.get_import(db, who, import_id)
+    percent = 100 if batch.status in ("done", "failed") else (100 * batch.processed // max(batch.total, 1))
+    refused = [r for r in batch.report or [] if r[1] == imports.REFUSED][:200]
+    return render(
+        request,
+        "supplier_import.html",
+        batch=batch,
+        percent=percent,
+        refused=refused,
+        labels=imports.STATUS_LABELS,
+    )
+
+
+@get("/supplier/imports/{import_id:uuid}/report.csv", opt=allow("supplier"), include_in_schema=False)
+async def import_report(
+    request: Request[Any, Any, Any], import_id: FromPath[uuid.UUID], db: DB
+) -> Response[bytes]:
+    who = _user(request)
+    assert who
+    batch = await imports.get_import(db, who, import_id)
+    return Response(
+        imports.report_bytes(batch),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="import-report.csv"'},
+    )
+
+
+@get("/center/listings", opt=allow("center", "regulator"), include_in_schema=False)
+async def review_page(
+    request: Request[Any, Any, Any],
+    db: DB,
+    settings: Config,
+    page: FromQuery[str] = "1",
+    status: FromQuery[str] = "submitted",
+) -> Template:
+    """The center's review queue (oldest first), and the frozen / delisted listings to follow up."""
+    status = status if status in ("submitted", "frozen", "delisted", "rejected") else "submitted"
+    pg = _page_no(page)
+    async with db.read() as s:
+        if status == "submitted":
+            total, rows = await service.review_queue(s, pg, 20)
+        else:
+            total, rows = await service.listings_by_status(s, status, pg, 20)
+        counts = await service.status_counts(s, None)
+    return render(
+        request,
+        "center_listings.html",
+        rows=rows,
+        total=total,
+        page=pg,
+        pages=pages_of(total, 20),
+        status=status,
+        counts=counts,
+        status_labels=LISTING_STATUS_LABELS,
+        margin=settings.price_margin,
+    )
+
+
+@post("/center/listings/{listing_id:uuid}/review", opt=allow("center"), include_in_schema=False)
+async def review_listing(
+    request: Request[Any, Any, Any],
+    listing_id: FromPath[uuid.UUID],
+    db: DB,
+    settings: Config,
+    data: URLEncodedBody[dict[str, str]],
+) -> Redirect:
+    who = _user(request)
+    assert who
+    approve = data.get("decision") == "approve"
+    return await _act(
+        request,
+        lambda: service.review_listing(
+            db, who, listing_id, approve=approve, reason=data.get("reason", ""), margin=settings.price_margin
+        ),
+        "已审核通过，商品已上架" if approve else "已驳回，供应商将看到驳回原因",
+        "/center/listings",
+    )
+
+
+ROUTES = [
+    goods_page,
+    goods_detail,
+    moderation,
+    my_listings,
+    create_listing,
+    edit_listing_page,
+    edit_listing,
+    change_price,
+    listing_status,
+    upload_import,
+    import_page,
+    import_report,
+    review_page,
+    review_listing,
+]

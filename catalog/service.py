@@ -538,14 +538,35 @@ async def browse(session: AsyncSession, query: ListingQuery) -> tuple[int, list[
 
 
 async def listings_of_supplier(
-    session: AsyncSession, org_id: uuid.UUID, page: int, per_page: int
+    session: AsyncSession, org_id: uuid.UUID, page: int, per_page: int, *, status: str = ""
 ) -> tuple[int, list[Listing]]:
     stmt = select(Listing).where(Listing.supplier_org_id == org_id)
+    if status:
+        stmt = stmt.where(Listing.status == status)
     total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = await session.execute(
-        stmt.order_by(Listing.created_at.desc(), Listing.id).offset((page - 1) * per_page).limit(per_page)
+        stmt.order_by(Listing.updated_at.desc(), Listing.id).offset((page - 1) * per_page).limit(per_page)
     )
     return total, list(rows.scalars())
+
+
+async def listings_by_status(
+    session: AsyncSession, status: str, page: int, per_page: int
+) -> tuple[int, list[Listing]]:
+    stmt = select(Listing).where(Listing.status == status)
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = await session.execute(
+        stmt.order_by(Listing.updated_at.desc(), Listing.id).offset((page - 1) * per_page).limit(per_page)
+    )
+    return total, list(rows.scalars())
+
+
+async def status_counts(session: AsyncSession, org_id: uuid.UUID | None) -> dict[str, int]:
+    """Listings per status (of one supplier, or of the whole catalogue)."""
+    stmt = select(Listing.status, func.count()).group_by(Listing.status)
+    if org_id is not None:
+        stmt = stmt.where(Listing.supplier_org_id == org_id)
+    return {status: int(n) for status, n in (await session.execute(stmt)).all()}
 
 
 async def brands_in(session: AsyncSession, category: str = "") -> list[str]:

@@ -407,14 +407,16 @@ async def _listings(
             for model in models:
                 variants = VARIANTS.get(noun, [""])
                 for variant in variants:
+                    # one market price per model; each supplier declares it within a few percent
+                    market = Decimal(rng.randrange(lo, hi)) + Decimal(rng.choice(["0", "0.00", "0.90"]))
+                    if "i7" in variant or "金牌" in variant or "1T" in variant:
+                        market = round_money(market * Decimal("1.35"))
                     for supplier_name in rng.sample(
                         suppliers, k=min(len(suppliers), rng.choice([1, 2, 2, 3]))
                     ):
-                        reference = Decimal(rng.randrange(lo, hi)) + Decimal(
-                            rng.choice(["0", "0.00", "0.90"])
+                        reference = round_money(
+                            market * Decimal(rng.choice(["0.98", "1.00", "1.00", "1.02"]))
                         )
-                        if "i7" in variant or "金牌" in variant or "1T" in variant:
-                            reference = round_money(reference * Decimal("1.35"))
                         price = round_money(
                             reference * Decimal(rng.choice(["0.92", "0.95", "0.97", "0.99", "1.00", "1.03"]))
                         )
