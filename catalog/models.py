@@ -75,6 +75,7 @@ class Listing(IdMixin, Base):
     # only that side (or a higher one) may undo it.
     status_reason: Mapped[str] = mapped_column(String(300), default="")
     status_by: Mapped[str] = mapped_column(String(12), default="")
+    frozen_from: Mapped[str] = mapped_column(String(12), default="")  # the status a frozen listing returns to
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reviewed_by: Mapped[uuid.UUID | None] = mapped_column()  # a user id, as in the audit log

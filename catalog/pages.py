@@ -166,7 +166,7 @@ async def moderation(
     who = _user(request)
     assert who
     action = data.get("action", "")
-    label = service.MODERATION.get(action, ((), "", "处理"))[2]
+    label = service.MODERATION.get(action, ((), "处理"))[1]
     return await _act(
         request,
         lambda: service.moderate(

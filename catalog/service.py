@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -53,7 +54,8 @@ def _escape_like(text: str) -> str:
 
 
 def _key(text: str) -> str:
-    return re.sub(r"[\s\-_/]+", "", text).upper()
+    """Brand or model for the duplicate rule: full-width forms folded (NFKC), case, spaces, - _ / ignored."""
+    return re.sub(r"[\s\-_/]+", "", unicodedata.normalize("NFKC", text)).upper()
 
 
 @dataclass(frozen=True)
@@ -393,15 +395,11 @@ async def set_listing_status(
 
 
 MODERATION = {
-    # action: (from statuses, to status, label)
-    "freeze": (
-        (ListingStatus.LIVE, ListingStatus.DELISTED, ListingStatus.SUBMITTED),
-        ListingStatus.FROZEN,
-        "冻结",
-    ),
-    "unfreeze": ((ListingStatus.FROZEN,), ListingStatus.LIVE, "解冻"),
-    "delist": ((ListingStatus.LIVE,), ListingStatus.DELISTED, "下架"),
-    "relist": ((ListingStatus.DELISTED,), ListingStatus.LIVE, "恢复上架"),
+    # action: (from statuses, label)
+    "freeze": ((ListingStatus.LIVE, ListingStatus.SUBMITTED), "冻结"),
+    "unfreeze": ((ListingStatus.FROZEN,), "解冻"),
+    "delist": ((ListingStatus.LIVE,), "下架"),
+    "relist": ((ListingStatus.DELISTED,), "恢复上架"),
 }
 
 
@@ -409,13 +407,14 @@ async def moderate(
     db: Database, who: Principal, listing_id: uuid.UUID, action: str, reason: str, *, margin: Decimal
 ) -> Listing:
     """The center or the regulator freezes / unfreezes, delists / relists a listing, with a reason.
-    What the regulator did, only the regulator undoes."""
+    A frozen listing returns to what it was (on sale, or waiting for review — never live without
+    an approval). What the regulator did, only the regulator undoes."""
     if action not in MODERATION:
         raise InvalidInput("不支持的操作", code="invalid_action")
     reason = reason.strip()
     if action in ("freeze", "delist") and not 2 <= len(reason) <= 300:
         raise InvalidInput("请填写原因（2至300个字符）", code="reason_required")
-    sources, target, label = MODERATION[action]
+    sources, label = MODERATION[action]
     async with db.write() as tx:
         listing = await tx.session.get(Listing, listing_id, with_for_update=True)
         if listing is None:
@@ -430,8 +429,18 @@ async def moderate(
                 raise Forbidden("该商品由财政部门处理，只能由财政部门撤销", code="regulator_decision")
             if action == "relist" and listing.status_by == "supplier":
                 raise Forbidden("该商品由供应商自行下架，应由供应商重新上架", code="delisted_by_supplier")
-            check_price(listing.price, listing.reference_price, margin)
-        listing.status = target
+        if action == "freeze":
+            listing.frozen_from, listing.status = listing.status, ListingStatus.FROZEN
+        elif action == "delist":
+            listing.status = ListingStatus.DELISTED
+        else:
+            target = listing.frozen_from if action == "unfreeze" else ListingStatus.LIVE
+            target = (
+                target if target in (ListingStatus.LIVE, ListingStatus.SUBMITTED) else ListingStatus.SUBMITTED
+            )
+            if target == ListingStatus.LIVE:
+                check_price(listing.price, listing.reference_price, margin)
+            listing.status, listing.frozen_from = target, ""
         listing.status_reason = reason if action in ("freeze", "delist") else ""
         listing.status_by = who.role if action in ("freeze", "delist") else ""
         listing.updated_at = clock.now()

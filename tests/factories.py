@@ -122,6 +122,14 @@ class World:
         self.listings[key] = listing
         return listing
 
+    async def index(self) -> int:
+        """Apply pending listing changes to the search index, as the worker's job does."""
+        from search_index import sync
+        from search_index.embedded import EmbeddedBackend
+
+        backend = EmbeddedBackend(self.settings.data_dir / "search", writer=True, heap_bytes=15_000_000)
+        return await sync.drain(self.db, backend)
+
     @classmethod
     async def build(cls, db: Database, settings: Settings) -> World:
         w = cls(db, settings)

@@ -177,7 +177,15 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
     assert await disclosure.publish_pending(world.db) == 1
     seq = (await client.get("/api/disclosures")).json()["items"][0]["seq"]
     order_id = await _place(client, world, "printer")
+    from catalog import imports
+
+    upload = (
+        "商品名称,品牌,规格型号,品目编码,计量单位,售价,参考市场价,库存\n台式机,联想,M1,A02010105,台,10,10,1\n"
+    )
+    batch = await imports.start_import(world.db, world.who["supplier_x"], "a.csv", upload.encode())
     values = {
+        "import_id": str(batch.id),
+        "fmt": "csv",
         "order_id": order_id,
         "listing_id": str(world.listings["laptop"].id),
         "seq": str(seq),

@@ -215,9 +215,10 @@ async def test_anonymous_pages(client: Any, world: World, deal: tuple[uuid.UUID,
     laptop = world.listings["laptop"]
     text = assert_page(await client.get("/", headers=HTML))
     assert "阳光卖场" in text and "登录" in text
+    await world.index()
     text = assert_page(await client.get("/goods", headers=HTML))
     assert laptop.name in text and "商品desk" in text
-    assert "商品desk" in assert_page(await client.get("/goods?q=desk", headers=HTML))
+    assert "商品<em>desk</em>" in assert_page(await client.get("/goods?q=desk", headers=HTML))  # highlighted
     assert_page(
         await client.get("/goods?price_min=abc&sort=bogus&page=x", headers=HTML)
     )  # bad filters don't crash

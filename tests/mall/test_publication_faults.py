@@ -194,7 +194,7 @@ async def test_worker_killed_mid_publish_publishes_exactly_once(
         order_id = await place_order(world)
         await orders.confirm(world.db, world.who["supplier_x"], order_id)
         async with world.db.read() as s:
-            outbox_id = await s.scalar(select(Outbox.id))
+            outbox_id = await s.scalar(select(Outbox.id).where(Outbox.topic == "disclosure"))
         conn = Redis.from_url(private_redis.url)
 
         async def started() -> bool:
