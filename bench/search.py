@@ -26,7 +26,6 @@ import asyncio
 import json
 import sys
 import time
-import tracemalloc
 import uuid
 from pathlib import Path
 from typing import Any
@@ -188,6 +187,14 @@ async def freshness(st: Stack, port: int, samples: int) -> dict[str, Any]:
     return {"samples": len(lat), **latency_summary(lat)}
 
 
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def run_size(n: int, db_kind: str, quick: bool) -> dict[str, Any]:
     label = f"search-{n}"
     with Stack(db_kind, label) as st:
@@ -207,13 +214,12 @@ def run_size(n: int, db_kind: str, quick: bool) -> dict[str, Any]:
         from search_index.embedded import EmbeddedBackend
 
         text.warm_up()
-        tracemalloc.start()
+        rss_before = _rss_mib()
         reader = EmbeddedBackend(index_dir)
         rounds = 5 if quick else 20
         with stage("in-process queries"):
             inproc = timed_inprocess(reader, rounds)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        rss_after = _rss_mib()
 
         st.start_services()
         with stage("HTTP queries"):
@@ -228,7 +234,7 @@ def run_size(n: int, db_kind: str, quick: bool) -> dict[str, Any]:
             "index_docs_per_s": round(n / build_s, 1),
             "index_mb": round(index_bytes / 1e6, 1),
             "inprocess": inproc,
-            "inprocess_python_peak_mb": round(peak / 1e6, 1),
+            "inprocess_rss_mib": {"before_open": rss_before, "after_queries": rss_after},
             "http": http,
             "freeze_to_gone": fresh,
             "memory": mem,

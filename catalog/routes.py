@@ -331,10 +331,11 @@ async def catalog_search(
         )
     )
     result = await catalog_search_service.run(search, query)
-    names: dict[str, str] = {}
-    if result.facets.get("supplier"):
+    supplier_ids = list(result.facets.get("supplier", {}))
+    names = catalog_search_service.cached_supplier_names(supplier_ids)
+    if names is None:
         async with db.read() as s:
-            names = await catalog_search_service.supplier_names(s, list(result.facets["supplier"]))
+            names = await catalog_search_service.supplier_names(s, supplier_ids)
     return SearchOut(
         total=result.total,
         page=query.page,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -147,16 +148,42 @@ async def run(backend: SearchBackend, query: SearchQuery) -> SearchResult:
         raise Unavailable("搜索服务暂时不可用，请稍后再试", code="search_unavailable") from None
 
 
+# Supplier id -> (name, fetched at): facet labels, refreshed after NAME_TTL seconds. Names change
+# rarely, and a database round trip per search would cost more than the search itself.
+_names: dict[str, tuple[str, float]] = {}
+NAME_TTL = 60.0
+
+
 async def supplier_names(session: AsyncSession, ids: list[str]) -> dict[str, str]:
+    now = time.monotonic()
+    out = {i: _names[i][0] for i in ids if i in _names and now - _names[i][1] < NAME_TTL}
     wanted = []
     for i in ids:
+        if i in out:
+            continue
         try:
             wanted.append(uuid.UUID(i))
         except ValueError:
             continue
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(Organization.id, Organization.name).where(Organization.id.in_(wanted))
-    )
-    return {str(i): n for i, n in rows.all()}
+    if wanted:
+        rows = await session.execute(
+            select(Organization.id, Organization.name).where(Organization.id.in_(wanted))
+        )
+        for org_id, name in rows.all():
+            out[str(org_id)] = name
+            _names[str(org_id)] = (name, now)
+        if len(_names) > 50_000:  # bounded: drop everything and start again
+            _names.clear()
+    return out
+
+
+def cached_supplier_names(ids: list[str]) -> dict[str, str] | None:
+    """All the names from the cache, or None when one is missing or stale (then ask the database)."""
+    now = time.monotonic()
+    out = {}
+    for i in ids:
+        hit = _names.get(i)
+        if hit is None or now - hit[1] >= NAME_TTL:
+            return None
+        out[i] = hit[0]
+    return out
