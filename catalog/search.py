@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -83,6 +84,24 @@ def _price(raw: str, name: str, label: str) -> Decimal | None:
 
 def parse(p: RawParams) -> SearchQuery:
     """Every parameter checked; a bad one is a 400 naming it (problem+json), never a 500."""
+    p = RawParams(
+        *(
+            unicodedata.normalize("NFKC", str(v))
+            for v in (
+                p.q,
+                p.category,
+                p.brand,
+                p.supplier,
+                p.region,
+                p.price_min,
+                p.price_max,
+                p.in_stock,
+                p.sort,
+                p.page,
+                p.per_page,
+            )
+        )
+    )  # full-width digits and letters typed with a Chinese input method mean the same
     q = p.q.strip()
     if len(q) > 100:
         raise InvalidInput("搜索词不能超过100个字符", code="invalid_parameter", parameter="q")

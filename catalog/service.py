@@ -219,7 +219,7 @@ async def create_listing(
 
 
 async def _own(tx: Tx, who: Principal, listing_id: uuid.UUID) -> Listing:
-    listing = await tx.session.get(Listing, listing_id, with_for_update=True)
+    listing = await tx.session.get(Listing, listing_id, with_for_update={"of": Listing})
     if listing is None or listing.supplier_org_id != who.org_id:
         raise NotFound("商品不存在", code="listing_not_found")
     return listing
@@ -347,7 +347,7 @@ async def review_listing(
     if not approve and not 2 <= len(reason) <= 300:
         raise InvalidInput("驳回时请填写原因（2至300个字符）", code="reason_required")
     async with db.write() as tx:
-        listing = await tx.session.get(Listing, listing_id, with_for_update=True)
+        listing = await tx.session.get(Listing, listing_id, with_for_update={"of": Listing})
         if listing is None:
             raise NotFound("商品不存在", code="listing_not_found")
         if listing.status != ListingStatus.SUBMITTED:
@@ -416,7 +416,7 @@ async def moderate(
         raise InvalidInput("请填写原因（2至300个字符）", code="reason_required")
     sources, label = MODERATION[action]
     async with db.write() as tx:
-        listing = await tx.session.get(Listing, listing_id, with_for_update=True)
+        listing = await tx.session.get(Listing, listing_id, with_for_update={"of": Listing})
         if listing is None:
             raise NotFound("商品不存在", code="listing_not_found")
         if listing.status not in sources:
