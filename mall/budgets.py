@@ -43,7 +43,14 @@ async def lock_line(session: AsyncSession, line_id: uuid.UUID) -> None:
     await session.execute(select(_T.c.id).where(_T.c.id == line_id).with_for_update())
 
 
-async def reserve(session: AsyncSession, line_id: uuid.UUID, amount: Decimal, order_id: uuid.UUID) -> None:
+async def reserve(
+    session: AsyncSession,
+    line_id: uuid.UUID,
+    amount: Decimal,
+    order_id: uuid.UUID | None,
+    *,
+    procedure_id: uuid.UUID | None = None,
+) -> None:
     cents = _cents(amount)
     result = await session.execute(
         update(_T)
@@ -61,17 +68,24 @@ async def reserve(session: AsyncSession, line_id: uuid.UUID, amount: Decimal, or
             f"预算指标可用余额不足：可用 {available:,.2f} 元，本单需 {amount:,.2f} 元",
             code="budget_insufficient",
         )
-    _move(session, line_id, order_id, "reserve", amount)
+    _move(session, line_id, order_id, "reserve", amount, procedure_id)
 
 
-async def release(session: AsyncSession, line_id: uuid.UUID, amount: Decimal, order_id: uuid.UUID) -> None:
+async def release(
+    session: AsyncSession,
+    line_id: uuid.UUID,
+    amount: Decimal,
+    order_id: uuid.UUID | None,
+    *,
+    procedure_id: uuid.UUID | None = None,
+) -> None:
     cents = _cents(amount)
     result = await session.execute(
         update(_T).where(_T.c.id == line_id, _T.c.reserved >= cents).values(reserved=_T.c.reserved - cents)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict("预算占用记录异常，无法释放", code="budget_release_failed")
-    _move(session, line_id, order_id, "release", amount)
+    _move(session, line_id, order_id, "release", amount, procedure_id)
 
 
 async def consume(
@@ -99,9 +113,23 @@ async def shrink(session: AsyncSession, line_id: uuid.UUID, by: Decimal, order_i
         await release(session, line_id, by, order_id)
 
 
-def _move(session: AsyncSession, line_id: uuid.UUID, order_id: uuid.UUID, kind: str, amount: Decimal) -> None:
+def _move(
+    session: AsyncSession,
+    line_id: uuid.UUID,
+    order_id: uuid.UUID | None,
+    kind: str,
+    amount: Decimal,
+    procedure_id: uuid.UUID | None = None,
+) -> None:
     session.add(
-        BudgetMovement(budget_line_id=line_id, order_id=order_id, kind=kind, amount=amount, at=clock.now())
+        BudgetMovement(
+            budget_line_id=line_id,
+            order_id=order_id,
+            procedure_id=procedure_id,
+            kind=kind,
+            amount=amount,
+            at=clock.now(),
+        )
     )
 
 

@@ -114,6 +114,8 @@ class BudgetMovement(IdMixin, Base):
 
     budget_line_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("budget_lines.id"), index=True)
     order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    # an inquiry's or auction's reservation (bidding.models.Procedure), before any order exists
+    procedure_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     kind: Mapped[str] = mapped_column(String(10))  # reserve | release | consume
     amount: Mapped[Decimal] = mapped_column(Money)
     at: Mapped[datetime] = mapped_column(UTCDateTime)

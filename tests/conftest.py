@@ -165,6 +165,10 @@ def settings(workdir: Path, database_url: str, redis_server: RedisServer | None)
 
 
 TABLES_TO_CLEAR = [
+    "offers",
+    "procedure_participants",
+    "procedure_invites",
+    "procedure_items",
     "budget_movements",
     "order_events",
     "order_lines",
@@ -174,6 +178,7 @@ TABLES_TO_CLEAR = [
     "listing_price_changes",
     "listing_imports",
     "listings",
+    "procedures",
     "budget_lines",
     "api_tokens",
     "audit_log",

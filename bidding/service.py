@@ -1,0 +1,537 @@
+"""Inquiries and reverse auctions: publication with a budget reservation, sealed quotes, the bid
+path with the database as final arbiter, and closing with the outcome of `bidding.rules`.
+
+Sealing: before the deadline no function here returns another supplier's quote, or how many
+quotes there are, to anyone — the buyer included. `view_for` is the only way out of this module
+for offers, and it applies that rule.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, cast
+
+from sqlalchemy import Table, func, select, update
+
+from bidding import rules
+from bidding.models import (
+    Offer,
+    Participant,
+    Procedure,
+    ProcedureInvite,
+    ProcedureItem,
+    ProcedureKind,
+    ProcedureStatus,
+)
+from catalog.categories import CATALOG_VERSION
+from catalog.models import Category, Listing, ListingStatus
+from mall import budgets, clock
+from mall.auth import Principal
+from mall.db import Database, Tx
+from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.models import BudgetLine
+from mall.money import MoneyError, money, whole_quantity
+
+MIN_OPEN = timedelta(minutes=10)
+MAX_OPEN = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class ItemDraft:
+    category_code: str
+    item_name: str
+    spec: str
+    quantity: str
+    unit: str
+
+
+@dataclass(frozen=True)
+class ProcedureDraft:
+    kind: str
+    title: str
+    budget_line_id: uuid.UUID
+    ceiling: str
+    starts_at: datetime
+    ends_at: datetime
+    items: list[ItemDraft]
+    decrement: str = "0"
+    decrement_is_percent: bool = False
+    beat_lowest: bool = False
+    min_participants: int = 3
+    invited: list[uuid.UUID] | None = None  # None: every supplier with live listings in the 品目
+
+
+def rules_of(p: Procedure) -> rules.AuctionRules:
+    return rules.AuctionRules(
+        ceiling=p.ceiling,
+        decrement=Decimal(p.decrement),
+        decrement_is_percent=p.decrement_is_percent,
+        beat_lowest=p.beat_lowest,
+        snipe_window=timedelta(seconds=p.snipe_window_seconds),
+        extension=timedelta(seconds=p.extension_seconds),
+        max_extensions=p.max_extensions,
+        min_participants=p.min_participants,
+        confirm_window=timedelta(hours=p.confirm_hours),
+    )
+
+
+def inquiry_rules_of(p: Procedure) -> rules.InquiryRules:
+    return rules.InquiryRules(
+        ceiling=p.ceiling, min_valid=p.min_participants, confirm_window=timedelta(hours=p.confirm_hours)
+    )
+
+
+def _number(kind: str) -> str:
+    prefix = "XJ" if kind == ProcedureKind.INQUIRY else "JJ"
+    now = clock.local_date(clock.now())
+    return f"{prefix}{now:%Y%m%d}{uuid.uuid4().int % 10**8:08d}"
+
+
+async def create(
+    db: Database, who: Principal, draft: ProcedureDraft, *, open_tender_threshold: Decimal, region_code: str
+) -> Procedure:
+    """A buyer publishes an inquiry or an auction: checked, budget reserved, visible at once."""
+    errors: list[str] = []
+    if draft.kind not in (ProcedureKind.INQUIRY, ProcedureKind.AUCTION):
+        raise InvalidInput("采购方式应为 inquiry（在线询价）或 auction（反向竞价）", code="invalid_kind")
+    title = draft.title.strip()
+    if not 4 <= len(title) <= 200:
+        errors.append("项目名称应为4至200个字符")
+    try:
+        ceiling = money(draft.ceiling)
+    except MoneyError:
+        errors.append("最高限价格式不正确")
+        ceiling = Decimal(0)
+    if ceiling <= 0:
+        errors.append("最高限价必须大于0")
+    elif ceiling >= open_tender_threshold:
+        errors.append(f"最高限价应低于公开招标数额标准 {open_tender_threshold:,.0f} 元（达到标准须公开招标）")
+    now = clock.now()
+    if draft.starts_at < now - timedelta(minutes=1):
+        errors.append("开始时间不能早于现在")
+    if draft.ends_at - max(draft.starts_at, now) < MIN_OPEN:
+        errors.append("截止时间应在开始时间 10 分钟以后")
+    if draft.ends_at - draft.starts_at > MAX_OPEN:
+        errors.append("报价期不能超过30天")
+    if not 1 <= len(draft.items) <= 50:
+        errors.append("请填写1至50项采购需求")
+    items: list[tuple[ItemDraft, Decimal]] = []
+    for n, item in enumerate(draft.items, start=1):
+        try:
+            q = whole_quantity(item.quantity)
+        except MoneyError:
+            errors.append(f"第{n}项数量应为正整数")
+            continue
+        if not item.item_name.strip() or not item.unit.strip():
+            errors.append(f"第{n}项请填写品名和单位")
+        items.append((item, q))
+    if not 1 <= draft.min_participants <= 20:
+        errors.append("最少有效供应商数应在1至20之间")
+    if errors:
+        raise InvalidInput("；".join(errors), code="procedure_invalid")
+    if draft.kind == ProcedureKind.AUCTION:
+        # the rules object checks the decrement settings (and says what is wrong, in Chinese)
+        rules.AuctionRules(
+            ceiling=ceiling,
+            decrement=_decimal(draft.decrement),
+            decrement_is_percent=draft.decrement_is_percent,
+            beat_lowest=draft.beat_lowest,
+            min_participants=draft.min_participants,
+        )
+    assert who.org_id is not None
+    async with db.write() as tx:
+        s = tx.session
+        line = await s.get(BudgetLine, draft.budget_line_id)
+        if line is None or line.org_id != who.org_id:
+            raise NotFound("预算指标不存在", code="budget_line_not_found")
+        for item, _q in items:
+            category = await s.get(Category, (CATALOG_VERSION, item.category_code.strip().upper()))
+            if category is None:
+                raise InvalidInput(f"品目编码 {item.category_code} 不在品目目录中", code="unknown_category")
+        p = Procedure(
+            id=uuid.uuid4(),
+            number=_number(draft.kind),
+            kind=draft.kind,
+            status=ProcedureStatus.OPEN if draft.starts_at <= now else ProcedureStatus.PUBLISHED,
+            title=title,
+            buyer_org_id=who.org_id,
+            buyer_user_id=who.user_id,
+            budget_line_id=line.id,
+            region_code=region_code,
+            ceiling=ceiling,
+            reserved_amount=ceiling,
+            decrement=str(_decimal(draft.decrement)),
+            decrement_is_percent=draft.decrement_is_percent,
+            beat_lowest=draft.beat_lowest,
+            min_participants=draft.min_participants,
+            eligibility="invited" if draft.invited is not None else "category",
+            starts_at=draft.starts_at,
+            scheduled_end=draft.ends_at,
+            ends_at=draft.ends_at,
+            created_at=now,
+            published_at=now,
+        )
+        s.add(p)
+        for n, (item, q) in enumerate(items, start=1):
+            s.add(
+                ProcedureItem(
+                    procedure_id=p.id,
+                    line_no=n,
+                    category_code=item.category_code.strip().upper(),
+                    item_name=item.item_name.strip()[:200],
+                    spec=item.spec.strip()[:1000],
+                    quantity=q,
+                    unit=item.unit.strip()[:20],
+                )
+            )
+        for supplier_id in sorted(set(draft.invited or [])):
+            s.add(ProcedureInvite(procedure_id=p.id, supplier_org_id=supplier_id))
+        await s.flush()
+        await budgets.lock_line(s, line.id)
+        await budgets.reserve(s, line.id, ceiling, None, procedure_id=p.id)
+    return p
+
+
+def _decimal(raw: str) -> Decimal:
+    try:
+        value = Decimal(str(raw).strip() or "0")
+    except InvalidOperation:
+        raise InvalidInput("最小降价幅度格式不正确", code="procedure_invalid") from None
+    return value
+
+
+async def _eligible(tx: Tx, p: Procedure, supplier_org_id: uuid.UUID) -> bool:
+    s = tx.session
+    if p.eligibility == "invited":
+        return bool(
+            await s.scalar(
+                select(ProcedureInvite.id).where(
+                    ProcedureInvite.procedure_id == p.id, ProcedureInvite.supplier_org_id == supplier_org_id
+                )
+            )
+        )
+    codes = list(
+        (
+            await s.execute(select(ProcedureItem.category_code).where(ProcedureItem.procedure_id == p.id))
+        ).scalars()
+    )
+    # live in every requested 品目 class (the third level: 计算机, 打印设备, …)
+    for code in codes:
+        found = await s.scalar(
+            select(Listing.id)
+            .where(
+                Listing.supplier_org_id == supplier_org_id,
+                Listing.status == ListingStatus.LIVE,
+                Listing.category_code.like(f"{code[:7]}%"),
+            )
+            .limit(1)
+        )
+        if not found:
+            return False
+    return True
+
+
+async def _participant(tx: Tx, p: Procedure, supplier_org_id: uuid.UUID) -> Participant:
+    s = tx.session
+    part = await s.scalar(
+        select(Participant).where(
+            Participant.procedure_id == p.id, Participant.supplier_org_id == supplier_org_id
+        )
+    )
+    if part is None:
+        n = await s.scalar(select(func.count()).where(Participant.procedure_id == p.id)) or 0
+        part = Participant(
+            procedure_id=p.id, supplier_org_id=supplier_org_id, label_no=n + 1, joined_at=clock.now()
+        )
+        s.add(part)
+        await s.flush()
+    return part
+
+
+async def _load_open(tx: Tx, who: Principal, procedure_id: uuid.UUID, kind: str) -> Procedure:
+    p = await tx.session.get(Procedure, procedure_id, with_for_update=True)
+    if p is None or p.kind != kind:
+        raise NotFound("采购项目不存在", code="procedure_not_found")
+    assert who.org_id is not None
+    if not await _eligible(tx, p, who.org_id):
+        raise Forbidden("贵单位不在本项目的邀请或品目范围内，不能报价", code="not_eligible")
+    now = clock.now()
+    if p.status == ProcedureStatus.PUBLISHED and p.starts_at <= now < p.ends_at:
+        p.status = ProcedureStatus.OPEN
+    return p
+
+
+def _money_or_refuse(raw: str) -> Decimal:
+    try:
+        return money(raw)
+    except MoneyError:
+        raise rules.BidRefused("bad_amount", "报价金额格式不正确，应为不超过两位小数的金额") from None
+
+
+async def quote(db: Database, who: Principal, procedure_id: uuid.UUID, amount_raw: str) -> Offer:
+    """Submit or revise a sealed quote. The latest one counts; nobody else sees it before the deadline."""
+    async with db.write() as tx:
+        p = await _load_open(tx, who, procedure_id, ProcedureKind.INQUIRY)
+        amount = _money_or_refuse(amount_raw)
+        rules.check_quote(inquiry_rules_of(p), amount, now=clock.now(), deadline=p.ends_at)
+        assert who.org_id is not None
+        await _participant(tx, p, who.org_id)
+        p.offer_seq += 1
+        offer = Offer(
+            procedure_id=p.id,
+            supplier_org_id=who.org_id,
+            user_id=who.user_id,
+            seq=p.offer_seq,
+            amount=amount,
+            typed=amount_raw[:40],
+            status="accepted",
+            at=clock.now(),
+        )
+        tx.session.add(offer)
+    return offer
+
+
+async def withdraw(db: Database, who: Principal, procedure_id: uuid.UUID) -> None:
+    async with db.write() as tx:
+        p = await _load_open(tx, who, procedure_id, ProcedureKind.INQUIRY)
+        if clock.now() >= p.ends_at:
+            raise rules.BidRefused("closed", "报价已截止，不能撤回")
+        assert who.org_id is not None
+        latest = await tx.session.scalar(
+            select(Offer)
+            .where(
+                Offer.procedure_id == p.id, Offer.supplier_org_id == who.org_id, Offer.status == "accepted"
+            )
+            .order_by(Offer.seq.desc())
+            .limit(1)
+        )
+        if latest is None:
+            raise Conflict("贵单位没有可撤回的报价", code="no_quote")
+        p.offer_seq += 1
+        tx.session.add(
+            Offer(
+                procedure_id=p.id,
+                supplier_org_id=who.org_id,
+                user_id=who.user_id,
+                seq=p.offer_seq,
+                amount=None,
+                status="withdrawn",
+                at=clock.now(),
+            )
+        )
+
+
+@dataclass(frozen=True)
+class BidResult:
+    accepted: bool
+    seq: int | None
+    amount: Decimal | None
+    lowest: Decimal | None
+    ends_at: datetime
+    code: str = ""
+    detail: str = ""
+
+
+async def bid(db: Database, who: Principal, procedure_id: uuid.UUID, amount_raw: str) -> BidResult:
+    """One bid into an auction room. The rules are checked against the state read in this
+    transaction, and the acceptance is a conditional UPDATE on the procedure's sequence number: if
+    anything was accepted meanwhile the UPDATE changes nothing and the bid is refused ("stale"), so
+    no two bids are ever accepted against the same state. Refused bids are logged with the reason."""
+    assert who.org_id is not None
+    refused: rules.BidRefused | None = None
+    async with db.write() as tx:
+        s = tx.session
+        p = await _load_open(tx, who, procedure_id, ProcedureKind.AUCTION)
+        seen_seq = p.offer_seq
+        now = clock.now()
+        own = await s.scalar(
+            select(func.min(Offer.amount)).where(
+                Offer.procedure_id == p.id, Offer.supplier_org_id == who.org_id, Offer.status == "accepted"
+            )
+        )
+        amount: Decimal | None = None
+        try:
+            amount = _money_or_refuse(amount_raw)
+            rules.check_bid(
+                rules_of(p),
+                amount,
+                own_previous=own,
+                current_lowest=p.lowest_amount,
+                now=now,
+                starts_at=p.starts_at,
+                ends_at=p.ends_at,
+            )
+        except rules.BidRefused as exc:
+            refused = exc
+        await _participant(tx, p, who.org_id)
+        if refused is None:
+            assert amount is not None
+            new_end, extensions = rules.extended_end(
+                rules_of(p), bid_at=now, ends_at=p.ends_at, extensions_so_far=p.extensions
+            )
+            lowest = amount if p.lowest_amount is None else min(amount, p.lowest_amount)
+            t = cast(Table, Procedure.__table__)
+            result = await s.execute(
+                update(t)
+                .where(t.c.id == p.id, t.c.offer_seq == seen_seq, t.c.ends_at > now)
+                .values(offer_seq=seen_seq + 1, ends_at=new_end, extensions=extensions, lowest_amount=lowest)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                refused = rules.BidRefused("closed", "出价时竞价状态已变化，请刷新后重试")
+            else:
+                s.add(
+                    Offer(
+                        procedure_id=p.id,
+                        supplier_org_id=who.org_id,
+                        user_id=who.user_id,
+                        seq=seen_seq + 1,
+                        amount=amount,
+                        typed=amount_raw[:40],
+                        status="accepted",
+                        at=now,
+                    )
+                )
+                return BidResult(True, seen_seq + 1, amount, lowest, new_end)
+        s.add(
+            Offer(
+                procedure_id=p.id,
+                supplier_org_id=who.org_id,
+                user_id=who.user_id,
+                seq=None,
+                amount=amount,
+                typed=amount_raw[:40],
+                status="refused",
+                refuse_code=refused.code,
+                reason=refused.detail[:300],
+                at=now,
+            )
+        )
+        ends_at = p.ends_at
+    # the refusal is logged (committed above) and then reported as a 422 with its stable code
+    raise refused if refused else RuleViolation("出价未被接受", code="bid_refused", ends_at=str(ends_at))
+
+
+async def close(db: Database, procedure_id: uuid.UUID) -> Procedure:
+    """At the deadline: compute the outcome. Idempotent — a closed procedure is returned as it is.
+    A failed procedure releases its budget reservation."""
+    async with db.write() as tx:
+        s = tx.session
+        p = await s.get(Procedure, procedure_id, with_for_update=True)
+        if p is None:
+            raise NotFound("采购项目不存在", code="procedure_not_found")
+        if p.status not in (ProcedureStatus.PUBLISHED, ProcedureStatus.OPEN):
+            return p
+        now = clock.now()
+        if now < p.ends_at:
+            raise Conflict("尚未到截止时间", code="not_yet_closed")
+        offers = list((await s.execute(select(Offer).where(Offer.procedure_id == p.id))).scalars())
+        if p.kind == ProcedureKind.INQUIRY:
+            result: Any = rules.inquiry_outcome(inquiry_rules_of(p), _quotes(offers))
+        else:
+            result = rules.outcome(rules_of(p), _bids(offers))
+        p.closed_at = now
+        if result.failed:
+            p.status, p.result_note = ProcedureStatus.FAILED, result.failed_reason[:300]
+            await budgets.release(s, p.budget_line_id, p.reserved_amount, None, procedure_id=p.id)
+            p.reserved_amount = Decimal(0)
+        else:
+            p.status = ProcedureStatus.AWARDED
+    return p
+
+
+def _quotes(offers: list[Offer]) -> list[rules.Quote]:
+    out = []
+    for o in offers:
+        if o.seq is None or o.status not in ("accepted", "withdrawn"):
+            continue
+        out.append(
+            rules.Quote(
+                supplier=str(o.supplier_org_id),
+                amount=o.amount if o.amount is not None else Decimal(0),
+                at=o.at,
+                seq=o.seq,
+                withdrawn=o.status == "withdrawn",
+                rejected_reason=o.reason if o.rejected else "",
+            )
+        )
+    return out
+
+
+def _bids(offers: list[Offer]) -> list[rules.Bid]:
+    return [
+        rules.Bid(supplier=str(o.supplier_org_id), amount=o.amount, at=o.at, seq=o.seq)
+        for o in offers
+        if o.status == "accepted" and o.seq is not None and o.amount is not None
+    ]
+
+
+@dataclass(frozen=True)
+class OfferView:
+    label: str  # 供应商 #n until the result is published; the name after
+    amount: str | None
+    at: datetime
+    status: str
+    mine: bool
+
+
+async def view_for(db: Database, who: Principal, procedure_id: uuid.UUID) -> dict[str, Any]:
+    """What `who` may see of a procedure's offers right now.
+
+    Inquiry, before the deadline: a supplier sees only its own quotes; the buyer and everyone else
+    see neither quotes nor their number. Auction, while open: the current lowest price, the
+    caller's own bids and rank, anonymous labels. After closing: every valid offer, ranked."""
+    async with db.read() as s:
+        p = await s.get(Procedure, procedure_id)
+        if p is None:
+            raise NotFound("采购项目不存在", code="procedure_not_found")
+        offers = list(
+            (await s.execute(select(Offer).where(Offer.procedure_id == p.id).order_by(Offer.at))).scalars()
+        )
+        labels = {
+            part.supplier_org_id: part.label_no
+            for part in (
+                await s.execute(select(Participant).where(Participant.procedure_id == p.id))
+            ).scalars()
+        }
+    sealed = p.status in (ProcedureStatus.PUBLISHED, ProcedureStatus.OPEN) and clock.now() < p.ends_at
+    out: dict[str, Any] = {"status": p.status, "ends_at": p.ends_at, "sealed": sealed}
+    mine = [o for o in offers if who.org_id is not None and o.supplier_org_id == who.org_id]
+    out["mine"] = [
+        OfferView(
+            f"供应商 #{labels.get(o.supplier_org_id, 0)}",
+            None if o.amount is None else str(o.amount),
+            o.at,
+            o.status,
+            True,
+        )
+        for o in mine
+    ]
+    if p.kind == ProcedureKind.INQUIRY and sealed:
+        return out  # nothing about anyone else, not even how many
+    if p.kind == ProcedureKind.AUCTION:
+        out["lowest"] = None if p.lowest_amount is None else str(p.lowest_amount)
+        ranked = rules.ranking(_bids(offers))
+        if who.org_id is not None:
+            rank = next((i for i, b in enumerate(ranked, start=1) if b.supplier == str(who.org_id)), None)
+            out["my_rank"] = rank
+        out["bidders"] = len(ranked)
+    if not sealed:
+        ranked_all: list[Any] = (
+            rules.ranking(_bids(offers))
+            if p.kind == ProcedureKind.AUCTION
+            else rules.current_quotes(_quotes(offers))
+        )
+        out["ranked"] = [
+            OfferView(
+                f"供应商 #{labels.get(uuid.UUID(o.supplier), 0)}",
+                str(o.amount),
+                o.at,
+                "accepted",
+                o.supplier == str(who.org_id),
+            )
+            for o in sorted(ranked_all, key=lambda o: (o.amount, o.seq))
+        ]
+    return out

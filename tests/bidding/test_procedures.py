@@ -1,0 +1,265 @@
+"""Inquiries and auctions in the database: budget reservation, sealed quotes, the bid path with
+the database as arbiter (also under concurrency), closing and failure."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bidding import rules, service
+from bidding.models import Offer, Procedure
+from mall import clock
+from mall.errors import DomainError, Forbidden, InvalidInput, RuleViolation
+from mall.models import BudgetLine, OrgKind
+from tests.factories import World
+
+
+@pytest.fixture
+def frozen() -> Iterator[datetime]:
+    start = clock.now().replace(microsecond=0)
+    clock.clock.freeze(start)
+    try:
+        yield start
+    finally:
+        clock.clock.unfreeze()
+
+
+def advance(delta: timedelta) -> None:
+    clock.clock.freeze(clock.now() + delta)
+
+
+def draft(
+    world: World, kind: str, *, ceiling: str = "60000.00", minutes: int = 60, invited: Any = None, **kw: Any
+) -> service.ProcedureDraft:
+    now = clock.now()
+    return service.ProcedureDraft(
+        kind=kind,
+        title="办公台式计算机采购项目",
+        budget_line_id=world.lines["a1"].id,
+        ceiling=ceiling,
+        starts_at=now,
+        ends_at=now + timedelta(minutes=minutes),
+        items=[service.ItemDraft("A02010105", "台式计算机", "i5/16G/512G", "10", "台")],
+        invited=invited,
+        **kw,
+    )
+
+
+async def create(world: World, kind: str, **kw: Any) -> Procedure:
+    return await service.create(
+        world.db,
+        world.who["buyer_a"],
+        draft(world, kind, **kw),
+        open_tender_threshold=world.settings.open_tender_threshold,
+        region_code="410100",
+    )
+
+
+async def suppliers(world: World, n: int) -> list[Any]:
+    return [await world.org(f"bidder{i}", OrgKind.SUPPLIER, f"竞价供应商{i}有限公司") for i in range(n)]
+
+
+async def available(world: World) -> Decimal:
+    async with world.db.read() as s:
+        line = await s.get(BudgetLine, world.lines["a1"].id)
+        assert line is not None
+        return line.available
+
+
+async def test_publication_reserves_the_ceiling_and_a_failure_releases_it(
+    world: World, frozen: datetime
+) -> None:
+    before = await available(world)
+    xs = await suppliers(world, 2)
+    p = await create(world, "inquiry", invited=[x.org_id for x in xs])
+    assert p.status == "open" and await available(world) == before - Decimal("60000.00")
+    await service.quote(world.db, xs[0], p.id, "50000.00")
+    await service.quote(world.db, xs[1], p.id, "51000.00")
+    advance(timedelta(minutes=61))
+    closed = await service.close(world.db, p.id)
+    assert closed.status == "failed" and "不足3家" in closed.result_note
+    assert await available(world) == before
+    assert (await service.close(world.db, p.id)).status == "failed"  # idempotent: nothing released twice
+    assert await available(world) == before
+
+
+async def test_bad_procedures_are_refused_and_nothing_is_reserved(world: World, frozen: datetime) -> None:
+    before = await available(world)
+    for kw, code in [
+        ({"ceiling": "2000000.00"}, "procedure_invalid"),  # at the open-tender threshold
+        ({"ceiling": "abc"}, "procedure_invalid"),
+        ({"minutes": 5}, "procedure_invalid"),
+        ({"ceiling": "600000.00"}, "budget_insufficient"),  # more than the line has
+        ({"decrement": "0", "kind_override": "auction"}, "invalid_auction_rules"),
+    ]:
+        kind = kw.pop("kind_override", "inquiry")
+        with pytest.raises(DomainError) as err:
+            await create(world, kind, **kw)
+        assert err.value.code == code, (kw, err.value.code, err.value.detail)
+    assert await available(world) == before
+    async with world.db.read() as s:
+        assert list((await s.execute(select(Procedure))).scalars()) == []
+
+
+async def test_quotes_are_sealed_until_the_deadline(world: World, frozen: datetime) -> None:
+    xs = await suppliers(world, 3)
+    p = await create(world, "inquiry", invited=[x.org_id for x in xs])
+    await service.quote(world.db, xs[0], p.id, "52000.00")
+    await service.quote(world.db, xs[1], p.id, "50000.00")
+    await service.quote(world.db, xs[1], p.id, "49000.00")  # a revision: the latest counts
+    await service.quote(world.db, xs[2], p.id, "48000.00")
+    await service.withdraw(world.db, xs[2], p.id)  # withdrawn before the deadline
+    buyer = await service.view_for(world.db, world.who["buyer_a"], p.id)
+    assert buyer["sealed"] and buyer["mine"] == [] and "ranked" not in buyer and "bidders" not in buyer
+    seen = await service.view_for(world.db, xs[1], p.id)
+    assert [v.amount for v in seen["mine"]] == ["50000.00", "49000.00"] and "ranked" not in seen
+    assert "52000" not in repr(seen)  # another supplier's quote is nowhere in what it gets
+    with pytest.raises(Forbidden):
+        await service.quote(world.db, world.who["supplier_x"], p.id, "1.00")  # not invited
+    with pytest.raises(rules.BidRefused) as err:
+        await service.quote(world.db, xs[0], p.id, "60000.01")
+    assert err.value.code == "above_ceiling"
+
+    advance(timedelta(minutes=60))
+    with pytest.raises(rules.BidRefused):
+        await service.quote(world.db, xs[0], p.id, "40000.00")  # at the deadline: closed
+    after = await service.view_for(world.db, world.who["buyer_a"], p.id)
+    assert not after["sealed"]
+    assert [(v.label, v.amount) for v in after["ranked"]] == [
+        ("供应商 #2", "49000.00"),
+        ("供应商 #1", "52000.00"),
+    ]
+
+
+async def test_an_inquiry_with_enough_quotes_is_awarded_to_the_lowest(world: World, frozen: datetime) -> None:
+    xs = await suppliers(world, 4)
+    p = await create(world, "inquiry", invited=[x.org_id for x in xs])
+    for x, amount in zip(xs, ["55000.00", "51000.00", "51000.00", "58000.00"], strict=True):
+        await service.quote(world.db, x, p.id, amount)
+    advance(timedelta(hours=2))
+    closed = await service.close(world.db, p.id)
+    assert closed.status == "awarded"
+    view = await service.view_for(world.db, xs[1], p.id)
+    assert view["ranked"][0].mine  # equal amounts: the earlier quote ranks first
+
+
+async def test_bids_follow_the_rules_and_refusals_are_logged(world: World, frozen: datetime) -> None:
+    xs = await suppliers(world, 3)
+    p = await create(world, "auction", invited=[x.org_id for x in xs], decrement="100")
+    r = await service.bid(world.db, xs[0], p.id, "59000.00")
+    assert r.accepted and r.seq == 1 and r.lowest == Decimal("59000.00")
+    for who, amount, code in [
+        (xs[0], "58950.00", "not_below_own"),  # less than the 100 yuan decrement below its own bid
+        (xs[1], "60000.01", "above_ceiling"),
+        (xs[1], "5e3", "bad_amount"),
+    ]:
+        advance(timedelta(seconds=1))  # the log is read back in time order
+        with pytest.raises(RuleViolation) as err:
+            await service.bid(world.db, who, p.id, amount)
+        assert err.value.code == code
+    advance(timedelta(seconds=1))
+    r = await service.bid(
+        world.db, xs[1], p.id, "59500.00"
+    )  # default rule: below its own bid, not the lowest
+    assert r.accepted and r.lowest == Decimal("59000.00")
+    async with world.db.read() as s:
+        log = list(
+            (
+                await s.execute(select(Offer).where(Offer.procedure_id == p.id).order_by(Offer.at, Offer.seq))
+            ).scalars()
+        )
+    assert [(o.status, o.refuse_code) for o in log] == [
+        ("accepted", ""),
+        ("refused", "not_below_own"),
+        ("refused", "above_ceiling"),
+        ("refused", "bad_amount"),
+        ("accepted", ""),
+    ]
+    assert all(o.reason for o in log if o.status == "refused")
+    view = await service.view_for(world.db, xs[1], p.id)
+    assert view["lowest"] == "59000.00" and view["my_rank"] == 2 and view["bidders"] == 2
+    assert all(v.label.startswith("供应商 #") for v in view["mine"])
+
+
+async def test_a_bid_in_the_last_minutes_extends_the_end(world: World, frozen: datetime) -> None:
+    xs = await suppliers(world, 1)
+    p = await create(world, "auction", invited=[x.org_id for x in xs], decrement="100")
+    advance(timedelta(minutes=58))
+    r = await service.bid(world.db, xs[0], p.id, "50000.00")
+    assert r.ends_at == clock.now() + timedelta(minutes=5)
+    advance(timedelta(minutes=6))
+    with pytest.raises(rules.BidRefused) as err:
+        await service.bid(world.db, xs[0], p.id, "49000.00")
+    assert err.value.code == "closed"
+
+
+async def test_concurrent_bids_equal_a_sequential_replay_of_the_accepted_log(
+    world: World, frozen: datetime
+) -> None:
+    """50 suppliers, 400 bids at once: every accepted bid obeys the rules against the state before
+    it, the sequence has no gaps, the final lowest is the lowest accepted bid, every acknowledged bid
+    is in the database."""
+    xs = await suppliers(world, 50)
+    p = await create(world, "auction", invited=[x.org_id for x in xs], decrement="10", minutes=600)
+    rng = random.Random(7)
+    acknowledged: list[int] = []
+
+    async def one(i: int) -> None:
+        who = xs[i % 50]
+        amount = Decimal(rng.randrange(3_000_000, 5_999_999)) / 100
+        try:
+            r = await service.bid(world.db, who, p.id, str(amount.quantize(Decimal("0.01"))))
+            acknowledged.append(int(r.seq or 0))
+        except RuleViolation:
+            pass
+
+    await asyncio.gather(*(one(i) for i in range(400)))
+    async with world.db.read() as s:
+        accepted = list(
+            (
+                await s.execute(
+                    select(Offer)
+                    .where(Offer.procedure_id == p.id, Offer.status == "accepted")
+                    .order_by(Offer.seq)
+                )
+            ).scalars()
+        )
+        final = await s.get(Procedure, p.id, populate_existing=True)
+    assert final is not None and accepted
+    assert [o.seq for o in accepted] == list(range(1, len(accepted) + 1))
+    assert sorted(acknowledged) == [o.seq for o in accepted]
+    ar = service.rules_of(final)
+    own: dict[uuid.UUID, Decimal] = {}
+    lowest: Decimal | None = None
+    for o in accepted:  # sequential replay
+        assert o.amount is not None
+        rules.check_bid(
+            ar,
+            o.amount,
+            own_previous=own.get(o.supplier_org_id),
+            current_lowest=lowest,
+            now=o.at,
+            starts_at=final.starts_at,
+            ends_at=final.ends_at,
+        )
+        own[o.supplier_org_id] = o.amount
+        lowest = o.amount if lowest is None else min(lowest, o.amount)
+    assert final.lowest_amount == lowest and final.offer_seq == len(accepted)
+
+
+async def test_invalid_input_never_reaches_the_log_as_accepted(world: World, frozen: datetime) -> None:
+    xs = await suppliers(world, 1)
+    p = await create(world, "inquiry", invited=[x.org_id for x in xs])
+    for raw in ["", "-1", "1.001", "NaN", "1e3"]:
+        with pytest.raises((rules.BidRefused, InvalidInput)):
+            await service.quote(world.db, xs[0], p.id, raw)
+    async with world.db.read() as s:
+        assert list((await s.execute(select(Offer).where(Offer.status == "accepted"))).scalars()) == []
