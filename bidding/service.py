@@ -192,7 +192,39 @@ async def create(
         await s.flush()
         await budgets.lock_line(s, line.id)
         await budgets.reserve(s, line.id, ceiling, None, procedure_id=p.id)
+        _schedule_close(tx, p.id, p.ends_at)
     return p
+
+
+def _schedule_close(tx: Tx, procedure_id: uuid.UUID, at: datetime) -> None:
+    def go() -> None:
+        from workers.queues import schedule_close
+
+        schedule_close(procedure_id, at)
+
+    tx.after_commit(go)
+
+
+async def close_due(db: Database, limit: int = 50) -> list[uuid.UUID]:
+    """The safety net: close every procedure whose end has passed (a lost or failed close job)."""
+    now = clock.now()
+    async with db.read() as s:
+        due = list(
+            (
+                await s.execute(
+                    select(Procedure.id)
+                    .where(
+                        Procedure.status.in_((ProcedureStatus.PUBLISHED, ProcedureStatus.OPEN)),
+                        Procedure.ends_at <= now,
+                    )
+                    .order_by(Procedure.ends_at)
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+    for procedure_id in due:
+        await close(db, procedure_id)
+    return due
 
 
 def _decimal(raw: str) -> Decimal:
@@ -382,6 +414,8 @@ async def bid(db: Database, who: Principal, procedure_id: uuid.UUID, amount_raw:
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 refused = rules.BidRefused("closed", "出价时竞价状态已变化，请刷新后重试")
             else:
+                if extensions != p.extensions:
+                    _schedule_close(tx, p.id, new_end)  # the close job moves with the end
                 s.add(
                     Offer(
                         procedure_id=p.id,

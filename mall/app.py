@@ -32,6 +32,7 @@ TEMPLATES = ROOT / "templates"
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
+    from bidding import routes as bidding_routes
     from catalog import pages as catalog_pages
     from catalog import routes as catalog_routes
     from workers import queues
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             *api.ROUTES,
             *catalog_routes.ROUTES,
+            *bidding_routes.ROUTES,
             *pages.ROUTES,
             *catalog_pages.ROUTES,
             create_static_files_router(

@@ -47,9 +47,35 @@ class Cron:
                 due = time.monotonic() - last_cancel >= self.settings.cancel_interval_seconds
                 if due and queues.enqueue("workers.jobs.cancel_overdue", job_id="cancel-overdue"):
                     last_cancel = time.monotonic()
+                try:
+                    if await _procedures_due(db):
+                        queues.enqueue("workers.jobs.close_due_procedures", job_id="close-due")
+                except Exception:
+                    log.exception("procedure close check failed")
                 await asyncio.sleep(self.settings.sweep_interval_seconds)
         finally:
             await db.dispose()
+
+
+async def _procedures_due(db: Database) -> bool:
+    """An inquiry or auction past its end and not closed (its scheduled close was lost, or runs late)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from bidding.models import Procedure
+    from mall import clock
+
+    async with db.read() as s:
+        found = await s.scalar(
+            select(Procedure.id)
+            .where(
+                Procedure.status.in_(("published", "open")),
+                Procedure.ends_at <= clock.now() - timedelta(seconds=5),
+            )
+            .limit(1)
+        )
+    return found is not None
 
 
 def main() -> None:

@@ -59,3 +59,36 @@ def run_import(import_id: str) -> dict[str, int]:
         )
 
     return runtime.run(go)
+
+
+def close_procedure(procedure_id: str) -> str:
+    """Close an inquiry or auction at its end (idempotent). Ran early (the end moved), it schedules
+    itself again for the new end."""
+    import uuid
+
+    async def go(db: Database, s: Settings) -> str:
+        from bidding import service
+        from mall.errors import Conflict
+
+        try:
+            p = await service.close(db, uuid.UUID(procedure_id))
+        except Conflict:
+            from bidding.models import Procedure
+
+            async with db.read() as session:
+                row = await session.get(Procedure, uuid.UUID(procedure_id))
+            if row is not None:
+                queues.schedule_close(row.id, row.ends_at)
+            return "rescheduled"
+        return p.status
+
+    return runtime.run(go)
+
+
+def close_due_procedures() -> int:
+    async def go(db: Database, s: Settings) -> int:
+        from bidding import service
+
+        return len(await service.close_due(db))
+
+    return runtime.run(go)

@@ -172,3 +172,23 @@ def _busy(job_id: str) -> bool:
         stale_after = _settings.stale_job_seconds if _settings else 60
         return datetime.now(UTC) - started < timedelta(seconds=stale_after)
     return False
+
+
+def schedule_close(procedure_id: uuid.UUID, at: Any) -> bool:
+    """Close a procedure at its end time (RQ's scheduler). One job id per procedure: scheduling
+    again (an anti-sniping extension) moves the same job. A lost schedule is caught by the cron."""
+    if _settings is None:
+        return False
+    try:
+        queue().enqueue_at(
+            at,
+            "workers.jobs.close_procedure",
+            str(procedure_id),
+            job_id=f"close-{procedure_id}",
+            result_ttl=3600,
+            failure_ttl=24 * 3600,
+        )
+        return True
+    except Exception as exc:
+        log.warning("close of %s not scheduled (%s); the cron will close it", procedure_id, exc)
+        return False

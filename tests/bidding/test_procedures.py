@@ -263,3 +263,37 @@ async def test_invalid_input_never_reaches_the_log_as_accepted(world: World, fro
             await service.quote(world.db, xs[0], p.id, raw)
     async with world.db.read() as s:
         assert list((await s.execute(select(Offer).where(Offer.status == "accepted"))).scalars()) == []
+
+
+async def test_closing_is_idempotent_under_concurrency_and_the_job_reschedules_early_runs(
+    world: World, frozen: datetime
+) -> None:
+    from mall.models import BudgetMovement
+    from workers import jobs
+
+    xs = await suppliers(world, 1)
+    p = await create(world, "inquiry", invited=[x.org_id for x in xs])
+    assert await asyncio.to_thread(jobs.close_procedure, str(p.id)) == "rescheduled"  # too early
+    advance(timedelta(minutes=61))
+    results = await asyncio.gather(*(service.close(world.db, p.id) for _ in range(3)))
+    assert {r.status for r in results} == {"failed"}
+    async with world.db.read() as s:
+        moves = list(
+            (
+                await s.execute(select(BudgetMovement.kind).where(BudgetMovement.procedure_id == p.id))
+            ).scalars()
+        )
+    assert sorted(moves) == ["release", "reserve"]  # released exactly once
+    assert await service.close_due(world.db) == []  # nothing left for the safety net
+
+
+async def test_the_safety_net_closes_what_the_scheduler_missed(world: World, frozen: datetime) -> None:
+    xs = await suppliers(world, 3)
+    p = await create(world, "inquiry", invited=[x.org_id for x in xs])
+    for x, amount in zip(xs, ["50000.00", "49000.00", "48000.00"], strict=True):
+        await service.quote(world.db, x, p.id, amount)
+    advance(timedelta(hours=1, seconds=10))
+    assert await service.close_due(world.db) == [p.id]
+    async with world.db.read() as s:
+        closed = await s.get(Procedure, p.id)
+    assert closed is not None and closed.status == "awarded"

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import update
 
+from bidding import routes as bidding_routes
 from catalog import pages as catalog_pages
 from catalog import routes as catalog_routes
 from mall import api, auth, clock, disclosure, orders, pages
@@ -183,7 +184,26 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
         "商品名称,品牌,规格型号,品目编码,计量单位,售价,参考市场价,库存\n台式机,联想,M1,A02010105,台,10,10,1\n"
     )
     batch = await imports.start_import(world.db, world.who["supplier_x"], "a.csv", upload.encode())
+    from bidding import service as bidding_service
+    from mall import clock
+
+    procedure = await bidding_service.create(
+        world.db,
+        world.who["buyer_a"],
+        bidding_service.ProcedureDraft(
+            kind="inquiry",
+            title="台式计算机询价项目",
+            budget_line_id=world.lines["a1"].id,
+            ceiling="50000.00",
+            starts_at=clock.now(),
+            ends_at=clock.now() + timedelta(hours=1),
+            items=[bidding_service.ItemDraft("A02010105", "台式计算机", "", "5", "台")],
+        ),
+        open_tender_threshold=world.settings.open_tender_threshold,
+        region_code="410100",
+    )
     values = {
+        "procedure_id": str(procedure.id),
         "import_id": str(batch.id),
         "fmt": "csv",
         "order_id": order_id,
@@ -211,7 +231,9 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
             endpoints.append((method, path, concrete, h.opt["roles"]))
     # Every /api handler of the project modules is in the matrix.
     api_handlers = [
-        h for h in [*api.ROUTES, *catalog_routes.ROUTES] if any(p.startswith("/api/") for p in h.paths)
+        h
+        for h in [*api.ROUTES, *catalog_routes.ROUTES, *bidding_routes.ROUTES]
+        if any(p.startswith("/api/") for p in h.paths)
     ]
     assert len(endpoints) == sum(len(h.http_methods) for h in api_handlers)
 

@@ -1,0 +1,247 @@
+"""The JSON API of inquiries and reverse auctions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Request, delete, get, post
+from litestar.params import FromPath, JSONBody
+from sqlalchemy import select
+
+from bidding import service
+from bidding.models import KIND_LABELS, PROCEDURE_STATUS_LABELS, Procedure, ProcedureItem
+from mall.api import me_of
+from mall.auth import allow
+from mall.clock import rfc3339
+from mall.deps import DB, Config
+from mall.errors import InvalidInput, NotFound
+from mall.money import money_str, quantity_str
+
+
+class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    category_code: str
+    item_name: str
+    quantity: str
+    unit: str
+    spec: str = ""
+
+
+class ProcedureIn(msgspec.Struct, forbid_unknown_fields=True):
+    kind: str  # inquiry | auction
+    title: str
+    budget_line_id: uuid.UUID
+    ceiling: str
+    ends_at: datetime
+    items: list[ItemIn]
+    starts_at: datetime | None = None  # default: now
+    decrement: str = "0"
+    decrement_is_percent: bool = False
+    beat_lowest: bool = False
+    min_participants: int = 3
+    invited: list[uuid.UUID] | None = None  # supplier organization ids; omitted: suppliers live in the 品目
+
+
+class ItemOut(msgspec.Struct):
+    line_no: int
+    category_code: str
+    item_name: str
+    spec: str
+    quantity: str
+    unit: str
+
+
+class OfferOut(msgspec.Struct):
+    label: str
+    amount: str | None
+    at: str
+    status: str
+    mine: bool
+
+
+class ProcedureOut(msgspec.Struct):
+    id: uuid.UUID
+    number: str
+    kind: str
+    kind_label: str
+    status: str
+    status_label: str
+    title: str
+    ceiling: str
+    starts_at: str
+    ends_at: str
+    extensions: int
+    min_participants: int
+    items: list[ItemOut]
+    result_note: str
+    sealed: bool
+    mine: list[OfferOut]
+    lowest: str | None = None
+    my_rank: int | None = None
+    bidders: int | None = None
+    ranked: list[OfferOut] | None = None
+
+
+def _offers(views: list[Any] | None) -> list[OfferOut] | None:
+    if views is None:
+        return None
+    return [OfferOut(v.label, v.amount, rfc3339(v.at), v.status, v.mine) for v in views]
+
+
+async def _out(db: Any, who: Any, procedure_id: uuid.UUID) -> ProcedureOut:
+    async with db.read() as s:
+        p = await s.get(Procedure, procedure_id)
+        if p is None:
+            raise NotFound("采购项目不存在", code="procedure_not_found")
+        items = list(
+            (
+                await s.execute(
+                    select(ProcedureItem)
+                    .where(ProcedureItem.procedure_id == p.id)
+                    .order_by(ProcedureItem.line_no)
+                )
+            ).scalars()
+        )
+    view = await service.view_for(db, who, procedure_id)
+    return ProcedureOut(
+        id=p.id,
+        number=p.number,
+        kind=p.kind,
+        kind_label=KIND_LABELS[p.kind],
+        status=view["status"],
+        status_label=PROCEDURE_STATUS_LABELS.get(view["status"], view["status"]),
+        title=p.title,
+        ceiling=money_str(p.ceiling),
+        starts_at=rfc3339(p.starts_at),
+        ends_at=rfc3339(view["ends_at"]),
+        extensions=p.extensions,
+        min_participants=p.min_participants,
+        items=[
+            ItemOut(i.line_no, i.category_code, i.item_name, i.spec, quantity_str(i.quantity), i.unit)
+            for i in items
+        ],
+        result_note=p.result_note,
+        sealed=view["sealed"],
+        mine=_offers(view["mine"]) or [],
+        lowest=view.get("lowest"),
+        my_rank=view.get("my_rank"),
+        bidders=view.get("bidders"),
+        ranked=_offers(view.get("ranked")),
+    )
+
+
+@post(
+    "/api/procedures",
+    opt=allow("buyer"),
+    status_code=201,
+    tags=["询价与竞价"],
+    summary="发布在线询价或反向竞价",
+)
+async def create_procedure(
+    request: Request[Any, Any, Any], data: JSONBody[ProcedureIn], db: DB, settings: Config
+) -> ProcedureOut:
+    from mall import clock
+
+    who = me_of(request)
+    for t in (data.ends_at, data.starts_at):
+        if t is not None and t.tzinfo is None:
+            raise InvalidInput("时间须带时区，如 2026-12-01T10:00:00+08:00", code="invalid_parameter")
+    draft = service.ProcedureDraft(
+        kind=data.kind,
+        title=data.title,
+        budget_line_id=data.budget_line_id,
+        ceiling=data.ceiling,
+        starts_at=data.starts_at or clock.now(),
+        ends_at=data.ends_at,
+        items=[
+            service.ItemDraft(i.category_code, i.item_name, i.spec, i.quantity, i.unit) for i in data.items
+        ],
+        decrement=data.decrement,
+        decrement_is_percent=data.decrement_is_percent,
+        beat_lowest=data.beat_lowest,
+        min_participants=data.min_participants,
+        invited=data.invited,
+    )
+    p = await service.create(
+        db, who, draft, open_tender_threshold=settings.open_tender_threshold, region_code=settings.region_code
+    )
+    return await _out(db, who, p.id)
+
+
+@get(
+    "/api/procedures/{procedure_id:uuid}",
+    opt=allow("user"),
+    tags=["询价与竞价"],
+    summary="项目详情：截止前报价密封，只能看到本单位的报价",
+)
+async def get_procedure(
+    request: Request[Any, Any, Any], procedure_id: FromPath[uuid.UUID], db: DB
+) -> ProcedureOut:
+    return await _out(db, me_of(request), procedure_id)
+
+
+class AmountIn(msgspec.Struct, forbid_unknown_fields=True):
+    amount: str
+
+
+@post(
+    "/api/procedures/{procedure_id:uuid}/quotes",
+    opt=allow("supplier"),
+    status_code=201,
+    tags=["询价与竞价"],
+    summary="提交或修改密封报价（以最后一次为准）",
+)
+async def submit_quote(
+    request: Request[Any, Any, Any], procedure_id: FromPath[uuid.UUID], data: JSONBody[AmountIn], db: DB
+) -> ProcedureOut:
+    who = me_of(request)
+    await service.quote(db, who, procedure_id, data.amount)
+    return await _out(db, who, procedure_id)
+
+
+@delete(
+    "/api/procedures/{procedure_id:uuid}/quotes",
+    opt=allow("supplier"),
+    status_code=200,
+    tags=["询价与竞价"],
+    summary="截止前撤回报价",
+)
+async def withdraw_quote(
+    request: Request[Any, Any, Any], procedure_id: FromPath[uuid.UUID], db: DB
+) -> ProcedureOut:
+    who = me_of(request)
+    await service.withdraw(db, who, procedure_id)
+    return await _out(db, who, procedure_id)
+
+
+class BidOut(msgspec.Struct):
+    accepted: bool
+    seq: int | None
+    amount: str | None
+    lowest: str | None
+    ends_at: str
+
+
+@post(
+    "/api/procedures/{procedure_id:uuid}/bids",
+    opt=allow("supplier"),
+    status_code=201,
+    tags=["询价与竞价"],
+    summary="竞价出价（不符合规则的出价返回 422 并记入出价日志）",
+)
+async def place_bid(
+    request: Request[Any, Any, Any], procedure_id: FromPath[uuid.UUID], data: JSONBody[AmountIn], db: DB
+) -> BidOut:
+    r = await service.bid(db, me_of(request), procedure_id, data.amount)
+    return BidOut(
+        r.accepted,
+        r.seq,
+        None if r.amount is None else money_str(r.amount),
+        None if r.lowest is None else money_str(r.lowest),
+        rfc3339(r.ends_at),
+    )
+
+
+ROUTES = [create_procedure, get_procedure, submit_quote, withdraw_quote, place_bid]

@@ -1,0 +1,112 @@
+"""The inquiry and auction API: what each side sees, and refusals as problem+json."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from mall import clock
+from mall.models import OrgKind
+from tests.factories import World
+
+
+def body(world: World, kind: str, invited: list[str], **kw: Any) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "title": "办公打印机采购项目",
+        "budget_line_id": str(world.lines["a1"].id),
+        "ceiling": "30000.00",
+        "ends_at": (clock.now() + timedelta(hours=2)).isoformat(),
+        "items": [
+            {"category_code": "A02021003", "item_name": "A4黑白激光打印机", "quantity": "10", "unit": "台"}
+        ],
+        "invited": invited,
+        **kw,
+    }
+
+
+def assert_problem(r: Any, status: int, code: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == code and r.json()["detail"]
+
+
+async def test_inquiry_through_the_api_stays_sealed(client: Any, world: World) -> None:
+    others = [await world.org(f"s{i}", OrgKind.SUPPLIER, f"询价供应商{i}") for i in range(2)]
+    invited = [str(world.who["supplier_x"].org_id), *(str(o.org_id) for o in others)]
+    r = await client.post("/api/procedures", json=body(world, "inquiry", invited), headers=world.h("buyer_a"))
+    assert r.status_code == 201, r.text
+    p = r.json()
+    assert p["status"] == "open" and p["number"].startswith("XJ") and p["sealed"] is True
+    pid = p["id"]
+    r = await client.post(
+        f"/api/procedures/{pid}/quotes", json={"amount": "28000.00"}, headers=world.h("supplier_x")
+    )
+    assert r.status_code == 201 and [q["amount"] for q in r.json()["mine"]] == ["28000.00"]
+    r = await client.post(f"/api/procedures/{pid}/quotes", json={"amount": "27500.00"}, headers=world.h("s0"))
+    assert r.status_code == 201
+    # nobody learns another quote, or how many there are, before the deadline
+    for who in ("buyer_a", "s1", "regulator"):
+        text = (await client.get(f"/api/procedures/{pid}", headers=world.h(who))).text
+        assert (
+            "28000" not in text
+            and "27500" not in text
+            and '"ranked":null' in text
+            and '"bidders":null' in text
+        )
+    text = (await client.get(f"/api/procedures/{pid}", headers=world.h("s0"))).text
+    assert "27500" in text and "28000" not in text
+    # refusals
+    r = await client.post(f"/api/procedures/{pid}/quotes", json={"amount": "30000.01"}, headers=world.h("s1"))
+    assert_problem(r, 422, "above_ceiling")
+    r = await client.post(
+        f"/api/procedures/{pid}/quotes", json={"amount": "1"}, headers=world.h("supplier_y")
+    )
+    assert_problem(r, 403, "not_eligible")
+    r = await client.delete(f"/api/procedures/{pid}/quotes", headers=world.h("s1"))
+    assert_problem(r, 409, "no_quote")
+    r = await client.delete(f"/api/procedures/{pid}/quotes", headers=world.h("s0"))
+    assert r.status_code == 200 and [q["status"] for q in r.json()["mine"]] == ["accepted", "withdrawn"]
+
+
+async def test_bad_procedures_are_400_or_422(client: Any, world: World) -> None:
+    h = world.h("buyer_a")
+    r = await client.post("/api/procedures", json=body(world, "tender", []), headers=h)
+    assert_problem(r, 400, "invalid_kind")
+    r = await client.post("/api/procedures", json=body(world, "inquiry", [], ceiling="3000000"), headers=h)
+    assert_problem(r, 400, "procedure_invalid")
+    r = await client.post(
+        "/api/procedures", json=body(world, "inquiry", [], ends_at="2026-12-01T10:00:00"), headers=h
+    )
+    assert_problem(r, 400, "invalid_parameter")
+    r = await client.post("/api/procedures", json=body(world, "auction", [], decrement="-5"), headers=h)
+    assert_problem(r, 422, "invalid_auction_rules")
+    r = await client.post("/api/procedures", json=body(world, "inquiry", []), headers=world.h("supplier_x"))
+    assert_problem(r, 403, "forbidden")
+
+
+async def test_auction_bids_through_the_api(client: Any, world: World) -> None:
+    invited = [str(world.who["supplier_x"].org_id), str(world.who["supplier_y"].org_id)]
+    r = await client.post(
+        "/api/procedures",
+        json=body(world, "auction", invited, decrement="0.5", decrement_is_percent=True),
+        headers=world.h("buyer_a"),
+    )
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    r = await client.post(
+        f"/api/procedures/{pid}/bids", json={"amount": "29000.00"}, headers=world.h("supplier_x")
+    )
+    assert r.status_code == 201 and r.json()["accepted"] and r.json()["lowest"] == "29000.00"
+    # 0.5% of 30000 = 150: 28900 is not far enough below its own 29000
+    r = await client.post(
+        f"/api/procedures/{pid}/bids", json={"amount": "28900.00"}, headers=world.h("supplier_x")
+    )
+    assert_problem(r, 422, "not_below_own")
+    r = await client.post(
+        f"/api/procedures/{pid}/bids", json={"amount": "28500.00"}, headers=world.h("supplier_y")
+    )
+    assert r.status_code == 201 and r.json()["lowest"] == "28500.00"
+    view = (await client.get(f"/api/procedures/{pid}", headers=world.h("supplier_x"))).json()
+    assert view["lowest"] == "28500.00" and view["my_rank"] == 2 and view["bidders"] == 2
+    assert "乙供应商" not in str(view) and all(o["label"].startswith("供应商 #") for o in view["mine"])
