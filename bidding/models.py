@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mall.db import Base, IdMixin, Money, Quantity, UTCDateTime
@@ -83,6 +83,13 @@ class Procedure(IdMixin, Base):
     offer_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     lowest_amount: Mapped[Decimal | None] = mapped_column(Money)
     result_note: Mapped[str] = mapped_column(String(300), default="")  # the failure reason
+    # the award: the supplier in rank that must confirm by confirm_due_at; declined ones are skipped
+    awarded_supplier_id: Mapped[uuid.UUID | None] = mapped_column()
+    awarded_amount: Mapped[Decimal | None] = mapped_column(Money)
+    awarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirm_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    passed_over: Mapped[list[str]] = mapped_column(JSON, default=list)  # supplier ids that declined or lapsed
+    order_id: Mapped[uuid.UUID | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -244,4 +244,56 @@ async def place_bid(
     )
 
 
-ROUTES = [create_procedure, get_procedure, submit_quote, withdraw_quote, place_bid]
+class ConfirmIn(msgspec.Struct, forbid_unknown_fields=True):
+    unit_prices: dict[str, str] = {}  # line_no -> unit price, for procedures with several items
+
+
+class ConfirmOut(msgspec.Struct):
+    order_id: uuid.UUID
+    order_no: str
+    contract_no: str | None
+    total_amount: str
+
+
+@post(
+    "/api/procedures/{procedure_id:uuid}/award/confirm",
+    opt=allow("supplier"),
+    status_code=201,
+    tags=["询价与竞价"],
+    summary="中选供应商确认成交（生成订单与电子合同，公开成交记录）",
+)
+async def confirm_award(
+    request: Request[Any, Any, Any], procedure_id: FromPath[uuid.UUID], data: JSONBody[ConfirmIn], db: DB
+) -> ConfirmOut:
+    try:
+        prices = {int(k): v for k, v in data.unit_prices.items()}
+    except ValueError:
+        raise InvalidInput("unit_prices 的键应为明细序号", code="invalid_parameter") from None
+    order = await service.confirm_award(db, me_of(request), procedure_id, prices)
+    return ConfirmOut(order.id, order.order_no, order.contract_no, money_str(order.total_amount))
+
+
+@post(
+    "/api/procedures/{procedure_id:uuid}/award/decline",
+    opt=allow("supplier"),
+    status_code=200,
+    tags=["询价与竞价"],
+    summary="中选供应商放弃成交（顺延给下一名）",
+)
+async def decline_award(
+    request: Request[Any, Any, Any], procedure_id: FromPath[uuid.UUID], db: DB
+) -> ProcedureOut:
+    who = me_of(request)
+    await service.decline_award(db, who, procedure_id)
+    return await _out(db, who, procedure_id)
+
+
+ROUTES = [
+    create_procedure,
+    get_procedure,
+    submit_quote,
+    withdraw_quote,
+    place_bid,
+    confirm_award,
+    decline_award,
+]

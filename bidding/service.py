@@ -33,7 +33,7 @@ from mall.auth import Principal
 from mall.db import Database, Tx
 from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mall.models import BudgetLine
-from mall.money import MoneyError, money, whole_quantity
+from mall.money import MoneyError, money, money_str, quantity_str, round_money, whole_quantity
 
 MIN_OPEN = timedelta(minutes=10)
 MAX_OPEN = timedelta(days=30)
@@ -224,7 +224,19 @@ async def close_due(db: Database, limit: int = 50) -> list[uuid.UUID]:
         )
     for procedure_id in due:
         await close(db, procedure_id)
-    return due
+    async with db.read() as s:
+        lapsed = list(
+            (
+                await s.execute(
+                    select(Procedure.id)
+                    .where(Procedure.status == ProcedureStatus.AWARDED, Procedure.confirm_due_at <= now)
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+    for procedure_id in lapsed:
+        await decline_award(db, None, procedure_id, lapsed=True)
+    return due + lapsed
 
 
 def _decimal(raw: str) -> Decimal:
@@ -450,7 +462,8 @@ async def bid(db: Database, who: Principal, procedure_id: uuid.UUID, amount_raw:
 
 async def close(db: Database, procedure_id: uuid.UUID) -> Procedure:
     """At the deadline: compute the outcome. Idempotent — a closed procedure is returned as it is.
-    A failed procedure releases its budget reservation."""
+    Success names the first in rank, who must confirm within the confirmation window; failure
+    releases the budget reservation and publishes a failure notice."""
     async with db.write() as tx:
         s = tx.session
         p = await s.get(Procedure, procedure_id, with_for_update=True)
@@ -461,18 +474,280 @@ async def close(db: Database, procedure_id: uuid.UUID) -> Procedure:
         now = clock.now()
         if now < p.ends_at:
             raise Conflict("尚未到截止时间", code="not_yet_closed")
-        offers = list((await s.execute(select(Offer).where(Offer.procedure_id == p.id))).scalars())
-        if p.kind == ProcedureKind.INQUIRY:
-            result: Any = rules.inquiry_outcome(inquiry_rules_of(p), _quotes(offers))
-        else:
-            result = rules.outcome(rules_of(p), _bids(offers))
         p.closed_at = now
+        result = await _outcome(tx, p)
         if result.failed:
-            p.status, p.result_note = ProcedureStatus.FAILED, result.failed_reason[:300]
-            await budgets.release(s, p.budget_line_id, p.reserved_amount, None, procedure_id=p.id)
-            p.reserved_amount = Decimal(0)
+            await _fail(tx, p, result.failed_reason)
         else:
-            p.status = ProcedureStatus.AWARDED
+            winner = result.winner
+            assert winner is not None
+            _award(tx, p, uuid.UUID(winner.supplier), winner.amount, now)
+    return p
+
+
+async def _outcome(tx: Tx, p: Procedure) -> Any:
+    offers = list((await tx.session.execute(select(Offer).where(Offer.procedure_id == p.id))).scalars())
+    if p.kind == ProcedureKind.INQUIRY:
+        return rules.inquiry_outcome(inquiry_rules_of(p), _quotes(offers))
+    return rules.outcome(rules_of(p), _bids(offers))
+
+
+def _award(tx: Tx, p: Procedure, supplier_id: uuid.UUID, amount: Decimal, now: datetime) -> None:
+    p.status = ProcedureStatus.AWARDED
+    p.awarded_supplier_id, p.awarded_amount, p.awarded_at = supplier_id, amount, now
+    p.confirm_due_at = now + timedelta(hours=p.confirm_hours)
+
+    def go() -> None:
+        from workers.queues import schedule_award_lapse
+
+        schedule_award_lapse(p.id, p.confirm_due_at)
+
+    tx.after_commit(go)
+
+
+async def _fail(tx: Tx, p: Procedure, reason: str) -> None:
+    p.status, p.result_note = ProcedureStatus.FAILED, reason[:300]
+    if p.reserved_amount > 0:
+        await budgets.release(tx.session, p.budget_line_id, p.reserved_amount, None, procedure_id=p.id)
+        p.reserved_amount = Decimal(0)
+    from mall import disclosure
+
+    disclosure.stage(tx, await failure_payload(tx, p, reason))
+
+
+async def _buyer_and_items(tx: Tx, p: Procedure) -> tuple[Any, list[ProcedureItem]]:
+    from mall.models import Organization
+
+    buyer = await tx.session.get(Organization, p.buyer_org_id)
+    items = list(
+        (
+            await tx.session.execute(
+                select(ProcedureItem)
+                .where(ProcedureItem.procedure_id == p.id)
+                .order_by(ProcedureItem.line_no)
+            )
+        ).scalars()
+    )
+    return buyer, items
+
+
+async def ranked_quotes(tx: Tx, p: Procedure) -> list[dict[str, Any]]:
+    """Every valid quote or final bid, ranked, with the supplier's name: published with the result."""
+    from mall.models import Organization
+
+    result = await _outcome(tx, p)
+    names = {
+        str(i): n
+        for i, n in (
+            await tx.session.execute(
+                select(Organization.id, Organization.name).where(
+                    Organization.id.in_([uuid.UUID(o.supplier) for o in result.ranked])
+                )
+            )
+        ).all()
+    }
+    return [
+        {
+            "rank": n,
+            "supplier_name": names.get(o.supplier, ""),
+            "total_amount": money_str(o.amount),
+            "submitted_at": clock.rfc3339(o.at),
+        }
+        for n, o in enumerate(result.ranked, start=1)
+    ]
+
+
+async def failure_payload(tx: Tx, p: Procedure, reason: str) -> dict[str, Any]:
+    buyer, items = await _buyer_and_items(tx, p)
+    return {
+        "kind": "failure",
+        "amends": None,
+        "mode": p.kind,
+        "order_no": p.number,
+        "region_code": p.region_code,
+        "deal_date": clock.local_date(clock.now()).isoformat(),
+        "buyer": {"name": buyer.name, "credit_code": buyer.credit_code},
+        "supplier": None,
+        "total_amount": None,
+        "currency": "CNY",
+        "lines": [
+            {
+                "item_name": i.item_name,
+                "brand": "",
+                "spec_model": i.spec,
+                "category_code": i.category_code,
+                "quantity": quantity_str(i.quantity),
+                "unit": i.unit,
+                "unit_price": None,
+                "amount": None,
+            }
+            for i in items
+        ],
+        "quotes": await ranked_quotes(tx, p),
+        "reason": reason,
+    }
+
+
+async def confirm_award(
+    db: Database, who: Principal, procedure_id: uuid.UUID, unit_prices: dict[int, str] | None = None
+) -> Any:
+    """The awarded supplier confirms: the deal is made. An order (mode inquiry / auction) is created
+    already confirmed — it then runs the supermarket's fulfilment flow — the reservation shrinks from
+    the ceiling to the price, and the deal record is published with every valid quote.
+    For several items the supplier splits its total into unit prices (分项报价) that add up exactly."""
+    from mall import disclosure
+    from mall.models import Checkout, Order, OrderLine, OrderStatus
+    from mall.orders import _event
+
+    async with db.write() as tx:
+        s = tx.session
+        p = await s.get(Procedure, procedure_id, with_for_update=True)
+        if p is None:
+            raise NotFound("采购项目不存在", code="procedure_not_found")
+        if p.status != ProcedureStatus.AWARDED or p.awarded_supplier_id != who.org_id:
+            raise Conflict("贵单位没有待确认的成交", code="no_award")
+        now = clock.now()
+        assert p.confirm_due_at is not None and p.awarded_amount is not None
+        if now >= p.confirm_due_at:
+            raise Conflict("已超过成交确认期限，成交资格已顺延", code="award_lapsed")
+        _buyer, items = await _buyer_and_items(tx, p)
+        total = p.awarded_amount
+        prices = _split(items, total, unit_prices or {})
+        checkout = Checkout(
+            user_id=p.buyer_user_id,
+            idempotency_key=f"procedure:{p.number}",
+            request_digest="-",
+            created_at=now,
+        )
+        s.add(checkout)
+        await s.flush()
+        order = Order(
+            order_no=_order_number(p.kind),
+            mode=p.kind,
+            status=OrderStatus.CONFIRMED,
+            buyer_org_id=p.buyer_org_id,
+            buyer_user_id=p.buyer_user_id,
+            supplier_org_id=who.org_id,
+            budget_line_id=p.budget_line_id,
+            checkout_id=checkout.id,
+            region_code=p.region_code,
+            total_amount=total,
+            reserved_amount=total,
+            note=f"{KIND_NAMES[p.kind]} {p.number}",
+            placed_at=now,
+            confirm_due_at=now,
+            confirmed_at=now,
+            contract_no=_order_number("HT"),
+        )
+        s.add(order)
+        await s.flush()
+        for item, price in zip(items, prices, strict=True):
+            s.add(
+                OrderLine(
+                    order_id=order.id,
+                    line_no=item.line_no,
+                    listing_id=None,
+                    item_name=item.item_name,
+                    brand="",
+                    spec_model=item.spec[:200],
+                    category_code=item.category_code,
+                    category_version=CATALOG_VERSION,
+                    unit=item.unit,
+                    quantity=item.quantity,
+                    listed_unit_price=price,
+                    unit_price=price,
+                    amount=round_money(price * item.quantity),
+                )
+            )
+        # the reservation moves from the procedure to the order: what is above the price is released
+        if p.reserved_amount > total:
+            await budgets.release(s, p.budget_line_id, p.reserved_amount - total, None, procedure_id=p.id)
+        p.reserved_amount = Decimal(0)
+        p.status, p.order_id = ProcedureStatus.CONFIRMED, order.id
+        await s.flush()
+        loaded = (
+            await s.execute(
+                select(Order).where(Order.id == order.id).execution_options(populate_existing=True)
+            )
+        ).scalar_one()
+        payload = disclosure.deal_payload(loaded)
+        payload["quotes"] = await ranked_quotes(tx, p)
+        loaded.disclosure_id = disclosure.stage(tx, payload)
+        _event(
+            s,
+            loaded,
+            who,
+            "confirmed",
+            f"{KIND_NAMES[p.kind]} {p.number} 成交确认，成交金额 {total:,.2f} 元，生成电子合同 {order.contract_no}",
+        )
+    return loaded
+
+
+KIND_NAMES = {"inquiry": "在线询价", "auction": "反向竞价"}
+
+
+def _order_number(prefix: str) -> str:
+    from mall.orders import _new_number
+
+    return _new_number({"inquiry": "XJD", "auction": "JJD"}.get(prefix, prefix))
+
+
+def _split(items: list[ProcedureItem], total: Decimal, unit_prices: dict[int, str]) -> list[Decimal]:
+    """Unit prices per item whose line amounts add up to the total exactly."""
+    if len(items) == 1 and not unit_prices:
+        item = items[0]
+        price = round_money(total / item.quantity)
+        if round_money(price * item.quantity) != total:
+            raise InvalidInput(
+                f"成交总价 {total:,.2f} 元不能被数量 {item.quantity:g} 整除到分，请填写单价使金额合计等于成交总价",
+                code="split_required",
+            )
+        return [price]
+    prices = []
+    for item in items:
+        raw = unit_prices.get(item.line_no)
+        if raw is None:
+            raise InvalidInput(f"请填写第{item.line_no}项「{item.item_name}」的单价", code="split_required")
+        try:
+            prices.append(money(raw))
+        except MoneyError:
+            raise InvalidInput(f"第{item.line_no}项单价格式不正确", code="split_invalid") from None
+    amount = sum((round_money(pr * i.quantity) for pr, i in zip(prices, items, strict=True)), Decimal(0))
+    if amount != total:
+        raise InvalidInput(
+            f"分项金额合计 {amount:,.2f} 元应等于成交总价 {total:,.2f} 元", code="split_mismatch"
+        )
+    return prices
+
+
+async def decline_award(
+    db: Database, who: Principal | None, procedure_id: uuid.UUID, *, lapsed: bool = False
+) -> Procedure:
+    """The awarded supplier declines (or its confirmation window lapsed): the award passes to the next
+    in rank; with nobody left the procedure fails (budget released, failure notice published)."""
+    async with db.write() as tx:
+        s = tx.session
+        p = await s.get(Procedure, procedure_id, with_for_update=True)
+        if p is None:
+            raise NotFound("采购项目不存在", code="procedure_not_found")
+        if p.status != ProcedureStatus.AWARDED:
+            if lapsed:
+                return p  # already confirmed, passed on or failed: the lapse job has nothing to do
+            raise Conflict("该项目没有待确认的成交", code="no_award")
+        now = clock.now()
+        assert p.confirm_due_at is not None
+        if lapsed:
+            if now < p.confirm_due_at:
+                return p
+        elif who is None or p.awarded_supplier_id != who.org_id:
+            raise Conflict("贵单位没有待确认的成交", code="no_award")
+        p.passed_over = [*p.passed_over, str(p.awarded_supplier_id)]
+        result = await _outcome(tx, p)
+        nxt = rules.pass_on(result.ranked, set(p.passed_over))
+        if nxt is None:
+            await _fail(tx, p, "排名在前的供应商均放弃或未在期限内确认成交，项目失败")
+        else:
+            _award(tx, p, uuid.UUID(nxt.supplier), nxt.amount, now)
     return p
 
 

@@ -58,7 +58,8 @@ class Cron:
 
 
 async def _procedures_due(db: Database) -> bool:
-    """An inquiry or auction past its end and not closed (its scheduled close was lost, or runs late)."""
+    """An inquiry or auction past its end and not closed, or an award past its confirmation window
+    (the scheduled job was lost, or runs late)."""
     from datetime import timedelta
 
     from sqlalchemy import select
@@ -66,12 +67,13 @@ async def _procedures_due(db: Database) -> bool:
     from bidding.models import Procedure
     from mall import clock
 
+    late = clock.now() - timedelta(seconds=5)
     async with db.read() as s:
         found = await s.scalar(
             select(Procedure.id)
             .where(
-                Procedure.status.in_(("published", "open")),
-                Procedure.ends_at <= clock.now() - timedelta(seconds=5),
+                (Procedure.status.in_(("published", "open")) & (Procedure.ends_at <= late))
+                | ((Procedure.status == "awarded") & (Procedure.confirm_due_at <= late))
             )
             .limit(1)
         )

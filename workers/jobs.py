@@ -92,3 +92,15 @@ def close_due_procedures() -> int:
         return len(await service.close_due(db))
 
     return runtime.run(go)
+
+
+def lapse_award(procedure_id: str) -> str:
+    """The winner did not confirm in time: the award passes to the next in rank (idempotent)."""
+    import uuid
+
+    async def go(db: Database, s: Settings) -> str:
+        from bidding import service
+
+        return (await service.decline_award(db, None, uuid.UUID(procedure_id), lapsed=True)).status
+
+    return runtime.run(go)

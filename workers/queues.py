@@ -192,3 +192,17 @@ def schedule_close(procedure_id: uuid.UUID, at: Any) -> bool:
     except Exception as exc:
         log.warning("close of %s not scheduled (%s); the cron will close it", procedure_id, exc)
         return False
+
+
+def schedule_award_lapse(procedure_id: uuid.UUID, at: Any) -> bool:
+    """When the winner's confirmation window ends, pass the award on (the job checks it is still due)."""
+    if _settings is None:
+        return False
+    try:
+        queue().enqueue_at(
+            at, "workers.jobs.lapse_award", str(procedure_id), job_id=f"lapse-{procedure_id}", result_ttl=3600
+        )
+        return True
+    except Exception as exc:
+        log.warning("award lapse of %s not scheduled (%s); the cron will pass it on", procedure_id, exc)
+        return False

@@ -297,3 +297,97 @@ async def test_the_safety_net_closes_what_the_scheduler_missed(world: World, fro
     async with world.db.read() as s:
         closed = await s.get(Procedure, p.id)
     assert closed is not None and closed.status == "awarded"
+
+
+async def _awarded(world: World, amounts: list[str]) -> tuple[Procedure, list[Any]]:
+    xs = await suppliers(world, len(amounts))
+    p = await create(world, "inquiry", invited=[x.org_id for x in xs])
+    for x, amount in zip(xs, amounts, strict=True):
+        await service.quote(world.db, x, p.id, amount)
+    advance(timedelta(hours=1))
+    return await service.close(world.db, p.id), xs
+
+
+async def test_the_winner_confirms_and_an_order_and_a_deal_record_follow(
+    world: World, frozen: datetime
+) -> None:
+    import json
+
+    from mall import disclosure, orders
+    from mall.models import DisclosureRecord
+
+    before = await available(world)
+    p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
+    assert p.status == "awarded" and p.awarded_supplier_id == xs[1].org_id
+    with pytest.raises(DomainError) as err:
+        await service.confirm_award(world.db, xs[0], p.id)  # not the winner
+    assert err.value.code == "no_award"
+    order = await service.confirm_award(world.db, xs[1], p.id)
+    assert (
+        order.mode == "inquiry" and order.status == "confirmed" and order.total_amount == Decimal("50000.00")
+    )
+    assert [(line.quantity, line.unit_price, line.amount) for line in order.lines] == [
+        (Decimal("10"), Decimal("5000.00"), Decimal("50000.00"))
+    ]
+    assert await available(world) == before - Decimal("50000.00")  # the reservation shrank to the price
+    # the same fulfilment flow as the supermarket
+    filed = await orders.file_contract(world.db, world.who["buyer_a"], order.id)
+    assert filed.status == "contracted"
+    assert await disclosure.publish_pending(world.db) == 1
+    async with world.db.read() as s:
+        record = json.loads((await s.execute(select(DisclosureRecord.body))).scalar_one())
+    assert record["mode"] == "inquiry" and record["kind"] == "deal" and record["total_amount"] == "50000.00"
+    assert [(q["rank"], q["supplier_name"], q["total_amount"]) for q in record["quotes"]] == [
+        (1, "竞价供应商1有限公司", "50000.00"),
+        (2, "竞价供应商2有限公司", "51000.00"),
+        (3, "竞价供应商0有限公司", "52000.00"),
+    ]
+    assert all(q["submitted_at"].endswith("Z") or "+" in q["submitted_at"] for q in record["quotes"])
+    with pytest.raises(DomainError):
+        await service.confirm_award(world.db, xs[1], p.id)  # only once
+
+
+async def test_declines_and_lapses_pass_the_award_on_then_fail(world: World, frozen: datetime) -> None:
+    import json
+
+    from mall import disclosure
+    from mall.models import DisclosureRecord
+
+    before = await available(world)
+    p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
+    p = await service.decline_award(world.db, xs[1], p.id)
+    assert p.status == "awarded" and p.awarded_supplier_id == xs[2].org_id  # the next in rank
+    assert (await service.decline_award(world.db, None, p.id, lapsed=True)).awarded_supplier_id == xs[
+        2
+    ].org_id
+    advance(timedelta(hours=73))  # the second one lets its 72 hours lapse
+    assert await service.close_due(world.db) == [p.id]
+    async with world.db.read() as s:
+        p2 = await s.get(Procedure, p.id)
+    assert p2 is not None and p2.awarded_supplier_id == xs[0].org_id
+    p3 = await service.decline_award(world.db, xs[0], p.id)
+    assert p3.status == "failed" and "放弃" in p3.result_note
+    assert await available(world) == before  # everything released
+    assert await disclosure.publish_pending(world.db) == 1
+    async with world.db.read() as s:
+        record = json.loads((await s.execute(select(DisclosureRecord.body))).scalar_one())
+    assert record["kind"] == "failure" and record["supplier"] is None and record["total_amount"] is None
+    assert record["order_no"] == p.number and record["reason"] == p3.result_note
+    assert record["lines"][0]["unit_price"] is None and record["lines"][0]["item_name"] == "台式计算机"
+    assert len(record["quotes"]) == 3
+
+
+async def test_a_failed_inquiry_publishes_a_failure_notice(world: World, frozen: datetime) -> None:
+    import json
+
+    from mall import disclosure
+    from mall.models import DisclosureRecord
+
+    p, _ = await _awarded(world, ["52000.00"])
+    assert p.status == "failed"
+    assert await disclosure.publish_pending(world.db) == 1
+    async with world.db.read() as s:
+        record = json.loads((await s.execute(select(DisclosureRecord.body))).scalar_one())
+    assert record["kind"] == "failure" and "不足3家" in record["reason"]
+    assert [q["total_amount"] for q in record["quotes"]] == ["52000.00"]
+    assert (await disclosure.verify_chain(world.db)).ok
