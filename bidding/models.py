@@ -81,6 +81,7 @@ class Procedure(IdMixin, Base):
     # `offer_seq` with a conditional UPDATE (… WHERE offer_seq = :seen), so two bids can never both
     # be accepted against the same state, whatever the Redis lock did.
     offer_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    fence: Mapped[int] = mapped_column(BigInteger, default=0)  # the last room-lock token that committed
     lowest_amount: Mapped[Decimal | None] = mapped_column(Money)
     result_note: Mapped[str] = mapped_column(String(300), default="")  # the failure reason
     # the award: the supplier in rank that must confirm by confirm_due_at; declined ones are skipped

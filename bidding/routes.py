@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,8 @@ from mall.clock import rfc3339
 from mall.deps import DB, Config
 from mall.errors import InvalidInput, NotFound
 from mall.money import money_str, quantity_str
+
+log = logging.getLogger("mall.rooms")
 
 
 class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -232,9 +235,13 @@ class BidOut(msgspec.Struct):
     summary="竞价出价（不符合规则的出价返回 422 并记入出价日志）",
 )
 async def place_bid(
-    request: Request[Any, Any, Any], procedure_id: FromPath[uuid.UUID], data: JSONBody[AmountIn], db: DB
+    request: Request[Any, Any, Any],
+    procedure_id: FromPath[uuid.UUID],
+    data: JSONBody[AmountIn],
+    db: DB,
+    settings: Config,
 ) -> BidOut:
-    r = await service.bid(db, me_of(request), procedure_id, data.amount)
+    r = await room_bid(request.app, db, settings, me_of(request), procedure_id, data.amount)
     return BidOut(
         r.accepted,
         r.seq,
@@ -242,6 +249,39 @@ async def place_bid(
         None if r.lowest is None else money_str(r.lowest),
         rfc3339(r.ends_at),
     )
+
+
+async def room_bid(app: Any, db: Any, settings: Any, who: Any, procedure_id: uuid.UUID, amount: str) -> Any:
+    """A bid under the room's Redis lock (fencing token to the database), then the event to watchers.
+    Without Redis the database alone still arbitrates, and nobody is told live."""
+    from redis.exceptions import RedisError
+
+    from bidding import room
+    from mall.errors import Unavailable
+
+    try:
+        async with room.room_lock(app.state.room_redis, f"mall:{settings.queue_name}", procedure_id) as token:
+            result = await service.bid(db, who, procedure_id, amount, fence=token)
+    except room.RoomBusy:
+        raise Unavailable("竞价室繁忙，请稍后重试", code="room_busy") from None
+    except (RedisError, OSError):
+        log.warning("room lock unavailable for %s; the database arbitrates alone", procedure_id)
+        result = await service.bid(db, who, procedure_id, amount)
+    await publish_room(app, db, procedure_id)
+    return result
+
+
+async def publish_room(app: Any, db: Any, procedure_id: uuid.UUID) -> None:
+    from bidding import room
+
+    try:
+        async with db.read() as s:
+            p = await s.get(Procedure, procedure_id)
+            assert p is not None
+            snap = await room.snapshot(s, p, None)
+        await app.state.channels.wait_published(room.event_of(snap), room.channel_of(procedure_id))
+    except Exception as exc:  # watchers re-sync on their next event or reconnect
+        log.warning("room event for %s not published: %s", procedure_id, exc)
 
 
 class ConfirmIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -379,11 +379,15 @@ class BidResult:
     detail: str = ""
 
 
-async def bid(db: Database, who: Principal, procedure_id: uuid.UUID, amount_raw: str) -> BidResult:
+async def bid(
+    db: Database, who: Principal, procedure_id: uuid.UUID, amount_raw: str, *, fence: int | None = None
+) -> BidResult:
     """One bid into an auction room. The rules are checked against the state read in this
     transaction, and the acceptance is a conditional UPDATE on the procedure's sequence number: if
     anything was accepted meanwhile the UPDATE changes nothing and the bid is refused ("stale"), so
-    no two bids are ever accepted against the same state. Refused bids are logged with the reason."""
+    no two bids are ever accepted against the same state. `fence` is the room lock's token: a bid
+    made under an older token than one already committed (its lock expired) is refused too.
+    Refused bids are logged with the reason."""
     assert who.org_id is not None
     refused: rules.BidRefused | None = None
     async with db.write() as tx:
@@ -418,11 +422,17 @@ async def bid(db: Database, who: Principal, procedure_id: uuid.UUID, amount_raw:
             )
             lowest = amount if p.lowest_amount is None else min(amount, p.lowest_amount)
             t = cast(Table, Procedure.__table__)
-            result = await s.execute(
-                update(t)
-                .where(t.c.id == p.id, t.c.offer_seq == seen_seq, t.c.ends_at > now)
-                .values(offer_seq=seen_seq + 1, ends_at=new_end, extensions=extensions, lowest_amount=lowest)
-            )
+            stmt = update(t).where(t.c.id == p.id, t.c.offer_seq == seen_seq, t.c.ends_at > now)
+            values: dict[str, Any] = {
+                "offer_seq": seen_seq + 1,
+                "ends_at": new_end,
+                "extensions": extensions,
+                "lowest_amount": lowest,
+            }
+            if fence is not None:
+                stmt = stmt.where(t.c.fence < fence)
+                values["fence"] = fence
+            result = await s.execute(stmt.values(**values))
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 refused = rules.BidRefused("closed", "出价时竞价状态已变化，请刷新后重试")
             else:

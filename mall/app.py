@@ -32,6 +32,7 @@ TEMPLATES = ROOT / "templates"
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
+    from bidding import pages as bidding_pages
     from bidding import routes as bidding_routes
     from catalog import pages as catalog_pages
     from catalog import routes as catalog_routes
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             await db.dispose()
+            await room_redis.aclose()
 
     async def provide_db() -> Database:
         return db
@@ -58,6 +60,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from search_index.factory import backend_for
 
     search = backend_for(settings, writer=False)  # web processes only read the index
+
+    # The auction rooms: a Redis lock per room, and events to every web process's WebSocket clients
+    # over Redis pub/sub (litestar channels).
+    import redis.asyncio as aioredis
+    from litestar.channels import ChannelsPlugin
+    from litestar.channels.backends.redis import RedisChannelsPubSubBackend
+
+    room_redis = aioredis.Redis.from_url(
+        settings.resolved_redis_url, socket_connect_timeout=2, socket_timeout=5
+    )
+    channels = ChannelsPlugin(
+        backend=RedisChannelsPubSubBackend(
+            redis=room_redis, key_prefix=f"mall:{settings.queue_name}:channels"
+        ),
+        arbitrary_channels_allowed=True,
+    )
 
     async def provide_search() -> Any:
         return search
@@ -86,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *bidding_routes.ROUTES,
             *pages.ROUTES,
             *catalog_pages.ROUTES,
+            *bidding_pages.ROUTES,
             create_static_files_router(
                 path="/static/swagger", directories=[Path(swagger_ui_path)], opt={"roles": ("public",)}
             ),
@@ -119,12 +138,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             openapi_router=Router(path="/schema", route_handlers=[], opt={"roles": ("public",)}),
         ),
         lifespan=[lifespan],
+        plugins=[channels],
         debug=False,
         logging_config=None,
     )
     app.state.db = db
     app.state.settings = settings
     app.state.search = search
+    app.state.room_redis = room_redis
+    app.state.channels = channels
     pages.configure_templates(app, settings)
     logging.getLogger("mall").setLevel(logging.INFO)
     return app

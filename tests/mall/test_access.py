@@ -73,13 +73,17 @@ def _classify(path: str, handler: Any) -> str:
         return "schema"
     if path in STATIC_PATHS and module.startswith("litestar."):
         return "static"
-    if handler.http_methods == {"OPTIONS"} and module == "litestar.routes.http":
+    if getattr(handler, "http_methods", None) == {"OPTIONS"} and module == "litestar.routes.http":
         return "auto-options"
     return "project"
 
 
 def _handlers(app: Any) -> list[tuple[str, Any]]:
-    return [(route.path, h) for route in app.routes for h in route.route_handlers]
+    out = []
+    for route in app.routes:
+        handlers = getattr(route, "route_handlers", None) or [route.route_handler]  # a WebSocketRoute has one
+        out += [(route.path, h) for h in handlers]
+    return out
 
 
 async def _problem_or_ok(r: Any) -> str | None:
@@ -102,7 +106,8 @@ async def test_every_route_handler_declares_roles(app: Any) -> None:
     problems: list[str] = []
     for path, h in _handlers(app):
         kind = _classify(path, h)
-        label = f"{'/'.join(sorted(h.http_methods))} {path} ({_module_of(h)}.{h.handler_name})"
+        methods = getattr(h, "http_methods", None) or {"WEBSOCKET"}
+        label = f"{'/'.join(sorted(methods))} {path} ({_module_of(h)}.{h.handler_name})"
         if kind != "project":
             skipped[kind].append(label)
             continue

@@ -47,6 +47,7 @@ def upgrade() -> None:
     sa.Column('ends_at', mall.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('extensions', sa.Integer(), nullable=False),
     sa.Column('offer_seq', sa.BigInteger(), nullable=False),
+    sa.Column('fence', sa.BigInteger(), nullable=False),
     sa.Column('lowest_amount', mall.db.Money(), nullable=True),
     sa.Column('result_note', sa.String(length=300), nullable=False),
     sa.Column('awarded_supplier_id', sa.Uuid(), nullable=True),

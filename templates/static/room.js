@@ -1,0 +1,87 @@
+// The live auction room: a WebSocket for the room's events, a countdown, and bids posted with fetch.
+// Without a connection the page still works: the form posts and the page reloads.
+(function () {
+  "use strict";
+  var box = document.getElementById("room");
+  if (!box) return;
+  var id = box.dataset.procedure;
+  var snap = JSON.parse(document.getElementById("room-snapshot").textContent);
+  var version = snap.version;
+  var myLabel = snap.my_label;
+  var endsAt = new Date(snap.ends_at);
+  var $ = function (sel) { return document.getElementById(sel); };
+  var yuan = function (s) { return s === null ? "暂无出价" : "¥" + Number(s).toLocaleString("zh-CN", {minimumFractionDigits: 2, maximumFractionDigits: 2}); };
+
+  function apply(ev) {
+    if (ev.lowest !== undefined) $("room-lowest").textContent = yuan(ev.lowest);
+    if (ev.bidders !== undefined) $("room-bidders").textContent = ev.bidders;
+    if (ev.ends_at) { endsAt = new Date(ev.ends_at); }
+    if (ev.extensions) {
+      var wrap = $("room-ext-wrap"); if (wrap) wrap.textContent = "已延时 " + ev.extensions + " 次";
+      var ext = $("room-ext"); if (ext) ext.textContent = ev.extensions;
+    }
+    if (ev.my_label !== undefined && ev.my_label !== null) { myLabel = ev.my_label; }
+    if ($("room-label") && myLabel) $("room-label").textContent = "供应商 #" + myLabel;
+    if ($("room-rank") && myLabel && ev.ranks) $("room-rank").textContent = ev.ranks[String(myLabel)] || "—";
+    version = ev.version;
+    box.dataset.version = version;
+  }
+
+  var socket = null;
+  function connect() {
+    var proto = location.protocol === "https:" ? "wss:" : "ws:";
+    socket = new WebSocket(proto + "//" + location.host + "/procedures/" + id + "/room");
+    socket.onopen = function () { $("room-live").textContent = "已实时连接"; };
+    socket.onmessage = function (msg) {
+      var ev = JSON.parse(msg.data);
+      if (ev.type === "snapshot") { apply(ev); return; }
+      if (ev.version <= version) return;             // already seen
+      if (ev.version !== version + 1) {               // a gap: ask for a fresh snapshot
+        socket.close(); return;
+      }
+      apply(ev);
+    };
+    socket.onclose = function () {
+      $("room-live").textContent = "连接中断，正在重新连接…";
+      setTimeout(connect, 1000);
+    };
+  }
+  connect();
+
+  function tick() {
+    var left = Math.max(0, Math.floor((endsAt - new Date()) / 1000));
+    var h = Math.floor(left / 3600), mnt = Math.floor((left % 3600) / 60), s = left % 60;
+    $("room-countdown").textContent = left === 0 ? "已截止" : (h ? h + " 小时 " : "") + mnt + " 分 " + s + " 秒";
+  }
+  tick(); setInterval(tick, 500);
+
+  var form = $("bid-form");
+  if (form) {
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var data = new URLSearchParams(new FormData(form));
+      var csrf = (document.cookie.match(/(?:^|; )mall_csrf=([^;]+)/) || [])[1] || "";
+      fetch("/procedures/" + id + "/bid.json", {
+        method: "POST", body: data, credentials: "same-origin",
+        headers: {"x-csrftoken": decodeURIComponent(csrf), "accept": "application/json"}
+      }).then(function (r) { return r.json().then(function (b) { return [r.ok, b]; }); })
+        .then(function (res) {
+          var ok = res[0], b = res[1];
+          var li = document.createElement("li");
+          var t = new Date().toTimeString().slice(0, 8);
+          if (ok) {
+            $("bid-message").textContent = "出价成功：" + yuan(b.amount);
+            $("bid-message").className = "small ok";
+            li.textContent = t + " " + b.amount + " ✔";
+          } else {
+            $("bid-message").textContent = b.detail || "出价未被接受";
+            $("bid-message").className = "small reason";
+            li.textContent = t + " " + (data.get("amount") || "") + " ✘ " + (b.detail || "");
+          }
+          $("my-bids").appendChild(li);
+          if (ok && !myLabel && socket) socket.close();   // first bid: reconnect to learn our label
+        })
+        .catch(function () { form.submit(); });
+    });
+  }
+})();
