@@ -17,7 +17,14 @@ from litestar.response import Redirect, Template
 from sqlalchemy import func, or_, select
 
 from bidding import room, service
-from bidding.models import KIND_LABELS, PROCEDURE_STATUS_LABELS, Procedure, ProcedureInvite, ProcedureItem
+from bidding.models import (
+    KIND_LABELS,
+    PROCEDURE_STATUS_LABELS,
+    Participant,
+    Procedure,
+    ProcedureInvite,
+    ProcedureItem,
+)
 from bidding.routes import room_bid
 from mall import budgets, clock
 from mall.auth import Principal, allow
@@ -242,7 +249,19 @@ async def bid_json(
     who = _user(request)
     assert who
     r = await room_bid(request.app, db, settings, who, procedure_id, data.get("amount", ""))
-    return {"accepted": r.accepted, "seq": r.seq, "amount": str(r.amount), "lowest": str(r.lowest)}
+    async with db.read() as s:
+        label = await s.scalar(
+            select(Participant.label_no).where(
+                Participant.procedure_id == procedure_id, Participant.supplier_org_id == who.org_id
+            )
+        )
+    return {
+        "accepted": r.accepted,
+        "seq": r.seq,
+        "amount": str(r.amount),
+        "lowest": str(r.lowest),
+        "label": label,
+    }
 
 
 @post("/procedures/{procedure_id:uuid}/award", opt=allow("supplier"), include_in_schema=False)

@@ -36,6 +36,19 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 """
 
 
+_RAISE_TO = """
+local v = tonumber(redis.call('get', KEYS[1]) or '0')
+if v < tonumber(ARGV[1]) then redis.call('set', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+
+async def raise_fence(redis: Any, prefix: str, procedure_id: uuid.UUID, at_least: int) -> None:
+    """After a Redis restart the fence counter starts again from 1: lift it above what the database saw."""
+    _, fence_key = _keys(prefix, procedure_id)
+    await redis.eval(_RAISE_TO, 1, fence_key, str(at_least))
+
+
 class RoomBusy(Exception):
     """The room lock could not be taken in time."""
 

@@ -259,9 +259,17 @@ async def room_bid(app: Any, db: Any, settings: Any, who: Any, procedure_id: uui
     from bidding import room
     from mall.errors import Unavailable
 
+    prefix = f"mall:{settings.queue_name}"
     try:
-        async with room.room_lock(app.state.room_redis, f"mall:{settings.queue_name}", procedure_id) as token:
-            result = await service.bid(db, who, procedure_id, amount, fence=token)
+        for attempt in range(2):
+            try:
+                async with room.room_lock(app.state.room_redis, prefix, procedure_id) as token:
+                    result = await service.bid(db, who, procedure_id, amount, fence=token)
+                break
+            except service.StaleFence as stale:
+                if attempt:
+                    raise Unavailable("竞价室繁忙，请稍后重试", code="room_busy") from None
+                await room.raise_fence(app.state.room_redis, prefix, procedure_id, stale.current)
     except room.RoomBusy:
         raise Unavailable("竞价室繁忙，请稍后重试", code="room_busy") from None
     except (RedisError, OSError):

@@ -30,7 +30,7 @@ ABNORMAL_OF_CEILING = Decimal(45)
 _PERCENT_PLACES = Decimal("0.0001")
 
 RefusalCode = Literal[
-    "bad_amount", "above_ceiling", "not_below_own", "not_below_lowest", "not_open", "closed"
+    "bad_amount", "above_ceiling", "not_below_own", "not_below_lowest", "not_open", "closed", "stale"
 ]
 
 

@@ -368,6 +368,14 @@ async def withdraw(db: Database, who: Principal, procedure_id: uuid.UUID) -> Non
         )
 
 
+class StaleFence(Exception):
+    """The room-lock token is older than one the database already accepted."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(current)
+        self.current = current
+
+
 @dataclass(frozen=True)
 class BidResult:
     accepted: bool
@@ -434,7 +442,12 @@ async def bid(
                 values["fence"] = fence
             result = await s.execute(stmt.values(**values))
             if result.rowcount != 1:  # type: ignore[attr-defined]
-                refused = rules.BidRefused("closed", "出价时竞价状态已变化，请刷新后重试")
+                current_fence = await s.scalar(select(t.c.fence).where(t.c.id == p.id))
+                if fence is not None and current_fence is not None and current_fence >= fence:
+                    # our room lock expired and a newer holder committed (or Redis restarted and its
+                    # counter went back): nothing is written; the caller raises its counter and retries
+                    raise StaleFence(int(current_fence))
+                refused = rules.BidRefused("stale", "出价时竞价状态已变化，请刷新后重试")
             else:
                 if extensions != p.extensions:
                     _schedule_close(tx, p.id, new_end)  # the close job moves with the end

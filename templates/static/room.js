@@ -9,6 +9,10 @@
   var version = snap.version;
   var myLabel = snap.my_label;
   var endsAt = new Date(snap.ends_at);
+  var lastRanks = snap.ranks || {};
+  function showRank() {
+    if ($("room-rank") && myLabel) $("room-rank").textContent = lastRanks[String(myLabel)] || "—";
+  }
   var $ = function (sel) { return document.getElementById(sel); };
   var yuan = function (s) { return s === null ? "暂无出价" : "¥" + Number(s).toLocaleString("zh-CN", {minimumFractionDigits: 2, maximumFractionDigits: 2}); };
 
@@ -22,7 +26,8 @@
     }
     if (ev.my_label !== undefined && ev.my_label !== null) { myLabel = ev.my_label; }
     if ($("room-label") && myLabel) $("room-label").textContent = "供应商 #" + myLabel;
-    if ($("room-rank") && myLabel && ev.ranks) $("room-rank").textContent = ev.ranks[String(myLabel)] || "—";
+    if (ev.ranks) lastRanks = ev.ranks;
+    showRank();
     version = ev.version;
     box.dataset.version = version;
   }
@@ -79,7 +84,11 @@
             li.textContent = t + " " + (data.get("amount") || "") + " ✘ " + (b.detail || "");
           }
           $("my-bids").appendChild(li);
-          if (ok && !myLabel && socket) socket.close();   // first bid: reconnect to learn our label
+          if (ok && b.label) {                              // our anonymous label, known from the first bid
+            myLabel = b.label;
+            $("room-label").textContent = "供应商 #" + myLabel;
+            showRank();
+          }
         })
         .catch(function () { form.submit(); });
     });

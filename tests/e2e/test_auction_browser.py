@@ -1,0 +1,112 @@
+"""An auction in two browsers: two suppliers in one room see each other's bids live, anonymously;
+an inquiry page never shows another supplier's quote before the deadline."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bidding import service
+from mall import clock
+from tests.e2e.conftest import login, new_page, require_chromium, shot
+from tests.factories import World
+
+require_chromium()
+pytestmark = pytest.mark.browser
+
+
+async def publish(world: World, kind: str, **kw: Any) -> Any:
+    now = clock.now()
+    return await service.create(
+        world.db,
+        world.who["buyer_a"],
+        service.ProcedureDraft(
+            kind=kind,
+            title="办公台式计算机" + ("竞价" if kind == "auction" else "询价") + "项目",
+            budget_line_id=world.lines["a1"].id,
+            ceiling="60000.00",
+            starts_at=now,
+            ends_at=now + timedelta(hours=1),
+            items=[service.ItemDraft("A02010105", "台式计算机", "i5/16G/512G", "10", "台")],
+            invited=[world.who["supplier_x"].org_id, world.who["supplier_y"].org_id],
+            **kw,
+        ),
+        open_tender_threshold=world.settings.open_tender_threshold,
+        region_code="410100",
+    )
+
+
+async def bid(page: Any, amount: str) -> None:
+    await page.evaluate("document.getElementById('bid-message').textContent = ''")
+    await page.fill("#bid-amount", amount)
+    await page.click("#bid-form button[type=submit]")
+    await page.wait_for_function("document.getElementById('bid-message').textContent.length > 0")
+
+
+async def test_two_suppliers_see_each_others_bids_live(server: str, browser: Any, world: World) -> None:
+    errors: list[str] = []
+    p = await publish(world, "auction", decrement="100")
+    x = await new_page(browser, errors)
+    y = await new_page(browser, errors)
+    await login(x, server, "supplier_x")
+    await login(y, server, "supplier_y")
+    for page in (x, y):
+        await page.goto(f"{server}/procedures/{p.id}")
+        await page.wait_for_function("document.getElementById('room-live').textContent === '已实时连接'")
+
+    await bid(x, "59000.00")
+    t0 = time.monotonic()
+    # y sees x's bid within a second, without reloading
+    await y.wait_for_function(
+        "document.getElementById('room-lowest').textContent.includes('59,000.00')", timeout=1000
+    )
+    seen_y = time.monotonic() - t0
+    assert await y.inner_text("#room-bidders") == "1"
+    assert "甲供应商" not in await y.content()  # never the other's name
+
+    await bid(y, "58500.00")
+    t0 = time.monotonic()
+    await x.wait_for_function(
+        "document.getElementById('room-lowest').textContent.includes('58,500.00')", timeout=1000
+    )
+    seen_x = time.monotonic() - t0
+    await x.wait_for_function("document.getElementById('room-rank').textContent === '2'")
+    assert "乙供应商" not in await x.content()
+    await y.wait_for_function("document.getElementById('room-rank').textContent === '1'")
+    await shot(x, "21-room-supplier-x")
+    await shot(y, "22-room-supplier-y")
+
+    # a refused bid: a message, logged in the own bid history, nothing changes for the other
+    await bid(x, "58950.00")
+    assert "至少低" in await x.inner_text("#bid-message")
+    assert "58,500.00" in await y.inner_text("#room-lowest")
+    print(f"\nbid seen by the other supplier after {seen_y * 1000:.0f} ms and {seen_x * 1000:.0f} ms")
+    # the refused bid's 422 is the browser reporting the answer it got; nothing else may appear
+    assert [e for e in errors if "status of 422" not in e] == [], errors
+
+
+async def test_an_inquiry_page_never_shows_another_suppliers_quote(
+    server: str, browser: Any, world: World
+) -> None:
+    errors: list[str] = []
+    p = await publish(world, "inquiry")
+    x = await new_page(browser, errors)
+    await login(x, server, "supplier_x")
+    await x.goto(f"{server}/procedures/{p.id}")
+    await x.fill("#q-amount", "57321.00")
+    await x.click("#quote-box button[type=submit]")
+    await x.wait_for_load_state("networkidle")
+    assert "报价已提交" in await x.content() and "57,321.00" in await x.content()
+
+    for who in ("supplier_y", "buyer_a"):
+        page = await new_page(browser, errors)
+        await login(page, server, who)
+        await page.goto(f"{server}/procedures/{p.id}")
+        html = await page.content()
+        assert "57321" not in html and "57,321" not in html, who
+        assert "报价密封" in html
+        await shot(page, f"23-inquiry-sealed-{who}")
+    assert errors == [], errors
