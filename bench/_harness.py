@@ -395,6 +395,8 @@ async def build_world(
             lid = await budget_line(oid, "SHARED")
             shared = [Buyer(u, oid, lid) for u in names]
         out_suppliers = []
+        await org(OrgKind.CENTER, "压测采购中心", ["bench_center"])
+        center = principals["bench_center"]
         for j in range(suppliers):
             u = f"bench_supplier{j + 1}"
             name = f"压测供应商{j + 1}有限公司"
@@ -414,6 +416,10 @@ async def build_world(
                 )
                 listing = await catalog_service.create_listing(
                     db, principals[u], draft, margin=Settings().price_margin
+                )
+                # listings go live once the procurement center approves them
+                await catalog_service.review_listing(
+                    db, center, listing.id, approve=True, reason="", margin=Settings().price_margin
                 )
                 sup.listings.append(listing.id)
             out_suppliers.append(sup)

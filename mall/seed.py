@@ -324,7 +324,74 @@ async def seed_demo(
         made = await _history(db, settings, rng, principals, listings, history, start, now)
     finally:
         clock.clock.unfreeze()
+    made["procedures"] = await _procedures(db, settings, principals)
     return {"organizations": len(ORGS), "listings": len(listings), **made}
+
+
+async def _procedures(db: Database, settings: Settings, principals: dict[str, Principal]) -> int:
+    """An open inquiry and a live auction to look at: buyer1 publishes, the suppliers quote and bid."""
+    from bidding import service as bidding
+
+    buyer = principals["buyer1"]
+    assert buyer.org_id
+    async with db.read() as s:
+        line = (
+            (
+                await s.execute(
+                    select(BudgetLine)
+                    .where(BudgetLine.org_id == buyer.org_id)
+                    .order_by(BudgetLine.project_code)
+                )
+            )
+            .scalars()
+            .first()
+        )
+    if line is None:
+        return 0
+    suppliers = [principals[f"supplier{i}"] for i in (1, 2, 4)]
+    invited = [p.org_id for p in suppliers if p.org_id]
+    now = clock.now()
+    made = 0
+    for kind, title, ceiling, days, item in (
+        (
+            "inquiry",
+            "教学楼多媒体投影机采购",
+            "48000.00",
+            3,
+            ("A02020200", "投影仪", "4000 流明，1080P，含吊装", "8", "台"),
+        ),
+        (
+            "auction",
+            "办公用台式计算机竞价采购",
+            "96000.00",
+            2,
+            ("A02010105", "台式计算机", "i5/16G/512G SSD/23.8 英寸", "20", "台"),
+        ),
+    ):
+        p = await bidding.create(
+            db,
+            buyer,
+            bidding.ProcedureDraft(
+                kind=kind,
+                title=title,
+                budget_line_id=line.id,
+                ceiling=ceiling,
+                starts_at=now,
+                ends_at=now + timedelta(days=days),
+                items=[bidding.ItemDraft(*item)],
+                decrement="200" if kind == "auction" else "0",
+                invited=invited,
+            ),
+            open_tender_threshold=settings.open_tender_threshold,
+            region_code=settings.region_code,
+        )
+        made += 1
+        if kind == "inquiry":
+            await bidding.quote(db, suppliers[0], p.id, "45800.00")
+        else:
+            await bidding.bid(db, suppliers[0], p.id, "93500.00")
+            await bidding.bid(db, suppliers[1], p.id, "92800.00")
+    return made
 
 
 async def _organizations(db: Database, rng: random.Random) -> dict[str, Principal]:

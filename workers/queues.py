@@ -98,26 +98,46 @@ def publisher_started() -> None:
 
 def index_soon() -> bool:
     """After a listing change commits: the search index job runs after this moment."""
-    return _soon("indexer", "1", lambda: enqueue_index())
+    job_id = f"search-sync-{uuid.uuid4().hex[:12]}"
+    if _settings is None:
+        return False
+    try:
+        conn = redis_conn()
+        # a waiting marker whose job is gone (queue emptied, worker died) must not hold back the index
+        if not conn.set(_waiting_key("indexer"), job_id, nx=True, ex=60) and _indexer_busy():
+            return True
+        conn.set(_waiting_key("indexer"), job_id, ex=60)
+    except Exception as exc:
+        log.warning("indexer job not enqueued (%s); the sweeper will retry", exc)
+        return False
+    if enqueue_index(job_id=job_id):
+        return True
+    with contextlib.suppress(Exception):
+        conn.delete(_waiting_key("indexer"))
+    return False
 
 
 def indexer_started() -> None:
     _started("indexer")
 
 
-def enqueue_index(*, unless_busy: bool = False) -> bool:
-    job_id = f"search-sync-{uuid.uuid4().hex[:12]}"
+def enqueue_index(*, unless_busy: bool = False, job_id: str | None = None) -> bool:
+    job_id = job_id or f"search-sync-{uuid.uuid4().hex[:12]}"
     if unless_busy and _indexer_busy():
         return False
     return enqueue("workers.jobs.sync_search", job_id=job_id)
 
 
 def _indexer_busy() -> bool:
-    """A sync job is waiting to start (the marker key is set while one is queued)."""
+    """The sync job named by the waiting marker is still queued or recently started. A marker whose
+    job is gone (the queue was emptied, the worker died) does not count."""
     try:
-        return bool(redis_conn().exists(_waiting_key("indexer")))
+        raw = redis_conn().get(_waiting_key("indexer"))
     except Exception:
         return False
+    if not raw:
+        return False
+    return _busy(raw.decode() if isinstance(raw, bytes) else str(raw))
 
 
 def search_sync_lock(settings: Settings | None = None) -> Any:
