@@ -70,7 +70,7 @@ async def room_lock(redis: Any, prefix: str, procedure_id: uuid.UUID) -> AsyncIt
         if time.monotonic() > deadline:
             raise RoomBusy(str(procedure_id))
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.02)
+        delay = min(delay * 2, 0.005)
     try:
         token = int(await redis.incr(fence_key))
         yield token
