@@ -185,11 +185,11 @@ async def phase(
     }, sent_at
 
 
-async def run(db_kind: str, quick: bool) -> dict[str, Any]:
+async def run(st: Stack, db_kind: str, quick: bool) -> dict[str, Any]:
     levels = [10, 50] if quick else [10, 50, 200]
     seconds = 5.0 if quick else 15.0
     n_suppliers = max(levels)
-    with Stack(db_kind, "auction", env_overrides={"MALL_WEB_WORKERS": "2"}) as st:
+    if True:  # (the Stack is entered by main, outside the event loop)
         with stage(f"world: 1 buyer, {n_suppliers} suppliers"):
             world = await build_world(
                 st.resolved_database_url,
@@ -201,7 +201,7 @@ async def run(db_kind: str, quick: bool) -> dict[str, Any]:
             pid = await make_auction(
                 st.resolved_database_url, world.buyers[0], [s.org_id for s in world.suppliers], minutes=120
             )
-        st.start_services()
+        await asyncio.to_thread(st.start_services)
         base = f"http://127.0.0.1:{st.port}"
         toks = await tokens(base, [s.username for s in world.suppliers])
         cookies = await session_cookie(base)
@@ -263,7 +263,8 @@ async def verify(database_url: str, pid: uuid.UUID, acknowledged: set[int]) -> d
 
 def main() -> None:
     args = base_args("Auction room: accepted bids/s, bid latency, bid-to-WebSocket delivery").parse_args()
-    summary = asyncio.run(run(args.db, args.quick))
+    with Stack(args.db, "auction", env_overrides={"MALL_WEB_WORKERS": "2"}) as st:
+        summary = asyncio.run(run(st, args.db, args.quick))
     emit({"benchmark": "auction", **summary})
 
 

@@ -190,6 +190,7 @@ async def procedure_page(
         labels=PROCEDURE_STATUS_LABELS,
         kinds=KIND_LABELS,
         is_winner=who.role == "supplier" and p.status == "awarded" and p.awarded_supplier_id == who.org_id,
+        can_reject=who.role == "buyer" and p.kind == "inquiry" and p.status == "awarded",
         now=clock.now(),
     )
 
@@ -289,6 +290,27 @@ async def award(
     return Redirect(f"/orders/{order.id}", status_code=303)
 
 
+@post("/procedures/{procedure_id:uuid}/reject", opt=allow("buyer"), include_in_schema=False)
+async def reject(
+    request: Request[Any, Any, Any],
+    procedure_id: FromPath[uuid.UUID],
+    db: DB,
+    data: URLEncodedBody[dict[str, str]],
+) -> Redirect:
+    who = _user(request)
+    assert who
+    try:
+        label_no = int(data.get("label_no", ""))
+    except ValueError:
+        label_no = 0
+    return await _act(
+        request,
+        lambda: service.reject_quote(db, who, procedure_id, label_no, data.get("reason", "")),
+        "已认定该报价无效，排名已重新计算",
+        f"/procedures/{procedure_id}",
+    )
+
+
 @websocket("/procedures/{procedure_id:uuid}/room", opt=allow("user"), include_in_schema=False)
 async def room_socket(socket: WebSocket[Any, Any, Any], procedure_id: FromPath[uuid.UUID]) -> None:
     """On connect: a snapshot (with the caller's own label, rank and bids); then every event of the
@@ -341,5 +363,6 @@ ROUTES = [
     bid,
     bid_json,
     award,
+    reject,
     room_socket,
 ]

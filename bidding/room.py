@@ -19,6 +19,7 @@ import asyncio
 import secrets
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,7 +31,7 @@ from mall.clock import rfc3339
 from mall.money import money_str
 
 LOCK_TTL_MS = 3000
-LOCK_WAIT_SECONDS = 5.0
+LOCK_WAIT_SECONDS = 10.0
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
 """
@@ -47,6 +48,19 @@ async def raise_fence(redis: Any, prefix: str, procedure_id: uuid.UUID, at_least
     """After a Redis restart the fence counter starts again from 1: lift it above what the database saw."""
     _, fence_key = _keys(prefix, procedure_id)
     await redis.eval(_RAISE_TO, 1, fence_key, str(at_least))
+
+
+_local: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def local_lock(procedure_id: uuid.UUID) -> asyncio.Lock:
+    """The room's lock within this process: bidders queue here, so only one of them at a time polls
+    the Redis lock (many pollers would spend the CPU the holder needs)."""
+    lock = _local.get(procedure_id)
+    if lock is None:
+        lock = asyncio.Lock()
+        _local[procedure_id] = lock
+    return lock
 
 
 class RoomBusy(Exception):

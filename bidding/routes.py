@@ -254,12 +254,22 @@ async def place_bid(
 async def room_bid(app: Any, db: Any, settings: Any, who: Any, procedure_id: uuid.UUID, amount: str) -> Any:
     """A bid under the room's Redis lock (fencing token to the database), then the event to watchers.
     Without Redis the database alone still arbitrates, and nobody is told live."""
+
+    from bidding import room
+
+    prefix = f"mall:{settings.queue_name}"
+    async with room.local_lock(procedure_id):  # one contender per process for the Redis lock
+        return await _room_bid_locked(app, db, who, procedure_id, amount, prefix)
+
+
+async def _room_bid_locked(
+    app: Any, db: Any, who: Any, procedure_id: uuid.UUID, amount: str, prefix: str
+) -> Any:
     from redis.exceptions import RedisError
 
     from bidding import room
     from mall.errors import Unavailable
 
-    prefix = f"mall:{settings.queue_name}"
     try:
         for attempt in range(2):
             try:

@@ -580,6 +580,29 @@ async def ranked_quotes(tx: Tx, p: Procedure) -> list[dict[str, Any]]:
     ]
 
 
+async def rejected_quotes(tx: Tx, p: Procedure) -> list[dict[str, Any]]:
+    """Quotes the buyer found non-compliant, with its written reason (disclosed with the result)."""
+    from mall.models import Organization
+
+    rows = (
+        await tx.session.execute(
+            select(Offer, Organization.name)
+            .join(Organization, Organization.id == Offer.supplier_org_id)
+            .where(Offer.procedure_id == p.id, Offer.rejected.is_(True))
+            .order_by(Offer.seq)
+        )
+    ).all()
+    return [
+        {
+            "supplier_name": name,
+            "total_amount": None if o.amount is None else money_str(o.amount),
+            "submitted_at": clock.rfc3339(o.at),
+            "reason": o.reason,
+        }
+        for o, name in rows
+    ]
+
+
 async def failure_payload(tx: Tx, p: Procedure, reason: str) -> dict[str, Any]:
     buyer, items = await _buyer_and_items(tx, p)
     return {
@@ -607,6 +630,7 @@ async def failure_payload(tx: Tx, p: Procedure, reason: str) -> dict[str, Any]:
             for i in items
         ],
         "quotes": await ranked_quotes(tx, p),
+        "rejected_quotes": await rejected_quotes(tx, p),
         "reason": reason,
     }
 
@@ -695,6 +719,8 @@ async def confirm_award(
         ).scalar_one()
         payload = disclosure.deal_payload(loaded)
         payload["quotes"] = await ranked_quotes(tx, p)
+        if p.kind == ProcedureKind.INQUIRY:
+            payload["rejected_quotes"] = await rejected_quotes(tx, p)
         loaded.disclosure_id = disclosure.stage(tx, payload)
         _event(
             s,
@@ -704,6 +730,52 @@ async def confirm_award(
             f"{KIND_NAMES[p.kind]} {p.number} 成交确认，成交金额 {total:,.2f} 元，生成电子合同 {order.contract_no}",
         )
     return loaded
+
+
+async def reject_quote(
+    db: Database, who: Principal, procedure_id: uuid.UUID, label_no: int, reason: str
+) -> Procedure:
+    """After opening, the buyer rejects a non-compliant quote with a written reason (kept, and
+    disclosed with the result). While the award is not yet confirmed the ranking is recomputed
+    without it: the award may pass to the next, or the inquiry fail for too few valid quotes."""
+    reason = reason.strip()
+    if not 4 <= len(reason) <= 300:
+        raise InvalidInput("请写明不符合要求的原因（4至300个字符）", code="reason_required")
+    async with db.write() as tx:
+        s = tx.session
+        p = await s.get(Procedure, procedure_id, with_for_update=True)
+        if p is None or p.buyer_org_id != who.org_id:
+            raise NotFound("采购项目不存在", code="procedure_not_found")
+        if p.kind != ProcedureKind.INQUIRY or p.status != ProcedureStatus.AWARDED:
+            raise Conflict("只能在询价开启后、成交确认前认定报价无效", code="cannot_reject_now")
+        part = await s.scalar(
+            select(Participant).where(Participant.procedure_id == p.id, Participant.label_no == label_no)
+        )
+        if part is None:
+            raise NotFound("没有这个报价供应商", code="quote_not_found")
+        latest = await s.scalar(
+            select(Offer)
+            .where(
+                Offer.procedure_id == p.id,
+                Offer.supplier_org_id == part.supplier_org_id,
+                Offer.seq.is_not(None),
+            )
+            .order_by(Offer.seq.desc())
+            .limit(1)
+        )
+        if latest is None or latest.status != "accepted" or latest.rejected:
+            raise Conflict("该供应商没有有效报价", code="quote_not_valid")
+        latest.rejected, latest.reason = True, reason
+        await s.flush()
+        result = await _outcome(tx, p)
+        if result.failed:
+            await _fail(tx, p, result.failed_reason)
+        else:
+            winner = result.winner
+            assert winner is not None
+            if uuid.UUID(winner.supplier) != p.awarded_supplier_id:
+                _award(tx, p, uuid.UUID(winner.supplier), winner.amount, clock.now())
+    return p
 
 
 KIND_NAMES = {"inquiry": "在线询价", "auction": "反向竞价"}

@@ -391,3 +391,36 @@ async def test_a_failed_inquiry_publishes_a_failure_notice(world: World, frozen:
     assert record["kind"] == "failure" and "不足3家" in record["reason"]
     assert [q["total_amount"] for q in record["quotes"]] == ["52000.00"]
     assert (await disclosure.verify_chain(world.db)).ok
+
+
+async def test_the_buyer_rejects_a_non_compliant_quote_and_the_award_moves(
+    world: World, frozen: datetime
+) -> None:
+    import json
+
+    from mall import disclosure
+    from mall.models import DisclosureRecord
+
+    p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00", "53000.00"])
+    assert p.awarded_supplier_id == xs[1].org_id
+    with pytest.raises(InvalidInput):
+        await service.reject_quote(world.db, world.who["buyer_a"], p.id, 2, "")  # a reason is required
+    with pytest.raises(DomainError):
+        await service.reject_quote(
+            world.db, world.who["buyer_b"], p.id, 2, "技术参数不符合要求"
+        )  # not its inquiry
+    p = await service.reject_quote(world.db, world.who["buyer_a"], p.id, 2, "所报型号内存仅8G，不满足16G要求")
+    assert p.status == "awarded" and p.awarded_supplier_id == xs[2].org_id  # the next compliant one
+    order = await service.confirm_award(world.db, xs[2], p.id)
+    assert order.total_amount == Decimal("51000.00")
+    await disclosure.publish_pending(world.db)
+    async with world.db.read() as s:
+        record = json.loads((await s.execute(select(DisclosureRecord.body))).scalar_one())
+    assert [q["total_amount"] for q in record["quotes"]] == ["51000.00", "52000.00", "53000.00"]
+    assert record["rejected_quotes"][0]["reason"] == "所报型号内存仅8G，不满足16G要求"
+
+
+async def test_rejecting_below_the_minimum_fails_the_inquiry(world: World, frozen: datetime) -> None:
+    p, _xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
+    p = await service.reject_quote(world.db, world.who["buyer_a"], p.id, 1, "未提供原厂授权书")
+    assert p.status == "failed" and "不足3家" in p.result_note
