@@ -62,6 +62,7 @@ class OfferOut(msgspec.Struct):
     at: str
     status: str
     mine: bool
+    flags: list[str] = []  # abnormally-low triggers, after opening
 
 
 class ProcedureOut(msgspec.Struct):
@@ -90,7 +91,7 @@ class ProcedureOut(msgspec.Struct):
 def _offers(views: list[Any] | None) -> list[OfferOut] | None:
     if views is None:
         return None
-    return [OfferOut(v.label, v.amount, rfc3339(v.at), v.status, v.mine) for v in views]
+    return [OfferOut(v.label, v.amount, rfc3339(v.at), v.status, v.mine, list(v.flags)) for v in views]
 
 
 async def _out(db: Any, who: Any, procedure_id: uuid.UUID) -> ProcedureOut:

@@ -879,6 +879,7 @@ class OfferView:
     at: datetime
     status: str
     mine: bool
+    flags: tuple[str, ...] = ()  # abnormally-low triggers (财库〔2026〕2号), for the buyer's review
 
 
 async def view_for(db: Database, who: Principal, procedure_id: uuid.UUID) -> dict[str, Any]:
@@ -928,6 +929,8 @@ async def view_for(db: Database, who: Principal, procedure_id: uuid.UUID) -> dic
             if p.kind == ProcedureKind.AUCTION
             else rules.current_quotes(_quotes(offers))
         )
+        ordered = sorted(ranked_all, key=lambda o: (o.amount, o.seq))
+        flagged = rules.abnormally_low_offers(ordered, p.ceiling) if ordered else {}
         out["ranked"] = [
             OfferView(
                 f"供应商 #{labels.get(uuid.UUID(o.supplier), 0)}",
@@ -935,7 +938,8 @@ async def view_for(db: Database, who: Principal, procedure_id: uuid.UUID) -> dic
                 o.at,
                 "accepted",
                 o.supplier == str(who.org_id),
+                tuple(flagged.get(o.supplier, ())),
             )
-            for o in sorted(ranked_all, key=lambda o: (o.amount, o.seq))
+            for o in ordered
         ]
     return out

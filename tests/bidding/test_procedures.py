@@ -424,3 +424,11 @@ async def test_rejecting_below_the_minimum_fails_the_inquiry(world: World, froze
     p, _xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
     p = await service.reject_quote(world.db, world.who["buyer_a"], p.id, 1, "未提供原厂授权书")
     assert p.status == "failed" and "不足3家" in p.result_note
+
+
+async def test_abnormally_low_quotes_are_flagged_after_opening(world: World, frozen: datetime) -> None:
+    p, _xs = await _awarded(world, ["52000.00", "50000.00", "20000.00"])  # 20000 < 45% of 60000
+    view = await service.view_for(world.db, world.who["buyer_a"], p.id)
+    flags = {v.amount: v.flags for v in view["ranked"]}
+    assert flags["20000.00"] and any("最高限价" in f for f in flags["20000.00"])
+    assert flags["50000.00"] == () and flags["52000.00"] == ()
