@@ -80,8 +80,8 @@ def quantity_str(d: Decimal) -> str:
     return f"{normalize_quantity(d):f}"
 
 
-def yuan_display(d: Decimal) -> str:
-    """For pages: ¥12,345.60"""
+def yuan_display(d: Decimal | str) -> str:
+    """For pages: ¥12,345.60 (a Decimal, or a decimal string as the API shapes carry them)."""
     return f"¥{Decimal(d).quantize(CENT):,.2f}"
 
 
