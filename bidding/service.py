@@ -8,6 +8,8 @@ for offers, and it applies that rule.
 
 from __future__ import annotations
 
+import asyncio
+
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -205,7 +207,7 @@ def _schedule_close(tx: Tx, procedure_id: uuid.UUID, at: datetime) -> None:
     tx.after_commit(go)
 
 
-async def close_due(db: Database, limit: int = 50) -> list[uuid.UUID]:
+async def close_due(db: Database, limit: int = 50, *, pause: float = 0.0) -> list[uuid.UUID]:
     """The safety net: close every procedure whose end has passed (a lost or failed close job)."""
     now = clock.now()
     async with db.read() as s:
@@ -223,7 +225,7 @@ async def close_due(db: Database, limit: int = 50) -> list[uuid.UUID]:
             ).scalars()
         )
     for procedure_id in due:
-        await close(db, procedure_id)
+        await close(db, procedure_id, pause=pause)
     async with db.read() as s:
         lapsed = list(
             (
@@ -483,10 +485,11 @@ async def bid(
     raise refused if refused else RuleViolation("出价未被接受", code="bid_refused", ends_at=str(ends_at))
 
 
-async def close(db: Database, procedure_id: uuid.UUID) -> Procedure:
+async def close(db: Database, procedure_id: uuid.UUID, *, pause: float = 0.0) -> Procedure:
     """At the deadline: compute the outcome. Idempotent — a closed procedure is returned as it is.
     Success names the first in rank, who must confirm within the confirmation window; failure
-    releases the budget reservation and publishes a failure notice."""
+    releases the budget reservation and publishes a failure notice. `pause` is fault injection for
+    the test suite: the transaction stalls after writing the outcome and before committing it."""
     async with db.write() as tx:
         s = tx.session
         p = await s.get(Procedure, procedure_id, with_for_update=True)
@@ -505,6 +508,8 @@ async def close(db: Database, procedure_id: uuid.UUID) -> Procedure:
             winner = result.winner
             assert winner is not None
             _award(tx, p, uuid.UUID(winner.supplier), winner.amount, now)
+        if pause:
+            await asyncio.sleep(pause)
     return p
 
 

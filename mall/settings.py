@@ -49,6 +49,8 @@ class Settings:
     # Fault injection for the test suite only: the publisher sleeps this long inside its
     # transaction, after writing the record and before committing it.
     publish_pause_seconds: float = 0.0
+    # Likewise for closing an inquiry or auction: the close stalls inside its transaction.
+    close_pause_seconds: float = 0.0
 
     @property
     def sqlite(self) -> bool:

@@ -71,7 +71,7 @@ def close_procedure(procedure_id: str) -> str:
         from mall.errors import Conflict
 
         try:
-            p = await service.close(db, uuid.UUID(procedure_id))
+            p = await service.close(db, uuid.UUID(procedure_id), pause=s.close_pause_seconds)
         except Conflict:
             from bidding.models import Procedure
 
@@ -89,7 +89,7 @@ def close_due_procedures() -> int:
     async def go(db: Database, s: Settings) -> int:
         from bidding import service
 
-        return len(await service.close_due(db))
+        return len(await service.close_due(db, pause=s.close_pause_seconds))
 
     return runtime.run(go)
 
