@@ -9,7 +9,6 @@ for offers, and it applies that rule.
 from __future__ import annotations
 
 import asyncio
-
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta

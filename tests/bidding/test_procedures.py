@@ -201,6 +201,43 @@ async def test_a_bid_in_the_last_minutes_extends_the_end(world: World, frozen: d
     assert err.value.code == "closed"
 
 
+async def assert_replay(world: World, procedure_id: uuid.UUID, acknowledged: list[int]) -> None:
+    """The final state equals a sequential replay of the accepted-bid log: every accepted bid obeys
+    the rules against the state before it, the sequence has no gaps, every acknowledged bid is in
+    the database and nothing else was accepted."""
+    async with world.db.read() as s:
+        accepted = list(
+            (
+                await s.execute(
+                    select(Offer)
+                    .where(Offer.procedure_id == procedure_id, Offer.status == "accepted")
+                    .order_by(Offer.seq)
+                )
+            ).scalars()
+        )
+        final = await s.get(Procedure, procedure_id, populate_existing=True)
+    assert final is not None and accepted
+    assert [o.seq for o in accepted] == list(range(1, len(accepted) + 1))
+    assert sorted(acknowledged) == [o.seq for o in accepted]
+    ar = service.rules_of(final)
+    own: dict[uuid.UUID, Decimal] = {}
+    lowest: Decimal | None = None
+    for o in accepted:  # sequential replay
+        assert o.amount is not None
+        rules.check_bid(
+            ar,
+            o.amount,
+            own_previous=own.get(o.supplier_org_id),
+            current_lowest=lowest,
+            now=o.at,
+            starts_at=final.starts_at,
+            ends_at=final.ends_at,
+        )
+        own[o.supplier_org_id] = o.amount
+        lowest = o.amount if lowest is None else min(lowest, o.amount)
+    assert final.lowest_amount == lowest and final.offer_seq == len(accepted)
+
+
 async def test_concurrent_bids_equal_a_sequential_replay_of_the_accepted_log(
     world: World, frozen: datetime
 ) -> None:
@@ -222,37 +259,7 @@ async def test_concurrent_bids_equal_a_sequential_replay_of_the_accepted_log(
             pass
 
     await asyncio.gather(*(one(i) for i in range(400)))
-    async with world.db.read() as s:
-        accepted = list(
-            (
-                await s.execute(
-                    select(Offer)
-                    .where(Offer.procedure_id == p.id, Offer.status == "accepted")
-                    .order_by(Offer.seq)
-                )
-            ).scalars()
-        )
-        final = await s.get(Procedure, p.id, populate_existing=True)
-    assert final is not None and accepted
-    assert [o.seq for o in accepted] == list(range(1, len(accepted) + 1))
-    assert sorted(acknowledged) == [o.seq for o in accepted]
-    ar = service.rules_of(final)
-    own: dict[uuid.UUID, Decimal] = {}
-    lowest: Decimal | None = None
-    for o in accepted:  # sequential replay
-        assert o.amount is not None
-        rules.check_bid(
-            ar,
-            o.amount,
-            own_previous=own.get(o.supplier_org_id),
-            current_lowest=lowest,
-            now=o.at,
-            starts_at=final.starts_at,
-            ends_at=final.ends_at,
-        )
-        own[o.supplier_org_id] = o.amount
-        lowest = o.amount if lowest is None else min(lowest, o.amount)
-    assert final.lowest_amount == lowest and final.offer_seq == len(accepted)
+    await assert_replay(world, p.id, acknowledged)
 
 
 async def test_invalid_input_never_reaches_the_log_as_accepted(world: World, frozen: datetime) -> None:
