@@ -240,6 +240,23 @@ async def client(app: Any, world: World) -> AsyncIterator[Any]:
         yield c
 
 
+@pytest.fixture
+def private_redis(tmp_path: Path, settings: Settings) -> Iterator[RedisServer]:
+    """A bundled redis-server of the test's own, which it may stop and start; the queues use it."""
+    from dataclasses import replace
+
+    from workers import queues as _queues
+
+    server = RedisServer(tmp_path)
+    server.start()
+    _queues.configure(replace(settings, redis_url=server.url))
+    try:
+        yield server
+    finally:
+        server.stop()
+        _queues.configure(settings)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"database: {'PostgreSQL (' + os.environ['DATABASE_URL'] + ')' if os.environ.get('DATABASE_URL') else 'SQLite'}",

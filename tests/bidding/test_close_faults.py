@@ -28,7 +28,6 @@ from mall.settings import Settings
 from tests.conftest import RedisServer
 from tests.factories import World
 from tests.mall.test_publication_faults import (
-    private_redis,  # noqa: F401  (fixture)
     start_worker,
     stop_worker,
     wait_for,
@@ -100,7 +99,10 @@ async def reserved(world: World) -> object:
 
 
 async def test_worker_killed_while_closing_closes_exactly_once(
-    world: World, settings: Settings, private_redis: RedisServer, tmp_path: Path
+    world: World,
+    settings: Settings,
+    private_redis: RedisServer,
+    tmp_path: Path,
 ) -> None:
     log = tmp_path / "worker.log"
     before = await reserved(world)

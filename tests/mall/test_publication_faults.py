@@ -14,12 +14,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pytest
 from redis import Redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -31,18 +28,6 @@ from mall.settings import Settings
 from tests.conftest import RedisServer
 from tests.factories import World
 from workers import queues
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path, settings: Settings) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    queues.configure(replace(settings, redis_url=server.url))
-    try:
-        yield server
-    finally:
-        server.stop()
-        queues.configure(settings)
 
 
 def worker_env(settings: Settings, redis_url: str, **extra: str) -> dict[str, str]:
