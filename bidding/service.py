@@ -876,6 +876,17 @@ def _bids(offers: list[Offer]) -> list[rules.Bid]:
     ]
 
 
+def ranked_with_flags(p: Procedure, offers: list[Offer]) -> tuple[list[Any], dict[str, list[str]]]:
+    """The valid offers in rank order, and the abnormally-low triggers (财库〔2026〕2号) per supplier."""
+    valid: list[Any] = (
+        rules.ranking(_bids(offers))
+        if p.kind == ProcedureKind.AUCTION
+        else rules.current_quotes(_quotes(offers))
+    )
+    ordered = sorted(valid, key=lambda o: (o.amount, o.seq))
+    return ordered, (rules.abnormally_low_offers(ordered, p.ceiling) if ordered else {})
+
+
 @dataclass(frozen=True)
 class OfferView:
     label: str  # 供应商 #n until the result is published; the name after
@@ -928,13 +939,7 @@ async def view_for(db: Database, who: Principal, procedure_id: uuid.UUID) -> dic
             out["my_rank"] = rank
         out["bidders"] = len(ranked)
     if not sealed:
-        ranked_all: list[Any] = (
-            rules.ranking(_bids(offers))
-            if p.kind == ProcedureKind.AUCTION
-            else rules.current_quotes(_quotes(offers))
-        )
-        ordered = sorted(ranked_all, key=lambda o: (o.amount, o.seq))
-        flagged = rules.abnormally_low_offers(ordered, p.ceiling) if ordered else {}
+        ordered, flagged = ranked_with_flags(p, offers)
         out["ranked"] = [
             OfferView(
                 f"供应商 #{labels.get(uuid.UUID(o.supplier), 0)}",

@@ -548,6 +548,9 @@ async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Conf
         )
         counts = dict((await s.execute(select(Order.status, func.count()).group_by(Order.status))).all())
         split_cases = await oversight.split_purchase_cases(s, settings)
+        from bidding.oversight import bidding_watch
+
+        watch = await bidding_watch(s)
         unfiled = list(
             (
                 await s.execute(
@@ -577,6 +580,7 @@ async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Conf
         counts=counts,
         pending=pending,
         split_cases=split_cases,
+        watch=watch,
         unfiled=[(o, (now - o.confirmed_at).days if o.confirmed_at else 0) for o in unfiled],
         filing_days=oversight.CONTRACT_FILING_DAYS,
         settings=settings,

@@ -439,3 +439,41 @@ async def test_abnormally_low_quotes_are_flagged_after_opening(world: World, fro
     flags = {v.amount: v.flags for v in view["ranked"]}
     assert flags["20000.00"] and any("最高限价" in f for f in flags["20000.00"])
     assert flags["50000.00"] == () and flags["52000.00"] == ()
+
+
+async def test_the_regulator_sees_abnormally_low_offers_failures_and_decliners(
+    world: World, frozen: datetime, client: Any
+) -> None:
+    from bidding.oversight import bidding_watch
+
+    # 20000 is below 45% of the 60000 ceiling and below 55% of the second lowest; it wins, then
+    # its supplier declines, and the award passes on.
+    p, xs = await _awarded(world, ["52000.00", "50000.00", "20000.00"])
+    assert p.awarded_supplier_id == xs[2].org_id
+    await service.decline_award(world.db, xs[2], p.id)
+    failed = await create(world, "auction", invited=[xs[0].org_id], decrement="10")
+    advance(timedelta(hours=1))
+    await service.close(world.db, failed.id)  # nobody bid: fails
+
+    async with world.db.read() as s:
+        watch = await bidding_watch(s)
+    assert watch.examined == 2
+    [low] = watch.low_offers
+    assert (low.number, low.supplier_name, low.amount, low.won) == (
+        p.number,
+        "竞价供应商2有限公司",
+        Decimal("20000.00"),
+        False,  # the award moved on after the decline
+    )
+    assert any("最高限价" in r for r in low.reasons) and any("次低报价" in r for r in low.reasons)
+    assert [f.number for f in watch.failed] == [failed.number]
+    assert [(d.supplier_name, d.declined) for d in watch.decliners] == [("竞价供应商2有限公司", 1)]
+
+    from tests.mall.test_pages import HTML, login_ok
+
+    await login_ok(client, "regulator")
+    page = (await client.get("/oversight", headers=HTML)).text
+    assert "询价与竞价监管" in page and p.number in page and failed.number in page
+    assert "20,000.00" in page and "竞价供应商2有限公司" in page
+    await login_ok(client, "supplier_x")  # a supplier is not the regulator
+    assert (await client.get("/oversight", headers=HTML)).status_code == 403
