@@ -95,8 +95,19 @@ async def session_cookie(base: str) -> dict[str, str]:
         return dict(c.cookies)
 
 
+def wall_of(rfc3339: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
 async def watch(
-    url: str, cookie: str, received: dict[int, list[float]], ready: asyncio.Event, stop: asyncio.Event
+    url: str,
+    cookie: str,
+    received: dict[int, list[float]],
+    fanout: list[float],
+    ready: asyncio.Event,
+    stop: asyncio.Event,
 ) -> int:
     import websockets
 
@@ -112,6 +123,8 @@ async def watch(
                 continue
             ev = json.loads(msg)
             received.setdefault(int(ev["version"]), []).append(time.perf_counter())
+            if ev.get("published_at"):  # server wall clock when the event left the web process
+                fanout.append(time.time() - wall_of(ev["published_at"]))
             n += 1
     return n
 
@@ -207,22 +220,28 @@ async def run(st: Stack, db_kind: str, quick: bool) -> dict[str, Any]:
         cookies = await session_cookie(base)
         cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
         received: dict[int, list[float]] = {}
+        fanout: list[float] = []
         stop = asyncio.Event()
         readies = [asyncio.Event() for _ in range(100)]
         url = f"ws://127.0.0.1:{st.port}/procedures/{pid}/room"
         with stage("100 watchers connect"):
-            watchers = [asyncio.create_task(watch(url, cookie, received, r, stop)) for r in readies]
+            watchers = [asyncio.create_task(watch(url, cookie, received, fanout, r, stop)) for r in readies]
             await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
         prices = {s.username: CEILING - i for i, s in enumerate(world.suppliers)}
         results = []
         all_sent: dict[int, float] = {}
         for n in levels:
             bidders = [(s.username, toks[s.username]) for s in world.suppliers[:n]]
+            fanout.clear()
             with stage(f"{n} bidders for {seconds:.0f}s"):
                 res, sent = await phase(base, pid, bidders, seconds, prices)
             await asyncio.sleep(1.0)  # let the last events arrive
             delays = [t - sent[v] for v, ts in received.items() if v in sent for t in ts]
+            # From the bidder's send: includes the wait for the room lock behind the other bidders.
             res["delivery_to_watchers"] = {**latency_summary(delays), "events": len(delays)}
+            # From the moment the web process published the event (after commit) to each watcher:
+            # the channel and WebSocket fan-out alone, without queueing for the lock.
+            res["fanout_after_publish"] = {**latency_summary(list(fanout)), "events": len(fanout)}
             missing = sum(1 for v in sent if len(received.get(v, [])) < 100)
             res["events_not_seen_by_every_watcher"] = missing
             results.append(res)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -298,7 +298,9 @@ async def publish_room(app: Any, db: Any, procedure_id: uuid.UUID) -> None:
             p = await s.get(Procedure, procedure_id)
             assert p is not None
             snap = await room.snapshot(s, p, None)
-        await app.state.channels.wait_published(room.event_of(snap), room.channel_of(procedure_id))
+        # published_at: when this process handed the event to the channel (server wall clock)
+        event = {**room.event_of(snap), "published_at": rfc3339(datetime.now(UTC))}
+        await app.state.channels.wait_published(event, room.channel_of(procedure_id))
     except Exception as exc:  # watchers re-sync on their next event or reconnect
         log.warning("room event for %s not published: %s", procedure_id, exc)
 
