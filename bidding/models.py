@@ -72,7 +72,8 @@ class Procedure(IdMixin, Base):
     max_extensions: Mapped[int] = mapped_column(Integer, default=12)
     min_participants: Mapped[int] = mapped_column(Integer, default=3)
     confirm_hours: Mapped[int] = mapped_column(Integer, default=72)
-    eligibility: Mapped[str] = mapped_column(String(10), default="category")  # category | invited
+    eligibility: Mapped[str] = mapped_column(String(10), default="category")  # category | invited | agreement
+    agreement_id: Mapped[uuid.UUID | None] = mapped_column(index=True)  # 二次竞价 under a framework agreement
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     scheduled_end: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)  # moves with anti-sniping extensions

@@ -63,6 +63,8 @@ class ProcedureDraft:
     beat_lowest: bool = False
     min_participants: int = 3
     invited: list[uuid.UUID] | None = None  # None: every supplier with live listings in the 品目
+    # 二次竞价: only the agreement's entered suppliers, the agreement prices as the highest ceiling
+    agreement_id: uuid.UUID | None = None
 
 
 def rules_of(p: Procedure) -> rules.AuctionRules:
@@ -152,6 +154,21 @@ async def create(
             category = await s.get(Category, (CATALOG_VERSION, item.category_code.strip().upper()))
             if category is None:
                 raise InvalidInput(f"品目编码 {item.category_code} 不在品目目录中", code="unknown_category")
+        invited = draft.invited
+        eligibility = "invited" if invited is not None else "category"
+        if draft.agreement_id is not None:
+            from catalog.agreements import second_stage_ceiling
+
+            agreement, highest, invited = await second_stage_ceiling(
+                s, draft.agreement_id, [(i.category_code.strip().upper(), q) for i, q in items]
+            )
+            if ceiling > highest:
+                raise RuleViolation(
+                    f"二次竞价的最高限价不得高于协议价合计 {highest:,.2f} 元（框架协议 {agreement.number}）",
+                    code="above_agreement_price",
+                    max_allowed=str(highest),
+                )
+            eligibility = "agreement"
         p = Procedure(
             id=uuid.uuid4(),
             number=_number(draft.kind),
@@ -168,7 +185,8 @@ async def create(
             decrement_is_percent=draft.decrement_is_percent,
             beat_lowest=draft.beat_lowest,
             min_participants=draft.min_participants,
-            eligibility="invited" if draft.invited is not None else "category",
+            eligibility=eligibility,
+            agreement_id=draft.agreement_id,
             starts_at=draft.starts_at,
             scheduled_end=draft.ends_at,
             ends_at=draft.ends_at,
@@ -188,7 +206,7 @@ async def create(
                     unit=item.unit.strip()[:20],
                 )
             )
-        for supplier_id in sorted(set(draft.invited or [])):
+        for supplier_id in sorted(set(invited or [])):
             s.add(ProcedureInvite(procedure_id=p.id, supplier_org_id=supplier_id))
         await s.flush()
         await budgets.lock_line(s, line.id)
@@ -250,7 +268,7 @@ def _decimal(raw: str) -> Decimal:
 
 async def _eligible(tx: Tx, p: Procedure, supplier_org_id: uuid.UUID) -> bool:
     s = tx.session
-    if p.eligibility == "invited":
+    if p.eligibility in ("invited", "agreement"):  # an agreement's suppliers are invited at publication
         return bool(
             await s.scalar(
                 select(ProcedureInvite.id).where(

@@ -169,6 +169,8 @@ class Order(IdMixin, Base):
     supplier_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
     budget_line_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("budget_lines.id"), index=True)
     checkout_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("checkouts.id"), index=True)
+    # what it was ordered under: the framework agreement (agreement) or designation (designated)
+    source_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     region_code: Mapped[str] = mapped_column(String(6))
     total_amount: Mapped[Decimal] = mapped_column(Money)
     reserved_amount: Mapped[Decimal] = mapped_column(Money)

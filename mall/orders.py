@@ -11,6 +11,7 @@ import json
 import secrets
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -27,6 +28,7 @@ from mall.db import Database, Tx
 from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mall.models import (
     ORDER_STATUS_LABELS,
+    BudgetLine,
     CartItem,
     Checkout,
     Order,
@@ -148,13 +150,32 @@ async def checkout(
     db: Database, settings: Settings, who: Principal, req: CheckoutRequest
 ) -> tuple[list[Order], bool]:
     """Place one order per supplier. Returns (orders, replayed). All or nothing."""
-    key = req.idempotency_key.strip()
+    digest = None if not req.items else _digest(req, [(lid, _qty(q)) for lid, q in req.items])
+
+    async def attempt(key: str) -> list[Order]:
+        return await _checkout(db, settings, who, req, key)
+
+    return await idempotent(db, who, req.idempotency_key, attempt, digest)
+
+
+async def idempotent(
+    db: Database,
+    who: Principal,
+    raw_key: str,
+    attempt: Callable[[str], Awaitable[list[Order]]],
+    digest: str | None,
+) -> tuple[list[Order], bool]:
+    """Run an ordering transaction at most once per (buyer user, idempotency key): a retry with the
+    same key answers with the orders the first one made. Shared by every way of ordering."""
+    key = raw_key.strip()
     if not 8 <= len(key) <= 100:
         raise InvalidInput("幂等键（Idempotency-Key）应为8至100个字符", code="idempotency_key_invalid")
     assert who.org_id is not None
-    for attempt in range(3):
+    for n in range(3):
         try:
-            return await _checkout(db, settings, who, req, key)
+            return await attempt(key), False
+        except _Replay as replay:
+            return await _replay(db, who, key, replay.digest), True
         except IntegrityError:
             async with db.read() as s:
                 twin = await s.scalar(
@@ -162,14 +183,13 @@ async def checkout(
                         Checkout.user_id == who.user_id, Checkout.idempotency_key == key
                     )
                 )
-            if twin is None and attempt < 2:
+            if twin is None and n < 2:
                 continue  # not a twin: an order number clashed; try again with new numbers
             if twin is None:
                 raise
             break
     # Another request with the same key committed first: answer with its orders, if it was the
     # same request (a checkout from the cart cannot be compared: the twin emptied the cart).
-    digest = _digest(req, [(lid, _qty(q)) for lid, q in req.items])
     return await _replay(db, who, key, digest), True
 
 
@@ -191,132 +211,208 @@ class _Replay(Exception):
         self.digest = digest
 
 
-async def _checkout(
-    db: Database, settings: Settings, who: Principal, req: CheckoutRequest, key: str
-) -> tuple[list[Order], bool]:
+@dataclass(frozen=True)
+class LineDraft:
+    """One line of a new order, whatever the way of ordering."""
+
+    item_name: str
+    brand: str
+    spec_model: str
+    category_code: str
+    category_version: str
+    unit: str
+    quantity: Decimal
+    listed_unit_price: Decimal  # the listed, agreement or price-list price
+    unit_price: Decimal  # what the buyer orders at (never above the listed price)
+    listing_id: uuid.UUID | None = None
+
+
+async def begin(
+    s: AsyncSession, who: Principal, key: str, digest: str, budget_line_id: uuid.UUID, delivery_address: str
+) -> tuple[BudgetLine, Checkout, str]:
+    """The start every way of ordering shares: a replayed key is answered with its orders; the budget
+    line must be the buyer's own, of this fiscal year; the delivery address defaults to the unit's."""
+    assert who.org_id is not None
+    existing = await s.scalar(
+        select(Checkout.request_digest).where(
+            Checkout.user_id == who.user_id, Checkout.idempotency_key == key
+        )
+    )
+    if existing is not None:
+        raise _Replay(digest)
+    line = await budgets.get_line(s, budget_line_id, who.org_id)
+    buyer_org = await s.get(Organization, who.org_id)
+    address = delivery_address.strip()[:300] or (buyer_org.address if buyer_org else "")
+    if not address:
+        raise InvalidInput("请填写收货地址", code="delivery_address_required")
+    now = clock.now()
+    fiscal_year = clock.local_date(now).year
+    if line.fiscal_year != fiscal_year:
+        raise RuleViolation(f"只能使用{fiscal_year}年度的预算指标", code="budget_wrong_year")
+    ck = Checkout(user_id=who.user_id, idempotency_key=key, request_digest=digest, created_at=now)
+    s.add(ck)
+    await s.flush()  # the unique (user, key) index stops a concurrent twin here
+    return line, ck, address
+
+
+ORDER_PREFIX = {"supermarket": "WS", "agreement": "XY", "designated": "DD"}
+
+
+async def open_order(
+    s: AsyncSession,
+    settings: Settings,
+    who: Principal,
+    line: BudgetLine,
+    ck: Checkout,
+    supplier_id: uuid.UUID,
+    drafts: list[LineDraft],
+    *,
+    mode: str,
+    address: str,
+    note: str,
+    source_id: uuid.UUID | None = None,
+) -> Order:
+    """A placed order reserving its amount on the budget line. From here on every mode runs the same
+    flow: the supplier confirms (may only lower prices), contract, delivery, acceptance, payment."""
     assert who.org_id is not None
     now = clock.now()
-    try:
-        async with db.write() as tx:
-            s = tx.session
-            if req.items:
-                wanted = [(lid, _qty(q)) for lid, q in req.items]
-            else:
-                wanted = [(c.item.listing_id, c.item.quantity) for c in await cart_of(s, who.user_id)]
-            digest = _digest(req, wanted)
+    total = sum((round_money(d.unit_price * d.quantity) for d in drafts), Decimal(0))
+    if total >= settings.decentralized_threshold:
+        label = disclosure.MODE_LABELS.get(mode, mode)
+        raise RuleViolation(
+            f"单笔订单金额 {total:,.2f} 元达到或超过分散采购限额标准"
+            f" {settings.decentralized_threshold:,.0f} 元，不能通过{label}采购，请依法采用其他采购方式",
+            code="order_above_threshold",
+        )
+    order = Order(
+        id=uuid.uuid4(),
+        order_no=_new_number(ORDER_PREFIX[mode]),
+        mode=mode,
+        status=S.PLACED,
+        buyer_org_id=who.org_id,
+        buyer_user_id=who.user_id,
+        supplier_org_id=supplier_id,
+        budget_line_id=line.id,
+        checkout_id=ck.id,
+        source_id=source_id,
+        region_code=settings.region_code,
+        total_amount=total,
+        reserved_amount=total,
+        delivery_address=address,
+        note=note.strip()[:500],
+        placed_at=now,
+        confirm_due_at=now + timedelta(days=settings.auto_cancel_days),
+    )
+    for n, d in enumerate(drafts, start=1):
+        order.lines.append(
+            OrderLine(
+                line_no=n,
+                listing_id=d.listing_id,
+                item_name=d.item_name,
+                brand=d.brand,
+                spec_model=d.spec_model,
+                category_code=d.category_code,
+                category_version=d.category_version,
+                unit=d.unit,
+                quantity=d.quantity,
+                listed_unit_price=d.listed_unit_price,
+                unit_price=d.unit_price,
+                amount=round_money(d.unit_price * d.quantity),
+            )
+        )
+    s.add(order)
+    await s.flush()
+    await budgets.reserve(s, line.id, total, order.id)
+    _event(s, order, who, "placed", f"下单，金额 {total:,.2f} 元，占用预算 {line.project_code}")
+    return order
+
+
+async def _checkout(
+    db: Database, settings: Settings, who: Principal, req: CheckoutRequest, key: str
+) -> list[Order]:
+    assert who.org_id is not None
+    async with db.write() as tx:
+        s = tx.session
+        if req.items:
+            wanted = [(lid, _qty(q)) for lid, q in req.items]
+        else:
+            wanted = [(c.item.listing_id, c.item.quantity) for c in await cart_of(s, who.user_id)]
+        digest = _digest(req, wanted)
+        if not wanted:
             existing = await s.scalar(
-                select(Checkout.request_digest).where(
-                    Checkout.user_id == who.user_id, Checkout.idempotency_key == key
-                )
+                select(Checkout.id).where(Checkout.user_id == who.user_id, Checkout.idempotency_key == key)
             )
-            if existing is not None:
+            if existing is not None:  # the cart was emptied by the first request with this key
                 raise _Replay(digest)
-            if not wanted:
-                raise InvalidInput("购物车是空的", code="cart_empty")
-            if len(wanted) > MAX_ITEMS:
-                raise InvalidInput(f"一次最多结算 {MAX_ITEMS} 种商品", code="too_many_items")
-            if len({lid for lid, _ in wanted}) != len(wanted):
-                raise InvalidInput("同一商品不能重复出现", code="duplicate_item")
-            line = await budgets.get_line(s, req.budget_line_id, who.org_id)
-            buyer_org = await s.get(Organization, who.org_id)
-            # Delivered to the unit's registered address unless the buyer names another.
-            address = req.delivery_address.strip()[:300] or (buyer_org.address if buyer_org else "")
-            if not address:
-                raise InvalidInput("请填写收货地址", code="delivery_address_required")
-            fiscal_year = clock.local_date(now).year
-            if line.fiscal_year != fiscal_year:
-                raise RuleViolation(f"只能使用{fiscal_year}年度的预算指标", code="budget_wrong_year")
+            raise InvalidInput("购物车是空的", code="cart_empty")
+        if len(wanted) > MAX_ITEMS:
+            raise InvalidInput(f"一次最多结算 {MAX_ITEMS} 种商品", code="too_many_items")
+        if len({lid for lid, _ in wanted}) != len(wanted):
+            raise InvalidInput("同一商品不能重复出现", code="duplicate_item")
+        line, ck, address = await begin(s, who, key, digest, req.budget_line_id, req.delivery_address)
 
-            listings = {
-                x.id: x
-                for x in (
-                    await s.execute(select(Listing).where(Listing.id.in_([lid for lid, _ in wanted])))
-                ).scalars()
-            }
-            by_supplier: dict[uuid.UUID, list[tuple[Listing, Decimal]]] = defaultdict(list)
-            for lid, q in wanted:
-                listing = listings.get(lid)
-                if listing is None or listing.status != ListingStatus.LIVE:
-                    raise RuleViolation("购物车中有商品已下架，请移除后再下单", code="listing_not_live")
-                by_supplier[listing.supplier_org_id].append((listing, q))
-            suppliers = {
-                o.id: o
-                for o in (
-                    await s.execute(select(Organization).where(Organization.id.in_(by_supplier)))
-                ).scalars()
-            }
-            for sid in by_supplier:
-                if suppliers[sid].status != "active":
-                    raise RuleViolation(
-                        f"供应商 {suppliers[sid].name} 已被冻结，不能下单", code="supplier_frozen"
-                    )
+        listings = {
+            x.id: x
+            for x in (
+                await s.execute(select(Listing).where(Listing.id.in_([lid for lid, _ in wanted])))
+            ).scalars()
+        }
+        by_supplier: dict[uuid.UUID, list[tuple[Listing, Decimal]]] = defaultdict(list)
+        for lid, q in wanted:
+            listing = listings.get(lid)
+            if listing is None or listing.status != ListingStatus.LIVE:
+                raise RuleViolation("购物车中有商品已下架，请移除后再下单", code="listing_not_live")
+            by_supplier[listing.supplier_org_id].append((listing, q))
+        await require_active_suppliers(s, by_supplier)
 
-            ck = Checkout(user_id=who.user_id, idempotency_key=key, request_digest=digest, created_at=now)
-            s.add(ck)
-            await s.flush()  # the unique (user, key) index stops a concurrent twin here
+        # Lock order, the same on every path that touches both: the budget line, then listings
+        # by id. Checkouts against one line queue here instead of deadlocking on stock.
+        await budgets.lock_line(s, line.id)
+        for lst, q in sorted(((listings[lid], q) for lid, q in wanted), key=lambda x: x[0].id):
+            await _take_stock(s, lst, q)
 
-            # Lock order, the same on every path that touches both: the budget line, then listings
-            # by id. Checkouts against one line queue here instead of deadlocking on stock.
-            await budgets.lock_line(s, line.id)
-            for lst, q in sorted(((listings[lid], q) for lid, q in wanted), key=lambda x: x[0].id):
-                await _take_stock(s, lst, q)
-
-            orders: list[Order] = []
-            for sid, items in by_supplier.items():
-                total = sum((round_money(lst.price * q) for lst, q in items), Decimal(0))
-                if total >= settings.decentralized_threshold:
-                    raise RuleViolation(
-                        f"单笔订单金额 {total:,.2f} 元达到或超过分散采购限额标准"
-                        f" {settings.decentralized_threshold:,.0f} 元，不能在网上超市采购，请依法采用其他采购方式",
-                        code="order_above_threshold",
-                    )
-                order = Order(
-                    id=uuid.uuid4(),
-                    order_no=_new_number("WS"),
-                    mode="supermarket",
-                    status=S.PLACED,
-                    buyer_org_id=who.org_id,
-                    buyer_user_id=who.user_id,
-                    supplier_org_id=sid,
-                    budget_line_id=line.id,
-                    checkout_id=ck.id,
-                    region_code=settings.region_code,
-                    total_amount=total,
-                    reserved_amount=total,
-                    delivery_address=address,
-                    note=req.note.strip()[:500],
-                    placed_at=now,
-                    confirm_due_at=now + timedelta(days=settings.auto_cancel_days),
+        orders: list[Order] = []
+        for sid, items in by_supplier.items():
+            drafts = [
+                LineDraft(
+                    lst.name,
+                    lst.brand,
+                    lst.spec_model,
+                    lst.category_code,
+                    lst.category_version,
+                    lst.unit,
+                    q,
+                    lst.price,
+                    lst.price,
+                    lst.id,
                 )
-                for n, (lst, q) in enumerate(items, start=1):
-                    order.lines.append(
-                        OrderLine(
-                            line_no=n,
-                            listing_id=lst.id,
-                            item_name=lst.name,
-                            brand=lst.brand,
-                            spec_model=lst.spec_model,
-                            category_code=lst.category_code,
-                            category_version=lst.category_version,
-                            unit=lst.unit,
-                            quantity=q,
-                            listed_unit_price=lst.price,
-                            unit_price=lst.price,
-                            amount=round_money(lst.price * q),
-                        )
-                    )
-                s.add(order)
-                await s.flush()
-                await budgets.reserve(s, line.id, total, order.id)
-                _event(s, order, who, "placed", f"下单，金额 {total:,.2f} 元，占用预算 {line.project_code}")
-                orders.append(order)
-            bought = [lid for lid, _ in wanted]
-            await s.execute(
-                delete(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id.in_(bought))
+                for lst, q in items
+            ]
+            orders.append(
+                await open_order(
+                    s,
+                    settings,
+                    who,
+                    line,
+                    ck,
+                    sid,
+                    drafts,
+                    mode="supermarket",
+                    address=address,
+                    note=req.note,
+                )
             )
-    except _Replay as replay:
-        return await _replay(db, who, key, replay.digest), True
-    return orders, False
+        bought = [lid for lid, _ in wanted]
+        await s.execute(
+            delete(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id.in_(bought))
+        )
+    return orders
+
+
+async def require_active_suppliers(s: AsyncSession, supplier_ids: Iterable[uuid.UUID]) -> None:
+    for o in (await s.execute(select(Organization).where(Organization.id.in_(list(supplier_ids))))).scalars():
+        if o.status != "active":
+            raise RuleViolation(f"供应商 {o.name} 已被冻结，不能下单", code="supplier_frozen")
 
 
 async def _take_stock(s: AsyncSession, listing: Listing, q: Decimal) -> None:

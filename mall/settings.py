@@ -6,6 +6,7 @@ import os
 import secrets
 import tomllib
 from dataclasses import dataclass, fields, replace
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,17 @@ class Settings:
     stale_job_seconds: int = 60  # a job started longer ago than this may have died with its worker
     cancel_interval_seconds: float = 60.0
     web_workers: int = 1
+    # Public holidays (YYYY-MM-DD, comma-separated) skipped when counting working days (工作日).
+    holidays: str = ""
     # Fault injection for the test suite only: the publisher sleeps this long inside its
     # transaction, after writing the record and before committing it.
     publish_pause_seconds: float = 0.0
     # Likewise for closing an inquiry or auction: the close stalls inside its transaction.
     close_pause_seconds: float = 0.0
+
+    @property
+    def holiday_dates(self) -> frozenset[date]:
+        return frozenset(date.fromisoformat(d.strip()) for d in self.holidays.split(",") if d.strip())
 
     @property
     def sqlite(self) -> bool:

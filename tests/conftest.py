@@ -164,29 +164,19 @@ def settings(workdir: Path, database_url: str, redis_server: RedisServer | None)
     return s
 
 
-TABLES_TO_CLEAR = [
-    "offers",
-    "procedure_participants",
-    "procedure_invites",
-    "procedure_items",
-    "budget_movements",
-    "order_events",
-    "order_lines",
-    "orders",
-    "checkouts",
-    "cart_items",
-    "listing_price_changes",
-    "listing_imports",
-    "listings",
-    "procedures",
-    "budget_lines",
-    "api_tokens",
-    "audit_log",
-    "outbox",
-    "disclosure_records",
-    "users",
-    "organizations",
-]
+# Reference data and singletons stay; every business table is emptied, children before parents.
+KEEP_TABLES = {"categories", "ledger_head", "alembic_version"}
+
+
+def tables_to_clear() -> list[str]:
+    import bidding.models  # noqa: F401  (every module that defines tables)
+    import catalog.agreements
+    import catalog.designated
+    import catalog.models  # noqa: F401
+    import mall.models  # noqa: F401
+    from mall.db import Base
+
+    return [t.name for t in reversed(Base.metadata.sorted_tables) if t.name not in KEEP_TABLES]
 
 
 @pytest.fixture(scope="session")
@@ -201,10 +191,10 @@ async def clean(db: Database, settings: Settings) -> AsyncIterator[None]:
     """Every test starts from empty business tables (the 品目 table stays)."""
     async with db.engine.begin() as conn:
         if db.is_sqlite:
-            for t in TABLES_TO_CLEAR:
+            for t in tables_to_clear():
                 await conn.execute(text(f"DELETE FROM {t}"))  # noqa: S608
         else:
-            await conn.execute(text(f"TRUNCATE {', '.join(TABLES_TO_CLEAR)} CASCADE"))
+            await conn.execute(text(f"TRUNCATE {', '.join(tables_to_clear())} CASCADE"))
         await conn.execute(text("UPDATE ledger_head SET last_seq = 0, last_hash = :h"), {"h": "0" * 64})
     from workers import queues
 

@@ -8,6 +8,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import bidding.models  # noqa: F401  (registers the bidding tables)
+import catalog.agreements
+import catalog.designated
 import catalog.models  # noqa: F401  (registers the catalogue tables)
 import mall.models  # noqa: F401
 from mall.db import Base, Database

@@ -1,0 +1,450 @@
+"""定点服务: service suppliers designated by the procurement center per service 品目 and region
+(vehicle repair, conferences, printing, fuel…), with their service price lists, and service orders.
+
+A designation is made by the center directly, or on a supplier's open application (开放式定点),
+which the center reviews within 7 working days: applied → approved / rejected; an approved
+designation can be revoked. A buyer filters designated suppliers by region and 品目, orders items
+of the price list (hours, times, items), and the order runs the supermarket's flow (`mall.orders`):
+the supplier confirms (may lower prices), performs, the buyer accepts and pays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from catalog.agreements import _money, _text
+from catalog.categories import CATALOG_VERSION
+from catalog.models import Category
+from mall import clock, orders
+from mall.auth import Principal
+from mall.db import Base, Database, IdMixin, Money, UTCDateTime
+from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.models import Order, Organization, OrgKind
+from mall.money import MoneyError, whole_quantity
+from mall.settings import Settings
+
+REVIEW_WORKING_DAYS = 7
+MAX_PRICE_ITEMS = 50
+
+
+class DesignationStatus:
+    APPLIED = "applied"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    REVOKED = "revoked"
+
+
+DESIGNATION_STATUS_LABELS = {
+    "applied": "待审核",
+    "approved": "定点中",
+    "rejected": "未通过",
+    "revoked": "已撤销",
+}
+
+
+class Designation(IdMixin, Base):
+    __tablename__ = "designations"
+    __table_args__ = (Index("ix_designations_find", "status", "region_code", "category_code"),)
+
+    supplier_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    category_code: Mapped[str] = mapped_column(String(16))  # a service 品目 (C…)
+    region_code: Mapped[str] = mapped_column(String(6))  # where the service is provided
+    status: Mapped[str] = mapped_column(String(10))
+    by_application: Mapped[bool] = mapped_column(Boolean, default=False)
+    service_address: Mapped[str] = mapped_column(String(300), default="")
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    review_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviewer_org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organizations.id"))
+    review_note: Mapped[str] = mapped_column(String(300), default="")
+
+
+class ServicePriceItem(IdMixin, Base):
+    """One line of a designated supplier's service price list (服务价格清单)."""
+
+    __tablename__ = "service_price_items"
+
+    designation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("designations.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # the order of the price list
+    name: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[str] = mapped_column(String(200), default="")
+    unit: Mapped[str] = mapped_column(String(20))  # 小时 | 次 | 项 | 人·天 …
+    price: Mapped[Decimal] = mapped_column(Money)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@dataclass(frozen=True)
+class PriceItemDraft:
+    name: str
+    unit: str
+    price: str
+    spec: str = ""
+
+
+def _price_items(drafts: list[PriceItemDraft]) -> list[tuple[str, str, str, Decimal]]:
+    if not 1 <= len(drafts) <= MAX_PRICE_ITEMS:
+        raise InvalidInput(f"服务价格清单应有1至{MAX_PRICE_ITEMS}项", code="price_list_invalid")
+    out = []
+    seen: set[tuple[str, str]] = set()
+    for n, d in enumerate(drafts, start=1):
+        name = _text(d.name, f"第{n}项服务名称", 200)
+        spec = _text(d.spec, f"第{n}项服务内容", 200, required=False)
+        if (name, spec) in seen:
+            raise InvalidInput(f"第{n}项与前面的服务项目重复", code="price_list_invalid")
+        seen.add((name, spec))
+        out.append((name, spec, _text(d.unit, f"第{n}项计价单位", 20), _money(d.price, f"第{n}项单价")))
+    return out
+
+
+async def _service_category(s: AsyncSession, code: str) -> Category:
+    category = await s.get(Category, (CATALOG_VERSION, code.strip().upper()))
+    if category is None:
+        raise InvalidInput(f"品目编码 {code} 不在{CATALOG_VERSION}版品目目录中", code="unknown_category")
+    if category.type != "service":
+        raise InvalidInput(
+            f"品目 {category.code} {category.name} 不是服务类品目", code="category_not_service"
+        )
+    return category
+
+
+def _region(raw: str) -> str:
+    region = (raw or "").strip()
+    if len(region) != 6 or not region.isdigit():
+        raise InvalidInput("服务区域应为6位行政区划代码", code="invalid_region")
+    return region
+
+
+async def _duplicate(s: AsyncSession, supplier: uuid.UUID, category: str, region: str) -> None:
+    if await s.scalar(
+        select(Designation.id).where(
+            Designation.supplier_org_id == supplier,
+            Designation.category_code == category,
+            Designation.region_code == region,
+            Designation.status.in_((DesignationStatus.APPLIED, DesignationStatus.APPROVED)),
+        )
+    ):
+        raise Conflict("该供应商在此区域、此品目已定点或正在审核", code="already_designated")
+
+
+def _add_prices(s: AsyncSession, d: Designation, items: list[tuple[str, str, str, Decimal]]) -> None:
+    now = clock.now()
+    for n, (name, spec, unit, price) in enumerate(items, start=1):
+        s.add(
+            ServicePriceItem(
+                id=uuid.uuid4(),
+                designation_id=d.id,
+                position=n,
+                name=name,
+                spec=spec,
+                unit=unit,
+                price=price,
+                created_at=now,
+            )
+        )
+
+
+async def apply(
+    db: Database,
+    settings: Settings,
+    who: Principal,
+    category_code: str,
+    region_code: str,
+    prices: list[PriceItemDraft],
+    service_address: str = "",
+) -> Designation:
+    """A supplier applies to join the designated list (open list); the center reviews it."""
+    if who.role != "supplier" or who.org_id is None:
+        raise Forbidden("只有供应商可以申请定点", code="forbidden")
+    region = _region(region_code)
+    items = _price_items(prices)
+    address = _text(service_address, "服务地点", 300, required=False)
+    now = clock.now()
+    due = clock.add_working_days(clock.local_date(now), REVIEW_WORKING_DAYS, settings.holiday_dates)
+    async with db.write() as tx:
+        s = tx.session
+        category = await _service_category(s, category_code)
+        await _duplicate(s, who.org_id, category.code, region)
+        d = Designation(
+            id=uuid.uuid4(),
+            supplier_org_id=who.org_id,
+            category_code=category.code,
+            region_code=region,
+            status=DesignationStatus.APPLIED,
+            by_application=True,
+            service_address=address,
+            applied_at=now,
+            # the end of the last working day of the review period, China time
+            review_due_at=datetime.combine(due, datetime.max.time(), clock.SHANGHAI),
+        )
+        s.add(d)
+        await s.flush()
+        _add_prices(s, d, items)
+    return d
+
+
+def _center(who: Principal) -> uuid.UUID:
+    if who.role != "center" or who.org_id is None:
+        raise Forbidden("只有集中采购机构可以管理定点供应商", code="forbidden")
+    return who.org_id
+
+
+async def designate(
+    db: Database,
+    who: Principal,
+    credit_code: str,
+    category_code: str,
+    region_code: str,
+    prices: list[PriceItemDraft],
+    service_address: str = "",
+) -> Designation:
+    """The center designates a supplier directly (e.g. after its own selection procedure)."""
+    center = _center(who)
+    region = _region(region_code)
+    items = _price_items(prices)
+    address = _text(service_address, "服务地点", 300, required=False)
+    async with db.write() as tx:
+        s = tx.session
+        org = await s.scalar(
+            select(Organization).where(Organization.credit_code == credit_code.strip().upper())
+        )
+        if org is None or org.kind != OrgKind.SUPPLIER:
+            raise NotFound("未找到该统一社会信用代码的供应商", code="supplier_not_found")
+        category = await _service_category(s, category_code)
+        await _duplicate(s, org.id, category.code, region)
+        now = clock.now()
+        d = Designation(
+            id=uuid.uuid4(),
+            supplier_org_id=org.id,
+            category_code=category.code,
+            region_code=region,
+            status=DesignationStatus.APPROVED,
+            by_application=False,
+            service_address=address,
+            applied_at=now,
+            reviewed_at=now,
+            reviewer_org_id=center,
+            review_note="集中采购机构直接确定",
+        )
+        s.add(d)
+        await s.flush()
+        _add_prices(s, d, items)
+    return d
+
+
+async def review(
+    db: Database, who: Principal, designation_id: uuid.UUID, approve: bool, note: str
+) -> Designation:
+    center = _center(who)
+    note = _text(note, "审核意见", 300, required=not approve)
+    async with db.write() as tx:
+        d = await tx.session.get(Designation, designation_id, with_for_update=True)
+        if d is None:
+            raise NotFound("定点申请不存在", code="designation_not_found")
+        if d.status != DesignationStatus.APPLIED:
+            raise Conflict(f"该申请{DESIGNATION_STATUS_LABELS[d.status]}，不能再审核", code="not_pending")
+        d.status = DesignationStatus.APPROVED if approve else DesignationStatus.REJECTED
+        d.reviewed_at, d.reviewer_org_id, d.review_note = clock.now(), center, note
+    return d
+
+
+async def revoke(db: Database, who: Principal, designation_id: uuid.UUID, reason: str) -> Designation:
+    center = _center(who)
+    reason = _text(reason, "撤销原因", 300)
+    async with db.write() as tx:
+        d = await tx.session.get(Designation, designation_id, with_for_update=True)
+        if d is None:
+            raise NotFound("定点供应商不存在", code="designation_not_found")
+        if d.status != DesignationStatus.APPROVED:
+            raise Conflict("只有定点中的供应商可以撤销", code="not_designated")
+        d.status, d.reviewed_at, d.reviewer_org_id, d.review_note = (
+            DesignationStatus.REVOKED,
+            clock.now(),
+            center,
+            reason,
+        )
+    return d
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Found:
+    designation: Designation
+    supplier_name: str
+    items: list[ServicePriceItem]
+
+
+async def find(
+    s: AsyncSession,
+    *,
+    region_code: str = "",
+    category_code: str = "",
+    status: str = DesignationStatus.APPROVED,
+) -> list[Found]:
+    """Designated suppliers by region and service 品目 (a prefix: C2312 finds every vehicle service)."""
+    stmt = (
+        select(Designation, Organization.name)
+        .join(Organization, Organization.id == Designation.supplier_org_id)
+        .where(Designation.status == status)
+        .order_by(Designation.category_code, Organization.name)
+        .limit(200)
+    )
+    if region_code.strip():
+        stmt = stmt.where(Designation.region_code == region_code.strip())
+    if category_code.strip():
+        stmt = stmt.where(Designation.category_code.startswith(category_code.strip().upper().rstrip("0")))
+    rows = (await s.execute(stmt)).all()
+    ids = [r[0].id for r in rows]
+    items: dict[uuid.UUID, list[ServicePriceItem]] = {i: [] for i in ids}
+    if ids:
+        for it in (
+            await s.execute(
+                select(ServicePriceItem)
+                .where(ServicePriceItem.designation_id.in_(ids), ServicePriceItem.active.is_(True))
+                .order_by(ServicePriceItem.position)
+            )
+        ).scalars():
+            items[it.designation_id].append(it)
+    return [Found(r[0], str(r[1]), items[r[0].id]) for r in rows]
+
+
+async def get(s: AsyncSession, designation_id: uuid.UUID) -> Found:
+    row = (
+        await s.execute(
+            select(Designation, Organization.name)
+            .join(Organization, Organization.id == Designation.supplier_org_id)
+            .where(Designation.id == designation_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("定点供应商不存在", code="designation_not_found")
+    items = list(
+        (
+            await s.execute(
+                select(ServicePriceItem)
+                .where(ServicePriceItem.designation_id == designation_id, ServicePriceItem.active.is_(True))
+                .order_by(ServicePriceItem.position)
+            )
+        ).scalars()
+    )
+    return Found(row[0], str(row[1]), items)
+
+
+# ---------------------------------------------------------------- service orders
+
+
+@dataclass(frozen=True)
+class ServiceOrderRequest:
+    designation_id: uuid.UUID
+    items: tuple[tuple[uuid.UUID, str], ...]  # (price item, quantity)
+    budget_line_id: uuid.UUID
+    idempotency_key: str
+    service_address: str = ""  # where the service is wanted; default: the unit's address
+    note: str = ""
+
+
+def _digest(req: ServiceOrderRequest) -> str:
+    body = {
+        "designation_id": str(req.designation_id),
+        "items": sorted([str(i), q] for i, q in req.items),
+        "budget_line_id": str(req.budget_line_id),
+        "service_address": req.service_address,
+        "note": req.note,
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+async def place_order(
+    db: Database, settings: Settings, who: Principal, req: ServiceOrderRequest
+) -> tuple[Order, bool]:
+    if who.role != "buyer" or who.org_id is None:
+        raise Forbidden("只有采购人可以下定点服务订单", code="forbidden")
+    if not 1 <= len(req.items) <= MAX_PRICE_ITEMS:
+        raise InvalidInput("请选择至少一项服务", code="no_items")
+    if len({i for i, _ in req.items}) != len(req.items):
+        raise InvalidInput("同一服务项目不能重复出现", code="duplicate_item")
+    wanted: list[tuple[uuid.UUID, Decimal]] = []
+    for item_id, raw in req.items:
+        try:
+            wanted.append((item_id, whole_quantity(raw)))
+        except MoneyError:
+            raise InvalidInput("数量应为正整数（1 到 9999999）", code="invalid_quantity") from None
+    digest = _digest(req)
+
+    async def attempt(key: str) -> list[Order]:
+        async with db.write() as tx:
+            s = tx.session
+            d = await s.get(Designation, req.designation_id)
+            if d is None or d.status != DesignationStatus.APPROVED:
+                raise RuleViolation("该供应商不是定点供应商（或已被撤销），不能下单", code="not_designated")
+            prices = {
+                p.id: p
+                for p in (
+                    await s.execute(
+                        select(ServicePriceItem).where(
+                            ServicePriceItem.designation_id == d.id, ServicePriceItem.active.is_(True)
+                        )
+                    )
+                ).scalars()
+            }
+            drafts = []
+            for item_id, q in wanted:
+                p = prices.get(item_id)
+                if p is None:
+                    raise InvalidInput("所选服务项目不在该定点供应商的价格清单中", code="unknown_price_item")
+                spec = f"{p.spec}" if p.spec else ""
+                drafts.append(
+                    orders.LineDraft(
+                        p.name, "", spec, d.category_code, CATALOG_VERSION, p.unit, q, p.price, p.price
+                    )
+                )
+            line, ck, address = await orders.begin(
+                s, who, key, digest, req.budget_line_id, req.service_address
+            )
+            await orders.require_active_suppliers(s, [d.supplier_org_id])
+            order = await orders.open_order(
+                s,
+                settings,
+                who,
+                line,
+                ck,
+                d.supplier_org_id,
+                drafts,
+                mode="designated",
+                address=address,
+                note=req.note,
+                source_id=d.id,
+            )
+            return [order]
+
+    placed, replayed = await orders.idempotent(db, who, req.idempotency_key, attempt, digest)
+    return placed[0], replayed
+
+
+def as_dict(f: Found) -> dict[str, Any]:
+    d = f.designation
+    return {
+        "id": str(d.id),
+        "supplier_name": f.supplier_name,
+        "category_code": d.category_code,
+        "region_code": d.region_code,
+        "status": d.status,
+        "status_label": DESIGNATION_STATUS_LABELS[d.status],
+        "service_address": d.service_address,
+        "items": [
+            {"id": str(i.id), "name": i.name, "spec": i.spec, "unit": i.unit, "price": str(i.price)}
+            for i in f.items
+        ],
+    }

@@ -1,0 +1,293 @@
+"""Framework agreements (协议供货): terms, entry, agreement prices, orders under them (direct
+selection and 议价 at confirmation), second-stage competitions, expiry and the deal summary."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from bidding import service as bidding
+from catalog import agreements as ag
+from mall import clock, disclosure, orders
+from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.models import DisclosureRecord, Organization, OrgKind
+from tests.factories import World
+
+D = Decimal
+
+
+@pytest.fixture
+def frozen() -> Iterator[datetime]:
+    start = datetime(2026, 3, 2, 2, 0, tzinfo=clock.UTC)  # Monday 10:00 in Beijing
+    clock.clock.freeze(start)
+    try:
+        yield start
+    finally:
+        clock.clock.unfreeze()
+
+
+# ---------------------------------------------------------------- pure rules
+
+
+def test_the_term_is_at_most_a_year_for_goods_and_two_for_services() -> None:
+    ag.check_term("goods", date(2026, 1, 1), date(2026, 12, 31))
+    with pytest.raises(RuleViolation) as err:
+        ag.check_term("goods", date(2026, 1, 1), date(2027, 1, 1))
+    assert err.value.code == "agreement_term_too_long" and "1年" in err.value.detail
+    ag.check_term("services", date(2026, 1, 1), date(2027, 12, 31))
+    with pytest.raises(RuleViolation):
+        ag.check_term("services", date(2026, 1, 1), date(2028, 1, 1))
+    with pytest.raises(InvalidInput):
+        ag.check_term("goods", date(2026, 5, 1), date(2026, 4, 30))
+    ag.check_term("goods", date(2028, 2, 29), date(2029, 2, 27))  # a leap day start
+    with pytest.raises(RuleViolation):
+        ag.check_term("goods", date(2028, 2, 29), date(2029, 2, 28))
+
+
+def test_a_discount_off_the_list_price_is_rounded_to_the_fen() -> None:
+    assert ag.discounted(D("189900.00"), D("0.935")) == D("177556.50")
+    assert ag.discounted(D("3333.33"), D("0.3333")) == D("1111.00")
+    for bad in ("0", "1.01", "-0.5", "0.12345"):
+        with pytest.raises(InvalidInput):
+            ag.discounted(D("100.00"), D(bad))
+
+
+# ---------------------------------------------------------------- the center's side
+
+
+async def code_of(world: World, name: str) -> str:
+    async with world.db.read() as s:
+        org = await s.get(Organization, world.who[name].org_id)
+        assert org is not None
+        return org.credit_code
+
+
+async def vehicles(world: World, *, direct_limit: str = "400000.00") -> ag.Agreement:
+    """A vehicles agreement (品目 A02030000) with two entered suppliers and three models, in force."""
+    center = world.who["center"]
+    today = clock.local_date(clock.now())
+    a = await ag.create(
+        world.db,
+        world.settings,
+        center,
+        ag.AgreementDraft(
+            "2026年度公务用车协议供货",
+            "goods",
+            "A02030000",
+            today.isoformat(),
+            (today + timedelta(days=300)).isoformat(),
+            direct_limit,
+        ),
+    )
+    for s in ("supplier_x", "supplier_y"):
+        await ag.add_supplier(world.db, center, a.id, await code_of(world, s))
+    x, y = world.who["supplier_x"].org_id, world.who["supplier_y"].org_id
+    assert x and y
+    await ag.add_product(
+        world.db,
+        center,
+        a.id,
+        ag.ProductDraft(x, "轿车", "大众", "帕萨特 2.0T 豪华版", "A02030500", "辆", price="189900.00"),
+    )
+    await ag.add_product(
+        world.db,
+        center,
+        a.id,
+        ag.ProductDraft(
+            y, "轿车", "丰田", "凯美瑞 2.5L", "A02030500", "辆", list_price="199800.00", discount_rate="0.93"
+        ),
+    )
+    await ag.add_product(
+        world.db,
+        center,
+        a.id,
+        ag.ProductDraft(y, "轿车", "比亚迪", "汉 EV 标准版", "A02030500", "辆", price="169800.00"),
+    )
+    return await ag.activate(world.db, center, a.id)
+
+
+async def product(world: World, a: ag.Agreement, model: str) -> ag.AgreementProduct:
+    async with world.db.read() as s:
+        return next(p for p, _ in await ag.products_of(s, a.id) if p.spec_model == model)
+
+
+async def test_the_center_builds_an_agreement_and_only_the_center_may(world: World, frozen: datetime) -> None:
+    a = await vehicles(world)
+    assert a.status == "active" and a.number.startswith("XYKJ")
+    camry = await product(world, a, "凯美瑞 2.5L")
+    assert camry.price == D("185814.00") and camry.list_price == D("199800.00")
+
+    draft = ag.AgreementDraft("打印机协议", "goods", "A02021003", "2026-03-02", "2026-12-31")
+    with pytest.raises(Forbidden):
+        await ag.create(world.db, world.settings, world.who["buyer_a"], draft)
+    with pytest.raises(InvalidInput) as err:  # a service 品目 for a goods agreement
+        await ag.create(
+            world.db,
+            world.settings,
+            world.who["center"],
+            ag.AgreementDraft("x协议", "goods", "C23120301", "2026-03-02", "2026-12-31"),
+        )
+    assert err.value.code == "category_kind_mismatch"
+    printers = await ag.create(world.db, world.settings, world.who["center"], draft)
+    with pytest.raises(RuleViolation) as err:
+        await ag.activate(world.db, world.who["center"], printers.id)
+    assert err.value.code == "agreement_empty"
+    x = world.who["supplier_x"].org_id
+    assert x
+    with pytest.raises(RuleViolation) as err:  # not entered
+        await ag.add_product(
+            world.db,
+            world.who["center"],
+            printers.id,
+            ag.ProductDraft(x, "打印机", "惠普", "M110w", "A02021003", "台", price="899.00"),
+        )
+    assert err.value.code == "supplier_not_entered"
+    await ag.add_supplier(world.db, world.who["center"], printers.id, await code_of(world, "supplier_x"))
+    with pytest.raises(Conflict):
+        await ag.add_supplier(world.db, world.who["center"], printers.id, await code_of(world, "supplier_x"))
+    with pytest.raises(InvalidInput) as err:  # a car is not a printer
+        await ag.add_product(
+            world.db,
+            world.who["center"],
+            printers.id,
+            ag.ProductDraft(x, "轿车", "大众", "朗逸", "A02030500", "辆", price="99900.00"),
+        )
+    assert err.value.code == "category_outside_agreement"
+    with pytest.raises(InvalidInput) as err:
+        await ag.add_product(
+            world.db,
+            world.who["center"],
+            printers.id,
+            ag.ProductDraft(
+                x, "打印机", "惠普", "M110w", "A02021003", "台", price="899.00", discount_rate="0.9"
+            ),
+        )
+    assert err.value.code == "price_or_discount"
+
+
+# ---------------------------------------------------------------- ordering under it
+
+
+def order_req(
+    world: World, p: ag.AgreementProduct, qty: str = "1", price: str = "", key: str = ""
+) -> ag.AgreementOrderRequest:
+    return ag.AgreementOrderRequest(
+        product_id=p.id,
+        quantity=qty,
+        budget_line_id=world.lines["a1"].id,
+        idempotency_key=key or uuid.uuid4().hex,
+        unit_price=price,
+    )
+
+
+async def test_a_buyer_orders_a_car_the_supplier_lowers_the_price_and_the_deal_is_published(
+    world: World, frozen: datetime
+) -> None:
+    a = await vehicles(world)
+    passat = await product(world, a, "帕萨特 2.0T 豪华版")
+    buyer = world.who["buyer_a"]
+
+    with pytest.raises(RuleViolation) as err:
+        await ag.place_order(world.db, world.settings, buyer, order_req(world, passat, price="190000.00"))
+    assert err.value.code == "above_agreement_price"
+    with pytest.raises(Forbidden):
+        await ag.place_order(world.db, world.settings, world.who["supplier_x"], order_req(world, passat))
+
+    req = order_req(world, passat, key="agreement-order-0001")
+    order, replayed = await ag.place_order(world.db, world.settings, buyer, req)
+    assert not replayed and order.mode == "agreement" and order.order_no.startswith("XY")
+    assert order.status == "placed" and order.total_amount == D("189900.00") and order.source_id == a.id
+    again, replayed = await ag.place_order(world.db, world.settings, buyer, req)
+    assert replayed and again.id == order.id
+
+    # 议价: the supplier confirms at a lower price; the same flow as the supermarket from here on
+    line_id = order.lines[0].id
+    with pytest.raises(RuleViolation):  # never above what was ordered
+        await orders.confirm(world.db, world.who["supplier_x"], order.id, {line_id: "190000.00"})
+    confirmed = await orders.confirm(world.db, world.who["supplier_x"], order.id, {line_id: "186500.00"})
+    assert confirmed.status == "confirmed" and confirmed.total_amount == D("186500.00")
+    await disclosure.publish_pending(world.db)
+    async with world.db.read() as s:
+        record = json.loads((await s.execute(select(DisclosureRecord.body))).scalar_one())
+    assert record["mode"] == "agreement" and record["total_amount"] == "186500.00"
+    assert record["lines"][0]["spec_model"] == "帕萨特 2.0T 豪华版"
+    assert record["lines"][0]["category_code"] == "A02030500"
+
+    async with world.db.read() as s:
+        summary = await ag.summary(s, a.id)
+    assert (summary.orders, summary.amount) == (1, D("186500.00"))
+    assert [(r.supplier_name, r.orders) for r in summary.by_supplier] == [("甲供应商有限公司", 1)]
+
+
+async def test_a_large_call_off_must_go_to_a_second_stage_competition(world: World, frozen: datetime) -> None:
+    a = await vehicles(world, direct_limit="300000.00")
+    passat = await product(world, a, "帕萨特 2.0T 豪华版")
+    with pytest.raises(RuleViolation) as err:
+        await ag.place_order(
+            world.db, world.settings, world.who["buyer_a"], order_req(world, passat, qty="2")
+        )
+    assert err.value.code == "second_stage_required"
+
+    def draft(ceiling: str) -> bidding.ProcedureDraft:
+        now = clock.now()
+        return bidding.ProcedureDraft(
+            kind="inquiry",
+            title="公务用车二次竞价",
+            budget_line_id=world.lines["a1"].id,
+            ceiling=ceiling,
+            starts_at=now,
+            ends_at=now + timedelta(hours=2),
+            items=[bidding.ItemDraft("A02030500", "轿车", "2.0T 及以上", "2", "辆")],
+            agreement_id=a.id,
+        )
+
+    kw = {"open_tender_threshold": world.settings.open_tender_threshold, "region_code": "410100"}
+    with pytest.raises(RuleViolation) as err:  # 2 × the highest agreement price in the 品目
+        await bidding.create(world.db, world.who["buyer_a"], draft("379800.01"), **kw)
+    assert err.value.code == "above_agreement_price" and "379,800.00" in err.value.detail
+    p = await bidding.create(world.db, world.who["buyer_a"], draft("379800.00"), **kw)
+    assert p.eligibility == "agreement" and p.agreement_id == a.id
+    await bidding.quote(world.db, world.who["supplier_y"], p.id, "360000.00")
+    outsider = await world.org("outsider", OrgKind.SUPPLIER, "未入围供应商")
+    with pytest.raises(Forbidden):
+        await bidding.quote(world.db, outsider, p.id, "350000.00")
+
+
+async def test_expiry_ends_ordering_and_keeps_the_summary(world: World, frozen: datetime) -> None:
+    a = await vehicles(world)
+    byd = await product(world, a, "汉 EV 标准版")
+    order, _ = await ag.place_order(world.db, world.settings, world.who["buyer_a"], order_req(world, byd))
+    await orders.confirm(world.db, world.who["supplier_y"], order.id)
+    clock.clock.freeze(clock.now() + timedelta(days=301))
+    assert await ag.expire_due(world.db) == [a.id]
+    assert await ag.expire_due(world.db) == []  # once
+    with pytest.raises(RuleViolation) as err:
+        await ag.place_order(world.db, world.settings, world.who["buyer_a"], order_req(world, byd))
+    assert err.value.code == "agreement_not_in_force"
+    with pytest.raises(Conflict):
+        await ag.add_supplier(world.db, world.who["center"], a.id, await code_of(world, "supplier_x"))
+    async with world.db.read() as s:
+        summary = await ag.summary(s, a.id)
+        assert (await ag.get(s, a.id)).status == "expired"
+    assert summary.amount == D("169800.00") and summary.by_supplier[0].supplier_name == "乙供应商有限公司"
+
+
+async def test_supplementary_entry_and_termination(world: World, frozen: datetime) -> None:
+    a = await vehicles(world)
+    newcomer = await world.org("newcomer", OrgKind.SUPPLIER, "补充入围汽车销售公司")
+    entry = await ag.add_supplier(world.db, world.who["center"], a.id, await code_of(world, "newcomer"))
+    assert entry.supplementary is True and entry.supplier_org_id == newcomer.org_id
+    with pytest.raises(NotFound):
+        await ag.add_supplier(world.db, world.who["center"], a.id, await code_of(world, "buyer_a"))
+    with pytest.raises(InvalidInput):
+        await ag.terminate(world.db, world.who["center"], a.id, "  ")
+    done = await ag.terminate(world.db, world.who["center"], a.id, "供应商集体违约，协议终止")
+    assert done.status == "terminated"
+    with pytest.raises(Conflict):
+        await ag.terminate(world.db, world.who["center"], a.id, "再次终止")
