@@ -85,12 +85,20 @@ async def procedures_page(
 
 @get("/procedures/new", opt=allow("buyer"), include_in_schema=False)
 async def new_procedure_page(
-    request: Request[Any, Any, Any], db: DB, kind: FromQuery[str] = "inquiry"
+    request: Request[Any, Any, Any], db: DB, kind: FromQuery[str] = "inquiry", agreement: FromQuery[str] = ""
 ) -> Template:
     who = _user(request)
     assert who and who.org_id
+    under = None
     async with db.read() as s:
         lines = await budgets.lines_of(s, who.org_id)
+        if agreement:
+            from catalog import agreements
+
+            try:
+                under = await agreements.get(s, uuid.UUID(agreement))
+            except ValueError:
+                raise NotFound("框架协议不存在", code="agreement_not_found") from None
     now = clock.now().astimezone(clock.SHANGHAI)
     defaults = {
         "kind": kind if kind in KIND_LABELS else "inquiry",
@@ -100,8 +108,15 @@ async def new_procedure_page(
         "quantity": "1",
         "unit": "台",
     }
+    if under is not None:  # 二次竞价: the agreement's 品目, its suppliers only
+        defaults |= {"agreement_id": str(under.id), "title": f"{under.title}二次竞价"}
     return render(
-        request, "procedure_new.html", lines=lines, form={**defaults, **pop_form(request)}, kinds=KIND_LABELS
+        request,
+        "procedure_new.html",
+        lines=lines,
+        form={**defaults, **pop_form(request)},
+        kinds=KIND_LABELS,
+        agreement=under,
     )
 
 
@@ -121,6 +136,7 @@ async def create_procedure(
         try:
             line_id = uuid.UUID(data.get("budget_line_id", ""))
             min_participants = int(data.get("min_participants") or 3)
+            agreement_id = uuid.UUID(data["agreement_id"]) if data.get("agreement_id") else None
         except ValueError:
             raise InvalidInput("请选择预算指标并填写最少供应商数", code="procedure_invalid") from None
         draft = service.ProcedureDraft(
@@ -142,6 +158,7 @@ async def create_procedure(
             decrement=data.get("decrement", "0") if data.get("kind") == "auction" else "0",
             decrement_is_percent=data.get("decrement_is_percent") == "1",
             min_participants=min_participants,
+            agreement_id=agreement_id,
         )
         p = await service.create(
             db,

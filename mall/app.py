@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     from bidding import pages as bidding_pages
     from bidding import routes as bidding_routes
-    from catalog import agreement_routes
+    from catalog import agreement_pages, agreement_routes
     from catalog import pages as catalog_pages
     from catalog import routes as catalog_routes
     from workers import queues
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *api.ROUTES,
             *catalog_routes.ROUTES,
             *agreement_routes.ROUTES,
+            *agreement_pages.ROUTES,
             *bidding_routes.ROUTES,
             *pages.ROUTES,
             *catalog_pages.ROUTES,

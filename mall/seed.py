@@ -101,6 +101,27 @@ ORGS = [
         (("regulator1", "监管员"),),
     ),
     DemoOrg(OrgKind.PLATFORM, "阳光卖场运营中心", "410105", "郑州市郑东新区", (("admin", "平台管理员"),)),
+    DemoOrg(
+        OrgKind.SUPPLIER,
+        "河南裕华汽车销售服务有限公司",
+        "410122",
+        "郑州市管城回族区紫荆山南路199号",
+        (("supplier5", "吴经理"),),
+    ),
+    DemoOrg(
+        OrgKind.SUPPLIER,
+        "郑州金水印务有限公司",
+        "410105",
+        "郑州市金水区丰产路21号",
+        (("supplier6", "郑经理"),),
+    ),
+    DemoOrg(
+        OrgKind.SUPPLIER,
+        "郑州中州国际饭店有限公司",
+        "410105",
+        "郑州市金水区花园路115号",
+        (("supplier7", "冯经理"),),
+    ),
 ]
 
 BUDGETS = {
@@ -325,6 +346,7 @@ async def seed_demo(
     finally:
         clock.clock.unfreeze()
     made["procedures"] = await _procedures(db, settings, principals)
+    made |= await _agreements_and_services(db, settings, principals)
     return {"organizations": len(ORGS), "listings": len(listings), **made}
 
 
@@ -392,6 +414,102 @@ async def _procedures(db: Database, settings: Settings, principals: dict[str, Pr
             await bidding.bid(db, suppliers[0], p.id, "93500.00")
             await bidding.bid(db, suppliers[1], p.id, "92800.00")
     return made
+
+
+async def _agreements_and_services(
+    db: Database, settings: Settings, principals: dict[str, Principal]
+) -> dict[str, int]:
+    """A vehicles framework agreement in force, designated vehicle-repair and conference suppliers,
+    and a printing company's application waiting for the center's review."""
+    from catalog import agreements as ag
+    from catalog import designated as dd
+
+    center = principals["center1"]
+    today = clock.local_date(clock.now())
+    a = await ag.create(
+        db,
+        settings,
+        center,
+        ag.AgreementDraft(
+            f"{today.year}年度公务用车协议供货",
+            "goods",
+            "A02030000",
+            today.replace(month=1, day=1).isoformat(),
+            today.replace(month=12, day=31).isoformat(),
+            "400000.00",
+        ),
+    )
+    cars = {
+        "supplier5": [
+            ("轿车", "大众", "帕萨特 2024款 330TSI 精英版", "189900.00", "", ""),
+            ("轿车", "丰田", "凯美瑞 2024款 2.0E 精英版", "", "179800.00", "0.95"),
+            ("新能源轿车", "比亚迪", "汉 EV 2024款 荣耀版 506km", "169800.00", "", ""),
+        ],
+        "supplier2": [
+            ("多用途乘用车", "别克", "GL8 陆上公务舱 2.0T", "", "239900.00", "0.93"),
+        ],
+    }
+    async with db.read() as s:
+        codes = {
+            name: (await s.get(Organization, principals[name].org_id)).credit_code  # type: ignore[union-attr]
+            for name in cars
+        }
+    for name, products in cars.items():
+        await ag.add_supplier(db, center, a.id, codes[name])
+        org_id = principals[name].org_id
+        assert org_id
+        for product, brand, model, price, list_price, rate in products:
+            await ag.add_product(
+                db,
+                center,
+                a.id,
+                ag.ProductDraft(org_id, product, brand, model, "A02030500", "辆", price, list_price, rate),
+            )
+    await ag.activate(db, center, a.id)
+
+    repair = principals["supplier5"]
+    await dd.apply(
+        db,
+        settings,
+        repair,
+        "C23120301",
+        "410100",
+        [
+            dd.PriceItemDraft("小保养", "次", "380.00", "更换机油、机滤，含工时"),
+            dd.PriceItemDraft("大保养", "次", "980.00", "机油、三滤、火花塞，含工时"),
+            dd.PriceItemDraft("维修工时", "小时", "120.00"),
+            dd.PriceItemDraft("四轮定位", "次", "150.00"),
+        ],
+        "郑州市管城回族区紫荆山南路199号",
+    )
+    async with db.read() as s:
+        [pending] = await dd.find(s, status=dd.DesignationStatus.APPLIED)
+    await dd.review(db, center, pending.designation.id, True, "资质齐全，维修资质一类")
+    async with db.read() as s:
+        hotel_code = (await s.get(Organization, principals["supplier7"].org_id)).credit_code  # type: ignore[union-attr]
+    await dd.designate(
+        db,
+        center,
+        hotel_code,
+        "C22010200",
+        "410100",
+        [
+            dd.PriceItemDraft("中型会议室（半天）", "场", "1500.00", "50人以内，含音响投影"),
+            dd.PriceItemDraft("会议茶歇", "人次", "35.00"),
+            dd.PriceItemDraft("工作餐", "人次", "60.00"),
+        ],
+        "郑州市金水区花园路115号",
+    )
+    await dd.apply(
+        db,
+        settings,
+        principals["supplier6"],
+        "C23090100",
+        "410100",
+        [dd.PriceItemDraft("A4 黑白印刷", "页", "0.15"), dd.PriceItemDraft("彩色海报 A2", "张", "12.00")],
+        "郑州市金水区丰产路21号",
+    )
+    return {"agreements": 1, "designations": 3}
 
 
 async def _organizations(db: Database, rng: random.Random) -> dict[str, Principal]:
