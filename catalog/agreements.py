@@ -93,6 +93,9 @@ class AgreementProduct(IdMixin, Base):
     name: Mapped[str] = mapped_column(String(200))
     brand: Mapped[str] = mapped_column(String(100))
     spec_model: Mapped[str] = mapped_column(String(200))
+    # brand and model folded like the catalogue's duplicate rule, to find the same goods listed there
+    brand_key: Mapped[str] = mapped_column(String(100))
+    model_key: Mapped[str] = mapped_column(String(200))
     category_code: Mapped[str] = mapped_column(String(16))
     unit: Mapped[str] = mapped_column(String(20))
     list_price: Mapped[Decimal | None] = mapped_column(Money)
@@ -129,6 +132,12 @@ def discounted(list_price: Decimal, rate: Decimal) -> Decimal:
     if not Decimal(0) < rate <= Decimal(1) or rate.as_tuple().exponent < -4:  # type: ignore[operator]
         raise InvalidInput("折扣率应大于0且不超过1，最多四位小数（如 0.92）", code="invalid_discount_rate")
     return round_money(list_price * rate)
+
+
+def goods_key(text: str) -> str:
+    from catalog.service import _key
+
+    return _key(text)
 
 
 def in_force(a: Agreement, today: date) -> bool:
@@ -343,6 +352,8 @@ async def add_product(
             name=name,
             brand=brand,
             spec_model=spec_model,
+            brand_key=goods_key(brand),
+            model_key=goods_key(spec_model),
             category_code=category.code,
             unit=unit,
             list_price=list_price,
@@ -596,6 +607,39 @@ async def second_stage_ceiling(
         total += round_money(Decimal(str(highest)) * quantity)
     suppliers = [e.supplier_org_id for e, _ in await entered(s, a.id)]
     return a, total, suppliers
+
+
+async def ceiling_for(s: AsyncSession, brand: str, spec_model: str) -> tuple[Decimal, str] | None:
+    """The lowest agreement price of the same goods (brand and model) in an agreement in force, and
+    that agreement's number: the supermarket may not sell them dearer (DOMAIN: agreement ceiling)."""
+    today = clock.local_date(clock.now())
+    row = (
+        await s.execute(
+            select(AgreementProduct.price, Agreement.number)
+            .join(Agreement, Agreement.id == AgreementProduct.agreement_id)
+            .where(
+                AgreementProduct.brand_key == goods_key(brand),
+                AgreementProduct.model_key == goods_key(spec_model),
+                AgreementProduct.active.is_(True),
+                Agreement.status == AgreementStatus.ACTIVE,
+                Agreement.starts_on <= today,
+                Agreement.ends_on >= today,
+            )
+            .order_by(AgreementProduct.price)
+            .limit(1)
+        )
+    ).first()
+    return None if row is None else (Decimal(str(row[0])), str(row[1]))
+
+
+async def check_ceiling(s: AsyncSession, brand: str, spec_model: str, price: Decimal) -> None:
+    found = await ceiling_for(s, brand, spec_model)
+    if found is not None and price > found[0]:
+        raise RuleViolation(
+            f"售价 {price:,.2f} 元高于框架协议 {found[1]} 中同品牌同型号的协议价 {found[0]:,.2f} 元，不能上架",
+            code="price_above_agreement",
+            max_allowed=money_str(found[0]),
+        )
 
 
 def as_dict(a: Agreement) -> dict[str, Any]:

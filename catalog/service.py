@@ -118,9 +118,16 @@ def check_draft(draft: ListingDraft, *, ceiling: Decimal | None = None) -> Check
     )
 
 
+async def _agreement_ceiling(session: AsyncSession, brand: str, spec_model: str, price: Decimal) -> None:
+    """The other half of the price rule: never above the agreement price of the same goods."""
+    from catalog.agreements import check_ceiling
+
+    await check_ceiling(session, brand, spec_model, price)
+
+
 def check_price(price: Decimal, reference: Decimal, margin: Decimal) -> None:
-    """The price rule: at most `margin` above the supplier's declared reference price.
-    (Agreement ceilings join this rule with framework agreements.)"""
+    """The price rule: at most `margin` above the supplier's declared reference price (and, checked
+    in the transaction by `_agreement_ceiling`, never above an agreement price of the same goods)."""
     limit = round_money(reference * (1 + margin))
     if price > limit:
         raise RuleViolation(
@@ -215,6 +222,7 @@ async def create_listing(
     check_price(checked.price, checked.reference_price, margin)
     async with db.write() as tx:
         category = await category_for_listing(tx.session, checked.category_code)
+        await _agreement_ceiling(tx.session, checked.brand, checked.spec_model, checked.price)
         return await add_listing(tx, who, checked, category, submit=submit)
 
 
@@ -243,6 +251,7 @@ async def update_listing(
         if listing.status not in (ListingStatus.DRAFT, ListingStatus.REJECTED):
             raise Conflict("只有草稿或未通过审核的商品可以修改后重新提交", code="listing_not_editable")
         category = await category_for_listing(tx.session, checked.category_code)
+        await _agreement_ceiling(tx.session, checked.brand, checked.spec_model, checked.price)
         brand_key, model_key = _key(checked.brand), _key(checked.spec_model)
         duplicate = await tx.session.scalar(
             select(Listing.id).where(
@@ -286,6 +295,7 @@ async def submit_listing(db: Database, who: Principal, listing_id: uuid.UUID, *,
         if listing.status not in (ListingStatus.DRAFT, ListingStatus.REJECTED):
             raise Conflict("该商品当前不能提交审核", code="listing_not_submittable")
         check_price(listing.price, listing.reference_price, margin)
+        await _agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
         listing.status, listing.submitted_at, listing.status_reason = ListingStatus.SUBMITTED, clock.now(), ""
         listing.updated_at = clock.now()
         _audit(tx, who, "listing_submitted", listing.id)
@@ -319,6 +329,7 @@ async def change_price(
             raise Forbidden("商品已被冻结，不能调价", code="listing_frozen")
         if price == listing.price and reference == listing.reference_price:
             raise Conflict("价格没有变化", code="price_unchanged")
+        await _agreement_ceiling(tx.session, listing.brand, listing.spec_model, price)
         now = clock.now()
         tx.session.add(
             PriceChange(
@@ -355,6 +366,7 @@ async def review_listing(
         now = clock.now()
         if approve:
             check_price(listing.price, listing.reference_price, margin)
+            await _agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
             listing.status, listing.status_reason = ListingStatus.LIVE, ""
             search_sync.stage(tx, [listing.id])
         else:
@@ -385,6 +397,7 @@ async def set_listing_status(
                 raise Forbidden("该商品由监管方下架，不能自行重新上架", code="listing_delisted_by_authority")
             if margin is not None:
                 check_price(listing.price, listing.reference_price, margin)
+                await _agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
         listing.status = status
         listing.status_by = "supplier" if status == ListingStatus.DELISTED else ""
         listing.status_reason = ""
@@ -440,6 +453,7 @@ async def moderate(
             )
             if target == ListingStatus.LIVE:
                 check_price(listing.price, listing.reference_price, margin)
+                await _agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
             listing.status, listing.frozen_from = target, ""
         listing.status_reason = reason if action in ("freeze", "delist") else ""
         listing.status_by = who.role if action in ("freeze", "delist") else ""

@@ -46,6 +46,8 @@ class Cron:
                     log.exception("outbox sweep failed")
                 due = time.monotonic() - last_cancel >= self.settings.cancel_interval_seconds
                 if due and queues.enqueue("workers.jobs.cancel_overdue", job_id="cancel-overdue"):
+                    # the same slow tick ends framework agreements whose term is over
+                    queues.enqueue("workers.jobs.expire_agreements", job_id="expire-agreements")
                     last_cancel = time.monotonic()
                 try:
                     if await _procedures_due(db):

@@ -104,3 +104,14 @@ def lapse_award(procedure_id: str) -> str:
         return (await service.decline_award(db, None, uuid.UUID(procedure_id), lapsed=True)).status
 
     return runtime.run(go)
+
+
+def expire_agreements() -> int:
+    """Framework agreements whose term has ended become expired (idempotent)."""
+
+    async def go(db: Database, s: Settings) -> int:
+        from catalog import agreements
+
+        return len(await agreements.expire_due(db))
+
+    return runtime.run(go)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -291,3 +292,35 @@ async def test_supplementary_entry_and_termination(world: World, frozen: datetim
     assert done.status == "terminated"
     with pytest.raises(Conflict):
         await ag.terminate(world.db, world.who["center"], a.id, "再次终止")
+
+
+async def test_the_supermarket_may_not_sell_above_an_agreement_price(world: World, frozen: datetime) -> None:
+    from catalog import service as catalog
+
+    await vehicles(world)  # 帕萨特 2.0T 豪华版 at 189,900.00 under the agreement
+    draft = catalog.ListingDraft(
+        name="大众帕萨特轿车",
+        brand="大众",
+        spec_model="帕萨特 2.0T　豪华版",  # a full-width space: the same model
+        category_code="A02030500",
+        unit="辆",
+        price="195000.00",
+        reference_price="196000.00",
+        stock="3",
+    )
+    margin = world.settings.price_margin
+    with pytest.raises(RuleViolation) as err:
+        await catalog.create_listing(world.db, world.who["supplier_y"], draft, margin=margin)
+    assert err.value.code == "price_above_agreement" and "189,900.00" in err.value.detail
+    ok = await catalog.create_listing(
+        world.db, world.who["supplier_y"], replace(draft, price="188000.00"), margin=margin
+    )
+    live = await catalog.review_listing(
+        world.db, world.who["center"], ok.id, approve=True, reason="", margin=margin
+    )
+    assert live.status == "live"
+    with pytest.raises(RuleViolation) as err:
+        await catalog.change_price(
+            world.db, world.who["supplier_y"], live.id, "190000.00", "196000.00", margin=margin
+        )
+    assert err.value.code == "price_above_agreement"

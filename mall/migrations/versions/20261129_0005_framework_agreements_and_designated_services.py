@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-29 18:03:11.287314
+Create Date: 2026-11-29 18:09:40.064827
 """
 
 from collections.abc import Sequence
@@ -73,6 +73,8 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('brand', sa.String(length=100), nullable=False),
     sa.Column('spec_model', sa.String(length=200), nullable=False),
+    sa.Column('brand_key', sa.String(length=100), nullable=False),
+    sa.Column('model_key', sa.String(length=200), nullable=False),
     sa.Column('category_code', sa.String(length=16), nullable=False),
     sa.Column('unit', sa.String(length=20), nullable=False),
     sa.Column('list_price', mall.db.Money(), nullable=True),
