@@ -7,7 +7,10 @@ auction inviting them all; `mall serve` with two web processes (`MALL_WEB_WORKER
 Then, for 10, 50 and 200 concurrent bidders (quick: 10 and 50), each bidder sends bids in a closed
 loop through `POST /api/procedures/{id}/bids`, always a step below its own previous bid (the
 default rule), for a fixed time. Measured: accepted bids/s, refusals, bid latency p50/p99, and for
-every accepted bid the delay from sending it to each watcher receiving its event (p50/p99).
+every accepted bid the delay from sending it to each watcher receiving its event (p50/p99, which
+includes the wait for the room lock behind the other bidders), and apart from it the fan-out alone:
+from the moment the web process published the event after commit (`published_at`, server wall
+clock) to each watcher's receipt. The watchers run in a process of their own.
 Afterwards the room's log is checked: accepted sequence numbers 1..N without gaps, every
 acknowledged bid in the database.
 
@@ -41,6 +44,7 @@ from bench._harness import (
 )
 
 CEILING = 10_000_000  # yuan: room for many steps
+WATCHERS = 100
 STEP = 1  # yuan
 
 
@@ -104,11 +108,11 @@ def wall_of(rfc3339: str) -> float:
 async def watch(
     url: str,
     cookie: str,
-    received: dict[int, list[float]],
-    fanout: list[float],
+    received: list[tuple[int, float, float | None]],
     ready: asyncio.Event,
     stop: asyncio.Event,
 ) -> int:
+    """One WebSocket client: every event as (version, wall-clock receipt, server publish time)."""
     import websockets
 
     n = 0
@@ -121,12 +125,33 @@ async def watch(
                 msg = await asyncio.wait_for(ws.recv(), timeout=0.5)
             except TimeoutError:
                 continue
+            at = time.time()
             ev = json.loads(msg)
-            received.setdefault(int(ev["version"]), []).append(time.perf_counter())
-            if ev.get("published_at"):  # server wall clock when the event left the web process
-                fanout.append(time.time() - wall_of(ev["published_at"]))
+            published = wall_of(ev["published_at"]) if ev.get("published_at") else None
+            received.append((int(ev["version"]), at, published))
             n += 1
     return n
+
+
+async def _watchers(url: str, cookie: str, n: int, ready_path: str, stop_path: str, out_path: str) -> None:
+    received: list[tuple[int, float, float | None]] = []
+    stop = asyncio.Event()
+    readies = [asyncio.Event() for _ in range(n)]
+    tasks = [asyncio.create_task(watch(url, cookie, received, r, stop)) for r in readies]
+    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
+    await asyncio.to_thread(Path(ready_path).touch)
+    # the bench process says "stop" with a file (there is nothing else shared between the processes)
+    while not await asyncio.to_thread(Path(stop_path).exists):  # noqa: ASYNC110
+        await asyncio.sleep(0.2)
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.to_thread(Path(out_path).write_text, json.dumps(received))
+
+
+def watcher_process(url: str, cookie: str, n: int, ready_path: str, stop_path: str, out_path: str) -> None:
+    """The watchers run in a process of their own, so that their receipt times are not delayed by
+    the bidders' event loop (both share the machine's cores with the server, as clients would not)."""
+    asyncio.run(_watchers(url, cookie, n, ready_path, stop_path, out_path))
 
 
 async def tokens(base: str, usernames: list[str]) -> dict[str, str]:
@@ -165,6 +190,7 @@ async def phase(
             while time.monotonic() < deadline:
                 amount = start_price[username] - STEP
                 t0 = time.perf_counter()
+                wall = time.time()
                 r = await client.post(
                     f"/api/procedures/{procedure_id}/bids", json={"amount": f"{amount}.00"}, headers=h
                 )
@@ -173,7 +199,7 @@ async def phase(
                 if r.status_code == 201:
                     accepted += 1
                     start_price[username] = amount
-                    sent_at[int(r.json()["seq"])] = t0
+                    sent_at[int(r.json()["seq"])] = wall
                 elif r.status_code == 422:
                     refused += 1
                     start_price[username] = amount  # try lower next time
@@ -219,36 +245,51 @@ async def run(st: Stack, db_kind: str, quick: bool) -> dict[str, Any]:
         toks = await tokens(base, [s.username for s in world.suppliers])
         cookies = await session_cookie(base)
         cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
-        received: dict[int, list[float]] = {}
-        fanout: list[float] = []
-        stop = asyncio.Event()
-        readies = [asyncio.Event() for _ in range(100)]
+        import multiprocessing
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix="auction-watchers-"))
+        ready, stop_file, out = tmp / "ready", tmp / "stop", tmp / "received.json"
         url = f"ws://127.0.0.1:{st.port}/procedures/{pid}/room"
-        with stage("100 watchers connect"):
-            watchers = [asyncio.create_task(watch(url, cookie, received, fanout, r, stop)) for r in readies]
-            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
+        watchers = multiprocessing.get_context("spawn").Process(
+            target=watcher_process, args=(url, cookie, WATCHERS, str(ready), str(stop_file), str(out))
+        )
+        with stage(f"{WATCHERS} watchers connect (in a process of their own)"):
+            watchers.start()
+            while not ready.exists():
+                if not watchers.is_alive():
+                    raise SystemExit("the watcher process died")
+                await asyncio.sleep(0.1)
         prices = {s.username: CEILING - i for i, s in enumerate(world.suppliers)}
         results = []
-        all_sent: dict[int, float] = {}
+        phases: list[dict[int, float]] = []
         for n in levels:
             bidders = [(s.username, toks[s.username]) for s in world.suppliers[:n]]
-            fanout.clear()
             with stage(f"{n} bidders for {seconds:.0f}s"):
                 res, sent = await phase(base, pid, bidders, seconds, prices)
-            await asyncio.sleep(1.0)  # let the last events arrive
-            delays = [t - sent[v] for v, ts in received.items() if v in sent for t in ts]
+                await asyncio.sleep(1.0)
+            results.append(res)
+            phases.append(sent)
+        await asyncio.sleep(5.0)  # let the last events reach every watcher before stopping them
+        stop_file.touch()
+        await asyncio.to_thread(watchers.join, 60)
+        received = [tuple(r) for r in json.loads(out.read_text())]
+        all_sent: dict[int, float] = {}
+        for res, sent in zip(results, phases, strict=True):
+            mine = [r for r in received if r[0] in sent]
             # From the bidder's send: includes the wait for the room lock behind the other bidders.
+            delays = [at - sent[v] for v, at, _ in mine]
             res["delivery_to_watchers"] = {**latency_summary(delays), "events": len(delays)}
             # From the moment the web process published the event (after commit) to each watcher:
             # the channel and WebSocket fan-out alone, without queueing for the lock.
-            res["fanout_after_publish"] = {**latency_summary(list(fanout)), "events": len(fanout)}
-            missing = sum(1 for v in sent if len(received.get(v, [])) < 100)
-            res["events_not_seen_by_every_watcher"] = missing
-            results.append(res)
+            fanout = [at - pub for _, at, pub in mine if pub is not None]
+            res["fanout_after_publish"] = {**latency_summary(fanout), "events": len(fanout)}
+            seen: dict[int, int] = {}
+            for v, _, _ in mine:
+                seen[v] = seen.get(v, 0) + 1
+            res["events_not_seen_by_every_watcher"] = sum(1 for v in sent if seen.get(v, 0) < WATCHERS)
             all_sent.update(sent)
             log(json.dumps(res, ensure_ascii=False))
-        stop.set()
-        await asyncio.gather(*watchers, return_exceptions=True)
         check = await verify(st.resolved_database_url, pid, set(all_sent))
         return {"db": db_kind, "levels": results, "check": check, "memory": st.memory()}
 
