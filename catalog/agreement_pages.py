@@ -20,7 +20,7 @@ from catalog import agreements as ag
 from catalog import designated as dd
 from catalog.categories import name_of
 from mall import budgets, clock
-from mall.auth import Principal, allow
+from mall.auth import PUBLIC, Principal, allow
 from mall.deps import DB, Config
 from mall.errors import DomainError, InvalidInput, NotFound
 from mall.pages import _act, _user, flash, pop_form, render
@@ -35,10 +35,10 @@ async def _budget_lines(s: Any, who: Principal) -> list[Any]:
     return [b for b in await budgets.lines_of(s, who.org_id) if b.fiscal_year == year]
 
 
-@get("/agreements", opt=allow("user"), include_in_schema=False)
+@get("/agreements", opt=PUBLIC, include_in_schema=False)
 async def agreements_page(request: Request[Any, Any, Any], db: DB, status: FromQuery[str] = "") -> Template:
+    """Public: agreements in force and past ones are public information; drafts are the center's."""
     who = _user(request)
-    assert who
     async with db.read() as s:
         stmt = select(ag.Agreement).order_by(ag.Agreement.created_at.desc()).limit(200)
         if status in ag.AGREEMENT_STATUS_LABELS:
@@ -86,21 +86,29 @@ async def create_agreement(
     return Redirect(f"/agreements/{a.id}", status_code=303)
 
 
-@get("/agreements/{agreement_id:uuid}", opt=allow("user"), include_in_schema=False)
+@get("/agreements/{agreement_id:uuid}", opt=PUBLIC, include_in_schema=False)
 async def agreement_page(
-    request: Request[Any, Any, Any], agreement_id: FromPath[uuid.UUID], db: DB
+    request: Request[Any, Any, Any], agreement_id: FromPath[uuid.UUID], db: DB, settings: Config
 ) -> Template:
     who = _user(request)
-    assert who
     async with db.read() as s:
         a = await ag.get(s, agreement_id)
         if not ag.visible_to(who, a):
             raise NotFound("框架协议不存在", code="agreement_not_found")
         entered = await ag.entered(s, a.id)
         products = await ag.products_of(s, a.id)
-        summary = await ag.summary(s, a.id) if who.role in ("center", "regulator", "admin") else None
-        lines = await _budget_lines(s, who)
-    own = who.role == "center" and who.org_id == a.center_org_id
+        # the deal summary is public once the agreement has ended; the center and the regulator
+        # follow it all along
+        ended = a.status in (ag.AgreementStatus.EXPIRED, ag.AgreementStatus.TERMINATED)
+        watcher = who is not None and who.role in ("center", "regulator", "admin")
+        summary = await ag.summary(s, a.id) if ended or watcher else None
+        lines = await _budget_lines(s, who) if who else []
+    own = who is not None and who.role == "center" and who.org_id == a.center_org_id
+    summary_due = (
+        clock.add_working_days(clock.local_date(a.ended_at), ag.SUMMARY_WORKING_DAYS, settings.holiday_dates)
+        if a.ended_at
+        else None
+    )
     return render(
         request,
         "agreement.html",
@@ -110,7 +118,8 @@ async def agreement_page(
         summary=summary,
         budget_lines=lines,
         own=own,
-        can_order=who.role == "buyer" and ag.in_force(a, clock.local_date(clock.now())),
+        can_order=who is not None and who.role == "buyer" and ag.in_force(a, clock.local_date(clock.now())),
+        summary_due=summary_due,
         order_key=secrets.token_urlsafe(16),
         labels=ag.AGREEMENT_STATUS_LABELS,
         kinds=ag.AGREEMENT_KIND_LABELS,

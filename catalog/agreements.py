@@ -48,6 +48,8 @@ AGREEMENT_KIND_LABELS = {"goods": "货物", "services": "服务"}
 # Terms (DOMAIN: ≤ 1 year for goods, ≤ 2 years for services).
 MAX_TERM_YEARS = {"goods": 1, "services": 2}
 DEFAULT_DIRECT_LIMIT = Decimal("200000.00")
+# The summary of all deals under an agreement is due within 10 working days after it ends.
+SUMMARY_WORKING_DAYS = 10
 
 
 class Agreement(IdMixin, Base):
@@ -422,9 +424,11 @@ async def get(s: AsyncSession, agreement_id: uuid.UUID) -> Agreement:
     return a
 
 
-def visible_to(who: Principal, a: Agreement) -> bool:
-    """Drafts are the center's own business; an agreement in force is public to every user."""
-    return a.status != AgreementStatus.DRAFT or (who.role == "center" and who.org_id == a.center_org_id)
+def visible_to(who: Principal | None, a: Agreement) -> bool:
+    """Drafts are the center's own business; an agreement in force (or ended) is public."""
+    if a.status != AgreementStatus.DRAFT:
+        return True
+    return who is not None and who.role == "center" and who.org_id == a.center_org_id
 
 
 async def entered(s: AsyncSession, agreement_id: uuid.UUID) -> list[tuple[AgreementSupplier, Organization]]:

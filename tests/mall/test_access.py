@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import update
 
 from bidding import routes as bidding_routes
+from catalog import agreement_pages, agreement_routes
 from catalog import pages as catalog_pages
 from catalog import routes as catalog_routes
 from mall import api, auth, clock, disclosure, orders, pages
@@ -132,7 +133,17 @@ async def test_every_route_handler_declares_roles(app: Any) -> None:
     static = [h for p, h in _handlers(app) if p in STATIC_PATHS]
     assert static and all(h.opt.get("roles") == ("public",) for h in static)
     # Every handler the project modules export is mounted (so nothing escapes this check by not being listed).
-    declared = {h.fn for h in [*api.ROUTES, *catalog_routes.ROUTES, *pages.ROUTES, *catalog_pages.ROUTES]}
+    declared = {
+        h.fn
+        for h in [
+            *api.ROUTES,
+            *catalog_routes.ROUTES,
+            *pages.ROUTES,
+            *catalog_pages.ROUTES,
+            *agreement_routes.ROUTES,
+            *agreement_pages.ROUTES,
+        ]
+    }
     mounted = {h.fn for p, h in _handlers(app) if _classify(p, h) == "project"}
     assert declared <= mounted, declared - mounted
 
@@ -207,7 +218,32 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
         open_tender_threshold=world.settings.open_tender_threshold,
         region_code="410100",
     )
+    from catalog import agreements as ag
+    from catalog import designated as dd
+
+    agreement = await ag.create(
+        world.db,
+        world.settings,
+        world.who["center"],
+        ag.AgreementDraft(
+            "打印机协议供货",
+            "goods",
+            "A02021003",
+            str(clock.local_date(clock.now())),
+            str(clock.local_date(clock.now())),
+        ),
+    )
+    designation = await dd.apply(
+        world.db,
+        world.settings,
+        world.who["supplier_x"],
+        "C23090100",
+        "410100",
+        [dd.PriceItemDraft("印刷", "页", "0.20")],
+    )
     values = {
+        "agreement_id": str(agreement.id),
+        "designation_id": str(designation.id),
         "procedure_id": str(procedure.id),
         "import_id": str(batch.id),
         "fmt": "csv",
@@ -237,7 +273,7 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
     # Every /api handler of the project modules is in the matrix.
     api_handlers = [
         h
-        for h in [*api.ROUTES, *catalog_routes.ROUTES, *bidding_routes.ROUTES]
+        for h in [*api.ROUTES, *catalog_routes.ROUTES, *bidding_routes.ROUTES, *agreement_routes.ROUTES]
         if any(p.startswith("/api/") for p in h.paths)
     ]
     assert len(endpoints) == sum(len(h.http_methods) for h in api_handlers)
