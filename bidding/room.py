@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bidding.models import Offer, Participant, Procedure
 from mall.clock import rfc3339
@@ -135,20 +135,15 @@ async def snapshot(session: Any, p: Procedure, viewer_org_id: uuid.UUID | None) 
 
 
 async def label_ranks(session: Any, procedure_id: uuid.UUID, labels: dict[uuid.UUID, int]) -> dict[str, int]:
-    """Anonymous label → rank of its best bid (lower first; equal amounts: earlier acceptance)."""
+    """Anonymous label → rank of its best bid (lower first; equal amounts: earlier acceptance).
+    A supplier's accepted bids only ever go down, so its best bid is also its latest (max seq)."""
     rows = await session.execute(
-        select(Offer.supplier_org_id)
+        select(Offer.supplier_org_id, func.min(Offer.amount), func.max(Offer.seq))
         .where(Offer.procedure_id == procedure_id, Offer.status == "accepted")
-        .order_by(Offer.amount, Offer.seq)
+        .group_by(Offer.supplier_org_id)
     )
-    ranks: dict[str, int] = {}
-    seen: set[uuid.UUID] = set()
-    for (supplier_id,) in rows.all():
-        if supplier_id in seen:
-            continue
-        seen.add(supplier_id)
-        ranks[str(labels.get(supplier_id, 0))] = len(seen)
-    return ranks
+    best = sorted(rows.all(), key=lambda r: (r[1], r[2]))
+    return {str(labels.get(supplier_id, 0)): n for n, (supplier_id, _, _) in enumerate(best, start=1)}
 
 
 def event_of(snap: dict[str, Any]) -> dict[str, Any]:

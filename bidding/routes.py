@@ -260,7 +260,11 @@ async def room_bid(app: Any, db: Any, settings: Any, who: Any, procedure_id: uui
 
     prefix = f"mall:{settings.queue_name}"
     async with room.local_lock(procedure_id):  # one contender per process for the Redis lock
-        return await _room_bid_locked(app, db, who, procedure_id, amount, prefix)
+        result = await _room_bid_locked(app, db, who, procedure_id, amount, prefix)
+    # Outside the lock: the next bidder goes on while this event goes out. Events carry the room's
+    # version; a client keeps the newest and re-syncs on a gap, so their order does not matter.
+    await publish_room(app, db, procedure_id)
+    return result
 
 
 async def _room_bid_locked(
@@ -286,7 +290,6 @@ async def _room_bid_locked(
     except (RedisError, OSError):
         log.warning("room lock unavailable for %s; the database arbitrates alone", procedure_id)
         result = await service.bid(db, who, procedure_id, amount)
-    await publish_room(app, db, procedure_id)
     return result
 
 
