@@ -46,6 +46,12 @@ class Settings:
     stale_job_seconds: int = 60  # a job started longer ago than this may have died with its worker
     cancel_interval_seconds: float = 60.0
     web_workers: int = 1
+    # Push subscriptions: a failing receiver is retried after base * 2^(n-1) seconds (jittered),
+    # at most max; one job run delivers at most `push_batch` records, then enqueues the next run.
+    push_backoff_base_seconds: float = 5.0
+    push_backoff_max_seconds: float = 600.0
+    push_timeout_seconds: float = 10.0
+    push_batch: int = 500
     # Fault injection for the test suite only: the publisher sleeps this long inside its
     # transaction, after writing the record and before committing it.
     publish_pause_seconds: float = 0.0

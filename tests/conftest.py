@@ -165,6 +165,8 @@ def settings(workdir: Path, database_url: str, redis_server: RedisServer | None)
 
 
 TABLES_TO_CLEAR = [
+    "push_deliveries",
+    "push_subscriptions",
     "offers",
     "procedure_participants",
     "procedure_invites",
