@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
 import random
 import secrets
+import ssl
 import time
 import uuid
 from dataclasses import dataclass
@@ -43,6 +45,15 @@ STATE_LABELS = {"ok": "正常", "retrying": "重试中", "paused": "已暂停"}
 SIGNATURE_HEADER = "X-Mall-Signature"
 SEQ_HEADER = "X-Mall-Seq"
 READ_CHUNK = 100
+
+
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """One TLS context per process (loading the CA bundle takes ~0.1 s; the worker makes it once,
+    before forking its work horses, see workers.worker)."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -332,7 +343,10 @@ async def deliver(
             return run
         try:
             async with httpx.AsyncClient(
-                timeout=settings.push_timeout_seconds, follow_redirects=False, trust_env=False
+                timeout=settings.push_timeout_seconds,
+                follow_redirects=False,
+                trust_env=False,
+                verify=ssl_context(),
             ) as client:
                 await _deliver_locked(db, settings, subscription_id, client, lock, run, limit)
         finally:
@@ -363,10 +377,9 @@ async def _deliver_locked(
     if sub.next_attempt_at is not None and sub.next_attempt_at > clock.now():
         run.waiting = True
         return
-    cursor, failures = sub.cursor, sub.consecutive_failures
+    progress = _Progress(subscription_id, sub.cursor, sub.consecutive_failures)
     url, secret, mode = sub.url, sub.secret, sub.mode
-    passed = cursor  # the highest seq passed over by the filter, not yet saved
-    while True:
+    while not run.more:
         async with db.read() as s:
             rows = (
                 await s.execute(
@@ -376,7 +389,7 @@ async def _deliver_locked(
                         DisclosureRecord.mode,
                         DisclosureRecord.body,
                     )
-                    .where(DisclosureRecord.seq > passed)
+                    .where(DisclosureRecord.seq > progress.passed)
                     .order_by(DisclosureRecord.seq)
                     .limit(READ_CHUNK)
                 )
@@ -385,7 +398,7 @@ async def _deliver_locked(
             break
         for seq, record_id, record_mode, body in rows:
             if mode and record_mode != mode:
-                passed = seq
+                progress.passed = seq
                 run.skipped += 1
                 continue
             if run.delivered >= limit:
@@ -394,72 +407,87 @@ async def _deliver_locked(
             await lock.reacquire()  # the lock lives for one more record's worth of time
             outcome = await _post(client, url, secret, seq, record_id, body.encode("utf-8"))
             now = clock.now()
-            async with db.write() as tx:
-                tx.session.add(
-                    PushDelivery(
-                        id=uuid.uuid4(),
-                        subscription_id=subscription_id,
-                        seq=seq,
-                        record_id=record_id,
-                        attempt=failures + 1,
-                        started_at=now,
-                        status_code=outcome.status_code,
-                        ok=outcome.ok,
-                        error=outcome.error[:1000],
-                        duration_ms=outcome.duration_ms,
-                    )
+            progress.log.append(
+                PushDelivery(
+                    id=uuid.uuid4(),
+                    subscription_id=subscription_id,
+                    seq=seq,
+                    record_id=record_id,
+                    attempt=progress.failures + 1,
+                    started_at=now,
+                    status_code=outcome.status_code,
+                    ok=outcome.ok,
+                    error=outcome.error[:1000],
+                    duration_ms=outcome.duration_ms,
                 )
-                base = update(PushSubscription).where(
-                    PushSubscription.id == subscription_id, PushSubscription.cursor == cursor
-                )
-                if outcome.ok:
-                    status = (
-                        await tx.session.execute(
-                            base.values(
-                                cursor=seq,
-                                delivered=PushSubscription.delivered + 1,
-                                consecutive_failures=0,
-                                next_attempt_at=None,
-                                last_error="",
-                                last_success_at=now,
-                            ).returning(PushSubscription.status)
-                        )
-                    ).scalar_one_or_none()
-                else:
-                    failures += 1
-                    run.failed = True
-                    run.retry_at = now + timedelta(seconds=backoff_seconds(settings, failures))
-                    status = (
-                        await tx.session.execute(
-                            base.values(
-                                cursor=passed,
-                                consecutive_failures=failures,
-                                next_attempt_at=run.retry_at,
-                                last_error=outcome.error[:1000],
-                            ).returning(PushSubscription.status)
-                        )
-                    ).scalar_one_or_none()
-            if status is None:
-                log.warning("push %s: cursor moved under this deliverer; stopping", subscription_id)
+            )
+            if not outcome.ok:
+                progress.failures += 1
+                run.failed = True
+                run.retry_at = now + timedelta(seconds=backoff_seconds(settings, progress.failures))
+                await progress.flush(db, now, failure=outcome.error[:1000], retry_at=run.retry_at)
+                log.info("push %s: seq %d failed (%s)", subscription_id, seq, outcome.error)
+                return
+            progress.passed = seq
+            progress.failures = 0
+            run.delivered += 1
+            if len(progress.log) >= FLUSH_EVERY and not await progress.flush(db, now):
                 run.retry_at = None
                 return
-            if not outcome.ok:
-                log.info("push %s: seq %d failed (%s); retry at %s", subscription_id, seq, outcome.error, now)
-                return
-            cursor = passed = seq
-            failures = 0
-            run.delivered += 1
-            if status != "active":  # paused or removed meanwhile
-                return
-        if run.more:
-            break
-    if passed > cursor:  # only filtered-out records after the last delivery
-        async with db.write() as tx:
-            await tx.session.execute(
-                update(PushSubscription)
-                .where(PushSubscription.id == subscription_id, PushSubscription.cursor == cursor)
-                .values(cursor=passed)
+    await progress.flush(db, clock.now())
+
+
+FLUSH_EVERY = 50
+
+
+class _Progress:
+    """What this run delivered but has not saved yet. The cursor and the log are saved every
+    FLUSH_EVERY records (a crash in between re-sends at most that many: delivery is at-least-once)."""
+
+    def __init__(self, subscription_id: uuid.UUID, cursor: int, failures: int) -> None:
+        self.subscription_id = subscription_id
+        self.cursor = cursor  # as saved
+        self.passed = cursor  # delivered or passed over by the filter
+        self.failures = failures
+        self.log: list[PushDelivery] = []
+
+    async def flush(
+        self, db: Database, now: datetime, *, failure: str = "", retry_at: datetime | None = None
+    ) -> bool:
+        """Save the log and move the cursor by compare-and-set. False: another deliverer moved it
+        (or the subscription is no longer active): stop."""
+        delivered = sum(1 for d in self.log if d.ok)
+        if not self.log and self.passed == self.cursor:
+            return True
+        values: dict[str, Any] = {"cursor": self.passed}
+        if delivered:
+            values.update(
+                delivered=PushSubscription.delivered + delivered,
+                consecutive_failures=0,
+                next_attempt_at=None,
+                last_error="",
+                last_success_at=now,
             )
+        if retry_at is not None:
+            values.update(consecutive_failures=self.failures, next_attempt_at=retry_at, last_error=failure)
+        async with db.write() as tx:
+            tx.session.add_all(self.log)  # what was sent is logged, whatever happens to the cursor
+            status = (
+                await tx.session.execute(
+                    update(PushSubscription)
+                    .where(
+                        PushSubscription.id == self.subscription_id, PushSubscription.cursor == self.cursor
+                    )
+                    .values(**values)
+                    .returning(PushSubscription.status)
+                )
+            ).scalar_one_or_none()
+        self.log = []
+        if status is None:
+            log.warning("push %s: cursor moved under this deliverer; stopping", self.subscription_id)
+            return False
+        self.cursor = self.passed
+        return status == "active"
 
 
 async def due(db: Database) -> list[uuid.UUID]:

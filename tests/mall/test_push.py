@@ -15,8 +15,10 @@ import json
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -40,6 +42,7 @@ class Receiver:
     def __init__(self) -> None:
         self.secret = ""
         self.status = 200
+        self.slow_once = 0.0  # seconds to wait before answering the next request (after accepting it)
         self.accepted: list[int] = []  # seqs answered 2xx, in arrival order
         self.bodies: list[dict[str, Any]] = []
         self.attempts = 0
@@ -62,6 +65,9 @@ class Receiver:
                 receiver.handle(self.path, dict(self.headers.items()), body)
                 with receiver._lock:
                     status = receiver.status
+                    slow, receiver.slow_once = receiver.slow_once, 0.0
+                if slow:
+                    time.sleep(slow)  # processed, but answers after the sender gave up
                 payload = b"ok" if status < 300 else b"receiver unavailable"
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(payload)))
@@ -302,6 +308,26 @@ async def test_a_receiver_down_for_an_hour_gets_everything_it_missed_in_order_on
     assert receiver.accepted == list(range(1, 39))  # in order, no gaps, no duplicates
     assert receiver.problems == []
     verify_items(receiver.bodies)
+
+
+async def test_a_timeout_is_retried_and_the_receiver_dedupes_by_idempotency_key(
+    client: Any, world: World, settings: Settings, receiver: Receiver, frozen: Any
+) -> None:
+    # At-least-once: the receiver took seq 1 but answered after our timeout, so it gets seq 1 again.
+    quick = replace(settings, push_timeout_seconds=0.3)
+    sub_id = await subscribe(client, world, receiver)
+    await publish(world, ["supermarket"] * 3)
+    receiver.slow_once = 1.0
+    run = await deliver(world, quick, sub_id)
+    assert run.failed and run.delivered == 0
+    [attempt] = await log_of(world, sub_id)
+    assert (attempt.seq, attempt.ok, attempt.status_code) == (1, False, None) and "超时" in attempt.error
+    frozen(timedelta(minutes=1))
+    assert (await deliver(world, quick, sub_id)).delivered == 3
+    assert receiver.accepted == [1, 1, 2, 3]  # one duplicate, never a reordering or a gap
+    keys = [b["id"] for b in receiver.bodies]
+    deduped = list(dict.fromkeys(keys))
+    assert len(deduped) == 3 and [receiver.bodies[keys.index(k)]["seq"] for k in deduped] == [1, 2, 3]
 
 
 async def test_racing_deliverers_never_send_out_of_order_or_twice(
