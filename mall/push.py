@@ -292,7 +292,13 @@ class _Outcome:
 
 
 async def _post(
-    client: httpx.AsyncClient, url: str, secret: str, seq: int, record_id: uuid.UUID, body: bytes
+    client: httpx.AsyncClient,
+    deadline_seconds: float,
+    url: str,
+    secret: str,
+    seq: int,
+    record_id: uuid.UUID,
+    body: bytes,
 ) -> _Outcome:
     headers = {
         "Content-Type": "application/json",
@@ -305,17 +311,27 @@ async def _post(
     code: int | None = None
     error = ""
     try:
-        r = await client.post(url, content=body, headers=headers)
-        code = r.status_code
+        # A whole-request deadline (httpx's timeout is per read), and at most 64 KiB of any answer:
+        # a receiver that drips or floods cannot hold a deliverer.
+        async with (
+            asyncio.timeout(deadline_seconds),
+            client.stream("POST", url, content=body, headers=headers) as r,
+        ):
+            code = r.status_code
+            answer = b""
+            async for part in r.aiter_bytes():
+                answer += part
+                if len(answer) >= 65536:
+                    break
         if not 200 <= code < 300:
             error = f"接收方返回 HTTP {code}"
-            snippet = r.text[:200].strip()
+            snippet = answer[:200].decode("utf-8", "replace").strip()
             if snippet:
                 error += f"：{snippet}"
-    except httpx.TimeoutException:
-        error = "请求超时，未收到接收方答复"
+    except (httpx.TimeoutException, TimeoutError):
+        code, error = None, "请求超时，未收到接收方完整答复"
     except httpx.HTTPError as exc:
-        error = f"无法连接接收方（{type(exc).__name__}：{str(exc)[:200]}）"
+        code, error = None, f"无法连接接收方（{type(exc).__name__}：{str(exc)[:200]}）"
     duration = int((time.perf_counter() - t0) * 1000)
     return _Outcome(code is not None and not error, code, error, duration)
 
@@ -405,7 +421,9 @@ async def _deliver_locked(
                 run.more = True
                 break
             await lock.reacquire()  # the lock lives for one more record's worth of time
-            outcome = await _post(client, url, secret, seq, record_id, body.encode("utf-8"))
+            outcome = await _post(
+                client, settings.push_timeout_seconds, url, secret, seq, record_id, body.encode("utf-8")
+            )
             now = clock.now()
             progress.log.append(
                 PushDelivery(
