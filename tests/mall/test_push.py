@@ -314,10 +314,10 @@ async def test_a_timeout_is_retried_and_the_receiver_dedupes_by_idempotency_key(
     client: Any, world: World, settings: Settings, receiver: Receiver, frozen: Any
 ) -> None:
     # At-least-once: the receiver took seq 1 but answered after our timeout, so it gets seq 1 again.
-    quick = replace(settings, push_timeout_seconds=0.3)
+    quick = replace(settings, push_timeout_seconds=1.0)
     sub_id = await subscribe(client, world, receiver)
     await publish(world, ["supermarket"] * 3)
-    receiver.slow_once = 1.0
+    receiver.slow_once = 4.0
     run = await deliver(world, quick, sub_id)
     assert run.failed and run.delivered == 0
     [attempt] = await log_of(world, sub_id)
