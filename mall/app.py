@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from catalog import agreement_pages, agreement_routes
     from catalog import pages as catalog_pages
     from catalog import routes as catalog_routes
+    from mall import push_pages, push_routes
     from workers import queues
 
     secret = settings.resolved_secret()
@@ -105,9 +106,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *agreement_routes.ROUTES,
             *agreement_pages.ROUTES,
             *bidding_routes.ROUTES,
+            *push_routes.ROUTES,
             *pages.ROUTES,
             *catalog_pages.ROUTES,
             *bidding_pages.ROUTES,
+            *push_pages.ROUTES,
             create_static_files_router(
                 path="/static/swagger", directories=[Path(swagger_ui_path)], opt={"roles": ("public",)}
             ),

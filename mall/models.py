@@ -319,3 +319,44 @@ class AuditEntry(IdMixin, Base):
     target: Mapped[str] = mapped_column(String(200), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
     ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class PushSubscription(IdMixin, Base):
+    """A receiver (a procurement center, the national platform) that gets every new ledger record POSTed
+    to it, in ledger order. `cursor` is the last seq it acknowledged with a 2xx (or skipped by its filter)."""
+
+    __tablename__ = "push_subscriptions"
+    __table_args__ = (Index("ix_push_subscriptions_status_next", "status", "next_attempt_at"),)
+
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    created_by: Mapped[uuid.UUID] = mapped_column()
+    name: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(String(500))
+    # Kept in clear: the deliverer must sign with it. Only shown in full when created or rotated.
+    secret: Mapped[str] = mapped_column(String(100))
+    mode: Mapped[str | None] = mapped_column(String(12))  # None: every record
+    status: Mapped[str] = mapped_column(String(10), default="active")  # active | paused | deleted
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    delivered: Mapped[int] = mapped_column(BigInteger, default=0)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PushDelivery(IdMixin, Base):
+    """One POST attempt of one record to one subscription (the delivery log)."""
+
+    __tablename__ = "push_deliveries"
+    __table_args__ = (Index("ix_push_deliveries_subscription", "subscription_id", "started_at"),)
+
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("push_subscriptions.id"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    record_id: Mapped[uuid.UUID] = mapped_column()
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str] = mapped_column(Text, default="")
+    duration_ms: Mapped[int] = mapped_column(Integer)

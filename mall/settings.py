@@ -49,6 +49,12 @@ class Settings:
     web_workers: int = 1
     # Public holidays (YYYY-MM-DD, comma-separated) skipped when counting working days (工作日).
     holidays: str = ""
+    # Push subscriptions: a failing receiver is retried after base * 2^(n-1) seconds (jittered),
+    # at most max; one job run delivers at most `push_batch` records, then enqueues the next run.
+    push_backoff_base_seconds: float = 5.0
+    push_backoff_max_seconds: float = 600.0
+    push_timeout_seconds: float = 10.0
+    push_batch: int = 500
     # Fault injection for the test suite only: the publisher sleeps this long inside its
     # transaction, after writing the record and before committing it.
     publish_pause_seconds: float = 0.0

@@ -15,6 +15,7 @@ import logging
 import signal
 import time
 
+from mall import push
 from mall.db import Database
 from mall.settings import Settings, load_settings
 from workers import outbox, queues
@@ -49,6 +50,10 @@ class Cron:
                     # the same slow tick ends framework agreements whose term is over
                     queues.enqueue("workers.jobs.expire_agreements", job_id="expire-agreements")
                     last_cancel = time.monotonic()
+                try:
+                    await push.kick(db)  # behind and due for an attempt: a lost job or a retry
+                except Exception:
+                    log.exception("push subscription check failed")
                 try:
                     if await _procedures_due(db):
                         queues.enqueue("workers.jobs.close_due_procedures", job_id="close-due")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from mall import disclosure, orders
+import logging
+
+from mall import disclosure, orders, push
 from mall.db import Database
 from mall.settings import Settings
 from workers import queues, runtime
+
+log = logging.getLogger("mall.jobs")
 
 
 def publish(outbox_id: str) -> int:
@@ -19,7 +23,14 @@ def publish(outbox_id: str) -> int:
             n = await disclosure.publish_pending(db, pause=s.publish_pause_seconds)
             total += n
             if n == 0:
-                return total
+                break
+        if total:
+            # Receivers are told by their own jobs: publishing never waits for them.
+            try:
+                await push.kick(db)
+            except Exception:
+                log.exception("push subscriptions not kicked; the cron will")
+        return total
 
     return runtime.run(go)
 
@@ -113,5 +124,17 @@ def expire_agreements() -> int:
         from catalog import agreements
 
         return len(await agreements.expire_due(db))
+
+    return runtime.run(go)
+
+
+def deliver_push(subscription_id: str) -> int:
+    """POST the records a push subscription has not acknowledged yet, in ledger order (see mall.push)."""
+    import uuid
+
+    queues.push_started(subscription_id)
+
+    async def go(db: Database, s: Settings) -> int:
+        return (await push.deliver(db, s, uuid.UUID(subscription_id))).delivered
 
     return runtime.run(go)

@@ -226,3 +226,38 @@ def schedule_award_lapse(procedure_id: uuid.UUID, at: Any) -> bool:
     except Exception as exc:
         log.warning("award lapse of %s not scheduled (%s); the cron will pass it on", procedure_id, exc)
         return False
+
+
+def push_soon(subscription_id: uuid.UUID) -> bool:
+    """After new records (or a resume): a delivery job for this subscription runs after this moment.
+    At most one waiting job per subscription, however many records are published meanwhile."""
+    sid = str(subscription_id)
+    return _soon(
+        f"push-{sid}",
+        sid,
+        lambda: enqueue("workers.jobs.deliver_push", sid, job_id=f"push-{sid}-{uuid.uuid4().hex[:8]}"),
+    )
+
+
+def push_started(subscription_id: str) -> None:
+    _started(f"push-{subscription_id}")
+
+
+def schedule_push(subscription_id: uuid.UUID, at: Any) -> bool:
+    """The next attempt after a failure, at the end of its backoff (RQ's scheduler). One scheduled job
+    per subscription: a later failure moves it. The cron catches a lost schedule."""
+    if _settings is None:
+        return False
+    try:
+        queue().enqueue_at(
+            at,
+            "workers.jobs.deliver_push",
+            str(subscription_id),
+            job_id=f"push-retry-{subscription_id}",
+            result_ttl=60,
+            failure_ttl=24 * 3600,
+        )
+        return True
+    except Exception as exc:
+        log.warning("push retry of %s not scheduled (%s); the cron will retry", subscription_id, exc)
+        return False

@@ -15,7 +15,7 @@ from bidding import routes as bidding_routes
 from catalog import agreement_pages, agreement_routes
 from catalog import pages as catalog_pages
 from catalog import routes as catalog_routes
-from mall import api, auth, clock, disclosure, orders, pages
+from mall import api, auth, clock, disclosure, orders, pages, push, push_pages, push_routes
 from mall.models import ApiToken, BudgetLine, Order
 from tests.factories import PASSWORD, World
 
@@ -142,6 +142,8 @@ async def test_every_route_handler_declares_roles(app: Any) -> None:
             *catalog_pages.ROUTES,
             *agreement_routes.ROUTES,
             *agreement_pages.ROUTES,
+            *push_routes.ROUTES,
+            *push_pages.ROUTES,
         ]
     }
     mounted = {h.fn for p, h in _handlers(app) if _classify(p, h) == "project"}
@@ -218,6 +220,9 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
         open_tender_threshold=world.settings.open_tender_threshold,
         region_code="410100",
     )
+    subscription, _ = await push.create(
+        world.db, world.who["center"], name="接收", url="http://127.0.0.1:9/hook"
+    )
     from catalog import agreements as ag
     from catalog import designated as dd
 
@@ -242,6 +247,7 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
         [dd.PriceItemDraft("印刷", "页", "0.20")],
     )
     values = {
+        "subscription_id": str(subscription.id),
         "agreement_id": str(agreement.id),
         "designation_id": str(designation.id),
         "procedure_id": str(procedure.id),
@@ -273,7 +279,13 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
     # Every /api handler of the project modules is in the matrix.
     api_handlers = [
         h
-        for h in [*api.ROUTES, *catalog_routes.ROUTES, *bidding_routes.ROUTES, *agreement_routes.ROUTES]
+        for h in [
+            *api.ROUTES,
+            *catalog_routes.ROUTES,
+            *bidding_routes.ROUTES,
+            *agreement_routes.ROUTES,
+            *push_routes.ROUTES,
+        ]
         if any(p.startswith("/api/") for p in h.paths)
     ]
     assert len(endpoints) == sum(len(h.http_methods) for h in api_handlers)
