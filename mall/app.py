@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from bidding import routes as bidding_routes
     from catalog import pages as catalog_pages
     from catalog import routes as catalog_routes
+    from mall import export_routes
     from workers import queues
 
     secret = settings.resolved_secret()
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *api.ROUTES,
             *catalog_routes.ROUTES,
             *bidding_routes.ROUTES,
+            *export_routes.ROUTES,
             *pages.ROUTES,
             *catalog_pages.ROUTES,
             *bidding_pages.ROUTES,

@@ -46,6 +46,11 @@ class Settings:
     stale_job_seconds: int = 60  # a job started longer ago than this may have died with its worker
     cancel_interval_seconds: float = 60.0
     web_workers: int = 1
+    # OCDS: every ocid is this prefix + the order (or procedure) number. Register a prefix with the
+    # Open Contracting Partnership before publishing OCDS data outside the platform.
+    ocds_prefix: str = "ocds-mall01-"
+    # An XLSX export of more records than this runs as a job (progress page, download link).
+    export_xlsx_direct_max: int = 5000
     # Fault injection for the test suite only: the publisher sleeps this long inside its
     # transaction, after writing the record and before committing it.
     publish_pause_seconds: float = 0.0

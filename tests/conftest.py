@@ -165,6 +165,7 @@ def settings(workdir: Path, database_url: str, redis_server: RedisServer | None)
 
 
 TABLES_TO_CLEAR = [
+    "export_jobs",
     "offers",
     "procedure_participants",
     "procedure_invites",

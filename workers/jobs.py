@@ -104,3 +104,15 @@ def lapse_award(procedure_id: str) -> str:
         return (await service.decline_award(db, None, uuid.UUID(procedure_id), lapsed=True)).status
 
     return runtime.run(go)
+
+
+def run_export(export_id: str) -> str:
+    """Write a ledger export file for its requester (idempotent: a finished export is skipped)."""
+    import uuid
+
+    async def go(db: Database, s: Settings) -> str:
+        from mall import exports
+
+        return await exports.run_job(db, s, uuid.UUID(export_id))
+
+    return runtime.run(go)
