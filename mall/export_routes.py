@@ -233,6 +233,7 @@ async def exports_page(request: Request[Any, Any, Any], db: DB, settings: Config
         labels=exports.STATUS_LABELS,
         format_labels=exports.FORMAT_LABELS,
         percent=percent,
+        describe=exports.describe_filters,
         direct_max=settings.export_xlsx_direct_max,
     )
 
@@ -243,7 +244,7 @@ def _refused(request: Request[Any, Any, Any], exc: DomainError, form: dict[str, 
     return Redirect("/exports", status_code=303)
 
 
-@post("/exports/download/{fmt:str}", opt=EXPORTERS, include_in_schema=False)
+@post("/exports/download/{fmt:str}", opt=EXPORTERS, status_code=200, include_in_schema=False)
 async def page_download(
     request: Request[Any, Any, Any], fmt: FromPath[str], db: DB, settings: Config
 ) -> Stream | Redirect:
@@ -276,6 +277,7 @@ async def job_page(request: Request[Any, Any, Any], export_id: FromPath[uuid.UUI
         "export_job.html",
         job=job,
         percent=percent(job),
+        describe=exports.describe_filters,
         labels=exports.STATUS_LABELS,
         format_labels=exports.FORMAT_LABELS,
         modes=disclosure.MODE_LABELS,

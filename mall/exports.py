@@ -83,6 +83,25 @@ HEADERS = [
 AMOUNT_COLUMNS = {HEADERS.index(h) for h in ("总金额（元）", "单价（元）", "金额（元）", "数量")}
 
 
+FILTER_LABELS = {
+    "mode": "采购方式",
+    "kind": "记录类型",
+    "buyer_credit_code": "采购人",
+    "supplier_credit_code": "供应商",
+    "from": "成交日期从",
+    "to": "成交日期至",
+    "category": "品目",
+    "after": "公开序号大于",
+}
+
+
+def describe_filters(filters: dict[str, str]) -> str:
+    """The filters of an export in words, for its pages."""
+    labels = {"mode": MODE_LABELS, "kind": KIND_LABELS}
+    parts = [f"{FILTER_LABELS.get(k, k)}：{labels.get(k, {}).get(v, v)}" for k, v in filters.items() if v]
+    return "，".join(parts) or "全部记录"
+
+
 @dataclass(frozen=True)
 class ExportQuery:
     feed: FeedQuery

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from bidding import routes as bidding_routes
 from catalog import pages as catalog_pages
 from catalog import routes as catalog_routes
-from mall import api, auth, clock, disclosure, orders, pages
+from mall import api, auth, clock, disclosure, export_routes, orders, pages
 from mall.models import ApiToken, BudgetLine, Order
 from tests.factories import PASSWORD, World
 
@@ -132,7 +132,16 @@ async def test_every_route_handler_declares_roles(app: Any) -> None:
     static = [h for p, h in _handlers(app) if p in STATIC_PATHS]
     assert static and all(h.opt.get("roles") == ("public",) for h in static)
     # Every handler the project modules export is mounted (so nothing escapes this check by not being listed).
-    declared = {h.fn for h in [*api.ROUTES, *catalog_routes.ROUTES, *pages.ROUTES, *catalog_pages.ROUTES]}
+    declared = {
+        h.fn
+        for h in [
+            *api.ROUTES,
+            *catalog_routes.ROUTES,
+            *pages.ROUTES,
+            *catalog_pages.ROUTES,
+            *export_routes.ROUTES,
+        ]
+    }
     mounted = {h.fn for p, h in _handlers(app) if _classify(p, h) == "project"}
     assert declared <= mounted, declared - mounted
 
@@ -207,7 +216,11 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
         open_tender_threshold=world.settings.open_tender_threshold,
         region_code="410100",
     )
+    from mall import exports
+
+    export = await exports.start_job(world.db, world.who["center"], "csv", exports.parse_export_query({}))
     values = {
+        "export_id": str(export.id),
         "procedure_id": str(procedure.id),
         "import_id": str(batch.id),
         "fmt": "csv",
@@ -237,7 +250,7 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
     # Every /api handler of the project modules is in the matrix.
     api_handlers = [
         h
-        for h in [*api.ROUTES, *catalog_routes.ROUTES, *bidding_routes.ROUTES]
+        for h in [*api.ROUTES, *catalog_routes.ROUTES, *bidding_routes.ROUTES, *export_routes.ROUTES]
         if any(p.startswith("/api/") for p in h.paths)
     ]
     assert len(endpoints) == sum(len(h.http_methods) for h in api_handlers)

@@ -458,3 +458,36 @@ async def test_atom_feed_lists_the_newest_records(
     )
     page = await client.get("/disclosures")
     assert 'type="application/atom+xml"' in page.text and "/disclosures/feed.atom" in page.text
+
+
+# ---------------------------------------------------------------- pages
+
+
+async def test_export_pages_for_a_center(client: Any, world: World, ledger: dict[str, Any]) -> None:
+    from tests.mall.test_pages import HTML, assert_page, login_ok, post_form
+
+    await login_ok(client, "buyer_a")
+    r = await client.get("/exports", headers=HTML)
+    assert r.status_code == 403
+    await login_ok(client, "center")
+    text = assert_page(await client.get("/exports", headers=HTML))
+    assert "数据导出" in text and "还没有导出任务" in text
+    # a refused filter comes back as a message, with what was typed
+    r = await post_form(client, "/exports/download/csv", {"category": "Z9", "mode": "inquiry"})
+    assert r.status_code == 303 and r.headers["location"] == "/exports"
+    text = assert_page(await client.get("/exports", headers=HTML))
+    assert "参数 category 应为品目编码或其前缀" in text and 'value="Z9"' in text
+    r = await post_form(client, "/exports/download/csv", {"category": "A05"})
+    assert r.status_code == 200 and r.headers["content-disposition"].startswith("attachment;")
+    assert [row["品目编码"] for row in read_csv(r.content)] == ["A05010201", "A05010201"]
+    r = await post_form(client, "/exports/download/ocds", {"mode": "inquiry"})
+    assert r.status_code == 200 and len(r.json()["releases"]) == 1
+    r = await post_form(client, "/exports/jobs", {"mode": "supermarket", "kind": ""})
+    assert r.status_code == 303
+    job_url = r.headers["location"]
+    text = assert_page(await client.get(job_url, headers=HTML))
+    assert "采购方式：网上超市" in text and "排队中" in text
+    status = (await client.get(f"{job_url}/status")).json()
+    assert status["status"] == "queued" and status["rows_total"] == 5
+    text = assert_page(await client.get("/exports", headers=HTML))
+    assert job_url in text
