@@ -8,7 +8,6 @@ into `data_dir/exports/` and reports its progress.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -26,7 +25,7 @@ from urllib.parse import quote
 import msgspec
 from sqlalchemy import func, select, update
 
-from mall import clock, ocds
+from mall import clock, ocds, xlsx
 from mall.auth import Principal
 from mall.db import Database
 from mall.disclosure import KIND_LABELS, MODE_LABELS, FeedQuery, _filtered, parse_feed_query
@@ -80,7 +79,8 @@ HEADERS = [
     "失败原因",
     "哈希",
 ]
-AMOUNT_COLUMNS = {HEADERS.index(h) for h in ("总金额（元）", "单价（元）", "金额（元）", "数量")}
+MONEY_COLUMNS = frozenset(HEADERS.index(h) for h in ("总金额（元）", "单价（元）", "金额（元）"))
+NUMBER_COLUMNS = MONEY_COLUMNS | {HEADERS.index("数量")}
 
 
 FILTER_LABELS = {
@@ -334,25 +334,26 @@ async def write_xlsx(
     upto: int | None = None,
     tally: Tally | None = None,
 ) -> None:
-    """openpyxl in write-only mode: rows go to temporary files as they come, never held in memory."""
-    from openpyxl import Workbook
-
+    """Rows stream into the sheet as they are read (mall.xlsx); amounts and quantities are numbers
+    written from their exact decimal text, amounts shown with two places."""
     names = _category_names()
-    wb = Workbook(write_only=True)
-    sheet_no, in_sheet = 1, 0
-    ws = wb.create_sheet("成交记录")
-    ws.append(HEADERS)
-    async for record in iter_records(db, q, upto=upto, tally=tally):
-        for row in record_rows(record, q.category, names):
-            if in_sheet >= SHEET_ROWS:
-                sheet_no, in_sheet = sheet_no + 1, 0
-                ws = wb.create_sheet(f"成交记录{sheet_no}")
-                ws.append(HEADERS)
-            ws.append([Decimal(v) if i in AMOUNT_COLUMNS and v != "" else v for i, v in enumerate(row)])
-            in_sheet += 1
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".part")
-    await asyncio.to_thread(wb.save, tmp)
+    wb = xlsx.Workbook(tmp, amount_columns=MONEY_COLUMNS)
+    try:
+        sheet_no, in_sheet = 1, 0
+        wb.add_sheet("成交记录")
+        wb.append(HEADERS)
+        async for record in iter_records(db, q, upto=upto, tally=tally):
+            for row in record_rows(record, q.category, names):
+                if in_sheet >= SHEET_ROWS:
+                    sheet_no, in_sheet = sheet_no + 1, 0
+                    wb.add_sheet(f"成交记录{sheet_no}")
+                    wb.append(HEADERS)
+                wb.append([Decimal(v) if i in NUMBER_COLUMNS and v != "" else v for i, v in enumerate(row)])
+                in_sheet += 1
+    finally:
+        wb.close()
     tmp.replace(path)
 
 

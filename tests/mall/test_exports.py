@@ -491,3 +491,28 @@ async def test_export_pages_for_a_center(client: Any, world: World, ledger: dict
     assert status["status"] == "queued" and status["rows_total"] == 5
     text = assert_page(await client.get("/exports", headers=HTML))
     assert job_url in text
+
+
+def test_xlsx_writer_escapes_text_and_rolls_over_to_new_sheets(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    from mall import xlsx
+
+    path = tmp_path / "t.xlsx"
+    wb = xlsx.Workbook(path, amount_columns={2})
+    wb.add_sheet("成交记录")
+    wb.append(["名称", "数量", "金额"])
+    wb.append(['<甲&乙> "引号"', Decimal("2.5"), Decimal("10.00")])
+    wb.append([" 前后空格 ", 7, None])
+    wb.append(["控制\x01字符", "", Decimal("-1.20")])
+    wb.add_sheet("成交记录2")
+    wb.append(["名称"])
+    wb.close()
+    book = load_workbook(path)
+    assert book.sheetnames == ["成交记录", "成交记录2"]
+    rows = [[c.value for c in row] for row in book["成交记录"].iter_rows()]
+    assert rows[1] == ['<甲&乙> "引号"', 2.5, 10]
+    assert rows[2][:2] == [" 前后空格 ", 7]
+    assert rows[3][0] == "控制字符" and rows[3][2] == -1.2
+    assert book["成交记录"]["C2"].number_format == "0.00"
+    assert book["成交记录2"]["A1"].value == "名称"
