@@ -162,9 +162,11 @@ async def ledger_head(db: Database) -> int:
         return await s.scalar(select(LedgerHead.last_seq).where(LedgerHead.id == 1)) or 0
 
 
-async def count_records(db: Database, q: ExportQuery) -> int:
+async def count_records(db: Database, q: ExportQuery, *, upto: int | None = None) -> int:
     """How many records the export will read (with a 品目 filter: an upper bound)."""
     stmt = _statement(q).where(DisclosureRecord.seq > q.feed.after)
+    if upto is not None:
+        stmt = stmt.where(DisclosureRecord.seq <= upto)
     async with db.read() as s:
         return await s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
 
@@ -386,7 +388,6 @@ async def start_job(db: Database, who: Principal, fmt: str, q: ExportQuery) -> E
         raise InvalidInput(
             f"导出格式应为 {' | '.join(FORMATS)} 之一", code="invalid_parameter", parameter="format"
         )
-    total = await count_records(db, q)
     async with db.write() as tx:
         job = ExportJob(
             id=uuid.uuid4(),
@@ -395,7 +396,7 @@ async def start_job(db: Database, who: Principal, fmt: str, q: ExportQuery) -> E
             format=fmt,
             filters=q.params(),
             status="queued",
-            rows_total=total,
+            rows_total=0,  # counted by the job: a filtered count can take seconds on a big ledger
             created_at=clock.now(),
         )
         tx.session.add(job)
@@ -481,6 +482,7 @@ async def run_job(db: Database, settings: Settings, job_id: uuid.UUID) -> str:
     try:
         q = parse_export_query(filters)
         upto = await ledger_head(db)
+        await _set(db, job_id, rows_total=await count_records(db, q, upto=upto), heartbeat_at=clock.now())
 
         async def progress(n: int) -> None:
             await _set(db, job_id, rows_done=n, heartbeat_at=clock.now())
