@@ -516,3 +516,38 @@ def test_xlsx_writer_escapes_text_and_rolls_over_to_new_sheets(tmp_path: Path) -
     assert rows[3][0] == "控制字符" and rows[3][2] == -1.2
     assert book["成交记录"]["C2"].number_format == "0.00"
     assert book["成交记录2"]["A1"].value == "名称"
+
+
+async def test_mall_export_command_with_filters(
+    world: World, ledger: dict[str, Any], settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openpyxl import load_workbook
+
+    from mall import cli
+
+    monkeypatch.setenv("DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("MALL_DATA_DIR", str(settings.data_dir))
+    monkeypatch.delenv("MALL_SETTINGS_FILE", raising=False)
+
+    def run(*args: str) -> Any:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["export", *args])
+        return exit_info.value.code
+
+    # the command runs its own event loop: call it from a thread
+    out = tmp_path / "a.csv"
+    assert await asyncio.to_thread(run, "--format", "csv", "--category", "A05", "-o", str(out)) == 0
+    assert [r["品目编码"] for r in read_csv(out.read_bytes())] == ["A05010201", "A05010201"]
+    out = tmp_path / "a.ocds.json"
+    assert await asyncio.to_thread(run, "--format", "ocds", "--kind", "failure", "--out", str(out)) == 0
+    assert [x["tender"]["status"] for x in json.loads(out.read_bytes())["releases"]] == ["unsuccessful"]
+    out = tmp_path / "a.xlsx"
+    assert await asyncio.to_thread(run, "--format", "xlsx", "--mode", "inquiry", "-o", str(out)) == 0
+    book = load_workbook(out, read_only=True)
+    rows = list(book["成交记录"].iter_rows(values_only=True))
+    book.close()
+    assert len(rows) == 2 and rows[1][exports.HEADERS.index("采购方式")] == "在线询价"
+    out = tmp_path / "a.jsonl"
+    assert await asyncio.to_thread(run, "--format", "jsonl", "--after", "6", "-o", str(out)) == 0
+    assert [json.loads(x)["seq"] for x in out.read_text().splitlines()] == [7]
+    assert await asyncio.to_thread(run, "--format", "csv", "--category", "?") == 2
