@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from catalog import pages as catalog_pages
     from catalog import routes as catalog_routes
     from mall import push_pages, push_routes
+    from mall import export_routes
     from workers import queues
 
     secret = settings.resolved_secret()
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *agreement_pages.ROUTES,
             *bidding_routes.ROUTES,
             *push_routes.ROUTES,
+            *export_routes.ROUTES,
             *pages.ROUTES,
             *catalog_pages.ROUTES,
             *bidding_pages.ROUTES,

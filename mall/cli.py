@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from mall.settings import Settings, load_settings
@@ -185,95 +185,57 @@ def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
-EXPORT_HEADERS = [
-    "序号",
-    "记录编号",
-    "类型",
-    "更正/取消的记录",
-    "采购方式",
-    "订单编号",
-    "区划",
-    "成交日期",
-    "公开时间",
-    "采购人",
-    "采购人统一社会信用代码",
-    "供应商",
-    "供应商统一社会信用代码",
-    "供应商地址",
-    "成交总额（元）",
-    "行号",
-    "品目编码",
-    "标的名称",
-    "品牌",
-    "规格型号",
-    "数量",
-    "单位",
-    "单价（元）",
-    "金额（元）",
-    "哈希",
-]
-
-
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
-    """Stream the ledger in constant memory: CSV (one row per line item) or JSON Lines (one record per line)."""
-    from mall.disclosure import KIND_LABELS, MODE_LABELS, iter_bodies
+    """Stream the ledger in constant memory, with the feed's filters plus a 品目 prefix."""
+    from mall import disclosure, exports
+    from mall.errors import DomainError
 
-    # Closed in go()'s finally; stdout is left open.
-    out = (
-        open(args.output, "w", encoding="utf-8-sig" if args.format == "csv" else "utf-8", newline="")  # noqa: SIM115
-        if args.output != "-"
-        else sys.stdout
-    )
+    params = {
+        "mode": args.mode,
+        "kind": args.kind,
+        "buyer_credit_code": args.buyer,
+        "supplier_credit_code": args.supplier,
+        "from": args.date_from,
+        "to": args.date_to,
+        "category": args.category,
+        "after": args.after,
+    }
+    try:
+        q = exports.parse_export_query({k: v for k, v in params.items() if v})
+    except DomainError as exc:
+        print(exc.detail, file=sys.stderr)
+        return 2
+    if args.format == "xlsx" and args.output == "-":
+        print("Excel 文件不能写到标准输出，请用 --output 指定文件", file=sys.stderr)
+        return 2
+
+    # Closed in go()'s finally; stdout is left open. XLSX writes its own file (via a temporary one).
+    out: Any = None
+    if args.format != "xlsx":
+        out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
 
     async def go() -> int:
         db = _db(settings)
-        n = 0
+        tally = exports.Tally()
         try:
-            writer = csv.writer(out) if args.format == "csv" else None
-            if writer:
-                writer.writerow(EXPORT_HEADERS)
-            async for _seq, body, _h, _p in iter_bodies(db):
-                n += 1
-                if writer is None:
-                    out.write(body + "\n")
-                    continue
-                r = json.loads(body)
-                sup = r.get("supplier") or {}
-                for i, line in enumerate(r["lines"] or [{}], start=1):
-                    writer.writerow(
-                        [
-                            r["seq"],
-                            r["id"],
-                            KIND_LABELS.get(r["kind"], r["kind"]),
-                            r.get("amends") or "",
-                            MODE_LABELS.get(r["mode"], r["mode"]),
-                            r["order_no"],
-                            r["region_code"],
-                            r["deal_date"],
-                            r["published_at"],
-                            r["buyer"]["name"],
-                            r["buyer"]["credit_code"],
-                            sup.get("name", ""),
-                            sup.get("credit_code", ""),
-                            sup.get("address", ""),
-                            r.get("total_amount") or "",
-                            i,
-                            line.get("category_code", ""),
-                            line.get("item_name", ""),
-                            line.get("brand", ""),
-                            line.get("spec_model", ""),
-                            line.get("quantity", ""),
-                            line.get("unit", ""),
-                            line.get("unit_price") or "",
-                            line.get("amount") or "",
-                            r["hash"],
-                        ]
-                    )
+            if args.format == "xlsx":
+                await exports.write_xlsx(db, q, Path(args.output), tally=tally)
+            elif args.format == "jsonl":
+                async for record in exports.iter_records(db, q, tally=tally):
+                    out.write((disclosure.canonical(record) + "\n").encode("utf-8"))
+            else:
+                chunks = (
+                    exports.csv_chunks(db, q, tally=tally)
+                    if args.format == "csv"
+                    else exports.ocds_chunks(db, settings, q, tally=tally)
+                )
+                async for chunk in chunks:
+                    out.write(chunk)
         finally:
             await db.dispose()
-            if out is not sys.stdout:
+            if out is not None and out is not sys.stdout.buffer:
                 out.close()
-        print(f"已导出 {n} 条公开记录", file=sys.stderr)
+        print(f"已导出 {tally.records} 条公开记录", file=sys.stderr)
         return 0
 
     return asyncio.run(go())
@@ -309,8 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     lsub = ledger.add_subparsers(dest="ledger_command", required=True)
     lsub.add_parser("verify", help="重新计算哈希链并校验").set_defaults(fn=cmd_ledger_verify)
     export = sub.add_parser("export", help="导出公开记录")
-    export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
-    export.add_argument("--output", "-o", default="-")
+    export.add_argument("--format", choices=["csv", "xlsx", "ocds", "jsonl"], default="csv")
+    export.add_argument("--output", "--out", "-o", default="-", help="文件路径；- 为标准输出（xlsx 除外）")
+    export.add_argument("--mode", help="采购方式：supermarket | agreement | designated | inquiry | auction")
+    export.add_argument("--kind", help="记录类型：deal | correction | cancellation | failure")
+    export.add_argument("--buyer", help="采购人统一社会信用代码")
+    export.add_argument("--supplier", help="供应商统一社会信用代码")
+    export.add_argument("--from", dest="date_from", help="成交日期起 YYYY-MM-DD")
+    export.add_argument("--to", dest="date_to", help="成交日期止 YYYY-MM-DD")
+    export.add_argument("--category", help="品目编码前缀，如 A0201")
+    export.add_argument("--after", help="只导出公开序号大于此数的记录")
     export.set_defaults(fn=cmd_export)
     return p
 

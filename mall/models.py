@@ -360,3 +360,23 @@ class PushDelivery(IdMixin, Base):
     ok: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str] = mapped_column(Text, default="")
     duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+class ExportJob(IdMixin, Base):
+    """A ledger export run by a job (large XLSX files): its filters, progress and the file it wrote."""
+
+    __tablename__ = "export_jobs"
+    __table_args__ = (Index("ix_export_jobs_org_created", "org_id", "created_at"),)
+
+    requested_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organizations.id"))
+    format: Mapped[str] = mapped_column(String(8))  # csv | xlsx | ocds
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the query parameters, as given
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued | running | done | failed
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)  # ledger records written
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)  # ledger records matching (estimate)
+    file_path: Mapped[str] = mapped_column(String(300), default="")  # relative to the data directory
+    error: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -55,6 +55,11 @@ class Settings:
     push_backoff_max_seconds: float = 600.0
     push_timeout_seconds: float = 10.0
     push_batch: int = 500
+    # OCDS: every ocid is this prefix + the order (or procedure) number. Register a prefix with the
+    # Open Contracting Partnership before publishing OCDS data outside the platform.
+    ocds_prefix: str = "ocds-mall01-"
+    # An XLSX export of more records than this runs as a job (progress page, download link).
+    export_xlsx_direct_max: int = 5000
     # Fault injection for the test suite only: the publisher sleeps this long inside its
     # transaction, after writing the record and before committing it.
     publish_pause_seconds: float = 0.0

@@ -138,3 +138,15 @@ def deliver_push(subscription_id: str) -> int:
         return (await push.deliver(db, s, uuid.UUID(subscription_id))).delivered
 
     return runtime.run(go)
+
+
+def run_export(export_id: str) -> str:
+    """Write a ledger export file for its requester (idempotent: a finished export is skipped)."""
+    import uuid
+
+    async def go(db: Database, s: Settings) -> str:
+        from mall import exports
+
+        return await exports.run_job(db, s, uuid.UUID(export_id))
+
+    return runtime.run(go)

@@ -15,7 +15,7 @@ from bidding import routes as bidding_routes
 from catalog import agreement_pages, agreement_routes
 from catalog import pages as catalog_pages
 from catalog import routes as catalog_routes
-from mall import api, auth, clock, disclosure, orders, pages, push, push_pages, push_routes
+from mall import api, auth, clock, disclosure, export_routes, orders, pages, push, push_pages, push_routes
 from mall.models import ApiToken, BudgetLine, Order
 from tests.factories import PASSWORD, World
 
@@ -144,6 +144,7 @@ async def test_every_route_handler_declares_roles(app: Any) -> None:
             *agreement_pages.ROUTES,
             *push_routes.ROUTES,
             *push_pages.ROUTES,
+            *export_routes.ROUTES,
         ]
     }
     mounted = {h.fn for p, h in _handlers(app) if _classify(p, h) == "project"}
@@ -220,6 +221,9 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
         open_tender_threshold=world.settings.open_tender_threshold,
         region_code="410100",
     )
+    from mall import exports
+
+    export = await exports.start_job(world.db, world.who["center"], "csv", exports.parse_export_query({}))
     subscription, _ = await push.create(
         world.db, world.who["center"], name="接收", url="http://127.0.0.1:9/hook"
     )
@@ -247,6 +251,7 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
         [dd.PriceItemDraft("印刷", "页", "0.20")],
     )
     values = {
+        "export_id": str(export.id),
         "subscription_id": str(subscription.id),
         "agreement_id": str(agreement.id),
         "designation_id": str(designation.id),
@@ -285,6 +290,7 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
             *bidding_routes.ROUTES,
             *agreement_routes.ROUTES,
             *push_routes.ROUTES,
+            *export_routes.ROUTES,
         ]
         if any(p.startswith("/api/") for p in h.paths)
     ]
