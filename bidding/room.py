@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bidding.models import Offer, Participant, Procedure
-from mall.clock import rfc3339
+from mall.clock import SHANGHAI, rfc3339
 from mall.money import money_str
 
 LOCK_TTL_MS = 3000
@@ -113,6 +113,7 @@ async def snapshot(session: Any, p: Procedure, viewer_org_id: uuid.UUID | None) 
             {
                 "amount": None if o.amount is None else money_str(o.amount),
                 "at": rfc3339(o.at),
+                "at_local": o.at.astimezone(SHANGHAI).strftime("%H:%M:%S"),  # shown as China time
                 "status": o.status,
                 "reason": o.reason,
             }

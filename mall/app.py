@@ -37,8 +37,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from catalog import agreement_pages, agreement_routes
     from catalog import pages as catalog_pages
     from catalog import routes as catalog_routes
-    from mall import push_pages, push_routes
-    from mall import export_routes
+    from mall import export_routes, push_pages, push_routes
     from workers import queues
 
     secret = settings.resolved_secret()

@@ -73,7 +73,8 @@
         .then(function (res) {
           var ok = res[0], b = res[1];
           var li = document.createElement("li");
-          var t = new Date().toTimeString().slice(0, 8);
+          // the platform's time is China time, whatever the browser's zone
+          var t = new Date().toLocaleTimeString("zh-CN", {timeZone: "Asia/Shanghai", hour12: false});
           if (ok) {
             $("bid-message").textContent = "出价成功：" + yuan(b.amount);
             $("bid-message").className = "small ok";
