@@ -253,6 +253,7 @@ def main() -> None:
     p = base_args("Ledger exports: time and peak memory of CSV, XLSX and OCDS at a million records")
     p.add_argument("--records", type=int, help="ledger records (default 1,000,000; --quick 20,000)")
     p.add_argument("--formats", default="csv,xlsx,ocds")
+    p.add_argument("--no-push", action="store_true", help="skip the push throughput part (bench/push.py)")
     args = p.parse_args()
     n = args.records or (20_000 if args.quick else 1_000_000)
     results: list[dict[str, Any]] = []
@@ -282,6 +283,7 @@ def main() -> None:
         verify = (
             st.ledger_verify() if n <= 100_000 else {"ok": None, "message": "skipped above 100,000 records"}
         )
+    push = None if args.no_push else run_push(args.db, args.quick)
     emit(
         {
             "benchmark": "export",
@@ -290,8 +292,31 @@ def main() -> None:
             "seed_seconds": round(seed_s, 1),
             "ledger_verify": verify,
             "exports": results,
+            "push": push,
         }
     )
+
+
+def run_push(db: str, quick: bool) -> dict[str, Any] | None:
+    """Push throughput to a local receiver: bench/push.py in a process (and a throw-away mall) of its own;
+    its JSON summary becomes the `push` part of this one."""
+    import subprocess
+
+    cmd = [
+        sys.executable,
+        str(Path(__file__).with_name("push.py")),
+        "--db",
+        db,
+        *(["--quick"] if quick else []),
+    ]
+    with stage("push throughput (bench/push.py)"):
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        log(f"push benchmark failed ({done.returncode}): {done.stderr[-500:]}")
+        return None
+    summary: dict[str, Any] = json.loads(lines[-1])
+    return summary
 
 
 if __name__ == "__main__":
