@@ -331,7 +331,7 @@ async def reject(
 @websocket("/procedures/{procedure_id:uuid}/room", opt=allow("user"), include_in_schema=False)
 async def room_socket(socket: WebSocket[Any, Any, Any], procedure_id: FromPath[uuid.UUID]) -> None:
     """On connect: a snapshot (with the caller's own label, rank and bids); then every event of the
-    room. The client re-syncs (reconnects) when it sees a gap in versions."""
+    room (each one the room's whole public state: the client keeps the newest version)."""
     who: Principal | None = socket.scope.get("user")
     app = socket.app
     db = app.state.db

@@ -10,7 +10,9 @@ room fast; the database decides.
 After a bid commits, an event goes to the channel `room:<id>` (Redis pub/sub, so every web process's
 WebSocket clients get it): the version (the procedure's sequence number), the lowest price, the end
 time, the number of bidders and each anonymous label's rank — never a name, never another bid.
-A client that sees a gap in versions asks for a fresh snapshot.
+Each event is read after its commit and carries the room's whole public state, so a version
+superseded before its event went out is never sent: a client applies any newer version as it is,
+and gets a fresh snapshot when it reconnects.
 """
 
 from __future__ import annotations

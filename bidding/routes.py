@@ -262,7 +262,7 @@ async def room_bid(app: Any, db: Any, settings: Any, who: Any, procedure_id: uui
     async with room.local_lock(procedure_id):  # one contender per process for the Redis lock
         result = await _room_bid_locked(app, db, who, procedure_id, amount, prefix)
     # Outside the lock: the next bidder goes on while this event goes out. Events carry the room's
-    # version; a client keeps the newest and re-syncs on a gap, so their order does not matter.
+    # version and the whole public state; a client keeps the newest, so their order does not matter.
     await publish_room(app, db, procedure_id)
     return result
 

@@ -40,10 +40,10 @@
     socket.onmessage = function (msg) {
       var ev = JSON.parse(msg.data);
       if (ev.type === "snapshot") { apply(ev); return; }
-      if (ev.version <= version) return;             // already seen
-      if (ev.version !== version + 1) {               // a gap: ask for a fresh snapshot
-        socket.close(); return;
-      }
+      if (ev.version <= version) return;             // already seen, or older than what we show
+      // Every event carries the room's whole public state (lowest, end, ranks), read after its
+      // commit; a version superseded before its event went out is simply never sent, so a newer
+      // version is applied as it is. A reconnect brings a fresh snapshot.
       apply(ev);
     };
     socket.onclose = function () {
