@@ -59,7 +59,7 @@ HEADERS = [
     "订单编号",
     "区划",
     "成交日期",
-    "发布时间",
+    "发布时间（北京时间）",
     "采购人",
     "采购人统一社会信用代码",
     "供应商",
@@ -93,6 +93,16 @@ FILTER_LABELS = {
     "category": "品目",
     "after": "公开序号大于",
 }
+
+
+def _beijing(rfc3339: str) -> str:
+    """The publication instant (UTC in the record) as China time, the way people read it."""
+    from datetime import datetime
+
+    from mall.clock import SHANGHAI
+
+    at = datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+    return at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def describe_filters(filters: dict[str, str]) -> str:
@@ -228,7 +238,7 @@ def record_rows(record: dict[str, Any], category: str | None, names: dict[str, s
         record["order_no"],
         record.get("region_code") or "",
         record["deal_date"],
-        record["published_at"],
+        _beijing(record["published_at"]),
         record["buyer"]["name"],
         record["buyer"]["credit_code"],
         supplier.get("name") or "",
