@@ -636,6 +636,30 @@ async def ceiling_for(s: AsyncSession, brand: str, spec_model: str) -> tuple[Dec
     return None if row is None else (Decimal(str(row[0])), str(row[1]))
 
 
+async def ceilings_in_force(s: AsyncSession) -> dict[tuple[str, str], tuple[Decimal, str]]:
+    """(brand key, model key) → (lowest agreement price, agreement number), for agreements in force:
+    the same rule as `ceiling_for`, loaded once for a bulk import."""
+    today = clock.local_date(clock.now())
+    rows = await s.execute(
+        select(
+            AgreementProduct.brand_key, AgreementProduct.model_key, AgreementProduct.price, Agreement.number
+        )
+        .join(Agreement, Agreement.id == AgreementProduct.agreement_id)
+        .where(
+            AgreementProduct.active.is_(True),
+            Agreement.status == AgreementStatus.ACTIVE,
+            Agreement.starts_on <= today,
+            Agreement.ends_on >= today,
+        )
+    )
+    out: dict[tuple[str, str], tuple[Decimal, str]] = {}
+    for brand, model, price, number in rows.all():
+        price = Decimal(str(price))
+        if (brand, model) not in out or price < out[(brand, model)][0]:
+            out[(brand, model)] = (price, str(number))
+    return out
+
+
 async def check_ceiling(s: AsyncSession, brand: str, spec_model: str, price: Decimal) -> None:
     found = await ceiling_for(s, brand, spec_model)
     if found is not None and price > found[0]:

@@ -156,6 +156,9 @@ async def process_import(
         categories = {
             c.code: c for c in (await s.execute(select(Category).where(Category.version == "2022"))).scalars()
         }
+        from catalog.agreements import ceilings_in_force
+
+        agreement_prices = await ceilings_in_force(s)
     report: list[list[Any]] = []
     good: list[tuple[int, service.Checked, Category]] = []
     seen: dict[tuple[str, str], int] = {}
@@ -173,6 +176,11 @@ async def process_import(
                 key = (service._key(checked.brand), service._key(checked.spec_model))
                 if key in existing:
                     raise InvalidInput("已存在相同品牌和型号的商品，不能重复上架")
+                if key in agreement_prices and checked.price > agreement_prices[key][0]:
+                    price, number = agreement_prices[key]
+                    raise InvalidInput(
+                        f"售价 {checked.price:,.2f} 元高于框架协议 {number} 中同品牌同型号的协议价 {price:,.2f} 元"
+                    )
                 if key in seen:
                     raise InvalidInput(f"与第 {seen[key]} 行的品牌和型号重复")
                 seen[key] = row.line

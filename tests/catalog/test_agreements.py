@@ -324,3 +324,32 @@ async def test_the_supermarket_may_not_sell_above_an_agreement_price(world: Worl
             world.db, world.who["supplier_y"], live.id, "190000.00", "196000.00", margin=margin
         )
     assert err.value.code == "price_above_agreement"
+
+
+async def test_a_bulk_import_may_not_list_above_an_agreement_price(world: World, frozen: datetime) -> None:
+    from catalog import imports
+    from tests.catalog.test_imports import csv_bytes, run
+
+    await vehicles(world)
+    rows = [
+        [
+            "大众帕萨特",
+            "大众",
+            "帕萨特 2.0T 豪华版",
+            "A02030500",
+            "辆",
+            "190000.00",
+            "196000.00",
+            "官网",
+            "2",
+        ],
+        ["丰田凯美瑞", "丰田", "凯美瑞 2.5L", "A02030500", "辆", "180000.00", "186000.00", "官网", "2"],
+    ]
+    batch = await imports.start_import(world.db, world.who["supplier_y"], "cars.csv", csv_bytes(rows))
+    await run(world, batch.id)
+    async with world.db.read() as s:
+        done = await s.get(imports.ListingImport, batch.id)
+        assert done is not None
+    report = {r[0]: (r[1], r[2]) for r in done.report}
+    assert report[2][0] == imports.REFUSED and "协议价 189,900.00" in report[2][1]
+    assert report[3][0] == imports.OK  # 180,000 is below the Camry's 185,814.00
