@@ -43,7 +43,13 @@ MEDIA_TYPES = {
     "ocds": "application/json",
 }
 SUFFIXES = {"csv": ".csv", "xlsx": ".xlsx", "ocds": ".ocds.json"}
-STATUS_LABELS = {"queued": "排队中", "running": "导出中", "done": "已完成", "failed": "失败"}
+STATUS_LABELS = {
+    "queued": "排队中",
+    "running": "导出中",
+    "done": "已完成",
+    "failed": "失败",
+    "expired": "文件已清理",
+}
 BATCH = 1000
 PROGRESS_EVERY = 5000
 # Excel stops at 1,048,576 rows a sheet: bigger exports continue on the next sheet.
@@ -446,7 +452,31 @@ async def jobs_of(db: Database, who: Principal, limit: int = 10) -> list[ExportJ
         return list(rows.scalars())
 
 
+async def prune_files(db: Database, settings: Settings) -> int:
+    """Delete the files of export jobs finished more than `export_keep_days` ago; the job stays, as the
+    record of who exported what, marked expired (the file can be made again)."""
+    before = clock.now() - timedelta(days=settings.export_keep_days)
+    async with db.write() as tx:
+        jobs = list(
+            (
+                await tx.session.execute(
+                    select(ExportJob).where(ExportJob.status == "done", ExportJob.finished_at < before)
+                )
+            ).scalars()
+        )
+        for job in jobs:
+            if job.file_path:
+                (settings.data_dir / job.file_path).unlink(missing_ok=True)
+            job.status, job.file_path = "expired", ""
+    return len(jobs)
+
+
 def job_file(settings: Settings, job: ExportJob) -> Path:
+    if job.status == "expired":
+        raise NotFound(
+            f"导出文件已按规定清理（保留 {settings.export_keep_days} 天），请重新导出",
+            code="export_file_expired",
+        )
     if job.status != "done" or not job.file_path:
         raise NotFound("导出文件尚未生成", code="export_not_ready")
     path = (settings.data_dir / job.file_path).resolve()

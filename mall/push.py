@@ -508,6 +508,16 @@ class _Progress:
         return status == "active"
 
 
+async def prune_log(db: Database, settings: Settings) -> int:
+    """Delete delivery-log rows older than `push_log_keep_days` (the ledger itself is never pruned)."""
+    from sqlalchemy import delete
+
+    before = clock.now() - timedelta(days=settings.push_log_keep_days)
+    async with db.write() as tx:
+        result = await tx.session.execute(delete(PushDelivery).where(PushDelivery.started_at < before))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def due(db: Database) -> list[uuid.UUID]:
     """Active subscriptions behind the ledger head whose next attempt is due."""
     async with db.read() as s:

@@ -60,6 +60,10 @@ class Settings:
     ocds_prefix: str = "ocds-mall01-"
     # An XLSX export of more records than this runs as a job (progress page, download link).
     export_xlsx_direct_max: int = 5000
+    # Export files are deleted this many days after they were made (the job record stays).
+    export_keep_days: int = 7
+    # Push delivery log rows older than this are deleted (the ledger itself is never pruned).
+    push_log_keep_days: int = 90
     # Fault injection for the test suite only: the publisher sleeps this long inside its
     # transaction, after writing the record and before committing it.
     publish_pause_seconds: float = 0.0

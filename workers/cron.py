@@ -49,6 +49,7 @@ class Cron:
                 if due and queues.enqueue("workers.jobs.cancel_overdue", job_id="cancel-overdue"):
                     # the same slow tick ends framework agreements whose term is over
                     queues.enqueue("workers.jobs.expire_agreements", job_id="expire-agreements")
+                    queues.enqueue("workers.jobs.prune", job_id="prune")
                     last_cancel = time.monotonic()
                 try:
                     await push.kick(db)  # behind and due for an attempt: a lost job or a retry

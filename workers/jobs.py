@@ -150,3 +150,18 @@ def run_export(export_id: str) -> str:
         return await exports.run_job(db, s, uuid.UUID(export_id))
 
     return runtime.run(go)
+
+
+def prune() -> dict[str, int]:
+    """Retention: export files past `export_keep_days`, push delivery-log rows past
+    `push_log_keep_days` (idempotent)."""
+
+    async def go(db: Database, s: Settings) -> dict[str, int]:
+        from mall import exports
+
+        return {
+            "export_files": await exports.prune_files(db, s),
+            "push_log_rows": await push.prune_log(db, s),
+        }
+
+    return runtime.run(go)
