@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -23,39 +19,14 @@ import pytest
 
 from mall.settings import Settings
 from tests.bidding.test_procedures import assert_replay, create, suppliers
-from tests.e2e.conftest import env_for, free_port
+from tests.e2e.conftest import web_server
 from tests.factories import World
 
 
 @pytest.fixture
 def two_web_processes(settings: Settings, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    with (tmp_path / "web.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mall.cli", "serve", "--port", str(port), "--workers", "2"],
-            env=env_for(settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/login", timeout=2).close()  # noqa: S310 (localhost)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError((tmp_path / "web.log").read_text()[-2000:]) from None
-                time.sleep(0.2)
+    with web_server(settings, tmp_path, "--workers", "2", worker=False) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def test_400_concurrent_http_bids_equal_a_sequential_replay(

@@ -6,6 +6,7 @@ Screenshots go to test-artifacts/ (kept by CI for people to look at).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -59,27 +60,30 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def server(settings: Settings, tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def web_server(settings: Settings, tmp_path: Path, *serve_args: str, worker: bool = True) -> Iterator[str]:
+    """`mall serve` (with `serve_args`) and, unless told otherwise, a `mall worker`, as real processes
+    against the test database and Redis; yields the base URL once the server answers."""
     port = free_port()
     procs = []
     with (tmp_path / "web.log").open("wb") as web_log, (tmp_path / "worker.log").open("wb") as worker_log:
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "mall.cli", "serve", "--port", str(port)],
+                [sys.executable, "-m", "mall.cli", "serve", "--port", str(port), *serve_args],
                 env=env_for(settings),
                 stdout=web_log,
                 stderr=subprocess.STDOUT,
             )
         )
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "mall.cli", "worker"],
-                env=env_for(settings),
-                stdout=worker_log,
-                stderr=subprocess.STDOUT,
+        if worker:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "mall.cli", "worker"],
+                    env=env_for(settings),
+                    stdout=worker_log,
+                    stderr=subprocess.STDOUT,
+                )
             )
-        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -88,7 +92,7 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[str]:
                 urllib.request.urlopen(f"{base}/login", timeout=2).close()  # noqa: S310 (localhost)
                 break
             except OSError:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or procs[0].poll() is not None:
                     raise AssertionError((tmp_path / "web.log").read_text()[-2000:]) from None
                 time.sleep(0.2)
         yield base
@@ -100,6 +104,13 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[str]:
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait()
+
+
+@pytest.fixture
+def server(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    with web_server(settings, tmp_path) as base:
+        yield base
 
 
 @pytest.fixture
