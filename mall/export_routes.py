@@ -81,7 +81,9 @@ def percent(job: ExportJob) -> int:
     return max(0, min(99, job.rows_done * 100 // job.rows_total))
 
 
-def _stream(fmt: str, q: exports.ExportQuery, db: Database, settings: Settings) -> Stream:
+async def _stream(fmt: str, q: exports.ExportQuery, db: Database, settings: Settings) -> Stream:
+    if fmt == "ocds":
+        await exports.require_records(db, q)
     chunks = exports.csv_chunks(db, q) if fmt == "csv" else exports.ocds_chunks(db, settings, q)
     return Stream(
         chunks,
@@ -121,7 +123,7 @@ async def _xlsx_file(q: exports.ExportQuery, db: Database, settings: Settings) -
     description=FILTERS_DOC,
 )
 async def api_export_csv(request: Request[Any, Any, Any], db: DB, settings: Config) -> Stream:
-    return _stream("csv", exports.parse_export_query(dict(request.query_params)), db, settings)
+    return await _stream("csv", exports.parse_export_query(dict(request.query_params)), db, settings)
 
 
 @get(
@@ -132,7 +134,7 @@ async def api_export_csv(request: Request[Any, Any, Any], db: DB, settings: Conf
     description=FILTERS_DOC,
 )
 async def api_export_ocds(request: Request[Any, Any, Any], db: DB, settings: Config) -> Stream:
-    return _stream("ocds", exports.parse_export_query(dict(request.query_params)), db, settings)
+    return await _stream("ocds", exports.parse_export_query(dict(request.query_params)), db, settings)
 
 
 @get(
@@ -253,9 +255,9 @@ async def page_download(
         if fmt not in ("csv", "ocds"):
             raise InvalidInput("不支持的导出格式", code="invalid_parameter", parameter="format")
         q = exports.parse_export_query(form)
+        return await _stream(fmt, q, db, settings)
     except DomainError as exc:
         return _refused(request, exc, form)
-    return _stream(fmt, q, db, settings)
 
 
 @post("/exports/jobs", opt=EXPORTERS, include_in_schema=False)

@@ -399,11 +399,19 @@ def content_disposition(filename: str) -> str:
 # ---------------------------------------------------------------- export jobs
 
 
+async def require_records(db: Database, q: ExportQuery) -> None:
+    """An OCDS release package holds at least one release (the schema's `minItems: 1`)."""
+    if not await count_records(db, q):
+        raise NotFound("没有符合条件的记录：OCDS 数据包至少要有一条记录", code="export_empty")
+
+
 async def start_job(db: Database, who: Principal, fmt: str, q: ExportQuery) -> ExportJob:
     if fmt not in FORMATS:
         raise InvalidInput(
             f"导出格式应为 {' | '.join(FORMATS)} 之一", code="invalid_parameter", parameter="format"
         )
+    if fmt == "ocds":
+        await require_records(db, q)
     async with db.write() as tx:
         job = ExportJob(
             id=uuid.uuid4(),
