@@ -561,3 +561,17 @@ async def test_mall_export_command_with_filters(
     assert await asyncio.to_thread(run, "--format", "jsonl", "--after", "6", "-o", str(out)) == 0
     assert [json.loads(x)["seq"] for x in out.read_text().splitlines()] == [7]
     assert await asyncio.to_thread(run, "--format", "csv", "--category", "?") == 2
+
+
+async def test_an_empty_ocds_export_is_refused_not_published_invalid(client: object, world: World) -> None:
+
+    c: Any = client
+    r = await c.get("/api/exports/disclosures.ocds.json?mode=agreement", headers=world.h("center"))
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "export_empty"
+    r = await c.post(
+        "/api/exports", json={"format": "ocds", "filters": {"mode": "agreement"}}, headers=world.h("center")
+    )
+    assert r.status_code == 404 and r.json()["code"] == "export_empty"
+    r = await c.get("/api/exports/disclosures.csv?mode=agreement", headers=world.h("center"))
+    assert r.status_code == 200 and r.text.startswith("\ufeff公开序号")  # a CSV may be just its header

@@ -71,18 +71,3 @@ async def test_the_push_delivery_log_keeps_its_window(world: World, settings: Se
         left = sorted((await s.execute(select(PushDelivery.seq))).scalars())
         assert left == [1, 89]
         assert await s.scalar(select(func.count()).select_from(PushDelivery)) == 2
-
-
-async def test_an_empty_ocds_export_is_refused_not_published_invalid(client: object, world: World) -> None:
-    from typing import Any
-
-    c: Any = client
-    r = await c.get("/api/exports/disclosures.ocds.json?mode=agreement", headers=world.h("center"))
-    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
-    assert r.json()["code"] == "export_empty"
-    r = await c.post(
-        "/api/exports", json={"format": "ocds", "filters": {"mode": "agreement"}}, headers=world.h("center")
-    )
-    assert r.status_code == 404 and r.json()["code"] == "export_empty"
-    r = await c.get("/api/exports/disclosures.csv?mode=agreement", headers=world.h("center"))
-    assert r.status_code == 200 and r.text.startswith("\ufeff公开序号")  # a CSV may be just its header
