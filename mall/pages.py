@@ -551,6 +551,13 @@ async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Conf
         from bidding.oversight import bidding_watch
 
         watch = await bidding_watch(s)
+        from catalog import designated
+
+        overdue_reviews = [
+            f
+            for f in await designated.find(s, status=designated.DesignationStatus.APPLIED)
+            if f.designation.review_due_at is not None and f.designation.review_due_at < now
+        ]
         unfiled = list(
             (
                 await s.execute(
@@ -581,6 +588,7 @@ async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Conf
         pending=pending,
         split_cases=split_cases,
         watch=watch,
+        overdue_reviews=overdue_reviews,
         unfiled=[(o, (now - o.confirmed_at).days if o.confirmed_at else 0) for o in unfiled],
         filing_days=oversight.CONTRACT_FILING_DAYS,
         settings=settings,

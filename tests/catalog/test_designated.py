@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -144,3 +144,19 @@ async def test_the_center_designates_and_revokes_and_a_revoked_supplier_takes_no
     with pytest.raises(RuleViolation) as rv:
         await dd.place_order(world.db, world.settings, world.who["buyer_a"], req)
     assert rv.value.code == "not_designated"
+
+
+async def test_the_regulator_sees_applications_left_unreviewed_past_seven_working_days(
+    world: World, frozen: datetime, client: object
+) -> None:
+    from typing import Any
+
+    from tests.mall.test_pages import HTML, login_ok
+
+    c: Any = client
+    await dd.apply(world.db, world.settings, world.who["supplier_y"], REPAIR, "410100", PRICES)
+    await login_ok(c, "regulator")
+    assert "没有逾期未审核的定点申请" in (await c.get("/oversight", headers=HTML)).text
+    clock.clock.freeze(clock.now() + timedelta(days=12))  # Thursday + 12 days: past 7 working days
+    page = (await c.get("/oversight", headers=HTML)).text
+    assert "逾期未审核的定点申请" in page and "乙供应商有限公司" in page and "没有逾期未审核" not in page
