@@ -31,10 +31,30 @@ async def subscriptions_page(request: Request[Any, Any, Any], db: DB) -> Templat
         subs = await push.list_of(s, _user(request))
         head = await push.ledger_head(s)
         rows = [(sub, push.state_of(sub), await push.backlog(s, sub)) for sub in subs]
+        # the platform admin sees every organization's subscriptions: say whose each one is
+        from sqlalchemy import select
+
+        from mall.models import Organization
+
+        owner_ids = {sub.org_id for sub in subs}
+        owners = (
+            dict(
+                (
+                    await s.execute(
+                        select(Organization.id, Organization.name).where(Organization.id.in_(owner_ids))
+                    )
+                ).all()
+            )
+            if owner_ids
+            else {}
+        )
+    me = _user(request)
     return render(
         request,
         "push_subscriptions.html",
         rows=rows,
+        owners=owners,
+        show_owner=me is not None and me.role == "admin",
         head=head,
         modes=MODE_LABELS,
         state_labels=push.STATE_LABELS,

@@ -528,6 +528,10 @@ async def test_pages_list_detail_and_actions_in_chinese(
     assert receiver.accepted == [1, 2]
     await post_form(client, f"{detail}/rotate-secret", {})
     assert "只显示这一次" in await page(detail)
+    assert "所属单位" not in await page("/push")  # a center sees its own
+    await login_ok(client, "admin")
+    text = await page("/push")
+    assert "所属单位" in text and "采购中心" in text and "省中心接收" in text  # the admin sees whose
     await post_form(client, f"{detail}/delete", {})
     assert "还没有推送订阅" in await page("/push")
 
