@@ -99,6 +99,8 @@ async def new_procedure_page(
                 under = await agreements.get(s, uuid.UUID(agreement))
             except ValueError:
                 raise NotFound("框架协议不存在", code="agreement_not_found") from None
+            if not agreements.visible_to(who, under):
+                raise NotFound("框架协议不存在", code="agreement_not_found")
     now = clock.now().astimezone(clock.SHANGHAI)
     defaults = {
         "kind": kind if kind in KIND_LABELS else "inquiry",

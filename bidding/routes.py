@@ -45,6 +45,7 @@ class ProcedureIn(msgspec.Struct, forbid_unknown_fields=True):
     beat_lowest: bool = False
     min_participants: int = 3
     invited: list[uuid.UUID] | None = None  # supplier organization ids; omitted: suppliers live in the 品目
+    agreement_id: uuid.UUID | None = None  # 二次竞价: only this framework agreement's entered suppliers
 
 
 class ItemOut(msgspec.Struct):
@@ -167,6 +168,7 @@ async def create_procedure(
         beat_lowest=data.beat_lowest,
         min_participants=data.min_participants,
         invited=data.invited,
+        agreement_id=data.agreement_id,
     )
     p = await service.create(
         db, who, draft, open_tender_threshold=settings.open_tender_threshold, region_code=settings.region_code

@@ -162,6 +162,11 @@ async def create(
             agreement, highest, invited = await second_stage_ceiling(
                 s, draft.agreement_id, [(i.category_code.strip().upper(), q) for i, q in items]
             )
+            if clock.local_date(draft.ends_at) > agreement.ends_on:
+                raise RuleViolation(
+                    f"二次竞价须在框架协议期内结束（协议截止 {agreement.ends_on.isoformat()}）",
+                    code="ends_after_agreement",
+                )
             if ceiling > highest:
                 raise RuleViolation(
                     f"二次竞价的最高限价不得高于协议价合计 {highest:,.2f} 元（框架协议 {agreement.number}）",
@@ -699,6 +704,7 @@ async def confirm_award(
             supplier_org_id=who.org_id,
             budget_line_id=p.budget_line_id,
             checkout_id=checkout.id,
+            source_id=p.agreement_id,  # a second-stage competition's deal counts under its agreement
             region_code=p.region_code,
             total_amount=total,
             reserved_amount=total,

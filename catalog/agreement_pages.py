@@ -104,9 +104,15 @@ async def agreement_page(
         summary = await ag.summary(s, a.id) if ended or watcher else None
         lines = await _budget_lines(s, who) if who else []
     own = who is not None and who.role == "center" and who.org_id == a.center_org_id
+    # the term's last day for an agreement that expired, the day it was ended for a terminated one
+    ended_on = (
+        a.ends_on
+        if a.status == ag.AgreementStatus.EXPIRED
+        else (clock.local_date(a.ended_at) if a.ended_at else None)
+    )
     summary_due = (
-        clock.add_working_days(clock.local_date(a.ended_at), ag.SUMMARY_WORKING_DAYS, settings.holiday_dates)
-        if a.ended_at
+        clock.add_working_days(ended_on, ag.SUMMARY_WORKING_DAYS, settings.holiday_dates)
+        if ended_on
         else None
     )
     return render(
@@ -262,9 +268,7 @@ async def designated_page(
         mine: list[dd.Found] = []
         if who.role == "supplier":
             for status in dd.DESIGNATION_STATUS_LABELS:
-                mine += [
-                    f for f in await dd.find(s, status=status) if f.designation.supplier_org_id == who.org_id
-                ]
+                mine += await dd.find(s, status=status, supplier_org_id=who.org_id)
         lines = await _budget_lines(s, who)
     return render(
         request,

@@ -229,9 +229,13 @@ async def terminate_agreement(
     tags=["协议供货"],
     summary="成交结果汇总（协议下全部成交订单）",
 )
-async def agreement_summary(agreement_id: FromPath[uuid.UUID], db: DB) -> SummaryOut:
+async def agreement_summary(
+    request: Request[Any, Any, Any], agreement_id: FromPath[uuid.UUID], db: DB
+) -> SummaryOut:
     async with db.read() as s:
         a = await ag.get(s, agreement_id)
+        if not ag.visible_to(me_of(request), a):
+            raise NotFound("框架协议不存在", code="agreement_not_found")
         sm = await ag.summary(s, a.id)
     return SummaryOut(
         a.id,

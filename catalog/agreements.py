@@ -111,6 +111,8 @@ class AgreementProduct(IdMixin, Base):
 
 
 def add_years(d: date, years: int) -> date:
+    if d.year + years > date.max.year:
+        raise InvalidInput("日期超出范围", code="invalid_date")
     try:
         return d.replace(year=d.year + years)
     except ValueError:  # 29 February
@@ -131,9 +133,12 @@ def check_term(kind: str, starts_on: date, ends_on: date) -> None:
 
 def discounted(list_price: Decimal, rate: Decimal) -> Decimal:
     """The agreement price from a list price and a discount rate (0 < rate ≤ 1)."""
-    if not Decimal(0) < rate <= Decimal(1) or rate.as_tuple().exponent < -4:  # type: ignore[operator]
+    if not rate.is_finite() or not Decimal(0) < rate <= Decimal(1) or rate.as_tuple().exponent < -4:  # type: ignore[operator]
         raise InvalidInput("折扣率应大于0且不超过1，最多四位小数（如 0.92）", code="invalid_discount_rate")
-    return round_money(list_price * rate)
+    price = round_money(list_price * rate)
+    if price <= 0:
+        raise InvalidInput("报价乘折扣率后不足0.01元", code="invalid_discount_rate")
+    return price
 
 
 def goods_key(text: str) -> str:
@@ -221,8 +226,10 @@ async def _category(s: AsyncSession, code: str) -> Category:
 
 
 def _prefix(code: str) -> str:
-    """The meaningful part of a 品目 code: A02030000 covers every code starting with A0203."""
-    return code.rstrip("0") or code
+    """The part of a 品目 code its descendants share: A02030000 (车辆) covers every code starting A0203."""
+    from catalog.categories import prefix_of
+
+    return prefix_of(code)
 
 
 def _number() -> str:
@@ -425,8 +432,9 @@ async def get(s: AsyncSession, agreement_id: uuid.UUID) -> Agreement:
 
 
 def visible_to(who: Principal | None, a: Agreement) -> bool:
-    """Drafts are the center's own business; an agreement in force (or ended) is public."""
-    if a.status != AgreementStatus.DRAFT:
+    """Drafts (and drafts abandoned without ever being in force) are the center's own business; an
+    agreement that was put in force is public, also once it has ended."""
+    if a.activated_at is not None:
         return True
     return who is not None and who.role == "center" and who.org_id == a.center_org_id
 
@@ -486,8 +494,13 @@ async def summary(s: AsyncSession, agreement_id: uuid.UUID) -> Summary:
         await s.execute(
             select(Organization.name, func.count(Order.id), func.sum(Order.total_amount))
             .join(Organization, Organization.id == Order.supplier_org_id)
-            .where(Order.source_id == agreement_id, Order.mode == "agreement", Order.status.in_(DEALT))
-            .group_by(Organization.name)
+            # direct orders, and the deals of its second-stage competitions (二次竞价)
+            .where(
+                Order.source_id == agreement_id,
+                Order.mode.in_(("agreement", "inquiry", "auction")),
+                Order.status.in_(DEALT),
+            )
+            .group_by(Organization.id, Organization.name)
         )
     ).all()
     by = sorted(
@@ -533,10 +546,15 @@ async def place_order(
     async def attempt(key: str) -> list[Order]:
         async with db.write() as tx:
             s = tx.session
+            # a retry of an order already made is answered with it, whatever changed since
+            line, ck, address = await orders.begin(
+                s, who, key, digest, req.budget_line_id, req.delivery_address
+            )
             product = await s.get(AgreementProduct, req.product_id)
             if product is None or not product.active:
                 raise NotFound("协议产品不存在或已停供", code="agreement_product_not_found")
-            a = await s.get(Agreement, product.agreement_id)
+            # a shared lock: a termination or expiry waits for this order (or this order sees it)
+            a = await s.get(Agreement, product.agreement_id, with_for_update={"read": True})
             assert a is not None
             if not in_force(a, clock.local_date(clock.now())):
                 raise RuleViolation(
@@ -551,9 +569,6 @@ async def place_order(
                     max_allowed=money_str(product.price),
                 )
             check_call_off(a, round_money(price * quantity))
-            line, ck, address = await orders.begin(
-                s, who, key, digest, req.budget_line_id, req.delivery_address
-            )
             await orders.require_active_suppliers(s, [product.supplier_org_id])
             draft = orders.LineDraft(
                 product.name,
@@ -594,9 +609,7 @@ async def second_stage_ceiling(
     quantity), and the entered suppliers, who alone may take part."""
     a = await get(s, agreement_id)
     if not in_force(a, clock.local_date(clock.now())):
-        raise RuleViolation(
-            f"框架协议 {a.number} 不在有效期内，不能发起二次竞价", code="agreement_not_in_force"
-        )
+        raise RuleViolation("该框架协议不在有效期内，不能发起二次竞价", code="agreement_not_in_force")
     total = Decimal(0)
     for code, quantity in items:
         highest = await s.scalar(

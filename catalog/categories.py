@@ -30,6 +30,19 @@ def name_of(code: str) -> str:
     return names().get(code, "")
 
 
+@lru_cache(maxsize=1)
+def _levels() -> dict[str, int]:
+    return {r["code"]: int(r["level"]) for r in rows()}
+
+
+def prefix_of(code: str) -> str:
+    """The part of a 品目 code that its descendants share: the letter and two digits per level
+    (A02030000 车辆, level 2 → A0203; A02021000 打印机, level 3 → A020210). A code not in the table
+    (a prefix typed by someone) is used as it is."""
+    level = _levels().get(code)
+    return code[: 1 + 2 * level] if level else code
+
+
 async def load(session: AsyncSession) -> int:
     """Insert the shipped table if this version is not in the database yet. Returns rows inserted."""
     present = await session.scalar(select(func.count()).where(Category.version == CATALOG_VERSION))

@@ -126,6 +126,9 @@ def _region(raw: str) -> str:
 
 
 async def _duplicate(s: AsyncSession, supplier: uuid.UUID, category: str, region: str) -> None:
+    # the supplier's row lock serializes its applications and designations, so two concurrent ones
+    # for the same 品目 and region cannot both pass this check
+    await s.execute(select(Organization.id).where(Organization.id == supplier).with_for_update())
     if await s.scalar(
         select(Designation.id).where(
             Designation.supplier_org_id == supplier,
@@ -292,6 +295,7 @@ async def find(
     region_code: str = "",
     category_code: str = "",
     status: str = DesignationStatus.APPROVED,
+    supplier_org_id: uuid.UUID | None = None,
 ) -> list[Found]:
     """Designated suppliers by region and service 品目 (a prefix: C2312 finds every vehicle service)."""
     stmt = (
@@ -304,7 +308,11 @@ async def find(
     if region_code.strip():
         stmt = stmt.where(Designation.region_code == region_code.strip())
     if category_code.strip():
-        stmt = stmt.where(Designation.category_code.startswith(category_code.strip().upper().rstrip("0")))
+        from catalog.categories import prefix_of
+
+        stmt = stmt.where(Designation.category_code.startswith(prefix_of(category_code.strip().upper())))
+    if supplier_org_id is not None:
+        stmt = stmt.where(Designation.supplier_org_id == supplier_org_id)
     rows = (await s.execute(stmt)).all()
     ids = [r[0].id for r in rows]
     items: dict[uuid.UUID, list[ServicePriceItem]] = {i: [] for i in ids}
@@ -386,7 +394,12 @@ async def place_order(
     async def attempt(key: str) -> list[Order]:
         async with db.write() as tx:
             s = tx.session
-            d = await s.get(Designation, req.designation_id)
+            # a retry of an order already made is answered with it, whatever changed since
+            line, ck, address = await orders.begin(
+                s, who, key, digest, req.budget_line_id, req.service_address
+            )
+            # a shared lock: a revocation waits for this order (or this order sees it)
+            d = await s.get(Designation, req.designation_id, with_for_update={"read": True})
             if d is None or d.status != DesignationStatus.APPROVED:
                 raise RuleViolation("该供应商不是定点供应商（或已被撤销），不能下单", code="not_designated")
             prices = {
@@ -410,9 +423,6 @@ async def place_order(
                         p.name, "", spec, d.category_code, CATALOG_VERSION, p.unit, q, p.price, p.price
                     )
                 )
-            line, ck, address = await orders.begin(
-                s, who, key, digest, req.budget_line_id, req.service_address
-            )
             await orders.require_active_suppliers(s, [d.supplier_org_id])
             order = await orders.open_order(
                 s,

@@ -353,3 +353,100 @@ async def test_a_bulk_import_may_not_list_above_an_agreement_price(world: World,
     report = {r[0]: (r[1], r[2]) for r in done.report}
     assert report[2][0] == imports.REFUSED and "协议价 189,900.00" in report[2][1]
     assert report[3][0] == imports.OK  # 180,000 is below the Camry's 185,814.00
+
+
+def test_odd_discount_rates_and_dates_are_refused_not_crashed() -> None:
+    for bad in ("NaN", "sNaN", "Infinity"):
+        with pytest.raises(InvalidInput):
+            ag.discounted(D("100.00"), D(bad))
+    with pytest.raises(InvalidInput):  # 0.01 × 0.1 rounds to nothing
+        ag.discounted(D("0.01"), D("0.1"))
+    with pytest.raises(InvalidInput):
+        ag.check_term("goods", date(9999, 1, 1), date(9999, 12, 31))
+
+
+async def test_a_retry_is_answered_even_after_the_agreement_ended_and_abandoned_drafts_stay_private(
+    world: World, frozen: datetime
+) -> None:
+    a = await vehicles(world)
+    byd = await product(world, a, "汉 EV 标准版")
+    req = order_req(world, byd, key="retry-after-termination")
+    order, _ = await ag.place_order(world.db, world.settings, world.who["buyer_a"], req)
+    await ag.terminate(world.db, world.who["center"], a.id, "协议终止")
+    again, replayed = await ag.place_order(world.db, world.settings, world.who["buyer_a"], req)
+    assert replayed and again.id == order.id  # the lost answer, not a refusal
+    with pytest.raises(RuleViolation):  # a new order is refused
+        await ag.place_order(world.db, world.settings, world.who["buyer_a"], order_req(world, byd))
+
+    today = clock.local_date(clock.now()).isoformat()
+    draft = await ag.create(
+        world.db,
+        world.settings,
+        world.who["center"],
+        ag.AgreementDraft("打印机协议", "goods", "A02021000", today, today),
+    )
+    await ag.terminate(world.db, world.who["center"], draft.id, "放弃")
+    async with world.db.read() as s:
+        abandoned = await ag.get(s, draft.id)
+    assert not ag.visible_to(None, abandoned) and not ag.visible_to(world.who["buyer_a"], abandoned)
+    assert ag.visible_to(world.who["center"], abandoned)
+    assert ag.visible_to(None, a)  # it was in force: public, also once terminated
+
+
+async def test_a_printer_agreement_takes_printers_not_mice(world: World, frozen: datetime) -> None:
+    today = clock.local_date(clock.now()).isoformat()
+    center = world.who["center"]
+    printers = await ag.create(
+        world.db, world.settings, center, ag.AgreementDraft("打印机协议", "goods", "A02021000", today, today)
+    )
+    await ag.add_supplier(world.db, center, printers.id, await code_of(world, "supplier_x"))
+    x = world.who["supplier_x"].org_id
+    assert x
+    await ag.add_product(
+        world.db,
+        center,
+        printers.id,
+        ag.ProductDraft(x, "激光打印机", "惠普", "M110w", "A02021003", "台", price="899.00"),
+    )
+    with pytest.raises(InvalidInput) as err:  # A02021110 鼠标器 shares the digits A02021 but not the class
+        await ag.add_product(
+            world.db,
+            center,
+            printers.id,
+            ag.ProductDraft(x, "鼠标", "罗技", "M100", "A02021110", "个", price="39.00"),
+        )
+    assert err.value.code == "category_outside_agreement"
+
+
+async def test_second_stage_deals_count_in_the_agreement_summary(world: World, frozen: datetime) -> None:
+    from mall.models import OrgKind
+
+    a = await vehicles(world, direct_limit="300000.00")
+    third = await world.org("third", OrgKind.SUPPLIER, "第三汽车销售公司")
+    await ag.add_supplier(world.db, world.who["center"], a.id, await code_of(world, "third"))
+    now = clock.now()
+    p = await bidding.create(
+        world.db,
+        world.who["buyer_a"],
+        bidding.ProcedureDraft(
+            kind="inquiry",
+            title="公务用车二次竞价",
+            budget_line_id=world.lines["a1"].id,
+            ceiling="379800.00",
+            starts_at=now,
+            ends_at=now + timedelta(hours=2),
+            items=[bidding.ItemDraft("A02030500", "轿车", "", "2", "辆")],
+            agreement_id=a.id,
+        ),
+        open_tender_threshold=world.settings.open_tender_threshold,
+        region_code="410100",
+    )
+    for who, amount in (("supplier_x", "370000.00"), ("supplier_y", "365000.00"), ("third", "368000.00")):
+        await bidding.quote(world.db, world.who[who] if who != "third" else third, p.id, amount)
+    clock.clock.freeze(clock.now() + timedelta(hours=3))
+    await bidding.close(world.db, p.id)
+    await bidding.confirm_award(world.db, world.who["supplier_y"], p.id)
+    async with world.db.read() as s:
+        summary = await ag.summary(s, a.id)
+    assert (summary.orders, summary.amount) == (1, D("365000.00"))
+    assert summary.by_supplier[0].supplier_name == "乙供应商有限公司"
