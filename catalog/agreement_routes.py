@@ -247,6 +247,15 @@ async def agreement_summary(
     )
 
 
+async def _placed(
+    request: Request[Any, Any, Any], db: Any, order_id: uuid.UUID, replayed: bool
+) -> Response[OrderOut]:
+    """The order as its buyer sees it: 201 when made now, 200 when a retried key answers with it."""
+    async with db.read() as s:
+        body = OrderOut.of(await orders.get_order(s, me_of(request), order_id))
+    return Response(body, status_code=200 if replayed else 201)
+
+
 class AgreementOrderIn(msgspec.Struct, forbid_unknown_fields=True):
     product_id: uuid.UUID
     quantity: str
@@ -271,10 +280,7 @@ async def place_agreement_order(
 ) -> Response[OrderOut]:
     req = ag.AgreementOrderRequest(**msgspec.structs.asdict(data), idempotency_key=idempotency_key)
     order, replayed = await ag.place_order(db, settings, me_of(request), req)
-    async with db.read() as s:
-        fresh = await orders.get_order(s, me_of(request), order.id)
-        body = OrderOut.of(fresh)
-    return Response(body, status_code=200 if replayed else 201)
+    return await _placed(request, db, order.id, replayed)
 
 
 # ---------------------------------------------------------------- designated services
@@ -455,9 +461,7 @@ async def place_service_order(
         data.note,
     )
     order, replayed = await dd.place_order(db, settings, me_of(request), req)
-    async with db.read() as s:
-        body = OrderOut.of(await orders.get_order(s, me_of(request), order.id))
-    return Response(body, status_code=200 if replayed else 201)
+    return await _placed(request, db, order.id, replayed)
 
 
 ROUTES = [

@@ -193,7 +193,7 @@ def _date(raw: str, what: str) -> date:
         raise InvalidInput(f"{what}应为 YYYY-MM-DD 格式的日期", code="invalid_date", field=what) from None
 
 
-def _money(raw: str, what: str) -> Decimal:
+def parse_amount(raw: str, what: str) -> Decimal:
     try:
         value = money(raw.strip())
     except (MoneyError, AttributeError):
@@ -203,7 +203,7 @@ def _money(raw: str, what: str) -> Decimal:
     return value
 
 
-def _text(raw: str, what: str, limit: int, *, required: bool = True) -> str:
+def text_field(raw: str, what: str, limit: int, *, required: bool = True) -> str:
     value = (raw or "").strip()
     if required and not value:
         raise InvalidInput(f"请填写{what}", code="missing_field", field=what)
@@ -240,10 +240,10 @@ def _number() -> str:
 
 async def create(db: Database, settings: Settings, who: Principal, draft: AgreementDraft) -> Agreement:
     center = _center(who)
-    title = _text(draft.title, "协议名称", 200)
+    title = text_field(draft.title, "协议名称", 200)
     starts_on, ends_on = _date(draft.starts_on, "开始日期"), _date(draft.ends_on, "截止日期")
     check_term(draft.kind, starts_on, ends_on)
-    limit = _money(draft.direct_limit, "直接选定限额")
+    limit = parse_amount(draft.direct_limit, "直接选定限额")
     async with db.write() as tx:
         category = await _category(tx.session, draft.category_code)
         expected = "goods" if draft.kind == "goods" else "service"
@@ -319,18 +319,18 @@ async def add_supplier(
 async def add_product(
     db: Database, who: Principal, agreement_id: uuid.UUID, d: ProductDraft
 ) -> AgreementProduct:
-    name = _text(d.name, "产品名称", 200)
-    brand = _text(d.brand, "品牌", 100)
-    spec_model = _text(d.spec_model, "规格型号", 200)
-    unit = _text(d.unit, "单位", 20)
+    name = text_field(d.name, "产品名称", 200)
+    brand = text_field(d.brand, "品牌", 100)
+    spec_model = text_field(d.spec_model, "规格型号", 200)
+    unit = text_field(d.unit, "单位", 20)
     list_price: Decimal | None = None
     rate: Decimal | None = None
     if d.price.strip():
         if d.list_price.strip() or d.discount_rate.strip():
             raise InvalidInput("协议价与“报价×折扣率”只能二选一", code="price_or_discount")
-        price = _money(d.price, "协议价")
+        price = parse_amount(d.price, "协议价")
     elif d.list_price.strip() and d.discount_rate.strip():
-        list_price = _money(d.list_price, "产品报价")
+        list_price = parse_amount(d.list_price, "产品报价")
         try:
             rate = Decimal(d.discount_rate.strip())
         except InvalidOperation:
@@ -394,7 +394,7 @@ async def activate(db: Database, who: Principal, agreement_id: uuid.UUID) -> Agr
 
 
 async def terminate(db: Database, who: Principal, agreement_id: uuid.UUID, reason: str) -> Agreement:
-    reason = _text(reason, "终止原因", 300)
+    reason = text_field(reason, "终止原因", 300)
     async with db.write() as tx:
         a = await _own(tx.session, who, agreement_id, lock=True)
         if a.status not in (AgreementStatus.DRAFT, AgreementStatus.ACTIVE):
@@ -540,7 +540,7 @@ async def place_order(
         quantity = whole_quantity(req.quantity)
     except MoneyError:
         raise InvalidInput("数量应为正整数（1 到 9999999）", code="invalid_quantity") from None
-    wanted = _money(req.unit_price, "成交单价") if req.unit_price.strip() else None
+    wanted = parse_amount(req.unit_price, "成交单价") if req.unit_price.strip() else None
     digest = _digest(req)
 
     async def attempt(key: str) -> list[Order]:

@@ -22,7 +22,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from catalog.agreements import _money, _text
+from catalog.agreements import parse_amount, text_field
 from catalog.categories import CATALOG_VERSION
 from catalog.models import Category
 from mall import clock, orders
@@ -98,12 +98,14 @@ def _price_items(drafts: list[PriceItemDraft]) -> list[tuple[str, str, str, Deci
     out = []
     seen: set[tuple[str, str]] = set()
     for n, d in enumerate(drafts, start=1):
-        name = _text(d.name, f"第{n}项服务名称", 200)
-        spec = _text(d.spec, f"第{n}项服务内容", 200, required=False)
+        name = text_field(d.name, f"第{n}项服务名称", 200)
+        spec = text_field(d.spec, f"第{n}项服务内容", 200, required=False)
         if (name, spec) in seen:
             raise InvalidInput(f"第{n}项与前面的服务项目重复", code="price_list_invalid")
         seen.add((name, spec))
-        out.append((name, spec, _text(d.unit, f"第{n}项计价单位", 20), _money(d.price, f"第{n}项单价")))
+        out.append(
+            (name, spec, text_field(d.unit, f"第{n}项计价单位", 20), parse_amount(d.price, f"第{n}项单价"))
+        )
     return out
 
 
@@ -171,7 +173,7 @@ async def apply(
         raise Forbidden("只有供应商可以申请定点", code="forbidden")
     region = _region(region_code)
     items = _price_items(prices)
-    address = _text(service_address, "服务地点", 300, required=False)
+    address = text_field(service_address, "服务地点", 300, required=False)
     now = clock.now()
     due = clock.add_working_days(clock.local_date(now), REVIEW_WORKING_DAYS, settings.holiday_dates)
     async with db.write() as tx:
@@ -215,7 +217,7 @@ async def designate(
     center = _center(who)
     region = _region(region_code)
     items = _price_items(prices)
-    address = _text(service_address, "服务地点", 300, required=False)
+    address = text_field(service_address, "服务地点", 300, required=False)
     async with db.write() as tx:
         s = tx.session
         org = await s.scalar(
@@ -249,7 +251,7 @@ async def review(
     db: Database, who: Principal, designation_id: uuid.UUID, approve: bool, note: str
 ) -> Designation:
     center = _center(who)
-    note = _text(note, "审核意见", 300, required=not approve)
+    note = text_field(note, "审核意见", 300, required=not approve)
     async with db.write() as tx:
         d = await tx.session.get(Designation, designation_id, with_for_update=True)
         if d is None:
@@ -263,7 +265,7 @@ async def review(
 
 async def revoke(db: Database, who: Principal, designation_id: uuid.UUID, reason: str) -> Designation:
     center = _center(who)
-    reason = _text(reason, "撤销原因", 300)
+    reason = text_field(reason, "撤销原因", 300)
     async with db.write() as tx:
         d = await tx.session.get(Designation, designation_id, with_for_update=True)
         if d is None:
