@@ -157,13 +157,22 @@ _MESSAGES = [
     (re.compile(r"Invalid UUID"), "不是有效的编号（UUID）"),
     (re.compile(r"Expected `int` >= (\d+)"), "应为不小于 {0} 的整数"),
     (re.compile(r"Expected `int` <= (\d+)"), "应为不大于 {0} 的整数"),
-    (re.compile(r"Expected `str` of length <= (\d+)"), "长度不能超过 {0}"),
+    (re.compile(r"Expected `str` of length <= (\d+)"), "长度不能超过 {0} 个字符"),
+    (re.compile(r"Expected `str` of length >= 1\b"), "不能为空"),
+    (re.compile(r"Expected `str` of length >= (\d+)"), "长度至少 {0} 个字符"),
+    (re.compile(r"Expected `array` of length <= (\d+)"), "至多 {0} 项"),
     (re.compile(r"Missing required header parameter '([\w-]+)'"), "缺少请求头 {0}"),
     (re.compile(r"Missing required"), "缺少必填参数"),
 ]
 
 
 def _chinese(message: str) -> str:
+    if "matching regex" in message:
+        from mall.fields import PATTERN_MESSAGES
+
+        for regex, text in PATTERN_MESSAGES.items():
+            if repr(regex) in message:
+                return text
     for pattern, text in _MESSAGES:
         m = pattern.search(message)
         if m:

@@ -64,6 +64,34 @@ class Settings:
     export_keep_days: int = 7
     # Push delivery log rows older than this are deleted (the ledger itself is never pruned).
     push_log_keep_days: int = 90
+    # Inquiries and auctions need at least this many participants (valid quotes or bidders); a
+    # buyer can never lower it, and an invitation names at least this many active suppliers.
+    min_participants: int = 3
+    # Push receivers on private, loopback, link-local, CGNAT or metadata addresses are refused
+    # unless their host is listed here (comma-separated host names, IP addresses or CIDR networks:
+    # government intranets).
+    push_allowed_hosts: str = ""
+    # Proxies (comma-separated IP addresses or CIDR networks) whose X-Forwarded-For is believed;
+    # from anyone else the client address is the peer's.
+    trusted_proxies: str = ""
+    # Client networks (comma-separated CIDR) exempt from login throttling and request rate limits:
+    # the benchmarks and the soak set it for loopback; empty in production.
+    rate_limit_exempt: str = ""
+    # API tokens live this many days; a user keeps at most `max_live_tokens` live ones.
+    token_ttl_days: int = 7
+    max_live_tokens: int = 20
+    # Refused bids a user may make per minute in one auction room before getting 429.
+    bid_refusals_per_minute: int = 20
+    # WebSocket connections one user may hold to one room.
+    room_connections_per_user: int = 5
+    # Where files live (uploads, exports, attachments): "database" (the default: a table every
+    # process reaches) or "s3" (an S3-compatible store: the four settings below).
+    file_store: str = "database"
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
     # Fault injection for the test suite only: the publisher sleeps this long inside its
     # transaction, after writing the record and before committing it.
     publish_pause_seconds: float = 0.0

@@ -1,0 +1,199 @@
+"""What people may type, defined once: names, text, money, quantities and codes.
+
+Each limit is a constant here. The API's Structs use the `Annotated` types (so OpenAPI documents
+them and msgspec refuses a bad value before any handler runs); the services call `text()` with the
+same constants, which is what page forms go through. Text is refused — never silently cut — when it
+is too long or carries characters that have no business in a record:
+
+- C0 control characters (NUL included: PostgreSQL cannot store it), DEL and C1 controls;
+- bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069), which make a name display
+  as something else than it is;
+- lone surrogates (they cannot be encoded as UTF-8).
+
+Multi-line fields (descriptions, specifications, reasons, notes) also accept line feeds, carriage
+returns (stored as line feeds) and tabs; single-line fields accept none of them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import msgspec
+
+from mall.errors import InvalidInput
+
+# ------------------------------------------------------------------ limits (characters)
+
+USERNAME_MAX = 64
+PASSWORD_MAX = 128
+NAME_MAX = 200  # organization, product, item and project names, titles
+SHORT_MAX = 100  # brands, display names, payment references, token names
+MODEL_MAX = 200  # 规格型号
+UNIT_MAX = 20
+ADDRESS_MAX = 300
+PHONE_MAX = 40
+URL_MAX = 500
+REASON_MAX = 300  # reasons for refusals, rejections, cancellations, freezes
+NOTE_MAX = 500  # order notes, shipping notes, evaluation comments
+SPEC_MAX = 1000  # a requirement's specification
+DESCRIPTION_MAX = 2000  # a listing's description
+SEARCH_MAX = 100  # a search query
+AMOUNT_MAX = 20  # "9999999999999.99"
+QUANTITY_MAX = 20
+IDEMPOTENCY_KEY_MIN, IDEMPOTENCY_KEY_MAX = 8, 100
+
+# ------------------------------------------------------------------ characters
+
+# Refused everywhere: C0 controls except TAB/LF/CR, DEL, C1 controls, bidi overrides and isolates,
+# surrogates. Single-line fields refuse TAB, LF and CR as well.
+_BAD_ANYWHERE = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_BAD_SINGLE = _BAD_ANYWHERE + "\t\n\r"
+SINGLE_LINE_PATTERN = rf"\A[^{_BAD_SINGLE}]*\Z"
+MULTI_LINE_PATTERN = rf"\A[^{_BAD_ANYWHERE}]*\Z"
+_BAD_SINGLE_RE = re.compile(f"[{_BAD_SINGLE}]")
+_BAD_MULTI_RE = re.compile(f"[{_BAD_ANYWHERE}]")
+
+AMOUNT_PATTERN = r"\A[0-9]{1,16}(\.[0-9]{1,2})?\Z"
+QUANTITY_PATTERN = r"\A[0-9]{1,16}(\.[0-9]{1,3})?\Z"
+CREDIT_CODE_PATTERN = r"\A[0-9A-HJ-NPQRTUWXY]{18}\Z"
+CATEGORY_CODE_PATTERN = r"\A[A-Ca-c][0-9]{0,15}\Z"
+REGION_CODE_PATTERN = r"\A[0-9]{6}\Z"
+IDEMPOTENCY_KEY_PATTERN = r"\A[\x21-\x7e]{8,100}\Z"
+
+# Chinese messages for the patterns, used by the error handler to explain a msgspec refusal.
+PATTERN_MESSAGES = {
+    SINGLE_LINE_PATTERN: "含有不允许的字符（换行、控制字符或文字方向控制字符）",
+    MULTI_LINE_PATTERN: "含有不允许的字符（控制字符或文字方向控制字符）",
+    AMOUNT_PATTERN: "应为最多两位小数的金额，如 4599.00",
+    QUANTITY_PATTERN: "应为数量，如 10",
+    CREDIT_CODE_PATTERN: "应为18位统一社会信用代码",
+    CATEGORY_CODE_PATTERN: "应为品目编码，如 A02010104",
+    REGION_CODE_PATTERN: "应为6位行政区划代码",
+    IDEMPOTENCY_KEY_PATTERN: "应为8至100个可见ASCII字符",
+}
+
+
+def _single(max_length: int, min_length: int = 0, description: str = "") -> msgspec.Meta:
+    return msgspec.Meta(
+        min_length=min_length,
+        max_length=max_length,
+        pattern=SINGLE_LINE_PATTERN,
+        description=f"{description}（单行，至多 {max_length} 个字符）" if description else None,
+    )
+
+
+def _multi(max_length: int, description: str = "") -> msgspec.Meta:
+    return msgspec.Meta(
+        max_length=max_length,
+        pattern=MULTI_LINE_PATTERN,
+        description=f"{description}（可多行，至多 {max_length} 个字符）" if description else None,
+    )
+
+
+# ------------------------------------------------------------------ types for Structs
+
+Username = Annotated[str, _single(USERNAME_MAX, 1, "用户名")]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=PASSWORD_MAX, description="密码")]
+Name = Annotated[str, _single(NAME_MAX, 1, "名称")]
+OptionalName = Annotated[str, _single(NAME_MAX, 0, "名称")]
+ShortText = Annotated[str, _single(SHORT_MAX, 0, "短文本")]
+RequiredShortText = Annotated[str, _single(SHORT_MAX, 1, "短文本")]
+Model = Annotated[str, _single(MODEL_MAX, 0, "规格型号")]
+Unit = Annotated[str, _single(UNIT_MAX, 1, "计量单位")]
+Address = Annotated[str, _single(ADDRESS_MAX, 0, "地址")]
+Phone = Annotated[str, _single(PHONE_MAX, 0, "电话")]
+Url = Annotated[str, _single(URL_MAX, 0, "网址")]
+Reason = Annotated[str, _multi(REASON_MAX, "原因")]
+Note = Annotated[str, _multi(NOTE_MAX, "备注")]
+Spec = Annotated[str, _multi(SPEC_MAX, "技术规格")]
+Description = Annotated[str, _multi(DESCRIPTION_MAX, "说明")]
+SearchText = Annotated[str, _single(SEARCH_MAX, 0, "搜索词")]
+Amount = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=AMOUNT_MAX,
+        pattern=AMOUNT_PATTERN,
+        description="金额（元），最多两位小数的十进制字符串",
+        examples=["4599.00"],
+    ),
+]
+OptionalAmount = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=AMOUNT_MAX,
+        pattern=r"\A([0-9]{1,16}(\.[0-9]{1,2})?)?\Z",
+        description="金额（元），可为空",
+        examples=["4599.00"],
+    ),
+]
+Quantity = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=QUANTITY_MAX, pattern=QUANTITY_PATTERN, description="数量（十进制字符串）", examples=["1"]
+    ),
+]
+CreditCode = Annotated[str, msgspec.Meta(pattern=CREDIT_CODE_PATTERN, description="18位统一社会信用代码")]
+CategoryCode = Annotated[
+    str, msgspec.Meta(pattern=CATEGORY_CODE_PATTERN, description="2022版品目编码", examples=["A02010104"])
+]
+RegionCode = Annotated[str, msgspec.Meta(pattern=REGION_CODE_PATTERN, description="6位行政区划代码")]
+
+
+# ------------------------------------------------------------------ checks for services and forms
+
+
+def bad_character(value: str, *, multiline: bool = False) -> str | None:
+    """The first character a field of this kind refuses, or None."""
+    m = (_BAD_MULTI_RE if multiline else _BAD_SINGLE_RE).search(value)
+    return m.group(0) if m else None
+
+
+def text(
+    value: str | None,
+    label: str,
+    max_length: int,
+    *,
+    min_length: int = 0,
+    multiline: bool = False,
+    field: str = "",
+) -> str:
+    """Check one text field as typed: trimmed, line ends normalized, refused (400 `text_invalid`,
+    naming the field) when it carries a refused character or is longer than its limit."""
+    raw = "" if value is None else str(value)
+    if multiline:
+        raw = raw.replace("\r\n", "\n").replace("\r", "\n")
+    cleaned = raw.strip()
+    bad = bad_character(cleaned, multiline=multiline)
+    if bad is not None:
+        raise InvalidInput(
+            f"{label}含有不允许的字符（U+{ord(bad):04X}）："
+            + ("不能含控制字符或文字方向控制字符" if multiline else "不能含换行、控制字符或文字方向控制字符"),
+            code="text_invalid",
+            field=field or label,
+        )
+    if len(cleaned) > max_length:
+        raise InvalidInput(
+            f"{label}不能超过 {max_length} 个字符（现为 {len(cleaned)} 个）",
+            code="text_too_long",
+            field=field or label,
+            max_length=max_length,
+        )
+    if len(cleaned) < min_length:
+        raise InvalidInput(
+            f"请填写{label}" if min_length == 1 else f"{label}至少 {min_length} 个字符",
+            code="text_required",
+            field=field or label,
+        )
+    return cleaned
+
+
+# ------------------------------------------------------------------ spreadsheets
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A text cell a spreadsheet program would run as a formula (= + - @, or a leading tab or CR
+    that hides one) gets a leading apostrophe, so it is shown as text (OWASP: CSV injection)."""
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
