@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 from litestar.middleware.session.client_side import CookieBackendConfig
@@ -18,16 +19,33 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
-from swagger_ui_bundle import swagger_ui_path
 
 from mall import api, pages
 from mall.auth import AuthMiddleware, access_guard
 from mall.db import Database
 from mall.errors import EXCEPTION_HANDLERS
+from mall.http_guards import JsonBodyGuard, SecurityHeaders
 from mall.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
+
+
+class SwaggerPage(SwaggerRenderPlugin):
+    """Swagger UI without inline script: the initialiser is /static/swagger-init.js (CSP)."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        title = html.escape(str(openapi_schema["info"]["title"]))
+        return (
+            "<!DOCTYPE html><html><head>"
+            f'<title>{title}</title><meta charset="utf-8"/>'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<link href="{self.css_url}" rel="stylesheet">'
+            f'<script src="{self.js_url}"></script>'
+            f'<script src="{self.standalone_preset_js_url}"></script>'
+            '<script src="/static/swagger-init.js"></script>'
+            '</head><body><div id="swagger-container"></div></body></html>'
+        ).encode()
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -113,9 +131,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *bidding_pages.ROUTES,
             *push_pages.ROUTES,
             create_static_files_router(
-                path="/static/swagger", directories=[Path(swagger_ui_path)], opt={"roles": ("public",)}
-            ),
-            create_static_files_router(
                 path="/static", directories=[TEMPLATES / "static"], opt={"roles": ("public",)}
             ),
         ],
@@ -125,7 +140,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "search": Provide(provide_search),
         },
         guards=[access_guard],
-        middleware=[session_config.middleware, AuthMiddleware()],
+        middleware=[session_config.middleware, AuthMiddleware(), JsonBodyGuard()],
+        before_send=[SecurityHeaders(settings.publication_base_url)],
         csrf_config=csrf,
         template_config=template_engine,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -136,7 +152,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/schema",
             # Served from our own /static: the docs must work on an intranet without a CDN.
             render_plugins=[
-                SwaggerRenderPlugin(
+                SwaggerPage(
                     js_url="/static/swagger/swagger-ui-bundle.js",
                     css_url="/static/swagger/swagger-ui.css",
                     standalone_preset_js_url="/static/swagger/swagger-ui-standalone-preset.js",

@@ -81,10 +81,13 @@ class RuleViolation(DomainError):
     code = "rule_violation"
 
 
-def problem(
+def problem_body(
     status: int, code: str, detail: str, instance: str = "", extra: dict[str, Any] | None = None
-) -> Response[Any]:
+) -> dict[str, Any]:
+    """An RFC 9457 problem document: a stable `code` for programs, a Chinese `detail` for people."""
     titles = {
+        413: "请求体过大",
+        415: "不支持的媒体类型",
         400: "请求有误",
         401: "需要登录",
         403: "无权访问",
@@ -106,7 +109,15 @@ def problem(
     }
     for key, value in (extra or {}).items():
         body.setdefault(key, value)
-    return Response(content=body, status_code=status, media_type=PROBLEM)
+    return body
+
+
+def problem(
+    status: int, code: str, detail: str, instance: str = "", extra: dict[str, Any] | None = None
+) -> Response[Any]:
+    return Response(
+        content=problem_body(status, code, detail, instance, extra), status_code=status, media_type=PROBLEM
+    )
 
 
 def _wants_html(request: Request[Any, Any, Any]) -> bool:
@@ -127,6 +138,8 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
         code, detail = "invalid_input", "请求参数不合法"
         extra = exc.extra if isinstance(exc.extra, (dict, list)) else None
         errors = _validation_errors(extra)
+        if not errors and "Missing required" in str(exc.detail):
+            errors = [_chinese(str(exc.detail))]  # e.g. a missing header: name it
         if errors:
             detail = "请求参数不合法：" + "；".join(errors)
     elif isinstance(exc, NotAuthorizedException):

@@ -89,7 +89,9 @@ def render(request: Request[Any, Any, Any], name: str, status_code: int = 200, *
 
 def error_page(request: Request[Any, Any, Any], status: int, code: str, detail: str) -> Response[Any]:
     try:
-        return render(request, "error.html", status_code=status, code=code, detail=detail)
+        back = _back(request, "")
+        back = "" if back == request.url.path else back  # never back to the page that failed
+        return render(request, "error.html", status_code=status, code=code, detail=detail, back=back)
     except Exception:
         return Response(f"{status} {detail}", status_code=status, media_type="text/plain")
 
