@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from playwright.async_api import expect
 
 from bidding import service
 from mall import clock
@@ -43,7 +44,7 @@ async def bid(page: Any, amount: str) -> None:
     await page.evaluate("document.getElementById('bid-message').textContent = ''")
     await page.fill("#bid-amount", amount)
     await page.click("#bid-form button[type=submit]")
-    await page.wait_for_function("document.getElementById('bid-message').textContent.length > 0")
+    await expect(page.locator("#bid-message")).not_to_have_text("")
 
 
 async def test_two_suppliers_see_each_others_bids_live(server: str, browser: Any, world: World) -> None:
@@ -55,27 +56,23 @@ async def test_two_suppliers_see_each_others_bids_live(server: str, browser: Any
     await login(y, server, "supplier_y")
     for page in (x, y):
         await page.goto(f"{server}/procedures/{p.id}")
-        await page.wait_for_function("document.getElementById('room-live').textContent === '已实时连接'")
+        await expect(page.locator("#room-live")).to_have_text("已实时连接")
 
     await bid(x, "59000.00")
     t0 = time.monotonic()
     # y sees x's bid within a second, without reloading
-    await y.wait_for_function(
-        "document.getElementById('room-lowest').textContent.includes('59,000.00')", timeout=1000
-    )
+    await expect(y.locator("#room-lowest")).to_contain_text("59,000.00", timeout=1000)
     seen_y = time.monotonic() - t0
     assert await y.inner_text("#room-bidders") == "1"
     assert "甲供应商" not in await y.content()  # never the other's name
 
     await bid(y, "58500.00")
     t0 = time.monotonic()
-    await x.wait_for_function(
-        "document.getElementById('room-lowest').textContent.includes('58,500.00')", timeout=1000
-    )
+    await expect(x.locator("#room-lowest")).to_contain_text("58,500.00", timeout=1000)
     seen_x = time.monotonic() - t0
-    await x.wait_for_function("document.getElementById('room-rank').textContent === '2'")
+    await expect(x.locator("#room-rank")).to_have_text("2")
     assert "乙供应商" not in await x.content()
-    await y.wait_for_function("document.getElementById('room-rank').textContent === '1'")
+    await expect(y.locator("#room-rank")).to_have_text("1")
     await shot(x, "21-room-supplier-x")
     await shot(y, "22-room-supplier-y")
 
