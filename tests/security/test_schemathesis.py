@@ -1,0 +1,141 @@
+"""Schemathesis against the real server, as every role: whatever the OpenAPI document allows a client
+to send (and much that it does not), no operation answers with a 5xx.
+
+Bounded for CI: the examples of the document plus `FUZZ_EXAMPLES` generated cases per operation and
+role, with a fixed seed per role so a failure reproduces (`MALL_FUZZ_SEED` and `MALL_FUZZ_EXAMPLES`
+widen a run by hand). Path parameters are pinned to real objects of the world, so the generated
+bodies reach the services instead of stopping at "not found".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mall import clock
+from mall.settings import Settings
+from tests.e2e.conftest import web_server
+from tests.factories import World
+
+FUZZ_EXAMPLES = int(os.environ.get("MALL_FUZZ_EXAMPLES", "8"))
+SEED = int(os.environ.get("MALL_FUZZ_SEED", "20261206"))
+ROLES = [None, "buyer_a", "supplier_x", "center", "regulator", "admin"]
+# Operations that end the caller's own credentials would only blind the rest of the run.
+EXCLUDE = r"^/api/auth/(logout-all|password|tokens/)|^/healthz$"
+
+
+def schemathesis_bin() -> str:
+    found = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which(
+        "schemathesis"
+    )
+    assert found, "schemathesis is a dev dependency (pip install -e '.[dev]')"
+    return found
+
+
+async def pinned_parameters(world: World) -> dict[str, str]:
+    """Real ids for the path parameters the API uses, taken from a world with an order and an inquiry."""
+    from bidding import service as bidding
+    from mall import orders
+
+    order = (
+        await orders.checkout(
+            world.db,
+            world.settings,
+            world.who["buyer_a"],
+            orders.CheckoutRequest(
+                budget_line_id=world.lines["a1"].id,
+                idempotency_key="fuzz-order-0001",
+                items=((world.listings["laptop"].id, "1"),),
+            ),
+        )
+    )[0][0]
+    inquiry = await bidding.create(
+        world.db,
+        world.who["buyer_a"],
+        bidding.ProcedureDraft(
+            kind="inquiry",
+            title="模糊测试询价项目",
+            budget_line_id=world.lines["a1"].id,
+            ceiling="9000.00",
+            starts_at=clock.now(),
+            ends_at=clock.now() + timedelta(hours=2),
+            items=[bidding.ItemDraft("A02010108", "便携式计算机", "", "1", "台")],
+        ),
+        open_tender_threshold=world.settings.open_tender_threshold,
+        region_code=world.settings.region_code,
+    )
+    return {
+        "path.listing_id": str(world.listings["laptop"].id),
+        "path.order_id": str(order.id),
+        "path.procedure_id": str(inquiry.id),
+        "path.org_id": str(world.who["supplier_x"].org_id),
+    }
+
+
+def config_file(tmp_path: Path, parameters: dict[str, str]) -> Path:
+    path = tmp_path / "schemathesis.toml"
+    lines = ["[parameters]", *(f'"{k}" = "{v}"' for k, v in parameters.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.slow
+async def test_no_role_can_make_the_api_fail(settings: Settings, tmp_path: Path, world: World) -> None:
+    parameters = await pinned_parameters(world)
+    config = config_file(tmp_path, parameters)
+    failures: list[str] = []
+    with web_server(settings, tmp_path) as base:
+        for n, role in enumerate(ROLES):
+            cmd = [
+                schemathesis_bin(),
+                "--config-file",
+                str(config),
+                "run",
+                f"{base}/schema/openapi.json",
+                "--checks",
+                "not_a_server_error",
+                "--phases",
+                "examples,fuzzing",
+                "--max-examples",
+                str(FUZZ_EXAMPLES),
+                "--seed",
+                str(SEED + n),
+                "--workers",
+                "1",
+                "--generation-database",
+                "none",
+                "--no-color",
+                "--exclude-path-regex",
+                EXCLUDE,
+                "--request-timeout",
+                "30",
+            ]
+            if role:
+                cmd += ["-H", f"Authorization: Bearer {world.tokens[role]}"]
+            run = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path, check=False)
+            out = run.stdout + run.stderr
+            print(f"--- schemathesis as {role or 'anonymous'}: exit {run.returncode}\n{_summary(out)}")
+            if run.returncode != 0:
+                failures.append(f"as {role or 'anonymous'} (exit {run.returncode}):\n{out[-8000:]}")
+    assert not failures, "\n\n".join(failures)
+
+
+def _summary(out: str) -> str:
+    keep = [
+        line for line in out.splitlines() if "generated" in line or "Selected" in line or "Tested" in line
+    ]
+    return "\n".join(keep)
+
+
+def test_the_api_is_worth_fuzzing(app: Any) -> None:
+    # the document the fuzzing reads covers the API: a broken schema would make the run above vacuous
+    schema = app.openapi_schema.to_schema()
+    operations = sum(len(v) for k, v in schema["paths"].items() if k.startswith("/api"))
+    assert operations >= 60, operations
