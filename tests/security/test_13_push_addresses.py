@@ -228,7 +228,7 @@ async def test_a_name_that_rebinds_to_loopback_after_registration_is_refused_whe
     answers: dict[str, list[str]] = {"rebind.test": [PUBLIC], "split.test": [PUBLIC, "127.0.0.1"]}
     asked: list[str] = []
 
-    async def resolve(host: str, port: int, timeout: float | None = None) -> list[Any]:
+    async def resolve(host: str, port: int, within_seconds: float | None = None) -> list[Any]:
         asked.append(host)
         if host not in answers:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")

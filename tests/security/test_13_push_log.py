@@ -325,7 +325,7 @@ async def test_the_migration_scrubs_what_older_versions_kept(world: World, setti
     async with world.db.read() as s:
         sub = await s.get(PushSubscription, sub_id)
         assert sub is not None
-        assert (sub.last_error_kind, sub.last_status_code) == ("http_status", None)
+        assert (sub.last_error_kind, sub.last_status_code) == ("http_status", 500)
         kinds = (
             await s.execute(
                 sa.select(PushDelivery.seq, PushDelivery.status_code, PushDelivery.error_kind).where(
