@@ -202,6 +202,11 @@ async def test_each_delivery_checks_the_address_again(
             [attempt] = log["items"]
             assert (attempt["seq"], attempt["ok"], attempt["status_code"]) == (1, False, None)
             assert attempt["error_kind"] == "address_forbidden"
+            from tests.mall.test_pages import HTML, assert_page, login_ok
+
+            await login_ok(c, "center")
+            page = assert_page(await c.get(f"/push/{sub_id}", headers=HTML))
+            assert "重试中" in page and "受限地址" in page  # the page says why
 
         frozen_clock(timedelta(minutes=1))
         run = await push.deliver(world.db, local, sub_id)  # listed again: delivered in order
