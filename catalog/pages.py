@@ -147,6 +147,10 @@ async def goods_detail(
             raise NotFound("商品不存在或已下架", code="listing_not_found")
         offers = await service.same_model_offers(s, listing)
         history = await service.price_history(s, listing.id)
+        # A waiting price change is the supplier's and the reviewers' business, not the public's.
+        price_request = (
+            (await service.current_price_requests(s, [listing.id])).get(listing.id) if insider else None
+        )
         _, same_category = await service.browse(
             s, ListingQuery(category=listing.category_code, per_page=6, sort="sales")
         )
@@ -159,6 +163,7 @@ async def goods_detail(
         history=history,
         others=others,
         insider=insider,
+        price_request=price_request,
         status_labels=LISTING_STATUS_LABELS,
         category_label=categories.name_of(listing.category_code),
     )
@@ -522,7 +527,14 @@ async def review_listing(
     return await _act(
         request,
         lambda: service.review_listing(
-            db, who, listing_id, approve=approve, reason=data.get("reason", ""), margin=settings.price_margin
+            db,
+            who,
+            listing_id,
+            approve=approve,
+            reason=data.get("reason", ""),
+            margin=settings.price_margin,
+            seen_price=data.get("price"),
+            seen_reference=data.get("reference_price"),
         ),
         "已审核通过，商品已上架" if approve else "已驳回，供应商将看到驳回原因",
         "/center/listings",

@@ -19,7 +19,7 @@ from mall.api import PageNo, me_of
 from mall.auth import PUBLIC, allow
 from mall.deps import DB, Config, Search
 from mall.errors import InvalidInput, NotFound
-from mall.fields import SEARCH_MAX
+from mall.fields import SEARCH_MAX, Amount
 from mall.money import MoneyError, money, money_str
 from mall.structs import (
     ListingCreate,
@@ -301,7 +301,11 @@ async def review_queue(
 
 class ReviewIn(msgspec.Struct, forbid_unknown_fields=True):
     decision: str  # approve | reject
-    reason: str = ""  # checked by the service (reason_required, text_invalid)
+    reason: str = ""  # checked by the service (reason_required)
+    # The price and reference the reviewer looked at (listing review only): approving is refused
+    # with 409 listing_changed if the supplier changed them since.
+    price: Amount | None = None
+    reference_price: Amount | None = None
 
 
 @post(
@@ -327,6 +331,8 @@ async def review(
         approve=data.decision == "approve",
         reason=data.reason,
         margin=settings.price_margin,
+        seen_price=data.price,
+        seen_reference=data.reference_price,
     )
     return await _out(db, listing_id)
 

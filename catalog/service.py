@@ -542,19 +542,45 @@ async def current_price_requests(
 
 
 async def review_listing(
-    db: Database, who: Principal, listing_id: uuid.UUID, *, approve: bool, reason: str, margin: Decimal
+    db: Database,
+    who: Principal,
+    listing_id: uuid.UUID,
+    *,
+    approve: bool,
+    reason: str,
+    margin: Decimal,
+    seen_price: str | None = None,
+    seen_reference: str | None = None,
 ) -> Listing:
     """The procurement center approves a submitted listing (it goes live) or rejects it with a reason.
-    Approval re-checks the price rule: a listing that breaks it can never go live."""
+    Approval re-checks the price rule: a listing that breaks it can never go live. `seen_price` and
+    `seen_reference`, when given, are what the reviewer looked at: a price the supplier changed
+    meanwhile is not approved unseen (409 `listing_changed`)."""
     reason = reason.strip()
     if not approve and not 2 <= len(reason) <= 300:
         raise InvalidInput("驳回时请填写原因（2至300个字符）", code="reason_required")
+    errors: list[str] = []
+    seen = [
+        None if raw in (None, "") else _amount(str(raw), label, errors)
+        for raw, label in ((seen_price, "审核时的售价"), (seen_reference, "审核时的参考价"))
+    ]
+    if errors:
+        raise InvalidInput("；".join(errors), code="price_invalid")
     async with db.write() as tx:
         listing = await tx.session.get(Listing, listing_id, with_for_update={"of": Listing})
         if listing is None:
             raise NotFound("商品不存在", code="listing_not_found")
         if listing.status != ListingStatus.SUBMITTED:
             raise Conflict("该商品不在待审核状态", code="listing_not_submitted")
+        if approve and (
+            (seen[0] is not None and seen[0] != listing.price)
+            or (seen[1] is not None and seen[1] != listing.reference_price)
+        ):
+            raise Conflict(
+                f"供应商已修改价格（现售价 {listing.price:,.2f} 元，参考价 {listing.reference_price:,.2f} 元），"
+                "请刷新后重新审核",
+                code="listing_changed",
+            )
         now = clock.now()
         if approve:
             check_price(listing.price, listing.reference_price, margin)

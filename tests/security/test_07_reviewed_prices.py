@@ -303,3 +303,26 @@ async def test_the_pages_show_the_waiting_change_and_the_center_decides_there(
     await login(client, "supplier_x")
     page = (await client.get("/supplier/listings", headers=HTML)).text
     assert "调价未通过" in page and "涨幅过大" in page
+
+
+async def test_a_price_changed_during_the_first_review_is_not_approved_unseen(
+    client: Any, world: World
+) -> None:
+    listing = await world.listing("new", "supplier_x", "900.00", reference="900.00", live=False)
+    lid = str(listing.id)
+    # The center looks at 900.00; meanwhile the supplier raises it (not yet reviewed: no request).
+    assert (await reprice(client, world, lid, "945.00", "900.00")).status_code == 200
+    r = await client.post(
+        f"/api/review/listings/{lid}",
+        json={"decision": "approve", "price": "900.00", "reference_price": "900.00"},
+        headers=world.h("center"),
+    )
+    assert_problem(r, 409, "listing_changed")
+    assert (await row(world, lid)).status == "submitted"
+    r = await client.post(
+        f"/api/review/listings/{lid}",
+        json={"decision": "approve", "price": "945.00", "reference_price": "900.00"},
+        headers=world.h("center"),
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["price"]) == ("live", "945.00")
