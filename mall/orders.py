@@ -90,12 +90,12 @@ class PriceRise:
         }
 
 
-def price_changed(rises: list[PriceRise]) -> Conflict:
+def price_changed(rises: list[PriceRise], then: str = "请确认新价格后再下单") -> Conflict:
     """409 `price_changed`: the price rose since the buyer saw it; `changes` names old and new prices."""
     listed = "；".join(f"「{r.name}」由 {r.old:,.2f} 元上涨为 {r.new:,.2f} 元" for r in rises[:5])
     more = f"等 {len(rises)} 种商品" if len(rises) > 5 else ""
     return Conflict(
-        f"商品价格已变动：{listed}{more}。请确认新价格后再下单",
+        f"商品价格已变动：{listed}{more}。{then}",
         code="price_changed",
         changes=[r.as_dict() for r in rises],
     )
@@ -123,7 +123,10 @@ async def add_to_cart(
         if listing is None or listing.status != ListingStatus.LIVE:
             raise NotFound("商品不存在或已下架", code="listing_not_found")
         if seen is not None and listing.price > seen:
-            raise price_changed([PriceRise(listing.id, listing.name, seen, listing.price)])
+            raise price_changed(
+                [PriceRise(listing.id, listing.name, seen, listing.price)],
+                "请刷新页面，确认新价格后再加入购物车",
+            )
         item = (
             await tx.session.execute(
                 select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
