@@ -24,6 +24,7 @@ from mall.structs import (
     BudgetLineOut,
     CartAdd,
     CartLineOut,
+    CartPriceIn,
     CartQuantity,
     CheckoutIn,
     CheckoutOut,
@@ -81,7 +82,13 @@ async def list_budgets(request: Request[Any, Any, Any], db: DB) -> list[BudgetLi
         return [BudgetLineOut.of(b) for b in await budgets.lines_of(s, who.org_id)]
 
 
-@get("/api/cart", opt=allow("buyer"), tags=["网上超市"])
+@get(
+    "/api/cart",
+    opt=allow("buyer"),
+    tags=["网上超市"],
+    summary="购物车：unit_price 为现价，agreed_unit_price 为加入（或确认）时的价格",
+    description="price_risen=true 表示现价高于加入购物车时的价格：须先确认新价格（POST /api/cart/items/{id}/price），否则下单返回 409 price_changed。",
+)
 async def get_cart(request: Request[Any, Any, Any], db: DB) -> list[CartLineOut]:
     who = me_of(request)
     async with db.read() as s:
@@ -93,14 +100,22 @@ async def get_cart(request: Request[Any, Any, Any], db: DB) -> list[CartLineOut]
                 quantity_str(c.item.quantity),
                 money_str(c.listing.price),
                 money_str(c.amount),
+                money_str(c.item.unit_price),
+                c.price_risen,
             )
             for c in await orders.cart_of(s, who.user_id)
         ]
 
 
-@post("/api/cart/items", opt=allow("buyer"), status_code=204, tags=["网上超市"])
+@post(
+    "/api/cart/items",
+    opt=allow("buyer"),
+    status_code=204,
+    tags=["网上超市"],
+    summary="加入购物车（按现价；unit_price 为页面显示的价格，现价更高时 409 price_changed）",
+)
 async def cart_add(request: Request[Any, Any, Any], data: JSONBody[CartAdd], db: DB) -> None:
-    await orders.add_to_cart(db, me_of(request), data.listing_id, str(data.quantity))
+    await orders.add_to_cart(db, me_of(request), data.listing_id, str(data.quantity), data.unit_price)
 
 
 @put("/api/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204, tags=["网上超市"])
@@ -108,6 +123,19 @@ async def cart_set(
     request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], data: JSONBody[CartQuantity], db: DB
 ) -> None:
     await orders.set_cart_quantity(db, me_of(request), listing_id, str(data.quantity))
+
+
+@post(
+    "/api/cart/items/{listing_id:uuid}/price",
+    opt=allow("buyer"),
+    status_code=204,
+    tags=["网上超市"],
+    summary="确认购物车中商品的新价格（须等于现价，否则 409 price_changed）",
+)
+async def cart_accept_price(
+    request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], data: JSONBody[CartPriceIn], db: DB
+) -> None:
+    await orders.accept_cart_price(db, me_of(request), listing_id, data.unit_price)
 
 
 @delete("/api/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204, tags=["网上超市"])
@@ -120,6 +148,12 @@ async def cart_remove(request: Request[Any, Any, Any], listing_id: FromPath[uuid
     opt=allow("buyer"),
     tags=["网上超市"],
     summary="下单：每个供应商一张订单；需 Idempotency-Key 请求头",
+    description=(
+        "items 为空时结算购物车。items[].unit_price 为客户端确认的单价：现价更高时整单拒绝（409 price_changed，"
+        "changes 列出每种商品的 old_price 与 new_price），现价更低时按现价成交；未给出时以购物车中保存的价格为准。"
+        "同一商品（品目、品牌、型号相同）不论来自几家供应商，合计须低于分散采购限额（422 purchase_above_threshold，"
+        "含 total 与 limit）。以同一 Idempotency-Key 重试时返回首次下单的订单（200，replayed=true）。"
+    ),
 )
 async def checkout(
     request: Request[Any, Any, Any],
@@ -134,6 +168,7 @@ async def checkout(
         items=tuple((i.listing_id, str(i.quantity)) for i in data.items),
         delivery_address=data.delivery_address,
         note=data.note,
+        agreed_prices=tuple((i.listing_id, i.unit_price) for i in data.items if i.unit_price is not None),
     )
     placed, replayed = await orders.checkout(db, settings, me_of(request), req)
     async with db.read() as s:
@@ -465,6 +500,7 @@ ROUTES = [
     get_cart,
     cart_add,
     cart_set,
+    cart_accept_price,
     cart_remove,
     checkout,
     list_orders,

@@ -128,6 +128,9 @@ class CartItem(IdMixin, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
     listing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("listings.id"))
     quantity: Mapped[Decimal] = mapped_column(Quantity)
+    # The unit price the buyer saw when it put the item in the cart (or accepted since): a higher
+    # price at checkout needs the buyer's consent.
+    unit_price: Mapped[Decimal] = mapped_column(Money)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -240,6 +240,7 @@ async def cart_page(request: Request[Any, Any, Any], db: DB, settings: Config) -
         groups=groups,
         totals=totals,
         grand=grand,
+        risen=[x for x in lines if x.price_risen],
         budget_lines=lines_budget,
         checkout_key=secrets.token_urlsafe(16),
         form=pop_form(request),
@@ -257,9 +258,28 @@ async def cart_add(request: Request[Any, Any, Any], db: DB, data: URLEncodedBody
         raise InvalidInput("商品编号无效", code="invalid_listing") from None
     return await _act(
         request,
-        lambda: orders.add_to_cart(db, who, listing_id, data.get("quantity", "1")),
+        lambda: orders.add_to_cart(db, who, listing_id, data.get("quantity", "1"), data.get("unit_price")),
         "已加入购物车",
         _back(request, "/cart"),
+    )
+
+
+@post("/cart/accept-price", opt=allow("buyer"), include_in_schema=False)
+async def cart_accept_price(
+    request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
+) -> Redirect:
+    """The buyer accepts the new price of an item whose price rose since it went into the cart."""
+    who = _user(request)
+    assert who
+    try:
+        listing_id = uuid.UUID(data.get("listing_id", ""))
+    except ValueError:
+        raise InvalidInput("商品编号无效", code="invalid_listing") from None
+    return await _act(
+        request,
+        lambda: orders.accept_cart_price(db, who, listing_id, data.get("unit_price", "")),
+        "已确认新价格",
+        "/cart",
     )
 
 
@@ -693,6 +713,7 @@ ROUTES = [
     logout,
     cart_page,
     cart_add,
+    cart_accept_price,
     cart_update,
     checkout,
     orders_page,

@@ -265,6 +265,7 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
         "fmt": "csv",
         "order_id": order_id,
         "listing_id": str(world.listings["laptop"].id),
+        "request_id": str(uuid.uuid4()),  # a price request that does not exist: roles are checked first
         "seq": str(seq),
         "org_id": str(world.who["buyer_a"].org_id),
     }
