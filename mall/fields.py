@@ -47,8 +47,10 @@ IDEMPOTENCY_KEY_MIN, IDEMPOTENCY_KEY_MAX = 8, 100
 
 # Refused everywhere: C0 controls except TAB/LF/CR, DEL, C1 controls, bidi overrides and isolates,
 # surrogates. Single-line fields refuse TAB, LF and CR as well.
-_BAD_ANYWHERE = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
-_BAD_SINGLE = _BAD_ANYWHERE + "\t\n\r"
+# Written as regex escapes, not the characters themselves: the patterns also go into the OpenAPI
+# document, whose JSON cannot carry lone surrogates.
+_BAD_ANYWHERE = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_BAD_SINGLE = _BAD_ANYWHERE + r"\t\n\r"
 SINGLE_LINE_PATTERN = rf"\A[^{_BAD_SINGLE}]*\Z"
 MULTI_LINE_PATTERN = rf"\A[^{_BAD_ANYWHERE}]*\Z"
 _BAD_SINGLE_RE = re.compile(f"[{_BAD_SINGLE}]")
