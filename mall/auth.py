@@ -27,10 +27,9 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import or_, select, update
 
-from mall import clock, login_throttle
+from mall import clock, fields, login_throttle
 from mall.db import Database, Tx
 from mall.errors import InvalidInput, NotFound, Unauthenticated
-from mall.fields import PASSWORD_MAX, USERNAME_MAX
 from mall.models import ApiToken, AuditEntry, OrgKind, User
 
 # Cheap enough for a 2-core machine under a checkout benchmark, still memory-hard.
@@ -90,8 +89,8 @@ def common_passwords() -> frozenset[str]:
 def password_problem(password: str, username: str) -> tuple[str, str] | None:
     """(rule, Chinese message) of the first rule a new password breaks, or None. The one policy for
     every password that is set: accounts the admin opens, password changes, the demo seed."""
-    if len(password) > PASSWORD_MAX:
-        return "too_long", f"密码不能超过 {PASSWORD_MAX} 个字符"
+    if len(password) > fields.PASSWORD_MAX:
+        return "too_long", f"密码不能超过 {fields.PASSWORD_MAX} 个字符"
     if len(password) < PASSWORD_MIN:
         return "too_short", f"密码至少 {PASSWORD_MIN} 个字符（现为 {len(password)} 个）"
     if not password.strip():
@@ -149,7 +148,7 @@ def principal_of(user: User, *, via_token: bool = False, token_id: uuid.UUID | N
 
 def login_name(username: str) -> str:
     """Usernames are stored lower-case; the throttle counts "Admin" and "admin" as one account."""
-    return username.strip().lower()[:USERNAME_MAX]
+    return username.strip().lower()[: fields.USERNAME_MAX]
 
 
 @dataclass
@@ -293,6 +292,7 @@ async def issue_token(
     """A new token. Beyond `max_live` live tokens the oldest are revoked (audited): whoever asks has
     just proven the password, and scripts that log in on every run keep working; with a fixed
     lifetime the oldest token is also the one closest to expiring anyway."""
+    name = fields.text(name, "令牌名称", fields.SHORT_MAX, field="name")
     token = "mall_" + secrets.token_urlsafe(32)
     now = clock.now()
     row = ApiToken(
