@@ -82,6 +82,25 @@ class ApiToken(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Written at most every few minutes per token (see auth.LAST_USE_EVERY), not on every request.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LoginThrottle(IdMixin, Base):
+    """Failed logins still remembered: per (account, client address) with kind "account", or per
+    client address across all accounts with kind "address" (username empty)."""
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (UniqueConstraint("kind", "username", "ip"),)
+
+    kind: Mapped[str] = mapped_column(String(10))  # account | address
+    username: Mapped[str] = mapped_column(String(64), default="")
+    ip: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    # For an address: when its counting window began.
+    first_failure_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class BudgetLine(IdMixin, Base):

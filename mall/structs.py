@@ -8,15 +8,16 @@ from typing import Annotated
 import msgspec
 
 from catalog.models import PRICE_REQUEST_STATUS_LABELS, Listing, PriceRequest
+from mall import fields
 from mall.fields import AMOUNT_MAX, SINGLE_LINE_PATTERN, Address, Amount, Note
 from mall.models import BudgetLine, Order, OrderEvent
 from mall.money import money_str, quantity_str
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
-    username: str
-    password: str
-    name: str = ""
+    username: fields.Username
+    password: fields.Password
+    name: fields.ShortText = ""
 
 
 class TokenOut(msgspec.Struct):
@@ -24,6 +25,33 @@ class TokenOut(msgspec.Struct):
     token_type: str
     expires_at: str
     role: str
+
+
+class TokenInfo(msgspec.Struct):
+    """A live token as its owner sees it: never the token itself."""
+
+    id: uuid.UUID
+    name: str
+    created_at: str
+    expires_at: str
+    last_used_at: str | None
+    current: bool  # the token this request came with
+
+
+class PasswordChange(msgspec.Struct, forbid_unknown_fields=True):
+    current_password: fields.Password
+    new_password: fields.Password
+
+
+class LoginThrottleOut(msgspec.Struct):
+    id: uuid.UUID
+    kind: str  # account: one account from one address; address: one address across accounts
+    username: str
+    ip: str
+    failures: int
+    last_failure_at: str
+    blocked_until: str | None
+    retry_after: int  # seconds until the next attempt is allowed (0: the next failure waits)
 
 
 class Me(msgspec.Struct):
@@ -400,9 +428,9 @@ class OrganizationPage(msgspec.Struct):
 
 
 class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
-    username: str
-    display_name: str
-    password: str
+    username: fields.Username
+    display_name: fields.RequiredShortText
+    password: fields.Password
 
 
 class UserOut(msgspec.Struct):
