@@ -24,6 +24,8 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
+from mall.fields import spreadsheet_safe
+
 # (field, header as in the template, required), in template order.
 COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("name", "商品名称", True),
@@ -70,9 +72,6 @@ _EXAMPLE_ROW: dict[str, str | int] = {
 # Trailing notes some templates put on a header, e.g. 售价（元）, 商品名称（必填）.
 _HEADER_SUFFIX = re.compile(r"(?:\((?:元|人民币元|必填|选填|可选)\))+$")
 _WHITESPACE = re.compile(r"\s+")
-
-# A report value starting with one of these would be run as a formula by a spreadsheet program.
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -285,8 +284,8 @@ def _csv_bytes(rows: Iterable[Sequence[str]]) -> bytes:
 
 def template_csv() -> bytes:
     """The import template as CSV (UTF-8 with BOM): the header row and one example row."""
-    header = [header for _, header, _ in COLUMNS]
-    example = [str(_EXAMPLE_ROW[field]) for field, _, _ in COLUMNS]
+    header = [spreadsheet_safe(header) for _, header, _ in COLUMNS]
+    example = [spreadsheet_safe(str(_EXAMPLE_ROW[field])) for field, _, _ in COLUMNS]
     return _csv_bytes([header, example])
 
 
@@ -299,28 +298,30 @@ def template_xlsx() -> bytes:
     bold = Font(bold=True)
     header_cells = []
     for _, header, _ in COLUMNS:
-        cell = WriteOnlyCell(sheet, value=header)
+        cell = WriteOnlyCell(sheet, value=spreadsheet_safe(header))
         cell.font = bold
         header_cells.append(cell)
     sheet.append(header_cells)
     example: list[str | int | float] = []
     for field, _, _ in COLUMNS:
         value = _EXAMPLE_ROW[field]
-        # Amounts as numbers, so the example behaves like a user's own figures in Excel.
-        example.append(float(value) if field in ("price", "reference_price") else value)
+        # Amounts as numbers, so the example behaves like a user's own figures in Excel; openpyxl
+        # would store text starting with "=" as a formula.
+        if field in ("price", "reference_price"):
+            example.append(float(value))
+        else:
+            example.append(spreadsheet_safe(value) if isinstance(value, str) else value)
     sheet.append(example)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
 
 
-def _guard(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
-
-
 def report_csv(rows: Iterable[tuple[int, str, str]]) -> bytes:
     """The per-row import report (行号, 结果, 原因) as CSV, UTF-8 with BOM. Text cells that a
     spreadsheet program would run as a formula are prefixed with a single quote."""
     lines: list[list[str]] = [["行号", "结果", "原因"]]
-    lines.extend([str(line), _guard(result), _guard(reason)] for line, result, reason in rows)
+    lines.extend(
+        [str(line), spreadsheet_safe(result), spreadsheet_safe(reason)] for line, result, reason in rows
+    )
     return _csv_bytes(lines)

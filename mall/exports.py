@@ -30,6 +30,7 @@ from mall.auth import Principal
 from mall.db import Database
 from mall.disclosure import KIND_LABELS, MODE_LABELS, FeedQuery, _filtered, parse_feed_query
 from mall.errors import InvalidInput, NotFound
+from mall.fields import spreadsheet_safe
 from mall.models import DisclosureRecord, ExportJob, LedgerHead
 from mall.settings import Settings
 
@@ -85,6 +86,8 @@ HEADERS = [
     "失败原因",
     "哈希",
 ]
+# An amount or quantity as the ledger writes it (the minus sign is there for safety: none is negative).
+PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 MONEY_COLUMNS = frozenset(HEADERS.index(h) for h in ("总金额（元）", "单价（元）", "金额（元）"))
 NUMBER_COLUMNS = MONEY_COLUMNS | {HEADERS.index("数量")}
 
@@ -233,43 +236,56 @@ async def iter_records(
 
 
 def record_rows(record: dict[str, Any], category: str | None, names: dict[str, str]) -> Iterator[list[Any]]:
-    """One row per line item (only the lines in the 品目 when filtered by one); amounts as exact text."""
+    """One row per line item (only the lines in the 品目 when filtered by one); amounts as exact text,
+    text cells safe to open in a spreadsheet program (mall.fields.spreadsheet_safe)."""
     supplier = record.get("supplier") or {}
     head = [
         record["seq"],
-        record["id"],
-        KIND_LABELS.get(record["kind"], record["kind"]),
-        record.get("amends") or "",
-        MODE_LABELS.get(record["mode"], record["mode"]),
-        record["order_no"],
-        record.get("region_code") or "",
-        record["deal_date"],
+        _text(record["id"]),
+        _text(KIND_LABELS.get(record["kind"], record["kind"])),
+        _text(record.get("amends")),
+        _text(MODE_LABELS.get(record["mode"], record["mode"])),
+        _text(record["order_no"]),
+        _text(record.get("region_code")),
+        _text(record["deal_date"]),
         _beijing(record["published_at"]),
-        record["buyer"]["name"],
-        record["buyer"]["credit_code"],
-        supplier.get("name") or "",
-        supplier.get("credit_code") or "",
-        supplier.get("address") or "",
-        record.get("total_amount") or "",
+        _text(record["buyer"]["name"]),
+        _text(record["buyer"]["credit_code"]),
+        _text(supplier.get("name")),
+        _text(supplier.get("credit_code")),
+        _text(supplier.get("address")),
+        _number(record.get("total_amount")),
     ]
-    tail = [record.get("reason") or "", record["hash"]]
+    tail = [_text(record.get("reason")), _text(record["hash"])]
     lines = matching_lines(record, category) or [{}]
     for n, line in enumerate(lines, start=1):
         code = str(line.get("category_code") or "")
         yield [
             *head,
             n if line else "",
-            code,
-            names.get(code, "") if code else "",
-            line.get("item_name") or "",
-            line.get("brand") or "",
-            line.get("spec_model") or "",
-            line.get("quantity") or "",
-            line.get("unit") or "",
-            line.get("unit_price") or "",
-            line.get("amount") or "",
+            _text(code),
+            _text(names.get(code, "") if code else ""),
+            _text(line.get("item_name")),
+            _text(line.get("brand")),
+            _text(line.get("spec_model")),
+            _number(line.get("quantity")),
+            _text(line.get("unit")),
+            _number(line.get("unit_price")),
+            _number(line.get("amount")),
             *tail,
         ]
+
+
+def _text(value: Any) -> str:
+    """A text cell: one that a spreadsheet program would run as a formula is neutralised."""
+    return spreadsheet_safe(str(value or ""))
+
+
+def _number(value: Any) -> str:
+    """An amount or quantity cell: the ledger's exact decimal text. A plain decimal, negative or not,
+    is read as a number, never as a formula; anything else is text, neutralised like any other."""
+    text = str(value or "")
+    return text if not text or PLAIN_DECIMAL.fullmatch(text) else spreadsheet_safe(text)
 
 
 def _category_names() -> dict[str, str]:
@@ -368,7 +384,12 @@ async def write_xlsx(
                     sheet_no, in_sheet = sheet_no + 1, 0
                     wb.add_sheet(f"成交记录{sheet_no}")
                     wb.append(HEADERS)
-                wb.append([Decimal(v) if i in NUMBER_COLUMNS and v != "" else v for i, v in enumerate(row)])
+                wb.append(
+                    [
+                        Decimal(v) if i in NUMBER_COLUMNS and v and PLAIN_DECIMAL.fullmatch(v) else v
+                        for i, v in enumerate(row)
+                    ]
+                )
                 in_sheet += 1
     finally:
         wb.close()
