@@ -3,7 +3,8 @@
 Records are read in `seq` order, a batch per read transaction, up to the ledger head as it was when
 the export began, so memory stays flat whatever the size and a live ledger exports consistently.
 The filters are the public feed's, plus a 品目 prefix. Large exports run as a job that writes a file
-into `data_dir/exports/` and reports its progress.
+into the file store (mall.files), which every web process streams downloads from, and reports its
+progress.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import json
 import logging
 import re
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -25,7 +27,7 @@ from urllib.parse import quote
 import msgspec
 from sqlalchemy import func, select, update
 
-from mall import clock, ocds, xlsx
+from mall import clock, files, ocds, xlsx
 from mall.auth import Principal
 from mall.db import Database
 from mall.disclosure import KIND_LABELS, MODE_LABELS, FeedQuery, _filtered, parse_feed_query
@@ -396,15 +398,6 @@ async def write_xlsx(
     tmp.replace(path)
 
 
-async def write_stream(chunks: AsyncIterator[bytes], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    with tmp.open("wb") as fh:
-        async for chunk in chunks:
-            fh.write(chunk)
-    tmp.replace(path)
-
-
 def download_name(fmt: str, q: ExportQuery) -> str:
     stamp = clock.local_date(clock.now()).strftime("%Y%m%d")
     return f"成交记录-{stamp}{SUFFIXES[fmt]}"
@@ -482,36 +475,40 @@ async def jobs_of(db: Database, who: Principal, limit: int = 10) -> list[ExportJ
 
 
 async def prune_files(db: Database, settings: Settings) -> int:
-    """Delete the files of export jobs finished more than `export_keep_days` ago; the job stays, as the
-    record of who exported what, marked expired (the file can be made again)."""
+    """Delete from the file store the files of export jobs finished more than `export_keep_days` ago;
+    the job stays, as the record of who exported what, marked expired (the file can be made again)."""
     before = clock.now() - timedelta(days=settings.export_keep_days)
-    async with db.write() as tx:
+    store = files.store_for(settings, db)
+    async with db.read() as s:
         jobs = list(
             (
-                await tx.session.execute(
-                    select(ExportJob).where(ExportJob.status == "done", ExportJob.finished_at < before)
+                await s.execute(
+                    select(ExportJob.id, ExportJob.file_key).where(
+                        ExportJob.status == "done", ExportJob.finished_at < before
+                    )
                 )
-            ).scalars()
+            ).all()
         )
-        for job in jobs:
-            if job.file_path:
-                (settings.data_dir / job.file_path).unlink(missing_ok=True)
-            job.status, job.file_path = "expired", ""
+    for job_id, key in jobs:
+        if key:
+            await store.delete(key)
+        await _set(db, job_id, status="expired", file_key="")
     return len(jobs)
 
 
-def job_file(settings: Settings, job: ExportJob) -> Path:
+async def job_file(store: files.FileStore, settings: Settings, job: ExportJob) -> files.FileInfo:
+    """The job's file in the store, or the reason there is none (404)."""
     if job.status == "expired":
         raise NotFound(
             f"导出文件已按规定清理（保留 {settings.export_keep_days} 天），请重新导出",
             code="export_file_expired",
         )
-    if job.status != "done" or not job.file_path:
+    if job.status != "done" or not job.file_key:
         raise NotFound("导出文件尚未生成", code="export_not_ready")
-    path = (settings.data_dir / job.file_path).resolve()
-    if not path.is_file():
+    info = await store.stat(job.file_key)
+    if info is None:
         raise NotFound("导出文件已被清理，请重新导出", code="export_file_missing")
-    return path
+    return info
 
 
 def job_download_name(job: ExportJob) -> str:
@@ -539,15 +536,16 @@ async def _set(db: Database, job_id: uuid.UUID, **values: Any) -> None:
 
 
 async def run_job(db: Database, settings: Settings, job_id: uuid.UUID) -> str:
-    """The job: write the file, reporting progress; idempotent (a finished job is left alone)."""
+    """The job: write the file into the file store, reporting progress; idempotent (a finished job is
+    left alone, a rerun replaces what a dead run half-wrote)."""
     if not await _claim(db, job_id, timedelta(minutes=5)):
         return "skipped"
     async with db.read() as s:
         job = await s.get(ExportJob, job_id)
         assert job is not None
         fmt, filters = job.format, dict(job.filters)
-    relative = Path("exports") / f"{job_id}{SUFFIXES[fmt]}"
-    path = settings.data_dir / relative
+    store = files.store_for(settings, db)
+    key = f"exports/{job_id}{SUFFIXES[fmt]}"
     try:
         q = parse_export_query(filters)
         upto = await ledger_head(db)
@@ -558,11 +556,17 @@ async def run_job(db: Database, settings: Settings, job_id: uuid.UUID) -> str:
 
         tally = Tally(progress=progress)
         if fmt == "xlsx":
-            await write_xlsx(db, q, path, upto=upto, tally=tally)
+            # A zip is finished at its end: written to a scratch file first, then into the store.
+            with tempfile.TemporaryDirectory(prefix="mall-export-") as scratch:
+                path = Path(scratch) / f"{job_id}.xlsx"
+                await write_xlsx(db, q, path, upto=upto, tally=tally)
+                await store.put(key, files.path_chunks(path), content_type=MEDIA_TYPES[fmt])
         elif fmt == "csv":
-            await write_stream(csv_chunks(db, q, upto=upto, tally=tally), path)
+            await store.put(key, csv_chunks(db, q, upto=upto, tally=tally), content_type=MEDIA_TYPES[fmt])
         else:
-            await write_stream(ocds_chunks(db, settings, q, upto=upto, tally=tally), path)
+            await store.put(
+                key, ocds_chunks(db, settings, q, upto=upto, tally=tally), content_type=MEDIA_TYPES[fmt]
+            )
     except Exception as exc:
         log.exception("export %s failed", job_id)
         await _set(
@@ -575,7 +579,7 @@ async def run_job(db: Database, settings: Settings, job_id: uuid.UUID) -> str:
         status="done",
         rows_done=tally.records,
         rows_total=tally.records,
-        file_path=str(relative),
+        file_key=key,
         error="",
         finished_at=clock.now(),
         heartbeat_at=clock.now(),
