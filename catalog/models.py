@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mall.db import Base, IdMixin, Money, Quantity, UTCDateTime
@@ -150,7 +150,8 @@ class ListingImport(IdMixin, Base):
     supplier_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     filename: Mapped[str] = mapped_column(String(200))
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    # The upload in the file store (mall.files) until the job has processed it; "" afterwards.
+    file_key: Mapped[str] = mapped_column(String(300), default="")
     status: Mapped[str] = mapped_column(String(10), default="queued")  # queued | running | done | failed
     strict: Mapped[bool] = mapped_column(Boolean, default=False)  # any bad row: import nothing
     total: Mapped[int] = mapped_column(Integer, default=0)

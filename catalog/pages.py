@@ -402,7 +402,7 @@ async def listing_status(
 
 @post("/supplier/imports", opt=allow("supplier"), include_in_schema=False)
 async def upload_import(
-    request: Request[Any, Any, Any], db: DB, data: MultipartBody[dict[str, Any]]
+    request: Request[Any, Any, Any], db: DB, settings: Config, data: MultipartBody[dict[str, Any]]
 ) -> Redirect:
     who = _user(request)
     assert who
@@ -410,15 +410,23 @@ async def upload_import(
     if not isinstance(upload, UploadFile) or not upload.filename:
         flash(request, "请选择要上传的 CSV 或 XLSX 文件", "error")
         return Redirect("/supplier/listings", status_code=303)
-    content = await upload.read()
+    from mall import files
+
+    # Stored, not parsed: the job reads it (one byte past the cap is enough to refuse it).
+    content = await upload.read(imports.MAX_BYTES + 1)
     try:
         batch = await imports.start_import(
-            db, who, upload.filename, content, strict=str(data.get("strict", "")) in ("1", "on")
+            db,
+            files.store_for(settings, db),
+            who,
+            upload.filename,
+            content,
+            strict=str(data.get("strict", "")) in ("1", "on"),
         )
     except DomainError as exc:
         flash(request, exc.detail, "error")
         return Redirect("/supplier/listings", status_code=303)
-    flash(request, f"文件「{batch.filename}」已上传，共 {batch.total} 行，正在后台校验")
+    flash(request, f"文件「{batch.filename}」已上传，正在后台读取和校验")
     return Redirect(f"/supplier/imports/{batch.id}", status_code=303)
 
 

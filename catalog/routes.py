@@ -516,12 +516,26 @@ class ImportOut(msgspec.Struct):
     status_code=202,
     tags=["商品"],
     summary="批量导入商品（CSV / XLSX，中文表头；后台处理，逐行报告）",
-    description="multipart/form-data：file 为文件；strict=1 时文件中有任何错误行则整份不导入。",
+    description=(
+        "multipart/form-data：file 为文件（至多 5 MB）；strict=1 时文件中有任何错误行则整份不导入。"
+        "文件由后台任务读取和校验：total 在读取后才有值；文件超出导入限制（至多 10000 行数据、100 列，"
+        "单元格至多 32767 个字符，XLSX 解压后的大小有上限）时导入以 failed 结束，error 为原因。"
+    ),
 )
-async def start_import(request: Request[Any, Any, Any], data: MultipartBody[ImportForm], db: DB) -> ImportOut:
-    content = await data.file.read()
+async def start_import(
+    request: Request[Any, Any, Any], data: MultipartBody[ImportForm], db: DB, settings: Config
+) -> ImportOut:
+    from mall import files
+
+    # Stored, not parsed: the job reads it (one byte past the cap is enough to refuse it).
+    content = await data.file.read(imports.MAX_BYTES + 1)
     batch = await imports.start_import(
-        db, me_of(request), data.file.filename, content, strict=data.strict in ("1", "true", "on")
+        db,
+        files.store_for(settings, db),
+        me_of(request),
+        data.file.filename,
+        content,
+        strict=data.strict in ("1", "true", "on"),
     )
     return ImportOut.of(batch)
 

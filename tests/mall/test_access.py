@@ -203,7 +203,10 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
     upload = (
         "商品名称,品牌,规格型号,品目编码,计量单位,售价,参考市场价,库存\n台式机,联想,M1,A02010105,台,10,10,1\n"
     )
-    batch = await imports.start_import(world.db, world.who["supplier_x"], "a.csv", upload.encode())
+    from mall import files
+
+    store = files.store_for(world.settings, world.db)
+    batch = await imports.start_import(world.db, store, world.who["supplier_x"], "a.csv", upload.encode())
     from bidding import service as bidding_service
     from mall import clock
 
