@@ -354,6 +354,46 @@ async def test_the_winner_confirms_and_an_order_and_a_deal_record_follow(
         await service.confirm_award(world.db, xs[1], p.id)  # only once
 
 
+async def test_the_whole_specification_reaches_the_order_and_the_published_record(
+    world: World, frozen: datetime
+) -> None:
+    """Point 11: the requirement's specification (up to SPEC_MAX characters, several lines) becomes the
+    order line's specification whole; it used to be cut to 200 characters on the way, and the published
+    deal record lost the rest."""
+    import json
+
+    from mall import disclosure, fields
+    from mall.models import DisclosureRecord, OrderLine
+
+    spec = ("第一行：i5 处理器，16G 内存，512G 固态硬盘\n" + "规" * fields.SPEC_MAX)[: fields.SPEC_MAX]
+    xs = await suppliers(world, 3)
+    p = await service.create(
+        world.db,
+        world.who["buyer_a"],
+        service.ProcedureDraft(
+            **{
+                **draft(world, "inquiry", invited=[x.org_id for x in xs]).__dict__,
+                "items": [service.ItemDraft("A02010105", "台式计算机", spec, "10", "台")],
+            }
+        ),
+        open_tender_threshold=world.settings.open_tender_threshold,
+        region_code="410100",
+    )
+    for x, amount in zip(xs, ["52000.00", "50000.00", "51000.00"], strict=True):
+        await service.quote(world.db, x, p.id, amount)
+    advance(timedelta(hours=1))
+    await service.close(world.db, p.id)
+    order = await service.confirm_award(world.db, xs[1], p.id)
+    assert await disclosure.publish_pending(world.db) == 1
+    async with world.db.read() as s:
+        stored = (
+            await s.execute(select(OrderLine.spec_model).where(OrderLine.order_id == order.id))
+        ).scalar_one()
+        record = json.loads((await s.execute(select(DisclosureRecord.body))).scalar_one())
+    assert len(spec) == fields.SPEC_MAX and stored == spec
+    assert record["lines"][0]["spec_model"] == spec
+
+
 async def test_declines_and_lapses_pass_the_award_on_then_fail(world: World, frozen: datetime) -> None:
     import json
 

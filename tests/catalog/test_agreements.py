@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bidding import service as bidding
 from catalog import agreements as ag
@@ -249,6 +249,23 @@ async def test_a_large_call_off_must_go_to_a_second_stage_competition(world: Wor
         )
 
     kw = {"open_tender_threshold": world.settings.open_tender_threshold, "region_code": "410100"}
+    # Two entered suppliers cannot make a competition of three: refused now, not failed at the deadline.
+    with pytest.raises(InvalidInput) as err:
+        await bidding.create(world.db, world.who["buyer_a"], draft("379800.00"), **kw)
+    assert err.value.code == "too_few_entered" and err.value.extra["field"] == "agreement_id"
+    assert "3 家" in err.value.detail and err.value.extra["minimum"] == 3
+    third = await world.org("third", OrgKind.SUPPLIER, "第三汽车销售公司")
+    await ag.add_supplier(world.db, world.who["center"], a.id, await code_of(world, "third"))
+    # A frozen supplier cannot take part, so it does not count.
+    async with world.db.write() as tx:
+        (await tx.session.get(Organization, third.org_id)).status = "frozen"  # type: ignore[union-attr]
+    with pytest.raises(InvalidInput) as err:
+        await bidding.create(world.db, world.who["buyer_a"], draft("379800.00"), **kw)
+    assert err.value.code == "too_few_entered"
+    async with world.db.write() as tx:
+        (await tx.session.get(Organization, third.org_id)).status = "active"  # type: ignore[union-attr]
+    async with world.db.read() as s:
+        assert await s.scalar(select(func.count()).select_from(bidding.Procedure)) == 0
     with pytest.raises(RuleViolation) as err:  # 2 × the highest agreement price in the 品目
         await bidding.create(world.db, world.who["buyer_a"], draft("379800.01"), **kw)
     assert err.value.code == "above_agreement_price" and "379,800.00" in err.value.detail

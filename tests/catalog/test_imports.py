@@ -124,6 +124,45 @@ async def test_strict_import_of_a_file_with_a_bad_row_writes_nothing(world: Worl
     assert await count_listings(world, who.org_id) == before
 
 
+async def test_rows_with_control_characters_or_overlong_text_are_refused_in_the_report(world: World) -> None:
+    """Point 11: an imported row meets the form's rules — a control character, a bidi override or a
+    text past its limit refuses the row (named in the report), never cut and never stored."""
+    from mall import fields
+
+    who = world.who["supplier_y"]
+    header = [*HEADER, "商品描述"]
+    rows = [[*good_row(i), "说明"] for i in range(8)]
+    rows[1][0] = "联想\x00台式机"  # NUL: PostgreSQL cannot even store it
+    rows[2][1] = "\u202e想联"  # a bidi override: displays as something else than it is
+    rows[3][2] = "启天\x1bM3"  # ESC
+    rows[4][9] = "长" * (fields.DESCRIPTION_MAX + 1)  # was silently cut to 2000
+    rows[5][7] = "源" * (fields.SOURCE_MAX + 1)  # was silently cut to 300
+    rows[6][0] = "名" * (fields.NAME_MAX + 1)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    before = await count_listings(world, who.org_id)
+    batch = await start(world, who, "控制字符.csv", buf.getvalue().encode("utf-8"))
+    assert await run(world, batch.id) == {"accepted": 2, "refused": 6}
+    async with world.db.read() as s:
+        done = await s.get(ListingImport, batch.id)
+        names = set(
+            (await s.execute(select(Listing.name).where(Listing.supplier_org_id == who.org_id))).scalars()
+        )
+    assert done is not None and done.status == "done"
+    refused = {r[0]: r[2] for r in done.report if r[1] == imports.REFUSED}
+    assert set(refused) == {3, 4, 5, 6, 7, 8}  # data row i is spreadsheet line i + 2
+    assert "商品名称" in refused[3] and "U+0000" in refused[3]
+    assert "品牌" in refused[4] and "U+202E" in refused[4]
+    assert "规格型号" in refused[5] and "U+001B" in refused[5]
+    assert f"不能超过 {fields.DESCRIPTION_MAX} 个字符" in refused[6]
+    assert f"不能超过 {fields.SOURCE_MAX} 个字符" in refused[7]
+    assert f"不能超过 {fields.NAME_MAX} 个字符" in refused[8]
+    assert await count_listings(world, who.org_id) == before + 2
+    assert all(fields.bad_character(n) is None and len(n) <= fields.NAME_MAX for n in names)
+
+
 async def test_a_duplicate_of_an_existing_listing_is_refused_and_a_rerun_changes_nothing(
     world: World,
 ) -> None:

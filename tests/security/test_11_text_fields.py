@@ -1,0 +1,613 @@
+"""Point 11 (input side): every string a JSON request body carries has a documented maximum, and a
+value with a NUL, with a bidi override or one character over that maximum is refused with a 400
+before anything is written.
+
+Generated from the OpenAPI document and the role matrix: every operation with a JSON body, every
+string property of it (through $refs, nested objects, array items and map values), called as a role
+the operation's handler allows, with an otherwise valid body whose path ids are real objects in the
+states the operations expect, so the requests reach the field checks. Strings with a `format` (uuid,
+date-time) are typed values msgspec decodes, not text: they are left out. A string property without
+`maxLength` in the document fails the test, so a field added later without a limit is caught.
+
+On PostgreSQL a NUL that reached the database would be refused there (DataError, answered 400 by the
+database handler): the test also requires that no request got that far (nothing logged as a refusal
+of the database).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bidding import service as bidding
+from catalog import agreements as ag
+from catalog import designated as dd
+from catalog import service as catalog
+from mall import clock, orders
+from mall.credit_code import make
+from mall.models import Organization, OrgKind
+from tests.factories import PASSWORD, World
+from tests.security.text_input import chinese, fingerprint, variants
+
+# Who calls an operation that allows these roles (the first role the handler names decides).
+CALLER = {
+    "public": None,
+    "user": "regulator",  # only the password change: nobody else's token is at stake if it went wrong
+    "buyer": "buyer_a",
+    "supplier": "supplier_x",
+    "center": "center",
+    "regulator": "regulator",
+    "admin": "admin",
+}
+TYPED_FORMATS = {"uuid", "date-time", "date"}
+# Every (operation, string property) pair of the API today is exercised; the floor keeps the test from
+# passing by exercising nothing.
+MIN_PAIRS = 140
+
+
+@dataclass
+class Pinned:
+    """Real objects in the states the operations expect."""
+
+    ids: dict[str, str] = field(default_factory=dict)
+
+
+async def credit_code(world: World, name: str) -> str:
+    async with world.db.read() as s:
+        org = await s.get(Organization, world.who[name].org_id)
+        assert org is not None
+        return org.credit_code
+
+
+async def pinned(world: World) -> Pinned:
+    p = Pinned()
+    sx, center, buyer = (world.who[n] for n in ("supplier_x", "center", "buyer_a"))
+    margin = world.settings.price_margin
+    # A placed order of buyer_a with supplier_x: confirm, decline, cancel, pay, ship… (refused first).
+    placed, _ = await orders.checkout(
+        world.db,
+        world.settings,
+        buyer,
+        orders.CheckoutRequest(
+            world.lines["a1"].id, "text-fields-order-1", ((world.listings["laptop"].id, "1"),)
+        ),
+    )
+    p.ids["order_id"] = str(placed[0].id)
+    p.ids["order_line"] = str(placed[0].lines[0].id)
+    # The printer in buyer_a's cart (changing its quantity or accepting its price).
+    await orders.add_to_cart(world.db, buyer, world.listings["printer"].id, "1")
+    p.ids["cart_listing"] = str(world.listings["printer"].id)
+    # A draft of supplier_x (editable), a submitted one (to review), a live one with a pending price.
+    draft = await catalog.create_listing(
+        world.db,
+        sx,
+        catalog.ListingDraft("草稿打印机", "草稿牌", "D-1", "A02021003", "台", "900.00", "900.00", "5"),
+        margin=margin,
+        submit=False,
+    )
+    p.ids["draft_listing"] = str(draft.id)
+    submitted = await catalog.create_listing(
+        world.db,
+        sx,
+        catalog.ListingDraft("待审打印机", "待审牌", "S-1", "A02021003", "台", "950.00", "950.00", "5"),
+        margin=margin,
+    )
+    p.ids["submitted_listing"] = str(submitted.id)
+    _, request = await catalog.change_price(
+        world.db, sx, world.listings["laptop"].id, "5000.00", "5200.00", margin=margin
+    )
+    assert request is not None
+    p.ids["price_request"] = str(request.id)
+    p.ids["live_listing"] = str(world.listings["laptop"].id)
+    # An inquiry open to supplier_x (invited), with buyer_a's budget.
+    others = [await world.org(f"tf_s{n}", OrgKind.SUPPLIER, f"文本测试供应商{n}") for n in range(2)]
+    inquiry = await bidding.create(
+        world.db,
+        buyer,
+        bidding.ProcedureDraft(
+            kind="inquiry",
+            title="文本字段询价项目",
+            budget_line_id=world.lines["a1"].id,
+            ceiling="9000.00",
+            starts_at=clock.now(),
+            ends_at=clock.now() + timedelta(hours=2),
+            items=[bidding.ItemDraft("A02010108", "便携式计算机", "", "1", "台")],
+            invited=[sx.org_id, *(o.org_id for o in others)],  # type: ignore[misc]
+        ),
+        open_tender_threshold=world.settings.open_tender_threshold,
+        region_code=world.settings.region_code,
+    )
+    p.ids["procedure_id"] = str(inquiry.id)
+    auction = await bidding.create(
+        world.db,
+        buyer,
+        bidding.ProcedureDraft(
+            kind="auction",
+            title="文本字段竞价项目",
+            budget_line_id=world.lines["a1"].id,
+            ceiling="9000.00",
+            starts_at=clock.now(),
+            ends_at=clock.now() + timedelta(hours=2),
+            items=[bidding.ItemDraft("A02010108", "便携式计算机", "", "1", "台")],
+            decrement="10",
+            invited=[sx.org_id, *(o.org_id for o in others)],  # type: ignore[misc]
+        ),
+        open_tender_threshold=world.settings.open_tender_threshold,
+        region_code=world.settings.region_code,
+    )
+    p.ids["auction_id"] = str(auction.id)
+    # An agreement of the center in force, supplier_x entered with one product.
+    today = clock.local_date(clock.now())
+    a = await ag.create(
+        world.db,
+        world.settings,
+        center,
+        ag.AgreementDraft(
+            "打印机协议供货",
+            "goods",
+            "A02021003",
+            today.isoformat(),
+            (today + timedelta(days=100)).isoformat(),
+        ),
+    )
+    codes = {n: await credit_code(world, n) for n in ("supplier_x", "supplier_y")}
+    await ag.add_supplier(world.db, center, a.id, codes["supplier_x"])
+    product = await ag.add_product(
+        world.db,
+        center,
+        a.id,
+        ag.ProductDraft(sx.org_id, "激光打印机", "惠普", "M1005", "A02021003", "台", price="1500.00"),  # type: ignore[arg-type]
+    )
+    await ag.activate(world.db, center, a.id)
+    p.ids["agreement_id"] = str(a.id)
+    p.ids["agreement_product"] = str(product.id)
+    p.ids["supplier_y_code"] = codes["supplier_y"]
+    # A designation supplier_x applied for (to review), and one of supplier_y in force (to order from).
+    applied = await dd.apply(
+        world.db, world.settings, sx, "C23090100", "410100", [dd.PriceItemDraft("印刷", "页", "0.20")]
+    )
+    p.ids["designation_applied"] = str(applied.id)
+    approved = await dd.designate(
+        world.db,
+        center,
+        codes["supplier_y"],
+        "C23120301",
+        "410100",
+        [dd.PriceItemDraft("保养", "次", "300.00")],
+    )
+    async with world.db.read() as s:
+        found = await dd.get(s, approved.id)
+    p.ids["designation_approved"] = str(approved.id)
+    p.ids["price_item"] = str(found.items[0].id)
+    p.ids["buyer_b_org"] = str(world.who["buyer_b"].org_id)
+    return p
+
+
+Base = Callable[[World, Pinned], tuple[dict[str, Any], dict[str, str]]]
+
+
+def _now_plus(hours: int) -> str:
+    return (clock.now() + timedelta(hours=hours)).astimezone(clock.SHANGHAI).isoformat()
+
+
+# (method, path) -> a valid-looking body and the path parameters, for the caller the roles name.
+BASES: dict[str, Base] = {
+    "POST /api/auth/token": lambda w, p: ({"username": "buyer_a", "password": PASSWORD, "name": "脚本"}, {}),
+    "POST /api/auth/password": lambda w, p: (
+        {"current_password": PASSWORD, "new_password": "New-Sunshine-2026x"},
+        {},
+    ),
+    "POST /api/cart/items": lambda w, p: (
+        {"listing_id": str(w.listings["desk"].id), "quantity": "1", "unit_price": "800.00"},
+        {},
+    ),
+    "PUT /api/cart/items/{listing_id}": lambda w, p: (
+        {"quantity": "2"},
+        {"listing_id": p.ids["cart_listing"]},
+    ),
+    "POST /api/cart/items/{listing_id}/price": lambda w, p: (
+        {"unit_price": "1200.00"},
+        {"listing_id": p.ids["cart_listing"]},
+    ),
+    "POST /api/checkout": lambda w, p: (
+        {
+            "budget_line_id": str(w.lines["a1"].id),
+            "items": [{"listing_id": str(w.listings["desk"].id), "quantity": "1", "unit_price": "800.00"}],
+            "delivery_address": "郑州市金水路1号",
+            "note": "工作日送货",
+        },
+        {},
+    ),
+    "POST /api/orders/{order_id}/confirm": lambda w, p: (
+        {"prices": {p.ids["order_line"]: "4900.00"}},
+        {"order_id": p.ids["order_id"]},
+    ),
+    "POST /api/orders/{order_id}/decline": lambda w, p: (
+        {"reason": "库存不足"},
+        {"order_id": p.ids["order_id"]},
+    ),
+    "POST /api/orders/{order_id}/cancel": lambda w, p: (
+        {"reason": "预算调整"},
+        {"order_id": p.ids["order_id"]},
+    ),
+    "POST /api/orders/{order_id}/cancel-request": lambda w, p: (
+        {"reason": "预算调整"},
+        {"order_id": p.ids["order_id"]},
+    ),
+    "POST /api/orders/{order_id}/ship": lambda w, p: ({"note": "顺丰 SF1"}, {"order_id": p.ids["order_id"]}),
+    "POST /api/orders/{order_id}/accept": lambda w, p: (
+        {"score": 5, "comment": "货物完好"},
+        {"order_id": p.ids["order_id"]},
+    ),
+    "POST /api/orders/{order_id}/pay": lambda w, p: (
+        {"payment_ref": "ZF-0001"},
+        {"order_id": p.ids["order_id"]},
+    ),
+    "POST /api/orders/{order_id}/void": lambda w, p: (
+        {"reason": "合同违规"},
+        {"order_id": p.ids["order_id"]},
+    ),
+    "POST /api/admin/organizations": lambda w, p: (
+        {
+            "kind": "supplier",
+            "name": "新登记供应商有限公司",
+            "credit_code": make("9", "1", "410105", "TXTF0001"),
+            "region_code": "410105",
+            "address": "郑州市",
+            "contact_phone": "0371-12345678",
+        },
+        {},
+    ),
+    "POST /api/admin/organizations/{org_id}/users": lambda w, p: (
+        {"username": "newuser01", "display_name": "新用户", "password": "Sunshine-test-2026"},
+        {"org_id": p.ids["buyer_b_org"]},
+    ),
+    "POST /api/admin/organizations/{org_id}/budget-lines": lambda w, p: (
+        {
+            "fiscal_year": clock.local_date(clock.now()).year,
+            "project_code": "TF-01",
+            "project_name": "新项目",
+            "amount": "1000.00",
+        },
+        {"org_id": p.ids["buyer_b_org"]},
+    ),
+    "POST /api/listings": lambda w, p: (
+        {
+            "name": "新台式机",
+            "brand": "新品牌",
+            "spec_model": "N-1",
+            "category_code": "A02010105",
+            "unit": "台",
+            "price": "1000.00",
+            "reference_price": "1000.00",
+            "stock": "5",
+            "reference_source": "京东自营",
+            "description": "说明",
+        },
+        {},
+    ),
+    "PUT /api/listings/{listing_id}": lambda w, p: (
+        {
+            "name": "草稿打印机",
+            "brand": "草稿牌",
+            "spec_model": "D-1",
+            "category_code": "A02021003",
+            "unit": "台",
+            "price": "900.00",
+            "reference_price": "900.00",
+            "stock": "5",
+            "reference_source": "京东自营",
+            "description": "说明",
+        },
+        {"listing_id": p.ids["draft_listing"]},
+    ),
+    "POST /api/listings/{listing_id}/price": lambda w, p: (
+        {"price": "4900.00", "reference_price": "5100.00", "note": "降价", "reference_source": "京东自营"},
+        {"listing_id": p.ids["live_listing"]},
+    ),
+    "POST /api/review/prices/{request_id}": lambda w, p: (
+        {"decision": "reject", "reason": "参考价无依据", "price": "5000.00", "reference_price": "5200.00"},
+        {"request_id": p.ids["price_request"]},
+    ),
+    "POST /api/review/listings/{listing_id}": lambda w, p: (
+        {"decision": "reject", "reason": "图片不清", "price": "950.00", "reference_price": "950.00"},
+        {"listing_id": p.ids["submitted_listing"]},
+    ),
+    "POST /api/listings/{listing_id}/moderation": lambda w, p: (
+        {"action": "freeze", "reason": "价格核查"},
+        {"listing_id": p.ids["live_listing"]},
+    ),
+    "POST /api/agreements": lambda w, p: (
+        {
+            "title": "复印纸协议供货",
+            "kind": "goods",
+            "category_code": "A02021003",
+            "starts_on": clock.local_date(clock.now()).isoformat(),
+            "ends_on": (clock.local_date(clock.now()) + timedelta(days=100)).isoformat(),
+            "direct_limit": "200000.00",
+        },
+        {},
+    ),
+    "POST /api/agreements/{agreement_id}/suppliers": lambda w, p: (
+        {"credit_code": p.ids["supplier_y_code"]},
+        {"agreement_id": p.ids["agreement_id"]},
+    ),
+    "POST /api/agreements/{agreement_id}/products": lambda w, p: (
+        {
+            "supplier_org_id": str(w.who["supplier_x"].org_id),
+            "name": "喷墨打印机",
+            "brand": "佳能",
+            "spec_model": "G3800",
+            "category_code": "A02021003",
+            "unit": "台",
+            "price": "",
+            "list_price": "1200.00",
+            "discount_rate": "0.95",
+        },
+        {"agreement_id": p.ids["agreement_id"]},
+    ),
+    "POST /api/agreements/{agreement_id}/terminate": lambda w, p: (
+        {"reason": "协议违约"},
+        {"agreement_id": p.ids["agreement_id"]},
+    ),
+    "POST /api/agreement-orders": lambda w, p: (
+        {
+            "product_id": p.ids["agreement_product"],
+            "quantity": "1",
+            "budget_line_id": str(w.lines["a1"].id),
+            "unit_price": "1500.00",
+            "delivery_address": "郑州市金水路1号",
+            "note": "工作日送货",
+        },
+        {},
+    ),
+    "POST /api/designated": lambda w, p: (
+        {
+            "credit_code": p.ids["supplier_y_code"],
+            "category_code": "C23090100",
+            "region_code": "410100",
+            "prices": [{"name": "装订", "unit": "本", "price": "5.00", "spec": "胶装"}],
+            "service_address": "郑州市",
+        },
+        {},
+    ),
+    "POST /api/designated/applications": lambda w, p: (
+        {
+            "category_code": "C23120301",
+            "region_code": "410100",
+            "prices": [{"name": "洗车", "unit": "次", "price": "30.00", "spec": "普通"}],
+            "service_address": "郑州市",
+        },
+        {},
+    ),
+    "POST /api/designated/{designation_id}/review": lambda w, p: (
+        {"approve": False, "note": "资质不全"},
+        {"designation_id": p.ids["designation_applied"]},
+    ),
+    "POST /api/designated/{designation_id}/revoke": lambda w, p: (
+        {"reason": "服务质量差"},
+        {"designation_id": p.ids["designation_approved"]},
+    ),
+    "POST /api/service-orders": lambda w, p: (
+        {
+            "designation_id": p.ids["designation_approved"],
+            "items": [{"price_item_id": p.ids["price_item"], "quantity": "1"}],
+            "budget_line_id": str(w.lines["a1"].id),
+            "service_address": "郑州市",
+            "note": "上午",
+        },
+        {},
+    ),
+    "POST /api/procedures": lambda w, p: (
+        {
+            "kind": "inquiry",
+            "title": "办公电脑询价项目",
+            "budget_line_id": str(w.lines["a1"].id),
+            "ceiling": "9000.00",
+            "ends_at": _now_plus(2),
+            "items": [
+                {
+                    "category_code": "A02010108",
+                    "item_name": "便携式计算机",
+                    "quantity": "1",
+                    "unit": "台",
+                    "spec": "i5",
+                }
+            ],
+            "decrement": "0",
+        },
+        {},
+    ),
+    "POST /api/procedures/{procedure_id}/quotes": lambda w, p: (
+        {"amount": "8000.00"},
+        {"procedure_id": p.ids["procedure_id"]},
+    ),
+    "POST /api/procedures/{procedure_id}/bids": lambda w, p: (
+        {"amount": "8000.00"},
+        {"procedure_id": p.ids["auction_id"]},
+    ),
+    "POST /api/procedures/{procedure_id}/award/confirm": lambda w, p: (
+        {"unit_prices": {"1": "8000.00"}},
+        {"procedure_id": p.ids["procedure_id"]},
+    ),
+    "POST /api/subscriptions": lambda w, p: (
+        {"name": "接收方", "url": "https://receiver.example.com/hook", "mode": "supermarket"},
+        {},
+    ),
+    "POST /api/exports": lambda w, p: ({"format": "csv", "filters": {"mode": "supermarket"}}, {}),
+}
+# The password change goes last: had it gone through, the caller's tokens would be revoked.
+LAST = {"POST /api/auth/password"}
+NEEDS_KEY = {"POST /api/checkout", "POST /api/agreement-orders", "POST /api/service-orders"}
+
+
+def _resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def string_leaves(
+    doc: dict[str, Any], schema: dict[str, Any], path: tuple[Any, ...] = ()
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Every string property under `schema`, by path (a key, 0 for an array's items, "*" for a map's
+    values); typed strings (uuid, date-time) are left out."""
+    schema = _resolve(doc, schema)
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for alt in [*schema.get("anyOf", []), *schema.get("oneOf", [])]:
+        out |= string_leaves(doc, alt, path)
+    kind = schema.get("type")
+    kinds = set(kind) if isinstance(kind, list) else {kind}
+    if "object" in kinds or "properties" in schema:
+        for name, sub in schema.get("properties", {}).items():
+            out |= string_leaves(doc, sub, (*path, name))
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            out |= string_leaves(doc, extra, (*path, "*"))
+    if "array" in kinds:
+        out |= string_leaves(doc, schema.get("items", {}), (*path, 0))
+    if "string" in kinds and schema.get("format") not in TYPED_FORMATS:
+        out[path] = schema
+    return out
+
+
+def _get(body: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        if step == "*":
+            body = next(iter(body.values()))
+        elif isinstance(body, dict):
+            body = body.get(step)
+        else:
+            body = body[step]
+        if body is None:
+            return None
+    return body
+
+
+def _set(body: dict[str, Any], path: tuple[Any, ...], value: str) -> dict[str, Any]:
+    out = copy.deepcopy(body)
+    node: Any = out
+    for step in path[:-1]:
+        node = node[next(iter(node))] if step == "*" else node[step]
+    last = path[-1]
+    if last == "*":
+        node[next(iter(node))] = value
+    else:
+        node[last] = value
+    return out
+
+
+def _label(path: tuple[Any, ...]) -> str:
+    return ".".join("[]" if s == 0 else str(s) for s in path)
+
+
+def _handler_roles(app: Any) -> dict[str, tuple[str, ...]]:
+    roles = {}
+    for route in app.routes:
+        plain = re.sub(r"\{(\w+)(?::[^}]*)?\}", r"{\1}", route.path)
+        for h in getattr(route, "route_handlers", None) or []:
+            for method in h.http_methods:
+                roles[f"{method} {plain}"] = h.opt.get("roles", ())
+    return roles
+
+
+class DatabaseRefusals(logging.Handler):
+    """Counts the requests that reached the database with what it cannot store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "database refused" in message or "unhandled error" in message:
+            self.seen.append(message)
+
+
+async def test_every_string_of_every_json_body_has_a_limit_and_refuses_bad_text(
+    app: Any, client: Any, world: World
+) -> None:
+    doc = app.openapi_schema.to_schema()
+    roles = _handler_roles(app)
+    p = await pinned(world)
+    watcher = DatabaseRefusals()
+    logging.getLogger("mall.errors").addHandler(watcher)
+    problems: list[str] = []
+    exercised: list[str] = []
+    operations = []
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            content = (op.get("requestBody") or {}).get("content", {})
+            if "application/json" in content:
+                operations.append((f"{method.upper()} {path}", content["application/json"]["schema"]))
+    operations.sort(key=lambda o: o[0] in LAST)
+    try:
+        for key, schema in operations:
+            leaves = string_leaves(doc, schema)
+            if not leaves:
+                continue  # nothing but numbers, booleans and typed values
+            if key not in BASES:
+                problems.append(f"{key}: no base body in this test (add one)")
+                continue
+            base, params = BASES[key](world, p)
+            method, path = key.split(" ", 1)
+            url = path.format(**params)
+            caller = CALLER[roles[key][0]]
+            before = await fingerprint(world.db)
+            for leaf, sub in leaves.items():
+                name = _label(leaf)
+                limit = sub.get("maxLength")
+                if limit is None:
+                    problems.append(f"{key} {name}: no maxLength in the OpenAPI document")
+                sample = _get(base, leaf)
+                for kind, value in variants(
+                    sample if isinstance(sample, str) else "", limit or 100_000
+                ).items():
+                    headers = world.h(caller) if caller else {}
+                    if key in NEEDS_KEY:
+                        headers = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+                    r = await client.request(method, url, json=_set(base, leaf, value), headers=headers)
+                    shown = f"{key} {name} [{kind}]"
+                    if r.status_code != 400:
+                        problems.append(f"{shown}: {r.status_code} {r.text[:200]}")
+                        continue
+                    if not r.headers["content-type"].startswith("application/problem+json"):
+                        problems.append(f"{shown}: not problem+json")
+                        continue
+                    body = r.json()
+                    if not body.get("code") or not chinese(body.get("detail")):
+                        problems.append(f"{shown}: no code or no Chinese detail: {body}")
+                exercised.append(f"{key} {name}")
+            if await fingerprint(world.db) != before:
+                problems.append(f"{key}: a refused request wrote to the database")
+                before = await fingerprint(world.db)
+    finally:
+        logging.getLogger("mall.errors").removeHandler(watcher)
+    problems += [f"reached the database: {m[:200]}" for m in watcher.seen]
+    print(f"\n{len(exercised)} (operation, string property) pairs exercised, 3 refused values each")
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
+    assert len(exercised) >= MIN_PAIRS, len(exercised)
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\u202e", "\x1b"])
+async def test_a_search_with_control_characters_is_refused_in_the_api_and_on_the_page(
+    client: Any, world: World, bad: str
+) -> None:
+    """A search query is echoed back and searched: the API and the page refuse the same characters."""
+    q = f"台式{bad}电脑"
+    for path in ("/api/catalog/search", "/api/listings"):
+        for param in ("q", "brand"):
+            r = await client.get(path, params={param: q})
+            assert r.status_code == 400, (path, param, r.status_code, r.text[:200])
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert chinese(r.json()["detail"])
+    r = await client.get("/goods", params={"q": q}, headers={"Accept": "text/html"})
+    assert r.status_code == 400 and "不允许的字符" in r.text
