@@ -33,7 +33,7 @@ from mall import budgets, clock
 from mall.auth import Principal, allow
 from mall.deps import DB, Config
 from mall.errors import DomainError, InvalidInput, NotFound
-from mall.pages import _act, _page_no, _user, flash, pages_of, pop_form, render
+from mall.pages import _act, _page_no, _user, flash, keep_form, pages_of, pop_form, render
 
 PER_PAGE = 20
 log = logging.getLogger("mall.rooms")
@@ -178,7 +178,7 @@ async def create_procedure(
         )
     except DomainError as exc:
         flash(request, exc.detail, "error")
-        request.session["form"] = {k: v for k, v in data.items() if k != "_csrf_token"}
+        keep_form(request, data)
         return Redirect("/procedures/new", status_code=303)
     flash(request, f"已发布{KIND_LABELS[p.kind]}「{p.title}」，项目编号 {p.number}")
     return Redirect(f"/procedures/{p.id}", status_code=303)

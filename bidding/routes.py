@@ -35,7 +35,10 @@ class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ProcedureIn(msgspec.Struct, forbid_unknown_fields=True):
-    kind: Annotated[str, msgspec.Meta(max_length=10, description="inquiry（在线询价）| auction（反向竞价）")]
+    kind: Annotated[
+        str,
+        msgspec.Meta(max_length=fields.CHOICE_MAX, description="inquiry（在线询价）| auction（反向竞价）"),
+    ]
     title: fields.Name
     budget_line_id: uuid.UUID
     ceiling: fields.Amount
@@ -197,7 +200,8 @@ async def get_procedure(
 
 
 class AmountIn(msgspec.Struct, forbid_unknown_fields=True):
-    amount: str
+    # Free-form within its limit: a malformed amount is an offer the rules refuse and the bid log keeps.
+    amount: fields.BidText
 
 
 @post(
@@ -289,6 +293,7 @@ async def room_bid(
 
     from bidding import room, rules
 
+    amount = service.typed_amount(amount)  # text the bid log cannot keep is not a bid at all
     prefix = f"mall:{settings.queue_name}"
     limit = None if exempt else settings.bid_refusals_per_minute
     redis = app.state.room_redis
@@ -355,8 +360,12 @@ async def publish_room(app: Any, db: Any, procedure_id: uuid.UUID) -> None:
         log.warning("room event for %s not published: %s", procedure_id, exc)
 
 
+LineNo = Annotated[str, msgspec.Meta(max_length=3, description="明细序号")]
+
+
 class ConfirmIn(msgspec.Struct, forbid_unknown_fields=True):
-    unit_prices: dict[str, str] = {}  # line_no -> unit price, for procedures with several items
+    # line_no -> unit price, for procedures with several items
+    unit_prices: Annotated[dict[LineNo, fields.Amount], fields.AMOUNT_VALUES] = {}
 
 
 class ConfirmOut(msgspec.Struct):

@@ -166,8 +166,11 @@ async def create(
     `min_participants` is the platform's minimum (settings.min_participants)."""
     errors: list[str] = []
     if draft.kind not in (ProcedureKind.INQUIRY, ProcedureKind.AUCTION):
-        raise InvalidInput("采购方式应为 inquiry（在线询价）或 auction（反向竞价）", code="invalid_kind")
+        raise InvalidInput(
+            "采购方式应为 inquiry（在线询价）或 auction（反向竞价）", code="invalid_kind", field="kind"
+        )
     wanted = participants_wanted(draft, min_participants)
+    decrement = _decimal(draft.decrement)
     title = fields.text(draft.title, "项目名称", fields.NAME_MAX, field="title")
     if len(title) < 4:
         errors.append("项目名称应为4至200个字符")
@@ -193,7 +196,7 @@ async def create(
     for n, raw in enumerate(draft.items, start=1):
         item = ItemDraft(
             category_code=fields.text(
-                raw.category_code, f"第{n}项品目编码", 16, field="category_code"
+                raw.category_code, f"第{n}项品目编码", fields.CATEGORY_CODE_MAX, field="category_code"
             ).upper(),
             item_name=fields.text(raw.item_name, f"第{n}项品名", fields.NAME_MAX, field="item_name"),
             spec=fields.text(raw.spec, f"第{n}项技术要求", fields.SPEC_MAX, multiline=True, field="spec"),
@@ -214,7 +217,7 @@ async def create(
         # the rules object checks the decrement settings (and says what is wrong, in Chinese)
         rules.AuctionRules(
             ceiling=ceiling,
-            decrement=_decimal(draft.decrement),
+            decrement=decrement,
             decrement_is_percent=draft.decrement_is_percent,
             beat_lowest=draft.beat_lowest,
             min_participants=wanted,
@@ -234,10 +237,26 @@ async def create(
         if draft.agreement_id is not None:
             from catalog.agreements import second_stage_ceiling
 
-            # the agreement's entered suppliers are invited; too few of them simply fail at the deadline
+            # the agreement's entered suppliers are invited: like an explicit invitation, at least the
+            # procedure's minimum of them must be able to take part, or it is refused now, not at its deadline
             agreement, highest, invited = await second_stage_ceiling(
                 s, draft.agreement_id, [(i.category_code, q) for i, q in items]
             )
+            able = await s.scalar(
+                select(func.count()).where(
+                    Organization.id.in_(invited),
+                    Organization.kind == OrgKind.SUPPLIER.value,
+                    Organization.status == "active",
+                )
+            )
+            if (able or 0) < wanted:
+                raise InvalidInput(
+                    f"框架协议 {agreement.number} 的有效入围供应商只有 {able or 0} 家，"
+                    f"少于最少有效供应商数 {wanted} 家，不能发起二次竞价",
+                    code="too_few_entered",
+                    field="agreement_id",
+                    minimum=wanted,
+                )
             if clock.local_date(draft.ends_at) > agreement.ends_on:
                 raise RuleViolation(
                     f"二次竞价须在框架协议期内结束（协议截止 {agreement.ends_on.isoformat()}）",
@@ -262,7 +281,7 @@ async def create(
             region_code=region_code,
             ceiling=ceiling,
             reserved_amount=ceiling,
-            decrement=str(_decimal(draft.decrement)),
+            decrement=str(decrement),
             decrement_is_percent=draft.decrement_is_percent,
             beat_lowest=draft.beat_lowest,
             min_participants=wanted,
@@ -343,7 +362,7 @@ def _decimal(raw: str) -> Decimal:
     try:
         value = Decimal(str(raw).strip() or "0")
     except InvalidOperation:
-        raise InvalidInput("最小降价幅度格式不正确", code="procedure_invalid") from None
+        raise InvalidInput("最小降价幅度格式不正确", code="procedure_invalid", field="decrement") from None
     return value
 
 
@@ -415,8 +434,15 @@ def _money_or_refuse(raw: str) -> Decimal:
         raise rules.BidRefused("bad_amount", "报价金额格式不正确，应为不超过两位小数的金额") from None
 
 
+def typed_amount(raw: str) -> str:
+    """A quote or bid as typed, kept in the bid log: a malformed amount is an offer refused by the
+    rules (and logged), but text the log cannot keep as typed is refused before it is an offer."""
+    return fields.text(raw, "报价金额", fields.BID_TEXT_MAX, field="amount")
+
+
 async def quote(db: Database, who: Principal, procedure_id: uuid.UUID, amount_raw: str) -> Offer:
     """Submit or revise a sealed quote. The latest one counts; nobody else sees it before the deadline."""
+    amount_raw = typed_amount(amount_raw)
     async with db.write() as tx:
         p = await _load_open(tx, who, procedure_id, ProcedureKind.INQUIRY)
         amount = _money_or_refuse(amount_raw)
@@ -431,7 +457,7 @@ async def quote(db: Database, who: Principal, procedure_id: uuid.UUID, amount_ra
             user_id=who.user_id,
             seq=p.offer_seq,
             amount=amount,
-            typed=amount_raw[:40],
+            typed=amount_raw,
             status="accepted",
             at=clock.now(),
         )
@@ -524,6 +550,7 @@ async def bid(
     Refused bids are logged with the reason — at most `max_refusals` per user and room a minute:
     past that the bid is answered 429 and nothing is written (a supplier cannot flood the log)."""
     assert who.org_id is not None
+    amount_raw = typed_amount(amount_raw)
     refused: rules.BidRefused | None = None
     async with db.write() as tx:
         s = tx.session
@@ -587,7 +614,7 @@ async def bid(
                         user_id=who.user_id,
                         seq=seen_seq + 1,
                         amount=amount,
-                        typed=amount_raw[:40],
+                        typed=amount_raw,
                         status="accepted",
                         at=now,
                     )
@@ -602,10 +629,10 @@ async def bid(
                 user_id=who.user_id,
                 seq=None,
                 amount=amount,
-                typed=amount_raw[:40],
+                typed=amount_raw,
                 status="refused",
                 refuse_code=refused.code,
-                reason=refused.detail[:300],
+                reason=refused.detail,  # the rules' own message: a short fixed text with amounts
                 at=now,
             )
         )
@@ -663,7 +690,7 @@ def _award(tx: Tx, p: Procedure, supplier_id: uuid.UUID, amount: Decimal, now: d
 
 
 async def _fail(tx: Tx, p: Procedure, reason: str) -> None:
-    p.status, p.result_note = ProcedureStatus.FAILED, reason[:300]
+    p.status, p.result_note = ProcedureStatus.FAILED, reason  # the rules' or this module's fixed text
     if p.reserved_amount > 0:
         await budgets.release(tx.session, p.budget_line_id, p.reserved_amount, None, procedure_id=p.id)
         p.reserved_amount = Decimal(0)
@@ -831,7 +858,7 @@ async def confirm_award(
                     listing_id=None,
                     item_name=item.item_name,
                     brand="",
-                    spec_model=item.spec[:200],
+                    spec_model=item.spec,  # the whole specification (order_lines.spec_model holds SPEC_MAX)
                     category_code=item.category_code,
                     category_version=CATALOG_VERSION,
                     unit=item.unit,
@@ -873,9 +900,11 @@ async def reject_quote(
     """After opening, the buyer rejects a non-compliant quote with a written reason (kept, and
     disclosed with the result). While the award is not yet confirmed the ranking is recomputed
     without it: the award may pass to the next, or the inquiry fail for too few valid quotes."""
-    reason = reason.strip()
-    if not 4 <= len(reason) <= 300:
-        raise InvalidInput("请写明不符合要求的原因（4至300个字符）", code="reason_required")
+    reason = fields.text(reason, "原因", fields.REASON_MAX, multiline=True, field="reason")
+    if len(reason) < 4:
+        raise InvalidInput(
+            f"请写明不符合要求的原因（4至{fields.REASON_MAX}个字符）", code="reason_required", field="reason"
+        )
     async with db.write() as tx:
         s = tx.session
         p = await s.get(Procedure, procedure_id, with_for_update=True)

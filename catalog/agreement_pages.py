@@ -10,6 +10,7 @@ import secrets
 import uuid
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery, URLEncodedBody
@@ -23,7 +24,7 @@ from mall import budgets, clock
 from mall.auth import PUBLIC, Principal, allow
 from mall.deps import DB, Config
 from mall.errors import DomainError, InvalidInput, NotFound
-from mall.pages import _act, _user, flash, pop_form, render
+from mall.pages import _act, _user, flash, keep_form, pop_form, render
 
 # ---------------------------------------------------------------- agreements
 
@@ -80,7 +81,7 @@ async def create_agreement(
         a = await ag.create(db, settings, who, ag.AgreementDraft(**{f: data.get(f, "") for f in fields}))
     except DomainError as exc:
         flash(request, exc.detail, "error")
-        request.session["form"] = {f: data.get(f, "") for f in fields}
+        keep_form(request, {f: data.get(f, "") for f in fields})
         return Redirect("/agreements/new", status_code=303)
     flash(request, f"已创建协议草稿 {a.number}：请增加入围供应商和协议产品，然后生效")
     return Redirect(f"/agreements/{a.id}", status_code=303)
@@ -173,7 +174,7 @@ async def add_product(
         await ag.add_product(db, who, agreement_id, draft)
     except DomainError as exc:
         flash(request, exc.detail, "error")
-        request.session["form"] = {f: data.get(f, "") for f in (*fields, "supplier_org_id")}
+        keep_form(request, {f: data.get(f, "") for f in (*fields, "supplier_org_id")})
         return Redirect(_back(agreement_id), status_code=303)
     flash(request, f"已增加协议产品：{draft.brand} {draft.spec_model}")
     return Redirect(_back(agreement_id), status_code=303)
@@ -231,7 +232,7 @@ async def order(
         placed, replayed = await ag.place_order(db, settings, who, req)
     except DomainError as exc:
         flash(request, exc.detail, "error")
-        request.session["form"] = {k: v for k, v in data.items() if k not in ("_csrf_token", "order_key")}
+        keep_form(request, data, omit=("order_key",))
         return Redirect(_back(agreement_id), status_code=303)
     if not replayed:
         flash(request, f"已下单 {placed.order_no}，待供应商确认（供应商可在确认时议价降价）")
@@ -298,10 +299,6 @@ def _price_drafts(data: dict[str, str]) -> list[dd.PriceItemDraft]:
     return out
 
 
-def _keep(request: Request[Any, Any, Any], data: dict[str, str]) -> None:
-    request.session["form"] = {k: v for k, v in data.items() if k != "_csrf_token"}
-
-
 @post("/designated/apply", opt=allow("supplier"), include_in_schema=False)
 async def apply(
     request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]
@@ -320,7 +317,7 @@ async def apply(
         )
     except DomainError as exc:
         flash(request, exc.detail, "error")
-        _keep(request, data)
+        keep_form(request, data)
         return Redirect("/designated", status_code=303)
     flash(request, "已提交定点申请，集中采购机构将在7个工作日内审核")
     return Redirect("/designated", status_code=303)
@@ -344,7 +341,7 @@ async def designate(
         )
     except DomainError as exc:
         flash(request, exc.detail, "error")
-        _keep(request, data)
+        keep_form(request, data)
         return Redirect("/designated", status_code=303)
     flash(request, "已确定定点供应商")
     return Redirect("/designated", status_code=303)
@@ -394,7 +391,9 @@ async def service_order(
 ) -> Redirect:
     who = _user(request)
     assert who
-    back = f"/designated?region={data.get('region', '')}&category={data.get('category', '')}"
+    back = "/designated?" + urlencode(
+        {"region": data.get("region", ""), "category": data.get("category", "")}
+    )
     try:
         try:
             line_id = uuid.UUID(data.get("budget_line_id", ""))
@@ -416,6 +415,14 @@ async def service_order(
         placed, replayed = await dd.place_order(db, settings, who, req)
     except DomainError as exc:
         flash(request, exc.detail, "error")
+        keep_form(
+            request,
+            {
+                "order_for": str(designation_id),
+                "order_address": data.get("service_address", ""),
+                "order_note": data.get("note", ""),
+            },
+        )
         return Redirect(back, status_code=303)
     if not replayed:
         flash(request, f"已下单 {placed.order_no}，待定点供应商确认")

@@ -11,11 +11,11 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 
 from catalog import agreements as ag
 from catalog import designated as dd
-from mall import orders
+from mall import fields, orders
 from mall.api import me_of
 from mall.auth import allow
 from mall.deps import DB, Config
-from mall.errors import NotFound
+from mall.errors import InvalidInput, NotFound
 from mall.money import money_str
 from mall.structs import OrderOut
 
@@ -25,32 +25,32 @@ IdemKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=1, m
 
 
 class AgreementIn(msgspec.Struct, forbid_unknown_fields=True):
-    title: str
-    kind: str  # goods | services
-    category_code: str
-    starts_on: str  # YYYY-MM-DD
-    ends_on: str
-    direct_limit: str = str(ag.DEFAULT_DIRECT_LIMIT)
+    title: fields.Name
+    kind: fields.Choice  # goods | services
+    category_code: fields.CategoryCode
+    starts_on: fields.DateText  # YYYY-MM-DD
+    ends_on: fields.DateText
+    direct_limit: fields.Amount = str(ag.DEFAULT_DIRECT_LIMIT)
 
 
 class SupplierIn(msgspec.Struct, forbid_unknown_fields=True):
-    credit_code: str
+    credit_code: fields.CreditCodeText
 
 
 class ProductIn(msgspec.Struct, forbid_unknown_fields=True):
     supplier_org_id: uuid.UUID
-    name: str
-    brand: str
-    spec_model: str
-    category_code: str
-    unit: str
-    price: str = ""
-    list_price: str = ""
-    discount_rate: str = ""
+    name: fields.Name
+    brand: fields.RequiredShortText
+    spec_model: fields.Model
+    category_code: fields.CategoryCode
+    unit: fields.Unit
+    price: fields.OptionalAmount = ""  # the agreement price; or
+    list_price: fields.OptionalAmount = ""  # a list price and
+    discount_rate: fields.Rate = ""  # a discount rate
 
 
 class ReasonIn(msgspec.Struct, forbid_unknown_fields=True):
-    reason: str
+    reason: fields.Reason
 
 
 class EnteredOut(msgspec.Struct):
@@ -147,6 +147,12 @@ async def list_agreements(
     from sqlalchemy import select
 
     who = me_of(request)
+    if status and status not in ag.AGREEMENT_STATUS_LABELS:
+        raise InvalidInput(
+            f"参数 status 应为 {' | '.join(ag.AGREEMENT_STATUS_LABELS)} 之一",
+            code="invalid_parameter",
+            parameter="status",
+        )
     async with db.read() as s:
         stmt = select(ag.Agreement).order_by(ag.Agreement.created_at.desc()).limit(200)
         if status:
@@ -258,11 +264,11 @@ async def _placed(
 
 class AgreementOrderIn(msgspec.Struct, forbid_unknown_fields=True):
     product_id: uuid.UUID
-    quantity: str
+    quantity: fields.QuantityText  # a malformed one: invalid_quantity, as on every way of ordering
     budget_line_id: uuid.UUID
-    unit_price: str = ""
-    delivery_address: str = ""
-    note: str = ""
+    unit_price: fields.OptionalAmount = ""  # empty: the agreement price
+    delivery_address: fields.Address = ""
+    note: fields.AgreementNote = ""  # "框架协议 <number>；" is put before it
 
 
 @post(
@@ -287,26 +293,26 @@ async def place_agreement_order(
 
 
 class PriceItemIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    unit: str
-    price: str
-    spec: str = ""
+    name: fields.Name
+    unit: fields.Unit
+    price: fields.Amount
+    spec: fields.Model = ""
 
 
 class ApplicationIn(msgspec.Struct, forbid_unknown_fields=True):
-    category_code: str
-    region_code: str
-    prices: list[PriceItemIn]
-    service_address: str = ""
+    category_code: fields.CategoryCode
+    region_code: fields.RegionCode
+    prices: Annotated[list[PriceItemIn], msgspec.Meta(max_length=dd.MAX_PRICE_ITEMS)]
+    service_address: fields.Address = ""
 
 
 class DesignateIn(ApplicationIn, forbid_unknown_fields=True):
-    credit_code: str = ""
+    credit_code: fields.CreditCodeText = ""
 
 
 class ReviewIn(msgspec.Struct, forbid_unknown_fields=True):
     approve: bool
-    note: str = ""
+    note: fields.Reason = ""  # required to refuse
 
 
 class PriceItemOut(msgspec.Struct):
@@ -428,15 +434,15 @@ async def revoke_designation(
 
 class ServiceItemIn(msgspec.Struct, forbid_unknown_fields=True):
     price_item_id: uuid.UUID
-    quantity: str
+    quantity: fields.QuantityText  # a malformed one: invalid_quantity, as on every way of ordering
 
 
 class ServiceOrderIn(msgspec.Struct, forbid_unknown_fields=True):
     designation_id: uuid.UUID
-    items: list[ServiceItemIn]
+    items: Annotated[list[ServiceItemIn], msgspec.Meta(max_length=dd.MAX_PRICE_ITEMS)]
     budget_line_id: uuid.UUID
-    service_address: str = ""
-    note: str = ""
+    service_address: fields.Address = ""
+    note: fields.Note = ""
 
 
 @post(

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.categories import CATALOG_VERSION, name_of
 from catalog.models import Category
-from mall import clock, orders
+from mall import clock, fields, orders
 from mall.auth import Principal
 from mall.db import Base, Database, IdMixin, Money, UTCDateTime
 from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
@@ -186,30 +186,38 @@ class ProductDraft:
     discount_rate: str = ""  # a discount rate
 
 
-def _date(raw: str, what: str) -> date:
+def _date(raw: str, what: str, field: str) -> date:
     try:
         return date.fromisoformat(raw.strip())
     except ValueError:
-        raise InvalidInput(f"{what}应为 YYYY-MM-DD 格式的日期", code="invalid_date", field=what) from None
+        raise InvalidInput(f"{what}应为 YYYY-MM-DD 格式的日期", code="invalid_date", field=field) from None
 
 
-def parse_amount(raw: str, what: str) -> Decimal:
+def parse_amount(raw: str, what: str, field: str = "") -> Decimal:
     try:
         value = money(raw.strip())
     except (MoneyError, AttributeError):
-        raise InvalidInput(f"{what}应为最多两位小数的金额", code="invalid_amount", field=what) from None
+        raise InvalidInput(
+            f"{what}应为最多两位小数的金额", code="invalid_amount", field=field or what
+        ) from None
     if value <= 0:
-        raise InvalidInput(f"{what}必须大于0", code="invalid_amount", field=what)
+        raise InvalidInput(f"{what}必须大于0", code="invalid_amount", field=field or what)
     return value
 
 
-def text_field(raw: str, what: str, limit: int, *, required: bool = True) -> str:
-    value = (raw or "").strip()
+def text_field(
+    raw: str, what: str, limit: int, *, field: str, required: bool = True, multiline: bool = False
+) -> str:
+    """A text as `mall.fields.text` checks it (characters, limit), and present if `required`."""
+    value = fields.text(raw, what, limit, multiline=multiline, field=field)
     if required and not value:
-        raise InvalidInput(f"请填写{what}", code="missing_field", field=what)
-    if len(value) > limit:
-        raise InvalidInput(f"{what}不能超过{limit}个字符", code="field_too_long", field=what)
+        raise InvalidInput(f"请填写{what}", code="missing_field", field=field)
     return value
+
+
+def code_field(raw: str, what: str, limit: int, *, field: str) -> str:
+    """A code typed by a person, checked as text before the database is asked about it."""
+    return fields.text(raw, what, limit, field=field).upper()
 
 
 def _center(who: Principal) -> uuid.UUID:
@@ -240,12 +248,16 @@ def _number() -> str:
 
 async def create(db: Database, settings: Settings, who: Principal, draft: AgreementDraft) -> Agreement:
     center = _center(who)
-    title = text_field(draft.title, "协议名称", 200)
-    starts_on, ends_on = _date(draft.starts_on, "开始日期"), _date(draft.ends_on, "截止日期")
+    title = text_field(draft.title, "协议名称", fields.NAME_MAX, field="title")
+    category_code = code_field(
+        draft.category_code, "品目编码", fields.CATEGORY_CODE_MAX, field="category_code"
+    )
+    starts_on = _date(draft.starts_on, "开始日期", "starts_on")
+    ends_on = _date(draft.ends_on, "截止日期", "ends_on")
     check_term(draft.kind, starts_on, ends_on)
-    limit = parse_amount(draft.direct_limit, "直接选定限额")
+    limit = parse_amount(draft.direct_limit, "直接选定限额", "direct_limit")
     async with db.write() as tx:
-        category = await _category(tx.session, draft.category_code)
+        category = await _category(tx.session, category_code)
         expected = "goods" if draft.kind == "goods" else "service"
         if category.type != expected:
             raise InvalidInput(
@@ -290,13 +302,12 @@ def _open_for_entry(a: Agreement) -> bool:
 async def add_supplier(
     db: Database, who: Principal, agreement_id: uuid.UUID, credit_code: str
 ) -> AgreementSupplier:
+    code = code_field(credit_code, "统一社会信用代码", fields.CREDIT_CODE_LENGTH, field="credit_code")
     async with db.write() as tx:
         s = tx.session
         a = await _own(s, who, agreement_id, lock=True)
         supplementary = _open_for_entry(a)
-        org = await s.scalar(
-            select(Organization).where(Organization.credit_code == credit_code.strip().upper())
-        )
+        org = await s.scalar(select(Organization).where(Organization.credit_code == code))
         if org is None or org.kind != OrgKind.SUPPLIER:
             raise NotFound("未找到该统一社会信用代码的供应商", code="supplier_not_found")
         if await s.scalar(
@@ -319,30 +330,33 @@ async def add_supplier(
 async def add_product(
     db: Database, who: Principal, agreement_id: uuid.UUID, d: ProductDraft
 ) -> AgreementProduct:
-    name = text_field(d.name, "产品名称", 200)
-    brand = text_field(d.brand, "品牌", 100)
-    spec_model = text_field(d.spec_model, "规格型号", 200)
-    unit = text_field(d.unit, "单位", 20)
+    name = text_field(d.name, "产品名称", fields.NAME_MAX, field="name")
+    brand = text_field(d.brand, "品牌", fields.SHORT_MAX, field="brand")
+    spec_model = text_field(d.spec_model, "规格型号", fields.MODEL_MAX, field="spec_model")
+    unit = text_field(d.unit, "单位", fields.UNIT_MAX, field="unit")
+    category_code = code_field(d.category_code, "品目编码", fields.CATEGORY_CODE_MAX, field="category_code")
     list_price: Decimal | None = None
     rate: Decimal | None = None
     if d.price.strip():
         if d.list_price.strip() or d.discount_rate.strip():
-            raise InvalidInput("协议价与“报价×折扣率”只能二选一", code="price_or_discount")
-        price = parse_amount(d.price, "协议价")
+            raise InvalidInput("协议价与“报价×折扣率”只能二选一", code="price_or_discount", field="price")
+        price = parse_amount(d.price, "协议价", "price")
     elif d.list_price.strip() and d.discount_rate.strip():
-        list_price = parse_amount(d.list_price, "产品报价")
+        list_price = parse_amount(d.list_price, "产品报价", "list_price")
         try:
             rate = Decimal(d.discount_rate.strip())
         except InvalidOperation:
-            raise InvalidInput("折扣率应为小数，如 0.92", code="invalid_discount_rate") from None
+            raise InvalidInput(
+                "折扣率应为小数，如 0.92", code="invalid_discount_rate", field="discount_rate"
+            ) from None
         price = discounted(list_price, rate)
     else:
-        raise InvalidInput("请填写协议价，或填写产品报价和折扣率", code="price_or_discount")
+        raise InvalidInput("请填写协议价，或填写产品报价和折扣率", code="price_or_discount", field="price")
     async with db.write() as tx:
         s = tx.session
         a = await _own(s, who, agreement_id, lock=True)
         _open_for_entry(a)
-        category = await _category(s, d.category_code)
+        category = await _category(s, category_code)
         if not category.code.startswith(_prefix(a.category_code)):
             raise InvalidInput(
                 f"品目 {category.code} 不属于本协议的品目 {a.category_code} {name_of(a.category_code)}",
@@ -394,7 +408,7 @@ async def activate(db: Database, who: Principal, agreement_id: uuid.UUID) -> Agr
 
 
 async def terminate(db: Database, who: Principal, agreement_id: uuid.UUID, reason: str) -> Agreement:
-    reason = text_field(reason, "终止原因", 300)
+    reason = text_field(reason, "终止原因", fields.REASON_MAX, field="reason", multiline=True)
     async with db.write() as tx:
         a = await _own(tx.session, who, agreement_id, lock=True)
         if a.status not in (AgreementStatus.DRAFT, AgreementStatus.ACTIVE):
@@ -539,8 +553,10 @@ async def place_order(
     try:
         quantity = whole_quantity(req.quantity)
     except MoneyError:
-        raise InvalidInput("数量应为正整数（1 到 9999999）", code="invalid_quantity") from None
-    wanted = parse_amount(req.unit_price, "成交单价") if req.unit_price.strip() else None
+        raise InvalidInput(
+            "数量应为正整数（1 到 9999999）", code="invalid_quantity", field="quantity"
+        ) from None
+    wanted = parse_amount(req.unit_price, "成交单价", "unit_price") if req.unit_price.strip() else None
     digest = _digest(req)
 
     async def attempt(key: str) -> list[Order]:
@@ -581,7 +597,6 @@ async def place_order(
                 product.price,
                 price,
             )
-            note = f"框架协议 {a.number}" + (f"；{req.note.strip()}" if req.note.strip() else "")
             order = await orders.open_order(
                 s,
                 settings,
@@ -592,7 +607,9 @@ async def place_order(
                 [draft],
                 mode="agreement",
                 address=address,
-                note=note,
+                note=req.note,
+                note_prefix=f"框架协议 {a.number}",
+                note_max=fields.AGREEMENT_NOTE_MAX,
                 source_id=a.id,
             )
             return [order]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,10 +23,10 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from catalog.agreements import parse_amount, text_field
+from catalog.agreements import code_field, parse_amount, text_field
 from catalog.categories import CATALOG_VERSION
 from catalog.models import Category
-from mall import clock, orders
+from mall import clock, fields, orders
 from mall.auth import Principal
 from mall.db import Base, Database, IdMixin, Money, UTCDateTime
 from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
@@ -98,19 +99,19 @@ def _price_items(drafts: list[PriceItemDraft]) -> list[tuple[str, str, str, Deci
     out = []
     seen: set[tuple[str, str]] = set()
     for n, d in enumerate(drafts, start=1):
-        name = text_field(d.name, f"第{n}项服务名称", 200)
-        spec = text_field(d.spec, f"第{n}项服务内容", 200, required=False)
+        name = text_field(d.name, f"第{n}项服务名称", fields.NAME_MAX, field="name")
+        spec = text_field(d.spec, f"第{n}项服务内容", fields.MODEL_MAX, field="spec", required=False)
         if (name, spec) in seen:
-            raise InvalidInput(f"第{n}项与前面的服务项目重复", code="price_list_invalid")
+            raise InvalidInput(f"第{n}项与前面的服务项目重复", code="price_list_invalid", field="prices")
         seen.add((name, spec))
-        out.append(
-            (name, spec, text_field(d.unit, f"第{n}项计价单位", 20), parse_amount(d.price, f"第{n}项单价"))
-        )
+        unit = text_field(d.unit, f"第{n}项计价单位", fields.UNIT_MAX, field="unit")
+        out.append((name, spec, unit, parse_amount(d.price, f"第{n}项单价", "price")))
     return out
 
 
-async def _service_category(s: AsyncSession, code: str) -> Category:
-    category = await s.get(Category, (CATALOG_VERSION, code.strip().upper()))
+async def _service_category(s: AsyncSession, raw: str) -> Category:
+    code = code_field(raw, "品目编码", fields.CATEGORY_CODE_MAX, field="category_code")
+    category = await s.get(Category, (CATALOG_VERSION, code))
     if category is None:
         raise InvalidInput(f"品目编码 {code} 不在{CATALOG_VERSION}版品目目录中", code="unknown_category")
     if category.type != "service":
@@ -122,8 +123,8 @@ async def _service_category(s: AsyncSession, code: str) -> Category:
 
 def _region(raw: str) -> str:
     region = (raw or "").strip()
-    if len(region) != 6 or not region.isdigit():
-        raise InvalidInput("服务区域应为6位行政区划代码", code="invalid_region")
+    if not re.fullmatch(fields.REGION_CODE_PATTERN, region):
+        raise InvalidInput("服务区域应为6位行政区划代码", code="invalid_region", field="region_code")
     return region
 
 
@@ -173,7 +174,9 @@ async def apply(
         raise Forbidden("只有供应商可以申请定点", code="forbidden")
     region = _region(region_code)
     items = _price_items(prices)
-    address = text_field(service_address, "服务地点", 300, required=False)
+    address = text_field(
+        service_address, "服务地点", fields.ADDRESS_MAX, field="service_address", required=False
+    )
     now = clock.now()
     due = clock.add_working_days(clock.local_date(now), REVIEW_WORKING_DAYS, settings.holiday_dates)
     async with db.write() as tx:
@@ -217,12 +220,13 @@ async def designate(
     center = _center(who)
     region = _region(region_code)
     items = _price_items(prices)
-    address = text_field(service_address, "服务地点", 300, required=False)
+    address = text_field(
+        service_address, "服务地点", fields.ADDRESS_MAX, field="service_address", required=False
+    )
+    code = code_field(credit_code, "统一社会信用代码", fields.CREDIT_CODE_LENGTH, field="credit_code")
     async with db.write() as tx:
         s = tx.session
-        org = await s.scalar(
-            select(Organization).where(Organization.credit_code == credit_code.strip().upper())
-        )
+        org = await s.scalar(select(Organization).where(Organization.credit_code == code))
         if org is None or org.kind != OrgKind.SUPPLIER:
             raise NotFound("未找到该统一社会信用代码的供应商", code="supplier_not_found")
         category = await _service_category(s, category_code)
@@ -251,7 +255,7 @@ async def review(
     db: Database, who: Principal, designation_id: uuid.UUID, approve: bool, note: str
 ) -> Designation:
     center = _center(who)
-    note = text_field(note, "审核意见", 300, required=not approve)
+    note = text_field(note, "审核意见", fields.REASON_MAX, field="note", required=not approve, multiline=True)
     async with db.write() as tx:
         d = await tx.session.get(Designation, designation_id, with_for_update=True)
         if d is None:
@@ -265,7 +269,7 @@ async def review(
 
 async def revoke(db: Database, who: Principal, designation_id: uuid.UUID, reason: str) -> Designation:
     center = _center(who)
-    reason = text_field(reason, "撤销原因", 300)
+    reason = text_field(reason, "撤销原因", fields.REASON_MAX, field="reason", multiline=True)
     async with db.write() as tx:
         d = await tx.session.get(Designation, designation_id, with_for_update=True)
         if d is None:
@@ -300,6 +304,13 @@ async def find(
     supplier_org_id: uuid.UUID | None = None,
 ) -> list[Found]:
     """Designated suppliers by region and service 品目 (a prefix: C2312 finds every vehicle service)."""
+    # Filters from a query string go into the SQL: what is not a region, a code or a status is refused.
+    if region_code.strip() and not re.fullmatch(fields.REGION_CODE_PATTERN, region_code.strip()):
+        raise InvalidInput("服务区域应为6位行政区划代码", code="invalid_parameter", parameter="region")
+    if category_code.strip() and not re.fullmatch(r"[A-Ca-c][0-9]{0,15}", category_code.strip()):
+        raise InvalidInput("品目编码格式不正确", code="invalid_parameter", parameter="category")
+    if status not in DESIGNATION_STATUS_LABELS:
+        raise InvalidInput("定点状态不正确", code="invalid_parameter", parameter="status")
     stmt = (
         select(Designation, Organization.name)
         .join(Organization, Organization.id == Designation.supplier_org_id)
@@ -390,7 +401,9 @@ async def place_order(
         try:
             wanted.append((item_id, whole_quantity(raw)))
         except MoneyError:
-            raise InvalidInput("数量应为正整数（1 到 9999999）", code="invalid_quantity") from None
+            raise InvalidInput(
+                "数量应为正整数（1 到 9999999）", code="invalid_quantity", field="quantity"
+            ) from None
     digest = _digest(req)
 
     async def attempt(key: str) -> list[Order]:

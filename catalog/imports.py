@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from catalog import service, spreadsheet
 from catalog.models import Category, Listing, ListingImport
-from mall import clock, files
+from mall import clock, fields, files
 from mall.auth import Principal
 from mall.db import Database
 from mall.errors import DomainError, InvalidInput, NotFound
@@ -50,7 +50,7 @@ async def start_import(
     """Put the upload into the file store and enqueue its processing. Nothing is parsed here: a
     wrong type (extension, first bytes), an empty or too large file is refused at once (400);
     everything else — header, rows, the limits on what the file inflates to — is the job's."""
-    filename = (filename or "").strip()[-200:] or "upload"
+    filename = fields.text(filename, "文件名", fields.NAME_MAX, field="file") or "upload"
     if not content:
         raise InvalidInput("请选择要上传的文件", code="file_required")
     if len(content) > MAX_BYTES:

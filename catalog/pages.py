@@ -20,7 +20,7 @@ from catalog.service import ListingDraft, ListingQuery
 from mall.auth import PUBLIC, allow
 from mall.deps import DB, Config, Search
 from mall.errors import DomainError, NotFound
-from mall.pages import _act, _back, _page_no, _user, flash, pages_of, pop_form, render
+from mall.pages import _act, _back, _page_no, _user, flash, keep_form, pages_of, pop_form, render
 from search_index.backend import SearchQuery, SearchResult
 
 # The top-level goods classes shown as quick filters on the goods page.
@@ -263,7 +263,7 @@ async def create_listing(
         )
     except DomainError as exc:
         flash(request, exc.detail, "error")
-        request.session["form"] = {f: getattr(draft, f) for f in LISTING_FIELDS}  # keep what was typed
+        keep_form(request, {f: getattr(draft, f) for f in LISTING_FIELDS})
         return Redirect("/supplier/listings", status_code=303)
     if submit:
         flash(request, f"商品「{listing.name}」已提交审核，采购中心审核通过后上架")
@@ -319,7 +319,7 @@ async def edit_listing(
         )
     except DomainError as exc:
         flash(request, exc.detail, "error")
-        request.session["form"] = {f: getattr(draft, f) for f in LISTING_FIELDS}
+        keep_form(request, {f: getattr(draft, f) for f in LISTING_FIELDS})
         return Redirect(f"/supplier/listings/{listing_id}/edit", status_code=303)
     flash(request, "已重新提交审核" if submit else "草稿已保存")
     return Redirect("/supplier/listings", status_code=303)

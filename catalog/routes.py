@@ -15,6 +15,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryP
 from catalog import categories, imports, service, spreadsheet
 from catalog import search as catalog_search_service
 from catalog.service import ListingDraft, ListingQuery
+from mall import fields
 from mall.api import PageNo, me_of
 from mall.auth import PUBLIC, allow
 from mall.deps import DB, Config, Search
@@ -62,9 +63,14 @@ async def browse(
     db: DB,
     page: PageNo = 1,
     per_page: Annotated[int, QueryParameter(ge=1, le=100)] = 24,
-    q: Annotated[str, QueryParameter(max_length=SEARCH_MAX)] = "",
-    category: Annotated[str, QueryParameter(max_length=16)] = "",
-    brand: Annotated[str, QueryParameter(max_length=100)] = "",
+    # Searched with LIKE in the database, echoed in nothing: the text rules of the search page.
+    q: Annotated[str, QueryParameter(max_length=SEARCH_MAX, pattern=fields.SINGLE_LINE_PATTERN)] = "",
+    category: Annotated[
+        str, QueryParameter(max_length=fields.CATEGORY_CODE_MAX, pattern=fields.SINGLE_LINE_PATTERN)
+    ] = "",
+    brand: Annotated[
+        str, QueryParameter(max_length=fields.SHORT_MAX, pattern=fields.SINGLE_LINE_PATTERN)
+    ] = "",
     price_min: FromQuery[str | None] = None,
     price_max: FromQuery[str | None] = None,
     sort: Annotated[str, QueryParameter(pattern="^(newest|price_asc|price_desc|sales)$")] = "newest",
@@ -300,8 +306,8 @@ async def review_queue(
 
 
 class ReviewIn(msgspec.Struct, forbid_unknown_fields=True):
-    decision: str  # approve | reject
-    reason: str = ""  # checked by the service (reason_required)
+    decision: fields.Choice  # approve | reject
+    reason: fields.Reason = ""  # required to reject (reason_required)
     # The price and reference the reviewer looked at (listing review only): approving is refused
     # with 409 listing_changed if the supplier changed them since.
     price: Amount | None = None
@@ -338,8 +344,8 @@ async def review(
 
 
 class ModerationIn(msgspec.Struct, forbid_unknown_fields=True):
-    action: str  # freeze | unfreeze | delist | relist
-    reason: str = ""
+    action: fields.Choice  # freeze | unfreeze | delist | relist
+    reason: fields.Reason = ""  # required to freeze or delist (reason_required)
 
 
 @post(

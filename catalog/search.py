@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall.errors import InvalidInput, Unavailable
-from mall.fields import SEARCH_MAX
+from mall.fields import SEARCH_MAX, bad_character
 from mall.models import Organization
 from mall.money import MoneyError, money
 from search_index.backend import MAX_PER_PAGE, SORTS, SearchBackend, SearchQuery, SearchResult
@@ -106,12 +106,25 @@ def parse(p: RawParams) -> SearchQuery:
     q = p.q.strip()
     if len(q) > SEARCH_MAX:
         raise InvalidInput(f"搜索词不能超过{SEARCH_MAX}个字符", code="invalid_parameter", parameter="q")
+    # The words are echoed on the page and in the highlights: refused like any text field's.
+    if bad_character(q) is not None:
+        raise InvalidInput(
+            "搜索词含有不允许的字符（换行、控制字符或文字方向控制字符）",
+            code="invalid_parameter",
+            parameter="q",
+        )
     category = p.category.strip().upper()
     if category and (len(category) > 16 or not category.isalnum()):
         raise InvalidInput("品目编码格式不正确", code="invalid_parameter", parameter="category")
     brand = p.brand.strip()
     if len(brand) > 100:
         raise InvalidInput("品牌不能超过100个字符", code="invalid_parameter", parameter="brand")
+    if bad_character(brand) is not None:
+        raise InvalidInput(
+            "品牌含有不允许的字符（换行、控制字符或文字方向控制字符）",
+            code="invalid_parameter",
+            parameter="brand",
+        )
     supplier = p.supplier.strip()
     if supplier:
         try:

@@ -23,7 +23,7 @@ from catalog.models import (
     PriceRequest,
     PriceRequestStatus,
 )
-from mall import clock
+from mall import clock, fields
 from mall.auth import Principal
 from mall.db import Database, Tx
 from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
@@ -32,8 +32,8 @@ from mall.models import AuditEntry
 from mall.money import MoneyError, money, round_money, whole_quantity
 from search_index import sync as search_sync
 
-PRICE_NOTE_MAX = 200  # listing_price_changes.note
-REFERENCE_SOURCE_MAX = 300  # listings.reference_source
+PRICE_NOTE_MAX = fields.PRICE_NOTE_MAX  # listing_price_changes.note
+REFERENCE_SOURCE_MAX = fields.SOURCE_MAX  # listings.reference_source
 
 
 @dataclass(frozen=True)
@@ -88,21 +88,25 @@ class Checked:
 
 
 def check_draft(draft: ListingDraft, *, ceiling: Decimal | None = None) -> Checked:
-    """The form rules, all at once: every problem is reported in one Chinese message."""
-    name, brand, model, unit = (
-        draft.name.strip(),
-        draft.brand.strip(),
-        draft.spec_model.strip(),
-        draft.unit.strip(),
+    """The form rules. A text with a refused character or past its limit is refused first, naming
+    the field; then every other problem is reported in one Chinese message (listing_invalid)."""
+    name = text(draft.name, "商品名称", fields.NAME_MAX, field="name")
+    brand = text(draft.brand, "品牌", fields.SHORT_MAX, field="brand")
+    model = text(draft.spec_model, "规格型号", fields.MODEL_MAX, field="spec_model")
+    category_code = text(draft.category_code, "品目编码", fields.CATEGORY_CODE_MAX, field="category_code")
+    unit = text(draft.unit, "计量单位", fields.UNIT_MAX, field="unit")
+    source = text(draft.reference_source, "参考价来源", fields.SOURCE_MAX, field="reference_source")
+    description = text(
+        draft.description, "商品说明", fields.DESCRIPTION_MAX, multiline=True, field="description"
     )
     errors: list[str] = []
-    if not 2 <= len(name) <= 200:
-        errors.append("商品名称应为2至200个字符")
-    if not 1 <= len(brand) <= 100:
+    if len(name) < 2:
+        errors.append(f"商品名称应为2至{fields.NAME_MAX}个字符")
+    if not brand:
         errors.append("请填写品牌")
-    if not 1 <= len(model) <= 200:
+    if not model:
         errors.append("请填写规格型号")
-    if not 1 <= len(unit) <= 20:
+    if not unit:
         errors.append("请填写计量单位")
     price = _amount(draft.price, "售价", errors)
     reference = _amount(draft.reference_price, "参考市场价", errors)
@@ -113,7 +117,7 @@ def check_draft(draft: ListingDraft, *, ceiling: Decimal | None = None) -> Check
     except MoneyError:
         errors.append("库存应为0或正整数")
         stock = Decimal(0)
-    if not draft.category_code.strip():
+    if not category_code:
         errors.append("请填写品目编码")
     if errors:
         raise InvalidInput("；".join(errors), code="listing_invalid")
@@ -121,13 +125,13 @@ def check_draft(draft: ListingDraft, *, ceiling: Decimal | None = None) -> Check
         name,
         brand,
         model,
-        draft.category_code.strip().upper(),
+        category_code.upper(),
         unit,
         price,
         reference,
         stock,
-        draft.reference_source.strip()[:300],
-        draft.description.strip()[:2000],
+        source,
+        description,
     )
 
 
@@ -418,7 +422,9 @@ async def review_price_request(
     price rule and the agreement ceilings as they are now."""
     reason = text(reason, "驳回原因", REASON_MAX, multiline=True, field="reason")
     if not approve and len(reason) < 2:
-        raise InvalidInput("驳回调价时请填写原因（2至300个字符）", code="reason_required")
+        raise InvalidInput(
+            f"驳回调价时请填写原因（2至{REASON_MAX}个字符）", code="reason_required", field="reason"
+        )
     async with db.write() as tx:
         request = await tx.session.get(PriceRequest, request_id)
         if request is None:
@@ -556,9 +562,12 @@ async def review_listing(
     Approval re-checks the price rule: a listing that breaks it can never go live. `seen_price` and
     `seen_reference`, when given, are what the reviewer looked at: a price the supplier changed
     meanwhile is not approved unseen (409 `listing_changed`)."""
-    reason = reason.strip()
-    if not approve and not 2 <= len(reason) <= 300:
-        raise InvalidInput("驳回时请填写原因（2至300个字符）", code="reason_required")
+    # Checked whether approving or not: the audit log keeps it either way.
+    reason = text(reason, "驳回原因", REASON_MAX, multiline=True, field="reason")
+    if not approve and len(reason) < 2:
+        raise InvalidInput(
+            f"驳回时请填写原因（2至{REASON_MAX}个字符）", code="reason_required", field="reason"
+        )
     errors: list[str] = []
     seen = [
         None if raw in (None, "") else _amount(str(raw), label, errors)
@@ -641,10 +650,11 @@ async def moderate(
     A frozen listing returns to what it was (on sale, or waiting for review — never live without
     an approval). What the regulator did, only the regulator undoes."""
     if action not in MODERATION:
-        raise InvalidInput("不支持的操作", code="invalid_action")
-    reason = reason.strip()
-    if action in ("freeze", "delist") and not 2 <= len(reason) <= 300:
-        raise InvalidInput("请填写原因（2至300个字符）", code="reason_required")
+        raise InvalidInput("不支持的操作", code="invalid_action", field="action")
+    # Checked for every action: the audit log keeps it.
+    reason = text(reason, "原因", REASON_MAX, multiline=True, field="reason")
+    if action in ("freeze", "delist") and len(reason) < 2:
+        raise InvalidInput(f"请填写原因（2至{REASON_MAX}个字符）", code="reason_required", field="reason")
     sources, label = MODERATION[action]
     async with db.write() as tx:
         listing = await tx.session.get(Listing, listing_id, with_for_update={"of": Listing})

@@ -32,16 +32,21 @@ class OrgDraft:
 
 
 async def register_org(db: Database, who: Principal | None, draft: OrgDraft) -> Organization:
+    name = fields.text(draft.name, "单位名称", fields.NAME_MAX, field="name")
+    code = fields.text(draft.credit_code, "统一社会信用代码", fields.CREDIT_CODE_LENGTH, field="credit_code")
+    code = code.upper()
+    region = fields.text(draft.region_code, "行政区划代码", fields.REGION_CODE_LENGTH, field="region_code")
+    address = fields.text(draft.address, "地址", fields.ADDRESS_MAX, field="address")
+    phone = fields.text(draft.contact_phone, "联系电话", fields.PHONE_MAX, field="contact_phone")
     errors = []
-    code = draft.credit_code.strip().upper()
     if draft.kind not in {k.value for k in OrgKind} or draft.kind == OrgKind.PLATFORM:
         errors.append("单位类型应为预算单位、供应商、集中采购机构或财政监管部门")
-    if not 2 <= len(draft.name.strip()) <= 200:
+    if len(name) < 2:
         errors.append("单位名称应为2至200个字符")
     reason = problem_with(code)
     if reason:
         errors.append(reason)
-    if not re.fullmatch(r"[1-9][0-9]{5}", draft.region_code.strip()):
+    if not re.fullmatch(r"[1-9][0-9]{5}", region):
         errors.append("行政区划代码应为6位数字")
     if errors:
         raise InvalidInput("；".join(errors), code="organization_invalid")
@@ -51,11 +56,11 @@ async def register_org(db: Database, who: Principal | None, draft: OrgDraft) -> 
         org = Organization(
             id=uuid.uuid4(),
             kind=draft.kind,
-            name=draft.name.strip(),
+            name=name,
             credit_code=code,
-            region_code=draft.region_code.strip(),
-            address=draft.address.strip()[:300],
-            contact_phone=draft.contact_phone.strip()[:40],
+            region_code=region,
+            address=address,
+            contact_phone=phone,
             created_at=clock.now(),
         )
         tx.session.add(org)
@@ -74,7 +79,7 @@ async def register_org(db: Database, who: Principal | None, draft: OrgDraft) -> 
 async def create_user(
     db: Database, who: Principal | None, org_id: uuid.UUID, username: str, display_name: str, password: str
 ) -> User:
-    username = username.strip().lower()
+    username = fields.text(username, "用户名", fields.USERNAME_MAX, field="username").lower()
     display_name = fields.text(display_name, "姓名", fields.SHORT_MAX, min_length=1, field="display_name")
     errors = []
     if not USERNAME.fullmatch(username):
@@ -116,6 +121,8 @@ async def create_user(
 async def list_orgs(
     session: AsyncSession, kind: str | None, page: int, per_page: int
 ) -> tuple[int, list[Organization]]:
+    if kind and kind not in {k.value for k in OrgKind}:
+        raise InvalidInput("参数 kind 不是有效的单位类型", code="invalid_parameter", parameter="kind")
     stmt = select(Organization)
     if kind:
         stmt = stmt.where(Organization.kind == kind)
@@ -147,11 +154,12 @@ async def add_budget_line(
     amount: str,
 ) -> BudgetLine:
     """An approved budget (预算指标) of a budget unit, as the finance system hands it over."""
+    code = fields.text(project_code, "项目编码", fields.PROJECT_CODE_MAX, field="project_code")
+    name = fields.text(project_name, "项目名称", fields.NAME_MAX, field="project_name")
     errors = []
-    code, name = project_code.strip(), project_name.strip()
     if not re.fullmatch(r"[0-9A-Za-z\-_.]{2,40}", code):
         errors.append("项目编码应为2至40位字母、数字或 - _ .")
-    if not 2 <= len(name) <= 200:
+    if len(name) < 2:
         errors.append("请填写项目名称")
     if not 2000 <= fiscal_year <= 2100:
         errors.append("预算年度不正确")

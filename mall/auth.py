@@ -91,6 +91,8 @@ def password_problem(password: str, username: str) -> tuple[str, str] | None:
     every password that is set: accounts the admin opens, password changes, the demo seed."""
     if len(password) > fields.PASSWORD_MAX:
         return "too_long", f"密码不能超过 {fields.PASSWORD_MAX} 个字符"
+    if fields.bad_character(password) is not None:
+        return "bad_character", "密码不能含换行、控制字符或文字方向控制字符"
     if len(password) < PASSWORD_MIN:
         return "too_short", f"密码至少 {PASSWORD_MIN} 个字符（现为 {len(password)} 个）"
     if not password.strip():

@@ -16,14 +16,14 @@ from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import File, Redirect, Stream, Template
 
-from mall import atom, disclosure, exports, files
+from mall import atom, disclosure, exports, fields, files
 from mall.api import me_of
 from mall.auth import PUBLIC, Principal, allow
 from mall.db import Database
 from mall.deps import DB, Config
 from mall.errors import DomainError, InvalidInput, RuleViolation
 from mall.models import ExportJob
-from mall.pages import _user, flash, pop_form, render
+from mall.pages import _user, flash, keep_form, pop_form, render
 from mall.settings import Settings
 
 EXPORTERS = allow("center", "regulator")
@@ -34,9 +34,14 @@ FILTERS_DOC = (
 )
 
 
+FilterText = Annotated[str, msgspec.Meta(max_length=fields.FILTER_MAX)]
+
+
 class ExportJobIn(msgspec.Struct, forbid_unknown_fields=True):
-    format: str = "xlsx"
-    filters: dict[str, str] = msgspec.field(default_factory=dict)
+    format: fields.Choice = "xlsx"  # csv | xlsx | ocds
+    filters: Annotated[dict[FilterText, FilterText], fields.FILTER_VALUES] = msgspec.field(
+        default_factory=dict
+    )
 
 
 class ExportJobOut(msgspec.Struct):
@@ -246,7 +251,7 @@ async def exports_page(request: Request[Any, Any, Any], db: DB, settings: Config
 
 def _refused(request: Request[Any, Any, Any], exc: DomainError, form: dict[str, str]) -> Redirect:
     flash(request, exc.detail, "error")
-    request.session["form"] = form
+    keep_form(request, form)
     return Redirect("/exports", status_code=303)
 
 

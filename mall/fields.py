@@ -35,7 +35,10 @@ ADDRESS_MAX = 300
 PHONE_MAX = 40
 URL_MAX = 500
 REASON_MAX = 300  # reasons for refusals, rejections, cancellations, freezes
-NOTE_MAX = 500  # order notes, shipping notes, evaluation comments
+NOTE_MAX = 500  # order notes, evaluation comments
+# An agreement order's note follows "框架协议 <18-character number>；" in the same 500 characters.
+AGREEMENT_NOTE_MAX = NOTE_MAX - 24
+SHIPPING_NOTE_MAX = 300  # a shipment's courier and tracking number
 SPEC_MAX = 1000  # a requirement's specification
 DESCRIPTION_MAX = 2000  # a listing's description
 SEARCH_MAX = 100  # a search query
@@ -44,6 +47,12 @@ PRICE_NOTE_MAX = 200  # a price change's note
 CATEGORY_CODE_MAX = 16  # 2022版品目编码
 CREDIT_CODE_LENGTH = 18  # 统一社会信用代码
 REGION_CODE_LENGTH = 6  # 行政区划代码
+PROJECT_CODE_MAX = 40  # a budget line's project code
+CHOICE_MAX = 20  # one of a fixed set of words (kind, decision, action, mode, format)
+DATE_MAX = 10  # YYYY-MM-DD
+BID_TEXT_MAX = 40  # a quote or bid as typed (kept as typed in the bid log)
+RATE_MAX = 10  # a discount rate such as 0.9350
+FILTER_MAX = 40  # one filter of an export
 AMOUNT_MAX = 20  # "9999999999999.99"
 QUANTITY_MAX = 20
 IDEMPOTENCY_KEY_MIN, IDEMPOTENCY_KEY_MAX = 8, 100
@@ -61,9 +70,11 @@ _BAD_SINGLE_RE = re.compile(f"[{_BAD_SINGLE}]")
 _BAD_MULTI_RE = re.compile(f"[{_BAD_ANYWHERE}]")
 
 AMOUNT_PATTERN = r"^[0-9]{1,16}(\.[0-9]{1,2})?$"
+OPTIONAL_AMOUNT_PATTERN = r"^([0-9]{1,16}(\.[0-9]{1,2})?)?$"
 QUANTITY_PATTERN = r"^[0-9]{1,16}(\.[0-9]{1,3})?$"
 CREDIT_CODE_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
 CATEGORY_CODE_PATTERN = r"^[A-Ca-c][0-9]{0,15}$"
+OPTIONAL_CATEGORY_CODE_PATTERN = r"^([A-Ca-c][0-9]{0,15})?$"
 REGION_CODE_PATTERN = r"^[0-9]{6}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{8,100}$"
 
@@ -79,6 +90,8 @@ PATTERN_MESSAGES = {
     QUANTITY_PATTERN: "应为数量，如 10",
     CREDIT_CODE_PATTERN: "应为18位统一社会信用代码",
     CATEGORY_CODE_PATTERN: "应为品目编码，如 A02010104",
+    OPTIONAL_CATEGORY_CODE_PATTERN: "应为品目编码，如 A02010104",
+    OPTIONAL_AMOUNT_PATTERN: "应为最多两位小数的金额，如 4599.00，或留空",
     REGION_CODE_PATTERN: "应为6位行政区划代码",
     IDEMPOTENCY_KEY_PATTERN: "应为8至100个可见ASCII字符",
 }
@@ -104,7 +117,15 @@ def _multi(max_length: int, description: str = "") -> msgspec.Meta:
 # ------------------------------------------------------------------ types for Structs
 
 Username = Annotated[str, _single(USERNAME_MAX, 1, "用户名")]
-Password = Annotated[str, msgspec.Meta(min_length=1, max_length=PASSWORD_MAX, description="密码")]
+Password = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=PASSWORD_MAX,
+        pattern=SINGLE_LINE_PATTERN,
+        description=f"密码（单行，至多 {PASSWORD_MAX} 个字符）",
+    ),
+]
 Name = Annotated[str, _single(NAME_MAX, 1, "名称")]
 OptionalName = Annotated[str, _single(NAME_MAX, 0, "名称")]
 ShortText = Annotated[str, _single(SHORT_MAX, 0, "短文本")]
@@ -116,9 +137,16 @@ Phone = Annotated[str, _single(PHONE_MAX, 0, "电话")]
 Url = Annotated[str, _single(URL_MAX, 0, "网址")]
 Reason = Annotated[str, _multi(REASON_MAX, "原因")]
 Note = Annotated[str, _multi(NOTE_MAX, "备注")]
+AgreementNote = Annotated[str, _multi(AGREEMENT_NOTE_MAX, "备注")]
+ShippingNote = Annotated[str, _single(SHIPPING_NOTE_MAX, 0, "发货说明（物流公司、运单号）")]
 Spec = Annotated[str, _multi(SPEC_MAX, "技术规格")]
 Description = Annotated[str, _multi(DESCRIPTION_MAX, "说明")]
 SearchText = Annotated[str, _single(SEARCH_MAX, 0, "搜索词")]
+ReferenceSource = Annotated[str, _single(SOURCE_MAX, 0, "参考价来源")]
+PriceNote = Annotated[str, _single(PRICE_NOTE_MAX, 0, "调价说明")]
+BidText = Annotated[
+    str, _single(BID_TEXT_MAX, 0, "报价金额（元），按输入原样记入出价日志，格式由竞价规则检查")
+]
 Amount = Annotated[
     str,
     msgspec.Meta(
@@ -132,7 +160,7 @@ OptionalAmount = Annotated[
     str,
     msgspec.Meta(
         max_length=AMOUNT_MAX,
-        pattern=r"^([0-9]{1,16}(\.[0-9]{1,2})?)?$",
+        pattern=OPTIONAL_AMOUNT_PATTERN,
         description="金额（元），可为空",
         examples=["4599.00"],
     ),
@@ -143,11 +171,77 @@ Quantity = Annotated[
         max_length=QUANTITY_MAX, pattern=QUANTITY_PATTERN, description="数量（十进制字符串）", examples=["1"]
     ),
 ]
-CreditCode = Annotated[str, msgspec.Meta(pattern=CREDIT_CODE_PATTERN, description="18位统一社会信用代码")]
-CategoryCode = Annotated[
-    str, msgspec.Meta(pattern=CATEGORY_CODE_PATTERN, description="2022版品目编码", examples=["A02010104"])
+CreditCode = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=CREDIT_CODE_LENGTH, pattern=CREDIT_CODE_PATTERN, description="18位统一社会信用代码"
+    ),
 ]
-RegionCode = Annotated[str, msgspec.Meta(pattern=REGION_CODE_PATTERN, description="6位行政区划代码")]
+CategoryCode = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=CATEGORY_CODE_MAX,
+        pattern=CATEGORY_CODE_PATTERN,
+        description="2022版品目编码",
+        examples=["A02010104"],
+    ),
+]
+RegionCode = Annotated[
+    str,
+    msgspec.Meta(max_length=REGION_CODE_LENGTH, pattern=REGION_CODE_PATTERN, description="6位行政区划代码"),
+]
+
+# Fields whose malformed values the service refuses with a code of its own that the API has promised
+# (listing_invalid, price_invalid, invalid_quantity, organization_invalid…): only their length is
+# bounded here, so the API and the page forms answer a malformed value alike (docs/decisions.md).
+AmountText = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=AMOUNT_MAX, description="金额（元），最多两位小数的十进制字符串", examples=["4599.00"]
+    ),
+]
+QuantityText = Annotated[
+    str, msgspec.Meta(max_length=QUANTITY_MAX, description="数量（十进制字符串）", examples=["1"])
+]
+CreditCodeText = Annotated[
+    str, msgspec.Meta(max_length=CREDIT_CODE_LENGTH, description="18位统一社会信用代码")
+]
+ListingCategoryCode = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=CATEGORY_CODE_MAX,
+        pattern=OPTIONAL_CATEGORY_CODE_PATTERN,
+        description="2022版品目编码（货物类）",
+        examples=["A02010105"],
+    ),
+]
+ProjectCode = Annotated[
+    str, msgspec.Meta(max_length=PROJECT_CODE_MAX, description="项目编码：2至40位字母、数字或 - _ .")
+]
+Choice = Annotated[str, msgspec.Meta(max_length=CHOICE_MAX, description="取值见说明")]
+
+# Litestar's OpenAPI generator keeps the constraints of a plain or optional field, but drops those of
+# a union with another type and of a map's values; msgspec enforces them all the same. These put the
+# limits back into the document.
+
+
+def _documented(**keywords: object) -> msgspec.Meta:
+    return msgspec.Meta(extra_json_schema={"extra": keywords})
+
+
+# A quantity the API also takes as a JSON integer.
+QuantityOrInt = Annotated[QuantityText | int, _documented(maxLength=QUANTITY_MAX)]
+AMOUNT_VALUES = _documented(
+    additionalProperties={"type": "string", "maxLength": AMOUNT_MAX, "description": "金额（元）"}
+)
+FILTER_VALUES = _documented(additionalProperties={"type": "string", "maxLength": FILTER_MAX})
+DateText = Annotated[
+    str, msgspec.Meta(max_length=DATE_MAX, description="日期，YYYY-MM-DD", examples=["2026-12-31"])
+]
+Rate = Annotated[
+    str,
+    msgspec.Meta(max_length=RATE_MAX, description="折扣率：大于0且不超过1，最多四位小数", examples=["0.92"]),
+]
 
 
 # ------------------------------------------------------------------ checks for services and forms

@@ -237,7 +237,8 @@ class OrderLine(IdMixin, Base):
     listing_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("listings.id"))
     item_name: Mapped[str] = mapped_column(String(200))
     brand: Mapped[str] = mapped_column(String(100))
-    spec_model: Mapped[str] = mapped_column(String(200))
+    # A listing's model (200), or a whole procedure requirement's specification (fields.SPEC_MAX).
+    spec_model: Mapped[str] = mapped_column(String(1000))
     category_code: Mapped[str] = mapped_column(String(16))
     category_version: Mapped[str] = mapped_column(String(8))
     unit: Mapped[str] = mapped_column(String(20))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import uuid
 from collections import defaultdict
@@ -22,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Listing, ListingStatus
-from mall import budgets, clock, disclosure
+from mall import budgets, clock, disclosure, fields
 from mall.auth import Principal
 from mall.db import Database, Tx
 from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
@@ -105,9 +106,11 @@ def _unit_price(raw: str) -> Decimal:
     try:
         value = money(raw)
     except MoneyError:
-        raise InvalidInput("单价格式不正确，应为最多两位小数的金额", code="invalid_price") from None
+        raise InvalidInput(
+            "单价格式不正确，应为最多两位小数的金额", code="invalid_price", field="unit_price"
+        ) from None
     if value <= 0:
-        raise InvalidInput("单价必须大于0", code="invalid_price")
+        raise InvalidInput("单价必须大于0", code="invalid_price", field="unit_price")
     return value
 
 
@@ -227,7 +230,9 @@ def _qty(raw: str) -> Decimal:
     try:
         return whole_quantity(raw)
     except MoneyError:
-        raise InvalidInput("数量应为正整数（1 到 9999999）", code="invalid_quantity") from None
+        raise InvalidInput(
+            "数量应为正整数（1 到 9999999）", code="invalid_quantity", field="quantity"
+        ) from None
 
 
 def _new_number(prefix: str) -> str:
@@ -264,8 +269,12 @@ async def idempotent(
     """Run an ordering transaction at most once per (buyer user, idempotency key): a retry with the
     same key answers with the orders the first one made. Shared by every way of ordering."""
     key = raw_key.strip()
-    if not 8 <= len(key) <= 100:
-        raise InvalidInput("幂等键（Idempotency-Key）应为8至100个字符", code="idempotency_key_invalid")
+    if not re.fullmatch(fields.IDEMPOTENCY_KEY_PATTERN, key):
+        raise InvalidInput(
+            "幂等键（Idempotency-Key）应为8至100个可见ASCII字符",
+            code="idempotency_key_invalid",
+            field="Idempotency-Key",
+        )
     assert who.org_id is not None
     for n in range(3):
         try:
@@ -369,9 +378,16 @@ async def open_order(
     address: str,
     note: str,
     source_id: uuid.UUID | None = None,
+    note_prefix: str = "",
+    note_max: int = NOTE_MAX,
 ) -> Order:
     """A placed order reserving its amount on the budget line. From here on every mode runs the same
-    flow: the supplier confirms (may only lower prices), contract, delivery, acceptance, payment."""
+    flow: the supplier confirms (may only lower prices), contract, delivery, acceptance, payment.
+    `note` is the buyer's, checked against `note_max`; `note_prefix` is the mall's own, put before it
+    (a framework agreement's number): `note_max` leaves the room for it in the column."""
+    note = text(note, "备注", note_max, multiline=True, field="note")
+    if note_prefix:
+        note = f"{note_prefix}；{note}" if note else note_prefix
     assert who.org_id is not None
     now = clock.now()
     total = sum((round_money(d.unit_price * d.quantity) for d in drafts), Decimal(0))
@@ -397,7 +413,7 @@ async def open_order(
         total_amount=total,
         reserved_amount=total,
         delivery_address=address,
-        note=text(note, "备注", NOTE_MAX, multiline=True, field="note"),
+        note=note,
         placed_at=now,
         confirm_due_at=now + timedelta(days=settings.auto_cancel_days),
     )
@@ -706,9 +722,11 @@ async def _confirm(
             try:
                 p = money(prices[line.id])
             except MoneyError:
-                raise InvalidInput("单价格式不正确，应为最多两位小数的金额", code="invalid_price") from None
+                raise InvalidInput(
+                    "单价格式不正确，应为最多两位小数的金额", code="invalid_price", field="prices"
+                ) from None
             if p <= 0:
-                raise InvalidInput("单价必须大于0", code="invalid_price")
+                raise InvalidInput("单价必须大于0", code="invalid_price", field="prices")
             if p > line.unit_price:
                 raise RuleViolation(
                     f"确认时只能降价：「{line.item_name}」原单价 {line.unit_price:,.2f} 元，不能改为 {p:,.2f} 元",
@@ -811,7 +829,7 @@ async def _cancel(tx: Tx, order: Order, who: Principal | None, reason: str, *, p
     was = order.status
     order.status = S.CANCELLED
     order.cancelled_at = clock.now()
-    order.cancel_reason = reason[:500]
+    order.cancel_reason = reason  # a fixed prefix and a reason of at most REASON_MAX: the column holds both
     if order.reserved_amount > 0:
         await budgets.release(tx.session, order.budget_line_id, order.reserved_amount, order.id)
         order.reserved_amount = Decimal(0)
@@ -838,12 +856,13 @@ async def file_contract(db: Database, who: Principal, order_id: uuid.UUID) -> Or
 
 
 async def ship(db: Database, who: Principal, order_id: uuid.UUID, note: str) -> Order:
+    note = text(note, "发货说明", fields.SHIPPING_NOTE_MAX, field="note")
     async with db.write() as tx:
         order = await _load_for_change(tx, who, order_id, "supplier")
         _expect(order, S.CONTRACTED)
         order.status = S.SHIPPED
         order.shipped_at = clock.now()
-        order.shipping_note = note.strip()[:300]
+        order.shipping_note = note
         _event(
             tx.session,
             order,
@@ -866,14 +885,15 @@ async def receive(db: Database, who: Principal, order_id: uuid.UUID) -> Order:
 
 async def accept(db: Database, who: Principal, order_id: uuid.UUID, score: int, comment: str) -> Order:
     if not 1 <= score <= 5:
-        raise InvalidInput("评价分数应为1至5分", code="invalid_score")
+        raise InvalidInput("评价分数应为1至5分", code="invalid_score", field="score")
+    comment = text(comment, "验收评价", NOTE_MAX, multiline=True, field="comment")
     async with db.write() as tx:
         order = await _load_for_change(tx, who, order_id, "buyer")
         _expect(order, S.RECEIVED)
         order.status = S.ACCEPTED
         order.accepted_at = clock.now()
         order.evaluation_score = score
-        order.evaluation_comment = comment.strip()[:500]
+        order.evaluation_comment = comment
         _event(
             tx.session,
             order,
@@ -887,9 +907,9 @@ async def accept(db: Database, who: Principal, order_id: uuid.UUID, score: int, 
 async def pay(
     db: Database, settings: Settings, who: Principal, order_id: uuid.UUID, payment_ref: str
 ) -> Order:
-    ref = payment_ref.strip()
-    if not 1 <= len(ref) <= 100:
-        raise InvalidInput("请填写支付凭证号", code="payment_ref_required")
+    ref = text(payment_ref, "支付凭证号", fields.SHORT_MAX, field="payment_ref")
+    if not ref:
+        raise InvalidInput("请填写支付凭证号", code="payment_ref_required", field="payment_ref")
     async with db.write() as tx:
         order = await _load_for_change(tx, who, order_id, "buyer")
         _expect(order, S.ACCEPTED)
@@ -945,9 +965,11 @@ async def cancel_overdue(db: Database, limit: int = 200) -> int:
 
 
 def _reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not 2 <= len(reason) <= 400:
-        raise InvalidInput("请填写原因（2至400个字符）", code="reason_required")
+    reason = text(reason, "原因", fields.REASON_MAX, multiline=True, field="reason")
+    if len(reason) < 2:
+        raise InvalidInput(
+            f"请填写原因（2至{fields.REASON_MAX}个字符）", code="reason_required", field="reason"
+        )
     return reason
 
 

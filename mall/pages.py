@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -53,6 +53,7 @@ def configure_templates(app: Litestar, settings: Config) -> None:
         action_label=lambda a: ACTION_LABELS.get(a, a),
         category_name=name_of,
         role_labels=ROLE_LABELS,
+        limits=fields,  # the fields' maximum lengths, for the forms' maxlength
         site_name="阳光卖场",
         region_name=settings.region_name,
     )
@@ -112,15 +113,40 @@ def _back(request: Request[Any, Any, Any], fallback: str) -> str:
     return fallback
 
 
+# Sessions are cookies: what a refused form keeps must stay small. No field may be longer than this,
+# so a longer value is not kept (the page shows the message; the browser's field limit stops it anyway).
+FORM_KEEP_MAX = fields.DESCRIPTION_MAX
+NEVER_KEPT = {"_csrf_token", "password", "current_password", "new_password", "new_password2"}
+
+
+def keep_form(
+    request: Request[Any, Any, Any], values: Mapping[str, str], *, omit: Iterable[str] = ()
+) -> None:
+    """Keep what was typed into a refused form, to fill it in again (`pop_form`): never passwords or
+    the CSRF token, nor a value longer than any field may be."""
+    left_out = NEVER_KEPT | set(omit)
+    request.session["form"] = {
+        k: str(v) for k, v in values.items() if k not in left_out and len(str(v)) <= FORM_KEEP_MAX
+    }
+
+
 async def _act(
-    request: Request[Any, Any, Any], action: Callable[[], Awaitable[Any]], ok: str, back: str
+    request: Request[Any, Any, Any],
+    action: Callable[[], Awaitable[Any]],
+    ok: str,
+    back: str,
+    *,
+    keep: Mapping[str, str] | None = None,
 ) -> Redirect:
-    """Run a form's action; a refusal goes back to the page as a message and changes nothing."""
+    """Run a form's action; a refusal goes back to the page as a message, keeping what was typed
+    (`keep`), and changes nothing."""
     try:
         await action()
         flash(request, ok)
     except DomainError as exc:
         flash(request, exc.detail, "error")
+        if keep is not None:
+            keep_form(request, keep)
         return Redirect(_back(request, back), status_code=303)
     return Redirect(back, status_code=303)
 
@@ -427,7 +453,7 @@ async def checkout(
             flash(request, "这张购物车已经提交过，请刷新购物车页面确认后再下单", "error")
         else:
             flash(request, exc.detail, "error")
-        request.session["form"] = {k: data.get(k, "") for k in ("budget_line_id", "delivery_address", "note")}
+        keep_form(request, {k: data.get(k, "") for k in ("budget_line_id", "delivery_address", "note")})
         return Redirect("/cart", status_code=303)
     async with db.read() as s:
         fresh = [await orders.get_order(s, who, o.id) for o in placed]
@@ -486,6 +512,7 @@ async def order_page(
         party=_party(who, order),
         pay_state=orders.payment_state(order, settings),
         settings=settings,
+        form=pop_form(request),
     )
 
 
@@ -565,7 +592,7 @@ async def order_action(
     if action not in actions:
         raise InvalidInput("不支持的操作", code="unknown_action")
     fn, ok = actions[action]
-    return await _act(request, fn, ok, back)
+    return await _act(request, fn, ok, back, keep={**data, "action": action})
 
 
 # ---------------------------------------------------------------- budgets
@@ -730,6 +757,7 @@ async def admin_page(
     from mall.models import ORG_KIND_LABELS
 
     p = _page_no(page)
+    kind = kind if kind in ORG_KIND_LABELS else ""  # a bad filter is dropped
     async with db.read() as s:
         total, orgs = await accounts.list_orgs(s, kind or None, p, 30)
         users = await accounts.users_of(s, [o.id for o in orgs])
@@ -759,13 +787,13 @@ async def admin_register(
     request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect:
     who = _user(request)
-    fields = ("kind", "name", "credit_code", "region_code", "address", "contact_phone")
-    draft = accounts.OrgDraft(**{f: (data.get(f) or "").strip() for f in fields})
+    names = ("kind", "name", "credit_code", "region_code", "address", "contact_phone")
+    draft = accounts.OrgDraft(**{f: (data.get(f) or "").strip() for f in names})
     try:
         org = await accounts.register_org(db, who, draft)
     except DomainError as exc:
         flash(request, exc.detail, "error")
-        request.session["form"] = {f: getattr(draft, f) for f in fields}
+        keep_form(request, {f: getattr(draft, f) for f in names})
         return Redirect("/admin", status_code=303)
     flash(request, f"已登记：{org.name}（{org.credit_code}）")
     return Redirect("/admin", status_code=303)
@@ -783,6 +811,7 @@ async def admin_create_user(
         ),
         "用户已开设",
         "/admin",
+        keep={**data, "org": str(org_id), "target": "users"},
     )
 
 
@@ -822,6 +851,7 @@ async def admin_add_budget_line(
         ),
         "预算指标已录入",
         "/admin",
+        keep={**data, "org": str(org_id), "target": "budget"},
     )
 
 

@@ -14,7 +14,7 @@ from mall.auth import allow
 from mall.deps import DB, Config
 from mall.disclosure import MODE_LABELS
 from mall.errors import DomainError, InvalidInput
-from mall.pages import _act, _page_no, _user, flash, pages_of, pop_form, render
+from mall.pages import _act, _page_no, _user, flash, keep_form, pages_of, pop_form, render
 
 MANAGERS = allow("center", "regulator", "admin")
 LOG_PER_PAGE = 30
@@ -83,7 +83,7 @@ async def subscription_create(
         )
     except DomainError as exc:
         flash(request, exc.detail, "error")
-        request.session["form"] = form
+        keep_form(request, form)
         return Redirect("/push", status_code=303)
     flash(request, f"已登记推送订阅：{sub.name}")
     _remember_secret(request, sub.id, secret)

@@ -14,7 +14,7 @@ from mall.api import PageNo, me_of
 from mall.auth import allow
 from mall.clock import rfc3339
 from mall.deps import DB, Config
-from mall.fields import RequiredShortText, Url
+from mall.fields import Choice, RequiredShortText, Url
 from mall.models import PushDelivery, PushSubscription
 
 MANAGERS = allow("center", "regulator", "admin")
@@ -24,7 +24,7 @@ TAGS = ["推送订阅"]
 class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True):
     name: RequiredShortText
     url: Url  # http(s); refused when its host resolves to an internal address (unless listed)
-    mode: str | None = None  # only records of this trading mode; None: all
+    mode: Choice | None = None  # only records of this trading mode; None: all
     from_seq: int | None = None  # deliver records after this seq; default: the current head
 
 

@@ -9,7 +9,29 @@ import msgspec
 
 from catalog.models import PRICE_REQUEST_STATUS_LABELS, Listing, PriceRequest
 from mall import fields
-from mall.fields import AMOUNT_MAX, SINGLE_LINE_PATTERN, Address, Amount, Note
+from mall.fields import (
+    Address,
+    Amount,
+    AmountText,
+    Choice,
+    CreditCodeText,
+    Description,
+    ListingCategoryCode,
+    Model,
+    Name,
+    Note,
+    Phone,
+    PriceNote,
+    ProjectCode,
+    QuantityText,
+    Reason,
+    ReferenceSource,
+    RegionCode,
+    RequiredShortText,
+    ShippingNote,
+    ShortText,
+    Unit,
+)
 from mall.models import BudgetLine, Order, OrderEvent
 from mall.money import money_str, quantity_str
 
@@ -87,16 +109,17 @@ class BudgetLineOut(msgspec.Struct):
 
 
 class ListingCreate(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    brand: str
-    spec_model: str
-    category_code: str
-    unit: str
-    price: str
-    reference_price: str
-    stock: str
-    reference_source: str = ""
-    description: str = ""
+    name: Name
+    brand: RequiredShortText
+    spec_model: Model
+    category_code: ListingCategoryCode
+    unit: Unit
+    # Checked by the service with the rest of the form (one message, code listing_invalid).
+    price: AmountText
+    reference_price: AmountText
+    stock: QuantityText
+    reference_source: ReferenceSource = ""
+    description: Description = ""
     draft: bool = False  # true: keep as a draft instead of submitting for review
 
 
@@ -185,26 +208,11 @@ class ListingPage(msgspec.Struct):
 class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
     """A supplier's new price and reference price (checked against the price rule by the service)."""
 
-    price: Annotated[str, msgspec.Meta(max_length=AMOUNT_MAX, description="售价（元）", examples=["4599.00"])]
-    reference_price: Annotated[
-        str, msgspec.Meta(max_length=AMOUNT_MAX, description="参考市场价（元）", examples=["4699.00"])
-    ]
-    note: Annotated[
-        str,
-        msgspec.Meta(
-            max_length=200, pattern=SINGLE_LINE_PATTERN, description="调价说明（单行，至多 200 个字符）"
-        ),
-    ] = ""
+    price: AmountText  # 售价; a malformed one is the service's price_invalid
+    reference_price: AmountText  # 参考市场价
+    note: PriceNote = ""
     # Where the new reference price comes from (a page, a quote); omitted: unchanged.
-    reference_source: (
-        Annotated[
-            str,
-            msgspec.Meta(
-                max_length=300, pattern=SINGLE_LINE_PATTERN, description="参考价来源（单行，至多 300 个字符）"
-            ),
-        ]
-        | None
-    ) = None
+    reference_source: ReferenceSource | None = None
 
 
 class PriceReviewItem(msgspec.Struct):
@@ -242,13 +250,13 @@ class PriceReviewPage(msgspec.Struct):
 
 class CartAdd(msgspec.Struct, forbid_unknown_fields=True):
     listing_id: uuid.UUID
-    quantity: str | int = "1"
+    quantity: fields.QuantityOrInt = "1"
     # The price the client showed the buyer: if the listing costs more now, the item is not added.
     unit_price: Amount | None = None
 
 
 class CartQuantity(msgspec.Struct, forbid_unknown_fields=True):
-    quantity: str | int
+    quantity: fields.QuantityOrInt
 
 
 class CartPriceIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -270,7 +278,7 @@ class CartLineOut(msgspec.Struct):
 
 class CheckoutItem(msgspec.Struct, forbid_unknown_fields=True):
     listing_id: uuid.UUID
-    quantity: str | int
+    quantity: fields.QuantityOrInt
     # The unit price the client agreed to. A higher price at checkout is refused (409 price_changed);
     # a lower one is charged. Without it, the price kept in the cart for this listing, if any, else
     # the price at checkout.
@@ -364,11 +372,11 @@ class CheckoutOut(msgspec.Struct):
 
 class ConfirmIn(msgspec.Struct, forbid_unknown_fields=True):
     # line id -> new (lower) unit price
-    prices: dict[uuid.UUID, str] = {}
+    prices: Annotated[dict[uuid.UUID, AmountText], fields.AMOUNT_VALUES] = {}
 
 
 class ReasonIn(msgspec.Struct, forbid_unknown_fields=True):
-    reason: str
+    reason: Reason
 
 
 class AnswerIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -376,16 +384,16 @@ class AnswerIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ShipIn(msgspec.Struct, forbid_unknown_fields=True):
-    note: str = ""
+    note: ShippingNote = ""
 
 
 class AcceptIn(msgspec.Struct, forbid_unknown_fields=True):
     score: int
-    comment: str = ""
+    comment: Note = ""
 
 
 class PayIn(msgspec.Struct, forbid_unknown_fields=True):
-    payment_ref: str
+    payment_ref: ShortText
 
 
 class EventOut(msgspec.Struct):
@@ -402,12 +410,12 @@ class EventOut(msgspec.Struct):
 
 
 class OrganizationCreate(msgspec.Struct, forbid_unknown_fields=True):
-    kind: str
-    name: str
-    credit_code: str
-    region_code: str
-    address: str = ""
-    contact_phone: str = ""
+    kind: Choice  # budget_unit | supplier | center | regulator
+    name: Name
+    credit_code: CreditCodeText  # the service explains what is wrong with it (organization_invalid)
+    region_code: RegionCode
+    address: Address = ""
+    contact_phone: Phone = ""
 
 
 class OrganizationOut(msgspec.Struct):
@@ -442,6 +450,6 @@ class UserOut(msgspec.Struct):
 
 class BudgetLineCreate(msgspec.Struct, forbid_unknown_fields=True):
     fiscal_year: int
-    project_code: str
-    project_name: str
-    amount: str
+    project_code: ProjectCode
+    project_name: Name
+    amount: AmountText
