@@ -260,7 +260,11 @@ async def designated_page(
     who = _user(request)
     assert who
     async with db.read() as s:
-        found = await dd.find(s, region_code=region, category_code=category)
+        try:
+            found = await dd.find(s, region_code=region, category_code=category)
+        except DomainError as exc:  # a filter that is no region or 品目 code: said, nothing searched
+            flash(request, exc.detail, "error")
+            found = []
         pending = (
             await dd.find(s, status=dd.DesignationStatus.APPLIED)
             if who.role in ("center", "regulator", "admin")

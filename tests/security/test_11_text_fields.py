@@ -614,3 +614,40 @@ async def test_a_search_with_control_characters_is_refused_in_the_api_and_on_the
             assert chinese(r.json()["detail"])
     r = await client.get("/goods", params={"q": q}, headers={"Accept": "text/html"})
     assert r.status_code == 400 and "不允许的字符" in r.text
+
+
+async def test_list_filters_that_reach_a_query_refuse_what_no_value_can_be(client: Any, world: World) -> None:
+    """A filter that goes into SQL is checked first: PostgreSQL never sees a NUL (it would refuse it
+    itself), the API says which parameter is wrong, and a page drops the filter with a message."""
+    watcher = DatabaseRefusals()
+    logging.getLogger("mall.errors").addHandler(watcher)
+    try:
+        for path, param, who in (
+            ("/api/designated", "region", "buyer_a"),
+            ("/api/designated", "category", "buyer_a"),
+            ("/api/designated", "status", "center"),
+            ("/api/admin/organizations", "kind", "admin"),
+            ("/api/agreements", "status", "center"),
+            ("/api/listings", "category", None),
+        ):
+            r = await client.get(path, params={param: "41\x000100"}, headers=world.h(who) if who else {})
+            assert r.status_code == 400, (path, param, r.status_code, r.text[:200])
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert param in r.text and chinese(r.json()["detail"])
+        await client.get("/login", headers={"Accept": "text/html"})
+        r = await client.post(
+            "/login",
+            data={
+                "username": "buyer_a",
+                "password": PASSWORD,
+                "_csrf_token": client.cookies.get("mall_csrf"),
+            },
+            headers={"Accept": "text/html"},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303
+        r = await client.get("/designated", params={"region": "41\x000100"}, headers={"Accept": "text/html"})
+        assert r.status_code == 200 and "服务区域应为6位行政区划代码" in r.text
+    finally:
+        logging.getLogger("mall.errors").removeHandler(watcher)
+    assert watcher.seen == []
