@@ -216,7 +216,7 @@ async def drain_phase(
 
     with stage(f"seeding {n} ledger records"):
         await seed(db, 0, n)
-    sub, secret = await push.create(db, owner, name="drain", url=receiver.url("/drain"), from_seq=0)
+    sub, secret = await push.create(db, settings, owner, name="drain", url=receiver.url("/drain"), from_seq=0)
     t0 = time.perf_counter()
     delivered = 0
     with stage("draining the backlog to the receiver"):
@@ -242,11 +242,11 @@ async def drain_phase(
 
 
 async def live_phase(
-    db: Any, owner: Any, receiver: ReceiverProcess, start: int, rate: float, seconds: float
+    db: Any, settings: Any, owner: Any, receiver: ReceiverProcess, start: int, rate: float, seconds: float
 ) -> dict[str, Any]:
     from mall import disclosure, push
 
-    sub, secret = await push.create(db, owner, name="live", url=receiver.url("/live"))
+    sub, secret = await push.create(db, settings, owner, name="live", url=receiver.url("/live"))
     committed: dict[str, float] = {}
     n = int(rate * seconds)
     t_next = time.perf_counter()
@@ -297,7 +297,13 @@ async def main_async(args: Any, st: Stack) -> dict[str, Any]:
         st.start_services()
         queues.configure(settings)  # staged records now enqueue the worker's publisher
         live = await live_phase(
-            db, owner, receiver, int(cfg["drain"]), float(cfg["live_rate"]), float(cfg["live_seconds"])
+            db,
+            settings,
+            owner,
+            receiver,
+            int(cfg["drain"]),
+            float(cfg["live_rate"]),
+            float(cfg["live_seconds"]),
         )
         caught_up = await wait_caught_up(db, live["sub"].id, 60)
         got = receiver.collect()
@@ -372,7 +378,10 @@ def main() -> int:
     ).parse_args()
     os.chdir(ROOT)
     try:
-        with Stack(args.db, "push", keep=args.keep) as st:
+        # The receiver listens on loopback, which the mall refuses unless it is listed.
+        with Stack(
+            args.db, "push", keep=args.keep, env_overrides={"MALL_PUSH_ALLOWED_HOSTS": "127.0.0.1"}
+        ) as st:
             summary = asyncio.run(main_async(args, st))
     except KeyboardInterrupt:
         return 130

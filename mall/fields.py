@@ -46,20 +46,25 @@ IDEMPOTENCY_KEY_MIN, IDEMPOTENCY_KEY_MAX = 8, 100
 # ------------------------------------------------------------------ characters
 
 # Refused everywhere: C0 controls except TAB/LF/CR, DEL, C1 controls, bidi overrides and isolates,
-# surrogates. Single-line fields refuse TAB, LF and CR as well.
-_BAD_ANYWHERE = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+# surrogates. Single-line fields refuse TAB, LF and CR as well. The surrogates are written as regex
+# escapes, not as characters: the patterns go into the OpenAPI document, which is UTF-8 JSON.
+_BAD_ANYWHERE = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069" + r"\ud800-\udfff"
 _BAD_SINGLE = _BAD_ANYWHERE + "\t\n\r"
-SINGLE_LINE_PATTERN = rf"\A[^{_BAD_SINGLE}]*\Z"
-MULTI_LINE_PATTERN = rf"\A[^{_BAD_ANYWHERE}]*\Z"
+SINGLE_LINE_PATTERN = f"^[^{_BAD_SINGLE}]*$"
+MULTI_LINE_PATTERN = f"^[^{_BAD_ANYWHERE}]*$"
 _BAD_SINGLE_RE = re.compile(f"[{_BAD_SINGLE}]")
 _BAD_MULTI_RE = re.compile(f"[{_BAD_ANYWHERE}]")
 
-AMOUNT_PATTERN = r"\A[0-9]{1,16}(\.[0-9]{1,2})?\Z"
-QUANTITY_PATTERN = r"\A[0-9]{1,16}(\.[0-9]{1,3})?\Z"
-CREDIT_CODE_PATTERN = r"\A[0-9A-HJ-NPQRTUWXY]{18}\Z"
-CATEGORY_CODE_PATTERN = r"\A[A-Ca-c][0-9]{0,15}\Z"
-REGION_CODE_PATTERN = r"\A[0-9]{6}\Z"
-IDEMPOTENCY_KEY_PATTERN = r"\A[\x21-\x7e]{8,100}\Z"
+AMOUNT_PATTERN = r"^[0-9]{1,16}(\.[0-9]{1,2})?$"
+QUANTITY_PATTERN = r"^[0-9]{1,16}(\.[0-9]{1,3})?$"
+CREDIT_CODE_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
+CATEGORY_CODE_PATTERN = r"^[A-Ca-c][0-9]{0,15}$"
+REGION_CODE_PATTERN = r"^[0-9]{6}$"
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{8,100}$"
+
+# Patterns are anchored with ^ and $ (not \A and \Z): they go into the OpenAPI document, whose
+# patterns are ECMA-262. msgspec applies them with re.search, where $ also matches before one final
+# newline; the services strip text, so such a newline is never stored.
 
 # Chinese messages for the patterns, used by the error handler to explain a msgspec refusal.
 PATTERN_MESSAGES = {
@@ -122,7 +127,7 @@ OptionalAmount = Annotated[
     str,
     msgspec.Meta(
         max_length=AMOUNT_MAX,
-        pattern=r"\A([0-9]{1,16}(\.[0-9]{1,2})?)?\Z",
+        pattern=r"^([0-9]{1,16}(\.[0-9]{1,2})?)?$",
         description="金额（元），可为空",
         examples=["4599.00"],
     ),

@@ -7,6 +7,10 @@ and waits with exponential backoff before trying the same record again. Nothing 
 receiver that was down gets everything it missed, in order, once it is back. Delivery is
 at-least-once: a receiver that answered 2xx too late (after our timeout) sees that record again,
 and dedupes it by the `Idempotency-Key` header (the record id).
+
+Receivers on internal addresses are refused at registration and at every connection (see
+mall.push_addresses). The log keeps the status code and one of ERROR_KINDS, never what the receiver
+answered: a subscriber must not be able to read an internal service through the mall's log.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import hmac
 import logging
 import random
 import secrets
+import socket
 import ssl
 import time
 import uuid
@@ -31,7 +36,7 @@ import httpx
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall import clock
+from mall import clock, fields, push_addresses
 from mall.auth import Principal
 from mall.db import Database
 from mall.disclosure import MODES
@@ -45,6 +50,30 @@ STATE_LABELS = {"ok": "正常", "retrying": "重试中", "paused": "已暂停"}
 SIGNATURE_HEADER = "X-Mall-Signature"
 SEQ_HEADER = "X-Mall-Seq"
 READ_CHUNK = 100
+
+# Why a delivery failed: the only thing kept about it besides the HTTP status code.
+ERROR_KINDS = {
+    "http_status": "接收方返回了非 2xx 的 HTTP 状态码",
+    "timeout": "请求超时，未收到接收方完整答复",
+    "connect_refused": "无法连接接收方：连接被拒绝（端口未在监听）",
+    "connect_failed": "无法连接接收方：网络不通或连接中断",
+    "dns_failed": "接收地址的主机名无法解析",
+    "tls_error": "无法与接收方建立安全连接：TLS 握手失败或证书无效",
+    "address_forbidden": (
+        "接收地址解析到内网、本机或其他受限地址，已拒绝连接（政务内网的接收方请联系平台管理员加入推送允许列表）"
+    ),
+    "protocol_error": "接收方的答复不符合 HTTP 协议",
+}
+
+
+def error_label(kind: str, status_code: int | None) -> str:
+    """What a person reads about a failed attempt (empty for a success)."""
+    if not kind:
+        return ""
+    if kind == "http_status" and status_code is not None:
+        redirect = "（不跟随重定向）" if 300 <= status_code < 400 else ""
+        return f"接收方返回 HTTP {status_code}{redirect}"
+    return ERROR_KINDS.get(kind, "投递失败")
 
 
 @functools.cache
@@ -85,33 +114,46 @@ def backoff_seconds(settings: Settings, failures: int, rng: random.Random | None
 
 
 def validate_url(raw: str) -> str:
-    url = (raw or "").strip()
+    """The syntax of a receiver URL (its addresses are checked by push_addresses.check_url)."""
+    url = fields.text(raw, "接收地址", fields.URL_MAX, field="url")
+
+    def bad(detail: str) -> InvalidInput:
+        return InvalidInput(detail, code="invalid_url", field="url")
+
     if not url:
-        raise InvalidInput("请填写接收地址", code="invalid_url")
-    if len(url) > 500:
-        raise InvalidInput("接收地址过长（最多500个字符）", code="invalid_url")
+        raise bad("请填写接收地址")
     try:
         parts = urlsplit(url)
         port = parts.port  # raises on a malformed port
     except ValueError:
-        raise InvalidInput("接收地址格式不正确", code="invalid_url") from None
+        raise bad("接收地址格式不正确") from None
     if parts.scheme not in ("http", "https"):
-        raise InvalidInput("接收地址只能以 http:// 或 https:// 开头", code="invalid_url")
+        raise bad("接收地址只能以 http:// 或 https:// 开头")
     if not parts.hostname or any(ch.isspace() for ch in url):
-        raise InvalidInput("接收地址格式不正确", code="invalid_url")
+        raise bad("接收地址格式不正确")
+    # Credentials would be stored and shown with the URL; and a backslash is read as a path
+    # separator by some URL parsers and as part of the user name by others.
+    if "@" in parts.netloc or "\\" in url:
+        raise bad("接收地址不能包含用户名、密码（user:pass@）或反斜杠")
     if port == 0:
-        raise InvalidInput("接收地址的端口不正确", code="invalid_url")
+        raise bad("接收地址的端口不正确")
     if parts.fragment:
-        raise InvalidInput("接收地址不能包含 # 片段", code="invalid_url")
+        raise bad("接收地址不能包含 # 片段")
+    return url
+
+
+async def check_receiver(settings: Settings, raw: str) -> str:
+    """A receiver URL that may be registered: well-formed, and resolving to no refused address
+    unless its host is listed in `push_allowed_hosts`."""
+    url = validate_url(raw)
+    await push_addresses.check_url(url, settings.push_allowed_hosts, settings.push_timeout_seconds)
     return url
 
 
 def _validate_name(raw: str) -> str:
-    name = (raw or "").strip()
+    name = fields.text(raw, "订阅名称", fields.SHORT_MAX, field="name")
     if not name:
         raise InvalidInput("请填写订阅名称", code="invalid_name")
-    if len(name) > 100:
-        raise InvalidInput("订阅名称最多100个字", code="invalid_name")
     return name
 
 
@@ -138,6 +180,7 @@ def _owner(who: Principal | None) -> Principal:
 
 async def create(
     db: Database,
+    settings: Settings,
     who: Principal | None,
     *,
     name: str,
@@ -151,8 +194,8 @@ async def create(
     if owner.org_id is None:
         raise Forbidden("当前账户不属于任何单位，不能登记推送订阅", code="forbidden")
     name = _validate_name(name)
-    url = validate_url(url)
     mode = _validate_mode(mode)
+    url = await check_receiver(settings, url)
     secret = new_secret()
     async with db.write() as tx:
         head = await ledger_head(tx.session)
@@ -172,7 +215,7 @@ async def create(
             cursor=from_seq,
             delivered=0,
             consecutive_failures=0,
-            last_error="",
+            last_error_kind="",
             created_at=clock.now(),
         )
         tx.session.add(sub)
@@ -287,8 +330,40 @@ class DeliveryRun:
 class _Outcome:
     ok: bool
     status_code: int | None
-    error: str
+    error_kind: str  # "" or one of ERROR_KINDS
     duration_ms: int
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    at: BaseException | None = exc
+    while at is not None and at not in chain:
+        chain.append(at)
+        at = at.__cause__ or at.__context__
+    return chain
+
+
+def _error_kind(exc: BaseException) -> str:
+    """The kind of a failed request, from the exception alone (its text is never kept: it can
+    quote what the receiver sent)."""
+    chain = _causes(exc)
+
+    def caused_by(*types: type[BaseException]) -> bool:
+        return any(isinstance(e, types) for e in chain)
+
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return "timeout"
+    if caused_by(push_addresses.AddressForbidden):
+        return "address_forbidden"
+    if caused_by(push_addresses.HostUnresolvable, socket.gaierror):
+        return "dns_failed"
+    if caused_by(ssl.SSLError, ssl.CertificateError):
+        return "tls_error"
+    if caused_by(ConnectionRefusedError):
+        return "connect_refused"
+    if isinstance(exc, httpx.ProtocolError | httpx.DecodingError):
+        return "protocol_error"
+    return "connect_failed"
 
 
 async def _post(
@@ -309,31 +384,26 @@ async def _post(
     }
     t0 = time.perf_counter()
     code: int | None = None
-    error = ""
+    kind = ""
     try:
-        # A whole-request deadline (httpx's timeout is per read), and at most 64 KiB of any answer:
-        # a receiver that drips or floods cannot hold a deliverer.
+        # A whole-request deadline (httpx's timeout is per read), and at most 64 KiB of any answer
+        # read (and dropped): a receiver that drips or floods cannot hold a deliverer.
         async with (
             asyncio.timeout(deadline_seconds),
             client.stream("POST", url, content=body, headers=headers) as r,
         ):
             code = r.status_code
-            answer = b""
+            read = 0
             async for part in r.aiter_bytes():
-                answer += part
-                if len(answer) >= 65536:
+                read += len(part)
+                if read >= 65536:
                     break
         if not 200 <= code < 300:
-            error = f"接收方返回 HTTP {code}"
-            snippet = answer[:200].decode("utf-8", "replace").strip()
-            if snippet:
-                error += f"：{snippet}"
-    except (httpx.TimeoutException, TimeoutError):
-        code, error = None, "请求超时，未收到接收方完整答复"
-    except httpx.HTTPError as exc:
-        code, error = None, f"无法连接接收方（{type(exc).__name__}：{str(exc)[:200]}）"
+            kind = "http_status"
+    except (httpx.HTTPError, TimeoutError) as exc:
+        code, kind = None, _error_kind(exc)
     duration = int((time.perf_counter() - t0) * 1000)
-    return _Outcome(code is not None and not error, code, error, duration)
+    return _Outcome(code is not None and not kind, code, kind, duration)
 
 
 async def deliver(
@@ -358,11 +428,12 @@ async def deliver(
             run.busy = True
             return run
         try:
+            # Every connection goes through the address check (the transport resolves and connects).
             async with httpx.AsyncClient(
                 timeout=settings.push_timeout_seconds,
                 follow_redirects=False,
                 trust_env=False,
-                verify=ssl_context(),
+                transport=push_addresses.GuardedTransport(settings.push_allowed_hosts, ssl_context()),
             ) as client:
                 await _deliver_locked(db, settings, subscription_id, client, lock, run, limit)
         finally:
@@ -435,7 +506,7 @@ async def _deliver_locked(
                     started_at=now,
                     status_code=outcome.status_code,
                     ok=outcome.ok,
-                    error=outcome.error[:1000],
+                    error_kind=outcome.error_kind,
                     duration_ms=outcome.duration_ms,
                 )
             )
@@ -443,8 +514,20 @@ async def _deliver_locked(
                 progress.failures += 1
                 run.failed = True
                 run.retry_at = now + timedelta(seconds=backoff_seconds(settings, progress.failures))
-                await progress.flush(db, now, failure=outcome.error[:1000], retry_at=run.retry_at)
-                log.info("push %s: seq %d failed (%s)", subscription_id, seq, outcome.error)
+                await progress.flush(
+                    db,
+                    now,
+                    failure=outcome.error_kind,
+                    status_code=outcome.status_code,
+                    retry_at=run.retry_at,
+                )
+                log.info(
+                    "push %s: seq %d failed (%s %s)",
+                    subscription_id,
+                    seq,
+                    outcome.error_kind,
+                    outcome.status_code,
+                )
                 return
             progress.passed = seq
             progress.failures = 0
@@ -470,7 +553,13 @@ class _Progress:
         self.log: list[PushDelivery] = []
 
     async def flush(
-        self, db: Database, now: datetime, *, failure: str = "", retry_at: datetime | None = None
+        self,
+        db: Database,
+        now: datetime,
+        *,
+        failure: str = "",
+        status_code: int | None = None,
+        retry_at: datetime | None = None,
     ) -> bool:
         """Save the log and move the cursor by compare-and-set. False: another deliverer moved it
         (or the subscription is no longer active): stop."""
@@ -483,11 +572,17 @@ class _Progress:
                 delivered=PushSubscription.delivered + delivered,
                 consecutive_failures=0,
                 next_attempt_at=None,
-                last_error="",
+                last_error_kind="",
+                last_status_code=None,
                 last_success_at=now,
             )
         if retry_at is not None:
-            values.update(consecutive_failures=self.failures, next_attempt_at=retry_at, last_error=failure)
+            values.update(
+                consecutive_failures=self.failures,
+                next_attempt_at=retry_at,
+                last_error_kind=failure,
+                last_status_code=status_code,
+            )
         async with db.write() as tx:
             tx.session.add_all(self.log)  # what was sent is logged, whatever happens to the cursor
             status = (

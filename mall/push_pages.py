@@ -11,7 +11,7 @@ from litestar.response import Redirect, Template
 
 from mall import push
 from mall.auth import allow
-from mall.deps import DB
+from mall.deps import DB, Config
 from mall.disclosure import MODE_LABELS
 from mall.errors import DomainError, InvalidInput
 from mall.pages import _act, _page_no, _user, flash, pages_of, pop_form, render
@@ -64,7 +64,7 @@ async def subscriptions_page(request: Request[Any, Any, Any], db: DB) -> Templat
 
 @post("/push", opt=MANAGERS, include_in_schema=False)
 async def subscription_create(
-    request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
+    request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect:
     fields = ("name", "url", "mode", "start")
     form = {f: (data.get(f) or "").strip() for f in fields}
@@ -74,6 +74,7 @@ async def subscription_create(
             raise InvalidInput("请选择从何处开始推送", code="invalid_from_seq")
         sub, secret = await push.create(
             db,
+            settings,
             _user(request),
             name=form["name"],
             url=form["url"],
@@ -114,6 +115,7 @@ async def subscription_page(
         page=p,
         pages=pages_of(total, LOG_PER_PAGE),
         modes=MODE_LABELS,
+        error_label=push.error_label,
         secret=secret,
         secret_hint=push.secret_hint(sub),
     )

@@ -13,7 +13,8 @@ from mall import push
 from mall.api import PageNo, me_of
 from mall.auth import allow
 from mall.clock import rfc3339
-from mall.deps import DB
+from mall.deps import DB, Config
+from mall.fields import RequiredShortText, Url
 from mall.models import PushDelivery, PushSubscription
 
 MANAGERS = allow("center", "regulator", "admin")
@@ -21,8 +22,8 @@ TAGS = ["推送订阅"]
 
 
 class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    url: str
+    name: RequiredShortText
+    url: Url  # http(s); refused when its host resolves to an internal address (unless listed)
     mode: str | None = None  # only records of this trading mode; None: all
     from_seq: int | None = None  # deliver records after this seq; default: the current head
 
@@ -40,7 +41,9 @@ class SubscriptionOut(msgspec.Struct):
     delivered: int
     consecutive_failures: int
     next_attempt_at: str | None
-    last_error: str
+    last_error_kind: str  # "" or one of timeout, http_status, connect_refused, … (see the README)
+    last_status_code: int | None
+    last_error: str  # the kind in Chinese, for people
     last_success_at: str | None
     created_at: str
     secret_hint: str
@@ -54,7 +57,8 @@ class DeliveryOut(msgspec.Struct):
     started_at: str
     status_code: int | None
     ok: bool
-    error: str
+    error_kind: str  # "" or one of timeout, http_status, connect_refused, … (see the README)
+    error: str  # the kind in Chinese, for people
     duration_ms: int
 
 
@@ -86,7 +90,9 @@ async def _out(db: DB, sub: PushSubscription, secret: str | None = None) -> Subs
         delivered=sub.delivered,
         consecutive_failures=sub.consecutive_failures,
         next_attempt_at=_time(sub.next_attempt_at),
-        last_error=sub.last_error,
+        last_error_kind=sub.last_error_kind,
+        last_status_code=sub.last_status_code,
+        last_error=push.error_label(sub.last_error_kind, sub.last_status_code),
         last_success_at=_time(sub.last_success_at),
         created_at=rfc3339(sub.created_at),
         secret_hint=push.secret_hint(sub),
@@ -96,7 +102,15 @@ async def _out(db: DB, sub: PushSubscription, secret: str | None = None) -> Subs
 
 def _delivery_out(d: PushDelivery) -> DeliveryOut:
     return DeliveryOut(
-        d.seq, d.record_id, d.attempt, rfc3339(d.started_at), d.status_code, d.ok, d.error, d.duration_ms
+        seq=d.seq,
+        record_id=d.record_id,
+        attempt=d.attempt,
+        started_at=rfc3339(d.started_at),
+        status_code=d.status_code,
+        ok=d.ok,
+        error_kind=d.error_kind,
+        error=push.error_label(d.error_kind, d.status_code),
+        duration_ms=d.duration_ms,
     )
 
 
@@ -108,10 +122,10 @@ def _delivery_out(d: PushDelivery) -> DeliveryOut:
     summary="登记推送订阅：新记录按序号顺序 POST 到接收地址（密钥仅在此返回一次）",
 )
 async def create_subscription(
-    request: Request[Any, Any, Any], data: JSONBody[SubscriptionIn], db: DB
+    request: Request[Any, Any, Any], data: JSONBody[SubscriptionIn], db: DB, settings: Config
 ) -> SubscriptionOut:
     sub, secret = await push.create(
-        db, me_of(request), name=data.name, url=data.url, mode=data.mode, from_seq=data.from_seq
+        db, settings, me_of(request), name=data.name, url=data.url, mode=data.mode, from_seq=data.from_seq
     )
     return await _out(db, sub, secret)
 

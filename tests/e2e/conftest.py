@@ -55,6 +55,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         MALL_SECRET_KEY=settings.secret_key,
         MALL_QUEUE_NAME=settings.queue_name,
         MALL_SWEEP_INTERVAL_SECONDS="0.5",
+        MALL_PUSH_ALLOWED_HOSTS=settings.push_allowed_hosts,
         **extra,
     )
     return env

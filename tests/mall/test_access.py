@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -225,7 +226,11 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
 
     export = await exports.start_job(world.db, world.who["center"], "csv", exports.parse_export_query({}))
     subscription, _ = await push.create(
-        world.db, world.who["center"], name="接收", url="http://127.0.0.1:9/hook"
+        world.db,
+        replace(world.settings, push_allowed_hosts="127.0.0.1"),  # loopback receivers must be listed
+        world.who["center"],
+        name="接收",
+        url="http://127.0.0.1:9/hook",
     )
     from catalog import agreements as ag
     from catalog import designated as dd

@@ -3,7 +3,9 @@ signed, retried with backoff while the receiver fails, and nothing lost while it
 
 The receiver is a stdlib ThreadingHTTPServer on 127.0.0.1 that checks the HMAC signature, the
 headers and the record's own hash (with the independent verifier of test_disclosure), and records
-the seqs it accepted in arrival order. Time is moved with the project's clock, never slept.
+the seqs it accepted in arrival order. The mall refuses receivers on loopback unless listed, so the
+app and the deliverer here list 127.0.0.1 in `push_allowed_hosts` (tests/security/test_13_* check
+the refusal). Time is moved with the project's clock, never slept.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +37,23 @@ from tests.mall.test_disclosure import expected_hash, verify_items
 from tests.mall.test_publication_faults import worker_env
 from tests.mall.test_supermarket_flow import assert_problem
 
+# A public address literal: registering it resolves nothing over the network; nothing is sent to it.
+PUBLIC_URL = "https://93.184.215.14/hook"
+
+
+def loopback_allowed(settings: Settings) -> Settings:
+    """The receivers here listen on 127.0.0.1, which the mall refuses unless it is listed."""
+    return replace(settings, push_allowed_hosts="127.0.0.1")
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Any]:
+    from mall.app import create_app
+
+    application = create_app(loopback_allowed(settings))
+    yield application
+    await application.state.db.dispose()
+
 
 class Receiver:
     """A real HTTP receiver. `status` is what it answers; `stop()` closes its port."""
@@ -43,6 +62,7 @@ class Receiver:
         self.secret = ""
         self.status = 200
         self.slow_once = 0.0  # seconds to wait before answering the next request (after accepting it)
+        self.location = ""  # sent as the Location header when set
         self.accepted: list[int] = []  # seqs answered 2xx, in arrival order
         self.bodies: list[dict[str, Any]] = []
         self.attempts = 0
@@ -70,6 +90,8 @@ class Receiver:
                     time.sleep(slow)  # processed, but answers after the sender gave up
                 payload = b"ok" if status < 300 else b"receiver unavailable"
                 self.send_response(status)
+                if receiver.location:
+                    self.send_header("Location", receiver.location)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -174,7 +196,7 @@ async def subscribe(client: Any, world: World, receiver: Receiver, who: str = "c
 
 
 async def deliver(world: World, settings: Settings, sub_id: str, **kw: Any) -> push.DeliveryRun:
-    return await push.deliver(world.db, settings, uuid.UUID(sub_id), **kw)
+    return await push.deliver(world.db, loopback_allowed(settings), uuid.UUID(sub_id), **kw)
 
 
 async def log_of(world: World, sub_id: str) -> list[PushDelivery]:
@@ -253,7 +275,8 @@ async def test_a_failing_receiver_is_retried_with_backoff_then_gets_everything_i
         waits.append(wait)
         row = await sub_row(world, sub_id)
         assert row.consecutive_failures == attempt and row.cursor == 0
-        assert push.state_of(row) == "retrying" and "HTTP 500" in row.last_error
+        assert push.state_of(row) == "retrying"
+        assert (row.last_error_kind, row.last_status_code) == ("http_status", 500)
         # Not due yet: a second run (another job, the cron) sends nothing.
         assert (await deliver(world, settings, sub_id)).waiting
         assert uuid.UUID(sub_id) not in await push.due(world.db)
@@ -274,7 +297,8 @@ async def test_a_failing_receiver_is_retried_with_backoff_then_gets_everything_i
         (3, 1, True, 200),
     ]
     row = await sub_row(world, sub_id)
-    assert (row.consecutive_failures, row.next_attempt_at, row.last_error, row.cursor) == (0, None, "", 3)
+    assert (row.consecutive_failures, row.next_attempt_at, row.cursor) == (0, None, 3)
+    assert (row.last_error_kind, row.last_status_code) == ("", None)
 
 
 async def test_a_receiver_down_for_an_hour_gets_everything_it_missed_in_order_once(
@@ -299,7 +323,7 @@ async def test_a_receiver_down_for_an_hour_gets_everything_it_missed_in_order_on
     assert row.cursor == 2 and row.consecutive_failures == attempts >= 6
     failures = [d for d in await log_of(world, sub_id) if not d.ok]
     assert len(failures) == attempts and {d.seq for d in failures} == {3}
-    assert all(d.status_code is None and "无法连接" in d.error for d in failures)
+    assert all(d.status_code is None and d.error_kind == "connect_refused" for d in failures)
 
     receiver.start()  # back, on the same port
     frozen(timedelta(minutes=10))
@@ -321,13 +345,33 @@ async def test_a_timeout_is_retried_and_the_receiver_dedupes_by_idempotency_key(
     run = await deliver(world, quick, sub_id)
     assert run.failed and run.delivered == 0
     [attempt] = await log_of(world, sub_id)
-    assert (attempt.seq, attempt.ok, attempt.status_code) == (1, False, None) and "超时" in attempt.error
+    assert (attempt.seq, attempt.ok, attempt.status_code, attempt.error_kind) == (1, False, None, "timeout")
     frozen(timedelta(minutes=1))
     assert (await deliver(world, quick, sub_id)).delivered == 3
     assert receiver.accepted == [1, 1, 2, 3]  # one duplicate, never a reordering or a gap
     keys = [b["id"] for b in receiver.bodies]
     deduped = list(dict.fromkeys(keys))
     assert len(deduped) == 3 and [receiver.bodies[keys.index(k)]["seq"] for k in deduped] == [1, 2, 3]
+
+
+async def test_a_redirect_is_a_failure_and_is_not_followed(
+    client: Any, world: World, settings: Settings, receiver: Receiver
+) -> None:
+    other = Receiver().start()
+    try:
+        sub_id = await subscribe(client, world, receiver)
+        other.secret = receiver.secret
+        receiver.status, receiver.location = 307, other.url
+        await publish(world, ["supermarket"])
+        run = await deliver(world, settings, sub_id)
+        assert run.failed and receiver.attempts == 1 and other.attempts == 0
+        [attempt] = await log_of(world, sub_id)
+        assert (attempt.status_code, attempt.error_kind) == (307, "http_status")
+        assert (
+            push.error_label(attempt.error_kind, attempt.status_code) == "接收方返回 HTTP 307（不跟随重定向）"
+        )
+    finally:
+        other.stop()
 
 
 async def test_racing_deliverers_never_send_out_of_order_or_twice(
@@ -400,7 +444,7 @@ async def test_pause_resume_and_rotate_secret(
 
 
 async def test_only_centers_regulators_and_admins_may_subscribe(client: Any, world: World) -> None:
-    body = {"name": "接收", "url": "https://example.org/hook"}
+    body = {"name": "接收", "url": PUBLIC_URL}
     for who in ("buyer_a", "supplier_x"):
         assert_problem(
             await client.post("/api/subscriptions", json=body, headers=world.h(who)), 403, "forbidden"
@@ -435,7 +479,7 @@ async def test_only_centers_regulators_and_admins_may_subscribe(client: Any, wor
         ({"url": "http://"}, "invalid_url"),
         ({"url": "http://example.org:99999/"}, "invalid_url"),
         ({"url": "http://exa mple.org/"}, "invalid_url"),
-        ({"url": "https://example.org/" + "a" * 500}, "invalid_url"),
+        ({"url": "https://example.org/" + "a" * 500}, "invalid_input"),  # the shared URL type's limit
         ({"name": "  "}, "invalid_name"),
         ({"mode": "lottery"}, "invalid_mode"),
         ({"from_seq": 5}, "invalid_from_seq"),
@@ -445,7 +489,7 @@ async def test_only_centers_regulators_and_admins_may_subscribe(client: Any, wor
 async def test_bad_subscriptions_are_400_problems(
     client: Any, world: World, extra: dict[str, Any], code: str
 ) -> None:
-    body = {"name": "接收", "url": "https://example.org/hook", **extra}
+    body = {"name": "接收", "url": PUBLIC_URL, **extra}
     assert_problem(await client.post("/api/subscriptions", json=body, headers=world.h("center")), 400, code)
 
 
@@ -458,7 +502,8 @@ async def test_publishing_through_a_real_worker_pushes_to_the_receiver(
     private_redis: RedisServer,
     receiver: Receiver,
 ) -> None:
-    sub, secret = await push.create(world.db, world.who["center"], name="全国平台", url=receiver.url)
+    local = loopback_allowed(settings)
+    sub, secret = await push.create(world.db, local, world.who["center"], name="全国平台", url=receiver.url)
     receiver.secret = secret
     async with world.db.write() as tx:  # after the commit the publisher job is enqueued
         for i in range(3):
@@ -466,7 +511,7 @@ async def test_publishing_through_a_real_worker_pushes_to_the_receiver(
     burst = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "mall.cli", "worker", "--burst"],
-        env=worker_env(settings, private_redis.url),
+        env=worker_env(settings, private_redis.url, MALL_PUSH_ALLOWED_HOSTS=local.push_allowed_hosts),
         capture_output=True,
         timeout=120,
         check=False,
