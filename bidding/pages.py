@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import secrets
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +16,8 @@ from litestar import Request, WebSocket, get, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
-from sqlalchemy import func, or_, select
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
 
 from bidding import room, service
 from bidding.models import (
@@ -22,10 +25,10 @@ from bidding.models import (
     PROCEDURE_STATUS_LABELS,
     Participant,
     Procedure,
-    ProcedureInvite,
     ProcedureItem,
+    ProcedureKind,
 )
-from bidding.routes import room_bid
+from bidding.routes import limit_exempt, room_bid
 from mall import budgets, clock
 from mall.auth import Principal, allow
 from mall.deps import DB, Config
@@ -33,14 +36,13 @@ from mall.errors import DomainError, InvalidInput, NotFound
 from mall.pages import _act, _page_no, _user, flash, pages_of, pop_form, render
 
 PER_PAGE = 20
+log = logging.getLogger("mall.rooms")
 
-
-async def _visible(s: Any, who: Principal, p: Procedure) -> bool:
-    if who.role in ("center", "regulator", "admin"):
-        return True
-    if who.role == "buyer":
-        return p.buyer_org_id == who.org_id
-    return True  # suppliers: eligibility is checked when they quote or bid
+# Close codes of the room's WebSocket, sent before anything else (room.js stops or waits on them).
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403  # another site's page (Origin): the handshake itself is refused
+CLOSE_NOT_FOUND = 4404  # no such room for this user: not visible, or an inquiry (sealed: no room)
+CLOSE_TOO_MANY = 4429  # the user already holds `room_connections_per_user` connections to the room
 
 
 @get("/procedures", opt=allow("user"), include_in_schema=False)
@@ -50,15 +52,7 @@ async def procedures_page(
     who = _user(request)
     assert who
     pg = _page_no(page)
-    stmt = select(Procedure)
-    if who.role == "buyer":
-        stmt = stmt.where(Procedure.buyer_org_id == who.org_id)
-    elif who.role == "supplier":
-        invited = select(ProcedureInvite.procedure_id).where(ProcedureInvite.supplier_org_id == who.org_id)
-        stmt = stmt.where(
-            Procedure.status.in_(("published", "open", "awarded", "confirmed", "failed")),
-            or_(Procedure.eligibility == "category", Procedure.id.in_(invited)),
-        )
+    stmt = select(Procedure).where(service.visible_clause(who))
     if kind in KIND_LABELS:
         stmt = stmt.where(Procedure.kind == kind)
     async with db.read() as s:
@@ -70,10 +64,12 @@ async def procedures_page(
                 )
             ).scalars()
         )
+    now = clock.now()
     return render(
         request,
         "procedures.html",
         rows=rows,
+        shown={p.id: service.shown_status(p, now) for p in rows},
         total=total,
         page=pg,
         pages=pages_of(total, PER_PAGE),
@@ -85,7 +81,11 @@ async def procedures_page(
 
 @get("/procedures/new", opt=allow("buyer"), include_in_schema=False)
 async def new_procedure_page(
-    request: Request[Any, Any, Any], db: DB, kind: FromQuery[str] = "inquiry", agreement: FromQuery[str] = ""
+    request: Request[Any, Any, Any],
+    db: DB,
+    settings: Config,
+    kind: FromQuery[str] = "inquiry",
+    agreement: FromQuery[str] = "",
 ) -> Template:
     who = _user(request)
     assert who and who.org_id
@@ -105,7 +105,7 @@ async def new_procedure_page(
     defaults = {
         "kind": kind if kind in KIND_LABELS else "inquiry",
         "ends_at": (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
-        "min_participants": "3",
+        "min_participants": str(settings.min_participants),
         "decrement": "100",
         "quantity": "1",
         "unit": "台",
@@ -119,6 +119,7 @@ async def new_procedure_page(
         form={**defaults, **pop_form(request)},
         kinds=KIND_LABELS,
         agreement=under,
+        min_participants=settings.min_participants,
     )
 
 
@@ -137,10 +138,15 @@ async def create_procedure(
             ends = ends.replace(tzinfo=clock.SHANGHAI)
         try:
             line_id = uuid.UUID(data.get("budget_line_id", ""))
-            min_participants = int(data.get("min_participants") or 3)
             agreement_id = uuid.UUID(data["agreement_id"]) if data.get("agreement_id") else None
         except ValueError:
-            raise InvalidInput("请选择预算指标并填写最少供应商数", code="procedure_invalid") from None
+            raise InvalidInput("请选择预算指标", code="procedure_invalid") from None
+        raw = (data.get("min_participants") or "").strip()
+        if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 3):
+            raise InvalidInput(
+                "最少有效供应商数应为整数", code="min_participants_invalid", field="min_participants"
+            )
+        min_participants = int(raw) if raw else None
         draft = service.ProcedureDraft(
             kind=data.get("kind", ""),
             title=data.get("title", ""),
@@ -168,6 +174,7 @@ async def create_procedure(
             draft,
             open_tender_threshold=settings.open_tender_threshold,
             region_code=settings.region_code,
+            min_participants=settings.min_participants,
         )
     except DomainError as exc:
         flash(request, exc.detail, "error")
@@ -183,10 +190,9 @@ async def procedure_page(
 ) -> Template:
     who = _user(request)
     assert who
+    view = await service.view_for(db, who, procedure_id)  # 404 unless `who` may see the procedure
     async with db.read() as s:
-        p = await s.get(Procedure, procedure_id)
-        if p is None or not await _visible(s, who, p):
-            raise NotFound("采购项目不存在", code="procedure_not_found")
+        p = await service.visible(s, who, procedure_id)
         items = list(
             (
                 await s.execute(
@@ -196,8 +202,12 @@ async def procedure_page(
                 )
             ).scalars()
         )
-        snap = await room.snapshot(s, p, who.org_id if who.role == "supplier" else None)
-    view = await service.view_for(db, who, procedure_id)
+        # only an auction has a room: an inquiry's page carries nothing of it (not even a version)
+        snap = (
+            await room.snapshot(s, p, who.org_id if who.role == "supplier" else None)
+            if p.kind == ProcedureKind.AUCTION
+            else None
+        )
     return render(
         request,
         "procedure.html",
@@ -205,7 +215,6 @@ async def procedure_page(
         items=items,
         view=view,
         snap=snap,
-        snap_json=json.dumps(snap, ensure_ascii=False),
         labels=PROCEDURE_STATUS_LABELS,
         kinds=KIND_LABELS,
         is_winner=who.role == "supplier" and p.status == "awarded" and p.awarded_supplier_id == who.org_id,
@@ -249,9 +258,10 @@ async def bid(
     """The form fallback of the room."""
     who = _user(request)
     assert who
+    exempt = limit_exempt(request, settings)
     return await _act(
         request,
-        lambda: room_bid(request.app, db, settings, who, procedure_id, data.get("amount", "")),
+        lambda: room_bid(request.app, db, settings, who, procedure_id, data.get("amount", ""), exempt=exempt),
         "出价成功",
         f"/procedures/{procedure_id}",
     )
@@ -268,7 +278,15 @@ async def bid_json(
     """The room script's bid (session cookie + CSRF header): JSON, refusals as problem+json."""
     who = _user(request)
     assert who
-    r = await room_bid(request.app, db, settings, who, procedure_id, data.get("amount", ""))
+    r = await room_bid(
+        request.app,
+        db,
+        settings,
+        who,
+        procedure_id,
+        data.get("amount", ""),
+        exempt=limit_exempt(request, settings),
+    )
     async with db.read() as s:
         label = await s.scalar(
             select(Participant.label_no).where(
@@ -333,20 +351,62 @@ async def reject(
 @websocket("/procedures/{procedure_id:uuid}/room", opt=allow("user"), include_in_schema=False)
 async def room_socket(socket: WebSocket[Any, Any, Any], procedure_id: FromPath[uuid.UUID]) -> None:
     """On connect: a snapshot (with the caller's own label, rank and bids); then every event of the
-    room (each one the room's whole public state: the client keeps the newest version)."""
-    who: Principal | None = socket.scope.get("user")
+    room (each one the room's whole public state: the client keeps the newest version).
+
+    A handshake from a page of another site (its Origin is not the mall's public base URL) is
+    refused outright. Otherwise the socket is accepted and, when the room is not the caller's to
+    watch, closed before anything is said: 4401 not logged in, 4404 no such room (not visible to
+    the caller, or an inquiry: sealed quotes have no room), 4429 too many connections of this user
+    to this room."""
     app = socket.app
+    settings = app.state.settings
+    if not room.origin_allowed(socket.headers.get("origin"), settings.publication_base_url):
+        await socket.close(code=CLOSE_FORBIDDEN, reason="origin")  # before accept: the handshake fails
+        return
+    who: Principal | None = socket.scope.get("user")
     db = app.state.db
     await socket.accept()
     if who is None:
-        await socket.close(code=4401)
+        await socket.close(code=CLOSE_UNAUTHENTICATED)
         return
-    async with db.read() as s:
-        p = await s.get(Procedure, procedure_id)
-        if p is None or not await _visible(s, who, p):
-            await socket.close(code=4404)
-            return
-    channels = app.state.channels
+    try:
+        async with db.read() as s:
+            p = await service.visible(s, who, procedure_id)
+    except NotFound:
+        p = None
+    if p is None or p.kind != ProcedureKind.AUCTION:
+        await socket.close(code=CLOSE_NOT_FOUND)
+        return
+    redis = app.state.room_redis
+    prefix = f"mall:{settings.queue_name}"
+    connection = secrets.token_hex(8)
+    try:
+        admitted = await room.admit(
+            redis, prefix, procedure_id, who.user_id, connection, settings.room_connections_per_user
+        )
+    except (RedisError, OSError) as exc:  # Redis is down: no count, and no events either (the page reloads)
+        log.warning("room connection count unavailable for %s: %s", procedure_id, exc)
+        admitted = True
+    if not admitted:
+        await socket.close(code=CLOSE_TOO_MANY, reason="too many connections")
+        return
+    try:
+        await _watch(socket, db, app.state.channels, p.id, who, redis, prefix, connection)
+    finally:
+        with contextlib.suppress(Exception):
+            await room.leave(redis, prefix, procedure_id, who.user_id, connection)
+
+
+async def _watch(
+    socket: WebSocket[Any, Any, Any],
+    db: Any,
+    channels: Any,
+    procedure_id: uuid.UUID,
+    who: Principal,
+    redis: Any,
+    prefix: str,
+    connection: str,
+) -> None:
     async with channels.start_subscription([room.channel_of(procedure_id)]) as subscriber:
         async with db.read() as s:
             p = await s.get(Procedure, procedure_id)
@@ -363,7 +423,19 @@ async def room_socket(socket: WebSocket[Any, Any, Any], procedure_id: FromPath[u
                 while True:
                     await socket.receive_text()
 
-        tasks = [asyncio.create_task(forward()), asyncio.create_task(until_closed())]
+        async def keep_place() -> None:
+            # the connection's place in the per-user count lapses unless renewed: a process that dies
+            # without closing its sockets frees their places by itself
+            while True:
+                await asyncio.sleep(room.KEEPALIVE_SECONDS)
+                with contextlib.suppress(Exception):
+                    await room.keep_alive(redis, prefix, procedure_id, who.user_id, connection)
+
+        tasks = [
+            asyncio.create_task(forward()),
+            asyncio.create_task(until_closed()),
+            asyncio.create_task(keep_place()),
+        ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -13,6 +13,14 @@ time, the number of bidders and each anonymous label's rank — never a name, ne
 Each event is read after its commit and carries the room's whole public state, so a version
 superseded before its event went out is never sent: a client applies any newer version as it is,
 and gets a fresh snapshot when it reconnects.
+
+Only auctions have a room. An inquiry's quotes are sealed: its version would count them.
+
+The room's limits live in Redis too, shared by every web process: the connections one user holds
+to one room (a sorted set of connection ids scored by when each lapses, kept alive while the socket
+is open, so a killed process frees its places within `CONNECTION_TTL_MS`), and the refused bids of
+a user in a room over the last minute (answered 429 before the bid takes the room lock; the
+database's own count, under the procedure's row lock, is the exact limit behind it).
 """
 
 from __future__ import annotations
@@ -25,10 +33,11 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
-from bidding.models import Offer, Participant, Procedure
+from bidding.models import Offer, Participant, Procedure, ProcedureKind
 from mall.clock import SHANGHAI, rfc3339
 from mall.money import money_str
 
@@ -95,7 +104,9 @@ async def room_lock(redis: Any, prefix: str, procedure_id: uuid.UUID) -> AsyncIt
 
 
 async def snapshot(session: Any, p: Procedure, viewer_org_id: uuid.UUID | None) -> dict[str, Any]:
-    """The room as it is now, for a client that connects (or re-syncs after a gap)."""
+    """The auction room as it is now, for a client that connects (or re-syncs after a gap)."""
+    if p.kind != ProcedureKind.AUCTION:
+        raise ValueError("only an auction has a room: an inquiry's quotes are sealed")
     labels = {
         part.supplier_org_id: part.label_no
         for part in (
@@ -138,15 +149,22 @@ async def snapshot(session: Any, p: Procedure, viewer_org_id: uuid.UUID | None) 
 
 
 async def label_ranks(session: Any, procedure_id: uuid.UUID, labels: dict[uuid.UUID, int]) -> dict[str, int]:
-    """Anonymous label → rank of its best bid (lower first; equal amounts: earlier acceptance).
-    A supplier's accepted bids only ever go down, so its best bid is also its latest (max seq)."""
-    rows = await session.execute(
-        select(Offer.supplier_org_id, func.min(Offer.amount), func.max(Offer.seq))
-        .where(Offer.procedure_id == procedure_id, Offer.status == "accepted")
+    """Anonymous label → rank of the supplier's current bid: its latest accepted one (a later bid
+    supersedes the earlier). Lower first; equal amounts: earlier acceptance. The rules make a
+    supplier's accepted bids strictly decrease, so this is also `rules.ranking`'s best bid."""
+    latest = (
+        select(Offer.supplier_org_id, func.max(Offer.seq).label("seq"))
+        .where(Offer.procedure_id == procedure_id, Offer.status == "accepted", Offer.seq.is_not(None))
         .group_by(Offer.supplier_org_id)
+        .subquery()
     )
-    best = sorted(rows.all(), key=lambda r: (r[1], r[2]))
-    return {str(labels.get(supplier_id, 0)): n for n, (supplier_id, _, _) in enumerate(best, start=1)}
+    rows = await session.execute(
+        select(Offer.supplier_org_id, Offer.amount, Offer.seq)
+        .join(latest, (latest.c.supplier_org_id == Offer.supplier_org_id) & (latest.c.seq == Offer.seq))
+        .where(Offer.procedure_id == procedure_id)
+    )
+    current = sorted(rows.all(), key=lambda r: (r[1], r[2]))
+    return {str(labels.get(supplier_id, 0)): n for n, (supplier_id, _, _) in enumerate(current, start=1)}
 
 
 def event_of(snap: dict[str, Any]) -> dict[str, Any]:
@@ -165,3 +183,110 @@ def event_of(snap: dict[str, Any]) -> dict[str, Any]:
 
 def channel_of(procedure_id: uuid.UUID) -> str:
     return f"room:{procedure_id}"
+
+
+# ---------------------------------------------------------------- who may connect
+
+
+def origin_allowed(origin: str | None, base_url: str) -> bool:
+    """A browser's WebSocket handshake carries the page's Origin; only pages of the mall itself (the
+    public base URL: scheme, host and port) may open the room with the user's cookie, so another
+    site cannot (cross-site WebSocket hijacking). No Origin at all is not a browser: such a client
+    could write any Origin it liked, so refusing it would protect nothing."""
+    if origin is None:
+        return True
+    return _origin_of(origin) == _origin_of(base_url) != ("", "", 0)
+
+
+def _origin_of(url: str) -> tuple[str, str, int]:
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+    except ValueError:
+        return ("", "", 0)
+    if not parts.scheme or not parts.hostname:
+        return ("", "", 0)
+    return (parts.scheme.lower(), parts.hostname.lower(), port)
+
+
+CONNECTION_TTL_MS = 60_000  # a connection's place lapses unless kept alive this often (a killed process)
+KEEPALIVE_SECONDS = CONNECTION_TTL_MS / 1000 / 3
+
+_ADMIT = """
+redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[1])
+if redis.call('zcard', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('zadd', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[3]), ARGV[4])
+redis.call('pexpire', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+def connections_key(prefix: str, procedure_id: uuid.UUID, user_id: uuid.UUID) -> str:
+    return f"{prefix}:{{room:{procedure_id}}}:connections:{user_id}"
+
+
+def _now_ms() -> int:
+    # wall clock, not the mall's clock: a place lapses in real time, like the process that held it
+    return int(time.time() * 1000)
+
+
+async def admit(
+    redis: Any,
+    prefix: str,
+    procedure_id: uuid.UUID,
+    user_id: uuid.UUID,
+    connection_id: str,
+    limit: int,
+    *,
+    now_ms: int | None = None,
+) -> bool:
+    """Take one of the user's `limit` places in the room (lapsed places are dropped first)."""
+    now = _now_ms() if now_ms is None else now_ms
+    key = connections_key(prefix, procedure_id, user_id)
+    return bool(await redis.eval(_ADMIT, 1, key, str(now), str(limit), str(CONNECTION_TTL_MS), connection_id))
+
+
+async def keep_alive(
+    redis: Any, prefix: str, procedure_id: uuid.UUID, user_id: uuid.UUID, connection_id: str
+) -> None:
+    key = connections_key(prefix, procedure_id, user_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zadd(key, {connection_id: _now_ms() + CONNECTION_TTL_MS})
+        pipe.pexpire(key, CONNECTION_TTL_MS)
+        await pipe.execute()
+
+
+async def leave(
+    redis: Any, prefix: str, procedure_id: uuid.UUID, user_id: uuid.UUID, connection_id: str
+) -> None:
+    await redis.zrem(connections_key(prefix, procedure_id, user_id), connection_id)
+
+
+async def connections(redis: Any, prefix: str, procedure_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    """The user's live connections to the room."""
+    return int(await redis.zcount(connections_key(prefix, procedure_id, user_id), f"({_now_ms()}", "+inf"))
+
+
+# ---------------------------------------------------------------- refused bids
+
+REFUSAL_WINDOW_MS = 60_000
+
+
+def refusals_key(prefix: str, procedure_id: uuid.UUID, user_id: uuid.UUID) -> str:
+    return f"{prefix}:{{room:{procedure_id}}}:refused:{user_id}"
+
+
+async def refusals(redis: Any, prefix: str, procedure_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    """The user's refused bids in the room over the last minute, as far as Redis knows."""
+    key = refusals_key(prefix, procedure_id, user_id)
+    return int(await redis.zcount(key, f"({_now_ms() - REFUSAL_WINDOW_MS}", "+inf"))
+
+
+async def note_refusal(redis: Any, prefix: str, procedure_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    key = refusals_key(prefix, procedure_id, user_id)
+    now = _now_ms()
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zadd(key, {secrets.token_hex(8): now})
+        pipe.zremrangebyscore(key, "-inf", now - REFUSAL_WINDOW_MS)
+        pipe.pexpire(key, REFUSAL_WINDOW_MS)
+        await pipe.execute()

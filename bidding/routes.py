@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, delete, get, post
@@ -13,38 +14,41 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy import select
 
 from bidding import service
-from bidding.models import KIND_LABELS, PROCEDURE_STATUS_LABELS, Procedure, ProcedureItem
+from bidding.models import KIND_LABELS, PROCEDURE_STATUS_LABELS, ProcedureItem
+from mall import fields, netaddr
 from mall.api import me_of
 from mall.auth import allow
 from mall.clock import rfc3339
 from mall.deps import DB, Config
-from mall.errors import InvalidInput, NotFound
+from mall.errors import InvalidInput
 from mall.money import money_str, quantity_str
 
 log = logging.getLogger("mall.rooms")
 
 
 class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
-    category_code: str
-    item_name: str
-    quantity: str
-    unit: str
-    spec: str = ""
+    category_code: fields.CategoryCode
+    item_name: fields.Name
+    quantity: fields.Quantity
+    unit: fields.Unit
+    spec: fields.Spec = ""
 
 
 class ProcedureIn(msgspec.Struct, forbid_unknown_fields=True):
-    kind: str  # inquiry | auction
-    title: str
+    kind: Annotated[str, msgspec.Meta(max_length=10, description="inquiry（在线询价）| auction（反向竞价）")]
+    title: fields.Name
     budget_line_id: uuid.UUID
-    ceiling: str
+    ceiling: fields.Amount
     ends_at: datetime
-    items: list[ItemIn]
+    items: Annotated[list[ItemIn], msgspec.Meta(max_length=50)]
     starts_at: datetime | None = None  # default: now
-    decrement: str = "0"
+    decrement: Annotated[str, msgspec.Meta(max_length=fields.AMOUNT_MAX)] = "0"  # yuan, or percent
     decrement_is_percent: bool = False
     beat_lowest: bool = False
-    min_participants: int = 3
-    invited: list[uuid.UUID] | None = None  # supplier organization ids; omitted: suppliers live in the 品目
+    # at least the platform's minimum (settings.min_participants), which is the default
+    min_participants: int | None = None
+    # supplier organization ids (at least min_participants active suppliers); omitted: suppliers live in the 品目
+    invited: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)] | None = None
     agreement_id: uuid.UUID | None = None  # 二次竞价: only this framework agreement's entered suppliers
 
 
@@ -96,10 +100,9 @@ def _offers(views: list[Any] | None) -> list[OfferOut] | None:
 
 
 async def _out(db: Any, who: Any, procedure_id: uuid.UUID) -> ProcedureOut:
+    view = await service.view_for(db, who, procedure_id)  # 404 unless `who` may see the procedure
     async with db.read() as s:
-        p = await s.get(Procedure, procedure_id)
-        if p is None:
-            raise NotFound("采购项目不存在", code="procedure_not_found")
+        p = await service.visible(s, who, procedure_id)
         items = list(
             (
                 await s.execute(
@@ -109,7 +112,6 @@ async def _out(db: Any, who: Any, procedure_id: uuid.UUID) -> ProcedureOut:
                 )
             ).scalars()
         )
-    view = await service.view_for(db, who, procedure_id)
     return ProcedureOut(
         id=p.id,
         number=p.number,
@@ -171,7 +173,12 @@ async def create_procedure(
         agreement_id=data.agreement_id,
     )
     p = await service.create(
-        db, who, draft, open_tender_threshold=settings.open_tender_threshold, region_code=settings.region_code
+        db,
+        who,
+        draft,
+        open_tender_threshold=settings.open_tender_threshold,
+        region_code=settings.region_code,
+        min_participants=settings.min_participants,
     )
     return await _out(db, who, p.id)
 
@@ -181,6 +188,7 @@ async def create_procedure(
     opt=allow("user"),
     tags=["询价与竞价"],
     summary="项目详情：截止前报价密封，只能看到本单位的报价",
+    description="采购人本单位、集中采购机构、监管部门与平台管理员可见；供应商可见本品目公开或受邀参与的项目；其他人得到 404。",
 )
 async def get_procedure(
     request: Request[Any, Any, Any], procedure_id: FromPath[uuid.UUID], db: DB
@@ -236,6 +244,7 @@ class BidOut(msgspec.Struct):
     status_code=201,
     tags=["询价与竞价"],
     summary="竞价出价（不符合规则的出价返回 422 并记入出价日志）",
+    description="同一用户在同一竞价室一分钟内被拒绝的出价达到上限后，出价返回 429（too_many_refused_bids），不再记录。",
 )
 async def place_bid(
     request: Request[Any, Any, Any],
@@ -244,7 +253,15 @@ async def place_bid(
     db: DB,
     settings: Config,
 ) -> BidOut:
-    r = await room_bid(request.app, db, settings, me_of(request), procedure_id, data.amount)
+    r = await room_bid(
+        request.app,
+        db,
+        settings,
+        me_of(request),
+        procedure_id,
+        data.amount,
+        exempt=limit_exempt(request, settings),
+    )
     return BidOut(
         r.accepted,
         r.seq,
@@ -254,15 +271,41 @@ async def place_bid(
     )
 
 
-async def room_bid(app: Any, db: Any, settings: Any, who: Any, procedure_id: uuid.UUID, amount: str) -> Any:
-    """A bid under the room's Redis lock (fencing token to the database), then the event to watchers.
-    Without Redis the database alone still arbitrates, and nobody is told live."""
+def limit_exempt(request: Request[Any, Any, Any], settings: Any) -> bool:
+    """Whether the caller's address is exempt from rate limits (the benchmarks' own loopback)."""
+    return netaddr.exempt(
+        netaddr.client_ip(request.scope, settings.trusted_proxies), settings.rate_limit_exempt
+    )
 
-    from bidding import room
+
+async def room_bid(
+    app: Any, db: Any, settings: Any, who: Any, procedure_id: uuid.UUID, amount: str, *, exempt: bool = False
+) -> Any:
+    """A bid under the room's Redis lock (fencing token to the database), then the event to watchers.
+    Without Redis the database alone still arbitrates, and nobody is told live. A user whose bids in
+    this room were refused `bid_refusals_per_minute` times in the last minute gets 429 before taking
+    the lock (unless `exempt`), so a flood of bad bids neither slows the room nor fills its log."""
+    from redis.exceptions import RedisError
+
+    from bidding import room, rules
 
     prefix = f"mall:{settings.queue_name}"
-    async with room.local_lock(procedure_id):  # one contender per process for the Redis lock
-        result = await _room_bid_locked(app, db, who, procedure_id, amount, prefix)
+    limit = None if exempt else settings.bid_refusals_per_minute
+    redis = app.state.room_redis
+    if limit is not None:
+        try:
+            if await room.refusals(redis, prefix, procedure_id, who.user_id) >= limit:
+                raise service.too_many_refusals()
+        except (RedisError, OSError):
+            pass  # the database still counts, under the procedure's row lock
+    try:
+        async with room.local_lock(procedure_id):  # one contender per process for the Redis lock
+            result = await _room_bid_locked(app, db, who, procedure_id, amount, prefix, limit)
+    except rules.BidRefused:
+        if limit is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await room.note_refusal(redis, prefix, procedure_id, who.user_id)
+        raise
     # Outside the lock: the next bidder goes on while this event goes out. Events carry the room's
     # version and the whole public state; a client keeps the newest, so their order does not matter.
     await publish_room(app, db, procedure_id)
@@ -270,7 +313,7 @@ async def room_bid(app: Any, db: Any, settings: Any, who: Any, procedure_id: uui
 
 
 async def _room_bid_locked(
-    app: Any, db: Any, who: Any, procedure_id: uuid.UUID, amount: str, prefix: str
+    app: Any, db: Any, who: Any, procedure_id: uuid.UUID, amount: str, prefix: str, limit: int | None
 ) -> Any:
     from redis.exceptions import RedisError
 
@@ -281,7 +324,7 @@ async def _room_bid_locked(
         for attempt in range(2):
             try:
                 async with room.room_lock(app.state.room_redis, prefix, procedure_id) as token:
-                    result = await service.bid(db, who, procedure_id, amount, fence=token)
+                    result = await service.bid(db, who, procedure_id, amount, fence=token, max_refusals=limit)
                 break
             except service.StaleFence as stale:
                 if attempt:
@@ -291,17 +334,19 @@ async def _room_bid_locked(
         raise Unavailable("竞价室繁忙，请稍后重试", code="room_busy") from None
     except (RedisError, OSError):
         log.warning("room lock unavailable for %s; the database arbitrates alone", procedure_id)
-        result = await service.bid(db, who, procedure_id, amount)
+        result = await service.bid(db, who, procedure_id, amount, max_refusals=limit)
     return result
 
 
 async def publish_room(app: Any, db: Any, procedure_id: uuid.UUID) -> None:
     from bidding import room
+    from bidding.models import Procedure, ProcedureKind
 
     try:
         async with db.read() as s:
             p = await s.get(Procedure, procedure_id)
-            assert p is not None
+            if p is None or p.kind != ProcedureKind.AUCTION:
+                return  # only an auction has a room; an inquiry's version would count its quotes
             snap = await room.snapshot(s, p, None)
         # published_at: when this process handed the event to the channel (server wall clock)
         event = {**room.event_of(snap), "published_at": rfc3339(datetime.now(UTC))}

@@ -3,7 +3,8 @@ path with the database as final arbiter, and closing with the outcome of `biddin
 
 Sealing: before the deadline no function here returns another supplier's quote, or how many
 quotes there are, to anyone — the buyer included. `view_for` is the only way out of this module
-for offers, and it applies that rule.
+for offers, and it applies that rule. Who may see a procedure at all is `visible_clause`, the one
+rule the API, the pages, the list and the room share.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import ColumnElement, Table, and_, false, func, or_, select, true, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding import rules
 from bidding.models import (
@@ -29,15 +31,20 @@ from bidding.models import (
 )
 from catalog.categories import CATALOG_VERSION
 from catalog.models import Category, Listing, ListingStatus
-from mall import budgets, clock
+from mall import budgets, clock, fields
 from mall.auth import Principal
 from mall.db import Database, Tx
-from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.models import BudgetLine
+from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation, TooManyAttempts
+from mall.models import BudgetLine, Organization, OrgKind
 from mall.money import MoneyError, money, money_str, quantity_str, round_money, whole_quantity
 
 MIN_OPEN = timedelta(minutes=10)
 MAX_OPEN = timedelta(days=30)
+# The platform's minimum of participants when a caller names none (settings.min_participants).
+MIN_PARTICIPANTS = 3
+MAX_PARTICIPANTS = 20
+# Refused bids counted against a user's limit (settings.bid_refusals_per_minute) over this window.
+REFUSAL_WINDOW = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class ProcedureDraft:
     decrement: str = "0"
     decrement_is_percent: bool = False
     beat_lowest: bool = False
-    min_participants: int = 3
+    min_participants: int | None = None  # None: the platform's minimum; a buyer may only ask for more
     invited: list[uuid.UUID] | None = None  # None: every supplier with live listings in the 品目
     # 二次竞价: only the agreement's entered suppliers, the agreement prices as the highest ceiling
     agreement_id: uuid.UUID | None = None
@@ -93,15 +100,76 @@ def _number(kind: str) -> str:
     return f"{prefix}{now:%Y%m%d}{uuid.uuid4().int % 10**8:08d}"
 
 
+def participants_wanted(draft: ProcedureDraft, platform_minimum: int) -> int:
+    """The procedure's minimum of participants: the platform's, or more if the buyer asks (400 naming
+    `min_participants` for fewer, or for more than anyone could reach)."""
+    wanted = platform_minimum if draft.min_participants is None else draft.min_participants
+    if wanted < platform_minimum:
+        raise InvalidInput(
+            f"最少有效供应商数不能少于 {platform_minimum} 家（平台规定，采购人只能提高）",
+            code="min_participants_too_low",
+            field="min_participants",
+            minimum=platform_minimum,
+        )
+    if wanted > max(MAX_PARTICIPANTS, platform_minimum):
+        raise InvalidInput(
+            f"最少有效供应商数不能超过 {max(MAX_PARTICIPANTS, platform_minimum)} 家",
+            code="min_participants_invalid",
+            field="min_participants",
+        )
+    return wanted
+
+
+async def _check_invited(s: AsyncSession, invited: list[uuid.UUID], wanted: int) -> list[uuid.UUID]:
+    """An invitation names at least `wanted` distinct active supplier organizations, and nothing else
+    (400 naming `invited`): otherwise a "competition" could be run with one supplier."""
+    ids = sorted(set(invited))
+    if len(ids) < wanted:
+        raise InvalidInput(
+            f"邀请的供应商不足 {wanted} 家（至少邀请 {wanted} 家不同的供应商）",
+            code="too_few_invited",
+            field="invited",
+            minimum=wanted,
+        )
+    found = set(
+        (
+            await s.execute(
+                select(Organization.id).where(
+                    Organization.id.in_(ids),
+                    Organization.kind == OrgKind.SUPPLIER.value,
+                    Organization.status == "active",
+                )
+            )
+        ).scalars()
+    )
+    unknown = [str(i) for i in ids if i not in found]
+    if unknown:
+        raise InvalidInput(
+            f"邀请名单中有 {len(unknown)} 个编号不是可参与的供应商（不存在、不是供应商或已冻结）",
+            code="invited_invalid",
+            field="invited",
+            invalid=unknown,
+        )
+    return ids
+
+
 async def create(
-    db: Database, who: Principal, draft: ProcedureDraft, *, open_tender_threshold: Decimal, region_code: str
+    db: Database,
+    who: Principal,
+    draft: ProcedureDraft,
+    *,
+    open_tender_threshold: Decimal,
+    region_code: str,
+    min_participants: int = MIN_PARTICIPANTS,
 ) -> Procedure:
-    """A buyer publishes an inquiry or an auction: checked, budget reserved, visible at once."""
+    """A buyer publishes an inquiry or an auction: checked, budget reserved, visible at once.
+    `min_participants` is the platform's minimum (settings.min_participants)."""
     errors: list[str] = []
     if draft.kind not in (ProcedureKind.INQUIRY, ProcedureKind.AUCTION):
         raise InvalidInput("采购方式应为 inquiry（在线询价）或 auction（反向竞价）", code="invalid_kind")
-    title = draft.title.strip()
-    if not 4 <= len(title) <= 200:
+    wanted = participants_wanted(draft, min_participants)
+    title = fields.text(draft.title, "项目名称", fields.NAME_MAX, field="title")
+    if len(title) < 4:
         errors.append("项目名称应为4至200个字符")
     try:
         ceiling = money(draft.ceiling)
@@ -122,17 +190,24 @@ async def create(
     if not 1 <= len(draft.items) <= 50:
         errors.append("请填写1至50项采购需求")
     items: list[tuple[ItemDraft, Decimal]] = []
-    for n, item in enumerate(draft.items, start=1):
+    for n, raw in enumerate(draft.items, start=1):
+        item = ItemDraft(
+            category_code=fields.text(
+                raw.category_code, f"第{n}项品目编码", 16, field="category_code"
+            ).upper(),
+            item_name=fields.text(raw.item_name, f"第{n}项品名", fields.NAME_MAX, field="item_name"),
+            spec=fields.text(raw.spec, f"第{n}项技术要求", fields.SPEC_MAX, multiline=True, field="spec"),
+            quantity=raw.quantity,
+            unit=fields.text(raw.unit, f"第{n}项单位", fields.UNIT_MAX, field="unit"),
+        )
         try:
             q = whole_quantity(item.quantity)
         except MoneyError:
             errors.append(f"第{n}项数量应为正整数")
             continue
-        if not item.item_name.strip() or not item.unit.strip():
+        if not item.item_name or not item.unit:
             errors.append(f"第{n}项请填写品名和单位")
         items.append((item, q))
-    if not 1 <= draft.min_participants <= 20:
-        errors.append("最少有效供应商数应在1至20之间")
     if errors:
         raise InvalidInput("；".join(errors), code="procedure_invalid")
     if draft.kind == ProcedureKind.AUCTION:
@@ -142,7 +217,7 @@ async def create(
             decrement=_decimal(draft.decrement),
             decrement_is_percent=draft.decrement_is_percent,
             beat_lowest=draft.beat_lowest,
-            min_participants=draft.min_participants,
+            min_participants=wanted,
         )
     assert who.org_id is not None
     async with db.write() as tx:
@@ -151,16 +226,17 @@ async def create(
         if line is None or line.org_id != who.org_id:
             raise NotFound("预算指标不存在", code="budget_line_not_found")
         for item, _q in items:
-            category = await s.get(Category, (CATALOG_VERSION, item.category_code.strip().upper()))
+            category = await s.get(Category, (CATALOG_VERSION, item.category_code))
             if category is None:
                 raise InvalidInput(f"品目编码 {item.category_code} 不在品目目录中", code="unknown_category")
-        invited = draft.invited
+        invited = None if draft.invited is None else await _check_invited(s, draft.invited, wanted)
         eligibility = "invited" if invited is not None else "category"
         if draft.agreement_id is not None:
             from catalog.agreements import second_stage_ceiling
 
+            # the agreement's entered suppliers are invited; too few of them simply fail at the deadline
             agreement, highest, invited = await second_stage_ceiling(
-                s, draft.agreement_id, [(i.category_code.strip().upper(), q) for i, q in items]
+                s, draft.agreement_id, [(i.category_code, q) for i, q in items]
             )
             if clock.local_date(draft.ends_at) > agreement.ends_on:
                 raise RuleViolation(
@@ -189,7 +265,7 @@ async def create(
             decrement=str(_decimal(draft.decrement)),
             decrement_is_percent=draft.decrement_is_percent,
             beat_lowest=draft.beat_lowest,
-            min_participants=draft.min_participants,
+            min_participants=wanted,
             eligibility=eligibility,
             agreement_id=draft.agreement_id,
             starts_at=draft.starts_at,
@@ -204,11 +280,11 @@ async def create(
                 ProcedureItem(
                     procedure_id=p.id,
                     line_no=n,
-                    category_code=item.category_code.strip().upper(),
-                    item_name=item.item_name.strip()[:200],
-                    spec=item.spec.strip()[:1000],
+                    category_code=item.category_code,
+                    item_name=item.item_name,
+                    spec=item.spec,
                     quantity=q,
-                    unit=item.unit.strip()[:20],
+                    unit=item.unit,
                 )
             )
         for supplier_id in sorted(set(invited or [])):
@@ -346,7 +422,8 @@ async def quote(db: Database, who: Principal, procedure_id: uuid.UUID, amount_ra
         amount = _money_or_refuse(amount_raw)
         rules.check_quote(inquiry_rules_of(p), amount, now=clock.now(), deadline=p.ends_at)
         assert who.org_id is not None
-        await _participant(tx, p, who.org_id)
+        # No label is drawn here: a label numbered on arrival would tell the supplier how many quoted
+        # before it. Inquiry labels are given at opening (`inquiry_labels`).
         p.offer_seq += 1
         offer = Offer(
             procedure_id=p.id,
@@ -392,6 +469,25 @@ async def withdraw(db: Database, who: Principal, procedure_id: uuid.UUID) -> Non
         )
 
 
+def too_many_refusals() -> TooManyAttempts:
+    return TooManyAttempts(
+        "出价被拒绝次数过多，请核对竞价规则后一分钟再出价",
+        code="too_many_refused_bids",
+    )
+
+
+async def _recent_refusals(tx: Tx, procedure_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> int:
+    n = await tx.session.scalar(
+        select(func.count()).where(
+            Offer.procedure_id == procedure_id,
+            Offer.user_id == user_id,
+            Offer.status == "refused",
+            Offer.at > now - REFUSAL_WINDOW,
+        )
+    )
+    return int(n or 0)
+
+
 class StaleFence(Exception):
     """The room-lock token is older than one the database already accepted."""
 
@@ -412,14 +508,21 @@ class BidResult:
 
 
 async def bid(
-    db: Database, who: Principal, procedure_id: uuid.UUID, amount_raw: str, *, fence: int | None = None
+    db: Database,
+    who: Principal,
+    procedure_id: uuid.UUID,
+    amount_raw: str,
+    *,
+    fence: int | None = None,
+    max_refusals: int | None = None,
 ) -> BidResult:
     """One bid into an auction room. The rules are checked against the state read in this
     transaction, and the acceptance is a conditional UPDATE on the procedure's sequence number: if
     anything was accepted meanwhile the UPDATE changes nothing and the bid is refused ("stale"), so
     no two bids are ever accepted against the same state. `fence` is the room lock's token: a bid
     made under an older token than one already committed (its lock expired) is refused too.
-    Refused bids are logged with the reason."""
+    Refused bids are logged with the reason — at most `max_refusals` per user and room a minute:
+    past that the bid is answered 429 and nothing is written (a supplier cannot flood the log)."""
     assert who.org_id is not None
     refused: rules.BidRefused | None = None
     async with db.write() as tx:
@@ -446,7 +549,6 @@ async def bid(
             )
         except rules.BidRefused as exc:
             refused = exc
-        await _participant(tx, p, who.org_id)
         if refused is None:
             assert amount is not None
             new_end, extensions = rules.extended_end(
@@ -475,6 +577,9 @@ async def bid(
             else:
                 if extensions != p.extensions:
                     _schedule_close(tx, p.id, new_end)  # the close job moves with the end
+                # the anonymous label comes with the first accepted bid, so it counts only bidders,
+                # whom the room shows anyway (never suppliers that were only refused)
+                await _participant(tx, p, who.org_id)
                 s.add(
                     Offer(
                         procedure_id=p.id,
@@ -488,6 +593,8 @@ async def bid(
                     )
                 )
                 return BidResult(True, seen_seq + 1, amount, lowest, new_end)
+        if max_refusals is not None and await _recent_refusals(tx, p.id, who.user_id, now) >= max_refusals:
+            raise too_many_refusals()  # counted under the procedure's row lock: exact, whatever the races
         s.add(
             Offer(
                 procedure_id=p.id,
@@ -776,18 +883,13 @@ async def reject_quote(
             raise NotFound("采购项目不存在", code="procedure_not_found")
         if p.kind != ProcedureKind.INQUIRY or p.status != ProcedureStatus.AWARDED:
             raise Conflict("只能在询价开启后、成交确认前认定报价无效", code="cannot_reject_now")
-        part = await s.scalar(
-            select(Participant).where(Participant.procedure_id == p.id, Participant.label_no == label_no)
-        )
-        if part is None:
+        offers = list((await s.execute(select(Offer).where(Offer.procedure_id == p.id))).scalars())
+        supplier = next((k for k, n in inquiry_labels(offers).items() if n == label_no), None)
+        if supplier is None:
             raise NotFound("没有这个报价供应商", code="quote_not_found")
         latest = await s.scalar(
             select(Offer)
-            .where(
-                Offer.procedure_id == p.id,
-                Offer.supplier_org_id == part.supplier_org_id,
-                Offer.seq.is_not(None),
-            )
+            .where(Offer.procedure_id == p.id, Offer.supplier_org_id == supplier, Offer.seq.is_not(None))
             .order_by(Offer.seq.desc())
             .limit(1)
         )
@@ -911,6 +1013,59 @@ def ranked_with_flags(p: Procedure, offers: list[Offer]) -> tuple[list[Any], dic
     return ordered, (rules.abnormally_low_offers(ordered, p.ceiling) if ordered else {})
 
 
+# What suppliers may see of procedures they may take part in: not drafts, not withdrawn ones.
+SUPPLIER_SEES = (
+    ProcedureStatus.PUBLISHED,
+    ProcedureStatus.OPEN,
+    ProcedureStatus.CLOSED,
+    ProcedureStatus.AWARDED,
+    ProcedureStatus.CONFIRMED,
+    ProcedureStatus.FAILED,
+)
+
+
+def visible_clause(who: Principal) -> ColumnElement[bool]:
+    """The one rule of who sees a procedure (the API, the pages, the list and the room use it): the
+    center, the regulator and the admin see all; a buyer its own unit's; a supplier those open to
+    its 品目 or to which it is invited (an agreement's suppliers are invited); nobody else any."""
+    if who.role in ("center", "regulator", "admin"):
+        return true()
+    if who.role == "buyer" and who.org_id is not None:
+        return Procedure.buyer_org_id == who.org_id
+    if who.role == "supplier" and who.org_id is not None:
+        invited = select(ProcedureInvite.procedure_id).where(ProcedureInvite.supplier_org_id == who.org_id)
+        return and_(
+            Procedure.status.in_(SUPPLIER_SEES),
+            or_(Procedure.eligibility == "category", Procedure.id.in_(invited)),
+        )
+    return false()
+
+
+async def visible(s: AsyncSession, who: Principal, procedure_id: uuid.UUID) -> Procedure:
+    """The procedure, if `who` may see it; otherwise the same 404 as for one that does not exist."""
+    p = await s.scalar(select(Procedure).where(Procedure.id == procedure_id, visible_clause(who)))
+    if p is None:
+        raise NotFound("采购项目不存在", code="procedure_not_found")
+    return p
+
+
+def shown_status(p: Procedure, now: datetime) -> str:
+    """The status people see. The stored status moves from published to open only when the first
+    offer arrives; shown as stored, it would tell that someone has quoted."""
+    if p.status == ProcedureStatus.PUBLISHED and p.starts_at <= now:
+        return ProcedureStatus.OPEN
+    return p.status
+
+
+def inquiry_labels(offers: list[Offer]) -> dict[uuid.UUID, int]:
+    """An inquiry's anonymous labels, given at opening: suppliers numbered in the order of their first
+    quote. Never shown before the deadline (it would count the suppliers that quoted earlier)."""
+    first: dict[uuid.UUID, int] = {}
+    for o in sorted((o for o in offers if o.seq is not None), key=lambda o: o.seq or 0):
+        first.setdefault(o.supplier_org_id, len(first) + 1)
+    return first
+
+
 @dataclass(frozen=True)
 class OfferView:
     label: str  # 供应商 #n until the result is published; the name after
@@ -921,35 +1076,43 @@ class OfferView:
     flags: tuple[str, ...] = ()  # abnormally-low triggers (财库〔2026〕2号), for the buyer's review
 
 
-async def view_for(db: Database, who: Principal, procedure_id: uuid.UUID) -> dict[str, Any]:
-    """What `who` may see of a procedure's offers right now.
+OWN = "本单位"  # how a supplier's own offers are labelled while no anonymous label may be shown
 
-    Inquiry, before the deadline: a supplier sees only its own quotes; the buyer and everyone else
-    see neither quotes nor their number. Auction, while open: the current lowest price, the
-    caller's own bids and rank, anonymous labels. After closing: every valid offer, ranked."""
+
+async def view_for(db: Database, who: Principal, procedure_id: uuid.UUID) -> dict[str, Any]:
+    """What `who` may see of a procedure's offers right now (404 if it may not see the procedure).
+
+    Inquiry, before the deadline: a supplier sees only its own quotes, labelled as its own; the
+    buyer and everyone else see neither quotes nor their number. Auction, while open: the current
+    lowest price, the caller's own bids and rank, anonymous labels. After closing: every valid
+    offer, ranked."""
     async with db.read() as s:
-        p = await s.get(Procedure, procedure_id)
-        if p is None:
-            raise NotFound("采购项目不存在", code="procedure_not_found")
+        p = await visible(s, who, procedure_id)
         offers = list(
             (await s.execute(select(Offer).where(Offer.procedure_id == p.id).order_by(Offer.at))).scalars()
         )
-        labels = {
-            part.supplier_org_id: part.label_no
-            for part in (
-                await s.execute(select(Participant).where(Participant.procedure_id == p.id))
-            ).scalars()
-        }
-    sealed = p.status in (ProcedureStatus.PUBLISHED, ProcedureStatus.OPEN) and clock.now() < p.ends_at
-    out: dict[str, Any] = {"status": p.status, "ends_at": p.ends_at, "sealed": sealed}
+        if p.kind == ProcedureKind.INQUIRY:
+            labels = inquiry_labels(offers)
+        else:
+            labels = {
+                part.supplier_org_id: part.label_no
+                for part in (
+                    await s.execute(select(Participant).where(Participant.procedure_id == p.id))
+                ).scalars()
+            }
+    now = clock.now()
+    sealed = p.status in (ProcedureStatus.PUBLISHED, ProcedureStatus.OPEN) and now < p.ends_at
+    out: dict[str, Any] = {"status": shown_status(p, now), "ends_at": p.ends_at, "sealed": sealed}
+    hide_labels = p.kind == ProcedureKind.INQUIRY and sealed
+
+    def label_of(supplier_org_id: uuid.UUID) -> str:
+        n = None if hide_labels else labels.get(supplier_org_id)
+        return OWN if n is None else f"供应商 #{n}"
+
     mine = [o for o in offers if who.org_id is not None and o.supplier_org_id == who.org_id]
     out["mine"] = [
         OfferView(
-            f"供应商 #{labels.get(o.supplier_org_id, 0)}",
-            None if o.amount is None else str(o.amount),
-            o.at,
-            o.status,
-            True,
+            label_of(o.supplier_org_id), None if o.amount is None else str(o.amount), o.at, o.status, True
         )
         for o in mine
     ]

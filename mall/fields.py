@@ -46,10 +46,10 @@ IDEMPOTENCY_KEY_MIN, IDEMPOTENCY_KEY_MAX = 8, 100
 # ------------------------------------------------------------------ characters
 
 # Refused everywhere: C0 controls except TAB/LF/CR, DEL, C1 controls, bidi overrides and isolates,
-# surrogates. Single-line fields refuse TAB, LF and CR as well. The surrogates are written as regex
-# escapes, not as characters: the patterns go into the OpenAPI document, which is UTF-8 JSON.
-_BAD_ANYWHERE = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069" + r"\ud800-\udfff"
-_BAD_SINGLE = _BAD_ANYWHERE + "\t\n\r"
+# surrogates. Single-line fields refuse TAB, LF and CR as well. Written as regex escapes, not the
+# characters themselves: the patterns go into the OpenAPI document, and JSON cannot carry a surrogate.
+_BAD_ANYWHERE = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_BAD_SINGLE = _BAD_ANYWHERE + r"\t\n\r"
 SINGLE_LINE_PATTERN = f"^[^{_BAD_SINGLE}]*$"
 MULTI_LINE_PATTERN = f"^[^{_BAD_ANYWHERE}]*$"
 _BAD_SINGLE_RE = re.compile(f"[{_BAD_SINGLE}]")

@@ -46,7 +46,17 @@
       // version is applied as it is. A reconnect brings a fresh snapshot.
       apply(ev);
     };
-    socket.onclose = function () {
+    socket.onclose = function (ev) {
+      // the server's refusals come before any data: not logged in, no such room, too many connections
+      if (ev.code === 4401 || ev.code === 4403 || ev.code === 4404) {
+        $("room-live").textContent = "无法连接竞价室，请刷新页面";
+        return;
+      }
+      if (ev.code === 4429) {
+        $("room-live").textContent = "本账号打开的竞价室页面过多，请关闭其他页面；稍后自动重试…";
+        setTimeout(connect, 30000);
+        return;
+      }
       $("room-live").textContent = "连接中断，正在重新连接…";
       setTimeout(connect, 1000);
     };

@@ -86,7 +86,8 @@ async def test_bad_procedures_are_400_or_422(client: Any, world: World) -> None:
 
 
 async def test_auction_bids_through_the_api(client: Any, world: World) -> None:
-    invited = [str(world.who["supplier_x"].org_id), str(world.who["supplier_y"].org_id)]
+    third = await world.org("s3", OrgKind.SUPPLIER, "竞价供应商3")  # an invitation names at least 3
+    invited = [str(world.who["supplier_x"].org_id), str(world.who["supplier_y"].org_id), str(third.org_id)]
     r = await client.post(
         "/api/procedures",
         json=body(world, "auction", invited, decrement="0.5", decrement_is_percent=True),

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from bidding import service
 from bidding.models import Procedure
 from mall import clock
-from mall.models import BudgetLine, BudgetMovement, DisclosureRecord, Outbox
+from mall.models import BudgetLine, BudgetMovement, DisclosureRecord, OrgKind, Outbox
 from mall.settings import Settings
 from tests.conftest import RedisServer
 from tests.factories import World
@@ -40,6 +40,7 @@ async def inquiry_ending_soon(world: World, seconds: float) -> Procedure:
 
     The procedure is published through the service with the clock set back, so that the minimum
     open period is respected and the deadline still falls a few seconds ahead of the real clock."""
+    third = await world.org(f"third{uuid.uuid4().hex[:6]}", OrgKind.SUPPLIER, "第三家受邀供应商")
     ends_at = clock.now() + timedelta(seconds=seconds)
     starts_at = ends_at - service.MIN_OPEN
     clock.clock.freeze(starts_at)
@@ -55,7 +56,8 @@ async def inquiry_ending_soon(world: World, seconds: float) -> Procedure:
                 starts_at=starts_at,
                 ends_at=ends_at,
                 items=[service.ItemDraft("A02010105", "台式计算机", "i5/16G/512G", "2", "台")],
-                invited=[world.who["supplier_x"].org_id],
+                # an invitation names at least 3 suppliers; only supplier_x quotes
+                invited=[world.who[n].org_id for n in ("supplier_x", "supplier_y")] + [third.org_id],
             ),
             open_tender_threshold=world.settings.open_tender_threshold,
             region_code="410100",

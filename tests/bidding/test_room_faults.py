@@ -23,7 +23,8 @@ from tests.factories import World
 
 
 async def auction(world: World, n: int) -> tuple[Any, list[Any]]:
-    xs = [await world.org(f"r{i}", OrgKind.SUPPLIER, f"房间供应商{i}") for i in range(n)]
+    # an invitation names at least 3 suppliers; the test uses the first n
+    xs = [await world.org(f"r{i}", OrgKind.SUPPLIER, f"房间供应商{i}") for i in range(max(3, n))]
     now = clock.now()
     p = await service.create(
         world.db,

@@ -66,12 +66,14 @@ def web_server(settings: Settings, tmp_path: Path, *serve_args: str, worker: boo
     """`mall serve` (with `serve_args`) and, unless told otherwise, a `mall worker`, as real processes
     against the test database and Redis; yields the base URL once the server answers."""
     port = free_port()
+    # the server's public address is where the browser finds it (the room's WebSocket checks Origin)
+    public = {"MALL_PUBLICATION_BASE_URL": f"http://127.0.0.1:{port}"}
     procs = []
     with (tmp_path / "web.log").open("wb") as web_log, (tmp_path / "worker.log").open("wb") as worker_log:
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "mall.cli", "serve", "--port", str(port), *serve_args],
-                env=env_for(settings),
+                env=env_for(settings, **public),
                 stdout=web_log,
                 stderr=subprocess.STDOUT,
             )
@@ -80,7 +82,7 @@ def web_server(settings: Settings, tmp_path: Path, *serve_args: str, worker: boo
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "mall.cli", "worker"],
-                    env=env_for(settings),
+                    env=env_for(settings, **public),
                     stdout=worker_log,
                     stderr=subprocess.STDOUT,
                 )

@@ -12,6 +12,7 @@ from playwright.async_api import expect
 
 from bidding import service
 from mall import clock
+from mall.models import OrgKind
 from tests.e2e.conftest import login, new_page, require_chromium, shot
 from tests.factories import World
 
@@ -20,6 +21,9 @@ pytestmark = pytest.mark.browser
 
 
 async def publish(world: World, kind: str, **kw: Any) -> Any:
+    third = await world.org(
+        f"third_{kind}", OrgKind.SUPPLIER, "第三家受邀供应商"
+    )  # an invitation names 3 at least
     now = clock.now()
     return await service.create(
         world.db,
@@ -32,7 +36,7 @@ async def publish(world: World, kind: str, **kw: Any) -> Any:
             starts_at=now,
             ends_at=now + timedelta(hours=1),
             items=[service.ItemDraft("A02010105", "台式计算机", "i5/16G/512G", "10", "台")],
-            invited=[world.who["supplier_x"].org_id, world.who["supplier_y"].org_id],
+            invited=[world.who["supplier_x"].org_id, world.who["supplier_y"].org_id, third.org_id],
             **kw,
         ),
         open_tender_threshold=world.settings.open_tender_threshold,
