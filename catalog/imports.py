@@ -1,14 +1,18 @@
 """Bulk listing import from a supplier's spreadsheet (CSV or XLSX, Chinese headers).
 
-The upload is stored and processed by a job, which reports progress as it validates. Every row is
-checked like a listing typed into the form (fields, price rule, 品目, duplicates in the file and in
-the catalogue). Then the good rows are written in ONE transaction and go to the center's review
-queue; a failure while writing leaves nothing behind. With `strict`, a file with any bad row
-imports nothing. The per-row report (行号, 结果, 原因) can be downloaded as CSV.
+The upload goes into the file store (mall.files) and is processed by a job, which reports progress
+as it validates. The web process never parses it: a spreadsheet can be built to inflate to
+gigabytes, and only the job — after catalog.spreadsheet's checks on the inflated sizes — reads it.
+Every row is checked like a listing typed into the form (fields, price rule, 品目, duplicates in the
+file and in the catalogue). Then the good rows are written in ONE transaction and go to the center's
+review queue; a failure while writing leaves nothing behind. With `strict`, a file with any bad row
+imports nothing. The per-row report (行号, 结果, 原因) can be downloaded as CSV. Once processed, the
+upload is deleted from the store; the report stays.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from datetime import timedelta
@@ -20,59 +24,71 @@ from sqlalchemy.exc import IntegrityError
 
 from catalog import service, spreadsheet
 from catalog.models import Category, Listing, ListingImport
-from mall import clock
+from mall import clock, files
 from mall.auth import Principal
 from mall.db import Database
 from mall.errors import DomainError, InvalidInput, NotFound
 
 log = logging.getLogger("mall.imports")
 
-MAX_BYTES = 5 * 1024 * 1024
-MAX_ROWS = 5000
+MAX_BYTES = 5 * 1024 * 1024  # the upload as sent; what it may inflate to is spreadsheet's business
+MAX_ROWS = spreadsheet.MAX_ROWS
 PROGRESS_EVERY = 100
 OK, REFUSED = "通过", "未通过"
 STATUS_LABELS = {"queued": "排队中", "running": "处理中", "done": "已完成", "failed": "失败"}
 
 
 async def start_import(
-    db: Database, who: Principal, filename: str, content: bytes, *, strict: bool = False
+    db: Database,
+    store: files.FileStore,
+    who: Principal,
+    filename: str,
+    content: bytes,
+    *,
+    strict: bool = False,
 ) -> ListingImport:
-    """Store the upload and enqueue its processing. The file's format is checked up front, so a wrong
-    file is refused at once (400) rather than failing later in the job."""
+    """Put the upload into the file store and enqueue its processing. Nothing is parsed here: a
+    wrong type (extension, first bytes), an empty or too large file is refused at once (400);
+    everything else — header, rows, the limits on what the file inflates to — is the job's."""
     filename = (filename or "").strip()[-200:] or "upload"
     if not content:
         raise InvalidInput("请选择要上传的文件", code="file_required")
     if len(content) > MAX_BYTES:
         raise InvalidInput(f"文件不能超过 {MAX_BYTES // 1024 // 1024} MB", code="file_too_large")
     try:
-        total, _ = spreadsheet.read_rows(filename, content, max_rows=MAX_ROWS)
+        spreadsheet.check_upload(filename, content)
     except spreadsheet.SheetError as exc:
         raise InvalidInput(str(exc), code="file_invalid") from None
-    if total == 0:
-        raise InvalidInput("文件中没有商品数据行", code="file_empty")
     assert who.org_id is not None
-    async with db.write() as tx:
-        batch = ListingImport(
-            supplier_org_id=who.org_id,
-            user_id=who.user_id,
-            filename=filename,
-            content=content,
-            status="queued",
-            total=total,
-            strict=strict,
-            report=[],
-            created_at=clock.now(),
-        )
-        tx.session.add(batch)
-        await tx.session.flush()
-        batch_id = batch.id
+    import_id = uuid.uuid4()
+    key = f"imports/{import_id}.{filename.rsplit('.', 1)[-1].lower()}"
+    await store.put(key, content)
+    try:
+        async with db.write() as tx:
+            batch = ListingImport(
+                id=import_id,
+                supplier_org_id=who.org_id,
+                user_id=who.user_id,
+                filename=filename,
+                file_key=key,
+                status="queued",
+                total=0,  # counted by the job, when it reads the file
+                strict=strict,
+                report=[],
+                created_at=clock.now(),
+            )
+            tx.session.add(batch)
 
-        def _enqueue() -> None:
-            from workers.queues import enqueue
+            def _enqueue() -> None:
+                from workers.queues import enqueue
 
-            enqueue("workers.jobs.run_import", str(batch_id), job_id=f"import-{batch_id}")
+                enqueue("workers.jobs.run_import", str(import_id), job_id=f"import-{import_id}")
 
-        tx.after_commit(_enqueue)
+            tx.after_commit(_enqueue)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await store.delete(key)
+        raise
     return batch
 
 
@@ -117,21 +133,30 @@ async def _claim(db: Database, import_id: uuid.UUID, stale_after: timedelta) -> 
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def _progress(db: Database, import_id: uuid.UUID, processed: int) -> None:
+async def _progress(db: Database, import_id: uuid.UUID, processed: int, **values: Any) -> None:
     async with db.write() as tx:
         await tx.session.execute(
             update(ListingImport)
             .where(ListingImport.id == import_id)
-            .values(processed=processed, finished_at=clock.now())
+            .values(processed=processed, finished_at=clock.now(), **values)
         )
 
 
 async def process_import(
-    db: Database, import_id: uuid.UUID, *, margin: Decimal, ceiling: Decimal | None
+    db: Database, store: files.FileStore, import_id: uuid.UUID, *, margin: Decimal, ceiling: Decimal | None
 ) -> dict[str, int]:
-    """The job: validate every row, then write the good ones in one transaction."""
+    """The job: read the upload (within the spreadsheet limits), validate every row, then write the
+    good ones in one transaction; the upload is deleted from the store once the import has ended."""
     if not await _claim(db, import_id, timedelta(minutes=5)):
         return {"skipped": 1}
+    result = await _process(db, store, import_id, margin=margin, ceiling=ceiling)
+    await drop_upload(db, store, import_id)
+    return result
+
+
+async def _process(
+    db: Database, store: files.FileStore, import_id: uuid.UUID, *, margin: Decimal, ceiling: Decimal | None
+) -> dict[str, int]:
     async with db.read() as s:
         batch = await s.get(ListingImport, import_id)
         assert batch is not None
@@ -142,7 +167,7 @@ async def process_import(
         from mall import auth
 
         who = auth.principal_of(user)
-        filename, content, strict = batch.filename, batch.content, batch.strict
+        filename, file_key, strict = batch.filename, batch.file_key, batch.strict
         existing = {
             (b, m)
             for b, m in (
@@ -159,11 +184,18 @@ async def process_import(
         from catalog.agreements import ceilings_in_force
 
         agreement_prices = await ceilings_in_force(s)
+    try:
+        content = await store.read(file_key, max_bytes=MAX_BYTES)
+    except (files.FileMissing, files.FileTooLarge):
+        return await _fail(db, import_id, "上传的文件已不在文件存储中，请重新上传")
     report: list[list[Any]] = []
     good: list[tuple[int, service.Checked, Category]] = []
     seen: dict[tuple[str, str], int] = {}
     try:
-        _total, rows = spreadsheet.read_rows(filename, content, max_rows=MAX_ROWS)
+        total, rows = spreadsheet.read_rows(filename, content, max_rows=MAX_ROWS)
+        if total == 0:
+            return await _fail(db, import_id, "文件中没有商品数据行")
+        await _progress(db, import_id, 0, total=total)
         for n, row in enumerate(rows, start=1):
             try:
                 checked = service.check_draft(service.ListingDraft(**row.values), ceiling=ceiling)
@@ -233,6 +265,42 @@ async def _fail(db: Database, import_id: uuid.UUID, reason: str) -> dict[str, in
             .values(status="failed", error=reason[:500], accepted=0, finished_at=clock.now())
         )
     return {"failed": 1}
+
+
+async def drop_upload(db: Database, store: files.FileStore, import_id: uuid.UUID) -> None:
+    """The upload of an import that has ended is no longer needed: out of the store (first, so a
+    failure leaves the key for prune_uploads to try again)."""
+    async with db.read() as s:
+        key = await s.scalar(select(ListingImport.file_key).where(ListingImport.id == import_id))
+    if not key:
+        return
+    try:
+        await store.delete(key)
+    except Exception:
+        log.exception("upload %s of import %s not deleted; retention will", key, import_id)
+        return
+    async with db.write() as tx:
+        await tx.session.execute(
+            update(ListingImport).where(ListingImport.id == import_id).values(file_key="")
+        )
+
+
+async def prune_uploads(db: Database, store: files.FileStore) -> int:
+    """Uploads of ended imports that drop_upload could not delete (the store was down, the worker
+    died in between): delete them now."""
+    async with db.read() as s:
+        ids = list(
+            (
+                await s.execute(
+                    select(ListingImport.id)
+                    .where(ListingImport.status.in_(("done", "failed")), ListingImport.file_key != "")
+                    .limit(100)
+                )
+            ).scalars()
+        )
+    for import_id in ids:
+        await drop_upload(db, store, import_id)
+    return len(ids)
 
 
 async def stalled(db: Database, older_than: timedelta) -> list[uuid.UUID]:

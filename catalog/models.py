@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mall.db import Base, IdMixin, Money, Quantity, UTCDateTime
@@ -100,6 +100,48 @@ class PriceChange(IdMixin, Base):
     note: Mapped[str] = mapped_column(String(200), default="")
 
 
+class PriceRequestStatus:
+    """pending → approved | rejected | withdrawn (by the supplier) | superseded (by a newer request)."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    SUPERSEDED = "superseded"
+
+
+PRICE_REQUEST_STATUS_LABELS = {
+    "pending": "待审核",
+    "approved": "已通过",
+    "rejected": "未通过",
+    "withdrawn": "已撤回",
+    "superseded": "已被新的调价取代",
+}
+
+
+class PriceRequest(IdMixin, Base):
+    """A price change of a reviewed listing that waits for the center: a new reference price, or a
+    price above the reviewed reference × (1 + margin). The listing keeps selling at its reviewed
+    price meanwhile; at most one request per listing is pending (kept so under the listing's row lock)."""
+
+    __tablename__ = "listing_price_requests"
+    __table_args__ = (Index("ix_listing_price_requests_status_requested_at", "status", "requested_at"),)
+
+    listing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("listings.id"), index=True)
+    price: Mapped[Decimal] = mapped_column(Money)
+    reference_price: Mapped[Decimal] = mapped_column(Money)
+    reference_source: Mapped[str] = mapped_column(String(300), default="")
+    note: Mapped[str] = mapped_column(String(200), default="")
+    requested_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(12), default=PriceRequestStatus.PENDING)
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(String(300), default="")  # why the center rejected it
+
+    listing: Mapped[Listing] = relationship(lazy="joined")
+
+
 class ListingImport(IdMixin, Base):
     """A supplier's spreadsheet upload, processed by a job; its progress and per-row report."""
 
@@ -108,7 +150,8 @@ class ListingImport(IdMixin, Base):
     supplier_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     filename: Mapped[str] = mapped_column(String(200))
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    # The upload in the file store (mall.files) until the job has processed it; "" afterwards.
+    file_key: Mapped[str] = mapped_column(String(300), default="")
     status: Mapped[str] = mapped_column(String(10), default="queued")  # queued | running | done | failed
     strict: Mapped[bool] = mapped_column(Boolean, default=False)  # any bad row: import nothing
     total: Mapped[int] = mapped_column(Integer, default=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -14,12 +15,12 @@ from sqlalchemy import select
 
 from catalog import categories, imports, service
 from catalog import search as catalog_search
-from catalog.models import LISTING_STATUS_LABELS, Listing
+from catalog.models import LISTING_STATUS_LABELS, Listing, PriceRequest
 from catalog.service import ListingDraft, ListingQuery
 from mall.auth import PUBLIC, allow
 from mall.deps import DB, Config, Search
 from mall.errors import DomainError, NotFound
-from mall.pages import _act, _page_no, _user, flash, pages_of, pop_form, render
+from mall.pages import _act, _back, _page_no, _user, flash, pages_of, pop_form, render
 from search_index.backend import SearchQuery, SearchResult
 
 # The top-level goods classes shown as quick filters on the goods page.
@@ -49,18 +50,25 @@ async def goods_page(request: Request[Any, Any, Any], db: DB, search: Search) ->
         per_page="24",
     )
     errors: list[str] = []
+    status_code = 200
     try:
         query = catalog_search.parse(raw)
     except DomainError as exc:
         errors.append(exc.detail)
-        query = SearchQuery(q=raw.q.strip()[:100], per_page=24)
+        if exc.extra.get("parameter") == "q":
+            # Refused as the API refuses it (400): nothing is searched with a shortened query.
+            status_code = 400
+            query = SearchQuery(per_page=24)
+        else:  # a bad filter is dropped; the words (already checked) are still searched
+            query = SearchQuery(q=unicodedata.normalize("NFKC", raw.q).strip(), per_page=24)
     unavailable = False
-    try:
-        result = await catalog_search.run(search, query)
-    except DomainError as exc:
-        errors.append(exc.detail)
-        unavailable = True
-        result = SearchResult(total=0, hits=[], facets={})
+    result = SearchResult(total=0, hits=[], facets={})
+    if status_code == 200:
+        try:
+            result = await catalog_search.run(search, query)
+        except DomainError as exc:
+            errors.append(exc.detail)
+            unavailable = True
     async with db.read() as s:
         ids = [uuid.UUID(h.id) for h in result.hits]
         fresh = (
@@ -101,6 +109,7 @@ async def goods_page(request: Request[Any, Any, Any], db: DB, search: Search) ->
     return render(
         request,
         "goods.html",
+        status_code=status_code,
         cards=cards,
         total=result.total,
         query=query,
@@ -138,6 +147,10 @@ async def goods_detail(
             raise NotFound("商品不存在或已下架", code="listing_not_found")
         offers = await service.same_model_offers(s, listing)
         history = await service.price_history(s, listing.id)
+        # A waiting price change is the supplier's and the reviewers' business, not the public's.
+        price_request = (
+            (await service.current_price_requests(s, [listing.id])).get(listing.id) if insider else None
+        )
         _, same_category = await service.browse(
             s, ListingQuery(category=listing.category_code, per_page=6, sort="sales")
         )
@@ -150,6 +163,7 @@ async def goods_detail(
         history=history,
         others=others,
         insider=insider,
+        price_request=price_request,
         status_labels=LISTING_STATUS_LABELS,
         category_label=categories.name_of(listing.category_code),
     )
@@ -206,6 +220,7 @@ async def my_listings(
     async with db.read() as s:
         total, rows = await service.listings_of_supplier(s, who.org_id, pg, 30, status=status)
         counts = await service.status_counts(s, who.org_id)
+        requests = await service.current_price_requests(s, [x.id for x in rows])
     recent = await imports.imports_of(db, who, limit=5)
     return render(
         request,
@@ -219,6 +234,7 @@ async def my_listings(
         status_labels=LISTING_STATUS_LABELS,
         margin=settings.price_margin,
         form=pop_form(request),
+        requests=requests,
         imports=recent,
         import_labels=imports.STATUS_LABELS,
     )
@@ -319,9 +335,9 @@ async def change_price(
 ) -> Redirect:
     who = _user(request)
     assert who
-    return await _act(
-        request,
-        lambda: service.change_price(
+    source = data.get("reference_source")
+    try:
+        listing, waiting = await service.change_price(
             db,
             who,
             listing_id,
@@ -330,8 +346,36 @@ async def change_price(
             margin=settings.price_margin,
             ceiling=settings.decentralized_threshold,
             note=data.get("note", ""),
-        ),
-        "价格已调整，已记入价格历史",
+            reference_source=source,
+        )
+    except DomainError as exc:
+        flash(request, exc.detail, "error")
+        return Redirect(_back(request, "/supplier/listings"), status_code=303)
+    if waiting is not None:
+        flash(
+            request,
+            f"调价（售价 {waiting.price:,.2f} 元，参考价 {waiting.reference_price:,.2f} 元）已提交采购中心审核；"
+            f"审核通过前仍按原价 {listing.price:,.2f} 元销售",
+        )
+    else:
+        flash(request, "价格已调整，已记入价格历史")
+    return Redirect("/supplier/listings", status_code=303)
+
+
+@post(
+    "/supplier/listings/{listing_id:uuid}/price-request/withdraw",
+    opt=allow("supplier"),
+    include_in_schema=False,
+)
+async def withdraw_price_request(
+    request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB
+) -> Redirect:
+    who = _user(request)
+    assert who
+    return await _act(
+        request,
+        lambda: service.withdraw_price_request(db, who, listing_id),
+        "已撤回待审核的调价，商品价格不变",
         "/supplier/listings",
     )
 
@@ -358,7 +402,7 @@ async def listing_status(
 
 @post("/supplier/imports", opt=allow("supplier"), include_in_schema=False)
 async def upload_import(
-    request: Request[Any, Any, Any], db: DB, data: MultipartBody[dict[str, Any]]
+    request: Request[Any, Any, Any], db: DB, settings: Config, data: MultipartBody[dict[str, Any]]
 ) -> Redirect:
     who = _user(request)
     assert who
@@ -366,15 +410,23 @@ async def upload_import(
     if not isinstance(upload, UploadFile) or not upload.filename:
         flash(request, "请选择要上传的 CSV 或 XLSX 文件", "error")
         return Redirect("/supplier/listings", status_code=303)
-    content = await upload.read()
+    from mall import files
+
+    # Stored, not parsed: the job reads it (one byte past the cap is enough to refuse it).
+    content = await upload.read(imports.MAX_BYTES + 1)
     try:
         batch = await imports.start_import(
-            db, who, upload.filename, content, strict=str(data.get("strict", "")) in ("1", "on")
+            db,
+            files.store_for(settings, db),
+            who,
+            upload.filename,
+            content,
+            strict=str(data.get("strict", "")) in ("1", "on"),
         )
     except DomainError as exc:
         flash(request, exc.detail, "error")
         return Redirect("/supplier/listings", status_code=303)
-    flash(request, f"文件「{batch.filename}」已上传，共 {batch.total} 行，正在后台校验")
+    flash(request, f"文件「{batch.filename}」已上传，正在后台读取和校验")
     return Redirect(f"/supplier/imports/{batch.id}", status_code=303)
 
 
@@ -417,26 +469,55 @@ async def review_page(
     page: FromQuery[str] = "1",
     status: FromQuery[str] = "submitted",
 ) -> Template:
-    """The center's review queue (oldest first), and the frozen / delisted listings to follow up."""
-    status = status if status in ("submitted", "frozen", "delisted", "rejected") else "submitted"
+    """The center's review queue (oldest first), the price changes waiting for review, and the
+    frozen / delisted listings to follow up."""
+    status = status if status in ("submitted", "prices", "frozen", "delisted", "rejected") else "submitted"
     pg = _page_no(page)
+    price_requests: list[PriceRequest] = []
+    rows: list[Listing] = []
     async with db.read() as s:
         if status == "submitted":
             total, rows = await service.review_queue(s, pg, 20)
+        elif status == "prices":
+            total, price_requests = await service.price_review_queue(s, pg, 20)
         else:
             total, rows = await service.listings_by_status(s, status, pg, 20)
         counts = await service.status_counts(s, None)
+        waiting_prices, _ = await service.price_review_queue(s, 1, 1)
     return render(
         request,
         "center_listings.html",
         rows=rows,
+        price_requests=price_requests,
         total=total,
         page=pg,
         pages=pages_of(total, 20),
         status=status,
         counts=counts,
+        waiting_prices=waiting_prices,
         status_labels=LISTING_STATUS_LABELS,
         margin=settings.price_margin,
+    )
+
+
+@post("/center/prices/{request_id:uuid}", opt=allow("center"), include_in_schema=False)
+async def review_price(
+    request: Request[Any, Any, Any],
+    request_id: FromPath[uuid.UUID],
+    db: DB,
+    settings: Config,
+    data: URLEncodedBody[dict[str, str]],
+) -> Redirect:
+    who = _user(request)
+    assert who
+    approve = data.get("decision") == "approve"
+    return await _act(
+        request,
+        lambda: service.review_price_request(
+            db, who, request_id, approve=approve, reason=data.get("reason", ""), margin=settings.price_margin
+        ),
+        "调价已审核通过，新价格已生效" if approve else "已驳回调价，供应商将看到驳回原因，原价不变",
+        "/center/listings?status=prices",
     )
 
 
@@ -454,7 +535,14 @@ async def review_listing(
     return await _act(
         request,
         lambda: service.review_listing(
-            db, who, listing_id, approve=approve, reason=data.get("reason", ""), margin=settings.price_margin
+            db,
+            who,
+            listing_id,
+            approve=approve,
+            reason=data.get("reason", ""),
+            margin=settings.price_margin,
+            seen_price=data.get("price"),
+            seen_reference=data.get("reference_price"),
         ),
         "已审核通过，商品已上架" if approve else "已驳回，供应商将看到驳回原因",
         "/center/listings",
@@ -470,10 +558,12 @@ ROUTES = [
     edit_listing_page,
     edit_listing,
     change_price,
+    withdraw_price_request,
     listing_status,
     upload_import,
     import_page,
     import_report,
     review_page,
+    review_price,
     review_listing,
 ]

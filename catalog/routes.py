@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get, post, put
+from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryParameter
 
@@ -19,8 +19,17 @@ from mall.api import PageNo, me_of
 from mall.auth import PUBLIC, allow
 from mall.deps import DB, Config, Search
 from mall.errors import InvalidInput, NotFound
+from mall.fields import SEARCH_MAX, Amount
 from mall.money import MoneyError, money, money_str
-from mall.structs import ListingCreate, ListingOut, ListingPage
+from mall.structs import (
+    ListingCreate,
+    ListingOut,
+    ListingPage,
+    PriceIn,
+    PriceRequestOut,
+    PriceReviewItem,
+    PriceReviewPage,
+)
 
 
 class CategoryOut(msgspec.Struct):
@@ -53,7 +62,7 @@ async def browse(
     db: DB,
     page: PageNo = 1,
     per_page: Annotated[int, QueryParameter(ge=1, le=100)] = 24,
-    q: Annotated[str, QueryParameter(max_length=100)] = "",
+    q: Annotated[str, QueryParameter(max_length=SEARCH_MAX)] = "",
     category: Annotated[str, QueryParameter(max_length=16)] = "",
     brand: Annotated[str, QueryParameter(max_length=100)] = "",
     price_min: FromQuery[str | None] = None,
@@ -141,10 +150,12 @@ async def submit_listing(
     return await _out(db, listing_id)
 
 
-class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
-    price: str
-    reference_price: str
-    note: str = ""
+async def _owned_out(db: Any, listing_id: uuid.UUID) -> ListingOut:
+    """The listing with what its supplier (or the center) should see about its price requests."""
+    async with db.read() as s:
+        listing = await service.get_listing(s, listing_id, live_only=False)
+        requests = await service.current_price_requests(s, [listing_id])
+        return ListingOut.of(listing, requests.get(listing_id))
 
 
 @post(
@@ -152,7 +163,14 @@ class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
     opt=allow("supplier"),
     status_code=200,
     tags=["商品"],
-    summary="调价（按价格规则复核，记入价格历史）",
+    summary="调价：200 已生效；202 待采购中心审核（原价继续有效）",
+    description=(
+        "新售价按价格规则复核（高于参考市场价上浮比例的上限即拒绝，422 price_above_reference）。"
+        "对已审核上架的商品（在售或已下架），变更参考市场价或参考价来源、或售价高于已审核参考价上浮上限的，"
+        "不立即生效：应答 202，商品仍按原价销售，price_request 为待审核的调价（status=pending），"
+        "由采购中心审核通过后生效、驳回时 reason 写明原因；同一商品新的待审核调价取代旧的。"
+        "其余调价（如在已审核参考价内降价）立即生效，应答 200，记入价格历史。"
+    ),
 )
 async def change_price(
     request: Request[Any, Any, Any],
@@ -160,8 +178,8 @@ async def change_price(
     data: JSONBody[PriceIn],
     db: DB,
     settings: Config,
-) -> ListingOut:
-    await service.change_price(
+) -> Response[ListingOut]:
+    _, waiting = await service.change_price(
         db,
         me_of(request),
         listing_id,
@@ -170,8 +188,67 @@ async def change_price(
         margin=settings.price_margin,
         ceiling=settings.decentralized_threshold,
         note=data.note,
+        reference_source=data.reference_source,
     )
-    return await _out(db, listing_id)
+    return Response(await _owned_out(db, listing_id), status_code=202 if waiting else 200)
+
+
+@delete(
+    "/api/listings/{listing_id:uuid}/price-request",
+    opt=allow("supplier"),
+    status_code=200,
+    tags=["商品"],
+    summary="撤回待审核的调价（商品价格不变）",
+)
+async def withdraw_price_request(
+    request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB
+) -> ListingOut:
+    await service.withdraw_price_request(db, me_of(request), listing_id)
+    return await _owned_out(db, listing_id)
+
+
+@get(
+    "/api/review/prices",
+    opt=allow("center"),
+    tags=["商品审核"],
+    summary="待审核的调价（先提交的在前；listing 为现行价格）",
+)
+async def price_review_queue(
+    db: DB,
+    page: PageNo = 1,
+    per_page: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
+) -> PriceReviewPage:
+    async with db.read() as s:
+        total, rows = await service.price_review_queue(s, page, per_page)
+    return PriceReviewPage(total, page, per_page, [PriceReviewItem.of(r) for r in rows])
+
+
+@post(
+    "/api/review/prices/{request_id:uuid}",
+    opt=allow("center"),
+    status_code=200,
+    tags=["商品审核"],
+    summary="审核调价：approve 生效（按价格规则复核），reject 驳回（须填原因，原价不变）",
+)
+async def review_price(
+    request: Request[Any, Any, Any],
+    request_id: FromPath[uuid.UUID],
+    data: JSONBody[ReviewIn],
+    db: DB,
+    settings: Config,
+) -> ListingOut:
+    if data.decision not in ("approve", "reject"):
+        raise InvalidInput("decision 应为 approve 或 reject", code="invalid_parameter")
+    listing, decided = await service.review_price_request(
+        db,
+        me_of(request),
+        request_id,
+        approve=data.decision == "approve",
+        reason=data.reason,
+        margin=settings.price_margin,
+    )
+    out = await _out(db, listing.id)
+    return msgspec.structs.replace(out, price_request=PriceRequestOut.of(decided))
 
 
 class PriceChangeOut(msgspec.Struct):
@@ -224,7 +301,11 @@ async def review_queue(
 
 class ReviewIn(msgspec.Struct, forbid_unknown_fields=True):
     decision: str  # approve | reject
-    reason: str = ""
+    reason: str = ""  # checked by the service (reason_required)
+    # The price and reference the reviewer looked at (listing review only): approving is refused
+    # with 409 listing_changed if the supplier changed them since.
+    price: Amount | None = None
+    reference_price: Amount | None = None
 
 
 @post(
@@ -250,6 +331,8 @@ async def review(
         approve=data.decision == "approve",
         reason=data.reason,
         margin=settings.price_margin,
+        seen_price=data.price,
+        seen_reference=data.reference_price,
     )
     return await _out(db, listing_id)
 
@@ -367,7 +450,8 @@ async def my_listings(
     assert who.org_id
     async with db.read() as s:
         total, rows = await service.listings_of_supplier(s, who.org_id, page, per_page)
-    return ListingPage(total, page, per_page, [ListingOut.of(x) for x in rows])
+        requests = await service.current_price_requests(s, [x.id for x in rows])
+    return ListingPage(total, page, per_page, [ListingOut.of(x, requests.get(x.id)) for x in rows])
 
 
 @post("/api/listings/{listing_id:uuid}/delist", opt=allow("supplier"), status_code=200, tags=["商品"])
@@ -432,12 +516,26 @@ class ImportOut(msgspec.Struct):
     status_code=202,
     tags=["商品"],
     summary="批量导入商品（CSV / XLSX，中文表头；后台处理，逐行报告）",
-    description="multipart/form-data：file 为文件；strict=1 时文件中有任何错误行则整份不导入。",
+    description=(
+        "multipart/form-data：file 为文件（至多 5 MB）；strict=1 时文件中有任何错误行则整份不导入。"
+        "文件由后台任务读取和校验：total 在读取后才有值；文件超出导入限制（至多 10000 行数据、100 列，"
+        "单元格至多 32767 个字符，XLSX 解压后的大小有上限）时导入以 failed 结束，error 为原因。"
+    ),
 )
-async def start_import(request: Request[Any, Any, Any], data: MultipartBody[ImportForm], db: DB) -> ImportOut:
-    content = await data.file.read()
+async def start_import(
+    request: Request[Any, Any, Any], data: MultipartBody[ImportForm], db: DB, settings: Config
+) -> ImportOut:
+    from mall import files
+
+    # Stored, not parsed: the job reads it (one byte past the cap is enough to refuse it).
+    content = await data.file.read(imports.MAX_BYTES + 1)
     batch = await imports.start_import(
-        db, me_of(request), data.file.filename, content, strict=data.strict in ("1", "true", "on")
+        db,
+        files.store_for(settings, db),
+        me_of(request),
+        data.file.filename,
+        content,
+        strict=data.strict in ("1", "true", "on"),
     )
     return ImportOut.of(batch)
 
@@ -498,6 +596,9 @@ ROUTES = [
     update_listing,
     submit_listing,
     change_price,
+    withdraw_price_request,
+    price_review_queue,
+    review_price,
     price_history,
     offers,
     review_queue,

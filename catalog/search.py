@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall.errors import InvalidInput, Unavailable
+from mall.fields import SEARCH_MAX
 from mall.models import Organization
 from mall.money import MoneyError, money
 from search_index.backend import MAX_PER_PAGE, SORTS, SearchBackend, SearchQuery, SearchResult
@@ -103,8 +104,8 @@ def parse(p: RawParams) -> SearchQuery:
         )
     )  # full-width digits and letters typed with a Chinese input method mean the same
     q = p.q.strip()
-    if len(q) > 100:
-        raise InvalidInput("搜索词不能超过100个字符", code="invalid_parameter", parameter="q")
+    if len(q) > SEARCH_MAX:
+        raise InvalidInput(f"搜索词不能超过{SEARCH_MAX}个字符", code="invalid_parameter", parameter="q")
     category = p.category.strip().upper()
     if category and (len(category) > 16 or not category.isalnum()):
         raise InvalidInput("品目编码格式不正确", code="invalid_parameter", parameter="category")

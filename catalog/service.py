@@ -13,14 +13,27 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.categories import CATALOG_VERSION
-from catalog.models import LISTING_STATUS_LABELS, Category, Listing, ListingStatus, PriceChange
+from catalog.models import (
+    LISTING_STATUS_LABELS,
+    PRICE_REQUEST_STATUS_LABELS,
+    Category,
+    Listing,
+    ListingStatus,
+    PriceChange,
+    PriceRequest,
+    PriceRequestStatus,
+)
 from mall import clock
 from mall.auth import Principal
 from mall.db import Database, Tx
 from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.fields import REASON_MAX, text
 from mall.models import AuditEntry
 from mall.money import MoneyError, money, round_money, whole_quantity
 from search_index import sync as search_sync
+
+PRICE_NOTE_MAX = 200  # listing_price_changes.note
+REFERENCE_SOURCE_MAX = 300  # listings.reference_source
 
 
 @dataclass(frozen=True)
@@ -312,9 +325,16 @@ async def change_price(
     margin: Decimal,
     ceiling: Decimal | None = None,
     note: str = "",
-) -> Listing:
-    """A supplier changes the price of a listing (live or not). The new price is checked against the
-    price rule like a new listing; a refused change leaves the old price in force. Kept in the history."""
+    reference_source: str | None = None,
+) -> tuple[Listing, PriceRequest | None]:
+    """A supplier changes the price of a listing. The new price is checked against the price rule like
+    a new listing; a refused change leaves everything as it was.
+
+    A listing the center has approved (on sale or taken off sale) keeps its reviewed price: a new
+    reference price (or its source), or a price above the reviewed reference × (1 + margin), becomes
+    a pending `PriceRequest` for the center (returned), replacing one that was pending, while the
+    old price stays in force. Anything else applies at once (returned with None) and is kept in
+    the history; a request already pending is left waiting."""
     errors: list[str] = []
     price = _amount(price_raw, "售价", errors)
     reference = _amount(reference_raw or "", "参考市场价", errors)
@@ -322,15 +342,43 @@ async def change_price(
         errors.append(f"售价应低于分散采购限额标准 {ceiling:,.0f} 元")
     if errors:
         raise InvalidInput("；".join(errors), code="price_invalid")
+    note = text(note, "调价说明", PRICE_NOTE_MAX, field="note")
+    source = (
+        None
+        if reference_source is None
+        else text(reference_source, "参考价来源", REFERENCE_SOURCE_MAX, field="reference_source")
+    )
     check_price(price, reference, margin)
     async with db.write() as tx:
         listing = await _own(tx, who, listing_id)
         if listing.status == ListingStatus.FROZEN:
             raise Forbidden("商品已被冻结，不能调价", code="listing_frozen")
-        if price == listing.price and reference == listing.reference_price:
+        source_changed = source is not None and source != listing.reference_source
+        if price == listing.price and reference == listing.reference_price and not source_changed:
             raise Conflict("价格没有变化", code="price_unchanged")
         await _agreement_ceiling(tx.session, listing.brand, listing.spec_model, price)
         now = clock.now()
+        reviewed = listing.status in (ListingStatus.LIVE, ListingStatus.DELISTED)
+        reviewed_limit = round_money(listing.reference_price * (1 + margin))
+        if reviewed and (reference != listing.reference_price or source_changed or price > reviewed_limit):
+            previous = await pending_request(tx.session, listing.id)
+            if previous is not None:
+                previous.status, previous.decided_at = PriceRequestStatus.SUPERSEDED, now
+            request = PriceRequest(
+                listing_id=listing.id,
+                price=price,
+                reference_price=reference,
+                reference_source=listing.reference_source if source is None else source,
+                note=note,
+                requested_by=who.user_id,
+                requested_at=now,
+                status=PriceRequestStatus.PENDING,
+                reason="",
+            )
+            tx.session.add(request)
+            await tx.session.flush()
+            _audit(tx, who, "listing_price_requested", listing.id, f"{price} / {reference}")
+            return listing, request
         tx.session.add(
             PriceChange(
                 listing_id=listing.id,
@@ -339,30 +387,200 @@ async def change_price(
                 reference_price=reference,
                 previous_price=listing.price,
                 by_user_id=who.user_id,
-                note=note.strip()[:200] or "调价",
+                note=note or "调价",
             )
         )
         listing.price, listing.reference_price, listing.updated_at = price, reference, now
+        if source is not None:
+            listing.reference_source = source
         _audit(tx, who, "listing_price_changed", listing.id, f"{price}")
         if listing.status == ListingStatus.LIVE:
             search_sync.stage(tx, [listing.id])
+    return listing, None
+
+
+async def pending_request(session: AsyncSession, listing_id: uuid.UUID) -> PriceRequest | None:
+    """The listing's price request waiting for the center, if any (callers hold the listing's lock)."""
+    return (
+        await session.execute(
+            select(PriceRequest).where(
+                PriceRequest.listing_id == listing_id, PriceRequest.status == PriceRequestStatus.PENDING
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def review_price_request(
+    db: Database, who: Principal, request_id: uuid.UUID, *, approve: bool, reason: str, margin: Decimal
+) -> tuple[Listing, PriceRequest]:
+    """The center approves a pending price change (it applies now, and is kept in the price history)
+    or rejects it with a reason the supplier sees (the reviewed price stays). Approval re-checks the
+    price rule and the agreement ceilings as they are now."""
+    reason = text(reason, "驳回原因", REASON_MAX, multiline=True, field="reason")
+    if not approve and len(reason) < 2:
+        raise InvalidInput("驳回调价时请填写原因（2至300个字符）", code="reason_required")
+    async with db.write() as tx:
+        request = await tx.session.get(PriceRequest, request_id)
+        if request is None:
+            raise NotFound("调价申请不存在", code="price_request_not_found")
+        # The listing's lock first, as on every path that writes a listing's price; then the
+        # request as it is now (a concurrent withdrawal or replacement held the same lock).
+        listing = await tx.session.get(
+            Listing, request.listing_id, with_for_update={"of": Listing}, populate_existing=True
+        )
+        assert listing is not None
+        await tx.session.refresh(request)
+        if request.status != PriceRequestStatus.PENDING:
+            raise Conflict(
+                f"该调价申请{PRICE_REQUEST_STATUS_LABELS.get(request.status, request.status)}，不能再审核",
+                code="price_request_closed",
+                current_status=request.status,
+            )
+        now = clock.now()
+        if approve:
+            check_price(request.price, request.reference_price, margin)
+            await _agreement_ceiling(tx.session, listing.brand, listing.spec_model, request.price)
+            tx.session.add(
+                PriceChange(
+                    listing_id=listing.id,
+                    at=now,
+                    price=request.price,
+                    reference_price=request.reference_price,
+                    previous_price=listing.price,
+                    by_user_id=request.requested_by,
+                    note=request.note or "调价（经采购中心审核）",
+                )
+            )
+            listing.price, listing.reference_price = request.price, request.reference_price
+            listing.reference_source, listing.updated_at = request.reference_source, now
+            request.status = PriceRequestStatus.APPROVED
+            if listing.status == ListingStatus.LIVE:
+                search_sync.stage(tx, [listing.id])
+        else:
+            request.status, request.reason = PriceRequestStatus.REJECTED, reason
+        request.decided_by, request.decided_at = who.user_id, now
+        _audit(
+            tx,
+            who,
+            "listing_price_approved" if approve else "listing_price_rejected",
+            listing.id,
+            reason if not approve else f"{request.price}",
+        )
+    return listing, request
+
+
+async def withdraw_price_request(db: Database, who: Principal, listing_id: uuid.UUID) -> Listing:
+    """The supplier takes back its pending price change; the listing stays as it is."""
+    async with db.write() as tx:
+        listing = await _own(tx, who, listing_id)
+        request = await pending_request(tx.session, listing.id)
+        if request is None:
+            raise Conflict("该商品没有待审核的调价", code="no_price_request")
+        request.status, request.decided_by, request.decided_at = (
+            PriceRequestStatus.WITHDRAWN,
+            who.user_id,
+            clock.now(),
+        )
+        _audit(tx, who, "listing_price_withdrawn", listing.id)
     return listing
 
 
+async def price_review_queue(
+    session: AsyncSession, page: int, per_page: int
+) -> tuple[int, list[PriceRequest]]:
+    """Pending price changes, oldest first, with their listings."""
+    stmt = select(PriceRequest).where(PriceRequest.status == PriceRequestStatus.PENDING)
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = await session.execute(
+        stmt.order_by(PriceRequest.requested_at, PriceRequest.id)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    )
+    return total, list(rows.scalars().unique())
+
+
+async def current_price_requests(
+    session: AsyncSession, listing_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, PriceRequest]:
+    """What a supplier should see about each listing's latest price request: the pending one, or a
+    rejection (with its reason) that no price change has followed since."""
+    if not listing_ids:
+        return {}
+    newest = (
+        select(PriceRequest.listing_id, func.max(PriceRequest.requested_at).label("at"))
+        .where(PriceRequest.listing_id.in_(listing_ids))
+        .group_by(PriceRequest.listing_id)
+        .subquery()
+    )
+    rows = (
+        await session.execute(
+            select(PriceRequest).join(
+                newest,
+                (newest.c.listing_id == PriceRequest.listing_id) & (newest.c.at == PriceRequest.requested_at),
+            )
+        )
+    ).scalars()
+    last_change = dict(
+        (
+            await session.execute(
+                select(PriceChange.listing_id, func.max(PriceChange.at))
+                .where(PriceChange.listing_id.in_(listing_ids))
+                .group_by(PriceChange.listing_id)
+            )
+        ).all()
+    )
+    out: dict[uuid.UUID, PriceRequest] = {}
+    for r in rows.unique():
+        changed = last_change.get(r.listing_id)
+        if r.status == PriceRequestStatus.PENDING or (
+            r.status == PriceRequestStatus.REJECTED
+            and r.decided_at is not None
+            and (changed is None or r.decided_at >= changed)
+        ):
+            out[r.listing_id] = r
+    return out
+
+
 async def review_listing(
-    db: Database, who: Principal, listing_id: uuid.UUID, *, approve: bool, reason: str, margin: Decimal
+    db: Database,
+    who: Principal,
+    listing_id: uuid.UUID,
+    *,
+    approve: bool,
+    reason: str,
+    margin: Decimal,
+    seen_price: str | None = None,
+    seen_reference: str | None = None,
 ) -> Listing:
     """The procurement center approves a submitted listing (it goes live) or rejects it with a reason.
-    Approval re-checks the price rule: a listing that breaks it can never go live."""
+    Approval re-checks the price rule: a listing that breaks it can never go live. `seen_price` and
+    `seen_reference`, when given, are what the reviewer looked at: a price the supplier changed
+    meanwhile is not approved unseen (409 `listing_changed`)."""
     reason = reason.strip()
     if not approve and not 2 <= len(reason) <= 300:
         raise InvalidInput("驳回时请填写原因（2至300个字符）", code="reason_required")
+    errors: list[str] = []
+    seen = [
+        None if raw in (None, "") else _amount(str(raw), label, errors)
+        for raw, label in ((seen_price, "审核时的售价"), (seen_reference, "审核时的参考价"))
+    ]
+    if errors:
+        raise InvalidInput("；".join(errors), code="price_invalid")
     async with db.write() as tx:
         listing = await tx.session.get(Listing, listing_id, with_for_update={"of": Listing})
         if listing is None:
             raise NotFound("商品不存在", code="listing_not_found")
         if listing.status != ListingStatus.SUBMITTED:
             raise Conflict("该商品不在待审核状态", code="listing_not_submitted")
+        if approve and (
+            (seen[0] is not None and seen[0] != listing.price)
+            or (seen[1] is not None and seen[1] != listing.reference_price)
+        ):
+            raise Conflict(
+                f"供应商已修改价格（现售价 {listing.price:,.2f} 元，参考价 {listing.reference_price:,.2f} 元），"
+                "请刷新后重新审核",
+                code="listing_changed",
+            )
         now = clock.now()
         if approve:
             check_price(listing.price, listing.reference_price, margin)

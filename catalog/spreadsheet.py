@@ -3,6 +3,12 @@ template, and the per-row import report.
 
 This module only reads a file faithfully (header matching, encodings, cell rendering); what the values
 mean (prices, catalogue codes, stock) is checked by the listing rules elsewhere.
+
+An XLSX file is a zip of XML parts, and a small one can inflate to gigabytes (a 460 KB upload held
+450 MB of shared strings). `check_xlsx` therefore inflates every part as a stream, with a hard cap
+on the bytes actually produced (the sizes written in the zip directory can lie), and scans the XML
+for its shape, before openpyxl is handed a workbook; the limits are the constants below. Reading is
+for the import job only: the web process never calls anything here but `check_upload`.
 """
 
 from __future__ import annotations
@@ -14,15 +20,19 @@ import math
 import re
 import unicodedata
 import warnings
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from xml.parsers import expat
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+from mall.fields import spreadsheet_safe
 
 # (field, header as in the template, required), in template order.
 COLUMNS: tuple[tuple[str, str, bool], ...] = (
@@ -71,12 +81,31 @@ _EXAMPLE_ROW: dict[str, str | int] = {
 _HEADER_SUFFIX = re.compile(r"(?:\((?:元|人民币元|必填|选填|可选)\))+$")
 _WHITESPACE = re.compile(r"\s+")
 
-# A report value starting with one of these would be run as a formula by a spreadsheet program.
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+# ---------------------------------------------------------------- limits
+
+MIB = 1024 * 1024
+MAX_ROWS = 10_000  # data rows of the sheet read (blank rows not counted)
+SHEET_ROWS_MAX = 20_000  # rows of any sheet, blank ones included (row elements and row numbers)
+SHEET_COLUMNS_MAX = 100  # columns of any sheet (up to CV)
+CELL_CHARS_MAX = 32_767  # characters in one cell: Excel's own limit, so no genuine file is refused
+# XLSX parts, inflated (a workbook saved by Excel has about a dozen parts of a few KB each):
+MAX_PARTS = 200
+SHEET_MAX = 64 * MIB  # one worksheet (xl/worksheets/*.xml)
+SHARED_STRINGS_MAX = 32 * MIB  # xl/sharedStrings.xml
+PART_MAX = 8 * MIB  # any other part: workbook, styles, theme, images…
+INFLATED_MAX = 128 * MIB  # all parts together
+PART_ELEMENTS_MAX = 500_000  # XML elements in a part other than a sheet or the shared strings
+
+_DAMAGED = "文件无法读取：XLSX 文件已损坏或不是有效的 Excel 工作簿，请重新保存后再试"
+_LIMIT = "文件超出导入限制："
+_SHEET_PART = re.compile(r"xl/worksheets/[^/]+\.xml", re.IGNORECASE)
+_XML_PART = (".xml", ".rels", ".vml")
+_CELL_REF = re.compile(r"([A-Z]{1,3})([0-9]{1,7})")
 
 
 class SheetError(Exception):
@@ -90,6 +119,180 @@ class SheetRow:
 
     line: int
     values: dict[str, str]
+
+
+# ---------------------------------------------------------------- XLSX checks before parsing
+
+
+def _byte_cap(name: str) -> tuple[int, str]:
+    if _SHEET_PART.fullmatch(name):
+        return SHEET_MAX, "工作表"
+    if name.lower() == "xl/sharedstrings.xml":
+        return SHARED_STRINGS_MAX, "共享字符串"
+    return PART_MAX, "部件"
+
+
+def _column_number(letters: str) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def _too_many_rows() -> SheetError:
+    return SheetError(
+        f"{_LIMIT}工作表超过 {SHEET_ROWS_MAX} 行（空行也计算在内），请删除多余的行；"
+        f"商品数据超过 {MAX_ROWS} 行请分批导入"
+    )
+
+
+class _PartScan:
+    """One XML part through expat, its shape checked as it goes: no DOCTYPE (entities), and for a
+    worksheet its rows and columns, for every part the length of each cell's text."""
+
+    def __init__(self) -> None:
+        p = expat.ParserCreate(namespace_separator=" ")
+        p.buffer_text = True
+        p.StartDoctypeDeclHandler = self._doctype
+        p.EntityDeclHandler = self._doctype
+        p.StartElementHandler = self._start
+        p.EndElementHandler = self._end
+        p.CharacterDataHandler = self._text
+        self.parser = p
+        self.kind = ""  # sheet | strings | other, from the root element
+        self.elements = self.rows = self.row = self.column = self.cells = 0
+        self.run = self.cell_chars = 0
+        self.in_cell = False
+
+    def feed(self, data: bytes, final: bool = False) -> None:
+        self.parser.Parse(data, final)
+
+    def _doctype(self, *_: object) -> None:
+        raise SheetError("文件无法读取：工作簿含有不允许的 XML 声明（DOCTYPE），请在 Excel 中另存后再试")
+
+    def _start(self, name: str, attrs: dict[str, str]) -> None:
+        local = name.rpartition(" ")[2]
+        self.elements += 1
+        self.run = 0
+        if not self.kind:
+            self.kind = {"worksheet": "sheet", "sst": "strings"}.get(local, "other")
+        if self.kind == "other":
+            if self.elements > PART_ELEMENTS_MAX:
+                raise SheetError(f"{_LIMIT}工作簿中的部件含有超过 {PART_ELEMENTS_MAX} 个元素")
+        elif self.kind == "sheet" and local == "row":
+            number = attrs.get("r", "")
+            self.row = int(number) if number.isdigit() else self.row + 1
+            self.rows += 1
+            self.column = self.cells = 0
+            if self.row > SHEET_ROWS_MAX or self.rows > SHEET_ROWS_MAX:
+                raise _too_many_rows()
+        elif self.kind == "sheet" and local == "c":
+            ref = _CELL_REF.fullmatch(attrs.get("r", ""))
+            self.column = _column_number(ref.group(1)) if ref else self.column + 1
+            self.cells += 1
+            if self.column > SHEET_COLUMNS_MAX or self.cells > SHEET_COLUMNS_MAX:
+                raise SheetError(f"{_LIMIT}工作表超过 {SHEET_COLUMNS_MAX} 列，请删除多余的列")
+            if ref and int(ref.group(2)) > SHEET_ROWS_MAX:
+                raise _too_many_rows()
+            self.in_cell, self.cell_chars = True, 0
+        elif local == "si":
+            self.in_cell, self.cell_chars = True, 0
+
+    def _end(self, name: str) -> None:
+        self.run = 0
+        if name.endswith((" c", " si")) or name in ("c", "si"):
+            self.in_cell = False
+
+    def _text(self, data: str) -> None:
+        self.run += len(data)
+        if self.in_cell:
+            self.cell_chars += len(data)
+        if self.run > CELL_CHARS_MAX or self.cell_chars > CELL_CHARS_MAX:
+            raise SheetError(f"{_LIMIT}有单元格超过 {CELL_CHARS_MAX} 个字符")
+
+
+class _Overflow(Exception):
+    pass
+
+
+def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> Iterator[bytes]:
+    """A part's bytes as they are inflated; _Overflow as soon as more than `cap` are produced."""
+    produced = 0
+    with archive.open(info) as stream:
+        while chunk := stream.read(64 * 1024):
+            produced += len(chunk)
+            if produced > cap:
+                raise _Overflow
+            yield chunk
+
+
+def check_xlsx(content: bytes) -> None:
+    """Refuse (SheetError) an XLSX file that inflates beyond the limits or is not shaped like a
+    workbook, without handing it to any workbook reader."""
+    try:
+        _check_xlsx(content)
+    except SheetError:
+        raise
+    except Exception as exc:  # zip, zlib and expat errors of a damaged file
+        raise SheetError(_DAMAGED) from exc
+
+
+def _check_xlsx(content: bytes) -> None:
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        parts = archive.infolist()
+        if len(parts) > MAX_PARTS:
+            raise SheetError(f"{_LIMIT}工作簿含有 {len(parts)} 个部件，超过 {MAX_PARTS} 个的上限")
+        names: set[str] = set()
+        for info in parts:
+            name = info.filename
+            odd = (
+                name in names
+                or len(name) > 255
+                or name.startswith("/")
+                or "\\" in name
+                or ".." in name.split("/")
+                or any(ord(ch) < 32 for ch in name)
+            )
+            if odd or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise SheetError("文件无法读取：工作簿中有不合规的部件，请在 Excel 中另存后再试")
+            if info.flag_bits & 0x1:
+                raise SheetError("文件无法读取：工作簿已加密，请取消密码保护后再导入")
+            names.add(name)
+        # First the sizes alone (inflating is fast), so a bomb is refused in a fraction of a second…
+        total = 0
+        for info in parts:
+            if info.is_dir():
+                continue
+            cap, label = _byte_cap(info.filename)
+            budget = INFLATED_MAX - total
+            first = True
+            try:
+                for chunk in _inflate(archive, info, min(cap, budget)):
+                    if first and chunk.startswith((_ZIP_MAGIC, _OLE_MAGIC, _GZIP_MAGIC)):
+                        raise SheetError(
+                            "文件无法导入：工作簿中嵌入了其他文件或对象（压缩包、OLE 对象或宏），"
+                            "请删除后另存为只含数据的工作簿"
+                        )
+                    first = False
+                    total += len(chunk)
+            except _Overflow:
+                if budget < cap:
+                    raise SheetError(
+                        f"{_LIMIT}工作簿解压后超过 {INFLATED_MAX // MIB} MB 的上限（可能是压缩炸弹），"
+                        "请另存为只含商品数据的工作簿"
+                    ) from None
+                raise SheetError(
+                    f"{_LIMIT}工作簿中的{label}解压后超过 {cap // MIB} MB 的上限（可能是压缩炸弹），"
+                    "请另存为只含商品数据的工作簿"
+                ) from None
+        # …then the XML of every part that is XML, whatever its name claims to be.
+        for info in parts:
+            if info.is_dir() or not info.filename.lower().endswith(_XML_PART):
+                continue
+            scan = _PartScan()
+            for chunk in _inflate(archive, info, _byte_cap(info.filename)[0]):
+                scan.feed(chunk)
+            scan.feed(b"", final=True)
 
 
 def _normalize_header(text: str) -> str:
@@ -136,6 +339,16 @@ def _map_header(cells: Sequence[str], *, csv_file: bool) -> dict[str, int]:
     return positions
 
 
+def _check_record(line: int, cells: Sequence[str]) -> None:
+    """The sheet limits for a CSV record (an XLSX file met them in check_xlsx already)."""
+    if line > SHEET_ROWS_MAX:
+        raise _too_many_rows()
+    if len(cells) > SHEET_COLUMNS_MAX:
+        raise SheetError(f"{_LIMIT}第 {line} 行超过 {SHEET_COLUMNS_MAX} 列，请删除多余的列")
+    if any(len(cell) > CELL_CHARS_MAX for cell in cells):
+        raise SheetError(f"{_LIMIT}第 {line} 行有单元格超过 {CELL_CHARS_MAX} 个字符")
+
+
 def _collect(
     records: Iterator[tuple[int, Sequence[str]]], *, csv_file: bool, max_rows: int
 ) -> list[SheetRow]:
@@ -144,9 +357,11 @@ def _collect(
     first = next(records, None)
     if first is None:
         raise SheetError("文件为空，未找到表头")
+    _check_record(first[0], first[1])
     positions = _map_header(first[1], csv_file=csv_file)
     rows: list[SheetRow] = []
     for line, cells in records:
+        _check_record(line, cells)
         values = {field: "" for field, _, _ in COLUMNS}
         for field, index in positions.items():
             if index < len(cells):
@@ -235,6 +450,7 @@ def _xlsx_records(sheet: ReadOnlyWorksheet) -> Iterator[tuple[int, Sequence[str]
 
 
 def _read_xlsx(content: bytes, max_rows: int) -> list[SheetRow]:
+    check_xlsx(content)
     try:
         with warnings.catch_warnings():
             # openpyxl warns about features it drops (data validation, conditional formatting,
@@ -253,17 +469,35 @@ def _read_xlsx(content: bytes, max_rows: int) -> list[SheetRow]:
     except Exception as exc:
         # A damaged or disguised file can fail anywhere inside the zip and XML readers, with
         # many exception types; to the user they all mean the same thing.
-        raise SheetError("文件无法读取：XLSX 文件已损坏或不是有效的 Excel 工作簿，请重新保存后再试") from exc
+        raise SheetError(_DAMAGED) from exc
 
 
-def read_rows(filename: str, content: bytes, *, max_rows: int = 5000) -> tuple[int, Iterator[SheetRow]]:
+def _extension(filename: str) -> str:
+    return filename.strip().lower().rsplit(".", 1)[-1] if "." in filename else ""
+
+
+def check_upload(filename: str, content: bytes) -> None:
+    """What can be told of an upload without reading it: a file type the import takes (from the
+    extension) whose first bytes do not contradict it. Raises SheetError."""
+    extension = _extension(filename)
+    if extension == "xls":
+        raise SheetError("仅支持 CSV 或 XLSX 文件（旧版 .xls 请在 Excel 中另存为 .xlsx）")
+    if extension not in ("csv", "xlsx"):
+        raise SheetError("仅支持 CSV 或 XLSX 文件")
+    if extension == "xlsx" and not content.startswith(_ZIP_MAGIC):
+        raise SheetError(_DAMAGED)
+    if extension == "csv" and content.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
+        raise SheetError("文件无法读取：内容是 Excel 工作簿而不是 CSV，请检查扩展名或另存为 CSV")
+
+
+def read_rows(filename: str, content: bytes, *, max_rows: int = MAX_ROWS) -> tuple[int, Iterator[SheetRow]]:
     """Read a listing spreadsheet: returns (number of data rows, the rows in sheet order).
 
     The format follows the extension (.csv or .xlsx). The header must be row 1; headers are matched
     leniently (whitespace, full-width parentheses, the （元） suffix, a few aliases) and unknown
     columns are ignored. Blank rows are skipped and not counted. Raises SheetError for a problem
-    with the whole file (format, encoding, damage, header, too many rows)."""
-    extension = filename.strip().lower().rsplit(".", 1)[-1] if "." in filename else ""
+    with the whole file (format, encoding, damage, header, the limits above)."""
+    extension = _extension(filename)
     if extension == "csv":
         rows = _read_csv(content, max_rows)
     elif extension == "xlsx":
@@ -285,8 +519,8 @@ def _csv_bytes(rows: Iterable[Sequence[str]]) -> bytes:
 
 def template_csv() -> bytes:
     """The import template as CSV (UTF-8 with BOM): the header row and one example row."""
-    header = [header for _, header, _ in COLUMNS]
-    example = [str(_EXAMPLE_ROW[field]) for field, _, _ in COLUMNS]
+    header = [spreadsheet_safe(header) for _, header, _ in COLUMNS]
+    example = [spreadsheet_safe(str(_EXAMPLE_ROW[field])) for field, _, _ in COLUMNS]
     return _csv_bytes([header, example])
 
 
@@ -299,28 +533,30 @@ def template_xlsx() -> bytes:
     bold = Font(bold=True)
     header_cells = []
     for _, header, _ in COLUMNS:
-        cell = WriteOnlyCell(sheet, value=header)
+        cell = WriteOnlyCell(sheet, value=spreadsheet_safe(header))
         cell.font = bold
         header_cells.append(cell)
     sheet.append(header_cells)
     example: list[str | int | float] = []
     for field, _, _ in COLUMNS:
         value = _EXAMPLE_ROW[field]
-        # Amounts as numbers, so the example behaves like a user's own figures in Excel.
-        example.append(float(value) if field in ("price", "reference_price") else value)
+        # Amounts as numbers, so the example behaves like a user's own figures in Excel; openpyxl
+        # would store text starting with "=" as a formula.
+        if field in ("price", "reference_price"):
+            example.append(float(value))
+        else:
+            example.append(spreadsheet_safe(value) if isinstance(value, str) else value)
     sheet.append(example)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
 
 
-def _guard(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
-
-
 def report_csv(rows: Iterable[tuple[int, str, str]]) -> bytes:
     """The per-row import report (行号, 结果, 原因) as CSV, UTF-8 with BOM. Text cells that a
     spreadsheet program would run as a formula are prefixed with a single quote."""
     lines: list[list[str]] = [["行号", "结果", "原因"]]
-    lines.extend([str(line), _guard(result), _guard(reason)] for line, result, reason in rows)
+    lines.extend(
+        [str(line), spreadsheet_safe(result), spreadsheet_safe(reason)] for line, result, reason in rows
+    )
     return _csv_bytes(lines)

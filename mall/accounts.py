@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall import auth, clock
+from mall import auth, clock, fields
 from mall.auth import Principal
 from mall.credit_code import problem_with
 from mall.db import Database
@@ -75,13 +75,13 @@ async def create_user(
     db: Database, who: Principal | None, org_id: uuid.UUID, username: str, display_name: str, password: str
 ) -> User:
     username = username.strip().lower()
+    display_name = fields.text(display_name, "姓名", fields.SHORT_MAX, min_length=1, field="display_name")
     errors = []
     if not USERNAME.fullmatch(username):
         errors.append("用户名应为3至64位小写字母、数字或 _ . -，以字母开头")
-    if not 1 <= len(display_name.strip()) <= 100:
-        errors.append("请填写姓名")
-    if len(password) < 8:
-        errors.append("密码至少8位")
+    weak = auth.password_problem(password, username)
+    if weak is not None:
+        errors.append(weak[1])
     if errors:
         raise InvalidInput("；".join(errors), code="user_invalid")
     password_hash = auth.hash_password(password)
@@ -95,7 +95,7 @@ async def create_user(
             id=uuid.uuid4(),
             org_id=org.id,
             username=username,
-            display_name=display_name.strip(),
+            display_name=display_name,
             password_hash=password_hash,
             created_at=clock.now(),
         )

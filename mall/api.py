@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -10,7 +11,7 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from sqlalchemy import select, text
 
-from mall import accounts, auth, budgets, disclosure, orders, oversight
+from mall import accounts, auth, budgets, clock, disclosure, login_throttle, orders, oversight
 from mall.auth import PUBLIC, Principal, allow
 from mall.clock import rfc3339
 from mall.deps import DB, Config
@@ -24,20 +25,24 @@ from mall.structs import (
     BudgetLineOut,
     CartAdd,
     CartLineOut,
+    CartPriceIn,
     CartQuantity,
     CheckoutIn,
     CheckoutOut,
     ConfirmIn,
     EventOut,
+    LoginThrottleOut,
     Me,
     OrderOut,
     OrderPage,
     OrganizationCreate,
     OrganizationOut,
     OrganizationPage,
+    PasswordChange,
     PayIn,
     ReasonIn,
     ShipIn,
+    TokenInfo,
     TokenOut,
     TokenRequest,
     UserCreate,
@@ -54,17 +59,95 @@ def me_of(request: Request[Any, Any, Any]) -> Principal:
     return user  # type: ignore[no-any-return]
 
 
-@post("/api/auth/token", opt=PUBLIC, status_code=201, tags=["账户"], summary="用户名密码换取 API 令牌")
-async def create_token(request: Request[Any, Any, Any], data: JSONBody[TokenRequest], db: DB) -> TokenOut:
-    ip = request.client.host if request.client else ""
-    who = await auth.authenticate(db, data.username, data.password, ip)
-    token, row = await auth.issue_token(db, who, data.name or "api")
+@post(
+    "/api/auth/token",
+    opt=PUBLIC,
+    status_code=201,
+    tags=["账户"],
+    summary="用户名密码换取 API 令牌",
+    description=(
+        "令牌有效期 token_ttl_days 天（默认 7 天）；每个用户至多 max_live_tokens 个有效令牌（默认 20 个），"
+        "超出时自动吊销最早签发的令牌。登录失败过多时返回 429 与 Retry-After。"
+    ),
+    middleware=[login_throttle.LOGIN_REQUEST_LIMIT.middleware],
+)
+async def create_token(
+    request: Request[Any, Any, Any], data: JSONBody[TokenRequest], db: DB, settings: Config
+) -> TokenOut:
+    ip = login_throttle.client_of(request)
+    who = await auth.authenticate(
+        db, data.username, data.password, ip, exempt=login_throttle.is_exempt(request)
+    )
+    token, row = await auth.issue_token(
+        db,
+        who,
+        data.name or "api",
+        ttl=timedelta(days=settings.token_ttl_days),
+        max_live=settings.max_live_tokens,
+    )
     return TokenOut(
         token=token,
         token_type="Bearer",  # noqa: S106
         expires_at=rfc3339(row.expires_at),
         role=who.role,
     )
+
+
+@get("/api/auth/tokens", opt=allow("user"), tags=["账户"], summary="本人的有效 API 令牌（不含令牌本身）")
+async def list_tokens(request: Request[Any, Any, Any], db: DB) -> list[TokenInfo]:
+    who = me_of(request)
+    return [
+        TokenInfo(
+            id=t.id,
+            name=t.name,
+            created_at=rfc3339(t.created_at),
+            expires_at=rfc3339(t.expires_at),
+            last_used_at=rfc3339(t.last_used_at) if t.last_used_at else None,
+            current=t.id == who.token_id,
+        )
+        for t in await auth.tokens_of(db, who.user_id)
+    ]
+
+
+@delete(
+    "/api/auth/tokens/{token_id:uuid}",
+    opt=allow("user"),
+    status_code=204,
+    tags=["账户"],
+    summary="吊销本人的令牌",
+)
+async def revoke_token(request: Request[Any, Any, Any], token_id: FromPath[uuid.UUID], db: DB) -> None:
+    await auth.revoke_token(db, me_of(request), token_id)
+
+
+@post(
+    "/api/auth/password",
+    opt=allow("user"),
+    status_code=204,
+    tags=["账户"],
+    summary="修改本人密码",
+    description="校验当前密码后设置新密码；本人所有页面登录随即失效，所有 API 令牌（包括本次请求所用的）均被吊销，需重新获取令牌。",
+)
+async def change_password(request: Request[Any, Any, Any], data: JSONBody[PasswordChange], db: DB) -> None:
+    await auth.change_password(
+        db,
+        me_of(request),
+        data.current_password,
+        data.new_password,
+        login_throttle.client_of(request),
+        exempt=login_throttle.is_exempt(request),
+    )
+
+
+@post(
+    "/api/auth/logout-all",
+    opt=allow("user"),
+    status_code=204,
+    tags=["账户"],
+    summary="在所有设备上退出：结束本人所有页面登录并吊销所有 API 令牌（包括本次请求所用的）",
+)
+async def logout_all(request: Request[Any, Any, Any], db: DB) -> None:
+    await auth.end_everywhere(db, me_of(request).user_id, login_throttle.client_of(request))
 
 
 @get("/api/me", opt=allow("user"), tags=["账户"])
@@ -81,7 +164,13 @@ async def list_budgets(request: Request[Any, Any, Any], db: DB) -> list[BudgetLi
         return [BudgetLineOut.of(b) for b in await budgets.lines_of(s, who.org_id)]
 
 
-@get("/api/cart", opt=allow("buyer"), tags=["网上超市"])
+@get(
+    "/api/cart",
+    opt=allow("buyer"),
+    tags=["网上超市"],
+    summary="购物车：unit_price 为现价，agreed_unit_price 为加入（或确认）时的价格",
+    description="price_risen=true 表示现价高于加入购物车时的价格：须先确认新价格（POST /api/cart/items/{id}/price），否则下单返回 409 price_changed。",
+)
 async def get_cart(request: Request[Any, Any, Any], db: DB) -> list[CartLineOut]:
     who = me_of(request)
     async with db.read() as s:
@@ -93,14 +182,22 @@ async def get_cart(request: Request[Any, Any, Any], db: DB) -> list[CartLineOut]
                 quantity_str(c.item.quantity),
                 money_str(c.listing.price),
                 money_str(c.amount),
+                money_str(c.item.unit_price),
+                c.price_risen,
             )
             for c in await orders.cart_of(s, who.user_id)
         ]
 
 
-@post("/api/cart/items", opt=allow("buyer"), status_code=204, tags=["网上超市"])
+@post(
+    "/api/cart/items",
+    opt=allow("buyer"),
+    status_code=204,
+    tags=["网上超市"],
+    summary="加入购物车（按现价；unit_price 为页面显示的价格，现价更高时 409 price_changed）",
+)
 async def cart_add(request: Request[Any, Any, Any], data: JSONBody[CartAdd], db: DB) -> None:
-    await orders.add_to_cart(db, me_of(request), data.listing_id, str(data.quantity))
+    await orders.add_to_cart(db, me_of(request), data.listing_id, str(data.quantity), data.unit_price)
 
 
 @put("/api/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204, tags=["网上超市"])
@@ -108,6 +205,19 @@ async def cart_set(
     request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], data: JSONBody[CartQuantity], db: DB
 ) -> None:
     await orders.set_cart_quantity(db, me_of(request), listing_id, str(data.quantity))
+
+
+@post(
+    "/api/cart/items/{listing_id:uuid}/price",
+    opt=allow("buyer"),
+    status_code=204,
+    tags=["网上超市"],
+    summary="确认购物车中商品的新价格（须等于现价，否则 409 price_changed）",
+)
+async def cart_accept_price(
+    request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], data: JSONBody[CartPriceIn], db: DB
+) -> None:
+    await orders.accept_cart_price(db, me_of(request), listing_id, data.unit_price)
 
 
 @delete("/api/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204, tags=["网上超市"])
@@ -120,6 +230,12 @@ async def cart_remove(request: Request[Any, Any, Any], listing_id: FromPath[uuid
     opt=allow("buyer"),
     tags=["网上超市"],
     summary="下单：每个供应商一张订单；需 Idempotency-Key 请求头",
+    description=(
+        "items 为空时结算购物车。items[].unit_price 为客户端确认的单价：现价更高时整单拒绝（409 price_changed，"
+        "changes 列出每种商品的 old_price 与 new_price），现价更低时按现价成交；未给出时以购物车中保存的价格为准。"
+        "同一商品（品目、品牌、型号相同）不论来自几家供应商，合计须低于分散采购限额（422 purchase_above_threshold，"
+        "含 total 与 limit）。以同一 Idempotency-Key 重试时返回首次下单的订单（200，replayed=true）。"
+    ),
 )
 async def checkout(
     request: Request[Any, Any, Any],
@@ -134,6 +250,7 @@ async def checkout(
         items=tuple((i.listing_id, str(i.quantity)) for i in data.items),
         delivery_address=data.delivery_address,
         note=data.note,
+        agreed_prices=tuple((i.listing_id, i.unit_price) for i in data.items if i.unit_price is not None),
     )
     placed, replayed = await orders.checkout(db, settings, me_of(request), req)
     async with db.read() as s:
@@ -357,6 +474,44 @@ async def create_user(
     return UserOut(user.id, user.username, user.display_name, user.org_id)
 
 
+@get(
+    "/api/admin/login-throttles",
+    opt=allow("admin"),
+    tags=["平台管理"],
+    summary="生效中的登录限制（账号+地址、地址）",
+)
+async def list_login_throttles(db: DB) -> list[LoginThrottleOut]:
+    now = clock.now()
+    async with db.read() as s:
+        rows = await login_throttle.in_force(s, now)
+    return [
+        LoginThrottleOut(
+            id=r.id,
+            kind=r.kind,
+            username=r.username,
+            ip=r.ip,
+            failures=r.failures,
+            last_failure_at=rfc3339(r.last_failure_at),
+            blocked_until=rfc3339(r.blocked_until) if r.blocked_until else None,
+            retry_after=login_throttle.retry_after(r, now),
+        )
+        for r in rows
+    ]
+
+
+@delete(
+    "/api/admin/login-throttles/{throttle_id:uuid}",
+    opt=allow("admin"),
+    status_code=204,
+    tags=["平台管理"],
+    summary="解除一条登录限制（记入审计日志）",
+)
+async def clear_login_throttle(
+    request: Request[Any, Any, Any], throttle_id: FromPath[uuid.UUID], db: DB
+) -> None:
+    await login_throttle.clear(db, me_of(request).user_id, throttle_id, login_throttle.client_of(request))
+
+
 @post(
     "/api/admin/organizations/{org_id:uuid}/budget-lines",
     opt=allow("admin"),
@@ -460,11 +615,16 @@ async def healthz(request: Request[Any, Any, Any], db: DB, settings: Config) -> 
 
 ROUTES = [
     create_token,
+    list_tokens,
+    revoke_token,
+    change_password,
+    logout_all,
     me,
     list_budgets,
     get_cart,
     cart_add,
     cart_set,
+    cart_accept_price,
     cart_remove,
     checkout,
     list_orders,
@@ -484,6 +644,8 @@ ROUTES = [
     list_organizations,
     register_organization,
     create_user,
+    list_login_throttles,
+    clear_login_throttle,
     add_budget_line,
     feed,
     feed_record,

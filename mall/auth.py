@@ -1,7 +1,8 @@
 """Who is calling: passwords, session cookies for pages, bearer tokens for the API, and the access guard.
 
 Every route handler declares who may call it with `opt=allow(...)`; the global guard refuses a
-handler that declares nothing, so an endpoint can never be open by omission.
+handler that declares nothing, so an endpoint can never be open by omission. Password checks go
+through `mall.login_throttle`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -23,11 +25,11 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from sqlalchemy import func, select
+from sqlalchemy import or_, select, update
 
-from mall import clock
-from mall.db import Database
-from mall.errors import TooManyAttempts, Unauthenticated
+from mall import clock, fields, login_throttle
+from mall.db import Database, Tx
+from mall.errors import InvalidInput, NotFound, Unauthenticated
 from mall.models import ApiToken, AuditEntry, OrgKind, User
 
 # Cheap enough for a 2-core machine under a checkout benchmark, still memory-hard.
@@ -48,7 +50,12 @@ ROLE_LABELS = {
     "admin": "平台管理员",
 }
 ALL_ROLES = ("buyer", "supplier", "center", "regulator", "admin")
-TOKEN_TTL = timedelta(days=30)
+# Defaults; the app passes settings.token_ttl_days and settings.max_live_tokens.
+TOKEN_TTL = timedelta(days=7)
+MAX_LIVE_TOKENS = 20
+# A token's last use is written when the stored one is older than this: one write per token per
+# few minutes instead of one per request.
+LAST_USE_EVERY = timedelta(minutes=5)
 
 
 @functools.lru_cache(maxsize=1)
@@ -67,6 +74,41 @@ def verify_password(stored: str, password: str) -> bool:
         return False
 
 
+# ------------------------------------------------------------------ the password policy
+
+PASSWORD_MIN = 10
+COMMON_PASSWORDS = Path(__file__).resolve().parent / "data" / "common-passwords.txt"
+
+
+@functools.lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The 10,000 most common passwords, lowercased (see mall/data/README.md for the source)."""
+    return frozenset(COMMON_PASSWORDS.read_text(encoding="utf-8").split())
+
+
+def password_problem(password: str, username: str) -> tuple[str, str] | None:
+    """(rule, Chinese message) of the first rule a new password breaks, or None. The one policy for
+    every password that is set: accounts the admin opens, password changes, the demo seed."""
+    if len(password) > fields.PASSWORD_MAX:
+        return "too_long", f"密码不能超过 {fields.PASSWORD_MAX} 个字符"
+    if len(password) < PASSWORD_MIN:
+        return "too_short", f"密码至少 {PASSWORD_MIN} 个字符（现为 {len(password)} 个）"
+    if not password.strip():
+        return "blank", "密码不能只由空白字符组成"
+    if password.strip().casefold() == username.strip().casefold():
+        return "same_as_username", "密码不能与用户名相同"
+    if password.strip().lower() in common_passwords():
+        return "too_common", "密码过于常见（属于最常用的 10,000 个密码），请换一个不易猜到的密码"
+    return None
+
+
+def require_sound_password(password: str, username: str) -> None:
+    problem = password_problem(password, username)
+    if problem is not None:
+        rule, message = problem
+        raise InvalidInput(message, code="password_invalid", rule=rule)
+
+
 @dataclass(frozen=True)
 class Principal:
     user_id: uuid.UUID
@@ -77,13 +119,14 @@ class Principal:
     org_name: str
     org_credit_code: str
     via_token: bool = False
+    token_id: uuid.UUID | None = None  # the API token this call came with
 
     @property
     def role_label(self) -> str:
         return ROLE_LABELS.get(self.role, self.role)
 
 
-def principal_of(user: User, *, via_token: bool = False) -> Principal:
+def principal_of(user: User, *, via_token: bool = False, token_id: uuid.UUID | None = None) -> Principal:
     org = user.org
     # Fail closed: only the admin flag makes an admin; a user without an organization has no role.
     role = "admin" if user.is_admin else ROLE_OF_KIND[OrgKind(org.kind)] if org else "none"
@@ -96,60 +139,121 @@ def principal_of(user: User, *, via_token: bool = False) -> Principal:
         org_name=org.name if org else "平台",
         org_credit_code=org.credit_code if org else "",
         via_token=via_token,
+        token_id=token_id,
     )
 
 
-LOGIN_FAILURES_ALLOWED = 5
-LOGIN_LOCKOUT = timedelta(minutes=15)
+# ------------------------------------------------------------------ checking passwords
 
 
-async def authenticate(db: Database, username: str, password: str, ip: str = "") -> Principal:
-    """Check a password. Attempts on one account are serialized (the user row is locked on
-    PostgreSQL; SQLite has one writer), so the failure count cannot be raced past."""
-    username = username[:64]
-    locked = failed = False
+def login_name(username: str) -> str:
+    """Usernames are stored lower-case; the throttle counts "Admin" and "admin" as one account."""
+    return username.strip().lower()[: fields.USERNAME_MAX]
+
+
+@dataclass
+class _Check:
+    user: User | None = None  # the account named, if it exists
+    ok: bool = False
+    wait: login_throttle.Wait | None = None
+
+
+async def _check_password(tx: Tx, username: str, password: str, ip: str, exempt: bool) -> _Check:
+    """One throttled password check inside a write transaction: refused unchecked while a wait is in
+    force; otherwise the same work whether or not the user exists (timing reveals no usernames),
+    and the failure or success recorded in the same transaction."""
+    s = tx.session
+    now = clock.now()
+    if not exempt:
+        await login_throttle.serialize(s, username, ip)
+        wait = await login_throttle.wait_for(s, username, ip, now)
+        if wait is not None:
+            return _Check(wait=wait)
+    user = (await s.execute(select(User).where(User.username == username))).scalars().first()
+    stored = user.password_hash if user is not None else _dummy_hash()
+    # Off the event loop: argon2 is deliberately slow.
+    ok = await asyncio.to_thread(verify_password, stored, password)
+    ok = ok and user is not None and user.is_active
+    if not exempt:
+        if ok:
+            await login_throttle.record_success(s, username, ip)
+        else:
+            await login_throttle.record_failure(s, username, ip, now)
+    return _Check(user=user, ok=ok)
+
+
+async def authenticate(
+    db: Database, username: str, password: str, ip: str = "", *, exempt: bool = False
+) -> Principal:
+    """Check a password for a login. `ip` is the client address (`netaddr.client_ip`); `exempt`
+    skips the throttle (`netaddr.exempt`: the benchmarks' loopback)."""
+    username = login_name(username)
     principal: Principal | None = None
     async with db.write() as tx:
-        s = tx.session
-        user = (
-            (await s.execute(select(User).where(User.username == username).with_for_update(of=User)))
-            .scalars()
-            .first()
-        )
-        recent = await s.scalar(
-            select(func.count()).where(
-                AuditEntry.action == "login_failed",
-                AuditEntry.target == username,
-                AuditEntry.at > clock.now() - LOGIN_LOCKOUT,
-            )
-        )
-        if (recent or 0) >= LOGIN_FAILURES_ALLOWED:
-            locked = True  # the password is not even checked
-        else:
-            # The same work whether or not the user exists, so timing does not reveal usernames;
-            # off the event loop, because argon2 is deliberately slow.
-            stored = user.password_hash if user is not None else _dummy_hash()
-            ok = await asyncio.to_thread(verify_password, stored, password)
-            ok = ok and user is not None and user.is_active
-            s.add(
+        check = await _check_password(tx, username, password, ip, exempt)
+        if check.wait is None:
+            tx.session.add(
                 AuditEntry(
                     at=clock.now(),
-                    actor_user_id=user.id if user else None,
-                    action="login" if ok else "login_failed",
+                    actor_user_id=check.user.id if check.user else None,
+                    action="login" if check.ok else "login_failed",
                     target=username,
                     ip=ip[:64],
                 )
             )
-            if ok and user is not None:
-                user.last_login_at = clock.now()
-                principal = principal_of(user)
-            else:
-                failed = True
-    if locked:
-        raise TooManyAttempts("登录失败次数过多，请15分钟后再试", code="too_many_attempts")
-    if failed or principal is None:
+            if check.ok and check.user is not None:
+                check.user.last_login_at = clock.now()
+                principal = principal_of(check.user)
+    if check.wait is not None:
+        raise login_throttle.LoginThrottled(check.wait)
+    if principal is None:
         raise Unauthenticated("用户名或密码错误", code="bad_credentials")
     return principal
+
+
+async def _end_everything(tx: Tx, user: User, now: datetime) -> int:
+    """Every page session (the cookie carries the epoch) and every API token of the user end."""
+    user.session_epoch += 1
+    await tx.session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return user.session_epoch
+
+
+async def change_password(
+    db: Database, who: Principal, current: str, new: str, ip: str = "", *, exempt: bool = False
+) -> int:
+    """The user changes their own password: the current one is checked (throttled like a login), the
+    policy applies, every session ends and every token is revoked — the caller's own included.
+    Returns the new session epoch (the page keeps the browser that made the change logged in)."""
+    require_sound_password(new, who.username)
+    new_hash = await asyncio.to_thread(hash_password, new)
+    epoch: int | None = None
+    async with db.write() as tx:
+        check = await _check_password(tx, who.username, current, ip, exempt)
+        if check.wait is None:
+            now = clock.now()
+            ok = check.ok and check.user is not None and check.user.id == who.user_id
+            tx.session.add(
+                AuditEntry(
+                    at=now,
+                    actor_user_id=who.user_id,
+                    action="password_changed" if ok else "password_change_failed",
+                    target=who.username,
+                    ip=ip[:64],
+                )
+            )
+            if ok and check.user is not None:
+                check.user.password_hash = new_hash
+                epoch = await _end_everything(tx, check.user, now)
+    if check.wait is not None:
+        raise login_throttle.LoginThrottled(check.wait)
+    if epoch is None:
+        raise Unauthenticated("当前密码错误", code="bad_credentials")
+    return epoch
 
 
 async def end_sessions(db: Database, user_id: uuid.UUID) -> None:
@@ -160,29 +264,108 @@ async def end_sessions(db: Database, user_id: uuid.UUID) -> None:
             tx.session.add(AuditEntry(at=clock.now(), actor_user_id=user_id, action="logout"))
 
 
+async def end_everywhere(db: Database, user_id: uuid.UUID, ip: str = "") -> None:
+    """Log out everywhere: every session and every API token of the user end."""
+    async with db.write() as tx:
+        user = await tx.session.get(User, user_id)
+        if user is not None:
+            now = clock.now()
+            await _end_everything(tx, user, now)
+            tx.session.add(AuditEntry(at=now, actor_user_id=user_id, action="logout_all", ip=ip[:64]))
+
+
+# ------------------------------------------------------------------ API tokens
+
+
 def _token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def issue_token(db: Database, principal: Principal, name: str = "") -> tuple[str, ApiToken]:
+async def issue_token(
+    db: Database,
+    principal: Principal,
+    name: str = "",
+    *,
+    ttl: timedelta = TOKEN_TTL,
+    max_live: int = MAX_LIVE_TOKENS,
+) -> tuple[str, ApiToken]:
+    """A new token. Beyond `max_live` live tokens the oldest are revoked (audited): whoever asks has
+    just proven the password, and scripts that log in on every run keep working; with a fixed
+    lifetime the oldest token is also the one closest to expiring anyway."""
+    name = fields.text(name, "令牌名称", fields.SHORT_MAX, field="name")
     token = "mall_" + secrets.token_urlsafe(32)
     now = clock.now()
     row = ApiToken(
+        id=uuid.uuid4(),
         user_id=principal.user_id,
         token_hash=_token_digest(token),
-        name=name[:100],
+        name=name,
         created_at=now,
-        expires_at=now + TOKEN_TTL,
+        expires_at=now + ttl,
     )
     async with db.write() as tx:
-        tx.session.add(row)
-        tx.session.add(
-            AuditEntry(at=now, actor_user_id=principal.user_id, action="token_issued", target=name[:100])
+        s = tx.session
+        # One issue at a time per user, so two logins at once cannot both take the last free place.
+        await s.execute(select(User.id).where(User.id == principal.user_id).with_for_update())
+        live = list(
+            (
+                await s.execute(
+                    select(ApiToken)
+                    .where(*_live(principal.user_id, now))
+                    .order_by(ApiToken.created_at, ApiToken.id)
+                )
+            ).scalars()
         )
+        for old in live[: max(0, len(live) - max_live + 1)]:
+            old.revoked_at = now
+            s.add(
+                AuditEntry(
+                    at=now,
+                    actor_user_id=principal.user_id,
+                    action="token_revoked",
+                    target=old.name,
+                    detail=f"有效令牌已达上限（{max_live} 个），自动吊销最早签发的令牌",
+                )
+            )
+        s.add(row)
+        s.add(AuditEntry(at=now, actor_user_id=principal.user_id, action="token_issued", target=name))
     return token, row
 
 
+def _live(user_id: uuid.UUID, now: datetime) -> tuple[Any, ...]:
+    return (ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None), ApiToken.expires_at > now)
+
+
+async def tokens_of(db: Database, user_id: uuid.UUID) -> list[ApiToken]:
+    """The user's live tokens, newest first."""
+    async with db.read() as s:
+        rows = await s.execute(
+            select(ApiToken)
+            .where(*_live(user_id, clock.now()))
+            .order_by(ApiToken.created_at.desc(), ApiToken.id)
+        )
+        return list(rows.scalars())
+
+
+async def revoke_token(db: Database, who: Principal, token_id: uuid.UUID) -> None:
+    """The owner revokes one of their tokens; anyone else's is "not found"."""
+    async with db.write() as tx:
+        row = (
+            await tx.session.execute(
+                select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == who.user_id)
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFound("令牌不存在", code="token_not_found")
+        if row.revoked_at is None:
+            row.revoked_at = clock.now()
+            tx.session.add(
+                AuditEntry(at=clock.now(), actor_user_id=who.user_id, action="token_revoked", target=row.name)
+            )
+
+
 async def principal_from_token(db: Database, token: str) -> Principal | None:
+    now = clock.now()
     async with db.read() as s:
         row = (
             await s.execute(
@@ -194,9 +377,21 @@ async def principal_from_token(db: Database, token: str) -> Principal | None:
         if row is None:
             return None
         tok, user = row
-        if tok.revoked_at is not None or tok.expires_at <= clock.now() or not user.is_active:
+        if tok.revoked_at is not None or tok.expires_at <= now or not user.is_active:
             return None
-        return principal_of(user, via_token=True)
+        principal = principal_of(user, via_token=True, token_id=tok.id)
+    if tok.last_used_at is None or tok.last_used_at <= now - LAST_USE_EVERY:
+        async with db.write() as tx:
+            await tx.session.execute(
+                update(ApiToken)
+                .where(
+                    ApiToken.id == tok.id,
+                    or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USE_EVERY),
+                )
+                .values(last_used_at=now)
+                .execution_options(synchronize_session=False)
+            )
+    return principal
 
 
 async def principal_from_session(db: Database, session: dict[str, Any]) -> Principal | None:

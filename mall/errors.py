@@ -113,10 +113,18 @@ def problem_body(
 
 
 def problem(
-    status: int, code: str, detail: str, instance: str = "", extra: dict[str, Any] | None = None
+    status: int,
+    code: str,
+    detail: str,
+    instance: str = "",
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response[Any]:
     return Response(
-        content=problem_body(status, code, detail, instance, extra), status_code=status, media_type=PROBLEM
+        content=problem_body(status, code, detail, instance, extra),
+        status_code=status,
+        media_type=PROBLEM,
+        headers=headers,
     )
 
 
@@ -125,11 +133,12 @@ def _wants_html(request: Request[Any, Any, Any]) -> bool:
 
 
 def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    headers = getattr(exc, "headers", None)  # e.g. Retry-After of a login throttle
     if _wants_html(request):
         from mall.pages import error_page
 
-        return error_page(request, exc.status, exc.code, exc.detail)
-    return problem(exc.status, exc.code, exc.detail, request.url.path, exc.extra)
+        return error_page(request, exc.status, exc.code, exc.detail, headers)
+    return problem(exc.status, exc.code, exc.detail, request.url.path, exc.extra, headers)
 
 
 def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -156,11 +165,12 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
         code, detail = "rate_limited", "请求过于频繁，请稍后再试"
     else:
         code, detail = f"http_{status}", "请求无法处理"
+    headers = exc.headers if status == 429 else None  # the rate limit's Retry-After
     if _wants_html(request):
         from mall.pages import error_page
 
-        return error_page(request, status, code, detail)
-    return problem(status, code, detail, request.url.path)
+        return error_page(request, status, code, detail, headers)
+    return problem(status, code, detail, request.url.path, headers=headers)
 
 
 _MESSAGES = [

@@ -16,7 +16,7 @@ from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import File, Redirect, Stream, Template
 
-from mall import atom, disclosure, exports
+from mall import atom, disclosure, exports, files
 from mall.api import me_of
 from mall.auth import PUBLIC, Principal, allow
 from mall.db import Database
@@ -99,9 +99,8 @@ async def _xlsx_file(q: exports.ExportQuery, db: Database, settings: Settings) -
             f"匹配的记录有 {count} 条，超过 {settings.export_xlsx_direct_max} 条的 Excel 文件请创建导出任务生成",
             code="export_too_large",
         )
-    tmp_dir = settings.data_dir / "exports" / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=".xlsx", delete=False) as fh:
+    # A scratch file for this one response (a zip is finished only at its end), removed after it.
+    with tempfile.NamedTemporaryFile(prefix="mall-export-", suffix=".xlsx", delete=False) as fh:
         path = Path(fh.name)
     await exports.write_xlsx(db, q, path)
     return File(
@@ -172,16 +171,21 @@ async def api_export_status(
 @get("/api/exports/{export_id:uuid}/download", opt=EXPORTERS, tags=TAGS, summary="下载导出文件")
 async def api_export_download(
     request: Request[Any, Any, Any], export_id: FromPath[uuid.UUID], db: DB, settings: Config
-) -> File:
-    return _job_file(await exports.get_job(db, me_of(request), export_id), settings)
+) -> Stream:
+    return await _job_file(await exports.get_job(db, me_of(request), export_id), db, settings)
 
 
-def _job_file(job: ExportJob, settings: Settings) -> File:
-    path = exports.job_file(settings, job)
-    return File(
-        path,
+async def _job_file(job: ExportJob, db: Database, settings: Settings) -> Stream:
+    """The job's file, streamed from the file store piece by piece (whichever host wrote it)."""
+    store = files.store_for(settings, db)
+    info = await exports.job_file(store, settings, job)
+    return Stream(
+        store.chunks(info.key),
         media_type=exports.MEDIA_TYPES[job.format],
-        headers={"content-disposition": exports.content_disposition(exports.job_download_name(job))},
+        headers={
+            "content-disposition": exports.content_disposition(exports.job_download_name(job)),
+            "content-length": str(info.size),
+        },
     )
 
 
@@ -296,8 +300,8 @@ async def job_status(request: Request[Any, Any, Any], export_id: FromPath[uuid.U
 @get("/exports/jobs/{export_id:uuid}/download", opt=EXPORTERS, include_in_schema=False)
 async def job_download(
     request: Request[Any, Any, Any], export_id: FromPath[uuid.UUID], db: DB, settings: Config
-) -> File:
-    return _job_file(await exports.get_job(db, _who(request), export_id), settings)
+) -> Stream:
+    return await _job_file(await exports.get_job(db, _who(request), export_id), db, settings)
 
 
 ROUTES = [

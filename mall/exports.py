@@ -3,7 +3,8 @@
 Records are read in `seq` order, a batch per read transaction, up to the ledger head as it was when
 the export began, so memory stays flat whatever the size and a live ledger exports consistently.
 The filters are the public feed's, plus a 品目 prefix. Large exports run as a job that writes a file
-into `data_dir/exports/` and reports its progress.
+into the file store (mall.files), which every web process streams downloads from, and reports its
+progress.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import json
 import logging
 import re
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -25,11 +27,12 @@ from urllib.parse import quote
 import msgspec
 from sqlalchemy import func, select, update
 
-from mall import clock, ocds, xlsx
+from mall import clock, files, ocds, xlsx
 from mall.auth import Principal
 from mall.db import Database
 from mall.disclosure import KIND_LABELS, MODE_LABELS, FeedQuery, _filtered, parse_feed_query
 from mall.errors import InvalidInput, NotFound
+from mall.fields import spreadsheet_safe
 from mall.models import DisclosureRecord, ExportJob, LedgerHead
 from mall.settings import Settings
 
@@ -85,6 +88,8 @@ HEADERS = [
     "失败原因",
     "哈希",
 ]
+# An amount or quantity as the ledger writes it (the minus sign is there for safety: none is negative).
+PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 MONEY_COLUMNS = frozenset(HEADERS.index(h) for h in ("总金额（元）", "单价（元）", "金额（元）"))
 NUMBER_COLUMNS = MONEY_COLUMNS | {HEADERS.index("数量")}
 
@@ -233,43 +238,56 @@ async def iter_records(
 
 
 def record_rows(record: dict[str, Any], category: str | None, names: dict[str, str]) -> Iterator[list[Any]]:
-    """One row per line item (only the lines in the 品目 when filtered by one); amounts as exact text."""
+    """One row per line item (only the lines in the 品目 when filtered by one); amounts as exact text,
+    text cells safe to open in a spreadsheet program (mall.fields.spreadsheet_safe)."""
     supplier = record.get("supplier") or {}
     head = [
         record["seq"],
-        record["id"],
-        KIND_LABELS.get(record["kind"], record["kind"]),
-        record.get("amends") or "",
-        MODE_LABELS.get(record["mode"], record["mode"]),
-        record["order_no"],
-        record.get("region_code") or "",
-        record["deal_date"],
+        _text(record["id"]),
+        _text(KIND_LABELS.get(record["kind"], record["kind"])),
+        _text(record.get("amends")),
+        _text(MODE_LABELS.get(record["mode"], record["mode"])),
+        _text(record["order_no"]),
+        _text(record.get("region_code")),
+        _text(record["deal_date"]),
         _beijing(record["published_at"]),
-        record["buyer"]["name"],
-        record["buyer"]["credit_code"],
-        supplier.get("name") or "",
-        supplier.get("credit_code") or "",
-        supplier.get("address") or "",
-        record.get("total_amount") or "",
+        _text(record["buyer"]["name"]),
+        _text(record["buyer"]["credit_code"]),
+        _text(supplier.get("name")),
+        _text(supplier.get("credit_code")),
+        _text(supplier.get("address")),
+        _number(record.get("total_amount")),
     ]
-    tail = [record.get("reason") or "", record["hash"]]
+    tail = [_text(record.get("reason")), _text(record["hash"])]
     lines = matching_lines(record, category) or [{}]
     for n, line in enumerate(lines, start=1):
         code = str(line.get("category_code") or "")
         yield [
             *head,
             n if line else "",
-            code,
-            names.get(code, "") if code else "",
-            line.get("item_name") or "",
-            line.get("brand") or "",
-            line.get("spec_model") or "",
-            line.get("quantity") or "",
-            line.get("unit") or "",
-            line.get("unit_price") or "",
-            line.get("amount") or "",
+            _text(code),
+            _text(names.get(code, "") if code else ""),
+            _text(line.get("item_name")),
+            _text(line.get("brand")),
+            _text(line.get("spec_model")),
+            _number(line.get("quantity")),
+            _text(line.get("unit")),
+            _number(line.get("unit_price")),
+            _number(line.get("amount")),
             *tail,
         ]
+
+
+def _text(value: Any) -> str:
+    """A text cell: one that a spreadsheet program would run as a formula is neutralised."""
+    return spreadsheet_safe(str(value or ""))
+
+
+def _number(value: Any) -> str:
+    """An amount or quantity cell: the ledger's exact decimal text. A plain decimal, negative or not,
+    is read as a number, never as a formula; anything else is text, neutralised like any other."""
+    text = str(value or "")
+    return text if not text or PLAIN_DECIMAL.fullmatch(text) else spreadsheet_safe(text)
 
 
 def _category_names() -> dict[str, str]:
@@ -368,19 +386,15 @@ async def write_xlsx(
                     sheet_no, in_sheet = sheet_no + 1, 0
                     wb.add_sheet(f"成交记录{sheet_no}")
                     wb.append(HEADERS)
-                wb.append([Decimal(v) if i in NUMBER_COLUMNS and v != "" else v for i, v in enumerate(row)])
+                wb.append(
+                    [
+                        Decimal(v) if i in NUMBER_COLUMNS and v and PLAIN_DECIMAL.fullmatch(v) else v
+                        for i, v in enumerate(row)
+                    ]
+                )
                 in_sheet += 1
     finally:
         wb.close()
-    tmp.replace(path)
-
-
-async def write_stream(chunks: AsyncIterator[bytes], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    with tmp.open("wb") as fh:
-        async for chunk in chunks:
-            fh.write(chunk)
     tmp.replace(path)
 
 
@@ -461,36 +475,40 @@ async def jobs_of(db: Database, who: Principal, limit: int = 10) -> list[ExportJ
 
 
 async def prune_files(db: Database, settings: Settings) -> int:
-    """Delete the files of export jobs finished more than `export_keep_days` ago; the job stays, as the
-    record of who exported what, marked expired (the file can be made again)."""
+    """Delete from the file store the files of export jobs finished more than `export_keep_days` ago;
+    the job stays, as the record of who exported what, marked expired (the file can be made again)."""
     before = clock.now() - timedelta(days=settings.export_keep_days)
-    async with db.write() as tx:
+    store = files.store_for(settings, db)
+    async with db.read() as s:
         jobs = list(
             (
-                await tx.session.execute(
-                    select(ExportJob).where(ExportJob.status == "done", ExportJob.finished_at < before)
+                await s.execute(
+                    select(ExportJob.id, ExportJob.file_key).where(
+                        ExportJob.status == "done", ExportJob.finished_at < before
+                    )
                 )
-            ).scalars()
+            ).all()
         )
-        for job in jobs:
-            if job.file_path:
-                (settings.data_dir / job.file_path).unlink(missing_ok=True)
-            job.status, job.file_path = "expired", ""
+    for job_id, key in jobs:
+        if key:
+            await store.delete(key)
+        await _set(db, job_id, status="expired", file_key="")
     return len(jobs)
 
 
-def job_file(settings: Settings, job: ExportJob) -> Path:
+async def job_file(store: files.FileStore, settings: Settings, job: ExportJob) -> files.FileInfo:
+    """The job's file in the store, or the reason there is none (404)."""
     if job.status == "expired":
         raise NotFound(
             f"导出文件已按规定清理（保留 {settings.export_keep_days} 天），请重新导出",
             code="export_file_expired",
         )
-    if job.status != "done" or not job.file_path:
+    if job.status != "done" or not job.file_key:
         raise NotFound("导出文件尚未生成", code="export_not_ready")
-    path = (settings.data_dir / job.file_path).resolve()
-    if not path.is_file():
+    info = await store.stat(job.file_key)
+    if info is None:
         raise NotFound("导出文件已被清理，请重新导出", code="export_file_missing")
-    return path
+    return info
 
 
 def job_download_name(job: ExportJob) -> str:
@@ -518,15 +536,16 @@ async def _set(db: Database, job_id: uuid.UUID, **values: Any) -> None:
 
 
 async def run_job(db: Database, settings: Settings, job_id: uuid.UUID) -> str:
-    """The job: write the file, reporting progress; idempotent (a finished job is left alone)."""
+    """The job: write the file into the file store, reporting progress; idempotent (a finished job is
+    left alone, a rerun replaces what a dead run half-wrote)."""
     if not await _claim(db, job_id, timedelta(minutes=5)):
         return "skipped"
     async with db.read() as s:
         job = await s.get(ExportJob, job_id)
         assert job is not None
         fmt, filters = job.format, dict(job.filters)
-    relative = Path("exports") / f"{job_id}{SUFFIXES[fmt]}"
-    path = settings.data_dir / relative
+    store = files.store_for(settings, db)
+    key = f"exports/{job_id}{SUFFIXES[fmt]}"
     try:
         q = parse_export_query(filters)
         upto = await ledger_head(db)
@@ -537,11 +556,17 @@ async def run_job(db: Database, settings: Settings, job_id: uuid.UUID) -> str:
 
         tally = Tally(progress=progress)
         if fmt == "xlsx":
-            await write_xlsx(db, q, path, upto=upto, tally=tally)
+            # A zip is finished at its end: written to a scratch file first, then into the store.
+            with tempfile.TemporaryDirectory(prefix="mall-export-") as scratch:
+                path = Path(scratch) / f"{job_id}.xlsx"
+                await write_xlsx(db, q, path, upto=upto, tally=tally)
+                await store.put(key, files.path_chunks(path), content_type=MEDIA_TYPES[fmt])
         elif fmt == "csv":
-            await write_stream(csv_chunks(db, q, upto=upto, tally=tally), path)
+            await store.put(key, csv_chunks(db, q, upto=upto, tally=tally), content_type=MEDIA_TYPES[fmt])
         else:
-            await write_stream(ocds_chunks(db, settings, q, upto=upto, tally=tally), path)
+            await store.put(
+                key, ocds_chunks(db, settings, q, upto=upto, tally=tally), content_type=MEDIA_TYPES[fmt]
+            )
     except Exception as exc:
         log.exception("export %s failed", job_id)
         await _set(
@@ -554,7 +579,7 @@ async def run_job(db: Database, settings: Settings, job_id: uuid.UUID) -> str:
         status="done",
         rows_done=tally.records,
         rows_total=tally.records,
-        file_path=str(relative),
+        file_key=key,
         error="",
         finished_at=clock.now(),
         heartbeat_at=clock.now(),

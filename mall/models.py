@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -82,6 +83,25 @@ class ApiToken(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Written at most every few minutes per token (see auth.LAST_USE_EVERY), not on every request.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LoginThrottle(IdMixin, Base):
+    """Failed logins still remembered: per (account, client address) with kind "account", or per
+    client address across all accounts with kind "address" (username empty)."""
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (UniqueConstraint("kind", "username", "ip"),)
+
+    kind: Mapped[str] = mapped_column(String(10))  # account | address
+    username: Mapped[str] = mapped_column(String(64), default="")
+    ip: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    # For an address: when its counting window began.
+    first_failure_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class BudgetLine(IdMixin, Base):
@@ -128,6 +148,9 @@ class CartItem(IdMixin, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
     listing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("listings.id"))
     quantity: Mapped[Decimal] = mapped_column(Quantity)
+    # The unit price the buyer saw when it put the item in the cart (or accepted since): a higher
+    # price at checkout needs the buyer's consent.
+    unit_price: Mapped[Decimal] = mapped_column(Money)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -375,11 +398,37 @@ class ExportJob(IdMixin, Base):
     org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organizations.id"))
     format: Mapped[str] = mapped_column(String(8))  # csv | xlsx | ocds
     filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the query parameters, as given
-    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued | running | done | failed
+    status: Mapped[str] = mapped_column(
+        String(10), default="queued"
+    )  # queued | running | done | failed | expired
     rows_done: Mapped[int] = mapped_column(Integer, default=0)  # ledger records written
     rows_total: Mapped[int] = mapped_column(Integer, default=0)  # ledger records matching (estimate)
-    file_path: Mapped[str] = mapped_column(String(300), default="")  # relative to the data directory
+    file_key: Mapped[str] = mapped_column(String(300), default="")  # in the file store (mall.files)
     error: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StoredFile(Base):
+    """A file of the database file store (mall.files): visible once `complete`, its content in chunks."""
+
+    __tablename__ = "stored_files"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)  # e.g. exports/<uuid>.csv
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)  # False while being written
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoredFileChunk(Base):
+    """One piece (at most mall.files.CHUNK_BYTES) of a stored file, numbered from 0."""
+
+    __tablename__ = "stored_file_chunks"
+
+    file_key: Mapped[str] = mapped_column(ForeignKey("stored_files.key"), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

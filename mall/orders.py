@@ -26,6 +26,7 @@ from mall import budgets, clock, disclosure
 from mall.auth import Principal
 from mall.db import Database, Tx
 from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.fields import ADDRESS_MAX, NOTE_MAX, text
 from mall.models import (
     ORDER_STATUS_LABELS,
     BudgetLine,
@@ -37,7 +38,7 @@ from mall.models import (
     OrderStatus,
     Organization,
 )
-from mall.money import MoneyError, money, round_money, whole_quantity
+from mall.money import MoneyError, money, money_str, round_money, whole_quantity
 from mall.settings import Settings
 
 S = OrderStatus
@@ -57,6 +58,11 @@ class CartLine:
     def amount(self) -> Decimal:
         return round_money(self.listing.price * self.item.quantity)
 
+    @property
+    def price_risen(self) -> bool:
+        """The listing costs more now than the buyer saw: checkout needs its consent first."""
+        return self.listing.price > self.item.unit_price
+
 
 async def cart_of(session: AsyncSession, user_id: uuid.UUID) -> list[CartLine]:
     rows = await session.execute(
@@ -68,12 +74,59 @@ async def cart_of(session: AsyncSession, user_id: uuid.UUID) -> list[CartLine]:
     return [CartLine(item, listing) for item, listing in rows.all()]
 
 
-async def add_to_cart(db: Database, who: Principal, listing_id: uuid.UUID, qty: str) -> None:
+@dataclass(frozen=True)
+class PriceRise:
+    listing_id: uuid.UUID
+    name: str
+    old: Decimal  # what the buyer saw or agreed to
+    new: Decimal  # the price now
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "listing_id": str(self.listing_id),
+            "name": self.name,
+            "old_price": money_str(self.old),
+            "new_price": money_str(self.new),
+        }
+
+
+def price_changed(rises: list[PriceRise], then: str = "请确认新价格后再下单") -> Conflict:
+    """409 `price_changed`: the price rose since the buyer saw it; `changes` names old and new prices."""
+    listed = "；".join(f"「{r.name}」由 {r.old:,.2f} 元上涨为 {r.new:,.2f} 元" for r in rises[:5])
+    more = f"等 {len(rises)} 种商品" if len(rises) > 5 else ""
+    return Conflict(
+        f"商品价格已变动：{listed}{more}。{then}",
+        code="price_changed",
+        changes=[r.as_dict() for r in rises],
+    )
+
+
+def _unit_price(raw: str) -> Decimal:
+    try:
+        value = money(raw)
+    except MoneyError:
+        raise InvalidInput("单价格式不正确，应为最多两位小数的金额", code="invalid_price") from None
+    if value <= 0:
+        raise InvalidInput("单价必须大于0", code="invalid_price")
+    return value
+
+
+async def add_to_cart(
+    db: Database, who: Principal, listing_id: uuid.UUID, qty: str, seen_price: str | None = None
+) -> None:
+    """Put goods in the cart at the price they cost now, which is what the buyer sees. `seen_price`
+    is the price the page (or client) showed: if the listing costs more now, nothing is added."""
     q = _qty(qty)
+    seen = None if seen_price in (None, "") else _unit_price(str(seen_price))
     async with db.write() as tx:
         listing = await tx.session.get(Listing, listing_id)
         if listing is None or listing.status != ListingStatus.LIVE:
             raise NotFound("商品不存在或已下架", code="listing_not_found")
+        if seen is not None and listing.price > seen:
+            raise price_changed(
+                [PriceRise(listing.id, listing.name, seen, listing.price)],
+                "请刷新页面，确认新价格后再加入购物车",
+            )
         item = (
             await tx.session.execute(
                 select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
@@ -84,10 +137,42 @@ async def add_to_cart(db: Database, who: Principal, listing_id: uuid.UUID, qty: 
             raise RuleViolation(f"库存不足：当前库存 {listing.stock} {listing.unit}", code="out_of_stock")
         if item:
             item.quantity = total
+            if seen is not None:  # added again at the price shown now: that price is agreed
+                item.unit_price = listing.price
         else:
             tx.session.add(
-                CartItem(user_id=who.user_id, listing_id=listing_id, quantity=q, added_at=clock.now())
+                CartItem(
+                    user_id=who.user_id,
+                    listing_id=listing_id,
+                    quantity=q,
+                    unit_price=listing.price,
+                    added_at=clock.now(),
+                )
             )
+
+
+async def accept_cart_price(db: Database, who: Principal, listing_id: uuid.UUID, price_raw: str) -> None:
+    """The buyer accepts the price an item in its cart costs now. The price it names must be that
+    price: one that moved again meanwhile is refused with the newest price."""
+    accepted = _unit_price(price_raw)
+    async with db.write() as tx:
+        item = (
+            await tx.session.execute(
+                select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
+            )
+        ).scalar_one_or_none()
+        if item is None:
+            raise NotFound("购物车中没有该商品", code="cart_item_not_found")
+        listing = await tx.session.get(Listing, listing_id)
+        if listing is None or listing.status != ListingStatus.LIVE:
+            raise NotFound("商品不存在或已下架", code="listing_not_found")
+        if listing.price != accepted:
+            raise Conflict(
+                f"「{listing.name}」现价为 {listing.price:,.2f} 元，不是 {accepted:,.2f} 元，请刷新后再确认",
+                code="price_changed",
+                changes=[PriceRise(listing.id, listing.name, accepted, listing.price).as_dict()],
+            )
+        item.unit_price = listing.price
 
 
 async def set_cart_quantity(db: Database, who: Principal, listing_id: uuid.UUID, qty: str) -> None:
@@ -119,10 +204,13 @@ class CheckoutRequest:
     items: tuple[tuple[uuid.UUID, str], ...] = ()  # empty: the cart
     delivery_address: str = ""
     note: str = ""
+    # (listing id, unit price) the client agreed to, for some of `items`: a higher price at checkout
+    # is refused. Items without one are held to the price kept in the buyer's cart, if they are there.
+    agreed_prices: tuple[tuple[uuid.UUID, str], ...] = ()
 
 
 def _digest(req: CheckoutRequest, items: list[tuple[uuid.UUID, Decimal]]) -> str:
-    body = {
+    body: dict[str, object] = {
         "budget_line_id": str(req.budget_line_id),
         # A checkout of the cart is fingerprinted as such: the cart is empty after the first one,
         # and its retry must still be recognized as the same request.
@@ -130,6 +218,8 @@ def _digest(req: CheckoutRequest, items: list[tuple[uuid.UUID, Decimal]]) -> str
         "delivery_address": req.delivery_address,
         "note": req.note,
     }
+    if req.agreed_prices:
+        body["prices"] = sorted([str(i), str(_unit_price(p))] for i, p in req.agreed_prices)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -149,7 +239,13 @@ def _new_number(prefix: str) -> str:
 async def checkout(
     db: Database, settings: Settings, who: Principal, req: CheckoutRequest
 ) -> tuple[list[Order], bool]:
-    """Place one order per supplier. Returns (orders, replayed). All or nothing."""
+    """Place one order per supplier. Returns (orders, replayed). All or nothing.
+
+    The buyer pays at most the price it saw: an item whose price rose since it went into the cart
+    (or above the price the client agreed to) refuses the whole checkout with 409 `price_changed`;
+    one that went down is charged lower. The lines that are the same item (品目, brand and model)
+    are one purchase, whichever suppliers sell them: together they must stay below the
+    decentralized threshold, as every single order must."""
     digest = None if not req.items else _digest(req, [(lid, _qty(q)) for lid, q in req.items])
 
     async def attempt(key: str) -> list[Order]:
@@ -242,7 +338,9 @@ async def begin(
         raise _Replay(digest)
     line = await budgets.get_line(s, budget_line_id, who.org_id)
     buyer_org = await s.get(Organization, who.org_id)
-    address = delivery_address.strip()[:300] or (buyer_org.address if buyer_org else "")
+    address = text(delivery_address, "收货地址", ADDRESS_MAX, field="delivery_address") or (
+        buyer_org.address if buyer_org else ""
+    )
     if not address:
         raise InvalidInput("请填写收货地址", code="delivery_address_required")
     now = clock.now()
@@ -299,7 +397,7 @@ async def open_order(
         total_amount=total,
         reserved_amount=total,
         delivery_address=address,
-        note=note.strip()[:500],
+        note=text(note, "备注", NOTE_MAX, multiline=True, field="note"),
         placed_at=now,
         confirm_due_at=now + timedelta(days=settings.auto_cancel_days),
     )
@@ -331,12 +429,22 @@ async def _checkout(
     db: Database, settings: Settings, who: Principal, req: CheckoutRequest, key: str
 ) -> list[Order]:
     assert who.org_id is not None
+    agreed = {lid: _unit_price(p) for lid, p in req.agreed_prices}
     async with db.write() as tx:
         s = tx.session
         if req.items:
             wanted = [(lid, _qty(q)) for lid, q in req.items]
+            kept = await s.execute(
+                select(CartItem.listing_id, CartItem.unit_price).where(
+                    CartItem.user_id == who.user_id,
+                    CartItem.listing_id.in_([lid for lid, _ in wanted if lid not in agreed]),
+                )
+            )
+            agreed = {**{lid: price for lid, price in kept.all()}, **agreed}
         else:
-            wanted = [(c.item.listing_id, c.item.quantity) for c in await cart_of(s, who.user_id)]
+            cart = await cart_of(s, who.user_id)
+            wanted = [(c.item.listing_id, c.item.quantity) for c in cart]
+            agreed = {c.item.listing_id: c.item.unit_price for c in cart}
         digest = _digest(req, wanted)
         if not wanted:
             existing = await s.scalar(
@@ -370,6 +478,19 @@ async def _checkout(
         await budgets.lock_line(s, line.id)
         for lst, q in sorted(((listings[lid], q) for lid, q in wanted), key=lambda x: x[0].id):
             await _take_stock(s, lst, q)
+            # The price and state under the row's lock: a change committed since the read above
+            # is seen here, and none can commit before this transaction ends.
+            await s.refresh(lst)
+            if lst.status != ListingStatus.LIVE:
+                raise RuleViolation("购物车中有商品已下架，请移除后再下单", code="listing_not_live")
+        rises = [
+            PriceRise(lid, listings[lid].name, agreed[lid], listings[lid].price)
+            for lid, _ in wanted
+            if lid in agreed and listings[lid].price > agreed[lid]
+        ]
+        if rises:
+            raise price_changed(rises)
+        check_purchases(settings, [(listings[lid], q) for lid, q in wanted])
 
         orders: list[Order] = []
         for sid, items in by_supplier.items():
@@ -407,6 +528,31 @@ async def _checkout(
             delete(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id.in_(bought))
         )
     return orders
+
+
+def check_purchases(settings: Settings, lines: list[tuple[Listing, Decimal]]) -> None:
+    """The decentralized threshold is per purchase: lines of one checkout that are the same item
+    (品目, and brand and model folded like the duplicate rule), from one supplier or several, add up.
+    A single line is one order's business (`open_order` checks every order)."""
+    groups: dict[tuple[str, str, str], list[tuple[Listing, Decimal]]] = defaultdict(list)
+    for lst, q in lines:
+        groups[(lst.category_code, lst.brand_key, lst.model_key)].append((lst, q))
+    limit = settings.decentralized_threshold
+    for same in groups.values():
+        if len(same) < 2:
+            continue
+        total = sum((round_money(lst.price * q) for lst, q in same), Decimal(0))
+        if total >= limit:
+            first = same[0][0]
+            raise RuleViolation(
+                f"「{first.brand} {first.spec_model}」（品目 {first.category_code}）在本次下单中"
+                f"共 {len(same)} 行、合计 {total:,.2f} 元，达到或超过分散采购限额标准 {limit:,.0f} 元。"
+                "同一商品从多家供应商购买仍是一次采购，不能拆分下单，请依法采用其他采购方式",
+                code="purchase_above_threshold",
+                total=money_str(total),
+                limit=money_str(limit),
+                listing_ids=[str(lst.id) for lst, _ in same],
+            )
 
 
 async def require_active_suppliers(s: AsyncSession, supplier_ids: Iterable[uuid.UUID]) -> None:

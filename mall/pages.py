@@ -16,7 +16,7 @@ from litestar.params import Body, FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 from sqlalchemy import BigInteger, case, func, select, type_coerce
 
-from mall import accounts, auth, budgets, clock, disclosure, orders, oversight
+from mall import accounts, auth, budgets, clock, disclosure, fields, login_throttle, orders, oversight
 from mall.auth import PUBLIC, ROLE_LABELS, Principal, allow
 from mall.deps import DB, Config
 from mall.errors import DomainError, InvalidInput
@@ -87,13 +87,21 @@ def render(request: Request[Any, Any, Any], name: str, status_code: int = 200, *
     )
 
 
-def error_page(request: Request[Any, Any, Any], status: int, code: str, detail: str) -> Response[Any]:
+def error_page(
+    request: Request[Any, Any, Any],
+    status: int,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
     try:
         back = _back(request, "")
         back = "" if back == request.url.path else back  # never back to the page that failed
-        return render(request, "error.html", status_code=status, code=code, detail=detail, back=back)
+        page = render(request, "error.html", status_code=status, code=code, detail=detail, back=back)
+        page.headers.update(headers or {})
+        return page
     except Exception:
-        return Response(f"{status} {detail}", status_code=status, media_type="text/plain")
+        return Response(f"{status} {detail}", status_code=status, media_type="text/plain", headers=headers)
 
 
 def _back(request: Request[Any, Any, Any], fallback: str) -> str:
@@ -165,27 +173,58 @@ async def home(request: Request[Any, Any, Any], db: DB) -> Template:
     return render(request, "home.html", recent=recent, deals=deals, amount=total, live=live)
 
 
-@get("/login", opt=PUBLIC, include_in_schema=False)
-async def login_page(request: Request[Any, Any, Any], next: FromQuery[str] = "/") -> Template:
+async def _login_page(
+    request: Request[Any, Any, Any], db: DB, status_code: int = 200, **ctx: Any
+) -> Template:
+    from mall import seed
+
+    async with db.read() as s:
+        demo = await seed.demo_loaded(s)
     return render(
-        request, "login.html", next=next if next.startswith("/") and not next.startswith("//") else "/"
+        request,
+        "login.html",
+        status_code=status_code,
+        demo_accounts=seed.demo_accounts() if demo else [],
+        demo_password=seed.DEMO_PASSWORD if demo else "",
+        **ctx,
     )
 
 
-@post("/login", opt=PUBLIC, include_in_schema=False)
+def _local(target: str) -> str:
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+@get("/login", opt=PUBLIC, include_in_schema=False)
+async def login_page(request: Request[Any, Any, Any], db: DB, next: FromQuery[str] = "/") -> Template:
+    return await _login_page(request, db, next=_local(next))
+
+
+@post(
+    "/login",
+    opt=PUBLIC,
+    include_in_schema=False,
+    middleware=[login_throttle.LOGIN_REQUEST_LIMIT.middleware],
+)
 async def login(
     request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
 ) -> Response[Any]:
     username, password = data.get("username", "").strip(), data.get("password", "")
-    target = data.get("next", "/")
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
+    target = _local(data.get("next", "/"))
     try:
-        who = await auth.authenticate(db, username, password, request.client.host if request.client else "")
-    except DomainError as exc:
-        return render(
-            request, "login.html", status_code=401, error=exc.detail, next=target, username=username
+        username = fields.text(username, "用户名", fields.USERNAME_MAX, field="username")
+        who = await auth.authenticate(
+            db,
+            username,
+            password[: fields.PASSWORD_MAX + 1],
+            login_throttle.client_of(request),
+            exempt=login_throttle.is_exempt(request),
         )
+    except DomainError as exc:
+        page = await _login_page(
+            request, db, status_code=exc.status, error=exc.detail, next=target, username=username
+        )
+        page.headers.update(getattr(exc, "headers", None) or {})
+        return page
     from mall.models import User
 
     async with db.read() as s:
@@ -215,6 +254,69 @@ async def logout(request: Request[Any, Any, Any], db: DB) -> Redirect:
     return Redirect("/", status_code=303)
 
 
+# ---------------------------------------------------------------- my account
+
+
+@get("/account", opt=allow("user"), include_in_schema=False)
+async def account_page(request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
+    who = _user(request)
+    assert who
+    return render(
+        request,
+        "account.html",
+        tokens=await auth.tokens_of(db, who.user_id),
+        password_min=auth.PASSWORD_MIN,
+        settings=settings,
+    )
+
+
+@post("/account/password", opt=allow("user"), include_in_schema=False)
+async def account_password(
+    request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
+) -> Redirect:
+    """Every other session ends and every token is revoked; this browser stays logged in (its user
+    just proved the password) with the new epoch."""
+    who = _user(request)
+    assert who
+    new = data.get("new_password", "")
+    try:
+        if new != data.get("new_password2", ""):
+            raise InvalidInput("两次输入的新密码不一致", code="password_mismatch")
+        epoch = await auth.change_password(
+            db,
+            who,
+            data.get("current_password", "")[: fields.PASSWORD_MAX + 1],
+            new,
+            login_throttle.client_of(request),
+            exempt=login_throttle.is_exempt(request),
+        )
+    except DomainError as exc:
+        flash(request, exc.detail, "error")
+        return Redirect("/account", status_code=303)
+    request.clear_session()
+    request.set_session({"uid": str(who.user_id), "epoch": epoch})
+    flash(request, "密码已修改：其他设备上的登录已退出，所有 API 令牌已吊销")
+    return Redirect("/account", status_code=303)
+
+
+@post("/account/logout-all", opt=allow("user"), include_in_schema=False)
+async def account_logout_all(request: Request[Any, Any, Any], db: DB) -> Redirect:
+    who = _user(request)
+    assert who
+    await auth.end_everywhere(db, who.user_id, login_throttle.client_of(request))
+    request.set_session({"flash": [["ok", "已在所有设备上退出登录，所有 API 令牌已吊销"]]})
+    return Redirect("/login", status_code=303)
+
+
+@post("/account/tokens/{token_id:uuid}/revoke", opt=allow("user"), include_in_schema=False)
+async def account_revoke_token(
+    request: Request[Any, Any, Any], token_id: FromPath[uuid.UUID], db: DB
+) -> Redirect:
+    who = _user(request)
+    assert who
+    return await _act(request, lambda: auth.revoke_token(db, who, token_id), "令牌已吊销", "/account")
+
+
 # ---------------------------------------------------------------- cart and checkout
 
 
@@ -240,6 +342,7 @@ async def cart_page(request: Request[Any, Any, Any], db: DB, settings: Config) -
         groups=groups,
         totals=totals,
         grand=grand,
+        risen=[x for x in lines if x.price_risen],
         budget_lines=lines_budget,
         checkout_key=secrets.token_urlsafe(16),
         form=pop_form(request),
@@ -257,9 +360,28 @@ async def cart_add(request: Request[Any, Any, Any], db: DB, data: URLEncodedBody
         raise InvalidInput("商品编号无效", code="invalid_listing") from None
     return await _act(
         request,
-        lambda: orders.add_to_cart(db, who, listing_id, data.get("quantity", "1")),
+        lambda: orders.add_to_cart(db, who, listing_id, data.get("quantity", "1"), data.get("unit_price")),
         "已加入购物车",
         _back(request, "/cart"),
+    )
+
+
+@post("/cart/accept-price", opt=allow("buyer"), include_in_schema=False)
+async def cart_accept_price(
+    request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
+) -> Redirect:
+    """The buyer accepts the new price of an item whose price rose since it went into the cart."""
+    who = _user(request)
+    assert who
+    try:
+        listing_id = uuid.UUID(data.get("listing_id", ""))
+    except ValueError:
+        raise InvalidInput("商品编号无效", code="invalid_listing") from None
+    return await _act(
+        request,
+        lambda: orders.accept_cart_price(db, who, listing_id, data.get("unit_price", "")),
+        "已确认新价格",
+        "/cart",
     )
 
 
@@ -612,10 +734,13 @@ async def admin_page(
         total, orgs = await accounts.list_orgs(s, kind or None, p, 30)
         users = await accounts.users_of(s, [o.id for o in orgs])
         lines = {o.id: await budgets.lines_of(s, o.id) for o in orgs if o.kind == "budget_unit"}
+        now = clock.now()
+        throttles = [(t, login_throttle.retry_after(t, now)) for t in await login_throttle.in_force(s, now)]
     form = pop_form(request)
     return render(
         request,
         "admin.html",
+        throttles=throttles,
         orgs=orgs,
         users=users,
         total=total,
@@ -661,6 +786,20 @@ async def admin_create_user(
     )
 
 
+@post("/admin/login-throttles/{throttle_id:uuid}/clear", opt=allow("admin"), include_in_schema=False)
+async def admin_clear_throttle(
+    request: Request[Any, Any, Any], throttle_id: FromPath[uuid.UUID], db: DB
+) -> Redirect:
+    who = _user(request)
+    assert who
+    return await _act(
+        request,
+        lambda: login_throttle.clear(db, who.user_id, throttle_id, login_throttle.client_of(request)),
+        "登录限制已解除",
+        "/admin",
+    )
+
+
 @post("/admin/organizations/{org_id:uuid}/budget-lines", opt=allow("admin"), include_in_schema=False)
 async def admin_add_budget_line(
     request: Request[Any, Any, Any], org_id: FromPath[uuid.UUID], db: DB, data: URLEncodedBody[dict[str, str]]
@@ -691,8 +830,13 @@ ROUTES = [
     login_page,
     login,
     logout,
+    account_page,
+    account_password,
+    account_logout_all,
+    account_revoke_token,
     cart_page,
     cart_add,
+    cart_accept_price,
     cart_update,
     checkout,
     orders_page,
@@ -706,5 +850,6 @@ ROUTES = [
     admin_page,
     admin_register,
     admin_create_user,
+    admin_clear_throttle,
     admin_add_budget_line,
 ]

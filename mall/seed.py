@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog import service as catalog_service
 from mall import accounts, auth, clock, disclosure, orders
@@ -20,11 +21,13 @@ from mall.auth import Principal
 from mall.credit_code import make as make_credit_code
 from mall.db import Database
 from mall.errors import DomainError
-from mall.models import BudgetLine, Organization, OrgKind, User
+from mall.models import AuditEntry, BudgetLine, Organization, OrgKind, User
 from mall.money import round_money
 from mall.settings import Settings
 
-DEMO_PASSWORD = "demo1234"  # noqa: S105  (published in the README: demo accounts only)
+# Published in the README and, on a database the demo was seeded into, on the login page.
+DEMO_PASSWORD = "Sunshine-demo-2026"  # noqa: S105
+DEMO_MARKER = "demo_seeded"  # the audit action the seed writes: this database holds the demo data
 
 
 @dataclass(frozen=True)
@@ -331,6 +334,24 @@ async def is_seeded(db: Database) -> bool:
         return bool(await s.scalar(select(func.count()).select_from(Organization)))
 
 
+async def demo_loaded(session: AsyncSession) -> bool:
+    """Whether the demo data was seeded into this database (never the case in production)."""
+    return (
+        await session.scalar(select(AuditEntry.id).where(AuditEntry.action == DEMO_MARKER).limit(1))
+    ) is not None
+
+
+def demo_accounts() -> list[tuple[str, str, str]]:
+    """(username, organization, role) of every demo account, for the login page."""
+    from mall.auth import ROLE_LABELS, ROLE_OF_KIND
+
+    return [
+        (username, spec.name, ROLE_LABELS[ROLE_OF_KIND[spec.kind]])
+        for spec in ORGS
+        for username, _ in spec.users
+    ]
+
+
 async def seed_demo(
     db: Database, settings: Settings, *, seed: int = 2026, history: int = 24
 ) -> dict[str, int]:
@@ -347,6 +368,10 @@ async def seed_demo(
         clock.clock.unfreeze()
     made["procedures"] = await _procedures(db, settings, principals)
     made |= await _agreements_and_services(db, settings, principals)
+    async with db.write() as tx:
+        tx.session.add(
+            AuditEntry(at=clock.now(), action=DEMO_MARKER, detail=f"seed={seed} history={history}")
+        )
     return {"organizations": len(ORGS), "listings": len(listings), **made}
 
 
@@ -530,6 +555,7 @@ async def _organizations(db: Database, rng: random.Random) -> dict[str, Principa
                 )
                 tx.session.add(org)
                 for username, display in spec.users:
+                    auth.require_sound_password(DEMO_PASSWORD, username)
                     user = User(
                         id=uuid.uuid4(),
                         org_id=org.id,

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 import msgspec
 
-from catalog.models import Listing
+from catalog.models import PRICE_REQUEST_STATUS_LABELS, Listing, PriceRequest
+from mall import fields
+from mall.fields import AMOUNT_MAX, SINGLE_LINE_PATTERN, Address, Amount, Note
 from mall.models import BudgetLine, Order, OrderEvent
 from mall.money import money_str, quantity_str
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
-    username: str
-    password: str
-    name: str = ""
+    username: fields.Username
+    password: fields.Password
+    name: fields.ShortText = ""
 
 
 class TokenOut(msgspec.Struct):
@@ -22,6 +25,33 @@ class TokenOut(msgspec.Struct):
     token_type: str
     expires_at: str
     role: str
+
+
+class TokenInfo(msgspec.Struct):
+    """A live token as its owner sees it: never the token itself."""
+
+    id: uuid.UUID
+    name: str
+    created_at: str
+    expires_at: str
+    last_used_at: str | None
+    current: bool  # the token this request came with
+
+
+class PasswordChange(msgspec.Struct, forbid_unknown_fields=True):
+    current_password: fields.Password
+    new_password: fields.Password
+
+
+class LoginThrottleOut(msgspec.Struct):
+    id: uuid.UUID
+    kind: str  # account: one account from one address; address: one address across accounts
+    username: str
+    ip: str
+    failures: int
+    last_failure_at: str
+    blocked_until: str | None
+    retry_after: int  # seconds until the next attempt is allowed (0: the next failure waits)
 
 
 class Me(msgspec.Struct):
@@ -70,6 +100,39 @@ class ListingCreate(msgspec.Struct, forbid_unknown_fields=True):
     draft: bool = False  # true: keep as a draft instead of submitting for review
 
 
+class PriceRequestOut(msgspec.Struct):
+    """A price change waiting for the center (pending), or the center's refusal (rejected, with its
+    reason); shown to the listing's supplier and to the center, never to the public."""
+
+    id: uuid.UUID
+    status: str  # pending | approved | rejected | withdrawn | superseded
+    status_label: str
+    price: str
+    reference_price: str
+    reference_source: str
+    note: str
+    requested_at: str
+    decided_at: str | None
+    reason: str
+
+    @classmethod
+    def of(cls, r: PriceRequest) -> PriceRequestOut:
+        from mall.clock import rfc3339
+
+        return cls(
+            r.id,
+            r.status,
+            PRICE_REQUEST_STATUS_LABELS.get(r.status, r.status),
+            money_str(r.price),
+            money_str(r.reference_price),
+            r.reference_source,
+            r.note,
+            rfc3339(r.requested_at),
+            rfc3339(r.decided_at) if r.decided_at else None,
+            r.reason,
+        )
+
+
 class ListingOut(msgspec.Struct):
     id: uuid.UUID
     name: str
@@ -78,7 +141,7 @@ class ListingOut(msgspec.Struct):
     category_code: str
     category_version: str
     unit: str
-    price: str
+    price: str  # the price in force (the reviewed one while a change waits for the center)
     reference_price: str
     stock: str
     status: str
@@ -86,9 +149,12 @@ class ListingOut(msgspec.Struct):
     supplier_name: str
     sales_count: int
     status_reason: str = ""
+    # Only in answers to the listing's supplier and to the center: the price change waiting for
+    # review, or the latest refusal not yet followed by another price change.
+    price_request: PriceRequestOut | None = None
 
     @classmethod
-    def of(cls, x: Listing) -> ListingOut:
+    def of(cls, x: Listing, request: PriceRequest | None = None) -> ListingOut:
         return cls(
             x.id,
             x.name,
@@ -105,6 +171,7 @@ class ListingOut(msgspec.Struct):
             x.supplier.name,
             x.sales_count,
             x.status_reason,
+            PriceRequestOut.of(request) if request is not None else None,
         )
 
 
@@ -115,13 +182,79 @@ class ListingPage(msgspec.Struct):
     items: list[ListingOut]
 
 
+class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A supplier's new price and reference price (checked against the price rule by the service)."""
+
+    price: Annotated[str, msgspec.Meta(max_length=AMOUNT_MAX, description="售价（元）", examples=["4599.00"])]
+    reference_price: Annotated[
+        str, msgspec.Meta(max_length=AMOUNT_MAX, description="参考市场价（元）", examples=["4699.00"])
+    ]
+    note: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=200, pattern=SINGLE_LINE_PATTERN, description="调价说明（单行，至多 200 个字符）"
+        ),
+    ] = ""
+    # Where the new reference price comes from (a page, a quote); omitted: unchanged.
+    reference_source: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=300, pattern=SINGLE_LINE_PATTERN, description="参考价来源（单行，至多 300 个字符）"
+            ),
+        ]
+        | None
+    ) = None
+
+
+class PriceReviewItem(msgspec.Struct):
+    """A pending price change in the center's queue, next to the listing as it is in force."""
+
+    id: uuid.UUID
+    price: str
+    reference_price: str
+    reference_source: str
+    note: str
+    requested_at: str
+    listing: ListingOut
+
+    @classmethod
+    def of(cls, r: PriceRequest) -> PriceReviewItem:
+        from mall.clock import rfc3339
+
+        return cls(
+            r.id,
+            money_str(r.price),
+            money_str(r.reference_price),
+            r.reference_source,
+            r.note,
+            rfc3339(r.requested_at),
+            ListingOut.of(r.listing),
+        )
+
+
+class PriceReviewPage(msgspec.Struct):
+    total: int
+    page: int
+    per_page: int
+    items: list[PriceReviewItem]
+
+
 class CartAdd(msgspec.Struct, forbid_unknown_fields=True):
     listing_id: uuid.UUID
     quantity: str | int = "1"
+    # The price the client showed the buyer: if the listing costs more now, the item is not added.
+    unit_price: Amount | None = None
 
 
 class CartQuantity(msgspec.Struct, forbid_unknown_fields=True):
     quantity: str | int
+
+
+class CartPriceIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The buyer accepts the listing's current price (refused if it is no longer that price)."""
+
+    unit_price: Amount
 
 
 class CartLineOut(msgspec.Struct):
@@ -129,20 +262,26 @@ class CartLineOut(msgspec.Struct):
     name: str
     supplier_name: str
     quantity: str
-    unit_price: str
-    amount: str
+    unit_price: str  # the listing's price now
+    amount: str  # quantity × the price now
+    agreed_unit_price: str = ""  # the price the buyer saw or accepted; checkout charges at most this
+    price_risen: bool = False  # the price now is higher: accept it before checkout
 
 
 class CheckoutItem(msgspec.Struct, forbid_unknown_fields=True):
     listing_id: uuid.UUID
     quantity: str | int
+    # The unit price the client agreed to. A higher price at checkout is refused (409 price_changed);
+    # a lower one is charged. Without it, the price kept in the cart for this listing, if any, else
+    # the price at checkout.
+    unit_price: Amount | None = None
 
 
 class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True):
     budget_line_id: uuid.UUID
     items: list[CheckoutItem] = []
-    delivery_address: str = ""
-    note: str = ""
+    delivery_address: Address = ""
+    note: Note = ""
 
 
 class OrderLineOut(msgspec.Struct):
@@ -289,9 +428,9 @@ class OrganizationPage(msgspec.Struct):
 
 
 class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
-    username: str
-    display_name: str
-    password: str
+    username: fields.Username
+    display_name: fields.RequiredShortText
+    password: fields.Password
 
 
 class UserOut(msgspec.Struct):

@@ -2,7 +2,8 @@
 
 openpyxl's write-only mode also keeps memory flat, but spends ~40 µs a cell here (a million ledger
 records, ~38 million cells, took most of an hour); this writes the same SpreadsheetML (inline
-strings, numbers, one "0.00" style for amounts, a frozen header row) about ten times faster.
+strings, numbers, one "0.00" style for amounts, a frozen header row) about ten times faster. Text
+cells that a spreadsheet program would run as a formula are neutralised here, for every caller.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
+
+from mall.fields import spreadsheet_safe
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -51,7 +54,9 @@ def _cell(value: Any, style: int = 0) -> str:
         return f'<c t="b"{s}><v>{int(value)}</v></c>'
     if isinstance(value, int | Decimal):
         return f"<c{s}><v>{value}</v></c>"
-    text = _ILLEGAL.sub("", str(value))
+    # Excel never evaluates an inline string, but the same text copied out or saved again as CSV
+    # would run as a formula: every text cell the mall writes is neutralised.
+    text = spreadsheet_safe(_ILLEGAL.sub("", str(value)))
     space = ' xml:space="preserve"' if text != text.strip() else ""
     return f'<c t="inlineStr"><is><t{space}>{escape(text)}</t></is></c>'
 

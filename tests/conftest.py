@@ -200,6 +200,10 @@ async def clean(db: Database, settings: Settings) -> AsyncIterator[None]:
 
     with contextlib.suppress(Exception):  # a fault test may have left its own Redis stopped
         queues.queue(settings).empty()
+    with contextlib.suppress(Exception):  # the login endpoints' request-rate windows start afresh
+        from mall.login_throttle import forget_request_counts
+
+        forget_request_counts(settings)
     if (settings.data_dir / "search" / "CURRENT").exists():  # an empty search index, swapped in
         from search_index.embedded import EmbeddedBackend
 
@@ -220,6 +224,7 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
     yield application
     # Clients that do not run the lifespan (httpx.ASGITransport) leave pooled connections behind.
     await application.state.db.dispose()
+    await application.state.room_redis.aclose()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from mall import disclosure, orders, push
+from mall import disclosure, files, orders, push
 from mall.db import Database
 from mall.settings import Settings
 from workers import queues, runtime
@@ -66,7 +66,11 @@ def run_import(import_id: str) -> dict[str, int]:
         from catalog import imports
 
         return await imports.process_import(
-            db, uuid.UUID(import_id), margin=s.price_margin, ceiling=s.decentralized_threshold
+            db,
+            files.store_for(s, db),
+            uuid.UUID(import_id),
+            margin=s.price_margin,
+            ceiling=s.decentralized_threshold,
         )
 
     return runtime.run(go)
@@ -153,14 +157,21 @@ def run_export(export_id: str) -> str:
 
 
 def prune() -> dict[str, int]:
-    """Retention: export files past `export_keep_days`, push delivery-log rows past
+    """Retention: export files past `export_keep_days` and uploads of ended imports (from the file
+    store), files that a writer which died left half-written, push delivery-log rows past
     `push_log_keep_days` (idempotent)."""
 
     async def go(db: Database, s: Settings) -> dict[str, int]:
+        from datetime import timedelta
+
+        from catalog import imports
         from mall import exports
 
+        store = files.store_for(s, db)
         return {
             "export_files": await exports.prune_files(db, s),
+            "import_uploads": await imports.prune_uploads(db, store),
+            "unfinished_files": await store.prune_unfinished(timedelta(days=1)),
             "push_log_rows": await push.prune_log(db, s),
         }
 

@@ -328,7 +328,7 @@ async def test_the_supermarket_may_not_sell_above_an_agreement_price(world: Worl
 
 async def test_a_bulk_import_may_not_list_above_an_agreement_price(world: World, frozen: datetime) -> None:
     from catalog import imports
-    from tests.catalog.test_imports import csv_bytes, run
+    from tests.catalog.test_imports import csv_bytes, run, start
 
     await vehicles(world)
     rows = [
@@ -345,7 +345,7 @@ async def test_a_bulk_import_may_not_list_above_an_agreement_price(world: World,
         ],
         ["丰田凯美瑞", "丰田", "凯美瑞 2.5L", "A02030500", "辆", "180000.00", "186000.00", "官网", "2"],
     ]
-    batch = await imports.start_import(world.db, world.who["supplier_y"], "cars.csv", csv_bytes(rows))
+    batch = await start(world, world.who["supplier_y"], "cars.csv", csv_bytes(rows))
     await run(world, batch.id)
     async with world.db.read() as s:
         done = await s.get(imports.ListingImport, batch.id)

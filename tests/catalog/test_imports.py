@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from catalog import imports
 from catalog.models import Listing, ListingImport, ListingStatus
+from mall import files
 from tests.factories import World
 
 HEADER = [
@@ -61,10 +62,18 @@ def csv_bytes(rows: list[list[Any]]) -> bytes:
     return buf.getvalue().encode("utf-8-sig")
 
 
+def store(world: World) -> files.FileStore:
+    return files.store_for(world.settings, world.db)
+
+
+async def start(world: World, who: Any, name: str, content: bytes, *, strict: bool = False) -> ListingImport:
+    return await imports.start_import(world.db, store(world), who, name, content, strict=strict)
+
+
 async def run(world: World, batch_id: uuid.UUID) -> dict[str, int]:
     s = world.settings
     return await imports.process_import(
-        world.db, batch_id, margin=s.price_margin, ceiling=s.decentralized_threshold
+        world.db, store(world), batch_id, margin=s.price_margin, ceiling=s.decentralized_threshold
     )
 
 
@@ -82,13 +91,13 @@ async def test_two_thousand_rows_with_bad_ones_report_each_and_keep_the_good(wor
     rows[40][2] = rows[41][2]  # the same model twice in the file
     rows[50][3] = "C01000000"  # a service category
     before = await count_listings(world, who.org_id)
-    batch = await imports.start_import(world.db, who, "商品.xlsx", xlsx(rows))
-    assert batch.status == "queued" and batch.total == 2000
+    batch = await start(world, who, "商品.xlsx", xlsx(rows))
+    assert batch.status == "queued" and batch.total == 0  # the job reads the file, not the upload
     result = await run(world, batch.id)
     assert result == {"accepted": 1995, "refused": 5}
     async with world.db.read() as s:
         done = await s.get(ListingImport, batch.id)
-        assert done is not None and done.status == "done" and done.processed == 2000
+        assert done is not None and done.status == "done" and done.processed == done.total == 2000
         statuses = set(
             (await s.execute(select(Listing.status).where(Listing.supplier_org_id == who.org_id))).scalars()
         )
@@ -110,7 +119,7 @@ async def test_strict_import_of_a_file_with_a_bad_row_writes_nothing(world: Worl
     rows = [good_row(i) for i in range(50)]
     rows[7][6] = "-1"
     before = await count_listings(world, who.org_id)
-    batch = await imports.start_import(world.db, who, "a.csv", csv_bytes(rows), strict=True)
+    batch = await start(world, who, "a.csv", csv_bytes(rows), strict=True)
     assert await run(world, batch.id) == {"accepted": 0, "refused": 50}
     assert await count_listings(world, who.org_id) == before
 
@@ -134,7 +143,7 @@ async def test_a_duplicate_of_an_existing_listing_is_refused_and_a_rerun_changes
             1,
         ],
     ]
-    batch = await imports.start_import(world.db, who, "b.csv", csv_bytes(rows))
+    batch = await start(world, who, "b.csv", csv_bytes(rows))
     assert await run(world, batch.id) == {"accepted": 1, "refused": 1}
     assert await run(world, batch.id) == {"skipped": 1}  # the job ran twice: nothing more happens
     async with world.db.read() as s:
@@ -145,7 +154,7 @@ async def test_a_duplicate_of_an_existing_listing_is_refused_and_a_rerun_changes
 async def test_a_write_failure_leaves_nothing_half_imported(world: World, monkeypatch: Any) -> None:
     who = world.who["supplier_y"]
     rows = [good_row(i) for i in range(30)]
-    batch = await imports.start_import(world.db, who, "c.csv", csv_bytes(rows))
+    batch = await start(world, who, "c.csv", csv_bytes(rows))
     before = await count_listings(world, who.org_id)
     real = imports.service.add_listing
     calls = {"n": 0}
@@ -175,26 +184,37 @@ async def test_http_upload_progress_and_report(client: Any, world: World) -> Non
     )
     assert r.status_code == 202, r.text
     body = r.json()
-    assert body["status"] == "queued" and body["total"] == 2 and body["report_url"] is None
+    assert body["status"] == "queued" and body["total"] == 0 and body["report_url"] is None  # not read yet
     await run(world, uuid.UUID(body["id"]))
     r = await client.get(f"/api/supplier/imports/{body['id']}", headers=h)
     assert r.json()["status"] == "done" and r.json()["percent"] == 100 and r.json()["accepted"] == 2
+    assert r.json()["total"] == 2
     r = await client.get(r.json()["report_url"], headers=h)
     assert r.status_code == 200 and "通过" in r.content.decode("utf-8-sig")
     # another supplier cannot see it
     r = await client.get(f"/api/supplier/imports/{body['id']}", headers=world.h("supplier_x"))
     assert r.status_code == 404
-    # wrong files are refused at once with a reason, and nothing is stored
+    # a wrong type is refused at once with a reason, and nothing is stored
     for name, content, code in [
         ("x.txt", b"abc", "file_invalid"),
         ("x.xlsx", b"not a zip", "file_invalid"),
-        ("x.csv", "名称,品牌\n".encode(), "file_invalid"),
-        ("x.csv", csv_bytes([]), "file_empty"),
+        ("x.csv", b"PK\x03\x04 a workbook", "file_invalid"),
+        ("x.csv", b"", "file_required"),
+        ("x.csv", b"a" * (imports.MAX_BYTES + 1), "file_too_large"),
     ]:
         r = await client.post("/api/supplier/imports", headers=h, files={"file": (name, content, "text/csv")})
         assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json")
         assert r.json()["code"] == code, (name, r.json())
     async with world.db.read() as s:
         assert await s.scalar(select(func.count()).select_from(ListingImport)) == 1
+    # what only reading can tell is the job's: the import fails with the reason
+    for content, reason in [("名称,品牌\n".encode(), "表头缺少必填列"), (csv_bytes([]), "没有商品数据行")]:
+        r = await client.post(
+            "/api/supplier/imports", headers=h, files={"file": ("x.csv", content, "text/csv")}
+        )
+        assert r.status_code == 202, r.text
+        assert await run(world, uuid.UUID(r.json()["id"])) == {"failed": 1}
+        failed = (await client.get(f"/api/supplier/imports/{r.json()['id']}", headers=h)).json()
+        assert failed["status"] == "failed" and reason in failed["error"], failed
     r = await client.get("/api/catalog/import-template/xlsx")
     assert r.status_code == 200 and r.content[:2] == b"PK"

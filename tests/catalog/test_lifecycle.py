@@ -567,15 +567,23 @@ async def test_price_change_rechecks_the_rule_and_keeps_a_history(client: Any, w
     )
     assert r.status_code == 200, r.text
     assert (r.json()["price"], r.json()["status"]) == ("8800.00", "live")
-    # A new reference lets the price go up, within 5% of it.
+    # Up to 5% above the reviewed reference applies at once.
     r = await client.post(
         f"/api/listings/{lid}/price", json={"price": "9450.00", "reference_price": "9000.00"}, headers=sup
     )
     assert r.status_code == 200, r.text
+    # A new reference waits for the center (202); the reviewed price stays in force until approved.
     r = await client.post(
         f"/api/listings/{lid}/price", json={"price": "9450.00", "reference_price": "9400.00"}, headers=sup
     )
-    assert r.status_code == 200, r.text  # only the reference changed: still a change
+    assert r.status_code == 202, r.text  # only the reference changed: still a change, reviewed
+    row = await row_of(world, lid)
+    assert (row.price, row.reference_price, row.status) == (Decimal("9450.00"), Decimal("9000.00"), "live")
+    request_id = r.json()["price_request"]["id"]
+    r = await client.post(
+        f"/api/review/prices/{request_id}", json={"decision": "approve"}, headers=world.h("center")
+    )
+    assert r.status_code == 200, r.text
     row = await row_of(world, lid)
     assert (row.price, row.reference_price, row.status) == (Decimal("9450.00"), Decimal("9400.00"), "live")
 
@@ -583,7 +591,7 @@ async def test_price_change_rechecks_the_rule_and_keeps_a_history(client: Any, w
     assert r.status_code == 200, r.text
     history = r.json()
     assert [(p["price"], p["reference_price"], p["previous_price"], p["note"]) for p in history] == [
-        ("9450.00", "9400.00", "9450.00", "调价"),
+        ("9450.00", "9400.00", "9450.00", "调价（经采购中心审核）"),
         ("9450.00", "9000.00", "8800.00", "调价"),
         ("8800.00", "9000.00", "9000.00", "促销"),
         ("9000.00", "9000.00", None, "首次报价"),
@@ -592,7 +600,13 @@ async def test_price_change_rechecks_the_rule_and_keeps_a_history(client: Any, w
     trail = await audit_trail(world, lid)
     assert [(a, u) for a, u, _ in trail if a == "listing_price_changed"] == [
         ("listing_price_changed", uid(world, "supplier_x"))
-    ] * 3
+    ] * 2
+    assert [
+        (a, u) for a, u, _ in trail if a.startswith("listing_price_") and a != "listing_price_changed"
+    ] == [
+        ("listing_price_requested", uid(world, "supplier_x")),
+        ("listing_price_approved", uid(world, "center")),
+    ]
 
     # A live price change is handed to the search index.
     async with world.db.read() as s:
@@ -605,7 +619,9 @@ async def test_price_change_rechecks_the_rule_and_keeps_a_history(client: Any, w
             .scalars()
             .all()
         )
-    assert sum(1 for p in payloads if p == {"ids": [lid]}) == 4  # approval + three price changes
+    assert (
+        sum(1 for p in payloads if p == {"ids": [lid]}) == 4
+    )  # approval + three price changes (one reviewed)
 
 
 async def test_price_change_of_a_frozen_listing_is_refused(client: Any, world: World) -> None:

@@ -453,9 +453,19 @@ def test_row_limit_counts_data_rows_only(extension: str) -> None:
     assert "上限" in message
 
 
-def test_default_row_limit_is_5000() -> None:
-    assert read_all("a.csv", csv_bytes([HEADERS] + [STAPLER] * 5000))[0] == 5000
-    assert "5000" in expect_error("a.csv", csv_bytes([HEADERS] + [STAPLER] * 5001))
+def test_default_row_limit_is_10000() -> None:
+    assert read_all("a.csv", csv_bytes([HEADERS] + [STAPLER] * 10_000))[0] == 10_000
+    assert "10000" in expect_error("a.csv", csv_bytes([HEADERS] + [STAPLER] * 10_001))
+
+
+def test_csv_sheet_limits() -> None:
+    blank_rows = csv_bytes([HEADERS, *[[""]] * 20_000, STAPLER])
+    assert "20000" in expect_error("a.csv", blank_rows)
+    wide = csv_bytes([HEADERS + [f"备注{i}" for i in range(100)], STAPLER])
+    assert "100 列" in expect_error("a.csv", wide)
+    long_cell = csv_bytes([HEADERS, [*STAPLER[:-1], "长" * 32_768]])
+    assert "32767" in expect_error("a.csv", long_cell)
+    assert read_all("a.csv", csv_bytes([HEADERS, [*STAPLER[:-1], "长" * 32_767]]))[0] == 1
 
 
 # ---------------------------------------------------------------- templates

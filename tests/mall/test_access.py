@@ -203,7 +203,10 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
     upload = (
         "商品名称,品牌,规格型号,品目编码,计量单位,售价,参考市场价,库存\n台式机,联想,M1,A02010105,台,10,10,1\n"
     )
-    batch = await imports.start_import(world.db, world.who["supplier_x"], "a.csv", upload.encode())
+    from mall import files
+
+    store = files.store_for(world.settings, world.db)
+    batch = await imports.start_import(world.db, store, world.who["supplier_x"], "a.csv", upload.encode())
     from bidding import service as bidding_service
     from mall import clock
 
@@ -255,7 +258,10 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
         "410100",
         [dd.PriceItemDraft("印刷", "页", "0.20")],
     )
+    _, spare_token = await auth.issue_token(world.db, world.who["center"], "spare")
     values = {
+        "token_id": str(spare_token.id),
+        "throttle_id": str(uuid.uuid4()),
         "export_id": str(export.id),
         "subscription_id": str(subscription.id),
         "agreement_id": str(agreement.id),
@@ -265,6 +271,7 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
         "fmt": "csv",
         "order_id": order_id,
         "listing_id": str(world.listings["laptop"].id),
+        "request_id": str(uuid.uuid4()),  # a price request that does not exist: roles are checked first
         "seq": str(seq),
         "org_id": str(world.who["buyer_a"].org_id),
     }
@@ -286,6 +293,8 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
                 r"\{(\w+)(?::[^}]*)?\}", lambda m: values[m.group(1)], path
             )  # KeyError: add an id
             endpoints.append((method, path, concrete, h.opt["roles"]))
+    # Logging out everywhere revokes the caller's own token: last, so the other rows keep theirs.
+    endpoints.sort(key=lambda e: e[1] == "/api/auth/logout-all")
     # Every /api handler of the project modules is in the matrix.
     api_handlers = [
         h
@@ -508,7 +517,7 @@ async def test_token_endpoint(client: Any, world: World) -> None:
         401,
         "unauthenticated",
     )
-    # A token expires after 30 days.
+    # A token expires after 7 days (token_ttl_days).
     clock.clock.freeze(clock.now() + auth.TOKEN_TTL + timedelta(seconds=1))
     try:
         r = await client.get("/api/me", headers={"Authorization": f"Bearer {body['token']}"})

@@ -80,10 +80,11 @@ async def test_only_the_admin_registers(client: Any, world: World) -> None:
 
 
 async def test_password_guessing_is_throttled_per_account(client: Any, world: World) -> None:
-    for _ in range(5):
+    for _ in range(3):
         r = await client.post("/api/auth/token", json={"username": "buyer_a", "password": "wrong-guess"})
         assert_problem(r, 401, "bad_credentials")
-    # Even the right password waits now: the account is locked for a while.
+    # From this address even the right password waits now (tests/security/test_14_login_throttle.py:
+    # the wait grows, and other addresses are not affected).
     from tests.factories import PASSWORD
 
     r = await client.post("/api/auth/token", json={"username": "buyer_a", "password": PASSWORD})
@@ -137,7 +138,7 @@ async def test_parallel_password_guesses_cannot_race_past_the_throttle(world: Wo
             *[c.post("/api/auth/token", json={"username": "buyer_b", "password": "guess"}) for _ in range(20)]
         )
     statuses = [r.status_code for r in results]
-    assert statuses.count(401) == 5 and statuses.count(429) == 15, statuses
+    assert statuses.count(401) == 3 and statuses.count(429) == 17, statuses
 
 
 async def test_concurrent_identical_registrations_give_one_201_and_409s(world: World, app: Any) -> None:

@@ -18,7 +18,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from mall import disclosure, exports
+from mall import disclosure, exports, files
 from mall.db import Database
 from mall.models import Order
 from mall.settings import Settings
@@ -414,7 +414,9 @@ async def test_csv_and_ocds_jobs_write_the_same_as_the_streams(
         job = await exports.start_job(world.db, who, fmt, exports.parse_export_query({"mode": "supermarket"}))
         assert await exports.run_job(world.db, settings, job.id) == "done"
         done = await exports.get_job(world.db, who, job.id)
-        content = exports.job_file(settings, done).read_bytes()
+        store = files.store_for(settings, world.db)
+        info = await exports.job_file(store, settings, done)
+        content = b"".join([piece async for piece in store.chunks(info.key)])
         assert done.rows_done == 5
         if fmt == "csv":
             assert len(read_csv(content)) == 5

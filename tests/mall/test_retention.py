@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from mall import clock, exports, push
+from mall import clock, exports, files, push
 from mall.errors import NotFound
 from mall.models import ExportJob, PushDelivery
 from mall.settings import Settings
@@ -32,20 +32,21 @@ async def test_old_export_files_are_deleted_and_the_job_says_so(world: World, se
     async with world.db.read() as s:
         old_row, new_row = await s.get(ExportJob, old.id), await s.get(ExportJob, new.id)
         assert old_row is not None and new_row is not None
-    old_file = exports.job_file(settings, old_row)
-    assert old_file.is_file()
+    store = files.store_for(settings, world.db)
+    old_file = await exports.job_file(store, settings, old_row)
+    assert await store.stat(old_file.key) is not None
 
     assert await exports.prune_files(world.db, settings) == 1
     assert await exports.prune_files(world.db, settings) == 0  # once
-    assert not old_file.exists()
+    assert await store.stat(old_file.key) is None  # deleted from the file store
     async with world.db.read() as s:
         old_row, new_row = await s.get(ExportJob, old.id), await s.get(ExportJob, new.id)
         assert old_row is not None and new_row is not None
     assert old_row.status == "expired" and exports.STATUS_LABELS[old_row.status] == "文件已清理"
     with pytest.raises(NotFound) as err:
-        exports.job_file(settings, old_row)
+        await exports.job_file(store, settings, old_row)
     assert err.value.code == "export_file_expired"
-    assert exports.job_file(settings, new_row).is_file()  # a recent file stays
+    assert await exports.job_file(store, settings, new_row)  # a recent file stays
 
 
 async def test_the_push_delivery_log_keeps_its_window(world: World, settings: Settings) -> None:

@@ -7,7 +7,10 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from mall import clock, disclosure, orders
+from mall.errors import InvalidInput
 from mall.models import BudgetLine
 from tests.factories import World
 
@@ -388,3 +391,38 @@ async def test_too_many_items_and_control_characters_are_refused(client: Any, wo
     )  # 400 where the database refuses NUL (PostgreSQL)
     r = await client.get("/api/disclosures/99999999999999999999")
     assert_problem(r, 404, "record_not_found")
+
+
+async def test_the_delivery_address_and_note_are_checked_not_cut(client: Any, world: World) -> None:
+    """Refused with the reason, never silently shortened; the API and the services say the same."""
+    listing = str(world.listings["desk"].id)
+    for extra, field in (
+        ({"delivery_address": "郑州市\n金水路"}, "delivery_address"),
+        ({"delivery_address": "路" * 301}, "delivery_address"),
+        ({"note": "备" * 501}, "note"),
+    ):
+        r = await client.post(
+            "/api/checkout",
+            json={
+                "budget_line_id": str(world.lines["a1"].id),
+                "items": [{"listing_id": listing, "quantity": "1"}],
+                **extra,
+            },
+            headers={**world.h("buyer_a"), "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert_problem(r, 400, "invalid_input")
+        assert field in r.json()["detail"]
+    with pytest.raises(InvalidInput) as err:
+        await orders.checkout(
+            world.db,
+            world.settings,
+            world.who["buyer_a"],
+            orders.CheckoutRequest(
+                world.lines["a1"].id,
+                uuid.uuid4().hex,
+                ((world.listings["desk"].id, "1"),),
+                delivery_address="路" * 301,
+            ),
+        )
+    assert err.value.code == "text_too_long"
+    assert (await line_state(world)).reserved == Decimal(0)

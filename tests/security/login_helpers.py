@@ -1,0 +1,71 @@
+"""Apps built with their own settings, and HTTP clients that call them from a chosen address."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+
+from mall.settings import Settings
+
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+
+
+@contextlib.asynccontextmanager
+async def served(settings: Settings, **overrides: Any) -> AsyncIterator[Any]:
+    """The app as `create_app` builds it for these settings; its connections are closed afterwards."""
+    from mall.app import create_app
+
+    app = create_app(replace(settings, **overrides))
+    try:
+        yield app
+    finally:
+        await app.state.room_redis.aclose()
+        await app.state.db.dispose()
+
+
+def client_from(app: Any, ip: str) -> httpx.AsyncClient:
+    """A client whose TCP peer address, as the app sees it, is `ip`."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=(ip, 40000)), base_url="http://mall.test"
+    )
+
+
+async def token_request(c: httpx.AsyncClient, username: str, password: str, **headers: str) -> httpx.Response:
+    return await c.post("/api/auth/token", json={"username": username, "password": password}, headers=headers)
+
+
+async def csrf_token(c: httpx.AsyncClient) -> str:
+    if not c.cookies.get("mall_csrf"):
+        r = await c.get("/login", headers=HTML)
+        assert r.status_code == 200, r.text
+    token = c.cookies.get("mall_csrf")
+    assert token
+    return str(token)
+
+
+async def post_form(c: httpx.AsyncClient, path: str, data: dict[str, str]) -> httpx.Response:
+    return await c.post(
+        path, data={**data, "_csrf_token": await csrf_token(c)}, headers=HTML, follow_redirects=False
+    )
+
+
+async def login_form(c: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
+    return await post_form(c, "/login", {"username": username, "password": password})
+
+
+def flashes(html: str) -> list[str]:
+    return re.findall(r'<div class="flash flash-\w+"[^>]*>([^<]*)</div>', html)
+
+
+def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers["content-type"]
+    body: dict[str, Any] = r.json()
+    assert body["code"] == code, body
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in body["detail"]), body
+    return body
