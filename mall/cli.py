@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mall.settings import Settings, load_settings
+from mall.settings import Settings, SettingsError, load_settings
 
 
 def _db(settings: Settings) -> Any:
@@ -289,7 +289,11 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"配置有误 (invalid settings): {exc}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(args.fn(settings, args))
 
 

@@ -169,4 +169,33 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
             values[name] = _coerce(kind, env[env_name])
     for key, raw in overrides.items():
         values[key] = _coerce(known[key], raw) if key in known else raw
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    problems = settings_problems(settings)
+    if problems:
+        raise SettingsError("; ".join(problems))
+    return settings
+
+
+class SettingsError(ValueError):
+    """Settings that cannot work: refused when a process starts, not at the first request."""
+
+
+def settings_problems(s: Settings) -> list[str]:
+    """What is wrong with a combination of settings (English, for operators' logs)."""
+    from mall.netaddr import networks
+
+    out = []
+    if s.file_store not in ("database", "s3"):
+        out.append(f"MALL_FILE_STORE must be database or s3, not {s.file_store!r}")
+    if s.file_store == "s3" and not s.s3_bucket:
+        out.append("MALL_FILE_STORE=s3 needs MALL_S3_BUCKET (and MALL_S3_ENDPOINT_URL for a non-AWS store)")
+    if s.min_participants < 1:
+        out.append("MALL_MIN_PARTICIPANTS must be at least 1")
+    if s.token_ttl_days < 1 or s.max_live_tokens < 1:
+        out.append("MALL_TOKEN_TTL_DAYS and MALL_MAX_LIVE_TOKENS must be at least 1")
+    for name in ("trusted_proxies", "rate_limit_exempt"):
+        try:
+            networks(getattr(s, name))
+        except ValueError as exc:
+            out.append(f"MALL_{name.upper()}: {exc}")
+    return out

@@ -380,3 +380,31 @@ def test_amounts_in_chinese_capitals(amount: str, words: str) -> None:
     from mall.money import yuan_uppercase
 
     assert yuan_uppercase(D(amount)) == words
+
+
+def test_settings_that_cannot_work_are_refused_at_start() -> None:
+    from mall.settings import SettingsError, load_settings
+
+    for env, fragment in [
+        ({"MALL_FILE_STORE": "s3"}, "MALL_S3_BUCKET"),
+        ({"MALL_FILE_STORE": "ftp"}, "database or s3"),
+        ({"MALL_TRUSTED_PROXIES": "10.0.0.0/33"}, "MALL_TRUSTED_PROXIES"),
+        ({"MALL_RATE_LIMIT_EXEMPT": "loopback"}, "MALL_RATE_LIMIT_EXEMPT"),
+    ]:
+        with pytest.raises(SettingsError, match=fragment):
+            load_settings(env)
+    assert load_settings({"MALL_FILE_STORE": "s3", "MALL_S3_BUCKET": "mall"}).file_store == "s3"
+
+
+def test_the_cli_says_what_is_wrong_instead_of_a_traceback(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MALL_FILE_STORE": "s3", "MALL_DATA_DIR": str(tmp_path)}
+    env.pop("MALL_S3_BUCKET", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "mall.cli", "migrate"], env=env, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 2
+    assert "MALL_S3_BUCKET" in run.stderr and "Traceback" not in run.stderr

@@ -9,6 +9,7 @@ Every receiver is a real server on 127.0.0.1 started here (listed in `push_allow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import uuid
@@ -72,6 +73,9 @@ class CannedServer:
             pass
 
     def close(self) -> None:
+        # shutdown wakes the thread blocked in accept(); close alone does not on Linux
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         for conn in self._open:
             conn.close()
