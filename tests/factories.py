@@ -6,6 +6,10 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
+from typing import TypeVar
+
+from sqlalchemy import inspect
+from sqlalchemy.orm import make_transient_to_detached
 
 from catalog import service as catalog_service
 from catalog.models import Listing
@@ -17,11 +21,20 @@ from mall.models import BudgetLine, Organization, OrgKind, User
 from mall.settings import Settings
 
 PASSWORD = "pw-correct-horse"
+T = TypeVar("T", BudgetLine, Listing)
 
 
 @lru_cache(maxsize=1)
 def _hash() -> str:
     return auth.hash_password(PASSWORD)
+
+
+def _detached_copy(row: T) -> T:
+    """A detached copy of a loaded row: the same column values and identity, no shared state."""
+    mapper = inspect(type(row))
+    copy = type(row)(**{attr.key: getattr(row, attr.key) for attr in mapper.column_attrs})
+    make_transient_to_detached(copy)
+    return copy
 
 
 @dataclass
@@ -33,6 +46,19 @@ class World:
     lines: dict[str, BudgetLine] = field(default_factory=dict)
     listings: dict[str, Listing] = field(default_factory=dict)
     _n: int = 0
+
+    def copy(self) -> World:
+        """A world of its own over the same rows: its dictionaries and the loaded rows are copies, so a
+        test that changes them leaves the next test's world as it was built."""
+        return World(
+            self.db,
+            self.settings,
+            who=dict(self.who),
+            tokens=dict(self.tokens),
+            lines={k: _detached_copy(v) for k, v in self.lines.items()},
+            listings={k: _detached_copy(v) for k, v in self.listings.items()},
+            _n=self._n,
+        )
 
     def h(self, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[name]}"}

@@ -396,6 +396,7 @@ def test_settings_that_cannot_work_are_refused_at_start() -> None:
     assert load_settings({"MALL_FILE_STORE": "s3", "MALL_S3_BUCKET": "mall"}).file_store == "s3"
 
 
+@pytest.mark.slow
 def test_the_cli_says_what_is_wrong_instead_of_a_traceback(tmp_path: Any) -> None:
     import os
     import subprocess

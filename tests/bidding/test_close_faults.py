@@ -15,6 +15,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from redis import Redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -100,6 +101,7 @@ async def reserved(world: World) -> object:
         return line.reserved
 
 
+@pytest.mark.slow
 async def test_worker_killed_while_closing_closes_exactly_once(
     world: World,
     settings: Settings,

@@ -29,6 +29,7 @@ def two_web_processes(settings: Settings, tmp_path: Path) -> Iterator[str]:
         yield base
 
 
+@pytest.mark.slow
 async def test_400_concurrent_http_bids_equal_a_sequential_replay(
     world: World, two_web_processes: str
 ) -> None:

@@ -7,6 +7,7 @@ import io
 import uuid
 from typing import Any
 
+import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
@@ -82,6 +83,7 @@ async def count_listings(world: World, org_id: Any) -> int:
         return await s.scalar(select(func.count()).where(Listing.supplier_org_id == org_id)) or 0
 
 
+@pytest.mark.slow
 async def test_two_thousand_rows_with_bad_ones_report_each_and_keep_the_good(world: World) -> None:
     who = world.who["supplier_y"]
     rows = [good_row(i) for i in range(2000)]

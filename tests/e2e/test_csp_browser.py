@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.e2e.conftest import login, new_page, require_chromium, shot
 from tests.factories import World
 
+pytestmark = pytest.mark.browser
 require_chromium()
 
 LISTEN = """

@@ -685,6 +685,7 @@ def cli_in_process(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
     return exit_info.value.code
 
 
+@pytest.mark.slow
 async def test_ledger_verify_detects_a_tampered_record(
     client: Any, world: World, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

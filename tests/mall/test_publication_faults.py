@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from redis import Redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -124,6 +125,7 @@ async def place_order(world: World) -> uuid.UUID:
     return placed[0].id
 
 
+@pytest.mark.slow
 async def test_confirmation_enqueues_and_a_worker_publishes(
     world: World, settings: Settings, private_redis: RedisServer
 ) -> None:
@@ -143,6 +145,7 @@ async def test_confirmation_enqueues_and_a_worker_publishes(
     assert await pending(world) == 0
 
 
+@pytest.mark.slow
 async def test_redis_down_at_confirmation_delays_but_never_loses_the_record(
     world: World, settings: Settings, private_redis: RedisServer, tmp_path: Path
 ) -> None:
@@ -169,6 +172,7 @@ async def test_redis_down_at_confirmation_delays_but_never_loses_the_record(
     assert await pending(world) == 0
 
 
+@pytest.mark.slow
 async def test_worker_killed_mid_publish_publishes_exactly_once(
     world: World, settings: Settings, private_redis: RedisServer, tmp_path: Path
 ) -> None:

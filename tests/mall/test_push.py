@@ -496,6 +496,7 @@ async def test_bad_subscriptions_are_400_problems(
 # ---------------------------------------------------------------- through a real worker
 
 
+@pytest.mark.slow
 async def test_publishing_through_a_real_worker_pushes_to_the_receiver(
     world: World,
     settings: Settings,

@@ -339,6 +339,7 @@ def frozen() -> Any:
         clock.clock.unfreeze()
 
 
+@pytest.mark.slow
 async def test_a_sealed_inquiry_leaks_nothing_on_any_channel(
     app: Any, world: World, settings: Settings, frozen: None
 ) -> None:

@@ -291,6 +291,7 @@ def s3_settings(settings: Settings, s3_server: str) -> Settings:
     )
 
 
+@pytest.mark.slow
 async def test_the_s3_store_round_trip(db: Database, s3_settings: Settings) -> None:
     store = files.store_for(s3_settings, db)
     assert isinstance(store, files.S3Store)
@@ -317,6 +318,7 @@ async def test_the_s3_store_round_trip(db: Database, s3_settings: Settings) -> N
     assert await store.stat("exports/broken.csv") is None
 
 
+@pytest.mark.slow
 async def test_imports_and_exports_through_s3(
     world: World, settings: Settings, s3_settings: Settings, tmp_path: Path
 ) -> None:

@@ -253,6 +253,7 @@ def forms(world: World, ids: dict[str, Any]) -> dict[str, Form]:
     }
 
 
+@pytest.mark.slow
 async def test_the_forms_refuse_bad_text_with_a_message_keep_what_was_typed_and_write_nothing(
     client: Any, world: World
 ) -> None:

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mall import seed
 from mall.db import Database
 from mall.settings import Settings
@@ -22,6 +24,7 @@ async def test_no_demo_data_no_demo_accounts_on_the_login_page(client: Any, worl
     assert "演示账号" not in text and "buyer1" not in text
 
 
+@pytest.mark.slow
 async def test_the_demo_seed_shows_its_accounts_and_their_password_on_the_login_page(
     clean: None, db: Database, settings: Settings
 ) -> None:
