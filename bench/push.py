@@ -189,9 +189,9 @@ async def seed(db: Any, start: int, n: int) -> None:
 
 
 async def make_owner(db: Any) -> Any:
-    from mall import clock
-    from mall.auth import Principal
-    from mall.models import Organization
+    from mall.core import clock
+    from mall.core.auth import Principal
+    from mall.core.models import Organization
 
     org = Organization(
         id=uuid.uuid4(),
@@ -212,7 +212,7 @@ async def drain_phase(
     from sqlalchemy import select
 
     from mall import push
-    from mall.models import PushDelivery
+    from mall.core.models import PushDelivery
 
     with stage(f"seeding {n} ledger records"):
         await seed(db, 0, n)
@@ -262,7 +262,7 @@ async def live_phase(
 
 async def wait_caught_up(db: Any, sub_id: uuid.UUID, within: float) -> bool:
     from mall import push
-    from mall.models import PushSubscription
+    from mall.core.models import PushSubscription
 
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -274,7 +274,7 @@ async def wait_caught_up(db: Any, sub_id: uuid.UUID, within: float) -> bool:
                 # the ledger may still be catching up with the outbox
                 from sqlalchemy import func, select
 
-                from mall.models import Outbox
+                from mall.core.models import Outbox
 
                 pending = await s.scalar(select(func.count()).where(Outbox.status == "pending"))
                 if not pending:
@@ -284,7 +284,7 @@ async def wait_caught_up(db: Any, sub_id: uuid.UUID, within: float) -> bool:
 
 
 async def main_async(args: Any, st: Stack) -> dict[str, Any]:
-    from mall.db import Database
+    from mall.core.db import Database
     from workers import queues
 
     cfg = QUICK if args.quick else FULL

@@ -144,8 +144,8 @@ async def freshness(st: Stack, port: int, samples: int) -> dict[str, Any]:
 
     from catalog import service
     from catalog.models import Listing
-    from mall.auth import Principal
-    from mall.db import Database
+    from mall.core.auth import Principal
+    from mall.core.db import Database
     from workers import queues
 
     settings = st.settings()

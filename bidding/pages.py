@@ -29,10 +29,11 @@ from bidding.models import (
     ProcedureKind,
 )
 from bidding.routes import limit_exempt, room_bid
-from mall import budgets, clock
-from mall.auth import Principal, allow
+from mall import budgets
+from mall.core import clock
+from mall.core.auth import Principal, allow
+from mall.core.errors import DomainError, InvalidInput, NotFound
 from mall.deps import DB, Config
-from mall.errors import DomainError, InvalidInput, NotFound
 from mall.pages import _act, _page_no, _user, flash, keep_form, pages_of, pop_form, render
 
 PER_PAGE = 20

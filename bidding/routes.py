@@ -15,13 +15,13 @@ from sqlalchemy import select
 
 from bidding import service
 from bidding.models import KIND_LABELS, PROCEDURE_STATUS_LABELS, ProcedureItem
-from mall import fields, netaddr
 from mall.api import me_of
-from mall.auth import allow
-from mall.clock import rfc3339
+from mall.core import fields, netaddr
+from mall.core.auth import allow
+from mall.core.clock import rfc3339
+from mall.core.errors import InvalidInput
+from mall.core.money import money_str, quantity_str
 from mall.deps import DB, Config
-from mall.errors import InvalidInput
-from mall.money import money_str, quantity_str
 
 log = logging.getLogger("mall.rooms")
 
@@ -152,7 +152,7 @@ async def _out(db: Any, who: Any, procedure_id: uuid.UUID) -> ProcedureOut:
 async def create_procedure(
     request: Request[Any, Any, Any], data: JSONBody[ProcedureIn], db: DB, settings: Config
 ) -> ProcedureOut:
-    from mall import clock
+    from mall.core import clock
 
     who = me_of(request)
     for t in (data.ends_at, data.starts_at):
@@ -323,7 +323,7 @@ async def _room_bid_locked(
     from redis.exceptions import RedisError
 
     from bidding import room
-    from mall.errors import Unavailable
+    from mall.core.errors import Unavailable
 
     try:
         for attempt in range(2):

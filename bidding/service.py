@@ -31,12 +31,13 @@ from bidding.models import (
 )
 from catalog.categories import CATALOG_VERSION
 from catalog.models import Category, Listing, ListingStatus
-from mall import budgets, clock, fields
-from mall.auth import Principal
-from mall.db import Database, Tx
-from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation, TooManyAttempts
-from mall.models import BudgetLine, Organization, OrgKind
-from mall.money import MoneyError, money, money_str, quantity_str, round_money, whole_quantity
+from mall import budgets
+from mall.core import clock, fields
+from mall.core.auth import Principal
+from mall.core.db import Database, Tx
+from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation, TooManyAttempts
+from mall.core.models import BudgetLine, Organization, OrgKind
+from mall.core.money import MoneyError, money, money_str, quantity_str, round_money, whole_quantity
 
 MIN_OPEN = timedelta(minutes=10)
 MAX_OPEN = timedelta(days=30)
@@ -700,7 +701,7 @@ async def _fail(tx: Tx, p: Procedure, reason: str) -> None:
 
 
 async def _buyer_and_items(tx: Tx, p: Procedure) -> tuple[Any, list[ProcedureItem]]:
-    from mall.models import Organization
+    from mall.core.models import Organization
 
     buyer = await tx.session.get(Organization, p.buyer_org_id)
     items = list(
@@ -717,7 +718,7 @@ async def _buyer_and_items(tx: Tx, p: Procedure) -> tuple[Any, list[ProcedureIte
 
 async def ranked_quotes(tx: Tx, p: Procedure) -> list[dict[str, Any]]:
     """Every valid quote or final bid, ranked, with the supplier's name: published with the result."""
-    from mall.models import Organization
+    from mall.core.models import Organization
 
     result = await _outcome(tx, p)
     names = {
@@ -743,7 +744,7 @@ async def ranked_quotes(tx: Tx, p: Procedure) -> list[dict[str, Any]]:
 
 async def rejected_quotes(tx: Tx, p: Procedure) -> list[dict[str, Any]]:
     """Quotes the buyer found non-compliant, with its written reason (disclosed with the result)."""
-    from mall.models import Organization
+    from mall.core.models import Organization
 
     rows = (
         await tx.session.execute(
@@ -804,7 +805,7 @@ async def confirm_award(
     the ceiling to the price, and the deal record is published with every valid quote.
     For several items the supplier splits its total into unit prices (分项报价) that add up exactly."""
     from mall import disclosure
-    from mall.models import Checkout, Order, OrderLine, OrderStatus
+    from mall.core.models import Checkout, Order, OrderLine, OrderStatus
     from mall.orders import _event
 
     async with db.write() as tx:

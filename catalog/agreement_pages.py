@@ -20,10 +20,11 @@ from sqlalchemy import select
 from catalog import agreements as ag
 from catalog import designated as dd
 from catalog.categories import name_of
-from mall import budgets, clock
-from mall.auth import PUBLIC, Principal, allow
+from mall import budgets
+from mall.core import clock
+from mall.core.auth import PUBLIC, Principal, allow
+from mall.core.errors import DomainError, InvalidInput, NotFound
 from mall.deps import DB, Config
-from mall.errors import DomainError, InvalidInput, NotFound
 from mall.pages import _act, _user, flash, keep_form, pop_form, render
 
 # ---------------------------------------------------------------- agreements

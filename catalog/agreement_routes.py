@@ -11,12 +11,13 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 
 from catalog import agreements as ag
 from catalog import designated as dd
-from mall import fields, orders
+from mall import orders
 from mall.api import me_of
-from mall.auth import allow
+from mall.core import fields
+from mall.core.auth import allow
+from mall.core.errors import InvalidInput, NotFound
+from mall.core.money import money_str
 from mall.deps import DB, Config
-from mall.errors import InvalidInput, NotFound
-from mall.money import money_str
 from mall.structs import OrderOut
 
 IdemKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200)]
@@ -107,7 +108,7 @@ class SummaryOut(msgspec.Struct):
 
 
 async def _agreement_out(db: Any, who: Any, agreement_id: uuid.UUID, *, full: bool = True) -> AgreementOut:
-    from mall.clock import rfc3339
+    from mall.core.clock import rfc3339
 
     async with db.read() as s:
         a = await ag.get(s, agreement_id)

@@ -21,9 +21,10 @@ from catalog.categories import CATALOG_VERSION
 from catalog.generator import generate
 from catalog.models import Listing, ListingStatus
 from catalog.service import _key
-from mall import accounts, clock
-from mall.db import Database
-from mall.models import Organization, OrgKind, User
+from mall import accounts
+from mall.core import clock
+from mall.core.db import Database
+from mall.core.models import Organization, OrgKind, User
 
 BATCH = 2000
 
@@ -54,7 +55,7 @@ SUPPLIER_NAMES: tuple[tuple[str, str], ...] = (
 
 async def _suppliers(db: Database, rng: random.Random, count: int) -> list[uuid.UUID]:
     """The suppliers the listings are spread over: existing ones with these names, or registered now."""
-    from mall.credit_code import make
+    from mall.core.credit_code import make
 
     ids: list[uuid.UUID] = []
     for i in range(count):

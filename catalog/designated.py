@@ -26,13 +26,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from catalog.agreements import code_field, parse_amount, text_field
 from catalog.categories import CATALOG_VERSION
 from catalog.models import Category
-from mall import clock, fields, orders
-from mall.auth import Principal
-from mall.db import Base, Database, IdMixin, Money, UTCDateTime
-from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.models import Order, Organization, OrgKind
-from mall.money import MoneyError, whole_quantity
-from mall.settings import Settings
+from mall import orders
+from mall.core import clock, fields
+from mall.core.auth import Principal
+from mall.core.db import Base, Database, IdMixin, Money, UTCDateTime
+from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.core.models import Order, Organization, OrgKind
+from mall.core.money import MoneyError, whole_quantity
+from mall.core.settings import Settings
 
 REVIEW_WORKING_DAYS = 7
 MAX_PRICE_ITEMS = 50

@@ -24,10 +24,10 @@ from sqlalchemy.exc import IntegrityError
 
 from catalog import service, spreadsheet
 from catalog.models import Category, Listing, ListingImport
-from mall import clock, fields, files
-from mall.auth import Principal
-from mall.db import Database
-from mall.errors import DomainError, InvalidInput, NotFound
+from mall.core import clock, fields, files
+from mall.core.auth import Principal
+from mall.core.db import Database
+from mall.core.errors import DomainError, InvalidInput, NotFound
 
 log = logging.getLogger("mall.imports")
 
@@ -160,11 +160,11 @@ async def _process(
     async with db.read() as s:
         batch = await s.get(ListingImport, import_id)
         assert batch is not None
-        from mall.models import User
+        from mall.core.models import User
 
         user = await s.get(User, batch.user_id)
         assert user is not None
-        from mall import auth
+        from mall.core import auth
 
         who = auth.principal_of(user)
         filename, file_key, strict = batch.filename, batch.file_key, batch.strict

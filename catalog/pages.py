@@ -17,9 +17,9 @@ from catalog import categories, imports, service
 from catalog import search as catalog_search
 from catalog.models import LISTING_STATUS_LABELS, Listing, PriceRequest
 from catalog.service import ListingDraft, ListingQuery
-from mall.auth import PUBLIC, allow
+from mall.core.auth import PUBLIC, allow
+from mall.core.errors import DomainError, NotFound
 from mall.deps import DB, Config, Search
-from mall.errors import DomainError, NotFound
 from mall.pages import _act, _back, _page_no, _user, flash, keep_form, pages_of, pop_form, render
 from search_index.backend import SearchQuery, SearchResult
 
@@ -410,7 +410,7 @@ async def upload_import(
     if not isinstance(upload, UploadFile) or not upload.filename:
         flash(request, "请选择要上传的 CSV 或 XLSX 文件", "error")
         return Redirect("/supplier/listings", status_code=303)
-    from mall import files
+    from mall.core import files
 
     # Stored, not parsed: the job reads it (one byte past the cap is enough to refuse it).
     content = await upload.read(imports.MAX_BYTES + 1)

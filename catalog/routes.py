@@ -15,13 +15,13 @@ from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryP
 from catalog import categories, imports, service, spreadsheet
 from catalog import search as catalog_search_service
 from catalog.service import ListingDraft, ListingQuery
-from mall import fields
 from mall.api import PageNo, me_of
-from mall.auth import PUBLIC, allow
+from mall.core import fields
+from mall.core.auth import PUBLIC, allow
+from mall.core.errors import InvalidInput, NotFound
+from mall.core.fields import SEARCH_MAX, Amount
+from mall.core.money import MoneyError, money, money_str
 from mall.deps import DB, Config, Search
-from mall.errors import InvalidInput, NotFound
-from mall.fields import SEARCH_MAX, Amount
-from mall.money import MoneyError, money, money_str
 from mall.structs import (
     ListingCreate,
     ListingOut,
@@ -531,7 +531,7 @@ class ImportOut(msgspec.Struct):
 async def start_import(
     request: Request[Any, Any, Any], data: MultipartBody[ImportForm], db: DB, settings: Config
 ) -> ImportOut:
-    from mall import files
+    from mall.core import files
 
     # Stored, not parsed: the job reads it (one byte past the cap is enough to refuse it).
     content = await data.file.read(imports.MAX_BYTES + 1)

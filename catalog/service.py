@@ -23,13 +23,13 @@ from catalog.models import (
     PriceRequest,
     PriceRequestStatus,
 )
-from mall import clock, fields
-from mall.auth import Principal
-from mall.db import Database, Tx
-from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.fields import REASON_MAX, text
-from mall.models import AuditEntry
-from mall.money import MoneyError, money, round_money, whole_quantity
+from mall.core import clock, fields
+from mall.core.auth import Principal
+from mall.core.db import Database, Tx
+from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.core.fields import REASON_MAX, text
+from mall.core.models import AuditEntry
+from mall.core.money import MoneyError, money, round_money, whole_quantity
 from search_index import sync as search_sync
 
 PRICE_NOTE_MAX = fields.PRICE_NOTE_MAX  # listing_price_changes.note

@@ -11,13 +11,14 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from sqlalchemy import select, text
 
-from mall import accounts, auth, budgets, clock, disclosure, login_throttle, orders, oversight
-from mall.auth import PUBLIC, Principal, allow
-from mall.clock import rfc3339
+from mall import accounts, budgets, disclosure, orders, oversight
+from mall.core import auth, clock, login_throttle
+from mall.core.auth import PUBLIC, Principal, allow
+from mall.core.clock import rfc3339
+from mall.core.errors import InvalidInput
+from mall.core.models import OrderStatus, Organization
+from mall.core.money import money_str, quantity_str
 from mall.deps import DB, Config
-from mall.errors import InvalidInput
-from mall.models import OrderStatus, Organization
-from mall.money import money_str, quantity_str
 from mall.structs import (
     AcceptIn,
     AnswerIn,
@@ -572,7 +573,7 @@ async def healthz(request: Request[Any, Any, Any], db: DB, settings: Config) -> 
     try:
         async with db.read() as s:
             await s.execute(text("SELECT 1"))
-            from mall.models import LedgerHead
+            from mall.core.models import LedgerHead
 
             head = (await s.execute(select(LedgerHead.last_seq))).scalar_one()
         status["database"] = {

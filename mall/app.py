@@ -21,11 +21,12 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from mall import api, pages
-from mall.auth import AuthMiddleware, access_guard
-from mall.db import Database
-from mall.errors import EXCEPTION_HANDLERS
-from mall.http_guards import JsonBodyGuard, SecurityHeaders
-from mall.settings import Settings, load_settings
+from mall.core import errors
+from mall.core.auth import AuthMiddleware, access_guard
+from mall.core.db import Database
+from mall.core.errors import EXCEPTION_HANDLERS
+from mall.core.http_guards import JsonBodyGuard, SecurityHeaders
+from mall.core.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     key = hashlib.sha256(secret.encode()).digest()
     db = Database(settings.resolved_database_url)
     queues.configure(settings)
+    errors.use_error_page(pages.error_page)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -6,11 +6,11 @@ import json
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from mall import clock
-from mall.db import Database
+from mall.core import clock
+from mall.core.db import Database
+from mall.core.models import DisclosureRecord
+from mall.core.money import yuan_display
 from mall.disclosure import MODE_LABELS, FeedQuery, _filtered
-from mall.models import DisclosureRecord
-from mall.money import yuan_display
 
 ATOM = "http://www.w3.org/2005/Atom"
 MEDIA_TYPE = "application/atom+xml; charset=utf-8"

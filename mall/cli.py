@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mall.settings import Settings, SettingsError, load_settings
+from mall.core.settings import Settings, SettingsError, load_settings
 
 
 def _db(settings: Settings) -> Any:
-    from mall.db import Database
+    from mall.core.db import Database
 
     return Database(settings.resolved_database_url, pool_size=2)
 
@@ -188,7 +188,7 @@ def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     """Stream the ledger in constant memory, with the feed's filters plus a 品目 prefix."""
     from mall import disclosure, exports
-    from mall.errors import DomainError
+    from mall.core.errors import DomainError
 
     params = {
         "mode": args.mode,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from litestar.di import NamedDependency
 
-from mall.db import Database
-from mall.settings import Settings
+from mall.core.db import Database
+from mall.core.settings import Settings
 from search_index.backend import SearchBackend
 
 DB = NamedDependency[Database]

@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall import clock
-from mall.db import Database, Tx
-from mall.errors import InvalidInput, NotFound
-from mall.models import DisclosureRecord, LedgerHead, Order, Outbox
-from mall.money import money_str, quantity_str
+from mall.core import clock
+from mall.core.db import Database, Tx
+from mall.core.errors import InvalidInput, NotFound
+from mall.core.models import DisclosureRecord, LedgerHead, Order, Outbox
+from mall.core.money import money_str, quantity_str
 
 log = logging.getLogger("mall.disclosure")
 GENESIS = "0" * 64
@@ -191,7 +191,7 @@ def _record_from(row: Outbox, seq: int, prev_hash: str, now: datetime) -> dict[s
 
 
 def _ledger_row(record: dict[str, Any], source_id: uuid.UUID, now: datetime) -> DisclosureRecord:
-    from mall.money import money
+    from mall.core.money import money
 
     supplier = record.get("supplier") or {}
     total = record.get("total_amount")

@@ -16,15 +16,16 @@ from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import File, Redirect, Stream, Template
 
-from mall import atom, disclosure, exports, fields, files
+from mall import atom, disclosure, exports
 from mall.api import me_of
-from mall.auth import PUBLIC, Principal, allow
-from mall.db import Database
+from mall.core import fields, files
+from mall.core.auth import PUBLIC, Principal, allow
+from mall.core.db import Database
+from mall.core.errors import DomainError, InvalidInput, RuleViolation
+from mall.core.models import ExportJob
+from mall.core.settings import Settings
 from mall.deps import DB, Config
-from mall.errors import DomainError, InvalidInput, RuleViolation
-from mall.models import ExportJob
 from mall.pages import _user, flash, keep_form, pop_form, render
-from mall.settings import Settings
 
 EXPORTERS = allow("center", "regulator")
 TAGS = ["数据导出"]
@@ -60,7 +61,7 @@ class ExportJobOut(msgspec.Struct):
 
     @classmethod
     def of(cls, job: ExportJob, *, prefix: str = "/api/exports") -> ExportJobOut:
-        from mall.clock import rfc3339
+        from mall.core.clock import rfc3339
 
         return cls(
             id=job.id,

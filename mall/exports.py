@@ -27,14 +27,15 @@ from urllib.parse import quote
 import msgspec
 from sqlalchemy import func, select, update
 
-from mall import clock, files, ocds, xlsx
-from mall.auth import Principal
-from mall.db import Database
+from mall import ocds
+from mall.core import clock, files, xlsx
+from mall.core.auth import Principal
+from mall.core.db import Database
+from mall.core.errors import InvalidInput, NotFound
+from mall.core.fields import spreadsheet_safe
+from mall.core.models import DisclosureRecord, ExportJob, LedgerHead
+from mall.core.settings import Settings
 from mall.disclosure import KIND_LABELS, MODE_LABELS, FeedQuery, _filtered, parse_feed_query
-from mall.errors import InvalidInput, NotFound
-from mall.fields import spreadsheet_safe
-from mall.models import DisclosureRecord, ExportJob, LedgerHead
-from mall.settings import Settings
 
 log = logging.getLogger("mall.exports")
 
@@ -110,7 +111,7 @@ def _beijing(rfc3339: str) -> str:
     """The publication instant (UTC in the record) as China time, the way people read it."""
     from datetime import datetime
 
-    from mall.clock import SHANGHAI
+    from mall.core.clock import SHANGHAI
 
     at = datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
     return at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
@@ -239,7 +240,7 @@ async def iter_records(
 
 def record_rows(record: dict[str, Any], category: str | None, names: dict[str, str]) -> Iterator[list[Any]]:
     """One row per line item (only the lines in the 品目 when filtered by one); amounts as exact text,
-    text cells safe to open in a spreadsheet program (mall.fields.spreadsheet_safe)."""
+    text cells safe to open in a spreadsheet program (mall.core.fields.spreadsheet_safe)."""
     supplier = record.get("supplier") or {}
     head = [
         record["seq"],

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mall.settings import Settings
+from mall.core.settings import Settings
 
 PR_SET_PDEATHSIG = 1
 
@@ -158,7 +158,7 @@ class Launcher:
         upgrade(self.settings)
         print("· 数据库已就绪", flush=True)
         if self.seed:
-            from mall.db import Database
+            from mall.core.db import Database
             from mall.seed import is_seeded, seed_demo
 
             async def go() -> None:
@@ -182,7 +182,7 @@ class Launcher:
         s = self.settings
         if s.meili_url or (s.data_dir / "search" / "CURRENT").exists():
             return
-        from mall.db import Database
+        from mall.core.db import Database
         from search_index import sync
         from search_index.embedded import EmbeddedBackend
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from mall.db import Database
-from mall.settings import Settings
+from mall.core.db import Database
+from mall.core.settings import Settings
 
 HERE = Path(__file__).parent / "migrations"
 

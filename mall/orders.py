@@ -23,12 +23,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Listing, ListingStatus
-from mall import budgets, clock, disclosure, fields
-from mall.auth import Principal
-from mall.db import Database, Tx
-from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.fields import ADDRESS_MAX, NOTE_MAX, text
-from mall.models import (
+from mall import budgets, disclosure
+from mall.core import clock, fields
+from mall.core.auth import Principal
+from mall.core.db import Database, Tx
+from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.core.fields import ADDRESS_MAX, NOTE_MAX, text
+from mall.core.models import (
     ORDER_STATUS_LABELS,
     BudgetLine,
     CartItem,
@@ -39,8 +40,8 @@ from mall.models import (
     OrderStatus,
     Organization,
 )
-from mall.money import MoneyError, money, money_str, round_money, whole_quantity
-from mall.settings import Settings
+from mall.core.money import MoneyError, money, money_str, round_money, whole_quantity
+from mall.core.settings import Settings
 
 S = OrderStatus
 _LISTINGS = cast(Table, Listing.__table__)

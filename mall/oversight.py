@@ -11,9 +11,9 @@ from sqlalchemy import BigInteger, ColumnElement, Select, func, literal, literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.categories import name_of
-from mall.models import BudgetLine, Order, OrderLine, OrderStatus, Organization
-from mall.money import from_cents, to_cents
-from mall.settings import Settings
+from mall.core.models import BudgetLine, Order, OrderLine, OrderStatus, Organization
+from mall.core.money import from_cents, to_cents
+from mall.core.settings import Settings
 
 # Purchases of the same class are added up at the third level of the 品目 code (e.g. A020101 计算机
 # covers desktops, laptops and servers): buying them separately does not make them different goods.

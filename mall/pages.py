@@ -16,12 +16,13 @@ from litestar.params import Body, FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 from sqlalchemy import BigInteger, case, func, select, type_coerce
 
-from mall import accounts, auth, budgets, clock, disclosure, fields, login_throttle, orders, oversight
-from mall.auth import PUBLIC, ROLE_LABELS, Principal, allow
+from mall import accounts, budgets, disclosure, orders, oversight
+from mall.core import auth, clock, fields, login_throttle
+from mall.core.auth import PUBLIC, ROLE_LABELS, Principal, allow
+from mall.core.errors import DomainError, InvalidInput
+from mall.core.models import ORDER_STATUS_LABELS, DisclosureRecord, Order, OrderStatus
+from mall.core.money import quantity_str, yuan_display, yuan_uppercase
 from mall.deps import DB, Config
-from mall.errors import DomainError, InvalidInput
-from mall.models import ORDER_STATUS_LABELS, DisclosureRecord, Order, OrderStatus
-from mall.money import quantity_str, yuan_display, yuan_uppercase
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 ACTION_LABELS = {
@@ -251,7 +252,7 @@ async def login(
         )
         page.headers.update(getattr(exc, "headers", None) or {})
         return page
-    from mall.models import User
+    from mall.core.models import User
 
     async with db.read() as s:
         user = await s.get(User, who.user_id)
@@ -754,7 +755,7 @@ async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Conf
 async def admin_page(
     request: Request[Any, Any, Any], db: DB, kind: FromQuery[str] = "", page: FromQuery[str] = "1"
 ) -> Template:
-    from mall.models import ORG_KIND_LABELS
+    from mall.core.models import ORG_KIND_LABELS
 
     p = _page_no(page)
     kind = kind if kind in ORG_KIND_LABELS else ""  # a bad filter is dropped

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from mall.errors import InvalidInput
-from mall.netaddr import Address, Network
+from mall.core.errors import InvalidInput
+from mall.core.netaddr import Address, Network
 
 _ip = ipaddress.ip_address
 

@@ -10,10 +10,10 @@ from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from mall import push
-from mall.auth import allow
+from mall.core.auth import allow
+from mall.core.errors import DomainError, InvalidInput
 from mall.deps import DB, Config
 from mall.disclosure import MODE_LABELS
-from mall.errors import DomainError, InvalidInput
 from mall.pages import _act, _page_no, _user, flash, keep_form, pages_of, pop_form, render
 
 MANAGERS = allow("center", "regulator", "admin")
@@ -34,7 +34,7 @@ async def subscriptions_page(request: Request[Any, Any, Any], db: DB) -> Templat
         # the platform admin sees every organization's subscriptions: say whose each one is
         from sqlalchemy import select
 
-        from mall.models import Organization
+        from mall.core.models import Organization
 
         owner_ids = {sub.org_id for sub in subs}
         owners = (

@@ -11,11 +11,11 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from mall import push
 from mall.api import PageNo, me_of
-from mall.auth import allow
-from mall.clock import rfc3339
+from mall.core.auth import allow
+from mall.core.clock import rfc3339
+from mall.core.fields import Choice, RequiredShortText, Url
+from mall.core.models import PushDelivery, PushSubscription
 from mall.deps import DB, Config
-from mall.fields import Choice, RequiredShortText, Url
-from mall.models import PushDelivery, PushSubscription
 
 MANAGERS = allow("center", "regulator", "admin")
 TAGS = ["推送订阅"]

@@ -16,14 +16,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog import service as catalog_service
-from mall import accounts, auth, clock, disclosure, orders
-from mall.auth import Principal
-from mall.credit_code import make as make_credit_code
-from mall.db import Database
-from mall.errors import DomainError
-from mall.models import AuditEntry, BudgetLine, Organization, OrgKind, User
-from mall.money import round_money
-from mall.settings import Settings
+from mall import accounts, disclosure, orders
+from mall.core import auth, clock
+from mall.core.auth import Principal
+from mall.core.credit_code import make as make_credit_code
+from mall.core.db import Database
+from mall.core.errors import DomainError
+from mall.core.models import AuditEntry, BudgetLine, Organization, OrgKind, User
+from mall.core.money import round_money
+from mall.core.settings import Settings
 
 # Published in the README and, on a database the demo was seeded into, on the login page.
 DEMO_PASSWORD = "Sunshine-demo-2026"  # noqa: S105
@@ -343,7 +344,7 @@ async def demo_loaded(session: AsyncSession) -> bool:
 
 def demo_accounts() -> list[tuple[str, str, str]]:
     """(username, organization, role) of every demo account, for the login page."""
-    from mall.auth import ROLE_LABELS, ROLE_OF_KIND
+    from mall.core.auth import ROLE_LABELS, ROLE_OF_KIND
 
     return [
         (username, spec.name, ROLE_LABELS[ROLE_OF_KIND[spec.kind]])

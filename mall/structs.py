@@ -8,8 +8,8 @@ from typing import Annotated
 import msgspec
 
 from catalog.models import PRICE_REQUEST_STATUS_LABELS, Listing, PriceRequest
-from mall import fields
-from mall.fields import (
+from mall.core import fields
+from mall.core.fields import (
     Address,
     Amount,
     AmountText,
@@ -32,8 +32,8 @@ from mall.fields import (
     ShortText,
     Unit,
 )
-from mall.models import BudgetLine, Order, OrderEvent
-from mall.money import money_str, quantity_str
+from mall.core.models import BudgetLine, Order, OrderEvent
+from mall.core.money import money_str, quantity_str
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -140,7 +140,7 @@ class PriceRequestOut(msgspec.Struct):
 
     @classmethod
     def of(cls, r: PriceRequest) -> PriceRequestOut:
-        from mall.clock import rfc3339
+        from mall.core.clock import rfc3339
 
         return cls(
             r.id,
@@ -228,7 +228,7 @@ class PriceReviewItem(msgspec.Struct):
 
     @classmethod
     def of(cls, r: PriceRequest) -> PriceReviewItem:
-        from mall.clock import rfc3339
+        from mall.core.clock import rfc3339
 
         return cls(
             r.id,
@@ -323,7 +323,7 @@ class OrderOut(msgspec.Struct):
 
     @classmethod
     def of(cls, o: Order) -> OrderOut:
-        from mall.clock import rfc3339
+        from mall.core.clock import rfc3339
 
         return cls(
             o.id,
@@ -404,7 +404,7 @@ class EventOut(msgspec.Struct):
 
     @classmethod
     def of(cls, e: OrderEvent) -> EventOut:
-        from mall.clock import rfc3339
+        from mall.core.clock import rfc3339
 
         return cls(rfc3339(e.at), e.actor_label, e.action, e.detail)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mall.settings import Settings
+from mall.core.settings import Settings
 from search_index.backend import SearchBackend
 
 

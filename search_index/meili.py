@@ -42,7 +42,7 @@ from typing import Any
 
 import httpx
 
-from mall.money import from_cents, money_str, to_cents
+from mall.core.money import from_cents, money_str, to_cents
 from search_index.backend import (
     MAX_PER_PAGE,
     SORTS,

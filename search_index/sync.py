@@ -24,10 +24,10 @@ from sqlalchemy import select, update
 
 from catalog import categories
 from catalog.models import Listing, ListingStatus
-from mall import clock
-from mall.db import Database, Tx
-from mall.models import Organization, Outbox
-from mall.money import to_cents
+from mall.core import clock
+from mall.core.db import Database, Tx
+from mall.core.models import Organization, Outbox
+from mall.core.money import to_cents
 from search_index.backend import ProductDocument, SearchBackend
 from search_index.documents import document_of
 

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from mall.db import Database
-from mall.settings import Settings, load_settings
+from mall.core.db import Database
+from mall.core.settings import Settings, load_settings
 from tests.factories import World
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,8 +173,8 @@ def tables_to_clear() -> list[str]:
     import catalog.agreements
     import catalog.designated
     import catalog.models  # noqa: F401
-    import mall.models  # noqa: F401
-    from mall.db import Base
+    import mall.core.models  # noqa: F401
+    from mall.core.db import Base
 
     return [t.name for t in reversed(Base.metadata.sorted_tables) if t.name not in KEEP_TABLES]
 
@@ -201,7 +201,7 @@ async def clean(db: Database, settings: Settings) -> AsyncIterator[None]:
     with contextlib.suppress(Exception):  # a fault test may have left its own Redis stopped
         queues.queue(settings).empty()
     with contextlib.suppress(Exception):  # the login endpoints' request-rate windows start afresh
-        from mall.login_throttle import forget_request_counts
+        from mall.core.login_throttle import forget_request_counts
 
         forget_request_counts(settings)
     if (settings.data_dir / "search" / "CURRENT").exists():  # an empty search index, swapped in

@@ -16,8 +16,8 @@ import signal
 import time
 
 from mall import push
-from mall.db import Database
-from mall.settings import Settings, load_settings
+from mall.core.db import Database
+from mall.core.settings import Settings, load_settings
 from workers import outbox, queues
 
 log = logging.getLogger("mall.cron")
@@ -73,7 +73,7 @@ async def _procedures_due(db: Database) -> bool:
     from sqlalchemy import select
 
     from bidding.models import Procedure
-    from mall import clock
+    from mall.core import clock
 
     late = clock.now() - timedelta(seconds=5)
     async with db.read() as s:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from mall import disclosure, files, orders, push
-from mall.db import Database
-from mall.settings import Settings
+from mall import disclosure, orders, push
+from mall.core import files
+from mall.core.db import Database
+from mall.core.settings import Settings
 from workers import queues, runtime
 
 log = logging.getLogger("mall.jobs")
@@ -83,7 +84,7 @@ def close_procedure(procedure_id: str) -> str:
 
     async def go(db: Database, s: Settings) -> str:
         from bidding import service
-        from mall.errors import Conflict
+        from mall.core.errors import Conflict
 
         try:
             p = await service.close(db, uuid.UUID(procedure_id), pause=s.close_pause_seconds)

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from mall import clock
-from mall.db import Database
-from mall.models import Outbox
+from mall.core import clock
+from mall.core.db import Database
+from mall.core.models import Outbox
 from workers import queues
 
 log = logging.getLogger("mall.outbox")

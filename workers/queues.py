@@ -12,7 +12,7 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from mall.settings import Settings
+from mall.core.settings import Settings
 
 log = logging.getLogger("mall.queues")
 

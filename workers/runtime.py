@@ -11,8 +11,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from mall.db import Database
-from mall.settings import Settings
+from mall.core.db import Database
+from mall.core.settings import Settings
 
 T = TypeVar("T")
 log = logging.getLogger("mall.jobs")
@@ -26,7 +26,7 @@ def configure(settings: Settings) -> None:
 
 def settings() -> Settings:
     if _settings is None:
-        from mall.settings import load_settings
+        from mall.core.settings import load_settings
 
         configure(load_settings())
     assert _settings is not None

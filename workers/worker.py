@@ -11,7 +11,7 @@ import sys
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from mall.settings import Settings
+from mall.core.settings import Settings
 from workers import queues, runtime
 
 log = logging.getLogger("mall.worker")

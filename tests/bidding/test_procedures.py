@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from bidding import rules, service
 from bidding.models import Offer, Procedure
-from mall import clock
-from mall.errors import DomainError, Forbidden, InvalidInput, RuleViolation
-from mall.models import BudgetLine, OrgKind
+from mall.core import clock
+from mall.core.errors import DomainError, Forbidden, InvalidInput, RuleViolation
+from mall.core.models import BudgetLine, OrgKind
 from tests.factories import World
 
 
@@ -275,7 +275,7 @@ async def test_invalid_input_never_reaches_the_log_as_accepted(world: World, fro
 async def test_closing_is_idempotent_under_concurrency_and_the_job_reschedules_early_runs(
     world: World, frozen: datetime
 ) -> None:
-    from mall.models import BudgetMovement
+    from mall.core.models import BudgetMovement
     from workers import jobs
 
     xs = await suppliers(world, 3)
@@ -321,7 +321,7 @@ async def test_the_winner_confirms_and_an_order_and_a_deal_record_follow(
     import json
 
     from mall import disclosure, orders
-    from mall.models import DisclosureRecord
+    from mall.core.models import DisclosureRecord
 
     before = await available(world)
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
@@ -362,8 +362,9 @@ async def test_the_whole_specification_reaches_the_order_and_the_published_recor
     deal record lost the rest."""
     import json
 
-    from mall import disclosure, fields
-    from mall.models import DisclosureRecord, OrderLine
+    from mall import disclosure
+    from mall.core import fields
+    from mall.core.models import DisclosureRecord, OrderLine
 
     spec = ("第一行：i5 处理器，16G 内存，512G 固态硬盘\n" + "规" * fields.SPEC_MAX)[: fields.SPEC_MAX]
     xs = await suppliers(world, 3)
@@ -398,7 +399,7 @@ async def test_declines_and_lapses_pass_the_award_on_then_fail(world: World, fro
     import json
 
     from mall import disclosure
-    from mall.models import DisclosureRecord
+    from mall.core.models import DisclosureRecord
 
     before = await available(world)
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
@@ -428,7 +429,7 @@ async def test_a_failed_inquiry_publishes_a_failure_notice(world: World, frozen:
     import json
 
     from mall import disclosure
-    from mall.models import DisclosureRecord
+    from mall.core.models import DisclosureRecord
 
     p, _ = await _awarded(world, ["52000.00"])
     assert p.status == "failed"
@@ -446,7 +447,7 @@ async def test_the_buyer_rejects_a_non_compliant_quote_and_the_award_moves(
     import json
 
     from mall import disclosure
-    from mall.models import DisclosureRecord
+    from mall.core.models import DisclosureRecord
 
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00", "53000.00"])
     assert p.awarded_supplier_id == xs[1].org_id

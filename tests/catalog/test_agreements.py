@@ -15,9 +15,10 @@ from sqlalchemy import func, select
 
 from bidding import service as bidding
 from catalog import agreements as ag
-from mall import clock, disclosure, orders
-from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.models import DisclosureRecord, Organization, OrgKind
+from mall import disclosure, orders
+from mall.core import clock
+from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.core.models import DisclosureRecord, Organization, OrgKind
 from tests.factories import World
 
 D = Decimal
@@ -436,7 +437,7 @@ async def test_a_printer_agreement_takes_printers_not_mice(world: World, frozen:
 
 
 async def test_second_stage_deals_count_in_the_agreement_summary(world: World, frozen: datetime) -> None:
-    from mall.models import OrgKind
+    from mall.core.models import OrgKind
 
     a = await vehicles(world, direct_limit="300000.00")
     third = await world.org("third", OrgKind.SUPPLIER, "第三汽车销售公司")

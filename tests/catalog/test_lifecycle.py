@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select
 
 from catalog.models import Listing, PriceChange
-from mall.models import AuditEntry, OrgKind, Outbox
-from mall.settings import Settings
+from mall.core.models import AuditEntry, OrgKind, Outbox
+from mall.core.settings import Settings
 from tests.factories import World
 
 SNAPSHOT_FIELDS = (

@@ -16,8 +16,9 @@ from bidding import routes as bidding_routes
 from catalog import agreement_pages, agreement_routes
 from catalog import pages as catalog_pages
 from catalog import routes as catalog_routes
-from mall import api, auth, clock, disclosure, export_routes, orders, pages, push, push_pages, push_routes
-from mall.models import ApiToken, BudgetLine, Order
+from mall import api, disclosure, export_routes, orders, pages, push, push_pages, push_routes
+from mall.core import auth, clock
+from mall.core.models import ApiToken, BudgetLine, Order
 from tests.factories import PASSWORD, World
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -203,12 +204,12 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
     upload = (
         "商品名称,品牌,规格型号,品目编码,计量单位,售价,参考市场价,库存\n台式机,联想,M1,A02010105,台,10,10,1\n"
     )
-    from mall import files
+    from mall.core import files
 
     store = files.store_for(world.settings, world.db)
     batch = await imports.start_import(world.db, store, world.who["supplier_x"], "a.csv", upload.encode())
     from bidding import service as bidding_service
-    from mall import clock
+    from mall.core import clock
 
     procedure = await bidding_service.create(
         world.db,

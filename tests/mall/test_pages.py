@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mall import disclosure, orders
-from mall.models import BudgetLine
+from mall.core.models import BudgetLine
 from tests.factories import PASSWORD, World
 
 HTML = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}

@@ -28,9 +28,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from mall import clock, disclosure, push
-from mall.models import PushDelivery, PushSubscription
-from mall.settings import Settings
+from mall import disclosure, push
+from mall.core import clock
+from mall.core.models import PushDelivery, PushSubscription
+from mall.core.settings import Settings
 from tests.conftest import RedisServer
 from tests.factories import World
 from tests.mall.test_disclosure import expected_hash, verify_items

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from catalog import service
-from mall.models import Outbox
-from mall.settings import Settings
+from mall.core.models import Outbox
+from mall.core.settings import Settings
 from search_index import sync
 from search_index.backend import ProductDocument, SearchQuery
 from search_index.embedded import EmbeddedBackend

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from mall.settings import Settings
+from mall.core.settings import Settings
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 

@@ -13,9 +13,9 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
 
 from bidding.models import Procedure
-from mall import clock
-from mall.models import BudgetLine, Organization, OrgKind
-from mall.settings import Settings
+from mall.core import clock
+from mall.core.models import BudgetLine, Organization, OrgKind
+from mall.core.settings import Settings
 from tests.factories import World
 from tests.mall.test_pages import HTML, login_ok, post_form
 

@@ -19,7 +19,7 @@ from openpyxl import load_workbook
 
 from catalog import spreadsheet
 from mall import disclosure, exports, orders
-from mall.fields import FORMULA_PREFIXES
+from mall.core.fields import FORMULA_PREFIXES
 from tests.factories import World
 from tests.mall.test_disclosure import place
 

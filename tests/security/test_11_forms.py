@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from catalog import service as catalog
-from mall import clock, fields, orders
-from mall.credit_code import make
-from mall.errors import InvalidInput
+from mall import orders
+from mall.core import clock, fields
+from mall.core.credit_code import make
+from mall.core.errors import InvalidInput
 from tests.factories import PASSWORD, World
 from tests.security.text_input import NUL, RLO, chinese, fingerprint, variants
 

@@ -31,9 +31,10 @@ from bidding import service as bidding
 from catalog import agreements as ag
 from catalog import designated as dd
 from catalog import service as catalog
-from mall import clock, orders
-from mall.credit_code import make
-from mall.models import Organization, OrgKind
+from mall import orders
+from mall.core import clock
+from mall.core.credit_code import make
+from mall.core.models import Organization, OrgKind
 from tests.factories import PASSWORD, World
 from tests.security.text_input import chinese, fingerprint, variants
 

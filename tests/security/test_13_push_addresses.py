@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from mall import clock, push
-from mall.models import PushSubscription
-from mall.settings import Settings
+from mall import push
+from mall.core import clock
+from mall.core.models import PushSubscription
+from mall.core.settings import Settings
 from tests.factories import World
 from tests.mall.test_push import Receiver, publish
 from tests.mall.test_supermarket_flow import assert_problem

@@ -22,10 +22,11 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from mall import clock, push
+from mall import push
+from mall.core import clock
+from mall.core.models import PushDelivery, PushSubscription
+from mall.core.settings import Settings
 from mall.migrate import alembic_config
-from mall.models import PushDelivery, PushSubscription
-from mall.settings import Settings
 from tests.factories import World
 from tests.mall.test_push import publish
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from mall import seed
-from mall.db import Database
-from mall.settings import Settings
+from mall.core.db import Database
+from mall.core.settings import Settings
 from tests.factories import World
 from tests.security.login_helpers import HTML, client_from, served, token_request
 
@@ -36,7 +36,7 @@ async def test_the_demo_seed_shows_its_accounts_and_their_password_on_the_login_
 
 
 def test_the_demo_password_passes_the_policy_and_the_old_one_is_gone() -> None:
-    from mall.auth import password_problem
+    from mall.core.auth import password_problem
 
     for username in ("buyer1", "admin"):
         assert password_problem(seed.DEMO_PASSWORD, username) is None

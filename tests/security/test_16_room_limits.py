@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from bidding import room
 from bidding.models import Offer
-from mall.models import OrgKind
-from mall.settings import Settings
+from mall.core.models import OrgKind
+from mall.core.settings import Settings
 from tests.bidding.live import caller, open_socket, serve, socket_answer
 from tests.factories import World
 from tests.security.test_01_inquiry_room_sealed import publish

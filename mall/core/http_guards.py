@@ -18,7 +18,7 @@ from litestar.enums import RequestEncodingType, ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
-from mall.errors import PROBLEM, problem_body
+from mall.core.errors import PROBLEM, problem_body
 
 MAX_JSON_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 64

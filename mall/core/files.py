@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall import clock
-from mall.db import Database
-from mall.models import StoredFile, StoredFileChunk
-from mall.settings import Settings
+from mall.core import clock
+from mall.core.db import Database
+from mall.core.models import StoredFile, StoredFileChunk
+from mall.core.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

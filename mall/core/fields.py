@@ -21,7 +21,7 @@ from typing import Annotated
 
 import msgspec
 
-from mall.errors import InvalidInput
+from mall.core.errors import InvalidInput
 
 # ------------------------------------------------------------------ limits (characters)
 

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from mall.db import Base, IdMixin, Money, Quantity, UTCDateTime, new_id
+from mall.core.db import Base, IdMixin, Money, Quantity, UTCDateTime, new_id
 
 
 class OrgKind(enum.StrEnum):
@@ -426,7 +426,7 @@ class StoredFile(Base):
 
 
 class StoredFileChunk(Base):
-    """One piece (at most mall.files.CHUNK_BYTES) of a stored file, numbered from 0."""
+    """One piece (at most mall.core.files.CHUNK_BYTES) of a stored file, numbered from 0."""
 
     __tablename__ = "stored_file_chunks"
 

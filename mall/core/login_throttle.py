@@ -33,11 +33,11 @@ from redis.exceptions import RedisError
 from sqlalchemy import delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall import clock, netaddr
-from mall.db import Database
-from mall.errors import NotFound, TooManyAttempts
-from mall.models import AuditEntry, LoginThrottle
-from mall.settings import Settings
+from mall.core import clock, netaddr
+from mall.core.db import Database
+from mall.core.errors import NotFound, TooManyAttempts
+from mall.core.models import AuditEntry, LoginThrottle
+from mall.core.settings import Settings
 
 log = logging.getLogger("mall.login_throttle")
 

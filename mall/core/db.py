@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from mall.money import CENT, from_cents, normalize_quantity, to_cents
+from mall.core.money import CENT, from_cents, normalize_quantity, to_cents
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

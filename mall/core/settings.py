@@ -182,7 +182,7 @@ class SettingsError(ValueError):
 
 def settings_problems(s: Settings) -> list[str]:
     """What is wrong with a combination of settings (English, for operators' logs)."""
-    from mall.netaddr import networks
+    from mall.core.netaddr import networks
 
     out = []
     if s.file_store not in ("database", "s3"):

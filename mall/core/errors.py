@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from litestar import MediaType, Request, Response
@@ -132,12 +133,33 @@ def _wants_html(request: Request[Any, Any, Any]) -> bool:
     return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
 
 
+ErrorPage = Callable[[Request[Any, Any, Any], int, str, str, dict[str, str] | None], Response[Any]]
+_error_page: ErrorPage | None = None
+
+
+def use_error_page(page: ErrorPage) -> None:
+    """The web shell names the page a browser is shown for a refusal; the kernel knows no pages."""
+    global _error_page
+    _error_page = page
+
+
+def _page(
+    request: Request[Any, Any, Any],
+    status: int,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+) -> Response[Any] | None:
+    if _error_page is None or not _wants_html(request):
+        return None
+    return _error_page(request, status, code, detail, headers)
+
+
 def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     headers = getattr(exc, "headers", None)  # e.g. Retry-After of a login throttle
-    if _wants_html(request):
-        from mall.pages import error_page
-
-        return error_page(request, exc.status, exc.code, exc.detail, headers)
+    page = _page(request, exc.status, exc.code, exc.detail, headers)
+    if page is not None:
+        return page
     return problem(exc.status, exc.code, exc.detail, request.url.path, exc.extra, headers)
 
 
@@ -166,10 +188,9 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
     else:
         code, detail = f"http_{status}", "请求无法处理"
     headers = exc.headers if status == 429 else None  # the rate limit's Retry-After
-    if _wants_html(request):
-        from mall.pages import error_page
-
-        return error_page(request, status, code, detail, headers)
+    page = _page(request, status, code, detail, headers)
+    if page is not None:
+        return page
     return problem(status, code, detail, request.url.path, headers=headers)
 
 
@@ -191,7 +212,7 @@ _MESSAGES = [
 
 def _chinese(message: str) -> str:
     if "matching regex" in message:
-        from mall.fields import PATTERN_MESSAGES
+        from mall.core.fields import PATTERN_MESSAGES
 
         for regex, text in PATTERN_MESSAGES.items():
             if repr(regex) in message:
@@ -232,19 +253,17 @@ def database_error_handler(request: Request[Any, Any, Any], exc: DBAPIError) -> 
     else:
         return internal_error_handler(request, exc)
     log.warning("database refused %s %s: %s", request.method, request.url.path, text[:300])
-    if _wants_html(request):
-        from mall.pages import error_page
-
-        return error_page(request, status, code, detail)
+    page = _page(request, status, code, detail)
+    if page is not None:
+        return page
     return problem(status, code, detail, request.url.path)
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    if _wants_html(request):
-        from mall.pages import error_page
-
-        return error_page(request, 500, "internal_error", "服务器出现内部错误，请稍后重试")
+    page = _page(request, 500, "internal_error", "服务器出现内部错误，请稍后重试")
+    if page is not None:
+        return page
     return Response(
         content={
             "type": "about:blank",

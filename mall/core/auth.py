@@ -27,10 +27,10 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import or_, select, update
 
-from mall import clock, fields, login_throttle
-from mall.db import Database, Tx
-from mall.errors import InvalidInput, NotFound, Unauthenticated
-from mall.models import ApiToken, AuditEntry, OrgKind, User
+from mall.core import clock, fields, login_throttle
+from mall.core.db import Database, Tx
+from mall.core.errors import InvalidInput, NotFound, Unauthenticated
+from mall.core.models import ApiToken, AuditEntry, OrgKind, User
 
 # Cheap enough for a 2-core machine under a checkout benchmark, still memory-hard.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
@@ -77,7 +77,7 @@ def verify_password(stored: str, password: str) -> bool:
 # ------------------------------------------------------------------ the password policy
 
 PASSWORD_MIN = 10
-COMMON_PASSWORDS = Path(__file__).resolve().parent / "data" / "common-passwords.txt"
+COMMON_PASSWORDS = Path(__file__).resolve().parent.parent / "data" / "common-passwords.txt"
 
 
 @functools.lru_cache(maxsize=1)
