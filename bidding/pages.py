@@ -33,8 +33,8 @@ from mall import budgets
 from mall.core import clock
 from mall.core.auth import Principal, allow
 from mall.core.errors import DomainError, InvalidInput, NotFound
-from mall.deps import DB, Config
-from mall.pages import _act, _page_no, _user, flash, keep_form, pages_of, pop_form, render
+from mall.web.deps import DB, Config
+from mall.web.helpers import act, current_user, flash, keep_form, page_no, pages_of, pop_form, render
 
 PER_PAGE = 20
 log = logging.getLogger("mall.rooms")
@@ -50,9 +50,9 @@ CLOSE_TOO_MANY = 4429  # the user already holds `room_connections_per_user` conn
 async def procedures_page(
     request: Request[Any, Any, Any], db: DB, page: FromQuery[str] = "1", kind: FromQuery[str] = ""
 ) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who
-    pg = _page_no(page)
+    pg = page_no(page)
     stmt = select(Procedure).where(service.visible_clause(who))
     if kind in KIND_LABELS:
         stmt = stmt.where(Procedure.kind == kind)
@@ -88,7 +88,7 @@ async def new_procedure_page(
     kind: FromQuery[str] = "inquiry",
     agreement: FromQuery[str] = "",
 ) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who and who.org_id
     under = None
     async with db.read() as s:
@@ -128,7 +128,7 @@ async def new_procedure_page(
 async def create_procedure(
     request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     try:
         try:
@@ -189,7 +189,7 @@ async def create_procedure(
 async def procedure_page(
     request: Request[Any, Any, Any], procedure_id: FromPath[uuid.UUID], db: DB
 ) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who
     view = await service.view_for(db, who, procedure_id)  # 404 unless `who` may see the procedure
     async with db.read() as s:
@@ -231,16 +231,16 @@ async def quote(
     db: DB,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     if data.get("action") == "withdraw":
-        return await _act(
+        return await act(
             request,
             lambda: service.withdraw(db, who, procedure_id),
             "报价已撤回",
             f"/procedures/{procedure_id}",
         )
-    return await _act(
+    return await act(
         request,
         lambda: service.quote(db, who, procedure_id, data.get("amount", "")),
         "报价已提交（密封，截止前可修改或撤回）",
@@ -257,10 +257,10 @@ async def bid(
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
     """The form fallback of the room."""
-    who = _user(request)
+    who = current_user(request)
     assert who
     exempt = limit_exempt(request, settings)
-    return await _act(
+    return await act(
         request,
         lambda: room_bid(request.app, db, settings, who, procedure_id, data.get("amount", ""), exempt=exempt),
         "出价成功",
@@ -277,7 +277,7 @@ async def bid_json(
     data: URLEncodedBody[dict[str, str]],
 ) -> dict[str, Any]:
     """The room script's bid (session cookie + CSRF header): JSON, refusals as problem+json."""
-    who = _user(request)
+    who = current_user(request)
     assert who
     r = await room_bid(
         request.app,
@@ -310,10 +310,10 @@ async def award(
     db: DB,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     if data.get("action") == "decline":
-        return await _act(
+        return await act(
             request,
             lambda: service.decline_award(db, who, procedure_id),
             "已放弃成交，成交资格顺延给下一名",
@@ -335,13 +335,13 @@ async def reject(
     db: DB,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     try:
         label_no = int(data.get("label_no", ""))
     except ValueError:
         label_no = 0
-    return await _act(
+    return await act(
         request,
         lambda: service.reject_quote(db, who, procedure_id, label_no, data.get("reason", "")),
         "已认定该报价无效，排名已重新计算",

@@ -15,13 +15,13 @@ from sqlalchemy import select
 
 from bidding import service
 from bidding.models import KIND_LABELS, PROCEDURE_STATUS_LABELS, ProcedureItem
-from mall.api import me_of
 from mall.core import fields, netaddr
 from mall.core.auth import allow
 from mall.core.clock import rfc3339
 from mall.core.errors import InvalidInput
 from mall.core.money import money_str, quantity_str
-from mall.deps import DB, Config
+from mall.web.deps import DB, Config
+from mall.web.helpers import me_of
 
 log = logging.getLogger("mall.rooms")
 

@@ -695,7 +695,7 @@ async def _fail(tx: Tx, p: Procedure, reason: str) -> None:
     if p.reserved_amount > 0:
         await budgets.release(tx.session, p.budget_line_id, p.reserved_amount, None, procedure_id=p.id)
         p.reserved_amount = Decimal(0)
-    from mall import disclosure
+    from mall.ledger import disclosure
 
     disclosure.stage(tx, await failure_payload(tx, p, reason))
 
@@ -804,8 +804,8 @@ async def confirm_award(
     already confirmed — it then runs the supermarket's fulfilment flow — the reservation shrinks from
     the ceiling to the price, and the deal record is published with every valid quote.
     For several items the supplier splits its total into unit prices (分项报价) that add up exactly."""
-    from mall import disclosure
     from mall.core.models import Checkout, Order, OrderLine, OrderStatus
+    from mall.ledger import disclosure
     from mall.orders import _event
 
     async with db.write() as tx:

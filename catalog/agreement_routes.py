@@ -12,13 +12,13 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from catalog import agreements as ag
 from catalog import designated as dd
 from mall import orders
-from mall.api import me_of
 from mall.core import fields
 from mall.core.auth import allow
 from mall.core.errors import InvalidInput, NotFound
 from mall.core.money import money_str
-from mall.deps import DB, Config
 from mall.structs import OrderOut
+from mall.web.deps import DB, Config
+from mall.web.helpers import me_of
 
 IdemKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200)]
 

@@ -14,15 +14,9 @@ from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryP
 
 from catalog import categories, imports, service, spreadsheet
 from catalog import search as catalog_search_service
+from catalog.search import Search
 from catalog.service import ListingDraft, ListingQuery
-from mall.api import PageNo, me_of
-from mall.core import fields
-from mall.core.auth import PUBLIC, allow
-from mall.core.errors import InvalidInput, NotFound
-from mall.core.fields import SEARCH_MAX, Amount
-from mall.core.money import MoneyError, money, money_str
-from mall.deps import DB, Config, Search
-from mall.structs import (
+from catalog.structs import (
     ListingCreate,
     ListingOut,
     ListingPage,
@@ -31,6 +25,13 @@ from mall.structs import (
     PriceReviewItem,
     PriceReviewPage,
 )
+from mall.core import fields
+from mall.core.auth import PUBLIC, allow
+from mall.core.errors import InvalidInput, NotFound
+from mall.core.fields import SEARCH_MAX, Amount
+from mall.core.money import MoneyError, money, money_str
+from mall.web.deps import DB, Config
+from mall.web.helpers import PageNo, me_of
 
 
 class CategoryOut(msgspec.Struct):

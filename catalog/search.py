@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
+from litestar.di import NamedDependency
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +21,8 @@ from mall.core.money import MoneyError, money
 from search_index.backend import MAX_PER_PAGE, SORTS, SearchBackend, SearchQuery, SearchResult
 
 log = logging.getLogger("mall.search")
+
+Search = NamedDependency[SearchBackend]  # the request dependency the app factory provides
 
 SORT_LABELS = {
     "relevance": "综合排序",

@@ -29,7 +29,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
-    from mall.seed import is_seeded, seed_demo
+    from mall.devtools.seed import is_seeded, seed_demo
 
     if args.products:
         return _seed_products(settings, args)
@@ -52,7 +52,7 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
 def _seed_products(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
-    from catalog.bulk import seed_products
+    from mall.devtools.bulk import seed_products
 
     def progress(n: int) -> None:
         if n % 50_000 == 0 or n == args.products:
@@ -139,7 +139,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     uvicorn.run(
-        "mall.app:app_from_env",
+        "mall.site.app:app_from_env",
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
@@ -165,7 +165,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from mall.disclosure import verify_chain
+    from mall.ledger.disclosure import verify_chain
 
     async def go() -> int:
         db = _db(settings)
@@ -187,8 +187,8 @@ def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     """Stream the ledger in constant memory, with the feed's filters plus a 品目 prefix."""
-    from mall import disclosure, exports
     from mall.core.errors import DomainError
+    from mall.ledger import disclosure, exports
 
     params = {
         "mode": args.mode,

@@ -159,7 +159,7 @@ class Launcher:
         print("· 数据库已就绪", flush=True)
         if self.seed:
             from mall.core.db import Database
-            from mall.seed import is_seeded, seed_demo
+            from mall.devtools.seed import is_seeded, seed_demo
 
             async def go() -> None:
                 db = Database(self.settings.resolved_database_url, pool_size=2)

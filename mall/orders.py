@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Listing, ListingStatus
-from mall import budgets, disclosure
+from mall import budgets
 from mall.core import clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database, Tx
@@ -42,6 +42,7 @@ from mall.core.models import (
 )
 from mall.core.money import MoneyError, money, money_str, round_money, whole_quantity
 from mall.core.settings import Settings
+from mall.ledger import disclosure
 
 S = OrderStatus
 _LISTINGS = cast(Table, Listing.__table__)

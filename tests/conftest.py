@@ -218,7 +218,7 @@ async def world(clean: None, db: Database, settings: Settings) -> World:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Any]:
-    from mall.app import create_app
+    from mall.site.app import create_app
 
     application = create_app(settings)
     yield application

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mall import disclosure
 from mall.core import credit_code
 from mall.core.money import (
     MoneyError,
@@ -26,6 +25,7 @@ from mall.core.money import (
     to_cents,
     yuan_display,
 )
+from mall.ledger import disclosure
 
 D = Decimal
 # The suite runs beside other work on shared machines: slow generation is not a failure.

@@ -15,9 +15,9 @@ import logging
 import signal
 import time
 
-from mall import push
 from mall.core.db import Database
 from mall.core.settings import Settings, load_settings
+from mall.ledger import push
 from workers import outbox, queues
 
 log = logging.getLogger("mall.cron")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from mall import disclosure, orders, push
+from mall import orders
 from mall.core import files
 from mall.core.db import Database
 from mall.core.settings import Settings
+from mall.ledger import disclosure, push
 from workers import queues, runtime
 
 log = logging.getLogger("mall.jobs")
@@ -150,7 +151,7 @@ def run_export(export_id: str) -> str:
     import uuid
 
     async def go(db: Database, s: Settings) -> str:
-        from mall import exports
+        from mall.ledger import exports
 
         return await exports.run_job(db, s, uuid.UUID(export_id))
 
@@ -166,7 +167,7 @@ def prune() -> dict[str, int]:
         from datetime import timedelta
 
         from catalog import imports
-        from mall import exports
+        from mall.ledger import exports
 
         store = files.store_for(s, db)
         return {

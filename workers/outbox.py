@@ -57,7 +57,7 @@ async def sweep(db: Database, grace_seconds: int) -> int:
     for import_id in await imports.stalled(db, timedelta(seconds=max(grace_seconds, 30))):
         if queues.enqueue("workers.jobs.run_import", str(import_id), job_id=f"import-{import_id}"):
             log.info("import %s waited too long; enqueued again", import_id)
-    from mall import exports
+    from mall.ledger import exports
 
     for export_id in await exports.stalled(db, timedelta(seconds=max(grace_seconds, 30))):
         if queues.enqueue("workers.jobs.run_export", str(export_id), job_id=f"export-{export_id}"):

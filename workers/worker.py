@@ -22,7 +22,7 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
     from search_index import text
 
     text.warm_up()  # jieba's dictionary loads once here; every forked horse inherits it
-    from mall import push
+    from mall.ledger import push
 
     push.ssl_context()  # likewise the TLS context push deliveries use
     from mall.launcher import die_with_parent

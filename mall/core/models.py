@@ -364,7 +364,7 @@ class PushSubscription(IdMixin, Base):
     delivered: Mapped[int] = mapped_column(BigInteger, default=0)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Why the last attempt failed: one of mall.push.ERROR_KINDS and the HTTP status, never the
+    # Why the last attempt failed: one of mall.ledger.push.ERROR_KINDS and the HTTP status, never the
     # receiver's answer. Empty after a success.
     last_error_kind: Mapped[str] = mapped_column(String(20), default="")
     last_status_code: Mapped[int | None] = mapped_column(Integer)
@@ -385,7 +385,9 @@ class PushDelivery(IdMixin, Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status_code: Mapped[int | None] = mapped_column(Integer)
     ok: Mapped[bool] = mapped_column(Boolean)
-    error_kind: Mapped[str] = mapped_column(String(20), default="")  # "" or one of mall.push.ERROR_KINDS
+    error_kind: Mapped[str] = mapped_column(
+        String(20), default=""
+    )  # "" or one of mall.ledger.push.ERROR_KINDS
     duration_ms: Mapped[int] = mapped_column(Integer)
 
 

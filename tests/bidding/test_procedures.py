@@ -320,8 +320,9 @@ async def test_the_winner_confirms_and_an_order_and_a_deal_record_follow(
 ) -> None:
     import json
 
-    from mall import disclosure, orders
+    from mall import orders
     from mall.core.models import DisclosureRecord
+    from mall.ledger import disclosure
 
     before = await available(world)
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
@@ -362,9 +363,9 @@ async def test_the_whole_specification_reaches_the_order_and_the_published_recor
     deal record lost the rest."""
     import json
 
-    from mall import disclosure
     from mall.core import fields
     from mall.core.models import DisclosureRecord, OrderLine
+    from mall.ledger import disclosure
 
     spec = ("第一行：i5 处理器，16G 内存，512G 固态硬盘\n" + "规" * fields.SPEC_MAX)[: fields.SPEC_MAX]
     xs = await suppliers(world, 3)
@@ -398,8 +399,8 @@ async def test_the_whole_specification_reaches_the_order_and_the_published_recor
 async def test_declines_and_lapses_pass_the_award_on_then_fail(world: World, frozen: datetime) -> None:
     import json
 
-    from mall import disclosure
     from mall.core.models import DisclosureRecord
+    from mall.ledger import disclosure
 
     before = await available(world)
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
@@ -428,8 +429,8 @@ async def test_declines_and_lapses_pass_the_award_on_then_fail(world: World, fro
 async def test_a_failed_inquiry_publishes_a_failure_notice(world: World, frozen: datetime) -> None:
     import json
 
-    from mall import disclosure
     from mall.core.models import DisclosureRecord
+    from mall.ledger import disclosure
 
     p, _ = await _awarded(world, ["52000.00"])
     assert p.status == "failed"
@@ -446,8 +447,8 @@ async def test_the_buyer_rejects_a_non_compliant_quote_and_the_award_moves(
 ) -> None:
     import json
 
-    from mall import disclosure
     from mall.core.models import DisclosureRecord
+    from mall.ledger import disclosure
 
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00", "53000.00"])
     assert p.awarded_supplier_id == xs[1].org_id

@@ -15,10 +15,11 @@ from sqlalchemy import func, select
 
 from bidding import service as bidding
 from catalog import agreements as ag
-from mall import disclosure, orders
+from mall import orders
 from mall.core import clock
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mall.core.models import DisclosureRecord, Organization, OrgKind
+from mall.ledger import disclosure
 from tests.factories import World
 
 D = Decimal

@@ -16,9 +16,11 @@ from bidding import routes as bidding_routes
 from catalog import agreement_pages, agreement_routes
 from catalog import pages as catalog_pages
 from catalog import routes as catalog_routes
-from mall import api, disclosure, export_routes, orders, pages, push, push_pages, push_routes
+from mall import orders
 from mall.core import auth, clock
 from mall.core.models import ApiToken, BudgetLine, Order
+from mall.ledger import disclosure, push
+from mall.site import api, export_routes, pages, push_pages, push_routes
 from tests.factories import PASSWORD, World
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -226,7 +228,7 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
         open_tender_threshold=world.settings.open_tender_threshold,
         region_code="410100",
     )
-    from mall import exports
+    from mall.ledger import exports
 
     export = await exports.start_job(world.db, world.who["center"], "csv", exports.parse_export_query({}))
     subscription, _ = await push.create(

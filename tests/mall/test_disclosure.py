@@ -26,10 +26,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text, update
 
-from mall import disclosure, orders
+from mall import orders
 from mall.core import clock
 from mall.core.models import DisclosureRecord, Order, Outbox
 from mall.core.settings import Settings
+from mall.ledger import disclosure
 from tests.factories import World
 from tests.mall.test_supermarket_flow import assert_problem, checkout
 

@@ -18,11 +18,11 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from mall import disclosure, exports
 from mall.core import files
 from mall.core.db import Database
 from mall.core.models import Order
 from mall.core.settings import Settings
+from mall.ledger import disclosure, exports
 from tests.factories import World
 from tests.mall.test_disclosure import deal
 from tests.mall.test_supermarket_flow import assert_problem
@@ -235,8 +235,8 @@ async def test_an_xlsx_too_big_to_send_directly_asks_for_a_job(
 ) -> None:
     from dataclasses import replace
 
-    from mall import export_routes
     from mall.core.errors import RuleViolation
+    from mall.site import export_routes
 
     small = replace(settings, export_xlsx_direct_max=3)
     with pytest.raises(RuleViolation) as caught:

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from mall import disclosure, orders
+from mall import orders
 from mall.core import clock
 from mall.core.errors import InvalidInput
 from mall.core.models import BudgetLine
+from mall.ledger import disclosure
 from tests.factories import World
 
 

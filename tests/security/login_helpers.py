@@ -18,7 +18,7 @@ HTML = {"Accept": "text/html,application/xhtml+xml"}
 @contextlib.asynccontextmanager
 async def served(settings: Settings, **overrides: Any) -> AsyncIterator[Any]:
     """The app as `create_app` builds it for these settings; its connections are closed afterwards."""
-    from mall.app import create_app
+    from mall.site.app import create_app
 
     app = create_app(replace(settings, **overrides))
     try:

@@ -136,7 +136,7 @@ async def test_the_page_form_follows_the_same_rule(client: Any, world: World) ->
 
 
 async def test_the_minimum_is_the_platform_setting(world: World, settings: Settings) -> None:
-    from mall.app import create_app
+    from mall.site.app import create_app
 
     strict = create_app(replace(settings, min_participants=4))
     try:

@@ -29,11 +29,11 @@ from sqlalchemy import func, inspect, select
 
 from catalog import imports
 from catalog.models import ListingImport
-from mall import disclosure, exports
 from mall.core import files
 from mall.core.db import Database
 from mall.core.models import ExportJob, StoredFile, StoredFileChunk
 from mall.core.settings import Settings
+from mall.ledger import disclosure, exports
 from tests.factories import World
 from tests.mall.test_disclosure import deal
 

@@ -18,8 +18,9 @@ import pytest
 from openpyxl import load_workbook
 
 from catalog import spreadsheet
-from mall import disclosure, exports, orders
+from mall import orders
 from mall.core.fields import FORMULA_PREFIXES
+from mall.ledger import disclosure, exports
 from tests.factories import World
 from tests.mall.test_disclosure import place
 

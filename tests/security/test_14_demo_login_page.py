@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mall import seed
 from mall.core.db import Database
 from mall.core.settings import Settings
+from mall.devtools import seed
 from tests.factories import World
 from tests.security.login_helpers import HTML, client_from, served, token_request
 
@@ -43,5 +43,5 @@ def test_the_demo_password_passes_the_policy_and_the_old_one_is_gone() -> None:
     assert password_problem("demo1234", "buyer1") is not None
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"password `{seed.DEMO_PASSWORD}`" in readme
-    for path in [ROOT / "README.md", *ROOT.joinpath("templates").rglob("*.html"), ROOT / "mall" / "seed.py"]:
+    for path in [ROOT / "README.md", *ROOT.joinpath("templates").rglob("*.html"), ROOT / "mall" / "devtools" / "seed.py"]:
         assert "demo1234" not in path.read_text(encoding="utf-8"), path

@@ -27,7 +27,7 @@ from tests.security.test_01_inquiry_room_sealed import publish
 
 @contextlib.asynccontextmanager
 async def app_with(settings: Settings, **changes: Any) -> AsyncIterator[Any]:
-    from mall.app import create_app
+    from mall.site.app import create_app
 
     app = create_app(replace(settings, **changes))
     try:

@@ -18,13 +18,13 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from catalog.categories import CATALOG_VERSION
-from catalog.generator import generate
 from catalog.models import Listing, ListingStatus
 from catalog.service import _key
 from mall import accounts
 from mall.core import clock
 from mall.core.db import Database
 from mall.core.models import Organization, OrgKind, User
+from mall.devtools.generator import generate
 
 BATCH = 2000
 

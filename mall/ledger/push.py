@@ -36,14 +36,14 @@ import httpx
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall import push_addresses
 from mall.core import clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import Forbidden, InvalidInput, NotFound
 from mall.core.models import DisclosureRecord, LedgerHead, PushDelivery, PushSubscription
 from mall.core.settings import Settings
-from mall.disclosure import MODES
+from mall.ledger import push_addresses
+from mall.ledger.disclosure import MODES
 
 log = logging.getLogger("mall.push")
 

@@ -10,7 +10,7 @@ from mall.core import clock
 from mall.core.db import Database
 from mall.core.models import DisclosureRecord
 from mall.core.money import yuan_display
-from mall.disclosure import MODE_LABELS, FeedQuery, _filtered
+from mall.ledger.disclosure import MODE_LABELS, FeedQuery, _filtered
 
 ATOM = "http://www.w3.org/2005/Atom"
 MEDIA_TYPE = "application/atom+xml; charset=utf-8"

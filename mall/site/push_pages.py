@@ -9,12 +9,12 @@ from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from mall import push
 from mall.core.auth import allow
 from mall.core.errors import DomainError, InvalidInput
-from mall.deps import DB, Config
-from mall.disclosure import MODE_LABELS
-from mall.pages import _act, _page_no, _user, flash, keep_form, pages_of, pop_form, render
+from mall.ledger import push
+from mall.ledger.disclosure import MODE_LABELS
+from mall.web.deps import DB, Config
+from mall.web.helpers import act, current_user, flash, keep_form, page_no, pages_of, pop_form, render
 
 MANAGERS = allow("center", "regulator", "admin")
 LOG_PER_PAGE = 30
@@ -28,7 +28,7 @@ def _remember_secret(request: Request[Any, Any, Any], sub_id: uuid.UUID, secret:
 @get("/push", opt=MANAGERS, include_in_schema=False)
 async def subscriptions_page(request: Request[Any, Any, Any], db: DB) -> Template:
     async with db.read() as s:
-        subs = await push.list_of(s, _user(request))
+        subs = await push.list_of(s, current_user(request))
         head = await push.ledger_head(s)
         rows = [(sub, push.state_of(sub), await push.backlog(s, sub)) for sub in subs]
         # the platform admin sees every organization's subscriptions: say whose each one is
@@ -48,7 +48,7 @@ async def subscriptions_page(request: Request[Any, Any, Any], db: DB) -> Templat
             if owner_ids
             else {}
         )
-    me = _user(request)
+    me = current_user(request)
     return render(
         request,
         "push_subscriptions.html",
@@ -75,7 +75,7 @@ async def subscription_create(
         sub, secret = await push.create(
             db,
             settings,
-            _user(request),
+            current_user(request),
             name=form["name"],
             url=form["url"],
             mode=form["mode"] or None,
@@ -94,9 +94,9 @@ async def subscription_create(
 async def subscription_page(
     request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB, page: FromQuery[str] = "1"
 ) -> Template:
-    p = _page_no(page)
+    p = page_no(page)
     async with db.read() as s:
-        sub = await push.get(s, _user(request), subscription_id)
+        sub = await push.get(s, current_user(request), subscription_id)
         head = await push.ledger_head(s)
         backlog = await push.backlog(s, sub)
         total, log = await push.deliveries(s, sub, p, LOG_PER_PAGE)
@@ -125,9 +125,9 @@ async def subscription_page(
 async def subscription_pause(
     request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB
 ) -> Redirect:
-    return await _act(
+    return await act(
         request,
-        lambda: push.pause(db, _user(request), subscription_id),
+        lambda: push.pause(db, current_user(request), subscription_id),
         "已暂停推送",
         f"/push/{subscription_id}",
     )
@@ -137,9 +137,9 @@ async def subscription_pause(
 async def subscription_resume(
     request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB
 ) -> Redirect:
-    return await _act(
+    return await act(
         request,
-        lambda: push.resume(db, _user(request), subscription_id),
+        lambda: push.resume(db, current_user(request), subscription_id),
         "已恢复推送，将立即尝试投递",
         f"/push/{subscription_id}",
     )
@@ -150,18 +150,18 @@ async def subscription_rotate(
     request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB
 ) -> Redirect:
     async def go() -> None:
-        sub, secret = await push.rotate_secret(db, _user(request), subscription_id)
+        sub, secret = await push.rotate_secret(db, current_user(request), subscription_id)
         _remember_secret(request, sub.id, secret)
 
-    return await _act(request, go, "已更换签名密钥，旧密钥立即失效", f"/push/{subscription_id}")
+    return await act(request, go, "已更换签名密钥，旧密钥立即失效", f"/push/{subscription_id}")
 
 
 @post("/push/{subscription_id:uuid}/delete", opt=MANAGERS, include_in_schema=False)
 async def subscription_delete(
     request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB
 ) -> Redirect:
-    return await _act(
-        request, lambda: push.remove(db, _user(request), subscription_id), "已删除推送订阅", "/push"
+    return await act(
+        request, lambda: push.remove(db, current_user(request), subscription_id), "已删除推送订阅", "/push"
     )
 
 

@@ -11,14 +11,14 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from sqlalchemy import select, text
 
-from mall import accounts, budgets, disclosure, orders, oversight
+from mall import accounts, budgets, orders, oversight
 from mall.core import auth, clock, login_throttle
 from mall.core.auth import PUBLIC, Principal, allow
 from mall.core.clock import rfc3339
 from mall.core.errors import InvalidInput
 from mall.core.models import OrderStatus, Organization
 from mall.core.money import money_str, quantity_str
-from mall.deps import DB, Config
+from mall.ledger import disclosure
 from mall.structs import (
     AcceptIn,
     AnswerIn,
@@ -49,15 +49,8 @@ from mall.structs import (
     UserCreate,
     UserOut,
 )
-
-PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
-PerPage = Annotated[int, QueryParameter(ge=1, le=100)]
-
-
-def me_of(request: Request[Any, Any, Any]) -> Principal:
-    user = request.scope.get("user")
-    assert user is not None
-    return user  # type: ignore[no-any-return]
+from mall.web.deps import DB, Config
+from mall.web.helpers import PageNo, PerPage, me_of
 
 
 @post(

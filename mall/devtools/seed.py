@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog import service as catalog_service
-from mall import accounts, disclosure, orders
+from mall import accounts, orders
 from mall.core import auth, clock
 from mall.core.auth import Principal
 from mall.core.credit_code import make as make_credit_code
@@ -25,6 +25,7 @@ from mall.core.errors import DomainError
 from mall.core.models import AuditEntry, BudgetLine, Organization, OrgKind, User
 from mall.core.money import round_money
 from mall.core.settings import Settings
+from mall.ledger import disclosure
 
 # Published in the README and, on a database the demo was seeded into, on the login page.
 DEMO_PASSWORD = "Sunshine-demo-2026"  # noqa: S105

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
 
 from litestar import Litestar, Request, Response, get, post
 from litestar.enums import RequestEncodingType
@@ -16,13 +16,25 @@ from litestar.params import Body, FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 from sqlalchemy import BigInteger, case, func, select, type_coerce
 
-from mall import accounts, budgets, disclosure, orders, oversight
+from mall import accounts, budgets, orders, oversight
 from mall.core import auth, clock, fields, login_throttle
 from mall.core.auth import PUBLIC, ROLE_LABELS, Principal, allow
 from mall.core.errors import DomainError, InvalidInput
 from mall.core.models import ORDER_STATUS_LABELS, DisclosureRecord, Order, OrderStatus
 from mall.core.money import quantity_str, yuan_display, yuan_uppercase
-from mall.deps import DB, Config
+from mall.ledger import disclosure
+from mall.web.deps import DB, Config
+from mall.web.helpers import (
+    act,
+    came_from,
+    current_user,
+    flash,
+    keep_form,
+    page_no,
+    pages_of,
+    pop_form,
+    render,
+)
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 ACTION_LABELS = {
@@ -61,117 +73,6 @@ def configure_templates(app: Litestar, settings: Config) -> None:
     env.autoescape = True
 
 
-def _user(request: Request[Any, Any, Any]) -> Principal | None:
-    user: Principal | None = request.scope.get("user")
-    return user
-
-
-def flash(request: Request[Any, Any, Any], message: str, kind: str = "ok") -> None:
-    request.session.setdefault("flash", [])
-    request.session["flash"] = [*request.session["flash"], [kind, message]][-3:]
-
-
-def render(request: Request[Any, Any, Any], name: str, status_code: int = 200, **ctx: Any) -> Template:
-    try:
-        messages = request.session.pop("flash", []) if request.session else []
-    except Exception:  # no session in scope (e.g. a path no route matched)
-        messages = []
-    return Template(
-        template_name=name,
-        context={
-            "me": _user(request),
-            "messages": messages,
-            "request": request,
-            "path": request.url.path,
-            **ctx,
-        },
-        status_code=status_code,
-    )
-
-
-def error_page(
-    request: Request[Any, Any, Any],
-    status: int,
-    code: str,
-    detail: str,
-    headers: dict[str, str] | None = None,
-) -> Response[Any]:
-    try:
-        back = _back(request, "")
-        back = "" if back == request.url.path else back  # never back to the page that failed
-        page = render(request, "error.html", status_code=status, code=code, detail=detail, back=back)
-        page.headers.update(headers or {})
-        return page
-    except Exception:
-        return Response(f"{status} {detail}", status_code=status, media_type="text/plain", headers=headers)
-
-
-def _back(request: Request[Any, Any, Any], fallback: str) -> str:
-    ref = request.headers.get("referer", "")
-    parsed = urlparse(ref)
-    if parsed.path.startswith("/") and (not parsed.netloc or parsed.netloc == request.url.netloc):
-        return parsed.path + (f"?{parsed.query}" if parsed.query else "")
-    return fallback
-
-
-# Sessions are cookies: what a refused form keeps must stay small. No field may be longer than this,
-# so a longer value is not kept (the page shows the message; the browser's field limit stops it anyway).
-FORM_KEEP_MAX = fields.DESCRIPTION_MAX
-NEVER_KEPT = {"_csrf_token", "password", "current_password", "new_password", "new_password2"}
-
-
-def keep_form(
-    request: Request[Any, Any, Any], values: Mapping[str, str], *, omit: Iterable[str] = ()
-) -> None:
-    """Keep what was typed into a refused form, to fill it in again (`pop_form`): never passwords or
-    the CSRF token, nor a value longer than any field may be."""
-    left_out = NEVER_KEPT | set(omit)
-    request.session["form"] = {
-        k: str(v) for k, v in values.items() if k not in left_out and len(str(v)) <= FORM_KEEP_MAX
-    }
-
-
-async def _act(
-    request: Request[Any, Any, Any],
-    action: Callable[[], Awaitable[Any]],
-    ok: str,
-    back: str,
-    *,
-    keep: Mapping[str, str] | None = None,
-) -> Redirect:
-    """Run a form's action; a refusal goes back to the page as a message, keeping what was typed
-    (`keep`), and changes nothing."""
-    try:
-        await action()
-        flash(request, ok)
-    except DomainError as exc:
-        flash(request, exc.detail, "error")
-        if keep is not None:
-            keep_form(request, keep)
-        return Redirect(_back(request, back), status_code=303)
-    return Redirect(back, status_code=303)
-
-
-def _page_no(raw: str | None) -> int:
-    try:
-        return max(1, min(int(raw or 1), 100000))
-    except ValueError:
-        return 1
-
-
-def pop_form(request: Request[Any, Any, Any]) -> dict[str, str]:
-    """What the user typed into a form that was refused, to fill it in again."""
-    try:
-        form: dict[str, str] = request.session.pop("form", {}) or {}
-    except Exception:
-        form = {}
-    return form
-
-
-def pages_of(total: int, per_page: int) -> int:
-    return max(1, (total + per_page - 1) // per_page)
-
-
 # ---------------------------------------------------------------- home, login
 
 
@@ -203,7 +104,7 @@ async def home(request: Request[Any, Any, Any], db: DB) -> Template:
 async def _login_page(
     request: Request[Any, Any, Any], db: DB, status_code: int = 200, **ctx: Any
 ) -> Template:
-    from mall import seed
+    from mall.devtools import seed
 
     async with db.read() as s:
         demo = await seed.demo_loaded(s)
@@ -274,7 +175,7 @@ async def login(
 @post("/logout", opt=allow("user"), include_in_schema=False)
 async def logout(request: Request[Any, Any, Any], db: DB) -> Redirect:
     """Ends every session of the user: the cookie is client-side, so its epoch is what can be revoked."""
-    who = _user(request)
+    who = current_user(request)
     if who is not None:
         await auth.end_sessions(db, who.user_id)
     request.set_session({"flash": [["ok", "已退出登录"]]})  # a fresh session holding only the message
@@ -286,7 +187,7 @@ async def logout(request: Request[Any, Any, Any], db: DB) -> Redirect:
 
 @get("/account", opt=allow("user"), include_in_schema=False)
 async def account_page(request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who
     return render(
         request,
@@ -303,7 +204,7 @@ async def account_password(
 ) -> Redirect:
     """Every other session ends and every token is revoked; this browser stays logged in (its user
     just proved the password) with the new epoch."""
-    who = _user(request)
+    who = current_user(request)
     assert who
     new = data.get("new_password", "")
     try:
@@ -328,7 +229,7 @@ async def account_password(
 
 @post("/account/logout-all", opt=allow("user"), include_in_schema=False)
 async def account_logout_all(request: Request[Any, Any, Any], db: DB) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     await auth.end_everywhere(db, who.user_id, login_throttle.client_of(request))
     request.set_session({"flash": [["ok", "已在所有设备上退出登录，所有 API 令牌已吊销"]]})
@@ -339,9 +240,9 @@ async def account_logout_all(request: Request[Any, Any, Any], db: DB) -> Redirec
 async def account_revoke_token(
     request: Request[Any, Any, Any], token_id: FromPath[uuid.UUID], db: DB
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
-    return await _act(request, lambda: auth.revoke_token(db, who, token_id), "令牌已吊销", "/account")
+    return await act(request, lambda: auth.revoke_token(db, who, token_id), "令牌已吊销", "/account")
 
 
 # ---------------------------------------------------------------- cart and checkout
@@ -349,7 +250,7 @@ async def account_revoke_token(
 
 @get("/cart", opt=allow("buyer"), include_in_schema=False)
 async def cart_page(request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who and who.org_id
     async with db.read() as s:
         lines = await orders.cart_of(s, who.user_id)
@@ -379,17 +280,17 @@ async def cart_page(request: Request[Any, Any, Any], db: DB, settings: Config) -
 
 @post("/cart/add", opt=allow("buyer"), include_in_schema=False)
 async def cart_add(request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     try:
         listing_id = uuid.UUID(data.get("listing_id", ""))
     except ValueError:
         raise InvalidInput("商品编号无效", code="invalid_listing") from None
-    return await _act(
+    return await act(
         request,
         lambda: orders.add_to_cart(db, who, listing_id, data.get("quantity", "1"), data.get("unit_price")),
         "已加入购物车",
-        _back(request, "/cart"),
+        came_from(request, "/cart"),
     )
 
 
@@ -398,13 +299,13 @@ async def cart_accept_price(
     request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect:
     """The buyer accepts the new price of an item whose price rose since it went into the cart."""
-    who = _user(request)
+    who = current_user(request)
     assert who
     try:
         listing_id = uuid.UUID(data.get("listing_id", ""))
     except ValueError:
         raise InvalidInput("商品编号无效", code="invalid_listing") from None
-    return await _act(
+    return await act(
         request,
         lambda: orders.accept_cart_price(db, who, listing_id, data.get("unit_price", "")),
         "已确认新价格",
@@ -416,13 +317,13 @@ async def cart_accept_price(
 async def cart_update(
     request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     try:
         listing_id = uuid.UUID(data.get("listing_id", ""))
     except ValueError:
         raise InvalidInput("商品编号无效", code="invalid_listing") from None
-    return await _act(
+    return await act(
         request,
         lambda: orders.set_cart_quantity(db, who, listing_id, data.get("quantity", "0")),
         "购物车已更新",
@@ -434,7 +335,7 @@ async def cart_update(
 async def checkout(
     request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     try:
         line_id = uuid.UUID(data.get("budget_line_id", ""))
@@ -476,10 +377,10 @@ async def checkout(
 async def orders_page(
     request: Request[Any, Any, Any], db: DB, status: FromQuery[str] = "", page: FromQuery[str] = "1"
 ) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who
     st = status if status in {x.value for x in OrderStatus} else None
-    p = _page_no(page)
+    p = page_no(page)
     async with db.read() as s:
         total, rows = await orders.list_orders(s, who, st, p, 20)
     return render(
@@ -498,7 +399,7 @@ async def orders_page(
 async def order_page(
     request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB, settings: Config
 ) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who
     async with db.read() as s:
         order = await orders.get_order(s, who, order_id)
@@ -519,7 +420,7 @@ async def order_page(
 
 @get("/orders/{order_id:uuid}/contract", opt=allow("user"), include_in_schema=False)
 async def contract_page(request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db: DB) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who
     async with db.read() as s:
         order = await orders.get_order(s, who, order_id)
@@ -549,7 +450,7 @@ async def order_action(
     settings: Config,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     back = f"/orders/{order_id}"
 
@@ -593,7 +494,7 @@ async def order_action(
     if action not in actions:
         raise InvalidInput("不支持的操作", code="unknown_action")
     fn, ok = actions[action]
-    return await _act(request, fn, ok, back, keep={**data, "action": action})
+    return await act(request, fn, ok, back, keep={**data, "action": action})
 
 
 # ---------------------------------------------------------------- budgets
@@ -601,7 +502,7 @@ async def order_action(
 
 @get("/budgets", opt=allow("buyer"), include_in_schema=False)
 async def budgets_page(request: Request[Any, Any, Any], db: DB) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who and who.org_id
     async with db.read() as s:
         rows = await budgets.lines_of(s, who.org_id)
@@ -614,7 +515,7 @@ async def budgets_page(request: Request[Any, Any, Any], db: DB) -> Template:
 @get("/disclosures", opt=PUBLIC, include_in_schema=False)
 async def disclosures_page(request: Request[Any, Any, Any], db: DB) -> Template:
     params = {k: v for k, v in request.query_params.items() if v}
-    page = _page_no(params.pop("page", "1"))
+    page = page_no(params.pop("page", "1"))
     try:
         q = disclosure.parse_feed_query(params)
         error = ""
@@ -757,7 +658,7 @@ async def admin_page(
 ) -> Template:
     from mall.core.models import ORG_KIND_LABELS
 
-    p = _page_no(page)
+    p = page_no(page)
     kind = kind if kind in ORG_KIND_LABELS else ""  # a bad filter is dropped
     async with db.read() as s:
         total, orgs = await accounts.list_orgs(s, kind or None, p, 30)
@@ -787,7 +688,7 @@ async def admin_page(
 async def admin_register(
     request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     names = ("kind", "name", "credit_code", "region_code", "address", "contact_phone")
     draft = accounts.OrgDraft(**{f: (data.get(f) or "").strip() for f in names})
     try:
@@ -804,8 +705,8 @@ async def admin_register(
 async def admin_create_user(
     request: Request[Any, Any, Any], org_id: FromPath[uuid.UUID], db: DB, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect:
-    who = _user(request)
-    return await _act(
+    who = current_user(request)
+    return await act(
         request,
         lambda: accounts.create_user(
             db, who, org_id, data.get("username", ""), data.get("display_name", ""), data.get("password", "")
@@ -820,9 +721,9 @@ async def admin_create_user(
 async def admin_clear_throttle(
     request: Request[Any, Any, Any], throttle_id: FromPath[uuid.UUID], db: DB
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
-    return await _act(
+    return await act(
         request,
         lambda: login_throttle.clear(db, who.user_id, throttle_id, login_throttle.client_of(request)),
         "登录限制已解除",
@@ -834,12 +735,12 @@ async def admin_clear_throttle(
 async def admin_add_budget_line(
     request: Request[Any, Any, Any], org_id: FromPath[uuid.UUID], db: DB, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     try:
         year = int(data.get("fiscal_year", "0"))
     except ValueError:
         year = 0
-    return await _act(
+    return await act(
         request,
         lambda: accounts.add_budget_line(
             db,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from mall.disclosure import MODE_LABELS
+from mall.ledger.disclosure import MODE_LABELS
 
 # The bid statistics live in the bids extension, not in the core schema; the package declares it.
 BID_EXTENSION = "https://raw.githubusercontent.com/open-contracting/ocds_bid_extension/v1.1.3/extension.json"

@@ -9,13 +9,13 @@ import msgspec
 from litestar import Request, delete, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from mall import push
-from mall.api import PageNo, me_of
 from mall.core.auth import allow
 from mall.core.clock import rfc3339
 from mall.core.fields import Choice, RequiredShortText, Url
 from mall.core.models import PushDelivery, PushSubscription
-from mall.deps import DB, Config
+from mall.ledger import push
+from mall.web.deps import DB, Config
+from mall.web.helpers import PageNo, me_of
 
 MANAGERS = allow("center", "regulator", "admin")
 TAGS = ["推送订阅"]

@@ -1,4 +1,4 @@
-"""Names of the request dependencies that handlers declare (provided in mall.app)."""
+"""Names of the request dependencies that handlers declare (provided by the app factory, mall.site.app)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from litestar.di import NamedDependency
 
 from mall.core.db import Database
 from mall.core.settings import Settings
-from search_index.backend import SearchBackend
 
 DB = NamedDependency[Database]
 Config = NamedDependency[Settings]
-Search = NamedDependency[SearchBackend]

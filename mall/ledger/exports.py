@@ -27,7 +27,6 @@ from urllib.parse import quote
 import msgspec
 from sqlalchemy import func, select, update
 
-from mall import ocds
 from mall.core import clock, files, xlsx
 from mall.core.auth import Principal
 from mall.core.db import Database
@@ -35,7 +34,8 @@ from mall.core.errors import InvalidInput, NotFound
 from mall.core.fields import spreadsheet_safe
 from mall.core.models import DisclosureRecord, ExportJob, LedgerHead
 from mall.core.settings import Settings
-from mall.disclosure import KIND_LABELS, MODE_LABELS, FeedQuery, _filtered, parse_feed_query
+from mall.ledger import ocds
+from mall.ledger.disclosure import KIND_LABELS, MODE_LABELS, FeedQuery, _filtered, parse_feed_query
 
 log = logging.getLogger("mall.exports")
 

@@ -20,15 +20,16 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from mall import api, pages
 from mall.core import errors
 from mall.core.auth import AuthMiddleware, access_guard
 from mall.core.db import Database
 from mall.core.errors import EXCEPTION_HANDLERS
 from mall.core.http_guards import JsonBodyGuard, SecurityHeaders
 from mall.core.settings import Settings, load_settings
+from mall.site import api, pages
+from mall.web import helpers
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 TEMPLATES = ROOT / "templates"
 
 
@@ -56,14 +57,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from catalog import agreement_pages, agreement_routes
     from catalog import pages as catalog_pages
     from catalog import routes as catalog_routes
-    from mall import export_routes, push_pages, push_routes
+    from mall.site import export_routes, push_pages, push_routes
     from workers import queues
 
     secret = settings.resolved_secret()
     key = hashlib.sha256(secret.encode()).digest()
     db = Database(settings.resolved_database_url)
     queues.configure(settings)
-    errors.use_error_page(pages.error_page)
+    errors.use_error_page(helpers.error_page)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -178,5 +179,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 
 def app_from_env() -> Any:
-    """uvicorn factory: `uvicorn --factory mall.app:app_from_env`."""
+    """uvicorn factory: `uvicorn --factory mall.site.app:app_from_env`."""
     return create_app(load_settings())

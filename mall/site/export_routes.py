@@ -16,16 +16,15 @@ from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import File, Redirect, Stream, Template
 
-from mall import atom, disclosure, exports
-from mall.api import me_of
 from mall.core import fields, files
 from mall.core.auth import PUBLIC, Principal, allow
 from mall.core.db import Database
 from mall.core.errors import DomainError, InvalidInput, RuleViolation
 from mall.core.models import ExportJob
 from mall.core.settings import Settings
-from mall.deps import DB, Config
-from mall.pages import _user, flash, keep_form, pop_form, render
+from mall.ledger import atom, disclosure, exports
+from mall.web.deps import DB, Config
+from mall.web.helpers import current_user, flash, keep_form, me_of, pop_form, render
 
 EXPORTERS = allow("center", "regulator")
 TAGS = ["数据导出"]
@@ -222,7 +221,7 @@ async def atom_feed(
 
 
 def _who(request: Request[Any, Any, Any]) -> Principal:
-    who = _user(request)
+    who = current_user(request)
     assert who is not None
     return who
 
