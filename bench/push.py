@@ -289,6 +289,7 @@ async def main_async(args: Any, st: Stack) -> dict[str, Any]:
 
     cfg = QUICK if args.quick else FULL
     settings = st.settings()
+    queues.register_topics()  # enqueues do nothing until the queues are configured below
     db = Database(settings.resolved_database_url, pool_size=4)
     receiver = ReceiverProcess(st.data_dir)
     try:

@@ -29,6 +29,7 @@ from bidding.models import (
     ProcedureKind,
 )
 from bidding.routes import limit_exempt, room_bid
+from catalog import agreements
 from mall import budgets
 from mall.core import clock
 from mall.core.auth import Principal, allow
@@ -94,8 +95,6 @@ async def new_procedure_page(
     async with db.read() as s:
         lines = await budgets.lines_of(s, who.org_id)
         if agreement:
-            from catalog import agreements
-
             try:
                 under = await agreements.get(s, uuid.UUID(agreement))
             except ValueError:

@@ -29,15 +29,17 @@ from bidding.models import (
     ProcedureKind,
     ProcedureStatus,
 )
+from catalog.agreements import second_stage_ceiling
 from catalog.categories import CATALOG_VERSION
 from catalog.models import Category, Listing, ListingStatus
-from mall import budgets
-from mall.core import clock, fields
+from mall import budgets, orders
+from mall.core import clock, fields, outbox
 from mall.core.auth import Principal
 from mall.core.db import Database, Tx
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation, TooManyAttempts
-from mall.core.models import BudgetLine, Organization, OrgKind
+from mall.core.models import BudgetLine, Order, Organization, OrgKind
 from mall.core.money import MoneyError, money, money_str, quantity_str, round_money, whole_quantity
+from mall.ledger import disclosure
 
 MIN_OPEN = timedelta(minutes=10)
 MAX_OPEN = timedelta(days=30)
@@ -236,8 +238,6 @@ async def create(
         invited = None if draft.invited is None else await _check_invited(s, draft.invited, wanted)
         eligibility = "invited" if invited is not None else "category"
         if draft.agreement_id is not None:
-            from catalog.agreements import second_stage_ceiling
-
             # the agreement's entered suppliers are invited: like an explicit invitation, at least the
             # procedure's minimum of them must be able to take part, or it is refused now, not at its deadline
             agreement, highest, invited = await second_stage_ceiling(
@@ -317,12 +317,7 @@ async def create(
 
 
 def _schedule_close(tx: Tx, procedure_id: uuid.UUID, at: datetime) -> None:
-    def go() -> None:
-        from workers.queues import schedule_close
-
-        schedule_close(procedure_id, at)
-
-    tx.after_commit(go)
+    tx.after_commit(lambda: outbox.kick(outbox.CLOSE_PROCEDURE, procedure_id, at))
 
 
 async def close_due(db: Database, limit: int = 50, *, pause: float = 0.0) -> list[uuid.UUID]:
@@ -682,12 +677,7 @@ def _award(tx: Tx, p: Procedure, supplier_id: uuid.UUID, amount: Decimal, now: d
     p.awarded_supplier_id, p.awarded_amount, p.awarded_at = supplier_id, amount, now
     p.confirm_due_at = now + timedelta(hours=p.confirm_hours)
 
-    def go() -> None:
-        from workers.queues import schedule_award_lapse
-
-        schedule_award_lapse(p.id, p.confirm_due_at)
-
-    tx.after_commit(go)
+    tx.after_commit(lambda: outbox.kick(outbox.AWARD_LAPSE, p.id, p.confirm_due_at))
 
 
 async def _fail(tx: Tx, p: Procedure, reason: str) -> None:
@@ -695,14 +685,11 @@ async def _fail(tx: Tx, p: Procedure, reason: str) -> None:
     if p.reserved_amount > 0:
         await budgets.release(tx.session, p.budget_line_id, p.reserved_amount, None, procedure_id=p.id)
         p.reserved_amount = Decimal(0)
-    from mall.ledger import disclosure
 
     disclosure.stage(tx, await failure_payload(tx, p, reason))
 
 
 async def _buyer_and_items(tx: Tx, p: Procedure) -> tuple[Any, list[ProcedureItem]]:
-    from mall.core.models import Organization
-
     buyer = await tx.session.get(Organization, p.buyer_org_id)
     items = list(
         (
@@ -718,8 +705,6 @@ async def _buyer_and_items(tx: Tx, p: Procedure) -> tuple[Any, list[ProcedureIte
 
 async def ranked_quotes(tx: Tx, p: Procedure) -> list[dict[str, Any]]:
     """Every valid quote or final bid, ranked, with the supplier's name: published with the result."""
-    from mall.core.models import Organization
-
     result = await _outcome(tx, p)
     names = {
         str(i): n
@@ -744,8 +729,6 @@ async def ranked_quotes(tx: Tx, p: Procedure) -> list[dict[str, Any]]:
 
 async def rejected_quotes(tx: Tx, p: Procedure) -> list[dict[str, Any]]:
     """Quotes the buyer found non-compliant, with its written reason (disclosed with the result)."""
-    from mall.core.models import Organization
-
     rows = (
         await tx.session.execute(
             select(Offer, Organization.name)
@@ -804,10 +787,6 @@ async def confirm_award(
     already confirmed — it then runs the supermarket's fulfilment flow — the reservation shrinks from
     the ceiling to the price, and the deal record is published with every valid quote.
     For several items the supplier splits its total into unit prices (分项报价) that add up exactly."""
-    from mall.core.models import Checkout, Order, OrderLine, OrderStatus
-    from mall.ledger import disclosure
-    from mall.orders import _event
-
     async with db.write() as tx:
         s = tx.session
         p = await s.get(Procedure, procedure_id, with_for_update=True)
@@ -822,41 +801,21 @@ async def confirm_award(
         _buyer, items = await _buyer_and_items(tx, p)
         total = p.awarded_amount
         prices = _split(items, total, unit_prices or {})
-        checkout = Checkout(
-            user_id=p.buyer_user_id,
-            idempotency_key=f"procedure:{p.number}",
-            request_digest="-",
-            created_at=now,
-        )
-        s.add(checkout)
-        await s.flush()
-        order = Order(
-            order_no=_order_number(p.kind),
+        assert who.org_id is not None
+        order = await orders.open_confirmed_order(
+            s,
             mode=p.kind,
-            status=OrderStatus.CONFIRMED,
+            number_prefix=ORDER_PREFIX.get(p.kind, p.kind),
             buyer_org_id=p.buyer_org_id,
             buyer_user_id=p.buyer_user_id,
-            supplier_org_id=who.org_id,
+            supplier_id=who.org_id,
             budget_line_id=p.budget_line_id,
-            checkout_id=checkout.id,
-            source_id=p.agreement_id,  # a second-stage competition's deal counts under its agreement
+            idempotency_key=f"procedure:{p.number}",
             region_code=p.region_code,
-            total_amount=total,
-            reserved_amount=total,
+            total=total,
             note=f"{KIND_NAMES[p.kind]} {p.number}",
-            placed_at=now,
-            confirm_due_at=now,
-            confirmed_at=now,
-            contract_no=_order_number("HT"),
-        )
-        s.add(order)
-        await s.flush()
-        for item, price in zip(items, prices, strict=True):
-            s.add(
-                OrderLine(
-                    order_id=order.id,
-                    line_no=item.line_no,
-                    listing_id=None,
+            drafts=[
+                orders.LineDraft(
                     item_name=item.item_name,
                     brand="",
                     spec_model=item.spec,  # the whole specification (order_lines.spec_model holds SPEC_MAX)
@@ -866,9 +825,13 @@ async def confirm_award(
                     quantity=item.quantity,
                     listed_unit_price=price,
                     unit_price=price,
-                    amount=round_money(price * item.quantity),
+                    line_no=item.line_no,
                 )
-            )
+                for item, price in zip(items, prices, strict=True)
+            ],
+            at=now,
+            source_id=p.agreement_id,  # a second-stage competition's deal counts under its agreement
+        )
         # the reservation moves from the procedure to the order: what is above the price is released
         if p.reserved_amount > total:
             await budgets.release(s, p.budget_line_id, p.reserved_amount - total, None, procedure_id=p.id)
@@ -885,7 +848,7 @@ async def confirm_award(
         if p.kind == ProcedureKind.INQUIRY:
             payload["rejected_quotes"] = await rejected_quotes(tx, p)
         loaded.disclosure_id = disclosure.stage(tx, payload)
-        _event(
+        orders.record_event(
             s,
             loaded,
             who,
@@ -941,10 +904,7 @@ async def reject_quote(
 KIND_NAMES = {"inquiry": "在线询价", "auction": "反向竞价"}
 
 
-def _order_number(prefix: str) -> str:
-    from mall.orders import _new_number
-
-    return _new_number({"inquiry": "XJD", "auction": "JJD"}.get(prefix, prefix))
+ORDER_PREFIX = {"inquiry": "XJD", "auction": "JJD"}  # the numbers of the orders awards make
 
 
 def _split(items: list[ProcedureItem], total: Decimal, unit_prices: dict[int, str]) -> list[Decimal]:

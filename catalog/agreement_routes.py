@@ -14,6 +14,7 @@ from catalog import designated as dd
 from mall import orders
 from mall.core import fields
 from mall.core.auth import allow
+from mall.core.clock import rfc3339
 from mall.core.errors import InvalidInput, NotFound
 from mall.core.money import money_str
 from mall.structs import OrderOut
@@ -108,8 +109,6 @@ class SummaryOut(msgspec.Struct):
 
 
 async def _agreement_out(db: Any, who: Any, agreement_id: uuid.UUID, *, full: bool = True) -> AgreementOut:
-    from mall.core.clock import rfc3339
-
     async with db.read() as s:
         a = await ag.get(s, agreement_id)
         if not ag.visible_to(who, a):

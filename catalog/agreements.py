@@ -25,7 +25,7 @@ from sqlalchemy import Boolean, Date, ForeignKey, Numeric, String, UniqueConstra
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from catalog.categories import CATALOG_VERSION, name_of
+from catalog.categories import CATALOG_VERSION, name_of, prefix_of
 from catalog.models import Category
 from mall import orders
 from mall.core import clock, fields
@@ -143,7 +143,7 @@ def discounted(list_price: Decimal, rate: Decimal) -> Decimal:
 
 
 def goods_key(text: str) -> str:
-    from catalog.service import _key
+    from catalog.service import _key  # cycle: catalog.service checks listings against agreements
 
     return _key(text)
 
@@ -236,8 +236,6 @@ async def _category(s: AsyncSession, code: str) -> Category:
 
 def _prefix(code: str) -> str:
     """The part of a 品目 code its descendants share: A02030000 (车辆) covers every code starting A0203."""
-    from catalog.categories import prefix_of
-
     return prefix_of(code)
 
 

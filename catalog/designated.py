@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.agreements import code_field, parse_amount, text_field
-from catalog.categories import CATALOG_VERSION
+from catalog.categories import CATALOG_VERSION, prefix_of
 from catalog.models import Category
 from mall import orders
 from mall.core import clock, fields
@@ -322,8 +322,6 @@ async def find(
     if region_code.strip():
         stmt = stmt.where(Designation.region_code == region_code.strip())
     if category_code.strip():
-        from catalog.categories import prefix_of
-
         stmt = stmt.where(Designation.category_code.startswith(prefix_of(category_code.strip().upper())))
     if supplier_org_id is not None:
         stmt = stmt.where(Designation.supplier_org_id == supplier_org_id)

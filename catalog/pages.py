@@ -18,6 +18,7 @@ from catalog import search as catalog_search
 from catalog.models import LISTING_STATUS_LABELS, Listing, PriceRequest
 from catalog.search import Search
 from catalog.service import ListingDraft, ListingQuery
+from mall.core import files
 from mall.core.auth import PUBLIC, allow
 from mall.core.errors import DomainError, NotFound
 from mall.web.deps import DB, Config
@@ -421,7 +422,6 @@ async def upload_import(
     if not isinstance(upload, UploadFile) or not upload.filename:
         flash(request, "请选择要上传的 CSV 或 XLSX 文件", "error")
         return Redirect("/supplier/listings", status_code=303)
-    from mall.core import files
 
     # Stored, not parsed: the job reads it (one byte past the cap is enough to refuse it).
     content = await upload.read(imports.MAX_BYTES + 1)

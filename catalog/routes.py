@@ -25,7 +25,7 @@ from catalog.structs import (
     PriceReviewItem,
     PriceReviewPage,
 )
-from mall.core import fields
+from mall.core import fields, files
 from mall.core.auth import PUBLIC, allow
 from mall.core.errors import InvalidInput, NotFound
 from mall.core.fields import SEARCH_MAX, Amount
@@ -532,8 +532,6 @@ class ImportOut(msgspec.Struct):
 async def start_import(
     request: Request[Any, Any, Any], data: MultipartBody[ImportForm], db: DB, settings: Config
 ) -> ImportOut:
-    from mall.core import files
-
     # Stored, not parsed: the job reads it (one byte past the cap is enough to refuse it).
     content = await data.file.read(imports.MAX_BYTES + 1)
     batch = await imports.start_import(

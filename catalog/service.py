@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalog.agreements import check_ceiling
 from catalog.categories import CATALOG_VERSION
 from catalog.models import (
     LISTING_STATUS_LABELS,
@@ -137,8 +138,6 @@ def check_draft(draft: ListingDraft, *, ceiling: Decimal | None = None) -> Check
 
 async def _agreement_ceiling(session: AsyncSession, brand: str, spec_model: str, price: Decimal) -> None:
     """The other half of the price rule: never above the agreement price of the same goods."""
-    from catalog.agreements import check_ceiling
-
     await check_ceiling(session, brand, spec_model, price)
 
 

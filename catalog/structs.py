@@ -7,6 +7,7 @@ import uuid
 import msgspec
 
 from catalog.models import PRICE_REQUEST_STATUS_LABELS, Listing, PriceRequest
+from mall.core.clock import rfc3339
 from mall.core.fields import (
     AmountText,
     Description,
@@ -54,8 +55,6 @@ class PriceRequestOut(msgspec.Struct):
 
     @classmethod
     def of(cls, r: PriceRequest) -> PriceRequestOut:
-        from mall.core.clock import rfc3339
-
         return cls(
             r.id,
             r.status,
@@ -142,8 +141,6 @@ class PriceReviewItem(msgspec.Struct):
 
     @classmethod
     def of(cls, r: PriceRequest) -> PriceReviewItem:
-        from mall.core.clock import rfc3339
-
         return cls(
             r.id,
             money_str(r.price),

@@ -14,7 +14,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import cast
 
@@ -332,6 +332,7 @@ class LineDraft:
     listed_unit_price: Decimal  # the listed, agreement or price-list price
     unit_price: Decimal  # what the buyer orders at (never above the listed price)
     listing_id: uuid.UUID | None = None
+    line_no: int | None = None  # numbered in order when None
 
 
 async def begin(
@@ -439,7 +440,74 @@ async def open_order(
     s.add(order)
     await s.flush()
     await budgets.reserve(s, line.id, total, order.id)
-    _event(s, order, who, "placed", f"下单，金额 {total:,.2f} 元，占用预算 {line.project_code}")
+    record_event(s, order, who, "placed", f"下单，金额 {total:,.2f} 元，占用预算 {line.project_code}")
+    return order
+
+
+async def open_confirmed_order(
+    s: AsyncSession,
+    *,
+    mode: str,
+    number_prefix: str,
+    buyer_org_id: uuid.UUID,
+    buyer_user_id: uuid.UUID,
+    supplier_id: uuid.UUID,
+    budget_line_id: uuid.UUID,
+    idempotency_key: str,
+    region_code: str,
+    total: Decimal,
+    note: str,
+    drafts: list[LineDraft],
+    at: datetime,
+    source_id: uuid.UUID | None = None,
+) -> Order:
+    """An order made by a confirmed award (inquiry, auction): it starts confirmed, with its contract
+    number, and holds the reservation the procedure passes on (the caller moves it); from here on it
+    runs the supermarket's flow. The caller records the confirmation event once the deal is staged."""
+    checkout = Checkout(
+        user_id=buyer_user_id, idempotency_key=idempotency_key, request_digest="-", created_at=at
+    )
+    s.add(checkout)
+    await s.flush()
+    order = Order(
+        order_no=_new_number(number_prefix),
+        mode=mode,
+        status=S.CONFIRMED,
+        buyer_org_id=buyer_org_id,
+        buyer_user_id=buyer_user_id,
+        supplier_org_id=supplier_id,
+        budget_line_id=budget_line_id,
+        checkout_id=checkout.id,
+        source_id=source_id,
+        region_code=region_code,
+        total_amount=total,
+        reserved_amount=total,
+        note=note,
+        placed_at=at,
+        confirm_due_at=at,
+        confirmed_at=at,
+        contract_no=_new_number("HT"),
+    )
+    s.add(order)
+    await s.flush()
+    for n, d in enumerate(drafts, start=1):
+        s.add(
+            OrderLine(
+                order_id=order.id,
+                line_no=d.line_no if d.line_no is not None else n,
+                listing_id=d.listing_id,
+                item_name=d.item_name,
+                brand=d.brand,
+                spec_model=d.spec_model,
+                category_code=d.category_code,
+                category_version=d.category_version,
+                unit=d.unit,
+                quantity=d.quantity,
+                listed_unit_price=d.listed_unit_price,
+                unit_price=d.unit_price,
+                amount=round_money(d.unit_price * d.quantity),
+            )
+        )
     return order
 
 
@@ -650,7 +718,8 @@ async def events_of(session: AsyncSession, order_id: uuid.UUID) -> list[OrderEve
 # ---------------------------------------------------------------- transitions
 
 
-def _event(s: AsyncSession, order: Order, who: Principal | None, action: str, detail: str = "") -> None:
+def record_event(s: AsyncSession, order: Order, who: Principal | None, action: str, detail: str = "") -> None:
+    """One line of an order's history, by a person or (`who` None) by the mall itself."""
     label = f"{who.org_name}·{who.display_name}" if who else "系统"
     s.add(
         OrderEvent(
@@ -754,7 +823,7 @@ async def _confirm(
         detail = f"确认订单，成交金额 {new_total:,.2f} 元，生成电子合同 {order.contract_no}"
         if changed:
             detail += "；议价：" + "，".join(changed)
-        _event(tx.session, order, who, "confirmed", detail)
+        record_event(tx.session, order, who, "confirmed", detail)
     return order
 
 
@@ -793,7 +862,7 @@ async def request_cancel(db: Database, who: Principal, order_id: uuid.UUID, reas
             raise Conflict("已有待处理的取消申请", code="cancel_request_pending")
         order.cancel_requested_by = who.role
         order.cancel_request_reason = reason
-        _event(tx.session, order, who, "cancel_requested", f"申请取消：{reason}")
+        record_event(tx.session, order, who, "cancel_requested", f"申请取消：{reason}")
     return order
 
 
@@ -811,7 +880,7 @@ async def answer_cancel(db: Database, who: Principal, order_id: uuid.UUID, agree
             reason = f"双方协商取消：{order.cancel_request_reason}"
             await _cancel(tx, order, who, reason, publish=True)
         else:
-            _event(tx.session, order, who, "cancel_refused", "不同意取消")
+            record_event(tx.session, order, who, "cancel_refused", "不同意取消")
             order.cancel_requested_by = None
             order.cancel_request_reason = ""
     return order
@@ -839,7 +908,7 @@ async def _cancel(tx: Tx, order: Order, who: Principal | None, reason: str, *, p
         await _return_stock(tx.session, order)  # goods that left the supplier do not come back on sale
     if was != S.PLACED:
         await _count_sale(tx.session, order, -1)  # the deal is undone
-    _event(tx.session, order, who, "cancelled", reason)
+    record_event(tx.session, order, who, "cancelled", reason)
     if publish and was != S.PLACED and order.disclosure_id:
         # The deal was published (or is about to be): a cancellation record amends it, never a deletion.
         disclosure.stage(tx, disclosure.deal_payload(order, kind="cancellation", amends=order.disclosure_id))
@@ -853,7 +922,7 @@ async def file_contract(db: Database, who: Principal, order_id: uuid.UUID) -> Or
             raise Conflict("有待处理的取消申请，请先处理", code="cancel_request_pending")
         order.status = S.CONTRACTED
         order.contract_filed_at = clock.now()
-        _event(tx.session, order, who, "contract_filed", f"签订并备案电子合同 {order.contract_no}")
+        record_event(tx.session, order, who, "contract_filed", f"签订并备案电子合同 {order.contract_no}")
     return order
 
 
@@ -865,7 +934,7 @@ async def ship(db: Database, who: Principal, order_id: uuid.UUID, note: str) -> 
         order.status = S.SHIPPED
         order.shipped_at = clock.now()
         order.shipping_note = note
-        _event(
+        record_event(
             tx.session,
             order,
             who,
@@ -881,7 +950,7 @@ async def receive(db: Database, who: Principal, order_id: uuid.UUID) -> Order:
         _expect(order, S.SHIPPED)
         order.status = S.RECEIVED
         order.received_at = clock.now()
-        _event(tx.session, order, who, "received", "确认收货")
+        record_event(tx.session, order, who, "received", "确认收货")
     return order
 
 
@@ -896,7 +965,7 @@ async def accept(db: Database, who: Principal, order_id: uuid.UUID, score: int, 
         order.accepted_at = clock.now()
         order.evaluation_score = score
         order.evaluation_comment = comment
-        _event(
+        record_event(
             tx.session,
             order,
             who,
@@ -930,7 +999,7 @@ async def pay(
         detail = f"付款 {order.total_amount:,.2f} 元，凭证 {ref}，验收后第 {order.payment_days} 天"
         if order.payment_overdue:
             detail += f"（超过 {settings.payment_due_days} 天付款期限）"
-        _event(tx.session, order, who, "paid", detail)
+        record_event(tx.session, order, who, "paid", detail)
     return order
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from mall.core import fields
+from mall.core.clock import rfc3339
 from mall.core.fields import (
     Address,
     Amount,
@@ -174,8 +175,6 @@ class OrderOut(msgspec.Struct):
 
     @classmethod
     def of(cls, o: Order) -> OrderOut:
-        from mall.core.clock import rfc3339
-
         return cls(
             o.id,
             o.order_no,
@@ -213,6 +212,45 @@ class OrderPage(msgspec.Struct):
     page: int
     per_page: int
     items: list[OrderOut]
+
+
+class WatchedOrderOut(msgspec.Struct):
+    """An order on the regulator's watch list; `days` counts from the step it waits after."""
+
+    id: uuid.UUID
+    order_no: str
+    buyer: str
+    supplier: str
+    supplier_is_sme: bool
+    total_amount: str
+    accepted_at: str | None
+    confirmed_at: str | None
+    paid_at: str | None
+    days: int | None
+    payment_overdue: bool
+
+    @classmethod
+    def of(cls, o: Order, days: int | None = None) -> WatchedOrderOut:
+        return cls(
+            o.id,
+            o.order_no,
+            o.buyer.name,
+            o.supplier.name,
+            bool(o.supplier.is_sme),
+            money_str(o.total_amount),
+            rfc3339(o.accepted_at) if o.accepted_at else None,
+            rfc3339(o.confirmed_at) if o.confirmed_at else None,
+            rfc3339(o.paid_at) if o.paid_at else None,
+            days,
+            bool(o.payment_overdue),
+        )
+
+
+class WatchedOrderPage(msgspec.Struct):
+    total: int
+    page: int
+    per_page: int
+    items: list[WatchedOrderOut]
 
 
 class CheckoutOut(msgspec.Struct):
@@ -255,8 +293,6 @@ class EventOut(msgspec.Struct):
 
     @classmethod
     def of(cls, e: OrderEvent) -> EventOut:
-        from mall.core.clock import rfc3339
-
         return cls(rfc3339(e.at), e.actor_label, e.action, e.detail)
 
 

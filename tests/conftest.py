@@ -23,11 +23,17 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from mall.core import outbox
 from mall.core.db import Database
 from mall.core.settings import Settings, load_settings
 from tests.factories import World
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Tests call services without any process root: the work they kick after a commit is dropped, as it
+# is in a process whose queue is not configured. A test that builds the app (or the worker) gets the
+# real enqueuers, which the app factory registers.
+outbox.drop_unregistered()
 
 
 class RedisServer:

@@ -15,6 +15,8 @@ import logging
 import signal
 import time
 
+from bidding.models import Procedure
+from mall.core import clock
 from mall.core.db import Database
 from mall.core.settings import Settings, load_settings
 from mall.ledger import push
@@ -72,9 +74,6 @@ async def _procedures_due(db: Database) -> bool:
 
     from sqlalchemy import select
 
-    from bidding.models import Procedure
-    from mall.core import clock
-
     late = clock.now() - timedelta(seconds=5)
     async with db.read() as s:
         found = await s.scalar(
@@ -92,6 +91,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     queues.configure(settings)
+    queues.register_topics()
     Cron(settings).run()
 
 

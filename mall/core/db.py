@@ -86,7 +86,7 @@ class IdMixin:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
 
 
-AfterCommit = Callable[[], Awaitable[None]] | Callable[[], None]
+AfterCommit = Callable[[], Awaitable[None]] | Callable[[], object]
 
 
 class Tx:

@@ -212,7 +212,7 @@ _MESSAGES = [
 
 def _chinese(message: str) -> str:
     if "matching regex" in message:
-        from mall.core.fields import PATTERN_MESSAGES
+        from mall.core.fields import PATTERN_MESSAGES  # cycle: mall.core.fields raises these errors
 
         for regex, text in PATTERN_MESSAGES.items():
             if repr(regex) in message:

@@ -11,6 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from mall.core.netaddr import networks
+
 # Environment variable -> settings field. The short names (DATABASE_URL, REDIS_URL) are the
 # conventional ones; everything else is prefixed with MALL_.
 _ENV_NAMES = {
@@ -182,8 +184,6 @@ class SettingsError(ValueError):
 
 def settings_problems(s: Settings) -> list[str]:
     """What is wrong with a combination of settings (English, for operators' logs)."""
-    from mall.core.netaddr import networks
-
     out = []
     if s.file_store not in ("database", "s3"):
         out.append(f"MALL_FILE_STORE must be database or s3, not {s.file_store!r}")

@@ -22,6 +22,7 @@ from catalog.models import Listing, ListingStatus
 from catalog.service import _key
 from mall import accounts
 from mall.core import clock
+from mall.core.credit_code import make
 from mall.core.db import Database
 from mall.core.models import Organization, OrgKind, User
 from mall.devtools.generator import generate
@@ -55,8 +56,6 @@ SUPPLIER_NAMES: tuple[tuple[str, str], ...] = (
 
 async def _suppliers(db: Database, rng: random.Random, count: int) -> list[uuid.UUID]:
     """The suppliers the listings are spread over: existing ones with these names, or registered now."""
-    from mall.core.credit_code import make
-
     ids: list[uuid.UUID] = []
     for i in range(count):
         region, base = SUPPLIER_NAMES[i % len(SUPPLIER_NAMES)]

@@ -15,10 +15,14 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bidding import service as bidding
+from catalog import agreements as ag
+from catalog import designated as dd
 from catalog import service as catalog_service
-from mall import accounts, orders
+from catalog.models import Listing
+from mall import accounts, budgets, orders
 from mall.core import auth, clock
-from mall.core.auth import Principal
+from mall.core.auth import ROLE_LABELS, ROLE_OF_KIND, Principal
 from mall.core.credit_code import make as make_credit_code
 from mall.core.db import Database
 from mall.core.errors import DomainError
@@ -345,8 +349,6 @@ async def demo_loaded(session: AsyncSession) -> bool:
 
 def demo_accounts() -> list[tuple[str, str, str]]:
     """(username, organization, role) of every demo account, for the login page."""
-    from mall.core.auth import ROLE_LABELS, ROLE_OF_KIND
-
     return [
         (username, spec.name, ROLE_LABELS[ROLE_OF_KIND[spec.kind]])
         for spec in ORGS
@@ -379,8 +381,6 @@ async def seed_demo(
 
 async def _procedures(db: Database, settings: Settings, principals: dict[str, Principal]) -> int:
     """An open inquiry and a live auction to look at: buyer1 publishes, the suppliers quote and bid."""
-    from bidding import service as bidding
-
     buyer = principals["buyer1"]
     assert buyer.org_id
     async with db.read() as s:
@@ -448,9 +448,6 @@ async def _agreements_and_services(
 ) -> dict[str, int]:
     """A vehicles framework agreement in force, designated vehicle-repair and conference suppliers,
     and a printing company's application waiting for the center's review."""
-    from catalog import agreements as ag
-    from catalog import designated as dd
-
     center = principals["center1"]
     today = clock.local_date(clock.now())
     a = await ag.create(
@@ -674,8 +671,6 @@ async def _history(
     start: datetime,
     end: datetime,
 ) -> dict[str, int]:
-    from catalog.models import Listing
-
     buyers = [p for p in principals.values() if p.role == "buyer"]
     suppliers = {p.org_id: p for p in principals.values() if p.role == "supplier"}
     regulator = principals["regulator1"]
@@ -697,8 +692,6 @@ async def _history(
         buyer = buyers[n % len(buyers)]
         assert buyer.org_id
         async with db.read() as s:
-            from mall import budgets
-
             line = rng.choice([b for b in await budgets.lines_of(s, buyer.org_id)])
         picks = rng.sample(listing_ids, k=rng.choice([1, 1, 2]))
         items = tuple(

@@ -10,7 +10,7 @@ from mall.core import clock
 from mall.core.db import Database
 from mall.core.models import DisclosureRecord
 from mall.core.money import yuan_display
-from mall.ledger.disclosure import MODE_LABELS, FeedQuery, _filtered
+from mall.ledger.disclosure import MODE_LABELS, FeedQuery, records_matching
 
 ATOM = "http://www.w3.org/2005/Atom"
 MEDIA_TYPE = "application/atom+xml; charset=utf-8"
@@ -57,7 +57,7 @@ def entry_summary(record: dict[str, Any]) -> str:
 
 async def newest(db: Database, q: FeedQuery, limit: int) -> list[dict[str, Any]]:
     stmt = (
-        _filtered(q)
+        records_matching(q)
         .with_only_columns(DisclosureRecord.body)
         .where(DisclosureRecord.seq > q.after)
         .order_by(DisclosureRecord.seq.desc())

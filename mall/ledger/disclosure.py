@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall.core import clock
+from mall.core import clock, outbox
 from mall.core.db import Database, Tx
 from mall.core.errors import InvalidInput, NotFound
 from mall.core.models import DisclosureRecord, LedgerHead, Order, Outbox
-from mall.core.money import money_str, quantity_str
+from mall.core.money import money, money_str, quantity_str
 
 log = logging.getLogger("mall.disclosure")
 GENESIS = "0" * 64
@@ -98,12 +98,7 @@ def stage(tx: Tx, payload: dict[str, Any], record_id: uuid.UUID | None = None) -
     )
     tx.session.add(row)
 
-    def _enqueue() -> None:
-        from workers.queues import publish_soon
-
-        publish_soon(row.id)
-
-    tx.after_commit(_enqueue)
+    tx.after_commit(lambda: outbox.kick(outbox.PUBLISH, row.id))
     return record_id
 
 
@@ -191,8 +186,6 @@ def _record_from(row: Outbox, seq: int, prev_hash: str, now: datetime) -> dict[s
 
 
 def _ledger_row(record: dict[str, Any], source_id: uuid.UUID, now: datetime) -> DisclosureRecord:
-    from mall.core.money import money
-
     supplier = record.get("supplier") or {}
     total = record.get("total_amount")
     return DisclosureRecord(
@@ -292,7 +285,8 @@ def parse_feed_query(params: dict[str, str], *, max_limit: int = 500, default_li
     return q
 
 
-def _filtered(q: FeedQuery) -> Any:
+def records_matching(q: FeedQuery) -> Any:
+    """The ledger's records that pass the feed's filters, as a query to page, count or stream."""
     stmt = select(DisclosureRecord)
     if q.mode:
         stmt = stmt.where(DisclosureRecord.mode == q.mode)
@@ -311,7 +305,12 @@ def _filtered(q: FeedQuery) -> Any:
 
 async def feed_page(session: AsyncSession, q: FeedQuery) -> tuple[list[str], int]:
     """Bodies (canonical JSON) of the next records after `q.after`, and the cursor to continue from."""
-    stmt = _filtered(q).where(DisclosureRecord.seq > q.after).order_by(DisclosureRecord.seq).limit(q.limit)
+    stmt = (
+        records_matching(q)
+        .where(DisclosureRecord.seq > q.after)
+        .order_by(DisclosureRecord.seq)
+        .limit(q.limit)
+    )
     rows = list(
         (await session.execute(stmt.with_only_columns(DisclosureRecord.seq, DisclosureRecord.body))).all()
     )
@@ -331,7 +330,7 @@ async def page_desc(
     """Newest first, for the public page."""
     from sqlalchemy import func
 
-    base = _filtered(q)
+    base = records_matching(q)
     total = await session.scalar(select(func.count()).select_from(base.subquery())) or 0
     rows = await session.execute(
         base.order_by(DisclosureRecord.seq.desc()).offset((page - 1) * per_page).limit(per_page)

@@ -27,15 +27,17 @@ from urllib.parse import quote
 import msgspec
 from sqlalchemy import func, select, update
 
-from mall.core import clock, files, xlsx
+from catalog.categories import names
+from mall.core import clock, files, outbox, xlsx
 from mall.core.auth import Principal
+from mall.core.clock import SHANGHAI
 from mall.core.db import Database
 from mall.core.errors import InvalidInput, NotFound
 from mall.core.fields import spreadsheet_safe
 from mall.core.models import DisclosureRecord, ExportJob, LedgerHead
 from mall.core.settings import Settings
 from mall.ledger import ocds
-from mall.ledger.disclosure import KIND_LABELS, MODE_LABELS, FeedQuery, _filtered, parse_feed_query
+from mall.ledger.disclosure import KIND_LABELS, MODE_LABELS, FeedQuery, parse_feed_query, records_matching
 
 log = logging.getLogger("mall.exports")
 
@@ -111,8 +113,6 @@ def _beijing(rfc3339: str) -> str:
     """The publication instant (UTC in the record) as China time, the way people read it."""
     from datetime import datetime
 
-    from mall.core.clock import SHANGHAI
-
     at = datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
     return at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -171,7 +171,7 @@ def matching_lines(record: dict[str, Any], category: str | None) -> list[dict[st
 
 
 def _statement(q: ExportQuery) -> Any:
-    stmt = _filtered(q.feed)
+    stmt = records_matching(q.feed)
     if q.category:
         # Canonical JSON has no whitespace and fixed keys, so this finds every record with a line in
         # the 品目 (and a few false friends — a code inside a product name — dropped in Python).
@@ -292,8 +292,6 @@ def _number(value: Any) -> str:
 
 
 def _category_names() -> dict[str, str]:
-    from catalog.categories import names
-
     return names()
 
 
@@ -441,12 +439,7 @@ async def start_job(db: Database, who: Principal, fmt: str, q: ExportQuery) -> E
         tx.session.add(job)
         job_id = job.id
 
-        def _enqueue() -> None:
-            from workers.queues import enqueue
-
-            enqueue("workers.jobs.run_export", str(job_id), job_id=f"export-{job_id}")
-
-        tx.after_commit(_enqueue)
+        tx.after_commit(lambda: outbox.kick(outbox.EXPORT, job_id))
     return job
 
 

@@ -36,7 +36,7 @@ import httpx
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall.core import clock, fields
+from mall.core import clock, fields, outbox
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import Forbidden, InvalidInput, NotFound
@@ -640,12 +640,8 @@ async def kick(db: Database) -> int:
 
 
 def _soon(subscription_id: uuid.UUID) -> None:
-    from workers import queues
-
-    queues.push_soon(subscription_id)
+    outbox.kick(outbox.PUSH, subscription_id)
 
 
 def _schedule(subscription_id: uuid.UUID, at: datetime) -> None:
-    from workers import queues
-
-    queues.schedule_push(subscription_id, at)
+    outbox.kick(outbox.PUSH_RETRY, subscription_id, at)

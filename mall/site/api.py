@@ -16,7 +16,7 @@ from mall.core import auth, clock, login_throttle
 from mall.core.auth import PUBLIC, Principal, allow
 from mall.core.clock import rfc3339
 from mall.core.errors import InvalidInput
-from mall.core.models import OrderStatus, Organization
+from mall.core.models import LedgerHead, OrderStatus, Organization
 from mall.core.money import money_str, quantity_str
 from mall.ledger import disclosure
 from mall.structs import (
@@ -48,9 +48,12 @@ from mall.structs import (
     TokenRequest,
     UserCreate,
     UserOut,
+    WatchedOrderOut,
+    WatchedOrderPage,
 )
 from mall.web.deps import DB, Config
 from mall.web.helpers import PageNo, PerPage, me_of
+from workers import outbox, queues
 
 
 @post(
@@ -560,13 +563,10 @@ async def feed_record(seq: FromPath[int], db: DB) -> Response[bytes]:
 async def healthz(request: Request[Any, Any, Any], db: DB, settings: Config) -> Response[dict[str, Any]]:
     import asyncio
 
-    from workers import outbox, queues
-
     status: dict[str, Any] = {}
     try:
         async with db.read() as s:
             await s.execute(text("SELECT 1"))
-            from mall.core.models import LedgerHead
 
             head = (await s.execute(select(LedgerHead.last_seq))).scalar_one()
         status["database"] = {
@@ -607,6 +607,49 @@ async def healthz(request: Request[Any, Any, Any], db: DB, settings: Config) -> 
     return Response({"ok": ok, **status}, status_code=200 if ok else 503)
 
 
+# ---------------------------------------------------------------- oversight (the regulator's watch lists)
+
+WATCHERS = allow("regulator", "admin")
+
+
+@get(
+    "/api/oversight/unpaid-orders",
+    opt=WATCHERS,
+    tags=["监管"],
+    summary="验收后超期未付款的中小企业订单（等待最久的在前）",
+)
+async def oversight_unpaid(
+    db: DB, settings: Config, page: PageNo = 1, per_page: PerPage = 20
+) -> WatchedOrderPage:
+    now = clock.now()
+    async with db.read() as s:
+        total = await oversight.unpaid_count(s, settings, now)
+        rows = await oversight.unpaid_orders(s, settings, now, limit=per_page, offset=(page - 1) * per_page)
+        return WatchedOrderPage(total, page, per_page, [WatchedOrderOut.of(r.order, r.days) for r in rows])
+
+
+@get("/api/oversight/late-payments", opt=WATCHERS, tags=["监管"], summary="逾期付款记录（最近付款的在前）")
+async def oversight_late_payments(db: DB, page: PageNo = 1, per_page: PerPage = 20) -> WatchedOrderPage:
+    async with db.read() as s:
+        total = await oversight.late_payment_count(s)
+        rows = await oversight.late_payments(s, limit=per_page, offset=(page - 1) * per_page)
+        return WatchedOrderPage(total, page, per_page, [WatchedOrderOut.of(o) for o in rows])
+
+
+@get(
+    "/api/oversight/unfiled-contracts",
+    opt=WATCHERS,
+    tags=["监管"],
+    summary="确认后超期未备案合同的订单（最早确认的在前）",
+)
+async def oversight_unfiled(db: DB, page: PageNo = 1, per_page: PerPage = 20) -> WatchedOrderPage:
+    now = clock.now()
+    async with db.read() as s:
+        total = await oversight.unfiled_count(s, now)
+        rows = await oversight.unfiled_contracts(s, now, limit=per_page, offset=(page - 1) * per_page)
+        return WatchedOrderPage(total, page, per_page, [WatchedOrderOut.of(r.order, r.days) for r in rows])
+
+
 ROUTES = [
     create_token,
     list_tokens,
@@ -644,4 +687,7 @@ ROUTES = [
     feed,
     feed_record,
     healthz,
+    oversight_unpaid,
+    oversight_late_payments,
+    oversight_unfiled,
 ]

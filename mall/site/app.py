@@ -20,14 +20,21 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from bidding import pages as bidding_pages
+from bidding import routes as bidding_routes
+from catalog import agreement_pages, agreement_routes
+from catalog import pages as catalog_pages
+from catalog import routes as catalog_routes
 from mall.core import errors
 from mall.core.auth import AuthMiddleware, access_guard
 from mall.core.db import Database
 from mall.core.errors import EXCEPTION_HANDLERS
 from mall.core.http_guards import JsonBodyGuard, SecurityHeaders
 from mall.core.settings import Settings, load_settings
-from mall.site import api, pages
+from mall.site import api, export_routes, pages, push_pages, push_routes
 from mall.web import helpers
+from search_index.factory import backend_for
+from workers import queues
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TEMPLATES = ROOT / "templates"
@@ -52,18 +59,12 @@ class SwaggerPage(SwaggerRenderPlugin):
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
-    from bidding import pages as bidding_pages
-    from bidding import routes as bidding_routes
-    from catalog import agreement_pages, agreement_routes
-    from catalog import pages as catalog_pages
-    from catalog import routes as catalog_routes
-    from mall.site import export_routes, push_pages, push_routes
-    from workers import queues
 
     secret = settings.resolved_secret()
     key = hashlib.sha256(secret.encode()).digest()
     db = Database(settings.resolved_database_url)
     queues.configure(settings)
+    queues.register_topics()
     errors.use_error_page(helpers.error_page)
 
     @asynccontextmanager
@@ -79,8 +80,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def provide_settings() -> Settings:
         return settings
-
-    from search_index.factory import backend_for
 
     search = backend_for(settings, writer=False)  # web processes only read the index
 

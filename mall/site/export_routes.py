@@ -18,6 +18,7 @@ from litestar.response import File, Redirect, Stream, Template
 
 from mall.core import fields, files
 from mall.core.auth import PUBLIC, Principal, allow
+from mall.core.clock import rfc3339
 from mall.core.db import Database
 from mall.core.errors import DomainError, InvalidInput, RuleViolation
 from mall.core.models import ExportJob
@@ -60,8 +61,6 @@ class ExportJobOut(msgspec.Struct):
 
     @classmethod
     def of(cls, job: ExportJob, *, prefix: str = "/api/exports") -> ExportJobOut:
-        from mall.core.clock import rfc3339
-
         return cls(
             id=job.id,
             format=job.format,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -16,12 +15,15 @@ from litestar.params import Body, FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 from sqlalchemy import BigInteger, case, func, select, type_coerce
 
+from catalog.categories import name_of
+from catalog.models import Listing
 from mall import accounts, budgets, orders, oversight
 from mall.core import auth, clock, fields, login_throttle
 from mall.core.auth import PUBLIC, ROLE_LABELS, Principal, allow
 from mall.core.errors import DomainError, InvalidInput
-from mall.core.models import ORDER_STATUS_LABELS, DisclosureRecord, Order, OrderStatus
+from mall.core.models import ORDER_STATUS_LABELS, ORG_KIND_LABELS, DisclosureRecord, Order, OrderStatus, User
 from mall.core.money import quantity_str, yuan_display, yuan_uppercase
+from mall.devtools import seed
 from mall.ledger import disclosure
 from mall.web.deps import DB, Config
 from mall.web.helpers import (
@@ -52,8 +54,6 @@ ACTION_LABELS = {
 
 
 def configure_templates(app: Litestar, settings: Config) -> None:
-    from catalog.categories import name_of
-
     env = app.template_engine.engine  # type: ignore[union-attr]
     env.globals.update(
         yuan=yuan_display,
@@ -78,8 +78,6 @@ def configure_templates(app: Litestar, settings: Config) -> None:
 
 @get("/", opt=PUBLIC, include_in_schema=False)
 async def home(request: Request[Any, Any, Any], db: DB) -> Template:
-    from catalog.models import Listing
-
     async with db.read() as s:
         recent = list(
             (
@@ -104,8 +102,6 @@ async def home(request: Request[Any, Any, Any], db: DB) -> Template:
 async def _login_page(
     request: Request[Any, Any, Any], db: DB, status_code: int = 200, **ctx: Any
 ) -> Template:
-    from mall.devtools import seed
-
     async with db.read() as s:
         demo = await seed.demo_loaded(s)
     return render(
@@ -153,7 +149,6 @@ async def login(
         )
         page.headers.update(getattr(exc, "headers", None) or {})
         return page
-    from mall.core.models import User
 
     async with db.read() as s:
         user = await s.get(User, who.user_id)
@@ -574,75 +569,18 @@ async def disclosure_page(request: Request[Any, Any, Any], seq: FromPath[int], d
 async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
     now = clock.now()
     async with db.read() as s:
-        warn_before = now - timedelta(days=settings.payment_warn_days)
-        unpaid = list(
-            (
-                await s.execute(
-                    select(Order)
-                    .where(Order.status == OrderStatus.ACCEPTED, Order.accepted_at <= warn_before)
-                    .order_by(Order.accepted_at)
-                    .limit(100)
-                )
-            )
-            .scalars()
-            .unique()
-        )
-        late_paid = list(
-            (
-                await s.execute(
-                    select(Order)
-                    .where(Order.payment_overdue.is_(True))
-                    .order_by(Order.paid_at.desc())
-                    .limit(50)
-                )
-            )
-            .scalars()
-            .unique()
-        )
-        counts = dict((await s.execute(select(Order.status, func.count()).group_by(Order.status))).all())
-        split_cases = await oversight.split_purchase_cases(s, settings)
-        from bidding.oversight import bidding_watch
-
-        watch = await bidding_watch(s)
-        from catalog import designated
-
-        overdue_reviews = [
-            f
-            for f in await designated.find(s, status=designated.DesignationStatus.APPLIED)
-            if f.designation.review_due_at is not None and f.designation.review_due_at < now
-        ]
-        unfiled = list(
-            (
-                await s.execute(
-                    select(Order)
-                    .where(
-                        Order.status == OrderStatus.CONFIRMED,
-                        Order.confirmed_at <= now - timedelta(days=oversight.CONTRACT_FILING_DAYS),
-                    )
-                    .order_by(Order.confirmed_at)
-                    .limit(100)
-                )
-            )
-            .scalars()
-            .unique()
-        )
-        pending = (
-            await s.scalar(select(func.count()).select_from(Order).where(Order.status == OrderStatus.PLACED))
-            or 0
-        )
-    # The payment deadline protects small and medium suppliers (is_sme).
-    rows = [(o, (now - o.accepted_at).days if o.accepted_at else 0) for o in unpaid if o.supplier.is_sme]
+        view = await oversight.overview(s, settings, now)
     return render(
         request,
         "oversight.html",
-        unpaid=rows,
-        late_paid=late_paid,
-        counts=counts,
-        pending=pending,
-        split_cases=split_cases,
-        watch=watch,
-        overdue_reviews=overdue_reviews,
-        unfiled=[(o, (now - o.confirmed_at).days if o.confirmed_at else 0) for o in unfiled],
+        unpaid=[(late.order, late.days) for late in view.unpaid],
+        late_paid=view.late_paid,
+        counts=view.counts,
+        pending=view.pending,
+        split_cases=view.split_cases,
+        watch=view.watch,
+        overdue_reviews=view.overdue_reviews,
+        unfiled=[(late.order, late.days) for late in view.unfiled],
         filing_days=oversight.CONTRACT_FILING_DAYS,
         settings=settings,
         statuses=ORDER_STATUS_LABELS,
@@ -656,8 +594,6 @@ async def oversight_page(request: Request[Any, Any, Any], db: DB, settings: Conf
 async def admin_page(
     request: Request[Any, Any, Any], db: DB, kind: FromQuery[str] = "", page: FromQuery[str] = "1"
 ) -> Template:
-    from mall.core.models import ORG_KIND_LABELS
-
     p = page_no(page)
     kind = kind if kind in ORG_KIND_LABELS else ""  # a bad filter is dropped
     async with db.read() as s:

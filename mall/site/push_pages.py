@@ -11,6 +11,7 @@ from litestar.response import Redirect, Template
 
 from mall.core.auth import allow
 from mall.core.errors import DomainError, InvalidInput
+from mall.core.models import Organization
 from mall.ledger import push
 from mall.ledger.disclosure import MODE_LABELS
 from mall.web.deps import DB, Config
@@ -33,8 +34,6 @@ async def subscriptions_page(request: Request[Any, Any, Any], db: DB) -> Templat
         rows = [(sub, push.state_of(sub), await push.backlog(s, sub)) for sub in subs]
         # the platform admin sees every organization's subscriptions: say whose each one is
         from sqlalchemy import select
-
-        from mall.core.models import Organization
 
         owner_ids = {sub.org_id for sub in subs}
         owners = (

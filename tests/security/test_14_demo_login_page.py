@@ -43,5 +43,9 @@ def test_the_demo_password_passes_the_policy_and_the_old_one_is_gone() -> None:
     assert password_problem("demo1234", "buyer1") is not None
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"password `{seed.DEMO_PASSWORD}`" in readme
-    for path in [ROOT / "README.md", *ROOT.joinpath("templates").rglob("*.html"), ROOT / "mall" / "devtools" / "seed.py"]:
+    for path in [
+        ROOT / "README.md",
+        *ROOT.joinpath("templates").rglob("*.html"),
+        ROOT / "mall" / "devtools" / "seed.py",
+    ]:
         assert "demo1234" not in path.read_text(encoding="utf-8"), path
