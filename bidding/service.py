@@ -410,10 +410,18 @@ async def _participant(tx: Tx, p: Procedure, supplier_org_id: uuid.UUID) -> Part
     return part
 
 
+async def _require_visible(s: AsyncSession, who: Principal, p: Procedure) -> None:
+    """Writes answer like reads: a procedure `who` may not see is one that does not exist (404), so
+    a refusal never tells an outsider that an invitation-only procedure is there."""
+    if await s.scalar(select(Procedure.id).where(Procedure.id == p.id, visible_clause(who))) is None:
+        raise NotFound("采购项目不存在", code="procedure_not_found")
+
+
 async def _load_open(tx: Tx, who: Principal, procedure_id: uuid.UUID, kind: str) -> Procedure:
     p = await tx.session.get(Procedure, procedure_id, with_for_update=True)
     if p is None or p.kind != kind:
         raise NotFound("采购项目不存在", code="procedure_not_found")
+    await _require_visible(tx.session, who, p)
     assert who.org_id is not None
     if not await _eligible(tx, p, who.org_id):
         raise Forbidden("贵单位不在本项目的邀请或品目范围内，不能报价", code="not_eligible")
@@ -444,6 +452,7 @@ async def quote(db: Database, who: Principal, procedure_id: uuid.UUID, amount_ra
         amount = _money_or_refuse(amount_raw)
         rules.check_quote(inquiry_rules_of(p), amount, now=clock.now(), deadline=p.ends_at)
         assert who.org_id is not None
+        await _check_revisions(tx, p, who.org_id)
         # No label is drawn here: a label numbered on arrival would tell the supplier how many quoted
         # before it. Inquiry labels are given at opening (`inquiry_labels`).
         p.offer_seq += 1
@@ -459,6 +468,23 @@ async def quote(db: Database, who: Principal, procedure_id: uuid.UUID, amount_ra
         )
         tx.session.add(offer)
     return offer
+
+
+QUOTE_REVISIONS_MAX = 20
+
+
+async def _check_revisions(tx: Tx, p: Procedure, supplier_org_id: uuid.UUID) -> None:
+    """A sealed quote may be revised or withdrawn, but not without end: every revision stays in the
+    procedure's record, so a supplier gets QUOTE_REVISIONS_MAX of them per inquiry."""
+    n = await tx.session.scalar(
+        select(func.count()).where(Offer.procedure_id == p.id, Offer.supplier_org_id == supplier_org_id)
+    )
+    if (n or 0) >= QUOTE_REVISIONS_MAX:
+        raise Conflict(
+            f"贵单位在本项目的报价及撤回已达 {QUOTE_REVISIONS_MAX} 次上限，不能再修改",
+            code="too_many_revisions",
+            limit=QUOTE_REVISIONS_MAX,
+        )
 
 
 async def withdraw(db: Database, who: Principal, procedure_id: uuid.UUID) -> None:
@@ -477,6 +503,7 @@ async def withdraw(db: Database, who: Principal, procedure_id: uuid.UUID) -> Non
         )
         if latest is None:
             raise Conflict("贵单位没有可撤回的报价", code="no_quote")
+        await _check_revisions(tx, p, who.org_id)
         p.offer_seq += 1
         tx.session.add(
             Offer(
@@ -792,6 +819,7 @@ async def confirm_award(
         p = await s.get(Procedure, procedure_id, with_for_update=True)
         if p is None:
             raise NotFound("采购项目不存在", code="procedure_not_found")
+        await _require_visible(s, who, p)
         if p.status != ProcedureStatus.AWARDED or p.awarded_supplier_id != who.org_id:
             raise Conflict("贵单位没有待确认的成交", code="no_award")
         now = clock.now()
@@ -945,6 +973,8 @@ async def decline_award(
         p = await s.get(Procedure, procedure_id, with_for_update=True)
         if p is None:
             raise NotFound("采购项目不存在", code="procedure_not_found")
+        if who is not None:
+            await _require_visible(s, who, p)
         if p.status != ProcedureStatus.AWARDED:
             if lapsed:
                 return p  # already confirmed, passed on or failed: the lapse job has nothing to do

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.categories import CATALOG_VERSION, name_of, prefix_of
+from catalog.goods import brand_key, model_key
 from catalog.models import Category
 from mall import orders
 from mall.core import clock, fields
@@ -140,12 +141,6 @@ def discounted(list_price: Decimal, rate: Decimal) -> Decimal:
     if price <= 0:
         raise InvalidInput("报价乘折扣率后不足0.01元", code="invalid_discount_rate")
     return price
-
-
-def goods_key(text: str) -> str:
-    from catalog.service import _key  # cycle: catalog.service checks listings against agreements
-
-    return _key(text)
 
 
 def in_force(a: Agreement, today: date) -> bool:
@@ -374,8 +369,8 @@ async def add_product(
             name=name,
             brand=brand,
             spec_model=spec_model,
-            brand_key=goods_key(brand),
-            model_key=goods_key(spec_model),
+            brand_key=brand_key(brand),
+            model_key=model_key(spec_model),
             category_code=category.code,
             unit=unit,
             list_price=list_price,
@@ -651,8 +646,8 @@ async def ceiling_for(s: AsyncSession, brand: str, spec_model: str) -> tuple[Dec
             select(AgreementProduct.price, Agreement.number)
             .join(Agreement, Agreement.id == AgreementProduct.agreement_id)
             .where(
-                AgreementProduct.brand_key == goods_key(brand),
-                AgreementProduct.model_key == goods_key(spec_model),
+                AgreementProduct.brand_key == brand_key(brand),
+                AgreementProduct.model_key == model_key(spec_model),
                 AgreementProduct.active.is_(True),
                 Agreement.status == AgreementStatus.ACTIVE,
                 Agreement.starts_on <= today,

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from catalog import service, spreadsheet
 from catalog.agreements import ceilings_in_force
+from catalog.goods import brand_key, model_key
 from catalog.models import Category, Listing, ListingImport
 from mall.core import auth, clock, fields, files, outbox
 from mall.core.auth import Principal
@@ -199,7 +200,7 @@ async def _process(
                     raise InvalidInput(f"品目编码 {checked.category_code} 不在2022版品目目录中")
                 if category.type != "goods":
                     raise InvalidInput("网上超市只能上架货物类品目")
-                key = (service._key(checked.brand), service._key(checked.spec_model))
+                key = (brand_key(checked.brand), model_key(checked.spec_model))
                 if key in existing:
                     raise InvalidInput("已存在相同品牌和型号的商品，不能重复上架")
                 if key in agreement_prices and checked.price > agreement_prices[key][0]:

@@ -112,7 +112,7 @@ def parse(p: RawParams) -> SearchQuery:
     # The words are echoed on the page and in the highlights: refused like any text field's.
     if bad_character(q) is not None:
         raise InvalidInput(
-            "搜索词含有不允许的字符（换行、控制字符或文字方向控制字符）",
+            "搜索词含有不允许的字符（换行、控制字符、文字方向控制字符或不可见字符）",
             code="invalid_parameter",
             parameter="q",
         )
@@ -124,7 +124,7 @@ def parse(p: RawParams) -> SearchQuery:
         raise InvalidInput("品牌不能超过100个字符", code="invalid_parameter", parameter="brand")
     if bad_character(brand) is not None:
         raise InvalidInput(
-            "品牌含有不允许的字符（换行、控制字符或文字方向控制字符）",
+            "品牌含有不允许的字符（换行、控制字符、文字方向控制字符或不可见字符）",
             code="invalid_parameter",
             parameter="brand",
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -14,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.agreements import check_ceiling
 from catalog.categories import CATALOG_VERSION
+from catalog.goods import brand_key, model_key
 from catalog.models import (
     LISTING_STATUS_LABELS,
     PRICE_REQUEST_STATUS_LABELS,
@@ -65,11 +64,6 @@ def _amount(raw: str, label: str, errors: list[str]) -> Decimal:
 def _escape_like(text: str) -> str:
     """% and _ typed by a user are characters to find, not wildcards."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _key(text: str) -> str:
-    """Brand or model for the duplicate rule: full-width forms folded (NFKC), case, spaces, - _ / ignored."""
-    return re.sub(r"[\s\-_/]+", "", unicodedata.normalize("NFKC", text)).upper()
 
 
 @dataclass(frozen=True)
@@ -179,8 +173,8 @@ async def add_listing(
     duplicate = await tx.session.scalar(
         select(Listing.id).where(
             Listing.supplier_org_id == who.org_id,
-            Listing.brand_key == _key(checked.brand),
-            Listing.model_key == _key(checked.spec_model),
+            Listing.brand_key == brand_key(checked.brand),
+            Listing.model_key == model_key(checked.spec_model),
         )
     )
     if duplicate:
@@ -190,8 +184,8 @@ async def add_listing(
         name=checked.name,
         brand=checked.brand,
         spec_model=checked.spec_model,
-        brand_key=_key(checked.brand),
-        model_key=_key(checked.spec_model),
+        brand_key=brand_key(checked.brand),
+        model_key=model_key(checked.spec_model),
         category_code=category.code,
         category_version=category.version,
         unit=checked.unit,
@@ -268,12 +262,12 @@ async def update_listing(
             raise Conflict("只有草稿或未通过审核的商品可以修改后重新提交", code="listing_not_editable")
         category = await category_for_listing(tx.session, checked.category_code)
         await _agreement_ceiling(tx.session, checked.brand, checked.spec_model, checked.price)
-        brand_key, model_key = _key(checked.brand), _key(checked.spec_model)
+        bkey, mkey = brand_key(checked.brand), model_key(checked.spec_model)
         duplicate = await tx.session.scalar(
             select(Listing.id).where(
                 Listing.supplier_org_id == who.org_id,
-                Listing.brand_key == brand_key,
-                Listing.model_key == model_key,
+                Listing.brand_key == bkey,
+                Listing.model_key == mkey,
                 Listing.id != listing.id,
             )
         )
@@ -295,7 +289,7 @@ async def update_listing(
         for field_name in ("name", "brand", "spec_model", "unit", "price", "reference_price", "stock"):
             setattr(listing, field_name, getattr(checked, field_name))
         listing.reference_source, listing.description = checked.reference_source, checked.description
-        listing.brand_key, listing.model_key = brand_key, model_key
+        listing.brand_key, listing.model_key = bkey, mkey
         listing.category_code, listing.category_version = category.code, category.version
         if submit:
             listing.status, listing.submitted_at = ListingStatus.SUBMITTED, now
@@ -754,11 +748,22 @@ SORTS: dict[str, Any] = {
 }
 
 
+BROWSE_WORDS_MAX = 10
+
+
 async def browse(session: AsyncSession, query: ListingQuery) -> tuple[int, list[Listing]]:
-    """Live listings matching simple filters (substring match; the search engine does better)."""
+    """Live listings matching simple filters (substring match; the search engine does better).
+    Every word must match; more words than BROWSE_WORDS_MAX are refused, never dropped."""
     stmt = select(Listing).where(Listing.status == ListingStatus.LIVE)
-    if query.q:
-        for word in query.q.split()[:5]:
+    words = list(dict.fromkeys(query.q.split()))
+    if len(words) > BROWSE_WORDS_MAX:
+        raise InvalidInput(
+            f"搜索词最多 {BROWSE_WORDS_MAX} 个（以空格分隔），现为 {len(words)} 个",
+            code="invalid_parameter",
+            parameter="q",
+        )
+    if words:
+        for word in words:
             like = f"%{_escape_like(word)}%"
             stmt = stmt.where(
                 or_(

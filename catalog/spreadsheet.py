@@ -349,6 +349,9 @@ def _check_record(line: int, cells: Sequence[str]) -> None:
         raise SheetError(f"{_LIMIT}第 {line} 行有单元格超过 {CELL_CHARS_MAX} 个字符")
 
 
+_SHORT_CELL = 256  # cells up to this length are stripped as they come
+
+
 def _collect(
     records: Iterator[tuple[int, Sequence[str]]], *, csv_file: bool, max_rows: int
 ) -> list[SheetRow]:
@@ -360,12 +363,20 @@ def _collect(
     _check_record(first[0], first[1])
     positions = _map_header(first[1], csv_file=csv_file)
     rows: list[SheetRow] = []
+    # A workbook stores a text once and may cite it in every cell; stripping each citation would
+    # make a copy per cell (a 32,767-character text cited 90,000 times is gigabytes). Long texts are
+    # stripped once per distinct text and shared, so memory stays within the inflated-size caps.
+    stripped: dict[str, str] = {}
     for line, cells in records:
         _check_record(line, cells)
         values = {field: "" for field, _, _ in COLUMNS}
         for field, index in positions.items():
             if index < len(cells):
-                values[field] = cells[index].strip()
+                cell = cells[index]
+                if len(cell) <= _SHORT_CELL:
+                    values[field] = cell.strip()
+                else:
+                    values[field] = stripped.get(cell) or stripped.setdefault(cell, cell.strip())
         if not any(values.values()):
             continue
         if len(rows) >= max_rows:

@@ -618,11 +618,12 @@ async def _checkout(
 
 def check_purchases(settings: Settings, lines: list[tuple[Listing, Decimal]]) -> None:
     """The decentralized threshold is per purchase: lines of one checkout that are the same item
-    (品目, and brand and model folded like the duplicate rule), from one supplier or several, add up.
+    (brand and model folded by `catalog.goods`), from one supplier or several, add up. The 品目 is
+    not part of the key: the same server listed under two 品目 codes is still one purchase.
     A single line is one order's business (`open_order` checks every order)."""
-    groups: dict[tuple[str, str, str], list[tuple[Listing, Decimal]]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[tuple[Listing, Decimal]]] = defaultdict(list)
     for lst, q in lines:
-        groups[(lst.category_code, lst.brand_key, lst.model_key)].append((lst, q))
+        groups[(lst.brand_key, lst.model_key)].append((lst, q))
     limit = settings.decentralized_threshold
     for same in groups.values():
         if len(same) < 2:

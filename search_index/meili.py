@@ -1,8 +1,17 @@
 """Meilisearch backend: the `SearchBackend` interface over the Meilisearch HTTP API (v1.x, >= 1.10).
 
-A plain synchronous `httpx` client; no SDK. Every write in Meilisearch is asynchronous (it answers
-202 with an enqueued task), so each write here polls the task until it has succeeded or failed,
-which is what makes "visible to searches when this returns" hold.
+Requests go through the official Python client (`meilisearch`, MIT), which is synchronous (it
+calls `requests`); callers on the event loop run the backend in a thread (`asyncio.to_thread`), as
+they did with the earlier hand-written client. Every write in Meilisearch is asynchronous (it
+answers 202 with an enqueued task), so each write here waits for its task (`wait_for_task`) until it
+has succeeded or failed, which is what makes "visible to searches when this returns" hold.
+
+The client keeps per-request state in a shared header dict (it sets `Content-Type` for a POST and
+removes it for a GET on the same object), so one `meilisearch.Client` is made per thread: a search
+and a health check running at once in two threads must not share one. It opens a connection per
+request (module-level `requests` calls, no session); docs/decisions.md has the measured cost.
+
+Client reference: https://github.com/meilisearch/meilisearch-python (Client, Index, TaskHandler).
 
 Documentation relied on (Meilisearch reference, v1.x):
 - Indexes (create, get, delete):       https://www.meilisearch.com/docs/reference/api/indexes
@@ -35,12 +44,17 @@ from __future__ import annotations
 import contextlib
 import html
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-import httpx
+import meilisearch
+import requests
+from meilisearch.errors import MeilisearchApiError, MeilisearchError, MeilisearchTimeoutError
+from meilisearch.index import Index
+from meilisearch.models.task import Task, TaskInfo
 
 from mall.core.money import from_cents, money_str, to_cents
 from search_index.backend import (
@@ -57,6 +71,8 @@ TEXT_FIELDS = ("title", "brand", "spec_model", "category_name", "description")
 HIGHLIGHT_PRE = "<em>"
 HIGHLIGHT_POST = "</em>"
 BATCH_SIZE = 1000
+
+T = TypeVar("T")
 
 # 品目 codes are 9 characters (A + 8 digits, zero-padded per level: A02000000 → A0201 0000 …);
 # a document stores every prefix at these lengths so `category_prefixes = "A020101"` filters by prefix.
@@ -314,6 +330,10 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 # -- the backend --------------------------------------------------------------------------------
 
 
+def _api_detail(exc: MeilisearchApiError) -> str:
+    return f"{exc.status_code} ({exc.code or '?'}: {exc.message})"
+
+
 class MeiliBackend:
     name = "meilisearch"
 
@@ -322,100 +342,100 @@ class MeiliBackend:
         url: str,
         key: str,
         index: str = "products",
-        client: httpx.Client | None = None,
         *,
+        timeout: int = 10,
         task_timeout: float = 60.0,
         poll_interval: float = 0.05,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
         batch_size: int = BATCH_SIZE,
     ) -> None:
         self.url = url.rstrip("/")
+        self.key = key
         self.index = index
-        self.task_timeout = task_timeout
+        self.timeout = timeout  # seconds, for each HTTP request
+        self.task_timeout = task_timeout  # seconds, for each task to finish
         self.poll_interval = poll_interval
         self.batch_size = batch_size
-        self._sleep = sleep
-        self._clock = clock
-        self._owns_client = client is None
-        self._client = client or httpx.Client(timeout=10.0)
-        self._headers = {"Content-Type": "application/json"}
-        if key:
-            self._headers["Authorization"] = f"Bearer {key}"
+        self._local = threading.local()
         self._ensured = False
 
     def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
+        """Nothing to release: the client holds no connection between requests."""
 
-    # -- HTTP ----------------------------------------------------------------------------------
+    # -- the client ----------------------------------------------------------------------------
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: dict[str, str] | None = None,
-        allow_404: bool = False,
-    ) -> dict[str, Any] | None:
+    def _client(self) -> meilisearch.Client:
+        client: meilisearch.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = meilisearch.Client(self.url, self.key, timeout=self.timeout)
+            self._local.client = client
+        return client
+
+    def _index(self, uid: str) -> Index:
+        return self._client().index(uid)  # a local handle: no request
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one client call; every failure becomes a MeiliError naming the request."""
         try:
-            resp = self._client.request(
-                method, self.url + path, json=json, params=params, headers=self._headers
+            return fn(*args, **kwargs)
+        except MeilisearchApiError as exc:
+            raise MeiliError(f"Meilisearch {what} answered {_api_detail(exc)}") from exc
+        except (MeilisearchError, requests.RequestException, ValueError) as exc:
+            # Connection or timeout; ValueError: an answer that is not the documented JSON.
+            raise MeiliError(f"Meilisearch {what}: {exc}") from exc
+
+    def _call_or_none(self, what: str, fn: Callable[..., T], *args: Any) -> T | None:
+        """As `_call`, but a 404 (the index does not exist) is None."""
+        try:
+            return self._call(what, fn, *args)
+        except MeiliError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, MeilisearchApiError) and cause.status_code == 404:
+                return None
+            raise
+
+    def wait_for_task(self, task: TaskInfo) -> Task:
+        """Wait for an enqueued task; raise MeiliError unless it succeeded within `task_timeout`."""
+        uid = task.task_uid
+        try:
+            done = self._client().wait_for_task(
+                uid,
+                timeout_in_ms=int(self.task_timeout * 1000),
+                interval_in_ms=max(1, int(self.poll_interval * 1000)),
             )
-        except httpx.HTTPError as exc:
-            raise MeiliError(f"Meilisearch {method} {path}: {exc}") from exc
-        if allow_404 and resp.status_code == 404:
-            return None
-        if resp.status_code >= 400:
-            try:
-                err = resp.json()
-                detail = f"{err.get('code', '?')}: {err.get('message', resp.text)}"
-            except ValueError:
-                detail = resp.text[:500]
-            raise MeiliError(f"Meilisearch {method} {path} answered {resp.status_code} ({detail})")
-        if not resp.content:
-            return {}
-        data = resp.json()
-        return data if isinstance(data, dict) else {"result": data}
-
-    def _enqueue(self, method: str, path: str, **kwargs: Any) -> int:
-        data = self._request(method, path, **kwargs) or {}
-        if "taskUid" not in data:
-            raise MeiliError(f"Meilisearch {method} {path} did not return a task: {data!r}")
-        return int(data["taskUid"])
-
-    def wait_for_task(self, task_uid: int) -> dict[str, Any]:
-        """Poll GET /tasks/{uid} until succeeded; raise MeiliError on failed/canceled/timeout."""
-        deadline = self._clock() + self.task_timeout
-        interval = self.poll_interval
-        while True:
-            task = self._request("GET", f"/tasks/{task_uid}") or {}
-            status = task.get("status")
-            if status == "succeeded":
-                return task
-            if status in ("failed", "canceled"):
-                error = task.get("error") or {}
-                raise MeiliError(
-                    f"Meilisearch task {task_uid} ({task.get('type', '?')} on "
-                    f"{task.get('indexUid')}) {status}: "
-                    f"{error.get('code', '?')}: {error.get('message', 'no error message')}"
-                )
-            if self._clock() >= deadline:
-                raise MeiliError(f"Meilisearch task {task_uid} still {status} after {self.task_timeout:g}s")
-            self._sleep(interval)
-            interval = min(interval * 2, 1.0)
+        except MeilisearchTimeoutError as exc:
+            raise MeiliError(
+                f"Meilisearch task {uid} ({task.type} on {task.index_uid}) not finished after "
+                f"{self.task_timeout:g}s"
+            ) from exc
+        except MeilisearchApiError as exc:
+            raise MeiliError(f"Meilisearch GET /tasks/{uid} answered {_api_detail(exc)}") from exc
+        except (MeilisearchError, requests.RequestException, ValueError) as exc:
+            raise MeiliError(f"Meilisearch GET /tasks/{uid}: {exc}") from exc
+        if done.status != "succeeded":
+            error = done.error or {}
+            raise MeiliError(
+                f"Meilisearch task {uid} ({done.type} on {done.index_uid}) {done.status}: "
+                f"{error.get('code', '?')}: {error.get('message', 'no error message')}"
+            )
+        return done
 
     # -- index management ----------------------------------------------------------------------
 
     def _index_exists(self, uid: str) -> bool:
-        return self._request("GET", f"/indexes/{uid}", allow_404=True) is not None
+        return self._call_or_none(f"GET /indexes/{uid}", self._client().get_raw_index, uid) is not None
 
     def _create_index(self, uid: str) -> None:
-        self.wait_for_task(self._enqueue("POST", "/indexes", json={"uid": uid, "primaryKey": PRIMARY_KEY}))
+        task = self._call("POST /indexes", self._client().create_index, uid, {"primaryKey": PRIMARY_KEY})
+        self.wait_for_task(task)
+
+    def _delete_index(self, uid: str) -> TaskInfo:
+        return self._call(f"DELETE /indexes/{uid}", self._client().delete_index, uid)
 
     def _apply_settings(self, uid: str) -> None:
-        self.wait_for_task(self._enqueue("PATCH", f"/indexes/{uid}/settings", json=INDEX_SETTINGS))
+        index = self._index(uid)
+        self.wait_for_task(
+            self._call(f"PATCH /indexes/{uid}/settings", index.update_settings, INDEX_SETTINGS)
+        )
 
     def ensure_index(self) -> None:
         """Create the live index if missing and (re)apply INDEX_SETTINGS."""
@@ -428,18 +448,26 @@ class MeiliBackend:
         if not self._ensured:
             self.ensure_index()
 
-    def _add_documents(self, uid: str, docs: Iterable[ProductDocument]) -> tuple[list[int], int]:
-        tasks: list[int] = []
+    def _add_documents(self, uid: str, docs: Iterable[ProductDocument]) -> tuple[list[TaskInfo], int]:
+        index = self._index(uid)
+        tasks: list[TaskInfo] = []
         n = 0
         for batch in _batches(docs, self.batch_size):
             body = [to_meili_document(d) for d in batch]
             tasks.append(
-                self._enqueue(
-                    "POST", f"/indexes/{uid}/documents", json=body, params={"primaryKey": PRIMARY_KEY}
+                self._call(
+                    f"POST /indexes/{uid}/documents", index.add_documents, body, primary_key=PRIMARY_KEY
                 )
             )
             n += len(body)
         return tasks, n
+
+    def _delete_batch(self, index: Index, ids: list[str]) -> TaskInfo:
+        # POST /documents/delete-batch through the client's own HTTP layer: `Index.delete_documents(
+        # ids=...)` sends the same request but warns that the client will drop the `ids` form
+        # (the route itself is current); its `filter` form would need `id` to be filterable.
+        path = f"indexes/{index.uid}/documents/delete-batch"
+        return TaskInfo(**index.http.post(path, ids))
 
     # -- SearchBackend -------------------------------------------------------------------------
 
@@ -450,8 +478,10 @@ class MeiliBackend:
             self.wait_for_task(task)
 
     def delete(self, ids: Iterable[str]) -> None:
+        index = self._index(self.index)
+        what = f"POST /indexes/{self.index}/documents/delete-batch"
         tasks = [
-            self._enqueue("POST", f"/indexes/{self.index}/documents/delete-batch", json=batch)
+            self._call(what, self._delete_batch, index, batch)
             for batch in _batches((str(i) for i in ids), self.batch_size)
         ]
         for task in tasks:
@@ -459,7 +489,9 @@ class MeiliBackend:
 
     def search(self, query: SearchQuery) -> SearchResult:
         body = build_search_body(query)
-        data = self._request("POST", f"/indexes/{self.index}/search", json=body, allow_404=True)
+        q = body.pop("q")
+        index = self._index(self.index)
+        data = self._call_or_none(f"POST /indexes/{self.index}/search", index.search, q, body)
         if data is None:  # the index does not exist yet: nothing indexed
             return SearchResult(total=0, hits=[], facets={name: {} for name in FACETS})
         return map_response(data)
@@ -475,21 +507,21 @@ class MeiliBackend:
             if not self._index_exists(self.index):
                 self._create_index(self.index)
             # Atomic: searches on the live uid answer from the old data until the swap is processed.
-            self.wait_for_task(
-                self._enqueue("POST", "/swap-indexes", json=[{"indexes": [self.index, fresh]}])
-            )
+            swap = [{"indexes": [self.index, fresh]}]
+            self.wait_for_task(self._call("POST /swap-indexes", self._client().swap_indexes, swap))
         except BaseException:
             # Best effort: do not leave the half-built index behind.
             with contextlib.suppress(MeiliError):
-                self._enqueue("DELETE", f"/indexes/{fresh}")
+                self._delete_index(fresh)
             raise
         # After the swap `fresh` holds the previous live data.
-        self.wait_for_task(self._enqueue("DELETE", f"/indexes/{fresh}"))
+        self.wait_for_task(self._delete_index(fresh))
         self._ensured = True
         return n
 
     def count(self) -> int:
-        data = self._request("GET", f"/indexes/{self.index}/stats", allow_404=True)
-        if data is None:
+        index = self._index(self.index)
+        stats = self._call_or_none(f"GET /indexes/{self.index}/stats", index.get_stats)
+        if stats is None:
             return 0
-        return int(data.get("numberOfDocuments", 0))
+        return int(stats.number_of_documents)

@@ -8,7 +8,10 @@ is too long or carries characters that have no business in a record:
 - C0 control characters (NUL included: PostgreSQL cannot store it), DEL and C1 controls;
 - bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069), which make a name display
   as something else than it is;
-- lone surrogates (they cannot be encoded as UTF-8).
+- lone surrogates (they cannot be encoded as UTF-8);
+- characters that show nothing yet make two strings differ (zero-width space and joiners, soft
+  hyphen, word joiner, byte-order mark, Hangul fillers…): "NF5280M6" with a zero-width space inside
+  would otherwise be another model to the duplicate and split rules, and another word to search.
 
 Multi-line fields (descriptions, specifications, reasons, notes) also accept line feeds, carriage
 returns (stored as line feeds) and tabs; single-line fields accept none of them.
@@ -62,7 +65,14 @@ IDEMPOTENCY_KEY_MIN, IDEMPOTENCY_KEY_MAX = 8, 100
 # Refused everywhere: C0 controls except TAB/LF/CR, DEL, C1 controls, bidi overrides and isolates,
 # surrogates. Single-line fields refuse TAB, LF and CR as well. Written as regex escapes, not the
 # characters themselves: the patterns go into the OpenAPI document, and JSON cannot carry a surrogate.
-_BAD_ANYWHERE = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+# Control characters (C0, DEL, C1), bidi controls, lone surrogates, and the characters that show
+# nothing yet make two strings differ: soft hyphen, Arabic letter mark, Hangul fillers, Mongolian
+# vowel separator, zero-width space/joiners and direction marks, line/paragraph separators, word
+# joiner and invisible operators, byte-order mark, interlinear annotation marks.
+_BAD_ANYWHERE = (
+    r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\xad\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e"
+    r"\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\ud800-\udfff"
+)
 _BAD_SINGLE = _BAD_ANYWHERE + r"\t\n\r"
 SINGLE_LINE_PATTERN = f"^[^{_BAD_SINGLE}]*$"
 MULTI_LINE_PATTERN = f"^[^{_BAD_ANYWHERE}]*$"
@@ -84,8 +94,8 @@ IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{8,100}$"
 
 # Chinese messages for the patterns, used by the error handler to explain a msgspec refusal.
 PATTERN_MESSAGES = {
-    SINGLE_LINE_PATTERN: "含有不允许的字符（换行、控制字符或文字方向控制字符）",
-    MULTI_LINE_PATTERN: "含有不允许的字符（控制字符或文字方向控制字符）",
+    SINGLE_LINE_PATTERN: "含有不允许的字符（换行、控制字符、文字方向控制字符或不可见字符）",
+    MULTI_LINE_PATTERN: "含有不允许的字符（控制字符、文字方向控制字符或不可见字符）",
     AMOUNT_PATTERN: "应为最多两位小数的金额，如 4599.00",
     QUANTITY_PATTERN: "应为数量，如 10",
     CREDIT_CODE_PATTERN: "应为18位统一社会信用代码",
@@ -272,7 +282,11 @@ def text(
     if bad is not None:
         raise InvalidInput(
             f"{label}含有不允许的字符（U+{ord(bad):04X}）："
-            + ("不能含控制字符或文字方向控制字符" if multiline else "不能含换行、控制字符或文字方向控制字符"),
+            + (
+                "不能含控制字符、文字方向控制字符或不可见字符"
+                if multiline
+                else "不能含换行、控制字符、文字方向控制字符或不可见字符"
+            ),
             code="text_invalid",
             field=field or label,
         )
@@ -294,10 +308,11 @@ def text(
 
 # ------------------------------------------------------------------ spreadsheets
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Full-width ＝＋－＠ as well: spreadsheet programs in Chinese take them for their ASCII forms.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def spreadsheet_safe(value: str) -> str:
-    """A text cell a spreadsheet program would run as a formula (= + - @, or a leading tab or CR
-    that hides one) gets a leading apostrophe, so it is shown as text (OWASP: CSV injection)."""
+    """A text cell a spreadsheet program would run as a formula (= + - @ in ASCII or full width, or a
+    leading tab or CR that hides one) gets a leading apostrophe, so it is shown as text (OWASP: CSV injection)."""
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value

@@ -20,6 +20,7 @@ from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Sen
 
 from mall.core.errors import PROBLEM, problem_body
 
+MAX_PATH_LENGTH = 1024  # far above any route of the mall (ids are 36 characters)
 MAX_JSON_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 64
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -61,6 +62,12 @@ class JsonBodyGuard(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        path = str(scope.get("path", ""))
+        if "\x00" in path or len(path) > MAX_PATH_LENGTH:
+            # No file or route has such a name; the file system would fail on it with a Python
+            # error (embedded null byte, name too long) instead of "not found".
+            await self._refuse(scope, send, 404, "not_found", "请求的资源不存在", instance="")
+            return
         if scope.get("method") not in _BODY_METHODS or not _reads_json(scope.get("route_handler")):
             await next_app(scope, receive, send)
             return
@@ -113,8 +120,11 @@ class JsonBodyGuard(ASGIMiddleware):
         return None
 
     @staticmethod
-    async def _refuse(scope: Scope, send: Send, status: int, code: str, detail: str) -> None:
-        body = msgspec.json.encode(problem_body(status, code, detail, str(scope.get("path", ""))))
+    async def _refuse(
+        scope: Scope, send: Send, status: int, code: str, detail: str, *, instance: str | None = None
+    ) -> None:
+        path = str(scope.get("path", "")) if instance is None else instance
+        body = msgspec.json.encode(problem_body(status, code, detail, path))
         headers = [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from catalog.categories import CATALOG_VERSION
+from catalog.goods import brand_key, model_key
 from catalog.models import Listing, ListingStatus
-from catalog.service import _key
 from mall import accounts
 from mall.core import clock
 from mall.core.credit_code import make
@@ -130,8 +130,8 @@ async def seed_products(
                 "name": g.name,
                 "brand": g.brand,
                 "spec_model": g.spec_model,
-                "brand_key": _key(g.brand),
-                "model_key": _key(g.spec_model),
+                "brand_key": brand_key(g.brand),
+                "model_key": model_key(g.spec_model),
                 "category_code": g.category_code,
                 "category_version": CATALOG_VERSION,
                 "unit": g.unit,

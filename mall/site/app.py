@@ -56,6 +56,10 @@ class SwaggerPage(SwaggerRenderPlugin):
             '</head><body><div id="swagger-container"></div></body></html>'
         ).encode()
 
+    def receive_router(self, router: Router) -> None:
+        """No oauth2-redirect.html: the API signs in with bearer tokens, not OAuth2, and that page is
+        an inline script the Content-Security-Policy would refuse anyway."""
+
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()

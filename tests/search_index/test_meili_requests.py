@@ -1,13 +1,11 @@
 """The Meilisearch adapter, checked at the HTTP level.
 
-No Meilisearch server can run on this machine, so these tests check the requests the adapter
-sends against the documented Meilisearch API (method, path, query string, JSON body shape,
-headers) using `httpx.MockTransport` with a small fake that records every request and answers the
-way the reference documents it: writes answer 202 with an enqueued task summary
-(`taskUid`, `indexUid`, `status: "enqueued"`, `type`, `enqueuedAt`), `GET /tasks/{uid}` answers
-the task object with `status: "succeeded"` (or `"failed"` with an `error` object), searches answer
-`hits` (with `_formatted`), `facetDistribution`, `totalHits`, `page`, `hitsPerPage`, `totalPages`.
-It is not a search engine: the search answer is canned per test.
+No Meilisearch server can run on this machine, so these tests check the requests the adapter (the
+official `meilisearch` client underneath) sends against the documented Meilisearch API (method,
+path, query string, JSON body shape, headers). The server they talk to is a fake
+(`tests/search_index/fake_meili.py`): a small HTTP server on 127.0.0.1 that records every request
+and answers the way the reference documents it. It is not a search engine: the search answer is
+canned per test.
 
 References: https://www.meilisearch.com/docs/reference/api/ (indexes, settings, documents, search,
 tasks, stats, swap-indexes).
@@ -21,141 +19,23 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 from search_index.backend import SORTS, ProductDocument, SearchQuery
 from search_index.meili import INDEX_SETTINGS, SYNONYMS, MeiliBackend, MeiliError, quote_filter_value
-
-KEY = "test-master-key"
-URL = "http://meili.test:7700"
+from tests.search_index.fake_meili import KEY, FakeMeili, serve
 
 
-class FakeMeili:
-    """Records requests; answers like the documented API. Keeps just enough state (index uids,
-    document ids, tasks) to make the answers consistent."""
-
-    def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-        self.indexes: dict[str, dict[str, dict[str, Any]]] = {}
-        self.tasks: dict[int, dict[str, Any]] = {}
-        self.fail_types: dict[str, dict[str, str]] = {}  # task type → error object
-        self.search_response: dict[str, Any] = {"hits": [], "totalHits": 0, "facetDistribution": {}}
-        self._next_task = 0
-
-    # -- helpers for assertions
-    def calls(self) -> list[tuple[str, str]]:
-        return [(r.method, r.url.path) for r in self.requests]
-
-    def writes(self) -> list[tuple[str, str]]:
-        return [c for c in self.calls() if c[0] != "GET"]
-
-    def body(self, method: str, path: str) -> Any:
-        for r in self.requests:
-            if r.method == method and r.url.path == path:
-                return json.loads(r.content)
-        raise AssertionError(f"no {method} {path} in {self.calls()}")
-
-    # -- the transport
-    def _task(self, kind: str, index_uid: str | None, apply: Any = None) -> httpx.Response:
-        uid = self._next_task
-        self._next_task += 1
-        error = self.fail_types.get(kind)
-        if error is None and apply is not None:
-            apply()
-        self.tasks[uid] = {
-            "uid": uid,
-            "indexUid": index_uid,
-            "status": "failed" if error else "succeeded",
-            "type": kind,
-            "error": error,
-            "enqueuedAt": "2026-11-22T07:00:00.000000Z",
-        }
-        return httpx.Response(
-            202,
-            json={
-                "taskUid": uid,
-                "indexUid": index_uid,
-                "status": "enqueued",
-                "type": kind,
-                "enqueuedAt": "2026-11-22T07:00:00.000000Z",
-            },
-        )
-
-    def _not_found(self, uid: str) -> httpx.Response:
-        return httpx.Response(
-            404,
-            json={
-                "message": f"Index `{uid}` not found.",
-                "code": "index_not_found",
-                "type": "invalid_request",
-                "link": "https://docs.meilisearch.com/errors#index_not_found",
-            },
-        )
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if request.headers.get("Authorization") != f"Bearer {KEY}":
-            return httpx.Response(
-                401, json={"message": "missing key", "code": "missing_authorization_header"}
-            )
-        m, path = request.method, request.url.path
-        body: Any = json.loads(request.content) if request.content else None
-        if m == "GET" and (t := re.fullmatch(r"/tasks/(\d+)", path)):
-            return httpx.Response(200, json=self.tasks[int(t.group(1))])
-        if m == "POST" and path == "/indexes":
-            return self._task("indexCreation", body["uid"], lambda: self.indexes.setdefault(body["uid"], {}))
-        if m == "POST" and path == "/swap-indexes":
-            a, b = body[0]["indexes"]
-
-            def swap() -> None:
-                self.indexes[a], self.indexes[b] = self.indexes[b], self.indexes[a]
-
-            return self._task("indexSwap", None, swap)
-        idx = re.fullmatch(r"/indexes/([A-Za-z0-9_-]+)(/.*)?", path)
-        assert idx, path
-        uid, rest = idx.group(1), idx.group(2) or ""
-        if m == "GET" and rest == "":
-            if uid not in self.indexes:
-                return self._not_found(uid)
-            return httpx.Response(200, json={"uid": uid, "primaryKey": "id"})
-        if m == "DELETE" and rest == "":
-            return self._task("indexDeletion", uid, lambda: self.indexes.pop(uid, None))
-        if m == "PATCH" and rest == "/settings":
-            return self._task("settingsUpdate", uid)
-        if m == "POST" and rest == "/documents":
-            docs = self.indexes.setdefault(uid, {})
-            return self._task(
-                "documentAdditionOrUpdate", uid, lambda: docs.update({d["id"]: d for d in body})
-            )
-        if m == "POST" and rest == "/documents/delete-batch":
-            docs = self.indexes.get(uid, {})
-            return self._task("documentDeletion", uid, lambda: [docs.pop(i, None) for i in body])
-        if m == "POST" and rest == "/search":
-            if uid not in self.indexes:
-                return self._not_found(uid)
-            return httpx.Response(200, json=self.search_response)
-        if m == "GET" and rest == "/stats":
-            if uid not in self.indexes:
-                return self._not_found(uid)
-            return httpx.Response(
-                200,
-                json={
-                    "numberOfDocuments": len(self.indexes[uid]),
-                    "isIndexing": False,
-                    "fieldDistribution": {},
-                },
-            )
-        return httpx.Response(404, json={"message": "not found", "code": "not_found"})
-
-
-def make(fake: FakeMeili, **kwargs: Any) -> MeiliBackend:
-    client = httpx.Client(transport=httpx.MockTransport(fake))
-    return MeiliBackend(URL, KEY, client=client, sleep=lambda _s: None, **kwargs)
+def make(fake: FakeMeili, key: str = KEY, **kwargs: Any) -> MeiliBackend:
+    return MeiliBackend(fake.url, key, **kwargs)
 
 
 def doc(n: int = 1, **overrides: Any) -> ProductDocument:
@@ -180,8 +60,11 @@ def doc(n: int = 1, **overrides: Any) -> ProductDocument:
 
 
 @pytest.fixture
-def fake() -> FakeMeili:
-    return FakeMeili()
+def fake() -> Iterator[FakeMeili]:
+    server = FakeMeili()
+    with serve(server) as url:
+        server.url = url
+        yield server
 
 
 def test_every_request_carries_the_bearer_key(fake: FakeMeili) -> None:
@@ -189,7 +72,8 @@ def test_every_request_carries_the_bearer_key(fake: FakeMeili) -> None:
     assert fake.requests
     for r in fake.requests:
         assert r.headers["Authorization"] == f"Bearer {KEY}"
-        assert r.url.host == "meili.test" and r.url.port == 7700
+        assert r.headers["User-Agent"].startswith("Meilisearch Python")  # the official client
+        assert f"http://{r.url.host}:{r.url.port}" == fake.url
 
 
 def test_ensure_index_creates_then_applies_the_exact_settings(fake: FakeMeili) -> None:
@@ -550,34 +434,57 @@ def test_failed_task_raises_a_clear_error(fake: FakeMeili) -> None:
 
 def test_task_that_never_finishes_times_out(fake: FakeMeili) -> None:
     fake.indexes["products"] = {}
-    now = [0.0]
-
-    def sleep(s: float) -> None:
-        now[0] += s
-
-    client = httpx.Client(transport=httpx.MockTransport(fake))
-    backend = MeiliBackend(URL, KEY, client=client, sleep=sleep, clock=lambda: now[0], task_timeout=2.0)
+    backend = make(fake, task_timeout=0.3, poll_interval=0.02)
     backend.ensure_index()
-    original = fake.__call__
-
-    def stuck(request: httpx.Request) -> httpx.Response:
-        resp = original(request)
-        if request.url.path.startswith("/tasks/"):
-            task = dict(json.loads(resp.content), status="processing")
-            return httpx.Response(200, json=task)
-        return resp
-
-    backend._client = httpx.Client(transport=httpx.MockTransport(stuck))
-    with pytest.raises(MeiliError, match=r"still processing after 2s"):
+    fake.tasks_stuck = True
+    started = time.monotonic()
+    with pytest.raises(
+        MeiliError, match=r"task \d+ \(documentAdditionOrUpdate on products\) not finished after 0.3s"
+    ):
         backend.upsert([doc(1)])
-    assert now[0] >= 2.0
+    assert time.monotonic() - started >= 0.3
+    polls = [p for m, p in fake.calls() if p == f"/tasks/{max(fake.tasks)}"]
+    assert len(polls) >= 3  # it polled, at the interval asked, until the deadline
 
 
 def test_http_error_is_reported_with_the_api_error(fake: FakeMeili) -> None:
-    client = httpx.Client(transport=httpx.MockTransport(fake))
-    backend = MeiliBackend(URL, "wrong-key", client=client)
-    with pytest.raises(MeiliError, match=r"401 \(missing_authorization_header: missing key\)"):
+    backend = make(fake, key="wrong-key")
+    with pytest.raises(
+        MeiliError,
+        match=r"GET /indexes/products/stats answered 401 \(missing_authorization_header: missing key\)",
+    ):
         backend.count()
+
+
+def test_unreachable_server_is_a_meili_error() -> None:
+    backend = MeiliBackend("http://127.0.0.1:9", KEY, timeout=2)  # discard port: nothing listens
+    with pytest.raises(MeiliError, match=r"GET /indexes/products/stats"):
+        backend.count()
+
+
+def test_each_thread_has_its_own_client(fake: FakeMeili) -> None:
+    """The client sets and removes Content-Type on a header dict it shares between requests, so a
+    search (POST) and a health check (GET) at once in two threads must not share one client."""
+    fake.indexes["products"] = {}
+    backend = make(fake)
+    barrier = threading.Barrier(4, timeout=10)
+
+    def client_of_this_thread(_i: int) -> int:
+        barrier.wait()  # four threads at once
+        return id(backend._client())
+
+    with ThreadPoolExecutor(4) as pool:
+        clients = set(pool.map(client_of_this_thread, range(4)))
+        futures = [
+            pool.submit(backend.search, SearchQuery(q="x")) if i % 2 else pool.submit(backend.count)
+            for i in range(40)
+        ]
+        for f in futures:
+            f.result()
+    assert len(clients) == 4 and backend._client() is backend._client()
+    posts = [r for r in fake.requests if r.method == "POST"]
+    assert len(posts) == 20
+    assert all(r.headers.get("Content-Type") == "application/json" for r in posts)
 
 
 def test_rebuild_sequence(fake: FakeMeili) -> None:
@@ -663,5 +570,5 @@ def test_real_server_round_trip() -> None:
         backend.delete([doc(1).id])
         assert backend.search(SearchQuery(q="联想")).total == 0
     finally:
-        backend.wait_for_task(backend._enqueue("DELETE", f"/indexes/{index}"))
+        backend.wait_for_task(backend._delete_index(index))
         backend.close()

@@ -54,3 +54,46 @@ async def test_api_page_room_and_list_agree(app: Any, world: World, settings: Se
                             assert "57321" not in r.text and "57,321" not in r.text and p.number not in r.text
             finally:
                 await who.aclose()
+
+
+async def test_writes_answer_an_outsider_as_reads_do(client: Any, world: World) -> None:
+    """A supplier that may not see an invitation-only procedure gets the same 404 from every write
+    (quote, withdrawal, bid, confirmation, declining) as from the reads: a 403 `not_eligible` or a
+    409 `no_award` would tell it that the procedure exists."""
+    invited = [await world.org(f"v{i}", OrgKind.SUPPLIER, f"受邀供应商{i}") for i in (1, 2, 3)]
+    inquiry = await publish(world, "inquiry", invited)
+    auction = await publish(world, "auction", invited, decrement="100")
+    outsider = world.h("supplier_x")
+    amount = {"amount": "50000.00"}
+    for method, path, body in (
+        ("POST", f"/api/procedures/{inquiry.id}/quotes", amount),
+        ("DELETE", f"/api/procedures/{inquiry.id}/quotes", None),
+        ("POST", f"/api/procedures/{auction.id}/bids", amount),
+        ("POST", f"/api/procedures/{inquiry.id}/award/confirm", {"unit_prices": {}}),
+        ("POST", f"/api/procedures/{inquiry.id}/award/decline", None),
+        ("POST", f"/api/procedures/{auction.id}/award/decline", None),
+    ):
+        r = await client.request(method, path, json=body, headers=outsider)
+        assert r.status_code == 404, (method, path, r.status_code, r.text)
+        assert r.json()["code"] == "procedure_not_found", (method, path, r.text)
+    # An invited supplier is told what is really wrong.
+    r = await client.post(f"/api/procedures/{inquiry.id}/award/decline", headers=world.h("v1"))
+    assert r.status_code == 409 and r.json()["code"] == "no_award", r.text
+
+
+async def test_a_sealed_quote_has_a_bounded_number_of_revisions(client: Any, world: World) -> None:
+    invited = [await world.org(f"v{i}", OrgKind.SUPPLIER, f"受邀供应商{i}") for i in (1, 2, 3)]
+    inquiry = await publish(world, "inquiry", invited)
+    path = f"/api/procedures/{inquiry.id}/quotes"
+    for i in range(service.QUOTE_REVISIONS_MAX - 1):
+        r = await client.post(path, json={"amount": f"{50000 - i}.00"}, headers=world.h("v1"))
+        assert r.status_code == 201, r.text
+    r = await client.delete(path, headers=world.h("v1"))  # a withdrawal is a revision too
+    assert r.status_code == 200, r.text
+    r = await client.post(path, json={"amount": "40000.00"}, headers=world.h("v1"))
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "too_many_revisions" and "20" in r.json()["detail"]
+    # The other suppliers are not affected.
+    r = await client.post(path, json={"amount": "45000.00"}, headers=world.h("v2"))
+    assert r.status_code == 201, r.text

@@ -375,3 +375,49 @@ async def test_ten_thousand_rows_are_the_limit(world: World) -> None:
             assert "10000" in row.error and "上限" in row.error
         else:
             assert row.total == 10_000 and row.accepted == 0 and row.refused == 10_000
+
+
+def test_a_long_text_cited_in_every_cell_is_kept_once() -> None:
+    """Amplification without a bomb: one long shared string (with spaces around it, so that trimming
+    makes a copy) cited by every cell of every row. The rows share one trimmed copy, so a small file
+    can no longer become gigabytes of strings in the import job."""
+    long_text = " " + "长" * 30_000 + " "
+    columns = "ABCDEFGHI"
+    header = "".join(
+        f'<c r="{col}1" t="inlineStr"><is><t>{name}</t></is></c>'
+        for col, name in zip(columns, HEADER, strict=True)
+    )
+    body = "".join(
+        f'<row r="{n}">' + "".join(f'<c r="{col}{n}" t="s"><v>0</v></c>' for col in columns) + "</row>"
+        for n in range(2, 202)
+    )
+    content = sheet_with(sheet_xml(f'<row r="1">{header}</row>{body}'))
+    # openpyxl writes inline strings: declare a shared strings part as Excel does.
+    with zipfile.ZipFile(io.BytesIO(content)) as z:
+        types = z.read("[Content_Types].xml").decode()
+        rels = z.read("xl/_rels/workbook.xml.rels").decode()
+    types = types.replace(
+        "</Types>",
+        '<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+        'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+    )
+    rels = rels.replace(
+        "</Relationships>",
+        '<Relationship Id="rIdStrings" Target="sharedStrings.xml" Type="http://schemas.openxmlformats.org/'
+        'officeDocument/2006/relationships/sharedStrings"/></Relationships>',
+    )
+    content = replace_part(content, "[Content_Types].xml", lambda: iter([types.encode()]))
+    content = replace_part(content, "xl/_rels/workbook.xml.rels", lambda: iter([rels.encode()]))
+    content = replace_part(
+        content,
+        "xl/sharedStrings.xml",
+        lambda: iter(
+            [f'<sst xmlns="{MAIN}"><si><t xml:space="preserve">{long_text}</t></si></sst>'.encode()]
+        ),
+    )
+    _count, rows = spreadsheet.read_rows("商品.xlsx", content)
+    kept = list(rows)
+    assert len(kept) == 200
+    first = kept[0].values["name"]
+    assert first == long_text.strip()
+    assert all(row.values[field] is first for row in kept for field in ("name", "brand", "spec_model"))

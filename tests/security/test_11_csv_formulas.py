@@ -171,3 +171,11 @@ def test_templates_and_the_import_report_are_neutralised() -> None:
         assert all(c.data_type != "f" for c in row)
         assert_no_formula([c.value for c in row])
     book.close()
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠"])
+def test_every_formula_start_is_neutralised_full_width_included(start: str) -> None:
+    from mall.core.fields import spreadsheet_safe
+
+    assert spreadsheet_safe(f'{start}HYPERLINK("http://evil","x")').startswith("'")
+    assert spreadsheet_safe(f"名称{start}1") == f"名称{start}1"

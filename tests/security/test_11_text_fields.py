@@ -601,7 +601,7 @@ async def test_every_string_of_every_json_body_has_a_limit_and_refuses_bad_text(
     assert len(exercised) >= MIN_PAIRS, len(exercised)
 
 
-@pytest.mark.parametrize("bad", ["\x00", "\u202e", "\x1b"])
+@pytest.mark.parametrize("bad", ["\x00", "\u202e", "\x1b", "\u200b", "\ufeff", "\xad"])
 async def test_a_search_with_control_characters_is_refused_in_the_api_and_on_the_page(
     client: Any, world: World, bad: str
 ) -> None:
@@ -652,3 +652,30 @@ async def test_list_filters_that_reach_a_query_refuse_what_no_value_can_be(clien
     finally:
         logging.getLogger("mall.errors").removeHandler(watcher)
     assert watcher.seen == []
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u200d", "\u2060", "\ufeff", "\xad", "\u3164"])
+async def test_a_model_with_an_invisible_character_is_refused(
+    client: Any, world: World, invisible: str
+) -> None:
+    """ "NF5280M6" with a zero-width space inside looks the same and would be another model to the
+    duplicate and split rules: refused, naming the field, and nothing is written."""
+    before = await fingerprint(world.db)
+    r = await client.post(
+        "/api/listings",
+        json={
+            "name": "服务器",
+            "brand": "浪潮",
+            "spec_model": f"NF5280{invisible}M6",
+            "category_code": "A02010104",
+            "unit": "台",
+            "price": "91000.00",
+            "reference_price": "91093.07",
+            "stock": "5",
+        },
+        headers=world.h("supplier_x"),
+    )
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "spec_model" in r.text and chinese(r.json()["detail"])
+    assert await fingerprint(world.db) == before

@@ -125,3 +125,16 @@ async def test_missing_idempotency_key_names_the_header(client: Any, world: Worl
     )
     assert r.status_code == 400, r.text
     assert "Idempotency-Key" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/static/%00", "/static/app.css%00.js", "/static/" + "a" * 5000, "/goods/%00", "/api/listings/%00"],
+)
+async def test_paths_no_file_can_have_are_not_found_not_a_server_error(client: Any, path: str) -> None:
+    """A NUL or an overlong name reaches the file system as a Python error (embedded null byte, name
+    too long); it is refused as not found before any handler runs."""
+    r = await client.get(path)
+    assert r.status_code == 404, r.text[:200]
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "not_found"

@@ -85,11 +85,25 @@ def test_the_policy_rules_one_by_one() -> None:
     from mall.core.auth import password_problem
 
     assert password_problem("Huanghe-liu-2026", "zhangsan") is None
-    assert password_problem("abcdefghi", "zhangsan") == ("too_short", "密码至少 10 个字符（现为 9 个）")
+    assert password_problem("abcdefghi", "zhangsan") == (
+        "too_short",
+        "密码至少 10 个字符，首尾空格不计（现为 9 个）",
+    )
     assert password_problem(" " * 12, "zhangsan")[0] == "blank"  # type: ignore[index]
     assert password_problem("ZHANGSAN2026", "zhangsan2026")[0] == "same_as_username"  # type: ignore[index]
     assert password_problem("Basketball", "zhangsan")[0] == "too_common"  # type: ignore[index]
     assert password_problem("x" * 129, "zhangsan")[0] == "too_long"  # type: ignore[index]
+    # Spaces around a short password do not make it long; full-width forms are their ASCII selves.
+    assert password_problem("x" + " " * 9, "zhangsan")[0] == "too_short"  # type: ignore[index]
+    assert password_problem("  abcdefghi  ", "zhangsan")[0] == "too_short"  # type: ignore[index]
+    assert password_problem("１２３４５６７８９０", "zhangsan")[0] == "too_common"  # type: ignore[index]
+    assert password_problem("ｐａｓｓｗｏｒｄ１２３", "zhangsan")[0] == "too_common"  # type: ignore[index]
+    assert password_problem(" Basketball ", "zhangsan")[0] == "too_common"  # type: ignore[index]
+    assert password_problem("ｚｈａｎｇｓａｎ２０２６", "zhangsan2026")[0] == "same_as_username"  # type: ignore[index]
+    assert password_problem("\u200b" * 10, "zhangsan")[0] == "bad_character"  # type: ignore[index]
+    # The demo password is printed in the README: only the demo seed may set it.
+    assert password_problem("Sunshine-demo-2026", "lisi2026")[0] == "published"  # type: ignore[index]
+    assert password_problem("Sunshine-demo-2026", "buyer1", published_ok=True) is None
     # Ten characters are enough when nothing else is wrong.
     assert password_problem("Qz7#mK2!pL", "zhangsan") is None
 

@@ -117,3 +117,11 @@ async def test_no_page_needs_inline_script(client: Any, app: Any, world: World) 
             problems += [f"{who or 'anonymous'} {path}: {p}" for p in audit.problems]
     assert rendered >= 60
     assert not problems, "\n".join(problems)
+
+
+async def test_the_api_docs_serve_no_oauth2_redirect_page(client: Any) -> None:
+    """Swagger UI's oauth2-redirect.html is an inline script; the API signs in with bearer tokens."""
+    r = await client.get("/schema/swagger")
+    assert r.status_code == 200 and "<script>" not in r.text
+    r = await client.get("/schema/oauth2-redirect.html")
+    assert r.status_code == 404

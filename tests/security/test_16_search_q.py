@@ -36,3 +36,17 @@ async def test_a_query_longer_than_the_limit_is_refused_on_the_page_as_in_the_ap
     assert r.status_code == 200
     r = await client.get("/goods", params={"q": laptop.name}, headers=HTML)
     assert r.status_code == 200 and f"/goods/{laptop.id}" in r.text
+
+
+async def test_the_listing_api_uses_every_word_or_refuses(client: Any, world: World) -> None:
+    """Every word of `q` narrows the list: a sixth word is not dropped in silence; more words than
+    the limit are refused, naming the parameter."""
+    await world.listing("paper", "supplier_x", "25.00", name="得力 A4 复印纸 70g 500张 白色")
+    r = await client.get("/api/listings", params={"q": "得力 A4 复印纸 70g 500张"})
+    assert r.status_code == 200 and r.json()["total"] == 1
+    r = await client.get("/api/listings", params={"q": "得力 A4 复印纸 70g 500张 红色"})
+    assert r.status_code == 200 and r.json()["total"] == 0, r.text
+    r = await client.get("/api/listings", params={"q": " ".join(f"w{i}" for i in range(11))})
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "invalid_parameter" and "q" in r.text
