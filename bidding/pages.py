@@ -19,7 +19,7 @@ from litestar.response import Redirect, Template
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
-from bidding import room, service
+from bidding import room, service, views
 from bidding.models import (
     KIND_LABELS,
     PROCEDURE_STATUS_LABELS,
@@ -54,7 +54,7 @@ async def procedures_page(
     who = current_user(request)
     assert who
     pg = page_no(page)
-    stmt = select(Procedure).where(service.visible_clause(who))
+    stmt = select(Procedure).where(views.visible_clause(who))
     if kind in KIND_LABELS:
         stmt = stmt.where(Procedure.kind == kind)
     async with db.read() as s:
@@ -71,7 +71,7 @@ async def procedures_page(
         request,
         "procedures.html",
         rows=rows,
-        shown={p.id: service.shown_status(p, now) for p in rows},
+        shown={p.id: views.shown_status(p, now) for p in rows},
         total=total,
         page=pg,
         pages=pages_of(total, PER_PAGE),
@@ -190,9 +190,9 @@ async def procedure_page(
 ) -> Template:
     who = current_user(request)
     assert who
-    view = await service.view_for(db, who, procedure_id)  # 404 unless `who` may see the procedure
+    view = await views.view_for(db, who, procedure_id)  # 404 unless `who` may see the procedure
     async with db.read() as s:
-        p = await service.visible(s, who, procedure_id)
+        p = await views.visible(s, who, procedure_id)
         items = list(
             (
                 await s.execute(
@@ -371,7 +371,7 @@ async def room_socket(socket: WebSocket[Any, Any, Any], procedure_id: FromPath[u
         return
     try:
         async with db.read() as s:
-            p = await service.visible(s, who, procedure_id)
+            p = await views.visible(s, who, procedure_id)
     except NotFound:
         p = None
     if p is None or p.kind != ProcedureKind.AUCTION:

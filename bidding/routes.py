@@ -13,7 +13,7 @@ from litestar import Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 from sqlalchemy import select
 
-from bidding import room, rules, service
+from bidding import room, rules, service, views
 from bidding.models import KIND_LABELS, PROCEDURE_STATUS_LABELS, Procedure, ProcedureItem, ProcedureKind
 from mall.core import clock, fields, netaddr
 from mall.core.auth import allow
@@ -103,9 +103,9 @@ def _offers(views: list[Any] | None) -> list[OfferOut] | None:
 
 
 async def _out(db: Any, who: Any, procedure_id: uuid.UUID) -> ProcedureOut:
-    view = await service.view_for(db, who, procedure_id)  # 404 unless `who` may see the procedure
+    view = await views.view_for(db, who, procedure_id)  # 404 unless `who` may see the procedure
     async with db.read() as s:
-        p = await service.visible(s, who, procedure_id)
+        p = await views.visible(s, who, procedure_id)
         items = list(
             (
                 await s.execute(
