@@ -1,4 +1,5 @@
-"""The online supermarket (网上超市): cart, checkout, and the order's life from placed to paid.
+"""The online supermarket (网上超市): checkout, and the order's life from placed to paid (the cart is
+`mall.cart`).
 
 An order only moves through the named transitions below; each checks who is acting and the
 state it starts from, in a write transaction that also keeps the budget and the outbox.
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Listing, ListingStatus
 from mall import budgets
+from mall.cart import PriceRise, cart_of, price_changed, quantity_of, unit_price_of
 from mall.core import clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database, Tx
@@ -40,163 +42,13 @@ from mall.core.models import (
     OrderStatus,
     Organization,
 )
-from mall.core.money import MoneyError, money, money_str, round_money, whole_quantity
+from mall.core.money import MoneyError, money, money_str, round_money
 from mall.core.settings import Settings
 from mall.ledger import disclosure
 
 S = OrderStatus
 _LISTINGS = cast(Table, Listing.__table__)
 MAX_ITEMS = 100
-
-
-# ---------------------------------------------------------------- cart
-
-
-@dataclass(frozen=True)
-class CartLine:
-    item: CartItem
-    listing: Listing
-
-    @property
-    def amount(self) -> Decimal:
-        return round_money(self.listing.price * self.item.quantity)
-
-    @property
-    def price_risen(self) -> bool:
-        """The listing costs more now than the buyer saw: checkout needs its consent first."""
-        return self.listing.price > self.item.unit_price
-
-
-async def cart_of(session: AsyncSession, user_id: uuid.UUID) -> list[CartLine]:
-    rows = await session.execute(
-        select(CartItem, Listing)
-        .join(Listing, Listing.id == CartItem.listing_id)
-        .where(CartItem.user_id == user_id)
-        .order_by(Listing.supplier_org_id, CartItem.added_at)
-    )
-    return [CartLine(item, listing) for item, listing in rows.all()]
-
-
-@dataclass(frozen=True)
-class PriceRise:
-    listing_id: uuid.UUID
-    name: str
-    old: Decimal  # what the buyer saw or agreed to
-    new: Decimal  # the price now
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "listing_id": str(self.listing_id),
-            "name": self.name,
-            "old_price": money_str(self.old),
-            "new_price": money_str(self.new),
-        }
-
-
-def price_changed(rises: list[PriceRise], then: str = "请确认新价格后再下单") -> Conflict:
-    """409 `price_changed`: the price rose since the buyer saw it; `changes` names old and new prices."""
-    listed = "；".join(f"「{r.name}」由 {r.old:,.2f} 元上涨为 {r.new:,.2f} 元" for r in rises[:5])
-    more = f"等 {len(rises)} 种商品" if len(rises) > 5 else ""
-    return Conflict(
-        f"商品价格已变动：{listed}{more}。{then}",
-        code="price_changed",
-        changes=[r.as_dict() for r in rises],
-    )
-
-
-def _unit_price(raw: str) -> Decimal:
-    try:
-        value = money(raw)
-    except MoneyError:
-        raise InvalidInput(
-            "单价格式不正确，应为最多两位小数的金额", code="invalid_price", field="unit_price"
-        ) from None
-    if value <= 0:
-        raise InvalidInput("单价必须大于0", code="invalid_price", field="unit_price")
-    return value
-
-
-async def add_to_cart(
-    db: Database, who: Principal, listing_id: uuid.UUID, qty: str, seen_price: str | None = None
-) -> None:
-    """Put goods in the cart at the price they cost now, which is what the buyer sees. `seen_price`
-    is the price the page (or client) showed: if the listing costs more now, nothing is added."""
-    q = _qty(qty)
-    seen = None if seen_price in (None, "") else _unit_price(str(seen_price))
-    async with db.write() as tx:
-        listing = await tx.session.get(Listing, listing_id)
-        if listing is None or listing.status != ListingStatus.LIVE:
-            raise NotFound("商品不存在或已下架", code="listing_not_found")
-        if seen is not None and listing.price > seen:
-            raise price_changed(
-                [PriceRise(listing.id, listing.name, seen, listing.price)],
-                "请刷新页面，确认新价格后再加入购物车",
-            )
-        item = (
-            await tx.session.execute(
-                select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
-            )
-        ).scalar_one_or_none()
-        total = q + (item.quantity if item else 0)
-        if total > listing.stock:
-            raise RuleViolation(f"库存不足：当前库存 {listing.stock} {listing.unit}", code="out_of_stock")
-        if item:
-            item.quantity = total
-            if seen is not None:  # added again at the price shown now: that price is agreed
-                item.unit_price = listing.price
-        else:
-            tx.session.add(
-                CartItem(
-                    user_id=who.user_id,
-                    listing_id=listing_id,
-                    quantity=q,
-                    unit_price=listing.price,
-                    added_at=clock.now(),
-                )
-            )
-
-
-async def accept_cart_price(db: Database, who: Principal, listing_id: uuid.UUID, price_raw: str) -> None:
-    """The buyer accepts the price an item in its cart costs now. The price it names must be that
-    price: one that moved again meanwhile is refused with the newest price."""
-    accepted = _unit_price(price_raw)
-    async with db.write() as tx:
-        item = (
-            await tx.session.execute(
-                select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
-            )
-        ).scalar_one_or_none()
-        if item is None:
-            raise NotFound("购物车中没有该商品", code="cart_item_not_found")
-        listing = await tx.session.get(Listing, listing_id)
-        if listing is None or listing.status != ListingStatus.LIVE:
-            raise NotFound("商品不存在或已下架", code="listing_not_found")
-        if listing.price != accepted:
-            raise Conflict(
-                f"「{listing.name}」现价为 {listing.price:,.2f} 元，不是 {accepted:,.2f} 元，请刷新后再确认",
-                code="price_changed",
-                changes=[PriceRise(listing.id, listing.name, accepted, listing.price).as_dict()],
-            )
-        item.unit_price = listing.price
-
-
-async def set_cart_quantity(db: Database, who: Principal, listing_id: uuid.UUID, qty: str) -> None:
-    async with db.write() as tx:
-        item = (
-            await tx.session.execute(
-                select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
-            )
-        ).scalar_one_or_none()
-        if item is None:
-            raise NotFound("购物车中没有该商品", code="cart_item_not_found")
-        if str(qty).strip() in ("0", ""):
-            await tx.session.delete(item)
-            return
-        q = _qty(qty)
-        listing = await tx.session.get(Listing, listing_id)
-        if listing is not None and q > listing.stock:
-            raise RuleViolation(f"库存不足：当前库存 {listing.stock} {listing.unit}", code="out_of_stock")
-        item.quantity = q
 
 
 # ---------------------------------------------------------------- checkout
@@ -224,17 +76,8 @@ def _digest(req: CheckoutRequest, items: list[tuple[uuid.UUID, Decimal]]) -> str
         "note": req.note,
     }
     if req.agreed_prices:
-        body["prices"] = sorted([str(i), str(_unit_price(p))] for i, p in req.agreed_prices)
+        body["prices"] = sorted([str(i), str(unit_price_of(p))] for i, p in req.agreed_prices)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def _qty(raw: str) -> Decimal:
-    try:
-        return whole_quantity(raw)
-    except MoneyError:
-        raise InvalidInput(
-            "数量应为正整数（1 到 9999999）", code="invalid_quantity", field="quantity"
-        ) from None
 
 
 def _new_number(prefix: str) -> str:
@@ -253,7 +96,7 @@ async def checkout(
     one that went down is charged lower. The lines that are the same item (品目, brand and model)
     are one purchase, whichever suppliers sell them: together they must stay below the
     decentralized threshold, as every single order must."""
-    digest = None if not req.items else _digest(req, [(lid, _qty(q)) for lid, q in req.items])
+    digest = None if not req.items else _digest(req, [(lid, quantity_of(q)) for lid, q in req.items])
 
     async def attempt(key: str) -> list[Order]:
         return await _checkout(db, settings, who, req, key)
@@ -515,11 +358,11 @@ async def _checkout(
     db: Database, settings: Settings, who: Principal, req: CheckoutRequest, key: str
 ) -> list[Order]:
     assert who.org_id is not None
-    agreed = {lid: _unit_price(p) for lid, p in req.agreed_prices}
+    agreed = {lid: unit_price_of(p) for lid, p in req.agreed_prices}
     async with db.write() as tx:
         s = tx.session
         if req.items:
-            wanted = [(lid, _qty(q)) for lid, q in req.items]
+            wanted = [(lid, quantity_of(q)) for lid, q in req.items]
             kept = await s.execute(
                 select(CartItem.listing_id, CartItem.unit_price).where(
                     CartItem.user_id == who.user_id,

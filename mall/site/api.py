@@ -11,7 +11,7 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from sqlalchemy import select, text
 
-from mall import accounts, budgets, orders, oversight
+from mall import accounts, budgets, cart, orders, oversight
 from mall.core import auth, clock, login_throttle
 from mall.core.auth import PUBLIC, Principal, allow
 from mall.core.clock import rfc3339
@@ -182,7 +182,7 @@ async def get_cart(request: Request[Any, Any, Any], db: DB) -> list[CartLineOut]
                 money_str(c.item.unit_price),
                 c.price_risen,
             )
-            for c in await orders.cart_of(s, who.user_id)
+            for c in await cart.cart_of(s, who.user_id)
         ]
 
 
@@ -194,14 +194,14 @@ async def get_cart(request: Request[Any, Any, Any], db: DB) -> list[CartLineOut]
     summary="加入购物车（按现价；unit_price 为页面显示的价格，现价更高时 409 price_changed）",
 )
 async def cart_add(request: Request[Any, Any, Any], data: JSONBody[CartAdd], db: DB) -> None:
-    await orders.add_to_cart(db, me_of(request), data.listing_id, str(data.quantity), data.unit_price)
+    await cart.add_to_cart(db, me_of(request), data.listing_id, str(data.quantity), data.unit_price)
 
 
 @put("/api/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204, tags=["网上超市"])
 async def cart_set(
     request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], data: JSONBody[CartQuantity], db: DB
 ) -> None:
-    await orders.set_cart_quantity(db, me_of(request), listing_id, str(data.quantity))
+    await cart.set_cart_quantity(db, me_of(request), listing_id, str(data.quantity))
 
 
 @post(
@@ -214,12 +214,12 @@ async def cart_set(
 async def cart_accept_price(
     request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], data: JSONBody[CartPriceIn], db: DB
 ) -> None:
-    await orders.accept_cart_price(db, me_of(request), listing_id, data.unit_price)
+    await cart.accept_cart_price(db, me_of(request), listing_id, data.unit_price)
 
 
 @delete("/api/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204, tags=["网上超市"])
 async def cart_remove(request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB) -> None:
-    await orders.set_cart_quantity(db, me_of(request), listing_id, "0")
+    await cart.set_cart_quantity(db, me_of(request), listing_id, "0")
 
 
 @post(

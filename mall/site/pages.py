@@ -17,7 +17,7 @@ from sqlalchemy import BigInteger, case, func, select, type_coerce
 
 from catalog.categories import name_of
 from catalog.models import Listing
-from mall import accounts, budgets, orders, oversight
+from mall import accounts, budgets, cart, orders, oversight
 from mall.core import auth, clock, fields, login_throttle
 from mall.core.auth import PUBLIC, ROLE_LABELS, Principal, allow
 from mall.core.errors import DomainError, InvalidInput
@@ -248,13 +248,13 @@ async def cart_page(request: Request[Any, Any, Any], db: DB, settings: Config) -
     who = current_user(request)
     assert who and who.org_id
     async with db.read() as s:
-        lines = await orders.cart_of(s, who.user_id)
+        lines = await cart.cart_of(s, who.user_id)
         lines_budget = [
             b
             for b in await budgets.lines_of(s, who.org_id)
             if b.fiscal_year == clock.local_date(clock.now()).year
         ]
-    groups: dict[uuid.UUID, list[orders.CartLine]] = {}
+    groups: dict[uuid.UUID, list[cart.CartLine]] = {}
     for line in lines:
         groups.setdefault(line.listing.supplier_org_id, []).append(line)
     totals = {sid: sum((x.amount for x in g), Decimal(0)) for sid, g in groups.items()}
@@ -283,7 +283,7 @@ async def cart_add(request: Request[Any, Any, Any], db: DB, data: URLEncodedBody
         raise InvalidInput("商品编号无效", code="invalid_listing") from None
     return await act(
         request,
-        lambda: orders.add_to_cart(db, who, listing_id, data.get("quantity", "1"), data.get("unit_price")),
+        lambda: cart.add_to_cart(db, who, listing_id, data.get("quantity", "1"), data.get("unit_price")),
         "已加入购物车",
         came_from(request, "/cart"),
     )
@@ -302,7 +302,7 @@ async def cart_accept_price(
         raise InvalidInput("商品编号无效", code="invalid_listing") from None
     return await act(
         request,
-        lambda: orders.accept_cart_price(db, who, listing_id, data.get("unit_price", "")),
+        lambda: cart.accept_cart_price(db, who, listing_id, data.get("unit_price", "")),
         "已确认新价格",
         "/cart",
     )
@@ -320,7 +320,7 @@ async def cart_update(
         raise InvalidInput("商品编号无效", code="invalid_listing") from None
     return await act(
         request,
-        lambda: orders.set_cart_quantity(db, who, listing_id, data.get("quantity", "0")),
+        lambda: cart.set_cart_quantity(db, who, listing_id, data.get("quantity", "0")),
         "购物车已更新",
         "/cart",
     )

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from catalog import service as catalog
-from mall import orders
+from mall import cart, orders
 from mall.core import clock, fields
 from mall.core.credit_code import make
 from mall.core.errors import InvalidInput
@@ -258,7 +258,7 @@ async def test_the_forms_refuse_bad_text_with_a_message_keep_what_was_typed_and_
     client: Any, world: World
 ) -> None:
     placed = await orders_in_states(world)
-    await orders.add_to_cart(world.db, world.who["buyer_a"], world.listings["laptop"].id, "1")
+    await cart.add_to_cart(world.db, world.who["buyer_a"], world.listings["laptop"].id, "1")
     draft = await catalog.create_listing(
         world.db,
         world.who["supplier_x"],
@@ -348,7 +348,7 @@ async def test_a_megabyte_order_note_is_refused_not_cut(client: Any, world: Worl
     note = "备" * MEGABYTE
     ids = await orders_in_states(world)
     await login(client, "buyer_a")
-    await orders.add_to_cart(world.db, world.who["buyer_a"], world.listings["desk"].id, "1")
+    await cart.add_to_cart(world.db, world.who["buyer_a"], world.listings["desk"].id, "1")
     before = await fingerprint(world.db)
     await client.get("/cart", headers=HTML)
     r = await post_form(

@@ -31,7 +31,7 @@ from bidding import service as bidding
 from catalog import agreements as ag
 from catalog import designated as dd
 from catalog import service as catalog
-from mall import orders
+from mall import cart, orders
 from mall.core import clock
 from mall.core.credit_code import make
 from mall.core.models import Organization, OrgKind
@@ -84,7 +84,7 @@ async def pinned(world: World) -> Pinned:
     p.ids["order_id"] = str(placed[0].id)
     p.ids["order_line"] = str(placed[0].lines[0].id)
     # The printer in buyer_a's cart (changing its quantity or accepting its price).
-    await orders.add_to_cart(world.db, buyer, world.listings["printer"].id, "1")
+    await cart.add_to_cart(world.db, buyer, world.listings["printer"].id, "1")
     p.ids["cart_listing"] = str(world.listings["printer"].id)
     # A draft of supplier_x (editable), a submitted one (to review), a live one with a pending price.
     draft = await catalog.create_listing(
