@@ -62,7 +62,7 @@ async def test_inquiry_through_the_api_stays_sealed(client: Any, world: World) -
     r = await client.post(
         f"/api/procedures/{pid}/quotes", json={"amount": "1"}, headers=world.h("supplier_y")
     )
-    assert_problem(r, 403, "not_eligible")
+    assert_problem(r, 404, "procedure_not_found")  # not invited: it does not exist for this supplier
     r = await client.delete(f"/api/procedures/{pid}/quotes", headers=world.h("s1"))
     assert_problem(r, 409, "no_quote")
     r = await client.delete(f"/api/procedures/{pid}/quotes", headers=world.h("s0"))

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from bidding import rules, service, views
 from bidding.models import Offer, Procedure
 from mall.core import clock
-from mall.core.errors import DomainError, Forbidden, InvalidInput, RuleViolation
+from mall.core.errors import DomainError, InvalidInput, NotFound, RuleViolation
 from mall.core.models import BudgetLine, OrgKind
 from tests.factories import World
 
@@ -122,8 +122,8 @@ async def test_quotes_are_sealed_until_the_deadline(world: World, frozen: dateti
     seen = await views.view_for(world.db, xs[1], p.id)
     assert [v.amount for v in seen["mine"]] == ["50000.00", "49000.00"] and "ranked" not in seen
     assert "52000" not in repr(seen)  # another supplier's quote is nowhere in what it gets
-    with pytest.raises(Forbidden):
-        await service.quote(world.db, world.who["supplier_x"], p.id, "1.00")  # not invited
+    with pytest.raises(NotFound):  # not invited: the procedure does not exist for this supplier
+        await service.quote(world.db, world.who["supplier_x"], p.id, "1.00")
     with pytest.raises(rules.BidRefused) as err:
         await service.quote(world.db, xs[0], p.id, "60000.01")
     assert err.value.code == "above_ceiling"

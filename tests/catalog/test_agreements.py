@@ -275,7 +275,7 @@ async def test_a_large_call_off_must_go_to_a_second_stage_competition(world: Wor
     assert p.eligibility == "agreement" and p.agreement_id == a.id
     await bidding.quote(world.db, world.who["supplier_y"], p.id, "360000.00")
     outsider = await world.org("outsider", OrgKind.SUPPLIER, "未入围供应商")
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):  # only the entered suppliers are invited: for others it does not exist
         await bidding.quote(world.db, outsider, p.id, "350000.00")
 
 
