@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, MultipartBody, URLEncodedBody
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
-from catalog import categories, imports, service
+from catalog import categories, imports, prices, service
 from catalog import search as catalog_search
 from catalog.models import LISTING_STATUS_LABELS, Listing, PriceRequest
 from catalog.search import Search
@@ -161,7 +161,7 @@ async def goods_detail(
         history = await service.price_history(s, listing.id)
         # A waiting price change is the supplier's and the reviewers' business, not the public's.
         price_request = (
-            (await service.current_price_requests(s, [listing.id])).get(listing.id) if insider else None
+            (await prices.current_price_requests(s, [listing.id])).get(listing.id) if insider else None
         )
         _, same_category = await service.browse(
             s, ListingQuery(category=listing.category_code, per_page=6, sort="sales")
@@ -232,7 +232,7 @@ async def my_listings(
     async with db.read() as s:
         total, rows = await service.listings_of_supplier(s, who.org_id, pg, 30, status=status)
         counts = await service.status_counts(s, who.org_id)
-        requests = await service.current_price_requests(s, [x.id for x in rows])
+        requests = await prices.current_price_requests(s, [x.id for x in rows])
     recent = await imports.imports_of(db, who, limit=5)
     return render(
         request,
@@ -349,7 +349,7 @@ async def change_price(
     assert who
     source = data.get("reference_source")
     try:
-        listing, waiting = await service.change_price(
+        listing, waiting = await prices.change_price(
             db,
             who,
             listing_id,
@@ -386,7 +386,7 @@ async def withdraw_price_request(
     assert who
     return await act(
         request,
-        lambda: service.withdraw_price_request(db, who, listing_id),
+        lambda: prices.withdraw_price_request(db, who, listing_id),
         "已撤回待审核的调价，商品价格不变",
         "/supplier/listings",
     )
@@ -490,11 +490,11 @@ async def review_page(
         if status == "submitted":
             total, rows = await service.review_queue(s, pg, 20)
         elif status == "prices":
-            total, price_requests = await service.price_review_queue(s, pg, 20)
+            total, price_requests = await prices.price_review_queue(s, pg, 20)
         else:
             total, rows = await service.listings_by_status(s, status, pg, 20)
         counts = await service.status_counts(s, None)
-        waiting_prices, _ = await service.price_review_queue(s, 1, 1)
+        waiting_prices, _ = await prices.price_review_queue(s, 1, 1)
     return render(
         request,
         "center_listings.html",
@@ -524,7 +524,7 @@ async def review_price(
     approve = data.get("decision") == "approve"
     return await act(
         request,
-        lambda: service.review_price_request(
+        lambda: prices.review_price_request(
             db, who, request_id, approve=approve, reason=data.get("reason", ""), margin=settings.price_margin
         ),
         "调价已审核通过，新价格已生效" if approve else "已驳回调价，供应商将看到驳回原因，原价不变",

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from bidding import service as bidding
 from catalog import agreements as ag
+from catalog import prices
 from mall import orders
 from mall.core import clock
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
@@ -339,7 +340,7 @@ async def test_the_supermarket_may_not_sell_above_an_agreement_price(world: Worl
     )
     assert live.status == "live"
     with pytest.raises(RuleViolation) as err:
-        await catalog.change_price(
+        await prices.change_price(
             world.db, world.who["supplier_y"], live.id, "190000.00", "196000.00", margin=margin
         )
     assert err.value.code == "price_above_agreement"

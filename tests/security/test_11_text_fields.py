@@ -30,6 +30,7 @@ import pytest
 from bidding import service as bidding
 from catalog import agreements as ag
 from catalog import designated as dd
+from catalog import prices
 from catalog import service as catalog
 from mall import cart, orders
 from mall.core import clock
@@ -102,7 +103,7 @@ async def pinned(world: World) -> Pinned:
         margin=margin,
     )
     p.ids["submitted_listing"] = str(submitted.id)
-    _, request = await catalog.change_price(
+    _, request = await prices.change_price(
         world.db, sx, world.listings["laptop"].id, "5000.00", "5200.00", margin=margin
     )
     assert request is not None
