@@ -19,12 +19,14 @@ PerPage = Annotated[int, QueryParameter(ge=1, le=100)]
 
 
 def me_of(request: Request[Any, Any, Any]) -> Principal:
+    """Who calls an API handler that only logged-in callers reach."""
     user = request.scope.get("user")
     assert user is not None
     return user  # type: ignore[no-any-return]
 
 
 def current_user(request: Request[Any, Any, Any]) -> Principal | None:
+    """Who is looking at a page; None for an anonymous visitor."""
     user: Principal | None = request.scope.get("user")
     return user
 
@@ -70,6 +72,7 @@ def error_page(
 
 
 def came_from(request: Request[Any, Any, Any], fallback: str) -> str:
+    """The page of this site the request came from (its Referer), else `fallback`."""
     ref = request.headers.get("referer", "")
     parsed = urlparse(ref)
     if parsed.path.startswith("/") and (not parsed.netloc or parsed.netloc == request.url.netloc):
@@ -116,6 +119,7 @@ async def act(
 
 
 def page_no(raw: str | None) -> int:
+    """A page number from a query string; anything that is not one is page 1."""
     try:
         return max(1, min(int(raw or 1), 100000))
     except ValueError:
