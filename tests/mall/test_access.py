@@ -32,7 +32,6 @@ SCHEMA_PATHS = {
     "/schema/swagger",
     "/schema/openapi.json",
     "/schema/{path:str}",
-    "/schema/oauth2-redirect.html",
 }
 STATIC_PATHS = {"/static/{file_path:path}"}
 VALID_ROLES = {"public", "user", *auth.ALL_ROLES}
