@@ -328,7 +328,9 @@ async def build_world(
     from mall.core.db import Database
     from mall.core.models import BudgetLine, Organization, OrgKind, User
     from mall.core.settings import Settings
+    from workers import queues
 
+    queues.register_topics()  # this process is a root too; its enqueues do nothing (no queue configured)
     db = Database(database_url, pool_size=2)
     pw_hash = auth.hash_password(BENCH_PASSWORD)
     year = clock.local_date(clock.now()).year

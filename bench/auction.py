@@ -58,7 +58,9 @@ async def make_auction(
     from mall.core.db import Database
     from mall.core.models import User
     from mall.core.settings import Settings
+    from workers import queues
 
+    queues.register_topics()  # this process is a root too; its enqueues do nothing (no queue configured)
     db = Database(database_url, pool_size=2)
     try:
         async with db.read() as s:

@@ -150,6 +150,7 @@ async def freshness(st: Stack, port: int, samples: int) -> dict[str, Any]:
 
     settings = st.settings()
     queues.configure(settings)
+    queues.register_topics()
     db = Database(settings.resolved_database_url, pool_size=2)
     regulator = Principal(uuid.uuid4(), "bench-regulator", "压测监管员", "regulator", None, "财政部门", "")
     lat: list[float] = []
