@@ -323,12 +323,14 @@ async def build_world(
     from decimal import Decimal
 
     from catalog import service as catalog_service
-    from mall import auth, clock
-    from mall.credit_code import make
-    from mall.db import Database
-    from mall.models import BudgetLine, Organization, OrgKind, User
-    from mall.settings import Settings
+    from mall.core import auth, clock
+    from mall.core.credit_code import make
+    from mall.core.db import Database
+    from mall.core.models import BudgetLine, Organization, OrgKind, User
+    from mall.core.settings import Settings
+    from workers import queues
 
+    queues.register_topics()  # this process is a root too; its enqueues do nothing (no queue configured)
     db = Database(database_url, pool_size=2)
     pw_hash = auth.hash_password(BENCH_PASSWORD)
     year = clock.local_date(clock.now()).year
@@ -575,7 +577,7 @@ class Stack:
         log(f"embedded redis-server on {s.embedded_redis_socket} (pid {self.procs['redis'].pid})")
 
     def settings(self) -> Any:
-        from mall.settings import load_settings
+        from mall.core.settings import load_settings
 
         return load_settings(self.env())
 

@@ -54,11 +54,13 @@ async def make_auction(
     from sqlalchemy import select
 
     from bidding import service
-    from mall import auth, clock
-    from mall.db import Database
-    from mall.models import User
-    from mall.settings import Settings
+    from mall.core import auth, clock
+    from mall.core.db import Database
+    from mall.core.models import User
+    from mall.core.settings import Settings
+    from workers import queues
 
+    queues.register_topics()  # this process is a root too; its enqueues do nothing (no queue configured)
     db = Database(database_url, pool_size=2)
     try:
         async with db.read() as s:
@@ -302,7 +304,7 @@ async def verify(database_url: str, pid: uuid.UUID, acknowledged: set[int]) -> d
     from sqlalchemy import select
 
     from bidding.models import Offer
-    from mall.db import Database
+    from mall.core.db import Database
 
     db = Database(database_url, pool_size=1)
     try:

@@ -154,8 +154,8 @@ async def seed(database_url: str, n: int) -> float:
     """Bulk insert n records (a direct path for the benchmark, see the module docstring)."""
     from sqlalchemy import insert, update
 
-    from mall.db import Database
-    from mall.models import DisclosureRecord, LedgerHead
+    from mall.core.db import Database
+    from mall.core.models import DisclosureRecord, LedgerHead
 
     db = Database(database_url)
     t0 = time.monotonic()

@@ -9,7 +9,7 @@ afterwards.
 
 * **Drain**: N records are put into the ledger first, through the real path (staged in the outbox,
   published by `publish_pending`, in batches of 500); then a subscription with `from_seq=0` is
-  delivered by calling the delivery job's function (`mall.push.deliver`) in this process until it has
+  delivered by calling the delivery job's function (`mall.ledger.push.deliver`) in this process until it has
   caught up. Reported: records/s, and the per-record cost (interval between consecutive arrivals at
   the receiver) p50/p99, and the POST round trip as logged (`duration_ms`) p50/p99.
 * **Live**: the real `mall worker` runs; a second subscription starts at the head; records are
@@ -157,7 +157,7 @@ def payload(i: int) -> dict[str, Any]:
 
 
 def check_stream(got: list[dict[str, Any]], secret: str, first_seq: int) -> dict[str, Any]:
-    from mall import push
+    from mall.ledger import push
 
     seqs = [json.loads(g["body"])["seq"] for g in got]
     bad_sig = sum(1 for g in got if g["sig"] != push.sign(secret, g["body"].encode("utf-8")))
@@ -178,7 +178,7 @@ def check_stream(got: list[dict[str, Any]], secret: str, first_seq: int) -> dict
 
 
 async def seed(db: Any, start: int, n: int) -> None:
-    from mall import disclosure
+    from mall.ledger import disclosure
 
     for lo in range(start, start + n, 500):
         async with db.write() as tx:
@@ -189,9 +189,9 @@ async def seed(db: Any, start: int, n: int) -> None:
 
 
 async def make_owner(db: Any) -> Any:
-    from mall import clock
-    from mall.auth import Principal
-    from mall.models import Organization
+    from mall.core import clock
+    from mall.core.auth import Principal
+    from mall.core.models import Organization
 
     org = Organization(
         id=uuid.uuid4(),
@@ -211,8 +211,8 @@ async def drain_phase(
 ) -> dict[str, Any]:
     from sqlalchemy import select
 
-    from mall import push
-    from mall.models import PushDelivery
+    from mall.core.models import PushDelivery
+    from mall.ledger import push
 
     with stage(f"seeding {n} ledger records"):
         await seed(db, 0, n)
@@ -244,7 +244,7 @@ async def drain_phase(
 async def live_phase(
     db: Any, settings: Any, owner: Any, receiver: ReceiverProcess, start: int, rate: float, seconds: float
 ) -> dict[str, Any]:
-    from mall import disclosure, push
+    from mall.ledger import disclosure, push
 
     sub, secret = await push.create(db, settings, owner, name="live", url=receiver.url("/live"))
     committed: dict[str, float] = {}
@@ -261,8 +261,8 @@ async def live_phase(
 
 
 async def wait_caught_up(db: Any, sub_id: uuid.UUID, within: float) -> bool:
-    from mall import push
-    from mall.models import PushSubscription
+    from mall.core.models import PushSubscription
+    from mall.ledger import push
 
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -274,7 +274,7 @@ async def wait_caught_up(db: Any, sub_id: uuid.UUID, within: float) -> bool:
                 # the ledger may still be catching up with the outbox
                 from sqlalchemy import func, select
 
-                from mall.models import Outbox
+                from mall.core.models import Outbox
 
                 pending = await s.scalar(select(func.count()).where(Outbox.status == "pending"))
                 if not pending:
@@ -284,11 +284,12 @@ async def wait_caught_up(db: Any, sub_id: uuid.UUID, within: float) -> bool:
 
 
 async def main_async(args: Any, st: Stack) -> dict[str, Any]:
-    from mall.db import Database
+    from mall.core.db import Database
     from workers import queues
 
     cfg = QUICK if args.quick else FULL
     settings = st.settings()
+    queues.register_topics()  # enqueues do nothing until the queues are configured below
     db = Database(settings.resolved_database_url, pool_size=4)
     receiver = ReceiverProcess(st.data_dir)
     try:

@@ -144,12 +144,13 @@ async def freshness(st: Stack, port: int, samples: int) -> dict[str, Any]:
 
     from catalog import service
     from catalog.models import Listing
-    from mall.auth import Principal
-    from mall.db import Database
+    from mall.core.auth import Principal
+    from mall.core.db import Database
     from workers import queues
 
     settings = st.settings()
     queues.configure(settings)
+    queues.register_topics()
     db = Database(settings.resolved_database_url, pool_size=2)
     regulator = Principal(uuid.uuid4(), "bench-regulator", "压测监管员", "regulator", None, "财政部门", "")
     lat: list[float] = []

@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mall.db import Base, IdMixin, Money, Quantity, UTCDateTime
+from mall.core.db import Base, IdMixin, Money, Quantity, UTCDateTime
 
 
 class ProcedureKind:

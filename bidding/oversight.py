@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.models import Offer, Procedure, ProcedureStatus
-from bidding.service import ranked_with_flags
-from mall.models import Organization
+from bidding.views import ranked_with_flags
+from mall.core.models import Organization
 
 # Statuses after the deadline, once offers are open (identities may be shown to the regulator).
 OPENED = (

@@ -19,7 +19,7 @@ from litestar.response import Redirect, Template
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
-from bidding import room, service
+from bidding import room, service, views
 from bidding.models import (
     KIND_LABELS,
     PROCEDURE_STATUS_LABELS,
@@ -29,11 +29,13 @@ from bidding.models import (
     ProcedureKind,
 )
 from bidding.routes import limit_exempt, room_bid
-from mall import budgets, clock
-from mall.auth import Principal, allow
-from mall.deps import DB, Config
-from mall.errors import DomainError, InvalidInput, NotFound
-from mall.pages import _act, _page_no, _user, flash, keep_form, pages_of, pop_form, render
+from catalog import agreements
+from mall import budgets
+from mall.core import clock
+from mall.core.auth import Principal, allow
+from mall.core.errors import DomainError, InvalidInput, NotFound
+from mall.web.deps import DB, Config
+from mall.web.helpers import act, current_user, flash, keep_form, page_no, pages_of, pop_form, render
 
 PER_PAGE = 20
 log = logging.getLogger("mall.rooms")
@@ -49,10 +51,10 @@ CLOSE_TOO_MANY = 4429  # the user already holds `room_connections_per_user` conn
 async def procedures_page(
     request: Request[Any, Any, Any], db: DB, page: FromQuery[str] = "1", kind: FromQuery[str] = ""
 ) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who
-    pg = _page_no(page)
-    stmt = select(Procedure).where(service.visible_clause(who))
+    pg = page_no(page)
+    stmt = select(Procedure).where(views.visible_clause(who))
     if kind in KIND_LABELS:
         stmt = stmt.where(Procedure.kind == kind)
     async with db.read() as s:
@@ -69,7 +71,7 @@ async def procedures_page(
         request,
         "procedures.html",
         rows=rows,
-        shown={p.id: service.shown_status(p, now) for p in rows},
+        shown={p.id: views.shown_status(p, now) for p in rows},
         total=total,
         page=pg,
         pages=pages_of(total, PER_PAGE),
@@ -87,14 +89,12 @@ async def new_procedure_page(
     kind: FromQuery[str] = "inquiry",
     agreement: FromQuery[str] = "",
 ) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who and who.org_id
     under = None
     async with db.read() as s:
         lines = await budgets.lines_of(s, who.org_id)
         if agreement:
-            from catalog import agreements
-
             try:
                 under = await agreements.get(s, uuid.UUID(agreement))
             except ValueError:
@@ -127,7 +127,7 @@ async def new_procedure_page(
 async def create_procedure(
     request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     try:
         try:
@@ -188,11 +188,11 @@ async def create_procedure(
 async def procedure_page(
     request: Request[Any, Any, Any], procedure_id: FromPath[uuid.UUID], db: DB
 ) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who
-    view = await service.view_for(db, who, procedure_id)  # 404 unless `who` may see the procedure
+    view = await views.view_for(db, who, procedure_id)  # 404 unless `who` may see the procedure
     async with db.read() as s:
-        p = await service.visible(s, who, procedure_id)
+        p = await views.visible(s, who, procedure_id)
         items = list(
             (
                 await s.execute(
@@ -230,16 +230,16 @@ async def quote(
     db: DB,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     if data.get("action") == "withdraw":
-        return await _act(
+        return await act(
             request,
             lambda: service.withdraw(db, who, procedure_id),
             "报价已撤回",
             f"/procedures/{procedure_id}",
         )
-    return await _act(
+    return await act(
         request,
         lambda: service.quote(db, who, procedure_id, data.get("amount", "")),
         "报价已提交（密封，截止前可修改或撤回）",
@@ -256,10 +256,10 @@ async def bid(
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
     """The form fallback of the room."""
-    who = _user(request)
+    who = current_user(request)
     assert who
     exempt = limit_exempt(request, settings)
-    return await _act(
+    return await act(
         request,
         lambda: room_bid(request.app, db, settings, who, procedure_id, data.get("amount", ""), exempt=exempt),
         "出价成功",
@@ -276,7 +276,7 @@ async def bid_json(
     data: URLEncodedBody[dict[str, str]],
 ) -> dict[str, Any]:
     """The room script's bid (session cookie + CSRF header): JSON, refusals as problem+json."""
-    who = _user(request)
+    who = current_user(request)
     assert who
     r = await room_bid(
         request.app,
@@ -309,10 +309,10 @@ async def award(
     db: DB,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     if data.get("action") == "decline":
-        return await _act(
+        return await act(
             request,
             lambda: service.decline_award(db, who, procedure_id),
             "已放弃成交，成交资格顺延给下一名",
@@ -334,13 +334,13 @@ async def reject(
     db: DB,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     try:
         label_no = int(data.get("label_no", ""))
     except ValueError:
         label_no = 0
-    return await _act(
+    return await act(
         request,
         lambda: service.reject_quote(db, who, procedure_id, label_no, data.get("reason", "")),
         "已认定该报价无效，排名已重新计算",
@@ -371,7 +371,7 @@ async def room_socket(socket: WebSocket[Any, Any, Any], procedure_id: FromPath[u
         return
     try:
         async with db.read() as s:
-            p = await service.visible(s, who, procedure_id)
+            p = await views.visible(s, who, procedure_id)
     except NotFound:
         p = None
     if p is None or p.kind != ProcedureKind.AUCTION:

@@ -38,8 +38,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 
 from bidding.models import Offer, Participant, Procedure, ProcedureKind
-from mall.clock import SHANGHAI, rfc3339
-from mall.money import money_str
+from mall.core.clock import SHANGHAI, rfc3339
+from mall.core.money import money_str
 
 LOCK_TTL_MS = 3000
 LOCK_WAIT_SECONDS = 10.0

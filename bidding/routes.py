@@ -13,15 +13,15 @@ from litestar import Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 from sqlalchemy import select
 
-from bidding import service
-from bidding.models import KIND_LABELS, PROCEDURE_STATUS_LABELS, ProcedureItem
-from mall import fields, netaddr
-from mall.api import me_of
-from mall.auth import allow
-from mall.clock import rfc3339
-from mall.deps import DB, Config
-from mall.errors import InvalidInput
-from mall.money import money_str, quantity_str
+from bidding import room, rules, service, views
+from bidding.models import KIND_LABELS, PROCEDURE_STATUS_LABELS, Procedure, ProcedureItem, ProcedureKind
+from mall.core import clock, fields, netaddr
+from mall.core.auth import allow
+from mall.core.clock import rfc3339
+from mall.core.errors import InvalidInput, Unavailable
+from mall.core.money import money_str, quantity_str
+from mall.web.deps import DB, Config
+from mall.web.helpers import me_of
 
 log = logging.getLogger("mall.rooms")
 
@@ -103,9 +103,9 @@ def _offers(views: list[Any] | None) -> list[OfferOut] | None:
 
 
 async def _out(db: Any, who: Any, procedure_id: uuid.UUID) -> ProcedureOut:
-    view = await service.view_for(db, who, procedure_id)  # 404 unless `who` may see the procedure
+    view = await views.view_for(db, who, procedure_id)  # 404 unless `who` may see the procedure
     async with db.read() as s:
-        p = await service.visible(s, who, procedure_id)
+        p = await views.visible(s, who, procedure_id)
         items = list(
             (
                 await s.execute(
@@ -152,8 +152,6 @@ async def _out(db: Any, who: Any, procedure_id: uuid.UUID) -> ProcedureOut:
 async def create_procedure(
     request: Request[Any, Any, Any], data: JSONBody[ProcedureIn], db: DB, settings: Config
 ) -> ProcedureOut:
-    from mall import clock
-
     who = me_of(request)
     for t in (data.ends_at, data.starts_at):
         if t is not None and t.tzinfo is None:
@@ -291,8 +289,6 @@ async def room_bid(
     the lock (unless `exempt`), so a flood of bad bids neither slows the room nor fills its log."""
     from redis.exceptions import RedisError
 
-    from bidding import room, rules
-
     amount = service.typed_amount(amount)  # text the bid log cannot keep is not a bid at all
     prefix = f"mall:{settings.queue_name}"
     limit = None if exempt else settings.bid_refusals_per_minute
@@ -322,9 +318,6 @@ async def _room_bid_locked(
 ) -> Any:
     from redis.exceptions import RedisError
 
-    from bidding import room
-    from mall.errors import Unavailable
-
     try:
         for attempt in range(2):
             try:
@@ -344,9 +337,6 @@ async def _room_bid_locked(
 
 
 async def publish_room(app: Any, db: Any, procedure_id: uuid.UUID) -> None:
-    from bidding import room
-    from bidding.models import Procedure, ProcedureKind
-
     try:
         async with db.read() as s:
             p = await s.get(Procedure, procedure_id)

@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from typing import Generic, Literal, TypeVar
 
-from mall.clock import local_display
-from mall.errors import RuleViolation
-from mall.money import CENT, MAX_AMOUNT, money_str, yuan_display
+from mall.core.clock import local_display
+from mall.core.errors import RuleViolation
+from mall.core.money import CENT, MAX_AMOUNT, money_str, yuan_display
 
 # 财库〔2026〕2号 triggers for an abnormally low price, as exact fractions (percent).
 ABNORMAL_OF_AVERAGE = Decimal(50)

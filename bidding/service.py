@@ -2,9 +2,7 @@
 path with the database as final arbiter, and closing with the outcome of `bidding.rules`.
 
 Sealing: before the deadline no function here returns another supplier's quote, or how many
-quotes there are, to anyone — the buyer included. `view_for` is the only way out of this module
-for offers, and it applies that rule. Who may see a procedure at all is `visible_clause`, the one
-rule the API, the pages, the list and the room share.
+quotes there are, to anyone — the buyer included. What people see of offers is `bidding.views`.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, false, func, or_, select, true, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding import rules
@@ -29,14 +27,18 @@ from bidding.models import (
     ProcedureKind,
     ProcedureStatus,
 )
+from bidding.views import bids_of, inquiry_labels, quotes_of, visible_clause
+from catalog.agreements import second_stage_ceiling
 from catalog.categories import CATALOG_VERSION
 from catalog.models import Category, Listing, ListingStatus
-from mall import budgets, clock, fields
-from mall.auth import Principal
-from mall.db import Database, Tx
-from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation, TooManyAttempts
-from mall.models import BudgetLine, Organization, OrgKind
-from mall.money import MoneyError, money, money_str, quantity_str, round_money, whole_quantity
+from mall import budgets, orders
+from mall.core import clock, fields, outbox
+from mall.core.auth import Principal
+from mall.core.db import Database, Tx
+from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation, TooManyAttempts
+from mall.core.models import BudgetLine, Order, Organization, OrgKind
+from mall.core.money import MoneyError, money, money_str, quantity_str, round_money, whole_quantity
+from mall.ledger import disclosure
 
 MIN_OPEN = timedelta(minutes=10)
 MAX_OPEN = timedelta(days=30)
@@ -235,8 +237,6 @@ async def create(
         invited = None if draft.invited is None else await _check_invited(s, draft.invited, wanted)
         eligibility = "invited" if invited is not None else "category"
         if draft.agreement_id is not None:
-            from catalog.agreements import second_stage_ceiling
-
             # the agreement's entered suppliers are invited: like an explicit invitation, at least the
             # procedure's minimum of them must be able to take part, or it is refused now, not at its deadline
             agreement, highest, invited = await second_stage_ceiling(
@@ -316,12 +316,7 @@ async def create(
 
 
 def _schedule_close(tx: Tx, procedure_id: uuid.UUID, at: datetime) -> None:
-    def go() -> None:
-        from workers.queues import schedule_close
-
-        schedule_close(procedure_id, at)
-
-    tx.after_commit(go)
+    tx.after_commit(lambda: outbox.kick(outbox.CLOSE_PROCEDURE, procedure_id, at))
 
 
 async def close_due(db: Database, limit: int = 50, *, pause: float = 0.0) -> list[uuid.UUID]:
@@ -699,8 +694,8 @@ async def close(db: Database, procedure_id: uuid.UUID, *, pause: float = 0.0) ->
 async def _outcome(tx: Tx, p: Procedure) -> Any:
     offers = list((await tx.session.execute(select(Offer).where(Offer.procedure_id == p.id))).scalars())
     if p.kind == ProcedureKind.INQUIRY:
-        return rules.inquiry_outcome(inquiry_rules_of(p), _quotes(offers))
-    return rules.outcome(rules_of(p), _bids(offers))
+        return rules.inquiry_outcome(inquiry_rules_of(p), quotes_of(offers))
+    return rules.outcome(rules_of(p), bids_of(offers))
 
 
 def _award(tx: Tx, p: Procedure, supplier_id: uuid.UUID, amount: Decimal, now: datetime) -> None:
@@ -708,12 +703,7 @@ def _award(tx: Tx, p: Procedure, supplier_id: uuid.UUID, amount: Decimal, now: d
     p.awarded_supplier_id, p.awarded_amount, p.awarded_at = supplier_id, amount, now
     p.confirm_due_at = now + timedelta(hours=p.confirm_hours)
 
-    def go() -> None:
-        from workers.queues import schedule_award_lapse
-
-        schedule_award_lapse(p.id, p.confirm_due_at)
-
-    tx.after_commit(go)
+    tx.after_commit(lambda: outbox.kick(outbox.AWARD_LAPSE, p.id, p.confirm_due_at))
 
 
 async def _fail(tx: Tx, p: Procedure, reason: str) -> None:
@@ -721,14 +711,11 @@ async def _fail(tx: Tx, p: Procedure, reason: str) -> None:
     if p.reserved_amount > 0:
         await budgets.release(tx.session, p.budget_line_id, p.reserved_amount, None, procedure_id=p.id)
         p.reserved_amount = Decimal(0)
-    from mall import disclosure
 
     disclosure.stage(tx, await failure_payload(tx, p, reason))
 
 
 async def _buyer_and_items(tx: Tx, p: Procedure) -> tuple[Any, list[ProcedureItem]]:
-    from mall.models import Organization
-
     buyer = await tx.session.get(Organization, p.buyer_org_id)
     items = list(
         (
@@ -744,8 +731,6 @@ async def _buyer_and_items(tx: Tx, p: Procedure) -> tuple[Any, list[ProcedureIte
 
 async def ranked_quotes(tx: Tx, p: Procedure) -> list[dict[str, Any]]:
     """Every valid quote or final bid, ranked, with the supplier's name: published with the result."""
-    from mall.models import Organization
-
     result = await _outcome(tx, p)
     names = {
         str(i): n
@@ -770,8 +755,6 @@ async def ranked_quotes(tx: Tx, p: Procedure) -> list[dict[str, Any]]:
 
 async def rejected_quotes(tx: Tx, p: Procedure) -> list[dict[str, Any]]:
     """Quotes the buyer found non-compliant, with its written reason (disclosed with the result)."""
-    from mall.models import Organization
-
     rows = (
         await tx.session.execute(
             select(Offer, Organization.name)
@@ -830,10 +813,6 @@ async def confirm_award(
     already confirmed — it then runs the supermarket's fulfilment flow — the reservation shrinks from
     the ceiling to the price, and the deal record is published with every valid quote.
     For several items the supplier splits its total into unit prices (分项报价) that add up exactly."""
-    from mall import disclosure
-    from mall.models import Checkout, Order, OrderLine, OrderStatus
-    from mall.orders import _event
-
     async with db.write() as tx:
         s = tx.session
         p = await s.get(Procedure, procedure_id, with_for_update=True)
@@ -849,41 +828,21 @@ async def confirm_award(
         _buyer, items = await _buyer_and_items(tx, p)
         total = p.awarded_amount
         prices = _split(items, total, unit_prices or {})
-        checkout = Checkout(
-            user_id=p.buyer_user_id,
-            idempotency_key=f"procedure:{p.number}",
-            request_digest="-",
-            created_at=now,
-        )
-        s.add(checkout)
-        await s.flush()
-        order = Order(
-            order_no=_order_number(p.kind),
+        assert who.org_id is not None
+        order = await orders.open_confirmed_order(
+            s,
             mode=p.kind,
-            status=OrderStatus.CONFIRMED,
+            number_prefix=ORDER_PREFIX.get(p.kind, p.kind),
             buyer_org_id=p.buyer_org_id,
             buyer_user_id=p.buyer_user_id,
-            supplier_org_id=who.org_id,
+            supplier_id=who.org_id,
             budget_line_id=p.budget_line_id,
-            checkout_id=checkout.id,
-            source_id=p.agreement_id,  # a second-stage competition's deal counts under its agreement
+            idempotency_key=f"procedure:{p.number}",
             region_code=p.region_code,
-            total_amount=total,
-            reserved_amount=total,
+            total=total,
             note=f"{KIND_NAMES[p.kind]} {p.number}",
-            placed_at=now,
-            confirm_due_at=now,
-            confirmed_at=now,
-            contract_no=_order_number("HT"),
-        )
-        s.add(order)
-        await s.flush()
-        for item, price in zip(items, prices, strict=True):
-            s.add(
-                OrderLine(
-                    order_id=order.id,
-                    line_no=item.line_no,
-                    listing_id=None,
+            drafts=[
+                orders.LineDraft(
                     item_name=item.item_name,
                     brand="",
                     spec_model=item.spec,  # the whole specification (order_lines.spec_model holds SPEC_MAX)
@@ -893,9 +852,13 @@ async def confirm_award(
                     quantity=item.quantity,
                     listed_unit_price=price,
                     unit_price=price,
-                    amount=round_money(price * item.quantity),
+                    line_no=item.line_no,
                 )
-            )
+                for item, price in zip(items, prices, strict=True)
+            ],
+            at=now,
+            source_id=p.agreement_id,  # a second-stage competition's deal counts under its agreement
+        )
         # the reservation moves from the procedure to the order: what is above the price is released
         if p.reserved_amount > total:
             await budgets.release(s, p.budget_line_id, p.reserved_amount - total, None, procedure_id=p.id)
@@ -912,7 +875,7 @@ async def confirm_award(
         if p.kind == ProcedureKind.INQUIRY:
             payload["rejected_quotes"] = await rejected_quotes(tx, p)
         loaded.disclosure_id = disclosure.stage(tx, payload)
-        _event(
+        orders.record_event(
             s,
             loaded,
             who,
@@ -968,10 +931,7 @@ async def reject_quote(
 KIND_NAMES = {"inquiry": "在线询价", "auction": "反向竞价"}
 
 
-def _order_number(prefix: str) -> str:
-    from mall.orders import _new_number
-
-    return _new_number({"inquiry": "XJD", "auction": "JJD"}.get(prefix, prefix))
+ORDER_PREFIX = {"inquiry": "XJD", "auction": "JJD"}  # the numbers of the orders awards make
 
 
 def _split(items: list[ProcedureItem], total: Decimal, unit_prices: dict[int, str]) -> list[Decimal]:
@@ -1033,168 +993,3 @@ async def decline_award(
         else:
             _award(tx, p, uuid.UUID(nxt.supplier), nxt.amount, now)
     return p
-
-
-def _quotes(offers: list[Offer]) -> list[rules.Quote]:
-    out = []
-    for o in offers:
-        if o.seq is None or o.status not in ("accepted", "withdrawn"):
-            continue
-        out.append(
-            rules.Quote(
-                supplier=str(o.supplier_org_id),
-                amount=o.amount if o.amount is not None else Decimal(0),
-                at=o.at,
-                seq=o.seq,
-                withdrawn=o.status == "withdrawn",
-                rejected_reason=o.reason if o.rejected else "",
-            )
-        )
-    return out
-
-
-def _bids(offers: list[Offer]) -> list[rules.Bid]:
-    return [
-        rules.Bid(supplier=str(o.supplier_org_id), amount=o.amount, at=o.at, seq=o.seq)
-        for o in offers
-        if o.status == "accepted" and o.seq is not None and o.amount is not None
-    ]
-
-
-def ranked_with_flags(p: Procedure, offers: list[Offer]) -> tuple[list[Any], dict[str, list[str]]]:
-    """The valid offers in rank order, and the abnormally-low triggers (财库〔2026〕2号) per supplier."""
-    valid: list[Any] = (
-        rules.ranking(_bids(offers))
-        if p.kind == ProcedureKind.AUCTION
-        else rules.current_quotes(_quotes(offers))
-    )
-    ordered = sorted(valid, key=lambda o: (o.amount, o.seq))
-    return ordered, (rules.abnormally_low_offers(ordered, p.ceiling) if ordered else {})
-
-
-# What suppliers may see of procedures they may take part in: not drafts, not withdrawn ones.
-SUPPLIER_SEES = (
-    ProcedureStatus.PUBLISHED,
-    ProcedureStatus.OPEN,
-    ProcedureStatus.CLOSED,
-    ProcedureStatus.AWARDED,
-    ProcedureStatus.CONFIRMED,
-    ProcedureStatus.FAILED,
-)
-
-
-def visible_clause(who: Principal) -> ColumnElement[bool]:
-    """The one rule of who sees a procedure (the API, the pages, the list and the room use it): the
-    center, the regulator and the admin see all; a buyer its own unit's; a supplier those open to
-    its 品目 or to which it is invited (an agreement's suppliers are invited); nobody else any."""
-    if who.role in ("center", "regulator", "admin"):
-        return true()
-    if who.role == "buyer" and who.org_id is not None:
-        return Procedure.buyer_org_id == who.org_id
-    if who.role == "supplier" and who.org_id is not None:
-        invited = select(ProcedureInvite.procedure_id).where(ProcedureInvite.supplier_org_id == who.org_id)
-        return and_(
-            Procedure.status.in_(SUPPLIER_SEES),
-            or_(Procedure.eligibility == "category", Procedure.id.in_(invited)),
-        )
-    return false()
-
-
-async def visible(s: AsyncSession, who: Principal, procedure_id: uuid.UUID) -> Procedure:
-    """The procedure, if `who` may see it; otherwise the same 404 as for one that does not exist."""
-    p = await s.scalar(select(Procedure).where(Procedure.id == procedure_id, visible_clause(who)))
-    if p is None:
-        raise NotFound("采购项目不存在", code="procedure_not_found")
-    return p
-
-
-def shown_status(p: Procedure, now: datetime) -> str:
-    """The status people see. The stored status moves from published to open only when the first
-    offer arrives; shown as stored, it would tell that someone has quoted."""
-    if p.status == ProcedureStatus.PUBLISHED and p.starts_at <= now:
-        return ProcedureStatus.OPEN
-    return p.status
-
-
-def inquiry_labels(offers: list[Offer]) -> dict[uuid.UUID, int]:
-    """An inquiry's anonymous labels, given at opening: suppliers numbered in the order of their first
-    quote. Never shown before the deadline (it would count the suppliers that quoted earlier)."""
-    first: dict[uuid.UUID, int] = {}
-    for o in sorted((o for o in offers if o.seq is not None), key=lambda o: o.seq or 0):
-        first.setdefault(o.supplier_org_id, len(first) + 1)
-    return first
-
-
-@dataclass(frozen=True)
-class OfferView:
-    label: str  # 供应商 #n until the result is published; the name after
-    amount: str | None
-    at: datetime
-    status: str
-    mine: bool
-    flags: tuple[str, ...] = ()  # abnormally-low triggers (财库〔2026〕2号), for the buyer's review
-
-
-OWN = "本单位"  # how a supplier's own offers are labelled while no anonymous label may be shown
-
-
-async def view_for(db: Database, who: Principal, procedure_id: uuid.UUID) -> dict[str, Any]:
-    """What `who` may see of a procedure's offers right now (404 if it may not see the procedure).
-
-    Inquiry, before the deadline: a supplier sees only its own quotes, labelled as its own; the
-    buyer and everyone else see neither quotes nor their number. Auction, while open: the current
-    lowest price, the caller's own bids and rank, anonymous labels. After closing: every valid
-    offer, ranked."""
-    async with db.read() as s:
-        p = await visible(s, who, procedure_id)
-        offers = list(
-            (await s.execute(select(Offer).where(Offer.procedure_id == p.id).order_by(Offer.at))).scalars()
-        )
-        if p.kind == ProcedureKind.INQUIRY:
-            labels = inquiry_labels(offers)
-        else:
-            labels = {
-                part.supplier_org_id: part.label_no
-                for part in (
-                    await s.execute(select(Participant).where(Participant.procedure_id == p.id))
-                ).scalars()
-            }
-    now = clock.now()
-    sealed = p.status in (ProcedureStatus.PUBLISHED, ProcedureStatus.OPEN) and now < p.ends_at
-    out: dict[str, Any] = {"status": shown_status(p, now), "ends_at": p.ends_at, "sealed": sealed}
-    hide_labels = p.kind == ProcedureKind.INQUIRY and sealed
-
-    def label_of(supplier_org_id: uuid.UUID) -> str:
-        n = None if hide_labels else labels.get(supplier_org_id)
-        return OWN if n is None else f"供应商 #{n}"
-
-    mine = [o for o in offers if who.org_id is not None and o.supplier_org_id == who.org_id]
-    out["mine"] = [
-        OfferView(
-            label_of(o.supplier_org_id), None if o.amount is None else str(o.amount), o.at, o.status, True
-        )
-        for o in mine
-    ]
-    if p.kind == ProcedureKind.INQUIRY and sealed:
-        return out  # nothing about anyone else, not even how many
-    if p.kind == ProcedureKind.AUCTION:
-        out["lowest"] = None if p.lowest_amount is None else str(p.lowest_amount)
-        ranked = rules.ranking(_bids(offers))
-        if who.org_id is not None:
-            rank = next((i for i, b in enumerate(ranked, start=1) if b.supplier == str(who.org_id)), None)
-            out["my_rank"] = rank
-        out["bidders"] = len(ranked)
-    if not sealed:
-        ordered, flagged = ranked_with_flags(p, offers)
-        out["ranked"] = [
-            OfferView(
-                f"供应商 #{labels.get(uuid.UUID(o.supplier), 0)}",
-                str(o.amount),
-                o.at,
-                "accepted",
-                o.supplier == str(who.org_id),
-                tuple(flagged.get(o.supplier, ())),
-            )
-            for o in ordered
-        ]
-    return out

@@ -20,11 +20,12 @@ from sqlalchemy import select
 from catalog import agreements as ag
 from catalog import designated as dd
 from catalog.categories import name_of
-from mall import budgets, clock
-from mall.auth import PUBLIC, Principal, allow
-from mall.deps import DB, Config
-from mall.errors import DomainError, InvalidInput, NotFound
-from mall.pages import _act, _user, flash, keep_form, pop_form, render
+from mall import budgets
+from mall.core import clock
+from mall.core.auth import PUBLIC, Principal, allow
+from mall.core.errors import DomainError, InvalidInput, NotFound
+from mall.web.deps import DB, Config
+from mall.web.helpers import act, current_user, flash, keep_form, pop_form, render
 
 # ---------------------------------------------------------------- agreements
 
@@ -39,7 +40,7 @@ async def _budget_lines(s: Any, who: Principal) -> list[Any]:
 @get("/agreements", opt=PUBLIC, include_in_schema=False)
 async def agreements_page(request: Request[Any, Any, Any], db: DB, status: FromQuery[str] = "") -> Template:
     """Public: agreements in force and past ones are public information; drafts are the center's."""
-    who = _user(request)
+    who = current_user(request)
     async with db.read() as s:
         stmt = select(ag.Agreement).order_by(ag.Agreement.created_at.desc()).limit(200)
         if status in ag.AGREEMENT_STATUS_LABELS:
@@ -74,7 +75,7 @@ async def new_agreement_page(request: Request[Any, Any, Any]) -> Template:
 async def create_agreement(
     request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     fields = ("title", "kind", "category_code", "starts_on", "ends_on", "direct_limit")
     try:
@@ -91,7 +92,7 @@ async def create_agreement(
 async def agreement_page(
     request: Request[Any, Any, Any], agreement_id: FromPath[uuid.UUID], db: DB, settings: Config
 ) -> Template:
-    who = _user(request)
+    who = current_user(request)
     async with db.read() as s:
         a = await ag.get(s, agreement_id)
         if not ag.visible_to(who, a):
@@ -135,7 +136,7 @@ async def agreement_page(
     )
 
 
-def _back(agreement_id: uuid.UUID) -> str:
+def came_from(agreement_id: uuid.UUID) -> str:
     return f"/agreements/{agreement_id}"
 
 
@@ -146,11 +147,14 @@ async def add_supplier(
     db: DB,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     code = data.get("credit_code", "")
-    return await _act(
-        request, lambda: ag.add_supplier(db, who, agreement_id, code), "已增加入围供应商", _back(agreement_id)
+    return await act(
+        request,
+        lambda: ag.add_supplier(db, who, agreement_id, code),
+        "已增加入围供应商",
+        came_from(agreement_id),
     )
 
 
@@ -161,31 +165,34 @@ async def add_product(
     db: DB,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     fields = ("name", "brand", "spec_model", "category_code", "unit", "price", "list_price", "discount_rate")
     try:
         supplier = uuid.UUID(data.get("supplier_org_id", ""))
     except ValueError:
         flash(request, "请选择入围供应商", "error")
-        return Redirect(_back(agreement_id), status_code=303)
+        return Redirect(came_from(agreement_id), status_code=303)
     draft = ag.ProductDraft(supplier, **{f: data.get(f, "") for f in fields})
     try:
         await ag.add_product(db, who, agreement_id, draft)
     except DomainError as exc:
         flash(request, exc.detail, "error")
         keep_form(request, {f: data.get(f, "") for f in (*fields, "supplier_org_id")})
-        return Redirect(_back(agreement_id), status_code=303)
+        return Redirect(came_from(agreement_id), status_code=303)
     flash(request, f"已增加协议产品：{draft.brand} {draft.spec_model}")
-    return Redirect(_back(agreement_id), status_code=303)
+    return Redirect(came_from(agreement_id), status_code=303)
 
 
 @post("/agreements/{agreement_id:uuid}/activate", opt=allow("center"), include_in_schema=False)
 async def activate(request: Request[Any, Any, Any], agreement_id: FromPath[uuid.UUID], db: DB) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
-    return await _act(
-        request, lambda: ag.activate(db, who, agreement_id), "协议已生效，采购人可以下单", _back(agreement_id)
+    return await act(
+        request,
+        lambda: ag.activate(db, who, agreement_id),
+        "协议已生效，采购人可以下单",
+        came_from(agreement_id),
     )
 
 
@@ -196,11 +203,11 @@ async def terminate(
     db: DB,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     reason = data.get("reason", "")
-    return await _act(
-        request, lambda: ag.terminate(db, who, agreement_id, reason), "协议已终止", _back(agreement_id)
+    return await act(
+        request, lambda: ag.terminate(db, who, agreement_id, reason), "协议已终止", came_from(agreement_id)
     )
 
 
@@ -212,7 +219,7 @@ async def order(
     settings: Config,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     try:
         try:
@@ -233,7 +240,7 @@ async def order(
     except DomainError as exc:
         flash(request, exc.detail, "error")
         keep_form(request, data, omit=("order_key",))
-        return Redirect(_back(agreement_id), status_code=303)
+        return Redirect(came_from(agreement_id), status_code=303)
     if not replayed:
         flash(request, f"已下单 {placed.order_no}，待供应商确认（供应商可在确认时议价降价）")
     return Redirect(f"/orders/{placed.id}", status_code=303)
@@ -257,7 +264,7 @@ async def designated_page(
     region: FromQuery[str] = "",
     category: FromQuery[str] = "",
 ) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who
     async with db.read() as s:
         try:
@@ -307,7 +314,7 @@ def _price_drafts(data: dict[str, str]) -> list[dd.PriceItemDraft]:
 async def apply(
     request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     try:
         await dd.apply(
@@ -331,7 +338,7 @@ async def apply(
 async def designate(
     request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     try:
         await dd.designate(
@@ -358,11 +365,11 @@ async def review(
     db: DB,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     approve = data.get("decision") == "approve"
     note = data.get("note", "")
-    return await _act(
+    return await act(
         request,
         lambda: dd.review(db, who, designation_id, approve, note),
         "已通过定点申请" if approve else "已驳回定点申请",
@@ -377,10 +384,10 @@ async def revoke(
     db: DB,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     reason = data.get("reason", "")
-    return await _act(
+    return await act(
         request, lambda: dd.revoke(db, who, designation_id, reason), "已撤销定点资格", "/designated"
     )
 
@@ -393,7 +400,7 @@ async def service_order(
     settings: Config,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     back = "/designated?" + urlencode(
         {"region": data.get("region", ""), "category": data.get("category", "")}

@@ -11,13 +11,15 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 
 from catalog import agreements as ag
 from catalog import designated as dd
-from mall import fields, orders
-from mall.api import me_of
-from mall.auth import allow
-from mall.deps import DB, Config
-from mall.errors import InvalidInput, NotFound
-from mall.money import money_str
+from mall import orders
+from mall.core import fields
+from mall.core.auth import allow
+from mall.core.clock import rfc3339
+from mall.core.errors import InvalidInput, NotFound
+from mall.core.money import money_str
 from mall.structs import OrderOut
+from mall.web.deps import DB, Config
+from mall.web.helpers import me_of
 
 IdemKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200)]
 
@@ -107,8 +109,6 @@ class SummaryOut(msgspec.Struct):
 
 
 async def _agreement_out(db: Any, who: Any, agreement_id: uuid.UUID, *, full: bool = True) -> AgreementOut:
-    from mall.clock import rfc3339
-
     async with db.read() as s:
         a = await ag.get(s, agreement_id)
         if not ag.visible_to(who, a):

@@ -25,16 +25,17 @@ from sqlalchemy import Boolean, Date, ForeignKey, Numeric, String, UniqueConstra
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from catalog.categories import CATALOG_VERSION, name_of
+from catalog.categories import CATALOG_VERSION, name_of, prefix_of
 from catalog.goods import brand_key, model_key
 from catalog.models import Category
-from mall import clock, fields, orders
-from mall.auth import Principal
-from mall.db import Base, Database, IdMixin, Money, UTCDateTime
-from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.models import Order, OrderStatus, Organization, OrgKind
-from mall.money import MoneyError, money, money_str, round_money, whole_quantity
-from mall.settings import Settings
+from mall import orders
+from mall.core import clock, fields
+from mall.core.auth import Principal
+from mall.core.db import Base, Database, IdMixin, Money, UTCDateTime
+from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.core.models import Order, OrderStatus, Organization, OrgKind
+from mall.core.money import MoneyError, money, money_str, round_money, whole_quantity
+from mall.core.settings import Settings
 
 
 class AgreementStatus:
@@ -203,7 +204,7 @@ def parse_amount(raw: str, what: str, field: str = "") -> Decimal:
 def text_field(
     raw: str, what: str, limit: int, *, field: str, required: bool = True, multiline: bool = False
 ) -> str:
-    """A text as `mall.fields.text` checks it (characters, limit), and present if `required`."""
+    """A text as `mall.core.fields.text` checks it (characters, limit), and present if `required`."""
     value = fields.text(raw, what, limit, multiline=multiline, field=field)
     if required and not value:
         raise InvalidInput(f"请填写{what}", code="missing_field", field=field)
@@ -230,8 +231,6 @@ async def _category(s: AsyncSession, code: str) -> Category:
 
 def _prefix(code: str) -> str:
     """The part of a 品目 code its descendants share: A02030000 (车辆) covers every code starting A0203."""
-    from catalog.categories import prefix_of
-
     return prefix_of(code)
 
 

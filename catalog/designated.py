@@ -24,15 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.agreements import code_field, parse_amount, text_field
-from catalog.categories import CATALOG_VERSION
+from catalog.categories import CATALOG_VERSION, prefix_of
 from catalog.models import Category
-from mall import clock, fields, orders
-from mall.auth import Principal
-from mall.db import Base, Database, IdMixin, Money, UTCDateTime
-from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.models import Order, Organization, OrgKind
-from mall.money import MoneyError, whole_quantity
-from mall.settings import Settings
+from mall import orders
+from mall.core import clock, fields
+from mall.core.auth import Principal
+from mall.core.db import Base, Database, IdMixin, Money, UTCDateTime
+from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.core.models import Order, Organization, OrgKind
+from mall.core.money import MoneyError, whole_quantity
+from mall.core.settings import Settings
 
 REVIEW_WORKING_DAYS = 7
 MAX_PRICE_ITEMS = 50
@@ -321,8 +322,6 @@ async def find(
     if region_code.strip():
         stmt = stmt.where(Designation.region_code == region_code.strip())
     if category_code.strip():
-        from catalog.categories import prefix_of
-
         stmt = stmt.where(Designation.category_code.startswith(prefix_of(category_code.strip().upper())))
     if supplier_org_id is not None:
         stmt = stmt.where(Designation.supplier_org_id == supplier_org_id)

@@ -23,12 +23,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog import service, spreadsheet
+from catalog.agreements import ceilings_in_force
 from catalog.goods import brand_key, model_key
 from catalog.models import Category, Listing, ListingImport
-from mall import clock, fields, files
-from mall.auth import Principal
-from mall.db import Database
-from mall.errors import DomainError, InvalidInput, NotFound
+from mall.core import auth, clock, fields, files, outbox
+from mall.core.auth import Principal
+from mall.core.db import Database
+from mall.core.errors import DomainError, InvalidInput, NotFound
+from mall.core.models import User
 
 log = logging.getLogger("mall.imports")
 
@@ -80,12 +82,7 @@ async def start_import(
             )
             tx.session.add(batch)
 
-            def _enqueue() -> None:
-                from workers.queues import enqueue
-
-                enqueue("workers.jobs.run_import", str(import_id), job_id=f"import-{import_id}")
-
-            tx.after_commit(_enqueue)
+            tx.after_commit(lambda: outbox.kick(outbox.IMPORT, import_id))
     except BaseException:
         with contextlib.suppress(Exception):
             await store.delete(key)
@@ -161,11 +158,9 @@ async def _process(
     async with db.read() as s:
         batch = await s.get(ListingImport, import_id)
         assert batch is not None
-        from mall.models import User
 
         user = await s.get(User, batch.user_id)
         assert user is not None
-        from mall import auth
 
         who = auth.principal_of(user)
         filename, file_key, strict = batch.filename, batch.file_key, batch.strict
@@ -182,7 +177,6 @@ async def _process(
         categories = {
             c.code: c for c in (await s.execute(select(Category).where(Category.version == "2022"))).scalars()
         }
-        from catalog.agreements import ceilings_in_force
 
         agreement_prices = await ceilings_in_force(s)
     try:

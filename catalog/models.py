@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from mall.db import Base, IdMixin, Money, Quantity, UTCDateTime
-from mall.models import Organization
+from mall.core.db import Base, IdMixin, Money, Quantity, UTCDateTime
+from mall.core.models import Organization
 
 
 class Category(Base):

@@ -13,14 +13,26 @@ from litestar.params import FromPath, FromQuery, MultipartBody, URLEncodedBody
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
-from catalog import categories, imports, service
+from catalog import categories, imports, prices, service
 from catalog import search as catalog_search
 from catalog.models import LISTING_STATUS_LABELS, Listing, PriceRequest
+from catalog.search import Search
 from catalog.service import ListingDraft, ListingQuery
-from mall.auth import PUBLIC, allow
-from mall.deps import DB, Config, Search
-from mall.errors import DomainError, NotFound
-from mall.pages import _act, _back, _page_no, _user, flash, keep_form, pages_of, pop_form, render
+from mall.core import files
+from mall.core.auth import PUBLIC, allow
+from mall.core.errors import DomainError, NotFound
+from mall.web.deps import DB, Config
+from mall.web.helpers import (
+    act,
+    came_from,
+    current_user,
+    flash,
+    keep_form,
+    page_no,
+    pages_of,
+    pop_form,
+    render,
+)
 from search_index.backend import SearchQuery, SearchResult
 
 # The top-level goods classes shown as quick filters on the goods page.
@@ -137,7 +149,7 @@ async def goods_detail(
 ) -> Template:
     """A product: its details, the same model from other suppliers side by side (比价), and its
     price history. The center, the regulator and the listing's supplier also see it when not on sale."""
-    me = _user(request)
+    me = current_user(request)
     async with db.read() as s:
         listing = await service.get_listing(s, listing_id, live_only=False)
         insider = me is not None and (
@@ -149,7 +161,7 @@ async def goods_detail(
         history = await service.price_history(s, listing.id)
         # A waiting price change is the supplier's and the reviewers' business, not the public's.
         price_request = (
-            (await service.current_price_requests(s, [listing.id])).get(listing.id) if insider else None
+            (await prices.current_price_requests(s, [listing.id])).get(listing.id) if insider else None
         )
         _, same_category = await service.browse(
             s, ListingQuery(category=listing.category_code, per_page=6, sort="sales")
@@ -177,11 +189,11 @@ async def moderation(
     settings: Config,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     action = data.get("action", "")
     label = service.MODERATION.get(action, ((), "处理"))[1]
-    return await _act(
+    return await act(
         request,
         lambda: service.moderate(
             db, who, listing_id, action, data.get("reason", ""), margin=settings.price_margin
@@ -213,14 +225,14 @@ async def my_listings(
     page: FromQuery[str] = "1",
     status: FromQuery[str] = "",
 ) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who and who.org_id
-    pg = _page_no(page)
+    pg = page_no(page)
     status = status if status in LISTING_STATUS_LABELS else ""
     async with db.read() as s:
         total, rows = await service.listings_of_supplier(s, who.org_id, pg, 30, status=status)
         counts = await service.status_counts(s, who.org_id)
-        requests = await service.current_price_requests(s, [x.id for x in rows])
+        requests = await prices.current_price_requests(s, [x.id for x in rows])
     recent = await imports.imports_of(db, who, limit=5)
     return render(
         request,
@@ -248,7 +260,7 @@ def _draft_of(data: dict[str, str]) -> ListingDraft:
 async def create_listing(
     request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     draft = _draft_of(data)
     submit = data.get("submit", "1") != "0"
@@ -276,7 +288,7 @@ async def create_listing(
 async def edit_listing_page(
     request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB, settings: Config
 ) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who
     async with db.read() as s:
         listing = await service.get_listing(s, listing_id, live_only=False)
@@ -303,7 +315,7 @@ async def edit_listing(
     settings: Config,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     draft = _draft_of(data)
     submit = data.get("submit", "1") != "0"
@@ -333,11 +345,11 @@ async def change_price(
     settings: Config,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     source = data.get("reference_source")
     try:
-        listing, waiting = await service.change_price(
+        listing, waiting = await prices.change_price(
             db,
             who,
             listing_id,
@@ -350,7 +362,7 @@ async def change_price(
         )
     except DomainError as exc:
         flash(request, exc.detail, "error")
-        return Redirect(_back(request, "/supplier/listings"), status_code=303)
+        return Redirect(came_from(request, "/supplier/listings"), status_code=303)
     if waiting is not None:
         flash(
             request,
@@ -370,11 +382,11 @@ async def change_price(
 async def withdraw_price_request(
     request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
-    return await _act(
+    return await act(
         request,
-        lambda: service.withdraw_price_request(db, who, listing_id),
+        lambda: prices.withdraw_price_request(db, who, listing_id),
         "已撤回待审核的调价，商品价格不变",
         "/supplier/listings",
     )
@@ -388,11 +400,11 @@ async def listing_status(
     settings: Config,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     status = data.get("status", "")
     ok = "商品已下架" if status == "delisted" else "商品已重新上架"
-    return await _act(
+    return await act(
         request,
         lambda: service.set_listing_status(db, who, listing_id, status, margin=settings.price_margin),
         ok,
@@ -404,13 +416,12 @@ async def listing_status(
 async def upload_import(
     request: Request[Any, Any, Any], db: DB, settings: Config, data: MultipartBody[dict[str, Any]]
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     upload = data.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
         flash(request, "请选择要上传的 CSV 或 XLSX 文件", "error")
         return Redirect("/supplier/listings", status_code=303)
-    from mall import files
 
     # Stored, not parsed: the job reads it (one byte past the cap is enough to refuse it).
     content = await upload.read(imports.MAX_BYTES + 1)
@@ -432,7 +443,7 @@ async def upload_import(
 
 @get("/supplier/imports/{import_id:uuid}", opt=allow("supplier"), include_in_schema=False)
 async def import_page(request: Request[Any, Any, Any], import_id: FromPath[uuid.UUID], db: DB) -> Template:
-    who = _user(request)
+    who = current_user(request)
     assert who
     batch = await imports.get_import(db, who, import_id)
     percent = 100 if batch.status in ("done", "failed") else (100 * batch.processed // max(batch.total, 1))
@@ -451,7 +462,7 @@ async def import_page(request: Request[Any, Any, Any], import_id: FromPath[uuid.
 async def import_report(
     request: Request[Any, Any, Any], import_id: FromPath[uuid.UUID], db: DB
 ) -> Response[bytes]:
-    who = _user(request)
+    who = current_user(request)
     assert who
     batch = await imports.get_import(db, who, import_id)
     return Response(
@@ -472,18 +483,18 @@ async def review_page(
     """The center's review queue (oldest first), the price changes waiting for review, and the
     frozen / delisted listings to follow up."""
     status = status if status in ("submitted", "prices", "frozen", "delisted", "rejected") else "submitted"
-    pg = _page_no(page)
+    pg = page_no(page)
     price_requests: list[PriceRequest] = []
     rows: list[Listing] = []
     async with db.read() as s:
         if status == "submitted":
             total, rows = await service.review_queue(s, pg, 20)
         elif status == "prices":
-            total, price_requests = await service.price_review_queue(s, pg, 20)
+            total, price_requests = await prices.price_review_queue(s, pg, 20)
         else:
             total, rows = await service.listings_by_status(s, status, pg, 20)
         counts = await service.status_counts(s, None)
-        waiting_prices, _ = await service.price_review_queue(s, 1, 1)
+        waiting_prices, _ = await prices.price_review_queue(s, 1, 1)
     return render(
         request,
         "center_listings.html",
@@ -508,12 +519,12 @@ async def review_price(
     settings: Config,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     approve = data.get("decision") == "approve"
-    return await _act(
+    return await act(
         request,
-        lambda: service.review_price_request(
+        lambda: prices.review_price_request(
             db, who, request_id, approve=approve, reason=data.get("reason", ""), margin=settings.price_margin
         ),
         "调价已审核通过，新价格已生效" if approve else "已驳回调价，供应商将看到驳回原因，原价不变",
@@ -529,10 +540,10 @@ async def review_listing(
     settings: Config,
     data: URLEncodedBody[dict[str, str]],
 ) -> Redirect:
-    who = _user(request)
+    who = current_user(request)
     assert who
     approve = data.get("decision") == "approve"
-    return await _act(
+    return await act(
         request,
         lambda: service.review_listing(
             db,

@@ -12,17 +12,11 @@ from litestar import Request, Response, delete, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryParameter
 
-from catalog import categories, imports, service, spreadsheet
+from catalog import categories, imports, prices, service, spreadsheet
 from catalog import search as catalog_search_service
+from catalog.search import Search
 from catalog.service import ListingDraft, ListingQuery
-from mall import fields
-from mall.api import PageNo, me_of
-from mall.auth import PUBLIC, allow
-from mall.deps import DB, Config, Search
-from mall.errors import InvalidInput, NotFound
-from mall.fields import SEARCH_MAX, Amount
-from mall.money import MoneyError, money, money_str
-from mall.structs import (
+from catalog.structs import (
     ListingCreate,
     ListingOut,
     ListingPage,
@@ -31,6 +25,13 @@ from mall.structs import (
     PriceReviewItem,
     PriceReviewPage,
 )
+from mall.core import fields, files
+from mall.core.auth import PUBLIC, allow
+from mall.core.errors import InvalidInput, NotFound
+from mall.core.fields import SEARCH_MAX, Amount
+from mall.core.money import MoneyError, money, money_str
+from mall.web.deps import DB, Config
+from mall.web.helpers import PageNo, me_of
 
 
 class CategoryOut(msgspec.Struct):
@@ -160,7 +161,7 @@ async def _owned_out(db: Any, listing_id: uuid.UUID) -> ListingOut:
     """The listing with what its supplier (or the center) should see about its price requests."""
     async with db.read() as s:
         listing = await service.get_listing(s, listing_id, live_only=False)
-        requests = await service.current_price_requests(s, [listing_id])
+        requests = await prices.current_price_requests(s, [listing_id])
         return ListingOut.of(listing, requests.get(listing_id))
 
 
@@ -185,7 +186,7 @@ async def change_price(
     db: DB,
     settings: Config,
 ) -> Response[ListingOut]:
-    _, waiting = await service.change_price(
+    _, waiting = await prices.change_price(
         db,
         me_of(request),
         listing_id,
@@ -209,7 +210,7 @@ async def change_price(
 async def withdraw_price_request(
     request: Request[Any, Any, Any], listing_id: FromPath[uuid.UUID], db: DB
 ) -> ListingOut:
-    await service.withdraw_price_request(db, me_of(request), listing_id)
+    await prices.withdraw_price_request(db, me_of(request), listing_id)
     return await _owned_out(db, listing_id)
 
 
@@ -225,7 +226,7 @@ async def price_review_queue(
     per_page: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
 ) -> PriceReviewPage:
     async with db.read() as s:
-        total, rows = await service.price_review_queue(s, page, per_page)
+        total, rows = await prices.price_review_queue(s, page, per_page)
     return PriceReviewPage(total, page, per_page, [PriceReviewItem.of(r) for r in rows])
 
 
@@ -245,7 +246,7 @@ async def review_price(
 ) -> ListingOut:
     if data.decision not in ("approve", "reject"):
         raise InvalidInput("decision 应为 approve 或 reject", code="invalid_parameter")
-    listing, decided = await service.review_price_request(
+    listing, decided = await prices.review_price_request(
         db,
         me_of(request),
         request_id,
@@ -456,7 +457,7 @@ async def my_listings(
     assert who.org_id
     async with db.read() as s:
         total, rows = await service.listings_of_supplier(s, who.org_id, page, per_page)
-        requests = await service.current_price_requests(s, [x.id for x in rows])
+        requests = await prices.current_price_requests(s, [x.id for x in rows])
     return ListingPage(total, page, per_page, [ListingOut.of(x, requests.get(x.id)) for x in rows])
 
 
@@ -531,8 +532,6 @@ class ImportOut(msgspec.Struct):
 async def start_import(
     request: Request[Any, Any, Any], data: MultipartBody[ImportForm], db: DB, settings: Config
 ) -> ImportOut:
-    from mall import files
-
     # Stored, not parsed: the job reads it (one byte past the cap is enough to refuse it).
     content = await data.file.read(imports.MAX_BYTES + 1)
     batch = await imports.start_import(

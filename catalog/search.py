@@ -10,16 +10,19 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
+from litestar.di import NamedDependency
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall.errors import InvalidInput, Unavailable
-from mall.fields import SEARCH_MAX, bad_character
-from mall.models import Organization
-from mall.money import MoneyError, money
+from mall.core.errors import InvalidInput, Unavailable
+from mall.core.fields import SEARCH_MAX, bad_character
+from mall.core.models import Organization
+from mall.core.money import MoneyError, money
 from search_index.backend import MAX_PER_PAGE, SORTS, SearchBackend, SearchQuery, SearchResult
 
 log = logging.getLogger("mall.search")
+
+Search = NamedDependency[SearchBackend]  # the request dependency the app factory provides
 
 SORT_LABELS = {
     "relevance": "综合排序",

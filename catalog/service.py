@@ -1,4 +1,5 @@
-"""Listings: suppliers put goods up; buyers browse them. (Full search lives in search_index.)"""
+"""Listings: suppliers put goods up, the center reviews them; buyers browse them. (Price changes after
+review are `catalog.prices`; full search lives in search_index.)"""
 
 from __future__ import annotations
 
@@ -10,25 +11,23 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalog.agreements import check_ceiling
 from catalog.categories import CATALOG_VERSION
 from catalog.goods import brand_key, model_key
 from catalog.models import (
     LISTING_STATUS_LABELS,
-    PRICE_REQUEST_STATUS_LABELS,
     Category,
     Listing,
     ListingStatus,
     PriceChange,
-    PriceRequest,
-    PriceRequestStatus,
 )
-from mall import clock, fields
-from mall.auth import Principal
-from mall.db import Database, Tx
-from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.fields import REASON_MAX, text
-from mall.models import AuditEntry
-from mall.money import MoneyError, money, round_money, whole_quantity
+from mall.core import clock, fields
+from mall.core.auth import Principal
+from mall.core.db import Database, Tx
+from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.core.fields import REASON_MAX, text
+from mall.core.models import AuditEntry
+from mall.core.money import MoneyError, money, round_money, whole_quantity
 from search_index import sync as search_sync
 
 PRICE_NOTE_MAX = fields.PRICE_NOTE_MAX  # listing_price_changes.note
@@ -49,7 +48,8 @@ class ListingDraft:
     description: str = ""
 
 
-def _amount(raw: str, label: str, errors: list[str]) -> Decimal:
+def parse_amount(raw: str, label: str, errors: list[str]) -> Decimal:
+    """An amount as typed; what is wrong with it goes to `errors` (the caller reports them together)."""
     try:
         value = money(raw)
     except MoneyError:
@@ -102,8 +102,8 @@ def check_draft(draft: ListingDraft, *, ceiling: Decimal | None = None) -> Check
         errors.append("请填写规格型号")
     if not unit:
         errors.append("请填写计量单位")
-    price = _amount(draft.price, "售价", errors)
-    reference = _amount(draft.reference_price, "参考市场价", errors)
+    price = parse_amount(draft.price, "售价", errors)
+    reference = parse_amount(draft.reference_price, "参考市场价", errors)
     if ceiling is not None and price >= ceiling:
         errors.append(f"售价应低于分散采购限额标准 {ceiling:,.0f} 元")
     try:
@@ -129,16 +129,14 @@ def check_draft(draft: ListingDraft, *, ceiling: Decimal | None = None) -> Check
     )
 
 
-async def _agreement_ceiling(session: AsyncSession, brand: str, spec_model: str, price: Decimal) -> None:
+async def check_agreement_ceiling(session: AsyncSession, brand: str, spec_model: str, price: Decimal) -> None:
     """The other half of the price rule: never above the agreement price of the same goods."""
-    from catalog.agreements import check_ceiling
-
     await check_ceiling(session, brand, spec_model, price)
 
 
 def check_price(price: Decimal, reference: Decimal, margin: Decimal) -> None:
     """The price rule: at most `margin` above the supplier's declared reference price (and, checked
-    in the transaction by `_agreement_ceiling`, never above an agreement price of the same goods)."""
+    in the transaction by `check_agreement_ceiling`, never above an agreement price of the same goods)."""
     limit = round_money(reference * (1 + margin))
     if price > limit:
         raise RuleViolation(
@@ -157,7 +155,8 @@ async def category_for_listing(session: AsyncSession, code: str) -> Category:
     return category
 
 
-def _audit(tx: Tx, who: Principal, action: str, listing_id: uuid.UUID, detail: str = "") -> None:
+def audit(tx: Tx, who: Principal, action: str, listing_id: uuid.UUID, detail: str = "") -> None:
+    """One line of a listing's audit trail, in the caller's transaction."""
     tx.session.add(
         AuditEntry(
             at=clock.now(), actor_user_id=who.user_id, action=action, target=str(listing_id), detail=detail
@@ -213,7 +212,7 @@ async def add_listing(
             note="首次报价",
         )
     )
-    _audit(tx, who, "listing_created", listing.id, listing.status)
+    audit(tx, who, "listing_created", listing.id, listing.status)
     return listing
 
 
@@ -233,11 +232,12 @@ async def create_listing(
     check_price(checked.price, checked.reference_price, margin)
     async with db.write() as tx:
         category = await category_for_listing(tx.session, checked.category_code)
-        await _agreement_ceiling(tx.session, checked.brand, checked.spec_model, checked.price)
+        await check_agreement_ceiling(tx.session, checked.brand, checked.spec_model, checked.price)
         return await add_listing(tx, who, checked, category, submit=submit)
 
 
-async def _own(tx: Tx, who: Principal, listing_id: uuid.UUID) -> Listing:
+async def own_listing(tx: Tx, who: Principal, listing_id: uuid.UUID) -> Listing:
+    """The caller's own listing, locked for the change (404 for anyone else's)."""
     listing = await tx.session.get(Listing, listing_id, with_for_update={"of": Listing})
     if listing is None or listing.supplier_org_id != who.org_id:
         raise NotFound("商品不存在", code="listing_not_found")
@@ -258,11 +258,11 @@ async def update_listing(
     checked = check_draft(draft, ceiling=ceiling)
     check_price(checked.price, checked.reference_price, margin)
     async with db.write() as tx:
-        listing = await _own(tx, who, listing_id)
+        listing = await own_listing(tx, who, listing_id)
         if listing.status not in (ListingStatus.DRAFT, ListingStatus.REJECTED):
             raise Conflict("只有草稿或未通过审核的商品可以修改后重新提交", code="listing_not_editable")
         category = await category_for_listing(tx.session, checked.category_code)
-        await _agreement_ceiling(tx.session, checked.brand, checked.spec_model, checked.price)
+        await check_agreement_ceiling(tx.session, checked.brand, checked.spec_model, checked.price)
         bkey, mkey = brand_key(checked.brand), model_key(checked.spec_model)
         duplicate = await tx.session.scalar(
             select(Listing.id).where(
@@ -296,249 +296,21 @@ async def update_listing(
             listing.status, listing.submitted_at = ListingStatus.SUBMITTED, now
             listing.status_reason = ""
         listing.updated_at = now
-        _audit(tx, who, "listing_edited", listing.id, listing.status)
+        audit(tx, who, "listing_edited", listing.id, listing.status)
     return listing
 
 
 async def submit_listing(db: Database, who: Principal, listing_id: uuid.UUID, *, margin: Decimal) -> Listing:
     async with db.write() as tx:
-        listing = await _own(tx, who, listing_id)
+        listing = await own_listing(tx, who, listing_id)
         if listing.status not in (ListingStatus.DRAFT, ListingStatus.REJECTED):
             raise Conflict("该商品当前不能提交审核", code="listing_not_submittable")
         check_price(listing.price, listing.reference_price, margin)
-        await _agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
+        await check_agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
         listing.status, listing.submitted_at, listing.status_reason = ListingStatus.SUBMITTED, clock.now(), ""
         listing.updated_at = clock.now()
-        _audit(tx, who, "listing_submitted", listing.id)
+        audit(tx, who, "listing_submitted", listing.id)
     return listing
-
-
-async def change_price(
-    db: Database,
-    who: Principal,
-    listing_id: uuid.UUID,
-    price_raw: str,
-    reference_raw: str,
-    *,
-    margin: Decimal,
-    ceiling: Decimal | None = None,
-    note: str = "",
-    reference_source: str | None = None,
-) -> tuple[Listing, PriceRequest | None]:
-    """A supplier changes the price of a listing. The new price is checked against the price rule like
-    a new listing; a refused change leaves everything as it was.
-
-    A listing the center has approved (on sale or taken off sale) keeps its reviewed price: a new
-    reference price (or its source), or a price above the reviewed reference × (1 + margin), becomes
-    a pending `PriceRequest` for the center (returned), replacing one that was pending, while the
-    old price stays in force. Anything else applies at once (returned with None) and is kept in
-    the history; a request already pending is left waiting."""
-    errors: list[str] = []
-    price = _amount(price_raw, "售价", errors)
-    reference = _amount(reference_raw or "", "参考市场价", errors)
-    if ceiling is not None and price >= ceiling:
-        errors.append(f"售价应低于分散采购限额标准 {ceiling:,.0f} 元")
-    if errors:
-        raise InvalidInput("；".join(errors), code="price_invalid")
-    note = text(note, "调价说明", PRICE_NOTE_MAX, field="note")
-    source = (
-        None
-        if reference_source is None
-        else text(reference_source, "参考价来源", REFERENCE_SOURCE_MAX, field="reference_source")
-    )
-    check_price(price, reference, margin)
-    async with db.write() as tx:
-        listing = await _own(tx, who, listing_id)
-        if listing.status == ListingStatus.FROZEN:
-            raise Forbidden("商品已被冻结，不能调价", code="listing_frozen")
-        source_changed = source is not None and source != listing.reference_source
-        if price == listing.price and reference == listing.reference_price and not source_changed:
-            raise Conflict("价格没有变化", code="price_unchanged")
-        await _agreement_ceiling(tx.session, listing.brand, listing.spec_model, price)
-        now = clock.now()
-        reviewed = listing.status in (ListingStatus.LIVE, ListingStatus.DELISTED)
-        reviewed_limit = round_money(listing.reference_price * (1 + margin))
-        if reviewed and (reference != listing.reference_price or source_changed or price > reviewed_limit):
-            previous = await pending_request(tx.session, listing.id)
-            if previous is not None:
-                previous.status, previous.decided_at = PriceRequestStatus.SUPERSEDED, now
-            request = PriceRequest(
-                listing_id=listing.id,
-                price=price,
-                reference_price=reference,
-                reference_source=listing.reference_source if source is None else source,
-                note=note,
-                requested_by=who.user_id,
-                requested_at=now,
-                status=PriceRequestStatus.PENDING,
-                reason="",
-            )
-            tx.session.add(request)
-            await tx.session.flush()
-            _audit(tx, who, "listing_price_requested", listing.id, f"{price} / {reference}")
-            return listing, request
-        tx.session.add(
-            PriceChange(
-                listing_id=listing.id,
-                at=now,
-                price=price,
-                reference_price=reference,
-                previous_price=listing.price,
-                by_user_id=who.user_id,
-                note=note or "调价",
-            )
-        )
-        listing.price, listing.reference_price, listing.updated_at = price, reference, now
-        if source is not None:
-            listing.reference_source = source
-        _audit(tx, who, "listing_price_changed", listing.id, f"{price}")
-        if listing.status == ListingStatus.LIVE:
-            search_sync.stage(tx, [listing.id])
-    return listing, None
-
-
-async def pending_request(session: AsyncSession, listing_id: uuid.UUID) -> PriceRequest | None:
-    """The listing's price request waiting for the center, if any (callers hold the listing's lock)."""
-    return (
-        await session.execute(
-            select(PriceRequest).where(
-                PriceRequest.listing_id == listing_id, PriceRequest.status == PriceRequestStatus.PENDING
-            )
-        )
-    ).scalar_one_or_none()
-
-
-async def review_price_request(
-    db: Database, who: Principal, request_id: uuid.UUID, *, approve: bool, reason: str, margin: Decimal
-) -> tuple[Listing, PriceRequest]:
-    """The center approves a pending price change (it applies now, and is kept in the price history)
-    or rejects it with a reason the supplier sees (the reviewed price stays). Approval re-checks the
-    price rule and the agreement ceilings as they are now."""
-    reason = text(reason, "驳回原因", REASON_MAX, multiline=True, field="reason")
-    if not approve and len(reason) < 2:
-        raise InvalidInput(
-            f"驳回调价时请填写原因（2至{REASON_MAX}个字符）", code="reason_required", field="reason"
-        )
-    async with db.write() as tx:
-        request = await tx.session.get(PriceRequest, request_id)
-        if request is None:
-            raise NotFound("调价申请不存在", code="price_request_not_found")
-        # The listing's lock first, as on every path that writes a listing's price; then the
-        # request as it is now (a concurrent withdrawal or replacement held the same lock).
-        listing = await tx.session.get(
-            Listing, request.listing_id, with_for_update={"of": Listing}, populate_existing=True
-        )
-        assert listing is not None
-        await tx.session.refresh(request)
-        if request.status != PriceRequestStatus.PENDING:
-            raise Conflict(
-                f"该调价申请{PRICE_REQUEST_STATUS_LABELS.get(request.status, request.status)}，不能再审核",
-                code="price_request_closed",
-                current_status=request.status,
-            )
-        now = clock.now()
-        if approve:
-            check_price(request.price, request.reference_price, margin)
-            await _agreement_ceiling(tx.session, listing.brand, listing.spec_model, request.price)
-            tx.session.add(
-                PriceChange(
-                    listing_id=listing.id,
-                    at=now,
-                    price=request.price,
-                    reference_price=request.reference_price,
-                    previous_price=listing.price,
-                    by_user_id=request.requested_by,
-                    note=request.note or "调价（经采购中心审核）",
-                )
-            )
-            listing.price, listing.reference_price = request.price, request.reference_price
-            listing.reference_source, listing.updated_at = request.reference_source, now
-            request.status = PriceRequestStatus.APPROVED
-            if listing.status == ListingStatus.LIVE:
-                search_sync.stage(tx, [listing.id])
-        else:
-            request.status, request.reason = PriceRequestStatus.REJECTED, reason
-        request.decided_by, request.decided_at = who.user_id, now
-        _audit(
-            tx,
-            who,
-            "listing_price_approved" if approve else "listing_price_rejected",
-            listing.id,
-            reason if not approve else f"{request.price}",
-        )
-    return listing, request
-
-
-async def withdraw_price_request(db: Database, who: Principal, listing_id: uuid.UUID) -> Listing:
-    """The supplier takes back its pending price change; the listing stays as it is."""
-    async with db.write() as tx:
-        listing = await _own(tx, who, listing_id)
-        request = await pending_request(tx.session, listing.id)
-        if request is None:
-            raise Conflict("该商品没有待审核的调价", code="no_price_request")
-        request.status, request.decided_by, request.decided_at = (
-            PriceRequestStatus.WITHDRAWN,
-            who.user_id,
-            clock.now(),
-        )
-        _audit(tx, who, "listing_price_withdrawn", listing.id)
-    return listing
-
-
-async def price_review_queue(
-    session: AsyncSession, page: int, per_page: int
-) -> tuple[int, list[PriceRequest]]:
-    """Pending price changes, oldest first, with their listings."""
-    stmt = select(PriceRequest).where(PriceRequest.status == PriceRequestStatus.PENDING)
-    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = await session.execute(
-        stmt.order_by(PriceRequest.requested_at, PriceRequest.id)
-        .offset((page - 1) * per_page)
-        .limit(per_page)
-    )
-    return total, list(rows.scalars().unique())
-
-
-async def current_price_requests(
-    session: AsyncSession, listing_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, PriceRequest]:
-    """What a supplier should see about each listing's latest price request: the pending one, or a
-    rejection (with its reason) that no price change has followed since."""
-    if not listing_ids:
-        return {}
-    newest = (
-        select(PriceRequest.listing_id, func.max(PriceRequest.requested_at).label("at"))
-        .where(PriceRequest.listing_id.in_(listing_ids))
-        .group_by(PriceRequest.listing_id)
-        .subquery()
-    )
-    rows = (
-        await session.execute(
-            select(PriceRequest).join(
-                newest,
-                (newest.c.listing_id == PriceRequest.listing_id) & (newest.c.at == PriceRequest.requested_at),
-            )
-        )
-    ).scalars()
-    last_change = dict(
-        (
-            await session.execute(
-                select(PriceChange.listing_id, func.max(PriceChange.at))
-                .where(PriceChange.listing_id.in_(listing_ids))
-                .group_by(PriceChange.listing_id)
-            )
-        ).all()
-    )
-    out: dict[uuid.UUID, PriceRequest] = {}
-    for r in rows.unique():
-        changed = last_change.get(r.listing_id)
-        if r.status == PriceRequestStatus.PENDING or (
-            r.status == PriceRequestStatus.REJECTED
-            and r.decided_at is not None
-            and (changed is None or r.decided_at >= changed)
-        ):
-            out[r.listing_id] = r
-    return out
 
 
 async def review_listing(
@@ -564,7 +336,7 @@ async def review_listing(
         )
     errors: list[str] = []
     seen = [
-        None if raw in (None, "") else _amount(str(raw), label, errors)
+        None if raw in (None, "") else parse_amount(str(raw), label, errors)
         for raw, label in ((seen_price, "审核时的售价"), (seen_reference, "审核时的参考价"))
     ]
     if errors:
@@ -587,14 +359,14 @@ async def review_listing(
         now = clock.now()
         if approve:
             check_price(listing.price, listing.reference_price, margin)
-            await _agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
+            await check_agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
             listing.status, listing.status_reason = ListingStatus.LIVE, ""
             search_sync.stage(tx, [listing.id])
         else:
             listing.status, listing.status_reason = ListingStatus.REJECTED, reason
         listing.status_by, listing.reviewed_at, listing.reviewed_by = who.role, now, who.user_id
         listing.updated_at = now
-        _audit(tx, who, "listing_approved" if approve else "listing_rejected", listing.id, reason)
+        audit(tx, who, "listing_approved" if approve else "listing_rejected", listing.id, reason)
     return listing
 
 
@@ -605,7 +377,7 @@ async def set_listing_status(
     if status not in (ListingStatus.LIVE, ListingStatus.DELISTED):
         raise InvalidInput("不支持的状态", code="invalid_status")
     async with db.write() as tx:
-        listing = await _own(tx, who, listing_id)
+        listing = await own_listing(tx, who, listing_id)
         if listing.status == ListingStatus.FROZEN:
             raise Forbidden("商品已被冻结，不能变更", code="listing_frozen")
         if status == ListingStatus.DELISTED:
@@ -618,12 +390,12 @@ async def set_listing_status(
                 raise Forbidden("该商品由监管方下架，不能自行重新上架", code="listing_delisted_by_authority")
             if margin is not None:
                 check_price(listing.price, listing.reference_price, margin)
-                await _agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
+                await check_agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
         listing.status = status
         listing.status_by = "supplier" if status == ListingStatus.DELISTED else ""
         listing.status_reason = ""
         listing.updated_at = clock.now()
-        _audit(tx, who, f"listing_{status}", listing.id)
+        audit(tx, who, f"listing_{status}", listing.id)
         search_sync.stage(tx, [listing.id])
     return listing
 
@@ -675,12 +447,12 @@ async def moderate(
             )
             if target == ListingStatus.LIVE:
                 check_price(listing.price, listing.reference_price, margin)
-                await _agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
+                await check_agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
             listing.status, listing.frozen_from = target, ""
         listing.status_reason = reason if action in ("freeze", "delist") else ""
         listing.status_by = who.role if action in ("freeze", "delist") else ""
         listing.updated_at = clock.now()
-        _audit(tx, who, f"listing_{action}", listing.id, reason)
+        audit(tx, who, f"listing_{action}", listing.id, reason)
         search_sync.stage(tx, [listing.id])
     return listing
 

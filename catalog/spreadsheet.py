@@ -32,7 +32,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
-from mall.fields import spreadsheet_safe
+from mall.core.fields import spreadsheet_safe
 
 # (field, header as in the template, required), in template order.
 COLUMNS: tuple[tuple[str, str, bool], ...] = (

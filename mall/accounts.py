@@ -10,13 +10,13 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall import auth, clock, fields
-from mall.auth import Principal
-from mall.credit_code import problem_with
-from mall.db import Database
-from mall.errors import Conflict, InvalidInput, NotFound
-from mall.models import AuditEntry, BudgetLine, Organization, OrgKind, User
-from mall.money import MoneyError, money
+from mall.core import auth, clock, fields
+from mall.core.auth import Principal
+from mall.core.credit_code import problem_with
+from mall.core.db import Database
+from mall.core.errors import Conflict, InvalidInput, NotFound
+from mall.core.models import AuditEntry, BudgetLine, Organization, OrgKind, User
+from mall.core.money import MoneyError, money
 
 USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{2,63}$")
 

@@ -13,10 +13,10 @@ from typing import Any, cast
 from sqlalchemy import BigInteger, Table, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall import clock
-from mall.errors import Conflict, NotFound, RuleViolation
-from mall.models import BudgetLine, BudgetMovement
-from mall.money import to_cents
+from mall.core import clock
+from mall.core.errors import Conflict, NotFound, RuleViolation
+from mall.core.models import BudgetLine, BudgetMovement
+from mall.core.money import to_cents
 
 _T = cast(Table, BudgetLine.__table__)
 

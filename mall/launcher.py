@@ -17,7 +17,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mall.settings import Settings
+from mall.core.db import Database
+from mall.core.settings import Settings
+from mall.devtools.seed import is_seeded, seed_demo
+from mall.migrate import upgrade
+from search_index import sync
+from search_index.embedded import EmbeddedBackend
 
 PR_SET_PDEATHSIG = 1
 
@@ -153,13 +158,9 @@ class Launcher:
         return 0
 
     def _prepare(self) -> None:
-        from mall.migrate import upgrade
-
         upgrade(self.settings)
         print("· 数据库已就绪", flush=True)
         if self.seed:
-            from mall.db import Database
-            from mall.seed import is_seeded, seed_demo
 
             async def go() -> None:
                 db = Database(self.settings.resolved_database_url, pool_size=2)
@@ -182,9 +183,6 @@ class Launcher:
         s = self.settings
         if s.meili_url or (s.data_dir / "search" / "CURRENT").exists():
             return
-        from mall.db import Database
-        from search_index import sync
-        from search_index.embedded import EmbeddedBackend
 
         async def go() -> int:
             db = Database(s.resolved_database_url, pool_size=2)

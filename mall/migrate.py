@@ -8,8 +8,9 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from mall.db import Database
-from mall.settings import Settings
+from catalog import categories
+from mall.core.db import Database
+from mall.core.settings import Settings
 
 HERE = Path(__file__).parent / "migrations"
 
@@ -30,8 +31,6 @@ def upgrade(settings: Settings) -> None:
 
 
 async def _load_reference_data(settings: Settings) -> None:
-    from catalog import categories
-
     db = Database(settings.resolved_database_url, pool_size=1)
     try:
         async with db.write() as tx:

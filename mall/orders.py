@@ -1,4 +1,5 @@
-"""The online supermarket (网上超市): cart, checkout, and the order's life from placed to paid.
+"""The online supermarket (网上超市): checkout, and the order's life from placed to paid (the cart is
+`mall.cart`).
 
 An order only moves through the named transitions below; each checks who is acting and the
 state it starts from, in a write transaction that also keeps the budget and the outbox.
@@ -14,7 +15,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import cast
 
@@ -23,12 +24,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Listing, ListingStatus
-from mall import budgets, clock, disclosure, fields
-from mall.auth import Principal
-from mall.db import Database, Tx
-from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.fields import ADDRESS_MAX, NOTE_MAX, text
-from mall.models import (
+from mall import budgets
+from mall.cart import PriceRise, cart_of, price_changed, quantity_of, unit_price_of
+from mall.core import clock, fields
+from mall.core.auth import Principal
+from mall.core.db import Database, Tx
+from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.core.fields import ADDRESS_MAX, NOTE_MAX, text
+from mall.core.models import (
     ORDER_STATUS_LABELS,
     BudgetLine,
     CartItem,
@@ -39,162 +42,13 @@ from mall.models import (
     OrderStatus,
     Organization,
 )
-from mall.money import MoneyError, money, money_str, round_money, whole_quantity
-from mall.settings import Settings
+from mall.core.money import MoneyError, money, money_str, round_money
+from mall.core.settings import Settings
+from mall.ledger import disclosure
 
 S = OrderStatus
 _LISTINGS = cast(Table, Listing.__table__)
 MAX_ITEMS = 100
-
-
-# ---------------------------------------------------------------- cart
-
-
-@dataclass(frozen=True)
-class CartLine:
-    item: CartItem
-    listing: Listing
-
-    @property
-    def amount(self) -> Decimal:
-        return round_money(self.listing.price * self.item.quantity)
-
-    @property
-    def price_risen(self) -> bool:
-        """The listing costs more now than the buyer saw: checkout needs its consent first."""
-        return self.listing.price > self.item.unit_price
-
-
-async def cart_of(session: AsyncSession, user_id: uuid.UUID) -> list[CartLine]:
-    rows = await session.execute(
-        select(CartItem, Listing)
-        .join(Listing, Listing.id == CartItem.listing_id)
-        .where(CartItem.user_id == user_id)
-        .order_by(Listing.supplier_org_id, CartItem.added_at)
-    )
-    return [CartLine(item, listing) for item, listing in rows.all()]
-
-
-@dataclass(frozen=True)
-class PriceRise:
-    listing_id: uuid.UUID
-    name: str
-    old: Decimal  # what the buyer saw or agreed to
-    new: Decimal  # the price now
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "listing_id": str(self.listing_id),
-            "name": self.name,
-            "old_price": money_str(self.old),
-            "new_price": money_str(self.new),
-        }
-
-
-def price_changed(rises: list[PriceRise], then: str = "请确认新价格后再下单") -> Conflict:
-    """409 `price_changed`: the price rose since the buyer saw it; `changes` names old and new prices."""
-    listed = "；".join(f"「{r.name}」由 {r.old:,.2f} 元上涨为 {r.new:,.2f} 元" for r in rises[:5])
-    more = f"等 {len(rises)} 种商品" if len(rises) > 5 else ""
-    return Conflict(
-        f"商品价格已变动：{listed}{more}。{then}",
-        code="price_changed",
-        changes=[r.as_dict() for r in rises],
-    )
-
-
-def _unit_price(raw: str) -> Decimal:
-    try:
-        value = money(raw)
-    except MoneyError:
-        raise InvalidInput(
-            "单价格式不正确，应为最多两位小数的金额", code="invalid_price", field="unit_price"
-        ) from None
-    if value <= 0:
-        raise InvalidInput("单价必须大于0", code="invalid_price", field="unit_price")
-    return value
-
-
-async def add_to_cart(
-    db: Database, who: Principal, listing_id: uuid.UUID, qty: str, seen_price: str | None = None
-) -> None:
-    """Put goods in the cart at the price they cost now, which is what the buyer sees. `seen_price`
-    is the price the page (or client) showed: if the listing costs more now, nothing is added."""
-    q = _qty(qty)
-    seen = None if seen_price in (None, "") else _unit_price(str(seen_price))
-    async with db.write() as tx:
-        listing = await tx.session.get(Listing, listing_id)
-        if listing is None or listing.status != ListingStatus.LIVE:
-            raise NotFound("商品不存在或已下架", code="listing_not_found")
-        if seen is not None and listing.price > seen:
-            raise price_changed(
-                [PriceRise(listing.id, listing.name, seen, listing.price)],
-                "请刷新页面，确认新价格后再加入购物车",
-            )
-        item = (
-            await tx.session.execute(
-                select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
-            )
-        ).scalar_one_or_none()
-        total = q + (item.quantity if item else 0)
-        if total > listing.stock:
-            raise RuleViolation(f"库存不足：当前库存 {listing.stock} {listing.unit}", code="out_of_stock")
-        if item:
-            item.quantity = total
-            if seen is not None:  # added again at the price shown now: that price is agreed
-                item.unit_price = listing.price
-        else:
-            tx.session.add(
-                CartItem(
-                    user_id=who.user_id,
-                    listing_id=listing_id,
-                    quantity=q,
-                    unit_price=listing.price,
-                    added_at=clock.now(),
-                )
-            )
-
-
-async def accept_cart_price(db: Database, who: Principal, listing_id: uuid.UUID, price_raw: str) -> None:
-    """The buyer accepts the price an item in its cart costs now. The price it names must be that
-    price: one that moved again meanwhile is refused with the newest price."""
-    accepted = _unit_price(price_raw)
-    async with db.write() as tx:
-        item = (
-            await tx.session.execute(
-                select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
-            )
-        ).scalar_one_or_none()
-        if item is None:
-            raise NotFound("购物车中没有该商品", code="cart_item_not_found")
-        listing = await tx.session.get(Listing, listing_id)
-        if listing is None or listing.status != ListingStatus.LIVE:
-            raise NotFound("商品不存在或已下架", code="listing_not_found")
-        if listing.price != accepted:
-            raise Conflict(
-                f"「{listing.name}」现价为 {listing.price:,.2f} 元，不是 {accepted:,.2f} 元，请刷新后再确认",
-                code="price_changed",
-                changes=[PriceRise(listing.id, listing.name, accepted, listing.price).as_dict()],
-            )
-        item.unit_price = listing.price
-
-
-async def set_cart_quantity(db: Database, who: Principal, listing_id: uuid.UUID, qty: str) -> None:
-    async with db.write() as tx:
-        item = (
-            await tx.session.execute(
-                select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
-            )
-        ).scalar_one_or_none()
-        if item is None:
-            raise NotFound("购物车中没有该商品", code="cart_item_not_found")
-        if str(qty).strip() in ("0", ""):
-            await tx.session.delete(item)
-            return
-        q = _qty(qty)
-        listing = await tx.session.get(Listing, listing_id)
-        if listing is not None and q > listing.stock:
-            raise RuleViolation(f"库存不足：当前库存 {listing.stock} {listing.unit}", code="out_of_stock")
-        item.quantity = q
 
 
 # ---------------------------------------------------------------- checkout
@@ -222,17 +76,8 @@ def _digest(req: CheckoutRequest, items: list[tuple[uuid.UUID, Decimal]]) -> str
         "note": req.note,
     }
     if req.agreed_prices:
-        body["prices"] = sorted([str(i), str(_unit_price(p))] for i, p in req.agreed_prices)
+        body["prices"] = sorted([str(i), str(unit_price_of(p))] for i, p in req.agreed_prices)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def _qty(raw: str) -> Decimal:
-    try:
-        return whole_quantity(raw)
-    except MoneyError:
-        raise InvalidInput(
-            "数量应为正整数（1 到 9999999）", code="invalid_quantity", field="quantity"
-        ) from None
 
 
 def _new_number(prefix: str) -> str:
@@ -251,7 +96,7 @@ async def checkout(
     one that went down is charged lower. The lines that are the same item (品目, brand and model)
     are one purchase, whichever suppliers sell them: together they must stay below the
     decentralized threshold, as every single order must."""
-    digest = None if not req.items else _digest(req, [(lid, _qty(q)) for lid, q in req.items])
+    digest = None if not req.items else _digest(req, [(lid, quantity_of(q)) for lid, q in req.items])
 
     async def attempt(key: str) -> list[Order]:
         return await _checkout(db, settings, who, req, key)
@@ -330,6 +175,7 @@ class LineDraft:
     listed_unit_price: Decimal  # the listed, agreement or price-list price
     unit_price: Decimal  # what the buyer orders at (never above the listed price)
     listing_id: uuid.UUID | None = None
+    line_no: int | None = None  # numbered in order when None
 
 
 async def begin(
@@ -437,7 +283,74 @@ async def open_order(
     s.add(order)
     await s.flush()
     await budgets.reserve(s, line.id, total, order.id)
-    _event(s, order, who, "placed", f"下单，金额 {total:,.2f} 元，占用预算 {line.project_code}")
+    record_event(s, order, who, "placed", f"下单，金额 {total:,.2f} 元，占用预算 {line.project_code}")
+    return order
+
+
+async def open_confirmed_order(
+    s: AsyncSession,
+    *,
+    mode: str,
+    number_prefix: str,
+    buyer_org_id: uuid.UUID,
+    buyer_user_id: uuid.UUID,
+    supplier_id: uuid.UUID,
+    budget_line_id: uuid.UUID,
+    idempotency_key: str,
+    region_code: str,
+    total: Decimal,
+    note: str,
+    drafts: list[LineDraft],
+    at: datetime,
+    source_id: uuid.UUID | None = None,
+) -> Order:
+    """An order made by a confirmed award (inquiry, auction): it starts confirmed, with its contract
+    number, and holds the reservation the procedure passes on (the caller moves it); from here on it
+    runs the supermarket's flow. The caller records the confirmation event once the deal is staged."""
+    checkout = Checkout(
+        user_id=buyer_user_id, idempotency_key=idempotency_key, request_digest="-", created_at=at
+    )
+    s.add(checkout)
+    await s.flush()
+    order = Order(
+        order_no=_new_number(number_prefix),
+        mode=mode,
+        status=S.CONFIRMED,
+        buyer_org_id=buyer_org_id,
+        buyer_user_id=buyer_user_id,
+        supplier_org_id=supplier_id,
+        budget_line_id=budget_line_id,
+        checkout_id=checkout.id,
+        source_id=source_id,
+        region_code=region_code,
+        total_amount=total,
+        reserved_amount=total,
+        note=note,
+        placed_at=at,
+        confirm_due_at=at,
+        confirmed_at=at,
+        contract_no=_new_number("HT"),
+    )
+    s.add(order)
+    await s.flush()
+    for n, d in enumerate(drafts, start=1):
+        s.add(
+            OrderLine(
+                order_id=order.id,
+                line_no=d.line_no if d.line_no is not None else n,
+                listing_id=d.listing_id,
+                item_name=d.item_name,
+                brand=d.brand,
+                spec_model=d.spec_model,
+                category_code=d.category_code,
+                category_version=d.category_version,
+                unit=d.unit,
+                quantity=d.quantity,
+                listed_unit_price=d.listed_unit_price,
+                unit_price=d.unit_price,
+                amount=round_money(d.unit_price * d.quantity),
+            )
+        )
     return order
 
 
@@ -445,11 +358,11 @@ async def _checkout(
     db: Database, settings: Settings, who: Principal, req: CheckoutRequest, key: str
 ) -> list[Order]:
     assert who.org_id is not None
-    agreed = {lid: _unit_price(p) for lid, p in req.agreed_prices}
+    agreed = {lid: unit_price_of(p) for lid, p in req.agreed_prices}
     async with db.write() as tx:
         s = tx.session
         if req.items:
-            wanted = [(lid, _qty(q)) for lid, q in req.items]
+            wanted = [(lid, quantity_of(q)) for lid, q in req.items]
             kept = await s.execute(
                 select(CartItem.listing_id, CartItem.unit_price).where(
                     CartItem.user_id == who.user_id,
@@ -649,7 +562,8 @@ async def events_of(session: AsyncSession, order_id: uuid.UUID) -> list[OrderEve
 # ---------------------------------------------------------------- transitions
 
 
-def _event(s: AsyncSession, order: Order, who: Principal | None, action: str, detail: str = "") -> None:
+def record_event(s: AsyncSession, order: Order, who: Principal | None, action: str, detail: str = "") -> None:
+    """One line of an order's history, by a person or (`who` None) by the mall itself."""
     label = f"{who.org_name}·{who.display_name}" if who else "系统"
     s.add(
         OrderEvent(
@@ -753,7 +667,7 @@ async def _confirm(
         detail = f"确认订单，成交金额 {new_total:,.2f} 元，生成电子合同 {order.contract_no}"
         if changed:
             detail += "；议价：" + "，".join(changed)
-        _event(tx.session, order, who, "confirmed", detail)
+        record_event(tx.session, order, who, "confirmed", detail)
     return order
 
 
@@ -792,7 +706,7 @@ async def request_cancel(db: Database, who: Principal, order_id: uuid.UUID, reas
             raise Conflict("已有待处理的取消申请", code="cancel_request_pending")
         order.cancel_requested_by = who.role
         order.cancel_request_reason = reason
-        _event(tx.session, order, who, "cancel_requested", f"申请取消：{reason}")
+        record_event(tx.session, order, who, "cancel_requested", f"申请取消：{reason}")
     return order
 
 
@@ -810,7 +724,7 @@ async def answer_cancel(db: Database, who: Principal, order_id: uuid.UUID, agree
             reason = f"双方协商取消：{order.cancel_request_reason}"
             await _cancel(tx, order, who, reason, publish=True)
         else:
-            _event(tx.session, order, who, "cancel_refused", "不同意取消")
+            record_event(tx.session, order, who, "cancel_refused", "不同意取消")
             order.cancel_requested_by = None
             order.cancel_request_reason = ""
     return order
@@ -838,7 +752,7 @@ async def _cancel(tx: Tx, order: Order, who: Principal | None, reason: str, *, p
         await _return_stock(tx.session, order)  # goods that left the supplier do not come back on sale
     if was != S.PLACED:
         await _count_sale(tx.session, order, -1)  # the deal is undone
-    _event(tx.session, order, who, "cancelled", reason)
+    record_event(tx.session, order, who, "cancelled", reason)
     if publish and was != S.PLACED and order.disclosure_id:
         # The deal was published (or is about to be): a cancellation record amends it, never a deletion.
         disclosure.stage(tx, disclosure.deal_payload(order, kind="cancellation", amends=order.disclosure_id))
@@ -852,7 +766,7 @@ async def file_contract(db: Database, who: Principal, order_id: uuid.UUID) -> Or
             raise Conflict("有待处理的取消申请，请先处理", code="cancel_request_pending")
         order.status = S.CONTRACTED
         order.contract_filed_at = clock.now()
-        _event(tx.session, order, who, "contract_filed", f"签订并备案电子合同 {order.contract_no}")
+        record_event(tx.session, order, who, "contract_filed", f"签订并备案电子合同 {order.contract_no}")
     return order
 
 
@@ -864,7 +778,7 @@ async def ship(db: Database, who: Principal, order_id: uuid.UUID, note: str) -> 
         order.status = S.SHIPPED
         order.shipped_at = clock.now()
         order.shipping_note = note
-        _event(
+        record_event(
             tx.session,
             order,
             who,
@@ -880,7 +794,7 @@ async def receive(db: Database, who: Principal, order_id: uuid.UUID) -> Order:
         _expect(order, S.SHIPPED)
         order.status = S.RECEIVED
         order.received_at = clock.now()
-        _event(tx.session, order, who, "received", "确认收货")
+        record_event(tx.session, order, who, "received", "确认收货")
     return order
 
 
@@ -895,7 +809,7 @@ async def accept(db: Database, who: Principal, order_id: uuid.UUID, score: int, 
         order.accepted_at = clock.now()
         order.evaluation_score = score
         order.evaluation_comment = comment
-        _event(
+        record_event(
             tx.session,
             order,
             who,
@@ -929,7 +843,7 @@ async def pay(
         detail = f"付款 {order.total_amount:,.2f} 元，凭证 {ref}，验收后第 {order.payment_days} 天"
         if order.payment_overdue:
             detail += f"（超过 {settings.payment_due_days} 天付款期限）"
-        _event(tx.session, order, who, "paid", detail)
+        record_event(tx.session, order, who, "paid", detail)
     return order
 
 

@@ -1,19 +1,24 @@
-"""What the regulator watches that spans orders: split purchases (化整为零, 条例第28条)."""
+"""What the regulator watches that spans orders: late payments to small suppliers, contracts not
+filed, split purchases (化整为零, 条例第28条), and the watch lists of inquiries, auctions and
+designated services. The oversight page and the /api/oversight endpoints read the same functions."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Select, func, literal, literal_column, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bidding.oversight import BiddingWatch, bidding_watch
+from catalog import designated
 from catalog.categories import name_of
-from mall.models import BudgetLine, Order, OrderLine, OrderStatus, Organization
-from mall.money import from_cents, to_cents
-from mall.settings import Settings
+from mall.core.models import BudgetLine, Order, OrderLine, OrderStatus, Organization
+from mall.core.money import from_cents, to_cents
+from mall.core.settings import Settings
 
 # Purchases of the same class are added up at the third level of the 品目 code (e.g. A020101 计算机
 # covers desktops, laptops and servers): buying them separately does not make them different goods.
@@ -96,3 +101,120 @@ async def split_purchase_warnings(
             "可能构成化整为零规避公开招标，该情况将提示财政监管部门。"
         )
     return out
+
+
+# ---------------------------------------------------------------- payments and contracts
+
+
+@dataclass(frozen=True)
+class Late:
+    """An order and the whole days since the step that should have been followed by another."""
+
+    order: Order
+    days: int
+
+
+def _unpaid(settings: Settings, now: datetime) -> Select[Order]:
+    # The payment deadline protects small and medium suppliers (is_sme): they are chosen here, in the
+    # query, before any limit, so a long list of large suppliers' orders cannot hide them.
+    warn_before = now - timedelta(days=settings.payment_warn_days)
+    return (
+        select(Order)
+        .join(Organization, Organization.id == Order.supplier_org_id)
+        .where(
+            Order.status == OrderStatus.ACCEPTED,
+            Order.accepted_at <= warn_before,
+            Organization.is_sme.is_(True),
+        )
+    )
+
+
+async def unpaid_orders(
+    s: AsyncSession, settings: Settings, now: datetime, *, limit: int = 100, offset: int = 0
+) -> list[Late]:
+    """Orders of small and medium suppliers accepted `payment_warn_days` ago or more and not paid,
+    the longest waiting first."""
+    stmt = _unpaid(settings, now).order_by(Order.accepted_at, Order.id).offset(offset).limit(limit)
+    found = (await s.execute(stmt)).scalars().unique()
+    return [Late(o, (now - o.accepted_at).days if o.accepted_at else 0) for o in found]
+
+
+async def unpaid_count(s: AsyncSession, settings: Settings, now: datetime) -> int:
+    return await s.scalar(select(func.count()).select_from(_unpaid(settings, now).subquery())) or 0
+
+
+def _late_paid() -> Select[Order]:
+    return select(Order).where(Order.payment_overdue.is_(True))
+
+
+async def late_payments(s: AsyncSession, *, limit: int = 50, offset: int = 0) -> list[Order]:
+    """Orders paid after the deadline, the latest payment first."""
+    stmt = _late_paid().order_by(Order.paid_at.desc(), Order.id).offset(offset).limit(limit)
+    return list((await s.execute(stmt)).scalars().unique())
+
+
+async def late_payment_count(s: AsyncSession) -> int:
+    return await s.scalar(select(func.count()).select_from(_late_paid().subquery())) or 0
+
+
+def _unfiled(now: datetime) -> Select[Order]:
+    return select(Order).where(
+        Order.status == OrderStatus.CONFIRMED,
+        Order.confirmed_at <= now - timedelta(days=CONTRACT_FILING_DAYS),
+    )
+
+
+async def unfiled_contracts(
+    s: AsyncSession, now: datetime, *, limit: int = 100, offset: int = 0
+) -> list[Late]:
+    """Confirmed orders whose contract was not filed within `CONTRACT_FILING_DAYS`, the oldest first."""
+    stmt = _unfiled(now).order_by(Order.confirmed_at, Order.id).offset(offset).limit(limit)
+    found = (await s.execute(stmt)).scalars().unique()
+    return [Late(o, (now - o.confirmed_at).days if o.confirmed_at else 0) for o in found]
+
+
+async def unfiled_count(s: AsyncSession, now: datetime) -> int:
+    return await s.scalar(select(func.count()).select_from(_unfiled(now).subquery())) or 0
+
+
+async def status_counts(s: AsyncSession) -> dict[str, int]:
+    """How many orders are in each state."""
+    rows = (await s.execute(select(Order.status, func.count()).group_by(Order.status))).all()
+    return {str(status): int(n) for status, n in rows}
+
+
+async def overdue_designation_reviews(s: AsyncSession, now: datetime) -> list[designated.Found]:
+    """Applications to be a designated supplier that the center has not reviewed in time."""
+    return [
+        f
+        for f in await designated.find(s, status=designated.DesignationStatus.APPLIED)
+        if f.designation.review_due_at is not None and f.designation.review_due_at < now
+    ]
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Everything the oversight page shows."""
+
+    unpaid: list[Late]
+    late_paid: list[Order]
+    counts: dict[str, int]
+    pending: int
+    split_cases: list[SplitCase]
+    watch: BiddingWatch
+    overdue_reviews: list[designated.Found]
+    unfiled: list[Late]
+
+
+async def overview(s: AsyncSession, settings: Settings, now: datetime) -> Overview:
+    counts = await status_counts(s)
+    return Overview(
+        unpaid=await unpaid_orders(s, settings, now),
+        late_paid=await late_payments(s),
+        counts=counts,
+        pending=counts.get(OrderStatus.PLACED, 0),
+        split_cases=await split_purchase_cases(s, settings),
+        watch=await bidding_watch(s),
+        overdue_reviews=await overdue_designation_reviews(s, now),
+        unfiled=await unfiled_contracts(s, now),
+    )

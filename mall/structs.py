@@ -7,33 +7,25 @@ from typing import Annotated
 
 import msgspec
 
-from catalog.models import PRICE_REQUEST_STATUS_LABELS, Listing, PriceRequest
-from mall import fields
-from mall.fields import (
+from mall.core import fields
+from mall.core.clock import rfc3339
+from mall.core.fields import (
     Address,
     Amount,
     AmountText,
     Choice,
     CreditCodeText,
-    Description,
-    ListingCategoryCode,
-    Model,
     Name,
     Note,
     Phone,
-    PriceNote,
     ProjectCode,
-    QuantityText,
     Reason,
-    ReferenceSource,
     RegionCode,
-    RequiredShortText,
     ShippingNote,
     ShortText,
-    Unit,
 )
-from mall.models import BudgetLine, Order, OrderEvent
-from mall.money import money_str, quantity_str
+from mall.core.models import BudgetLine, Order, OrderEvent
+from mall.core.money import money_str, quantity_str
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -106,146 +98,6 @@ class BudgetLineOut(msgspec.Struct):
             money_str(b.consumed),
             money_str(b.available),
         )
-
-
-class ListingCreate(msgspec.Struct, forbid_unknown_fields=True):
-    name: Name
-    brand: RequiredShortText
-    spec_model: Model
-    category_code: ListingCategoryCode
-    unit: Unit
-    # Checked by the service with the rest of the form (one message, code listing_invalid).
-    price: AmountText
-    reference_price: AmountText
-    stock: QuantityText
-    reference_source: ReferenceSource = ""
-    description: Description = ""
-    draft: bool = False  # true: keep as a draft instead of submitting for review
-
-
-class PriceRequestOut(msgspec.Struct):
-    """A price change waiting for the center (pending), or the center's refusal (rejected, with its
-    reason); shown to the listing's supplier and to the center, never to the public."""
-
-    id: uuid.UUID
-    status: str  # pending | approved | rejected | withdrawn | superseded
-    status_label: str
-    price: str
-    reference_price: str
-    reference_source: str
-    note: str
-    requested_at: str
-    decided_at: str | None
-    reason: str
-
-    @classmethod
-    def of(cls, r: PriceRequest) -> PriceRequestOut:
-        from mall.clock import rfc3339
-
-        return cls(
-            r.id,
-            r.status,
-            PRICE_REQUEST_STATUS_LABELS.get(r.status, r.status),
-            money_str(r.price),
-            money_str(r.reference_price),
-            r.reference_source,
-            r.note,
-            rfc3339(r.requested_at),
-            rfc3339(r.decided_at) if r.decided_at else None,
-            r.reason,
-        )
-
-
-class ListingOut(msgspec.Struct):
-    id: uuid.UUID
-    name: str
-    brand: str
-    spec_model: str
-    category_code: str
-    category_version: str
-    unit: str
-    price: str  # the price in force (the reviewed one while a change waits for the center)
-    reference_price: str
-    stock: str
-    status: str
-    supplier_id: uuid.UUID
-    supplier_name: str
-    sales_count: int
-    status_reason: str = ""
-    # Only in answers to the listing's supplier and to the center: the price change waiting for
-    # review, or the latest refusal not yet followed by another price change.
-    price_request: PriceRequestOut | None = None
-
-    @classmethod
-    def of(cls, x: Listing, request: PriceRequest | None = None) -> ListingOut:
-        return cls(
-            x.id,
-            x.name,
-            x.brand,
-            x.spec_model,
-            x.category_code,
-            x.category_version,
-            x.unit,
-            money_str(x.price),
-            money_str(x.reference_price),
-            quantity_str(x.stock),
-            x.status,
-            x.supplier_org_id,
-            x.supplier.name,
-            x.sales_count,
-            x.status_reason,
-            PriceRequestOut.of(request) if request is not None else None,
-        )
-
-
-class ListingPage(msgspec.Struct):
-    total: int
-    page: int
-    per_page: int
-    items: list[ListingOut]
-
-
-class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
-    """A supplier's new price and reference price (checked against the price rule by the service)."""
-
-    price: AmountText  # 售价; a malformed one is the service's price_invalid
-    reference_price: AmountText  # 参考市场价
-    note: PriceNote = ""
-    # Where the new reference price comes from (a page, a quote); omitted: unchanged.
-    reference_source: ReferenceSource | None = None
-
-
-class PriceReviewItem(msgspec.Struct):
-    """A pending price change in the center's queue, next to the listing as it is in force."""
-
-    id: uuid.UUID
-    price: str
-    reference_price: str
-    reference_source: str
-    note: str
-    requested_at: str
-    listing: ListingOut
-
-    @classmethod
-    def of(cls, r: PriceRequest) -> PriceReviewItem:
-        from mall.clock import rfc3339
-
-        return cls(
-            r.id,
-            money_str(r.price),
-            money_str(r.reference_price),
-            r.reference_source,
-            r.note,
-            rfc3339(r.requested_at),
-            ListingOut.of(r.listing),
-        )
-
-
-class PriceReviewPage(msgspec.Struct):
-    total: int
-    page: int
-    per_page: int
-    items: list[PriceReviewItem]
 
 
 class CartAdd(msgspec.Struct, forbid_unknown_fields=True):
@@ -323,8 +175,6 @@ class OrderOut(msgspec.Struct):
 
     @classmethod
     def of(cls, o: Order) -> OrderOut:
-        from mall.clock import rfc3339
-
         return cls(
             o.id,
             o.order_no,
@@ -362,6 +212,45 @@ class OrderPage(msgspec.Struct):
     page: int
     per_page: int
     items: list[OrderOut]
+
+
+class WatchedOrderOut(msgspec.Struct):
+    """An order on the regulator's watch list; `days` counts from the step it waits after."""
+
+    id: uuid.UUID
+    order_no: str
+    buyer: str
+    supplier: str
+    supplier_is_sme: bool
+    total_amount: str
+    accepted_at: str | None
+    confirmed_at: str | None
+    paid_at: str | None
+    days: int | None
+    payment_overdue: bool
+
+    @classmethod
+    def of(cls, o: Order, days: int | None = None) -> WatchedOrderOut:
+        return cls(
+            o.id,
+            o.order_no,
+            o.buyer.name,
+            o.supplier.name,
+            bool(o.supplier.is_sme),
+            money_str(o.total_amount),
+            rfc3339(o.accepted_at) if o.accepted_at else None,
+            rfc3339(o.confirmed_at) if o.confirmed_at else None,
+            rfc3339(o.paid_at) if o.paid_at else None,
+            days,
+            bool(o.payment_overdue),
+        )
+
+
+class WatchedOrderPage(msgspec.Struct):
+    total: int
+    page: int
+    per_page: int
+    items: list[WatchedOrderOut]
 
 
 class CheckoutOut(msgspec.Struct):
@@ -404,8 +293,6 @@ class EventOut(msgspec.Struct):
 
     @classmethod
     def of(cls, e: OrderEvent) -> EventOut:
-        from mall.clock import rfc3339
-
         return cls(rfc3339(e.at), e.actor_label, e.action, e.detail)
 
 

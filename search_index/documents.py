@@ -7,7 +7,7 @@ from datetime import UTC
 from sqlalchemy import inspect as sa_inspect
 
 from catalog.models import Listing
-from mall.money import to_cents
+from mall.core.money import to_cents
 from search_index.backend import ProductDocument
 
 

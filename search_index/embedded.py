@@ -37,7 +37,7 @@ from typing import Any
 
 import tantivy
 
-from mall.money import from_cents, money_str, to_cents
+from mall.core.money import from_cents, money_str, to_cents
 from search_index import text as tx
 from search_index.backend import MAX_PER_PAGE, SORTS, Hit, ProductDocument, SearchQuery, SearchResult
 

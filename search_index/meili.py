@@ -56,7 +56,7 @@ from meilisearch.errors import MeilisearchApiError, MeilisearchError, Meilisearc
 from meilisearch.index import Index
 from meilisearch.models.task import Task, TaskInfo
 
-from mall.money import from_cents, money_str, to_cents
+from mall.core.money import from_cents, money_str, to_cents
 from search_index.backend import (
     MAX_PER_PAGE,
     SORTS,

@@ -24,10 +24,10 @@ from sqlalchemy import select, update
 
 from catalog import categories
 from catalog.models import Listing, ListingStatus
-from mall import clock
-from mall.db import Database, Tx
-from mall.models import Organization, Outbox
-from mall.money import to_cents
+from mall.core import clock, outbox
+from mall.core.db import Database, Tx
+from mall.core.models import Organization, Outbox
+from mall.core.money import to_cents
 from search_index.backend import ProductDocument, SearchBackend
 from search_index.documents import document_of
 
@@ -46,12 +46,7 @@ def stage(tx: Tx, listing_ids: Iterable[uuid.UUID]) -> None:
         Outbox(id=uuid.uuid4(), topic=TOPIC, payload={"ids": ids}, status="pending", created_at=clock.now())
     )
 
-    def _enqueue() -> None:
-        from workers.queues import index_soon
-
-        index_soon()
-
-    tx.after_commit(_enqueue)
+    tx.after_commit(lambda: outbox.kick(outbox.INDEX))
 
 
 def documents(rows: Iterable[Listing]) -> Iterator[ProductDocument]:

@@ -13,12 +13,12 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from catalog import service as catalog_service
 from catalog.models import Listing
-from mall import auth, clock
-from mall.auth import Principal
-from mall.credit_code import make
-from mall.db import Database
-from mall.models import BudgetLine, Organization, OrgKind, User
-from mall.settings import Settings
+from mall.core import auth, clock
+from mall.core.auth import Principal
+from mall.core.credit_code import make
+from mall.core.db import Database
+from mall.core.models import BudgetLine, Organization, OrgKind, User
+from mall.core.settings import Settings
 
 PASSWORD = "pw-correct-horse"
 T = TypeVar("T", BudgetLine, Listing)

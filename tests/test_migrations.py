@@ -8,9 +8,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from mall.db import Base, Database
+from mall.core.db import Base, Database
+from mall.core.settings import Settings
 from mall.migrate import alembic_config
-from mall.settings import Settings
 
 
 async def test_models_and_migrations_agree(db: Database) -> None:

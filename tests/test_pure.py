@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mall import credit_code, disclosure
-from mall.money import (
+from mall.core import credit_code
+from mall.core.money import (
     MoneyError,
     from_cents,
     money,
@@ -25,6 +25,7 @@ from mall.money import (
     to_cents,
     yuan_display,
 )
+from mall.ledger import disclosure
 
 D = Decimal
 # The suite runs beside other work on shared machines: slow generation is not a failure.
@@ -377,13 +378,13 @@ def test_canonical_form_by_example() -> None:
     ],
 )
 def test_amounts_in_chinese_capitals(amount: str, words: str) -> None:
-    from mall.money import yuan_uppercase
+    from mall.core.money import yuan_uppercase
 
     assert yuan_uppercase(D(amount)) == words
 
 
 def test_settings_that_cannot_work_are_refused_at_start() -> None:
-    from mall.settings import SettingsError, load_settings
+    from mall.core.settings import SettingsError, load_settings
 
     for env, fragment in [
         ({"MALL_FILE_STORE": "s3"}, "MALL_S3_BUCKET"),

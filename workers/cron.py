@@ -15,9 +15,11 @@ import logging
 import signal
 import time
 
-from mall import push
-from mall.db import Database
-from mall.settings import Settings, load_settings
+from bidding.models import Procedure
+from mall.core import clock
+from mall.core.db import Database
+from mall.core.settings import Settings, load_settings
+from mall.ledger import push
 from workers import outbox, queues
 
 log = logging.getLogger("mall.cron")
@@ -72,9 +74,6 @@ async def _procedures_due(db: Database) -> bool:
 
     from sqlalchemy import select
 
-    from bidding.models import Procedure
-    from mall import clock
-
     late = clock.now() - timedelta(seconds=5)
     async with db.read() as s:
         found = await s.scalar(
@@ -92,6 +91,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     queues.configure(settings)
+    queues.register_topics()
     Cron(settings).run()
 
 

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import logging
 
-from mall import disclosure, files, orders, push
-from mall.db import Database
-from mall.settings import Settings
+from bidding import service
+from bidding.models import Procedure
+from catalog import agreements, imports
+from mall import orders
+from mall.core import files
+from mall.core.db import Database
+from mall.core.errors import Conflict
+from mall.core.settings import Settings
+from mall.ledger import disclosure, exports, push
+from search_index import sync
+from search_index.factory import backend_for
 from workers import queues, runtime
 
 log = logging.getLogger("mall.jobs")
@@ -48,9 +56,6 @@ def sync_search() -> int:
     queues.indexer_started()
 
     async def go(db: Database, s: Settings) -> int:
-        from search_index import sync
-        from search_index.factory import backend_for
-
         backend = backend_for(s, writer=True)
         with queues.search_sync_lock(s):
             return await sync.drain(db, backend)
@@ -63,8 +68,6 @@ def run_import(import_id: str) -> dict[str, int]:
     import uuid
 
     async def go(db: Database, s: Settings) -> dict[str, int]:
-        from catalog import imports
-
         return await imports.process_import(
             db,
             files.store_for(s, db),
@@ -82,14 +85,9 @@ def close_procedure(procedure_id: str) -> str:
     import uuid
 
     async def go(db: Database, s: Settings) -> str:
-        from bidding import service
-        from mall.errors import Conflict
-
         try:
             p = await service.close(db, uuid.UUID(procedure_id), pause=s.close_pause_seconds)
         except Conflict:
-            from bidding.models import Procedure
-
             async with db.read() as session:
                 row = await session.get(Procedure, uuid.UUID(procedure_id))
             if row is not None:
@@ -102,8 +100,6 @@ def close_procedure(procedure_id: str) -> str:
 
 def close_due_procedures() -> int:
     async def go(db: Database, s: Settings) -> int:
-        from bidding import service
-
         return len(await service.close_due(db, pause=s.close_pause_seconds))
 
     return runtime.run(go)
@@ -114,8 +110,6 @@ def lapse_award(procedure_id: str) -> str:
     import uuid
 
     async def go(db: Database, s: Settings) -> str:
-        from bidding import service
-
         return (await service.decline_award(db, None, uuid.UUID(procedure_id), lapsed=True)).status
 
     return runtime.run(go)
@@ -125,8 +119,6 @@ def expire_agreements() -> int:
     """Framework agreements whose term has ended become expired (idempotent)."""
 
     async def go(db: Database, s: Settings) -> int:
-        from catalog import agreements
-
         return len(await agreements.expire_due(db))
 
     return runtime.run(go)
@@ -149,8 +141,6 @@ def run_export(export_id: str) -> str:
     import uuid
 
     async def go(db: Database, s: Settings) -> str:
-        from mall import exports
-
         return await exports.run_job(db, s, uuid.UUID(export_id))
 
     return runtime.run(go)
@@ -163,9 +153,6 @@ def prune() -> dict[str, int]:
 
     async def go(db: Database, s: Settings) -> dict[str, int]:
         from datetime import timedelta
-
-        from catalog import imports
-        from mall import exports
 
         store = files.store_for(s, db)
         return {

@@ -7,9 +7,11 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from mall import clock
-from mall.db import Database
-from mall.models import Outbox
+from catalog import imports
+from mall.core import clock
+from mall.core.db import Database
+from mall.core.models import Outbox
+from mall.ledger import exports
 from workers import queues
 
 log = logging.getLogger("mall.outbox")
@@ -52,15 +54,13 @@ async def sweep(db: Database, grace_seconds: int) -> int:
         # One publisher run drains every pending record in order, so one job is enough.
         if topic == "disclosure" and queues.enqueue_publish(outbox_id, unless_busy=True):
             log.info("outbox: %d record(s) waited over %ss; publisher enqueued again", count, grace_seconds)
-    from catalog import imports
 
     for import_id in await imports.stalled(db, timedelta(seconds=max(grace_seconds, 30))):
-        if queues.enqueue("workers.jobs.run_import", str(import_id), job_id=f"import-{import_id}"):
+        if queues.enqueue_import(import_id):
             log.info("import %s waited too long; enqueued again", import_id)
-    from mall import exports
 
     for export_id in await exports.stalled(db, timedelta(seconds=max(grace_seconds, 30))):
-        if queues.enqueue("workers.jobs.run_export", str(export_id), job_id=f"export-{export_id}"):
+        if queues.enqueue_export(export_id):
             log.info("export %s waited too long; enqueued again", export_id)
     if search_overdue is not None and queues.enqueue_index(unless_busy=True):
         log.info("outbox: search index changes waited over %ss; index job enqueued again", grace_seconds)

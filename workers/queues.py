@@ -12,7 +12,8 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from mall.settings import Settings
+from mall.core import outbox
+from mall.core.settings import Settings
 
 log = logging.getLogger("mall.queues")
 
@@ -261,3 +262,29 @@ def schedule_push(subscription_id: uuid.UUID, at: Any) -> bool:
     except Exception as exc:
         log.warning("push retry of %s not scheduled (%s); the cron will retry", subscription_id, exc)
         return False
+
+
+def enqueue_import(import_id: uuid.UUID) -> bool:
+    return enqueue("workers.jobs.run_import", str(import_id), job_id=f"import-{import_id}")
+
+
+def enqueue_export(export_id: uuid.UUID) -> bool:
+    return enqueue("workers.jobs.run_export", str(export_id), job_id=f"export-{export_id}")
+
+
+def register_topics() -> None:
+    """What each outbox topic enqueues in this process. Every process root calls it at start-up (the
+    web app factory, the command line, the worker, its periodic process and the job wrapper); until
+    `configure` is called the enqueuers do nothing and return False, as before."""
+    outbox.register(
+        {
+            outbox.PUBLISH: publish_soon,
+            outbox.INDEX: index_soon,
+            outbox.IMPORT: enqueue_import,
+            outbox.EXPORT: enqueue_export,
+            outbox.CLOSE_PROCEDURE: schedule_close,
+            outbox.AWARD_LAPSE: schedule_award_lapse,
+            outbox.PUSH: push_soon,
+            outbox.PUSH_RETRY: schedule_push,
+        }
+    )

@@ -11,8 +11,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from mall.db import Database
-from mall.settings import Settings
+from mall.core.db import Database
+from mall.core.settings import Settings, load_settings
+from workers import queues
 
 T = TypeVar("T")
 log = logging.getLogger("mall.jobs")
@@ -26,8 +27,6 @@ def configure(settings: Settings) -> None:
 
 def settings() -> Settings:
     if _settings is None:
-        from mall.settings import load_settings
-
         configure(load_settings())
     assert _settings is not None
     return _settings
@@ -35,6 +34,7 @@ def settings() -> Settings:
 
 def run(fn: Callable[[Database, Settings], Awaitable[T]]) -> T:
     s = settings()
+    queues.register_topics()  # a job run by a plain `rq worker` has no other root
 
     async def main() -> T:
         db = Database(s.resolved_database_url, pool_size=2)

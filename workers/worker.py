@@ -11,23 +11,22 @@ import sys
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from mall.settings import Settings
+from mall.core.settings import Settings
+from mall.launcher import die_with_parent
+from mall.ledger import push
+from search_index import text
 from workers import queues, runtime
 
 log = logging.getLogger("mall.worker")
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
-    import workers.jobs  # noqa: F401  (imported once here, not again in every forked work horse)
-    from search_index import text
-
     text.warm_up()  # jieba's dictionary loads once here; every forked horse inherits it
-    from mall import push
 
     push.ssl_context()  # likewise the TLS context push deliveries use
-    from mall.launcher import die_with_parent
 
     queues.configure(settings)
+    queues.register_topics()
     runtime.configure(settings)
     cron = None
     if not burst:  # a burst run drains the queue and exits: no scheduler, no periodic work

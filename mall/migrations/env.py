@@ -11,8 +11,8 @@ import bidding.models  # noqa: F401  (registers the bidding tables)
 import catalog.agreements
 import catalog.designated
 import catalog.models  # noqa: F401  (registers the catalogue tables)
-import mall.models  # noqa: F401
-from mall.db import Base, Database
+import mall.core.models  # noqa: F401
+from mall.core.db import Base, Database
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,5 +1,5 @@
 """The application served for real, inside the test's own process and event loop: uvicorn on a free
-loopback port, real HTTP and real WebSockets, and the frozen clock (`mall.clock.clock.freeze`) still
+loopback port, real HTTP and real WebSockets, and the frozen clock (`mall.core.clock.clock.freeze`) still
 applies because the server runs in the same process. Clients log in like a browser (session cookie,
 CSRF token) and carry their bearer token for `/api`."""
 

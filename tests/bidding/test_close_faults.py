@@ -23,9 +23,9 @@ from sqlalchemy import select
 
 from bidding import service
 from bidding.models import Procedure
-from mall import clock
-from mall.models import BudgetLine, BudgetMovement, DisclosureRecord, OrgKind, Outbox
-from mall.settings import Settings
+from mall.core import clock
+from mall.core.models import BudgetLine, BudgetMovement, DisclosureRecord, OrgKind, Outbox
+from mall.core.settings import Settings
 from tests.conftest import RedisServer
 from tests.factories import World
 from tests.mall.test_publication_faults import (

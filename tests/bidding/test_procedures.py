@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bidding import rules, service
+from bidding import rules, service, views
 from bidding.models import Offer, Procedure
-from mall import clock
-from mall.errors import DomainError, InvalidInput, NotFound, RuleViolation
-from mall.models import BudgetLine, OrgKind
+from mall.core import clock
+from mall.core.errors import DomainError, InvalidInput, NotFound, RuleViolation
+from mall.core.models import BudgetLine, OrgKind
 from tests.factories import World
 
 
@@ -117,9 +117,9 @@ async def test_quotes_are_sealed_until_the_deadline(world: World, frozen: dateti
     await service.quote(world.db, xs[1], p.id, "49000.00")  # a revision: the latest counts
     await service.quote(world.db, xs[2], p.id, "48000.00")
     await service.withdraw(world.db, xs[2], p.id)  # withdrawn before the deadline
-    buyer = await service.view_for(world.db, world.who["buyer_a"], p.id)
+    buyer = await views.view_for(world.db, world.who["buyer_a"], p.id)
     assert buyer["sealed"] and buyer["mine"] == [] and "ranked" not in buyer and "bidders" not in buyer
-    seen = await service.view_for(world.db, xs[1], p.id)
+    seen = await views.view_for(world.db, xs[1], p.id)
     assert [v.amount for v in seen["mine"]] == ["50000.00", "49000.00"] and "ranked" not in seen
     assert "52000" not in repr(seen)  # another supplier's quote is nowhere in what it gets
     with pytest.raises(NotFound):  # not invited: the procedure does not exist for this supplier
@@ -131,7 +131,7 @@ async def test_quotes_are_sealed_until_the_deadline(world: World, frozen: dateti
     advance(timedelta(minutes=60))
     with pytest.raises(rules.BidRefused):
         await service.quote(world.db, xs[0], p.id, "40000.00")  # at the deadline: closed
-    after = await service.view_for(world.db, world.who["buyer_a"], p.id)
+    after = await views.view_for(world.db, world.who["buyer_a"], p.id)
     assert not after["sealed"]
     assert [(v.label, v.amount) for v in after["ranked"]] == [
         ("供应商 #2", "49000.00"),
@@ -147,7 +147,7 @@ async def test_an_inquiry_with_enough_quotes_is_awarded_to_the_lowest(world: Wor
     advance(timedelta(hours=2))
     closed = await service.close(world.db, p.id)
     assert closed.status == "awarded"
-    view = await service.view_for(world.db, xs[1], p.id)
+    view = await views.view_for(world.db, xs[1], p.id)
     assert view["ranked"][0].mine  # equal amounts: the earlier quote ranks first
 
 
@@ -184,7 +184,7 @@ async def test_bids_follow_the_rules_and_refusals_are_logged(world: World, froze
         ("accepted", ""),
     ]
     assert all(o.reason for o in log if o.status == "refused")
-    view = await service.view_for(world.db, xs[1], p.id)
+    view = await views.view_for(world.db, xs[1], p.id)
     assert view["lowest"] == "59000.00" and view["my_rank"] == 2 and view["bidders"] == 2
     assert all(v.label.startswith("供应商 #") for v in view["mine"])
 
@@ -275,7 +275,7 @@ async def test_invalid_input_never_reaches_the_log_as_accepted(world: World, fro
 async def test_closing_is_idempotent_under_concurrency_and_the_job_reschedules_early_runs(
     world: World, frozen: datetime
 ) -> None:
-    from mall.models import BudgetMovement
+    from mall.core.models import BudgetMovement
     from workers import jobs
 
     xs = await suppliers(world, 3)
@@ -320,8 +320,9 @@ async def test_the_winner_confirms_and_an_order_and_a_deal_record_follow(
 ) -> None:
     import json
 
-    from mall import disclosure, orders
-    from mall.models import DisclosureRecord
+    from mall import orders
+    from mall.core.models import DisclosureRecord
+    from mall.ledger import disclosure
 
     before = await available(world)
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
@@ -362,8 +363,9 @@ async def test_the_whole_specification_reaches_the_order_and_the_published_recor
     deal record lost the rest."""
     import json
 
-    from mall import disclosure, fields
-    from mall.models import DisclosureRecord, OrderLine
+    from mall.core import fields
+    from mall.core.models import DisclosureRecord, OrderLine
+    from mall.ledger import disclosure
 
     spec = ("第一行：i5 处理器，16G 内存，512G 固态硬盘\n" + "规" * fields.SPEC_MAX)[: fields.SPEC_MAX]
     xs = await suppliers(world, 3)
@@ -397,8 +399,8 @@ async def test_the_whole_specification_reaches_the_order_and_the_published_recor
 async def test_declines_and_lapses_pass_the_award_on_then_fail(world: World, frozen: datetime) -> None:
     import json
 
-    from mall import disclosure
-    from mall.models import DisclosureRecord
+    from mall.core.models import DisclosureRecord
+    from mall.ledger import disclosure
 
     before = await available(world)
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
@@ -427,8 +429,8 @@ async def test_declines_and_lapses_pass_the_award_on_then_fail(world: World, fro
 async def test_a_failed_inquiry_publishes_a_failure_notice(world: World, frozen: datetime) -> None:
     import json
 
-    from mall import disclosure
-    from mall.models import DisclosureRecord
+    from mall.core.models import DisclosureRecord
+    from mall.ledger import disclosure
 
     p, _ = await _awarded(world, ["52000.00"])
     assert p.status == "failed"
@@ -445,8 +447,8 @@ async def test_the_buyer_rejects_a_non_compliant_quote_and_the_award_moves(
 ) -> None:
     import json
 
-    from mall import disclosure
-    from mall.models import DisclosureRecord
+    from mall.core.models import DisclosureRecord
+    from mall.ledger import disclosure
 
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00", "53000.00"])
     assert p.awarded_supplier_id == xs[1].org_id
@@ -475,7 +477,7 @@ async def test_rejecting_below_the_minimum_fails_the_inquiry(world: World, froze
 
 async def test_abnormally_low_quotes_are_flagged_after_opening(world: World, frozen: datetime) -> None:
     p, _xs = await _awarded(world, ["52000.00", "50000.00", "20000.00"])  # 20000 < 45% of 60000
-    view = await service.view_for(world.db, world.who["buyer_a"], p.id)
+    view = await views.view_for(world.db, world.who["buyer_a"], p.id)
     flags = {v.amount: v.flags for v in view["ranked"]}
     assert flags["20000.00"] and any("最高限价" in f for f in flags["20000.00"])
     assert flags["50000.00"] == () and flags["52000.00"] == ()

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from bidding import room, service
 from bidding.models import Offer
 from bidding.routes import room_bid
-from mall import clock
-from mall.models import OrgKind
-from mall.settings import Settings
+from mall.core import clock
+from mall.core.models import OrgKind
+from mall.core.settings import Settings
 from tests.conftest import RedisServer
 from tests.factories import World
 
@@ -137,7 +137,7 @@ async def test_concurrent_bids_through_the_room_lock(world: World, settings: Set
             try:
                 await room_bid(app, world.db, settings, xs[i % 10], p.id, f"{next(amounts)}.00")
             except Exception as exc:  # refusals by the rules are fine; nothing else is
-                from mall.errors import RuleViolation
+                from mall.core.errors import RuleViolation
 
                 assert isinstance(exc, RuleViolation), exc
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mall.settings import Settings
+from mall.core.settings import Settings
 from tests.bidding.test_procedures import assert_replay, create, suppliers
 from tests.e2e.conftest import web_server
 from tests.factories import World

@@ -33,8 +33,8 @@ from bidding.rules import (
     pass_on,
     ranking,
 )
-from mall.errors import RuleViolation
-from mall.money import CENT, from_cents
+from mall.core.errors import RuleViolation
+from mall.core.money import CENT, from_cents
 
 D = Decimal
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from mall import clock
-from mall.models import Organization
+from mall.core import clock
+from mall.core.models import Organization
 from tests.factories import World
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from catalog import agreements as ag
 from catalog import designated as dd
-from mall import clock
+from mall.core import clock
 from tests.catalog.test_agreements import vehicles
 from tests.factories import World
 from tests.mall.test_pages import HTML, assert_page, login_ok, post_form

@@ -15,9 +15,12 @@ from sqlalchemy import func, select
 
 from bidding import service as bidding
 from catalog import agreements as ag
-from mall import clock, disclosure, orders
-from mall.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.models import DisclosureRecord, Organization, OrgKind
+from catalog import prices
+from mall import orders
+from mall.core import clock
+from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
+from mall.core.models import DisclosureRecord, Organization, OrgKind
+from mall.ledger import disclosure
 from tests.factories import World
 
 D = Decimal
@@ -337,7 +340,7 @@ async def test_the_supermarket_may_not_sell_above_an_agreement_price(world: Worl
     )
     assert live.status == "live"
     with pytest.raises(RuleViolation) as err:
-        await catalog.change_price(
+        await prices.change_price(
             world.db, world.who["supplier_y"], live.id, "190000.00", "196000.00", margin=margin
         )
     assert err.value.code == "price_above_agreement"
@@ -436,7 +439,7 @@ async def test_a_printer_agreement_takes_printers_not_mice(world: World, frozen:
 
 
 async def test_second_stage_deals_count_in_the_agreement_summary(world: World, frozen: datetime) -> None:
-    from mall.models import OrgKind
+    from mall.core.models import OrgKind
 
     a = await vehicles(world, direct_limit="300000.00")
     third = await world.org("third", OrgKind.SUPPLIER, "第三汽车销售公司")

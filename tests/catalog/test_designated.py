@@ -14,9 +14,11 @@ import pytest
 from sqlalchemy import select
 
 from catalog import designated as dd
-from mall import clock, disclosure, orders
-from mall.errors import Conflict, Forbidden, InvalidInput, RuleViolation
-from mall.models import DisclosureRecord, Organization
+from mall import orders
+from mall.core import clock
+from mall.core.errors import Conflict, Forbidden, InvalidInput, RuleViolation
+from mall.core.models import DisclosureRecord, Organization
+from mall.ledger import disclosure
 from tests.factories import World
 
 D = Decimal

@@ -1,4 +1,4 @@
-"""The listing generator (catalog/generator.py): deterministic, unique per supplier, real 2022 goods codes."""
+"""The listing generator (mall/devtools/generator.py): deterministic, unique per supplier, real 2022 goods codes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.generator import MAX_ITEMS, GeneratedListing, category_codes, generate
+from mall.devtools.generator import MAX_ITEMS, GeneratedListing, category_codes, generate
 from search_index.text import BRAND_ALIASES
 
 TABLE = Path(__file__).resolve().parents[2] / "catalog" / "data" / "categories-2022.csv"

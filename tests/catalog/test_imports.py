@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from catalog import imports
 from catalog.models import Listing, ListingImport, ListingStatus
-from mall import files
+from mall.core import files
 from tests.factories import World
 
 HEADER = [
@@ -129,7 +129,7 @@ async def test_strict_import_of_a_file_with_a_bad_row_writes_nothing(world: Worl
 async def test_rows_with_control_characters_or_overlong_text_are_refused_in_the_report(world: World) -> None:
     """Point 11: an imported row meets the form's rules — a control character, a bidi override or a
     text past its limit refuses the row (named in the report), never cut and never stored."""
-    from mall import fields
+    from mall.core import fields
 
     who = world.who["supplier_y"]
     header = [*HEADER, "商品描述"]
@@ -203,7 +203,7 @@ async def test_a_write_failure_leaves_nothing_half_imported(world: World, monkey
     async def flaky(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 20:
-            from mall.errors import Conflict
+            from mall.core.errors import Conflict
 
             raise Conflict("已存在相同品牌和型号的商品，不能重复上架", code="duplicate_listing")
         return await real(*args, **kwargs)

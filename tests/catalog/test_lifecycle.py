@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select
 
 from catalog.models import Listing, PriceChange
-from mall.models import AuditEntry, OrgKind, Outbox
-from mall.settings import Settings
+from mall.core.models import AuditEntry, OrgKind, Outbox
+from mall.core.settings import Settings
 from tests.factories import World
 
 SNAPSHOT_FIELDS = (
@@ -182,7 +182,7 @@ async def strict_client(settings: Settings, world: World) -> AsyncIterator[Any]:
     """The same mall, started with a stricter price rule (1% instead of 5%): as if the setting changed."""
     from litestar.testing import AsyncTestClient
 
-    from mall.app import create_app
+    from mall.site.app import create_app
 
     application = create_app(dataclasses.replace(settings, price_margin=Decimal("0.01")))
     try:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from mall.models import Outbox
+from mall.core.models import Outbox
 from tests.factories import World
 
 # The world (tests/factories.py) already has three live listings:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from mall.settings import Settings
+from mall.core.settings import Settings
 from tests.factories import PASSWORD, World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,7 +162,7 @@ async def shot(page: Any, name: str) -> None:
 
 async def indexed(world: World, timeout: float = 20.0) -> None:
     """Wait until the worker has applied every pending listing change to the search index."""
-    from mall.models import Outbox
+    from mall.core.models import Outbox
 
     deadline = time.monotonic() + timeout
     while True:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from catalog import designated as dd
-from mall.models import Order
+from mall.core.models import Order
 from tests.catalog.test_agreements import vehicles
 from tests.e2e.conftest import login, new_page, require_chromium, shot
 from tests.factories import World
@@ -96,7 +96,7 @@ async def test_order_a_car_under_an_agreement_and_a_designated_service(
 
 
 async def _code(world: World, name: str) -> str:
-    from mall.models import Organization
+    from mall.core.models import Organization
 
     async with world.db.read() as s:
         org = await s.get(Organization, world.who[name].org_id)

@@ -11,8 +11,8 @@ import pytest
 from playwright.async_api import expect
 
 from bidding import service
-from mall import clock
-from mall.models import OrgKind
+from mall.core import clock
+from mall.core.models import OrgKind
 from tests.e2e.conftest import login, new_page, require_chromium, shot
 from tests.factories import World
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mall import disclosure, exports
+from mall.ledger import disclosure, exports
 from tests.e2e.conftest import login, new_page, require_chromium, shot
 from tests.factories import World
 from tests.mall.test_disclosure import deal

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from mall import disclosure
-from mall.settings import Settings
+from mall.core.settings import Settings
+from mall.ledger import disclosure
 from tests.e2e.conftest import login, new_page, require_chromium, shot, web_server
 from tests.factories import World
 from tests.mall.test_push import Receiver, payload

@@ -16,8 +16,11 @@ from bidding import routes as bidding_routes
 from catalog import agreement_pages, agreement_routes
 from catalog import pages as catalog_pages
 from catalog import routes as catalog_routes
-from mall import api, auth, clock, disclosure, export_routes, orders, pages, push, push_pages, push_routes
-from mall.models import ApiToken, BudgetLine, Order
+from mall import orders
+from mall.core import auth, clock
+from mall.core.models import ApiToken, BudgetLine, Order
+from mall.ledger import disclosure, push
+from mall.site import api, export_routes, pages, push_pages, push_routes
 from tests.factories import PASSWORD, World
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -29,7 +32,6 @@ SCHEMA_PATHS = {
     "/schema/swagger",
     "/schema/openapi.json",
     "/schema/{path:str}",
-    "/schema/oauth2-redirect.html",
 }
 STATIC_PATHS = {"/static/{file_path:path}"}
 VALID_ROLES = {"public", "user", *auth.ALL_ROLES}
@@ -203,12 +205,12 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
     upload = (
         "商品名称,品牌,规格型号,品目编码,计量单位,售价,参考市场价,库存\n台式机,联想,M1,A02010105,台,10,10,1\n"
     )
-    from mall import files
+    from mall.core import files
 
     store = files.store_for(world.settings, world.db)
     batch = await imports.start_import(world.db, store, world.who["supplier_x"], "a.csv", upload.encode())
     from bidding import service as bidding_service
-    from mall import clock
+    from mall.core import clock
 
     procedure = await bidding_service.create(
         world.db,
@@ -225,7 +227,7 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
         open_tender_threshold=world.settings.open_tender_threshold,
         region_code="410100",
     )
-    from mall import exports
+    from mall.ledger import exports
 
     export = await exports.start_job(world.db, world.who["center"], "csv", exports.parse_export_query({}))
     subscription, _ = await push.create(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mall.credit_code import make
+from mall.core.credit_code import make
 from tests.factories import World
 from tests.mall.test_supermarket_flow import assert_problem
 

@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 
 from catalog.models import Listing
 from mall import budgets, orders
-from mall.errors import Conflict, DomainError, RuleViolation
-from mall.models import BudgetLine, BudgetMovement, Checkout, Order
+from mall.core.errors import Conflict, DomainError, RuleViolation
+from mall.core.models import BudgetLine, BudgetMovement, Checkout, Order
 from tests.factories import World
 from tests.mall.test_supermarket_flow import assert_problem, checkout
 

@@ -26,9 +26,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text, update
 
-from mall import clock, disclosure, orders
-from mall.models import DisclosureRecord, Order, Outbox
-from mall.settings import Settings
+from mall import orders
+from mall.core import clock
+from mall.core.models import DisclosureRecord, Order, Outbox
+from mall.core.settings import Settings
+from mall.ledger import disclosure
 from tests.factories import World
 from tests.mall.test_supermarket_flow import assert_problem, checkout
 
@@ -761,7 +763,8 @@ async def test_a_cancellation_staged_in_the_same_instant_is_never_published_befo
 ) -> None:
     """With the clock frozen, the deal's and the cancellation's outbox rows share created_at; the
     publisher must still put the deal first, whatever the rows' random ids say."""
-    from mall import clock, orders
+    from mall import orders
+    from mall.core import clock
 
     frozen = clock.now()
     clock.clock.freeze(frozen)

@@ -18,10 +18,11 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from mall import disclosure, exports, files
-from mall.db import Database
-from mall.models import Order
-from mall.settings import Settings
+from mall.core import files
+from mall.core.db import Database
+from mall.core.models import Order
+from mall.core.settings import Settings
+from mall.ledger import disclosure, exports
 from tests.factories import World
 from tests.mall.test_disclosure import deal
 from tests.mall.test_supermarket_flow import assert_problem
@@ -234,8 +235,8 @@ async def test_an_xlsx_too_big_to_send_directly_asks_for_a_job(
 ) -> None:
     from dataclasses import replace
 
-    from mall import export_routes
-    from mall.errors import RuleViolation
+    from mall.core.errors import RuleViolation
+    from mall.site import export_routes
 
     small = replace(settings, export_xlsx_direct_max=3)
     with pytest.raises(RuleViolation) as caught:
@@ -442,7 +443,7 @@ async def test_atom_feed_lists_the_newest_records(
     async with world.db.read() as s:
         from sqlalchemy import select
 
-        from mall.models import DisclosureRecord
+        from mall.core.models import DisclosureRecord
 
         newest = (
             (await s.execute(select(DisclosureRecord).order_by(DisclosureRecord.seq.desc())))
@@ -508,7 +509,7 @@ async def test_export_pages_for_a_center(client: Any, world: World, ledger: dict
 def test_xlsx_writer_escapes_text_and_rolls_over_to_new_sheets(tmp_path: Path) -> None:
     from openpyxl import load_workbook
 
-    from mall import xlsx
+    from mall.core import xlsx
 
     path = tmp_path / "t.xlsx"
     wb = xlsx.Workbook(path, amount_columns={2})

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from mall import disclosure, orders
-from mall.models import BudgetLine
+from mall import orders
+from mall.core.models import BudgetLine
+from mall.ledger import disclosure
 from tests.factories import PASSWORD, World
 
 HTML = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}

@@ -24,8 +24,8 @@ from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
 
 from mall import orders
-from mall.models import DisclosureRecord, Outbox
-from mall.settings import Settings
+from mall.core.models import DisclosureRecord, Outbox
+from mall.core.settings import Settings
 from tests.conftest import RedisServer
 from tests.factories import World
 from workers import queues

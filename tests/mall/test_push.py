@@ -28,9 +28,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from mall import clock, disclosure, push
-from mall.models import PushDelivery, PushSubscription
-from mall.settings import Settings
+from mall.core import clock
+from mall.core.models import PushDelivery, PushSubscription
+from mall.core.settings import Settings
+from mall.ledger import disclosure, push
 from tests.conftest import RedisServer
 from tests.factories import World
 from tests.mall.test_disclosure import expected_hash, verify_items
@@ -48,7 +49,7 @@ def loopback_allowed(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Any]:
-    from mall.app import create_app
+    from mall.site.app import create_app
 
     application = create_app(loopback_allowed(settings))
     yield application

@@ -10,10 +10,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from mall import clock, exports, files, push
-from mall.errors import NotFound
-from mall.models import ExportJob, PushDelivery
-from mall.settings import Settings
+from mall.core import clock, files
+from mall.core.errors import NotFound
+from mall.core.models import ExportJob, PushDelivery
+from mall.core.settings import Settings
+from mall.ledger import exports, push
 from tests.factories import World
 
 

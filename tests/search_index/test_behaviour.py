@@ -382,7 +382,7 @@ def test_document_of_a_listing() -> None:
 
     from catalog.categories import name_of
     from catalog.models import Listing
-    from mall.models import Organization
+    from mall.core.models import Organization
     from search_index.documents import document_of
 
     supplier = Organization(

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from catalog import service
-from mall.models import Outbox
-from mall.settings import Settings
+from catalog import prices, service
+from mall.core.models import Outbox
+from mall.core.settings import Settings
 from search_index import sync
 from search_index.backend import ProductDocument, SearchQuery
 from search_index.embedded import EmbeddedBackend
@@ -46,7 +46,7 @@ async def test_changes_flow_through_the_outbox_and_only_live_listings_are_indexe
 
     desk = world.listings["desk"]
     await service.set_listing_status(world.db, world.who["supplier_y"], desk.id, "delisted")
-    await service.change_price(
+    await prices.change_price(
         world.db,
         world.who["supplier_x"],
         world.listings["laptop"].id,

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from mall.settings import Settings
+from mall.core.settings import Settings
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 
@@ -18,7 +18,7 @@ HTML = {"Accept": "text/html,application/xhtml+xml"}
 @contextlib.asynccontextmanager
 async def served(settings: Settings, **overrides: Any) -> AsyncIterator[Any]:
     """The app as `create_app` builds it for these settings; its connections are closed afterwards."""
-    from mall.app import create_app
+    from mall.site.app import create_app
 
     app = create_app(replace(settings, **overrides))
     try:

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from bidding import room, service
-from mall import clock
-from mall.models import OrgKind
-from mall.settings import Settings
+from mall.core import clock
+from mall.core.models import OrgKind
+from mall.core.settings import Settings
 from tests.bidding.live import caller, serve, socket_answer
 from tests.factories import World
 

@@ -29,9 +29,10 @@ from typing import Any
 import pytest
 
 from bidding import service
-from mall import clock, disclosure
-from mall.models import OrgKind
-from mall.settings import Settings
+from mall.core import clock
+from mall.core.models import OrgKind
+from mall.core.settings import Settings
+from mall.ledger import disclosure
 from tests.bidding.live import Caller, caller, serve, socket_answer
 from tests.factories import World
 

@@ -7,8 +7,8 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from mall import clock
-from mall.models import OrgKind
+from mall.core import clock
+from mall.core.models import OrgKind
 from tests.factories import World
 from tests.mall.test_pages import HTML, login_ok
 

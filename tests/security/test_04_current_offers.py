@@ -8,9 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 from bidding import service
-from mall import clock
-from mall.models import OrgKind
-from mall.settings import Settings
+from mall.core import clock
+from mall.core.models import OrgKind
+from mall.core.settings import Settings
 from tests.bidding.live import caller, serve, socket_answer
 from tests.factories import World
 from tests.security.test_01_inquiry_room_sealed import publish

@@ -13,9 +13,9 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
 
 from bidding.models import Procedure
-from mall import clock
-from mall.models import BudgetLine, Organization, OrgKind
-from mall.settings import Settings
+from mall.core import clock
+from mall.core.models import BudgetLine, Organization, OrgKind
+from mall.core.settings import Settings
 from tests.factories import World
 from tests.mall.test_pages import HTML, login_ok, post_form
 
@@ -136,7 +136,7 @@ async def test_the_page_form_follows_the_same_rule(client: Any, world: World) ->
 
 
 async def test_the_minimum_is_the_platform_setting(world: World, settings: Settings) -> None:
-    from mall.app import create_app
+    from mall.site.app import create_app
 
     strict = create_app(replace(settings, min_participants=4))
     try:

@@ -234,7 +234,7 @@ async def test_approval_rechecks_the_price_rule(client: Any, world: World, setti
 
     from litestar.testing import AsyncTestClient
 
-    from mall.app import create_app
+    from mall.site.app import create_app
 
     lid = await live_listing(world)
     assert (await reprice(client, world, lid, "1570.00", "1500.00")).status_code == 202

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from mall.models import BudgetLine, Order
+from mall.core.models import BudgetLine, Order
 from tests.factories import PASSWORD, World
 
 HTML = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from catalog import service as catalog
-from mall.models import BudgetLine, Order
+from mall.core.models import BudgetLine, Order
 from tests.factories import World
 
 

@@ -29,10 +29,11 @@ from sqlalchemy import func, inspect, select
 
 from catalog import imports
 from catalog.models import ListingImport
-from mall import disclosure, exports, files
-from mall.db import Database
-from mall.models import ExportJob, StoredFile, StoredFileChunk
-from mall.settings import Settings
+from mall.core import files
+from mall.core.db import Database
+from mall.core.models import ExportJob, StoredFile, StoredFileChunk
+from mall.core.settings import Settings
+from mall.ledger import disclosure, exports
 from tests.factories import World
 from tests.mall.test_disclosure import deal
 
@@ -211,7 +212,7 @@ async def test_retention_deletes_export_files_from_the_store(world: World, setti
 
     from sqlalchemy import update
 
-    from mall import clock
+    from mall.core import clock
 
     job = await exports.start_job(world.db, world.who["center"], "csv", exports.parse_export_query({}))
     assert await exports.run_job(world.db, settings, job.id) == "done"
@@ -348,7 +349,7 @@ async def test_imports_and_exports_through_s3(
 
     from sqlalchemy import update
 
-    from mall import clock
+    from mall.core import clock
 
     async with world.db.write() as tx:
         await tx.session.execute(

@@ -360,7 +360,7 @@ async def test_ten_thousand_rows_are_the_limit(world: World) -> None:
     """10,000 data rows are read (strict, with the last one bad, so the test writes no listings);
     10,001 end the import as failed."""
     from catalog.models import ListingImport
-    from mall import files
+    from mall.core import files
 
     who = world.who["supplier_y"]
     store = files.store_for(world.settings, world.db)

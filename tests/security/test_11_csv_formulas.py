@@ -18,8 +18,9 @@ import pytest
 from openpyxl import load_workbook
 
 from catalog import spreadsheet
-from mall import disclosure, exports, orders
-from mall.fields import FORMULA_PREFIXES
+from mall import orders
+from mall.core.fields import FORMULA_PREFIXES
+from mall.ledger import disclosure, exports
 from tests.factories import World
 from tests.mall.test_disclosure import place
 
@@ -174,7 +175,7 @@ def test_templates_and_the_import_report_are_neutralised() -> None:
 
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠"])
 def test_every_formula_start_is_neutralised_full_width_included(start: str) -> None:
-    from mall.fields import spreadsheet_safe
+    from mall.core.fields import spreadsheet_safe
 
     assert spreadsheet_safe(f'{start}HYPERLINK("http://evil","x")').startswith("'")
     assert spreadsheet_safe(f"名称{start}1") == f"名称{start}1"

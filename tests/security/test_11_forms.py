@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from catalog import service as catalog
-from mall import clock, fields, orders
-from mall.credit_code import make
-from mall.errors import InvalidInput
+from mall import cart, orders
+from mall.core import clock, fields
+from mall.core.credit_code import make
+from mall.core.errors import InvalidInput
 from tests.factories import PASSWORD, World
 from tests.security.text_input import NUL, RLO, chinese, fingerprint, variants
 
@@ -258,7 +259,7 @@ async def test_the_forms_refuse_bad_text_with_a_message_keep_what_was_typed_and_
     client: Any, world: World
 ) -> None:
     placed = await orders_in_states(world)
-    await orders.add_to_cart(world.db, world.who["buyer_a"], world.listings["laptop"].id, "1")
+    await cart.add_to_cart(world.db, world.who["buyer_a"], world.listings["laptop"].id, "1")
     draft = await catalog.create_listing(
         world.db,
         world.who["supplier_x"],
@@ -348,7 +349,7 @@ async def test_a_megabyte_order_note_is_refused_not_cut(client: Any, world: Worl
     note = "备" * MEGABYTE
     ids = await orders_in_states(world)
     await login(client, "buyer_a")
-    await orders.add_to_cart(world.db, world.who["buyer_a"], world.listings["desk"].id, "1")
+    await cart.add_to_cart(world.db, world.who["buyer_a"], world.listings["desk"].id, "1")
     before = await fingerprint(world.db)
     await client.get("/cart", headers=HTML)
     r = await post_form(

@@ -30,10 +30,12 @@ import pytest
 from bidding import service as bidding
 from catalog import agreements as ag
 from catalog import designated as dd
+from catalog import prices
 from catalog import service as catalog
-from mall import clock, orders
-from mall.credit_code import make
-from mall.models import Organization, OrgKind
+from mall import cart, orders
+from mall.core import clock
+from mall.core.credit_code import make
+from mall.core.models import Organization, OrgKind
 from tests.factories import PASSWORD, World
 from tests.security.text_input import chinese, fingerprint, variants
 
@@ -83,7 +85,7 @@ async def pinned(world: World) -> Pinned:
     p.ids["order_id"] = str(placed[0].id)
     p.ids["order_line"] = str(placed[0].lines[0].id)
     # The printer in buyer_a's cart (changing its quantity or accepting its price).
-    await orders.add_to_cart(world.db, buyer, world.listings["printer"].id, "1")
+    await cart.add_to_cart(world.db, buyer, world.listings["printer"].id, "1")
     p.ids["cart_listing"] = str(world.listings["printer"].id)
     # A draft of supplier_x (editable), a submitted one (to review), a live one with a pending price.
     draft = await catalog.create_listing(
@@ -101,7 +103,7 @@ async def pinned(world: World) -> Pinned:
         margin=margin,
     )
     p.ids["submitted_listing"] = str(submitted.id)
-    _, request = await catalog.change_price(
+    _, request = await prices.change_price(
         world.db, sx, world.listings["laptop"].id, "5000.00", "5200.00", margin=margin
     )
     assert request is not None

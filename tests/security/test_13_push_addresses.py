@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from mall import clock, push
-from mall.models import PushSubscription
-from mall.settings import Settings
+from mall.core import clock
+from mall.core.models import PushSubscription
+from mall.core.settings import Settings
+from mall.ledger import push
 from tests.factories import World
 from tests.mall.test_push import Receiver, publish
 from tests.mall.test_supermarket_flow import assert_problem
@@ -83,7 +84,7 @@ async def client_with(settings: Settings, **changes: Any) -> AsyncIterator[Any]:
     """A test client of an app built with these settings."""
     from litestar.testing import AsyncTestClient
 
-    from mall.app import create_app
+    from mall.site.app import create_app
 
     application = create_app(replace(settings, **changes))
     try:
@@ -239,7 +240,7 @@ async def test_a_name_that_rebinds_to_loopback_after_registration_is_refused_whe
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return [ipaddress.ip_address(a) for a in answers[host]]
 
-    monkeypatch.setattr("mall.push_addresses.resolve", resolve)
+    monkeypatch.setattr("mall.ledger.push_addresses.resolve", resolve)
     receiver = HostRecordingReceiver().start()
     try:
         url = f"http://rebind.test:{receiver.port}/hook"

@@ -22,10 +22,11 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from mall import clock, push
+from mall.core import clock
+from mall.core.models import PushDelivery, PushSubscription
+from mall.core.settings import Settings
+from mall.ledger import push
 from mall.migrate import alembic_config
-from mall.models import PushDelivery, PushSubscription
-from mall.settings import Settings
 from tests.factories import World
 from tests.mall.test_push import publish
 
@@ -95,7 +96,7 @@ def local(settings: Settings) -> Settings:
 @pytest.fixture
 async def app(local: Settings) -> AsyncIterator[Any]:
     """The app of this module lists 127.0.0.1, where its receivers listen."""
-    from mall.app import create_app
+    from mall.site.app import create_app
 
     application = create_app(local)
     yield application

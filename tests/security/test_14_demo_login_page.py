@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from mall import seed
-from mall.db import Database
-from mall.settings import Settings
+from mall.core.db import Database
+from mall.core.settings import Settings
+from mall.devtools import seed
 from tests.factories import World
 from tests.security.login_helpers import HTML, client_from, served, token_request
 
@@ -39,7 +39,7 @@ async def test_the_demo_seed_shows_its_accounts_and_their_password_on_the_login_
 
 
 def test_the_demo_password_passes_the_policy_and_the_old_one_is_gone() -> None:
-    from mall.auth import password_problem
+    from mall.core.auth import password_problem
 
     for username in ("buyer1", "admin"):
         assert password_problem(seed.DEMO_PASSWORD, username, published_ok=True) is None
@@ -51,5 +51,9 @@ def test_the_demo_password_passes_the_policy_and_the_old_one_is_gone() -> None:
     assert password_problem("demo1234", "buyer1") is not None
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"password `{seed.DEMO_PASSWORD}`" in readme
-    for path in [ROOT / "README.md", *ROOT.joinpath("templates").rglob("*.html"), ROOT / "mall" / "seed.py"]:
+    for path in [
+        ROOT / "README.md",
+        *ROOT.joinpath("templates").rglob("*.html"),
+        ROOT / "mall" / "devtools" / "seed.py",
+    ]:
         assert "demo1234" not in path.read_text(encoding="utf-8"), path

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from mall import clock
-from mall.models import AuditEntry
-from mall.settings import Settings
+from mall.core import clock
+from mall.core.models import AuditEntry
+from mall.core.settings import Settings
 from tests.factories import PASSWORD, World
 from tests.security.login_helpers import (
     HTML,

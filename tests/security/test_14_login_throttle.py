@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from mall import clock
-from mall.models import AuditEntry, User
-from mall.settings import Settings
+from mall.core import clock
+from mall.core.models import AuditEntry, User
+from mall.core.settings import Settings
 from tests.factories import PASSWORD, World
 from tests.security.login_helpers import (
     HTML,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from mall.models import User
-from mall.settings import Settings
+from mall.core.models import User
+from mall.core.settings import Settings
 from tests.factories import PASSWORD, World
 from tests.security.login_helpers import (
     HTML,
@@ -82,7 +82,7 @@ async def test_the_admin_page_refuses_a_weak_password_with_the_rule(world: World
 
 
 def test_the_policy_rules_one_by_one() -> None:
-    from mall.auth import password_problem
+    from mall.core.auth import password_problem
 
     assert password_problem("Huanghe-liu-2026", "zhangsan") is None
     assert password_problem("abcdefghi", "zhangsan") == (

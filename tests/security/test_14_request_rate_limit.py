@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import shutil
 
-from mall import netaddr
-from mall.settings import Settings, load_settings
+from mall.core import netaddr
+from mall.core.settings import Settings, load_settings
 from tests.factories import PASSWORD, World
 from tests.security.login_helpers import (
     HTML,

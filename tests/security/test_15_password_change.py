@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mall.models import AuditEntry
-from mall.settings import Settings
+from mall.core.models import AuditEntry
+from mall.core.settings import Settings
 from tests.factories import PASSWORD, World
 from tests.security.login_helpers import (
     HTML,

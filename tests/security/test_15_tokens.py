@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from mall import clock
-from mall.models import ApiToken, AuditEntry
-from mall.settings import Settings
+from mall.core import clock
+from mall.core.models import ApiToken, AuditEntry
+from mall.core.settings import Settings
 from tests.factories import PASSWORD, World
 from tests.security.login_helpers import (
     HTML,

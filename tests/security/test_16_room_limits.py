@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from bidding import room
 from bidding.models import Offer
-from mall.models import OrgKind
-from mall.settings import Settings
+from mall.core.models import OrgKind
+from mall.core.settings import Settings
 from tests.bidding.live import caller, open_socket, serve, socket_answer
 from tests.factories import World
 from tests.security.test_01_inquiry_room_sealed import publish
@@ -27,7 +27,7 @@ from tests.security.test_01_inquiry_room_sealed import publish
 
 @contextlib.asynccontextmanager
 async def app_with(settings: Settings, **changes: Any) -> AsyncIterator[Any]:
-    from mall.app import create_app
+    from mall.site.app import create_app
 
     app = create_app(replace(settings, **changes))
     try:

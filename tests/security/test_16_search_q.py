@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mall.fields import SEARCH_MAX
+from mall.core.fields import SEARCH_MAX
 from tests.factories import World
 
 HTML = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}

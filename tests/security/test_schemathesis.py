@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from mall import clock
-from mall.settings import Settings
+from mall.core import clock
+from mall.core.settings import Settings
 from tests.e2e.conftest import web_server
 from tests.factories import World
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mall.db import Database
+from mall.core.db import Database
 
 NUL = "\x00"
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: "abc\u202egpj.exe" displays as "abcexe.jpg"
@@ -33,8 +33,8 @@ async def fingerprint(db: Database) -> str:
     import catalog.agreements
     import catalog.designated
     import catalog.models  # noqa: F401
-    import mall.models  # noqa: F401
-    from mall.db import Base
+    import mall.core.models  # noqa: F401
+    from mall.core.db import Base
 
     digest = hashlib.sha256()
     async with db.read() as s:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import mall.db
+import mall.core.db
 
 revision: str = '0003'
 down_revision: str | None = '0002'
@@ -33,8 +33,8 @@ def upgrade() -> None:
     sa.Column('refused', sa.Integer(), nullable=False),
     sa.Column('error', sa.String(length=500), nullable=False),
     sa.Column('report', sa.JSON(), nullable=False),
-    sa.Column('created_at', mall.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', mall.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', mall.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', mall.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['supplier_org_id'], ['organizations.id'], name=op.f('fk_listing_imports_supplier_org_id_organizations')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_listing_imports_user_id_users')),
@@ -45,10 +45,10 @@ def upgrade() -> None:
 
     op.create_table('listing_price_changes',
     sa.Column('listing_id', sa.Uuid(), nullable=False),
-    sa.Column('at', mall.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('price', mall.db.Money(), nullable=False),
-    sa.Column('reference_price', mall.db.Money(), nullable=False),
-    sa.Column('previous_price', mall.db.Money(), nullable=True),
+    sa.Column('at', mall.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('price', mall.core.db.Money(), nullable=False),
+    sa.Column('reference_price', mall.core.db.Money(), nullable=False),
+    sa.Column('previous_price', mall.core.db.Money(), nullable=True),
     sa.Column('by_user_id', sa.Uuid(), nullable=True),
     sa.Column('note', sa.String(length=200), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -63,8 +63,8 @@ def upgrade() -> None:
     op.add_column('listings', sa.Column('status_reason', sa.String(length=300), nullable=False, server_default=''))
     op.add_column('listings', sa.Column('status_by', sa.String(length=12), nullable=False, server_default=''))
     op.add_column('listings', sa.Column('frozen_from', sa.String(length=12), nullable=False, server_default=''))
-    op.add_column('listings', sa.Column('submitted_at', mall.db.UTCDateTime(timezone=True), nullable=True))
-    op.add_column('listings', sa.Column('reviewed_at', mall.db.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('listings', sa.Column('submitted_at', mall.core.db.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('listings', sa.Column('reviewed_at', mall.core.db.UTCDateTime(timezone=True), nullable=True))
     op.add_column('listings', sa.Column('reviewed_by', sa.Uuid(), nullable=True))
 
     # ### end Alembic commands ###

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import mall.db
+import mall.core.db
 
 
 
@@ -31,12 +31,12 @@ def upgrade() -> None:
     sa.Column('region_code', sa.String(length=6), nullable=False),
     sa.Column('starts_on', sa.Date(), nullable=False),
     sa.Column('ends_on', sa.Date(), nullable=False),
-    sa.Column('direct_limit', mall.db.Money(), nullable=False),
+    sa.Column('direct_limit', mall.core.db.Money(), nullable=False),
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('end_reason', sa.String(length=300), nullable=False),
-    sa.Column('created_at', mall.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('activated_at', mall.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('ended_at', mall.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', mall.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('activated_at', mall.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('ended_at', mall.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['center_org_id'], ['organizations.id'], name=op.f('fk_agreements_center_org_id_organizations')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agreements')),
@@ -53,9 +53,9 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('by_application', sa.Boolean(), nullable=False),
     sa.Column('service_address', sa.String(length=300), nullable=False),
-    sa.Column('applied_at', mall.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('review_due_at', mall.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('reviewed_at', mall.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('applied_at', mall.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('review_due_at', mall.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reviewed_at', mall.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('reviewer_org_id', sa.Uuid(), nullable=True),
     sa.Column('review_note', sa.String(length=300), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -77,11 +77,11 @@ def upgrade() -> None:
     sa.Column('model_key', sa.String(length=200), nullable=False),
     sa.Column('category_code', sa.String(length=16), nullable=False),
     sa.Column('unit', sa.String(length=20), nullable=False),
-    sa.Column('list_price', mall.db.Money(), nullable=True),
+    sa.Column('list_price', mall.core.db.Money(), nullable=True),
     sa.Column('discount_rate', sa.Numeric(precision=6, scale=4), nullable=True),
-    sa.Column('price', mall.db.Money(), nullable=False),
+    sa.Column('price', mall.core.db.Money(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', mall.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', mall.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], name=op.f('fk_agreement_products_agreement_id_agreements')),
     sa.ForeignKeyConstraint(['supplier_org_id'], ['organizations.id'], name=op.f('fk_agreement_products_supplier_org_id_organizations')),
@@ -95,7 +95,7 @@ def upgrade() -> None:
     sa.Column('agreement_id', sa.Uuid(), nullable=False),
     sa.Column('supplier_org_id', sa.Uuid(), nullable=False),
     sa.Column('supplementary', sa.Boolean(), nullable=False),
-    sa.Column('entered_at', mall.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('entered_at', mall.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], name=op.f('fk_agreement_suppliers_agreement_id_agreements')),
     sa.ForeignKeyConstraint(['supplier_org_id'], ['organizations.id'], name=op.f('fk_agreement_suppliers_supplier_org_id_organizations')),
@@ -112,9 +112,9 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('spec', sa.String(length=200), nullable=False),
     sa.Column('unit', sa.String(length=20), nullable=False),
-    sa.Column('price', mall.db.Money(), nullable=False),
+    sa.Column('price', mall.core.db.Money(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', mall.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', mall.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['designation_id'], ['designations.id'], name=op.f('fk_service_price_items_designation_id_designations')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_service_price_items'))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import mall.db
+import mall.core.db
 
 
 revision: str = '0006'
@@ -32,10 +32,10 @@ def upgrade() -> None:
     sa.Column('cursor', sa.BigInteger(), nullable=False),
     sa.Column('delivered', sa.BigInteger(), nullable=False),
     sa.Column('consecutive_failures', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', mall.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', mall.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=False),
-    sa.Column('last_success_at', mall.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', mall.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_success_at', mall.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', mall.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], name=op.f('fk_push_subscriptions_org_id_organizations')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_push_subscriptions'))
@@ -49,7 +49,7 @@ def upgrade() -> None:
     sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('record_id', sa.Uuid(), nullable=False),
     sa.Column('attempt', sa.Integer(), nullable=False),
-    sa.Column('started_at', mall.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', mall.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status_code', sa.Integer(), nullable=True),
     sa.Column('ok', sa.Boolean(), nullable=False),
     sa.Column('error', sa.Text(), nullable=False),

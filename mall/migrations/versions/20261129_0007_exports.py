@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import mall.db
+import mall.core.db
 
 revision: str = '0007'
 down_revision: str | None = '0006'
@@ -29,9 +29,9 @@ def upgrade() -> None:
     sa.Column('rows_total', sa.Integer(), nullable=False),
     sa.Column('file_path', sa.String(length=300), nullable=False),
     sa.Column('error', sa.String(length=500), nullable=False),
-    sa.Column('created_at', mall.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('heartbeat_at', mall.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('finished_at', mall.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', mall.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('heartbeat_at', mall.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', mall.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], name=op.f('fk_export_jobs_org_id_organizations')),
     sa.ForeignKeyConstraint(['requested_by'], ['users.id'], name=op.f('fk_export_jobs_requested_by_users')),

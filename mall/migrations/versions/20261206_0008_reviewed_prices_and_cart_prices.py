@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import mall.db
+import mall.core.db
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -22,15 +22,15 @@ def upgrade() -> None:
     op.create_table(
         "listing_price_requests",
         sa.Column("listing_id", sa.Uuid(), nullable=False),
-        sa.Column("price", mall.db.Money(), nullable=False),
-        sa.Column("reference_price", mall.db.Money(), nullable=False),
+        sa.Column("price", mall.core.db.Money(), nullable=False),
+        sa.Column("reference_price", mall.core.db.Money(), nullable=False),
         sa.Column("reference_source", sa.String(length=300), nullable=False),
         sa.Column("note", sa.String(length=200), nullable=False),
         sa.Column("requested_by", sa.Uuid(), nullable=False),
-        sa.Column("requested_at", mall.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("requested_at", mall.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("decided_by", sa.Uuid(), nullable=True),
-        sa.Column("decided_at", mall.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("decided_at", mall.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("reason", sa.String(length=300), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -54,13 +54,13 @@ def upgrade() -> None:
 
     # Items already in a cart keep the price they are listed at now: the buyer saw no other.
     with op.batch_alter_table("cart_items", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("unit_price", mall.db.Money(), nullable=True))
+        batch_op.add_column(sa.Column("unit_price", mall.core.db.Money(), nullable=True))
     op.execute(
         "UPDATE cart_items SET unit_price = (SELECT listings.price FROM listings"
         " WHERE listings.id = cart_items.listing_id)"
     )
     with op.batch_alter_table("cart_items", schema=None) as batch_op:
-        batch_op.alter_column("unit_price", existing_type=mall.db.Money(), nullable=False)
+        batch_op.alter_column("unit_price", existing_type=mall.core.db.Money(), nullable=False)
 
 
 def downgrade() -> None:

@@ -19,14 +19,14 @@ from pathlib import PurePosixPath
 import sqlalchemy as sa
 from alembic import op
 
-import mall.db
+import mall.core.db
 
 revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-CHUNK_BYTES = 1024 * 1024  # mall.files.CHUNK_BYTES
+CHUNK_BYTES = 1024 * 1024  # mall.core.files.CHUNK_BYTES
 
 files_t = sa.table(
     "stored_files",
@@ -36,7 +36,7 @@ files_t = sa.table(
     sa.column("chunks", sa.Integer()),
     sa.column("sha256", sa.String()),
     sa.column("complete", sa.Boolean()),
-    sa.column("created_at", mall.db.UTCDateTime()),
+    sa.column("created_at", mall.core.db.UTCDateTime()),
 )
 chunks_t = sa.table(
     "stored_file_chunks",
@@ -69,7 +69,7 @@ def upgrade() -> None:
         sa.Column("chunks", sa.Integer(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("complete", sa.Boolean(), nullable=False),
-        sa.Column("created_at", mall.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", mall.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_stored_files")),
     )
     op.create_table(

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import mall.db
+import mall.core.db
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -25,9 +25,9 @@ def upgrade() -> None:
         sa.Column("username", sa.String(length=64), nullable=False),
         sa.Column("ip", sa.String(length=64), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
-        sa.Column("first_failure_at", mall.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_failure_at", mall.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("blocked_until", mall.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("first_failure_at", mall.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_failure_at", mall.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("blocked_until", mall.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_login_throttles")),
         sa.UniqueConstraint("kind", "username", "ip", name=op.f("uq_login_throttles_kind")),
@@ -37,7 +37,7 @@ def upgrade() -> None:
             batch_op.f("ix_login_throttles_last_failure_at"), ["last_failure_at"], unique=False
         )
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("last_used_at", mall.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("last_used_at", mall.core.db.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:

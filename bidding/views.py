@@ -1,0 +1,189 @@
+"""What people see of a procedure and its offers: who may see a procedure at all (`visible_clause`,
+the one rule the API, the pages, the list and the room share), the status shown, the anonymous labels,
+and `view_for`, the only way offers leave the bidding code. Sealing: before the deadline nothing here
+returns another supplier's quote, or how many quotes there are, to anyone — the buyer included."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bidding import rules
+from bidding.models import Offer, Participant, Procedure, ProcedureInvite, ProcedureKind, ProcedureStatus
+from mall.core import clock
+from mall.core.auth import Principal
+from mall.core.db import Database
+from mall.core.errors import NotFound
+
+
+def quotes_of(offers: list[Offer]) -> list[rules.Quote]:
+    """An inquiry's offers as the rules see them (accepted and withdrawn quotes, in order)."""
+    out = []
+    for o in offers:
+        if o.seq is None or o.status not in ("accepted", "withdrawn"):
+            continue
+        out.append(
+            rules.Quote(
+                supplier=str(o.supplier_org_id),
+                amount=o.amount if o.amount is not None else Decimal(0),
+                at=o.at,
+                seq=o.seq,
+                withdrawn=o.status == "withdrawn",
+                rejected_reason=o.reason if o.rejected else "",
+            )
+        )
+    return out
+
+
+def bids_of(offers: list[Offer]) -> list[rules.Bid]:
+    """An auction's accepted bids as the rules see them."""
+    return [
+        rules.Bid(supplier=str(o.supplier_org_id), amount=o.amount, at=o.at, seq=o.seq)
+        for o in offers
+        if o.status == "accepted" and o.seq is not None and o.amount is not None
+    ]
+
+
+def ranked_with_flags(p: Procedure, offers: list[Offer]) -> tuple[list[Any], dict[str, list[str]]]:
+    """The valid offers in rank order, and the abnormally-low triggers (财库〔2026〕2号) per supplier."""
+    valid: list[Any] = (
+        rules.ranking(bids_of(offers))
+        if p.kind == ProcedureKind.AUCTION
+        else rules.current_quotes(quotes_of(offers))
+    )
+    ordered = sorted(valid, key=lambda o: (o.amount, o.seq))
+    return ordered, (rules.abnormally_low_offers(ordered, p.ceiling) if ordered else {})
+
+
+# What suppliers may see of procedures they may take part in: not drafts, not withdrawn ones.
+SUPPLIER_SEES = (
+    ProcedureStatus.PUBLISHED,
+    ProcedureStatus.OPEN,
+    ProcedureStatus.CLOSED,
+    ProcedureStatus.AWARDED,
+    ProcedureStatus.CONFIRMED,
+    ProcedureStatus.FAILED,
+)
+
+
+def visible_clause(who: Principal) -> ColumnElement[bool]:
+    """The one rule of who sees a procedure (the API, the pages, the list and the room use it): the
+    center, the regulator and the admin see all; a buyer its own unit's; a supplier those open to
+    its 品目 or to which it is invited (an agreement's suppliers are invited); nobody else any."""
+    if who.role in ("center", "regulator", "admin"):
+        return true()
+    if who.role == "buyer" and who.org_id is not None:
+        return Procedure.buyer_org_id == who.org_id
+    if who.role == "supplier" and who.org_id is not None:
+        invited = select(ProcedureInvite.procedure_id).where(ProcedureInvite.supplier_org_id == who.org_id)
+        return and_(
+            Procedure.status.in_(SUPPLIER_SEES),
+            or_(Procedure.eligibility == "category", Procedure.id.in_(invited)),
+        )
+    return false()
+
+
+async def visible(s: AsyncSession, who: Principal, procedure_id: uuid.UUID) -> Procedure:
+    """The procedure, if `who` may see it; otherwise the same 404 as for one that does not exist."""
+    p = await s.scalar(select(Procedure).where(Procedure.id == procedure_id, visible_clause(who)))
+    if p is None:
+        raise NotFound("采购项目不存在", code="procedure_not_found")
+    return p
+
+
+def shown_status(p: Procedure, now: datetime) -> str:
+    """The status people see. The stored status moves from published to open only when the first
+    offer arrives; shown as stored, it would tell that someone has quoted."""
+    if p.status == ProcedureStatus.PUBLISHED and p.starts_at <= now:
+        return ProcedureStatus.OPEN
+    return p.status
+
+
+def inquiry_labels(offers: list[Offer]) -> dict[uuid.UUID, int]:
+    """An inquiry's anonymous labels, given at opening: suppliers numbered in the order of their first
+    quote. Never shown before the deadline (it would count the suppliers that quoted earlier)."""
+    first: dict[uuid.UUID, int] = {}
+    for o in sorted((o for o in offers if o.seq is not None), key=lambda o: o.seq or 0):
+        first.setdefault(o.supplier_org_id, len(first) + 1)
+    return first
+
+
+@dataclass(frozen=True)
+class OfferView:
+    label: str  # 供应商 #n until the result is published; the name after
+    amount: str | None
+    at: datetime
+    status: str
+    mine: bool
+    flags: tuple[str, ...] = ()  # abnormally-low triggers (财库〔2026〕2号), for the buyer's review
+
+
+OWN = "本单位"  # how a supplier's own offers are labelled while no anonymous label may be shown
+
+
+async def view_for(db: Database, who: Principal, procedure_id: uuid.UUID) -> dict[str, Any]:
+    """What `who` may see of a procedure's offers right now (404 if it may not see the procedure).
+
+    Inquiry, before the deadline: a supplier sees only its own quotes, labelled as its own; the
+    buyer and everyone else see neither quotes nor their number. Auction, while open: the current
+    lowest price, the caller's own bids and rank, anonymous labels. After closing: every valid
+    offer, ranked."""
+    async with db.read() as s:
+        p = await visible(s, who, procedure_id)
+        offers = list(
+            (await s.execute(select(Offer).where(Offer.procedure_id == p.id).order_by(Offer.at))).scalars()
+        )
+        if p.kind == ProcedureKind.INQUIRY:
+            labels = inquiry_labels(offers)
+        else:
+            labels = {
+                part.supplier_org_id: part.label_no
+                for part in (
+                    await s.execute(select(Participant).where(Participant.procedure_id == p.id))
+                ).scalars()
+            }
+    now = clock.now()
+    sealed = p.status in (ProcedureStatus.PUBLISHED, ProcedureStatus.OPEN) and now < p.ends_at
+    out: dict[str, Any] = {"status": shown_status(p, now), "ends_at": p.ends_at, "sealed": sealed}
+    hide_labels = p.kind == ProcedureKind.INQUIRY and sealed
+
+    def label_of(supplier_org_id: uuid.UUID) -> str:
+        n = None if hide_labels else labels.get(supplier_org_id)
+        return OWN if n is None else f"供应商 #{n}"
+
+    mine = [o for o in offers if who.org_id is not None and o.supplier_org_id == who.org_id]
+    out["mine"] = [
+        OfferView(
+            label_of(o.supplier_org_id), None if o.amount is None else str(o.amount), o.at, o.status, True
+        )
+        for o in mine
+    ]
+    if p.kind == ProcedureKind.INQUIRY and sealed:
+        return out  # nothing about anyone else, not even how many
+    if p.kind == ProcedureKind.AUCTION:
+        out["lowest"] = None if p.lowest_amount is None else str(p.lowest_amount)
+        ranked = rules.ranking(bids_of(offers))
+        if who.org_id is not None:
+            rank = next((i for i, b in enumerate(ranked, start=1) if b.supplier == str(who.org_id)), None)
+            out["my_rank"] = rank
+        out["bidders"] = len(ranked)
+    if not sealed:
+        ordered, flagged = ranked_with_flags(p, offers)
+        out["ranked"] = [
+            OfferView(
+                f"供应商 #{labels.get(uuid.UUID(o.supplier), 0)}",
+                str(o.amount),
+                o.at,
+                "accepted",
+                o.supplier == str(who.org_id),
+                tuple(flagged.get(o.supplier, ())),
+            )
+            for o in ordered
+        ]
+    return out

@@ -1,0 +1,159 @@
+"""Request and response shapes of the catalogue API (msgspec Structs). Money travels as decimal strings."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+
+from catalog.models import PRICE_REQUEST_STATUS_LABELS, Listing, PriceRequest
+from mall.core.clock import rfc3339
+from mall.core.fields import (
+    AmountText,
+    Description,
+    ListingCategoryCode,
+    Model,
+    Name,
+    PriceNote,
+    QuantityText,
+    ReferenceSource,
+    RequiredShortText,
+    Unit,
+)
+from mall.core.money import money_str, quantity_str
+
+
+class ListingCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    brand: RequiredShortText
+    spec_model: Model
+    category_code: ListingCategoryCode
+    unit: Unit
+    # Checked by the service with the rest of the form (one message, code listing_invalid).
+    price: AmountText
+    reference_price: AmountText
+    stock: QuantityText
+    reference_source: ReferenceSource = ""
+    description: Description = ""
+    draft: bool = False  # true: keep as a draft instead of submitting for review
+
+
+class PriceRequestOut(msgspec.Struct):
+    """A price change waiting for the center (pending), or the center's refusal (rejected, with its
+    reason); shown to the listing's supplier and to the center, never to the public."""
+
+    id: uuid.UUID
+    status: str  # pending | approved | rejected | withdrawn | superseded
+    status_label: str
+    price: str
+    reference_price: str
+    reference_source: str
+    note: str
+    requested_at: str
+    decided_at: str | None
+    reason: str
+
+    @classmethod
+    def of(cls, r: PriceRequest) -> PriceRequestOut:
+        return cls(
+            r.id,
+            r.status,
+            PRICE_REQUEST_STATUS_LABELS.get(r.status, r.status),
+            money_str(r.price),
+            money_str(r.reference_price),
+            r.reference_source,
+            r.note,
+            rfc3339(r.requested_at),
+            rfc3339(r.decided_at) if r.decided_at else None,
+            r.reason,
+        )
+
+
+class ListingOut(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    brand: str
+    spec_model: str
+    category_code: str
+    category_version: str
+    unit: str
+    price: str  # the price in force (the reviewed one while a change waits for the center)
+    reference_price: str
+    stock: str
+    status: str
+    supplier_id: uuid.UUID
+    supplier_name: str
+    sales_count: int
+    status_reason: str = ""
+    # Only in answers to the listing's supplier and to the center: the price change waiting for
+    # review, or the latest refusal not yet followed by another price change.
+    price_request: PriceRequestOut | None = None
+
+    @classmethod
+    def of(cls, x: Listing, request: PriceRequest | None = None) -> ListingOut:
+        return cls(
+            x.id,
+            x.name,
+            x.brand,
+            x.spec_model,
+            x.category_code,
+            x.category_version,
+            x.unit,
+            money_str(x.price),
+            money_str(x.reference_price),
+            quantity_str(x.stock),
+            x.status,
+            x.supplier_org_id,
+            x.supplier.name,
+            x.sales_count,
+            x.status_reason,
+            PriceRequestOut.of(request) if request is not None else None,
+        )
+
+
+class ListingPage(msgspec.Struct):
+    total: int
+    page: int
+    per_page: int
+    items: list[ListingOut]
+
+
+class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A supplier's new price and reference price (checked against the price rule by the service)."""
+
+    price: AmountText  # 售价; a malformed one is the service's price_invalid
+    reference_price: AmountText  # 参考市场价
+    note: PriceNote = ""
+    # Where the new reference price comes from (a page, a quote); omitted: unchanged.
+    reference_source: ReferenceSource | None = None
+
+
+class PriceReviewItem(msgspec.Struct):
+    """A pending price change in the center's queue, next to the listing as it is in force."""
+
+    id: uuid.UUID
+    price: str
+    reference_price: str
+    reference_source: str
+    note: str
+    requested_at: str
+    listing: ListingOut
+
+    @classmethod
+    def of(cls, r: PriceRequest) -> PriceReviewItem:
+        return cls(
+            r.id,
+            money_str(r.price),
+            money_str(r.reference_price),
+            r.reference_source,
+            r.note,
+            rfc3339(r.requested_at),
+            ListingOut.of(r.listing),
+        )
+
+
+class PriceReviewPage(msgspec.Struct):
+    total: int
+    page: int
+    per_page: int
+    items: list[PriceReviewItem]

@@ -1,0 +1,1 @@
+"""The kernel: what every area and process shares. It imports no business area."""

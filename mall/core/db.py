@@ -1,0 +1,170 @@
+"""Database access: one engine per process (or per job), explicit read and write transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, MetaData, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from mall.core.money import CENT, from_cents, normalize_quantity, to_cents
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Money(TypeDecorator[Decimal]):
+    """CNY amount stored as an integer number of 分: exact on SQLite and PostgreSQL alike."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
+        return None if value is None else to_cents(value)
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else from_cents(value)
+
+
+class Quantity(TypeDecorator[Decimal]):
+    """Quantity stored as an integer number of thousandths."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
+        return None if value is None else int((Decimal(value) * 1000).to_integral_exact())
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else normalize_quantity(Decimal(value).scaleb(-3))
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the backend keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+class IdMixin:
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+
+
+AfterCommit = Callable[[], Awaitable[None]] | Callable[[], object]
+
+
+class Tx:
+    """A unit of work: the session plus callbacks that run only after a successful commit."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._after: list[AfterCommit] = []
+
+    def after_commit(self, fn: AfterCommit) -> None:
+        self._after.append(fn)
+
+
+class Database:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            kwargs.update(pool_size=5, max_overflow=10, connect_args={"timeout": 30})
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            _sqlite_setup(self.engine)
+        self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = async_sessionmaker(
+            self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
+        )
+        # SQLite has one writer at a time. Writers of this process queue here, first come first
+        # served, instead of sleeping and retrying inside SQLite's busy handler (which lets a
+        # latecomer overtake and stretches the tail to seconds). Other processes still meet the
+        # busy timeout.
+        self._write_turn = asyncio.Lock() if self.is_sqlite else None
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._reader() as session:
+            yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        """A write transaction. On SQLite it takes the write lock up front (BEGIN IMMEDIATE), so
+        concurrent writers queue instead of failing on a lock upgrade."""
+        async with self._turn(), self._writer() as session:
+            tx = Tx(session)
+            async with session.begin():
+                yield tx
+        for fn in tx._after:
+            if asyncio.iscoroutinefunction(fn):
+                await fn()
+            else:
+                # Plain callbacks may block (a Redis round trip): keep them off the event loop.
+                await asyncio.to_thread(fn)
+
+    def _turn(self) -> Any:
+        return self._write_turn if self._write_turn is not None else contextlib.nullcontext()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_setup(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's implicit BEGIN is deferred).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("sqlite_immediate")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+__all__ = ["CENT", "Base", "Database", "IdMixin", "Money", "Quantity", "Tx", "UTCDateTime", "new_id"]

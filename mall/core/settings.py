@@ -1,0 +1,201 @@
+"""Settings: read from the environment (and an optional TOML file) inside the app factory, never at import."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, fields, replace
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from mall.core.netaddr import networks
+
+# Environment variable -> settings field. The short names (DATABASE_URL, REDIS_URL) are the
+# conventional ones; everything else is prefixed with MALL_.
+_ENV_NAMES = {
+    "DATABASE_URL": "database_url",
+    "REDIS_URL": "redis_url",
+    "MEILI_URL": "meili_url",
+    "MEILI_KEY": "meili_key",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty: SQLite file in data_dir
+    redis_url: str = ""  # empty: the embedded redis-server's unix socket in data_dir
+    meili_url: str = ""
+    meili_key: str = ""
+    meili_index: str = "products"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    region_code: str = "410000"
+    region_name: str = "河南省"
+    decentralized_threshold: Decimal = Decimal("1000000")
+    open_tender_threshold: Decimal = Decimal("2000000")
+    auto_cancel_days: int = 15
+    payment_due_days: int = 30
+    payment_warn_days: int = 25
+    price_margin: Decimal = Decimal("0.05")
+    publication_base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""  # empty: generated once and kept in data_dir/secret_key
+    queue_name: str = "mall"
+    outbox_grace_seconds: int = 10
+    sweep_interval_seconds: float = 2.0
+    stale_job_seconds: int = 60  # a job started longer ago than this may have died with its worker
+    cancel_interval_seconds: float = 60.0
+    web_workers: int = 1
+    # Public holidays (YYYY-MM-DD, comma-separated) skipped when counting working days (工作日).
+    holidays: str = ""
+    # Push subscriptions: a failing receiver is retried after base * 2^(n-1) seconds (jittered),
+    # at most max; one job run delivers at most `push_batch` records, then enqueues the next run.
+    push_backoff_base_seconds: float = 5.0
+    push_backoff_max_seconds: float = 600.0
+    push_timeout_seconds: float = 10.0
+    push_batch: int = 500
+    # OCDS: every ocid is this prefix + the order (or procedure) number. Register a prefix with the
+    # Open Contracting Partnership before publishing OCDS data outside the platform.
+    ocds_prefix: str = "ocds-mall01-"
+    # An XLSX export of more records than this runs as a job (progress page, download link).
+    export_xlsx_direct_max: int = 5000
+    # Export files are deleted this many days after they were made (the job record stays).
+    export_keep_days: int = 7
+    # Push delivery log rows older than this are deleted (the ledger itself is never pruned).
+    push_log_keep_days: int = 90
+    # Inquiries and auctions need at least this many participants (valid quotes or bidders); a
+    # buyer can never lower it, and an invitation names at least this many active suppliers.
+    min_participants: int = 3
+    # Push receivers on private, loopback, link-local, CGNAT or metadata addresses are refused
+    # unless their host is listed here (comma-separated host names, IP addresses or CIDR networks:
+    # government intranets).
+    push_allowed_hosts: str = ""
+    # Proxies (comma-separated IP addresses or CIDR networks) whose X-Forwarded-For is believed;
+    # from anyone else the client address is the peer's.
+    trusted_proxies: str = ""
+    # Client networks (comma-separated CIDR) exempt from login throttling and request rate limits:
+    # the benchmarks and the soak set it for loopback; empty in production.
+    rate_limit_exempt: str = ""
+    # API tokens live this many days; a user keeps at most `max_live_tokens` live ones.
+    token_ttl_days: int = 7
+    max_live_tokens: int = 20
+    # Refused bids a user may make per minute in one auction room before getting 429.
+    bid_refusals_per_minute: int = 20
+    # WebSocket connections one user may hold to one room.
+    room_connections_per_user: int = 5
+    # Where files live (uploads, exports, attachments): "database" (the default: a table every
+    # process reaches) or "s3" (an S3-compatible store: the four settings below).
+    file_store: str = "database"
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
+    # Fault injection for the test suite only: the publisher sleeps this long inside its
+    # transaction, after writing the record and before committing it.
+    publish_pause_seconds: float = 0.0
+    # Likewise for closing an inquiry or auction: the close stalls inside its transaction.
+    close_pause_seconds: float = 0.0
+
+    @property
+    def holiday_dates(self) -> frozenset[date]:
+        return frozenset(date.fromisoformat(d.strip()) for d in self.holidays.split(",") if d.strip())
+
+    @property
+    def sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def resolved_database_url(self) -> str:
+        url = self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'mall.db').resolve()}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+asyncpg://" + url[len("postgresql://") :]
+        if url.startswith("sqlite:///"):
+            url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+        return url
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        return (self.data_dir / "redis.sock").resolve()
+
+    @property
+    def resolved_redis_url(self) -> str:
+        return self.redis_url or f"unix://{self.embedded_redis_socket}"
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    def resolved_secret(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+def _coerce(kind: Any, raw: Any) -> Any:
+    if kind in (Path, "Path"):
+        return Path(raw)
+    if kind in (int, "int"):
+        return int(raw)
+    if kind in (float, "float"):
+        return float(raw)
+    if kind in (Decimal, "Decimal"):
+        return Decimal(str(raw))
+    return str(raw) if not isinstance(raw, dict) else raw
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from defaults < settings file (MALL_SETTINGS_FILE) < environment < overrides."""
+    env = dict(os.environ if env is None else env)
+    values: dict[str, Any] = {}
+    known = {f.name: f.type for f in fields(Settings)}
+    settings_file = env.get("MALL_SETTINGS_FILE")
+    if settings_file:
+        with open(settings_file, "rb") as fh:
+            for key, raw in tomllib.load(fh).items():
+                if key in known:
+                    values[key] = _coerce(known[key], raw)
+    for name, kind in known.items():
+        env_name = next((k for k, v in _ENV_NAMES.items() if v == name), f"MALL_{name.upper()}")
+        if env.get(env_name):
+            values[name] = _coerce(kind, env[env_name])
+    for key, raw in overrides.items():
+        values[key] = _coerce(known[key], raw) if key in known else raw
+    settings = replace(Settings(), **values)
+    problems = settings_problems(settings)
+    if problems:
+        raise SettingsError("; ".join(problems))
+    return settings
+
+
+class SettingsError(ValueError):
+    """Settings that cannot work: refused when a process starts, not at the first request."""
+
+
+def settings_problems(s: Settings) -> list[str]:
+    """What is wrong with a combination of settings (English, for operators' logs)."""
+    out = []
+    if s.file_store not in ("database", "s3"):
+        out.append(f"MALL_FILE_STORE must be database or s3, not {s.file_store!r}")
+    if s.file_store == "s3" and not s.s3_bucket:
+        out.append("MALL_FILE_STORE=s3 needs MALL_S3_BUCKET (and MALL_S3_ENDPOINT_URL for a non-AWS store)")
+    if s.min_participants < 1:
+        out.append("MALL_MIN_PARTICIPANTS must be at least 1")
+    if s.token_ttl_days < 1 or s.max_live_tokens < 1:
+        out.append("MALL_TOKEN_TTL_DAYS and MALL_MAX_LIVE_TOKENS must be at least 1")
+    for name in ("trusted_proxies", "rate_limit_exempt"):
+        try:
+            networks(getattr(s, name))
+        except ValueError as exc:
+            out.append(f"MALL_{name.upper()}: {exc}")
+    return out

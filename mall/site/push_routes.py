@@ -1,0 +1,218 @@
+"""Push subscription API: centers, regulators and the platform register receivers of the ledger."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, delete, get, post
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from mall.core.auth import allow
+from mall.core.clock import rfc3339
+from mall.core.fields import Choice, RequiredShortText, Url
+from mall.core.models import PushDelivery, PushSubscription
+from mall.ledger import push
+from mall.web.deps import DB, Config
+from mall.web.helpers import PageNo, me_of
+
+MANAGERS = allow("center", "regulator", "admin")
+TAGS = ["推送订阅"]
+
+
+class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: RequiredShortText
+    url: Url  # http(s); refused when its host resolves to an internal address (unless listed)
+    mode: Choice | None = None  # only records of this trading mode; None: all
+    from_seq: int | None = None  # deliver records after this seq; default: the current head
+
+
+class SubscriptionOut(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    url: str
+    mode: str | None
+    status: str  # active | paused
+    state: str  # ok | retrying | paused
+    cursor: int
+    ledger_head: int
+    backlog: int
+    delivered: int
+    consecutive_failures: int
+    next_attempt_at: str | None
+    last_error_kind: str  # "" or one of timeout, http_status, connect_refused, … (see the README)
+    last_status_code: int | None
+    last_error: str  # the kind in Chinese, for people
+    last_success_at: str | None
+    created_at: str
+    secret_hint: str
+    secret: str | None = None  # only in the answers to creation and rotation
+
+
+class DeliveryOut(msgspec.Struct):
+    seq: int
+    record_id: uuid.UUID
+    attempt: int
+    started_at: str
+    status_code: int | None
+    ok: bool
+    error_kind: str  # "" or one of timeout, http_status, connect_refused, … (see the README)
+    error: str  # the kind in Chinese, for people
+    duration_ms: int
+
+
+class DeliveryPage(msgspec.Struct):
+    total: int
+    page: int
+    per_page: int
+    items: list[DeliveryOut]
+
+
+def _time(at: Any) -> str | None:
+    return rfc3339(at) if at is not None else None
+
+
+async def _out(db: DB, sub: PushSubscription, secret: str | None = None) -> SubscriptionOut:
+    async with db.read() as s:
+        head = await push.ledger_head(s)
+        backlog = await push.backlog(s, sub)
+    return SubscriptionOut(
+        id=sub.id,
+        name=sub.name,
+        url=sub.url,
+        mode=sub.mode,
+        status=sub.status,
+        state=push.state_of(sub),
+        cursor=sub.cursor,
+        ledger_head=head,
+        backlog=backlog,
+        delivered=sub.delivered,
+        consecutive_failures=sub.consecutive_failures,
+        next_attempt_at=_time(sub.next_attempt_at),
+        last_error_kind=sub.last_error_kind,
+        last_status_code=sub.last_status_code,
+        last_error=push.error_label(sub.last_error_kind, sub.last_status_code),
+        last_success_at=_time(sub.last_success_at),
+        created_at=rfc3339(sub.created_at),
+        secret_hint=push.secret_hint(sub),
+        secret=secret,
+    )
+
+
+def _delivery_out(d: PushDelivery) -> DeliveryOut:
+    return DeliveryOut(
+        seq=d.seq,
+        record_id=d.record_id,
+        attempt=d.attempt,
+        started_at=rfc3339(d.started_at),
+        status_code=d.status_code,
+        ok=d.ok,
+        error_kind=d.error_kind,
+        error=push.error_label(d.error_kind, d.status_code),
+        duration_ms=d.duration_ms,
+    )
+
+
+@post(
+    "/api/subscriptions",
+    opt=MANAGERS,
+    status_code=201,
+    tags=TAGS,
+    summary="登记推送订阅：新记录按序号顺序 POST 到接收地址（密钥仅在此返回一次）",
+)
+async def create_subscription(
+    request: Request[Any, Any, Any], data: JSONBody[SubscriptionIn], db: DB, settings: Config
+) -> SubscriptionOut:
+    sub, secret = await push.create(
+        db, settings, me_of(request), name=data.name, url=data.url, mode=data.mode, from_seq=data.from_seq
+    )
+    return await _out(db, sub, secret)
+
+
+@get("/api/subscriptions", opt=MANAGERS, tags=TAGS, summary="本单位的推送订阅（平台管理员可见全部）")
+async def list_subscriptions(request: Request[Any, Any, Any], db: DB) -> list[SubscriptionOut]:
+    async with db.read() as s:
+        subs = await push.list_of(s, me_of(request))
+    return [await _out(db, sub) for sub in subs]
+
+
+@get("/api/subscriptions/{subscription_id:uuid}", opt=MANAGERS, tags=TAGS)
+async def get_subscription(
+    request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB
+) -> SubscriptionOut:
+    async with db.read() as s:
+        sub = await push.get(s, me_of(request), subscription_id)
+    return await _out(db, sub)
+
+
+@get(
+    "/api/subscriptions/{subscription_id:uuid}/deliveries",
+    opt=MANAGERS,
+    tags=TAGS,
+    summary="投递记录（最新在前，分页）",
+)
+async def list_deliveries(
+    request: Request[Any, Any, Any],
+    subscription_id: FromPath[uuid.UUID],
+    db: DB,
+    page: PageNo = 1,
+    per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+) -> DeliveryPage:
+    async with db.read() as s:
+        sub = await push.get(s, me_of(request), subscription_id)
+        total, rows = await push.deliveries(s, sub, page, per_page)
+    return DeliveryPage(total, page, per_page, [_delivery_out(d) for d in rows])
+
+
+@post("/api/subscriptions/{subscription_id:uuid}/pause", opt=MANAGERS, status_code=200, tags=TAGS)
+async def pause_subscription(
+    request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB
+) -> SubscriptionOut:
+    return await _out(db, await push.pause(db, me_of(request), subscription_id))
+
+
+@post(
+    "/api/subscriptions/{subscription_id:uuid}/resume",
+    opt=MANAGERS,
+    status_code=200,
+    tags=TAGS,
+    summary="恢复推送（也用于立即重试）",
+)
+async def resume_subscription(
+    request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB
+) -> SubscriptionOut:
+    return await _out(db, await push.resume(db, me_of(request), subscription_id))
+
+
+@post(
+    "/api/subscriptions/{subscription_id:uuid}/rotate-secret",
+    opt=MANAGERS,
+    status_code=200,
+    tags=TAGS,
+    summary="更换签名密钥（新密钥仅在此返回一次，立即生效）",
+)
+async def rotate_subscription_secret(
+    request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB
+) -> SubscriptionOut:
+    sub, secret = await push.rotate_secret(db, me_of(request), subscription_id)
+    return await _out(db, sub, secret)
+
+
+@delete("/api/subscriptions/{subscription_id:uuid}", opt=MANAGERS, status_code=204, tags=TAGS)
+async def delete_subscription(
+    request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB
+) -> None:
+    await push.remove(db, me_of(request), subscription_id)
+
+
+ROUTES = [
+    create_subscription,
+    list_subscriptions,
+    get_subscription,
+    list_deliveries,
+    pause_subscription,
+    resume_subscription,
+    rotate_subscription_secret,
+    delete_subscription,
+]

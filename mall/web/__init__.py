@@ -1,0 +1,1 @@
+"""What every area's routes and pages share: request dependencies and page helpers."""

@@ -1,0 +1,139 @@
+"""What the routes and pages of every area share: who is asking, form actions, messages, paging."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Annotated, Any
+from urllib.parse import urlparse
+
+from litestar import Request, Response
+from litestar.params import QueryParameter
+from litestar.response import Redirect, Template
+
+from mall.core import fields
+from mall.core.auth import Principal
+from mall.core.errors import DomainError
+
+PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
+PerPage = Annotated[int, QueryParameter(ge=1, le=100)]
+
+
+def me_of(request: Request[Any, Any, Any]) -> Principal:
+    """Who calls an API handler that only logged-in callers reach."""
+    user = request.scope.get("user")
+    assert user is not None
+    return user  # type: ignore[no-any-return]
+
+
+def current_user(request: Request[Any, Any, Any]) -> Principal | None:
+    """Who is looking at a page; None for an anonymous visitor."""
+    user: Principal | None = request.scope.get("user")
+    return user
+
+
+def flash(request: Request[Any, Any, Any], message: str, kind: str = "ok") -> None:
+    request.session.setdefault("flash", [])
+    request.session["flash"] = [*request.session["flash"], [kind, message]][-3:]
+
+
+def render(request: Request[Any, Any, Any], name: str, status_code: int = 200, **ctx: Any) -> Template:
+    try:
+        messages = request.session.pop("flash", []) if request.session else []
+    except Exception:  # no session in scope (e.g. a path no route matched)
+        messages = []
+    return Template(
+        template_name=name,
+        context={
+            "me": current_user(request),
+            "messages": messages,
+            "request": request,
+            "path": request.url.path,
+            **ctx,
+        },
+        status_code=status_code,
+    )
+
+
+def error_page(
+    request: Request[Any, Any, Any],
+    status: int,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    try:
+        back = came_from(request, "")
+        back = "" if back == request.url.path else back  # never back to the page that failed
+        page = render(request, "error.html", status_code=status, code=code, detail=detail, back=back)
+        page.headers.update(headers or {})
+        return page
+    except Exception:
+        return Response(f"{status} {detail}", status_code=status, media_type="text/plain", headers=headers)
+
+
+def came_from(request: Request[Any, Any, Any], fallback: str) -> str:
+    """The page of this site the request came from (its Referer), else `fallback`."""
+    ref = request.headers.get("referer", "")
+    parsed = urlparse(ref)
+    if parsed.path.startswith("/") and (not parsed.netloc or parsed.netloc == request.url.netloc):
+        return parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    return fallback
+
+
+# Sessions are cookies: what a refused form keeps must stay small. No field may be longer than this,
+# so a longer value is not kept (the page shows the message; the browser's field limit stops it anyway).
+FORM_KEEP_MAX = fields.DESCRIPTION_MAX
+NEVER_KEPT = {"_csrf_token", "password", "current_password", "new_password", "new_password2"}
+
+
+def keep_form(
+    request: Request[Any, Any, Any], values: Mapping[str, str], *, omit: Iterable[str] = ()
+) -> None:
+    """Keep what was typed into a refused form, to fill it in again (`pop_form`): never passwords or
+    the CSRF token, nor a value longer than any field may be."""
+    left_out = NEVER_KEPT | set(omit)
+    request.session["form"] = {
+        k: str(v) for k, v in values.items() if k not in left_out and len(str(v)) <= FORM_KEEP_MAX
+    }
+
+
+async def act(
+    request: Request[Any, Any, Any],
+    action: Callable[[], Awaitable[Any]],
+    ok: str,
+    back: str,
+    *,
+    keep: Mapping[str, str] | None = None,
+) -> Redirect:
+    """Run a form's action; a refusal goes back to the page as a message, keeping what was typed
+    (`keep`), and changes nothing."""
+    try:
+        await action()
+        flash(request, ok)
+    except DomainError as exc:
+        flash(request, exc.detail, "error")
+        if keep is not None:
+            keep_form(request, keep)
+        return Redirect(came_from(request, back), status_code=303)
+    return Redirect(back, status_code=303)
+
+
+def page_no(raw: str | None) -> int:
+    """A page number from a query string; anything that is not one is page 1."""
+    try:
+        return max(1, min(int(raw or 1), 100000))
+    except ValueError:
+        return 1
+
+
+def pop_form(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """What the user typed into a form that was refused, to fill it in again."""
+    try:
+        form: dict[str, str] = request.session.pop("form", {}) or {}
+    except Exception:
+        form = {}
+    return form
+
+
+def pages_of(total: int, per_page: int) -> int:
+    return max(1, (total + per_page - 1) // per_page)
