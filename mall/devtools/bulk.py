@@ -1,6 +1,6 @@
 """`mall seed --products N`: many realistic listings, fast, for benchmarks and load tests.
 
-The listings come from `catalog.generator` (deterministic by seed) and are offered by a set of
+The listings come from `mall.devtools.generator` (deterministic by seed) and are offered by a set of
 supplier organizations registered the normal way. They are written with bulk inserts (thousands of
 rows per statement) as live listings approved by the procurement center — the review rules are
 the generator's own (every price within the reference margin), so nothing breaks them — and then
