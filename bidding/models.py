@@ -8,6 +8,7 @@ reason and server time — is a row of `offers`, the audit log the result is com
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -18,12 +19,20 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mall.core.db import Base, IdMixin, Money, Quantity, UTCDateTime
 
 
-class ProcedureKind:
+class OfferStatus(enum.StrEnum):
+    """An offer as logged: accepted (counts until superseded), refused by the rules, or a withdrawal."""
+
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+
+
+class ProcedureKind(enum.StrEnum):
     INQUIRY = "inquiry"
     AUCTION = "auction"
 
 
-class ProcedureStatus:
+class ProcedureStatus(enum.StrEnum):
     DRAFT = "draft"
     PUBLISHED = "published"  # visible, not yet open
     OPEN = "open"  # quotes / bids accepted until ends_at
@@ -148,7 +157,7 @@ class Offer(IdMixin, Base):
     seq: Mapped[int | None] = mapped_column(BigInteger)  # acceptance order; None when refused
     amount: Mapped[Decimal | None] = mapped_column(Money)  # None when the typed amount was not money
     typed: Mapped[str] = mapped_column(String(40), default="")  # what was sent, for the audit log
-    status: Mapped[str] = mapped_column(String(12))  # accepted | refused | withdrawn
+    status: Mapped[str] = mapped_column(String(12))  # OfferStatus
     refuse_code: Mapped[str] = mapped_column(String(40), default="")
     reason: Mapped[str] = mapped_column(String(300), default="")  # refusal, or the buyer's rejection
     rejected: Mapped[bool] = mapped_column(Boolean, default=False)  # non-compliant (buyer, after opening)

@@ -27,6 +27,7 @@ from bidding.models import (
     Procedure,
     ProcedureItem,
     ProcedureKind,
+    ProcedureStatus,
 )
 from bidding.routes import limit_exempt, room_bid
 from catalog import agreements
@@ -217,8 +218,12 @@ async def procedure_page(
         snap=snap,
         labels=PROCEDURE_STATUS_LABELS,
         kinds=KIND_LABELS,
-        is_winner=who.role == "supplier" and p.status == "awarded" and p.awarded_supplier_id == who.org_id,
-        can_reject=who.role == "buyer" and p.kind == "inquiry" and p.status == "awarded",
+        is_winner=who.role == "supplier"
+        and p.status == ProcedureStatus.AWARDED
+        and p.awarded_supplier_id == who.org_id,
+        can_reject=who.role == "buyer"
+        and p.kind == ProcedureKind.INQUIRY
+        and p.status == ProcedureStatus.AWARDED,
         now=clock.now(),
     )
 

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
-from bidding.models import Offer, Participant, Procedure, ProcedureKind
+from bidding.models import Offer, OfferStatus, Participant, Procedure, ProcedureKind
 from mall.core.clock import SHANGHAI, rfc3339
 from mall.core.money import money_str
 
@@ -154,7 +154,9 @@ async def label_ranks(session: Any, procedure_id: uuid.UUID, labels: dict[uuid.U
     supplier's accepted bids strictly decrease, so this is also `rules.ranking`'s best bid."""
     latest = (
         select(Offer.supplier_org_id, func.max(Offer.seq).label("seq"))
-        .where(Offer.procedure_id == procedure_id, Offer.status == "accepted", Offer.seq.is_not(None))
+        .where(
+            Offer.procedure_id == procedure_id, Offer.status == OfferStatus.ACCEPTED, Offer.seq.is_not(None)
+        )
         .group_by(Offer.supplier_org_id)
         .subquery()
     )

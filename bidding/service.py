@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bidding import rules
 from bidding.models import (
     Offer,
+    OfferStatus,
     Participant,
     Procedure,
     ProcedureInvite,
@@ -36,7 +37,7 @@ from mall.core import clock, fields, outbox
 from mall.core.auth import Principal
 from mall.core.db import Database, Tx
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation, TooManyAttempts
-from mall.core.models import BudgetLine, Order, Organization, OrgKind
+from mall.core.models import BudgetLine, Order, Organization, OrgKind, OrgStatus
 from mall.core.money import MoneyError, money, money_str, quantity_str, round_money, whole_quantity
 from mall.ledger import disclosure
 
@@ -139,7 +140,7 @@ async def _check_invited(s: AsyncSession, invited: list[uuid.UUID], wanted: int)
                 select(Organization.id).where(
                     Organization.id.in_(ids),
                     Organization.kind == OrgKind.SUPPLIER.value,
-                    Organization.status == "active",
+                    Organization.status == OrgStatus.ACTIVE,
                 )
             )
         ).scalars()
@@ -246,7 +247,7 @@ async def create(
                 select(func.count()).where(
                     Organization.id.in_(invited),
                     Organization.kind == OrgKind.SUPPLIER.value,
-                    Organization.status == "active",
+                    Organization.status == OrgStatus.ACTIVE,
                 )
             )
             if (able or 0) < wanted:
@@ -462,7 +463,7 @@ async def quote(db: Database, who: Principal, procedure_id: uuid.UUID, amount_ra
             seq=p.offer_seq,
             amount=amount,
             typed=amount_raw,
-            status="accepted",
+            status=OfferStatus.ACCEPTED,
             at=clock.now(),
         )
         tx.session.add(offer)
@@ -495,7 +496,9 @@ async def withdraw(db: Database, who: Principal, procedure_id: uuid.UUID) -> Non
         latest = await tx.session.scalar(
             select(Offer)
             .where(
-                Offer.procedure_id == p.id, Offer.supplier_org_id == who.org_id, Offer.status == "accepted"
+                Offer.procedure_id == p.id,
+                Offer.supplier_org_id == who.org_id,
+                Offer.status == OfferStatus.ACCEPTED,
             )
             .order_by(Offer.seq.desc())
             .limit(1)
@@ -511,7 +514,7 @@ async def withdraw(db: Database, who: Principal, procedure_id: uuid.UUID) -> Non
                 user_id=who.user_id,
                 seq=p.offer_seq,
                 amount=None,
-                status="withdrawn",
+                status=OfferStatus.WITHDRAWN,
                 at=clock.now(),
             )
         )
@@ -529,7 +532,7 @@ async def _recent_refusals(tx: Tx, procedure_id: uuid.UUID, user_id: uuid.UUID, 
         select(func.count()).where(
             Offer.procedure_id == procedure_id,
             Offer.user_id == user_id,
-            Offer.status == "refused",
+            Offer.status == OfferStatus.REFUSED,
             Offer.at > now - REFUSAL_WINDOW,
         )
     )
@@ -581,7 +584,9 @@ async def bid(
         now = clock.now()
         own = await s.scalar(
             select(func.min(Offer.amount)).where(
-                Offer.procedure_id == p.id, Offer.supplier_org_id == who.org_id, Offer.status == "accepted"
+                Offer.procedure_id == p.id,
+                Offer.supplier_org_id == who.org_id,
+                Offer.status == OfferStatus.ACCEPTED,
             )
         )
         amount: Decimal | None = None
@@ -637,7 +642,7 @@ async def bid(
                         seq=seen_seq + 1,
                         amount=amount,
                         typed=amount_raw,
-                        status="accepted",
+                        status=OfferStatus.ACCEPTED,
                         at=now,
                     )
                 )
@@ -652,7 +657,7 @@ async def bid(
                 seq=None,
                 amount=amount,
                 typed=amount_raw,
-                status="refused",
+                status=OfferStatus.REFUSED,
                 refuse_code=refused.code,
                 reason=refused.detail,  # the rules' own message: a short fixed text with amounts
                 at=now,
@@ -913,7 +918,7 @@ async def reject_quote(
             .order_by(Offer.seq.desc())
             .limit(1)
         )
-        if latest is None or latest.status != "accepted" or latest.rejected:
+        if latest is None or latest.status != OfferStatus.ACCEPTED or latest.rejected:
             raise Conflict("该供应商没有有效报价", code="quote_not_valid")
         latest.rejected, latest.reason = True, reason
         await s.flush()

@@ -15,7 +15,15 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding import rules
-from bidding.models import Offer, Participant, Procedure, ProcedureInvite, ProcedureKind, ProcedureStatus
+from bidding.models import (
+    Offer,
+    OfferStatus,
+    Participant,
+    Procedure,
+    ProcedureInvite,
+    ProcedureKind,
+    ProcedureStatus,
+)
 from mall.core import clock
 from mall.core.auth import Principal
 from mall.core.db import Database
@@ -26,7 +34,7 @@ def quotes_of(offers: list[Offer]) -> list[rules.Quote]:
     """An inquiry's offers as the rules see them (accepted and withdrawn quotes, in order)."""
     out = []
     for o in offers:
-        if o.seq is None or o.status not in ("accepted", "withdrawn"):
+        if o.seq is None or o.status not in (OfferStatus.ACCEPTED, OfferStatus.WITHDRAWN):
             continue
         out.append(
             rules.Quote(
@@ -34,7 +42,7 @@ def quotes_of(offers: list[Offer]) -> list[rules.Quote]:
                 amount=o.amount if o.amount is not None else Decimal(0),
                 at=o.at,
                 seq=o.seq,
-                withdrawn=o.status == "withdrawn",
+                withdrawn=o.status == OfferStatus.WITHDRAWN,
                 rejected_reason=o.reason if o.rejected else "",
             )
         )
@@ -46,7 +54,7 @@ def bids_of(offers: list[Offer]) -> list[rules.Bid]:
     return [
         rules.Bid(supplier=str(o.supplier_org_id), amount=o.amount, at=o.at, seq=o.seq)
         for o in offers
-        if o.status == "accepted" and o.seq is not None and o.amount is not None
+        if o.status == OfferStatus.ACCEPTED and o.seq is not None and o.amount is not None
     ]
 
 

@@ -13,6 +13,7 @@ the agreement prices as the ceiling (`bidding.service`).
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import uuid
@@ -38,7 +39,7 @@ from mall.core.money import MoneyError, money, money_str, round_money, whole_qua
 from mall.core.settings import Settings
 
 
-class AgreementStatus:
+class AgreementStatus(enum.StrEnum):
     DRAFT = "draft"
     ACTIVE = "active"
     EXPIRED = "expired"

@@ -10,6 +10,7 @@ the supplier confirms (may lower prices), performs, the buyer accepts and pays.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import re
@@ -39,7 +40,7 @@ REVIEW_WORKING_DAYS = 7
 MAX_PRICE_ITEMS = 50
 
 
-class DesignationStatus:
+class DesignationStatus(enum.StrEnum):
     APPLIED = "applied"
     APPROVED = "approved"
     REJECTED = "rejected"

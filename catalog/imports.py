@@ -30,7 +30,7 @@ from mall.core import auth, clock, fields, files, outbox
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import DomainError, InvalidInput, NotFound
-from mall.core.models import User
+from mall.core.models import JobStatus, User
 
 log = logging.getLogger("mall.imports")
 
@@ -74,7 +74,7 @@ async def start_import(
                 user_id=who.user_id,
                 filename=filename,
                 file_key=key,
-                status="queued",
+                status=JobStatus.QUEUED,
                 total=0,  # counted by the job, when it reads the file
                 strict=strict,
                 report=[],
@@ -120,13 +120,13 @@ async def _claim(db: Database, import_id: uuid.UUID, stale_after: timedelta) -> 
             update(ListingImport)
             .where(
                 ListingImport.id == import_id,
-                (ListingImport.status == "queued")
+                (ListingImport.status == JobStatus.QUEUED)
                 | (
-                    (ListingImport.status == "running")
+                    (ListingImport.status == JobStatus.RUNNING)
                     & (ListingImport.finished_at < clock.now() - stale_after)  # heartbeat in finished_at
                 ),
             )
-            .values(status="running", processed=0, finished_at=clock.now())
+            .values(status=JobStatus.RUNNING, processed=0, finished_at=clock.now())
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -234,7 +234,7 @@ async def _process(
                 update(ListingImport)
                 .where(ListingImport.id == import_id)
                 .values(
-                    status="done",
+                    status=JobStatus.DONE,
                     processed=len(report),
                     accepted=len(good),
                     refused=len(report) - len(good),
@@ -257,7 +257,7 @@ async def _fail(db: Database, import_id: uuid.UUID, reason: str) -> dict[str, in
         await tx.session.execute(
             update(ListingImport)
             .where(ListingImport.id == import_id)
-            .values(status="failed", error=reason[:500], accepted=0, finished_at=clock.now())
+            .values(status=JobStatus.FAILED, error=reason[:500], accepted=0, finished_at=clock.now())
         )
     return {"failed": 1}
 
@@ -288,7 +288,10 @@ async def prune_uploads(db: Database, store: files.FileStore) -> int:
             (
                 await s.execute(
                     select(ListingImport.id)
-                    .where(ListingImport.status.in_(("done", "failed")), ListingImport.file_key != "")
+                    .where(
+                        ListingImport.status.in_((JobStatus.DONE, JobStatus.FAILED)),
+                        ListingImport.file_key != "",
+                    )
                     .limit(100)
                 )
             ).scalars()
@@ -305,9 +308,9 @@ async def stalled(db: Database, older_than: timedelta) -> list[uuid.UUID]:
         rows = await s.execute(
             select(ListingImport.id)
             .where(
-                ((ListingImport.status == "queued") & (ListingImport.created_at < cutoff))
+                ((ListingImport.status == JobStatus.QUEUED) & (ListingImport.created_at < cutoff))
                 | (
-                    (ListingImport.status == "running")
+                    (ListingImport.status == JobStatus.RUNNING)
                     & (ListingImport.finished_at < cutoff - timedelta(minutes=5))
                 )
             )
@@ -318,4 +321,4 @@ async def stalled(db: Database, older_than: timedelta) -> list[uuid.UUID]:
 
 async def count_queued(db: Database) -> int:
     async with db.read() as s:
-        return await s.scalar(select(func.count()).where(ListingImport.status == "queued")) or 0
+        return await s.scalar(select(func.count()).where(ListingImport.status == JobStatus.QUEUED)) or 0

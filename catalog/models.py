@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -11,7 +12,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Unique
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mall.core.db import Base, IdMixin, Money, Quantity, UTCDateTime
-from mall.core.models import Organization
+from mall.core.models import JobStatus, Organization
 
 
 class Category(Base):
@@ -27,7 +28,7 @@ class Category(Base):
     type: Mapped[str] = mapped_column(String(12))  # goods | engineering | service
 
 
-class ListingStatus:
+class ListingStatus(enum.StrEnum):
     """draft → submitted → live | rejected; live ⇄ delisted, live ⇄ frozen; rejected/draft → submitted."""
 
     DRAFT = "draft"
@@ -100,7 +101,7 @@ class PriceChange(IdMixin, Base):
     note: Mapped[str] = mapped_column(String(200), default="")
 
 
-class PriceRequestStatus:
+class PriceRequestStatus(enum.StrEnum):
     """pending → approved | rejected | withdrawn (by the supplier) | superseded (by a newer request)."""
 
     PENDING = "pending"
@@ -152,7 +153,7 @@ class ListingImport(IdMixin, Base):
     filename: Mapped[str] = mapped_column(String(200))
     # The upload in the file store (mall.files) until the job has processed it; "" afterwards.
     file_key: Mapped[str] = mapped_column(String(300), default="")
-    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued | running | done | failed
+    status: Mapped[str] = mapped_column(String(10), default=JobStatus.QUEUED)
     strict: Mapped[bool] = mapped_column(Boolean, default=False)  # any bad row: import nothing
     total: Mapped[int] = mapped_column(Integer, default=0)
     processed: Mapped[int] = mapped_column(Integer, default=0)

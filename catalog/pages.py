@@ -15,12 +15,13 @@ from sqlalchemy import select
 
 from catalog import categories, imports, prices, service
 from catalog import search as catalog_search
-from catalog.models import LISTING_STATUS_LABELS, Listing, PriceRequest
+from catalog.models import LISTING_STATUS_LABELS, Listing, ListingStatus, PriceRequest
 from catalog.search import Search
 from catalog.service import ListingDraft, ListingQuery
 from mall.core import files
 from mall.core.auth import PUBLIC, allow
 from mall.core.errors import DomainError, NotFound
+from mall.core.models import JobStatus
 from mall.web.deps import DB, Config
 from mall.web.helpers import (
     act,
@@ -93,7 +94,7 @@ async def goods_page(request: Request[Any, Any, Any], db: DB, search: Search) ->
     cards = [
         (h, fresh[uuid.UUID(h.id)])
         for h in result.hits
-        if uuid.UUID(h.id) in fresh and fresh[uuid.UUID(h.id)].status == "live"
+        if uuid.UUID(h.id) in fresh and fresh[uuid.UUID(h.id)].status == ListingStatus.LIVE
     ]
     keep = {k: v for k, v in p.items() if v and k != "page"}
 
@@ -155,7 +156,7 @@ async def goods_detail(
         insider = me is not None and (
             me.role in ("center", "regulator") or me.org_id == listing.supplier_org_id
         )
-        if listing.status != "live" and not insider:
+        if listing.status != ListingStatus.LIVE and not insider:
             raise NotFound("商品不存在或已下架", code="listing_not_found")
         offers = await service.same_model_offers(s, listing)
         history = await service.price_history(s, listing.id)
@@ -403,7 +404,7 @@ async def listing_status(
     who = current_user(request)
     assert who
     status = data.get("status", "")
-    ok = "商品已下架" if status == "delisted" else "商品已重新上架"
+    ok = "商品已下架" if status == ListingStatus.DELISTED else "商品已重新上架"
     return await act(
         request,
         lambda: service.set_listing_status(db, who, listing_id, status, margin=settings.price_margin),
@@ -446,7 +447,11 @@ async def import_page(request: Request[Any, Any, Any], import_id: FromPath[uuid.
     who = current_user(request)
     assert who
     batch = await imports.get_import(db, who, import_id)
-    percent = 100 if batch.status in ("done", "failed") else (100 * batch.processed // max(batch.total, 1))
+    percent = (
+        100
+        if batch.status in (JobStatus.DONE, JobStatus.FAILED)
+        else (100 * batch.processed // max(batch.total, 1))
+    )
     refused = [r for r in batch.report or [] if r[1] == imports.REFUSED][:200]
     return render(
         request,
@@ -487,7 +492,7 @@ async def review_page(
     price_requests: list[PriceRequest] = []
     rows: list[Listing] = []
     async with db.read() as s:
-        if status == "submitted":
+        if status == ListingStatus.SUBMITTED:
             total, rows = await service.review_queue(s, pg, 20)
         elif status == "prices":
             total, price_requests = await prices.price_review_queue(s, pg, 20)

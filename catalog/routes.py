@@ -29,6 +29,7 @@ from mall.core import fields, files
 from mall.core.auth import PUBLIC, allow
 from mall.core.errors import InvalidInput, NotFound
 from mall.core.fields import SEARCH_MAX, Amount
+from mall.core.models import JobStatus
 from mall.core.money import MoneyError, money, money_str
 from mall.web.deps import DB, Config
 from mall.web.helpers import PageNo, me_of
@@ -499,7 +500,7 @@ class ImportOut(msgspec.Struct):
 
     @classmethod
     def of(cls, b: Any) -> ImportOut:
-        done = b.status in ("done", "failed")
+        done = b.status in (JobStatus.DONE, JobStatus.FAILED)
         percent = 100 if done else (100 * b.processed // b.total if b.total else 0)
         return cls(
             b.id,
@@ -513,7 +514,7 @@ class ImportOut(msgspec.Struct):
             percent,
             b.error,
             b.strict,
-            f"/api/supplier/imports/{b.id}/report.csv" if b.status == "done" else None,
+            f"/api/supplier/imports/{b.id}/report.csv" if b.status == JobStatus.DONE else None,
         )
 
 

@@ -41,6 +41,7 @@ from mall.core.models import (
     OrderLine,
     OrderStatus,
     Organization,
+    OrgStatus,
 )
 from mall.core.money import MoneyError, money, money_str, round_money
 from mall.core.settings import Settings
@@ -487,7 +488,7 @@ def check_purchases(settings: Settings, lines: list[tuple[Listing, Decimal]]) ->
 
 async def require_active_suppliers(s: AsyncSession, supplier_ids: Iterable[uuid.UUID]) -> None:
     for o in (await s.execute(select(Organization).where(Organization.id.in_(list(supplier_ids))))).scalars():
-        if o.status != "active":
+        if o.status != OrgStatus.ACTIVE:
             raise RuleViolation(f"供应商 {o.name} 已被冻结，不能下单", code="supplier_frozen")
 
 

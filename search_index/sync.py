@@ -26,7 +26,7 @@ from catalog import categories
 from catalog.models import Listing, ListingStatus
 from mall.core import clock, outbox
 from mall.core.db import Database, Tx
-from mall.core.models import Organization, Outbox
+from mall.core.models import Organization, Outbox, OutboxStatus
 from mall.core.money import to_cents
 from search_index.backend import ProductDocument, SearchBackend
 from search_index.documents import document_of
@@ -43,7 +43,13 @@ def stage(tx: Tx, listing_ids: Iterable[uuid.UUID]) -> None:
     if not ids:
         return
     tx.session.add(
-        Outbox(id=uuid.uuid4(), topic=TOPIC, payload={"ids": ids}, status="pending", created_at=clock.now())
+        Outbox(
+            id=uuid.uuid4(),
+            topic=TOPIC,
+            payload={"ids": ids},
+            status=OutboxStatus.PENDING,
+            created_at=clock.now(),
+        )
     )
 
     tx.after_commit(lambda: outbox.kick(outbox.INDEX))
@@ -71,7 +77,7 @@ async def drain(db: Database, backend: SearchBackend, *, limit: int = BATCH) -> 
                 (
                     await s.execute(
                         select(Outbox.id, Outbox.payload)
-                        .where(Outbox.topic == TOPIC, Outbox.status == "pending")
+                        .where(Outbox.topic == TOPIC, Outbox.status == OutboxStatus.PENDING)
                         .order_by(Outbox.created_at, Outbox.id)
                         .limit(limit)
                     )
@@ -86,7 +92,7 @@ async def drain(db: Database, backend: SearchBackend, *, limit: int = BATCH) -> 
             await tx.session.execute(
                 update(Outbox)
                 .where(Outbox.id.in_([r[0] for r in rows]))
-                .values(status="done", processed_at=clock.now(), attempts=Outbox.attempts + 1)
+                .values(status=OutboxStatus.DONE, processed_at=clock.now(), attempts=Outbox.attempts + 1)
             )
         total += len(rows)
         if len(rows) < limit:

@@ -15,7 +15,7 @@ import logging
 import signal
 import time
 
-from bidding.models import Procedure
+from bidding.models import Procedure, ProcedureStatus
 from mall.core import clock
 from mall.core.db import Database
 from mall.core.settings import Settings, load_settings
@@ -79,8 +79,11 @@ async def _procedures_due(db: Database) -> bool:
         found = await s.scalar(
             select(Procedure.id)
             .where(
-                (Procedure.status.in_(("published", "open")) & (Procedure.ends_at <= late))
-                | ((Procedure.status == "awarded") & (Procedure.confirm_due_at <= late))
+                (
+                    Procedure.status.in_((ProcedureStatus.PUBLISHED, ProcedureStatus.OPEN))
+                    & (Procedure.ends_at <= late)
+                )
+                | ((Procedure.status == ProcedureStatus.AWARDED) & (Procedure.confirm_due_at <= late))
             )
             .limit(1)
         )

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from catalog import imports
 from mall.core import clock
 from mall.core.db import Database
-from mall.core.models import Outbox
+from mall.core.models import Outbox, OutboxStatus
 from mall.ledger import exports
 from workers import queues
 
@@ -19,7 +19,7 @@ log = logging.getLogger("mall.outbox")
 
 async def pending_count(db: Database) -> int:
     async with db.read() as s:
-        return await s.scalar(select(func.count()).where(Outbox.status == "pending")) or 0
+        return await s.scalar(select(func.count()).where(Outbox.status == OutboxStatus.PENDING)) or 0
 
 
 async def sweep(db: Database, grace_seconds: int) -> int:
@@ -29,7 +29,9 @@ async def sweep(db: Database, grace_seconds: int) -> int:
     async with db.read() as s:
         search_overdue = await s.scalar(
             select(Outbox.id)
-            .where(Outbox.status == "pending", Outbox.topic == "search", Outbox.created_at <= cutoff)
+            .where(
+                Outbox.status == OutboxStatus.PENDING, Outbox.topic == "search", Outbox.created_at <= cutoff
+            )
             .limit(1)
         )
         overdue = list(
@@ -37,7 +39,9 @@ async def sweep(db: Database, grace_seconds: int) -> int:
                 await s.execute(
                     select(Outbox.id, Outbox.topic)
                     .where(
-                        Outbox.status == "pending", Outbox.topic == "disclosure", Outbox.created_at <= cutoff
+                        Outbox.status == OutboxStatus.PENDING,
+                        Outbox.topic == "disclosure",
+                        Outbox.created_at <= cutoff,
                     )
                     .order_by(Outbox.created_at)
                     .limit(1)
@@ -46,7 +50,7 @@ async def sweep(db: Database, grace_seconds: int) -> int:
         )
         count = (
             await s.scalar(
-                select(func.count()).where(Outbox.status == "pending", Outbox.created_at <= cutoff)
+                select(func.count()).where(Outbox.status == OutboxStatus.PENDING, Outbox.created_at <= cutoff)
             )
             or 0
         )

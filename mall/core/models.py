@@ -43,6 +43,35 @@ ORG_KIND_LABELS = {
 }
 
 
+class OrgStatus(enum.StrEnum):
+    ACTIVE = "active"
+    FROZEN = "frozen"
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class PushStatus(enum.StrEnum):
+    """active ⇄ paused (by its owner, or after failures); deleted is final."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DELETED = "deleted"
+
+
+class JobStatus(enum.StrEnum):
+    """An export or an import: queued → running → done | failed; a done export's file expires."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
 class Organization(IdMixin, Base):
     __tablename__ = "organizations"
 
@@ -53,7 +82,7 @@ class Organization(IdMixin, Base):
     region_code: Mapped[str] = mapped_column(String(6))
     contact_phone: Mapped[str] = mapped_column(String(40), default="")
     is_sme: Mapped[bool] = mapped_column(Boolean, default=True)
-    status: Mapped[str] = mapped_column(String(20), default="active")  # active | frozen
+    status: Mapped[str] = mapped_column(String(20), default=OrgStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -284,7 +313,7 @@ class Outbox(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     topic: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | done | failed
+    status: Mapped[str] = mapped_column(String(10), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -359,7 +388,7 @@ class PushSubscription(IdMixin, Base):
     # Kept in clear: the deliverer must sign with it. Only shown in full when created or rotated.
     secret: Mapped[str] = mapped_column(String(100))
     mode: Mapped[str | None] = mapped_column(String(12))  # None: every record
-    status: Mapped[str] = mapped_column(String(10), default="active")  # active | paused | deleted
+    status: Mapped[str] = mapped_column(String(10), default=PushStatus.ACTIVE)
     cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     delivered: Mapped[int] = mapped_column(BigInteger, default=0)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
@@ -401,9 +430,7 @@ class ExportJob(IdMixin, Base):
     org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organizations.id"))
     format: Mapped[str] = mapped_column(String(8))  # csv | xlsx | ocds
     filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the query parameters, as given
-    status: Mapped[str] = mapped_column(
-        String(10), default="queued"
-    )  # queued | running | done | failed | expired
+    status: Mapped[str] = mapped_column(String(10), default=JobStatus.QUEUED)
     rows_done: Mapped[int] = mapped_column(Integer, default=0)  # ledger records written
     rows_total: Mapped[int] = mapped_column(Integer, default=0)  # ledger records matching (estimate)
     file_key: Mapped[str] = mapped_column(String(300), default="")  # in the file store (mall.files)

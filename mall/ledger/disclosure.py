@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mall.core import clock, outbox
 from mall.core.db import Database, Tx
 from mall.core.errors import InvalidInput, NotFound
-from mall.core.models import DisclosureRecord, LedgerHead, Order, Outbox
+from mall.core.models import DisclosureRecord, LedgerHead, Order, Outbox, OutboxStatus
 from mall.core.money import money, money_str, quantity_str
 
 log = logging.getLogger("mall.disclosure")
@@ -93,7 +93,7 @@ def stage(tx: Tx, payload: dict[str, Any], record_id: uuid.UUID | None = None) -
         id=uuid.uuid4(),
         topic=TOPIC,
         payload={**payload, "record_id": str(record_id)},
-        status="pending",
+        status=OutboxStatus.PENDING,
         created_at=clock.now(),
     )
     tx.session.add(row)
@@ -110,7 +110,7 @@ async def publish_pending(db: Database, *, limit: int = 200, pause: float = 0.0)
         rows = (
             await s.execute(
                 select(Outbox)
-                .where(Outbox.topic == TOPIC, Outbox.status == "pending")
+                .where(Outbox.topic == TOPIC, Outbox.status == OutboxStatus.PENDING)
                 .order_by(Outbox.created_at, Outbox.id)
                 .limit(limit)
             )
@@ -140,7 +140,7 @@ async def publish_pending(db: Database, *, limit: int = 200, pause: float = 0.0)
             s.add(_ledger_row(record, row.id, now))
             head.last_seq = record["seq"]
             head.last_hash = record["hash"]
-            row.status = "done"
+            row.status = OutboxStatus.DONE
             row.attempts += 1
             row.processed_at = now
             published += 1

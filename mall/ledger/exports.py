@@ -34,7 +34,7 @@ from mall.core.clock import SHANGHAI
 from mall.core.db import Database
 from mall.core.errors import InvalidInput, NotFound
 from mall.core.fields import spreadsheet_safe
-from mall.core.models import DisclosureRecord, ExportJob, LedgerHead
+from mall.core.models import DisclosureRecord, ExportJob, JobStatus, LedgerHead
 from mall.core.settings import Settings
 from mall.ledger import ocds
 from mall.ledger.disclosure import KIND_LABELS, MODE_LABELS, FeedQuery, parse_feed_query, records_matching
@@ -432,7 +432,7 @@ async def start_job(db: Database, who: Principal, fmt: str, q: ExportQuery) -> E
             org_id=who.org_id,
             format=fmt,
             filters=q.params(),
-            status="queued",
+            status=JobStatus.QUEUED,
             rows_total=0,  # counted by the job: a filtered count can take seconds on a big ledger
             created_at=clock.now(),
         )
@@ -478,7 +478,7 @@ async def prune_files(db: Database, settings: Settings) -> int:
             (
                 await s.execute(
                     select(ExportJob.id, ExportJob.file_key).where(
-                        ExportJob.status == "done", ExportJob.finished_at < before
+                        ExportJob.status == JobStatus.DONE, ExportJob.finished_at < before
                     )
                 )
             ).all()
@@ -486,18 +486,18 @@ async def prune_files(db: Database, settings: Settings) -> int:
     for job_id, key in jobs:
         if key:
             await store.delete(key)
-        await _set(db, job_id, status="expired", file_key="")
+        await _set(db, job_id, status=JobStatus.EXPIRED, file_key="")
     return len(jobs)
 
 
 async def job_file(store: files.FileStore, settings: Settings, job: ExportJob) -> files.FileInfo:
     """The job's file in the store, or the reason there is none (404)."""
-    if job.status == "expired":
+    if job.status == JobStatus.EXPIRED:
         raise NotFound(
             f"导出文件已按规定清理（保留 {settings.export_keep_days} 天），请重新导出",
             code="export_file_expired",
         )
-    if job.status != "done" or not job.file_key:
+    if job.status != JobStatus.DONE or not job.file_key:
         raise NotFound("导出文件尚未生成", code="export_not_ready")
     info = await store.stat(job.file_key)
     if info is None:
@@ -516,10 +516,13 @@ async def _claim(db: Database, job_id: uuid.UUID, stale_after: timedelta) -> boo
             update(ExportJob)
             .where(
                 ExportJob.id == job_id,
-                (ExportJob.status == "queued")
-                | ((ExportJob.status == "running") & (ExportJob.heartbeat_at < clock.now() - stale_after)),
+                (ExportJob.status == JobStatus.QUEUED)
+                | (
+                    (ExportJob.status == JobStatus.RUNNING)
+                    & (ExportJob.heartbeat_at < clock.now() - stale_after)
+                ),
             )
-            .values(status="running", rows_done=0, heartbeat_at=clock.now())
+            .values(status=JobStatus.RUNNING, rows_done=0, heartbeat_at=clock.now())
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -564,13 +567,17 @@ async def run_job(db: Database, settings: Settings, job_id: uuid.UUID) -> str:
     except Exception as exc:
         log.exception("export %s failed", job_id)
         await _set(
-            db, job_id, status="failed", error=f"导出失败：{type(exc).__name__}", finished_at=clock.now()
+            db,
+            job_id,
+            status=JobStatus.FAILED,
+            error=f"导出失败：{type(exc).__name__}",
+            finished_at=clock.now(),
         )
         return "failed"
     await _set(
         db,
         job_id,
-        status="done",
+        status=JobStatus.DONE,
         rows_done=tally.records,
         rows_total=tally.records,
         file_key=key,
@@ -588,8 +595,11 @@ async def stalled(db: Database, older_than: timedelta) -> list[uuid.UUID]:
         rows = await s.execute(
             select(ExportJob.id)
             .where(
-                ((ExportJob.status == "queued") & (ExportJob.created_at < cutoff))
-                | ((ExportJob.status == "running") & (ExportJob.heartbeat_at < cutoff - timedelta(minutes=5)))
+                ((ExportJob.status == JobStatus.QUEUED) & (ExportJob.created_at < cutoff))
+                | (
+                    (ExportJob.status == JobStatus.RUNNING)
+                    & (ExportJob.heartbeat_at < cutoff - timedelta(minutes=5))
+                )
             )
             .limit(20)
         )

@@ -40,7 +40,7 @@ from mall.core import clock, fields, outbox
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import Forbidden, InvalidInput, NotFound
-from mall.core.models import DisclosureRecord, LedgerHead, PushDelivery, PushSubscription
+from mall.core.models import DisclosureRecord, LedgerHead, PushDelivery, PushStatus, PushSubscription
 from mall.core.settings import Settings
 from mall.ledger import push_addresses
 from mall.ledger.disclosure import MODES
@@ -96,7 +96,7 @@ def new_secret() -> str:
 
 
 def state_of(sub: PushSubscription) -> str:
-    if sub.status == "paused":
+    if sub.status == PushStatus.PAUSED:
         return "paused"
     return "retrying" if sub.consecutive_failures else "ok"
 
@@ -212,7 +212,7 @@ async def create(
             url=url,
             secret=secret,
             mode=mode,
-            status="active",
+            status=PushStatus.ACTIVE,
             cursor=from_seq,
             delivered=0,
             consecutive_failures=0,
@@ -227,7 +227,7 @@ async def create(
 
 async def list_of(s: AsyncSession, who: Principal | None) -> list[PushSubscription]:
     owner = _owner(who)
-    stmt = select(PushSubscription).where(PushSubscription.status != "deleted")
+    stmt = select(PushSubscription).where(PushSubscription.status != PushStatus.DELETED)
     if owner.role != "admin":
         stmt = stmt.where(PushSubscription.org_id == owner.org_id)
     return list((await s.execute(stmt.order_by(PushSubscription.created_at))).scalars())
@@ -237,7 +237,11 @@ async def get(s: AsyncSession, who: Principal | None, subscription_id: uuid.UUID
     owner = _owner(who)
     sub = await s.get(PushSubscription, subscription_id)
     # Another organization's subscription does not exist, as far as the caller can tell.
-    if sub is None or sub.status == "deleted" or (owner.role != "admin" and sub.org_id != owner.org_id):
+    if (
+        sub is None
+        or sub.status == PushStatus.DELETED
+        or (owner.role != "admin" and sub.org_id != owner.org_id)
+    ):
         raise NotFound("推送订阅不存在", code="subscription_not_found")
     return sub
 
@@ -261,7 +265,7 @@ async def _change(
 
 async def pause(db: Database, who: Principal | None, subscription_id: uuid.UUID) -> PushSubscription:
     def go(sub: PushSubscription, tx: Any) -> None:
-        sub.status = "paused"
+        sub.status = PushStatus.PAUSED
 
     return await _change(db, who, subscription_id, go)
 
@@ -270,7 +274,7 @@ async def resume(db: Database, who: Principal | None, subscription_id: uuid.UUID
     """Active again, and the next attempt is now (resuming is also how a person says "retry now")."""
 
     def go(sub: PushSubscription, tx: Any) -> None:
-        sub.status = "active"
+        sub.status = PushStatus.ACTIVE
         sub.next_attempt_at = None
         tx.after_commit(lambda: _soon(sub.id))
 
@@ -292,7 +296,7 @@ async def remove(db: Database, who: Principal | None, subscription_id: uuid.UUID
     """Stop for good; the row and its delivery log stay for the record."""
 
     def go(sub: PushSubscription, tx: Any) -> None:
-        sub.status = "deleted"
+        sub.status = PushStatus.DELETED
 
     await _change(db, who, subscription_id, go)
 
@@ -460,7 +464,7 @@ async def _deliver_locked(
 ) -> None:
     async with db.read() as s:
         sub = await s.get(PushSubscription, subscription_id)
-    if sub is None or sub.status != "active":
+    if sub is None or sub.status != PushStatus.ACTIVE:
         return
     if sub.next_attempt_at is not None and sub.next_attempt_at > clock.now():
         run.waiting = True
@@ -601,7 +605,7 @@ class _Progress:
             log.warning("push %s: cursor moved under this deliverer; stopping", self.subscription_id)
             return False
         self.cursor = self.passed
-        return status == "active"
+        return status == PushStatus.ACTIVE
 
 
 async def prune_log(db: Database, settings: Settings) -> int:
@@ -620,7 +624,7 @@ async def due(db: Database) -> list[uuid.UUID]:
         head = await ledger_head(s)
         rows = await s.execute(
             select(PushSubscription.id).where(
-                PushSubscription.status == "active",
+                PushSubscription.status == PushStatus.ACTIVE,
                 PushSubscription.cursor < head,
                 or_(
                     PushSubscription.next_attempt_at.is_(None),

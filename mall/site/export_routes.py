@@ -21,7 +21,7 @@ from mall.core.auth import PUBLIC, Principal, allow
 from mall.core.clock import rfc3339
 from mall.core.db import Database
 from mall.core.errors import DomainError, InvalidInput, RuleViolation
-from mall.core.models import ExportJob
+from mall.core.models import ExportJob, JobStatus
 from mall.core.settings import Settings
 from mall.ledger import atom, disclosure, exports
 from mall.web.deps import DB, Config
@@ -73,12 +73,12 @@ class ExportJobOut(msgspec.Struct):
             error=job.error,
             created_at=rfc3339(job.created_at),
             finished_at=rfc3339(job.finished_at) if job.finished_at else None,
-            download_url=f"{prefix}/{job.id}/download" if job.status == "done" else None,
+            download_url=f"{prefix}/{job.id}/download" if job.status == JobStatus.DONE else None,
         )
 
 
 def percent(job: ExportJob) -> int:
-    if job.status == "done":
+    if job.status == JobStatus.DONE:
         return 100
     if job.rows_total <= 0:
         return 0

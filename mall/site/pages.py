@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import BigInteger, case, func, select, type_coerce
 
 from catalog.categories import name_of
-from catalog.models import Listing
+from catalog.models import Listing, ListingStatus
 from mall import accounts, budgets, cart, orders, oversight
 from mall.core import auth, clock, fields, login_throttle
 from mall.core.auth import PUBLIC, ROLE_LABELS, Principal, allow
@@ -94,7 +94,7 @@ async def home(request: Request[Any, Any, Any], db: DB) -> Template:
                 DisclosureRecord.kind.in_(("deal", "cancellation"))
             )
         )
-        live = await s.scalar(select(func.count()).where(Listing.status == "live")) or 0
+        live = await s.scalar(select(func.count()).where(Listing.status == ListingStatus.LIVE)) or 0
     total = Decimal(cents or 0) / 100
     return render(request, "home.html", recent=recent, deals=deals, amount=total, live=live)
 
