@@ -170,7 +170,7 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
         extra = exc.extra if isinstance(exc.extra, (dict, list)) else None
         errors = _validation_errors(extra)
         if not errors and "Missing required" in str(exc.detail):
-            errors = [_chinese(str(exc.detail))]  # e.g. a missing header: name it
+            errors = [chinese_validation_message(str(exc.detail))]  # e.g. a missing header: name it
         if errors:
             detail = "请求参数不合法：" + "；".join(errors)
     elif isinstance(exc, NotAuthorizedException):
@@ -210,7 +210,8 @@ _MESSAGES = [
 ]
 
 
-def _chinese(message: str) -> str:
+def chinese_validation_message(message: str) -> str:
+    """A msgspec or Litestar validation message in Chinese."""
     if "matching regex" in message:
         from mall.core.fields import PATTERN_MESSAGES  # cycle: mall.core.fields raises these errors
 
@@ -232,7 +233,7 @@ def _validation_errors(extra: Any) -> list[str]:
                 key = str(item.get("key") or "")
                 where = str(item.get("source") or "")
                 key = "" if key == "data" and where == "body" else key
-                msg = _chinese(str(item.get("message") or ""))
+                msg = chinese_validation_message(str(item.get("message") or ""))
                 out.append(f"{key} {msg}".strip())
     return out[:5]
 

@@ -33,6 +33,7 @@ from mall.core.http_guards import JsonBodyGuard, SecurityHeaders
 from mall.core.settings import Settings, load_settings
 from mall.site import api, export_routes, pages, push_pages, push_routes
 from mall.web import helpers
+from mall.web.deps import CALLER
 from search_index.factory import backend_for
 from workers import queues
 
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "db": Provide(provide_db),
             "settings": Provide(provide_settings),
             "search": Provide(provide_search),
+            **CALLER,
         },
         guards=[access_guard],
         middleware=[session_config.middleware, AuthMiddleware(), JsonBodyGuard()],

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from mall.core.auth import allow
@@ -14,8 +14,8 @@ from mall.core.clock import rfc3339
 from mall.core.fields import Choice, RequiredShortText, Url
 from mall.core.models import PushDelivery, PushSubscription
 from mall.ledger import push
-from mall.web.deps import DB, Config
-from mall.web.helpers import PageNo, me_of
+from mall.web.deps import DB, Config, Me
+from mall.web.helpers import PageNo
 
 MANAGERS = allow("center", "regulator", "admin")
 TAGS = ["推送订阅"]
@@ -114,105 +114,76 @@ def _delivery_out(d: PushDelivery) -> DeliveryOut:
     )
 
 
-@post(
-    "/api/subscriptions",
-    opt=MANAGERS,
-    status_code=201,
-    tags=TAGS,
-    summary="登记推送订阅：新记录按序号顺序 POST 到接收地址（密钥仅在此返回一次）",
-)
-async def create_subscription(
-    request: Request[Any, Any, Any], data: JSONBody[SubscriptionIn], db: DB, settings: Config
-) -> SubscriptionOut:
-    sub, secret = await push.create(
-        db, settings, me_of(request), name=data.name, url=data.url, mode=data.mode, from_seq=data.from_seq
+class SubscriptionApi(Controller):
+    path = "/api/subscriptions"
+    opt = MANAGERS
+    tags = TAGS
+
+    @post(
+        "/",
+        status_code=201,
+        summary="登记推送订阅：新记录按序号顺序 POST 到接收地址（密钥仅在此返回一次）",
     )
-    return await _out(db, sub, secret)
+    async def create_subscription(
+        self, me: Me, data: JSONBody[SubscriptionIn], db: DB, settings: Config
+    ) -> SubscriptionOut:
+        sub, secret = await push.create(
+            db, settings, me, name=data.name, url=data.url, mode=data.mode, from_seq=data.from_seq
+        )
+        return await _out(db, sub, secret)
+
+    @get("/", summary="本单位的推送订阅（平台管理员可见全部）")
+    async def list_subscriptions(self, me: Me, db: DB) -> list[SubscriptionOut]:
+        async with db.read() as s:
+            subs = await push.list_of(s, me)
+        return [await _out(db, sub) for sub in subs]
+
+    @get("/{subscription_id:uuid}")
+    async def get_subscription(self, me: Me, subscription_id: FromPath[uuid.UUID], db: DB) -> SubscriptionOut:
+        async with db.read() as s:
+            sub = await push.get(s, me, subscription_id)
+        return await _out(db, sub)
+
+    @get("/{subscription_id:uuid}/deliveries", summary="投递记录（最新在前，分页）")
+    async def list_deliveries(
+        self,
+        me: Me,
+        subscription_id: FromPath[uuid.UUID],
+        db: DB,
+        page: PageNo = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    ) -> DeliveryPage:
+        async with db.read() as s:
+            sub = await push.get(s, me, subscription_id)
+            total, rows = await push.deliveries(s, sub, page, per_page)
+        return DeliveryPage(total, page, per_page, [_delivery_out(d) for d in rows])
+
+    @post("/{subscription_id:uuid}/pause", status_code=200)
+    async def pause_subscription(
+        self, me: Me, subscription_id: FromPath[uuid.UUID], db: DB
+    ) -> SubscriptionOut:
+        return await _out(db, await push.pause(db, me, subscription_id))
+
+    @post("/{subscription_id:uuid}/resume", status_code=200, summary="恢复推送（也用于立即重试）")
+    async def resume_subscription(
+        self, me: Me, subscription_id: FromPath[uuid.UUID], db: DB
+    ) -> SubscriptionOut:
+        return await _out(db, await push.resume(db, me, subscription_id))
+
+    @post(
+        "/{subscription_id:uuid}/rotate-secret",
+        status_code=200,
+        summary="更换签名密钥（新密钥仅在此返回一次，立即生效）",
+    )
+    async def rotate_subscription_secret(
+        self, me: Me, subscription_id: FromPath[uuid.UUID], db: DB
+    ) -> SubscriptionOut:
+        sub, secret = await push.rotate_secret(db, me, subscription_id)
+        return await _out(db, sub, secret)
+
+    @delete("/{subscription_id:uuid}", status_code=204)
+    async def delete_subscription(self, me: Me, subscription_id: FromPath[uuid.UUID], db: DB) -> None:
+        await push.remove(db, me, subscription_id)
 
 
-@get("/api/subscriptions", opt=MANAGERS, tags=TAGS, summary="本单位的推送订阅（平台管理员可见全部）")
-async def list_subscriptions(request: Request[Any, Any, Any], db: DB) -> list[SubscriptionOut]:
-    async with db.read() as s:
-        subs = await push.list_of(s, me_of(request))
-    return [await _out(db, sub) for sub in subs]
-
-
-@get("/api/subscriptions/{subscription_id:uuid}", opt=MANAGERS, tags=TAGS)
-async def get_subscription(
-    request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB
-) -> SubscriptionOut:
-    async with db.read() as s:
-        sub = await push.get(s, me_of(request), subscription_id)
-    return await _out(db, sub)
-
-
-@get(
-    "/api/subscriptions/{subscription_id:uuid}/deliveries",
-    opt=MANAGERS,
-    tags=TAGS,
-    summary="投递记录（最新在前，分页）",
-)
-async def list_deliveries(
-    request: Request[Any, Any, Any],
-    subscription_id: FromPath[uuid.UUID],
-    db: DB,
-    page: PageNo = 1,
-    per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-) -> DeliveryPage:
-    async with db.read() as s:
-        sub = await push.get(s, me_of(request), subscription_id)
-        total, rows = await push.deliveries(s, sub, page, per_page)
-    return DeliveryPage(total, page, per_page, [_delivery_out(d) for d in rows])
-
-
-@post("/api/subscriptions/{subscription_id:uuid}/pause", opt=MANAGERS, status_code=200, tags=TAGS)
-async def pause_subscription(
-    request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB
-) -> SubscriptionOut:
-    return await _out(db, await push.pause(db, me_of(request), subscription_id))
-
-
-@post(
-    "/api/subscriptions/{subscription_id:uuid}/resume",
-    opt=MANAGERS,
-    status_code=200,
-    tags=TAGS,
-    summary="恢复推送（也用于立即重试）",
-)
-async def resume_subscription(
-    request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB
-) -> SubscriptionOut:
-    return await _out(db, await push.resume(db, me_of(request), subscription_id))
-
-
-@post(
-    "/api/subscriptions/{subscription_id:uuid}/rotate-secret",
-    opt=MANAGERS,
-    status_code=200,
-    tags=TAGS,
-    summary="更换签名密钥（新密钥仅在此返回一次，立即生效）",
-)
-async def rotate_subscription_secret(
-    request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB
-) -> SubscriptionOut:
-    sub, secret = await push.rotate_secret(db, me_of(request), subscription_id)
-    return await _out(db, sub, secret)
-
-
-@delete("/api/subscriptions/{subscription_id:uuid}", opt=MANAGERS, status_code=204, tags=TAGS)
-async def delete_subscription(
-    request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID], db: DB
-) -> None:
-    await push.remove(db, me_of(request), subscription_id)
-
-
-ROUTES = [
-    create_subscription,
-    list_subscriptions,
-    get_subscription,
-    list_deliveries,
-    pause_subscription,
-    resume_subscription,
-    rotate_subscription_secret,
-    delete_subscription,
-]
+ROUTES = [SubscriptionApi]

@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
-from litestar import Request, Response
+from litestar import Controller, Request, Response
+from litestar.handlers import BaseRouteHandler
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
@@ -100,22 +101,25 @@ def keep_form(
 async def act(
     request: Request[Any, Any, Any],
     action: Callable[[], Awaitable[Any]],
-    ok: str,
+    ok: str | Callable[[Any], str],
     back: str,
     *,
     keep: Mapping[str, str] | None = None,
+    to: Callable[[Any], str] | None = None,
 ) -> Redirect:
-    """Run a form's action; a refusal goes back to the page as a message, keeping what was typed
-    (`keep`), and changes nothing."""
+    """The one way a page form acts: run `action` (decoding the form into its Struct inside it, so a
+    malformed field is refused like any rule); on success say `ok` (or `ok(result)`) and go to
+    `to(result)` or `back`; a refusal goes back to the page it came from as a message, keeping what
+    was typed (`keep`), and changes nothing."""
     try:
-        await action()
-        flash(request, ok)
+        result = await action()
     except DomainError as exc:
         flash(request, exc.detail, "error")
         if keep is not None:
             keep_form(request, keep)
         return Redirect(came_from(request, back), status_code=303)
-    return Redirect(back, status_code=303)
+    flash(request, ok(result) if callable(ok) else ok)
+    return Redirect(to(result) if to is not None else back, status_code=303)
 
 
 def page_no(raw: str | None) -> int:
@@ -137,3 +141,22 @@ def pop_form(request: Request[Any, Any, Any]) -> dict[str, str]:
 
 def pages_of(total: int, per_page: int) -> int:
     return max(1, (total + per_page - 1) // per_page)
+
+
+def route_handlers(routes: Iterable[Any]) -> list[tuple[set[str], Any]]:
+    """Each handler a module's ROUTES holds, with its full paths: a Controller's handlers one by one."""
+    out: list[tuple[set[str], Any]] = []
+    for item in routes:
+        if isinstance(item, type) and issubclass(item, Controller):
+            base = "/" + item.path.strip("/")
+            for value in vars(item).values():
+                if isinstance(value, BaseRouteHandler):
+                    out.append(
+                        (
+                            {(base.rstrip("/") + "/" + p.strip("/")).rstrip("/") or "/" for p in value.paths},
+                            value,
+                        )
+                    )
+        else:
+            out.append((set(item.paths), item))
+    return out

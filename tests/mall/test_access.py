@@ -21,6 +21,7 @@ from mall.core import auth, clock
 from mall.core.models import ApiToken, BudgetLine, Order
 from mall.ledger import disclosure, push
 from mall.site import api, export_routes, pages, push_pages, push_routes
+from mall.web.helpers import route_handlers
 from tests.factories import PASSWORD, World
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -137,20 +138,22 @@ async def test_every_route_handler_declares_roles(app: Any) -> None:
     assert static and all(h.opt.get("roles") == ("public",) for h in static)
     # Every handler the project modules export is mounted (so nothing escapes this check by not being listed).
     declared = {
-        h.fn
-        for h in [
-            *api.ROUTES,
-            *catalog_routes.ROUTES,
-            *pages.ROUTES,
-            *catalog_pages.ROUTES,
-            *agreement_routes.ROUTES,
-            *agreement_pages.ROUTES,
-            *push_routes.ROUTES,
-            *push_pages.ROUTES,
-            *export_routes.ROUTES,
-        ]
+        getattr(h.fn, "__func__", h.fn)
+        for _, h in route_handlers(
+            [
+                *api.ROUTES,
+                *catalog_routes.ROUTES,
+                *pages.ROUTES,
+                *catalog_pages.ROUTES,
+                *agreement_routes.ROUTES,
+                *agreement_pages.ROUTES,
+                *push_routes.ROUTES,
+                *push_pages.ROUTES,
+                *export_routes.ROUTES,
+            ]
+        )
     }
-    mounted = {h.fn for p, h in _handlers(app) if _classify(p, h) == "project"}
+    mounted = {getattr(h.fn, "__func__", h.fn) for p, h in _handlers(app) if _classify(p, h) == "project"}
     assert declared <= mounted, declared - mounted
 
 
@@ -300,15 +303,17 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
     # Every /api handler of the project modules is in the matrix.
     api_handlers = [
         h
-        for h in [
-            *api.ROUTES,
-            *catalog_routes.ROUTES,
-            *bidding_routes.ROUTES,
-            *agreement_routes.ROUTES,
-            *push_routes.ROUTES,
-            *export_routes.ROUTES,
-        ]
-        if any(p.startswith("/api/") for p in h.paths)
+        for paths, h in route_handlers(
+            [
+                *api.ROUTES,
+                *catalog_routes.ROUTES,
+                *bidding_routes.ROUTES,
+                *agreement_routes.ROUTES,
+                *push_routes.ROUTES,
+                *export_routes.ROUTES,
+            ]
+        )
+        if any(p.startswith("/api/") for p in paths)
     ]
     assert len(endpoints) == sum(len(h.http_methods) for h in api_handlers)
 

@@ -1,0 +1,78 @@
+"""Page forms decode into the API's Structs, so a form and the JSON API take one shape with one set
+of bounds; `decode` says in Chinese which field is wrong."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import msgspec
+
+from mall.core.errors import InvalidInput, chinese_validation_message
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+NOT_FIELDS = frozenset({"_csrf_token"})
+_AT = re.compile(r" - at `\$\.?([\w.\[\]]*)`$")
+
+
+def decode(struct: type[S], form: Mapping[str, Any], *, code: str = "invalid_input") -> S:
+    """A form's fields as `struct`: the CSRF token is not a field; an empty field takes the Struct's
+    default (a required one stays missing); strings become numbers and booleans as msgspec's lax mode
+    reads them ("1", "true"). A refusal is an InvalidInput naming the field."""
+    fields = {f.name: f for f in msgspec.structs.fields(struct)}
+    data: dict[str, Any] = {}
+    for key, value in form.items():
+        if key in NOT_FIELDS:
+            continue
+        f = fields.get(key)
+        if isinstance(value, str) and value.strip() == "" and f is not None and not f.required:
+            continue
+        data[key] = value
+    try:
+        return msgspec.convert(data, struct, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        m = _AT.search(message)
+        name = m.group(1).split(".")[0].split("[")[0] if m else ""
+        text = chinese_validation_message(_AT.sub("", message))
+        label = FIELD_LABELS.get(name, name)
+        raise InvalidInput(f"{label}{text}" if label else text, code=code, field=name or None) from None
+
+
+# Names of the fields the page forms share, for the refusal messages above.
+FIELD_LABELS = {
+    "title": "标题",
+    "name": "名称",
+    "brand": "品牌",
+    "model": "规格型号",
+    "spec": "技术规格",
+    "unit": "计量单位",
+    "quantity": "数量",
+    "price": "价格",
+    "unit_price": "单价",
+    "ceiling": "最高限价",
+    "amount": "金额",
+    "decrement": "降价幅度",
+    "category_code": "品目编码",
+    "item_name": "采购内容",
+    "budget_line_id": "预算指标",
+    "agreement_id": "框架协议",
+    "min_participants": "最少有效供应商数",
+    "ends_at": "截止时间",
+    "starts_at": "开始时间",
+    "reason": "原因",
+    "note": "备注",
+    "url": "网址",
+    "mode": "交易方式",
+    "address": "地址",
+    "phone": "电话",
+    "contact": "联系人",
+    "credit_code": "统一社会信用代码",
+    "username": "用户名",
+    "password": "密码",
+    "description": "说明",
+    "stock": "库存",
+    "decision": "审核结论",
+}
