@@ -148,7 +148,7 @@ def route_handlers(routes: Iterable[Any]) -> list[tuple[set[str], Any]]:
     out: list[tuple[set[str], Any]] = []
     for item in routes:
         if isinstance(item, type) and issubclass(item, Controller):
-            base = "/" + item.path.strip("/")
+            base = "/" + str(vars(item)["path"]).strip("/")
             for value in vars(item).values():
                 if isinstance(value, BaseRouteHandler):
                     out.append(
