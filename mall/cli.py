@@ -156,10 +156,16 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _processes(raw: str) -> int:
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 64):
+        raise argparse.ArgumentTypeError("应为 1 至 64 的整数")
+    return int(raw)
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from workers.worker import run_worker  # start-up: every job's code, for `mall worker` only
 
-    run_worker(settings, burst=args.burst)
+    run_worker(settings, burst=args.burst, processes=args.processes)
     return 0
 
 
@@ -258,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(fn=cmd_serve)
     worker = sub.add_parser("worker", help="启动任务进程（RQ worker + 调度 + 发件箱清扫）")
     worker.add_argument("--burst", action="store_true", help="处理完队列后退出")
+    worker.add_argument(
+        "--processes", type=_processes, default=1, help="RQ 任务进程数（每个进程占用一个 CPU 核），默认 1"
+    )
     worker.set_defaults(fn=cmd_worker)
     sub.add_parser("migrate", help="执行数据库迁移并载入品目目录").set_defaults(fn=cmd_migrate)
     seed = sub.add_parser("seed", help="生成演示数据；--products N 批量生成商品")

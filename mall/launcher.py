@@ -8,32 +8,17 @@ children. A child that dies is restarted; Ctrl-C stops them all, web first and R
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import os
-import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from mall.core.db import Database
+from mall.core.processes import Child, Supervisor
 from mall.core.settings import Settings
 from mall.devtools.seed import is_seeded, seed_demo
 from mall.migrate import upgrade
 from search_index import sync
 from search_index.embedded import EmbeddedBackend
-
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """Children get SIGTERM if the launcher itself is killed: nothing is left running."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def redis_server_binary() -> str:
@@ -67,39 +52,6 @@ def redis_command(settings: Settings) -> list[str]:
     ]
 
 
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    proc: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-    started_at: float = 0.0
-    env: dict[str, str] = field(default_factory=dict)
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            self.argv,
-            env={**os.environ, **self.env},
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
-        self.started_at = time.monotonic()
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if not self.alive():
-            return
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def wait_for_redis(sock: Path, timeout: float = 15.0) -> None:
     from redis import Redis
 
@@ -119,8 +71,10 @@ class Launcher:
     def __init__(self, settings: Settings, *, seed: bool = True) -> None:
         self.settings = settings
         self.seed = seed
-        self.children: list[Child] = []
-        self.stopping = False
+        # A child that exits is started again with backoff; one that cannot stay up 60 s five
+        # times in a row (a port in use, a broken configuration) stops the launcher.
+        self.supervisor = Supervisor(give_up_after=5)
+        self.supervisor.on_restart = self._before_restart
 
     def _mall(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "mall.cli", *args]
@@ -130,29 +84,23 @@ class Launcher:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         s.resolved_secret()  # create it once, before the children read it
         env = {"MALL_DATA_DIR": str(s.data_dir.resolve())}
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
+        self.supervisor.trap_signals()
         try:
             if s.uses_embedded_redis:
                 if s.embedded_redis_socket.exists():
                     s.embedded_redis_socket.unlink()
-                redis = Child("redis", redis_command(s))
-                redis.start()
-                self.children.append(redis)
+                self.supervisor.add(Child("redis", redis_command(s)))
                 wait_for_redis(s.embedded_redis_socket)
                 print(f"· Redis 已启动（内置 redis-server，{s.embedded_redis_socket}）", flush=True)
             self._prepare()
-            worker = Child("worker", self._mall("worker"), env=env)
-            web = Child("web", self._mall("serve"), env=env)
-            for child in (worker, web):
-                child.start()
-                self.children.append(child)
+            self.supervisor.add(Child("worker", self._mall("worker"), env=env))
+            self.supervisor.add(Child("web", self._mall("serve"), env=env))
             print(
                 f"· 任务进程与 Web 服务已启动\n\n  阳光卖场：http://{s.host}:{s.port}\n"
                 f"  API 文档：http://{s.host}:{s.port}/schema\n  按 Ctrl-C 停止\n",
                 flush=True,
             )
-            self._supervise()
+            self.supervisor.watch()
         finally:
             self._shutdown()
         return 0
@@ -194,33 +142,12 @@ class Launcher:
 
         print(f"· 搜索索引已建立：{asyncio.run(go())} 件在售商品", flush=True)
 
-    def _supervise(self) -> None:
-        while not self.stopping:
-            for child in self.children:
-                if self.stopping:
-                    break
-                if not child.alive():
-                    code = child.proc.returncode if child.proc else None
-                    if time.monotonic() - child.started_at < 2 and child.restarts >= 5:
-                        print(
-                            f"! {child.name} 反复退出（代码 {code}），停止启动器", file=sys.stderr, flush=True
-                        )
-                        self.stopping = True
-                        break
-                    child.restarts += 1
-                    print(f"! {child.name} 已退出（代码 {code}），正在重启", file=sys.stderr, flush=True)
-                    if child.name == "redis" and self.settings.embedded_redis_socket.exists():
-                        self.settings.embedded_redis_socket.unlink()
-                    time.sleep(min(5, 0.5 * child.restarts))
-                    child.start()
-            time.sleep(0.3)
-
-    def _on_signal(self, signum: int, frame: object) -> None:
-        self.stopping = True
+    def _before_restart(self, child: Child) -> None:
+        if child.name == "redis" and self.settings.embedded_redis_socket.exists():
+            self.settings.embedded_redis_socket.unlink()
 
     def _shutdown(self) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for child in reversed(self.children):  # web, worker, then redis
-            child.stop()
-        if self.children:
+        started = bool(self.supervisor.children)
+        self.supervisor.stop_all()  # web, worker, then redis
+        if started:
             print("· 已停止所有进程", flush=True)
