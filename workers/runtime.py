@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from rq import get_current_job
+
+from mall.core import metrics
 from mall.core.db import Database
 from mall.core.settings import Settings, load_settings
 from workers import queues
@@ -43,4 +47,24 @@ def run(fn: Callable[[Database, Settings], Awaitable[T]]) -> T:
         finally:
             await db.dispose()
 
-    return asyncio.run(main())
+    started = time.perf_counter()
+    ok = False
+    try:
+        result = asyncio.run(main())
+        ok = True
+        return result
+    finally:
+        _record(s, time.perf_counter() - started, ok)
+
+
+def _record(s: Settings, seconds: float, ok: bool) -> None:
+    """The job's duration, for /metrics; a Redis hiccup never fails the job for it."""
+    job = get_current_job()
+    if job is None:  # run outside RQ (the tests call jobs directly)
+        return
+    try:
+        metrics.record_job(
+            queues.redis_conn(s), s.queue_name, (job.func_name or "?").rsplit(".", 1)[-1], seconds, ok
+        )
+    except Exception as exc:
+        log.warning("job duration not recorded: %s", exc)

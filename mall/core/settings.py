@@ -76,6 +76,9 @@ class Settings:
     # Proxies (comma-separated IP addresses or CIDR networks) whose X-Forwarded-For is believed;
     # from anyone else the client address is the peer's.
     trusted_proxies: str = ""
+    # /metrics answers loopback callers that no proxy forwarded, and anyone presenting this token
+    # (Authorization: Bearer …); empty: loopback only.
+    metrics_token: str = ""
     # Client networks (comma-separated CIDR) exempt from login throttling and request rate limits:
     # the benchmarks and the soak set it for loopback; empty in production.
     rate_limit_exempt: str = ""

@@ -31,7 +31,7 @@ from mall.core.db import Database
 from mall.core.errors import EXCEPTION_HANDLERS
 from mall.core.http_guards import JsonBodyGuard, SecurityHeaders
 from mall.core.settings import Settings, load_settings
-from mall.site import api, export_routes, pages, push_pages, push_routes
+from mall.site import api, export_routes, metrics, pages, push_pages, push_routes
 from mall.web import helpers
 from mall.web.deps import CALLER
 from search_index.factory import backend_for
@@ -137,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *catalog_pages.ROUTES,
             *bidding_pages.ROUTES,
             *push_pages.ROUTES,
+            *metrics.ROUTES,
             create_static_files_router(
                 path="/static", directories=[TEMPLATES / "static"], opt={"roles": ("public",)}
             ),
@@ -148,7 +149,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             **CALLER,
         },
         guards=[access_guard],
-        middleware=[session_config.middleware, AuthMiddleware(), JsonBodyGuard()],
+        middleware=[metrics.RequestMetrics, session_config.middleware, AuthMiddleware(), JsonBodyGuard()],
         before_send=[SecurityHeaders(settings.publication_base_url)],
         csrf_config=csrf,
         template_config=template_engine,
