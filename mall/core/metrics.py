@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import Counter, disable_created_metrics
 
-disable_created_metrics()  # no `_created` series beside every counter and histogram
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series beside every counter and histogram
 
 DB_RETRIES = Counter(
     "mall_db_retries_total",
