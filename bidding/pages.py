@@ -30,7 +30,7 @@ from bidding.models import (
     ProcedureStatus,
 )
 from bidding.routes import limit_exempt, room_bid
-from catalog import agreements
+from catalog import agreement_queries as agreements
 from mall import budgets
 from mall.core import clock
 from mall.core.auth import Principal, allow

@@ -29,7 +29,7 @@ from bidding.models import (
     ProcedureStatus,
 )
 from bidding.views import bids_of, inquiry_labels, quotes_of, visible_clause
-from catalog.agreements import second_stage_ceiling
+from catalog.agreement_orders import second_stage_ceiling
 from catalog.categories import CATALOG_VERSION
 from catalog.models import Category, Listing, ListingStatus
 from mall import budgets, orders

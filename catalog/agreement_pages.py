@@ -8,242 +8,255 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from litestar import Request, get, post
+import msgspec
+from litestar import Controller, Request, get, post
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
-from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog import agreements as ag
+from catalog import agreement_orders, agreement_queries, agreement_setup
 from catalog import designated as dd
 from catalog.categories import name_of
+from catalog.models import (
+    AGREEMENT_STATUS_LABELS,
+    DESIGNATION_STATUS_LABELS,
+    AgreementStatus,
+    DesignationStatus,
+)
 from mall import budgets
-from mall.core import clock
+from mall.core import clock, fields
 from mall.core.auth import PUBLIC, Principal, allow
-from mall.core.errors import DomainError, InvalidInput, NotFound
-from mall.web.deps import DB, Config
-from mall.web.helpers import act, current_user, flash, keep_form, pop_form, render
+from mall.core.errors import DomainError, InvalidInput
+from mall.structs import ReasonIn
+from mall.web import forms
+from mall.web.deps import DB, Config, Me, Viewer
+from mall.web.helpers import act, flash, pop_form, render
 
-# ---------------------------------------------------------------- agreements
+Form = URLEncodedBody[dict[str, str]]
+WATCHERS = ("center", "regulator", "admin")
 
 
-async def _budget_lines(s: Any, who: Principal) -> list[Any]:
-    if who.role != "buyer" or who.org_id is None:
+async def _budget_lines(s: AsyncSession, who: Principal | None) -> list[Any]:
+    if who is None or who.role != "buyer" or who.org_id is None:
         return []
     year = clock.local_date(clock.now()).year
     return [b for b in await budgets.lines_of(s, who.org_id) if b.fiscal_year == year]
 
 
-@get("/agreements", opt=PUBLIC, include_in_schema=False)
-async def agreements_page(request: Request[Any, Any, Any], db: DB, status: FromQuery[str] = "") -> Template:
-    """Public: agreements in force and past ones are public information; drafts are the center's."""
-    who = current_user(request)
-    async with db.read() as s:
-        stmt = select(ag.Agreement).order_by(ag.Agreement.created_at.desc()).limit(200)
-        if status in ag.AGREEMENT_STATUS_LABELS:
-            stmt = stmt.where(ag.Agreement.status == status)
-        rows = [a for a in (await s.execute(stmt)).scalars() if ag.visible_to(who, a)]
-    return render(
-        request,
-        "agreements.html",
-        rows=rows,
-        status=status,
-        labels=ag.AGREEMENT_STATUS_LABELS,
-        kinds=ag.AGREEMENT_KIND_LABELS,
-        name_of=name_of,
-    )
-
-
-@get("/agreements/new", opt=allow("center"), include_in_schema=False)
-async def new_agreement_page(request: Request[Any, Any, Any]) -> Template:
-    today = clock.local_date(clock.now())
-    defaults = {
-        "kind": "goods",
-        "starts_on": today.isoformat(),
-        "ends_on": (ag.add_years(today, 1) - timedelta(days=1)).isoformat(),
-        "direct_limit": str(ag.DEFAULT_DIRECT_LIMIT),
-    }
-    return render(
-        request, "agreement_new.html", form={**defaults, **pop_form(request)}, kinds=ag.AGREEMENT_KIND_LABELS
-    )
-
-
-@post("/agreements/new", opt=allow("center"), include_in_schema=False)
-async def create_agreement(
-    request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]
-) -> Redirect:
-    who = current_user(request)
-    assert who
-    fields = ("title", "kind", "category_code", "starts_on", "ends_on", "direct_limit")
-    try:
-        a = await ag.create(db, settings, who, ag.AgreementDraft(**{f: data.get(f, "") for f in fields}))
-    except DomainError as exc:
-        flash(request, exc.detail, "error")
-        keep_form(request, {f: data.get(f, "") for f in fields})
-        return Redirect("/agreements/new", status_code=303)
-    flash(request, f"已创建协议草稿 {a.number}：请增加入围供应商和协议产品，然后生效")
-    return Redirect(f"/agreements/{a.id}", status_code=303)
-
-
-@get("/agreements/{agreement_id:uuid}", opt=PUBLIC, include_in_schema=False)
-async def agreement_page(
-    request: Request[Any, Any, Any], agreement_id: FromPath[uuid.UUID], db: DB, settings: Config
-) -> Template:
-    who = current_user(request)
-    async with db.read() as s:
-        a = await ag.get(s, agreement_id)
-        if not ag.visible_to(who, a):
-            raise NotFound("框架协议不存在", code="agreement_not_found")
-        entered = await ag.entered(s, a.id)
-        products = await ag.products_of(s, a.id)
-        # the deal summary is public once the agreement has ended; the center and the regulator
-        # follow it all along
-        ended = a.status in (ag.AgreementStatus.EXPIRED, ag.AgreementStatus.TERMINATED)
-        watcher = who is not None and who.role in ("center", "regulator", "admin")
-        summary = await ag.summary(s, a.id) if ended or watcher else None
-        lines = await _budget_lines(s, who) if who else []
-    own = who is not None and who.role == "center" and who.org_id == a.center_org_id
-    # the term's last day for an agreement that expired, the day it was ended for a terminated one
-    ended_on = (
-        a.ends_on
-        if a.status == ag.AgreementStatus.EXPIRED
-        else (clock.local_date(a.ended_at) if a.ended_at else None)
-    )
-    summary_due = (
-        clock.add_working_days(ended_on, ag.SUMMARY_WORKING_DAYS, settings.holiday_dates)
-        if ended_on
-        else None
-    )
-    return render(
-        request,
-        "agreement.html",
-        a=a,
-        entered=entered,
-        products=products,
-        summary=summary,
-        budget_lines=lines,
-        own=own,
-        can_order=who is not None and who.role == "buyer" and ag.in_force(a, clock.local_date(clock.now())),
-        summary_due=summary_due,
-        order_key=secrets.token_urlsafe(16),
-        labels=ag.AGREEMENT_STATUS_LABELS,
-        kinds=ag.AGREEMENT_KIND_LABELS,
-        category_name=name_of(a.category_code),
-        form=pop_form(request),
-    )
-
-
-def came_from(agreement_id: uuid.UUID) -> str:
-    return f"/agreements/{agreement_id}"
-
-
-@post("/agreements/{agreement_id:uuid}/suppliers", opt=allow("center"), include_in_schema=False)
-async def add_supplier(
-    request: Request[Any, Any, Any],
-    agreement_id: FromPath[uuid.UUID],
-    db: DB,
-    data: URLEncodedBody[dict[str, str]],
-) -> Redirect:
-    who = current_user(request)
-    assert who
-    code = data.get("credit_code", "")
-    return await act(
-        request,
-        lambda: ag.add_supplier(db, who, agreement_id, code),
-        "已增加入围供应商",
-        came_from(agreement_id),
-    )
-
-
-@post("/agreements/{agreement_id:uuid}/products", opt=allow("center"), include_in_schema=False)
-async def add_product(
-    request: Request[Any, Any, Any],
-    agreement_id: FromPath[uuid.UUID],
-    db: DB,
-    data: URLEncodedBody[dict[str, str]],
-) -> Redirect:
-    who = current_user(request)
-    assert who
-    fields = ("name", "brand", "spec_model", "category_code", "unit", "price", "list_price", "discount_rate")
-    try:
-        supplier = uuid.UUID(data.get("supplier_org_id", ""))
-    except ValueError:
-        flash(request, "请选择入围供应商", "error")
-        return Redirect(came_from(agreement_id), status_code=303)
-    draft = ag.ProductDraft(supplier, **{f: data.get(f, "") for f in fields})
-    try:
-        await ag.add_product(db, who, agreement_id, draft)
-    except DomainError as exc:
-        flash(request, exc.detail, "error")
-        keep_form(request, {f: data.get(f, "") for f in (*fields, "supplier_org_id")})
-        return Redirect(came_from(agreement_id), status_code=303)
-    flash(request, f"已增加协议产品：{draft.brand} {draft.spec_model}")
-    return Redirect(came_from(agreement_id), status_code=303)
-
-
-@post("/agreements/{agreement_id:uuid}/activate", opt=allow("center"), include_in_schema=False)
-async def activate(request: Request[Any, Any, Any], agreement_id: FromPath[uuid.UUID], db: DB) -> Redirect:
-    who = current_user(request)
-    assert who
-    return await act(
-        request,
-        lambda: ag.activate(db, who, agreement_id),
-        "协议已生效，采购人可以下单",
-        came_from(agreement_id),
-    )
-
-
-@post("/agreements/{agreement_id:uuid}/terminate", opt=allow("center"), include_in_schema=False)
-async def terminate(
-    request: Request[Any, Any, Any],
-    agreement_id: FromPath[uuid.UUID],
-    db: DB,
-    data: URLEncodedBody[dict[str, str]],
-) -> Redirect:
-    who = current_user(request)
-    assert who
-    reason = data.get("reason", "")
-    return await act(
-        request, lambda: ag.terminate(db, who, agreement_id, reason), "协议已终止", came_from(agreement_id)
-    )
-
-
-@post("/agreements/{agreement_id:uuid}/order", opt=allow("buyer"), include_in_schema=False)
-async def order(
-    request: Request[Any, Any, Any],
-    agreement_id: FromPath[uuid.UUID],
-    db: DB,
-    settings: Config,
-    data: URLEncodedBody[dict[str, str]],
-) -> Redirect:
-    who = current_user(request)
-    assert who
-    try:
+def _picked(ids: Iterable[str], message: str) -> None:
+    """Choices left empty on a form (a radio button, a select): say what to choose, not that an id
+    is malformed."""
+    for value in ids:
         try:
-            product_id = uuid.UUID(data.get("product_id", ""))
-            line_id = uuid.UUID(data.get("budget_line_id", ""))
+            uuid.UUID(value)
         except ValueError:
-            raise InvalidInput("请选择协议产品和预算指标", code="invalid_form") from None
-        req = ag.AgreementOrderRequest(
-            product_id=product_id,
-            quantity=data.get("quantity", ""),
-            budget_line_id=line_id,
-            idempotency_key=data.get("order_key", ""),
-            unit_price=data.get("unit_price", ""),
-            delivery_address=data.get("delivery_address", ""),
-            note=data.get("note", ""),
+            raise InvalidInput(message, code="invalid_form") from None
+
+
+def _without(data: Mapping[str, str], *names: str) -> dict[str, str]:
+    """A form's fields but the ones the page adds for itself (the order key, the filters)."""
+    return {k: v for k, v in data.items() if k not in names}
+
+
+# ---------------------------------------------------------------- agreements
+
+
+class AgreementPages(Controller):
+    path = "/agreements"
+    include_in_schema = False
+
+    @get("/", opt=PUBLIC)
+    async def agreements_page(
+        self, request: Request[Any, Any, Any], viewer: Viewer, db: DB, status: FromQuery[str] = ""
+    ) -> Template:
+        """Public: agreements in force and past ones are public information; drafts are the center's."""
+        async with db.read() as s:
+            rows = await agreement_queries.listed(
+                s, viewer, status if status in AGREEMENT_STATUS_LABELS else ""
+            )
+        return render(
+            request,
+            "agreements.html",
+            rows=rows,
+            status=status,
+            labels=AGREEMENT_STATUS_LABELS,
+            kinds=agreement_setup.AGREEMENT_KIND_LABELS,
+            name_of=name_of,
         )
-        placed, replayed = await ag.place_order(db, settings, who, req)
-    except DomainError as exc:
-        flash(request, exc.detail, "error")
-        keep_form(request, data, omit=("order_key",))
-        return Redirect(came_from(agreement_id), status_code=303)
-    if not replayed:
-        flash(request, f"已下单 {placed.order_no}，待供应商确认（供应商可在确认时议价降价）")
-    return Redirect(f"/orders/{placed.id}", status_code=303)
+
+    @get("/new", opt=allow("center"))
+    async def new_agreement_page(self, request: Request[Any, Any, Any]) -> Template:
+        today = clock.local_date(clock.now())
+        defaults = {
+            "kind": "goods",
+            "starts_on": today.isoformat(),
+            "ends_on": (agreement_setup.add_years(today, 1) - timedelta(days=1)).isoformat(),
+            "direct_limit": str(agreement_setup.DEFAULT_DIRECT_LIMIT),
+        }
+        return render(
+            request,
+            "agreement_new.html",
+            form={**defaults, **pop_form(request)},
+            kinds=agreement_setup.AGREEMENT_KIND_LABELS,
+        )
+
+    @post("/new", opt=allow("center"))
+    async def create_agreement(
+        self, request: Request[Any, Any, Any], me: Me, db: DB, settings: Config, data: Form
+    ) -> Redirect:
+        async def go() -> Any:
+            draft = forms.decode(agreement_setup.AgreementDraft, data)
+            return await agreement_setup.create(db, settings, me, draft)
+
+        return await act(
+            request,
+            go,
+            lambda a: f"已创建协议草稿 {a.number}：请增加入围供应商和协议产品，然后生效",
+            "/agreements/new",
+            keep=data,
+            to=lambda a: f"/agreements/{a.id}",
+        )
+
+    @get("/{agreement_id:uuid}", opt=PUBLIC)
+    async def agreement_page(
+        self,
+        request: Request[Any, Any, Any],
+        viewer: Viewer,
+        agreement_id: FromPath[uuid.UUID],
+        db: DB,
+        settings: Config,
+    ) -> Template:
+        who = viewer
+        async with db.read() as s:
+            a = await agreement_queries.visible(s, who, agreement_id)
+            entered = await agreement_queries.entered(s, a.id)
+            products = await agreement_queries.products_of(s, a.id)
+            # the deal summary is public once the agreement has ended; the center and the regulator
+            # follow it all along
+            ended = a.status in (AgreementStatus.EXPIRED, AgreementStatus.TERMINATED)
+            watcher = who is not None and who.role in WATCHERS
+            summary = await agreement_queries.summary(s, a.id) if ended or watcher else None
+            lines = await _budget_lines(s, who)
+        own = who is not None and who.role == "center" and who.org_id == a.center_org_id
+        # the term's last day for an agreement that expired, the day it was ended for a terminated one
+        ended_on = (
+            a.ends_on
+            if a.status == AgreementStatus.EXPIRED
+            else (clock.local_date(a.ended_at) if a.ended_at else None)
+        )
+        summary_due = (
+            clock.add_working_days(ended_on, agreement_setup.SUMMARY_WORKING_DAYS, settings.holiday_dates)
+            if ended_on
+            else None
+        )
+        today = clock.local_date(clock.now())
+        return render(
+            request,
+            "agreement.html",
+            a=a,
+            entered=entered,
+            products=products,
+            summary=summary,
+            budget_lines=lines,
+            own=own,
+            can_order=who is not None and who.role == "buyer" and agreement_setup.in_force(a, today),
+            summary_due=summary_due,
+            order_key=secrets.token_urlsafe(16),
+            labels=AGREEMENT_STATUS_LABELS,
+            kinds=agreement_setup.AGREEMENT_KIND_LABELS,
+            category_name=name_of(a.category_code),
+            form=pop_form(request),
+        )
+
+    @post("/{agreement_id:uuid}/suppliers", opt=allow("center"))
+    async def add_supplier(
+        self, request: Request[Any, Any, Any], me: Me, agreement_id: FromPath[uuid.UUID], db: DB, data: Form
+    ) -> Redirect:
+        async def go() -> Any:
+            entry = forms.decode(agreement_setup.SupplierEntry, data)
+            return await agreement_setup.add_supplier(db, me, agreement_id, entry.credit_code)
+
+        return await act(request, go, "已增加入围供应商", f"/agreements/{agreement_id}")
+
+    @post("/{agreement_id:uuid}/products", opt=allow("center"))
+    async def add_product(
+        self, request: Request[Any, Any, Any], me: Me, agreement_id: FromPath[uuid.UUID], db: DB, data: Form
+    ) -> Redirect:
+        async def go() -> Any:
+            _picked([data.get("supplier_org_id", "")], "请选择入围供应商")
+            draft = forms.decode(agreement_setup.ProductDraft, data)
+            return await agreement_setup.add_product(db, me, agreement_id, draft)
+
+        return await act(
+            request,
+            go,
+            lambda p: f"已增加协议产品：{p.brand} {p.spec_model}",
+            f"/agreements/{agreement_id}",
+            keep=data,
+        )
+
+    @post("/{agreement_id:uuid}/activate", opt=allow("center"))
+    async def activate(
+        self, request: Request[Any, Any, Any], me: Me, agreement_id: FromPath[uuid.UUID], db: DB
+    ) -> Redirect:
+        return await act(
+            request,
+            lambda: agreement_setup.activate(db, me, agreement_id),
+            "协议已生效，采购人可以下单",
+            f"/agreements/{agreement_id}",
+        )
+
+    @post("/{agreement_id:uuid}/terminate", opt=allow("center"))
+    async def terminate(
+        self, request: Request[Any, Any, Any], me: Me, agreement_id: FromPath[uuid.UUID], db: DB, data: Form
+    ) -> Redirect:
+        async def go() -> Any:
+            reason = forms.decode(ReasonIn, data).reason
+            return await agreement_setup.terminate(db, me, agreement_id, reason)
+
+        return await act(request, go, "协议已终止", f"/agreements/{agreement_id}")
+
+    @post("/{agreement_id:uuid}/order", opt=allow("buyer"))
+    async def order(
+        self,
+        request: Request[Any, Any, Any],
+        me: Me,
+        agreement_id: FromPath[uuid.UUID],
+        db: DB,
+        settings: Config,
+        data: Form,
+    ) -> Redirect:
+        async def go() -> Any:
+            _picked([data.get("product_id", ""), data.get("budget_line_id", "")], "请选择协议产品和预算指标")
+            body = forms.decode(agreement_orders.AgreementOrderIn, _without(data, "order_key"))
+            return await agreement_orders.place_order(db, settings, me, body.keyed(data.get("order_key", "")))
+
+        return await act(
+            request,
+            go,
+            _placed_message("待供应商确认（供应商可在确认时议价降价）"),
+            f"/agreements/{agreement_id}",
+            keep=_without(data, "order_key"),
+            to=lambda placed: f"/orders/{placed[0].id}",
+        )
+
+
+def _placed_message(then: str) -> Any:
+    """What a page says after an order: its number and what comes next; a resubmitted form says the
+    order was already made (the idempotency key answered with it)."""
+
+    def message(placed: tuple[Any, bool]) -> str:
+        order, replayed = placed
+        return (
+            f"订单 {order.order_no} 已提交过，未重复下单" if replayed else f"已下单 {order.order_no}，{then}"
+        )
+
+    return message
 
 
 # ---------------------------------------------------------------- designated services
@@ -256,204 +269,169 @@ SERVICE_CATEGORIES = {
 }
 
 
-@get("/designated", opt=allow("user"), include_in_schema=False)
-async def designated_page(
-    request: Request[Any, Any, Any],
-    db: DB,
-    settings: Config,
-    region: FromQuery[str] = "",
-    category: FromQuery[str] = "",
-) -> Template:
-    who = current_user(request)
-    assert who
-    async with db.read() as s:
-        try:
-            found = await dd.find(s, region_code=region, category_code=category)
-        except DomainError as exc:  # a filter that is no region or 品目 code: said, nothing searched
-            flash(request, exc.detail, "error")
-            found = []
-        pending = (
-            await dd.find(s, status=dd.DesignationStatus.APPLIED)
-            if who.role in ("center", "regulator", "admin")
-            else []
-        )
-        mine: list[dd.Found] = []
-        if who.role == "supplier":
-            for status in dd.DESIGNATION_STATUS_LABELS:
-                mine += await dd.find(s, status=status, supplier_org_id=who.org_id)
-        lines = await _budget_lines(s, who)
-    return render(
-        request,
-        "designated.html",
-        found=found,
-        pending=pending,
-        mine=mine,
-        region=region,
-        category=category,
-        categories=SERVICE_CATEGORIES,
-        labels=dd.DESIGNATION_STATUS_LABELS,
-        budget_lines=lines,
-        order_key=secrets.token_urlsafe(16),
-        default_region=settings.region_code,
-        name_of=name_of,
-        form=pop_form(request),
-    )
-
-
-def _price_drafts(data: dict[str, str]) -> list[dd.PriceItemDraft]:
+def _price_rows(data: Mapping[str, str]) -> list[dict[str, str]]:
     """Price-list rows from a form: item_name_1, item_unit_1, item_price_1, item_spec_1, …"""
     out = []
     for n in range(1, dd.MAX_PRICE_ITEMS + 1):
         name, unit, price = (data.get(f"item_{k}_{n}", "").strip() for k in ("name", "unit", "price"))
         if name or unit or price:
-            out.append(dd.PriceItemDraft(name, unit, price, data.get(f"item_spec_{n}", "")))
+            out.append({"name": name, "unit": unit, "price": price, "spec": data.get(f"item_spec_{n}", "")})
     return out
 
 
-@post("/designated/apply", opt=allow("supplier"), include_in_schema=False)
-async def apply(
-    request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]
-) -> Redirect:
-    who = current_user(request)
-    assert who
-    try:
-        await dd.apply(
-            db,
-            settings,
-            who,
-            data.get("category_code", ""),
-            data.get("region_code", ""),
-            _price_drafts(data),
-            data.get("service_address", ""),
-        )
-    except DomainError as exc:
-        flash(request, exc.detail, "error")
-        keep_form(request, data)
-        return Redirect("/designated", status_code=303)
-    flash(request, "已提交定点申请，集中采购机构将在7个工作日内审核")
-    return Redirect("/designated", status_code=303)
+def _designation_form(struct: type[dd.ApplicationIn], data: Mapping[str, str]) -> Any:
+    """The application (or direct designation) form as the API's body: its rows are the price list."""
+    rows = {k: v for k, v in data.items() if not k.startswith("item_")}
+    return forms.decode(struct, {**rows, "prices": _price_rows(data)})
 
 
-@post("/designated/new", opt=allow("center"), include_in_schema=False)
-async def designate(
-    request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
-) -> Redirect:
-    who = current_user(request)
-    assert who
-    try:
-        await dd.designate(
-            db,
-            who,
-            data.get("credit_code", ""),
-            data.get("category_code", ""),
-            data.get("region_code", ""),
-            _price_drafts(data),
-            data.get("service_address", ""),
-        )
-    except DomainError as exc:
-        flash(request, exc.detail, "error")
-        keep_form(request, data)
-        return Redirect("/designated", status_code=303)
-    flash(request, "已确定定点供应商")
-    return Redirect("/designated", status_code=303)
+class ReviewForm(msgspec.Struct, forbid_unknown_fields=True):
+    """The review form: two buttons name the decision (approve or reject), the note says why."""
+
+    decision: fields.Choice = ""
+    note: fields.Reason = ""
 
 
-@post("/designated/{designation_id:uuid}/review", opt=allow("center"), include_in_schema=False)
-async def review(
-    request: Request[Any, Any, Any],
-    designation_id: FromPath[uuid.UUID],
-    db: DB,
-    data: URLEncodedBody[dict[str, str]],
-) -> Redirect:
-    who = current_user(request)
-    assert who
-    approve = data.get("decision") == "approve"
-    note = data.get("note", "")
-    return await act(
-        request,
-        lambda: dd.review(db, who, designation_id, approve, note),
-        "已通过定点申请" if approve else "已驳回定点申请",
-        "/designated",
-    )
+class DesignatedPages(Controller):
+    path = "/designated"
+    include_in_schema = False
 
-
-@post("/designated/{designation_id:uuid}/revoke", opt=allow("center"), include_in_schema=False)
-async def revoke(
-    request: Request[Any, Any, Any],
-    designation_id: FromPath[uuid.UUID],
-    db: DB,
-    data: URLEncodedBody[dict[str, str]],
-) -> Redirect:
-    who = current_user(request)
-    assert who
-    reason = data.get("reason", "")
-    return await act(
-        request, lambda: dd.revoke(db, who, designation_id, reason), "已撤销定点资格", "/designated"
-    )
-
-
-@post("/designated/{designation_id:uuid}/order", opt=allow("buyer"), include_in_schema=False)
-async def service_order(
-    request: Request[Any, Any, Any],
-    designation_id: FromPath[uuid.UUID],
-    db: DB,
-    settings: Config,
-    data: URLEncodedBody[dict[str, str]],
-) -> Redirect:
-    who = current_user(request)
-    assert who
-    back = "/designated?" + urlencode(
-        {"region": data.get("region", ""), "category": data.get("category", "")}
-    )
-    try:
-        try:
-            line_id = uuid.UUID(data.get("budget_line_id", ""))
-            items = tuple(
-                (uuid.UUID(k.removeprefix("qty_")), v.strip())
-                for k, v in data.items()
-                if k.startswith("qty_") and v.strip() not in ("", "0")
-            )
-        except ValueError:
-            raise InvalidInput("请选择预算指标并填写服务数量", code="invalid_form") from None
-        req = dd.ServiceOrderRequest(
-            designation_id,
-            items,
-            line_id,
-            data.get("order_key", ""),
-            data.get("service_address", ""),
-            data.get("note", ""),
-        )
-        placed, replayed = await dd.place_order(db, settings, who, req)
-    except DomainError as exc:
-        flash(request, exc.detail, "error")
-        keep_form(
+    @get("/", opt=allow("user"))
+    async def designated_page(
+        self,
+        request: Request[Any, Any, Any],
+        me: Me,
+        db: DB,
+        settings: Config,
+        region: FromQuery[str] = "",
+        category: FromQuery[str] = "",
+    ) -> Template:
+        async with db.read() as s:
+            try:
+                found = await dd.find(s, region_code=region, category_code=category)
+            except DomainError as exc:  # a filter that is no region or 品目 code: said, nothing searched
+                flash(request, exc.detail, "error")
+                found = []
+            pending = await dd.find(s, status=DesignationStatus.APPLIED) if me.role in WATCHERS else []
+            mine: list[dd.Found] = []
+            if me.role == "supplier":
+                for status in DesignationStatus:
+                    mine += await dd.find(s, status=status, supplier_org_id=me.org_id)
+            lines = await _budget_lines(s, me)
+        return render(
             request,
-            {
+            "designated.html",
+            found=found,
+            pending=pending,
+            mine=mine,
+            region=region,
+            category=category,
+            categories=SERVICE_CATEGORIES,
+            labels=DESIGNATION_STATUS_LABELS,
+            budget_lines=lines,
+            order_key=secrets.token_urlsafe(16),
+            default_region=settings.region_code,
+            name_of=name_of,
+            form=pop_form(request),
+        )
+
+    @post("/apply", opt=allow("supplier"))
+    async def apply(
+        self, request: Request[Any, Any, Any], me: Me, db: DB, settings: Config, data: Form
+    ) -> Redirect:
+        async def go() -> Any:
+            body = _designation_form(dd.ApplicationIn, data)
+            return await dd.apply(
+                db, settings, me, body.category_code, body.region_code, body.prices, body.service_address
+            )
+
+        return await act(
+            request, go, "已提交定点申请，集中采购机构将在7个工作日内审核", "/designated", keep=data
+        )
+
+    @post("/new", opt=allow("center"))
+    async def designate(self, request: Request[Any, Any, Any], me: Me, db: DB, data: Form) -> Redirect:
+        async def go() -> Any:
+            body = _designation_form(dd.DesignateIn, data)
+            return await dd.designate(
+                db,
+                me,
+                body.credit_code,
+                body.category_code,
+                body.region_code,
+                body.prices,
+                body.service_address,
+            )
+
+        return await act(request, go, "已确定定点供应商", "/designated", keep=data)
+
+    @post("/{designation_id:uuid}/review", opt=allow("center"))
+    async def review(
+        self, request: Request[Any, Any, Any], me: Me, designation_id: FromPath[uuid.UUID], db: DB, data: Form
+    ) -> Redirect:
+        async def go() -> Any:
+            form = forms.decode(ReviewForm, data)
+            return await dd.review(db, me, designation_id, form.decision == "approve", form.note)
+
+        return await act(
+            request,
+            go,
+            lambda d: "已通过定点申请" if d.status == DesignationStatus.APPROVED else "已驳回定点申请",
+            "/designated",
+        )
+
+    @post("/{designation_id:uuid}/revoke", opt=allow("center"))
+    async def revoke(
+        self, request: Request[Any, Any, Any], me: Me, designation_id: FromPath[uuid.UUID], db: DB, data: Form
+    ) -> Redirect:
+        async def go() -> Any:
+            return await dd.revoke(db, me, designation_id, forms.decode(ReasonIn, data).reason)
+
+        return await act(request, go, "已撤销定点资格", "/designated")
+
+    @post("/{designation_id:uuid}/order", opt=allow("buyer"))
+    async def service_order(
+        self,
+        request: Request[Any, Any, Any],
+        me: Me,
+        designation_id: FromPath[uuid.UUID],
+        db: DB,
+        settings: Config,
+        data: Form,
+    ) -> Redirect:
+        quantities = {
+            k.removeprefix("qty_"): v.strip()
+            for k, v in data.items()
+            if k.startswith("qty_") and v.strip() not in ("", "0")
+        }
+
+        async def go() -> Any:
+            _picked([data.get("budget_line_id", ""), *quantities], "请选择预算指标并填写服务数量")
+            body = forms.decode(
+                dd.ServiceOrderIn,
+                {
+                    "designation_id": str(designation_id),
+                    "items": [{"price_item_id": i, "quantity": q} for i, q in quantities.items()],
+                    **{k: v for k, v in data.items() if k in ("budget_line_id", "service_address", "note")},
+                },
+            )
+            return await dd.place_order(db, settings, me, body.keyed(data.get("order_key", "")))
+
+        back = "/designated?" + urlencode(
+            {"region": data.get("region", ""), "category": data.get("category", "")}
+        )
+        return await act(
+            request,
+            go,
+            _placed_message("待定点供应商确认"),
+            back,
+            keep={
                 "order_for": str(designation_id),
                 "order_address": data.get("service_address", ""),
                 "order_note": data.get("note", ""),
             },
+            to=lambda placed: f"/orders/{placed[0].id}",
         )
-        return Redirect(back, status_code=303)
-    if not replayed:
-        flash(request, f"已下单 {placed.order_no}，待定点供应商确认")
-    return Redirect(f"/orders/{placed.id}", status_code=303)
 
 
-ROUTES = [
-    agreements_page,
-    new_agreement_page,
-    create_agreement,
-    agreement_page,
-    add_supplier,
-    add_product,
-    activate,
-    terminate,
-    order,
-    designated_page,
-    apply,
-    designate,
-    review,
-    revoke,
-    service_order,
-]
+ROUTES = [AgreementPages, DesignatedPages]

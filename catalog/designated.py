@@ -10,7 +10,6 @@ the supplier confirms (may lower prices), performs, the buyer accepts and pays.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import re
@@ -18,21 +17,24 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, select
+import msgspec
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
 
-from catalog.agreements import code_field, parse_amount, text_field
+from catalog.agreement_setup import category_of, code_field, parse_amount, supplier_by_code, text_field
 from catalog.categories import CATALOG_VERSION, prefix_of
-from catalog.models import Category
+from catalog.models import DESIGNATION_STATUS_LABELS, Category, Designation, ServicePriceItem
+
+# Named through this module by the callers of its services (the oversight lists, the demo data).
+from catalog.models import DesignationStatus as DesignationStatus
 from mall import orders
 from mall.core import clock, fields
 from mall.core.auth import Principal
-from mall.core.db import Base, Database, IdMixin, Money, UTCDateTime
+from mall.core.db import Database
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.core.models import Order, Organization, OrgKind
+from mall.core.models import Order, Organization
 from mall.core.money import MoneyError, whole_quantity
 from mall.core.settings import Settings
 
@@ -40,59 +42,31 @@ REVIEW_WORKING_DAYS = 7
 MAX_PRICE_ITEMS = 50
 
 
-class DesignationStatus(enum.StrEnum):
-    APPLIED = "applied"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    REVOKED = "revoked"
+class PriceItemDraft(msgspec.Struct, forbid_unknown_fields=True):
+    """One line of a price list as typed (the API's body and the page's rows)."""
+
+    name: fields.Name
+    unit: fields.Unit
+    price: fields.Amount
+    spec: fields.Model = ""
 
 
-DESIGNATION_STATUS_LABELS = {
-    "applied": "待审核",
-    "approved": "定点中",
-    "rejected": "未通过",
-    "revoked": "已撤销",
-}
+PriceList = Annotated[list[PriceItemDraft], msgspec.Meta(max_length=MAX_PRICE_ITEMS)]
 
 
-class Designation(IdMixin, Base):
-    __tablename__ = "designations"
-    __table_args__ = (Index("ix_designations_find", "status", "region_code", "category_code"),)
+class ApplicationIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A supplier's application to be designated (开放式定点)."""
 
-    supplier_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
-    category_code: Mapped[str] = mapped_column(String(16))  # a service 品目 (C…)
-    region_code: Mapped[str] = mapped_column(String(6))  # where the service is provided
-    status: Mapped[str] = mapped_column(String(10))
-    by_application: Mapped[bool] = mapped_column(Boolean, default=False)
-    service_address: Mapped[str] = mapped_column(String(300), default="")
-    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    review_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    reviewer_org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organizations.id"))
-    review_note: Mapped[str] = mapped_column(String(300), default="")
+    category_code: fields.CategoryCode
+    region_code: fields.RegionCode
+    prices: PriceList
+    service_address: fields.Address = ""
 
 
-class ServicePriceItem(IdMixin, Base):
-    """One line of a designated supplier's service price list (服务价格清单)."""
+class DesignateIn(ApplicationIn, forbid_unknown_fields=True):
+    """The center designating a supplier directly: an application, and whom it is for."""
 
-    __tablename__ = "service_price_items"
-
-    designation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("designations.id"), index=True)
-    position: Mapped[int] = mapped_column(Integer)  # the order of the price list
-    name: Mapped[str] = mapped_column(String(200))
-    spec: Mapped[str] = mapped_column(String(200), default="")
-    unit: Mapped[str] = mapped_column(String(20))  # 小时 | 次 | 项 | 人·天 …
-    price: Mapped[Decimal] = mapped_column(Money)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-@dataclass(frozen=True)
-class PriceItemDraft:
-    name: str
-    unit: str
-    price: str
-    spec: str = ""
+    credit_code: fields.CreditCodeText = ""
 
 
 def _price_items(drafts: list[PriceItemDraft]) -> list[tuple[str, str, str, Decimal]]:
@@ -112,10 +86,9 @@ def _price_items(drafts: list[PriceItemDraft]) -> list[tuple[str, str, str, Deci
 
 
 async def _service_category(s: AsyncSession, raw: str) -> Category:
-    code = code_field(raw, "品目编码", fields.CATEGORY_CODE_MAX, field="category_code")
-    category = await s.get(Category, (CATALOG_VERSION, code))
-    if category is None:
-        raise InvalidInput(f"品目编码 {code} 不在{CATALOG_VERSION}版品目目录中", code="unknown_category")
+    category = await category_of(
+        s, code_field(raw, "品目编码", fields.CATEGORY_CODE_MAX, field="category_code")
+    )
     if category.type != "service":
         raise InvalidInput(
             f"品目 {category.code} {category.name} 不是服务类品目", code="category_not_service"
@@ -145,7 +118,34 @@ async def _duplicate(s: AsyncSession, supplier: uuid.UUID, category: str, region
         raise Conflict("该供应商在此区域、此品目已定点或正在审核", code="already_designated")
 
 
-def _add_prices(s: AsyncSession, d: Designation, items: list[tuple[str, str, str, Decimal]]) -> None:
+async def _open(
+    s: AsyncSession,
+    supplier_org_id: uuid.UUID,
+    category_code: str,
+    region_code: str,
+    prices: list[PriceItemDraft],
+    service_address: str,
+    **decided: Any,
+) -> Designation:
+    """A designation of the supplier with its price list, once its 品目, region and list are checked
+    and no pending or active one exists for the same triple; `decided` are its status fields."""
+    region = _region(region_code)
+    items = _price_items(prices)
+    address = text_field(
+        service_address, "服务地点", fields.ADDRESS_MAX, field="service_address", required=False
+    )
+    category = await _service_category(s, category_code)
+    await _duplicate(s, supplier_org_id, category.code, region)
+    d = Designation(
+        id=uuid.uuid4(),
+        supplier_org_id=supplier_org_id,
+        category_code=category.code,
+        region_code=region,
+        service_address=address,
+        **decided,
+    )
+    s.add(d)
+    await s.flush()
     now = clock.now()
     for n, (name, spec, unit, price) in enumerate(items, start=1):
         s.add(
@@ -160,6 +160,7 @@ def _add_prices(s: AsyncSession, d: Designation, items: list[tuple[str, str, str
                 created_at=now,
             )
         )
+    return d
 
 
 async def apply(
@@ -174,33 +175,22 @@ async def apply(
     """A supplier applies to join the designated list (open list); the center reviews it."""
     if who.role != "supplier" or who.org_id is None:
         raise Forbidden("只有供应商可以申请定点", code="forbidden")
-    region = _region(region_code)
-    items = _price_items(prices)
-    address = text_field(
-        service_address, "服务地点", fields.ADDRESS_MAX, field="service_address", required=False
-    )
     now = clock.now()
     due = clock.add_working_days(clock.local_date(now), REVIEW_WORKING_DAYS, settings.holiday_dates)
     async with db.write() as tx:
-        s = tx.session
-        category = await _service_category(s, category_code)
-        await _duplicate(s, who.org_id, category.code, region)
-        d = Designation(
-            id=uuid.uuid4(),
-            supplier_org_id=who.org_id,
-            category_code=category.code,
-            region_code=region,
+        return await _open(
+            tx.session,
+            who.org_id,
+            category_code,
+            region_code,
+            prices,
+            service_address,
             status=DesignationStatus.APPLIED,
             by_application=True,
-            service_address=address,
             applied_at=now,
             # the end of the last working day of the review period, China time
             review_due_at=datetime.combine(due, datetime.max.time(), clock.SHANGHAI),
         )
-        s.add(d)
-        await s.flush()
-        _add_prices(s, d, items)
-    return d
 
 
 def _center(who: Principal) -> uuid.UUID:
@@ -220,37 +210,25 @@ async def designate(
 ) -> Designation:
     """The center designates a supplier directly (e.g. after its own selection procedure)."""
     center = _center(who)
-    region = _region(region_code)
-    items = _price_items(prices)
-    address = text_field(
-        service_address, "服务地点", fields.ADDRESS_MAX, field="service_address", required=False
-    )
     code = code_field(credit_code, "统一社会信用代码", fields.CREDIT_CODE_LENGTH, field="credit_code")
     async with db.write() as tx:
         s = tx.session
-        org = await s.scalar(select(Organization).where(Organization.credit_code == code))
-        if org is None or org.kind != OrgKind.SUPPLIER:
-            raise NotFound("未找到该统一社会信用代码的供应商", code="supplier_not_found")
-        category = await _service_category(s, category_code)
-        await _duplicate(s, org.id, category.code, region)
+        org = await supplier_by_code(s, code)
         now = clock.now()
-        d = Designation(
-            id=uuid.uuid4(),
-            supplier_org_id=org.id,
-            category_code=category.code,
-            region_code=region,
+        return await _open(
+            s,
+            org.id,
+            category_code,
+            region_code,
+            prices,
+            service_address,
             status=DesignationStatus.APPROVED,
             by_application=False,
-            service_address=address,
             applied_at=now,
             reviewed_at=now,
             reviewer_org_id=center,
             review_note="集中采购机构直接确定",
         )
-        s.add(d)
-        await s.flush()
-        _add_prices(s, d, items)
-    return d
 
 
 async def review(
@@ -309,7 +287,7 @@ async def find(
     # Filters from a query string go into the SQL: what is not a region, a code or a status is refused.
     if region_code.strip() and not re.fullmatch(fields.REGION_CODE_PATTERN, region_code.strip()):
         raise InvalidInput("服务区域应为6位行政区划代码", code="invalid_parameter", parameter="region")
-    if category_code.strip() and not re.fullmatch(r"[A-Ca-c][0-9]{0,15}", category_code.strip()):
+    if category_code.strip() and not re.fullmatch(fields.CATEGORY_CODE_PATTERN, category_code.strip()):
         raise InvalidInput("品目编码格式不正确", code="invalid_parameter", parameter="category")
     if status not in DESIGNATION_STATUS_LABELS:
         raise InvalidInput("定点状态不正确", code="invalid_parameter", parameter="status")
@@ -374,6 +352,32 @@ class ServiceOrderRequest:
     idempotency_key: str
     service_address: str = ""  # where the service is wanted; default: the unit's address
     note: str = ""
+
+
+class ServiceItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    price_item_id: uuid.UUID
+    quantity: fields.QuantityText  # a malformed one: invalid_quantity, as on every way of ordering
+
+
+class ServiceOrderIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A service order as the buyer asks for it (the API's body; the page's quantities per item)."""
+
+    designation_id: uuid.UUID
+    items: Annotated[list[ServiceItemIn], msgspec.Meta(max_length=MAX_PRICE_ITEMS)]
+    budget_line_id: uuid.UUID
+    service_address: fields.Address = ""
+    note: fields.Note = ""
+
+    def keyed(self, idempotency_key: str) -> ServiceOrderRequest:
+        """The order with the key that makes it idempotent."""
+        return ServiceOrderRequest(
+            self.designation_id,
+            tuple((i.price_item_id, i.quantity) for i in self.items),
+            self.budget_line_id,
+            idempotency_key,
+            self.service_address,
+            self.note,
+        )
 
 
 def _digest(req: ServiceOrderRequest) -> str:

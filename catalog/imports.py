@@ -23,7 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog import service, spreadsheet
-from catalog.agreements import ceilings_in_force
+from catalog.agreement_queries import ceilings_in_force
 from catalog.goods import brand_key, model_key
 from catalog.models import Category, Listing, ListingImport
 from mall.core import auth, clock, fields, files, outbox

@@ -1,14 +1,15 @@
-"""Catalogue tables: the 品目 classification and the suppliers' listings."""
+"""Catalogue tables: the 品目 classification, the suppliers' listings, framework agreements (协议供货)
+and designated services (定点服务)."""
 
 from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mall.core.db import Base, IdMixin, Money, Quantity, UTCDateTime
@@ -163,3 +164,126 @@ class ListingImport(IdMixin, Base):
     report: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[line, "通过"|"未通过", reason], ...]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# ---------------------------------------------------------------- framework agreements (协议供货)
+
+
+class AgreementStatus(enum.StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    TERMINATED = "terminated"
+
+
+AGREEMENT_STATUS_LABELS: dict[str, str] = {
+    AgreementStatus.DRAFT: "草稿",
+    AgreementStatus.ACTIVE: "执行中",
+    AgreementStatus.EXPIRED: "已到期",
+    AgreementStatus.TERMINATED: "已终止",
+}
+
+
+class Agreement(IdMixin, Base):
+    __tablename__ = "agreements"
+
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    center_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # goods | services
+    category_code: Mapped[str] = mapped_column(String(16))  # products must lie under this 品目
+    region_code: Mapped[str] = mapped_column(String(6))
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)  # the last day of the term
+    # A call-off at or above this amount goes to a second-stage competition (二次竞价).
+    direct_limit: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    end_reason: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AgreementSupplier(IdMixin, Base):
+    """A supplier that won entry (入围); `supplementary` when it entered after activation."""
+
+    __tablename__ = "agreement_suppliers"
+    __table_args__ = (UniqueConstraint("agreement_id", "supplier_org_id", name="uq_agreement_supplier"),)
+
+    agreement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agreements.id"), index=True)
+    supplier_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    supplementary: Mapped[bool] = mapped_column(Boolean, default=False)
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AgreementProduct(IdMixin, Base):
+    """A product an entered supplier supplies under the agreement, at most at `price` (协议价).
+    With a discount rate, `price` is the list price times the rate, rounded to the 分."""
+
+    __tablename__ = "agreement_products"
+
+    agreement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agreements.id"), index=True)
+    supplier_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    brand: Mapped[str] = mapped_column(String(100))
+    spec_model: Mapped[str] = mapped_column(String(200))
+    # brand and model folded like the catalogue's duplicate rule, to find the same goods listed there
+    brand_key: Mapped[str] = mapped_column(String(100))
+    model_key: Mapped[str] = mapped_column(String(200))
+    category_code: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str] = mapped_column(String(20))
+    list_price: Mapped[Decimal | None] = mapped_column(Money)
+    discount_rate: Mapped[Decimal | None] = mapped_column(Numeric(6, 4))
+    price: Mapped[Decimal] = mapped_column(Money)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# ---------------------------------------------------------------- designated services (定点服务)
+
+
+class DesignationStatus(enum.StrEnum):
+    APPLIED = "applied"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    REVOKED = "revoked"
+
+
+DESIGNATION_STATUS_LABELS: dict[str, str] = {
+    DesignationStatus.APPLIED: "待审核",
+    DesignationStatus.APPROVED: "定点中",
+    DesignationStatus.REJECTED: "未通过",
+    DesignationStatus.REVOKED: "已撤销",
+}
+
+
+class Designation(IdMixin, Base):
+    __tablename__ = "designations"
+    __table_args__ = (Index("ix_designations_find", "status", "region_code", "category_code"),)
+
+    supplier_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    category_code: Mapped[str] = mapped_column(String(16))  # a service 品目 (C…)
+    region_code: Mapped[str] = mapped_column(String(6))  # where the service is provided
+    status: Mapped[str] = mapped_column(String(10))
+    by_application: Mapped[bool] = mapped_column(Boolean, default=False)
+    service_address: Mapped[str] = mapped_column(String(300), default="")
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    review_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviewer_org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organizations.id"))
+    review_note: Mapped[str] = mapped_column(String(300), default="")
+
+
+class ServicePriceItem(IdMixin, Base):
+    """One line of a designated supplier's service price list (服务价格清单)."""
+
+    __tablename__ = "service_price_items"
+
+    designation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("designations.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # the order of the price list
+    name: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[str] = mapped_column(String(200), default="")
+    unit: Mapped[str] = mapped_column(String(20))  # 小时 | 次 | 项 | 人·天 …
+    price: Mapped[Decimal] = mapped_column(Money)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog.agreements import check_ceiling
+from catalog.agreement_queries import check_ceiling
 from catalog.categories import CATALOG_VERSION
 from catalog.goods import brand_key, model_key
 from catalog.models import (

@@ -6,7 +6,8 @@ import logging
 
 from bidding import service
 from bidding.models import Procedure
-from catalog import agreements, imports
+from catalog import agreement_setup as agreements
+from catalog import imports
 from mall import orders
 from mall.core import files
 from mall.core.db import Database

@@ -316,3 +316,10 @@ def spreadsheet_safe(value: str) -> str:
     """A text cell a spreadsheet program would run as a formula (= + - @ in ASCII or full width, or a
     leading tab or CR that hides one) gets a leading apostrophe, so it is shown as text (OWASP: CSV injection)."""
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+# An idempotency key as a page form sends it: only bounded here (as the API's header is); its form is
+# checked by `mall.orders.idempotent`, which answers with the code the API promised.
+IdempotencyKeyText = Annotated[
+    str, msgspec.Meta(max_length=200, description="幂等键：8至100个可见ASCII字符", examples=["order-0001"])
+]

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding import service as bidding
-from catalog import agreements as ag
+from catalog import agreement_setup as ag
 from catalog import designated as dd
 from catalog import service as catalog_service
 from catalog.models import Listing
