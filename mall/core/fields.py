@@ -316,3 +316,8 @@ def spreadsheet_safe(value: str) -> str:
     """A text cell a spreadsheet program would run as a formula (= + - @ in ASCII or full width, or a
     leading tab or CR that hides one) gets a leading apostrophe, so it is shown as text (OWASP: CSV injection)."""
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+# A 品目 code as typed into a page form: one line within the code's length; its shape and whether it
+# is in the catalogue are the service's to check, with the rest of the form.
+CategoryCodeText = Annotated[str, _single(CATEGORY_CODE_MAX, 0, "品目编码")]

@@ -75,4 +75,9 @@ FIELD_LABELS = {
     "description": "说明",
     "stock": "库存",
     "decision": "审核结论",
+    "spec_model": "规格型号",
+    "reference_price": "参考市场价",
+    "reference_source": "参考价来源",
+    "action": "操作",
+    "status": "状态",
 }
