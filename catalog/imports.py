@@ -17,7 +17,7 @@ import logging
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +26,7 @@ from catalog import service, spreadsheet
 from catalog.agreement_queries import ceilings_in_force
 from catalog.goods import brand_key, model_key
 from catalog.models import Category, Listing, ListingImport
+from catalog.structs import ListingDraft
 from mall.core import auth, clock, fields, files, outbox
 from mall.core.auth import Principal
 from mall.core.db import Database
@@ -88,6 +89,30 @@ async def start_import(
             await store.delete(key)
         raise
     return batch
+
+
+class Upload(Protocol):
+    """A file as the web framework hands it over."""
+
+    filename: str
+
+    async def read(self, size: int = -1) -> bytes: ...
+
+
+async def upload(
+    db: Database, store: files.FileStore, who: Principal, file: Upload, *, strict: bool = False
+) -> ListingImport:
+    """An uploaded file, as the API and the page receive it (see `start_import`)."""
+    # Stored, not parsed: the job reads it (one byte past the cap is enough to refuse it).
+    content = await file.read(MAX_BYTES + 1)
+    return await start_import(db, store, who, file.filename, content, strict=strict)
+
+
+def percent(batch: ListingImport) -> int:
+    """How far the job has come: 100 once the import has ended."""
+    if batch.status in (JobStatus.DONE, JobStatus.FAILED):
+        return 100
+    return 100 * batch.processed // batch.total if batch.total else 0
 
 
 async def get_import(db: Database, who: Principal, import_id: uuid.UUID) -> ListingImport:
@@ -193,14 +218,15 @@ async def _process(
         await _progress(db, import_id, 0, total=total)
         for n, row in enumerate(rows, start=1):
             try:
-                checked = service.check_draft(service.ListingDraft(**row.values), ceiling=ceiling)
+                checked = service.check_draft(ListingDraft(**row.values), ceiling=ceiling)
                 service.check_price(checked.price, checked.reference_price, margin)
-                category = categories.get(checked.category_code)
+                draft = checked.draft
+                category = categories.get(draft.category_code)
                 if category is None:
-                    raise InvalidInput(f"品目编码 {checked.category_code} 不在2022版品目目录中")
+                    raise InvalidInput(f"品目编码 {draft.category_code} 不在2022版品目目录中")
                 if category.type != "goods":
                     raise InvalidInput("网上超市只能上架货物类品目")
-                key = (brand_key(checked.brand), model_key(checked.spec_model))
+                key = (brand_key(draft.brand), model_key(draft.spec_model))
                 if key in existing:
                     raise InvalidInput("已存在相同品牌和型号的商品，不能重复上架")
                 if key in agreement_prices and checked.price > agreement_prices[key][0]:

@@ -10,6 +10,8 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalog.agreements import check_ceiling
+from catalog.browse import paged
 from catalog.models import (
     PRICE_REQUEST_STATUS_LABELS,
     Listing,
@@ -19,20 +21,22 @@ from catalog.models import (
     PriceRequestStatus,
 )
 from catalog.service import (
-    PRICE_NOTE_MAX,
-    REFERENCE_SOURCE_MAX,
     audit,
-    check_agreement_ceiling,
     check_price,
-    own_listing,
+    locked_listing,
     parse_amount,
+    reason_of,
+    recheck_price,
+    record_price,
 )
-from mall.core import clock
+from catalog.structs import PriceIn, ReviewIn
+from mall.core import clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from mall.core.fields import REASON_MAX, text
+from mall.core.fields import text
 from mall.core.money import round_money
+from mall.core.settings import Settings
 from search_index import sync as search_sync
 
 
@@ -63,21 +67,21 @@ async def change_price(
         errors.append(f"售价应低于分散采购限额标准 {ceiling:,.0f} 元")
     if errors:
         raise InvalidInput("；".join(errors), code="price_invalid")
-    note = text(note, "调价说明", PRICE_NOTE_MAX, field="note")
+    note = text(note, "调价说明", fields.PRICE_NOTE_MAX, field="note")
     source = (
         None
         if reference_source is None
-        else text(reference_source, "参考价来源", REFERENCE_SOURCE_MAX, field="reference_source")
+        else text(reference_source, "参考价来源", fields.SOURCE_MAX, field="reference_source")
     )
     check_price(price, reference, margin)
     async with db.write() as tx:
-        listing = await own_listing(tx, who, listing_id)
+        listing = await locked_listing(tx, listing_id, owner=who)
         if listing.status == ListingStatus.FROZEN:
             raise Forbidden("商品已被冻结，不能调价", code="listing_frozen")
         source_changed = source is not None and source != listing.reference_source
         if price == listing.price and reference == listing.reference_price and not source_changed:
             raise Conflict("价格没有变化", code="price_unchanged")
-        await check_agreement_ceiling(tx.session, listing.brand, listing.spec_model, price)
+        await check_ceiling(tx.session, listing.brand, listing.spec_model, price)
         now = clock.now()
         reviewed = listing.status in (ListingStatus.LIVE, ListingStatus.DELISTED)
         reviewed_limit = round_money(listing.reference_price * (1 + margin))
@@ -100,24 +104,32 @@ async def change_price(
             await tx.session.flush()
             audit(tx, who, "listing_price_requested", listing.id, f"{price} / {reference}")
             return listing, request
-        tx.session.add(
-            PriceChange(
-                listing_id=listing.id,
-                at=now,
-                price=price,
-                reference_price=reference,
-                previous_price=listing.price,
-                by_user_id=who.user_id,
-                note=note or "调价",
-            )
-        )
+        old_price = listing.price
         listing.price, listing.reference_price, listing.updated_at = price, reference, now
+        record_price(tx, listing, previous=old_price, at=now, by=who.user_id, note=note or "调价")
         if source is not None:
             listing.reference_source = source
         audit(tx, who, "listing_price_changed", listing.id, f"{price}")
         if listing.status == ListingStatus.LIVE:
             search_sync.stage(tx, [listing.id])
     return listing, None
+
+
+async def reprice(
+    db: Database, settings: Settings, who: Principal, listing_id: uuid.UUID, data: PriceIn
+) -> tuple[Listing, PriceRequest | None]:
+    """A price change as the API and the page send it (see `change_price`)."""
+    return await change_price(
+        db,
+        who,
+        listing_id,
+        data.price,
+        data.reference_price,
+        margin=settings.price_margin,
+        ceiling=settings.decentralized_threshold,
+        note=data.note,
+        reference_source=data.reference_source,
+    )
 
 
 async def pending_request(session: AsyncSession, listing_id: uuid.UUID) -> PriceRequest | None:
@@ -137,11 +149,7 @@ async def review_price_request(
     """The center approves a pending price change (it applies now, and is kept in the price history)
     or rejects it with a reason the supplier sees (the reviewed price stays). Approval re-checks the
     price rule and the agreement ceilings as they are now."""
-    reason = text(reason, "驳回原因", REASON_MAX, multiline=True, field="reason")
-    if not approve and len(reason) < 2:
-        raise InvalidInput(
-            f"驳回调价时请填写原因（2至{REASON_MAX}个字符）", code="reason_required", field="reason"
-        )
+    reason = reason_of(reason, "驳回原因", required=not approve, missing="驳回调价时请填写原因")
     async with db.write() as tx:
         request = await tx.session.get(PriceRequest, request_id)
         if request is None:
@@ -161,20 +169,11 @@ async def review_price_request(
             )
         now = clock.now()
         if approve:
-            check_price(request.price, request.reference_price, margin)
-            await check_agreement_ceiling(tx.session, listing.brand, listing.spec_model, request.price)
-            tx.session.add(
-                PriceChange(
-                    listing_id=listing.id,
-                    at=now,
-                    price=request.price,
-                    reference_price=request.reference_price,
-                    previous_price=listing.price,
-                    by_user_id=request.requested_by,
-                    note=request.note or "调价（经采购中心审核）",
-                )
-            )
+            await recheck_price(tx.session, listing, margin, request.price, request.reference_price)
+            old_price = listing.price
             listing.price, listing.reference_price = request.price, request.reference_price
+            note = request.note or "调价（经采购中心审核）"
+            record_price(tx, listing, previous=old_price, at=now, by=request.requested_by, note=note)
             listing.reference_source, listing.updated_at = request.reference_source, now
             request.status = PriceRequestStatus.APPROVED
             if listing.status == ListingStatus.LIVE:
@@ -192,10 +191,19 @@ async def review_price_request(
     return listing, request
 
 
+async def review_price(
+    db: Database, settings: Settings, who: Principal, request_id: uuid.UUID, data: ReviewIn
+) -> tuple[Listing, PriceRequest]:
+    """The center's decision on a price change as the API and the page send it."""
+    return await review_price_request(
+        db, who, request_id, approve=data.approves(), reason=data.reason, margin=settings.price_margin
+    )
+
+
 async def withdraw_price_request(db: Database, who: Principal, listing_id: uuid.UUID) -> Listing:
     """The supplier takes back its pending price change; the listing stays as it is."""
     async with db.write() as tx:
-        listing = await own_listing(tx, who, listing_id)
+        listing = await locked_listing(tx, listing_id, owner=who)
         request = await pending_request(tx.session, listing.id)
         if request is None:
             raise Conflict("该商品没有待审核的调价", code="no_price_request")
@@ -213,13 +221,7 @@ async def price_review_queue(
 ) -> tuple[int, list[PriceRequest]]:
     """Pending price changes, oldest first, with their listings."""
     stmt = select(PriceRequest).where(PriceRequest.status == PriceRequestStatus.PENDING)
-    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = await session.execute(
-        stmt.order_by(PriceRequest.requested_at, PriceRequest.id)
-        .offset((page - 1) * per_page)
-        .limit(per_page)
-    )
-    return total, list(rows.scalars().unique())
+    return await paged(session, stmt, (PriceRequest.requested_at, PriceRequest.id), page, per_page)
 
 
 async def current_price_requests(

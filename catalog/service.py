@@ -1,26 +1,24 @@
-"""Listings: suppliers put goods up, the center reviews them; buyers browse them. (Price changes after
-review are `catalog.prices`; full search lives in search_index.)"""
+"""Listings through their lives: a supplier drafts, submits and edits them and takes them off sale and
+back; the procurement center approves or rejects them; the center or the regulator freezes or delists
+them. The price rule is checked at every step that can put a listing on sale. (Reading the catalogue
+is `catalog.browse`; price changes after review are `catalog.prices`.)"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.agreement_queries import check_ceiling
 from catalog.categories import CATALOG_VERSION
 from catalog.goods import brand_key, model_key
-from catalog.models import (
-    LISTING_STATUS_LABELS,
-    Category,
-    Listing,
-    ListingStatus,
-    PriceChange,
-)
+from catalog.models import LISTING_STATUS_LABELS, Category, Listing, ListingStatus, PriceChange
+from catalog.structs import ListingCreate, ReviewIn
+from catalog.structs import ListingDraft as ListingDraft  # the shape callers build a listing in
 from mall.core import clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database, Tx
@@ -28,24 +26,8 @@ from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleVi
 from mall.core.fields import REASON_MAX, text
 from mall.core.models import AuditEntry
 from mall.core.money import MoneyError, money, round_money, whole_quantity
+from mall.core.settings import Settings
 from search_index import sync as search_sync
-
-PRICE_NOTE_MAX = fields.PRICE_NOTE_MAX  # listing_price_changes.note
-REFERENCE_SOURCE_MAX = fields.SOURCE_MAX  # listings.reference_source
-
-
-@dataclass(frozen=True)
-class ListingDraft:
-    name: str
-    brand: str
-    spec_model: str
-    category_code: str
-    unit: str
-    price: str
-    reference_price: str
-    stock: str
-    reference_source: str = ""
-    description: str = ""
 
 
 def parse_amount(raw: str, label: str, errors: list[str]) -> Decimal:
@@ -60,47 +42,46 @@ def parse_amount(raw: str, label: str, errors: list[str]) -> Decimal:
     return value
 
 
-def _escape_like(text: str) -> str:
-    """% and _ typed by a user are characters to find, not wildcards."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 @dataclass(frozen=True)
 class Checked:
-    """A draft that passed the form checks (not yet the price rule or the category)."""
+    """A draft that passed the form checks (not yet the price rule or the category): its texts
+    trimmed and checked, its amounts and stock parsed."""
 
-    name: str
-    brand: str
-    spec_model: str
-    category_code: str
-    unit: str
+    draft: ListingDraft
     price: Decimal
     reference_price: Decimal
     stock: Decimal
-    reference_source: str
-    description: str
 
 
 def check_draft(draft: ListingDraft, *, ceiling: Decimal | None = None) -> Checked:
-    """The form rules. A text with a refused character or past its limit is refused first, naming
-    the field; then every other problem is reported in one Chinese message (listing_invalid)."""
-    name = text(draft.name, "商品名称", fields.NAME_MAX, field="name")
-    brand = text(draft.brand, "品牌", fields.SHORT_MAX, field="brand")
-    model = text(draft.spec_model, "规格型号", fields.MODEL_MAX, field="spec_model")
-    category_code = text(draft.category_code, "品目编码", fields.CATEGORY_CODE_MAX, field="category_code")
-    unit = text(draft.unit, "计量单位", fields.UNIT_MAX, field="unit")
-    source = text(draft.reference_source, "参考价来源", fields.SOURCE_MAX, field="reference_source")
-    description = text(
-        draft.description, "商品说明", fields.DESCRIPTION_MAX, multiline=True, field="description"
+    """The form rules, for a draft from anywhere (the API, a page, a spreadsheet row). A text with a
+    refused character or past its limit is refused first, naming the field; then every other problem
+    is reported in one Chinese message (listing_invalid)."""
+    code = text(draft.category_code, "品目编码", fields.CATEGORY_CODE_MAX, field="category_code")
+    texts = ListingDraft(
+        name=text(draft.name, "商品名称", fields.NAME_MAX, field="name"),
+        brand=text(draft.brand, "品牌", fields.SHORT_MAX, field="brand"),
+        spec_model=text(draft.spec_model, "规格型号", fields.MODEL_MAX, field="spec_model"),
+        category_code=code.upper(),
+        unit=text(draft.unit, "计量单位", fields.UNIT_MAX, field="unit"),
+        price=draft.price,
+        reference_price=draft.reference_price,
+        stock=draft.stock,
+        reference_source=text(
+            draft.reference_source, "参考价来源", fields.SOURCE_MAX, field="reference_source"
+        ),
+        description=text(
+            draft.description, "商品说明", fields.DESCRIPTION_MAX, multiline=True, field="description"
+        ),
     )
     errors: list[str] = []
-    if len(name) < 2:
+    if len(texts.name) < 2:
         errors.append(f"商品名称应为2至{fields.NAME_MAX}个字符")
-    if not brand:
+    if not texts.brand:
         errors.append("请填写品牌")
-    if not model:
+    if not texts.spec_model:
         errors.append("请填写规格型号")
-    if not unit:
+    if not texts.unit:
         errors.append("请填写计量单位")
     price = parse_amount(draft.price, "售价", errors)
     reference = parse_amount(draft.reference_price, "参考市场价", errors)
@@ -111,32 +92,17 @@ def check_draft(draft: ListingDraft, *, ceiling: Decimal | None = None) -> Check
     except MoneyError:
         errors.append("库存应为0或正整数")
         stock = Decimal(0)
-    if not category_code:
+    if not code:
         errors.append("请填写品目编码")
     if errors:
         raise InvalidInput("；".join(errors), code="listing_invalid")
-    return Checked(
-        name,
-        brand,
-        model,
-        category_code.upper(),
-        unit,
-        price,
-        reference,
-        stock,
-        source,
-        description,
-    )
-
-
-async def check_agreement_ceiling(session: AsyncSession, brand: str, spec_model: str, price: Decimal) -> None:
-    """The other half of the price rule: never above the agreement price of the same goods."""
-    await check_ceiling(session, brand, spec_model, price)
+    return Checked(texts, price, reference, stock)
 
 
 def check_price(price: Decimal, reference: Decimal, margin: Decimal) -> None:
     """The price rule: at most `margin` above the supplier's declared reference price (and, checked
-    in the transaction by `check_agreement_ceiling`, never above an agreement price of the same goods)."""
+    in the transaction by `catalog.agreements.check_ceiling`, never above an agreement price of the
+    same goods)."""
     limit = round_money(reference * (1 + margin))
     if price > limit:
         raise RuleViolation(
@@ -144,6 +110,14 @@ def check_price(price: Decimal, reference: Decimal, margin: Decimal) -> None:
             f"（最高 {limit:,.2f} 元），不能上架",
             code="price_above_reference",
         )
+
+
+async def recheck_price(
+    session: AsyncSession, listing: Listing, margin: Decimal, price: Decimal, reference: Decimal
+) -> None:
+    """Both halves of the price rule for `price` on this listing, before it may sell at it."""
+    check_price(price, reference, margin)
+    await check_ceiling(session, listing.brand, listing.spec_model, price)
 
 
 async def category_for_listing(session: AsyncSession, code: str) -> Category:
@@ -155,6 +129,13 @@ async def category_for_listing(session: AsyncSession, code: str) -> Category:
     return category
 
 
+def supplier_org(who: Principal) -> uuid.UUID:
+    """The caller's organization: only a supplier's user, who always has one, lists goods."""
+    if who.org_id is None:
+        raise Forbidden("您没有权限执行此操作", code="forbidden")
+    return who.org_id
+
+
 def audit(tx: Tx, who: Principal, action: str, listing_id: uuid.UUID, detail: str = "") -> None:
     """One line of a listing's audit trail, in the caller's transaction."""
     tx.session.add(
@@ -164,54 +145,70 @@ def audit(tx: Tx, who: Principal, action: str, listing_id: uuid.UUID, detail: st
     )
 
 
+def record_price(
+    tx: Tx, listing: Listing, *, previous: Decimal | None, at: datetime, by: uuid.UUID | None, note: str
+) -> None:
+    """The listing's price as it now is, into its price history (`previous`: None for the first)."""
+    tx.session.add(
+        PriceChange(
+            listing_id=listing.id,
+            at=at,
+            price=listing.price,
+            reference_price=listing.reference_price,
+            previous_price=previous,
+            by_user_id=by,
+            note=note,
+        )
+    )
+
+
+async def refuse_duplicate(
+    session: AsyncSession,
+    org_id: uuid.UUID | None,
+    draft: ListingDraft,
+    *,
+    other_than: uuid.UUID | None = None,
+) -> tuple[str, str]:
+    """The draft's goods keys, unless the supplier already lists the same brand and model (409)."""
+    keys = brand_key(draft.brand), model_key(draft.spec_model)
+    stmt = select(Listing.id).where(
+        Listing.supplier_org_id == org_id, Listing.brand_key == keys[0], Listing.model_key == keys[1]
+    )
+    if other_than is not None:
+        stmt = stmt.where(Listing.id != other_than)
+    if await session.scalar(stmt):
+        raise Conflict("已存在相同品牌和型号的商品，不能重复上架", code="duplicate_listing")
+    return keys
+
+
+def _fill(listing: Listing, checked: Checked, category: Category, keys: tuple[str, str]) -> None:
+    draft = checked.draft
+    listing.name, listing.brand, listing.spec_model = draft.name, draft.brand, draft.spec_model
+    listing.brand_key, listing.model_key = keys
+    listing.category_code, listing.category_version = category.code, category.version
+    listing.unit, listing.stock, listing.description = draft.unit, checked.stock, draft.description
+    listing.price, listing.reference_price = checked.price, checked.reference_price
+    listing.reference_source = draft.reference_source
+
+
 async def add_listing(
     tx: Tx, who: Principal, checked: Checked, category: Category, *, submit: bool = True
 ) -> Listing:
     """Insert a checked listing in the caller's transaction (used by the form and by imports)."""
-    assert who.org_id is not None
+    org_id = supplier_org(who)
+    keys = await refuse_duplicate(tx.session, org_id, checked.draft)
     now = clock.now()
-    duplicate = await tx.session.scalar(
-        select(Listing.id).where(
-            Listing.supplier_org_id == who.org_id,
-            Listing.brand_key == brand_key(checked.brand),
-            Listing.model_key == model_key(checked.spec_model),
-        )
-    )
-    if duplicate:
-        raise Conflict("已存在相同品牌和型号的商品，不能重复上架", code="duplicate_listing")
     listing = Listing(
-        supplier_org_id=who.org_id,
-        name=checked.name,
-        brand=checked.brand,
-        spec_model=checked.spec_model,
-        brand_key=brand_key(checked.brand),
-        model_key=model_key(checked.spec_model),
-        category_code=category.code,
-        category_version=category.version,
-        unit=checked.unit,
-        price=checked.price,
-        reference_price=checked.reference_price,
-        reference_source=checked.reference_source,
-        stock=checked.stock,
-        description=checked.description,
+        supplier_org_id=org_id,
         status=ListingStatus.SUBMITTED if submit else ListingStatus.DRAFT,
         submitted_at=now if submit else None,
         created_at=now,
         updated_at=now,
     )
+    _fill(listing, checked, category, keys)
     tx.session.add(listing)
     await tx.session.flush()
-    tx.session.add(
-        PriceChange(
-            listing_id=listing.id,
-            at=now,
-            price=checked.price,
-            reference_price=checked.reference_price,
-            previous_price=None,
-            by_user_id=who.user_id,
-            note="首次报价",
-        )
-    )
+    record_price(tx, listing, previous=None, at=now, by=who.user_id, note="首次报价")
     audit(tx, who, "listing_created", listing.id, listing.status)
     return listing
 
@@ -231,15 +228,16 @@ async def create_listing(
     checked = check_draft(draft, ceiling=ceiling)
     check_price(checked.price, checked.reference_price, margin)
     async with db.write() as tx:
-        category = await category_for_listing(tx.session, checked.category_code)
-        await check_agreement_ceiling(tx.session, checked.brand, checked.spec_model, checked.price)
+        category = await category_for_listing(tx.session, checked.draft.category_code)
+        await check_ceiling(tx.session, checked.draft.brand, checked.draft.spec_model, checked.price)
         return await add_listing(tx, who, checked, category, submit=submit)
 
 
-async def own_listing(tx: Tx, who: Principal, listing_id: uuid.UUID) -> Listing:
-    """The caller's own listing, locked for the change (404 for anyone else's)."""
+async def locked_listing(tx: Tx, listing_id: uuid.UUID, *, owner: Principal | None = None) -> Listing:
+    """A listing locked for a change: the `owner`'s own (404 for anyone else's), or any listing for
+    the center or the regulator."""
     listing = await tx.session.get(Listing, listing_id, with_for_update={"of": Listing})
-    if listing is None or listing.supplier_org_id != who.org_id:
+    if listing is None or (owner is not None and listing.supplier_org_id != owner.org_id):
         raise NotFound("商品不存在", code="listing_not_found")
     return listing
 
@@ -258,40 +256,16 @@ async def update_listing(
     checked = check_draft(draft, ceiling=ceiling)
     check_price(checked.price, checked.reference_price, margin)
     async with db.write() as tx:
-        listing = await own_listing(tx, who, listing_id)
+        listing = await locked_listing(tx, listing_id, owner=who)
         if listing.status not in (ListingStatus.DRAFT, ListingStatus.REJECTED):
             raise Conflict("只有草稿或未通过审核的商品可以修改后重新提交", code="listing_not_editable")
-        category = await category_for_listing(tx.session, checked.category_code)
-        await check_agreement_ceiling(tx.session, checked.brand, checked.spec_model, checked.price)
-        bkey, mkey = brand_key(checked.brand), model_key(checked.spec_model)
-        duplicate = await tx.session.scalar(
-            select(Listing.id).where(
-                Listing.supplier_org_id == who.org_id,
-                Listing.brand_key == bkey,
-                Listing.model_key == mkey,
-                Listing.id != listing.id,
-            )
-        )
-        if duplicate:
-            raise Conflict("已存在相同品牌和型号的商品，不能重复上架", code="duplicate_listing")
-        now = clock.now()
-        if checked.price != listing.price or checked.reference_price != listing.reference_price:
-            tx.session.add(
-                PriceChange(
-                    listing_id=listing.id,
-                    at=now,
-                    price=checked.price,
-                    reference_price=checked.reference_price,
-                    previous_price=listing.price,
-                    by_user_id=who.user_id,
-                    note="修改后重新提交",
-                )
-            )
-        for field_name in ("name", "brand", "spec_model", "unit", "price", "reference_price", "stock"):
-            setattr(listing, field_name, getattr(checked, field_name))
-        listing.reference_source, listing.description = checked.reference_source, checked.description
-        listing.brand_key, listing.model_key = bkey, mkey
-        listing.category_code, listing.category_version = category.code, category.version
+        category = await category_for_listing(tx.session, checked.draft.category_code)
+        await check_ceiling(tx.session, checked.draft.brand, checked.draft.spec_model, checked.price)
+        keys = await refuse_duplicate(tx.session, who.org_id, checked.draft, other_than=listing.id)
+        now, before = clock.now(), (listing.price, listing.reference_price)
+        _fill(listing, checked, category, keys)
+        if (listing.price, listing.reference_price) != before:
+            record_price(tx, listing, previous=before[0], at=now, by=who.user_id, note="修改后重新提交")
         if submit:
             listing.status, listing.submitted_at = ListingStatus.SUBMITTED, now
             listing.status_reason = ""
@@ -300,17 +274,36 @@ async def update_listing(
     return listing
 
 
+async def save_listing(
+    db: Database, settings: Settings, who: Principal, data: ListingCreate, listing_id: uuid.UUID | None = None
+) -> Listing:
+    """What the API and the page save: a new listing, or an edit of `listing_id`; submitted for review
+    unless `data.draft`."""
+    margin, ceiling, submit = settings.price_margin, settings.decentralized_threshold, not data.draft
+    if listing_id is None:
+        return await create_listing(db, who, data, margin=margin, ceiling=ceiling, submit=submit)
+    return await update_listing(db, who, listing_id, data, margin=margin, ceiling=ceiling, submit=submit)
+
+
 async def submit_listing(db: Database, who: Principal, listing_id: uuid.UUID, *, margin: Decimal) -> Listing:
     async with db.write() as tx:
-        listing = await own_listing(tx, who, listing_id)
+        listing = await locked_listing(tx, listing_id, owner=who)
         if listing.status not in (ListingStatus.DRAFT, ListingStatus.REJECTED):
             raise Conflict("该商品当前不能提交审核", code="listing_not_submittable")
-        check_price(listing.price, listing.reference_price, margin)
-        await check_agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
+        await recheck_price(tx.session, listing, margin, listing.price, listing.reference_price)
         listing.status, listing.submitted_at, listing.status_reason = ListingStatus.SUBMITTED, clock.now(), ""
         listing.updated_at = clock.now()
         audit(tx, who, "listing_submitted", listing.id)
     return listing
+
+
+def reason_of(raw: str, label: str, *, required: bool, missing: str) -> str:
+    """A reason as typed, checked for every action (the audit log keeps it); at least two characters
+    where the action needs one (400 reason_required)."""
+    reason = text(raw, label, REASON_MAX, multiline=True, field="reason")
+    if required and len(reason) < 2:
+        raise InvalidInput(f"{missing}（2至{REASON_MAX}个字符）", code="reason_required", field="reason")
+    return reason
 
 
 async def review_listing(
@@ -328,12 +321,7 @@ async def review_listing(
     Approval re-checks the price rule: a listing that breaks it can never go live. `seen_price` and
     `seen_reference`, when given, are what the reviewer looked at: a price the supplier changed
     meanwhile is not approved unseen (409 `listing_changed`)."""
-    # Checked whether approving or not: the audit log keeps it either way.
-    reason = text(reason, "驳回原因", REASON_MAX, multiline=True, field="reason")
-    if not approve and len(reason) < 2:
-        raise InvalidInput(
-            f"驳回时请填写原因（2至{REASON_MAX}个字符）", code="reason_required", field="reason"
-        )
+    reason = reason_of(reason, "驳回原因", required=not approve, missing="驳回时请填写原因")
     errors: list[str] = []
     seen = [
         None if raw in (None, "") else parse_amount(str(raw), label, errors)
@@ -342,9 +330,7 @@ async def review_listing(
     if errors:
         raise InvalidInput("；".join(errors), code="price_invalid")
     async with db.write() as tx:
-        listing = await tx.session.get(Listing, listing_id, with_for_update={"of": Listing})
-        if listing is None:
-            raise NotFound("商品不存在", code="listing_not_found")
+        listing = await locked_listing(tx, listing_id)
         if listing.status != ListingStatus.SUBMITTED:
             raise Conflict("该商品不在待审核状态", code="listing_not_submitted")
         if approve and (
@@ -358,8 +344,7 @@ async def review_listing(
             )
         now = clock.now()
         if approve:
-            check_price(listing.price, listing.reference_price, margin)
-            await check_agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
+            await recheck_price(tx.session, listing, margin, listing.price, listing.reference_price)
             listing.status, listing.status_reason = ListingStatus.LIVE, ""
             search_sync.stage(tx, [listing.id])
         else:
@@ -370,6 +355,22 @@ async def review_listing(
     return listing
 
 
+async def review(
+    db: Database, settings: Settings, who: Principal, listing_id: uuid.UUID, data: ReviewIn
+) -> Listing:
+    """The center's decision as the API and the page send it."""
+    return await review_listing(
+        db,
+        who,
+        listing_id,
+        approve=data.approves(),
+        reason=data.reason,
+        margin=settings.price_margin,
+        seen_price=data.price,
+        seen_reference=data.reference_price,
+    )
+
+
 async def set_listing_status(
     db: Database, who: Principal, listing_id: uuid.UUID, status: str, *, margin: Decimal | None = None
 ) -> Listing:
@@ -377,7 +378,7 @@ async def set_listing_status(
     if status not in (ListingStatus.LIVE, ListingStatus.DELISTED):
         raise InvalidInput("不支持的状态", code="invalid_status")
     async with db.write() as tx:
-        listing = await own_listing(tx, who, listing_id)
+        listing = await locked_listing(tx, listing_id, owner=who)
         if listing.status == ListingStatus.FROZEN:
             raise Forbidden("商品已被冻结，不能变更", code="listing_frozen")
         if status == ListingStatus.DELISTED:
@@ -389,9 +390,8 @@ async def set_listing_status(
             if listing.status_by not in ("supplier", ""):
                 raise Forbidden("该商品由监管方下架，不能自行重新上架", code="listing_delisted_by_authority")
             if margin is not None:
-                check_price(listing.price, listing.reference_price, margin)
-                await check_agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
-        listing.status = status
+                await recheck_price(tx.session, listing, margin, listing.price, listing.reference_price)
+        listing.status = ListingStatus(status)
         listing.status_by = "supplier" if status == ListingStatus.DELISTED else ""
         listing.status_reason = ""
         listing.updated_at = clock.now()
@@ -417,15 +417,10 @@ async def moderate(
     an approval). What the regulator did, only the regulator undoes."""
     if action not in MODERATION:
         raise InvalidInput("不支持的操作", code="invalid_action", field="action")
-    # Checked for every action: the audit log keeps it.
-    reason = text(reason, "原因", REASON_MAX, multiline=True, field="reason")
-    if action in ("freeze", "delist") and len(reason) < 2:
-        raise InvalidInput(f"请填写原因（2至{REASON_MAX}个字符）", code="reason_required", field="reason")
+    reason = reason_of(reason, "原因", required=action in ("freeze", "delist"), missing="请填写原因")
     sources, label = MODERATION[action]
     async with db.write() as tx:
-        listing = await tx.session.get(Listing, listing_id, with_for_update={"of": Listing})
-        if listing is None:
-            raise NotFound("商品不存在", code="listing_not_found")
+        listing = await locked_listing(tx, listing_id)
         if listing.status not in sources:
             raise Conflict(
                 f"商品当前为「{LISTING_STATUS_LABELS.get(listing.status, listing.status)}」，不能{label}",
@@ -446,160 +441,11 @@ async def moderate(
                 target if target in (ListingStatus.LIVE, ListingStatus.SUBMITTED) else ListingStatus.SUBMITTED
             )
             if target == ListingStatus.LIVE:
-                check_price(listing.price, listing.reference_price, margin)
-                await check_agreement_ceiling(tx.session, listing.brand, listing.spec_model, listing.price)
-            listing.status, listing.frozen_from = target, ""
+                await recheck_price(tx.session, listing, margin, listing.price, listing.reference_price)
+            listing.status, listing.frozen_from = ListingStatus(target), ""
         listing.status_reason = reason if action in ("freeze", "delist") else ""
         listing.status_by = who.role if action in ("freeze", "delist") else ""
         listing.updated_at = clock.now()
         audit(tx, who, f"listing_{action}", listing.id, reason)
         search_sync.stage(tx, [listing.id])
     return listing
-
-
-async def review_queue(session: AsyncSession, page: int, per_page: int) -> tuple[int, list[Listing]]:
-    """Submitted listings, oldest first (the center works through them in order)."""
-    stmt = select(Listing).where(Listing.status == ListingStatus.SUBMITTED)
-    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = await session.execute(
-        stmt.order_by(Listing.submitted_at, Listing.id).offset((page - 1) * per_page).limit(per_page)
-    )
-    return total, list(rows.scalars())
-
-
-async def price_history(session: AsyncSession, listing_id: uuid.UUID, limit: int = 50) -> list[PriceChange]:
-    rows = await session.execute(
-        select(PriceChange)
-        .where(PriceChange.listing_id == listing_id)
-        .order_by(PriceChange.at.desc(), PriceChange.id)
-        .limit(limit)
-    )
-    return list(rows.scalars())
-
-
-async def same_model_offers(session: AsyncSession, listing: Listing, limit: int = 20) -> list[Listing]:
-    """比价: the same brand and model offered live by every supplier (this one included), cheapest first."""
-    rows = await session.execute(
-        select(Listing)
-        .where(
-            Listing.status == ListingStatus.LIVE,
-            Listing.brand_key == listing.brand_key,
-            Listing.model_key == listing.model_key,
-        )
-        .order_by(Listing.price, Listing.id)
-        .limit(limit)
-    )
-    return list(rows.scalars())
-
-
-async def get_listing(session: AsyncSession, listing_id: uuid.UUID, *, live_only: bool = True) -> Listing:
-    listing = await session.get(Listing, listing_id)
-    if listing is None or (live_only and listing.status != ListingStatus.LIVE):
-        raise NotFound("商品不存在或已下架", code="listing_not_found")
-    return listing
-
-
-@dataclass(frozen=True)
-class ListingQuery:
-    q: str = ""
-    category: str = ""
-    brand: str = ""
-    supplier_id: uuid.UUID | None = None
-    price_min: Decimal | None = None
-    price_max: Decimal | None = None
-    in_stock: bool = False
-    sort: str = "newest"
-    page: int = 1
-    per_page: int = 24
-
-
-SORTS: dict[str, Any] = {
-    "newest": (Listing.created_at.desc(), Listing.id),
-    "price_asc": (Listing.price.asc(), Listing.id),
-    "price_desc": (Listing.price.desc(), Listing.id),
-    "sales": (Listing.sales_count.desc(), Listing.id),
-}
-
-
-BROWSE_WORDS_MAX = 10
-
-
-async def browse(session: AsyncSession, query: ListingQuery) -> tuple[int, list[Listing]]:
-    """Live listings matching simple filters (substring match; the search engine does better).
-    Every word must match; more words than BROWSE_WORDS_MAX are refused, never dropped."""
-    stmt = select(Listing).where(Listing.status == ListingStatus.LIVE)
-    words = list(dict.fromkeys(query.q.split()))
-    if len(words) > BROWSE_WORDS_MAX:
-        raise InvalidInput(
-            f"搜索词最多 {BROWSE_WORDS_MAX} 个（以空格分隔），现为 {len(words)} 个",
-            code="invalid_parameter",
-            parameter="q",
-        )
-    if words:
-        for word in words:
-            like = f"%{_escape_like(word)}%"
-            stmt = stmt.where(
-                or_(
-                    Listing.name.like(like, escape="\\"),
-                    Listing.brand.like(like, escape="\\"),
-                    Listing.spec_model.like(like, escape="\\"),
-                )
-            )
-    if query.category:
-        stmt = stmt.where(Listing.category_code.like(f"{_escape_like(query.category)}%", escape="\\"))
-    if query.brand:
-        stmt = stmt.where(Listing.brand == query.brand)
-    if query.supplier_id:
-        stmt = stmt.where(Listing.supplier_org_id == query.supplier_id)
-    if query.price_min is not None:
-        stmt = stmt.where(Listing.price >= query.price_min)
-    if query.price_max is not None:
-        stmt = stmt.where(Listing.price <= query.price_max)
-    if query.in_stock:
-        stmt = stmt.where(Listing.stock > Decimal(0))
-    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    order = SORTS.get(query.sort, SORTS["newest"])
-    rows = await session.execute(
-        stmt.order_by(*order).offset((query.page - 1) * query.per_page).limit(query.per_page)
-    )
-    return total, list(rows.scalars())
-
-
-async def listings_of_supplier(
-    session: AsyncSession, org_id: uuid.UUID, page: int, per_page: int, *, status: str = ""
-) -> tuple[int, list[Listing]]:
-    stmt = select(Listing).where(Listing.supplier_org_id == org_id)
-    if status:
-        stmt = stmt.where(Listing.status == status)
-    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = await session.execute(
-        stmt.order_by(Listing.updated_at.desc(), Listing.id).offset((page - 1) * per_page).limit(per_page)
-    )
-    return total, list(rows.scalars())
-
-
-async def listings_by_status(
-    session: AsyncSession, status: str, page: int, per_page: int
-) -> tuple[int, list[Listing]]:
-    stmt = select(Listing).where(Listing.status == status)
-    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = await session.execute(
-        stmt.order_by(Listing.updated_at.desc(), Listing.id).offset((page - 1) * per_page).limit(per_page)
-    )
-    return total, list(rows.scalars())
-
-
-async def status_counts(session: AsyncSession, org_id: uuid.UUID | None) -> dict[str, int]:
-    """Listings per status (of one supplier, or of the whole catalogue)."""
-    stmt = select(Listing.status, func.count()).group_by(Listing.status)
-    if org_id is not None:
-        stmt = stmt.where(Listing.supplier_org_id == org_id)
-    return {status: int(n) for status, n in (await session.execute(stmt)).all()}
-
-
-async def brands_in(session: AsyncSession, category: str = "") -> list[str]:
-    stmt = select(Listing.brand).where(Listing.status == ListingStatus.LIVE)
-    if category:
-        stmt = stmt.where(Listing.category_code.like(f"{category}%"))
-    rows = await session.execute(stmt.group_by(Listing.brand).order_by(func.count().desc()).limit(30))
-    return [r[0] for r in rows]

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 
 import msgspec
 
-from catalog.models import PRICE_REQUEST_STATUS_LABELS, Listing, PriceRequest
+from catalog.models import PRICE_REQUEST_STATUS_LABELS, Category, Listing, PriceChange, PriceRequest
 from mall.core.clock import rfc3339
+from mall.core.errors import InvalidInput
 from mall.core.fields import (
+    Amount,
     AmountText,
+    Choice,
     Description,
     ListingCategoryCode,
     Model,
     Name,
     PriceNote,
     QuantityText,
+    Reason,
     ReferenceSource,
     RequiredShortText,
     Unit,
@@ -23,7 +28,10 @@ from mall.core.fields import (
 from mall.core.money import money_str, quantity_str
 
 
-class ListingCreate(msgspec.Struct, forbid_unknown_fields=True):
+class ListingDraft(msgspec.Struct, forbid_unknown_fields=True):
+    """A listing as a supplier writes it: the API's body, the page's form, a spreadsheet's row, and
+    what the service checks (catalog.service.check_draft) before anything is stored."""
+
     name: Name
     brand: RequiredShortText
     spec_model: Model
@@ -35,7 +43,61 @@ class ListingCreate(msgspec.Struct, forbid_unknown_fields=True):
     stock: QuantityText
     reference_source: ReferenceSource = ""
     description: Description = ""
+
+
+class ListingCreate(ListingDraft, forbid_unknown_fields=True):
     draft: bool = False  # true: keep as a draft instead of submitting for review
+
+
+class Decision(enum.StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class ReviewIn(msgspec.Struct, forbid_unknown_fields=True):
+    decision: Choice  # approve | reject (anything else: 400 invalid_parameter, as the API promised)
+    reason: Reason = ""  # required to reject (reason_required)
+    # The price and reference the reviewer looked at (listing review only): approving is refused
+    # with 409 listing_changed if the supplier changed them since.
+    price: Amount | None = None
+    reference_price: Amount | None = None
+
+    def approves(self) -> bool:
+        """True to approve, False to reject; any other decision is refused (400 invalid_parameter)."""
+        if self.decision not in tuple(Decision):
+            raise InvalidInput("decision 应为 approve 或 reject", code="invalid_parameter")
+        return self.decision == Decision.APPROVE
+
+
+class ModerationIn(msgspec.Struct, forbid_unknown_fields=True):
+    action: Choice  # freeze | unfreeze | delist | relist (anything else: 400 invalid_action)
+    reason: Reason = ""  # required to freeze or delist (reason_required)
+
+
+class CategoryOut(msgspec.Struct):
+    code: str
+    name: str
+    parent_code: str | None
+    level: int
+    type: str
+    version: str
+
+    @classmethod
+    def of(cls, c: Category) -> CategoryOut:
+        return cls(c.code, c.name, c.parent_code, c.level, c.type, c.version)
+
+
+class PriceChangeOut(msgspec.Struct):
+    at: str
+    price: str
+    reference_price: str
+    previous_price: str | None
+    note: str
+
+    @classmethod
+    def of(cls, r: PriceChange) -> PriceChangeOut:
+        previous = None if r.previous_price is None else money_str(r.previous_price)
+        return cls(r.at.isoformat(), money_str(r.price), money_str(r.reference_price), previous, r.note)
 
 
 class PriceRequestOut(msgspec.Struct):

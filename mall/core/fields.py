@@ -323,3 +323,6 @@ def spreadsheet_safe(value: str) -> str:
 IdempotencyKeyText = Annotated[
     str, msgspec.Meta(max_length=200, description="幂等键：8至100个可见ASCII字符", examples=["order-0001"])
 ]
+# A 品目 code as typed into a page form: one line within the code's length; its shape and whether it
+# is in the catalogue are the service's to check, with the rest of the form.
+CategoryCodeText = Annotated[str, _single(CATEGORY_CODE_MAX, 0, "品目编码")]

@@ -89,4 +89,8 @@ FIELD_LABELS = {
     "items": "服务项目",
     "starts_on": "开始日期",
     "ends_on": "截止日期",
+    "reference_price": "参考市场价",
+    "reference_source": "参考价来源",
+    "action": "操作",
+    "status": "状态",
 }

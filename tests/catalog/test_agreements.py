@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from msgspec.structs import replace
 from sqlalchemy import func, select
 
 from bidding import service as bidding
