@@ -316,3 +316,8 @@ def spreadsheet_safe(value: str) -> str:
     """A text cell a spreadsheet program would run as a formula (= + - @ in ASCII or full width, or a
     leading tab or CR that hides one) gets a leading apostrophe, so it is shown as text (OWASP: CSV injection)."""
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+# A 品目 code typed into a page form: checked like any text (a refused character, its length), so a
+# form refuses it with the same words as its other fields; the 品目 list then checks the code itself.
+CategoryCodeText = Annotated[str, _single(CATEGORY_CODE_MAX, 0, "品目编码")]

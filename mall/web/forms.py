@@ -75,4 +75,5 @@ FIELD_LABELS = {
     "description": "说明",
     "stock": "库存",
     "decision": "审核结论",
+    "label_no": "供应商编号",
 }
