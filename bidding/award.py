@@ -13,7 +13,15 @@ from sqlalchemy import select
 
 from bidding import rules
 from bidding.close import award_to, close, fail, outcome, ranked_quotes, rejected_quotes, settle
-from bidding.models import Offer, OfferStatus, Procedure, ProcedureItem, ProcedureKind, ProcedureStatus
+from bidding.models import (
+    KIND_LABELS,
+    Offer,
+    OfferStatus,
+    Procedure,
+    ProcedureItem,
+    ProcedureKind,
+    ProcedureStatus,
+)
 from bidding.service import lock
 from bidding.views import inquiry_labels, items_of
 from catalog.categories import CATALOG_VERSION
@@ -75,7 +83,7 @@ async def confirm_award(
             idempotency_key=f"procedure:{p.number}",
             region_code=p.region_code,
             total=total,
-            note=f"{KIND_NAMES[p.kind]} {p.number}",
+            note=f"{KIND_LABELS[p.kind]} {p.number}",
             drafts=[
                 orders.LineDraft(
                     item_name=item.item_name,
@@ -115,7 +123,7 @@ async def confirm_award(
             loaded,
             who,
             "confirmed",
-            f"{KIND_NAMES[p.kind]} {p.number} 成交确认，成交金额 {total:,.2f} 元，生成电子合同 {order.contract_no}",
+            f"{KIND_LABELS[p.kind]} {p.number} 成交确认，成交金额 {total:,.2f} 元，生成电子合同 {order.contract_no}",
         )
     return loaded
 
@@ -156,8 +164,8 @@ async def reject_quote(
     return p
 
 
-KIND_NAMES = {"inquiry": "在线询价", "auction": "反向竞价"}
-ORDER_PREFIX = {"inquiry": "XJD", "auction": "JJD"}  # the numbers of the orders awards make
+# the numbers of the orders awards make
+ORDER_PREFIX: dict[str, str] = {ProcedureKind.INQUIRY: "XJD", ProcedureKind.AUCTION: "JJD"}
 
 
 def _split(items: list[ProcedureItem], total: Decimal, unit_prices: dict[int, str]) -> list[Decimal]:

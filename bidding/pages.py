@@ -260,10 +260,9 @@ class ProcedurePages(Controller):
         data: Form,
     ) -> Redirect:
         """The form fallback of the room."""
-        exempt = room.limit_exempt(request, settings)
         return await act(
             request,
-            lambda: room.room_bid(request.app, db, settings, me, procedure_id, _amount(data), exempt=exempt),
+            lambda: room.bid_from(request, db, settings, me, procedure_id, _amount(data)),
             "出价成功",
             f"/procedures/{procedure_id}",
         )
@@ -279,15 +278,7 @@ class ProcedurePages(Controller):
         data: Form,
     ) -> dict[str, Any]:
         """The room script's bid (session cookie + CSRF header): JSON, refusals as problem+json."""
-        r = await room.room_bid(
-            request.app,
-            db,
-            settings,
-            me,
-            procedure_id,
-            _amount(data),
-            exempt=room.limit_exempt(request, settings),
-        )
+        r = await room.bid_from(request, db, settings, me, procedure_id, _amount(data))
         async with db.read() as s:
             label = await s.scalar(
                 select(Participant.label_no).where(

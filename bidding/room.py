@@ -314,9 +314,18 @@ def limit_exempt(request: Request[Any, Any, Any], settings: Any) -> bool:
     )
 
 
+async def bid_from(
+    request: Request[Any, Any, Any], db: Any, settings: Any, who: Any, procedure_id: uuid.UUID, amount: str
+) -> offers.BidResult:
+    """A bid a request makes (the API, the room's form or its script), through the room; exempt from
+    the refused-bid limit when the caller's address is."""
+    exempt = limit_exempt(request, settings)
+    return await room_bid(request.app, db, settings, who, procedure_id, amount, exempt=exempt)
+
+
 async def room_bid(
     app: Any, db: Any, settings: Any, who: Any, procedure_id: uuid.UUID, amount: str, *, exempt: bool = False
-) -> Any:
+) -> offers.BidResult:
     """A bid under the room's Redis lock (fencing token to the database), then the event to watchers.
     Without Redis the database alone still arbitrates, and nobody is told live. A user whose bids in
     this room were refused `bid_refusals_per_minute` times in the last minute gets 429 before taking
@@ -347,7 +356,7 @@ async def room_bid(
 
 async def _room_bid_locked(
     app: Any, db: Any, who: Any, procedure_id: uuid.UUID, amount: str, prefix: str, limit: int | None
-) -> Any:
+) -> offers.BidResult:
     try:
         for attempt in range(2):
             try:

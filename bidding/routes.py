@@ -171,15 +171,7 @@ class ProcedureApi(Controller):
         db: DB,
         settings: Config,
     ) -> BidOut:
-        r = await room.room_bid(
-            request.app,
-            db,
-            settings,
-            me,
-            procedure_id,
-            data.amount,
-            exempt=room.limit_exempt(request, settings),
-        )
+        r = await room.bid_from(request, db, settings, me, procedure_id, data.amount)
         return BidOut(
             r.accepted,
             r.seq,

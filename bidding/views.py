@@ -209,7 +209,7 @@ async def view_for(db: Database, who: Principal, procedure_id: uuid.UUID) -> dic
                 f"供应商 #{labels.get(uuid.UUID(o.supplier), 0)}",
                 str(o.amount),
                 o.at,
-                "accepted",
+                OfferStatus.ACCEPTED,
                 o.supplier == str(who.org_id),
                 tuple(flagged.get(o.supplier, ())),
             )
