@@ -53,7 +53,7 @@ async def make_auction(
 ) -> uuid.UUID:
     from sqlalchemy import select
 
-    from bidding import service
+    from bidding import publish
     from mall.core import auth, clock
     from mall.core.db import Database
     from mall.core.models import User
@@ -67,17 +67,17 @@ async def make_auction(
             user = (await s.execute(select(User).where(User.username == buyer.username))).scalar_one()
             who = auth.principal_of(user)
         now = clock.now()
-        p = await service.create(
+        p = await publish.create(
             db,
             who,
-            service.ProcedureDraft(
+            publish.ProcedureIn(
                 kind="auction",
                 title="压测反向竞价项目",
                 budget_line_id=buyer.line_id,
                 ceiling=f"{CEILING}.00",
                 starts_at=now,
                 ends_at=now + timedelta(minutes=minutes),
-                items=[service.ItemDraft("A02010105", "台式计算机", "", "1", "台")],
+                items=[publish.ItemIn("A02010105", "台式计算机", "1", "台", "")],
                 decrement=str(STEP),
                 invited=supplier_ids,
             ),

@@ -43,17 +43,17 @@ class ProcedureStatus(enum.StrEnum):
     CANCELLED = "cancelled"  # withdrawn by the buyer before opening
 
 
-PROCEDURE_STATUS_LABELS = {
-    "draft": "草稿",
-    "published": "已发布",
-    "open": "进行中",
-    "closed": "已截止",
-    "awarded": "待成交确认",
-    "failed": "失败",
-    "confirmed": "已成交",
-    "cancelled": "已撤销",
+PROCEDURE_STATUS_LABELS: dict[str, str] = {
+    ProcedureStatus.DRAFT: "草稿",
+    ProcedureStatus.PUBLISHED: "已发布",
+    ProcedureStatus.OPEN: "进行中",
+    ProcedureStatus.CLOSED: "已截止",
+    ProcedureStatus.AWARDED: "待成交确认",
+    ProcedureStatus.FAILED: "失败",
+    ProcedureStatus.CONFIRMED: "已成交",
+    ProcedureStatus.CANCELLED: "已撤销",
 }
-KIND_LABELS = {"inquiry": "在线询价", "auction": "反向竞价"}
+KIND_LABELS: dict[str, str] = {ProcedureKind.INQUIRY: "在线询价", ProcedureKind.AUCTION: "反向竞价"}
 
 
 class Procedure(IdMixin, Base):

@@ -9,37 +9,45 @@ import json
 import logging
 import secrets
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Request, WebSocket, get, post, websocket
+import msgspec
+from litestar import Controller, Request, WebSocket, get, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
+from litestar.types import ControllerRouterHandler
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
-from bidding import room, service, views
+from bidding import award, offers, publish, room, views
+from bidding.award import ConfirmIn
 from bidding.models import (
     KIND_LABELS,
     PROCEDURE_STATUS_LABELS,
     Participant,
     Procedure,
-    ProcedureItem,
     ProcedureKind,
     ProcedureStatus,
 )
-from bidding.routes import limit_exempt, room_bid
+from bidding.offers import AmountIn
+from bidding.publish import ItemIn, ProcedureIn
 from catalog import agreement_queries as agreements
 from mall import budgets
-from mall.core import clock
+from mall.core import clock, fields
 from mall.core.auth import Principal, allow
-from mall.core.errors import DomainError, InvalidInput, NotFound
-from mall.web.deps import DB, Config
-from mall.web.helpers import act, current_user, flash, keep_form, page_no, pages_of, pop_form, render
+from mall.core.errors import InvalidInput, NotFound
+from mall.web import forms
+from mall.web.deps import DB, Config, Me
+from mall.web.helpers import act, page_no, pages_of, pop_form, render
 
 PER_PAGE = 20
 log = logging.getLogger("mall.rooms")
+BUYERS = allow("buyer")
+SUPPLIERS = allow("supplier")
+Form = URLEncodedBody[dict[str, str]]
 
 # Close codes of the room's WebSocket, sent before anything else (room.js stops or waits on them).
 CLOSE_UNAUTHENTICATED = 4401
@@ -48,311 +56,276 @@ CLOSE_NOT_FOUND = 4404  # no such room for this user: not visible, or an inquiry
 CLOSE_TOO_MANY = 4429  # the user already holds `room_connections_per_user` connections to the room
 
 
-@get("/procedures", opt=allow("user"), include_in_schema=False)
-async def procedures_page(
-    request: Request[Any, Any, Any], db: DB, page: FromQuery[str] = "1", kind: FromQuery[str] = ""
-) -> Template:
-    who = current_user(request)
-    assert who
-    pg = page_no(page)
-    stmt = select(Procedure).where(views.visible_clause(who))
-    if kind in KIND_LABELS:
-        stmt = stmt.where(Procedure.kind == kind)
-    async with db.read() as s:
-        total = await s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-        rows = list(
-            (
-                await s.execute(
-                    stmt.order_by(Procedure.created_at.desc()).offset((pg - 1) * PER_PAGE).limit(PER_PAGE)
-                )
-            ).scalars()
-        )
-    now = clock.now()
-    return render(
-        request,
-        "procedures.html",
-        rows=rows,
-        shown={p.id: views.shown_status(p, now) for p in rows},
-        total=total,
-        page=pg,
-        pages=pages_of(total, PER_PAGE),
-        kind=kind,
-        kinds=KIND_LABELS,
-        labels=PROCEDURE_STATUS_LABELS,
-    )
+class ProcedureForm(ProcedureIn, kw_only=True, forbid_unknown_fields=True):
+    """The page's form for a new procedure: the API's fields, with one item's fields flat and the end
+    as a `datetime-local` input sends it (China time, no zone, no seconds)."""
 
+    items: list[ItemIn] = msgspec.field(default_factory=list)  # from the flat fields below
+    # checked like any text here (a refused character, its length); the 品目 list checks the code
+    category_code: fields.CategoryCodeText
+    item_name: fields.Name
+    spec: fields.Spec = ""
+    quantity: fields.Quantity
+    unit: fields.Unit
 
-@get("/procedures/new", opt=allow("buyer"), include_in_schema=False)
-async def new_procedure_page(
-    request: Request[Any, Any, Any],
-    db: DB,
-    settings: Config,
-    kind: FromQuery[str] = "inquiry",
-    agreement: FromQuery[str] = "",
-) -> Template:
-    who = current_user(request)
-    assert who and who.org_id
-    under = None
-    async with db.read() as s:
-        lines = await budgets.lines_of(s, who.org_id)
-        if agreement:
-            try:
-                under = await agreements.get(s, uuid.UUID(agreement))
-            except ValueError:
-                raise NotFound("框架协议不存在", code="agreement_not_found") from None
-            if not agreements.visible_to(who, under):
-                raise NotFound("框架协议不存在", code="agreement_not_found")
-    now = clock.now().astimezone(clock.SHANGHAI)
-    defaults = {
-        "kind": kind if kind in KIND_LABELS else "inquiry",
-        "ends_at": (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
-        "min_participants": str(settings.min_participants),
-        "decrement": "100",
-        "quantity": "1",
-        "unit": "台",
-    }
-    if under is not None:  # 二次竞价: the agreement's 品目, its suppliers only
-        defaults |= {"agreement_id": str(under.id), "title": f"{under.title}二次竞价"}
-    return render(
-        request,
-        "procedure_new.html",
-        lines=lines,
-        form={**defaults, **pop_form(request)},
-        kinds=KIND_LABELS,
-        agreement=under,
-        min_participants=settings.min_participants,
-    )
+    def __post_init__(self) -> None:
+        self.items = [ItemIn(self.category_code, self.item_name, self.quantity, self.unit, self.spec)]
+        if self.ends_at.tzinfo is None:
+            self.ends_at = self.ends_at.replace(tzinfo=clock.SHANGHAI)
+        if self.kind != ProcedureKind.AUCTION:
+            self.decrement = "0"  # the field is on the page for auctions only
 
-
-@post("/procedures/new", opt=allow("buyer"), include_in_schema=False)
-async def create_procedure(
-    request: Request[Any, Any, Any], db: DB, settings: Config, data: URLEncodedBody[dict[str, str]]
-) -> Redirect:
-    who = current_user(request)
-    assert who
-    try:
-        try:
-            ends = datetime.fromisoformat((data.get("ends_at") or "").strip())
-        except ValueError:
-            raise InvalidInput("请填写截止时间", code="procedure_invalid") from None
-        if ends.tzinfo is None:
-            ends = ends.replace(tzinfo=clock.SHANGHAI)
-        try:
-            line_id = uuid.UUID(data.get("budget_line_id", ""))
-            agreement_id = uuid.UUID(data["agreement_id"]) if data.get("agreement_id") else None
-        except ValueError:
-            raise InvalidInput("请选择预算指标", code="procedure_invalid") from None
-        raw = (data.get("min_participants") or "").strip()
+    @classmethod
+    def of(cls, data: Mapping[str, str]) -> ProcedureForm:
+        typed = dict(data)
+        raw = typed.get("min_participants", "").strip()
         if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 3):
             raise InvalidInput(
                 "最少有效供应商数应为整数", code="min_participants_invalid", field="min_participants"
             )
-        min_participants = int(raw) if raw else None
-        draft = service.ProcedureDraft(
-            kind=data.get("kind", ""),
-            title=data.get("title", ""),
-            budget_line_id=line_id,
-            ceiling=data.get("ceiling", ""),
-            starts_at=clock.now(),
-            ends_at=ends,
-            items=[
-                service.ItemDraft(
-                    data.get("category_code", ""),
-                    data.get("item_name", ""),
-                    data.get("spec", ""),
-                    data.get("quantity", ""),
-                    data.get("unit", ""),
-                )
-            ],
-            decrement=data.get("decrement", "0") if data.get("kind") == "auction" else "0",
-            decrement_is_percent=data.get("decrement_is_percent") == "1",
-            min_participants=min_participants,
-            agreement_id=agreement_id,
+        with contextlib.suppress(ValueError):  # what is not a time is refused by the decoding
+            typed["ends_at"] = datetime.fromisoformat(typed.get("ends_at", "").strip()).isoformat()
+        return forms.decode(cls, typed)
+
+
+class OfferForm(AmountIn, forbid_unknown_fields=True):
+    """A quote or bid form: the API's amount, and which button was pressed."""
+
+    action: fields.Choice = ""
+
+
+class AwardForm(ConfirmIn, forbid_unknown_fields=True):
+    action: fields.Choice = ""  # confirm | decline
+
+
+class RejectForm(msgspec.Struct, forbid_unknown_fields=True):
+    label_no: Annotated[int, msgspec.Meta(ge=0, le=10000)]  # 供应商 #n
+    reason: fields.Reason = ""
+
+
+def _amount(data: Mapping[str, str]) -> str:
+    return forms.decode(OfferForm, data).amount
+
+
+class ProcedurePages(Controller):
+    path = "/procedures"
+    opt = allow("user")
+    include_in_schema = False
+
+    @get("/")
+    async def procedures_page(
+        self,
+        request: Request[Any, Any, Any],
+        me: Me,
+        db: DB,
+        page: FromQuery[str] = "1",
+        kind: FromQuery[str] = "",
+    ) -> Template:
+        pg = page_no(page)
+        stmt = select(Procedure).where(views.visible_clause(me))
+        if kind in KIND_LABELS:
+            stmt = stmt.where(Procedure.kind == kind)
+        async with db.read() as s:
+            total = await s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+            rows = list(
+                (
+                    await s.execute(
+                        stmt.order_by(Procedure.created_at.desc()).offset((pg - 1) * PER_PAGE).limit(PER_PAGE)
+                    )
+                ).scalars()
+            )
+        now = clock.now()
+        return render(
+            request,
+            "procedures.html",
+            rows=rows,
+            shown={p.id: views.shown_status(p, now) for p in rows},
+            total=total,
+            page=pg,
+            pages=pages_of(total, PER_PAGE),
+            kind=kind,
+            kinds=KIND_LABELS,
+            labels=PROCEDURE_STATUS_LABELS,
         )
-        p = await service.create(
-            db,
-            who,
-            draft,
-            open_tender_threshold=settings.open_tender_threshold,
-            region_code=settings.region_code,
+
+    @get("/new", opt=BUYERS)
+    async def new_procedure_page(
+        self,
+        request: Request[Any, Any, Any],
+        me: Me,
+        db: DB,
+        settings: Config,
+        kind: FromQuery[str] = "inquiry",
+        agreement: FromQuery[str] = "",
+    ) -> Template:
+        assert me.org_id is not None  # a buyer belongs to a unit
+        under = None
+        async with db.read() as s:
+            lines = await budgets.lines_of(s, me.org_id)
+            if agreement:
+                try:
+                    under = await agreements.get(s, uuid.UUID(agreement))
+                except ValueError:
+                    raise NotFound("框架协议不存在", code="agreement_not_found") from None
+                if not agreements.visible_to(me, under):
+                    raise NotFound("框架协议不存在", code="agreement_not_found")
+        now = clock.now().astimezone(clock.SHANGHAI)
+        defaults = {
+            "kind": kind if kind in KIND_LABELS else "inquiry",
+            "ends_at": (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+            "min_participants": str(settings.min_participants),
+            "decrement": "100",
+            "quantity": "1",
+            "unit": "台",
+        }
+        if under is not None:  # 二次竞价: the agreement's 品目, its suppliers only
+            defaults |= {"agreement_id": str(under.id), "title": f"{under.title}二次竞价"}
+        return render(
+            request,
+            "procedure_new.html",
+            lines=lines,
+            form={**defaults, **pop_form(request)},
+            kinds=KIND_LABELS,
+            agreement=under,
             min_participants=settings.min_participants,
         )
-    except DomainError as exc:
-        flash(request, exc.detail, "error")
-        keep_form(request, data)
-        return Redirect("/procedures/new", status_code=303)
-    flash(request, f"已发布{KIND_LABELS[p.kind]}「{p.title}」，项目编号 {p.number}")
-    return Redirect(f"/procedures/{p.id}", status_code=303)
 
-
-@get("/procedures/{procedure_id:uuid}", opt=allow("user"), include_in_schema=False)
-async def procedure_page(
-    request: Request[Any, Any, Any], procedure_id: FromPath[uuid.UUID], db: DB
-) -> Template:
-    who = current_user(request)
-    assert who
-    view = await views.view_for(db, who, procedure_id)  # 404 unless `who` may see the procedure
-    async with db.read() as s:
-        p = await views.visible(s, who, procedure_id)
-        items = list(
-            (
-                await s.execute(
-                    select(ProcedureItem)
-                    .where(ProcedureItem.procedure_id == p.id)
-                    .order_by(ProcedureItem.line_no)
-                )
-            ).scalars()
-        )
-        # only an auction has a room: an inquiry's page carries nothing of it (not even a version)
-        snap = (
-            await room.snapshot(s, p, who.org_id if who.role == "supplier" else None)
-            if p.kind == ProcedureKind.AUCTION
-            else None
-        )
-    return render(
-        request,
-        "procedure.html",
-        p=p,
-        items=items,
-        view=view,
-        snap=snap,
-        labels=PROCEDURE_STATUS_LABELS,
-        kinds=KIND_LABELS,
-        is_winner=who.role == "supplier"
-        and p.status == ProcedureStatus.AWARDED
-        and p.awarded_supplier_id == who.org_id,
-        can_reject=who.role == "buyer"
-        and p.kind == ProcedureKind.INQUIRY
-        and p.status == ProcedureStatus.AWARDED,
-        now=clock.now(),
-    )
-
-
-@post("/procedures/{procedure_id:uuid}/quote", opt=allow("supplier"), include_in_schema=False)
-async def quote(
-    request: Request[Any, Any, Any],
-    procedure_id: FromPath[uuid.UUID],
-    db: DB,
-    data: URLEncodedBody[dict[str, str]],
-) -> Redirect:
-    who = current_user(request)
-    assert who
-    if data.get("action") == "withdraw":
+    @post("/new", opt=BUYERS)
+    async def create_procedure(
+        self, request: Request[Any, Any, Any], me: Me, db: DB, settings: Config, data: Form
+    ) -> Redirect:
         return await act(
             request,
-            lambda: service.withdraw(db, who, procedure_id),
-            "报价已撤回",
-            f"/procedures/{procedure_id}",
+            lambda: publish.create_under(db, settings, me, ProcedureForm.of(data)),
+            lambda p: f"已发布{KIND_LABELS[p.kind]}「{p.title}」，项目编号 {p.number}",
+            "/procedures/new",
+            keep=data,
+            to=lambda p: f"/procedures/{p.id}",
         )
-    return await act(
-        request,
-        lambda: service.quote(db, who, procedure_id, data.get("amount", "")),
-        "报价已提交（密封，截止前可修改或撤回）",
-        f"/procedures/{procedure_id}",
-    )
 
-
-@post("/procedures/{procedure_id:uuid}/bid", opt=allow("supplier"), include_in_schema=False)
-async def bid(
-    request: Request[Any, Any, Any],
-    procedure_id: FromPath[uuid.UUID],
-    db: DB,
-    settings: Config,
-    data: URLEncodedBody[dict[str, str]],
-) -> Redirect:
-    """The form fallback of the room."""
-    who = current_user(request)
-    assert who
-    exempt = limit_exempt(request, settings)
-    return await act(
-        request,
-        lambda: room_bid(request.app, db, settings, who, procedure_id, data.get("amount", ""), exempt=exempt),
-        "出价成功",
-        f"/procedures/{procedure_id}",
-    )
-
-
-@post("/procedures/{procedure_id:uuid}/bid.json", opt=allow("supplier"), include_in_schema=False)
-async def bid_json(
-    request: Request[Any, Any, Any],
-    procedure_id: FromPath[uuid.UUID],
-    db: DB,
-    settings: Config,
-    data: URLEncodedBody[dict[str, str]],
-) -> dict[str, Any]:
-    """The room script's bid (session cookie + CSRF header): JSON, refusals as problem+json."""
-    who = current_user(request)
-    assert who
-    r = await room_bid(
-        request.app,
-        db,
-        settings,
-        who,
-        procedure_id,
-        data.get("amount", ""),
-        exempt=limit_exempt(request, settings),
-    )
-    async with db.read() as s:
-        label = await s.scalar(
-            select(Participant.label_no).where(
-                Participant.procedure_id == procedure_id, Participant.supplier_org_id == who.org_id
+    @get("/{procedure_id:uuid}")
+    async def procedure_page(
+        self, request: Request[Any, Any, Any], me: Me, procedure_id: FromPath[uuid.UUID], db: DB
+    ) -> Template:
+        view = await views.view_for(db, me, procedure_id)  # 404 unless `me` may see the procedure
+        async with db.read() as s:
+            p = await views.visible(s, me, procedure_id)
+            items = await views.items_of(s, p.id)
+            # only an auction has a room: an inquiry's page carries nothing of it (not even a version)
+            snap = (
+                await room.snapshot(s, p, me.org_id if me.role == "supplier" else None)
+                if p.kind == ProcedureKind.AUCTION
+                else None
             )
+        return render(
+            request,
+            "procedure.html",
+            p=p,
+            items=items,
+            view=view,
+            snap=snap,
+            labels=PROCEDURE_STATUS_LABELS,
+            kinds=KIND_LABELS,
+            is_winner=me.role == "supplier"
+            and p.status == ProcedureStatus.AWARDED
+            and p.awarded_supplier_id == me.org_id,
+            can_reject=me.role == "buyer"
+            and p.kind == ProcedureKind.INQUIRY
+            and p.status == ProcedureStatus.AWARDED,
+            now=clock.now(),
         )
-    return {
-        "accepted": r.accepted,
-        "seq": r.seq,
-        "amount": str(r.amount),
-        "lowest": str(r.lowest),
-        "label": label,
-    }
 
-
-@post("/procedures/{procedure_id:uuid}/award", opt=allow("supplier"), include_in_schema=False)
-async def award(
-    request: Request[Any, Any, Any],
-    procedure_id: FromPath[uuid.UUID],
-    db: DB,
-    data: URLEncodedBody[dict[str, str]],
-) -> Redirect:
-    who = current_user(request)
-    assert who
-    if data.get("action") == "decline":
+    @post("/{procedure_id:uuid}/quote", opt=SUPPLIERS)
+    async def quote(
+        self, request: Request[Any, Any, Any], me: Me, procedure_id: FromPath[uuid.UUID], db: DB, data: Form
+    ) -> Redirect:
+        back = f"/procedures/{procedure_id}"
+        if data.get("action") == "withdraw":
+            return await act(request, lambda: offers.withdraw(db, me, procedure_id), "报价已撤回", back)
         return await act(
             request,
-            lambda: service.decline_award(db, who, procedure_id),
-            "已放弃成交，成交资格顺延给下一名",
+            lambda: offers.quote(db, me, procedure_id, _amount(data)),
+            "报价已提交（密封，截止前可修改或撤回）",
+            back,
+        )
+
+    @post("/{procedure_id:uuid}/bid", opt=SUPPLIERS)
+    async def bid(
+        self,
+        request: Request[Any, Any, Any],
+        me: Me,
+        procedure_id: FromPath[uuid.UUID],
+        db: DB,
+        settings: Config,
+        data: Form,
+    ) -> Redirect:
+        """The form fallback of the room."""
+        return await act(
+            request,
+            lambda: room.bid_from(request, db, settings, me, procedure_id, _amount(data)),
+            "出价成功",
             f"/procedures/{procedure_id}",
         )
-    try:
-        order = await service.confirm_award(db, who, procedure_id)
-    except DomainError as exc:
-        flash(request, exc.detail, "error")
-        return Redirect(f"/procedures/{procedure_id}", status_code=303)
-    flash(request, f"已确认成交，生成订单 {order.order_no} 与电子合同 {order.contract_no}")
-    return Redirect(f"/orders/{order.id}", status_code=303)
+
+    @post("/{procedure_id:uuid}/bid.json", opt=SUPPLIERS)
+    async def bid_json(
+        self,
+        request: Request[Any, Any, Any],
+        me: Me,
+        procedure_id: FromPath[uuid.UUID],
+        db: DB,
+        settings: Config,
+        data: Form,
+    ) -> dict[str, Any]:
+        """The room script's bid (session cookie + CSRF header): JSON, refusals as problem+json."""
+        r = await room.bid_from(request, db, settings, me, procedure_id, _amount(data))
+        async with db.read() as s:
+            label = await s.scalar(
+                select(Participant.label_no).where(
+                    Participant.procedure_id == procedure_id, Participant.supplier_org_id == me.org_id
+                )
+            )
+        return {
+            "accepted": r.accepted,
+            "seq": r.seq,
+            "amount": str(r.amount),
+            "lowest": str(r.lowest),
+            "label": label,
+        }
+
+    @post("/{procedure_id:uuid}/award", opt=SUPPLIERS)
+    async def answer_award(
+        self, request: Request[Any, Any, Any], me: Me, procedure_id: FromPath[uuid.UUID], db: DB, data: Form
+    ) -> Redirect:
+        back = f"/procedures/{procedure_id}"
+        if data.get("action") == "decline":
+            return await act(
+                request,
+                lambda: award.decline_award(db, me, procedure_id),
+                "已放弃成交，成交资格顺延给下一名",
+                back,
+            )
+        return await act(
+            request,
+            lambda: award.confirm_award(db, me, procedure_id, forms.decode(AwardForm, data)),
+            lambda order: f"已确认成交，生成订单 {order.order_no} 与电子合同 {order.contract_no}",
+            back,
+            to=lambda order: f"/orders/{order.id}",
+        )
+
+    @post("/{procedure_id:uuid}/reject", opt=BUYERS)
+    async def reject(
+        self, request: Request[Any, Any, Any], me: Me, procedure_id: FromPath[uuid.UUID], db: DB, data: Form
+    ) -> Redirect:
+        async def go() -> Any:
+            form = forms.decode(RejectForm, data)
+            return await award.reject_quote(db, me, procedure_id, form.label_no, form.reason)
+
+        return await act(request, go, "已认定该报价无效，排名已重新计算", f"/procedures/{procedure_id}")
 
 
-@post("/procedures/{procedure_id:uuid}/reject", opt=allow("buyer"), include_in_schema=False)
-async def reject(
-    request: Request[Any, Any, Any],
-    procedure_id: FromPath[uuid.UUID],
-    db: DB,
-    data: URLEncodedBody[dict[str, str]],
-) -> Redirect:
-    who = current_user(request)
-    assert who
-    try:
-        label_no = int(data.get("label_no", ""))
-    except ValueError:
-        label_no = 0
-    return await act(
-        request,
-        lambda: service.reject_quote(db, who, procedure_id, label_no, data.get("reason", "")),
-        "已认定该报价无效，排名已重新计算",
-        f"/procedures/{procedure_id}",
-    )
-
-
+# A function, not a method of ProcedurePages: the caller may be anonymous (told by a close code after
+# the handshake, not refused before it), and the `me`/`viewer` dependencies read an HTTP request.
 @websocket("/procedures/{procedure_id:uuid}/room", opt=allow("user"), include_in_schema=False)
 async def room_socket(socket: WebSocket[Any, Any, Any], procedure_id: FromPath[uuid.UUID]) -> None:
     """On connect: a snapshot (with the caller's own label, rank and bids); then every event of the
@@ -450,15 +423,4 @@ async def _watch(
                 await asyncio.gather(*tasks, return_exceptions=True)
 
 
-ROUTES = [
-    procedures_page,
-    new_procedure_page,
-    create_procedure,
-    procedure_page,
-    quote,
-    bid,
-    bid_json,
-    award,
-    reject,
-    room_socket,
-]
+ROUTES: list[ControllerRouterHandler] = [ProcedurePages, room_socket]

@@ -26,20 +26,30 @@ database's own count, under the procedure's row lock, is the exact limit behind 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import secrets
 import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from litestar import Request
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
+from bidding import offers, rules
 from bidding.models import Offer, OfferStatus, Participant, Procedure, ProcedureKind
+from mall.core import netaddr
 from mall.core.clock import SHANGHAI, rfc3339
+from mall.core.errors import Unavailable
 from mall.core.money import money_str
+
+log = logging.getLogger("mall.rooms")
 
 LOCK_TTL_MS = 3000
 LOCK_WAIT_SECONDS = 10.0
@@ -292,3 +302,88 @@ async def note_refusal(redis: Any, prefix: str, procedure_id: uuid.UUID, user_id
         pipe.zremrangebyscore(key, "-inf", now - REFUSAL_WINDOW_MS)
         pipe.pexpire(key, REFUSAL_WINDOW_MS)
         await pipe.execute()
+
+
+# ---------------------------------------------------------------- a bid through the room
+
+
+def limit_exempt(request: Request[Any, Any, Any], settings: Any) -> bool:
+    """Whether the caller's address is exempt from rate limits (the benchmarks' own loopback)."""
+    return netaddr.exempt(
+        netaddr.client_ip(request.scope, settings.trusted_proxies), settings.rate_limit_exempt
+    )
+
+
+async def bid_from(
+    request: Request[Any, Any, Any], db: Any, settings: Any, who: Any, procedure_id: uuid.UUID, amount: str
+) -> offers.BidResult:
+    """A bid a request makes (the API, the room's form or its script), through the room; exempt from
+    the refused-bid limit when the caller's address is."""
+    exempt = limit_exempt(request, settings)
+    return await room_bid(request.app, db, settings, who, procedure_id, amount, exempt=exempt)
+
+
+async def room_bid(
+    app: Any, db: Any, settings: Any, who: Any, procedure_id: uuid.UUID, amount: str, *, exempt: bool = False
+) -> offers.BidResult:
+    """A bid under the room's Redis lock (fencing token to the database), then the event to watchers.
+    Without Redis the database alone still arbitrates, and nobody is told live. A user whose bids in
+    this room were refused `bid_refusals_per_minute` times in the last minute gets 429 before taking
+    the lock (unless `exempt`), so a flood of bad bids neither slows the room nor fills its log."""
+    amount = offers.typed_amount(amount)  # text the bid log cannot keep is not a bid at all
+    prefix = f"mall:{settings.queue_name}"
+    limit = None if exempt else settings.bid_refusals_per_minute
+    redis = app.state.room_redis
+    if limit is not None:
+        try:
+            if await refusals(redis, prefix, procedure_id, who.user_id) >= limit:
+                raise offers.too_many_refusals()
+        except (RedisError, OSError):
+            pass  # the database still counts, under the procedure's row lock
+    try:
+        async with local_lock(procedure_id):  # one contender per process for the Redis lock
+            result = await _room_bid_locked(app, db, who, procedure_id, amount, prefix, limit)
+    except rules.BidRefused:
+        if limit is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await note_refusal(redis, prefix, procedure_id, who.user_id)
+        raise
+    # Outside the lock: the next bidder goes on while this event goes out. Events carry the room's
+    # version and the whole public state; a client keeps the newest, so their order does not matter.
+    await publish_room(app, db, procedure_id)
+    return result
+
+
+async def _room_bid_locked(
+    app: Any, db: Any, who: Any, procedure_id: uuid.UUID, amount: str, prefix: str, limit: int | None
+) -> offers.BidResult:
+    try:
+        for attempt in range(2):
+            try:
+                async with room_lock(app.state.room_redis, prefix, procedure_id) as token:
+                    result = await offers.bid(db, who, procedure_id, amount, fence=token, max_refusals=limit)
+                break
+            except offers.StaleFence as stale:
+                if attempt:
+                    raise Unavailable("竞价室繁忙，请稍后重试", code="room_busy") from None
+                await raise_fence(app.state.room_redis, prefix, procedure_id, stale.current)
+    except RoomBusy:
+        raise Unavailable("竞价室繁忙，请稍后重试", code="room_busy") from None
+    except (RedisError, OSError):
+        log.warning("room lock unavailable for %s; the database arbitrates alone", procedure_id)
+        result = await offers.bid(db, who, procedure_id, amount, max_refusals=limit)
+    return result
+
+
+async def publish_room(app: Any, db: Any, procedure_id: uuid.UUID) -> None:
+    try:
+        async with db.read() as s:
+            p = await s.get(Procedure, procedure_id)
+            if p is None or p.kind != ProcedureKind.AUCTION:
+                return  # only an auction has a room; an inquiry's version would count its quotes
+            snap = await snapshot(s, p, None)
+        # published_at: when this process handed the event to the channel (server wall clock)
+        event = {**event_of(snap), "published_at": rfc3339(datetime.now(UTC))}
+        await app.state.channels.wait_published(event, channel_of(procedure_id))
+    except Exception as exc:  # watchers re-sync on their next event or reconnect
+        log.warning("room event for %s not published: %s", procedure_id, exc)

@@ -49,6 +49,18 @@ def _valid_amount(amount: object) -> bool:
     return amount == amount.quantize(CENT)
 
 
+def _check_amount(amount: Decimal, ceiling: Decimal) -> None:
+    """What any offer must be: money (more than 0, at most two places), at most the ceiling."""
+    if not _valid_amount(amount):
+        raise BidRefused("bad_amount", "报价须为大于0且最多两位小数的金额")
+    if amount > ceiling:
+        raise BidRefused(
+            "above_ceiling",
+            f"报价{yuan_display(amount)}高于最高限价{yuan_display(ceiling)}",
+            max_allowed=money_str(ceiling),
+        )
+
+
 def _require_aware(**times: datetime) -> None:
     for name, at in times.items():
         if at.tzinfo is None or at.utcoffset() is None:
@@ -221,29 +233,21 @@ def check_bid(
         raise BidRefused("not_open", f"竞价尚未开始，开始时间为{local_display(starts_at)}")
     if now >= ends_at:
         raise BidRefused("closed", "竞价已结束，不再接受报价")
-    if not _valid_amount(amount):
-        raise BidRefused("bad_amount", "报价须为大于0且最多两位小数的金额")
-    if amount > rules.ceiling:
-        raise BidRefused(
-            "above_ceiling",
-            f"报价{yuan_display(amount)}高于最高限价{yuan_display(rules.ceiling)}",
-            max_allowed=money_str(rules.ceiling),
-        )
+    _check_amount(amount, rules.ceiling)
     step = rules.min_step()
-    if rules.beat_lowest and current_lowest is not None and amount > current_lowest - step:
-        limit = current_lowest - step
+    if rules.beat_lowest and current_lowest is not None:
+        _check_undercuts(amount, current_lowest, step, "not_below_lowest", "当前最低报价")
+    if own_previous is not None:
+        _check_undercuts(amount, own_previous, step, "not_below_own", "本方上一次报价")
+
+
+def _check_undercuts(amount: Decimal, than: Decimal, step: Decimal, code: RefusalCode, what: str) -> None:
+    """A bid must be at least `step` below `than` (the lowest bid, or the bidder's own last one)."""
+    limit = than - step
+    if amount > limit:
         raise BidRefused(
-            "not_below_lowest",
-            f"报价须比当前最低报价{yuan_display(current_lowest)}至少低{yuan_display(step)}"
-            + _limit_text(limit),
-            max_allowed=money_str(limit),
-        )
-    if own_previous is not None and amount > own_previous - step:
-        limit = own_previous - step
-        raise BidRefused(
-            "not_below_own",
-            f"报价须比本方上一次报价{yuan_display(own_previous)}至少低{yuan_display(step)}"
-            + _limit_text(limit),
+            code,
+            f"报价须比{what}{yuan_display(than)}至少低{yuan_display(step)}" + _limit_text(limit),
             max_allowed=money_str(limit),
         )
 
@@ -369,14 +373,7 @@ def check_quote(rules: InquiryRules, amount: Decimal, *, now: datetime, deadline
     _require_aware(now=now, deadline=deadline)
     if now >= deadline:
         raise BidRefused("closed", "询价已截止，不再接受报价")
-    if not _valid_amount(amount):
-        raise BidRefused("bad_amount", "报价须为大于0且最多两位小数的金额")
-    if amount > rules.ceiling:
-        raise BidRefused(
-            "above_ceiling",
-            f"报价{yuan_display(amount)}高于最高限价{yuan_display(rules.ceiling)}",
-            max_allowed=money_str(rules.ceiling),
-        )
+    _check_amount(amount, rules.ceiling)
 
 
 def current_quotes(quotes: Iterable[Quote]) -> list[Quote]:

@@ -21,6 +21,7 @@ from bidding.models import (
     Participant,
     Procedure,
     ProcedureInvite,
+    ProcedureItem,
     ProcedureKind,
     ProcedureStatus,
 )
@@ -103,6 +104,26 @@ async def visible(s: AsyncSession, who: Principal, procedure_id: uuid.UUID) -> P
     if p is None:
         raise NotFound("采购项目不存在", code="procedure_not_found")
     return p
+
+
+async def require_visible(s: AsyncSession, who: Principal, procedure_id: uuid.UUID) -> None:
+    """Writes answer like reads: a procedure `who` may not see is one that does not exist (404), so
+    a refusal never tells an outsider that an invitation-only procedure is there."""
+    if await s.scalar(select(Procedure.id).where(Procedure.id == procedure_id, visible_clause(who))) is None:
+        raise NotFound("采购项目不存在", code="procedure_not_found")
+
+
+async def items_of(s: AsyncSession, procedure_id: uuid.UUID) -> list[ProcedureItem]:
+    """The procedure's items in their order."""
+    return list(
+        (
+            await s.execute(
+                select(ProcedureItem)
+                .where(ProcedureItem.procedure_id == procedure_id)
+                .order_by(ProcedureItem.line_no)
+            )
+        ).scalars()
+    )
 
 
 def shown_status(p: Procedure, now: datetime) -> str:
@@ -188,7 +209,7 @@ async def view_for(db: Database, who: Principal, procedure_id: uuid.UUID) -> dic
                 f"供应商 #{labels.get(uuid.UUID(o.supplier), 0)}",
                 str(o.amount),
                 o.at,
-                "accepted",
+                OfferStatus.ACCEPTED,
                 o.supplier == str(who.org_id),
                 tuple(flagged.get(o.supplier, ())),
             )

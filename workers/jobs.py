@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from bidding import service
+from bidding import award, close
 from bidding.models import Procedure
 from catalog import agreement_setup as agreements
 from catalog import imports
@@ -87,7 +87,7 @@ def close_procedure(procedure_id: str) -> str:
 
     async def go(db: Database, s: Settings) -> str:
         try:
-            p = await service.close(db, uuid.UUID(procedure_id), pause=s.close_pause_seconds)
+            p = await close.close(db, uuid.UUID(procedure_id), pause=s.close_pause_seconds)
         except Conflict:
             async with db.read() as session:
                 row = await session.get(Procedure, uuid.UUID(procedure_id))
@@ -101,7 +101,7 @@ def close_procedure(procedure_id: str) -> str:
 
 def close_due_procedures() -> int:
     async def go(db: Database, s: Settings) -> int:
-        return len(await service.close_due(db, pause=s.close_pause_seconds))
+        return len(await award.close_due(db, pause=s.close_pause_seconds))
 
     return runtime.run(go)
 
@@ -111,7 +111,7 @@ def lapse_award(procedure_id: str) -> str:
     import uuid
 
     async def go(db: Database, s: Settings) -> str:
-        return (await service.decline_award(db, None, uuid.UUID(procedure_id), lapsed=True)).status
+        return (await award.decline_award(db, None, uuid.UUID(procedure_id), lapsed=True)).status
 
     return runtime.run(go)
 

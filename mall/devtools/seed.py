@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bidding import service as bidding
+from bidding import offers, publish
 from catalog import agreement_setup as ag
 from catalog import designated as dd
 from catalog import service as catalog_service
@@ -407,27 +407,27 @@ async def _procedures(db: Database, settings: Settings, principals: dict[str, Pr
             "教学楼多媒体投影机采购",
             "48000.00",
             3,
-            ("A02020200", "投影仪", "4000 流明，1080P，含吊装", "8", "台"),
+            ("A02020200", "投影仪", "8", "台", "4000 流明，1080P，含吊装"),
         ),
         (
             "auction",
             "办公用台式计算机竞价采购",
             "96000.00",
             2,
-            ("A02010105", "台式计算机", "i5/16G/512G SSD/23.8 英寸", "20", "台"),
+            ("A02010105", "台式计算机", "20", "台", "i5/16G/512G SSD/23.8 英寸"),
         ),
     ):
-        p = await bidding.create(
+        p = await publish.create(
             db,
             buyer,
-            bidding.ProcedureDraft(
+            publish.ProcedureIn(
                 kind=kind,
                 title=title,
                 budget_line_id=line.id,
                 ceiling=ceiling,
                 starts_at=now,
                 ends_at=now + timedelta(days=days),
-                items=[bidding.ItemDraft(*item)],
+                items=[publish.ItemIn(*item)],
                 decrement="200" if kind == "auction" else "0",
                 invited=invited,
             ),
@@ -436,10 +436,10 @@ async def _procedures(db: Database, settings: Settings, principals: dict[str, Pr
         )
         made += 1
         if kind == "inquiry":
-            await bidding.quote(db, suppliers[0], p.id, "45800.00")
+            await offers.quote(db, suppliers[0], p.id, "45800.00")
         else:
-            await bidding.bid(db, suppliers[0], p.id, "93500.00")
-            await bidding.bid(db, suppliers[1], p.id, "92800.00")
+            await offers.bid(db, suppliers[0], p.id, "93500.00")
+            await offers.bid(db, suppliers[1], p.id, "92800.00")
     return made
 
 

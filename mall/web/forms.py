@@ -93,4 +93,5 @@ FIELD_LABELS = {
     "reference_source": "参考价来源",
     "action": "操作",
     "status": "状态",
+    "label_no": "供应商编号",
 }

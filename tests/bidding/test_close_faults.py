@@ -21,7 +21,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
-from bidding import service
+from bidding import offers, publish
 from bidding.models import Procedure
 from mall.core import clock
 from mall.core.models import BudgetLine, BudgetMovement, DisclosureRecord, OrgKind, Outbox
@@ -43,27 +43,27 @@ async def inquiry_ending_soon(world: World, seconds: float) -> Procedure:
     open period is respected and the deadline still falls a few seconds ahead of the real clock."""
     third = await world.org(f"third{uuid.uuid4().hex[:6]}", OrgKind.SUPPLIER, "第三家受邀供应商")
     ends_at = clock.now() + timedelta(seconds=seconds)
-    starts_at = ends_at - service.MIN_OPEN
+    starts_at = ends_at - publish.MIN_OPEN
     clock.clock.freeze(starts_at)
     try:
-        p = await service.create(
+        p = await publish.create(
             world.db,
             world.who["buyer_a"],
-            service.ProcedureDraft(
+            publish.ProcedureIn(
                 kind="inquiry",
                 title="会议室投影设备询价",
                 budget_line_id=world.lines["a1"].id,
                 ceiling="30000.00",
                 starts_at=starts_at,
                 ends_at=ends_at,
-                items=[service.ItemDraft("A02010105", "台式计算机", "i5/16G/512G", "2", "台")],
+                items=[publish.ItemIn("A02010105", "台式计算机", "2", "台", "i5/16G/512G")],
                 # an invitation names at least 3 suppliers; only supplier_x quotes
                 invited=[world.who[n].org_id for n in ("supplier_x", "supplier_y")] + [third.org_id],
             ),
             open_tender_threshold=world.settings.open_tender_threshold,
             region_code="410100",
         )
-        await service.quote(world.db, world.who["supplier_x"], p.id, "28000.00")
+        await offers.quote(world.db, world.who["supplier_x"], p.id, "28000.00")
     finally:
         clock.clock.unfreeze()
     return p

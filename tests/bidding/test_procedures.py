@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 from sqlalchemy import select
 
-from bidding import rules, service, views
+from bidding import award, close, offers, publish, rules, service, views
 from bidding.models import Offer, Procedure
 from mall.core import clock
 from mall.core.errors import DomainError, InvalidInput, NotFound, RuleViolation
@@ -38,23 +39,23 @@ def advance(delta: timedelta) -> None:
 
 def draft(
     world: World, kind: str, *, ceiling: str = "60000.00", minutes: int = 60, invited: Any = None, **kw: Any
-) -> service.ProcedureDraft:
+) -> publish.ProcedureIn:
     now = clock.now()
-    return service.ProcedureDraft(
+    return publish.ProcedureIn(
         kind=kind,
         title="办公台式计算机采购项目",
         budget_line_id=world.lines["a1"].id,
         ceiling=ceiling,
         starts_at=now,
         ends_at=now + timedelta(minutes=minutes),
-        items=[service.ItemDraft("A02010105", "台式计算机", "i5/16G/512G", "10", "台")],
+        items=[publish.ItemIn("A02010105", "台式计算机", "10", "台", "i5/16G/512G")],
         invited=invited,
         **kw,
     )
 
 
 async def create(world: World, kind: str, **kw: Any) -> Procedure:
-    return await service.create(
+    return await publish.create(
         world.db,
         world.who["buyer_a"],
         draft(world, kind, **kw),
@@ -81,13 +82,13 @@ async def test_publication_reserves_the_ceiling_and_a_failure_releases_it(
     xs = await suppliers(world, 3)
     p = await create(world, "inquiry", invited=[x.org_id for x in xs])
     assert p.status == "open" and await available(world) == before - Decimal("60000.00")
-    await service.quote(world.db, xs[0], p.id, "50000.00")
-    await service.quote(world.db, xs[1], p.id, "51000.00")  # the third never quotes
+    await offers.quote(world.db, xs[0], p.id, "50000.00")
+    await offers.quote(world.db, xs[1], p.id, "51000.00")  # the third never quotes
     advance(timedelta(minutes=61))
-    closed = await service.close(world.db, p.id)
+    closed = await close.close(world.db, p.id)
     assert closed.status == "failed" and "不足3家" in closed.result_note
     assert await available(world) == before
-    assert (await service.close(world.db, p.id)).status == "failed"  # idempotent: nothing released twice
+    assert (await close.close(world.db, p.id)).status == "failed"  # idempotent: nothing released twice
     assert await available(world) == before
 
 
@@ -112,25 +113,25 @@ async def test_bad_procedures_are_refused_and_nothing_is_reserved(world: World, 
 async def test_quotes_are_sealed_until_the_deadline(world: World, frozen: datetime) -> None:
     xs = await suppliers(world, 3)
     p = await create(world, "inquiry", invited=[x.org_id for x in xs])
-    await service.quote(world.db, xs[0], p.id, "52000.00")
-    await service.quote(world.db, xs[1], p.id, "50000.00")
-    await service.quote(world.db, xs[1], p.id, "49000.00")  # a revision: the latest counts
-    await service.quote(world.db, xs[2], p.id, "48000.00")
-    await service.withdraw(world.db, xs[2], p.id)  # withdrawn before the deadline
+    await offers.quote(world.db, xs[0], p.id, "52000.00")
+    await offers.quote(world.db, xs[1], p.id, "50000.00")
+    await offers.quote(world.db, xs[1], p.id, "49000.00")  # a revision: the latest counts
+    await offers.quote(world.db, xs[2], p.id, "48000.00")
+    await offers.withdraw(world.db, xs[2], p.id)  # withdrawn before the deadline
     buyer = await views.view_for(world.db, world.who["buyer_a"], p.id)
     assert buyer["sealed"] and buyer["mine"] == [] and "ranked" not in buyer and "bidders" not in buyer
     seen = await views.view_for(world.db, xs[1], p.id)
     assert [v.amount for v in seen["mine"]] == ["50000.00", "49000.00"] and "ranked" not in seen
     assert "52000" not in repr(seen)  # another supplier's quote is nowhere in what it gets
     with pytest.raises(NotFound):  # not invited: the procedure does not exist for this supplier
-        await service.quote(world.db, world.who["supplier_x"], p.id, "1.00")
+        await offers.quote(world.db, world.who["supplier_x"], p.id, "1.00")
     with pytest.raises(rules.BidRefused) as err:
-        await service.quote(world.db, xs[0], p.id, "60000.01")
+        await offers.quote(world.db, xs[0], p.id, "60000.01")
     assert err.value.code == "above_ceiling"
 
     advance(timedelta(minutes=60))
     with pytest.raises(rules.BidRefused):
-        await service.quote(world.db, xs[0], p.id, "40000.00")  # at the deadline: closed
+        await offers.quote(world.db, xs[0], p.id, "40000.00")  # at the deadline: closed
     after = await views.view_for(world.db, world.who["buyer_a"], p.id)
     assert not after["sealed"]
     assert [(v.label, v.amount) for v in after["ranked"]] == [
@@ -143,9 +144,9 @@ async def test_an_inquiry_with_enough_quotes_is_awarded_to_the_lowest(world: Wor
     xs = await suppliers(world, 4)
     p = await create(world, "inquiry", invited=[x.org_id for x in xs])
     for x, amount in zip(xs, ["55000.00", "51000.00", "51000.00", "58000.00"], strict=True):
-        await service.quote(world.db, x, p.id, amount)
+        await offers.quote(world.db, x, p.id, amount)
     advance(timedelta(hours=2))
-    closed = await service.close(world.db, p.id)
+    closed = await close.close(world.db, p.id)
     assert closed.status == "awarded"
     view = await views.view_for(world.db, xs[1], p.id)
     assert view["ranked"][0].mine  # equal amounts: the earlier quote ranks first
@@ -154,7 +155,7 @@ async def test_an_inquiry_with_enough_quotes_is_awarded_to_the_lowest(world: Wor
 async def test_bids_follow_the_rules_and_refusals_are_logged(world: World, frozen: datetime) -> None:
     xs = await suppliers(world, 3)
     p = await create(world, "auction", invited=[x.org_id for x in xs], decrement="100")
-    r = await service.bid(world.db, xs[0], p.id, "59000.00")
+    r = await offers.bid(world.db, xs[0], p.id, "59000.00")
     assert r.accepted and r.seq == 1 and r.lowest == Decimal("59000.00")
     for who, amount, code in [
         (xs[0], "58950.00", "not_below_own"),  # less than the 100 yuan decrement below its own bid
@@ -163,12 +164,10 @@ async def test_bids_follow_the_rules_and_refusals_are_logged(world: World, froze
     ]:
         advance(timedelta(seconds=1))  # the log is read back in time order
         with pytest.raises(RuleViolation) as err:
-            await service.bid(world.db, who, p.id, amount)
+            await offers.bid(world.db, who, p.id, amount)
         assert err.value.code == code
     advance(timedelta(seconds=1))
-    r = await service.bid(
-        world.db, xs[1], p.id, "59500.00"
-    )  # default rule: below its own bid, not the lowest
+    r = await offers.bid(world.db, xs[1], p.id, "59500.00")  # default rule: below its own bid, not the lowest
     assert r.accepted and r.lowest == Decimal("59000.00")
     async with world.db.read() as s:
         log = list(
@@ -193,11 +192,11 @@ async def test_a_bid_in_the_last_minutes_extends_the_end(world: World, frozen: d
     xs = await suppliers(world, 3)
     p = await create(world, "auction", invited=[x.org_id for x in xs], decrement="100")
     advance(timedelta(minutes=58))
-    r = await service.bid(world.db, xs[0], p.id, "50000.00")
+    r = await offers.bid(world.db, xs[0], p.id, "50000.00")
     assert r.ends_at == clock.now() + timedelta(minutes=5)
     advance(timedelta(minutes=6))
     with pytest.raises(rules.BidRefused) as err:
-        await service.bid(world.db, xs[0], p.id, "49000.00")
+        await offers.bid(world.db, xs[0], p.id, "49000.00")
     assert err.value.code == "closed"
 
 
@@ -253,7 +252,7 @@ async def test_concurrent_bids_equal_a_sequential_replay_of_the_accepted_log(
         who = xs[i % 50]
         amount = Decimal(rng.randrange(3_000_000, 5_999_999)) / 100
         try:
-            r = await service.bid(world.db, who, p.id, str(amount.quantize(Decimal("0.01"))))
+            r = await offers.bid(world.db, who, p.id, str(amount.quantize(Decimal("0.01"))))
             acknowledged.append(int(r.seq or 0))
         except RuleViolation:
             pass
@@ -267,7 +266,7 @@ async def test_invalid_input_never_reaches_the_log_as_accepted(world: World, fro
     p = await create(world, "inquiry", invited=[x.org_id for x in xs])
     for raw in ["", "-1", "1.001", "NaN", "1e3"]:
         with pytest.raises((rules.BidRefused, InvalidInput)):
-            await service.quote(world.db, xs[0], p.id, raw)
+            await offers.quote(world.db, xs[0], p.id, raw)
     async with world.db.read() as s:
         assert list((await s.execute(select(Offer).where(Offer.status == "accepted"))).scalars()) == []
 
@@ -282,7 +281,7 @@ async def test_closing_is_idempotent_under_concurrency_and_the_job_reschedules_e
     p = await create(world, "inquiry", invited=[x.org_id for x in xs])
     assert await asyncio.to_thread(jobs.close_procedure, str(p.id)) == "rescheduled"  # too early
     advance(timedelta(minutes=61))
-    results = await asyncio.gather(*(service.close(world.db, p.id) for _ in range(3)))
+    results = await asyncio.gather(*(close.close(world.db, p.id) for _ in range(3)))
     assert {r.status for r in results} == {"failed"}
     async with world.db.read() as s:
         moves = list(
@@ -291,16 +290,16 @@ async def test_closing_is_idempotent_under_concurrency_and_the_job_reschedules_e
             ).scalars()
         )
     assert sorted(moves) == ["release", "reserve"]  # released exactly once
-    assert await service.close_due(world.db) == []  # nothing left for the safety net
+    assert await award.close_due(world.db) == []  # nothing left for the safety net
 
 
 async def test_the_safety_net_closes_what_the_scheduler_missed(world: World, frozen: datetime) -> None:
     xs = await suppliers(world, 3)
     p = await create(world, "inquiry", invited=[x.org_id for x in xs])
     for x, amount in zip(xs, ["50000.00", "49000.00", "48000.00"], strict=True):
-        await service.quote(world.db, x, p.id, amount)
+        await offers.quote(world.db, x, p.id, amount)
     advance(timedelta(hours=1, seconds=10))
-    assert await service.close_due(world.db) == [p.id]
+    assert await award.close_due(world.db) == [p.id]
     async with world.db.read() as s:
         closed = await s.get(Procedure, p.id)
     assert closed is not None and closed.status == "awarded"
@@ -310,9 +309,9 @@ async def _awarded(world: World, amounts: list[str]) -> tuple[Procedure, list[An
     xs = await suppliers(world, max(3, len(amounts)))  # an invitation names at least 3 suppliers
     p = await create(world, "inquiry", invited=[x.org_id for x in xs])
     for x, amount in zip(xs, amounts, strict=False):  # the suppliers beyond the amounts never quote
-        await service.quote(world.db, x, p.id, amount)
+        await offers.quote(world.db, x, p.id, amount)
     advance(timedelta(hours=1))
-    return await service.close(world.db, p.id), xs
+    return await close.close(world.db, p.id), xs
 
 
 async def test_the_winner_confirms_and_an_order_and_a_deal_record_follow(
@@ -328,9 +327,9 @@ async def test_the_winner_confirms_and_an_order_and_a_deal_record_follow(
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
     assert p.status == "awarded" and p.awarded_supplier_id == xs[1].org_id
     with pytest.raises(DomainError) as err:
-        await service.confirm_award(world.db, xs[0], p.id)  # not the winner
+        await award.confirm_award(world.db, xs[0], p.id)  # not the winner
     assert err.value.code == "no_award"
-    order = await service.confirm_award(world.db, xs[1], p.id)
+    order = await award.confirm_award(world.db, xs[1], p.id)
     assert (
         order.mode == "inquiry" and order.status == "confirmed" and order.total_amount == Decimal("50000.00")
     )
@@ -352,7 +351,7 @@ async def test_the_winner_confirms_and_an_order_and_a_deal_record_follow(
     ]
     assert all(q["submitted_at"].endswith("Z") or "+" in q["submitted_at"] for q in record["quotes"])
     with pytest.raises(DomainError):
-        await service.confirm_award(world.db, xs[1], p.id)  # only once
+        await award.confirm_award(world.db, xs[1], p.id)  # only once
 
 
 async def test_the_whole_specification_reaches_the_order_and_the_published_record(
@@ -369,23 +368,21 @@ async def test_the_whole_specification_reaches_the_order_and_the_published_recor
 
     spec = ("第一行：i5 处理器，16G 内存，512G 固态硬盘\n" + "规" * fields.SPEC_MAX)[: fields.SPEC_MAX]
     xs = await suppliers(world, 3)
-    p = await service.create(
+    p = await publish.create(
         world.db,
         world.who["buyer_a"],
-        service.ProcedureDraft(
-            **{
-                **draft(world, "inquiry", invited=[x.org_id for x in xs]).__dict__,
-                "items": [service.ItemDraft("A02010105", "台式计算机", spec, "10", "台")],
-            }
+        msgspec.structs.replace(
+            draft(world, "inquiry", invited=[x.org_id for x in xs]),
+            items=[publish.ItemIn("A02010105", "台式计算机", "10", "台", spec)],
         ),
         open_tender_threshold=world.settings.open_tender_threshold,
         region_code="410100",
     )
     for x, amount in zip(xs, ["52000.00", "50000.00", "51000.00"], strict=True):
-        await service.quote(world.db, x, p.id, amount)
+        await offers.quote(world.db, x, p.id, amount)
     advance(timedelta(hours=1))
-    await service.close(world.db, p.id)
-    order = await service.confirm_award(world.db, xs[1], p.id)
+    await close.close(world.db, p.id)
+    order = await award.confirm_award(world.db, xs[1], p.id)
     assert await disclosure.publish_pending(world.db) == 1
     async with world.db.read() as s:
         stored = (
@@ -404,17 +401,15 @@ async def test_declines_and_lapses_pass_the_award_on_then_fail(world: World, fro
 
     before = await available(world)
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
-    p = await service.decline_award(world.db, xs[1], p.id)
+    p = await award.decline_award(world.db, xs[1], p.id)
     assert p.status == "awarded" and p.awarded_supplier_id == xs[2].org_id  # the next in rank
-    assert (await service.decline_award(world.db, None, p.id, lapsed=True)).awarded_supplier_id == xs[
-        2
-    ].org_id
+    assert (await award.decline_award(world.db, None, p.id, lapsed=True)).awarded_supplier_id == xs[2].org_id
     advance(timedelta(hours=73))  # the second one lets its 72 hours lapse
-    assert await service.close_due(world.db) == [p.id]
+    assert await award.close_due(world.db) == [p.id]
     async with world.db.read() as s:
         p2 = await s.get(Procedure, p.id)
     assert p2 is not None and p2.awarded_supplier_id == xs[0].org_id
-    p3 = await service.decline_award(world.db, xs[0], p.id)
+    p3 = await award.decline_award(world.db, xs[0], p.id)
     assert p3.status == "failed" and "放弃" in p3.result_note
     assert await available(world) == before  # everything released
     assert await disclosure.publish_pending(world.db) == 1
@@ -453,14 +448,14 @@ async def test_the_buyer_rejects_a_non_compliant_quote_and_the_award_moves(
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00", "53000.00"])
     assert p.awarded_supplier_id == xs[1].org_id
     with pytest.raises(InvalidInput):
-        await service.reject_quote(world.db, world.who["buyer_a"], p.id, 2, "")  # a reason is required
+        await award.reject_quote(world.db, world.who["buyer_a"], p.id, 2, "")  # a reason is required
     with pytest.raises(DomainError):
-        await service.reject_quote(
+        await award.reject_quote(
             world.db, world.who["buyer_b"], p.id, 2, "技术参数不符合要求"
         )  # not its inquiry
-    p = await service.reject_quote(world.db, world.who["buyer_a"], p.id, 2, "所报型号内存仅8G，不满足16G要求")
+    p = await award.reject_quote(world.db, world.who["buyer_a"], p.id, 2, "所报型号内存仅8G，不满足16G要求")
     assert p.status == "awarded" and p.awarded_supplier_id == xs[2].org_id  # the next compliant one
-    order = await service.confirm_award(world.db, xs[2], p.id)
+    order = await award.confirm_award(world.db, xs[2], p.id)
     assert order.total_amount == Decimal("51000.00")
     await disclosure.publish_pending(world.db)
     async with world.db.read() as s:
@@ -471,7 +466,7 @@ async def test_the_buyer_rejects_a_non_compliant_quote_and_the_award_moves(
 
 async def test_rejecting_below_the_minimum_fails_the_inquiry(world: World, frozen: datetime) -> None:
     p, _xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
-    p = await service.reject_quote(world.db, world.who["buyer_a"], p.id, 1, "未提供原厂授权书")
+    p = await award.reject_quote(world.db, world.who["buyer_a"], p.id, 1, "未提供原厂授权书")
     assert p.status == "failed" and "不足3家" in p.result_note
 
 
@@ -492,10 +487,10 @@ async def test_the_regulator_sees_abnormally_low_offers_failures_and_decliners(
     # its supplier declines, and the award passes on.
     p, xs = await _awarded(world, ["52000.00", "50000.00", "20000.00"])
     assert p.awarded_supplier_id == xs[2].org_id
-    await service.decline_award(world.db, xs[2], p.id)
+    await award.decline_award(world.db, xs[2], p.id)
     failed = await create(world, "auction", invited=[x.org_id for x in xs], decrement="10")
     advance(timedelta(hours=1))
-    await service.close(world.db, failed.id)  # nobody bid: fails
+    await close.close(world.db, failed.id)  # nobody bid: fails
 
     async with world.db.read() as s:
         watch = await bidding_watch(s)

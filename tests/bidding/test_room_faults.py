@@ -12,9 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
-from bidding import room, service
+from bidding import offers, publish, room
 from bidding.models import Offer
-from bidding.routes import room_bid
+from bidding.room import room_bid
 from mall.core import clock
 from mall.core.models import OrgKind
 from mall.core.settings import Settings
@@ -26,17 +26,17 @@ async def auction(world: World, n: int) -> tuple[Any, list[Any]]:
     # an invitation names at least 3 suppliers; the test uses the first n
     xs = [await world.org(f"r{i}", OrgKind.SUPPLIER, f"房间供应商{i}") for i in range(max(3, n))]
     now = clock.now()
-    p = await service.create(
+    p = await publish.create(
         world.db,
         world.who["buyer_a"],
-        service.ProcedureDraft(
+        publish.ProcedureIn(
             kind="auction",
             title="竞价室故障测试项目",
             budget_line_id=world.lines["a1"].id,
             ceiling="60000.00",
             starts_at=now,
             ends_at=now + timedelta(hours=1),
-            items=[service.ItemDraft("A02010105", "台式计算机", "", "10", "台")],
+            items=[publish.ItemIn("A02010105", "台式计算机", "10", "台", "")],
             invited=[x.org_id for x in xs],
             decrement="100",
         ),
@@ -86,11 +86,11 @@ async def test_a_holder_whose_lock_expired_cannot_commit_over_a_newer_one(
             await r.delete(room._keys(prefix, p.id)[0])  # (the TTL running out, without waiting for it)
             async with room.room_lock(r, prefix, p.id) as new_token:
                 assert new_token > old_token
-                ok = await service.bid(world.db, xs[1], p.id, "59000.00", fence=new_token)
+                ok = await offers.bid(world.db, xs[1], p.id, "59000.00", fence=new_token)
                 assert ok.accepted
             # … then wakes up and tries to commit with its old token: the database refuses it
-            with pytest.raises(service.StaleFence):
-                await service.bid(world.db, xs[0], p.id, "58000.00", fence=old_token)
+            with pytest.raises(offers.StaleFence):
+                await offers.bid(world.db, xs[0], p.id, "58000.00", fence=old_token)
     finally:
         await r.aclose()
     assert await accepted(world, p.id) == 1

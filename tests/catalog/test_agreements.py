@@ -13,7 +13,8 @@ import pytest
 from msgspec.structs import replace
 from sqlalchemy import func, select
 
-from bidding import service as bidding
+from bidding import award, close, offers, publish
+from bidding.models import Procedure
 from catalog import agreements as ag
 from catalog import prices
 from mall import orders
@@ -238,23 +239,23 @@ async def test_a_large_call_off_must_go_to_a_second_stage_competition(world: Wor
         )
     assert err.value.code == "second_stage_required"
 
-    def draft(ceiling: str) -> bidding.ProcedureDraft:
+    def draft(ceiling: str) -> publish.ProcedureIn:
         now = clock.now()
-        return bidding.ProcedureDraft(
+        return publish.ProcedureIn(
             kind="inquiry",
             title="公务用车二次竞价",
             budget_line_id=world.lines["a1"].id,
             ceiling=ceiling,
             starts_at=now,
             ends_at=now + timedelta(hours=2),
-            items=[bidding.ItemDraft("A02030500", "轿车", "2.0T 及以上", "2", "辆")],
+            items=[publish.ItemIn("A02030500", "轿车", "2", "辆", "2.0T 及以上")],
             agreement_id=a.id,
         )
 
     kw = {"open_tender_threshold": world.settings.open_tender_threshold, "region_code": "410100"}
     # Two entered suppliers cannot make a competition of three: refused now, not failed at the deadline.
     with pytest.raises(InvalidInput) as err:
-        await bidding.create(world.db, world.who["buyer_a"], draft("379800.00"), **kw)
+        await publish.create(world.db, world.who["buyer_a"], draft("379800.00"), **kw)
     assert err.value.code == "too_few_entered" and err.value.extra["field"] == "agreement_id"
     assert "3 家" in err.value.detail and err.value.extra["minimum"] == 3
     third = await world.org("third", OrgKind.SUPPLIER, "第三汽车销售公司")
@@ -263,21 +264,21 @@ async def test_a_large_call_off_must_go_to_a_second_stage_competition(world: Wor
     async with world.db.write() as tx:
         (await tx.session.get(Organization, third.org_id)).status = "frozen"  # type: ignore[union-attr]
     with pytest.raises(InvalidInput) as err:
-        await bidding.create(world.db, world.who["buyer_a"], draft("379800.00"), **kw)
+        await publish.create(world.db, world.who["buyer_a"], draft("379800.00"), **kw)
     assert err.value.code == "too_few_entered"
     async with world.db.write() as tx:
         (await tx.session.get(Organization, third.org_id)).status = "active"  # type: ignore[union-attr]
     async with world.db.read() as s:
-        assert await s.scalar(select(func.count()).select_from(bidding.Procedure)) == 0
+        assert await s.scalar(select(func.count()).select_from(Procedure)) == 0
     with pytest.raises(RuleViolation) as err:  # 2 × the highest agreement price in the 品目
-        await bidding.create(world.db, world.who["buyer_a"], draft("379800.01"), **kw)
+        await publish.create(world.db, world.who["buyer_a"], draft("379800.01"), **kw)
     assert err.value.code == "above_agreement_price" and "379,800.00" in err.value.detail
-    p = await bidding.create(world.db, world.who["buyer_a"], draft("379800.00"), **kw)
+    p = await publish.create(world.db, world.who["buyer_a"], draft("379800.00"), **kw)
     assert p.eligibility == "agreement" and p.agreement_id == a.id
-    await bidding.quote(world.db, world.who["supplier_y"], p.id, "360000.00")
+    await offers.quote(world.db, world.who["supplier_y"], p.id, "360000.00")
     outsider = await world.org("outsider", OrgKind.SUPPLIER, "未入围供应商")
     with pytest.raises(NotFound):  # only the entered suppliers are invited: for others it does not exist
-        await bidding.quote(world.db, outsider, p.id, "350000.00")
+        await offers.quote(world.db, outsider, p.id, "350000.00")
 
 
 async def test_expiry_ends_ordering_and_keeps_the_summary(world: World, frozen: datetime) -> None:
@@ -445,27 +446,27 @@ async def test_second_stage_deals_count_in_the_agreement_summary(world: World, f
     third = await world.org("third", OrgKind.SUPPLIER, "第三汽车销售公司")
     await ag.add_supplier(world.db, world.who["center"], a.id, await code_of(world, "third"))
     now = clock.now()
-    p = await bidding.create(
+    p = await publish.create(
         world.db,
         world.who["buyer_a"],
-        bidding.ProcedureDraft(
+        publish.ProcedureIn(
             kind="inquiry",
             title="公务用车二次竞价",
             budget_line_id=world.lines["a1"].id,
             ceiling="379800.00",
             starts_at=now,
             ends_at=now + timedelta(hours=2),
-            items=[bidding.ItemDraft("A02030500", "轿车", "", "2", "辆")],
+            items=[publish.ItemIn("A02030500", "轿车", "2", "辆", "")],
             agreement_id=a.id,
         ),
         open_tender_threshold=world.settings.open_tender_threshold,
         region_code="410100",
     )
     for who, amount in (("supplier_x", "370000.00"), ("supplier_y", "365000.00"), ("third", "368000.00")):
-        await bidding.quote(world.db, world.who[who] if who != "third" else third, p.id, amount)
+        await offers.quote(world.db, world.who[who] if who != "third" else third, p.id, amount)
     clock.clock.freeze(clock.now() + timedelta(hours=3))
-    await bidding.close(world.db, p.id)
-    await bidding.confirm_award(world.db, world.who["supplier_y"], p.id)
+    await close.close(world.db, p.id)
+    await award.confirm_award(world.db, world.who["supplier_y"], p.id)
     async with world.db.read() as s:
         summary = await ag.summary(s, a.id)
     assert (summary.orders, summary.amount) == (1, D("365000.00"))

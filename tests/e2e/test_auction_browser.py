@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from bidding import service
+from bidding import publish as publishing
 from mall.core import clock
 from mall.core.models import OrgKind
 from tests.e2e.conftest import login, new_page, require_chromium, shot
@@ -25,17 +25,17 @@ async def publish(world: World, kind: str, **kw: Any) -> Any:
         f"third_{kind}", OrgKind.SUPPLIER, "第三家受邀供应商"
     )  # an invitation names 3 at least
     now = clock.now()
-    return await service.create(
+    return await publishing.create(
         world.db,
         world.who["buyer_a"],
-        service.ProcedureDraft(
+        publishing.ProcedureIn(
             kind=kind,
             title="办公台式计算机" + ("竞价" if kind == "auction" else "询价") + "项目",
             budget_line_id=world.lines["a1"].id,
             ceiling="60000.00",
             starts_at=now,
             ends_at=now + timedelta(hours=1),
-            items=[service.ItemDraft("A02010105", "台式计算机", "i5/16G/512G", "10", "台")],
+            items=[publishing.ItemIn("A02010105", "台式计算机", "10", "台", "i5/16G/512G")],
             invited=[world.who["supplier_x"].org_id, world.who["supplier_y"].org_id, third.org_id],
             **kw,
         ),

@@ -212,20 +212,20 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
 
     store = files.store_for(world.settings, world.db)
     batch = await imports.start_import(world.db, store, world.who["supplier_x"], "a.csv", upload.encode())
-    from bidding import service as bidding_service
+    from bidding import publish
     from mall.core import clock
 
-    procedure = await bidding_service.create(
+    procedure = await publish.create(
         world.db,
         world.who["buyer_a"],
-        bidding_service.ProcedureDraft(
+        publish.ProcedureIn(
             kind="inquiry",
             title="台式计算机询价项目",
             budget_line_id=world.lines["a1"].id,
             ceiling="50000.00",
             starts_at=clock.now(),
             ends_at=clock.now() + timedelta(hours=1),
-            items=[bidding_service.ItemDraft("A02010105", "台式计算机", "", "5", "台")],
+            items=[publish.ItemIn("A02010105", "台式计算机", "5", "台", "")],
         ),
         open_tender_threshold=world.settings.open_tender_threshold,
         region_code="410100",

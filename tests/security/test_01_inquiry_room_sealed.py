@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from bidding import room, service
+from bidding import offers, room
+from bidding import publish as publishing
 from mall.core import clock
 from mall.core.models import OrgKind
 from mall.core.settings import Settings
@@ -24,17 +25,17 @@ ROLES = ["buyer_a", "buyer_b", "center", "regulator", "admin", "supplier_y", "s1
 
 async def publish(world: World, kind: str, invited: list[Any], **kw: Any) -> Any:
     now = clock.now()
-    return await service.create(
+    return await publishing.create(
         world.db,
         world.who["buyer_a"],
-        service.ProcedureDraft(
+        publishing.ProcedureIn(
             kind=kind,
             title="办公台式计算机采购项目",
             budget_line_id=world.lines["a1"].id,
             ceiling="60000.00",
             starts_at=now,
             ends_at=now + timedelta(hours=1),
-            items=[service.ItemDraft("A02010105", "台式计算机", "i5/16G/512G", "10", "台")],
+            items=[publishing.ItemIn("A02010105", "台式计算机", "10", "台", "i5/16G/512G")],
             invited=[x.org_id for x in invited],
             **kw,
         ),
@@ -46,7 +47,7 @@ async def publish(world: World, kind: str, invited: list[Any], **kw: Any) -> Any
 async def test_the_inquiry_room_reveals_nothing_to_anyone(app: Any, world: World, settings: Settings) -> None:
     quoting = [await world.org(f"s{i}", OrgKind.SUPPLIER, f"询价供应商{i}有限公司") for i in (1, 2, 3)]
     p = await publish(world, "inquiry", quoting)
-    await service.quote(world.db, quoting[0], p.id, "45800.00")  # supplier s1's sealed quote
+    await offers.quote(world.db, quoting[0], p.id, "45800.00")  # supplier s1's sealed quote
     origin = settings.publication_base_url
     path = f"/procedures/{p.id}/room"
     async with serve(app) as base:
@@ -85,9 +86,9 @@ async def test_no_page_embeds_an_inquiry_snapshot_and_auction_data_cannot_break_
 ) -> None:
     bidders = [await world.org(f"s{i}", OrgKind.SUPPLIER, f"询价供应商{i}有限公司") for i in (1, 2, 3)]
     inquiry = await publish(world, "inquiry", bidders)
-    await service.quote(world.db, bidders[0], inquiry.id, "45800.00")
+    await offers.quote(world.db, bidders[0], inquiry.id, "45800.00")
     auction = await publish(world, "auction", bidders, decrement="100")
-    await service.bid(world.db, bidders[0], auction.id, "59000.00")
+    await offers.bid(world.db, bidders[0], auction.id, "59000.00")
 
     evil = "</script><script>window.pwned=1</script><!--"
     real_snapshot = room.snapshot

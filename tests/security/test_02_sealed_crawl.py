@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from bidding import service
+from bidding import offers, publish
 from mall.core import clock
 from mall.core.models import OrgKind
 from mall.core.settings import Settings
@@ -346,23 +346,23 @@ async def test_a_sealed_inquiry_leaks_nothing_on_any_channel(
 ) -> None:
     quoting = {n: await world.org(n, OrgKind.SUPPLIER, f"密封供应商{n.upper()}有限公司") for n in AMOUNTS}
     now = clock.now()
-    p = await service.create(
+    p = await publish.create(
         world.db,
         world.who["buyer_a"],
-        service.ProcedureDraft(
+        publish.ProcedureIn(
             kind="inquiry",
             title="教学楼台式计算机询价",
             budget_line_id=world.lines["a1"].id,
             ceiling="60000.00",
             starts_at=now,
             ends_at=now + timedelta(hours=2),
-            items=[service.ItemDraft("A02010105", "台式计算机", "i5/16G/512G", "10", "台")],
+            items=[publish.ItemIn("A02010105", "台式计算机", "10", "台", "i5/16G/512G")],
             invited=[w.org_id for w in quoting.values()],
         ),
         open_tender_threshold=settings.open_tender_threshold,
         region_code="410100",
     )
-    await service.quote(world.db, quoting["qa"], p.id, AMOUNTS["qa"])
+    await offers.quote(world.db, quoting["qa"], p.id, AMOUNTS["qa"])
     async with serve(app) as base:
         ids = await build(base, world)
         ids["procedure_id"] = str(p.id)
@@ -388,7 +388,7 @@ async def test_a_sealed_inquiry_leaks_nothing_on_any_channel(
 
         before = await everyone()
         for name in LATE:
-            await service.quote(world.db, quoting[name], p.id, AMOUNTS[name])
+            await offers.quote(world.db, quoting[name], p.id, AMOUNTS[name])
         after = await everyone()
 
     gets, sockets = routes_of(app)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bidding import service
+from bidding import close, offers
 from mall.core import clock
 from mall.core.models import OrgKind
 from mall.core.settings import Settings
@@ -19,19 +19,19 @@ from tests.security.test_01_inquiry_room_sealed import publish
 async def test_a_withdrawn_or_revised_quote_never_ranks(app: Any, world: World, settings: Settings) -> None:
     w, r, c, d = [await world.org(n, OrgKind.SUPPLIER, f"排名供应商{n}") for n in ("w", "r", "c", "d")]
     p = await publish(world, "inquiry", [w, r, c, d])
-    await service.quote(world.db, w, p.id, "40000.00")
-    await service.withdraw(world.db, w, p.id)  # the lowest quote, withdrawn
-    await service.quote(world.db, r, p.id, "41000.00")
-    await service.quote(world.db, r, p.id, "47000.00")  # revised upwards: 41,000 no longer counts
-    await service.quote(world.db, c, p.id, "45000.00")
-    await service.quote(world.db, d, p.id, "46000.00")
+    await offers.quote(world.db, w, p.id, "40000.00")
+    await offers.withdraw(world.db, w, p.id)  # the lowest quote, withdrawn
+    await offers.quote(world.db, r, p.id, "41000.00")
+    await offers.quote(world.db, r, p.id, "47000.00")  # revised upwards: 41,000 no longer counts
+    await offers.quote(world.db, c, p.id, "45000.00")
+    await offers.quote(world.db, d, p.id, "46000.00")
 
     clock.clock.freeze(clock.now() + timedelta(hours=2))
     try:
         async with serve(app) as base:
             for closed in (False, True):  # after the deadline, then after closing
                 if closed:
-                    assert (await service.close(world.db, p.id)).awarded_supplier_id == c.org_id
+                    assert (await close.close(world.db, p.id)).awarded_supplier_id == c.org_id
                 for name in ("buyer_a", "r", "w"):
                     who = await caller(base, world, name)
                     try:
@@ -60,10 +60,10 @@ async def test_a_withdrawn_or_revised_quote_never_ranks(app: Any, world: World, 
 async def test_superseded_bids_never_count(app: Any, world: World, settings: Settings) -> None:
     x, y, z = [await world.org(n, OrgKind.SUPPLIER, f"竞价供应商{n}") for n in ("x", "y", "z")]
     p = await publish(world, "auction", [x, y, z], decrement="100")
-    await service.bid(world.db, x, p.id, "59000.00")
-    await service.bid(world.db, y, p.id, "58500.00")
-    await service.bid(world.db, z, p.id, "58800.00")
-    await service.bid(world.db, x, p.id, "58000.00")  # x's 59,000 is superseded
+    await offers.bid(world.db, x, p.id, "59000.00")
+    await offers.bid(world.db, y, p.id, "58500.00")
+    await offers.bid(world.db, z, p.id, "58800.00")
+    await offers.bid(world.db, x, p.id, "58000.00")  # x's 59,000 is superseded
     async with serve(app) as base:
         for name, rank in (("x", 1), ("y", 2), ("z", 3)):
             who = await caller(base, world, name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bidding import service
+from bidding import offers
 from mall.core.models import OrgKind
 from mall.core.settings import Settings
 from tests.bidding.live import caller, serve, socket_answer
@@ -21,7 +21,7 @@ HIDDEN = {"buyer_b": False, "supplier_x": False, "supplier_y": False}
 async def test_api_page_room_and_list_agree(app: Any, world: World, settings: Settings) -> None:
     invited = [await world.org(f"v{i}", OrgKind.SUPPLIER, f"受邀供应商{i}") for i in (1, 2, 3)]
     auction = await publish(world, "auction", invited, decrement="100")
-    await service.bid(world.db, invited[0], auction.id, "57321.00")
+    await offers.bid(world.db, invited[0], auction.id, "57321.00")
     inquiry = await publish(world, "inquiry", invited)
     async with serve(app) as base:
         for name, sees in {**SEES, **HIDDEN}.items():
@@ -85,7 +85,7 @@ async def test_a_sealed_quote_has_a_bounded_number_of_revisions(client: Any, wor
     invited = [await world.org(f"v{i}", OrgKind.SUPPLIER, f"受邀供应商{i}") for i in (1, 2, 3)]
     inquiry = await publish(world, "inquiry", invited)
     path = f"/api/procedures/{inquiry.id}/quotes"
-    for i in range(service.QUOTE_REVISIONS_MAX - 1):
+    for i in range(offers.QUOTE_REVISIONS_MAX - 1):
         r = await client.post(path, json={"amount": f"{50000 - i}.00"}, headers=world.h("v1"))
         assert r.status_code == 201, r.text
     r = await client.delete(path, headers=world.h("v1"))  # a withdrawal is a revision too

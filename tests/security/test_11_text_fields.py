@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from bidding import service as bidding
+from bidding import publish
 from catalog import agreements as ag
 from catalog import designated as dd
 from catalog import prices
@@ -111,34 +111,34 @@ async def pinned(world: World) -> Pinned:
     p.ids["live_listing"] = str(world.listings["laptop"].id)
     # An inquiry open to supplier_x (invited), with buyer_a's budget.
     others = [await world.org(f"tf_s{n}", OrgKind.SUPPLIER, f"文本测试供应商{n}") for n in range(2)]
-    inquiry = await bidding.create(
+    inquiry = await publish.create(
         world.db,
         buyer,
-        bidding.ProcedureDraft(
+        publish.ProcedureIn(
             kind="inquiry",
             title="文本字段询价项目",
             budget_line_id=world.lines["a1"].id,
             ceiling="9000.00",
             starts_at=clock.now(),
             ends_at=clock.now() + timedelta(hours=2),
-            items=[bidding.ItemDraft("A02010108", "便携式计算机", "", "1", "台")],
+            items=[publish.ItemIn("A02010108", "便携式计算机", "1", "台", "")],
             invited=[sx.org_id, *(o.org_id for o in others)],  # type: ignore[misc]
         ),
         open_tender_threshold=world.settings.open_tender_threshold,
         region_code=world.settings.region_code,
     )
     p.ids["procedure_id"] = str(inquiry.id)
-    auction = await bidding.create(
+    auction = await publish.create(
         world.db,
         buyer,
-        bidding.ProcedureDraft(
+        publish.ProcedureIn(
             kind="auction",
             title="文本字段竞价项目",
             budget_line_id=world.lines["a1"].id,
             ceiling="9000.00",
             starts_at=clock.now(),
             ends_at=clock.now() + timedelta(hours=2),
-            items=[bidding.ItemDraft("A02010108", "便携式计算机", "", "1", "台")],
+            items=[publish.ItemIn("A02010108", "便携式计算机", "1", "台", "")],
             decrement="10",
             invited=[sx.org_id, *(o.org_id for o in others)],  # type: ignore[misc]
         ),

@@ -41,7 +41,7 @@ def schemathesis_bin() -> str:
 
 async def pinned_parameters(world: World) -> dict[str, str]:
     """Real ids for the path parameters the API uses, taken from a world with an order and an inquiry."""
-    from bidding import service as bidding
+    from bidding import publish
     from mall import orders
 
     order = (
@@ -56,17 +56,17 @@ async def pinned_parameters(world: World) -> dict[str, str]:
             ),
         )
     )[0][0]
-    inquiry = await bidding.create(
+    inquiry = await publish.create(
         world.db,
         world.who["buyer_a"],
-        bidding.ProcedureDraft(
+        publish.ProcedureIn(
             kind="inquiry",
             title="模糊测试询价项目",
             budget_line_id=world.lines["a1"].id,
             ceiling="9000.00",
             starts_at=clock.now(),
             ends_at=clock.now() + timedelta(hours=2),
-            items=[bidding.ItemDraft("A02010108", "便携式计算机", "", "1", "台")],
+            items=[publish.ItemIn("A02010108", "便携式计算机", "1", "台", "")],
         ),
         open_tender_threshold=world.settings.open_tender_threshold,
         region_code=world.settings.region_code,
