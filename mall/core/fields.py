@@ -316,3 +316,17 @@ def spreadsheet_safe(value: str) -> str:
     """A text cell a spreadsheet program would run as a formula (= + - @ in ASCII or full width, or a
     leading tab or CR that hides one) gets a leading apostrophe, so it is shown as text (OWASP: CSV injection)."""
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+# ------------------------------------------------------------------ bounds of numbers and lists
+
+ORDER_ITEMS_MAX = 200  # goods in one checkout, lines whose prices one confirmation lowers
+FISCAL_YEAR_MIN, FISCAL_YEAR_MAX = 2000, 2100
+SCORE_MIN, SCORE_MAX = 1, 5  # an acceptance's evaluation of the supplier
+
+FiscalYear = Annotated[
+    int, msgspec.Meta(ge=FISCAL_YEAR_MIN, le=FISCAL_YEAR_MAX, description="预算年度", examples=[2026])
+]
+Score = Annotated[int, msgspec.Meta(ge=SCORE_MIN, le=SCORE_MAX, description="评价分数，1至5分")]
+# The key a checkout is retried with; the order service checks its characters (8 to 100 visible ASCII).
+IdempotencyKeyText = Annotated[str, msgspec.Meta(max_length=IDEMPOTENCY_KEY_MAX, description="幂等键")]
