@@ -4,34 +4,39 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
 from decimal import Decimal
 
+import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall.core import auth, clock, fields
 from mall.core.auth import Principal
 from mall.core.credit_code import problem_with
-from mall.core.db import Database
+from mall.core.db import Database, Tx
 from mall.core.errors import Conflict, InvalidInput, NotFound
+from mall.core.fields import Address, Choice, CreditCodeText, Name, Phone, RegionCode
 from mall.core.models import AuditEntry, BudgetLine, Organization, OrgKind, User
 from mall.core.money import MoneyError, money
 
 USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{2,63}$")
 
 
-@dataclass(frozen=True)
-class OrgDraft:
-    kind: str
-    name: str
-    credit_code: str
-    region_code: str
-    address: str = ""
-    contact_phone: str = ""
+class OrganizationCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """An organization to register: the API's body, the admin page's form, the demo data."""
+
+    kind: Choice  # budget_unit | supplier | center | regulator
+    name: Name
+    credit_code: CreditCodeText  # the service explains what is wrong with it (organization_invalid)
+    region_code: RegionCode
+    address: Address = ""
+    contact_phone: Phone = ""
 
 
-async def register_org(db: Database, who: Principal | None, draft: OrgDraft) -> Organization:
+OrgDraft = OrganizationCreate  # the name the demo tools build it by
+
+
+async def register_org(db: Database, who: Principal | None, draft: OrganizationCreate) -> Organization:
     name = fields.text(draft.name, "单位名称", fields.NAME_MAX, field="name")
     code = fields.text(draft.credit_code, "统一社会信用代码", fields.CREDIT_CODE_LENGTH, field="credit_code")
     code = code.upper()
@@ -64,15 +69,7 @@ async def register_org(db: Database, who: Principal | None, draft: OrgDraft) -> 
             created_at=clock.now(),
         )
         tx.session.add(org)
-        tx.session.add(
-            AuditEntry(
-                at=clock.now(),
-                actor_user_id=who.user_id if who else None,
-                action="org_registered",
-                target=code,
-                detail=org.name,
-            )
-        )
+        _audit(tx, who, "org_registered", code, org.name)
     return org
 
 
@@ -91,9 +88,7 @@ async def create_user(
         raise InvalidInput("；".join(errors), code="user_invalid")
     password_hash = auth.hash_password(password)
     async with db.write() as tx:
-        org = await tx.session.get(Organization, org_id)
-        if org is None:
-            raise NotFound("单位不存在", code="organization_not_found")
+        org = await _org(tx, org_id)
         if await tx.session.scalar(select(User.id).where(User.username == username)):
             raise Conflict("用户名已被使用", code="username_taken")
         user = User(
@@ -106,15 +101,7 @@ async def create_user(
         )
         user.org = org
         tx.session.add(user)
-        tx.session.add(
-            AuditEntry(
-                at=clock.now(),
-                actor_user_id=who.user_id if who else None,
-                action="user_created",
-                target=username,
-                detail=org.name,
-            )
-        )
+        _audit(tx, who, "user_created", username, org.name)
     return user
 
 
@@ -173,9 +160,7 @@ async def add_budget_line(
     if errors:
         raise InvalidInput("；".join(errors), code="budget_line_invalid")
     async with db.write() as tx:
-        org = await tx.session.get(Organization, org_id)
-        if org is None:
-            raise NotFound("单位不存在", code="organization_not_found")
+        org = await _org(tx, org_id)
         if org.kind != OrgKind.BUDGET_UNIT:
             raise InvalidInput("只有预算单位可以有预算指标", code="not_a_budget_unit")
         exists = await tx.session.scalar(
@@ -199,13 +184,20 @@ async def add_budget_line(
             created_at=clock.now(),
         )
         tx.session.add(line)
-        tx.session.add(
-            AuditEntry(
-                at=clock.now(),
-                actor_user_id=who.user_id if who else None,
-                action="budget_line_added",
-                target=f"{org.credit_code}/{fiscal_year}/{code}",
-                detail=f"{value}",
-            )
-        )
+        _audit(tx, who, "budget_line_added", f"{org.credit_code}/{fiscal_year}/{code}", f"{value}")
     return line
+
+
+async def _org(tx: Tx, org_id: uuid.UUID) -> Organization:
+    org = await tx.session.get(Organization, org_id)
+    if org is None:
+        raise NotFound("单位不存在", code="organization_not_found")
+    return org
+
+
+def _audit(tx: Tx, who: Principal | None, action: str, target: str, detail: str) -> None:
+    """The audit log's line for a registration (who: None for the demo data)."""
+    actor = who.user_id if who else None
+    tx.session.add(
+        AuditEntry(at=clock.now(), actor_user_id=actor, action=action, target=target, detail=detail)
+    )

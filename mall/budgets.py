@@ -52,12 +52,9 @@ async def reserve(
     procedure_id: uuid.UUID | None = None,
 ) -> None:
     cents = _cents(amount)
-    result = await session.execute(
-        update(_T)
-        .where(_T.c.id == line_id, _T.c.amount - _T.c.reserved - _T.c.consumed >= cents)
-        .values(reserved=_T.c.reserved + cents)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await _update(
+        session, line_id, _T.c.amount - _T.c.reserved - _T.c.consumed >= cents, reserved=_T.c.reserved + cents
+    ):
         line = (
             await session.execute(
                 select(BudgetLine).where(BudgetLine.id == line_id).execution_options(populate_existing=True)
@@ -80,10 +77,7 @@ async def release(
     procedure_id: uuid.UUID | None = None,
 ) -> None:
     cents = _cents(amount)
-    result = await session.execute(
-        update(_T).where(_T.c.id == line_id, _T.c.reserved >= cents).values(reserved=_T.c.reserved - cents)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await _update(session, line_id, _T.c.reserved >= cents, reserved=_T.c.reserved - cents):
         raise Conflict("预算占用记录异常，无法释放", code="budget_release_failed")
     _move(session, line_id, order_id, "release", amount, procedure_id)
 
@@ -95,12 +89,9 @@ async def consume(
     if paid > reserved:
         raise RuleViolation("支付金额超过预算占用金额", code="payment_exceeds_reservation")
     r, p = _cents(reserved), _cents(paid)
-    result = await session.execute(
-        update(_T)
-        .where(_T.c.id == line_id, _T.c.reserved >= r)
-        .values(reserved=_T.c.reserved - r, consumed=_T.c.consumed + p)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await _update(
+        session, line_id, _T.c.reserved >= r, reserved=_T.c.reserved - r, consumed=_T.c.consumed + p
+    ):
         raise Conflict("预算占用记录异常，无法支付", code="budget_consume_failed")
     if reserved != paid:
         _move(session, line_id, order_id, "release", reserved - paid)
@@ -111,6 +102,12 @@ async def shrink(session: AsyncSession, line_id: uuid.UUID, by: Decimal, order_i
     """Release part of a reservation (the supplier confirmed at a lower price)."""
     if by > 0:
         await release(session, line_id, by, order_id)
+
+
+async def _update(session: AsyncSession, line_id: uuid.UUID, condition: Any, **values: Any) -> bool:
+    """The one conditional UPDATE of a line: True if the money was there and the row changed."""
+    result = await session.execute(update(_T).where(_T.c.id == line_id, condition).values(**values))
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _move(

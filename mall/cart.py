@@ -92,19 +92,13 @@ async def add_to_cart(
     q = quantity_of(qty)
     seen = None if seen_price in (None, "") else unit_price_of(str(seen_price))
     async with db.write() as tx:
-        listing = await tx.session.get(Listing, listing_id)
-        if listing is None or listing.status != ListingStatus.LIVE:
-            raise NotFound("商品不存在或已下架", code="listing_not_found")
+        listing = await _live_listing(tx.session, listing_id)
         if seen is not None and listing.price > seen:
             raise price_changed(
                 [PriceRise(listing.id, listing.name, seen, listing.price)],
                 "请刷新页面，确认新价格后再加入购物车",
             )
-        item = (
-            await tx.session.execute(
-                select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
-            )
-        ).scalar_one_or_none()
+        item = await _item_of(tx.session, who, listing_id)
         total = q + (item.quantity if item else 0)
         if total > listing.stock:
             raise RuleViolation(f"库存不足：当前库存 {listing.stock} {listing.unit}", code="out_of_stock")
@@ -129,16 +123,10 @@ async def accept_cart_price(db: Database, who: Principal, listing_id: uuid.UUID,
     price: one that moved again meanwhile is refused with the newest price."""
     accepted = unit_price_of(price_raw)
     async with db.write() as tx:
-        item = (
-            await tx.session.execute(
-                select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
-            )
-        ).scalar_one_or_none()
+        item = await _item_of(tx.session, who, listing_id)
         if item is None:
             raise NotFound("购物车中没有该商品", code="cart_item_not_found")
-        listing = await tx.session.get(Listing, listing_id)
-        if listing is None or listing.status != ListingStatus.LIVE:
-            raise NotFound("商品不存在或已下架", code="listing_not_found")
+        listing = await _live_listing(tx.session, listing_id)
         if listing.price != accepted:
             raise Conflict(
                 f"「{listing.name}」现价为 {listing.price:,.2f} 元，不是 {accepted:,.2f} 元，请刷新后再确认",
@@ -150,11 +138,7 @@ async def accept_cart_price(db: Database, who: Principal, listing_id: uuid.UUID,
 
 async def set_cart_quantity(db: Database, who: Principal, listing_id: uuid.UUID, qty: str) -> None:
     async with db.write() as tx:
-        item = (
-            await tx.session.execute(
-                select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
-            )
-        ).scalar_one_or_none()
+        item = await _item_of(tx.session, who, listing_id)
         if item is None:
             raise NotFound("购物车中没有该商品", code="cart_item_not_found")
         if str(qty).strip() in ("0", ""):
@@ -165,6 +149,18 @@ async def set_cart_quantity(db: Database, who: Principal, listing_id: uuid.UUID,
         if listing is not None and q > listing.stock:
             raise RuleViolation(f"库存不足：当前库存 {listing.stock} {listing.unit}", code="out_of_stock")
         item.quantity = q
+
+
+async def _live_listing(session: AsyncSession, listing_id: uuid.UUID) -> Listing:
+    listing = await session.get(Listing, listing_id)
+    if listing is None or listing.status != ListingStatus.LIVE:
+        raise NotFound("商品不存在或已下架", code="listing_not_found")
+    return listing
+
+
+async def _item_of(session: AsyncSession, who: Principal, listing_id: uuid.UUID) -> CartItem | None:
+    stmt = select(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id == listing_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 def quantity_of(raw: str) -> Decimal:

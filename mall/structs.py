@@ -13,14 +13,13 @@ from mall.core.fields import (
     Address,
     Amount,
     AmountText,
-    Choice,
-    CreditCodeText,
+    FiscalYear,
+    IdempotencyKeyText,
     Name,
     Note,
-    Phone,
     ProjectCode,
     Reason,
-    RegionCode,
+    Score,
     ShippingNote,
     ShortText,
 )
@@ -55,6 +54,12 @@ class TokenInfo(msgspec.Struct):
 class PasswordChange(msgspec.Struct, forbid_unknown_fields=True):
     current_password: fields.Password
     new_password: fields.Password
+
+
+class PasswordForm(PasswordChange, forbid_unknown_fields=True):
+    """The account page's form: the new password typed twice."""
+
+    new_password2: fields.Password
 
 
 class LoginThrottleOut(msgspec.Struct):
@@ -117,6 +122,18 @@ class CartPriceIn(msgspec.Struct, forbid_unknown_fields=True):
     unit_price: Amount
 
 
+class CartQuantityForm(CartQuantity, forbid_unknown_fields=True):
+    """The cart page's form for one line (the API names the listing in the path)."""
+
+    listing_id: uuid.UUID
+
+
+class CartPriceForm(CartPriceIn, forbid_unknown_fields=True):
+    """The cart page's form for one line (the API names the listing in the path)."""
+
+    listing_id: uuid.UUID
+
+
 class CartLineOut(msgspec.Struct):
     listing_id: uuid.UUID
     name: str
@@ -139,9 +156,15 @@ class CheckoutItem(msgspec.Struct, forbid_unknown_fields=True):
 
 class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True):
     budget_line_id: uuid.UUID
-    items: list[CheckoutItem] = []
+    items: Annotated[list[CheckoutItem], msgspec.Meta(max_length=fields.ORDER_ITEMS_MAX)] = []
     delivery_address: Address = ""
     note: Note = ""
+
+
+class CheckoutForm(CheckoutIn, forbid_unknown_fields=True):
+    """The cart page's form: the API's fields (the cart's goods), with the key the page was drawn with."""
+
+    checkout_key: IdempotencyKeyText = ""
 
 
 class OrderLineOut(msgspec.Struct):
@@ -261,7 +284,9 @@ class CheckoutOut(msgspec.Struct):
 
 class ConfirmIn(msgspec.Struct, forbid_unknown_fields=True):
     # line id -> new (lower) unit price
-    prices: Annotated[dict[uuid.UUID, AmountText], fields.AMOUNT_VALUES] = {}
+    prices: Annotated[
+        dict[uuid.UUID, AmountText], fields.AMOUNT_VALUES, msgspec.Meta(max_length=fields.ORDER_ITEMS_MAX)
+    ] = {}
 
 
 class ReasonIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -277,7 +302,7 @@ class ShipIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class AcceptIn(msgspec.Struct, forbid_unknown_fields=True):
-    score: int
+    score: Score
     comment: Note = ""
 
 
@@ -294,15 +319,6 @@ class EventOut(msgspec.Struct):
     @classmethod
     def of(cls, e: OrderEvent) -> EventOut:
         return cls(rfc3339(e.at), e.actor_label, e.action, e.detail)
-
-
-class OrganizationCreate(msgspec.Struct, forbid_unknown_fields=True):
-    kind: Choice  # budget_unit | supplier | center | regulator
-    name: Name
-    credit_code: CreditCodeText  # the service explains what is wrong with it (organization_invalid)
-    region_code: RegionCode
-    address: Address = ""
-    contact_phone: Phone = ""
 
 
 class OrganizationOut(msgspec.Struct):
@@ -336,7 +352,7 @@ class UserOut(msgspec.Struct):
 
 
 class BudgetLineCreate(msgspec.Struct, forbid_unknown_fields=True):
-    fiscal_year: int
+    fiscal_year: FiscalYear
     project_code: ProjectCode
     project_name: Name
     amount: AmountText

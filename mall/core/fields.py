@@ -326,3 +326,13 @@ IdempotencyKeyText = Annotated[
 # A 品目 code as typed into a page form: one line within the code's length; its shape and whether it
 # is in the catalogue are the service's to check, with the rest of the form.
 CategoryCodeText = Annotated[str, _single(CATEGORY_CODE_MAX, 0, "品目编码")]
+# ------------------------------------------------------------------ bounds of numbers and lists
+
+ORDER_ITEMS_MAX = 200  # goods in one checkout, lines whose prices one confirmation lowers
+FISCAL_YEAR_MIN, FISCAL_YEAR_MAX = 2000, 2100
+SCORE_MIN, SCORE_MAX = 1, 5  # an acceptance's evaluation of the supplier
+
+FiscalYear = Annotated[
+    int, msgspec.Meta(ge=FISCAL_YEAR_MIN, le=FISCAL_YEAR_MAX, description="预算年度", examples=[2026])
+]
+Score = Annotated[int, msgspec.Meta(ge=SCORE_MIN, le=SCORE_MAX, description="评价分数，1至5分")]

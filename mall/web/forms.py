@@ -95,3 +95,23 @@ FIELD_LABELS = {
     "status": "状态",
     "label_no": "供应商编号",
 }
+FIELD_LABELS.update(
+    {
+        "listing_id": "商品编号",
+        "score": "评价分数",
+        "comment": "评价说明",
+        "payment_ref": "支付凭证号",
+        "fiscal_year": "预算年度",
+        "project_code": "项目编码",
+        "project_name": "项目名称",
+        "display_name": "姓名",
+        "current_password": "当前密码",
+        "new_password": "新密码",
+        "new_password2": "确认新密码",
+        "region_code": "行政区划代码",
+        "contact_phone": "联系电话",
+        "delivery_address": "收货地址",
+        "checkout_key": "下单凭据",
+        "kind": "类型",
+    }
+)

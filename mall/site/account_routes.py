@@ -1,0 +1,119 @@
+"""The account API: API tokens, one's password, logging out everywhere, who one is."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from litestar import Controller, Request, delete, get, post
+from litestar.params import FromPath, JSONBody
+
+from mall import structs
+from mall.core import auth, login_throttle
+from mall.core.auth import PUBLIC, allow
+from mall.core.clock import rfc3339
+from mall.structs import PasswordChange, TokenInfo, TokenOut, TokenRequest
+from mall.web.deps import DB, Config, Me
+
+TAGS = ["账户"]
+
+
+async def set_password(request: Request[Any, Any, Any], db: DB, me: Me, data: PasswordChange) -> int:
+    """Check the current password and set the new one (the API's and the account page's one way):
+    every page session ends and every token is revoked. Returns the user's new session epoch."""
+    return await auth.change_password(
+        db,
+        me,
+        data.current_password,
+        data.new_password,
+        login_throttle.client_of(request),
+        exempt=login_throttle.is_exempt(request),
+    )
+
+
+async def end_everywhere(request: Request[Any, Any, Any], db: DB, me: Me) -> None:
+    await auth.end_everywhere(db, me.user_id, login_throttle.client_of(request))
+
+
+class AccountApi(Controller):
+    path = "/api"
+    tags = TAGS
+
+    @post(
+        "/auth/token",
+        opt=PUBLIC,
+        status_code=201,
+        summary="用户名密码换取 API 令牌",
+        description=(
+            "令牌有效期 token_ttl_days 天（默认 7 天）；每个用户至多 max_live_tokens 个有效令牌（默认 20 个），"
+            "超出时自动吊销最早签发的令牌。登录失败过多时返回 429 与 Retry-After。"
+        ),
+        middleware=[login_throttle.LOGIN_REQUEST_LIMIT.middleware],
+    )
+    async def create_token(
+        self, request: Request[Any, Any, Any], data: JSONBody[TokenRequest], db: DB, settings: Config
+    ) -> TokenOut:
+        ip = login_throttle.client_of(request)
+        who = await auth.authenticate(
+            db, data.username, data.password, ip, exempt=login_throttle.is_exempt(request)
+        )
+        token, row = await auth.issue_token(
+            db,
+            who,
+            data.name or "api",
+            ttl=timedelta(days=settings.token_ttl_days),
+            max_live=settings.max_live_tokens,
+        )
+        return TokenOut(
+            token=token,
+            token_type="Bearer",  # noqa: S106
+            expires_at=rfc3339(row.expires_at),
+            role=who.role,
+        )
+
+    @get("/auth/tokens", opt=allow("user"), summary="本人的有效 API 令牌（不含令牌本身）")
+    async def list_tokens(self, me: Me, db: DB) -> list[TokenInfo]:
+        return [
+            TokenInfo(
+                id=t.id,
+                name=t.name,
+                created_at=rfc3339(t.created_at),
+                expires_at=rfc3339(t.expires_at),
+                last_used_at=rfc3339(t.last_used_at) if t.last_used_at else None,
+                current=t.id == me.token_id,
+            )
+            for t in await auth.tokens_of(db, me.user_id)
+        ]
+
+    @delete("/auth/tokens/{token_id:uuid}", opt=allow("user"), status_code=204, summary="吊销本人的令牌")
+    async def revoke_token(self, me: Me, token_id: FromPath[uuid.UUID], db: DB) -> None:
+        await auth.revoke_token(db, me, token_id)
+
+    @post(
+        "/auth/password",
+        opt=allow("user"),
+        status_code=204,
+        summary="修改本人密码",
+        description="校验当前密码后设置新密码；本人所有页面登录随即失效，所有 API 令牌（包括本次请求所用的）均被吊销，需重新获取令牌。",
+    )
+    async def change_password(
+        self, request: Request[Any, Any, Any], me: Me, data: JSONBody[PasswordChange], db: DB
+    ) -> None:
+        await set_password(request, db, me, data)
+
+    @post(
+        "/auth/logout-all",
+        opt=allow("user"),
+        status_code=204,
+        summary="在所有设备上退出：结束本人所有页面登录并吊销所有 API 令牌（包括本次请求所用的）",
+    )
+    async def logout_all(self, request: Request[Any, Any, Any], me: Me, db: DB) -> None:
+        await end_everywhere(request, db, me)
+
+    @get("/me", opt=allow("user"))
+    async def me(self, me: Me) -> structs.Me:
+        return structs.Me(me.username, me.display_name, me.role, me.org_name, me.org_credit_code)
+
+
+ROUTES = [AccountApi]

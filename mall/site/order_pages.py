@@ -1,0 +1,148 @@
+"""The order pages: the list, one order with its forms for each step, the e-contract."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath, FromQuery, URLEncodedBody
+from litestar.response import Redirect, Template
+
+from mall import orders
+from mall.core.auth import Principal, allow
+from mall.core.errors import InvalidInput
+from mall.core.models import ORDER_STATUS_LABELS, Order, OrderStatus
+from mall.ledger import disclosure
+from mall.site.order_routes import STEP_CALL, STEPS, OrderCall
+from mall.structs import AnswerIn, ConfirmIn
+from mall.web import forms
+from mall.web.deps import DB, Config, Me
+from mall.web.helpers import act, page_no, pages_of, pop_form, render
+
+PER_PAGE = 20
+
+
+def _confirm_form(data: Mapping[str, str]) -> ConfirmIn:
+    """The confirm form names each line's lower price `price_<line id>`; empty ones keep their price."""
+    prices = {}
+    for k, v in data.items():
+        if k.startswith("price_") and v.strip():
+            try:
+                prices[uuid.UUID(k[6:])] = v.strip()
+            except ValueError:
+                raise InvalidInput("价格字段无效", code="invalid_price") from None
+    return ConfirmIn(prices=prices)
+
+
+def _decoded(step: str) -> Callable[[Mapping[str, str]], msgspec.Struct]:
+    return lambda data: forms.decode(STEPS[step].body, data)
+
+
+# The order page's forms: action in the URL → (the step, its body from the form, what is said after).
+FORMS: dict[str, tuple[str, Callable[[Mapping[str, str]], msgspec.Struct | None], str]] = {
+    "confirm": ("confirm", _confirm_form, "订单已确认，电子合同已生成，成交记录将自动公开"),
+    "decline": ("decline", _decoded("decline"), "已拒绝接单，预算已释放"),
+    "cancel": ("cancel", _decoded("cancel"), "订单已取消，预算已释放"),
+    "cancel-request": ("cancel-request", _decoded("cancel-request"), "取消申请已提交，等待对方处理"),
+    "cancel-agree": ("cancel-answer", lambda data: AnswerIn(agree=True), "已同意取消，订单已取消"),
+    "cancel-refuse": ("cancel-answer", lambda data: AnswerIn(agree=False), "已拒绝取消申请"),
+    "file-contract": ("contract", lambda data: None, "电子合同已签订备案"),
+    "ship": ("ship", _decoded("ship"), "已发货"),
+    "receive": ("receive", lambda data: None, "已确认收货"),
+    "accept": ("accept", _decoded("accept"), "验收完成"),
+    "pay": ("pay", _decoded("pay"), "付款已登记"),
+    "void": ("void", _decoded("void"), "合同已作废，将公开取消公告"),
+}
+
+
+def _party(who: Principal, order: Order) -> str:
+    if who.role == "buyer" and who.org_id == order.buyer_org_id:
+        return "buyer"
+    if who.role == "supplier" and who.org_id == order.supplier_org_id:
+        return "supplier"
+    return who.role
+
+
+class OrderPages(Controller):
+    path = "/orders"
+    include_in_schema = False
+    dependencies = STEP_CALL
+
+    @get("/", opt=allow("user"))
+    async def orders_page(
+        self,
+        request: Request[Any, Any, Any],
+        me: Me,
+        db: DB,
+        status: FromQuery[str] = "",
+        page: FromQuery[str] = "1",
+    ) -> Template:
+        st = status if status in {x.value for x in OrderStatus} else None
+        p = page_no(page)
+        async with db.read() as s:
+            total, rows = await orders.list_orders(s, me, st, p, PER_PAGE)
+        return render(
+            request,
+            "orders.html",
+            rows=rows,
+            total=total,
+            page=p,
+            pages=pages_of(total, PER_PAGE),
+            status_filter=st or "",
+            statuses=ORDER_STATUS_LABELS,
+        )
+
+    @get("/{order_id:uuid}", opt=allow("user"))
+    async def order_page(
+        self, request: Request[Any, Any, Any], me: Me, order_id: FromPath[uuid.UUID], db: DB, settings: Config
+    ) -> Template:
+        async with db.read() as s:
+            order = await orders.get_order(s, me, order_id)
+            events = await orders.events_of(s, order_id)
+            records = await disclosure.records_of_order(s, order.order_no)
+        return render(
+            request,
+            "order.html",
+            order=order,
+            events=events,
+            records=records,
+            party=_party(me, order),
+            pay_state=orders.payment_state(order, settings),
+            settings=settings,
+            form=pop_form(request),
+        )
+
+    @get("/{order_id:uuid}/contract", opt=allow("user"))
+    async def contract_page(
+        self, request: Request[Any, Any, Any], me: Me, order_id: FromPath[uuid.UUID], db: DB
+    ) -> Template:
+        async with db.read() as s:
+            order = await orders.get_order(s, me, order_id)
+        if not order.contract_no:
+            raise InvalidInput("订单尚未确认，还没有电子合同", code="no_contract")
+        return render(request, "contract.html", order=order)
+
+    @post("/{order_id:uuid}/{action:str}", opt=allow("buyer", "supplier", "regulator"))
+    async def order_action(
+        self,
+        request: Request[Any, Any, Any],
+        call: OrderCall,
+        action: FromPath[str],
+        data: URLEncodedBody[dict[str, str]],
+    ) -> Redirect:
+        if action not in FORMS:
+            raise InvalidInput("不支持的操作", code="unknown_action")
+        step, body_of, ok = FORMS[action]
+        return await act(
+            request,
+            lambda: STEPS[step].run(call, body_of(data)),
+            ok,
+            f"/orders/{call.order_id}",
+            keep={**data, "action": action},
+        )
+
+
+ROUTES = [OrderPages]

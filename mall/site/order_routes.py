@@ -1,0 +1,167 @@
+"""The orders API: lists, one order and its events, and each step of an order's life.
+
+Each step is one entry of `STEPS`: the body it takes (the API's Struct, which the order page's form
+decodes into too) and the service call. The API answers with the order as it is after the step."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from mall import orders
+from mall.core.auth import Principal, allow
+from mall.core.db import Database
+from mall.core.errors import InvalidInput
+from mall.core.models import OrderStatus
+from mall.core.settings import Settings
+from mall.structs import AcceptIn, AnswerIn, ConfirmIn, EventOut, OrderOut, OrderPage, PayIn, ReasonIn, ShipIn
+from mall.web.deps import DB, Config, Me
+from mall.web.helpers import PageNo, PerPage
+
+TAGS = ["订单"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """Who takes a step on which order."""
+
+    db: Database
+    settings: Settings
+    me: Principal
+    order_id: uuid.UUID
+
+
+class NoBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A step that takes nothing but the order."""
+
+
+@dataclass(frozen=True)
+class Step:
+    body: type[msgspec.Struct]
+    run: Callable[[Call, Any], Awaitable[Any]]
+
+
+STEPS: dict[str, Step] = {
+    "confirm": Step(
+        ConfirmIn, lambda c, b: orders.confirm(c.db, c.me, c.order_id, dict(b.prices) if b else None)
+    ),
+    "decline": Step(ReasonIn, lambda c, b: orders.decline(c.db, c.me, c.order_id, b.reason)),
+    "cancel": Step(ReasonIn, lambda c, b: orders.cancel(c.db, c.me, c.order_id, b.reason)),
+    "cancel-request": Step(ReasonIn, lambda c, b: orders.request_cancel(c.db, c.me, c.order_id, b.reason)),
+    "cancel-answer": Step(AnswerIn, lambda c, b: orders.answer_cancel(c.db, c.me, c.order_id, b.agree)),
+    "contract": Step(NoBody, lambda c, b: orders.file_contract(c.db, c.me, c.order_id)),
+    "ship": Step(ShipIn, lambda c, b: orders.ship(c.db, c.me, c.order_id, b.note if b else "")),
+    "receive": Step(NoBody, lambda c, b: orders.receive(c.db, c.me, c.order_id)),
+    "accept": Step(AcceptIn, lambda c, b: orders.accept(c.db, c.me, c.order_id, b.score, b.comment)),
+    "pay": Step(PayIn, lambda c, b: orders.pay(c.db, c.settings, c.me, c.order_id, b.payment_ref)),
+    "void": Step(ReasonIn, lambda c, b: orders.void(c.db, c.me, c.order_id, b.reason)),
+}
+
+
+def step_call(db: DB, settings: Config, me: Me, order_id: FromPath[uuid.UUID]) -> Call:
+    return Call(db, settings, me, order_id)
+
+
+# Each step's handler (API and page) takes its caller and order as `call: OrderCall`.
+OrderCall = NamedDependency[Call]
+STEP_CALL = {"call": Provide(step_call, sync_to_thread=False)}
+
+
+async def take_step(step: str, call: OrderCall, body: msgspec.Struct | None) -> OrderOut:
+    """Take one step of the order's life; the order as the caller now sees it."""
+    await STEPS[step].run(call, body)
+    async with call.db.read() as s:
+        return OrderOut.of(await orders.get_order(s, call.me, call.order_id))
+
+
+class OrderApi(Controller):
+    path = "/api/orders"
+    tags = TAGS
+    dependencies = STEP_CALL
+
+    @get("/", opt=allow("user"), summary="订单列表（采购人、供应商只见本单位订单）")
+    async def list_orders(
+        self,
+        me: Me,
+        db: DB,
+        page: PageNo = 1,
+        per_page: PerPage = 20,
+        status: FromQuery[str | None] = None,
+    ) -> OrderPage:
+        if status is not None and status not in {s.value for s in OrderStatus}:
+            raise InvalidInput("参数 status 不是有效的订单状态", code="invalid_parameter")
+        async with db.read() as s:
+            total, rows = await orders.list_orders(s, me, status, page, per_page)
+            return OrderPage(total, page, per_page, [OrderOut.of(o) for o in rows])
+
+    @get("/{order_id:uuid}", opt=allow("user"))
+    async def get_order(self, me: Me, order_id: FromPath[uuid.UUID], db: DB) -> OrderOut:
+        async with db.read() as s:
+            return OrderOut.of(await orders.get_order(s, me, order_id))
+
+    @get("/{order_id:uuid}/events", opt=allow("user"), summary="订单操作记录")
+    async def order_events(self, me: Me, order_id: FromPath[uuid.UUID], db: DB) -> list[EventOut]:
+        async with db.read() as s:
+            await orders.get_order(s, me, order_id)
+            return [EventOut.of(e) for e in await orders.events_of(s, order_id)]
+
+    @post(
+        "/{order_id:uuid}/confirm",
+        opt=allow("supplier"),
+        status_code=200,
+        summary="供应商确认订单（可降价，不可涨价）",
+    )
+    async def confirm_order(self, call: OrderCall, data: JSONBody[ConfirmIn | None] = None) -> OrderOut:
+        return await take_step("confirm", call, data)
+
+    @post("/{order_id:uuid}/decline", opt=allow("supplier"), status_code=200)
+    async def decline_order(self, call: OrderCall, data: JSONBody[ReasonIn]) -> OrderOut:
+        return await take_step("decline", call, data)
+
+    @post("/{order_id:uuid}/cancel", opt=allow("buyer"), status_code=200, summary="采购人取消未确认的订单")
+    async def cancel_order(self, call: OrderCall, data: JSONBody[ReasonIn]) -> OrderOut:
+        return await take_step("cancel", call, data)
+
+    @post("/{order_id:uuid}/cancel-request", opt=allow("buyer", "supplier"), status_code=200)
+    async def request_cancel(self, call: OrderCall, data: JSONBody[ReasonIn]) -> OrderOut:
+        return await take_step("cancel-request", call, data)
+
+    @post("/{order_id:uuid}/cancel-answer", opt=allow("buyer", "supplier"), status_code=200)
+    async def answer_cancel(self, call: OrderCall, data: JSONBody[AnswerIn]) -> OrderOut:
+        return await take_step("cancel-answer", call, data)
+
+    @post(
+        "/{order_id:uuid}/contract", opt=allow("buyer"), status_code=200, summary="采购人签订并备案电子合同"
+    )
+    async def file_contract(self, call: OrderCall) -> OrderOut:
+        return await take_step("contract", call, None)
+
+    @post("/{order_id:uuid}/ship", opt=allow("supplier"), status_code=200)
+    async def ship_order(self, call: OrderCall, data: JSONBody[ShipIn | None] = None) -> OrderOut:
+        return await take_step("ship", call, data)
+
+    @post("/{order_id:uuid}/receive", opt=allow("buyer"), status_code=200)
+    async def receive_order(self, call: OrderCall) -> OrderOut:
+        return await take_step("receive", call, None)
+
+    @post("/{order_id:uuid}/accept", opt=allow("buyer"), status_code=200, summary="验收并评价供应商")
+    async def accept_order(self, call: OrderCall, data: JSONBody[AcceptIn]) -> OrderOut:
+        return await take_step("accept", call, data)
+
+    @post("/{order_id:uuid}/pay", opt=allow("buyer"), status_code=200, summary="登记付款")
+    async def pay_order(self, call: OrderCall, data: JSONBody[PayIn]) -> OrderOut:
+        return await take_step("pay", call, data)
+
+    @post("/{order_id:uuid}/void", opt=allow("regulator"), status_code=200, summary="监管部门作废已备案合同")
+    async def void_order(self, call: OrderCall, data: JSONBody[ReasonIn]) -> OrderOut:
+        return await take_step("void", call, data)
+
+
+ROUTES = [OrderApi]
