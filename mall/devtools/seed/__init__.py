@@ -1,0 +1,65 @@
+"""Demo data, made through the real code paths: organizations, budgets, listings and a history of deals.
+
+Deterministic for a given seed. The clock is moved back in time while the history is made, so deal
+dates and publication times spread over the past weeks as they would have happened.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mall.core import clock
+from mall.core.db import Database
+from mall.core.models import AuditEntry, Organization
+from mall.core.settings import Settings
+from mall.devtools.seed.history import make_agreements_and_services, make_history, make_procedures
+from mall.devtools.seed.listings import make_listings
+from mall.devtools.seed.organizations import (
+    DEMO_MARKER,
+    DEMO_PASSWORD,
+    ORGS,
+    demo_accounts,
+    make_budget_lines,
+    make_organizations,
+)
+
+__all__ = ["DEMO_MARKER", "DEMO_PASSWORD", "demo_accounts", "demo_loaded", "is_seeded", "seed_demo"]
+
+
+async def is_seeded(db: Database) -> bool:
+    async with db.read() as s:
+        return bool(await s.scalar(select(func.count()).select_from(Organization)))
+
+
+async def demo_loaded(session: AsyncSession) -> bool:
+    """Whether the demo data was seeded into this database (never the case in production)."""
+    return (
+        await session.scalar(select(AuditEntry.id).where(AuditEntry.action == DEMO_MARKER).limit(1))
+    ) is not None
+
+
+async def seed_demo(
+    db: Database, settings: Settings, *, seed: int = 2026, history: int = 24
+) -> dict[str, int]:
+    rng = random.Random(seed)
+    now = clock.now()
+    start = now - timedelta(days=75)
+    clock.clock.freeze(start)
+    try:
+        principals = await make_organizations(db, rng)
+        await make_budget_lines(db, principals)
+        listings = await make_listings(db, settings, rng, principals)
+        made = await make_history(db, settings, rng, principals, listings, history, start, now)
+    finally:
+        clock.clock.unfreeze()
+    made["procedures"] = await make_procedures(db, settings, principals)
+    made |= await make_agreements_and_services(db, settings, principals)
+    async with db.write() as tx:
+        tx.session.add(
+            AuditEntry(at=clock.now(), action=DEMO_MARKER, detail=f"seed={seed} history={history}")
+        )
+    return {"organizations": len(ORGS), "listings": len(listings), **made}
