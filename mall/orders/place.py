@@ -229,6 +229,34 @@ async def begin(
 ORDER_PREFIX = {"supermarket": "WS", "agreement": "XY", "designated": "DD"}
 
 
+def _new_order(
+    ck: Checkout,
+    mode: str,
+    prefix: str,
+    status: OrderStatus,
+    buyer: tuple[uuid.UUID, uuid.UUID],
+    supplier_id: uuid.UUID,
+    budget_line_id: uuid.UUID,
+    total: Decimal,
+    at: datetime,
+) -> Order:
+    """The row every way of ordering starts from: numbered, between the buyer (unit, user) and the
+    supplier, reserving `total` on the budget line, placed `at`."""
+    return Order(
+        order_no=new_number(prefix),
+        mode=mode,
+        status=status,
+        buyer_org_id=buyer[0],
+        buyer_user_id=buyer[1],
+        supplier_org_id=supplier_id,
+        budget_line_id=budget_line_id,
+        checkout_id=ck.id,
+        total_amount=total,
+        reserved_amount=total,
+        placed_at=at,
+    )
+
+
 async def open_order(
     s: AsyncSession,
     settings: Settings,
@@ -262,25 +290,15 @@ async def open_order(
             f" {settings.decentralized_threshold:,.0f} 元，不能通过{label}采购，请依法采用其他采购方式",
             code="order_above_threshold",
         )
-    order = Order(
-        id=uuid.uuid4(),
-        order_no=new_number(ORDER_PREFIX[mode]),
-        mode=mode,
-        status=S.PLACED,
-        buyer_org_id=who.org_id,
-        buyer_user_id=who.user_id,
-        supplier_org_id=supplier_id,
-        budget_line_id=line.id,
-        checkout_id=ck.id,
-        source_id=source_id,
-        region_code=settings.region_code,
-        total_amount=total,
-        reserved_amount=total,
-        delivery_address=address,
-        note=note,
-        placed_at=now,
-        confirm_due_at=now + timedelta(days=settings.auto_cancel_days),
+    order = _new_order(
+        ck, mode, ORDER_PREFIX[mode], S.PLACED, (who.org_id, who.user_id), supplier_id, line.id, total, now
     )
+    order.id = uuid.uuid4()
+    order.source_id = source_id
+    order.region_code = settings.region_code
+    order.delivery_address = address
+    order.note = note
+    order.confirm_due_at = now + timedelta(days=settings.auto_cancel_days)
     order.lines.extend(d.line(n) for n, d in enumerate(drafts, start=1))
     s.add(order)
     await s.flush()
@@ -314,25 +332,16 @@ async def open_confirmed_order(
     )
     s.add(checkout)
     await s.flush()
-    order = Order(
-        order_no=new_number(number_prefix),
-        mode=mode,
-        status=S.CONFIRMED,
-        buyer_org_id=buyer_org_id,
-        buyer_user_id=buyer_user_id,
-        supplier_org_id=supplier_id,
-        budget_line_id=budget_line_id,
-        checkout_id=checkout.id,
-        source_id=source_id,
-        region_code=region_code,
-        total_amount=total,
-        reserved_amount=total,
-        note=note,
-        placed_at=at,
-        confirm_due_at=at,
-        confirmed_at=at,
-        contract_no=new_number("HT"),
+    buyer = (buyer_org_id, buyer_user_id)
+    order = _new_order(
+        checkout, mode, number_prefix, S.CONFIRMED, buyer, supplier_id, budget_line_id, total, at
     )
+    order.source_id = source_id
+    order.region_code = region_code
+    order.note = note
+    order.confirm_due_at = at
+    order.confirmed_at = at
+    order.contract_no = new_number("HT")
     s.add(order)
     await s.flush()
     for n, d in enumerate(drafts, start=1):

@@ -36,24 +36,28 @@ FILTERS_DOC = (
 
 
 FilterText = Annotated[str, msgspec.Meta(max_length=fields.FILTER_MAX)]
+# More than every filter an export knows (the feed's, `category`, `after`), so a stray key is still
+# named by the filters' own check.
+FILTERS_MAX = 20
+Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class ExportJobIn(msgspec.Struct, forbid_unknown_fields=True):
     format: fields.Choice = "xlsx"  # csv | xlsx | ocds
-    filters: Annotated[dict[FilterText, FilterText], fields.FILTER_VALUES] = msgspec.field(
-        default_factory=dict
-    )
+    filters: Annotated[
+        dict[FilterText, FilterText], fields.FILTER_VALUES, msgspec.Meta(max_length=FILTERS_MAX)
+    ] = msgspec.field(default_factory=dict)
 
 
 class ExportJobOut(msgspec.Struct):
     id: uuid.UUID
     format: str
     filters: dict[str, str]
-    status: str
+    status: JobStatus
     status_label: str
-    rows_done: int
-    rows_total: int
-    percent: int
+    rows_done: Count
+    rows_total: Count
+    percent: Annotated[int, msgspec.Meta(ge=0, le=100)]
     error: str
     created_at: str
     finished_at: str | None
@@ -65,7 +69,7 @@ class ExportJobOut(msgspec.Struct):
             id=job.id,
             format=job.format,
             filters=dict(job.filters),
-            status=job.status,
+            status=JobStatus(job.status),
             status_label=exports.STATUS_LABELS.get(job.status, job.status),
             rows_done=job.rows_done,
             rows_total=job.rows_total,
