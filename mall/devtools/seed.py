@@ -16,9 +16,9 @@ from mall.core import clock
 from mall.core.db import Database
 from mall.core.models import AuditEntry, Organization
 from mall.core.settings import Settings
-from mall.devtools.seed.history import make_agreements_and_services, make_history, make_procedures
-from mall.devtools.seed.listings import make_listings
-from mall.devtools.seed.organizations import (
+from mall.devtools.demo.history import make_agreements_and_services, make_history, make_procedures
+from mall.devtools.demo.listings import make_listings
+from mall.devtools.demo.organizations import (
     DEMO_MARKER,
     DEMO_PASSWORD,
     ORGS,
