@@ -11,21 +11,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter, URLEncodedBody
 from litestar.response import File, Redirect, Stream, Template
 
 from mall.core import fields, files
-from mall.core.auth import PUBLIC, Principal, allow
+from mall.core.auth import PUBLIC, allow
 from mall.core.clock import rfc3339
 from mall.core.db import Database
 from mall.core.errors import DomainError, InvalidInput, RuleViolation
 from mall.core.models import ExportJob, JobStatus
 from mall.core.settings import Settings
 from mall.ledger import atom, disclosure, exports
-from mall.web.deps import DB, Config
-from mall.web.helpers import current_user, flash, keep_form, me_of, pop_form, render
+from mall.web.deps import DB, Config, Me
+from mall.web.helpers import flash, keep_form, pop_form, render
 
 EXPORTERS = allow("center", "regulator")
 TAGS = ["数据导出"]
@@ -36,24 +36,28 @@ FILTERS_DOC = (
 
 
 FilterText = Annotated[str, msgspec.Meta(max_length=fields.FILTER_MAX)]
+# More than every filter an export knows (the feed's, `category`, `after`), so a stray key is still
+# named by the filters' own check.
+FILTERS_MAX = 20
+Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class ExportJobIn(msgspec.Struct, forbid_unknown_fields=True):
     format: fields.Choice = "xlsx"  # csv | xlsx | ocds
-    filters: Annotated[dict[FilterText, FilterText], fields.FILTER_VALUES] = msgspec.field(
-        default_factory=dict
-    )
+    filters: Annotated[
+        dict[FilterText, FilterText], fields.FILTER_VALUES, msgspec.Meta(max_length=FILTERS_MAX)
+    ] = msgspec.field(default_factory=dict)
 
 
 class ExportJobOut(msgspec.Struct):
     id: uuid.UUID
     format: str
     filters: dict[str, str]
-    status: str
+    status: JobStatus
     status_label: str
-    rows_done: int
-    rows_total: int
-    percent: int
+    rows_done: Count
+    rows_total: Count
+    percent: Annotated[int, msgspec.Meta(ge=0, le=100)]
     error: str
     created_at: str
     finished_at: str | None
@@ -65,7 +69,7 @@ class ExportJobOut(msgspec.Struct):
             id=job.id,
             format=job.format,
             filters=dict(job.filters),
-            status=job.status,
+            status=JobStatus(job.status),
             status_label=exports.STATUS_LABELS.get(job.status, job.status),
             rows_done=job.rows_done,
             rows_total=job.rows_total,
@@ -115,70 +119,6 @@ async def _xlsx_file(q: exports.ExportQuery, db: Database, settings: Settings) -
     )
 
 
-# ---------------------------------------------------------------- API
-
-
-@get(
-    "/api/exports/disclosures.csv",
-    opt=EXPORTERS,
-    tags=TAGS,
-    summary="导出成交记录（CSV）",
-    description=FILTERS_DOC,
-)
-async def api_export_csv(request: Request[Any, Any, Any], db: DB, settings: Config) -> Stream:
-    return await _stream("csv", exports.parse_export_query(dict(request.query_params)), db, settings)
-
-
-@get(
-    "/api/exports/disclosures.ocds.json",
-    opt=EXPORTERS,
-    tags=TAGS,
-    summary="导出成交记录（OCDS 1.1 release package）",
-    description=FILTERS_DOC,
-)
-async def api_export_ocds(request: Request[Any, Any, Any], db: DB, settings: Config) -> Stream:
-    return await _stream("ocds", exports.parse_export_query(dict(request.query_params)), db, settings)
-
-
-@get(
-    "/api/exports/disclosures.xlsx",
-    opt=EXPORTERS,
-    tags=TAGS,
-    summary="导出成交记录（Excel，小批量；大批量请创建导出任务）",
-    description=FILTERS_DOC,
-)
-async def api_export_xlsx(request: Request[Any, Any, Any], db: DB, settings: Config) -> File:
-    return await _xlsx_file(exports.parse_export_query(dict(request.query_params)), db, settings)
-
-
-@post("/api/exports", opt=EXPORTERS, status_code=202, tags=TAGS, summary="创建导出任务（生成文件后下载）")
-async def api_start_export(
-    request: Request[Any, Any, Any], data: JSONBody[ExportJobIn], db: DB
-) -> ExportJobOut:
-    q = exports.parse_export_query(data.filters)
-    job = await exports.start_job(db, me_of(request), data.format, q)
-    return ExportJobOut.of(job)
-
-
-@get("/api/exports", opt=EXPORTERS, tags=TAGS, summary="本单位最近的导出任务")
-async def api_list_exports(request: Request[Any, Any, Any], db: DB) -> list[ExportJobOut]:
-    return [ExportJobOut.of(j) for j in await exports.jobs_of(db, me_of(request), limit=20)]
-
-
-@get("/api/exports/{export_id:uuid}", opt=EXPORTERS, tags=TAGS, summary="导出任务的进度")
-async def api_export_status(
-    request: Request[Any, Any, Any], export_id: FromPath[uuid.UUID], db: DB
-) -> ExportJobOut:
-    return ExportJobOut.of(await exports.get_job(db, me_of(request), export_id))
-
-
-@get("/api/exports/{export_id:uuid}/download", opt=EXPORTERS, tags=TAGS, summary="下载导出文件")
-async def api_export_download(
-    request: Request[Any, Any, Any], export_id: FromPath[uuid.UUID], db: DB, settings: Config
-) -> Stream:
-    return await _job_file(await exports.get_job(db, me_of(request), export_id), db, settings)
-
-
 async def _job_file(job: ExportJob, db: Database, settings: Settings) -> Stream:
     """The job's file, streamed from the file store piece by piece (whichever host wrote it)."""
     store = files.store_for(settings, db)
@@ -193,59 +133,99 @@ async def _job_file(job: ExportJob, db: Database, settings: Settings) -> Stream:
     )
 
 
+def _query(request: Request[Any, Any, Any]) -> exports.ExportQuery:
+    return exports.parse_export_query(dict(request.query_params))
+
+
+# ---------------------------------------------------------------- API
+
+
+class ExportApi(Controller):
+    path = "/api/exports"
+    opt = EXPORTERS
+    tags = TAGS
+
+    @get("/disclosures.csv", summary="导出成交记录（CSV）", description=FILTERS_DOC)
+    async def api_export_csv(self, request: Request[Any, Any, Any], db: DB, settings: Config) -> Stream:
+        return await _stream("csv", _query(request), db, settings)
+
+    @get(
+        "/disclosures.ocds.json", summary="导出成交记录（OCDS 1.1 release package）", description=FILTERS_DOC
+    )
+    async def api_export_ocds(self, request: Request[Any, Any, Any], db: DB, settings: Config) -> Stream:
+        return await _stream("ocds", _query(request), db, settings)
+
+    @get(
+        "/disclosures.xlsx",
+        summary="导出成交记录（Excel，小批量；大批量请创建导出任务）",
+        description=FILTERS_DOC,
+    )
+    async def api_export_xlsx(self, request: Request[Any, Any, Any], db: DB, settings: Config) -> File:
+        return await _xlsx_file(_query(request), db, settings)
+
+    @post("/", status_code=202, summary="创建导出任务（生成文件后下载）")
+    async def api_start_export(self, me: Me, data: JSONBody[ExportJobIn], db: DB) -> ExportJobOut:
+        q = exports.parse_export_query(data.filters)
+        return ExportJobOut.of(await exports.start_job(db, me, data.format, q))
+
+    @get("/", summary="本单位最近的导出任务")
+    async def api_list_exports(self, me: Me, db: DB) -> list[ExportJobOut]:
+        return [ExportJobOut.of(j) for j in await exports.jobs_of(db, me, limit=20)]
+
+    @get("/{export_id:uuid}", summary="导出任务的进度")
+    async def api_export_status(self, me: Me, export_id: FromPath[uuid.UUID], db: DB) -> ExportJobOut:
+        return ExportJobOut.of(await exports.get_job(db, me, export_id))
+
+    @get("/{export_id:uuid}/download", summary="下载导出文件")
+    async def api_export_download(
+        self, me: Me, export_id: FromPath[uuid.UUID], db: DB, settings: Config
+    ) -> Stream:
+        return await _job_file(await exports.get_job(db, me, export_id), db, settings)
+
+
 # ---------------------------------------------------------------- Atom (public)
 
 
-@get("/disclosures/feed.atom", opt=PUBLIC, include_in_schema=False)
-async def atom_feed(
-    request: Request[Any, Any, Any],
-    db: DB,
-    settings: Config,
-    limit: Annotated[str | None, QueryParameter(description="条数，1–200，默认 50")] = None,
-) -> Response[bytes]:
-    q = disclosure.parse_feed_query(dict(request.query_params), max_limit=200, default_limit=50)
-    records = await atom.newest(db, q, q.limit)
-    base = settings.publication_base_url.rstrip("/")
-    query = request.url.query
-    body = atom.feed_xml(
-        records,
-        base_url=base,
-        self_url=f"{base}/disclosures/feed.atom" + (f"?{query}" if query else ""),
-        site="阳光卖场",
-    )
-    return Response(body, media_type=atom.MEDIA_TYPE)
+class DisclosureFeed(Controller):
+    path = "/disclosures"
+    opt = PUBLIC
+    include_in_schema = False
+
+    @get("/feed.atom")
+    async def atom_feed(
+        self,
+        request: Request[Any, Any, Any],
+        db: DB,
+        settings: Config,
+        limit: Annotated[str | None, QueryParameter(description="条数，1–200，默认 50")] = None,
+    ) -> Response[bytes]:
+        q = disclosure.parse_feed_query(dict(request.query_params), max_limit=200, default_limit=50)
+        records = await atom.newest(db, q, q.limit)
+        base = settings.publication_base_url.rstrip("/")
+        query = request.url.query
+        body = atom.feed_xml(
+            records,
+            base_url=base,
+            self_url=f"{base}/disclosures/feed.atom" + (f"?{query}" if query else ""),
+            site="阳光卖场",
+        )
+        return Response(body, media_type=atom.MEDIA_TYPE)
 
 
 # ---------------------------------------------------------------- pages
 
-
-def _who(request: Request[Any, Any, Any]) -> Principal:
-    who = current_user(request)
-    assert who is not None
-    return who
-
-
-async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
-    form = await request.form()
-    return {k: str(form.get(k) or "").strip() for k in exports.FILTER_KEYS}
+# What the export pages show filters and jobs with.
+LABELS: dict[str, Any] = {
+    "modes": disclosure.MODE_LABELS,
+    "kinds": disclosure.KIND_LABELS,
+    "labels": exports.STATUS_LABELS,
+    "format_labels": exports.FORMAT_LABELS,
+    "describe": exports.describe_filters,
+}
 
 
-@get("/exports", opt=EXPORTERS, include_in_schema=False)
-async def exports_page(request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
-    jobs = await exports.jobs_of(db, _who(request), limit=10)
-    return render(
-        request,
-        "exports.html",
-        form=pop_form(request),
-        jobs=jobs,
-        modes=disclosure.MODE_LABELS,
-        kinds=disclosure.KIND_LABELS,
-        labels=exports.STATUS_LABELS,
-        format_labels=exports.FORMAT_LABELS,
-        percent=percent,
-        describe=exports.describe_filters,
-        direct_max=settings.export_xlsx_direct_max,
-    )
+def _filters(data: dict[str, str]) -> dict[str, str]:
+    return {k: str(data.get(k) or "").strip() for k in exports.FILTER_KEYS}
 
 
 def _refused(request: Request[Any, Any, Any], exc: DomainError, form: dict[str, str]) -> Redirect:
@@ -254,73 +234,69 @@ def _refused(request: Request[Any, Any, Any], exc: DomainError, form: dict[str, 
     return Redirect("/exports", status_code=303)
 
 
-@post("/exports/download/{fmt:str}", opt=EXPORTERS, status_code=200, include_in_schema=False)
-async def page_download(
-    request: Request[Any, Any, Any], fmt: FromPath[str], db: DB, settings: Config
-) -> Stream | Redirect:
-    form = await _form(request)
-    try:
-        if fmt not in ("csv", "ocds"):
-            raise InvalidInput("不支持的导出格式", code="invalid_parameter", parameter="format")
-        q = exports.parse_export_query(form)
-        return await _stream(fmt, q, db, settings)
-    except DomainError as exc:
-        return _refused(request, exc, form)
+class ExportPages(Controller):
+    path = "/exports"
+    opt = EXPORTERS
+    include_in_schema = False
+
+    @get("/")
+    async def exports_page(
+        self, request: Request[Any, Any, Any], me: Me, db: DB, settings: Config
+    ) -> Template:
+        jobs = await exports.jobs_of(db, me, limit=10)
+        return render(
+            request,
+            "exports.html",
+            form=pop_form(request),
+            jobs=jobs,
+            percent=percent,
+            direct_max=settings.export_xlsx_direct_max,
+            **LABELS,
+        )
+
+    @post("/download/{fmt:str}", status_code=200)
+    async def page_download(
+        self,
+        request: Request[Any, Any, Any],
+        fmt: FromPath[str],
+        db: DB,
+        settings: Config,
+        data: URLEncodedBody[dict[str, str]],
+    ) -> Stream | Redirect:
+        form = _filters(data)
+        try:
+            if fmt not in ("csv", "ocds"):
+                raise InvalidInput("不支持的导出格式", code="invalid_parameter", parameter="format")
+            return await _stream(fmt, exports.parse_export_query(form), db, settings)
+        except DomainError as exc:
+            return _refused(request, exc, form)
+
+    @post("/jobs")
+    async def page_start_job(
+        self, request: Request[Any, Any, Any], me: Me, db: DB, data: URLEncodedBody[dict[str, str]]
+    ) -> Redirect:
+        form = _filters(data)
+        try:
+            job = await exports.start_job(db, me, "xlsx", exports.parse_export_query(form))
+        except DomainError as exc:
+            return _refused(request, exc, form)
+        return Redirect(f"/exports/jobs/{job.id}", status_code=303)
+
+    @get("/jobs/{export_id:uuid}")
+    async def job_page(
+        self, request: Request[Any, Any, Any], me: Me, export_id: FromPath[uuid.UUID], db: DB
+    ) -> Template:
+        job = await exports.get_job(db, me, export_id)
+        return render(request, "export_job.html", job=job, percent=percent(job), **LABELS)
+
+    @get("/jobs/{export_id:uuid}/status")
+    async def job_status(self, me: Me, export_id: FromPath[uuid.UUID], db: DB) -> ExportJobOut:
+        """The job page polls this (session cookie; the /api twin takes bearer tokens only)."""
+        return ExportJobOut.of(await exports.get_job(db, me, export_id), prefix="/exports/jobs")
+
+    @get("/jobs/{export_id:uuid}/download")
+    async def job_download(self, me: Me, export_id: FromPath[uuid.UUID], db: DB, settings: Config) -> Stream:
+        return await _job_file(await exports.get_job(db, me, export_id), db, settings)
 
 
-@post("/exports/jobs", opt=EXPORTERS, include_in_schema=False)
-async def page_start_job(request: Request[Any, Any, Any], db: DB) -> Redirect:
-    form = await _form(request)
-    try:
-        q = exports.parse_export_query(form)
-        job = await exports.start_job(db, _who(request), "xlsx", q)
-    except DomainError as exc:
-        return _refused(request, exc, form)
-    return Redirect(f"/exports/jobs/{job.id}", status_code=303)
-
-
-@get("/exports/jobs/{export_id:uuid}", opt=EXPORTERS, include_in_schema=False)
-async def job_page(request: Request[Any, Any, Any], export_id: FromPath[uuid.UUID], db: DB) -> Template:
-    job = await exports.get_job(db, _who(request), export_id)
-    return render(
-        request,
-        "export_job.html",
-        job=job,
-        percent=percent(job),
-        describe=exports.describe_filters,
-        labels=exports.STATUS_LABELS,
-        format_labels=exports.FORMAT_LABELS,
-        modes=disclosure.MODE_LABELS,
-        kinds=disclosure.KIND_LABELS,
-    )
-
-
-@get("/exports/jobs/{export_id:uuid}/status", opt=EXPORTERS, include_in_schema=False)
-async def job_status(request: Request[Any, Any, Any], export_id: FromPath[uuid.UUID], db: DB) -> ExportJobOut:
-    """The job page polls this (session cookie; the /api twin takes bearer tokens only)."""
-    return ExportJobOut.of(await exports.get_job(db, _who(request), export_id), prefix="/exports/jobs")
-
-
-@get("/exports/jobs/{export_id:uuid}/download", opt=EXPORTERS, include_in_schema=False)
-async def job_download(
-    request: Request[Any, Any, Any], export_id: FromPath[uuid.UUID], db: DB, settings: Config
-) -> Stream:
-    return await _job_file(await exports.get_job(db, _who(request), export_id), db, settings)
-
-
-ROUTES = [
-    api_export_csv,
-    api_export_ocds,
-    api_export_xlsx,
-    api_start_export,
-    api_list_exports,
-    api_export_status,
-    api_export_download,
-    atom_feed,
-    exports_page,
-    page_download,
-    page_start_job,
-    job_page,
-    job_status,
-    job_download,
-]
+ROUTES = [ExportApi, DisclosureFeed, ExportPages]

@@ -1,17 +1,6 @@
-"""Push subscriptions (推送订阅): every new ledger record is POSTed to a registered URL, in ledger order.
-
-A subscription's `cursor` is the last seq its receiver acknowledged with a 2xx (or that its mode
-filter passed over). The deliverer runs as a job under a per-subscription Redis lock, posts the record
-after the cursor, and moves the cursor only after a 2xx; on any failure it stops, logs the attempt
-and waits with exponential backoff before trying the same record again. Nothing is ever skipped, so a
-receiver that was down gets everything it missed, in order, once it is back. Delivery is
-at-least-once: a receiver that answered 2xx too late (after our timeout) sees that record again,
-and dedupes it by the `Idempotency-Key` header (the record id).
-
-Receivers on internal addresses are refused at registration and at every connection (see
-mall.push_addresses). The log keeps the status code and one of ERROR_KINDS, never what the receiver
-answered: a subscriber must not be able to read an internal service through the mall's log.
-"""
+"""Delivering the ledger to a subscription's receiver: one job per subscription under a Redis lock,
+records posted in seq order, the cursor moved by compare-and-set after each 2xx, backoff on failure,
+and the delivery log (the status code and one of ERROR_KINDS, never what the receiver answered)."""
 
 from __future__ import annotations
 
@@ -22,7 +11,6 @@ import hashlib
 import hmac
 import logging
 import random
-import secrets
 import socket
 import ssl
 import time
@@ -30,24 +18,19 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall.core import clock, fields, outbox
-from mall.core.auth import Principal
+from mall.core import clock, outbox
 from mall.core.db import Database
-from mall.core.errors import Forbidden, InvalidInput, NotFound
 from mall.core.models import DisclosureRecord, LedgerHead, PushDelivery, PushStatus, PushSubscription
 from mall.core.settings import Settings
 from mall.ledger import push_addresses
-from mall.ledger.disclosure import MODES
 
 log = logging.getLogger("mall.push")
 
-STATE_LABELS = {"ok": "正常", "retrying": "重试中", "paused": "已暂停"}
 SIGNATURE_HEADER = "X-Mall-Signature"
 SEQ_HEADER = "X-Mall-Seq"
 READ_CHUNK = 100
@@ -91,20 +74,6 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def new_secret() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
-
-
-def state_of(sub: PushSubscription) -> str:
-    if sub.status == PushStatus.PAUSED:
-        return "paused"
-    return "retrying" if sub.consecutive_failures else "ok"
-
-
-def secret_hint(sub: PushSubscription) -> str:
-    return "whsec_…" + sub.secret[-4:]
-
-
 def backoff_seconds(settings: Settings, failures: int, rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter: base * 2^(failures-1), capped, then between half and all of it
     (so receivers coming back do not get every subscriber's retry in the same second)."""
@@ -114,207 +83,8 @@ def backoff_seconds(settings: Settings, failures: int, rng: random.Random | None
     return cap / 2 + jitter * cap / 2
 
 
-def validate_url(raw: str) -> str:
-    """The syntax of a receiver URL (its addresses are checked by push_addresses.check_url)."""
-    url = fields.text(raw, "接收地址", fields.URL_MAX, field="url")
-
-    def bad(detail: str) -> InvalidInput:
-        return InvalidInput(detail, code="invalid_url", field="url")
-
-    if not url:
-        raise bad("请填写接收地址")
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises on a malformed port
-    except ValueError:
-        raise bad("接收地址格式不正确") from None
-    if parts.scheme not in ("http", "https"):
-        raise bad("接收地址只能以 http:// 或 https:// 开头")
-    if not parts.hostname or any(ch.isspace() for ch in url):
-        raise bad("接收地址格式不正确")
-    # Credentials would be stored and shown with the URL; and a backslash is read as a path
-    # separator by some URL parsers and as part of the user name by others.
-    if "@" in parts.netloc or "\\" in url:
-        raise bad("接收地址不能包含用户名、密码（user:pass@）或反斜杠")
-    if port == 0:
-        raise bad("接收地址的端口不正确")
-    if parts.fragment:
-        raise bad("接收地址不能包含 # 片段")
-    return url
-
-
-async def check_receiver(settings: Settings, raw: str) -> str:
-    """A receiver URL that may be registered: well-formed, and resolving to no refused address
-    unless its host is listed in `push_allowed_hosts`."""
-    url = validate_url(raw)
-    await push_addresses.check_url(url, settings.push_allowed_hosts, settings.push_timeout_seconds)
-    return url
-
-
-def _validate_name(raw: str) -> str:
-    name = fields.text(raw, "订阅名称", fields.SHORT_MAX, field="name")
-    if not name:
-        raise InvalidInput("请填写订阅名称", code="invalid_name")
-    return name
-
-
-def _validate_mode(raw: str | None) -> str | None:
-    if not raw:
-        return None
-    if raw not in MODES:
-        raise InvalidInput(f"交易方式应为 {' | '.join(MODES)} 之一", code="invalid_mode")
-    return raw
-
-
 async def ledger_head(s: AsyncSession) -> int:
     return await s.scalar(select(LedgerHead.last_seq).where(LedgerHead.id == 1)) or 0
-
-
-# ---------------------------------------------------------------- managing subscriptions
-
-
-def _owner(who: Principal | None) -> Principal:
-    if who is None or who.role not in ("center", "regulator", "admin"):
-        raise Forbidden("只有集中采购机构、财政监管部门和平台管理员可以管理推送订阅", code="forbidden")
-    return who
-
-
-async def create(
-    db: Database,
-    settings: Settings,
-    who: Principal | None,
-    *,
-    name: str,
-    url: str,
-    mode: str | None = None,
-    from_seq: int | None = None,
-) -> tuple[PushSubscription, str]:
-    """Register a receiver. It gets records after `from_seq` (default: the current head, so only new
-    records; 0 replays the whole ledger). Returns the subscription and its secret (shown this once)."""
-    owner = _owner(who)
-    if owner.org_id is None:
-        raise Forbidden("当前账户不属于任何单位，不能登记推送订阅", code="forbidden")
-    name = _validate_name(name)
-    mode = _validate_mode(mode)
-    url = await check_receiver(settings, url)
-    secret = new_secret()
-    async with db.write() as tx:
-        head = await ledger_head(tx.session)
-        if from_seq is None:
-            from_seq = head
-        if not 0 <= from_seq <= head:
-            raise InvalidInput(f"起始序号应在 0 到 {head} 之间", code="invalid_from_seq")
-        sub = PushSubscription(
-            id=uuid.uuid4(),
-            org_id=owner.org_id,
-            created_by=owner.user_id,
-            name=name,
-            url=url,
-            secret=secret,
-            mode=mode,
-            status=PushStatus.ACTIVE,
-            cursor=from_seq,
-            delivered=0,
-            consecutive_failures=0,
-            last_error_kind="",
-            created_at=clock.now(),
-        )
-        tx.session.add(sub)
-        if from_seq < head:
-            tx.after_commit(lambda: _soon(sub.id))
-    return sub, secret
-
-
-async def list_of(s: AsyncSession, who: Principal | None) -> list[PushSubscription]:
-    owner = _owner(who)
-    stmt = select(PushSubscription).where(PushSubscription.status != PushStatus.DELETED)
-    if owner.role != "admin":
-        stmt = stmt.where(PushSubscription.org_id == owner.org_id)
-    return list((await s.execute(stmt.order_by(PushSubscription.created_at))).scalars())
-
-
-async def get(s: AsyncSession, who: Principal | None, subscription_id: uuid.UUID) -> PushSubscription:
-    owner = _owner(who)
-    sub = await s.get(PushSubscription, subscription_id)
-    # Another organization's subscription does not exist, as far as the caller can tell.
-    if (
-        sub is None
-        or sub.status == PushStatus.DELETED
-        or (owner.role != "admin" and sub.org_id != owner.org_id)
-    ):
-        raise NotFound("推送订阅不存在", code="subscription_not_found")
-    return sub
-
-
-async def backlog(s: AsyncSession, sub: PushSubscription) -> int:
-    """Records after the cursor that the receiver has yet to get (by its filter)."""
-    stmt = select(func.count()).where(DisclosureRecord.seq > sub.cursor)
-    if sub.mode:
-        stmt = stmt.where(DisclosureRecord.mode == sub.mode)
-    return await s.scalar(stmt) or 0
-
-
-async def _change(
-    db: Database, who: Principal | None, subscription_id: uuid.UUID, fn: Any
-) -> PushSubscription:
-    async with db.write() as tx:
-        sub = await get(tx.session, who, subscription_id)
-        fn(sub, tx)
-    return sub
-
-
-async def pause(db: Database, who: Principal | None, subscription_id: uuid.UUID) -> PushSubscription:
-    def go(sub: PushSubscription, tx: Any) -> None:
-        sub.status = PushStatus.PAUSED
-
-    return await _change(db, who, subscription_id, go)
-
-
-async def resume(db: Database, who: Principal | None, subscription_id: uuid.UUID) -> PushSubscription:
-    """Active again, and the next attempt is now (resuming is also how a person says "retry now")."""
-
-    def go(sub: PushSubscription, tx: Any) -> None:
-        sub.status = PushStatus.ACTIVE
-        sub.next_attempt_at = None
-        tx.after_commit(lambda: _soon(sub.id))
-
-    return await _change(db, who, subscription_id, go)
-
-
-async def rotate_secret(
-    db: Database, who: Principal | None, subscription_id: uuid.UUID
-) -> tuple[PushSubscription, str]:
-    secret = new_secret()
-
-    def go(sub: PushSubscription, tx: Any) -> None:
-        sub.secret = secret
-
-    return await _change(db, who, subscription_id, go), secret
-
-
-async def remove(db: Database, who: Principal | None, subscription_id: uuid.UUID) -> None:
-    """Stop for good; the row and its delivery log stay for the record."""
-
-    def go(sub: PushSubscription, tx: Any) -> None:
-        sub.status = PushStatus.DELETED
-
-    await _change(db, who, subscription_id, go)
-
-
-async def deliveries(
-    s: AsyncSession, sub: PushSubscription, page: int, per_page: int
-) -> tuple[int, list[PushDelivery]]:
-    """The delivery log, newest first."""
-    where = PushDelivery.subscription_id == sub.id
-    total = await s.scalar(select(func.count()).where(where)) or 0
-    rows = await s.execute(
-        select(PushDelivery)
-        .where(where)
-        .order_by(PushDelivery.started_at.desc(), PushDelivery.seq.desc(), PushDelivery.attempt.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
-    )
-    return total, list(rows.scalars())
 
 
 # ---------------------------------------------------------------- delivery
@@ -447,7 +217,7 @@ async def deliver(
     finally:
         await conn.aclose()
     if run.more:
-        await asyncio.to_thread(_soon, subscription_id)
+        await asyncio.to_thread(soon, subscription_id)
     elif run.retry_at is not None:
         await asyncio.to_thread(_schedule, subscription_id, run.retry_at)
     return run
@@ -610,8 +380,6 @@ class _Progress:
 
 async def prune_log(db: Database, settings: Settings) -> int:
     """Delete delivery-log rows older than `push_log_keep_days` (the ledger itself is never pruned)."""
-    from sqlalchemy import delete
-
     before = clock.now() - timedelta(days=settings.push_log_keep_days)
     async with db.write() as tx:
         result = await tx.session.execute(delete(PushDelivery).where(PushDelivery.started_at < before))
@@ -639,11 +407,12 @@ async def kick(db: Database) -> int:
     """Make sure a delivery job runs soon for every subscription that is due (publisher and cron)."""
     ids = await due(db)
     for subscription_id in ids:
-        await asyncio.to_thread(_soon, subscription_id)
+        await asyncio.to_thread(soon, subscription_id)
     return len(ids)
 
 
-def _soon(subscription_id: uuid.UUID) -> None:
+def soon(subscription_id: uuid.UUID) -> None:
+    """Enqueue the subscription's delivery job now (through the outbox topic the roots register)."""
     outbox.kick(outbox.PUSH, subscription_id)
 
 

@@ -1,0 +1,281 @@
+"""The demo's trading history: supermarket orders through their whole life, an open inquiry and a
+live auction, a framework agreement and designated services."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from bidding import offers, publish
+from catalog import agreement_setup as ag
+from catalog import designated as dd
+from catalog.models import Listing
+from mall import budgets, orders
+from mall.core import clock
+from mall.core.auth import Principal
+from mall.core.db import Database
+from mall.core.errors import DomainError
+from mall.core.models import BudgetLine, Organization
+from mall.core.money import round_money
+from mall.core.settings import Settings
+from mall.ledger import disclosure
+
+
+async def make_procedures(db: Database, settings: Settings, principals: dict[str, Principal]) -> int:
+    """An open inquiry and a live auction to look at: buyer1 publishes, the suppliers quote and bid."""
+    buyer = principals["buyer1"]
+    assert buyer.org_id
+    async with db.read() as s:
+        line = (
+            (
+                await s.execute(
+                    select(BudgetLine)
+                    .where(BudgetLine.org_id == buyer.org_id)
+                    .order_by(BudgetLine.project_code)
+                )
+            )
+            .scalars()
+            .first()
+        )
+    if line is None:
+        return 0
+    suppliers = [principals[f"supplier{i}"] for i in (1, 2, 4)]
+    invited = [p.org_id for p in suppliers if p.org_id]
+    now = clock.now()
+    made = 0
+    for kind, title, ceiling, days, item in (
+        (
+            "inquiry",
+            "教学楼多媒体投影机采购",
+            "48000.00",
+            3,
+            ("A02020200", "投影仪", "8", "台", "4000 流明，1080P，含吊装"),
+        ),
+        (
+            "auction",
+            "办公用台式计算机竞价采购",
+            "96000.00",
+            2,
+            ("A02010105", "台式计算机", "20", "台", "i5/16G/512G SSD/23.8 英寸"),
+        ),
+    ):
+        p = await publish.create(
+            db,
+            buyer,
+            publish.ProcedureIn(
+                kind=kind,
+                title=title,
+                budget_line_id=line.id,
+                ceiling=ceiling,
+                starts_at=now,
+                ends_at=now + timedelta(days=days),
+                items=[publish.ItemIn(*item)],
+                decrement="200" if kind == "auction" else "0",
+                invited=invited,
+            ),
+            open_tender_threshold=settings.open_tender_threshold,
+            region_code=settings.region_code,
+        )
+        made += 1
+        if kind == "inquiry":
+            await offers.quote(db, suppliers[0], p.id, "45800.00")
+        else:
+            await offers.bid(db, suppliers[0], p.id, "93500.00")
+            await offers.bid(db, suppliers[1], p.id, "92800.00")
+    return made
+
+
+async def make_agreements_and_services(
+    db: Database, settings: Settings, principals: dict[str, Principal]
+) -> dict[str, int]:
+    """A vehicles framework agreement in force, designated vehicle-repair and conference suppliers,
+    and a printing company's application waiting for the center's review."""
+    center = principals["center1"]
+    today = clock.local_date(clock.now())
+    a = await ag.create(
+        db,
+        settings,
+        center,
+        ag.AgreementDraft(
+            f"{today.year}年度公务用车协议供货",
+            "goods",
+            "A02030000",
+            today.replace(month=1, day=1).isoformat(),
+            today.replace(month=12, day=31).isoformat(),
+            "400000.00",
+        ),
+    )
+    cars = {
+        "supplier5": [
+            ("轿车", "大众", "帕萨特 2024款 330TSI 精英版", "189900.00", "", ""),
+            ("轿车", "丰田", "凯美瑞 2024款 2.0E 精英版", "", "179800.00", "0.95"),
+            ("新能源轿车", "比亚迪", "汉 EV 2024款 荣耀版 506km", "169800.00", "", ""),
+        ],
+        "supplier2": [
+            ("多用途乘用车", "别克", "GL8 陆上公务舱 2.0T", "", "239900.00", "0.93"),
+        ],
+    }
+    async with db.read() as s:
+        codes = {
+            name: (await s.get(Organization, principals[name].org_id)).credit_code  # type: ignore[union-attr]
+            for name in cars
+        }
+    for name, products in cars.items():
+        await ag.add_supplier(db, center, a.id, codes[name])
+        org_id = principals[name].org_id
+        assert org_id
+        for product, brand, model, price, list_price, rate in products:
+            await ag.add_product(
+                db,
+                center,
+                a.id,
+                ag.ProductDraft(org_id, product, brand, model, "A02030500", "辆", price, list_price, rate),
+            )
+    await ag.activate(db, center, a.id)
+
+    repair = principals["supplier5"]
+    await dd.apply(
+        db,
+        settings,
+        repair,
+        "C23120301",
+        "410100",
+        [
+            dd.PriceItemDraft("小保养", "次", "380.00", "更换机油、机滤，含工时"),
+            dd.PriceItemDraft("大保养", "次", "980.00", "机油、三滤、火花塞，含工时"),
+            dd.PriceItemDraft("维修工时", "小时", "120.00"),
+            dd.PriceItemDraft("四轮定位", "次", "150.00"),
+        ],
+        "郑州市管城回族区紫荆山南路199号",
+    )
+    async with db.read() as s:
+        [pending] = await dd.find(s, status=dd.DesignationStatus.APPLIED)
+    await dd.review(db, center, pending.designation.id, True, "资质齐全，维修资质一类")
+    async with db.read() as s:
+        hotel_code = (await s.get(Organization, principals["supplier7"].org_id)).credit_code  # type: ignore[union-attr]
+    await dd.designate(
+        db,
+        center,
+        hotel_code,
+        "C22010200",
+        "410100",
+        [
+            dd.PriceItemDraft("中型会议室（半天）", "场", "1500.00", "50人以内，含音响投影"),
+            dd.PriceItemDraft("会议茶歇", "人次", "35.00"),
+            dd.PriceItemDraft("工作餐", "人次", "60.00"),
+        ],
+        "郑州市金水区花园路115号",
+    )
+    await dd.apply(
+        db,
+        settings,
+        principals["supplier6"],
+        "C23090100",
+        "410100",
+        [dd.PriceItemDraft("A4 黑白印刷", "页", "0.15"), dd.PriceItemDraft("彩色海报 A2", "张", "12.00")],
+        "郑州市金水区丰产路21号",
+    )
+    return {"agreements": 1, "designations": 3}
+
+
+async def make_history(
+    db: Database,
+    settings: Settings,
+    rng: random.Random,
+    principals: dict[str, Principal],
+    listing_ids: list[uuid.UUID],
+    count: int,
+    start: datetime,
+    end: datetime,
+) -> dict[str, int]:
+    buyers = [p for p in principals.values() if p.role == "buyer"]
+    suppliers = {p.org_id: p for p in principals.values() if p.role == "supplier"}
+    regulator = principals["regulator1"]
+    made = {"orders": 0, "published": 0}
+    t = clock.now()
+    latest = end - timedelta(minutes=5)
+
+    def advance(delta: timedelta) -> None:
+        clock.clock.freeze(min(clock.now() + delta, latest))
+
+    step = timedelta(hours=(70 * 24) / max(count, 1))
+    async with db.read() as s:
+        listings = {
+            x.id: x for x in (await s.execute(select(Listing).where(Listing.id.in_(listing_ids)))).scalars()
+        }
+    for n in range(count):
+        t = min(t + step, latest)
+        clock.clock.freeze(t)
+        buyer = buyers[n % len(buyers)]
+        assert buyer.org_id
+        async with db.read() as s:
+            line = rng.choice([b for b in await budgets.lines_of(s, buyer.org_id)])
+        picks = rng.sample(listing_ids, k=rng.choice([1, 1, 2]))
+        items = tuple(
+            (lid, str(rng.choice([1, 2, 3, 5, 10]) if listings[lid].price < 5000 else rng.choice([1, 2])))
+            for lid in picks
+        )
+        try:
+            placed, _ = await orders.checkout(
+                db,
+                settings,
+                buyer,
+                orders.CheckoutRequest(
+                    budget_line_id=line.id,
+                    idempotency_key=f"seed-{n:04d}-{rng.random():.8f}",
+                    items=items,
+                    delivery_address=f"{buyer.org_name} 行政楼",
+                    note="",
+                ),
+            )
+        except DomainError:
+            continue  # e.g. the chosen budget line is spent: this customer simply buys nothing today
+        for order in placed:
+            clock.clock.freeze(t)  # each order of the checkout runs its own course from the same moment
+            made["orders"] += 1
+            supplier = suppliers[order.supplier_org_id]
+            stage = rng.random()
+            if n >= count - 2:
+                continue  # the newest orders wait for the supplier, for the demo
+            advance(timedelta(hours=rng.randint(2, 30)))
+            discount = {}
+            if rng.random() < 0.4:
+                discount = {ln.id: str(round_money(ln.unit_price * Decimal("0.97"))) for ln in order.lines}
+            await orders.confirm(db, supplier, order.id, discount)
+            made["published"] += await disclosure.publish_pending(db)
+            if stage < 0.1:
+                continue
+            advance(timedelta(hours=rng.randint(1, 24)))
+            await orders.file_contract(db, buyer, order.id)
+            if n == 5:
+                advance(timedelta(days=1))
+                await orders.void(
+                    db, regulator, order.id, "经核查，该合同采购需求与预算项目用途不符，予以作废"
+                )
+                made["published"] += await disclosure.publish_pending(db)
+                continue
+            if stage < 0.2:
+                continue
+            advance(timedelta(days=rng.randint(1, 4)))
+            await orders.ship(db, supplier, order.id, f"顺丰 SF{rng.randint(10**11, 10**12 - 1)}")
+            advance(timedelta(days=rng.randint(1, 3)))
+            await orders.receive(db, buyer, order.id)
+            if stage < 0.3:
+                continue
+            advance(timedelta(days=rng.randint(0, 3)))
+            await orders.accept(
+                db,
+                buyer,
+                order.id,
+                rng.choice([5, 5, 4, 4, 3]),
+                rng.choice(["到货及时，安装规范", "质量良好", "", "服务态度好"]),
+            )
+            if stage < 0.45:
+                continue
+            advance(timedelta(days=rng.choice([3, 7, 12, 20, 33])))
+            await orders.pay(db, settings, buyer, order.id, f"国库集中支付 {rng.randint(10**9, 10**10 - 1)}")
+    return made

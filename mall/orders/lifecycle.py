@@ -1,0 +1,354 @@
+"""An order's named transitions after it is placed: confirm or decline, cancel (by the buyer, by
+consent, by the regulator, by the clock), file the contract, ship, receive, accept, pay.
+
+Each one locks the order, checks who is acting and the state it starts from, and changes it in a
+write transaction that also keeps the budget, the stock and the outbox (`changing`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import cast
+
+from sqlalchemy import BigInteger, Table, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog.models import Listing
+from mall import budgets
+from mall.cart import unit_price_of
+from mall.core import clock, fields
+from mall.core.auth import Principal
+from mall.core.db import Database, Tx
+from mall.core.errors import Conflict, Forbidden, InvalidInput, RuleViolation
+from mall.core.fields import NOTE_MAX, text
+from mall.core.models import ORDER_STATUS_LABELS, Order, OrderStatus
+from mall.core.money import round_money
+from mall.core.settings import Settings
+from mall.ledger import disclosure
+from mall.orders.events import record_event
+from mall.orders.place import new_number
+from mall.orders.queries import can_see, not_found
+
+S = OrderStatus
+_LISTINGS = cast(Table, Listing.__table__)
+# Once the contract is filed only the regulator can undo the deal.
+FILED = (S.CONTRACTED, S.SHIPPED, S.RECEIVED, S.ACCEPTED, S.PAID)
+
+
+async def load_for_change(tx: Tx, who: Principal, order_id: uuid.UUID, side: str) -> Order:
+    """The order, locked for this transaction, if `who` may act on it as `side` (buyer, supplier or
+    regulator); its version moves on."""
+    order = (
+        (await tx.session.execute(select(Order).where(Order.id == order_id).with_for_update(of=Order)))
+        .scalars()
+        .first()
+    )
+    if order is None or not can_see(who, order):
+        raise not_found()
+    party = {"buyer": order.buyer_org_id, "supplier": order.supplier_org_id}.get(side)
+    if side in ("buyer", "supplier") and (who.role != side or who.org_id != party):
+        raise Forbidden(
+            "只有本订单的{}可以执行此操作".format("采购人" if side == "buyer" else "供应商"),
+            code="not_your_order",
+        )
+    if side == "regulator" and who.role != "regulator":
+        raise Forbidden("只有财政监管部门可以执行此操作", code="regulator_only")
+    order.version += 1
+    return order
+
+
+def expect(order: Order, *states: str) -> None:
+    if order.status not in states:
+        raise Conflict(
+            f"订单当前状态为「{ORDER_STATUS_LABELS[OrderStatus(order.status)]}」，不能执行此操作",
+            code="invalid_state",
+            current_status=order.status,
+        )
+
+
+@asynccontextmanager
+async def changing(
+    db: Database, who: Principal, order_id: uuid.UUID, side: str, *states: str
+) -> AsyncIterator[tuple[Tx, Order]]:
+    """One transition's write transaction: the order loaded for `side` and, when `states` are given,
+    in one of them. The caller changes it and records the event inside the block."""
+    async with db.write() as tx:
+        order = await load_for_change(tx, who, order_id, side)
+        if states:
+            expect(order, *states)
+        yield tx, order
+
+
+def party_side(who: Principal) -> str:
+    """The side a party to the order acts as (anyone else is checked, and refused, as a buyer)."""
+    return who.role if who.role in ("buyer", "supplier") else "buyer"
+
+
+async def confirm(
+    db: Database, who: Principal, order_id: uuid.UUID, prices: dict[uuid.UUID, str] | None = None
+) -> Order:
+    try:
+        return await _confirm(db, who, order_id, prices)
+    except IntegrityError:
+        return await _confirm(db, who, order_id, prices)  # a contract number clashed: new number
+
+
+def _lowered_price(line_name: str, was: Decimal, raw: str) -> Decimal:
+    try:
+        p = unit_price_of(raw)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.detail, code=exc.code, field="prices") from None
+    if p > was:
+        raise RuleViolation(
+            f"确认时只能降价：「{line_name}」原单价 {was:,.2f} 元，不能改为 {p:,.2f} 元",
+            code="price_increase_refused",
+        )
+    return p
+
+
+async def _confirm(
+    db: Database, who: Principal, order_id: uuid.UUID, prices: dict[uuid.UUID, str] | None
+) -> Order:
+    """The supplier accepts the order, optionally at lower unit prices (never higher). The deal is made:
+    the e-contract is numbered and the transaction record is staged for publication."""
+    async with changing(db, who, order_id, "supplier", S.PLACED) as (tx, order):
+        now = clock.now()
+        if order.confirm_due_at <= now:
+            raise Conflict("订单已超过确认期限，将被自动取消", code="confirm_deadline_passed")
+        prices = prices or {}
+        unknown = set(prices) - {line.id for line in order.lines}
+        if unknown:
+            raise InvalidInput("价格调整中含有不属于本订单的明细", code="unknown_line")
+        changed = []
+        for line in order.lines:
+            if line.id not in prices or str(prices[line.id]).strip() == "":
+                continue
+            p = _lowered_price(line.item_name, line.unit_price, prices[line.id])
+            if p != line.unit_price:
+                changed.append(f"{line.item_name} {line.unit_price:,.2f}→{p:,.2f}")
+                line.unit_price = p
+                line.amount = round_money(p * line.quantity)
+        new_total = sum((line.amount for line in order.lines), Decimal(0))
+        if new_total < order.reserved_amount:
+            await budgets.shrink(
+                tx.session, order.budget_line_id, order.reserved_amount - new_total, order.id
+            )
+            order.reserved_amount = new_total
+        order.total_amount = new_total
+        order.status = S.CONFIRMED
+        order.confirmed_at = now
+        order.contract_no = new_number("HT")
+        await tx.session.flush()
+        await _count_sale(tx.session, order, +1)
+        order.disclosure_id = disclosure.stage(tx, disclosure.deal_payload(order))
+        detail = f"确认订单，成交金额 {new_total:,.2f} 元，生成电子合同 {order.contract_no}"
+        if changed:
+            detail += "；议价：" + "，".join(changed)
+        record_event(tx.session, order, who, "confirmed", detail)
+    return order
+
+
+async def decline(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -> Order:
+    reason = _reason(reason)
+    async with changing(db, who, order_id, "supplier", S.PLACED) as (tx, order):
+        await _cancel(tx, order, who, f"供应商拒绝接单：{reason}", publish=False)
+    return order
+
+
+async def cancel(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -> Order:
+    """The buyer withdraws an order the supplier has not confirmed yet."""
+    reason = _reason(reason)
+    async with changing(db, who, order_id, "buyer") as (tx, order):
+        if order.status == S.CONFIRMED:
+            raise Conflict("供应商已确认订单，取消需经对方同意，请提出取消申请", code="consent_required")
+        expect(order, S.PLACED)
+        await _cancel(tx, order, who, f"采购人取消订单：{reason}", publish=False)
+    return order
+
+
+async def request_cancel(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -> Order:
+    reason = _reason(reason)
+    async with changing(db, who, order_id, party_side(who)) as (tx, order):
+        if order.status in FILED:
+            raise Conflict("合同已备案，只能由财政监管部门作废", code="contract_filed")
+        expect(order, S.CONFIRMED)
+        if order.cancel_requested_by:
+            raise Conflict("已有待处理的取消申请", code="cancel_request_pending")
+        order.cancel_requested_by = who.role
+        order.cancel_request_reason = reason
+        record_event(tx.session, order, who, "cancel_requested", f"申请取消：{reason}")
+    return order
+
+
+async def answer_cancel(db: Database, who: Principal, order_id: uuid.UUID, agree: bool) -> Order:
+    async with changing(db, who, order_id, party_side(who), S.CONFIRMED) as (tx, order):
+        if not order.cancel_requested_by:
+            raise Conflict("没有待处理的取消申请", code="no_cancel_request")
+        if order.cancel_requested_by == who.role:
+            raise Forbidden("取消申请须由对方处理", code="other_party_must_answer")
+        if agree:
+            reason = f"双方协商取消：{order.cancel_request_reason}"
+            await _cancel(tx, order, who, reason, publish=True)
+        else:
+            record_event(tx.session, order, who, "cancel_refused", "不同意取消")
+            order.cancel_requested_by = None
+            order.cancel_request_reason = ""
+    return order
+
+
+async def void(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -> Order:
+    """Only the regulator can void an order whose contract has been filed."""
+    reason = _reason(reason)
+    states = (S.CONFIRMED, S.CONTRACTED, S.SHIPPED, S.RECEIVED, S.ACCEPTED)
+    async with changing(db, who, order_id, "regulator", *states) as (tx, order):
+        await _cancel(tx, order, who, f"财政监管部门作废合同：{reason}", publish=True)
+    return order
+
+
+async def _cancel(tx: Tx, order: Order, who: Principal | None, reason: str, *, publish: bool) -> None:
+    was = order.status
+    order.status = S.CANCELLED
+    order.cancelled_at = clock.now()
+    order.cancel_reason = reason  # a fixed prefix and a reason of at most REASON_MAX: the column holds both
+    if order.reserved_amount > 0:
+        await budgets.release(tx.session, order.budget_line_id, order.reserved_amount, order.id)
+        order.reserved_amount = Decimal(0)
+    if was in (S.PLACED, S.CONFIRMED, S.CONTRACTED):
+        await _return_stock(tx.session, order)  # goods that left the supplier do not come back on sale
+    if was != S.PLACED:
+        await _count_sale(tx.session, order, -1)  # the deal is undone
+    record_event(tx.session, order, who, "cancelled", reason)
+    if publish and was != S.PLACED and order.disclosure_id:
+        # The deal was published (or is about to be): a cancellation record amends it, never a deletion.
+        disclosure.stage(tx, disclosure.deal_payload(order, kind="cancellation", amends=order.disclosure_id))
+
+
+async def file_contract(db: Database, who: Principal, order_id: uuid.UUID) -> Order:
+    async with changing(db, who, order_id, "buyer", S.CONFIRMED) as (tx, order):
+        if order.cancel_requested_by:
+            raise Conflict("有待处理的取消申请，请先处理", code="cancel_request_pending")
+        order.status = S.CONTRACTED
+        order.contract_filed_at = clock.now()
+        record_event(tx.session, order, who, "contract_filed", f"签订并备案电子合同 {order.contract_no}")
+    return order
+
+
+async def ship(db: Database, who: Principal, order_id: uuid.UUID, note: str) -> Order:
+    note = text(note, "发货说明", fields.SHIPPING_NOTE_MAX, field="note")
+    async with changing(db, who, order_id, "supplier", S.CONTRACTED) as (tx, order):
+        order.status = S.SHIPPED
+        order.shipped_at = clock.now()
+        order.shipping_note = note
+        detail = f"发货：{order.shipping_note}" if order.shipping_note else "发货"
+        record_event(tx.session, order, who, "shipped", detail)
+    return order
+
+
+async def receive(db: Database, who: Principal, order_id: uuid.UUID) -> Order:
+    async with changing(db, who, order_id, "buyer", S.SHIPPED) as (tx, order):
+        order.status = S.RECEIVED
+        order.received_at = clock.now()
+        record_event(tx.session, order, who, "received", "确认收货")
+    return order
+
+
+async def accept(db: Database, who: Principal, order_id: uuid.UUID, score: int, comment: str) -> Order:
+    if not 1 <= score <= 5:
+        raise InvalidInput("评价分数应为1至5分", code="invalid_score", field="score")
+    comment = text(comment, "验收评价", NOTE_MAX, multiline=True, field="comment")
+    async with changing(db, who, order_id, "buyer", S.RECEIVED) as (tx, order):
+        order.status = S.ACCEPTED
+        order.accepted_at = clock.now()
+        order.evaluation_score = score
+        order.evaluation_comment = comment
+        detail = f"验收合格，评价 {score} 分" + (f"：{order.evaluation_comment}" if comment else "")
+        record_event(tx.session, order, who, "accepted", detail)
+    return order
+
+
+async def pay(
+    db: Database, settings: Settings, who: Principal, order_id: uuid.UUID, payment_ref: str
+) -> Order:
+    ref = text(payment_ref, "支付凭证号", fields.SHORT_MAX, field="payment_ref")
+    if not ref:
+        raise InvalidInput("请填写支付凭证号", code="payment_ref_required", field="payment_ref")
+    async with changing(db, who, order_id, "buyer", S.ACCEPTED) as (tx, order):
+        now = clock.now()
+        assert order.accepted_at is not None
+        await budgets.consume(
+            tx.session, order.budget_line_id, order.reserved_amount, order.total_amount, order.id
+        )
+        order.reserved_amount = Decimal(0)
+        order.status = S.PAID
+        order.paid_at = now
+        order.payment_ref = ref
+        order.payment_days = (now - order.accepted_at).days
+        # The 30-day rule protects small and medium suppliers (保障中小企业款项支付条例).
+        order.payment_overdue = order.supplier.is_sme and order.payment_days > settings.payment_due_days
+        detail = f"付款 {order.total_amount:,.2f} 元，凭证 {ref}，验收后第 {order.payment_days} 天"
+        if order.payment_overdue:
+            detail += f"（超过 {settings.payment_due_days} 天付款期限）"
+        record_event(tx.session, order, who, "paid", detail)
+    return order
+
+
+async def cancel_overdue(db: Database, limit: int = 200) -> int:
+    """Cancel placed orders whose confirmation deadline passed, releasing their budget."""
+    cancelled = 0
+    async with db.read() as s:
+        ids = list(
+            (
+                await s.execute(
+                    select(Order.id)
+                    .where(Order.status == S.PLACED, Order.confirm_due_at <= clock.now())
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+    for order_id in ids:
+        async with db.write() as tx:
+            order = (
+                (
+                    await tx.session.execute(
+                        select(Order).where(Order.id == order_id).with_for_update(of=Order)
+                    )
+                )
+                .scalars()
+                .first()
+            )
+            if order is None or order.status != S.PLACED or order.confirm_due_at > clock.now():
+                continue
+            days = (order.confirm_due_at - order.placed_at).days
+            await _cancel(tx, order, None, f"供应商超过{days}天未确认，系统自动取消", publish=False)
+            cancelled += 1
+    return cancelled
+
+
+def _reason(reason: str) -> str:
+    reason = text(reason, "原因", fields.REASON_MAX, multiline=True, field="reason")
+    if len(reason) < 2:
+        raise InvalidInput(
+            f"请填写原因（2至{fields.REASON_MAX}个字符）", code="reason_required", field="reason"
+        )
+    return reason
+
+
+async def _count_sale(s: AsyncSession, order: Order, delta: int) -> None:
+    t = _LISTINGS
+    for line in sorted(order.lines, key=lambda x: x.listing_id or uuid.UUID(int=0)):
+        if line.listing_id:
+            await s.execute(
+                update(t).where(t.c.id == line.listing_id).values(sales_count=t.c.sales_count + delta)
+            )
+
+
+async def _return_stock(s: AsyncSession, order: Order) -> None:
+    t = _LISTINGS
+    for line in sorted(order.lines, key=lambda x: x.listing_id or uuid.UUID(int=0)):
+        if line.listing_id:
+            milli = literal(int(line.quantity * 1000), BigInteger())
+            await s.execute(update(t).where(t.c.id == line.listing_id).values(stock=t.c.stock + milli))
