@@ -8,12 +8,7 @@ from typing import Any
 from mall.core import clock
 from mall.core.models import Organization
 from tests.factories import World
-
-
-def assert_problem(r: Any, status: int, code: str) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    assert r.json()["code"] == code and r.json()["detail"]
+from tests.security.login_helpers import assert_problem
 
 
 async def credit_code(world: World, name: str) -> str:

@@ -20,6 +20,7 @@ from catalog.models import Listing, PriceChange
 from mall.core.models import AuditEntry, OrgKind, Outbox
 from mall.core.settings import Settings
 from tests.factories import World
+from tests.security.login_helpers import assert_problem
 
 SNAPSHOT_FIELDS = (
     "status",
@@ -44,16 +45,6 @@ SNAPSHOT_FIELDS = (
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def assert_problem(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in body["detail"])  # a Chinese message for people
-    return body  # type: ignore[no-any-return]
 
 
 def listing_body(**over: Any) -> dict[str, Any]:

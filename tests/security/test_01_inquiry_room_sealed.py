@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from bidding import room, service
-from mall.core import clock
 from mall.core.models import OrgKind
 from mall.core.settings import Settings
 from tests.bidding.live import caller, serve, socket_answer
@@ -23,24 +21,8 @@ ROLES = ["buyer_a", "buyer_b", "center", "regulator", "admin", "supplier_y", "s1
 
 
 async def publish(world: World, kind: str, invited: list[Any], **kw: Any) -> Any:
-    now = clock.now()
-    return await service.create(
-        world.db,
-        world.who["buyer_a"],
-        service.ProcedureDraft(
-            kind=kind,
-            title="办公台式计算机采购项目",
-            budget_line_id=world.lines["a1"].id,
-            ceiling="60000.00",
-            starts_at=now,
-            ends_at=now + timedelta(hours=1),
-            items=[service.ItemDraft("A02010105", "台式计算机", "i5/16G/512G", "10", "台")],
-            invited=[x.org_id for x in invited],
-            **kw,
-        ),
-        open_tender_threshold=world.settings.open_tender_threshold,
-        region_code="410100",
-    )
+    """An inquiry or auction of ten desktops, open for an hour to these suppliers."""
+    return await world.procedure(kind, invited=invited, **kw)
 
 
 async def test_the_inquiry_room_reveals_nothing_to_anyone(app: Any, world: World, settings: Settings) -> None:

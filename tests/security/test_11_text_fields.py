@@ -27,7 +27,6 @@ from typing import Any
 
 import pytest
 
-from bidding import service as bidding
 from catalog import agreements as ag
 from catalog import designated as dd
 from catalog import prices
@@ -36,7 +35,7 @@ from mall import cart, orders
 from mall.core import clock
 from mall.core.credit_code import make
 from mall.core.models import Organization, OrgKind
-from tests.factories import PASSWORD, World
+from tests.factories import LAPTOP, PASSWORD, World
 from tests.security.text_input import chinese, fingerprint, variants
 
 # Who calls an operation that allows these roles (the first role the handler names decides).
@@ -111,55 +110,23 @@ async def pinned(world: World) -> Pinned:
     p.ids["live_listing"] = str(world.listings["laptop"].id)
     # An inquiry open to supplier_x (invited), with buyer_a's budget.
     others = [await world.org(f"tf_s{n}", OrgKind.SUPPLIER, f"文本测试供应商{n}") for n in range(2)]
-    inquiry = await bidding.create(
-        world.db,
-        buyer,
-        bidding.ProcedureDraft(
-            kind="inquiry",
-            title="文本字段询价项目",
-            budget_line_id=world.lines["a1"].id,
+    for kind, title, extra in (
+        ("inquiry", "文本字段询价项目", {}),
+        ("auction", "文本字段竞价项目", {"decrement": "10"}),
+    ):
+        procedure = await world.procedure(
+            kind,
+            title,
+            invited=[sx, *others],
             ceiling="9000.00",
-            starts_at=clock.now(),
-            ends_at=clock.now() + timedelta(hours=2),
-            items=[bidding.ItemDraft("A02010108", "便携式计算机", "", "1", "台")],
-            invited=[sx.org_id, *(o.org_id for o in others)],  # type: ignore[misc]
-        ),
-        open_tender_threshold=world.settings.open_tender_threshold,
-        region_code=world.settings.region_code,
-    )
-    p.ids["procedure_id"] = str(inquiry.id)
-    auction = await bidding.create(
-        world.db,
-        buyer,
-        bidding.ProcedureDraft(
-            kind="auction",
-            title="文本字段竞价项目",
-            budget_line_id=world.lines["a1"].id,
-            ceiling="9000.00",
-            starts_at=clock.now(),
-            ends_at=clock.now() + timedelta(hours=2),
-            items=[bidding.ItemDraft("A02010108", "便携式计算机", "", "1", "台")],
-            decrement="10",
-            invited=[sx.org_id, *(o.org_id for o in others)],  # type: ignore[misc]
-        ),
-        open_tender_threshold=world.settings.open_tender_threshold,
-        region_code=world.settings.region_code,
-    )
-    p.ids["auction_id"] = str(auction.id)
+            item=LAPTOP,
+            hours=2,
+            region_code=world.settings.region_code,
+            **extra,
+        )
+        p.ids["procedure_id" if kind == "inquiry" else "auction_id"] = str(procedure.id)
     # An agreement of the center in force, supplier_x entered with one product.
-    today = clock.local_date(clock.now())
-    a = await ag.create(
-        world.db,
-        world.settings,
-        center,
-        ag.AgreementDraft(
-            "打印机协议供货",
-            "goods",
-            "A02021003",
-            today.isoformat(),
-            (today + timedelta(days=100)).isoformat(),
-        ),
-    )
+    a = await world.agreement("打印机协议供货", "A02021003", days=100)
     codes = {n: await credit_code(world, n) for n in ("supplier_x", "supplier_y")}
     await ag.add_supplier(world.db, center, a.id, codes["supplier_x"])
     product = await ag.add_product(
