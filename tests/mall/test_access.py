@@ -323,6 +323,25 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
 # ---------------------------------------------------------------- object-level isolation
 
 
+# What a buyer, and what a supplier, might do to an order: on another's order each is refused as 404.
+BUYER_ACTIONS: list[tuple[str, Any]] = [
+    ("cancel", {"reason": "不要了吧"}),
+    ("cancel-request", {"reason": "不要了吧"}),
+    ("cancel-answer", {"agree": True}),
+    ("contract", None),
+    ("receive", None),
+    ("accept", {"score": 5}),
+    ("pay", {"payment_ref": "ZF-1"}),
+]
+SUPPLIER_ACTIONS: list[tuple[str, Any]] = [
+    ("confirm", None),
+    ("confirm", {"prices": {}}),
+    ("decline", {"reason": "无货可供"}),
+    ("ship", {"note": "SF"}),
+    ("cancel-request", {"reason": "无货可供"}),
+]
+
+
 async def assert_order_hidden(
     client: Any, oid: str, h: dict[str, str], actions: list[tuple[str, Any]]
 ) -> None:
@@ -338,20 +357,7 @@ async def assert_order_hidden(
 
 async def test_buyer_cannot_see_or_touch_another_units_order(client: Any, world: World) -> None:
     oid = await _place(client, world, "laptop")
-    await assert_order_hidden(
-        client,
-        oid,
-        world.h("buyer_b"),
-        [
-            ("cancel", {"reason": "不要了吧"}),
-            ("cancel-request", {"reason": "不要了吧"}),
-            ("cancel-answer", {"agree": True}),
-            ("contract", None),
-            ("receive", None),
-            ("accept", {"score": 5}),
-            ("pay", {"payment_ref": "ZF-1"}),
-        ],
-    )
+    await assert_order_hidden(client, oid, world.h("buyer_b"), BUYER_ACTIONS)
     # The owner still sees it, untouched.
     r = await client.get(f"/api/orders/{oid}", headers=world.h("buyer_a"))
     assert r.status_code == 200 and r.json()["status"] == "placed"
@@ -361,18 +367,7 @@ async def test_buyer_cannot_see_or_touch_another_units_order(client: Any, world:
 
 async def test_supplier_cannot_see_or_confirm_another_suppliers_order(client: Any, world: World) -> None:
     oid = await _place(client, world, "laptop")
-    await assert_order_hidden(
-        client,
-        oid,
-        world.h("supplier_y"),
-        [
-            ("confirm", None),
-            ("confirm", {"prices": {}}),
-            ("decline", {"reason": "无货可供"}),
-            ("ship", {"note": "SF"}),
-            ("cancel-request", {"reason": "无货可供"}),
-        ],
-    )
+    await assert_order_hidden(client, oid, world.h("supplier_y"), SUPPLIER_ACTIONS)
     # supplier_x sees it in its list and can confirm it.
     r = await client.get("/api/orders", headers=world.h("supplier_x"))
     assert [o["id"] for o in r.json()["items"]] == [oid]

@@ -163,6 +163,11 @@ async def pinned(world: World) -> Pinned:
 Base = Callable[[World, Pinned], tuple[dict[str, Any], dict[str, str]]]
 
 
+def on(param: str, pinned: str, body: dict[str, Any]) -> Base:
+    """A base of a fixed body whose path parameter `param` is the pinned object `pinned`."""
+    return lambda w, p: (body, {param: p.ids[pinned]})
+
+
 def _now_plus(hours: int) -> str:
     return (clock.now() + timedelta(hours=hours)).astimezone(clock.SHANGHAI).isoformat()
 
@@ -178,14 +183,8 @@ BASES: dict[str, Base] = {
         {"listing_id": str(w.listings["desk"].id), "quantity": "1", "unit_price": "800.00"},
         {},
     ),
-    "PUT /api/cart/items/{listing_id}": lambda w, p: (
-        {"quantity": "2"},
-        {"listing_id": p.ids["cart_listing"]},
-    ),
-    "POST /api/cart/items/{listing_id}/price": lambda w, p: (
-        {"unit_price": "1200.00"},
-        {"listing_id": p.ids["cart_listing"]},
-    ),
+    "PUT /api/cart/items/{listing_id}": on("listing_id", "cart_listing", {"quantity": "2"}),
+    "POST /api/cart/items/{listing_id}/price": on("listing_id", "cart_listing", {"unit_price": "1200.00"}),
     "POST /api/checkout": lambda w, p: (
         {
             "budget_line_id": str(w.lines["a1"].id),
@@ -199,31 +198,13 @@ BASES: dict[str, Base] = {
         {"prices": {p.ids["order_line"]: "4900.00"}},
         {"order_id": p.ids["order_id"]},
     ),
-    "POST /api/orders/{order_id}/decline": lambda w, p: (
-        {"reason": "库存不足"},
-        {"order_id": p.ids["order_id"]},
-    ),
-    "POST /api/orders/{order_id}/cancel": lambda w, p: (
-        {"reason": "预算调整"},
-        {"order_id": p.ids["order_id"]},
-    ),
-    "POST /api/orders/{order_id}/cancel-request": lambda w, p: (
-        {"reason": "预算调整"},
-        {"order_id": p.ids["order_id"]},
-    ),
-    "POST /api/orders/{order_id}/ship": lambda w, p: ({"note": "顺丰 SF1"}, {"order_id": p.ids["order_id"]}),
-    "POST /api/orders/{order_id}/accept": lambda w, p: (
-        {"score": 5, "comment": "货物完好"},
-        {"order_id": p.ids["order_id"]},
-    ),
-    "POST /api/orders/{order_id}/pay": lambda w, p: (
-        {"payment_ref": "ZF-0001"},
-        {"order_id": p.ids["order_id"]},
-    ),
-    "POST /api/orders/{order_id}/void": lambda w, p: (
-        {"reason": "合同违规"},
-        {"order_id": p.ids["order_id"]},
-    ),
+    "POST /api/orders/{order_id}/decline": on("order_id", "order_id", {"reason": "库存不足"}),
+    "POST /api/orders/{order_id}/cancel": on("order_id", "order_id", {"reason": "预算调整"}),
+    "POST /api/orders/{order_id}/cancel-request": on("order_id", "order_id", {"reason": "预算调整"}),
+    "POST /api/orders/{order_id}/ship": on("order_id", "order_id", {"note": "顺丰 SF1"}),
+    "POST /api/orders/{order_id}/accept": on("order_id", "order_id", {"score": 5, "comment": "货物完好"}),
+    "POST /api/orders/{order_id}/pay": on("order_id", "order_id", {"payment_ref": "ZF-0001"}),
+    "POST /api/orders/{order_id}/void": on("order_id", "order_id", {"reason": "合同违规"}),
     "POST /api/admin/organizations": lambda w, p: (
         {
             "kind": "supplier",
@@ -235,9 +216,10 @@ BASES: dict[str, Base] = {
         },
         {},
     ),
-    "POST /api/admin/organizations/{org_id}/users": lambda w, p: (
+    "POST /api/admin/organizations/{org_id}/users": on(
+        "org_id",
+        "buyer_b_org",
         {"username": "newuser01", "display_name": "新用户", "password": "Sunshine-test-2026"},
-        {"org_id": p.ids["buyer_b_org"]},
     ),
     "POST /api/admin/organizations/{org_id}/budget-lines": lambda w, p: (
         {
@@ -278,21 +260,23 @@ BASES: dict[str, Base] = {
         },
         {"listing_id": p.ids["draft_listing"]},
     ),
-    "POST /api/listings/{listing_id}/price": lambda w, p: (
+    "POST /api/listings/{listing_id}/price": on(
+        "listing_id",
+        "live_listing",
         {"price": "4900.00", "reference_price": "5100.00", "note": "降价", "reference_source": "京东自营"},
-        {"listing_id": p.ids["live_listing"]},
     ),
-    "POST /api/review/prices/{request_id}": lambda w, p: (
+    "POST /api/review/prices/{request_id}": on(
+        "request_id",
+        "price_request",
         {"decision": "reject", "reason": "参考价无依据", "price": "5000.00", "reference_price": "5200.00"},
-        {"request_id": p.ids["price_request"]},
     ),
-    "POST /api/review/listings/{listing_id}": lambda w, p: (
+    "POST /api/review/listings/{listing_id}": on(
+        "listing_id",
+        "submitted_listing",
         {"decision": "reject", "reason": "图片不清", "price": "950.00", "reference_price": "950.00"},
-        {"listing_id": p.ids["submitted_listing"]},
     ),
-    "POST /api/listings/{listing_id}/moderation": lambda w, p: (
-        {"action": "freeze", "reason": "价格核查"},
-        {"listing_id": p.ids["live_listing"]},
+    "POST /api/listings/{listing_id}/moderation": on(
+        "listing_id", "live_listing", {"action": "freeze", "reason": "价格核查"}
     ),
     "POST /api/agreements": lambda w, p: (
         {
@@ -323,9 +307,8 @@ BASES: dict[str, Base] = {
         },
         {"agreement_id": p.ids["agreement_id"]},
     ),
-    "POST /api/agreements/{agreement_id}/terminate": lambda w, p: (
-        {"reason": "协议违约"},
-        {"agreement_id": p.ids["agreement_id"]},
+    "POST /api/agreements/{agreement_id}/terminate": on(
+        "agreement_id", "agreement_id", {"reason": "协议违约"}
     ),
     "POST /api/agreement-orders": lambda w, p: (
         {
@@ -357,13 +340,11 @@ BASES: dict[str, Base] = {
         },
         {},
     ),
-    "POST /api/designated/{designation_id}/review": lambda w, p: (
-        {"approve": False, "note": "资质不全"},
-        {"designation_id": p.ids["designation_applied"]},
+    "POST /api/designated/{designation_id}/review": on(
+        "designation_id", "designation_applied", {"approve": False, "note": "资质不全"}
     ),
-    "POST /api/designated/{designation_id}/revoke": lambda w, p: (
-        {"reason": "服务质量差"},
-        {"designation_id": p.ids["designation_approved"]},
+    "POST /api/designated/{designation_id}/revoke": on(
+        "designation_id", "designation_approved", {"reason": "服务质量差"}
     ),
     "POST /api/service-orders": lambda w, p: (
         {
@@ -395,17 +376,10 @@ BASES: dict[str, Base] = {
         },
         {},
     ),
-    "POST /api/procedures/{procedure_id}/quotes": lambda w, p: (
-        {"amount": "8000.00"},
-        {"procedure_id": p.ids["procedure_id"]},
-    ),
-    "POST /api/procedures/{procedure_id}/bids": lambda w, p: (
-        {"amount": "8000.00"},
-        {"procedure_id": p.ids["auction_id"]},
-    ),
-    "POST /api/procedures/{procedure_id}/award/confirm": lambda w, p: (
-        {"unit_prices": {"1": "8000.00"}},
-        {"procedure_id": p.ids["procedure_id"]},
+    "POST /api/procedures/{procedure_id}/quotes": on("procedure_id", "procedure_id", {"amount": "8000.00"}),
+    "POST /api/procedures/{procedure_id}/bids": on("procedure_id", "auction_id", {"amount": "8000.00"}),
+    "POST /api/procedures/{procedure_id}/award/confirm": on(
+        "procedure_id", "procedure_id", {"unit_prices": {"1": "8000.00"}}
     ),
     "POST /api/subscriptions": lambda w, p: (
         {"name": "接收方", "url": "https://receiver.example.com/hook", "mode": "supermarket"},
