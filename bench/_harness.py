@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
+import platform
 import secrets
 import shutil
 import signal
@@ -39,20 +39,10 @@ BENCH_PASSWORD = "bench-pass-1234"
 # Goods categories of the bundled catalogue (the same ones the tests use).
 CATEGORIES = ["A02010108", "A02021003", "A05010201", "A02010105", "A02021104", "A05010301"]
 
-PR_SET_PDEATHSIG = 1
-
 
 def log(msg: str) -> None:
     """Progress lines go to stderr: stdout is kept for the results (JSON summary last)."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def free_port() -> int:
@@ -276,29 +266,31 @@ def http_client(port: int, concurrency: int) -> httpx.AsyncClient:
 # ---------------------------------------------------------------- the world
 
 
+class _Bearer:
+    """A user that calls the API with its token (set by login_all)."""
+
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
 @dataclass
-class Buyer:
+class Buyer(_Bearer):
     username: str
     org_id: uuid.UUID
     line_id: uuid.UUID
     token: str = ""
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
 
 @dataclass
-class Supplier:
+class Supplier(_Bearer):
     username: str
     org_id: uuid.UUID
     name: str
     listings: list[uuid.UUID] = field(default_factory=list)
     token: str = ""
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 @dataclass
@@ -561,6 +553,7 @@ class Stack:
         log(f"migrated in {time.monotonic() - t0:.1f}s ({self.data_dir})")
 
     def _start_embedded_redis(self) -> None:
+        from mall.core.processes import die_with_parent
         from mall.launcher import redis_command, wait_for_redis
 
         s = self.settings()
@@ -569,7 +562,7 @@ class Stack:
         self.procs["redis"] = subprocess.Popen(
             redis_command(s),
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -612,6 +605,8 @@ class Stack:
         return str(self.settings().resolved_database_url)
 
     def _run_mall(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        from mall.core.processes import die_with_parent
+
         r = subprocess.run(
             [sys.executable, "-m", "mall.cli", *args],
             cwd=ROOT,
@@ -619,7 +614,7 @@ class Stack:
             text=True,
             capture_output=True,
             timeout=timeout,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             check=False,
         )
         if r.returncode != 0:
@@ -641,6 +636,8 @@ class Stack:
         return {"ok": r.returncode == 0, "message": msg}
 
     def _spawn(self, name: str, *args: str) -> None:
+        from mall.core.processes import die_with_parent
+
         logf = open(self.data_dir / f"{name}.log", "wb")  # noqa: SIM115
         profile = ["-m", "cProfile", "-o", self.profile_web] if name == "web" and self.profile_web else []
         self.procs[name] = subprocess.Popen(
@@ -650,7 +647,7 @@ class Stack:
             stdout=logf,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         logf.close()
 
@@ -848,3 +845,56 @@ def stage(name: str) -> Iterator[None]:
     log(f"{name}…")
     yield
     log(f"{name} done in {time.monotonic() - t0:.1f}s")
+
+
+def run_once(
+    name: str,
+    description: str,
+    run: Callable[[Stack, dict[str, Any]], Awaitable[dict[str, Any]]],
+    quick: dict[str, Any],
+    full: dict[str, Any],
+    *,
+    passed: Callable[[dict[str, Any]], bool],
+    stack_name: str = "",
+    describe: Callable[[Stack], dict[str, Any]] | None = None,
+) -> int:
+    """The main() of a benchmark that runs `run(stack, quick or full)` once on a fresh Stack.
+
+    The summary (emitted last) has the machine, `describe(stack)`, what `run` returns and `ok`. The
+    exit code: 0, 1 when it failed, 2 when it ran but `passed(summary)` is false, 130 when interrupted.
+    """
+    args = base_args(description).parse_args()
+    t0 = time.monotonic()
+    summary: dict[str, Any] = {
+        "bench": name,
+        "db": args.db,
+        "quick": args.quick,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "background_cores_busy_before_start": background_cores(),
+    }
+    rc = 0
+    try:
+        with Stack(args.db, stack_name or name, keep=args.keep, profile_web=args.profile_web) as st:
+            if describe is not None:
+                summary.update(describe(st))
+            try:
+                summary.update(asyncio.run(run(st, quick if args.quick else full)))
+            except Exception:
+                log("service logs:\n" + st.tail("web") + "\n" + st.tail("worker"))
+                raise
+    except KeyboardInterrupt:
+        log("interrupted; everything stopped")
+        summary["interrupted"] = True
+        rc = 130
+    except Exception as exc:
+        log(f"failed: {type(exc).__name__}: {exc}")
+        summary["failed"] = f"{type(exc).__name__}: {exc}"[:2000]
+        rc = 1
+    print_profile(args.profile_web)
+    summary["wall_seconds"] = round(time.monotonic() - t0, 1)
+    if rc == 0 and not passed(summary):
+        rc = 2
+    summary["ok"] = rc == 0
+    emit(summary)
+    return rc

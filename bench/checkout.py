@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
-import platform
 import random
 import sys
 import time
@@ -28,16 +26,12 @@ from _harness import (
     PhaseResult,
     Stack,
     World,
-    background_cores,
-    base_args,
     build_world,
     closed_loop,
-    emit,
     fetch_feed,
     http_client,
-    log,
     login_all,
-    print_profile,
+    run_once,
     stage,
     verify_feed,
 )
@@ -259,42 +253,13 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    p = base_args(__doc__.splitlines()[0])
-    args = p.parse_args()
-    cfg = QUICK if args.quick else FULL
-    t0 = time.monotonic()
-    summary: dict[str, Any] = {
-        "bench": "checkout",
-        "db": args.db,
-        "quick": args.quick,
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-    }
-    summary["background_cores_busy_before_start"] = background_cores()
-    rc = 0
-    try:
-        with Stack(args.db, "checkout", keep=args.keep, profile_web=args.profile_web) as st:
-            summary["web_workers"] = int(st.env().get("MALL_WEB_WORKERS", "1"))
-            try:
-                summary.update(asyncio.run(run(st, cfg)))
-            except Exception:
-                log("service logs:\n" + st.tail("web") + "\n" + st.tail("worker"))
-                raise
-    except KeyboardInterrupt:
-        log("interrupted; everything stopped")
-        summary["interrupted"] = True
-        rc = 130
-    except Exception as exc:
-        log(f"failed: {type(exc).__name__}: {exc}")
-        summary["failed"] = f"{type(exc).__name__}: {exc}"[:2000]
-        rc = 1
-    print_profile(args.profile_web)
-    summary["wall_seconds"] = round(time.monotonic() - t0, 1)
-    if rc == 0 and (summary.get("errors_total") or not summary.get("publish", {}).get("feed", {}).get("ok")):
-        rc = 2
-    summary["ok"] = rc == 0
-    emit(summary)
-    return rc
+    def describe(st: Stack) -> dict[str, Any]:
+        return {"web_workers": int(st.env().get("MALL_WEB_WORKERS", "1"))}
+
+    def passed(summary: dict[str, Any]) -> bool:
+        return not summary.get("errors_total") and bool(summary.get("publish", {}).get("feed", {}).get("ok"))
+
+    return run_once("checkout", __doc__.splitlines()[0], run, QUICK, FULL, passed=passed, describe=describe)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import platform
 import sys
 import time
 import zipfile
@@ -34,44 +32,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from _harness import (
     Stack,
-    background_cores,
-    base_args,
     build_world,
-    emit,
     http_client,
     latency_summary,
     log,
     login_all,
     proc_status,
+    run_once,
     stage,
     tree,
 )
 
 MIB = 1024 * 1024
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-HEADER = [
-    "商品名称",
-    "品牌",
-    "规格型号",
-    "品目编码",
-    "计量单位",
-    "售价（元）",
-    "参考市场价（元）",
-    "参考价来源",
-    "库存",
-    "商品描述",
-]
 QUICK = {"rows": 2_000, "baseline_s": 3.0}
 FULL = {"rows": 10_000, "baseline_s": 5.0}
 POLL = 0.05
 
 
 def workbook(rows: int) -> bytes:
+    """The import template's columns and `rows` desktop computers."""
     from openpyxl import Workbook
+
+    from catalog.spreadsheet import COLUMNS
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("商品导入")
-    ws.append(HEADER)
+    ws.append([header for _, header, _ in COLUMNS])
     for i in range(rows):
         ws.append(
             [
@@ -264,39 +251,9 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    p = base_args(__doc__.splitlines()[0])
-    args = p.parse_args()
-    cfg = QUICK if args.quick else FULL
-    t0 = time.monotonic()
-    summary: dict[str, Any] = {
-        "bench": "imports",
-        "db": args.db,
-        "quick": args.quick,
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "background_cores_busy_before_start": background_cores(),
-    }
-    rc = 0
-    try:
-        with Stack(args.db, "imports", keep=args.keep, profile_web=args.profile_web) as st:
-            try:
-                summary.update(asyncio.run(run(st, cfg)))
-            except Exception:
-                log("service logs:\n" + st.tail("web") + "\n" + st.tail("worker"))
-                raise
-    except KeyboardInterrupt:
-        log("interrupted; everything stopped")
-        summary["interrupted"] = True
-        rc = 130
-    except Exception as exc:
-        log(f"failed: {type(exc).__name__}: {exc}")
-        summary["failed"] = f"{type(exc).__name__}: {exc}"[:2000]
-        rc = 1
-    summary["wall_seconds"] = round(time.monotonic() - t0, 1)
-    if rc == 0 and not summary.get("ok"):
-        rc = 2
-    emit(summary)
-    return rc
+    return run_once(
+        "imports", __doc__.splitlines()[0], run, QUICK, FULL, passed=lambda summary: bool(summary.get("ok"))
+    )
 
 
 if __name__ == "__main__":

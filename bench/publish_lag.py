@@ -13,8 +13,6 @@ Human-readable lines first, the JSON summary as the last line of stdout. See ben
 from __future__ import annotations
 
 import asyncio
-import os
-import platform
 import random
 import sys
 import time
@@ -29,19 +27,16 @@ from _harness import (
     CpuMeter,
     Stack,
     World,
-    background_cores,
-    base_args,
     build_world,
     closed_loop,
-    emit,
     fetch_feed,
     http_client,
     latency_summary,
     log,
     login_all,
     percentile,
-    print_profile,
     r3,
+    run_once,
     stage,
     verify_feed,
 )
@@ -330,49 +325,31 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    p = base_args(__doc__.splitlines()[0])
-    args = p.parse_args()
-    cfg = QUICK if args.quick else FULL
-    t0 = time.monotonic()
-    summary: dict[str, Any] = {
-        "bench": "publish_lag",
-        "db": args.db,
-        "quick": args.quick,
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-    }
-    summary["background_cores_busy_before_start"] = background_cores()
-    rc = 0
-    try:
-        with Stack(args.db, "lag", keep=args.keep, profile_web=args.profile_web) as st:
-            s = st.settings()
-            summary["settings"] = {
+    def describe(st: Stack) -> dict[str, Any]:
+        s = st.settings()
+        return {
+            "settings": {
                 "outbox_grace_seconds": s.outbox_grace_seconds,
                 "sweep_interval_seconds": s.sweep_interval_seconds,
             }
-            try:
-                summary.update(asyncio.run(run(st, cfg)))
-            except Exception:
-                log("service logs:\n" + st.tail("web") + "\n" + st.tail("worker"))
-                raise
-    except KeyboardInterrupt:
-        log("interrupted; everything stopped")
-        summary["interrupted"] = True
-        rc = 130
-    except Exception as exc:
-        log(f"failed: {type(exc).__name__}: {exc}")
-        summary["failed"] = f"{type(exc).__name__}: {exc}"[:2000]
-        rc = 1
-    print_profile(args.profile_web)
-    summary["wall_seconds"] = round(time.monotonic() - t0, 1)
-    feed_ok = summary.get("feed", {}).get("ok") and summary.get("poller", {}).get(
-        "saw_seqs_in_order_without_gaps"
+        }
+
+    def passed(summary: dict[str, Any]) -> bool:
+        feed_ok = summary.get("feed", {}).get("ok") and summary.get("poller", {}).get(
+            "saw_seqs_in_order_without_gaps"
+        )
+        return not summary.get("errors_total") and bool(feed_ok)
+
+    return run_once(
+        "publish_lag",
+        __doc__.splitlines()[0],
+        run,
+        QUICK,
+        FULL,
+        passed=passed,
+        stack_name="lag",
+        describe=describe,
     )
-    if rc == 0 and (summary.get("errors_total") or not feed_ok):
-        rc = 2
-    summary["ok"] = rc == 0
-    emit(summary)
-    return rc
 
 
 if __name__ == "__main__":

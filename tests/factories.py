@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import inspect
 from sqlalchemy.orm import make_transient_to_detached
 
+from bidding import publish
+from bidding.models import Procedure
+from catalog import agreements
 from catalog import service as catalog_service
 from catalog.models import Listing
 from mall.core import auth, clock
@@ -21,7 +27,20 @@ from mall.core.models import BudgetLine, Organization, OrgKind, User
 from mall.core.settings import Settings
 
 PASSWORD = "pw-correct-horse"
+# The one item of most test procedures: ten desktop computers (品目 A02010105).
+DESKTOPS = ("A02010105", "台式计算机", "i5/16G/512G", "10", "台")
+LAPTOP = ("A02010108", "便携式计算机", "", "1", "台")
 T = TypeVar("T", BudgetLine, Listing)
+
+
+@contextlib.contextmanager
+def frozen_at(at: datetime) -> Iterator[datetime]:
+    """The clock stands at `at` inside the block and runs again after it."""
+    clock.clock.freeze(at)
+    try:
+        yield at
+    finally:
+        clock.clock.unfreeze()
 
 
 @lru_cache(maxsize=1)
@@ -148,6 +167,54 @@ class World:
         self.listings[key] = listing
         return listing
 
+    async def procedure(
+        self,
+        kind: str,
+        title: str = "办公台式计算机采购项目",
+        *,
+        invited: Iterable[Principal] | None = None,
+        ceiling: str = "60000.00",
+        item: tuple[str, str, str, str, str] = DESKTOPS,
+        hours: float = 1,
+        starts_at: datetime | None = None,
+        ends_at: datetime | None = None,
+        buyer: str = "buyer_a",
+        region_code: str = "410100",
+        **draft: Any,
+    ) -> Procedure:
+        """An inquiry or auction of one item published through the service on budget line a1: open
+        from `starts_at` (now) for `hours` unless `ends_at` is given; other draft fields in `draft`."""
+        starts_at = starts_at or clock.now()
+        code, name, spec, quantity, unit = item
+        return await publish.create(
+            self.db,
+            self.who[buyer],
+            publish.ProcedureIn(
+                kind=kind,
+                title=title,
+                budget_line_id=self.lines["a1"].id,
+                ceiling=ceiling,
+                starts_at=starts_at,
+                ends_at=ends_at or starts_at + timedelta(hours=hours),
+                items=[publish.ItemIn(code, name, quantity, unit, spec)],
+                invited=None if invited is None else [p.org_id for p in invited],
+                **draft,
+            ),
+            open_tender_threshold=self.settings.open_tender_threshold,
+            region_code=region_code,
+        )
+
+    async def agreement(
+        self, title: str, category: str, *, days: int = 0, **terms: str
+    ) -> agreements.Agreement:
+        """A goods agreement drafted by the center, its term from today to `days` days later."""
+        today = clock.local_date(clock.now())
+        ends_on = today + timedelta(days=days)
+        draft = agreements.AgreementDraft(
+            title, "goods", category, today.isoformat(), ends_on.isoformat(), **terms
+        )
+        return await agreements.create(self.db, self.settings, self.who["center"], draft)
+
     async def index(self) -> int:
         """Apply pending listing changes to the search index, as the worker's job does."""
         from search_index import sync
@@ -155,6 +222,44 @@ class World:
 
         backend = EmbeddedBackend(self.settings.data_dir / "search", writer=True, heap_bytes=15_000_000)
         return await sync.drain(self.db, backend)
+
+    def procedure_json(self, invited: list[str] | None, **fields: Any) -> dict[str, Any]:
+        """A body for POST /api/procedures: buyer_a's inquiry for ten printers, open two hours."""
+        body: dict[str, Any] = {
+            "kind": "inquiry",
+            "title": "办公打印机采购项目",
+            "budget_line_id": str(self.lines["a1"].id),
+            "ceiling": "30000.00",
+            "ends_at": (clock.now() + timedelta(hours=2)).isoformat(),
+            "items": [
+                {
+                    "category_code": "A02021003",
+                    "item_name": "A4黑白激光打印机",
+                    "quantity": "10",
+                    "unit": "台",
+                }
+            ],
+            **fields,
+        }
+        if invited is not None:
+            body["invited"] = invited
+        return body
+
+    def procedure_form(self, **fields: str) -> dict[str, str]:
+        """The fields of the /procedures/new form: the same inquiry as `procedure_json`, as a page posts it."""
+        ends_at = clock.now() + timedelta(hours=2)
+        return {
+            "kind": "inquiry",
+            "title": "办公打印机采购项目",
+            "budget_line_id": str(self.lines["a1"].id),
+            "ceiling": "30000.00",
+            "ends_at": ends_at.astimezone(clock.SHANGHAI).strftime("%Y-%m-%dT%H:%M"),
+            "category_code": "A02021003",
+            "item_name": "A4黑白激光打印机",
+            "quantity": "10",
+            "unit": "台",
+            **fields,
+        }
 
     @classmethod
     async def build(cls, db: Database, settings: Settings) -> World:

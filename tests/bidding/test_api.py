@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from mall.core import clock
 from mall.core.models import OrgKind
 from tests.factories import World
-
-
-def body(world: World, kind: str, invited: list[str], **kw: Any) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "title": "办公打印机采购项目",
-        "budget_line_id": str(world.lines["a1"].id),
-        "ceiling": "30000.00",
-        "ends_at": (clock.now() + timedelta(hours=2)).isoformat(),
-        "items": [
-            {"category_code": "A02021003", "item_name": "A4黑白激光打印机", "quantity": "10", "unit": "台"}
-        ],
-        "invited": invited,
-        **kw,
-    }
-
-
-def assert_problem(r: Any, status: int, code: str) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    assert r.json()["code"] == code and r.json()["detail"]
+from tests.security.login_helpers import assert_problem
 
 
 async def test_inquiry_through_the_api_stays_sealed(client: Any, world: World) -> None:
     others = [await world.org(f"s{i}", OrgKind.SUPPLIER, f"询价供应商{i}") for i in range(2)]
     invited = [str(world.who["supplier_x"].org_id), *(str(o.org_id) for o in others)]
-    r = await client.post("/api/procedures", json=body(world, "inquiry", invited), headers=world.h("buyer_a"))
+    r = await client.post("/api/procedures", json=world.procedure_json(invited), headers=world.h("buyer_a"))
     assert r.status_code == 201, r.text
     p = r.json()
     assert p["status"] == "open" and p["number"].startswith("XJ") and p["sealed"] is True
@@ -71,17 +49,21 @@ async def test_inquiry_through_the_api_stays_sealed(client: Any, world: World) -
 
 async def test_bad_procedures_are_400_or_422(client: Any, world: World) -> None:
     h = world.h("buyer_a")
-    r = await client.post("/api/procedures", json=body(world, "tender", []), headers=h)
+    r = await client.post("/api/procedures", json=world.procedure_json([], kind="tender"), headers=h)
     assert_problem(r, 400, "invalid_kind")
-    r = await client.post("/api/procedures", json=body(world, "inquiry", [], ceiling="3000000"), headers=h)
+    r = await client.post("/api/procedures", json=world.procedure_json([], ceiling="3000000"), headers=h)
     assert_problem(r, 400, "procedure_invalid")
     r = await client.post(
-        "/api/procedures", json=body(world, "inquiry", [], ends_at="2026-12-01T10:00:00"), headers=h
+        "/api/procedures",
+        json=world.procedure_json([], ends_at="2026-12-01T10:00:00"),
+        headers=h,
     )
     assert_problem(r, 400, "invalid_parameter")
-    r = await client.post("/api/procedures", json=body(world, "auction", [], decrement="-5"), headers=h)
+    r = await client.post(
+        "/api/procedures", json=world.procedure_json([], kind="auction", decrement="-5"), headers=h
+    )
     assert_problem(r, 422, "invalid_auction_rules")
-    r = await client.post("/api/procedures", json=body(world, "inquiry", []), headers=world.h("supplier_x"))
+    r = await client.post("/api/procedures", json=world.procedure_json([]), headers=world.h("supplier_x"))
     assert_problem(r, 403, "forbidden")
 
 
@@ -90,7 +72,7 @@ async def test_auction_bids_through_the_api(client: Any, world: World) -> None:
     invited = [str(world.who["supplier_x"].org_id), str(world.who["supplier_y"].org_id), str(third.org_id)]
     r = await client.post(
         "/api/procedures",
-        json=body(world, "auction", invited, decrement="0.5", decrement_is_percent=True),
+        json=world.procedure_json(invited, kind="auction", decrement="0.5", decrement_is_percent=True),
         headers=world.h("buyer_a"),
     )
     assert r.status_code == 201, r.text

@@ -46,22 +46,15 @@ async def inquiry_ending_soon(world: World, seconds: float) -> Procedure:
     starts_at = ends_at - publish.MIN_OPEN
     clock.clock.freeze(starts_at)
     try:
-        p = await publish.create(
-            world.db,
-            world.who["buyer_a"],
-            publish.ProcedureIn(
-                kind="inquiry",
-                title="会议室投影设备询价",
-                budget_line_id=world.lines["a1"].id,
-                ceiling="30000.00",
-                starts_at=starts_at,
-                ends_at=ends_at,
-                items=[publish.ItemIn("A02010105", "台式计算机", "2", "台", "i5/16G/512G")],
-                # an invitation names at least 3 suppliers; only supplier_x quotes
-                invited=[world.who[n].org_id for n in ("supplier_x", "supplier_y")] + [third.org_id],
-            ),
-            open_tender_threshold=world.settings.open_tender_threshold,
-            region_code="410100",
+        p = await world.procedure(
+            "inquiry",
+            "会议室投影设备询价",
+            # an invitation names at least 3 suppliers; only supplier_x quotes
+            invited=[world.who["supplier_x"], world.who["supplier_y"], third],
+            ceiling="30000.00",
+            item=("A02010105", "台式计算机", "i5/16G/512G", "2", "台"),
+            starts_at=starts_at,
+            ends_at=ends_at,
         )
         await offers.quote(world.db, world.who["supplier_x"], p.id, "28000.00")
     finally:

@@ -20,17 +20,13 @@ from bidding.models import Offer, Procedure
 from mall.core import clock
 from mall.core.errors import DomainError, InvalidInput, NotFound, RuleViolation
 from mall.core.models import BudgetLine, OrgKind
-from tests.factories import World
+from tests.factories import World, frozen_at
 
 
 @pytest.fixture
 def frozen() -> Iterator[datetime]:
-    start = clock.now().replace(microsecond=0)
-    clock.clock.freeze(start)
-    try:
+    with frozen_at(clock.now().replace(microsecond=0)) as start:
         yield start
-    finally:
-        clock.clock.unfreeze()
 
 
 def advance(delta: timedelta) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
-from bidding import offers, publish, room
+from bidding import offers, room
 from bidding.models import Offer
 from bidding.room import room_bid
-from mall.core import clock
 from mall.core.models import OrgKind
 from mall.core.settings import Settings
 from tests.conftest import RedisServer
@@ -25,23 +23,12 @@ from tests.factories import World
 async def auction(world: World, n: int) -> tuple[Any, list[Any]]:
     # an invitation names at least 3 suppliers; the test uses the first n
     xs = [await world.org(f"r{i}", OrgKind.SUPPLIER, f"房间供应商{i}") for i in range(max(3, n))]
-    now = clock.now()
-    p = await publish.create(
-        world.db,
-        world.who["buyer_a"],
-        publish.ProcedureIn(
-            kind="auction",
-            title="竞价室故障测试项目",
-            budget_line_id=world.lines["a1"].id,
-            ceiling="60000.00",
-            starts_at=now,
-            ends_at=now + timedelta(hours=1),
-            items=[publish.ItemIn("A02010105", "台式计算机", "10", "台", "")],
-            invited=[x.org_id for x in xs],
-            decrement="100",
-        ),
-        open_tender_threshold=world.settings.open_tender_threshold,
-        region_code="410100",
+    p = await world.procedure(
+        "auction",
+        "竞价室故障测试项目",
+        invited=xs,
+        item=("A02010105", "台式计算机", "", "10", "台"),
+        decrement="100",
     )
     return p, xs
 

@@ -62,31 +62,25 @@ def quote(supplier: str, amount: str, seq: int, **kw: object) -> Quote:
     return Quote(supplier, D(amount), START + seq * MIN, seq, **kw)  # type: ignore[arg-type]
 
 
-def refusal(r: AuctionRules, amount: Decimal, **kw: object) -> BidRefused:
+def accepts(r: AuctionRules, amount: Decimal, **kw: object) -> None:
+    """check_bid passes: a first bid a minute into the auction, unless `kw` says otherwise."""
     args: dict[str, object] = {
         "own_previous": None,
         "current_lowest": None,
         "now": START + MIN,
         "starts_at": START,
         "ends_at": END,
+        **kw,
     }
-    args.update(kw)
+    check_bid(r, amount, **args)  # type: ignore[arg-type]
+
+
+def refusal(r: AuctionRules, amount: Decimal, **kw: object) -> BidRefused:
+    """check_bid refuses the bid `accepts` would make, with a Chinese message."""
     with pytest.raises(BidRefused) as caught:
-        check_bid(r, amount, **args)  # type: ignore[arg-type]
+        accepts(r, amount, **kw)
     assert CJK.search(caught.value.detail), caught.value.detail
     return caught.value
-
-
-def accepts(r: AuctionRules, amount: Decimal, **kw: object) -> None:
-    args: dict[str, object] = {
-        "own_previous": None,
-        "current_lowest": None,
-        "now": START + MIN,
-        "starts_at": START,
-        "ends_at": END,
-    }
-    args.update(kw)
-    check_bid(r, amount, **args)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- settings and their defaults

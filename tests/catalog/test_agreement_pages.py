@@ -9,7 +9,6 @@ from sqlalchemy import func, select
 
 from catalog import agreements as ag
 from catalog import designated as dd
-from mall.core import clock
 from tests.catalog.test_agreements import vehicles
 from tests.factories import World
 from tests.mall.test_pages import HTML, assert_page, login_ok, post_form
@@ -17,13 +16,7 @@ from tests.mall.test_pages import HTML, assert_page, login_ok, post_form
 
 async def test_agreement_and_designated_pages_for_every_role(client: Any, world: World) -> None:
     a = await vehicles(world)
-    today = clock.local_date(clock.now()).isoformat()
-    draft = await ag.create(
-        world.db,
-        world.settings,
-        world.who["center"],
-        ag.AgreementDraft("打印机协议供货", "goods", "A02021003", today, today),
-    )
+    draft = await world.agreement("打印机协议供货", "A02021003")
     await dd.apply(
         world.db,
         world.settings,

@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
-from msgspec.structs import replace
 from sqlalchemy import func, select
 
-from bidding import award, close, offers, publish
+from bidding import award, close, offers
 from bidding.models import Procedure
 from catalog import agreements as ag
 from catalog import prices
@@ -22,19 +23,15 @@ from mall.core import clock
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mall.core.models import DisclosureRecord, Organization, OrgKind
 from mall.ledger import disclosure
-from tests.factories import World
+from tests.factories import World, frozen_at
 
 D = Decimal
 
 
 @pytest.fixture
 def frozen() -> Iterator[datetime]:
-    start = datetime(2026, 3, 2, 2, 0, tzinfo=clock.UTC)  # Monday 10:00 in Beijing
-    clock.clock.freeze(start)
-    try:
+    with frozen_at(datetime(2026, 3, 2, 2, 0, tzinfo=clock.UTC)) as start:  # Monday 10:00 in Beijing
         yield start
-    finally:
-        clock.clock.unfreeze()
 
 
 # ---------------------------------------------------------------- pure rules
@@ -76,45 +73,41 @@ async def code_of(world: World, name: str) -> str:
 async def vehicles(world: World, *, direct_limit: str = "400000.00") -> ag.Agreement:
     """A vehicles agreement (品目 A02030000) with two entered suppliers and three models, in force."""
     center = world.who["center"]
-    today = clock.local_date(clock.now())
-    a = await ag.create(
-        world.db,
-        world.settings,
-        center,
-        ag.AgreementDraft(
-            "2026年度公务用车协议供货",
-            "goods",
-            "A02030000",
-            today.isoformat(),
-            (today + timedelta(days=300)).isoformat(),
-            direct_limit,
-        ),
-    )
+    a = await world.agreement("2026年度公务用车协议供货", "A02030000", days=300, direct_limit=direct_limit)
     for s in ("supplier_x", "supplier_y"):
         await ag.add_supplier(world.db, center, a.id, await code_of(world, s))
     x, y = world.who["supplier_x"].org_id, world.who["supplier_y"].org_id
     assert x and y
-    await ag.add_product(
-        world.db,
-        center,
-        a.id,
-        ag.ProductDraft(x, "轿车", "大众", "帕萨特 2.0T 豪华版", "A02030500", "辆", price="189900.00"),
+    await add_product(world, a, x, "轿车", "大众", "帕萨特 2.0T 豪华版", "A02030500", "辆", price="189900.00")
+    await add_product(
+        world,
+        a,
+        y,
+        "轿车",
+        "丰田",
+        "凯美瑞 2.5L",
+        "A02030500",
+        "辆",
+        list_price="199800.00",
+        discount_rate="0.93",
     )
-    await ag.add_product(
-        world.db,
-        center,
-        a.id,
-        ag.ProductDraft(
-            y, "轿车", "丰田", "凯美瑞 2.5L", "A02030500", "辆", list_price="199800.00", discount_rate="0.93"
-        ),
-    )
-    await ag.add_product(
-        world.db,
-        center,
-        a.id,
-        ag.ProductDraft(y, "轿车", "比亚迪", "汉 EV 标准版", "A02030500", "辆", price="169800.00"),
-    )
+    await add_product(world, a, y, "轿车", "比亚迪", "汉 EV 标准版", "A02030500", "辆", price="169800.00")
     return await ag.activate(world.db, center, a.id)
+
+
+async def add_product(world: World, a: ag.Agreement, *fields: Any, **prices: str) -> ag.AgreementProduct:
+    """The center adds a product (ag.ProductDraft's fields) to the agreement."""
+    return await ag.add_product(world.db, world.who["center"], a.id, ag.ProductDraft(*fields, **prices))
+
+
+async def second_stage(
+    world: World, a: ag.Agreement, ceiling: str, spec: str = "2.0T 及以上"
+) -> Procedure:
+    """buyer_a's inquiry for two cars among the agreement's entered suppliers (二次竞价)."""
+    item = ("A02030500", "轿车", spec, "2", "辆")
+    return await world.procedure(
+        "inquiry", "公务用车二次竞价", ceiling=ceiling, item=item, hours=2, agreement_id=a.id
+    )
 
 
 async def product(world: World, a: ag.Agreement, model: str) -> ag.AgreementProduct:
@@ -146,32 +139,26 @@ async def test_the_center_builds_an_agreement_and_only_the_center_may(world: Wor
     x = world.who["supplier_x"].org_id
     assert x
     with pytest.raises(RuleViolation) as err:  # not entered
-        await ag.add_product(
-            world.db,
-            world.who["center"],
-            printers.id,
-            ag.ProductDraft(x, "打印机", "惠普", "M110w", "A02021003", "台", price="899.00"),
-        )
+        await add_product(world, printers, x, "打印机", "惠普", "M110w", "A02021003", "台", price="899.00")
     assert err.value.code == "supplier_not_entered"
     await ag.add_supplier(world.db, world.who["center"], printers.id, await code_of(world, "supplier_x"))
     with pytest.raises(Conflict):
         await ag.add_supplier(world.db, world.who["center"], printers.id, await code_of(world, "supplier_x"))
     with pytest.raises(InvalidInput) as err:  # a car is not a printer
-        await ag.add_product(
-            world.db,
-            world.who["center"],
-            printers.id,
-            ag.ProductDraft(x, "轿车", "大众", "朗逸", "A02030500", "辆", price="99900.00"),
-        )
+        await add_product(world, printers, x, "轿车", "大众", "朗逸", "A02030500", "辆", price="99900.00")
     assert err.value.code == "category_outside_agreement"
     with pytest.raises(InvalidInput) as err:
-        await ag.add_product(
-            world.db,
-            world.who["center"],
-            printers.id,
-            ag.ProductDraft(
-                x, "打印机", "惠普", "M110w", "A02021003", "台", price="899.00", discount_rate="0.9"
-            ),
+        await add_product(
+            world,
+            printers,
+            x,
+            "打印机",
+            "惠普",
+            "M110w",
+            "A02021003",
+            "台",
+            price="899.00",
+            discount_rate="0.9",
         )
     assert err.value.code == "price_or_discount"
 
@@ -239,23 +226,9 @@ async def test_a_large_call_off_must_go_to_a_second_stage_competition(world: Wor
         )
     assert err.value.code == "second_stage_required"
 
-    def draft(ceiling: str) -> publish.ProcedureIn:
-        now = clock.now()
-        return publish.ProcedureIn(
-            kind="inquiry",
-            title="公务用车二次竞价",
-            budget_line_id=world.lines["a1"].id,
-            ceiling=ceiling,
-            starts_at=now,
-            ends_at=now + timedelta(hours=2),
-            items=[publish.ItemIn("A02030500", "轿车", "2", "辆", "2.0T 及以上")],
-            agreement_id=a.id,
-        )
-
-    kw = {"open_tender_threshold": world.settings.open_tender_threshold, "region_code": "410100"}
     # Two entered suppliers cannot make a competition of three: refused now, not failed at the deadline.
     with pytest.raises(InvalidInput) as err:
-        await publish.create(world.db, world.who["buyer_a"], draft("379800.00"), **kw)
+        await second_stage(world, a, "379800.00")
     assert err.value.code == "too_few_entered" and err.value.extra["field"] == "agreement_id"
     assert "3 家" in err.value.detail and err.value.extra["minimum"] == 3
     third = await world.org("third", OrgKind.SUPPLIER, "第三汽车销售公司")
@@ -264,16 +237,16 @@ async def test_a_large_call_off_must_go_to_a_second_stage_competition(world: Wor
     async with world.db.write() as tx:
         (await tx.session.get(Organization, third.org_id)).status = "frozen"  # type: ignore[union-attr]
     with pytest.raises(InvalidInput) as err:
-        await publish.create(world.db, world.who["buyer_a"], draft("379800.00"), **kw)
+        await second_stage(world, a, "379800.00")
     assert err.value.code == "too_few_entered"
     async with world.db.write() as tx:
         (await tx.session.get(Organization, third.org_id)).status = "active"  # type: ignore[union-attr]
     async with world.db.read() as s:
         assert await s.scalar(select(func.count()).select_from(Procedure)) == 0
     with pytest.raises(RuleViolation) as err:  # 2 × the highest agreement price in the 品目
-        await publish.create(world.db, world.who["buyer_a"], draft("379800.01"), **kw)
+        await second_stage(world, a, "379800.01")
     assert err.value.code == "above_agreement_price" and "379,800.00" in err.value.detail
-    p = await publish.create(world.db, world.who["buyer_a"], draft("379800.00"), **kw)
+    p = await second_stage(world, a, "379800.00")
     assert p.eligibility == "agreement" and p.agreement_id == a.id
     await offers.quote(world.db, world.who["supplier_y"], p.id, "360000.00")
     outsider = await world.org("outsider", OrgKind.SUPPLIER, "未入围供应商")
@@ -399,13 +372,7 @@ async def test_a_retry_is_answered_even_after_the_agreement_ended_and_abandoned_
     with pytest.raises(RuleViolation):  # a new order is refused
         await ag.place_order(world.db, world.settings, world.who["buyer_a"], order_req(world, byd))
 
-    today = clock.local_date(clock.now()).isoformat()
-    draft = await ag.create(
-        world.db,
-        world.settings,
-        world.who["center"],
-        ag.AgreementDraft("打印机协议", "goods", "A02021000", today, today),
-    )
+    draft = await world.agreement("打印机协议", "A02021000")
     await ag.terminate(world.db, world.who["center"], draft.id, "放弃")
     async with world.db.read() as s:
         abandoned = await ag.get(s, draft.id)
@@ -415,27 +382,14 @@ async def test_a_retry_is_answered_even_after_the_agreement_ended_and_abandoned_
 
 
 async def test_a_printer_agreement_takes_printers_not_mice(world: World, frozen: datetime) -> None:
-    today = clock.local_date(clock.now()).isoformat()
     center = world.who["center"]
-    printers = await ag.create(
-        world.db, world.settings, center, ag.AgreementDraft("打印机协议", "goods", "A02021000", today, today)
-    )
+    printers = await world.agreement("打印机协议", "A02021000")
     await ag.add_supplier(world.db, center, printers.id, await code_of(world, "supplier_x"))
     x = world.who["supplier_x"].org_id
     assert x
-    await ag.add_product(
-        world.db,
-        center,
-        printers.id,
-        ag.ProductDraft(x, "激光打印机", "惠普", "M110w", "A02021003", "台", price="899.00"),
-    )
+    await add_product(world, printers, x, "激光打印机", "惠普", "M110w", "A02021003", "台", price="899.00")
     with pytest.raises(InvalidInput) as err:  # A02021110 鼠标器 shares the digits A02021 but not the class
-        await ag.add_product(
-            world.db,
-            center,
-            printers.id,
-            ag.ProductDraft(x, "鼠标", "罗技", "M100", "A02021110", "个", price="39.00"),
-        )
+        await add_product(world, printers, x, "鼠标", "罗技", "M100", "A02021110", "个", price="39.00")
     assert err.value.code == "category_outside_agreement"
 
 
@@ -445,23 +399,7 @@ async def test_second_stage_deals_count_in_the_agreement_summary(world: World, f
     a = await vehicles(world, direct_limit="300000.00")
     third = await world.org("third", OrgKind.SUPPLIER, "第三汽车销售公司")
     await ag.add_supplier(world.db, world.who["center"], a.id, await code_of(world, "third"))
-    now = clock.now()
-    p = await publish.create(
-        world.db,
-        world.who["buyer_a"],
-        publish.ProcedureIn(
-            kind="inquiry",
-            title="公务用车二次竞价",
-            budget_line_id=world.lines["a1"].id,
-            ceiling="379800.00",
-            starts_at=now,
-            ends_at=now + timedelta(hours=2),
-            items=[publish.ItemIn("A02030500", "轿车", "2", "辆", "")],
-            agreement_id=a.id,
-        ),
-        open_tender_threshold=world.settings.open_tender_threshold,
-        region_code="410100",
-    )
+    p = await second_stage(world, a, "379800.00", spec="")
     for who, amount in (("supplier_x", "370000.00"), ("supplier_y", "365000.00"), ("third", "368000.00")):
         await offers.quote(world.db, world.who[who] if who != "third" else third, p.id, amount)
     clock.clock.freeze(clock.now() + timedelta(hours=3))

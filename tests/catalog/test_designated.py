@@ -19,7 +19,7 @@ from mall.core import clock
 from mall.core.errors import Conflict, Forbidden, InvalidInput, RuleViolation
 from mall.core.models import DisclosureRecord, Organization
 from mall.ledger import disclosure
-from tests.factories import World
+from tests.factories import World, frozen_at
 
 D = Decimal
 REPAIR = "C23120301"  # 车辆维修和保养服务
@@ -32,12 +32,8 @@ PRICES = [
 
 @pytest.fixture
 def frozen() -> Iterator[datetime]:
-    start = datetime(2026, 9, 24, 2, 0, tzinfo=clock.UTC)  # Thursday 10:00 in Beijing
-    clock.clock.freeze(start)
-    try:
+    with frozen_at(datetime(2026, 9, 24, 2, 0, tzinfo=clock.UTC)) as start:  # Thursday 10:00 in Beijing
         yield start
-    finally:
-        clock.clock.unfreeze()
 
 
 def test_working_days_skip_weekends_and_holidays() -> None:

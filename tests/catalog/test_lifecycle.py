@@ -20,6 +20,7 @@ from catalog.models import Listing, PriceChange
 from mall.core.models import AuditEntry, OrgKind, Outbox
 from mall.core.settings import Settings
 from tests.factories import World
+from tests.security.login_helpers import assert_problem
 
 SNAPSHOT_FIELDS = (
     "status",
@@ -44,16 +45,6 @@ SNAPSHOT_FIELDS = (
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def assert_problem(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in body["detail"])  # a Chinese message for people
-    return body  # type: ignore[no-any-return]
 
 
 def listing_body(**over: Any) -> dict[str, Any]:
@@ -746,6 +737,18 @@ async def test_what_the_regulator_did_only_the_regulator_undoes(client: Any, wor
     lid = (await live(client, world))["id"]
     sup = world.h("supplier_x")
 
+    async def only_relisted_by(authority: str, before: Any) -> None:
+        """The supplier cannot relist what an authority delisted (nothing changes); the authority can."""
+        assert_problem(
+            await client.post(f"/api/listings/{lid}/relist", headers=sup),
+            403,
+            "listing_delisted_by_authority",
+        )
+        assert await snapshot(world, lid) == before
+        r = await moderate(client, world, authority, lid, "relist")
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "live"
+
     r = await moderate(client, world, "regulator", lid, "freeze", "价格异常，财政部门核查")
     assert r.status_code == 200, r.text
     assert (await row_of(world, lid)).status_by == "regulator"
@@ -762,24 +765,11 @@ async def test_what_the_regulator_did_only_the_regulator_undoes(client: Any, wor
     assert r.json()["status"] == "delisted"
     before = await snapshot(world, lid)
     assert_problem(await moderate(client, world, "center", lid, "relist"), 403, "regulator_decision")
-    assert_problem(
-        await client.post(f"/api/listings/{lid}/relist", headers=sup), 403, "listing_delisted_by_authority"
-    )
-    assert await snapshot(world, lid) == before
-    r = await moderate(client, world, "regulator", lid, "relist")
-    assert r.status_code == 200, r.text
-    assert r.json()["status"] == "live"
+    await only_relisted_by("regulator", before)
 
     # What the center delisted, the center (not the supplier) puts back.
     assert (await moderate(client, world, "center", lid, "delist", "资质过期")).status_code == 200
-    before = await snapshot(world, lid)
-    assert_problem(
-        await client.post(f"/api/listings/{lid}/relist", headers=sup), 403, "listing_delisted_by_authority"
-    )
-    assert await snapshot(world, lid) == before
-    r = await moderate(client, world, "center", lid, "relist")
-    assert r.status_code == 200, r.text
-    assert r.json()["status"] == "live"
+    await only_relisted_by("center", await snapshot(world, lid))
 
     assert [(a, u) for a, u, _ in await audit_trail(world, lid)][2:] == [
         ("listing_freeze", uid(world, "regulator")),

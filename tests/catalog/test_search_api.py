@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from mall.core.models import Outbox
 from tests.factories import World
+from tests.security.login_helpers import assert_problem
 
 # The world (tests/factories.py) already has three live listings:
 #   laptop  商品laptop   A02010108  supplier_x  5000.00
@@ -37,16 +38,6 @@ HIT_KEYS = {"id", "title", "brand", "spec_model", "category_code", "price", "sup
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def assert_problem(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in body["detail"])  # a Chinese message for people
-    return body  # type: ignore[no-any-return]
 
 
 async def drain(world: World) -> int:

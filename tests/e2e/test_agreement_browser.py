@@ -5,7 +5,6 @@ buyer orders a vehicle service from a designated supplier found by region and �
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -14,7 +13,8 @@ import pytest
 from catalog import designated as dd
 from mall.core.models import Order
 from tests.catalog.test_agreements import vehicles
-from tests.e2e.conftest import login, new_page, require_chromium, shot
+from tests.e2e.conftest import new_page, require_chromium, shot
+from tests.e2e.pages import signed_in, wait_until_shown
 from tests.factories import World
 
 require_chromium()
@@ -27,8 +27,7 @@ async def test_order_a_car_under_an_agreement_and_a_designated_service(
     errors: list[str] = []
     a = await vehicles(world)
 
-    buyer = await new_page(browser, errors)
-    await login(buyer, server, "buyer_a")
+    buyer = await signed_in(browser, errors, server, "buyer_a")
     await buyer.goto(f"{server}/agreements")
     await buyer.click(f"a[href='/agreements/{a.id}']")
     await buyer.wait_for_load_state("networkidle")
@@ -49,8 +48,7 @@ async def test_order_a_car_under_an_agreement_and_a_designated_service(
     await shot(buyer, "agreement-02-placed")
     order_url = buyer.url
 
-    supplier = await new_page(browser, errors)
-    await login(supplier, server, "supplier_x")
+    supplier = await signed_in(browser, errors, server, "supplier_x")
     await supplier.goto(order_url)
     await supplier.locator("input[name^=price_]").first.fill("186500.00")  # 议价
     await supplier.click("#confirm-order")
@@ -64,13 +62,7 @@ async def test_order_a_car_under_an_agreement_and_a_designated_service(
         assert order is not None and order.mode == "agreement"
         number = order.order_no
     public = await new_page(browser, errors)
-    deadline = time.monotonic() + 20
-    while True:
-        await public.goto(f"{server}/disclosures?mode=agreement")
-        if number in await public.content():
-            break
-        assert time.monotonic() < deadline, "the agreement deal was not published within 20 s"
-        await public.wait_for_timeout(300)
+    await wait_until_shown(public, f"{server}/disclosures?mode=agreement", number, "the agreement deal")
     assert "协议供货" in await public.content()
     await shot(public, "agreement-04-published")
 

@@ -4,16 +4,14 @@ an inquiry page never shows another supplier's quote before the deadline."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from playwright.async_api import expect
 
-from bidding import publish as publishing
-from mall.core import clock
 from mall.core.models import OrgKind
-from tests.e2e.conftest import login, new_page, require_chromium, shot
+from tests.e2e.conftest import require_chromium, shot
+from tests.e2e.pages import signed_in
 from tests.factories import World
 
 require_chromium()
@@ -24,23 +22,9 @@ async def publish(world: World, kind: str, **kw: Any) -> Any:
     third = await world.org(
         f"third_{kind}", OrgKind.SUPPLIER, "第三家受邀供应商"
     )  # an invitation names 3 at least
-    now = clock.now()
-    return await publishing.create(
-        world.db,
-        world.who["buyer_a"],
-        publishing.ProcedureIn(
-            kind=kind,
-            title="办公台式计算机" + ("竞价" if kind == "auction" else "询价") + "项目",
-            budget_line_id=world.lines["a1"].id,
-            ceiling="60000.00",
-            starts_at=now,
-            ends_at=now + timedelta(hours=1),
-            items=[publishing.ItemIn("A02010105", "台式计算机", "10", "台", "i5/16G/512G")],
-            invited=[world.who["supplier_x"].org_id, world.who["supplier_y"].org_id, third.org_id],
-            **kw,
-        ),
-        open_tender_threshold=world.settings.open_tender_threshold,
-        region_code="410100",
+    title = "办公台式计算机" + ("竞价" if kind == "auction" else "询价") + "项目"
+    return await world.procedure(
+        kind, title, invited=[world.who["supplier_x"], world.who["supplier_y"], third], **kw
     )
 
 
@@ -54,10 +38,8 @@ async def bid(page: Any, amount: str) -> None:
 async def test_two_suppliers_see_each_others_bids_live(server: str, browser: Any, world: World) -> None:
     errors: list[str] = []
     p = await publish(world, "auction", decrement="100")
-    x = await new_page(browser, errors)
-    y = await new_page(browser, errors)
-    await login(x, server, "supplier_x")
-    await login(y, server, "supplier_y")
+    x = await signed_in(browser, errors, server, "supplier_x")
+    y = await signed_in(browser, errors, server, "supplier_y")
     for page in (x, y):
         await page.goto(f"{server}/procedures/{p.id}")
         await expect(page.locator("#room-live")).to_have_text("已实时连接")
@@ -94,8 +76,7 @@ async def test_an_inquiry_page_never_shows_another_suppliers_quote(
 ) -> None:
     errors: list[str] = []
     p = await publish(world, "inquiry")
-    x = await new_page(browser, errors)
-    await login(x, server, "supplier_x")
+    x = await signed_in(browser, errors, server, "supplier_x")
     await x.goto(f"{server}/procedures/{p.id}")
     await x.fill("#q-amount", "57321.00")
     await x.click("#quote-box button[type=submit]")
@@ -103,8 +84,7 @@ async def test_an_inquiry_page_never_shows_another_suppliers_quote(
     assert "报价已提交" in await x.content() and "57,321.00" in await x.content()
 
     for who in ("supplier_y", "buyer_a"):
-        page = await new_page(browser, errors)
-        await login(page, server, who)
+        page = await signed_in(browser, errors, server, who)
         await page.goto(f"{server}/procedures/{p.id}")
         html = await page.content()
         assert "57321" not in html and "57,321" not in html, who

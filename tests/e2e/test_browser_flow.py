@@ -7,12 +7,12 @@ Screenshots go to test-artifacts/ (kept by CI for people to look at).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import indexed, login, new_page, require_chromium, shot
+from tests.e2e.conftest import indexed, new_page, require_chromium, shot
+from tests.e2e.pages import signed_in, wait_until_shown
 from tests.factories import World
 
 require_chromium()
@@ -25,8 +25,7 @@ async def test_buy_confirm_and_see_the_deal_published(server: str, browser: Any,
     await indexed(world)
 
     # The buyer finds the goods, puts them in the cart and checks out against a budget line.
-    buyer = await new_page(browser, errors)
-    await login(buyer, server, "buyer_a")
+    buyer = await signed_in(browser, errors, server, "buyer_a")
     await buyer.goto(f"{server}/goods?q=laptop")
     await shot(buyer, "01-goods")
     await buyer.click(f"a[href='/goods/{laptop.id}']")
@@ -47,8 +46,7 @@ async def test_buy_confirm_and_see_the_deal_published(server: str, browser: Any,
     assert "购物车" in await buyer.content()
 
     # The supplier confirms at a lower price.
-    supplier = await new_page(browser, errors)
-    await login(supplier, server, "supplier_x")
+    supplier = await signed_in(browser, errors, server, "supplier_x")
     await supplier.goto(order_url)
     price_input = supplier.locator("input[name^=price_]").first
     # The form itself stops a higher price (max=); past that, the server refuses it with a message.
@@ -75,13 +73,7 @@ async def test_buy_confirm_and_see_the_deal_published(server: str, browser: Any,
         order = await s.get(Order, __import__("uuid").UUID(order_no))
         assert order is not None
         number = order.order_no
-    deadline = time.monotonic() + 20
-    while True:
-        await public.goto(f"{server}/disclosures")
-        if number in await public.content():
-            break
-        assert time.monotonic() < deadline, "the deal was not published within 20 s"
-        await public.wait_for_timeout(300)
+    await wait_until_shown(public, f"{server}/disclosures", number, "the deal")
     await shot(public, "06-disclosures")
     await public.goto(f"{server}/disclosures/1")
     text = await public.content()

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import indexed, login, new_page, require_chromium, shot
+from tests.e2e.conftest import indexed, require_chromium, shot
+from tests.e2e.pages import signed_in
 from tests.factories import World
 
 require_chromium()
@@ -50,8 +51,7 @@ async def test_search_compare_and_add_to_cart(server: str, browser: Any, world: 
         sync.stage(tx, [cheap.id, dear.id])
     await indexed(world)
 
-    buyer = await new_page(browser, errors)
-    await login(buyer, server, "buyer_a")
+    buyer = await signed_in(browser, errors, server, "buyer_a")
     await buyer.goto(f"{server}/goods")
     await buyer.fill("form[role=search] input[name=q]", "台式电脑")  # a synonym of 台式计算机
     await buyer.press("form[role=search] input[name=q]", "Enter")
@@ -96,8 +96,7 @@ async def test_center_rejects_and_regulator_freezes(server: str, browser: Any, w
         name="山特 UPS 不间断电源 C3K",
         live=False,
     )
-    center = await new_page(browser, errors)
-    await login(center, server, "center")
+    center = await signed_in(browser, errors, server, "center")
     await center.goto(f"{server}/center/listings")
     row = center.locator("#review-table tr", has_text="山特 UPS 不间断电源 C3K")
     assert await row.count() == 1
@@ -114,8 +113,7 @@ async def test_center_rejects_and_regulator_freezes(server: str, browser: Any, w
     await center.wait_for_load_state("networkidle")
     assert "已驳回" in await center.content()
 
-    supplier = await new_page(browser, errors)
-    await login(supplier, server, "supplier_y")
+    supplier = await signed_in(browser, errors, server, "supplier_y")
     await supplier.goto(f"{server}/supplier/listings?status=rejected")
     text = await supplier.inner_text("main")
     assert "山特 UPS 不间断电源 C3K" in text and "参考价来源未注明" in text
@@ -129,8 +127,7 @@ async def test_center_rejects_and_regulator_freezes(server: str, browser: Any, w
     # the regulator freezes a live listing: it leaves the search within seconds
     await indexed(world)
     desk = world.listings["desk"]
-    regulator = await new_page(browser, errors)
-    await login(regulator, server, "regulator")
+    regulator = await signed_in(browser, errors, server, "regulator")
     await regulator.goto(f"{server}/goods?q=商品desk")
     assert await regulator.locator(f"#results a[href='/goods/{desk.id}']").count() == 1
     await regulator.goto(f"{server}/goods/{desk.id}")

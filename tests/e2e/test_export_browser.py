@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from mall.ledger import disclosure, exports
-from tests.e2e.conftest import login, new_page, require_chromium, shot
+from tests.e2e.conftest import require_chromium, shot
+from tests.e2e.pages import signed_in
 from tests.factories import World
 from tests.mall.test_disclosure import deal
 
@@ -31,8 +32,7 @@ async def test_center_exports_xlsx_through_a_job_and_csv_directly(
     while await disclosure.publish_pending(world.db):
         pass
 
-    page = await new_page(browser, errors)
-    await login(page, server, "center")
+    page = await signed_in(browser, errors, server, "center")
     await page.click("nav.site-nav >> text=数据导出")
     await page.wait_for_load_state("networkidle")
     assert "还没有导出任务" in await page.inner_text("main")

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import login, new_page, require_chromium, shot
+from tests.e2e.conftest import require_chromium, shot
+from tests.e2e.pages import signed_in
 from tests.factories import World
 from tests.security.test_10_import_bomb import csv_file, shared_strings_bomb
 
@@ -41,8 +42,7 @@ async def test_supplier_imports_a_file_and_sees_a_bomb_refused(
     server: str, browser: Any, world: World, tmp_path: Path
 ) -> None:
     errors: list[str] = []
-    page = await new_page(browser, errors)
-    await login(page, server, "supplier_y")
+    page = await signed_in(browser, errors, server, "supplier_y")
     sound = tmp_path / "商品.csv"
     sound.write_bytes(csv_file(3))
     text = await upload(page, server, sound)

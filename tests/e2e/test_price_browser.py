@@ -12,11 +12,25 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import login, new_page, require_chromium, shot
+from tests.e2e.conftest import require_chromium, shot
+from tests.e2e.pages import signed_in
 from tests.factories import World
 
 require_chromium()
 pytestmark = pytest.mark.browser
+
+
+async def change_price(supplier: Any, server: str, name: str, price: str, reference: str = "") -> str:
+    """The supplier asks for a new price (and reference) on its listings page; the page it lands on."""
+    await supplier.goto(f"{server}/supplier/listings")
+    row = supplier.locator("tr", has_text=name)
+    await row.locator("summary", has_text="调价").click()
+    await row.locator("input[name=price]").fill(price)
+    if reference:
+        await row.locator("input[name=reference_price]").fill(reference)
+    await row.locator("form[action$='/price'] button[type=submit]").click()
+    await supplier.wait_for_load_state("networkidle")
+    return str(await supplier.content())
 
 
 async def test_the_cart_shows_a_risen_price_and_the_buyer_accepts_it(
@@ -26,8 +40,7 @@ async def test_the_cart_shows_a_risen_price_and_the_buyer_accepts_it(
     desk = world.listings["desk"]  # 800.00 (reference 800.00), from supplier_y
     printer = world.listings["printer"]  # 1,200.00 (reference 1,200.00), from supplier_x
 
-    buyer = await new_page(browser, errors)
-    await login(buyer, server, "buyer_a")
+    buyer = await signed_in(browser, errors, server, "buyer_a")
     for listing in (desk, printer):
         await buyer.goto(f"{server}/goods/{listing.id}")
         await buyer.fill("input[name=quantity]", "2")
@@ -36,27 +49,12 @@ async def test_the_cart_shows_a_risen_price_and_the_buyer_accepts_it(
         assert "已加入购物车" in await buyer.content()
 
     # One supplier raises its price within the reviewed reference (applies at once) ...
-    supplier = await new_page(browser, errors)
-    await login(supplier, server, "supplier_y")
-    await supplier.goto(f"{server}/supplier/listings")
-    row = supplier.locator("tr", has_text=desk.name)
-    await row.locator("summary", has_text="调价").click()
-    await row.locator("input[name=price]").fill("840.00")
-    await row.locator("form[action$='/price'] button[type=submit]").click()
-    await supplier.wait_for_load_state("networkidle")
-    assert "价格已调整" in await supplier.content()
+    supplier = await signed_in(browser, errors, server, "supplier_y")
+    assert "价格已调整" in await change_price(supplier, server, desk.name, "840.00")
 
     # ... the other asks for ten times the price with a new reference: it waits for the center.
-    other = await new_page(browser, errors)
-    await login(other, server, "supplier_x")
-    await other.goto(f"{server}/supplier/listings")
-    row = other.locator("tr", has_text=printer.name)
-    await row.locator("summary", has_text="调价").click()
-    await row.locator("input[name=price]").fill("12000.00")
-    await row.locator("input[name=reference_price]").fill("12500.00")
-    await row.locator("form[action$='/price'] button[type=submit]").click()
-    await other.wait_for_load_state("networkidle")
-    content = await other.content()
+    other = await signed_in(browser, errors, server, "supplier_x")
+    content = await change_price(other, server, printer.name, "12000.00", reference="12500.00")
     assert "已提交采购中心审核" in content and "待审核的调价" in content and "12,000.00" in content
     await shot(other, "31-price-waiting-for-review")
 

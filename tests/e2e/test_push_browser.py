@@ -18,7 +18,8 @@ import pytest
 
 from mall.core.settings import Settings
 from mall.ledger import disclosure
-from tests.e2e.conftest import login, new_page, require_chromium, shot, web_server
+from tests.e2e.conftest import require_chromium, shot, web_server
+from tests.e2e.pages import signed_in
 from tests.factories import World
 from tests.mall.test_push import Receiver, payload
 
@@ -52,8 +53,7 @@ async def test_center_registers_a_receiver_and_watches_records_arrive(
     server: str, browser: Any, world: World, receiver: Receiver
 ) -> None:
     errors: list[str] = []
-    page = await new_page(browser, errors)
-    await login(page, server, "center")
+    page = await signed_in(browser, errors, server, "center")
     await page.click("nav.site-nav a[href='/push']")
     await page.wait_for_load_state("networkidle")
     assert "还没有推送订阅" in await page.inner_text("main")

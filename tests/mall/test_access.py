@@ -23,6 +23,7 @@ from mall.ledger import disclosure, push
 from mall.site import api, export_routes, pages, push_pages, push_routes
 from mall.web.helpers import route_handlers
 from tests.factories import PASSWORD, World
+from tests.security.login_helpers import assert_problem
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 
@@ -55,16 +56,6 @@ ROLE_OF = {
     "regulator": "regulator",
     "admin": "admin",
 }
-
-
-def assert_problem(r: Any, status: int, code: str) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json"), r.headers["content-type"]
-    body = r.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    assert body["detail"]
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in body["detail"])
 
 
 def _module_of(handler: Any) -> str:
@@ -212,23 +203,8 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
 
     store = files.store_for(world.settings, world.db)
     batch = await imports.start_import(world.db, store, world.who["supplier_x"], "a.csv", upload.encode())
-    from bidding import publish
-    from mall.core import clock
-
-    procedure = await publish.create(
-        world.db,
-        world.who["buyer_a"],
-        publish.ProcedureIn(
-            kind="inquiry",
-            title="台式计算机询价项目",
-            budget_line_id=world.lines["a1"].id,
-            ceiling="50000.00",
-            starts_at=clock.now(),
-            ends_at=clock.now() + timedelta(hours=1),
-            items=[publish.ItemIn("A02010105", "台式计算机", "5", "台", "")],
-        ),
-        open_tender_threshold=world.settings.open_tender_threshold,
-        region_code="410100",
+    procedure = await world.procedure(
+        "inquiry", "台式计算机询价项目", ceiling="50000.00", item=("A02010105", "台式计算机", "", "5", "台")
     )
     from mall.ledger import exports
 
@@ -240,21 +216,9 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
         name="接收",
         url="http://127.0.0.1:9/hook",
     )
-    from catalog import agreements as ag
     from catalog import designated as dd
 
-    agreement = await ag.create(
-        world.db,
-        world.settings,
-        world.who["center"],
-        ag.AgreementDraft(
-            "打印机协议供货",
-            "goods",
-            "A02021003",
-            str(clock.local_date(clock.now())),
-            str(clock.local_date(clock.now())),
-        ),
-    )
+    agreement = await world.agreement("打印机协议供货", "A02021003")
     designation = await dd.apply(
         world.db,
         world.settings,
@@ -359,24 +323,41 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
 # ---------------------------------------------------------------- object-level isolation
 
 
+# What a buyer, and what a supplier, might do to an order: on another's order each is refused as 404.
+BUYER_ACTIONS: list[tuple[str, Any]] = [
+    ("cancel", {"reason": "不要了吧"}),
+    ("cancel-request", {"reason": "不要了吧"}),
+    ("cancel-answer", {"agree": True}),
+    ("contract", None),
+    ("receive", None),
+    ("accept", {"score": 5}),
+    ("pay", {"payment_ref": "ZF-1"}),
+]
+SUPPLIER_ACTIONS: list[tuple[str, Any]] = [
+    ("confirm", None),
+    ("confirm", {"prices": {}}),
+    ("decline", {"reason": "无货可供"}),
+    ("ship", {"note": "SF"}),
+    ("cancel-request", {"reason": "无货可供"}),
+]
+
+
+async def assert_order_hidden(
+    client: Any, oid: str, h: dict[str, str], actions: list[tuple[str, Any]]
+) -> None:
+    """For the caller of headers `h` the order does not exist: not shown, not listed, no action on it."""
+    assert_problem(await client.get(f"/api/orders/{oid}", headers=h), 404, "order_not_found")
+    assert_problem(await client.get(f"/api/orders/{oid}/events", headers=h), 404, "order_not_found")
+    r = await client.get("/api/orders", headers=h)
+    assert r.status_code == 200 and r.json()["total"] == 0 and oid not in [o["id"] for o in r.json()["items"]]
+    for action, body in actions:
+        r = await client.post(f"/api/orders/{oid}/{action}", json=body, headers=h)
+        assert_problem(r, 404, "order_not_found")
+
+
 async def test_buyer_cannot_see_or_touch_another_units_order(client: Any, world: World) -> None:
     oid = await _place(client, world, "laptop")
-    b = world.h("buyer_b")
-    assert_problem(await client.get(f"/api/orders/{oid}", headers=b), 404, "order_not_found")
-    assert_problem(await client.get(f"/api/orders/{oid}/events", headers=b), 404, "order_not_found")
-    r = await client.get("/api/orders", headers=b)
-    assert r.status_code == 200 and r.json()["total"] == 0 and oid not in [o["id"] for o in r.json()["items"]]
-    for action, body in [
-        ("cancel", {"reason": "不要了吧"}),
-        ("cancel-request", {"reason": "不要了吧"}),
-        ("cancel-answer", {"agree": True}),
-        ("contract", None),
-        ("receive", None),
-        ("accept", {"score": 5}),
-        ("pay", {"payment_ref": "ZF-1"}),
-    ]:
-        r = await client.post(f"/api/orders/{oid}/{action}", json=body, headers=b)
-        assert_problem(r, 404, "order_not_found")
+    await assert_order_hidden(client, oid, world.h("buyer_b"), BUYER_ACTIONS)
     # The owner still sees it, untouched.
     r = await client.get(f"/api/orders/{oid}", headers=world.h("buyer_a"))
     assert r.status_code == 200 and r.json()["status"] == "placed"
@@ -386,20 +367,7 @@ async def test_buyer_cannot_see_or_touch_another_units_order(client: Any, world:
 
 async def test_supplier_cannot_see_or_confirm_another_suppliers_order(client: Any, world: World) -> None:
     oid = await _place(client, world, "laptop")
-    y = world.h("supplier_y")
-    assert_problem(await client.get(f"/api/orders/{oid}", headers=y), 404, "order_not_found")
-    assert_problem(await client.get(f"/api/orders/{oid}/events", headers=y), 404, "order_not_found")
-    r = await client.get("/api/orders", headers=y)
-    assert r.json()["total"] == 0
-    for action, body in [
-        ("confirm", None),
-        ("confirm", {"prices": {}}),
-        ("decline", {"reason": "无货可供"}),
-        ("ship", {"note": "SF"}),
-        ("cancel-request", {"reason": "无货可供"}),
-    ]:
-        r = await client.post(f"/api/orders/{oid}/{action}", json=body, headers=y)
-        assert_problem(r, 404, "order_not_found")
+    await assert_order_hidden(client, oid, world.h("supplier_y"), SUPPLIER_ACTIONS)
     # supplier_x sees it in its list and can confirm it.
     r = await client.get("/api/orders", headers=world.h("supplier_x"))
     assert [o["id"] for o in r.json()["items"]] == [oid]

@@ -100,31 +100,18 @@ async def test_admin_enters_budget_lines_for_budget_units_only(client: Any, worl
     r = await client.post(f"/api/admin/organizations/{org}/budget-lines", json=body, headers=world.h("admin"))
     assert r.status_code == 201, r.text
     assert r.json()["available"] == "120000.00"
-    r = await client.post(f"/api/admin/organizations/{org}/budget-lines", json=body, headers=world.h("admin"))
-    assert_problem(r, 409, "budget_line_exists")
-    r = await client.post(
-        f"/api/admin/organizations/{org}/budget-lines",
-        json={**body, "amount": "1e9"},
-        headers=world.h("admin"),
-    )
-    assert_problem(r, 400, "budget_line_invalid")
     supplier_org = world.who["supplier_x"].org_id
-    r = await client.post(
-        f"/api/admin/organizations/{supplier_org}/budget-lines",
-        json={**body, "project_code": "X"},
-        headers=world.h("admin"),
-    )
-    assert_problem(r, 400, "budget_line_invalid")
-    r = await client.post(
-        f"/api/admin/organizations/{supplier_org}/budget-lines",
-        json={**body, "project_code": "X-02"},
-        headers=world.h("admin"),
-    )
-    assert_problem(r, 400, "not_a_budget_unit")
-    r = await client.post(
-        f"/api/admin/organizations/{org}/budget-lines", json=body, headers=world.h("buyer_b")
-    )
-    assert_problem(r, 403, "forbidden")
+    for who, to, changes, status, code in [
+        ("admin", org, {}, 409, "budget_line_exists"),
+        ("admin", org, {"amount": "1e9"}, 400, "budget_line_invalid"),
+        ("admin", supplier_org, {"project_code": "X"}, 400, "budget_line_invalid"),
+        ("admin", supplier_org, {"project_code": "X-02"}, 400, "not_a_budget_unit"),
+        ("buyer_b", org, {}, 403, "forbidden"),
+    ]:
+        r = await client.post(
+            f"/api/admin/organizations/{to}/budget-lines", json={**body, **changes}, headers=world.h(who)
+        )
+        assert_problem(r, status, code)
 
 
 async def test_parallel_password_guesses_cannot_race_past_the_throttle(world: World, app: Any) -> None:

@@ -15,6 +15,7 @@ from mall.core.errors import InvalidInput
 from mall.core.models import BudgetLine
 from mall.ledger import disclosure
 from tests.factories import World
+from tests.security.login_helpers import assert_problem
 
 
 async def checkout(
@@ -39,16 +40,6 @@ async def line_state(world: World, key: str = "a1") -> BudgetLine:
         line = await s.get(BudgetLine, world.lines[key].id)
         assert line is not None
         return line
-
-
-def assert_problem(r: Any, status: int, code: str) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    assert body["detail"]  # a Chinese message for people
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in body["detail"])
 
 
 async def test_checkout_makes_one_order_per_supplier_and_reserves_budget(client: Any, world: World) -> None:

@@ -35,6 +35,14 @@ def client_from(app: Any, ip: str) -> httpx.AsyncClient:
     )
 
 
+@contextlib.asynccontextmanager
+async def served_clients(settings: Settings, *ips: str, **overrides: Any) -> AsyncIterator[tuple[Any, ...]]:
+    """`served(settings, **overrides)` and a client from each of `ips`: (app, client, ...)."""
+    async with served(settings, **overrides) as app, contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(client_from(app, ip)) for ip in ips]
+        yield (app, *clients)
+
+
 async def token_request(c: httpx.AsyncClient, username: str, password: str, **headers: str) -> httpx.Response:
     return await c.post("/api/auth/token", json={"username": username, "password": password}, headers=headers)
 
@@ -63,9 +71,11 @@ def flashes(html: str) -> list[str]:
 
 
 def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """A refusal as problem+json: this status and code, and a Chinese message for people."""
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/problem+json"), r.headers["content-type"]
     body: dict[str, Any] = r.json()
     assert body["code"] == code, body
+    assert body["status"] == status, body
     assert any("\u4e00" <= ch <= "\u9fff" for ch in body["detail"]), body
     return body

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from bidding import offers, room
-from bidding import publish as publishing
-from mall.core import clock
+from bidding import room, service
 from mall.core.models import OrgKind
 from mall.core.settings import Settings
 from tests.bidding.live import caller, serve, socket_answer
@@ -24,30 +21,14 @@ ROLES = ["buyer_a", "buyer_b", "center", "regulator", "admin", "supplier_y", "s1
 
 
 async def publish(world: World, kind: str, invited: list[Any], **kw: Any) -> Any:
-    now = clock.now()
-    return await publishing.create(
-        world.db,
-        world.who["buyer_a"],
-        publishing.ProcedureIn(
-            kind=kind,
-            title="办公台式计算机采购项目",
-            budget_line_id=world.lines["a1"].id,
-            ceiling="60000.00",
-            starts_at=now,
-            ends_at=now + timedelta(hours=1),
-            items=[publishing.ItemIn("A02010105", "台式计算机", "10", "台", "i5/16G/512G")],
-            invited=[x.org_id for x in invited],
-            **kw,
-        ),
-        open_tender_threshold=world.settings.open_tender_threshold,
-        region_code="410100",
-    )
+    """An inquiry or auction of ten desktops, open for an hour to these suppliers."""
+    return await world.procedure(kind, invited=invited, **kw)
 
 
 async def test_the_inquiry_room_reveals_nothing_to_anyone(app: Any, world: World, settings: Settings) -> None:
     quoting = [await world.org(f"s{i}", OrgKind.SUPPLIER, f"询价供应商{i}有限公司") for i in (1, 2, 3)]
     p = await publish(world, "inquiry", quoting)
-    await offers.quote(world.db, quoting[0], p.id, "45800.00")  # supplier s1's sealed quote
+    await service.quote(world.db, quoting[0], p.id, "45800.00")  # supplier s1's sealed quote
     origin = settings.publication_base_url
     path = f"/procedures/{p.id}/room"
     async with serve(app) as base:
@@ -86,9 +67,9 @@ async def test_no_page_embeds_an_inquiry_snapshot_and_auction_data_cannot_break_
 ) -> None:
     bidders = [await world.org(f"s{i}", OrgKind.SUPPLIER, f"询价供应商{i}有限公司") for i in (1, 2, 3)]
     inquiry = await publish(world, "inquiry", bidders)
-    await offers.quote(world.db, bidders[0], inquiry.id, "45800.00")
+    await service.quote(world.db, bidders[0], inquiry.id, "45800.00")
     auction = await publish(world, "auction", bidders, decrement="100")
-    await offers.bid(world.db, bidders[0], auction.id, "59000.00")
+    await service.bid(world.db, bidders[0], auction.id, "59000.00")
 
     evil = "</script><script>window.pwned=1</script><!--"
     real_snapshot = room.snapshot

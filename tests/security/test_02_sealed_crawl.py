@@ -23,18 +23,19 @@ import io
 import re
 import uuid
 import zipfile
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 
-from bidding import offers, publish
+from bidding import offers
 from mall.core import clock
 from mall.core.models import OrgKind
 from mall.core.settings import Settings
 from mall.ledger import disclosure
 from tests.bidding.live import Caller, caller, serve, socket_answer
-from tests.factories import World
+from tests.factories import World, frozen_at
 
 # The app has about 70 GET routes today; other parts add more. The crawl must reach at least these.
 MIN_GET_ROUTES = 60
@@ -332,36 +333,17 @@ async def build(base: str, world: World) -> dict[str, str]:
 
 
 @pytest.fixture
-def frozen() -> Any:
-    clock.clock.freeze(datetime.now(clock.SHANGHAI).replace(microsecond=0))
-    try:
-        yield
-    finally:
-        clock.clock.unfreeze()
+def frozen() -> Iterator[datetime]:
+    with frozen_at(datetime.now(clock.SHANGHAI).replace(microsecond=0)) as start:
+        yield start
 
 
 @pytest.mark.slow
 async def test_a_sealed_inquiry_leaks_nothing_on_any_channel(
-    app: Any, world: World, settings: Settings, frozen: None
+    app: Any, world: World, settings: Settings, frozen: datetime
 ) -> None:
     quoting = {n: await world.org(n, OrgKind.SUPPLIER, f"密封供应商{n.upper()}有限公司") for n in AMOUNTS}
-    now = clock.now()
-    p = await publish.create(
-        world.db,
-        world.who["buyer_a"],
-        publish.ProcedureIn(
-            kind="inquiry",
-            title="教学楼台式计算机询价",
-            budget_line_id=world.lines["a1"].id,
-            ceiling="60000.00",
-            starts_at=now,
-            ends_at=now + timedelta(hours=2),
-            items=[publish.ItemIn("A02010105", "台式计算机", "10", "台", "i5/16G/512G")],
-            invited=[w.org_id for w in quoting.values()],
-        ),
-        open_tender_threshold=settings.open_tender_threshold,
-        region_code="410100",
-    )
+    p = await world.procedure("inquiry", "教学楼台式计算机询价", invited=quoting.values(), hours=2)
     await offers.quote(world.db, quoting["qa"], p.id, AMOUNTS["qa"])
     async with serve(app) as base:
         ids = await build(base, world)

@@ -13,26 +13,12 @@ from tests.factories import World
 from tests.mall.test_pages import HTML, login_ok
 
 
-def body(world: World, invited: list[str]) -> dict[str, Any]:
-    return {
-        "kind": "inquiry",
-        "title": "办公打印机采购项目",
-        "budget_line_id": str(world.lines["a1"].id),
-        "ceiling": "30000.00",
-        "ends_at": (clock.now() + timedelta(hours=2)).isoformat(),
-        "items": [
-            {"category_code": "A02021003", "item_name": "A4黑白激光打印机", "quantity": "10", "unit": "台"}
-        ],
-        "invited": invited,
-    }
-
-
 async def test_the_third_to_quote_is_not_told_it_is_third(client: Any, world: World) -> None:
     names = ["q1", "q2", "q3"]
     for n in names:
         await world.org(n, OrgKind.SUPPLIER, f"标签供应商{n}")
     invited = [str(world.who[n].org_id) for n in names]
-    r = await client.post("/api/procedures", json=body(world, invited), headers=world.h("buyer_a"))
+    r = await client.post("/api/procedures", json=world.procedure_json(invited), headers=world.h("buyer_a"))
     assert r.status_code == 201, r.text
     pid = r.json()["id"]
 

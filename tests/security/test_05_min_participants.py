@@ -6,35 +6,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
 
 from bidding.models import Procedure
-from mall.core import clock
 from mall.core.models import BudgetLine, Organization, OrgKind
 from mall.core.settings import Settings
 from tests.factories import World
 from tests.mall.test_pages import HTML, login_ok, post_form
-
-
-def body(world: World, invited: list[str] | None, **kw: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "kind": "inquiry",
-        "title": "办公打印机采购项目",
-        "budget_line_id": str(world.lines["a1"].id),
-        "ceiling": "30000.00",
-        "ends_at": (clock.now() + timedelta(hours=2)).isoformat(),
-        "items": [
-            {"category_code": "A02021003", "item_name": "A4黑白激光打印机", "quantity": "10", "unit": "台"}
-        ],
-        **kw,
-    }
-    if invited is not None:
-        out["invited"] = invited
-    return out
 
 
 def assert_refused(r: Any, field: str) -> None:
@@ -74,7 +55,7 @@ async def test_a_buyer_cannot_lower_the_minimum_or_invite_too_few(client: Any, w
         for mp in (0, 1, 2):
             r = await client.post(
                 "/api/procedures",
-                json=body(world, ids[:3], kind=kind, min_participants=mp, **extra),
+                json=world.procedure_json(ids[:3], kind=kind, min_participants=mp, **extra),
                 headers=h,
             )
             assert_refused(r, "min_participants")
@@ -87,21 +68,25 @@ async def test_a_buyer_cannot_lower_the_minimum_or_invite_too_few(client: Any, w
             [*ids[:2], str(world.who["center"].org_id)],  # not a supplier
             [*ids[:2], str(frozen.org_id)],  # a frozen supplier
         ):
-            r = await client.post("/api/procedures", json=body(world, invited, kind=kind, **extra), headers=h)
+            r = await client.post(
+                "/api/procedures", json=world.procedure_json(invited, kind=kind, **extra), headers=h
+            )
             assert_refused(r, "invited")
         # a buyer asking for more than the minimum must invite as many
         r = await client.post(
-            "/api/procedures", json=body(world, ids[:3], kind=kind, min_participants=4, **extra), headers=h
+            "/api/procedures",
+            json=world.procedure_json(ids[:3], kind=kind, min_participants=4, **extra),
+            headers=h,
         )
         assert_refused(r, "invited")
     assert await count_procedures(world) == 0 and await reserved(world) == 0
 
-    r = await client.post("/api/procedures", json=body(world, ids[:3]), headers=h)
+    r = await client.post("/api/procedures", json=world.procedure_json(ids[:3]), headers=h)
     assert r.status_code == 201, r.text
     assert r.json()["min_participants"] == 3  # the platform's minimum when the buyer says nothing
-    r = await client.post("/api/procedures", json=body(world, ids, min_participants=4), headers=h)
+    r = await client.post("/api/procedures", json=world.procedure_json(ids, min_participants=4), headers=h)
     assert r.status_code == 201 and r.json()["min_participants"] == 4  # more is allowed
-    r = await client.post("/api/procedures", json=body(world, None), headers=h)
+    r = await client.post("/api/procedures", json=world.procedure_json(None), headers=h)
     assert r.status_code == 201 and r.json()["min_participants"] == 3  # every supplier live in the 品目
 
 
@@ -109,17 +94,7 @@ async def test_the_page_form_follows_the_same_rule(client: Any, world: World) ->
     await login_ok(client, "buyer_a")
     page = (await client.get("/procedures/new", headers=HTML)).text
     assert 'name="min_participants" value="3"' in page
-    form = {
-        "kind": "inquiry",
-        "title": "办公打印机采购项目",
-        "budget_line_id": str(world.lines["a1"].id),
-        "ceiling": "30000.00",
-        "ends_at": (clock.now() + timedelta(hours=2)).astimezone(clock.SHANGHAI).strftime("%Y-%m-%dT%H:%M"),
-        "category_code": "A02021003",
-        "item_name": "A4黑白激光打印机",
-        "quantity": "10",
-        "unit": "台",
-    }
+    form = world.procedure_form()
     for mp, says in (("1", "不能少于 3 家"), ("2", "不能少于 3 家"), ("abc", "整数")):
         r = await post_form(
             client, "/procedures/new", {**form, "min_participants": mp}, referer="/procedures/new"
@@ -144,11 +119,11 @@ async def test_the_minimum_is_the_platform_setting(world: World, settings: Setti
         ids = [str(x.org_id) for x in s]
         async with AsyncTestClient(app=strict) as c:
             h = world.h("buyer_a")
-            r = await c.post("/api/procedures", json=body(world, ids, min_participants=3), headers=h)
+            r = await c.post("/api/procedures", json=world.procedure_json(ids, min_participants=3), headers=h)
             assert_refused(r, "min_participants")
-            r = await c.post("/api/procedures", json=body(world, ids[:3]), headers=h)
+            r = await c.post("/api/procedures", json=world.procedure_json(ids[:3]), headers=h)
             assert_refused(r, "invited")
-            r = await c.post("/api/procedures", json=body(world, ids), headers=h)
+            r = await c.post("/api/procedures", json=world.procedure_json(ids), headers=h)
             assert r.status_code == 201 and r.json()["min_participants"] == 4, r.text
     finally:
         await strict.state.db.dispose()

@@ -14,18 +14,9 @@ from typing import Any
 from sqlalchemy import select
 
 from catalog.models import Listing, PriceChange
-from tests.factories import PASSWORD, World
-
-HTML = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}
-
-
-def assert_problem(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = r.json()
-    assert body["code"] == code, body
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in body["detail"])
-    return body
+from tests.factories import World
+from tests.mall.test_pages import HTML, login_ok, post_form
+from tests.security.login_helpers import assert_problem
 
 
 async def live_listing(world: World, price: str = "147.42", reference: str = "150.00") -> str:
@@ -253,35 +244,11 @@ async def test_approval_rechecks_the_price_rule(client: Any, world: World, setti
 # ---------------------------------------------------------------- the pages
 
 
-def csrf(client: Any) -> str:
-    token = client.cookies.get("mall_csrf")
-    assert token
-    return str(token)
-
-
-async def login(client: Any, username: str) -> None:
-    client.cookies.clear()
-    await client.get("/login", headers=HTML)
-    r = await client.post(
-        "/login",
-        data={"username": username, "password": PASSWORD, "_csrf_token": csrf(client)},
-        headers=HTML,
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-
-
-async def post_form(client: Any, path: str, data: dict[str, str]) -> Any:
-    return await client.post(
-        path, data={**data, "_csrf_token": csrf(client)}, headers=HTML, follow_redirects=False
-    )
-
-
 async def test_the_pages_show_the_waiting_change_and_the_center_decides_there(
     client: Any, world: World
 ) -> None:
     lid = await live_listing(world)
-    await login(client, "supplier_x")
+    await login_ok(client, "supplier_x")
     r = await post_form(
         client, f"/supplier/listings/{lid}/price", {"price": "1470.00", "reference_price": "1500.00"}
     )
@@ -291,7 +258,7 @@ async def test_the_pages_show_the_waiting_change_and_the_center_decides_there(
     assert "待审核的调价" in page and "1,470.00" in page
     assert (await row(world, lid)).price == Decimal("147.42")
 
-    await login(client, "center")
+    await login_ok(client, "center")
     page = (await client.get("/center/listings?status=prices", headers=HTML)).text
     assert "1,470.00" in page and "147.42" in page
     m = re.search(r'action="/center/prices/([0-9a-f-]{36})"', page)
@@ -300,7 +267,7 @@ async def test_the_pages_show_the_waiting_change_and_the_center_decides_there(
     assert r.status_code == 303
     assert (await row(world, lid)).price == Decimal("147.42")
 
-    await login(client, "supplier_x")
+    await login_ok(client, "supplier_x")
     page = (await client.get("/supplier/listings", headers=HTML)).text
     assert "调价未通过" in page and "涨幅过大" in page
 

@@ -14,18 +14,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from mall.core.models import BudgetLine, Order
-from tests.factories import PASSWORD, World
-
-HTML = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}
-
-
-def assert_problem(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = r.json()
-    assert body["code"] == code, body
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in body["detail"])
-    return body
+from tests.factories import World
+from tests.mall.test_pages import HTML, login_ok, post_form
+from tests.security.login_helpers import assert_problem
 
 
 async def reprice(client: Any, world: World, key: str, price: str) -> None:
@@ -158,38 +149,11 @@ async def test_a_page_add_with_a_stale_price_is_refused(client: Any, world: Worl
 # ---------------------------------------------------------------- the cart page
 
 
-def csrf(client: Any) -> str:
-    token = client.cookies.get("mall_csrf")
-    assert token
-    return str(token)
-
-
-async def login(client: Any, username: str) -> None:
-    client.cookies.clear()
-    await client.get("/login", headers=HTML)
-    r = await client.post(
-        "/login",
-        data={"username": username, "password": PASSWORD, "_csrf_token": csrf(client)},
-        headers=HTML,
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-
-
-async def post_form(client: Any, path: str, data: dict[str, str]) -> Any:
-    return await client.post(
-        path,
-        data={**data, "_csrf_token": csrf(client)},
-        headers={**HTML, "Referer": "http://testserver.local/cart"},
-        follow_redirects=False,
-    )
-
-
 async def test_the_cart_page_shows_the_new_price_and_the_buyer_accepts_it(client: Any, world: World) -> None:
     desk = world.listings["desk"]
-    await login(client, "buyer_a")
+    await login_ok(client, "buyer_a")
     r = await post_form(
-        client, "/cart/add", {"listing_id": str(desk.id), "quantity": "2", "unit_price": "800.00"}
+        client, "/cart/add", {"listing_id": str(desk.id), "quantity": "2", "unit_price": "800.00"}, "/cart"
     )
     assert r.status_code == 303
     await reprice(client, world, "desk", "840.00")
@@ -199,19 +163,21 @@ async def test_the_cart_page_shows_the_new_price_and_the_buyer_accepts_it(client
     key = re.search(r'name="checkout_key" value="([^"]+)"', page)
     assert key
     form = {"budget_line_id": str(world.lines["a1"].id), "checkout_key": key.group(1)}
-    r = await post_form(client, "/checkout", form)
+    r = await post_form(client, "/checkout", form, "/cart")
     assert (r.status_code, r.headers["location"]) == (303, "/cart")
     page = (await client.get("/cart", headers=HTML)).text
     assert "价格已上涨" in page and "840.00" in page
     await nothing_placed(world)
 
-    r = await post_form(client, "/cart/accept-price", {"listing_id": str(desk.id), "unit_price": "840.00"})
+    r = await post_form(
+        client, "/cart/accept-price", {"listing_id": str(desk.id), "unit_price": "840.00"}, "/cart"
+    )
     assert r.status_code == 303
     page = (await client.get("/cart", headers=HTML)).text
     assert "接受新价格" not in page
     key = re.search(r'name="checkout_key" value="([^"]+)"', page)
     assert key
-    r = await post_form(client, "/checkout", {**form, "checkout_key": key.group(1)})
+    r = await post_form(client, "/checkout", {**form, "checkout_key": key.group(1)}, "/cart")
     assert r.status_code == 303 and r.headers["location"].startswith("/orders/")
     async with world.db.read() as s:
         order = (await s.execute(select(Order))).scalars().unique().one()

@@ -18,37 +18,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from openpyxl import Workbook
 
 from catalog import imports, spreadsheet
+from tests.catalog.test_imports import HEADER, good_row, xlsx
 from tests.factories import World
 from tests.mall.test_pages import HTML, assert_page, csrf, login_ok
 
 MIB = 1024 * 1024
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-HEADER = [
-    "商品名称",
-    "品牌",
-    "规格型号",
-    "品目编码",
-    "计量单位",
-    "售价（元）",
-    "参考市场价（元）",
-    "参考价来源",
-    "库存",
-]
-GOOD = ["联想 启天M1 台式计算机", "联想", "启天M1", "A02010105", "台", "4599.00", "4699", "京东自营", 20]
+GOOD = good_row(1)
 
 
 def small_workbook() -> bytes:
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.append(HEADER)
-    ws.append(GOOD)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    return xlsx([GOOD])
 
 
 def replace_part(content: bytes, name: str, pieces: Callable[[], Iterator[bytes]]) -> bytes:
@@ -111,18 +93,18 @@ def lying_sizes(content: bytes, name: str, claimed: int) -> bytes:
     inflated size of `name` (ZIP64 is not used by the member patched here)."""
     data = bytearray(content)
     encoded = name.encode()
-    pos = 0
-    while (pos := data.find(b"PK\x03\x04", pos)) >= 0:
-        name_len = struct.unpack_from("<H", data, pos + 26)[0]
-        if data[pos + 30 : pos + 30 + name_len] == encoded:
-            struct.pack_into("<I", data, pos + 22, claimed)
-        pos += 4
-    pos = 0
-    while (pos := data.find(b"PK\x01\x02", pos)) >= 0:
-        name_len = struct.unpack_from("<H", data, pos + 28)[0]
-        if data[pos + 46 : pos + 46 + name_len] == encoded:
-            struct.pack_into("<I", data, pos + 24, claimed)
-        pos += 4
+    # (signature, offsets of the name's length, the name and the uncompressed size) of a local file
+    # header and of a central directory entry
+    for signature, name_len_at, name_at, size_at in (
+        (b"PK\x03\x04", 26, 30, 22),
+        (b"PK\x01\x02", 28, 46, 24),
+    ):
+        pos = 0
+        while (pos := data.find(signature, pos)) >= 0:
+            name_len = struct.unpack_from("<H", data, pos + name_len_at)[0]
+            if data[pos + name_at : pos + name_at + name_len] == encoded:
+                struct.pack_into("<I", data, pos + size_at, claimed)
+            pos += 4
     return bytes(data)
 
 

@@ -19,39 +19,12 @@ from mall import cart, orders
 from mall.core import clock, fields
 from mall.core.credit_code import make
 from mall.core.errors import InvalidInput
-from tests.factories import PASSWORD, World
+from tests.factories import World
+from tests.mall.test_pages import HTML, login_ok, post_form
 from tests.security.text_input import NUL, RLO, chinese, fingerprint, variants
 
-HTML = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}
 REFUSED = re.compile(r"不允许的字符|不能超过")
 MEGABYTE = 1_000_000
-
-
-def csrf(client: Any) -> str:
-    token = client.cookies.get("mall_csrf")
-    assert token, "no CSRF cookie (GET a page first)"
-    return str(token)
-
-
-async def login(client: Any, username: str) -> None:
-    client.cookies.clear()
-    await client.get("/login", headers=HTML)
-    r = await client.post(
-        "/login",
-        data={"username": username, "password": PASSWORD, "_csrf_token": csrf(client)},
-        headers=HTML,
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-
-
-async def post_form(client: Any, path: str, data: dict[str, str], page: str) -> Any:
-    return await client.post(
-        path,
-        data={**data, "_csrf_token": csrf(client)},
-        headers={**HTML, "Referer": f"http://testserver.local{page}"},
-        follow_redirects=False,
-    )
 
 
 @dataclass
@@ -271,7 +244,7 @@ async def test_the_forms_refuse_bad_text_with_a_message_keep_what_was_typed_and_
     problems: list[str] = []
     cases = 0
     for title, form in forms(world, ids).items():
-        await login(client, form.who)
+        await login_ok(client, form.who)
         before = await fingerprint(world.db)
         for name, limit in form.limits.items():
             for kind, value in variants(form.base[name], limit).items():
@@ -306,7 +279,7 @@ async def test_a_megabyte_of_item_specification_is_refused_by_the_api_and_the_pa
     client: Any, world: World
 ) -> None:
     spec = "规" * MEGABYTE
-    await login(client, "buyer_a")  # logging in writes (its audit entry): before the fingerprint
+    await login_ok(client, "buyer_a")  # logging in writes (its audit entry): before the fingerprint
     before = await fingerprint(world.db)
     body = {
         "kind": "inquiry",
@@ -325,18 +298,14 @@ async def test_a_megabyte_of_item_specification_is_refused_by_the_api_and_the_pa
         assert r.status_code in (400, 413), r.text[:300]  # past 1 MB the whole body is refused first
         assert r.headers["content-type"].startswith("application/problem+json")
     await client.get("/procedures/new", headers=HTML)
-    form = {
-        "kind": "inquiry",
-        "title": "一兆字节规格询价",
-        "budget_line_id": str(world.lines["a1"].id),
-        "ceiling": "9000.00",
-        "ends_at": (clock.now() + timedelta(hours=2)).astimezone(clock.SHANGHAI).strftime("%Y-%m-%dT%H:%M"),
-        "category_code": "A02010108",
-        "item_name": "便携式计算机",
-        "spec": spec,
-        "quantity": "1",
-        "unit": "台",
-    }
+    form = world.procedure_form(
+        title="一兆字节规格询价",
+        ceiling="9000.00",
+        category_code="A02010108",
+        item_name="便携式计算机",
+        spec=spec,
+        quantity="1",
+    )
     r = await post_form(client, "/procedures/new", form, "/procedures/new")
     assert r.status_code == 303 and r.headers["location"] == "/procedures/new"
     page = (await client.get("/procedures/new", headers=HTML)).text
@@ -348,7 +317,7 @@ async def test_a_megabyte_of_item_specification_is_refused_by_the_api_and_the_pa
 async def test_a_megabyte_order_note_is_refused_not_cut(client: Any, world: World) -> None:
     note = "备" * MEGABYTE
     ids = await orders_in_states(world)
-    await login(client, "buyer_a")
+    await login_ok(client, "buyer_a")
     await cart.add_to_cart(world.db, world.who["buyer_a"], world.listings["desk"].id, "1")
     before = await fingerprint(world.db)
     await client.get("/cart", headers=HTML)

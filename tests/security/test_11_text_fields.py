@@ -27,7 +27,6 @@ from typing import Any
 
 import pytest
 
-from bidding import publish
 from catalog import agreements as ag
 from catalog import designated as dd
 from catalog import prices
@@ -36,7 +35,7 @@ from mall import cart, orders
 from mall.core import clock
 from mall.core.credit_code import make
 from mall.core.models import Organization, OrgKind
-from tests.factories import PASSWORD, World
+from tests.factories import LAPTOP, PASSWORD, World
 from tests.security.text_input import chinese, fingerprint, variants
 
 # Who calls an operation that allows these roles (the first role the handler names decides).
@@ -111,55 +110,23 @@ async def pinned(world: World) -> Pinned:
     p.ids["live_listing"] = str(world.listings["laptop"].id)
     # An inquiry open to supplier_x (invited), with buyer_a's budget.
     others = [await world.org(f"tf_s{n}", OrgKind.SUPPLIER, f"文本测试供应商{n}") for n in range(2)]
-    inquiry = await publish.create(
-        world.db,
-        buyer,
-        publish.ProcedureIn(
-            kind="inquiry",
-            title="文本字段询价项目",
-            budget_line_id=world.lines["a1"].id,
+    for kind, title, extra in (
+        ("inquiry", "文本字段询价项目", {}),
+        ("auction", "文本字段竞价项目", {"decrement": "10"}),
+    ):
+        procedure = await world.procedure(
+            kind,
+            title,
+            invited=[sx, *others],
             ceiling="9000.00",
-            starts_at=clock.now(),
-            ends_at=clock.now() + timedelta(hours=2),
-            items=[publish.ItemIn("A02010108", "便携式计算机", "1", "台", "")],
-            invited=[sx.org_id, *(o.org_id for o in others)],  # type: ignore[misc]
-        ),
-        open_tender_threshold=world.settings.open_tender_threshold,
-        region_code=world.settings.region_code,
-    )
-    p.ids["procedure_id"] = str(inquiry.id)
-    auction = await publish.create(
-        world.db,
-        buyer,
-        publish.ProcedureIn(
-            kind="auction",
-            title="文本字段竞价项目",
-            budget_line_id=world.lines["a1"].id,
-            ceiling="9000.00",
-            starts_at=clock.now(),
-            ends_at=clock.now() + timedelta(hours=2),
-            items=[publish.ItemIn("A02010108", "便携式计算机", "1", "台", "")],
-            decrement="10",
-            invited=[sx.org_id, *(o.org_id for o in others)],  # type: ignore[misc]
-        ),
-        open_tender_threshold=world.settings.open_tender_threshold,
-        region_code=world.settings.region_code,
-    )
-    p.ids["auction_id"] = str(auction.id)
+            item=LAPTOP,
+            hours=2,
+            region_code=world.settings.region_code,
+            **extra,
+        )
+        p.ids["procedure_id" if kind == "inquiry" else "auction_id"] = str(procedure.id)
     # An agreement of the center in force, supplier_x entered with one product.
-    today = clock.local_date(clock.now())
-    a = await ag.create(
-        world.db,
-        world.settings,
-        center,
-        ag.AgreementDraft(
-            "打印机协议供货",
-            "goods",
-            "A02021003",
-            today.isoformat(),
-            (today + timedelta(days=100)).isoformat(),
-        ),
-    )
+    a = await world.agreement("打印机协议供货", "A02021003", days=100)
     codes = {n: await credit_code(world, n) for n in ("supplier_x", "supplier_y")}
     await ag.add_supplier(world.db, center, a.id, codes["supplier_x"])
     product = await ag.add_product(
@@ -196,6 +163,11 @@ async def pinned(world: World) -> Pinned:
 Base = Callable[[World, Pinned], tuple[dict[str, Any], dict[str, str]]]
 
 
+def on(param: str, pinned: str, body: dict[str, Any]) -> Base:
+    """A base of a fixed body whose path parameter `param` is the pinned object `pinned`."""
+    return lambda w, p: (body, {param: p.ids[pinned]})
+
+
 def _now_plus(hours: int) -> str:
     return (clock.now() + timedelta(hours=hours)).astimezone(clock.SHANGHAI).isoformat()
 
@@ -211,14 +183,8 @@ BASES: dict[str, Base] = {
         {"listing_id": str(w.listings["desk"].id), "quantity": "1", "unit_price": "800.00"},
         {},
     ),
-    "PUT /api/cart/items/{listing_id}": lambda w, p: (
-        {"quantity": "2"},
-        {"listing_id": p.ids["cart_listing"]},
-    ),
-    "POST /api/cart/items/{listing_id}/price": lambda w, p: (
-        {"unit_price": "1200.00"},
-        {"listing_id": p.ids["cart_listing"]},
-    ),
+    "PUT /api/cart/items/{listing_id}": on("listing_id", "cart_listing", {"quantity": "2"}),
+    "POST /api/cart/items/{listing_id}/price": on("listing_id", "cart_listing", {"unit_price": "1200.00"}),
     "POST /api/checkout": lambda w, p: (
         {
             "budget_line_id": str(w.lines["a1"].id),
@@ -232,31 +198,13 @@ BASES: dict[str, Base] = {
         {"prices": {p.ids["order_line"]: "4900.00"}},
         {"order_id": p.ids["order_id"]},
     ),
-    "POST /api/orders/{order_id}/decline": lambda w, p: (
-        {"reason": "库存不足"},
-        {"order_id": p.ids["order_id"]},
-    ),
-    "POST /api/orders/{order_id}/cancel": lambda w, p: (
-        {"reason": "预算调整"},
-        {"order_id": p.ids["order_id"]},
-    ),
-    "POST /api/orders/{order_id}/cancel-request": lambda w, p: (
-        {"reason": "预算调整"},
-        {"order_id": p.ids["order_id"]},
-    ),
-    "POST /api/orders/{order_id}/ship": lambda w, p: ({"note": "顺丰 SF1"}, {"order_id": p.ids["order_id"]}),
-    "POST /api/orders/{order_id}/accept": lambda w, p: (
-        {"score": 5, "comment": "货物完好"},
-        {"order_id": p.ids["order_id"]},
-    ),
-    "POST /api/orders/{order_id}/pay": lambda w, p: (
-        {"payment_ref": "ZF-0001"},
-        {"order_id": p.ids["order_id"]},
-    ),
-    "POST /api/orders/{order_id}/void": lambda w, p: (
-        {"reason": "合同违规"},
-        {"order_id": p.ids["order_id"]},
-    ),
+    "POST /api/orders/{order_id}/decline": on("order_id", "order_id", {"reason": "库存不足"}),
+    "POST /api/orders/{order_id}/cancel": on("order_id", "order_id", {"reason": "预算调整"}),
+    "POST /api/orders/{order_id}/cancel-request": on("order_id", "order_id", {"reason": "预算调整"}),
+    "POST /api/orders/{order_id}/ship": on("order_id", "order_id", {"note": "顺丰 SF1"}),
+    "POST /api/orders/{order_id}/accept": on("order_id", "order_id", {"score": 5, "comment": "货物完好"}),
+    "POST /api/orders/{order_id}/pay": on("order_id", "order_id", {"payment_ref": "ZF-0001"}),
+    "POST /api/orders/{order_id}/void": on("order_id", "order_id", {"reason": "合同违规"}),
     "POST /api/admin/organizations": lambda w, p: (
         {
             "kind": "supplier",
@@ -268,9 +216,10 @@ BASES: dict[str, Base] = {
         },
         {},
     ),
-    "POST /api/admin/organizations/{org_id}/users": lambda w, p: (
+    "POST /api/admin/organizations/{org_id}/users": on(
+        "org_id",
+        "buyer_b_org",
         {"username": "newuser01", "display_name": "新用户", "password": "Sunshine-test-2026"},
-        {"org_id": p.ids["buyer_b_org"]},
     ),
     "POST /api/admin/organizations/{org_id}/budget-lines": lambda w, p: (
         {
@@ -311,21 +260,23 @@ BASES: dict[str, Base] = {
         },
         {"listing_id": p.ids["draft_listing"]},
     ),
-    "POST /api/listings/{listing_id}/price": lambda w, p: (
+    "POST /api/listings/{listing_id}/price": on(
+        "listing_id",
+        "live_listing",
         {"price": "4900.00", "reference_price": "5100.00", "note": "降价", "reference_source": "京东自营"},
-        {"listing_id": p.ids["live_listing"]},
     ),
-    "POST /api/review/prices/{request_id}": lambda w, p: (
+    "POST /api/review/prices/{request_id}": on(
+        "request_id",
+        "price_request",
         {"decision": "reject", "reason": "参考价无依据", "price": "5000.00", "reference_price": "5200.00"},
-        {"request_id": p.ids["price_request"]},
     ),
-    "POST /api/review/listings/{listing_id}": lambda w, p: (
+    "POST /api/review/listings/{listing_id}": on(
+        "listing_id",
+        "submitted_listing",
         {"decision": "reject", "reason": "图片不清", "price": "950.00", "reference_price": "950.00"},
-        {"listing_id": p.ids["submitted_listing"]},
     ),
-    "POST /api/listings/{listing_id}/moderation": lambda w, p: (
-        {"action": "freeze", "reason": "价格核查"},
-        {"listing_id": p.ids["live_listing"]},
+    "POST /api/listings/{listing_id}/moderation": on(
+        "listing_id", "live_listing", {"action": "freeze", "reason": "价格核查"}
     ),
     "POST /api/agreements": lambda w, p: (
         {
@@ -356,9 +307,8 @@ BASES: dict[str, Base] = {
         },
         {"agreement_id": p.ids["agreement_id"]},
     ),
-    "POST /api/agreements/{agreement_id}/terminate": lambda w, p: (
-        {"reason": "协议违约"},
-        {"agreement_id": p.ids["agreement_id"]},
+    "POST /api/agreements/{agreement_id}/terminate": on(
+        "agreement_id", "agreement_id", {"reason": "协议违约"}
     ),
     "POST /api/agreement-orders": lambda w, p: (
         {
@@ -390,13 +340,11 @@ BASES: dict[str, Base] = {
         },
         {},
     ),
-    "POST /api/designated/{designation_id}/review": lambda w, p: (
-        {"approve": False, "note": "资质不全"},
-        {"designation_id": p.ids["designation_applied"]},
+    "POST /api/designated/{designation_id}/review": on(
+        "designation_id", "designation_applied", {"approve": False, "note": "资质不全"}
     ),
-    "POST /api/designated/{designation_id}/revoke": lambda w, p: (
-        {"reason": "服务质量差"},
-        {"designation_id": p.ids["designation_approved"]},
+    "POST /api/designated/{designation_id}/revoke": on(
+        "designation_id", "designation_approved", {"reason": "服务质量差"}
     ),
     "POST /api/service-orders": lambda w, p: (
         {
@@ -428,17 +376,10 @@ BASES: dict[str, Base] = {
         },
         {},
     ),
-    "POST /api/procedures/{procedure_id}/quotes": lambda w, p: (
-        {"amount": "8000.00"},
-        {"procedure_id": p.ids["procedure_id"]},
-    ),
-    "POST /api/procedures/{procedure_id}/bids": lambda w, p: (
-        {"amount": "8000.00"},
-        {"procedure_id": p.ids["auction_id"]},
-    ),
-    "POST /api/procedures/{procedure_id}/award/confirm": lambda w, p: (
-        {"unit_prices": {"1": "8000.00"}},
-        {"procedure_id": p.ids["procedure_id"]},
+    "POST /api/procedures/{procedure_id}/quotes": on("procedure_id", "procedure_id", {"amount": "8000.00"}),
+    "POST /api/procedures/{procedure_id}/bids": on("procedure_id", "auction_id", {"amount": "8000.00"}),
+    "POST /api/procedures/{procedure_id}/award/confirm": on(
+        "procedure_id", "procedure_id", {"unit_prices": {"1": "8000.00"}}
     ),
     "POST /api/subscriptions": lambda w, p: (
         {"name": "接收方", "url": "https://receiver.example.com/hook", "mode": "supermarket"},

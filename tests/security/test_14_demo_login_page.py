@@ -13,7 +13,7 @@ from mall.core.db import Database
 from mall.core.settings import Settings
 from mall.devtools import seed
 from tests.factories import World
-from tests.security.login_helpers import HTML, client_from, served, token_request
+from tests.security.login_helpers import HTML, served_clients, token_request
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,7 @@ async def test_the_demo_seed_shows_its_accounts_and_their_password_on_the_login_
     clean: None, db: Database, settings: Settings
 ) -> None:
     await seed.seed_demo(db, settings, history=0)
-    async with served(settings) as app, client_from(app, "198.51.100.70") as c:
+    async with served_clients(settings, "198.51.100.70") as (_app, c):
         text = (await c.get("/login", headers=HTML)).text
         assert "演示账号" in text and seed.DEMO_PASSWORD in text
         for username in ("buyer1", "supplier1", "center1", "regulator1", "admin"):

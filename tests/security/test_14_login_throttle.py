@@ -15,9 +15,8 @@ from tests.factories import PASSWORD, World
 from tests.security.login_helpers import (
     HTML,
     assert_problem,
-    client_from,
     login_form,
-    served,
+    served_clients,
     token_request,
 )
 
@@ -35,11 +34,7 @@ async def _logins_of(world: World, username: str) -> int:
 async def test_failures_from_one_address_never_lock_the_account_elsewhere(
     world: World, settings: Settings
 ) -> None:
-    async with (
-        served(settings) as app,
-        client_from(app, "203.0.113.10") as attacker,
-        client_from(app, "198.51.100.20") as owner,
-    ):
+    async with served_clients(settings, "203.0.113.10", "198.51.100.20") as (_app, attacker, owner):
         statuses = [(await token_request(attacker, "admin", f"guess-{i}")).status_code for i in range(8)]
         assert statuses == [401, 401, 401, 429, 429, 429, 429, 429]
         # The owner, somewhere else, logs in with the right password: through the API and the page.
@@ -54,7 +49,7 @@ async def test_each_failure_after_the_third_doubles_the_wait_and_the_password_wa
 ) -> None:
     clock.clock.freeze(clock.now())
     try:
-        async with served(settings) as app, client_from(app, "203.0.113.11") as c:
+        async with served_clients(settings, "203.0.113.11") as (_app, c):
             for _ in range(3):
                 assert_problem(await token_request(c, "buyer_a", "wrong-guess"), 401, "bad_credentials")
             for wait in (2, 4, 8, 16):
@@ -84,7 +79,7 @@ async def test_each_failure_after_the_third_doubles_the_wait_and_the_password_wa
 async def test_the_wait_is_capped_at_fifteen_minutes(world: World, settings: Settings) -> None:
     clock.clock.freeze(clock.now())
     try:
-        async with served(settings) as app, client_from(app, "203.0.113.12") as c:
+        async with served_clients(settings, "203.0.113.12") as (_app, c):
             waits = []
             for _ in range(14):
                 r = await token_request(c, "buyer_b", "wrong-guess")
@@ -100,7 +95,7 @@ async def test_the_wait_is_capped_at_fifteen_minutes(world: World, settings: Set
 
 async def test_parallel_guesses_cannot_race_past_the_throttle(world: World, settings: Settings) -> None:
     """Requests served concurrently in one event loop: attempts on one (account, address) are serialized."""
-    async with served(settings) as app, client_from(app, "203.0.113.13") as c:
+    async with served_clients(settings, "203.0.113.13") as (_app, c):
         results = await asyncio.gather(*[token_request(c, "supplier_x", "guess") for _ in range(20)])
     statuses = sorted(r.status_code for r in results)
     assert statuses == [401] * 3 + [429] * 17, statuses
@@ -111,11 +106,7 @@ async def test_password_spraying_from_one_address_makes_that_address_wait(
 ) -> None:
     clock.clock.freeze(clock.now())
     try:
-        async with (
-            served(settings) as app,
-            client_from(app, "203.0.113.14") as sprayer,
-            client_from(app, "198.51.100.21") as elsewhere,
-        ):
+        async with served_clients(settings, "203.0.113.14", "198.51.100.21") as (_app, sprayer, elsewhere):
             names = ["buyer_a", "supplier_x", "center", "admin"] + [f"nobody{i}" for i in range(26)]
             for name in names:  # one guess per account: no account reaches its own limit
                 assert_problem(await token_request(sprayer, name, "Spring2026!"), 401, "bad_credentials")
@@ -134,10 +125,10 @@ async def test_password_spraying_from_one_address_makes_that_address_wait(
 
 
 async def test_forwarded_for_counts_only_from_a_trusted_proxy(world: World, settings: Settings) -> None:
-    async with (
-        served(settings, trusted_proxies="10.0.0.1") as app,
-        client_from(app, "10.0.0.1") as proxy,
-        client_from(app, "192.0.2.50") as direct,
+    async with served_clients(settings, "10.0.0.1", "192.0.2.50", trusted_proxies="10.0.0.1") as (
+        _app,
+        proxy,
+        direct,
     ):
         behind = {"X-Forwarded-For": "198.51.100.7"}
         for _ in range(3):
@@ -157,10 +148,10 @@ async def test_forwarded_for_counts_only_from_a_trusted_proxy(world: World, sett
 
 
 async def test_exempt_networks_are_not_throttled(world: World, settings: Settings) -> None:
-    async with (
-        served(settings, rate_limit_exempt="127.0.0.0/8,::1") as app,
-        client_from(app, "127.0.0.1") as loopback,
-        client_from(app, "203.0.113.15") as outside,
+    async with served_clients(settings, "127.0.0.1", "203.0.113.15", rate_limit_exempt="127.0.0.0/8,::1") as (
+        _app,
+        loopback,
+        outside,
     ):
         for _ in range(6):
             assert_problem(await token_request(loopback, "center", "wrong"), 401, "bad_credentials")
@@ -171,7 +162,7 @@ async def test_exempt_networks_are_not_throttled(world: World, settings: Setting
 
 
 async def test_the_login_page_says_how_long_to_wait(world: World, settings: Settings) -> None:
-    async with served(settings) as app, client_from(app, "203.0.113.16") as c:
+    async with served_clients(settings, "203.0.113.16") as (_app, c):
         for _ in range(3):
             r = await login_form(c, "buyer_a", "wrong")
             assert r.status_code == 401 and "用户名或密码错误" in r.text

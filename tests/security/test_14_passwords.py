@@ -19,7 +19,7 @@ from tests.security.login_helpers import (
     flashes,
     login_form,
     post_form,
-    served,
+    served_clients,
     token_request,
 )
 
@@ -66,7 +66,7 @@ async def test_the_admin_cannot_open_an_account_with_a_weak_password(
 
 async def test_the_admin_page_refuses_a_weak_password_with_the_rule(world: World, settings: Settings) -> None:
     org = world.who["buyer_a"].org_id
-    async with served(settings) as app, client_from(app, "198.51.100.60") as c:
+    async with served_clients(settings, "198.51.100.60") as (app, c):
         assert (await login_form(c, "admin", PASSWORD)).status_code == 303
         form = {"username": "lisi2026", "display_name": "李四", "password": "1234567890"}
         r = await post_form(c, f"/admin/organizations/{org}/users", form)

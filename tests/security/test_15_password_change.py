@@ -17,7 +17,7 @@ from tests.security.login_helpers import (
     flashes,
     login_form,
     post_form,
-    served,
+    served_clients,
     token_request,
 )
 
@@ -32,11 +32,7 @@ async def _audit(world: World, action: str) -> list[AuditEntry]:
 async def test_changing_the_password_through_the_api_revokes_every_token(
     world: World, settings: Settings
 ) -> None:
-    async with (
-        served(settings) as app,
-        client_from(app, "198.51.100.90") as c,
-        client_from(app, "198.51.100.91") as browser,
-    ):
+    async with served_clients(settings, "198.51.100.90", "198.51.100.91") as (_app, c, browser):
         assert (await login_form(browser, "supplier_y", PASSWORD)).status_code == 303
         second = (await token_request(c, "supplier_y", PASSWORD)).json()["token"]
         h = world.h("supplier_y")
@@ -63,7 +59,7 @@ async def test_changing_the_password_through_the_api_revokes_every_token(
 
 
 async def test_wrong_current_passwords_are_throttled_like_logins(world: World, settings: Settings) -> None:
-    async with served(settings) as app, client_from(app, "203.0.113.90") as c:
+    async with served_clients(settings, "203.0.113.90") as (app, c):
         h = world.h("buyer_a")
         for _ in range(3):
             r = await c.post(
@@ -84,11 +80,7 @@ async def test_wrong_current_passwords_are_throttled_like_logins(world: World, s
 async def test_changing_the_password_on_the_page_keeps_this_browser_and_ends_the_others(
     world: World, settings: Settings
 ) -> None:
-    async with (
-        served(settings) as app,
-        client_from(app, "198.51.100.93") as c,
-        client_from(app, "198.51.100.94") as elsewhere,
-    ):
+    async with served_clients(settings, "198.51.100.93", "198.51.100.94") as (_app, c, elsewhere):
         assert (await login_form(c, "regulator", PASSWORD)).status_code == 303
         assert (await login_form(elsewhere, "regulator", PASSWORD)).status_code == 303
         text = (await c.get("/account", headers=HTML)).text

@@ -17,11 +17,10 @@ from tests.factories import PASSWORD, World
 from tests.security.login_helpers import (
     HTML,
     assert_problem,
-    client_from,
     flashes,
     login_form,
     post_form,
-    served,
+    served_clients,
     token_request,
 )
 
@@ -36,7 +35,7 @@ async def test_a_token_lives_token_ttl_days(world: World, settings: Settings) ->
         now = clock.now().replace(microsecond=0)
         clock.clock.freeze(now)
         try:
-            async with served(settings, token_ttl_days=ttl) as app, client_from(app, "198.51.100.80") as c:
+            async with served_clients(settings, "198.51.100.80", token_ttl_days=ttl) as (_app, c):
                 r = await token_request(c, "buyer_a", PASSWORD)
                 assert r.status_code == 201, r.text
                 token = r.json()["token"]
@@ -100,7 +99,7 @@ async def test_the_oldest_live_token_is_revoked_beyond_max_live_tokens(
 ) -> None:
     assert settings.max_live_tokens == 20
     start = clock.now()
-    async with served(settings, max_live_tokens=3) as app, client_from(app, "198.51.100.81") as c:
+    async with served_clients(settings, "198.51.100.81", max_live_tokens=3) as (_app, c):
         tokens = []
         for i in range(4):
             # One minute apart, so "oldest" is unambiguous.
@@ -146,11 +145,7 @@ async def test_the_oldest_live_token_is_revoked_beyond_max_live_tokens(
 async def test_log_out_everywhere_through_the_api_revokes_every_token_and_session(
     world: World, settings: Settings
 ) -> None:
-    async with (
-        served(settings) as app,
-        client_from(app, "198.51.100.82") as c,
-        client_from(app, "198.51.100.83") as browser,
-    ):
+    async with served_clients(settings, "198.51.100.82", "198.51.100.83") as (_app, c, browser):
         assert (await login_form(browser, "center", PASSWORD)).status_code == 303
         assert (await browser.get("/oversight", headers=HTML)).status_code == 200
         second = (await token_request(c, "center", PASSWORD)).json()["token"]
@@ -169,11 +164,7 @@ async def test_log_out_everywhere_through_the_api_revokes_every_token_and_sessio
 async def test_the_account_page_lists_and_revokes_tokens_and_logs_out_everywhere(
     world: World, settings: Settings
 ) -> None:
-    async with (
-        served(settings) as app,
-        client_from(app, "198.51.100.84") as c,
-        client_from(app, "198.51.100.85") as elsewhere,
-    ):
+    async with served_clients(settings, "198.51.100.84", "198.51.100.85") as (_app, c, elsewhere):
         r = await c.post(
             "/api/auth/token", json={"username": "buyer_b", "password": PASSWORD, "name": "报账脚本"}
         )
@@ -215,7 +206,7 @@ async def test_last_use_is_recorded_at_most_every_few_minutes(world: World, sett
     start = clock.now().replace(microsecond=0)
     clock.clock.freeze(start)
     try:
-        async with served(settings) as app, client_from(app, "198.51.100.86") as c:
+        async with served_clients(settings, "198.51.100.86") as (_app, c):
             h = world.h("regulator")
             assert (await c.get("/api/me", headers=h)).status_code == 200
             clock.clock.freeze(start + timedelta(minutes=4))

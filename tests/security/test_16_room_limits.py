@@ -6,11 +6,8 @@ further refused offer is written), except for clients in the exempt networks."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -22,18 +19,14 @@ from mall.core.models import OrgKind
 from mall.core.settings import Settings
 from tests.bidding.live import caller, open_socket, serve, socket_answer
 from tests.factories import World
+from tests.security.login_helpers import served
 from tests.security.test_01_inquiry_room_sealed import publish
 
 
-@contextlib.asynccontextmanager
-async def app_with(settings: Settings, **changes: Any) -> AsyncIterator[Any]:
-    from mall.site.app import create_app
-
-    app = create_app(replace(settings, **changes))
-    try:
-        yield app
-    finally:
-        await app.state.db.dispose()
+async def suppliers_and_auction(world: World, prefix: str, label: str) -> tuple[list[Any], Any]:
+    """Three suppliers (`prefix`1 to 3, named `label`1 to 3) and an auction they are invited to."""
+    xs = [await world.org(f"{prefix}{i}", OrgKind.SUPPLIER, f"{label}{i}") for i in (1, 2, 3)]
+    return xs, await publish(world, "auction", xs, decrement="100")
 
 
 async def refused_rows(world: World, procedure_id: uuid.UUID, supplier_org_id: Any) -> int:
@@ -51,8 +44,7 @@ async def refused_rows(world: World, procedure_id: uuid.UUID, supplier_org_id: A
 
 
 async def test_the_room_checks_the_origin(app: Any, world: World, settings: Settings) -> None:
-    xs = [await world.org(f"o{i}", OrgKind.SUPPLIER, f"来源供应商{i}") for i in (1, 2, 3)]
-    p = await publish(world, "auction", xs, decrement="100")
+    _, p = await suppliers_and_auction(world, "o", "来源供应商")
     path = f"/procedures/{p.id}/room"
     async with serve(app) as base:
         who = await caller(base, world, "o1")
@@ -103,15 +95,14 @@ async def live_connections(
 async def test_connections_per_user_and_room_are_capped_across_processes(
     world: World, settings: Settings
 ) -> None:
-    xs = [await world.org(f"c{i}", OrgKind.SUPPLIER, f"连接供应商{i}") for i in (1, 2, 3)]
-    p = await publish(world, "auction", xs, decrement="100")
+    xs, p = await suppliers_and_auction(world, "c", "连接供应商")
     other = await publish(world, "auction", xs, decrement="100")
     path = f"/procedures/{p.id}/room"
     origin = settings.publication_base_url
     user = world.who["c1"].user_id
     async with (
-        app_with(settings, room_connections_per_user=2) as one,
-        app_with(settings, room_connections_per_user=2) as two,
+        served(settings, room_connections_per_user=2) as one,
+        served(settings, room_connections_per_user=2) as two,
         serve(one) as base1,
         serve(two) as base2,
     ):
@@ -165,10 +156,9 @@ async def test_connections_per_user_and_room_are_capped_across_processes(
 
 
 async def test_refused_bids_are_limited_per_user_and_room(world: World, settings: Settings) -> None:
-    xs = [await world.org(f"b{i}", OrgKind.SUPPLIER, f"出价供应商{i}") for i in (1, 2, 3)]
-    p = await publish(world, "auction", xs, decrement="100")
+    xs, p = await suppliers_and_auction(world, "b", "出价供应商")
     other = await publish(world, "auction", xs, decrement="100")
-    async with app_with(settings, bid_refusals_per_minute=3) as app, serve(app) as base:
+    async with served(settings, bid_refusals_per_minute=3) as app, serve(app) as base:
         b1 = await caller(base, world, "b1")
         b2 = await caller(base, world, "b2")
         try:
@@ -217,10 +207,9 @@ async def test_refused_bids_are_limited_per_user_and_room(world: World, settings
 
 
 async def test_exempt_clients_are_not_limited(world: World, settings: Settings) -> None:
-    xs = [await world.org(f"e{i}", OrgKind.SUPPLIER, f"豁免供应商{i}") for i in (1, 2, 3)]
-    p = await publish(world, "auction", xs, decrement="100")
+    xs, p = await suppliers_and_auction(world, "e", "豁免供应商")
     async with (
-        app_with(settings, bid_refusals_per_minute=2, rate_limit_exempt="127.0.0.0/8,::1") as app,
+        served(settings, bid_refusals_per_minute=2, rate_limit_exempt="127.0.0.0/8,::1") as app,
         serve(app) as base,
     ):
         e1 = await caller(base, world, "e1")

@@ -13,16 +13,14 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mall.core import clock
 from mall.core.settings import Settings
 from tests.e2e.conftest import web_server
-from tests.factories import World
+from tests.factories import LAPTOP, World
 
 FUZZ_EXAMPLES = int(os.environ.get("MALL_FUZZ_EXAMPLES", "8"))
 SEED = int(os.environ.get("MALL_FUZZ_SEED", "20261206"))
@@ -41,7 +39,6 @@ def schemathesis_bin() -> str:
 
 async def pinned_parameters(world: World) -> dict[str, str]:
     """Real ids for the path parameters the API uses, taken from a world with an order and an inquiry."""
-    from bidding import publish
     from mall import orders
 
     order = (
@@ -56,19 +53,12 @@ async def pinned_parameters(world: World) -> dict[str, str]:
             ),
         )
     )[0][0]
-    inquiry = await publish.create(
-        world.db,
-        world.who["buyer_a"],
-        publish.ProcedureIn(
-            kind="inquiry",
-            title="模糊测试询价项目",
-            budget_line_id=world.lines["a1"].id,
-            ceiling="9000.00",
-            starts_at=clock.now(),
-            ends_at=clock.now() + timedelta(hours=2),
-            items=[publish.ItemIn("A02010108", "便携式计算机", "1", "台", "")],
-        ),
-        open_tender_threshold=world.settings.open_tender_threshold,
+    inquiry = await world.procedure(
+        "inquiry",
+        "模糊测试询价项目",
+        ceiling="9000.00",
+        item=LAPTOP,
+        hours=2,
         region_code=world.settings.region_code,
     )
     return {
