@@ -100,9 +100,7 @@ async def add_product(world: World, a: ag.Agreement, *fields: Any, **prices: str
     return await ag.add_product(world.db, world.who["center"], a.id, ag.ProductDraft(*fields, **prices))
 
 
-async def second_stage(
-    world: World, a: ag.Agreement, ceiling: str, spec: str = "2.0T 及以上"
-) -> Procedure:
+async def second_stage(world: World, a: ag.Agreement, ceiling: str, spec: str = "2.0T 及以上") -> Procedure:
     """buyer_a's inquiry for two cars among the agreement's entered suppliers (二次竞价)."""
     item = ("A02030500", "轿车", spec, "2", "辆")
     return await world.procedure(
