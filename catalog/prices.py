@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog.agreements import check_ceiling
+from catalog.agreement_queries import check_ceiling
 from catalog.browse import paged
 from catalog.models import (
     PRICE_REQUEST_STATUS_LABELS,

@@ -19,13 +19,6 @@ PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
 PerPage = Annotated[int, QueryParameter(ge=1, le=100)]
 
 
-def me_of(request: Request[Any, Any, Any]) -> Principal:
-    """Who calls an API handler that only logged-in callers reach."""
-    user = request.scope.get("user")
-    assert user is not None
-    return user  # type: ignore[no-any-return]
-
-
 def current_user(request: Request[Any, Any, Any]) -> Principal | None:
     """Who is looking at a page; None for an anonymous visitor."""
     user: Principal | None = request.scope.get("user")
