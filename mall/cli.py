@@ -163,9 +163,14 @@ def _processes(raw: str) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.worker import run_worker  # start-up: every job's code, for `mall worker` only
+    if args.burst:  # drain the queue once and exit: no scheduler, no periodic work
+        from workers.worker import run_rq_worker  # start-up: every job's code, for this process only
 
-    run_worker(settings, burst=args.burst, processes=args.processes)
+        run_rq_worker(settings, burst=True)
+    else:
+        from workers.supervisor import run_supervisor  # start-up: the supervisor loads no job code
+
+        run_supervisor(args.processes)
     return 0
 
 

@@ -1,10 +1,6 @@
-"""`mall worker`: a supervisor of this host's job processes.
+"""One RQ worker process (`python -m workers.worker`), started by `mall worker` (workers.supervisor).
 
-It starts the periodic-work process (workers.cron), the RQ scheduler (workers.scheduler) and
-`processes` RQ workers (this module's `main`), each as a child that dies with it, and restarts any
-that exits, with backoff. Killing `mall worker`, even with SIGKILL, takes all of them down: every
-child asks the kernel for SIGTERM when its parent dies, and so does every work horse an RQ worker
-forks for a job.
+Its work horses ask the kernel for SIGTERM when it dies, so a killed worker leaves no job running.
 """
 
 from __future__ import annotations
@@ -17,7 +13,7 @@ from typing import Any
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from mall.core.processes import Child, Supervisor, die_with_parent, python_module
+from mall.core.processes import die_with_parent
 from mall.core.settings import Settings, load_settings
 from mall.ledger import push
 from search_index import text
@@ -49,23 +45,6 @@ def run_rq_worker(settings: Settings, *, burst: bool = False) -> None:
         name=f"mall-{socket.gethostname()}-{os.getpid()}",
     )
     worker.work(with_scheduler=False, burst=burst, logging_level="INFO")
-
-
-def run_worker(settings: Settings, *, burst: bool = False, processes: int = 1) -> None:
-    if burst:  # drain the queue and exit: no scheduler, no periodic work
-        run_rq_worker(settings, burst=True)
-        return
-    supervisor = Supervisor()
-    supervisor.trap_signals()
-    try:
-        supervisor.add(Child("cron", python_module("workers.cron")))
-        supervisor.add(Child("scheduler", python_module("workers.scheduler")))
-        for n in range(max(1, processes)):
-            supervisor.add(Child(f"worker-{n + 1}", python_module("workers.worker")))
-        log.info("mall worker %s: %d RQ worker(s), scheduler, periodic work", os.getpid(), processes)
-        supervisor.watch()
-    finally:
-        supervisor.stop_all()
 
 
 def main() -> None:
