@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bidding import room, service
+from bidding import offers, room
 from mall.core.models import OrgKind
 from mall.core.settings import Settings
 from tests.bidding.live import caller, serve, socket_answer
@@ -28,7 +28,7 @@ async def publish(world: World, kind: str, invited: list[Any], **kw: Any) -> Any
 async def test_the_inquiry_room_reveals_nothing_to_anyone(app: Any, world: World, settings: Settings) -> None:
     quoting = [await world.org(f"s{i}", OrgKind.SUPPLIER, f"询价供应商{i}有限公司") for i in (1, 2, 3)]
     p = await publish(world, "inquiry", quoting)
-    await service.quote(world.db, quoting[0], p.id, "45800.00")  # supplier s1's sealed quote
+    await offers.quote(world.db, quoting[0], p.id, "45800.00")  # supplier s1's sealed quote
     origin = settings.publication_base_url
     path = f"/procedures/{p.id}/room"
     async with serve(app) as base:
@@ -67,9 +67,9 @@ async def test_no_page_embeds_an_inquiry_snapshot_and_auction_data_cannot_break_
 ) -> None:
     bidders = [await world.org(f"s{i}", OrgKind.SUPPLIER, f"询价供应商{i}有限公司") for i in (1, 2, 3)]
     inquiry = await publish(world, "inquiry", bidders)
-    await service.quote(world.db, bidders[0], inquiry.id, "45800.00")
+    await offers.quote(world.db, bidders[0], inquiry.id, "45800.00")
     auction = await publish(world, "auction", bidders, decrement="100")
-    await service.bid(world.db, bidders[0], auction.id, "59000.00")
+    await offers.bid(world.db, bidders[0], auction.id, "59000.00")
 
     evil = "</script><script>window.pwned=1</script><!--"
     real_snapshot = room.snapshot
