@@ -96,11 +96,6 @@ async def reserved(world: World) -> object:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="known failure, to fix with the topology work: after the closing worker is killed, the fresh "
-    "worker's sweep does not bring the inquiry to a published failure notice within 60 s on this machine",
-    strict=False,
-)
 async def test_worker_killed_while_closing_closes_exactly_once(
     world: World,
     settings: Settings,
