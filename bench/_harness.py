@@ -315,10 +315,11 @@ async def build_world(
     from decimal import Decimal
 
     from catalog import service as catalog_service
+    from mall.budgets.models import BudgetLine
     from mall.core import auth, clock
     from mall.core.credit_code import make
     from mall.core.db import Database
-    from mall.core.models import BudgetLine, Organization, OrgKind, User
+    from mall.core.models import Organization, OrgKind, User
     from mall.core.settings import Settings
     from workers import queues
 

@@ -155,7 +155,7 @@ async def seed(database_url: str, n: int) -> float:
     from sqlalchemy import insert, update
 
     from mall.core.db import Database
-    from mall.core.models import DisclosureRecord, LedgerHead
+    from mall.ledger.models import DisclosureRecord, LedgerHead
 
     db = Database(database_url)
     t0 = time.monotonic()

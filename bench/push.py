@@ -211,8 +211,8 @@ async def drain_phase(
 ) -> dict[str, Any]:
     from sqlalchemy import select
 
-    from mall.core.models import PushDelivery
     from mall.ledger import push
+    from mall.ledger.models import PushDelivery
 
     with stage(f"seeding {n} ledger records"):
         await seed(db, 0, n)
@@ -261,8 +261,8 @@ async def live_phase(
 
 
 async def wait_caught_up(db: Any, sub_id: uuid.UUID, within: float) -> bool:
-    from mall.core.models import PushSubscription
     from mall.ledger import push
+    from mall.ledger.models import PushSubscription
 
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:

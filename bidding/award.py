@@ -30,9 +30,9 @@ from mall.core import clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import Conflict, InvalidInput, NotFound
-from mall.core.models import Order
 from mall.core.money import MoneyError, money, round_money
 from mall.ledger import disclosure
+from mall.orders.models import Order
 
 LineNo = Annotated[str, msgspec.Meta(max_length=3, description="明细序号")]
 
@@ -113,7 +113,7 @@ async def confirm_award(
                 select(Order).where(Order.id == order.id).execution_options(populate_existing=True)
             )
         ).scalar_one()
-        payload = disclosure.deal_payload(loaded)
+        payload = orders.deal_payload(loaded)
         payload["quotes"] = await ranked_quotes(tx, p)
         if p.kind == ProcedureKind.INQUIRY:
             payload["rejected_quotes"] = await rejected_quotes(tx, p)

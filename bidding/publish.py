@@ -19,11 +19,12 @@ from catalog.agreement_orders import second_stage_ceiling
 from catalog.categories import CATALOG_VERSION
 from catalog.models import Category
 from mall import budgets
+from mall.budgets.models import BudgetLine
 from mall.core import clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import InvalidInput, NotFound, RuleViolation
-from mall.core.models import BudgetLine, Organization, OrgKind, OrgStatus
+from mall.core.models import Organization, OrgKind, OrgStatus
 from mall.core.money import MoneyError, money, whole_quantity
 from mall.core.settings import Settings
 

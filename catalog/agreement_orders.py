@@ -25,9 +25,9 @@ from mall.core import clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.core.models import Order
 from mall.core.money import MoneyError, money_str, round_money, whole_quantity
 from mall.core.settings import Settings
+from mall.orders.models import Order
 
 
 class AgreementOrderIn(msgspec.Struct, forbid_unknown_fields=True):

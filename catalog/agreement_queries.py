@@ -23,8 +23,9 @@ from catalog.models import (
 from mall.core import clock
 from mall.core.auth import Principal
 from mall.core.errors import InvalidInput, NotFound, RuleViolation
-from mall.core.models import Order, OrderStatus, Organization
+from mall.core.models import Organization
 from mall.core.money import money, money_str
+from mall.orders.models import Order, OrderStatus
 
 LIST_MAX = 200  # the newest agreements a list shows
 

@@ -16,8 +16,8 @@ from mall import orders
 from mall.core import fields
 from mall.core.auth import Principal, allow
 from mall.core.clock import rfc3339
-from mall.core.models import Order
 from mall.core.money import money_str
+from mall.orders.models import Order
 from mall.structs import OrderOut, ReasonIn
 from mall.web.deps import DB, Config, Me
 

@@ -34,9 +34,10 @@ from mall.core import clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.core.models import Order, Organization
+from mall.core.models import Organization
 from mall.core.money import MoneyError, whole_quantity
 from mall.core.settings import Settings
+from mall.orders.models import Order
 
 REVIEW_WORKING_DAYS = 7
 MAX_PRICE_ITEMS = 50

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from decimal import Decimal
 
 import msgspec
 from sqlalchemy import func, select
@@ -16,8 +15,7 @@ from mall.core.credit_code import problem_with
 from mall.core.db import Database, Tx
 from mall.core.errors import Conflict, InvalidInput, NotFound
 from mall.core.fields import Address, Choice, CreditCodeText, Name, Phone, RegionCode
-from mall.core.models import AuditEntry, BudgetLine, Organization, OrgKind, User
-from mall.core.money import MoneyError, money
+from mall.core.models import AuditEntry, Organization, OrgKind, User
 
 USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{2,63}$")
 
@@ -69,7 +67,7 @@ async def register_org(db: Database, who: Principal | None, draft: OrganizationC
             created_at=clock.now(),
         )
         tx.session.add(org)
-        _audit(tx, who, "org_registered", code, org.name)
+        audit(tx, who, "org_registered", code, org.name)
     return org
 
 
@@ -88,7 +86,7 @@ async def create_user(
         raise InvalidInput("；".join(errors), code="user_invalid")
     password_hash = auth.hash_password(password)
     async with db.write() as tx:
-        org = await _org(tx, org_id)
+        org = await organization(tx, org_id)
         if await tx.session.scalar(select(User.id).where(User.username == username)):
             raise Conflict("用户名已被使用", code="username_taken")
         user = User(
@@ -101,7 +99,7 @@ async def create_user(
         )
         user.org = org
         tx.session.add(user)
-        _audit(tx, who, "user_created", username, org.name)
+        audit(tx, who, "user_created", username, org.name)
     return user
 
 
@@ -131,72 +129,15 @@ async def users_of(session: AsyncSession, org_ids: list[uuid.UUID]) -> dict[uuid
     return out
 
 
-async def add_budget_line(
-    db: Database,
-    who: Principal | None,
-    org_id: uuid.UUID,
-    fiscal_year: int,
-    project_code: str,
-    project_name: str,
-    amount: str,
-) -> BudgetLine:
-    """An approved budget (预算指标) of a budget unit, as the finance system hands it over."""
-    code = fields.text(project_code, "项目编码", fields.PROJECT_CODE_MAX, field="project_code")
-    name = fields.text(project_name, "项目名称", fields.NAME_MAX, field="project_name")
-    errors = []
-    if not re.fullmatch(r"[0-9A-Za-z\-_.]{2,40}", code):
-        errors.append("项目编码应为2至40位字母、数字或 - _ .")
-    if len(name) < 2:
-        errors.append("请填写项目名称")
-    if not 2000 <= fiscal_year <= 2100:
-        errors.append("预算年度不正确")
-    try:
-        value = money(amount)
-        if value <= 0:
-            errors.append("预算金额必须大于0")
-    except MoneyError:
-        errors.append("预算金额格式不正确，应为不超过两位小数的金额")
-        value = Decimal(0)
-    if errors:
-        raise InvalidInput("；".join(errors), code="budget_line_invalid")
-    async with db.write() as tx:
-        org = await _org(tx, org_id)
-        if org.kind != OrgKind.BUDGET_UNIT:
-            raise InvalidInput("只有预算单位可以有预算指标", code="not_a_budget_unit")
-        exists = await tx.session.scalar(
-            select(BudgetLine.id).where(
-                BudgetLine.org_id == org_id,
-                BudgetLine.fiscal_year == fiscal_year,
-                BudgetLine.project_code == code,
-            )
-        )
-        if exists:
-            raise Conflict("该单位本年度已有相同项目编码的预算指标", code="budget_line_exists")
-        line = BudgetLine(
-            id=uuid.uuid4(),
-            org_id=org_id,
-            fiscal_year=fiscal_year,
-            project_code=code,
-            project_name=name,
-            amount=value,
-            reserved=Decimal(0),
-            consumed=Decimal(0),
-            created_at=clock.now(),
-        )
-        tx.session.add(line)
-        _audit(tx, who, "budget_line_added", f"{org.credit_code}/{fiscal_year}/{code}", f"{value}")
-    return line
-
-
-async def _org(tx: Tx, org_id: uuid.UUID) -> Organization:
+async def organization(tx: Tx, org_id: uuid.UUID) -> Organization:
     org = await tx.session.get(Organization, org_id)
     if org is None:
         raise NotFound("单位不存在", code="organization_not_found")
     return org
 
 
-def _audit(tx: Tx, who: Principal | None, action: str, target: str, detail: str) -> None:
-    """The audit log's line for a registration (who: None for the demo data)."""
+def audit(tx: Tx, who: Principal | None, action: str, target: str, detail: str) -> None:
+    """The audit log's line for a registration or a budget line (who: None for the demo data)."""
     actor = who.user_id if who else None
     tx.session.add(
         AuditEntry(at=clock.now(), actor_user_id=actor, action=action, target=target, detail=detail)

@@ -16,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bidding.oversight import BiddingWatch, bidding_watch
 from catalog import designated
 from catalog.categories import name_of
-from mall.core.models import BudgetLine, Order, OrderLine, OrderStatus, Organization
+from mall.budgets.models import BudgetLine
+from mall.core.models import Organization
 from mall.core.money import from_cents, to_cents
 from mall.core.settings import Settings
+from mall.orders.models import Order, OrderLine, OrderStatus
 
 # Purchases of the same class are added up at the third level of the 品目 code (e.g. A020101 计算机
 # covers desktops, laptops and servers): buying them separately does not make them different goods.

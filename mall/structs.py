@@ -7,6 +7,7 @@ from typing import Annotated
 
 import msgspec
 
+from mall.budgets.models import BudgetLine
 from mall.core import fields
 from mall.core.clock import rfc3339
 from mall.core.fields import (
@@ -23,8 +24,8 @@ from mall.core.fields import (
     ShippingNote,
     ShortText,
 )
-from mall.core.models import BudgetLine, Order, OrderEvent
 from mall.core.money import money_str, quantity_str
+from mall.orders.models import Order, OrderEvent
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):

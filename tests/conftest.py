@@ -179,14 +179,9 @@ KEEP_TABLES = {"categories", "ledger_head", "alembic_version"}
 
 
 def tables_to_clear() -> list[str]:
-    import bidding.models  # noqa: F401  (every module that defines tables)
-    import catalog.agreements
-    import catalog.designated
-    import catalog.models  # noqa: F401
-    import mall.core.models  # noqa: F401
-    from mall.core.db import Base
+    from mall.schema import metadata
 
-    return [t.name for t in reversed(Base.metadata.sorted_tables) if t.name not in KEEP_TABLES]
+    return [t.name for t in reversed(metadata.sorted_tables) if t.name not in KEEP_TABLES]
 
 
 @pytest.fixture(scope="session")

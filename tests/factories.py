@@ -19,11 +19,12 @@ from bidding.models import Procedure
 from catalog import agreements
 from catalog import service as catalog_service
 from catalog.models import Listing
+from mall.budgets.models import BudgetLine
 from mall.core import auth, clock
 from mall.core.auth import Principal
 from mall.core.credit_code import make
 from mall.core.db import Database
-from mall.core.models import BudgetLine, Organization, OrgKind, User
+from mall.core.models import Organization, OrgKind, User
 from mall.core.settings import Settings
 
 PASSWORD = "pw-correct-horse"

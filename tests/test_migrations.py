@@ -8,15 +8,16 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from mall.core.db import Base, Database
+from mall.core.db import Database
 from mall.core.settings import Settings
 from mall.migrate import alembic_config
+from mall.schema import metadata
 
 
 async def test_models_and_migrations_agree(db: Database) -> None:
     def diff(conn: Any) -> list[Any]:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-        return list(compare_metadata(ctx, Base.metadata))
+        return list(compare_metadata(ctx, metadata))
 
     async with db.engine.connect() as conn:
         changes = await conn.run_sync(diff)

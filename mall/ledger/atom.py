@@ -8,9 +8,9 @@ from xml.etree import ElementTree as ET
 
 from mall.core import clock
 from mall.core.db import Database
-from mall.core.models import DisclosureRecord
 from mall.core.money import yuan_display
 from mall.ledger.disclosure import MODE_LABELS, FeedQuery, records_matching
+from mall.ledger.models import DisclosureRecord
 
 ATOM = "http://www.w3.org/2005/Atom"
 MEDIA_TYPE = "application/atom+xml; charset=utf-8"

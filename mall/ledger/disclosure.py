@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mall.core import clock, outbox
 from mall.core.db import Database, Tx
 from mall.core.errors import InvalidInput, NotFound
-from mall.core.models import DisclosureRecord, LedgerHead, Order, Outbox, OutboxStatus
-from mall.core.money import money, money_str, quantity_str
+from mall.core.models import Outbox, OutboxStatus
+from mall.core.money import money
+from mall.ledger.models import DisclosureRecord, LedgerHead
 
 log = logging.getLogger("mall.disclosure")
 GENESIS = "0" * 64
@@ -50,40 +51,6 @@ def record_hash(record: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of the record without its `hash` key."""
     body = {k: v for k, v in record.items() if k != "hash"}
     return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
-
-
-def deal_payload(order: Order, kind: str = "deal", amends: uuid.UUID | None = None) -> dict[str, Any]:
-    """What the world is told about an order. Taken at the moment of the deal (or its cancellation)."""
-    at = order.confirmed_at or order.placed_at
-    return {
-        "kind": kind,
-        "amends": str(amends) if amends else None,
-        "mode": order.mode,
-        "order_no": order.order_no,
-        "region_code": order.region_code,
-        "deal_date": clock.local_date(at).isoformat(),
-        "buyer": {"name": order.buyer.name, "credit_code": order.buyer.credit_code},
-        "supplier": {
-            "name": order.supplier.name,
-            "credit_code": order.supplier.credit_code,
-            "address": order.supplier.address,
-        },
-        "total_amount": money_str(order.total_amount),
-        "currency": "CNY",
-        "lines": [
-            {
-                "item_name": line.item_name,
-                "brand": line.brand,
-                "spec_model": line.spec_model,
-                "category_code": line.category_code,
-                "quantity": quantity_str(line.quantity),
-                "unit": line.unit,
-                "unit_price": money_str(line.unit_price),
-                "amount": money_str(line.amount),
-            }
-            for line in order.lines
-        ],
-    }
 
 
 def stage(tx: Tx, payload: dict[str, Any], record_id: uuid.UUID | None = None) -> uuid.UUID:

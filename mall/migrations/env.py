@@ -7,15 +7,11 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import bidding.models  # noqa: F401  (registers the bidding tables)
-import catalog.agreements
-import catalog.designated
-import catalog.models  # noqa: F401  (registers the catalogue tables)
-import mall.core.models  # noqa: F401
-from mall.core.db import Base, Database
+from mall.core.db import Database
+from mall.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _run(connection: Connection) -> None:

@@ -7,7 +7,7 @@ opens orders (every way of ordering shares its start), `queries` reads them, `ev
 history.
 """
 
-from mall.orders.events import events_of, record_event
+from mall.orders.events import deal_payload, events_of, record_event
 from mall.orders.lifecycle import (
     accept,
     answer_cancel,
@@ -52,6 +52,7 @@ __all__ = [
     "check_purchases",
     "checkout",
     "confirm",
+    "deal_payload",
     "decline",
     "events_of",
     "file_contract",

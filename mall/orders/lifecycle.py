@@ -25,11 +25,11 @@ from mall.core.auth import Principal
 from mall.core.db import Database, Tx
 from mall.core.errors import Conflict, Forbidden, InvalidInput, RuleViolation
 from mall.core.fields import NOTE_MAX, text
-from mall.core.models import ORDER_STATUS_LABELS, Order, OrderStatus
 from mall.core.money import round_money
 from mall.core.settings import Settings
 from mall.ledger import disclosure
-from mall.orders.events import record_event
+from mall.orders.events import deal_payload, record_event
+from mall.orders.models import ORDER_STATUS_LABELS, Order, OrderStatus
 from mall.orders.place import new_number
 from mall.orders.queries import can_see, not_found
 
@@ -144,7 +144,7 @@ async def _confirm(
         order.contract_no = new_number("HT")
         await tx.session.flush()
         await _count_sale(tx.session, order, +1)
-        order.disclosure_id = disclosure.stage(tx, disclosure.deal_payload(order))
+        order.disclosure_id = disclosure.stage(tx, deal_payload(order))
         detail = f"确认订单，成交金额 {new_total:,.2f} 元，生成电子合同 {order.contract_no}"
         if changed:
             detail += "；议价：" + "，".join(changed)
@@ -224,7 +224,7 @@ async def _cancel(tx: Tx, order: Order, who: Principal | None, reason: str, *, p
     record_event(tx.session, order, who, "cancelled", reason)
     if publish and was != S.PLACED and order.disclosure_id:
         # The deal was published (or is about to be): a cancellation record amends it, never a deletion.
-        disclosure.stage(tx, disclosure.deal_payload(order, kind="cancellation", amends=order.disclosure_id))
+        disclosure.stage(tx, deal_payload(order, kind="cancellation", amends=order.disclosure_id))
 
 
 async def file_contract(db: Database, who: Principal, order_id: uuid.UUID) -> Order:

@@ -25,26 +25,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Listing, ListingStatus
 from mall import budgets
+from mall.budgets.models import BudgetLine
 from mall.cart import PriceRise, cart_of, price_changed, quantity_of, unit_price_of
+from mall.cart.models import CartItem
 from mall.core import clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import Conflict, InvalidInput, RuleViolation
 from mall.core.fields import ADDRESS_MAX, NOTE_MAX, text
-from mall.core.models import (
-    BudgetLine,
-    CartItem,
-    Checkout,
-    Order,
-    OrderLine,
-    OrderStatus,
-    Organization,
-    OrgStatus,
-)
+from mall.core.models import Organization, OrgStatus
 from mall.core.money import money_str, round_money
 from mall.core.settings import Settings
 from mall.ledger import disclosure
 from mall.orders.events import record_event
+from mall.orders.models import Checkout, Order, OrderLine, OrderStatus
 
 S = OrderStatus
 _LISTINGS = cast(Table, Listing.__table__)

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mall.core import clock
 from mall.core.auth import Principal
 from mall.core.errors import NotFound
-from mall.core.models import Order, OrderStatus
 from mall.core.settings import Settings
+from mall.orders.models import Order, OrderStatus
 
 
 def can_see(who: Principal, order: Order) -> bool:

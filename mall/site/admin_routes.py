@@ -8,12 +8,13 @@ from typing import Any
 from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from mall import accounts
+from mall import accounts, budgets
+from mall.budgets.models import BudgetLine
 from mall.core import clock, login_throttle
 from mall.core.auth import Principal, allow
 from mall.core.clock import rfc3339
 from mall.core.db import Database
-from mall.core.models import BudgetLine, Organization, User
+from mall.core.models import Organization, User
 from mall.structs import (
     BudgetLineCreate,
     BudgetLineOut,
@@ -43,7 +44,7 @@ async def create_user(db: Database, me: Principal, org_id: uuid.UUID, data: User
 async def add_budget_line(
     db: Database, me: Principal, org_id: uuid.UUID, data: BudgetLineCreate
 ) -> BudgetLine:
-    return await accounts.add_budget_line(
+    return await budgets.add_budget_line(
         db, me, org_id, data.fiscal_year, data.project_code, data.project_name, data.amount
     )
 

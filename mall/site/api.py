@@ -11,7 +11,7 @@ from rq import Worker
 from sqlalchemy import select, text
 
 from mall.core.auth import PUBLIC
-from mall.core.models import LedgerHead
+from mall.ledger.models import LedgerHead
 from mall.site import (
     account_routes,
     admin_routes,

@@ -8,8 +8,8 @@ from litestar import Controller, Request, get
 from litestar.response import Template
 
 from mall import budgets
+from mall.budgets.models import BudgetLine
 from mall.core.auth import allow
-from mall.core.models import BudgetLine
 from mall.structs import BudgetLineOut
 from mall.web.deps import DB, Me
 from mall.web.helpers import render

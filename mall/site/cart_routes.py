@@ -12,9 +12,9 @@ from litestar.params import FromPath, HeaderParameter, JSONBody
 from mall import cart, orders, oversight
 from mall.core.auth import Principal, allow
 from mall.core.db import Database
-from mall.core.models import Order
 from mall.core.money import money_str, quantity_str
 from mall.core.settings import Settings
+from mall.orders.models import Order
 from mall.structs import CartAdd, CartLineOut, CartPriceIn, CartQuantity, CheckoutIn, CheckoutOut, OrderOut
 from mall.web.deps import DB, Config, Me
 

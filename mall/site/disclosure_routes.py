@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from mall.core.auth import PUBLIC
 from mall.core.errors import DomainError
-from mall.core.models import DisclosureRecord
 from mall.ledger import disclosure
+from mall.ledger.models import DisclosureRecord
 from mall.web.deps import DB
 from mall.web.helpers import page_no, pages_of, render
 

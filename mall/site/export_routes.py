@@ -21,9 +21,10 @@ from mall.core.auth import PUBLIC, allow
 from mall.core.clock import rfc3339
 from mall.core.db import Database
 from mall.core.errors import DomainError, InvalidInput, RuleViolation
-from mall.core.models import ExportJob, JobStatus
+from mall.core.models import JobStatus
 from mall.core.settings import Settings
 from mall.ledger import atom, disclosure, exports
+from mall.ledger.models import ExportJob
 from mall.web.deps import DB, Config, Me
 from mall.web.helpers import flash, keep_form, pop_form, render
 

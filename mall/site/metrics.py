@@ -27,9 +27,11 @@ from sqlalchemy import func, select
 from mall.core import clock, metrics, netaddr
 from mall.core.auth import allow
 from mall.core.errors import Forbidden
-from mall.core.models import DisclosureRecord, Order, Outbox, OutboxStatus, PushStatus, PushSubscription
+from mall.core.models import Outbox, OutboxStatus
 from mall.core.settings import Settings
 from mall.ledger import push
+from mall.ledger.models import DisclosureRecord, PushStatus, PushSubscription
+from mall.orders.models import Order
 from mall.web.deps import DB, Config
 from workers import queues
 

@@ -14,8 +14,8 @@ from litestar.response import Redirect, Template
 from mall import orders
 from mall.core.auth import Principal, allow
 from mall.core.errors import InvalidInput
-from mall.core.models import ORDER_STATUS_LABELS, Order, OrderStatus
 from mall.ledger import disclosure
+from mall.orders.models import ORDER_STATUS_LABELS, Order, OrderStatus
 from mall.site.order_routes import STEP_CALL, STEPS, OrderCall
 from mall.structs import AnswerIn, ConfirmIn
 from mall.web import forms

@@ -19,8 +19,8 @@ from mall import orders
 from mall.core.auth import Principal, allow
 from mall.core.db import Database
 from mall.core.errors import InvalidInput
-from mall.core.models import OrderStatus
 from mall.core.settings import Settings
+from mall.orders.models import OrderStatus
 from mall.structs import AcceptIn, AnswerIn, ConfirmIn, EventOut, OrderOut, OrderPage, PayIn, ReasonIn, ShipIn
 from mall.web.deps import DB, Config, Me
 from mall.web.helpers import PageNo, PerPage

@@ -10,7 +10,7 @@ from litestar.response import Template
 from mall import oversight
 from mall.core import clock
 from mall.core.auth import allow
-from mall.core.models import ORDER_STATUS_LABELS
+from mall.orders.models import ORDER_STATUS_LABELS
 from mall.structs import WatchedOrderOut, WatchedOrderPage
 from mall.web.deps import DB, Config
 from mall.web.helpers import PageNo, PerPage, render

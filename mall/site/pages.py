@@ -14,9 +14,10 @@ from catalog.categories import name_of
 from catalog.models import Listing, ListingStatus
 from mall.core import clock, fields
 from mall.core.auth import PUBLIC, ROLE_LABELS
-from mall.core.models import ORDER_STATUS_LABELS, DisclosureRecord, OrderStatus
 from mall.core.money import quantity_str, yuan_display, yuan_uppercase
 from mall.ledger import disclosure
+from mall.ledger.models import DisclosureRecord
+from mall.orders.models import ORDER_STATUS_LABELS, OrderStatus
 from mall.site import (
     account_pages,
     admin_pages,

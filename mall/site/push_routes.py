@@ -12,8 +12,8 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from mall.core.auth import allow
 from mall.core.clock import rfc3339
 from mall.core.fields import Choice, RequiredShortText, Url
-from mall.core.models import PushDelivery, PushSubscription
 from mall.ledger import push
+from mall.ledger.models import PushDelivery, PushSubscription
 from mall.web.deps import DB, Config, Me
 from mall.web.helpers import PageNo
 

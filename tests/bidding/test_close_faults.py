@@ -23,9 +23,11 @@ from sqlalchemy import select
 
 from bidding import offers, publish
 from bidding.models import Procedure
+from mall.budgets.models import BudgetLine, BudgetMovement
 from mall.core import clock
-from mall.core.models import BudgetLine, BudgetMovement, DisclosureRecord, OrgKind, Outbox
+from mall.core.models import OrgKind, Outbox
 from mall.core.settings import Settings
+from mall.ledger.models import DisclosureRecord
 from tests.conftest import RedisServer
 from tests.factories import World
 from tests.mall.test_publication_faults import (
@@ -120,7 +122,7 @@ async def test_worker_killed_while_closing_closes_exactly_once(
             except Exception:
                 return False
 
-        await wait_for(started, 40, "the scheduled close job to start")
+        await wait_for(started, 40, "the scheduled close job to start", log)
         await asyncio.sleep(1.5)  # inside the stall: the outcome is written but not committed
         conn.close()
     finally:
@@ -137,7 +139,7 @@ async def test_worker_killed_while_closing_closes_exactly_once(
             status, _, _, published = await state(world, p.id)
             return status != "open" and published >= 1
 
-        await wait_for(closed, 60, "a fresh worker to close the inquiry and publish its notice")
+        await wait_for(closed, 60, "a fresh worker to close the inquiry and publish its notice", log)
         await asyncio.sleep(2.0)  # more sweeps and retries of the dead job: nothing more may happen
     finally:
         stop_worker(fresh)

@@ -17,9 +17,10 @@ from sqlalchemy import select
 
 from bidding import award, close, offers, publish, rules, service, views
 from bidding.models import Offer, Procedure
+from mall.budgets.models import BudgetLine
 from mall.core import clock
 from mall.core.errors import DomainError, InvalidInput, NotFound, RuleViolation
-from mall.core.models import BudgetLine, OrgKind
+from mall.core.models import OrgKind
 from tests.factories import World, frozen_at
 
 
@@ -270,7 +271,7 @@ async def test_invalid_input_never_reaches_the_log_as_accepted(world: World, fro
 async def test_closing_is_idempotent_under_concurrency_and_the_job_reschedules_early_runs(
     world: World, frozen: datetime
 ) -> None:
-    from mall.core.models import BudgetMovement
+    from mall.budgets.models import BudgetMovement
     from workers import jobs
 
     xs = await suppliers(world, 3)
@@ -316,8 +317,8 @@ async def test_the_winner_confirms_and_an_order_and_a_deal_record_follow(
     import json
 
     from mall import orders
-    from mall.core.models import DisclosureRecord
     from mall.ledger import disclosure
+    from mall.ledger.models import DisclosureRecord
 
     before = await available(world)
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
@@ -359,8 +360,9 @@ async def test_the_whole_specification_reaches_the_order_and_the_published_recor
     import json
 
     from mall.core import fields
-    from mall.core.models import DisclosureRecord, OrderLine
     from mall.ledger import disclosure
+    from mall.ledger.models import DisclosureRecord
+    from mall.orders.models import OrderLine
 
     spec = ("第一行：i5 处理器，16G 内存，512G 固态硬盘\n" + "规" * fields.SPEC_MAX)[: fields.SPEC_MAX]
     xs = await suppliers(world, 3)
@@ -392,8 +394,8 @@ async def test_the_whole_specification_reaches_the_order_and_the_published_recor
 async def test_declines_and_lapses_pass_the_award_on_then_fail(world: World, frozen: datetime) -> None:
     import json
 
-    from mall.core.models import DisclosureRecord
     from mall.ledger import disclosure
+    from mall.ledger.models import DisclosureRecord
 
     before = await available(world)
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00"])
@@ -420,8 +422,8 @@ async def test_declines_and_lapses_pass_the_award_on_then_fail(world: World, fro
 async def test_a_failed_inquiry_publishes_a_failure_notice(world: World, frozen: datetime) -> None:
     import json
 
-    from mall.core.models import DisclosureRecord
     from mall.ledger import disclosure
+    from mall.ledger.models import DisclosureRecord
 
     p, _ = await _awarded(world, ["52000.00"])
     assert p.status == "failed"
@@ -438,8 +440,8 @@ async def test_the_buyer_rejects_a_non_compliant_quote_and_the_award_moves(
 ) -> None:
     import json
 
-    from mall.core.models import DisclosureRecord
     from mall.ledger import disclosure
+    from mall.ledger.models import DisclosureRecord
 
     p, xs = await _awarded(world, ["52000.00", "50000.00", "51000.00", "53000.00"])
     assert p.awarded_supplier_id == xs[1].org_id

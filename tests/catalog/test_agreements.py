@@ -21,8 +21,9 @@ from catalog import prices
 from mall import orders
 from mall.core import clock
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.core.models import DisclosureRecord, Organization, OrgKind
+from mall.core.models import Organization, OrgKind
 from mall.ledger import disclosure
+from mall.ledger.models import DisclosureRecord
 from tests.factories import World, frozen_at
 
 D = Decimal

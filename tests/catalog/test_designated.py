@@ -17,8 +17,9 @@ from catalog import designated as dd
 from mall import orders
 from mall.core import clock
 from mall.core.errors import Conflict, Forbidden, InvalidInput, RuleViolation
-from mall.core.models import DisclosureRecord, Organization
+from mall.core.models import Organization
 from mall.ledger import disclosure
+from mall.ledger.models import DisclosureRecord
 from tests.factories import World, frozen_at
 
 D = Decimal

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from catalog import designated as dd
-from mall.core.models import Order
+from mall.orders.models import Order
 from tests.catalog.test_agreements import vehicles
 from tests.e2e.conftest import new_page, require_chromium, shot
 from tests.e2e.pages import signed_in, wait_until_shown

@@ -68,7 +68,7 @@ async def test_buy_confirm_and_see_the_deal_published(server: str, browser: Any,
     public = await new_page(browser, errors)
     order_no = order_url.rsplit("/", 1)[-1]
     async with world.db.read() as s:
-        from mall.core.models import Order
+        from mall.orders.models import Order
 
         order = await s.get(Order, __import__("uuid").UUID(order_no))
         assert order is not None

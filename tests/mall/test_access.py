@@ -17,9 +17,11 @@ from catalog import agreement_pages, agreement_routes
 from catalog import pages as catalog_pages
 from catalog import routes as catalog_routes
 from mall import orders
+from mall.budgets.models import BudgetLine
 from mall.core import auth, clock
-from mall.core.models import ApiToken, BudgetLine, Order
+from mall.core.models import ApiToken
 from mall.ledger import disclosure, push
+from mall.orders.models import Order
 from mall.site import api, export_routes, pages, push_pages, push_routes
 from mall.web.helpers import route_handlers
 from tests.factories import PASSWORD, World

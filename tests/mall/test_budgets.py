@@ -16,8 +16,9 @@ from sqlalchemy.exc import IntegrityError
 
 from catalog.models import Listing
 from mall import budgets, orders
+from mall.budgets.models import BudgetLine, BudgetMovement
 from mall.core.errors import Conflict, DomainError, RuleViolation
-from mall.core.models import BudgetLine, BudgetMovement, Checkout, Order
+from mall.orders.models import Checkout, Order
 from tests.factories import World
 from tests.mall.test_supermarket_flow import assert_problem, checkout
 

@@ -28,9 +28,11 @@ from sqlalchemy import func, select, text, update
 
 from mall import orders
 from mall.core import clock
-from mall.core.models import DisclosureRecord, Order, Outbox
+from mall.core.models import Outbox
 from mall.core.settings import Settings
 from mall.ledger import disclosure
+from mall.ledger.models import DisclosureRecord
+from mall.orders.models import Order
 from tests.factories import World
 from tests.mall.test_supermarket_flow import assert_problem, checkout
 
@@ -327,7 +329,7 @@ async def test_limits_edges_and_default(client: Any, world: World) -> None:
     async with world.db.read() as s:
         fresh = await s.get(Order, order.id)
         assert fresh is not None
-        payload = disclosure.deal_payload(fresh)
+        payload = orders.deal_payload(fresh)
     async with world.db.write() as tx:
         for _ in range(119):
             disclosure.stage(tx, payload)

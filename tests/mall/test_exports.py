@@ -18,11 +18,12 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from mall import orders
 from mall.core import files
 from mall.core.db import Database
-from mall.core.models import Order
 from mall.core.settings import Settings
 from mall.ledger import disclosure, exports
+from mall.orders.models import Order
 from tests.factories import World
 from tests.mall.test_disclosure import deal
 from tests.mall.test_supermarket_flow import assert_problem
@@ -46,7 +47,7 @@ async def publish(db: Database) -> None:
 
 def inquiry_deal(order: Order) -> dict[str, Any]:
     """The deal of an inquiry as bidding.service publishes it: the order's record plus every quote."""
-    payload = disclosure.deal_payload(order)
+    payload = orders.deal_payload(order)
     payload["mode"] = "inquiry"
     payload["order_no"] = "XJ" + order.order_no
     payload["quotes"] = [
@@ -134,11 +135,11 @@ async def ledger(world: World) -> dict[str, Any]:
         laptop = (await s.execute(load(laptop))).scalar_one()
         desk = (await s.execute(load(desk))).scalar_one()
         printer = (await s.execute(load(printer))).scalar_one()
-    correction = disclosure.deal_payload(laptop, kind="correction", amends=laptop.disclosure_id)
+    correction = orders.deal_payload(laptop, kind="correction", amends=laptop.disclosure_id)
     await stage(world.db, correction)
-    await stage(world.db, disclosure.deal_payload(desk, kind="cancellation", amends=desk.disclosure_id))
+    await stage(world.db, orders.deal_payload(desk, kind="cancellation", amends=desk.disclosure_id))
     await stage(world.db, inquiry_deal(printer))
-    await stage(world.db, failure(disclosure.deal_payload(laptop)["buyer"]))
+    await stage(world.db, failure(orders.deal_payload(laptop)["buyer"]))
     await publish(world.db)
     return {"laptop": laptop, "desk": desk, "printer": printer}
 
@@ -443,7 +444,7 @@ async def test_atom_feed_lists_the_newest_records(
     async with world.db.read() as s:
         from sqlalchemy import select
 
-        from mall.core.models import DisclosureRecord
+        from mall.ledger.models import DisclosureRecord
 
         newest = (
             (await s.execute(select(DisclosureRecord).order_by(DisclosureRecord.seq.desc())))

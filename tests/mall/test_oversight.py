@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import update
 
 from mall.core import clock
-from mall.core.models import Checkout, Order, OrderStatus, Organization, OrgKind
+from mall.core.models import Organization, OrgKind
+from mall.orders.models import Checkout, Order, OrderStatus
 from tests.factories import World
 from tests.mall.test_pages import login_ok
 

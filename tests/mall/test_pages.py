@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mall import orders
-from mall.core.models import BudgetLine
+from mall.budgets.models import BudgetLine
 from mall.ledger import disclosure
 from tests.factories import PASSWORD, World
 

@@ -24,8 +24,9 @@ from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
 
 from mall import orders
-from mall.core.models import DisclosureRecord, Outbox
+from mall.core.models import Outbox
 from mall.core.settings import Settings
+from mall.ledger.models import DisclosureRecord
 from tests.conftest import RedisServer
 from tests.factories import World
 from workers import queues
@@ -106,13 +107,23 @@ async def pending(world: World) -> int:
         )
 
 
-async def wait_for(predicate: Any, timeout: float, what: str) -> None:
+def log_tail(log: Path | None, lines: int = 80) -> str:
+    if log is None or not log.exists():
+        return ""
+    return f"\nworker log (last {lines} lines):\n" + "\n".join(
+        log.read_text(errors="replace").splitlines()[-lines:]
+    )
+
+
+async def wait_for(predicate: Any, timeout: float, what: str, log: Path | None = None) -> None:
+    """Poll `predicate`; on a timeout the assertion carries the tail of the workers' log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await predicate():
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    tail = log_tail(log)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{tail}")
 
 
 async def place_order(world: World) -> uuid.UUID:
@@ -157,13 +168,14 @@ async def test_redis_down_at_confirmation_delays_but_never_loses_the_record(
     assert await pending(world) == 1 and await ledger(world) == []
 
     private_redis.start()  # same data directory: it comes back as it was
-    proc = start_worker(worker_env(settings, private_redis.url), tmp_path / "worker.log")
+    log = tmp_path / "worker.log"
+    proc = start_worker(worker_env(settings, private_redis.url), log)
     try:
 
         async def published() -> bool:
             return len(await ledger(world)) == 1
 
-        await wait_for(published, 30, "the sweeper to re-enqueue and the worker to publish")
+        await wait_for(published, 30, "the sweeper to re-enqueue and the worker to publish", log)
         await asyncio.sleep(1.0)  # a few more sweeps: nothing more may appear
     finally:
         stop_worker(proc)
@@ -195,7 +207,7 @@ async def test_worker_killed_mid_publish_publishes_exactly_once(
             except Exception:
                 return False
 
-        await wait_for(started, 30, "the publish job to start")
+        await wait_for(started, 30, "the publish job to start", log)
         await asyncio.sleep(1.0)  # well inside the 30 s pause, after the ledger row was written
     finally:
         stop_worker(slow, signal.SIGKILL)
@@ -208,7 +220,7 @@ async def test_worker_killed_mid_publish_publishes_exactly_once(
         async def published() -> bool:
             return len(await ledger(world)) >= 1
 
-        await wait_for(published, 60, "a new worker to publish the record")
+        await wait_for(published, 60, "a new worker to publish the record", log)
         await asyncio.sleep(float(os.environ.get("DBG_SLEEP", "1.5")))
     finally:
         stop_worker(fresh)

@@ -29,9 +29,9 @@ import pytest
 from sqlalchemy import select
 
 from mall.core import clock
-from mall.core.models import PushDelivery, PushSubscription
 from mall.core.settings import Settings
 from mall.ledger import disclosure, push
+from mall.ledger.models import PushDelivery, PushSubscription
 from tests.conftest import RedisServer
 from tests.factories import World
 from tests.mall.test_disclosure import expected_hash, verify_items

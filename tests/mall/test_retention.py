@@ -12,9 +12,9 @@ from sqlalchemy import func, select, update
 
 from mall.core import clock, files
 from mall.core.errors import NotFound
-from mall.core.models import ExportJob, PushDelivery
 from mall.core.settings import Settings
 from mall.ledger import exports, push
+from mall.ledger.models import ExportJob, PushDelivery
 from tests.factories import World
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from mall import orders
+from mall.budgets.models import BudgetLine
 from mall.core import clock
 from mall.core.errors import InvalidInput
-from mall.core.models import BudgetLine
 from mall.ledger import disclosure
 from tests.factories import World
 from tests.security.login_helpers import assert_problem
@@ -320,7 +320,7 @@ async def test_the_delivery_address_defaults_to_the_units_registered_address(
     r = await checkout(client, world, [("desk", "1")])
     oid = r.json()["orders"][0]["id"]
     async with world.db.read() as s:
-        from mall.core.models import Order
+        from mall.orders.models import Order
 
         order = await s.get(Order, uuid.UUID(oid))
         assert order is not None and order.delivery_address == "甲单位地址"

@@ -12,7 +12,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
 
 from bidding.models import Procedure
-from mall.core.models import BudgetLine, Organization, OrgKind
+from mall.budgets.models import BudgetLine
+from mall.core.models import Organization, OrgKind
 from mall.core.settings import Settings
 from tests.factories import World
 from tests.mall.test_pages import HTML, login_ok, post_form

@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from mall.core.models import BudgetLine, Order
+from mall.budgets.models import BudgetLine
+from mall.orders.models import Order
 from tests.factories import World
 from tests.mall.test_pages import HTML, login_ok, post_form
 from tests.security.login_helpers import assert_problem

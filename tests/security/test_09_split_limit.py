@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from catalog import service as catalog
-from mall.core.models import BudgetLine, Order
+from mall.budgets.models import BudgetLine
+from mall.orders.models import Order
 from tests.factories import World
 
 

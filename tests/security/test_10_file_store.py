@@ -31,9 +31,10 @@ from catalog import imports
 from catalog.models import ListingImport
 from mall.core import files
 from mall.core.db import Database
-from mall.core.models import ExportJob, StoredFile, StoredFileChunk
+from mall.core.models import StoredFile, StoredFileChunk
 from mall.core.settings import Settings
 from mall.ledger import disclosure, exports
+from mall.ledger.models import ExportJob
 from tests.factories import World
 from tests.mall.test_disclosure import deal
 

@@ -24,9 +24,9 @@ import pytest
 from sqlalchemy import func, select
 
 from mall.core import clock
-from mall.core.models import PushSubscription
 from mall.core.settings import Settings
 from mall.ledger import push
+from mall.ledger.models import PushSubscription
 from tests.factories import World
 from tests.mall.test_push import Receiver, publish
 from tests.mall.test_supermarket_flow import assert_problem

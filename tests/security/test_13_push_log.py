@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from alembic import command
 
 from mall.core import clock
-from mall.core.models import PushDelivery, PushSubscription
 from mall.core.settings import Settings
 from mall.ledger import push
+from mall.ledger.models import PushDelivery, PushSubscription
 from mall.migrate import alembic_config
 from tests.factories import World
 from tests.mall.test_push import publish

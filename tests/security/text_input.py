@@ -29,16 +29,11 @@ def variants(sample: str, max_length: int) -> dict[str, str]:
 
 async def fingerprint(db: Database) -> str:
     """A digest of every row of every table (reference data aside)."""
-    import bidding.models  # noqa: F401  (every module that defines tables)
-    import catalog.agreements
-    import catalog.designated
-    import catalog.models  # noqa: F401
-    import mall.core.models  # noqa: F401
-    from mall.core.db import Base
+    from mall.schema import metadata
 
     digest = hashlib.sha256()
     async with db.read() as s:
-        for table in Base.metadata.sorted_tables:
+        for table in metadata.sorted_tables:
             if table.name in NOT_FINGERPRINTED:
                 continue
             columns = [c for c in table.columns if (table.name, c.name) not in VOLATILE_COLUMNS]

@@ -15,11 +15,12 @@ from catalog import agreement_setup as ag
 from catalog import designated as dd
 from catalog.models import Listing
 from mall import budgets, orders
+from mall.budgets.models import BudgetLine
 from mall.core import clock
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import DomainError
-from mall.core.models import BudgetLine, Organization
+from mall.core.models import Organization
 from mall.core.money import round_money
 from mall.core.settings import Settings
 from mall.ledger import disclosure

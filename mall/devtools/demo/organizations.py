@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from mall import accounts
+from mall.budgets.models import BudgetLine
 from mall.core import auth, clock
 from mall.core.auth import ROLE_LABELS, ROLE_OF_KIND, Principal
 from mall.core.credit_code import make as make_credit_code
 from mall.core.db import Database
-from mall.core.models import BudgetLine, Organization, OrgKind, User
+from mall.core.models import Organization, OrgKind, User
 
 # Published in the README and, on a database the demo was seeded into, on the login page.
 DEMO_PASSWORD = "Sunshine-demo-2026"  # noqa: S105

@@ -17,7 +17,7 @@ from mall.core import clock, files, outbox
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import InvalidInput, NotFound
-from mall.core.models import ExportJob, JobStatus
+from mall.core.models import JobStatus
 from mall.core.settings import Settings
 from mall.ledger.exports.reading import (
     ExportQuery,
@@ -28,6 +28,7 @@ from mall.ledger.exports.reading import (
     require_records,
 )
 from mall.ledger.exports.writers import FORMATS, MEDIA_TYPES, SUFFIXES, csv_chunks, ocds_chunks, write_xlsx
+from mall.ledger.models import ExportJob
 
 log = logging.getLogger("mall.exports")
 

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from mall.core.db import Database
 from mall.core.errors import InvalidInput, NotFound
-from mall.core.models import DisclosureRecord, LedgerHead
 from mall.ledger.disclosure import KIND_LABELS, MODE_LABELS, FeedQuery, parse_feed_query, records_matching
+from mall.ledger.models import DisclosureRecord, LedgerHead
 
 BATCH = 1000
 PROGRESS_EVERY = 5000

@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall.core import clock, outbox
 from mall.core.db import Database
-from mall.core.models import DisclosureRecord, LedgerHead, PushDelivery, PushStatus, PushSubscription
 from mall.core.settings import Settings
 from mall.ledger import push_addresses
+from mall.ledger.models import DisclosureRecord, LedgerHead, PushDelivery, PushStatus, PushSubscription
 
 log = logging.getLogger("mall.push")
 

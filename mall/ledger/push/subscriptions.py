@@ -15,10 +15,10 @@ from mall.core import clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import Forbidden, InvalidInput, NotFound
-from mall.core.models import DisclosureRecord, PushDelivery, PushStatus, PushSubscription
 from mall.core.settings import Settings
 from mall.ledger import push_addresses
 from mall.ledger.disclosure import MODES
+from mall.ledger.models import DisclosureRecord, PushDelivery, PushStatus, PushSubscription
 from mall.ledger.push.delivery import ledger_head, soon
 
 STATE_LABELS = {"ok": "正常", "retrying": "重试中", "paused": "已暂停"}

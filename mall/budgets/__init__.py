@@ -6,6 +6,7 @@ database: the row only changes if the money is still there when the statement ru
 
 from __future__ import annotations
 
+import re
 import uuid
 from decimal import Decimal
 from typing import Any, cast
@@ -13,10 +14,14 @@ from typing import Any, cast
 from sqlalchemy import BigInteger, Table, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall.core import clock
-from mall.core.errors import Conflict, NotFound, RuleViolation
-from mall.core.models import BudgetLine, BudgetMovement
-from mall.core.money import to_cents
+from mall import accounts
+from mall.budgets.models import BudgetLine, BudgetMovement
+from mall.core import clock, fields
+from mall.core.auth import Principal
+from mall.core.db import Database
+from mall.core.errors import Conflict, InvalidInput, NotFound, RuleViolation
+from mall.core.models import OrgKind
+from mall.core.money import MoneyError, money, to_cents
 
 _T = cast(Table, BudgetLine.__table__)
 
@@ -133,3 +138,60 @@ def _move(
 def _cents(amount: Decimal) -> Any:
     # Bound as a plain integer: the columns hold 分, and the Money type must not convert twice.
     return literal(to_cents(amount), BigInteger())
+
+
+async def add_budget_line(
+    db: Database,
+    who: Principal | None,
+    org_id: uuid.UUID,
+    fiscal_year: int,
+    project_code: str,
+    project_name: str,
+    amount: str,
+) -> BudgetLine:
+    """An approved budget (预算指标) of a budget unit, as the finance system hands it over."""
+    code = fields.text(project_code, "项目编码", fields.PROJECT_CODE_MAX, field="project_code")
+    name = fields.text(project_name, "项目名称", fields.NAME_MAX, field="project_name")
+    errors = []
+    if not re.fullmatch(r"[0-9A-Za-z\-_.]{2,40}", code):
+        errors.append("项目编码应为2至40位字母、数字或 - _ .")
+    if len(name) < 2:
+        errors.append("请填写项目名称")
+    if not 2000 <= fiscal_year <= 2100:
+        errors.append("预算年度不正确")
+    try:
+        value = money(amount)
+        if value <= 0:
+            errors.append("预算金额必须大于0")
+    except MoneyError:
+        errors.append("预算金额格式不正确，应为不超过两位小数的金额")
+        value = Decimal(0)
+    if errors:
+        raise InvalidInput("；".join(errors), code="budget_line_invalid")
+    async with db.write() as tx:
+        org = await accounts.organization(tx, org_id)
+        if org.kind != OrgKind.BUDGET_UNIT:
+            raise InvalidInput("只有预算单位可以有预算指标", code="not_a_budget_unit")
+        exists = await tx.session.scalar(
+            select(BudgetLine.id).where(
+                BudgetLine.org_id == org_id,
+                BudgetLine.fiscal_year == fiscal_year,
+                BudgetLine.project_code == code,
+            )
+        )
+        if exists:
+            raise Conflict("该单位本年度已有相同项目编码的预算指标", code="budget_line_exists")
+        line = BudgetLine(
+            id=uuid.uuid4(),
+            org_id=org_id,
+            fiscal_year=fiscal_year,
+            project_code=code,
+            project_name=name,
+            amount=value,
+            reserved=Decimal(0),
+            consumed=Decimal(0),
+            created_at=clock.now(),
+        )
+        tx.session.add(line)
+        accounts.audit(tx, who, "budget_line_added", f"{org.credit_code}/{fiscal_year}/{code}", f"{value}")
+    return line

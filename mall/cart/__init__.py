@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Listing, ListingStatus
+from mall.cart.models import CartItem
 from mall.core import clock
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import Conflict, InvalidInput, NotFound, RuleViolation
-from mall.core.models import CartItem
 from mall.core.money import MoneyError, money, money_str, round_money, whole_quantity
 
 

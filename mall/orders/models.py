@@ -1,0 +1,144 @@
+"""The order tables: orders, their lines and events, and checkouts (the idempotency record)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mall.budgets.models import BudgetLine
+from mall.core.db import Base, IdMixin, Money, Quantity, UTCDateTime
+from mall.core.models import Organization
+
+
+class OrderStatus(enum.StrEnum):
+    PLACED = "placed"
+    CONFIRMED = "confirmed"
+    CONTRACTED = "contracted"
+    SHIPPED = "shipped"
+    RECEIVED = "received"
+    ACCEPTED = "accepted"
+    PAID = "paid"
+    CANCELLED = "cancelled"
+
+
+ORDER_STATUS_LABELS = {
+    OrderStatus.PLACED: "待供应商确认",
+    OrderStatus.CONFIRMED: "已确认，待签订合同",
+    OrderStatus.CONTRACTED: "合同已备案，待发货",
+    OrderStatus.SHIPPED: "已发货",
+    OrderStatus.RECEIVED: "已收货，待验收",
+    OrderStatus.ACCEPTED: "已验收，待付款",
+    OrderStatus.PAID: "已付款",
+    OrderStatus.CANCELLED: "已取消",
+}
+
+
+class Order(IdMixin, Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("checkout_id", "supplier_org_id"),
+        Index("ix_orders_status_due", "status", "confirm_due_at"),
+    )
+
+    order_no: Mapped[str] = mapped_column(String(32), unique=True)
+    mode: Mapped[str] = mapped_column(String(20), default="supermarket")
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    buyer_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    buyer_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    supplier_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    budget_line_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("budget_lines.id"), index=True)
+    checkout_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("checkouts.id"), index=True)
+    # what it was ordered under: the framework agreement (agreement) or designation (designated)
+    source_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    region_code: Mapped[str] = mapped_column(String(6))
+    total_amount: Mapped[Decimal] = mapped_column(Money)
+    reserved_amount: Mapped[Decimal] = mapped_column(Money)
+    delivery_address: Mapped[str] = mapped_column(String(300), default="")
+    note: Mapped[str] = mapped_column(String(500), default="")
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirm_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    contract_no: Mapped[str | None] = mapped_column(String(40), unique=True)
+    contract_filed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    shipping_note: Mapped[str] = mapped_column(String(300), default="")
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    evaluation_score: Mapped[int | None] = mapped_column(Integer)
+    evaluation_comment: Mapped[str] = mapped_column(String(500), default="")
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    payment_ref: Mapped[str] = mapped_column(String(100), default="")
+    payment_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    payment_days: Mapped[int | None] = mapped_column(Integer)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_reason: Mapped[str] = mapped_column(String(500), default="")
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(20))  # buyer | supplier
+    cancel_request_reason: Mapped[str] = mapped_column(String(500), default="")
+    disclosure_id: Mapped[uuid.UUID | None] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.line_no", lazy="selectin", cascade="all, delete-orphan"
+    )
+    buyer: Mapped[Organization] = relationship(foreign_keys=[buyer_org_id], lazy="joined")
+    supplier: Mapped[Organization] = relationship(foreign_keys=[supplier_org_id], lazy="joined")
+    budget_line: Mapped[BudgetLine] = relationship(lazy="joined")
+
+
+class OrderLine(IdMixin, Base):
+    __tablename__ = "order_lines"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    line_no: Mapped[int] = mapped_column(Integer)
+    listing_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("listings.id"))
+    item_name: Mapped[str] = mapped_column(String(200))
+    brand: Mapped[str] = mapped_column(String(100))
+    # A listing's model (200), or a whole procedure requirement's specification (fields.SPEC_MAX).
+    spec_model: Mapped[str] = mapped_column(String(1000))
+    category_code: Mapped[str] = mapped_column(String(16))
+    category_version: Mapped[str] = mapped_column(String(8))
+    unit: Mapped[str] = mapped_column(String(20))
+    quantity: Mapped[Decimal] = mapped_column(Quantity)
+    listed_unit_price: Mapped[Decimal] = mapped_column(Money)
+    unit_price: Mapped[Decimal] = mapped_column(Money)
+    amount: Mapped[Decimal] = mapped_column(Money)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class OrderEvent(IdMixin, Base):
+    """The order's audit trail: who did what, when."""
+
+    __tablename__ = "order_events"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    actor_label: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Checkout(IdMixin, Base):
+    """One checkout request; (buyer user, idempotency key) is unique, so a replay returns the same orders."""
+
+    __tablename__ = "checkouts"
+    __table_args__ = (UniqueConstraint("user_id", "idempotency_key"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(100))
+    request_digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

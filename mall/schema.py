@@ -1,0 +1,27 @@
+"""Every table of the mall in one metadata, for the migrations and the test suite.
+
+Each area defines its own tables (`<area>/models.py`); importing this module imports them all, so
+`Base.metadata` is complete and every foreign key between areas resolves.
+"""
+
+from __future__ import annotations
+
+import bidding.models
+import catalog.models
+import mall.budgets.models
+import mall.cart.models
+import mall.core.models
+import mall.ledger.models
+import mall.orders.models
+from mall.core.db import Base
+
+MODULES = (
+    mall.core.models,
+    mall.budgets.models,
+    mall.cart.models,
+    mall.orders.models,
+    mall.ledger.models,
+    catalog.models,
+    bidding.models,
+)
+metadata = Base.metadata
