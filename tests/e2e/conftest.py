@@ -110,14 +110,50 @@ def web_server(settings: Settings, tmp_path: Path, *serve_args: str, worker: boo
                 p.wait()
 
 
-@pytest.fixture
-def server(settings: Settings, tmp_path: Path) -> Iterator[str]:
-    with web_server(settings, tmp_path) as base:
+@pytest.fixture(scope="session")
+def running_mall(settings: Settings, workdir: Path) -> Iterator[str]:
+    """One `mall serve` and one `mall worker` for every browser test of the run (starting them is most
+    of a browser test's cost). Each test still starts from its own world: the database and Redis are
+    put back under the running processes, which hold no state of their own between requests."""
+    logs = workdir / "e2e-server"
+    logs.mkdir(exist_ok=True)
+    with web_server(settings, logs) as base:
         yield base
 
 
+def worker_idle(settings: Settings, timeout: float = 15.0) -> bool:
+    """Whether the worker has run every job it was given (nothing queued, nothing started), seen twice
+    in a row; waits up to `timeout`. A test leaves nothing in flight for the next one's world."""
+    from redis import Redis
+    from rq import Queue
+    from rq.registry import StartedJobRegistry
+
+    conn = Redis.from_url(settings.resolved_redis_url)
+    try:
+        queue = Queue(settings.queue_name, connection=conn)
+        started = StartedJobRegistry(queue=queue)
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while time.monotonic() < deadline:
+            quiet = quiet + 1 if queue.count == 0 and started.count == 0 else 0
+            if quiet >= 2:
+                return True
+            time.sleep(0.2)
+        return False
+    finally:
+        conn.close()
+
+
 @pytest.fixture
-async def browser() -> AsyncIterator[Any]:
+def server(running_mall: str, world: World, settings: Settings) -> Iterator[str]:
+    """The running mall's base URL, over this test's world."""
+    yield running_mall
+    worker_idle(settings)
+
+
+@pytest.fixture(scope="session")
+async def chromium() -> AsyncIterator[Any]:
+    """One Chromium for the run; each test's pages live in browser contexts of their own."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -137,6 +173,14 @@ async def browser() -> AsyncIterator[Any]:
             yield b
         finally:
             await b.close()
+
+
+@pytest.fixture
+async def browser(chromium: Any) -> AsyncIterator[Any]:
+    """The run's Chromium; the contexts (cookies, storage, pages) a test opened are closed after it."""
+    yield chromium
+    for context in list(chromium.contexts):
+        await context.close()
 
 
 async def new_page(browser: Any, errors: list[str]) -> Any:
