@@ -104,12 +104,24 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(d, ignore_errors=True)
 
 
+def given_redis_url() -> str:
+    """REDIS_URL as given; under pytest-xdist each worker process takes the next database number, so
+    parallel workers never flush each other's keys."""
+    url = os.environ.get("REDIS_URL", "")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker.startswith("gw"):
+        return url
+    base, _, db = url.rpartition("/")
+    number = int(db) if db.isdigit() else 0
+    return f"{base if db.isdigit() else url.rstrip('/')}/{(number + int(worker[2:])) % 16}"
+
+
 @pytest.fixture(scope="session")
 def redis_server(workdir: Path) -> Iterator[RedisServer | None]:
-    if os.environ.get("REDIS_URL"):
+    if given_redis_url():
         from redis import Redis
 
-        Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+        Redis.from_url(given_redis_url()).flushdb()
         yield None
         return
     server = RedisServer(workdir)
@@ -153,7 +165,7 @@ def database_url(workdir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(workdir: Path, database_url: str, redis_server: RedisServer | None) -> Settings:
-    redis_url = os.environ.get("REDIS_URL") or (redis_server.url if redis_server else "")
+    redis_url = given_redis_url() or (redis_server.url if redis_server else "")
     s = load_settings(
         {},
         data_dir=workdir,
@@ -433,6 +445,7 @@ def private_redis(tmp_path: Path, settings: Settings) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path)
     server.start()
     _queues.configure(replace(settings, redis_url=server.url))
+    _queues.register_topics()  # what this process kicks is enqueued there, whichever tests ran before
     try:
         yield server
     finally:

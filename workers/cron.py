@@ -5,7 +5,7 @@ forks a work horse for every job, and forking a process that has other threads c
 held mid-operation into the child, which then waits forever.
 
 Several may run at once (one per worker); each tick only enqueues idempotent jobs, so duplicates
-are harmless. A Redis outage makes a tick do nothing; the next tick tries again.
+are harmless, and a job already waiting (or just started) is not enqueued again. A Redis outage makes a tick do nothing; the next tick tries again.
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ class Cron:
                 except Exception:
                     log.exception("outbox sweep failed")
                 due = time.monotonic() - last_cancel >= self.settings.cancel_interval_seconds
-                if due and queues.enqueue("workers.jobs.cancel_overdue", job_id="cancel-overdue"):
+                if due and queues.enqueue_unless_busy("workers.jobs.cancel_overdue", "cancel-overdue"):
                     # the same slow tick ends framework agreements whose term is over
-                    queues.enqueue("workers.jobs.expire_agreements", job_id="expire-agreements")
-                    queues.enqueue("workers.jobs.prune", job_id="prune")
+                    queues.enqueue_unless_busy("workers.jobs.expire_agreements", "expire-agreements")
+                    queues.enqueue_unless_busy("workers.jobs.prune", "prune")
                     last_cancel = time.monotonic()
                 try:
                     await push.kick(db)  # behind and due for an attempt: a lost job or a retry
@@ -59,7 +59,7 @@ class Cron:
                     log.exception("push subscription check failed")
                 try:
                     if await _procedures_due(db):
-                        queues.enqueue("workers.jobs.close_due_procedures", job_id="close-due")
+                        queues.enqueue_unless_busy("workers.jobs.close_due_procedures", "close-due")
                 except Exception:
                     log.exception("procedure close check failed")
                 await asyncio.sleep(self.settings.sweep_interval_seconds)

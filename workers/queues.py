@@ -58,6 +58,16 @@ def enqueue(func: str, *args: Any, job_id: str | None = None, **kwargs: Any) -> 
         return False
 
 
+def enqueue_unless_busy(func: str, job_id: str) -> bool:
+    """A periodic job under a fixed id: enqueued unless that job is already waiting in the queue or
+    started recently. The periodic process ticks several times a second; without this, a worker
+    slowed down (or just starting) would find the queue full of copies of the same job, and what is
+    enqueued behind them (a publication) would wait for every copy to run."""
+    if _busy(job_id):
+        return False
+    return enqueue(func, job_id=job_id)
+
+
 def _waiting_key(kind: str) -> str:
     assert _settings is not None
     return f"mall:{_settings.queue_name}:{kind}-waiting"
@@ -123,9 +133,15 @@ def indexer_started() -> None:
 
 
 def enqueue_index(*, unless_busy: bool = False, job_id: str | None = None) -> bool:
+    """The search index job. With `unless_busy` (the sweeper), nothing is enqueued while the job the
+    waiting marker names is still waiting or recently started, and the new job becomes the marker's:
+    at most one waiting sync job, however often the sweeper looks."""
     job_id = job_id or f"search-sync-{uuid.uuid4().hex[:12]}"
-    if unless_busy and _indexer_busy():
-        return False
+    if unless_busy:
+        if _indexer_busy():
+            return False
+        with contextlib.suppress(Exception):
+            redis_conn().set(_waiting_key("indexer"), job_id, ex=60)
     return enqueue("workers.jobs.sync_search", job_id=job_id)
 
 

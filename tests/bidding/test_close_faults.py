@@ -36,7 +36,6 @@ from tests.mall.test_publication_faults import (
     wait_for,
     worker_env,
 )
-from workers import queues
 
 
 async def inquiry_ending_soon(world: World, seconds: float) -> Procedure:
@@ -105,7 +104,6 @@ async def test_worker_killed_while_closing_closes_exactly_once(
     tmp_path: Path,
 ) -> None:
     log = tmp_path / "worker.log"
-    queues.register_topics()  # this process publishes the inquiry: its close job must be scheduled
     before = await reserved(world)
     p = await inquiry_ending_soon(world, 3)
     assert await reserved(world) != before  # publication reserved the ceiling
