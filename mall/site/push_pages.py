@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, URLEncodedBody
+from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
@@ -19,13 +19,13 @@ from mall.ledger.disclosure import MODE_LABELS
 from mall.site.push_routes import SubscriptionIn
 from mall.web import forms
 from mall.web.deps import DB, Config, Me
-from mall.web.helpers import act, page_no, pages_of, pop_form, render
+from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form, render
 
 MANAGERS = allow("center", "regulator", "admin")
 LOG_PER_PAGE = 30
 
 
-def _remember_secret(request: Request[Any, Any, Any], sub_id: uuid.UUID, secret: str) -> None:
+def _remember_secret(request: AnyRequest, sub_id: uuid.UUID, secret: str) -> None:
     # Shown once on the next page view (the session cookie is encrypted), never stored for display.
     request.session["push_secret"] = [str(sub_id), secret]
 
@@ -45,7 +45,7 @@ class SubscriptionPages(Controller):
     include_in_schema = False
 
     @get("/")
-    async def subscriptions_page(self, request: Request[Any, Any, Any], me: Me, db: DB) -> Template:
+    async def subscriptions_page(self, request: AnyRequest, me: Me, db: DB) -> Template:
         async with db.read() as s:
             subs = await push.list_of(s, me)
             head = await push.ledger_head(s)
@@ -77,12 +77,7 @@ class SubscriptionPages(Controller):
 
     @post("/")
     async def subscription_create(
-        self,
-        request: Request[Any, Any, Any],
-        me: Me,
-        db: DB,
-        settings: Config,
-        data: URLEncodedBody[dict[str, str]],
+        self, request: AnyRequest, me: Me, db: DB, settings: Config, data: Form
     ) -> Redirect:
         async def go() -> Any:
             form = forms.decode(SubscriptionForm, data)
@@ -112,7 +107,7 @@ class SubscriptionPages(Controller):
     @get("/{subscription_id:uuid}")
     async def subscription_page(
         self,
-        request: Request[Any, Any, Any],
+        request: AnyRequest,
         me: Me,
         subscription_id: FromPath[uuid.UUID],
         db: DB,
@@ -135,9 +130,7 @@ class SubscriptionPages(Controller):
             head=head,
             backlog=backlog,
             log=log,
-            total=total,
-            page=p,
-            pages=pages_of(total, LOG_PER_PAGE),
+            **paging(total, p, LOG_PER_PAGE),
             modes=MODE_LABELS,
             error_label=push.error_label,
             secret=secret,
@@ -146,7 +139,7 @@ class SubscriptionPages(Controller):
 
     @post("/{subscription_id:uuid}/pause")
     async def subscription_pause(
-        self, request: Request[Any, Any, Any], me: Me, subscription_id: FromPath[uuid.UUID], db: DB
+        self, request: AnyRequest, me: Me, subscription_id: FromPath[uuid.UUID], db: DB
     ) -> Redirect:
         return await act(
             request, lambda: push.pause(db, me, subscription_id), "已暂停推送", f"/push/{subscription_id}"
@@ -154,7 +147,7 @@ class SubscriptionPages(Controller):
 
     @post("/{subscription_id:uuid}/resume")
     async def subscription_resume(
-        self, request: Request[Any, Any, Any], me: Me, subscription_id: FromPath[uuid.UUID], db: DB
+        self, request: AnyRequest, me: Me, subscription_id: FromPath[uuid.UUID], db: DB
     ) -> Redirect:
         return await act(
             request,
@@ -165,7 +158,7 @@ class SubscriptionPages(Controller):
 
     @post("/{subscription_id:uuid}/rotate-secret")
     async def subscription_rotate(
-        self, request: Request[Any, Any, Any], me: Me, subscription_id: FromPath[uuid.UUID], db: DB
+        self, request: AnyRequest, me: Me, subscription_id: FromPath[uuid.UUID], db: DB
     ) -> Redirect:
         async def go() -> None:
             sub, secret = await push.rotate_secret(db, me, subscription_id)
@@ -175,7 +168,7 @@ class SubscriptionPages(Controller):
 
     @post("/{subscription_id:uuid}/delete")
     async def subscription_delete(
-        self, request: Request[Any, Any, Any], me: Me, subscription_id: FromPath[uuid.UUID], db: DB
+        self, request: AnyRequest, me: Me, subscription_id: FromPath[uuid.UUID], db: DB
     ) -> Redirect:
         return await act(request, lambda: push.remove(db, me, subscription_id), "已删除推送订阅", "/push")
 
