@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
 from litestar import Controller, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
@@ -16,7 +17,7 @@ from mall.core.fields import Choice
 from mall.core.models import Organization
 from mall.ledger import push
 from mall.ledger.disclosure import MODE_LABELS
-from mall.site.push_routes import SubscriptionIn
+from mall.site.push_routes import SubscriptionIn, register
 from mall.web import forms
 from mall.web.deps import DB, Config, Me
 from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form, render
@@ -83,14 +84,8 @@ class SubscriptionPages(Controller):
             form = forms.decode(SubscriptionForm, data)
             if form.start not in START_FROM:
                 raise InvalidInput("请选择从何处开始推送", code="invalid_from_seq")
-            sub, secret = await push.create(
-                db,
-                settings,
-                me,
-                name=form.name,
-                url=form.url,
-                mode=form.mode,
-                from_seq=START_FROM[form.start],
+            sub, secret = await register(
+                db, settings, me, msgspec.structs.replace(form, from_seq=START_FROM[form.start])
             )
             _remember_secret(request, sub.id, secret)
             return sub

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 from litestar import Controller, Request, Response
 from litestar.handlers import BaseRouteHandler
-from litestar.params import QueryParameter, URLEncodedBody
+from litestar.params import HeaderParameter, QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from mall.core import fields
@@ -17,6 +17,7 @@ from mall.core.errors import DomainError
 
 PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
 PerPage = Annotated[int, QueryParameter(ge=1, le=100)]
+IdemKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200)]
 AnyRequest = Request[Any, Any, Any]
 Form = URLEncodedBody[dict[str, str]]  # a page form's fields, decoded into its Struct inside the action
 
