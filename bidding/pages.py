@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, WebSocket, get, post, websocket
+from litestar import Controller, WebSocket, get, post, websocket
 from litestar.exceptions import WebSocketDisconnect
-from litestar.params import FromPath, FromQuery, URLEncodedBody
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 from redis.exceptions import RedisError
@@ -41,13 +41,12 @@ from mall.core.auth import Principal, allow
 from mall.core.errors import InvalidInput, NotFound
 from mall.web import forms
 from mall.web.deps import DB, Config, Me
-from mall.web.helpers import act, page_no, pages_of, pop_form, render
+from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form, render
 
 PER_PAGE = 20
 log = logging.getLogger("mall.rooms")
 BUYERS = allow("buyer")
 SUPPLIERS = allow("supplier")
-Form = URLEncodedBody[dict[str, str]]
 
 # Close codes of the room's WebSocket, sent before anything else (room.js stops or waits on them).
 CLOSE_UNAUTHENTICATED = 4401
@@ -114,12 +113,7 @@ class ProcedurePages(Controller):
 
     @get("/")
     async def procedures_page(
-        self,
-        request: Request[Any, Any, Any],
-        me: Me,
-        db: DB,
-        page: FromQuery[str] = "1",
-        kind: FromQuery[str] = "",
+        self, request: AnyRequest, me: Me, db: DB, page: FromQuery[str] = "1", kind: FromQuery[str] = ""
     ) -> Template:
         pg = page_no(page)
         stmt = select(Procedure).where(views.visible_clause(me))
@@ -140,9 +134,7 @@ class ProcedurePages(Controller):
             "procedures.html",
             rows=rows,
             shown={p.id: views.shown_status(p, now) for p in rows},
-            total=total,
-            page=pg,
-            pages=pages_of(total, PER_PAGE),
+            **paging(total, pg, PER_PAGE),
             kind=kind,
             kinds=KIND_LABELS,
             labels=PROCEDURE_STATUS_LABELS,
@@ -151,7 +143,7 @@ class ProcedurePages(Controller):
     @get("/new", opt=BUYERS)
     async def new_procedure_page(
         self,
-        request: Request[Any, Any, Any],
+        request: AnyRequest,
         me: Me,
         db: DB,
         settings: Config,
@@ -192,7 +184,7 @@ class ProcedurePages(Controller):
 
     @post("/new", opt=BUYERS)
     async def create_procedure(
-        self, request: Request[Any, Any, Any], me: Me, db: DB, settings: Config, data: Form
+        self, request: AnyRequest, me: Me, db: DB, settings: Config, data: Form
     ) -> Redirect:
         return await act(
             request,
@@ -205,7 +197,7 @@ class ProcedurePages(Controller):
 
     @get("/{procedure_id:uuid}")
     async def procedure_page(
-        self, request: Request[Any, Any, Any], me: Me, procedure_id: FromPath[uuid.UUID], db: DB
+        self, request: AnyRequest, me: Me, procedure_id: FromPath[uuid.UUID], db: DB
     ) -> Template:
         view = await views.view_for(db, me, procedure_id)  # 404 unless `me` may see the procedure
         async with db.read() as s:
@@ -237,7 +229,7 @@ class ProcedurePages(Controller):
 
     @post("/{procedure_id:uuid}/quote", opt=SUPPLIERS)
     async def quote(
-        self, request: Request[Any, Any, Any], me: Me, procedure_id: FromPath[uuid.UUID], db: DB, data: Form
+        self, request: AnyRequest, me: Me, procedure_id: FromPath[uuid.UUID], db: DB, data: Form
     ) -> Redirect:
         back = f"/procedures/{procedure_id}"
         if data.get("action") == "withdraw":
@@ -252,7 +244,7 @@ class ProcedurePages(Controller):
     @post("/{procedure_id:uuid}/bid", opt=SUPPLIERS)
     async def bid(
         self,
-        request: Request[Any, Any, Any],
+        request: AnyRequest,
         me: Me,
         procedure_id: FromPath[uuid.UUID],
         db: DB,
@@ -270,7 +262,7 @@ class ProcedurePages(Controller):
     @post("/{procedure_id:uuid}/bid.json", opt=SUPPLIERS)
     async def bid_json(
         self,
-        request: Request[Any, Any, Any],
+        request: AnyRequest,
         me: Me,
         procedure_id: FromPath[uuid.UUID],
         db: DB,
@@ -295,7 +287,7 @@ class ProcedurePages(Controller):
 
     @post("/{procedure_id:uuid}/award", opt=SUPPLIERS)
     async def answer_award(
-        self, request: Request[Any, Any, Any], me: Me, procedure_id: FromPath[uuid.UUID], db: DB, data: Form
+        self, request: AnyRequest, me: Me, procedure_id: FromPath[uuid.UUID], db: DB, data: Form
     ) -> Redirect:
         back = f"/procedures/{procedure_id}"
         if data.get("action") == "decline":
@@ -315,7 +307,7 @@ class ProcedurePages(Controller):
 
     @post("/{procedure_id:uuid}/reject", opt=BUYERS)
     async def reject(
-        self, request: Request[Any, Any, Any], me: Me, procedure_id: FromPath[uuid.UUID], db: DB, data: Form
+        self, request: AnyRequest, me: Me, procedure_id: FromPath[uuid.UUID], db: DB, data: Form
     ) -> Redirect:
         async def go() -> Any:
             form = forms.decode(RejectForm, data)

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.params import FromPath, JSONBody
 
 from bidding import award, offers, publish, room, views
@@ -19,6 +19,7 @@ from mall.core.clock import rfc3339
 from mall.core.db import Database
 from mall.core.money import money_str, quantity_str
 from mall.web.deps import DB, Config, Me
+from mall.web.helpers import AnyRequest
 
 TAGS = ["询价与竞价"]
 SUPPLIERS = allow("supplier")
@@ -164,7 +165,7 @@ class ProcedureApi(Controller):
     )
     async def place_bid(
         self,
-        request: Request[Any, Any, Any],
+        request: AnyRequest,
         me: Me,
         procedure_id: FromPath[uuid.UUID],
         data: JSONBody[AmountIn],

@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
-from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, URLEncodedBody
+from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,9 +35,8 @@ from mall.core.errors import DomainError, InvalidInput
 from mall.structs import ReasonIn
 from mall.web import forms
 from mall.web.deps import DB, Config, Me, Viewer
-from mall.web.helpers import act, flash, pop_form, render
+from mall.web.helpers import AnyRequest, Form, act, flash, pop_form, render
 
-Form = URLEncodedBody[dict[str, str]]
 WATCHERS = ("center", "regulator", "admin")
 
 
@@ -72,7 +71,7 @@ class AgreementPages(Controller):
 
     @get("/", opt=PUBLIC)
     async def agreements_page(
-        self, request: Request[Any, Any, Any], viewer: Viewer, db: DB, status: FromQuery[str] = ""
+        self, request: AnyRequest, viewer: Viewer, db: DB, status: FromQuery[str] = ""
     ) -> Template:
         """Public: agreements in force and past ones are public information; drafts are the center's."""
         async with db.read() as s:
@@ -90,7 +89,7 @@ class AgreementPages(Controller):
         )
 
     @get("/new", opt=allow("center"))
-    async def new_agreement_page(self, request: Request[Any, Any, Any]) -> Template:
+    async def new_agreement_page(self, request: AnyRequest) -> Template:
         today = clock.local_date(clock.now())
         defaults = {
             "kind": "goods",
@@ -107,7 +106,7 @@ class AgreementPages(Controller):
 
     @post("/new", opt=allow("center"))
     async def create_agreement(
-        self, request: Request[Any, Any, Any], me: Me, db: DB, settings: Config, data: Form
+        self, request: AnyRequest, me: Me, db: DB, settings: Config, data: Form
     ) -> Redirect:
         async def go() -> Any:
             draft = forms.decode(agreement_setup.AgreementDraft, data)
@@ -124,12 +123,7 @@ class AgreementPages(Controller):
 
     @get("/{agreement_id:uuid}", opt=PUBLIC)
     async def agreement_page(
-        self,
-        request: Request[Any, Any, Any],
-        viewer: Viewer,
-        agreement_id: FromPath[uuid.UUID],
-        db: DB,
-        settings: Config,
+        self, request: AnyRequest, viewer: Viewer, agreement_id: FromPath[uuid.UUID], db: DB, settings: Config
     ) -> Template:
         who = viewer
         async with db.read() as s:
@@ -175,7 +169,7 @@ class AgreementPages(Controller):
 
     @post("/{agreement_id:uuid}/suppliers", opt=allow("center"))
     async def add_supplier(
-        self, request: Request[Any, Any, Any], me: Me, agreement_id: FromPath[uuid.UUID], db: DB, data: Form
+        self, request: AnyRequest, me: Me, agreement_id: FromPath[uuid.UUID], db: DB, data: Form
     ) -> Redirect:
         async def go() -> Any:
             entry = forms.decode(agreement_setup.SupplierEntry, data)
@@ -185,7 +179,7 @@ class AgreementPages(Controller):
 
     @post("/{agreement_id:uuid}/products", opt=allow("center"))
     async def add_product(
-        self, request: Request[Any, Any, Any], me: Me, agreement_id: FromPath[uuid.UUID], db: DB, data: Form
+        self, request: AnyRequest, me: Me, agreement_id: FromPath[uuid.UUID], db: DB, data: Form
     ) -> Redirect:
         async def go() -> Any:
             _picked([data.get("supplier_org_id", "")], "请选择入围供应商")
@@ -202,7 +196,7 @@ class AgreementPages(Controller):
 
     @post("/{agreement_id:uuid}/activate", opt=allow("center"))
     async def activate(
-        self, request: Request[Any, Any, Any], me: Me, agreement_id: FromPath[uuid.UUID], db: DB
+        self, request: AnyRequest, me: Me, agreement_id: FromPath[uuid.UUID], db: DB
     ) -> Redirect:
         return await act(
             request,
@@ -213,7 +207,7 @@ class AgreementPages(Controller):
 
     @post("/{agreement_id:uuid}/terminate", opt=allow("center"))
     async def terminate(
-        self, request: Request[Any, Any, Any], me: Me, agreement_id: FromPath[uuid.UUID], db: DB, data: Form
+        self, request: AnyRequest, me: Me, agreement_id: FromPath[uuid.UUID], db: DB, data: Form
     ) -> Redirect:
         async def go() -> Any:
             reason = forms.decode(ReasonIn, data).reason
@@ -224,7 +218,7 @@ class AgreementPages(Controller):
     @post("/{agreement_id:uuid}/order", opt=allow("buyer"))
     async def order(
         self,
-        request: Request[Any, Any, Any],
+        request: AnyRequest,
         me: Me,
         agreement_id: FromPath[uuid.UUID],
         db: DB,
@@ -299,7 +293,7 @@ class DesignatedPages(Controller):
     @get("/", opt=allow("user"))
     async def designated_page(
         self,
-        request: Request[Any, Any, Any],
+        request: AnyRequest,
         me: Me,
         db: DB,
         settings: Config,
@@ -336,9 +330,7 @@ class DesignatedPages(Controller):
         )
 
     @post("/apply", opt=allow("supplier"))
-    async def apply(
-        self, request: Request[Any, Any, Any], me: Me, db: DB, settings: Config, data: Form
-    ) -> Redirect:
+    async def apply(self, request: AnyRequest, me: Me, db: DB, settings: Config, data: Form) -> Redirect:
         async def go() -> Any:
             body = _designation_form(dd.ApplicationIn, data)
             return await dd.apply(
@@ -350,7 +342,7 @@ class DesignatedPages(Controller):
         )
 
     @post("/new", opt=allow("center"))
-    async def designate(self, request: Request[Any, Any, Any], me: Me, db: DB, data: Form) -> Redirect:
+    async def designate(self, request: AnyRequest, me: Me, db: DB, data: Form) -> Redirect:
         async def go() -> Any:
             body = _designation_form(dd.DesignateIn, data)
             return await dd.designate(
@@ -367,7 +359,7 @@ class DesignatedPages(Controller):
 
     @post("/{designation_id:uuid}/review", opt=allow("center"))
     async def review(
-        self, request: Request[Any, Any, Any], me: Me, designation_id: FromPath[uuid.UUID], db: DB, data: Form
+        self, request: AnyRequest, me: Me, designation_id: FromPath[uuid.UUID], db: DB, data: Form
     ) -> Redirect:
         async def go() -> Any:
             form = forms.decode(ReviewForm, data)
@@ -382,7 +374,7 @@ class DesignatedPages(Controller):
 
     @post("/{designation_id:uuid}/revoke", opt=allow("center"))
     async def revoke(
-        self, request: Request[Any, Any, Any], me: Me, designation_id: FromPath[uuid.UUID], db: DB, data: Form
+        self, request: AnyRequest, me: Me, designation_id: FromPath[uuid.UUID], db: DB, data: Form
     ) -> Redirect:
         async def go() -> Any:
             return await dd.revoke(db, me, designation_id, forms.decode(ReasonIn, data).reason)
@@ -392,7 +384,7 @@ class DesignatedPages(Controller):
     @post("/{designation_id:uuid}/order", opt=allow("buyer"))
     async def service_order(
         self,
-        request: Request[Any, Any, Any],
+        request: AnyRequest,
         me: Me,
         designation_id: FromPath[uuid.UUID],
         db: DB,

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, get, post
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from catalog import agreement_orders, agreement_queries, agreement_setup
 from catalog import designated as dd
@@ -20,8 +19,8 @@ from mall.core.money import money_str
 from mall.orders.models import Order
 from mall.structs import OrderOut, ReasonIn
 from mall.web.deps import DB, Config, Me
+from mall.web.helpers import IdemKey
 
-IdemKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200)]
 WATCHERS = ("center", "regulator", "admin")
 AGREEMENT_TAGS = ["协议供货"]
 DESIGNATED_TAGS = ["定点服务"]

@@ -9,9 +9,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, FromQuery, MultipartBody, URLEncodedBody
+from litestar.params import FromPath, FromQuery, MultipartBody
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
@@ -34,7 +34,7 @@ from mall.core.errors import DomainError, InvalidInput, NotFound
 from mall.core.fields import CategoryCodeText, Choice
 from mall.web import forms
 from mall.web.deps import DB, Config, Me, Viewer
-from mall.web.helpers import act, page_no, pages_of, pop_form, render
+from mall.web.helpers import AnyRequest, Form, act, page_no, pages_of, paging, pop_form, render
 from search_index.backend import SearchQuery, SearchResult
 
 # The top-level goods classes shown as quick filters on the goods page.
@@ -48,8 +48,6 @@ QUICK_CATEGORIES = [
     ("A02091000", "电视设备"),
 ]
 REVIEWERS = allow("center", "regulator")
-AnyRequest = Request[Any, Any, Any]
-Form = URLEncodedBody[dict[str, str]]  # decoded into its Struct inside the action (mall.web.forms)
 
 
 class ListingForm(ListingCreate, forbid_unknown_fields=True):
@@ -252,9 +250,7 @@ class SupplierPages(Controller):
             request,
             "supplier_listings.html",
             rows=rows,
-            total=total,
-            page=pg,
-            pages=pages_of(total, 30),
+            **paging(total, pg, 30),
             status=status,
             counts=counts,
             status_labels=LISTING_STATUS_LABELS,
@@ -484,9 +480,7 @@ class CenterPages(Controller):
             "center_listings.html",
             rows=rows,
             price_requests=price_requests,
-            total=total,
-            page=pg,
-            pages=pages_of(total, 20),
+            **paging(total, pg, 20),
             status=status,
             counts=counts,
             waiting_prices=waiting_prices,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, FromQuery, URLEncodedBody
+from litestar import Controller, Response, get, post
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from mall.core import auth, fields, login_throttle
@@ -18,15 +18,13 @@ from mall.site.account_routes import end_everywhere, set_password
 from mall.structs import PasswordForm
 from mall.web import forms
 from mall.web.deps import DB, Config, Me
-from mall.web.helpers import act, flash, render
+from mall.web.helpers import AnyRequest, Form, act, flash, render
 
 # Where a login without a page to return to lands, by role.
 LANDING = {"buyer": "/goods", "supplier": "/orders", "regulator": "/oversight", "center": "/oversight"}
 
 
-async def _login_page(
-    request: Request[Any, Any, Any], db: DB, status_code: int = 200, **ctx: Any
-) -> Template:
+async def _login_page(request: AnyRequest, db: DB, status_code: int = 200, **ctx: Any) -> Template:
     async with db.read() as s:
         demo = await seed.demo_loaded(s)
     return render(
@@ -43,7 +41,7 @@ def _local(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
-def _start_session(request: Request[Any, Any, Any], user_id: uuid.UUID, epoch: int) -> None:
+def _start_session(request: AnyRequest, user_id: uuid.UUID, epoch: int) -> None:
     """A fresh session for the user at its current epoch (ending a session bumps the epoch)."""
     request.clear_session()
     request.set_session({"uid": str(user_id), "epoch": epoch})
@@ -54,15 +52,11 @@ class LoginPages(Controller):
     include_in_schema = False
 
     @get("/login", opt=PUBLIC)
-    async def login_page(
-        self, request: Request[Any, Any, Any], db: DB, next: FromQuery[str] = "/"
-    ) -> Template:
+    async def login_page(self, request: AnyRequest, db: DB, next: FromQuery[str] = "/") -> Template:
         return await _login_page(request, db, next=_local(next))
 
     @post("/login", opt=PUBLIC, middleware=[login_throttle.LOGIN_REQUEST_LIMIT.middleware])
-    async def login(
-        self, request: Request[Any, Any, Any], db: DB, data: URLEncodedBody[dict[str, str]]
-    ) -> Response[Any]:
+    async def login(self, request: AnyRequest, db: DB, data: Form) -> Response[Any]:
         # A refusal shows the login page again (with its status: 401, 429 and Retry-After), not a redirect.
         username, password = data.get("username", "").strip(), data.get("password", "")
         target = _local(data.get("next", "/"))
@@ -91,7 +85,7 @@ class LoginPages(Controller):
         return Redirect(LANDING.get(who.role, "/") if target == "/" else target, status_code=303)
 
     @post("/logout", opt=allow("user"))
-    async def logout(self, request: Request[Any, Any, Any], me: Me, db: DB) -> Redirect:
+    async def logout(self, request: AnyRequest, me: Me, db: DB) -> Redirect:
         """Ends every session of the user: the cookie is client-side, so its epoch is what can be revoked."""
         await auth.end_sessions(db, me.user_id)
         request.set_session({"flash": [["ok", "已退出登录"]]})  # a fresh session holding only the message
@@ -103,9 +97,7 @@ class AccountPages(Controller):
     include_in_schema = False
 
     @get("/", opt=allow("user"))
-    async def account_page(
-        self, request: Request[Any, Any, Any], me: Me, db: DB, settings: Config
-    ) -> Template:
+    async def account_page(self, request: AnyRequest, me: Me, db: DB, settings: Config) -> Template:
         return render(
             request,
             "account.html",
@@ -115,9 +107,7 @@ class AccountPages(Controller):
         )
 
     @post("/password", opt=allow("user"))
-    async def account_password(
-        self, request: Request[Any, Any, Any], me: Me, db: DB, data: URLEncodedBody[dict[str, str]]
-    ) -> Redirect:
+    async def account_password(self, request: AnyRequest, me: Me, db: DB, data: Form) -> Redirect:
         """Every other session ends and every token is revoked; this browser stays logged in (its user
         just proved the password) with the new epoch."""
 
@@ -130,14 +120,14 @@ class AccountPages(Controller):
         return await act(request, go, "密码已修改：其他设备上的登录已退出，所有 API 令牌已吊销", "/account")
 
     @post("/logout-all", opt=allow("user"))
-    async def account_logout_all(self, request: Request[Any, Any, Any], me: Me, db: DB) -> Redirect:
+    async def account_logout_all(self, request: AnyRequest, me: Me, db: DB) -> Redirect:
         await end_everywhere(request, db, me)
         request.set_session({"flash": [["ok", "已在所有设备上退出登录，所有 API 令牌已吊销"]]})
         return Redirect("/login", status_code=303)
 
     @post("/tokens/{token_id:uuid}/revoke", opt=allow("user"))
     async def account_revoke_token(
-        self, request: Request[Any, Any, Any], me: Me, token_id: FromPath[uuid.UUID], db: DB
+        self, request: AnyRequest, me: Me, token_id: FromPath[uuid.UUID], db: DB
     ) -> Redirect:
         return await act(request, lambda: auth.revoke_token(db, me, token_id), "令牌已吊销", "/account")
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.params import FromPath, JSONBody
 
 from mall import structs
@@ -15,11 +14,12 @@ from mall.core.auth import PUBLIC, allow
 from mall.core.clock import rfc3339
 from mall.structs import PasswordChange, TokenInfo, TokenOut, TokenRequest
 from mall.web.deps import DB, Config, Me
+from mall.web.helpers import AnyRequest
 
 TAGS = ["账户"]
 
 
-async def set_password(request: Request[Any, Any, Any], db: DB, me: Me, data: PasswordChange) -> int:
+async def set_password(request: AnyRequest, db: DB, me: Me, data: PasswordChange) -> int:
     """Check the current password and set the new one (the API's and the account page's one way):
     every page session ends and every token is revoked. Returns the user's new session epoch."""
     return await auth.change_password(
@@ -32,7 +32,7 @@ async def set_password(request: Request[Any, Any, Any], db: DB, me: Me, data: Pa
     )
 
 
-async def end_everywhere(request: Request[Any, Any, Any], db: DB, me: Me) -> None:
+async def end_everywhere(request: AnyRequest, db: DB, me: Me) -> None:
     await auth.end_everywhere(db, me.user_id, login_throttle.client_of(request))
 
 
@@ -52,7 +52,7 @@ class AccountApi(Controller):
         middleware=[login_throttle.LOGIN_REQUEST_LIMIT.middleware],
     )
     async def create_token(
-        self, request: Request[Any, Any, Any], data: JSONBody[TokenRequest], db: DB, settings: Config
+        self, request: AnyRequest, data: JSONBody[TokenRequest], db: DB, settings: Config
     ) -> TokenOut:
         ip = login_throttle.client_of(request)
         who = await auth.authenticate(
@@ -98,7 +98,7 @@ class AccountApi(Controller):
         description="校验当前密码后设置新密码；本人所有页面登录随即失效，所有 API 令牌（包括本次请求所用的）均被吊销，需重新获取令牌。",
     )
     async def change_password(
-        self, request: Request[Any, Any, Any], me: Me, data: JSONBody[PasswordChange], db: DB
+        self, request: AnyRequest, me: Me, data: JSONBody[PasswordChange], db: DB
     ) -> None:
         await set_password(request, db, me, data)
 
@@ -108,7 +108,7 @@ class AccountApi(Controller):
         status_code=204,
         summary="在所有设备上退出：结束本人所有页面登录并吊销所有 API 令牌（包括本次请求所用的）",
     )
-    async def logout_all(self, request: Request[Any, Any, Any], me: Me, db: DB) -> None:
+    async def logout_all(self, request: AnyRequest, me: Me, db: DB) -> None:
         await end_everywhere(request, db, me)
 
     @get("/me", opt=allow("user"))

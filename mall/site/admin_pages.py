@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, URLEncodedBody
+from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from mall import accounts, budgets
@@ -17,7 +16,7 @@ from mall.site.admin_routes import add_budget_line, clear_throttle, create_user
 from mall.structs import BudgetLineCreate, UserCreate
 from mall.web import forms
 from mall.web.deps import DB, Me
-from mall.web.helpers import act, page_no, pages_of, pop_form, render
+from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form, render
 
 PER_PAGE = 30
 
@@ -28,7 +27,7 @@ class AdminPages(Controller):
 
     @get("/", opt=allow("admin"))
     async def admin_page(
-        self, request: Request[Any, Any, Any], db: DB, kind: FromQuery[str] = "", page: FromQuery[str] = "1"
+        self, request: AnyRequest, db: DB, kind: FromQuery[str] = "", page: FromQuery[str] = "1"
     ) -> Template:
         p = page_no(page)
         kind = kind if kind in ORG_KIND_LABELS else ""  # a bad filter is dropped
@@ -46,9 +45,7 @@ class AdminPages(Controller):
             throttles=throttles,
             orgs=orgs,
             users=users,
-            total=total,
-            page=p,
-            pages=pages_of(total, PER_PAGE),
+            **paging(total, p, PER_PAGE),
             kind=kind,
             kinds=ORG_KIND_LABELS,
             budget_lines=lines,
@@ -57,9 +54,7 @@ class AdminPages(Controller):
         )
 
     @post("/organizations", opt=allow("admin"))
-    async def admin_register(
-        self, request: Request[Any, Any, Any], me: Me, db: DB, data: URLEncodedBody[dict[str, str]]
-    ) -> Redirect:
+    async def admin_register(self, request: AnyRequest, me: Me, db: DB, data: Form) -> Redirect:
         return await act(
             request,
             lambda: accounts.register_org(db, me, forms.decode(accounts.OrganizationCreate, data)),
@@ -70,12 +65,7 @@ class AdminPages(Controller):
 
     @post("/organizations/{org_id:uuid}/users", opt=allow("admin"))
     async def admin_create_user(
-        self,
-        request: Request[Any, Any, Any],
-        me: Me,
-        org_id: FromPath[uuid.UUID],
-        db: DB,
-        data: URLEncodedBody[dict[str, str]],
+        self, request: AnyRequest, me: Me, org_id: FromPath[uuid.UUID], db: DB, data: Form
     ) -> Redirect:
         return await act(
             request,
@@ -87,7 +77,7 @@ class AdminPages(Controller):
 
     @post("/login-throttles/{throttle_id:uuid}/clear", opt=allow("admin"))
     async def admin_clear_throttle(
-        self, request: Request[Any, Any, Any], me: Me, throttle_id: FromPath[uuid.UUID], db: DB
+        self, request: AnyRequest, me: Me, throttle_id: FromPath[uuid.UUID], db: DB
     ) -> Redirect:
         return await act(
             request, lambda: clear_throttle(request, db, me, throttle_id), "登录限制已解除", "/admin"
@@ -95,12 +85,7 @@ class AdminPages(Controller):
 
     @post("/organizations/{org_id:uuid}/budget-lines", opt=allow("admin"))
     async def admin_add_budget_line(
-        self,
-        request: Request[Any, Any, Any],
-        me: Me,
-        org_id: FromPath[uuid.UUID],
-        db: DB,
-        data: URLEncodedBody[dict[str, str]],
+        self, request: AnyRequest, me: Me, org_id: FromPath[uuid.UUID], db: DB, data: Form
     ) -> Redirect:
         return await act(
             request,

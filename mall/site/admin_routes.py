@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from mall import accounts, budgets
@@ -25,7 +24,7 @@ from mall.structs import (
     UserOut,
 )
 from mall.web.deps import DB, Me
-from mall.web.helpers import PageNo, PerPage
+from mall.web.helpers import AnyRequest, PageNo, PerPage
 
 TAGS = ["平台管理"]
 
@@ -49,9 +48,7 @@ async def add_budget_line(
     )
 
 
-async def clear_throttle(
-    request: Request[Any, Any, Any], db: Database, me: Principal, throttle_id: uuid.UUID
-) -> None:
+async def clear_throttle(request: AnyRequest, db: Database, me: Principal, throttle_id: uuid.UUID) -> None:
     await login_throttle.clear(db, me.user_id, throttle_id, login_throttle.client_of(request))
 
 
@@ -106,7 +103,7 @@ class AdminApi(Controller):
         summary="解除一条登录限制（记入审计日志）",
     )
     async def clear_login_throttle(
-        self, request: Request[Any, Any, Any], me: Me, throttle_id: FromPath[uuid.UUID], db: DB
+        self, request: AnyRequest, me: Me, throttle_id: FromPath[uuid.UUID], db: DB
     ) -> None:
         await clear_throttle(request, db, me, throttle_id)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 from rq import Worker
 from sqlalchemy import select, text
 
@@ -22,6 +22,7 @@ from mall.site import (
     oversight_routes,
 )
 from mall.web.deps import DB, Config
+from mall.web.helpers import AnyRequest
 from workers import outbox, queues
 
 TAGS = ["运维"]
@@ -32,9 +33,7 @@ class HealthApi(Controller):
     tags = TAGS
 
     @get("/", opt=PUBLIC, summary="数据库、Redis、任务进程与搜索的状态")
-    async def healthz(
-        self, request: Request[Any, Any, Any], db: DB, settings: Config
-    ) -> Response[dict[str, Any]]:
+    async def healthz(self, request: AnyRequest, db: DB, settings: Config) -> Response[dict[str, Any]]:
         status: dict[str, Any] = {}
         try:
             async with db.read() as s:

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Request, Router
+from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 from litestar.middleware.session.client_side import CookieBackendConfig
@@ -44,7 +44,7 @@ TEMPLATES = ROOT / "templates"
 class SwaggerPage(SwaggerRenderPlugin):
     """Swagger UI without inline script: the initialiser is /static/swagger-init.js (CSP)."""
 
-    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+    def render(self, request: helpers.AnyRequest, openapi_schema: dict[str, Any]) -> bytes:
         title = html.escape(str(openapi_schema["info"]["title"]))
         return (
             "<!DOCTYPE html><html><head>"

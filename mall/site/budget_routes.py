@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.response import Template
 
 from mall import budgets
@@ -12,7 +10,7 @@ from mall.budgets.models import BudgetLine
 from mall.core.auth import allow
 from mall.structs import BudgetLineOut
 from mall.web.deps import DB, Me
-from mall.web.helpers import render
+from mall.web.helpers import AnyRequest, render
 
 TAGS = ["预算"]
 
@@ -39,7 +37,7 @@ class BudgetPages(Controller):
     include_in_schema = False
 
     @get("/", opt=BUYERS)
-    async def budgets_page(self, request: Request[Any, Any, Any], me: Me, db: DB) -> Template:
+    async def budgets_page(self, request: AnyRequest, me: Me, db: DB) -> Template:
         return render(request, "budgets.html", rows=await _lines(db, me))
 
 

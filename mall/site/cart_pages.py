@@ -5,10 +5,8 @@ from __future__ import annotations
 import secrets
 import uuid
 from decimal import Decimal
-from typing import Any
 
-from litestar import Controller, Request, get, post
-from litestar.params import URLEncodedBody
+from litestar import Controller, get, post
 from litestar.response import Redirect, Template
 
 from mall import budgets, cart
@@ -19,7 +17,7 @@ from mall.site.cart_routes import Placed, place
 from mall.structs import CartAdd, CartPriceForm, CartQuantityForm, CheckoutForm
 from mall.web import forms
 from mall.web.deps import DB, Config, Me
-from mall.web.helpers import act, came_from, flash, pop_form, render
+from mall.web.helpers import AnyRequest, Form, act, came_from, flash, pop_form, render
 
 # What a refused checkout form keeps (the key is drawn again with the page).
 CHECKOUT_KEPT = ("budget_line_id", "delivery_address", "note")
@@ -30,7 +28,7 @@ class CartPages(Controller):
     include_in_schema = False
 
     @get("/cart", opt=allow("buyer"))
-    async def cart_page(self, request: Request[Any, Any, Any], me: Me, db: DB, settings: Config) -> Template:
+    async def cart_page(self, request: AnyRequest, me: Me, db: DB, settings: Config) -> Template:
         assert me.org_id
         async with db.read() as s:
             lines = await cart.cart_of(s, me.user_id)
@@ -58,9 +56,7 @@ class CartPages(Controller):
         )
 
     @post("/cart/add", opt=allow("buyer"))
-    async def cart_add(
-        self, request: Request[Any, Any, Any], me: Me, db: DB, data: URLEncodedBody[dict[str, str]]
-    ) -> Redirect:
+    async def cart_add(self, request: AnyRequest, me: Me, db: DB, data: Form) -> Redirect:
         async def go() -> None:
             form = forms.decode(CartAdd, data)
             await cart.add_to_cart(db, me, form.listing_id, str(form.quantity), form.unit_price)
@@ -68,9 +64,7 @@ class CartPages(Controller):
         return await act(request, go, "已加入购物车", came_from(request, "/cart"))
 
     @post("/cart/accept-price", opt=allow("buyer"))
-    async def cart_accept_price(
-        self, request: Request[Any, Any, Any], me: Me, db: DB, data: URLEncodedBody[dict[str, str]]
-    ) -> Redirect:
+    async def cart_accept_price(self, request: AnyRequest, me: Me, db: DB, data: Form) -> Redirect:
         """The buyer accepts the new price of an item whose price rose since it went into the cart."""
 
         async def go() -> None:
@@ -80,9 +74,7 @@ class CartPages(Controller):
         return await act(request, go, "已确认新价格", "/cart")
 
     @post("/cart/update", opt=allow("buyer"))
-    async def cart_update(
-        self, request: Request[Any, Any, Any], me: Me, db: DB, data: URLEncodedBody[dict[str, str]]
-    ) -> Redirect:
+    async def cart_update(self, request: AnyRequest, me: Me, db: DB, data: Form) -> Redirect:
         async def go() -> None:
             form = forms.decode(CartQuantityForm, data)
             await cart.set_cart_quantity(db, me, form.listing_id, str(form.quantity))
@@ -90,14 +82,7 @@ class CartPages(Controller):
         return await act(request, go, "购物车已更新", "/cart")
 
     @post("/checkout", opt=allow("buyer"))
-    async def checkout(
-        self,
-        request: Request[Any, Any, Any],
-        me: Me,
-        db: DB,
-        settings: Config,
-        data: URLEncodedBody[dict[str, str]],
-    ) -> Redirect:
+    async def checkout(self, request: AnyRequest, me: Me, db: DB, settings: Config, data: Form) -> Redirect:
         async def go() -> Placed:
             if not data.get("budget_line_id"):
                 raise InvalidInput("请选择预算指标", code="budget_line_required", field="budget_line_id")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post, put
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from mall import cart, orders, oversight
 from mall.core.auth import Principal, allow
@@ -17,6 +16,7 @@ from mall.core.settings import Settings
 from mall.orders.models import Order
 from mall.structs import CartAdd, CartLineOut, CartPriceIn, CartQuantity, CheckoutIn, CheckoutOut, OrderOut
 from mall.web.deps import DB, Config, Me
+from mall.web.helpers import IdemKey
 
 TAGS = ["网上超市"]
 
@@ -113,14 +113,7 @@ class CartApi(Controller):
         ),
     )
     async def checkout(
-        self,
-        me: Me,
-        data: JSONBody[CheckoutIn],
-        db: DB,
-        settings: Config,
-        idempotency_key: Annotated[
-            str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200)
-        ],
+        self, me: Me, data: JSONBody[CheckoutIn], db: DB, settings: Config, idempotency_key: IdemKey
     ) -> Response[CheckoutOut]:
         done = await place(db, settings, me, data, idempotency_key)
         body = CheckoutOut(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
 from sqlalchemy import select
@@ -16,7 +16,7 @@ from mall.core.errors import DomainError
 from mall.ledger import disclosure
 from mall.ledger.models import DisclosureRecord
 from mall.web.deps import DB
-from mall.web.helpers import page_no, pages_of, render
+from mall.web.helpers import AnyRequest, page_no, paging, render
 
 TAGS = ["信息公开"]
 
@@ -30,7 +30,7 @@ class DisclosureApi(Controller):
     @get("/", opt=PUBLIC, summary="成交记录公开数据（按 seq 增量拉取）")
     async def feed(
         self,
-        request: Request[Any, Any, Any],
+        request: AnyRequest,
         db: DB,
         # Declared for the API documentation; parse_feed_query validates them with Chinese messages.
         after: Annotated[str | None, QueryParameter(description="上次返回的 next_after；从 0 开始")] = None,
@@ -70,7 +70,7 @@ class DisclosurePages(Controller):
     include_in_schema = False
 
     @get("/", opt=PUBLIC)
-    async def disclosures_page(self, request: Request[Any, Any, Any], db: DB) -> Template:
+    async def disclosures_page(self, request: AnyRequest, db: DB) -> Template:
         params = {k: v for k, v in request.query_params.items() if v}
         page = page_no(params.pop("page", "1"))
         try:  # a bad filter shows every record, with the reason
@@ -84,9 +84,7 @@ class DisclosurePages(Controller):
             request,
             "disclosures.html",
             rows=[(r, json.loads(r.body)) for r in rows],
-            total=total,
-            page=page,
-            pages=pages_of(total, PER_PAGE),
+            **paging(total, page, PER_PAGE),
             params=params,
             error=error,
             qs=urlencode(params),
@@ -94,7 +92,7 @@ class DisclosurePages(Controller):
         )
 
     @get("/{seq:int}", opt=PUBLIC)
-    async def disclosure_page(self, request: Request[Any, Any, Any], seq: FromPath[int], db: DB) -> Template:
+    async def disclosure_page(self, request: AnyRequest, seq: FromPath[int], db: DB) -> Template:
         async with db.read() as s:
             row = await disclosure.get_record(s, seq)
             amended_by = list(

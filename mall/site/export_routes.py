@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.background_tasks import BackgroundTask
-from litestar.params import FromPath, JSONBody, QueryParameter, URLEncodedBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import File, Redirect, Stream, Template
 
 from mall.core import fields, files
@@ -26,7 +26,7 @@ from mall.core.settings import Settings
 from mall.ledger import atom, disclosure, exports
 from mall.ledger.models import ExportJob
 from mall.web.deps import DB, Config, Me
-from mall.web.helpers import flash, keep_form, pop_form, render
+from mall.web.helpers import AnyRequest, Form, flash, keep_form, pop_form, render
 
 EXPORTERS = allow("center", "regulator")
 TAGS = ["数据导出"]
@@ -134,7 +134,7 @@ async def _job_file(job: ExportJob, db: Database, settings: Settings) -> Stream:
     )
 
 
-def _query(request: Request[Any, Any, Any]) -> exports.ExportQuery:
+def _query(request: AnyRequest) -> exports.ExportQuery:
     return exports.parse_export_query(dict(request.query_params))
 
 
@@ -147,13 +147,13 @@ class ExportApi(Controller):
     tags = TAGS
 
     @get("/disclosures.csv", summary="导出成交记录（CSV）", description=FILTERS_DOC)
-    async def api_export_csv(self, request: Request[Any, Any, Any], db: DB, settings: Config) -> Stream:
+    async def api_export_csv(self, request: AnyRequest, db: DB, settings: Config) -> Stream:
         return await _stream("csv", _query(request), db, settings)
 
     @get(
         "/disclosures.ocds.json", summary="导出成交记录（OCDS 1.1 release package）", description=FILTERS_DOC
     )
-    async def api_export_ocds(self, request: Request[Any, Any, Any], db: DB, settings: Config) -> Stream:
+    async def api_export_ocds(self, request: AnyRequest, db: DB, settings: Config) -> Stream:
         return await _stream("ocds", _query(request), db, settings)
 
     @get(
@@ -161,7 +161,7 @@ class ExportApi(Controller):
         summary="导出成交记录（Excel，小批量；大批量请创建导出任务）",
         description=FILTERS_DOC,
     )
-    async def api_export_xlsx(self, request: Request[Any, Any, Any], db: DB, settings: Config) -> File:
+    async def api_export_xlsx(self, request: AnyRequest, db: DB, settings: Config) -> File:
         return await _xlsx_file(_query(request), db, settings)
 
     @post("/", status_code=202, summary="创建导出任务（生成文件后下载）")
@@ -195,7 +195,7 @@ class DisclosureFeed(Controller):
     @get("/feed.atom")
     async def atom_feed(
         self,
-        request: Request[Any, Any, Any],
+        request: AnyRequest,
         db: DB,
         settings: Config,
         limit: Annotated[str | None, QueryParameter(description="条数，1–200，默认 50")] = None,
@@ -229,7 +229,7 @@ def _filters(data: dict[str, str]) -> dict[str, str]:
     return {k: str(data.get(k) or "").strip() for k in exports.FILTER_KEYS}
 
 
-def _refused(request: Request[Any, Any, Any], exc: DomainError, form: dict[str, str]) -> Redirect:
+def _refused(request: AnyRequest, exc: DomainError, form: dict[str, str]) -> Redirect:
     flash(request, exc.detail, "error")
     keep_form(request, form)
     return Redirect("/exports", status_code=303)
@@ -241,9 +241,7 @@ class ExportPages(Controller):
     include_in_schema = False
 
     @get("/")
-    async def exports_page(
-        self, request: Request[Any, Any, Any], me: Me, db: DB, settings: Config
-    ) -> Template:
+    async def exports_page(self, request: AnyRequest, me: Me, db: DB, settings: Config) -> Template:
         jobs = await exports.jobs_of(db, me, limit=10)
         return render(
             request,
@@ -258,11 +256,11 @@ class ExportPages(Controller):
     @post("/download/{fmt:str}", status_code=200)
     async def page_download(
         self,
-        request: Request[Any, Any, Any],
+        request: AnyRequest,
         fmt: FromPath[str],
         db: DB,
         settings: Config,
-        data: URLEncodedBody[dict[str, str]],
+        data: Form,
     ) -> Stream | Redirect:
         form = _filters(data)
         try:
@@ -273,9 +271,7 @@ class ExportPages(Controller):
             return _refused(request, exc, form)
 
     @post("/jobs")
-    async def page_start_job(
-        self, request: Request[Any, Any, Any], me: Me, db: DB, data: URLEncodedBody[dict[str, str]]
-    ) -> Redirect:
+    async def page_start_job(self, request: AnyRequest, me: Me, db: DB, data: Form) -> Redirect:
         form = _filters(data)
         try:
             job = await exports.start_job(db, me, "xlsx", exports.parse_export_query(form))
@@ -284,9 +280,7 @@ class ExportPages(Controller):
         return Redirect(f"/exports/jobs/{job.id}", status_code=303)
 
     @get("/jobs/{export_id:uuid}")
-    async def job_page(
-        self, request: Request[Any, Any, Any], me: Me, export_id: FromPath[uuid.UUID], db: DB
-    ) -> Template:
+    async def job_page(self, request: AnyRequest, me: Me, export_id: FromPath[uuid.UUID], db: DB) -> Template:
         job = await exports.get_job(db, me, export_id)
         return render(request, "export_job.html", job=job, percent=percent(job), **LABELS)
 

@@ -13,7 +13,7 @@ import hmac
 import time
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Response, get
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
@@ -33,6 +33,7 @@ from mall.ledger import push
 from mall.ledger.models import DisclosureRecord, PushStatus, PushSubscription
 from mall.orders.models import Order
 from mall.web.deps import DB, Config
+from mall.web.helpers import AnyRequest
 from workers import queues
 
 HTTP_REQUESTS = Counter(
@@ -159,7 +160,7 @@ async def _database_figures(db: Any) -> None:
 
 
 @get("/metrics", opt=allow("public"), include_in_schema=False)
-async def metrics_endpoint(request: Request[Any, Any, Any], db: DB, settings: Config) -> Response[bytes]:
+async def metrics_endpoint(request: AnyRequest, db: DB, settings: Config) -> Response[bytes]:
     if not metrics_allowed(request.scope, request.headers, settings):
         raise Forbidden("指标接口仅对本机或持有指标令牌的调用方开放", code="metrics_forbidden")
     await _database_figures(db)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import msgspec
-from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, URLEncodedBody
+from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from mall import orders
@@ -20,7 +19,7 @@ from mall.site.order_routes import STEP_CALL, STEPS, OrderCall
 from mall.structs import AnswerIn, ConfirmIn
 from mall.web import forms
 from mall.web.deps import DB, Config, Me
-from mall.web.helpers import act, page_no, pages_of, pop_form, render
+from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form, render
 
 PER_PAGE = 20
 
@@ -73,12 +72,7 @@ class OrderPages(Controller):
 
     @get("/", opt=allow("user"))
     async def orders_page(
-        self,
-        request: Request[Any, Any, Any],
-        me: Me,
-        db: DB,
-        status: FromQuery[str] = "",
-        page: FromQuery[str] = "1",
+        self, request: AnyRequest, me: Me, db: DB, status: FromQuery[str] = "", page: FromQuery[str] = "1"
     ) -> Template:
         st = status if status in {x.value for x in OrderStatus} else None
         p = page_no(page)
@@ -88,16 +82,14 @@ class OrderPages(Controller):
             request,
             "orders.html",
             rows=rows,
-            total=total,
-            page=p,
-            pages=pages_of(total, PER_PAGE),
+            **paging(total, p, PER_PAGE),
             status_filter=st or "",
             statuses=ORDER_STATUS_LABELS,
         )
 
     @get("/{order_id:uuid}", opt=allow("user"))
     async def order_page(
-        self, request: Request[Any, Any, Any], me: Me, order_id: FromPath[uuid.UUID], db: DB, settings: Config
+        self, request: AnyRequest, me: Me, order_id: FromPath[uuid.UUID], db: DB, settings: Config
     ) -> Template:
         async with db.read() as s:
             order = await orders.get_order(s, me, order_id)
@@ -117,7 +109,7 @@ class OrderPages(Controller):
 
     @get("/{order_id:uuid}/contract", opt=allow("user"))
     async def contract_page(
-        self, request: Request[Any, Any, Any], me: Me, order_id: FromPath[uuid.UUID], db: DB
+        self, request: AnyRequest, me: Me, order_id: FromPath[uuid.UUID], db: DB
     ) -> Template:
         async with db.read() as s:
             order = await orders.get_order(s, me, order_id)
@@ -127,11 +119,7 @@ class OrderPages(Controller):
 
     @post("/{order_id:uuid}/{action:str}", opt=allow("buyer", "supplier", "regulator"))
     async def order_action(
-        self,
-        request: Request[Any, Any, Any],
-        call: OrderCall,
-        action: FromPath[str],
-        data: URLEncodedBody[dict[str, str]],
+        self, request: AnyRequest, call: OrderCall, action: FromPath[str], data: Form
     ) -> Redirect:
         if action not in FORMS:
             raise InvalidInput("不支持的操作", code="unknown_action")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.response import Template
 
 from mall import oversight
@@ -13,7 +11,7 @@ from mall.core.auth import allow
 from mall.orders.models import ORDER_STATUS_LABELS
 from mall.structs import WatchedOrderOut, WatchedOrderPage
 from mall.web.deps import DB, Config
-from mall.web.helpers import PageNo, PerPage, render
+from mall.web.helpers import AnyRequest, PageNo, PerPage, render
 
 TAGS = ["监管"]
 
@@ -69,7 +67,7 @@ class OversightPages(Controller):
     include_in_schema = False
 
     @get("/", opt=allow("regulator", "center", "admin"))
-    async def oversight_page(self, request: Request[Any, Any, Any], db: DB, settings: Config) -> Template:
+    async def oversight_page(self, request: AnyRequest, db: DB, settings: Config) -> Template:
         now = clock.now()
         async with db.read() as s:
             view = await oversight.overview(s, settings, now)

@@ -4,9 +4,8 @@ Forms post with a CSRF token; refusals come back as a message."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
-from litestar import Controller, Litestar, Request, get
+from litestar import Controller, Litestar, get
 from litestar.response import Template
 from sqlalchemy import BigInteger, case, func, select, type_coerce
 
@@ -28,7 +27,7 @@ from mall.site import (
     oversight_routes,
 )
 from mall.web.deps import DB, Config
-from mall.web.helpers import render
+from mall.web.helpers import AnyRequest, render
 
 ACTION_LABELS = {
     "placed": "下单",
@@ -69,7 +68,7 @@ class HomePage(Controller):
     include_in_schema = False
 
     @get("/", opt=PUBLIC)
-    async def home(self, request: Request[Any, Any, Any], db: DB) -> Template:
+    async def home(self, request: AnyRequest, db: DB) -> Template:
         async with db.read() as s:
             recent = list(
                 (

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, URLEncodedBody
+import msgspec
+from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
@@ -16,16 +17,16 @@ from mall.core.fields import Choice
 from mall.core.models import Organization
 from mall.ledger import push
 from mall.ledger.disclosure import MODE_LABELS
-from mall.site.push_routes import SubscriptionIn
+from mall.site.push_routes import SubscriptionIn, register
 from mall.web import forms
 from mall.web.deps import DB, Config, Me
-from mall.web.helpers import act, page_no, pages_of, pop_form, render
+from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form, render
 
 MANAGERS = allow("center", "regulator", "admin")
 LOG_PER_PAGE = 30
 
 
-def _remember_secret(request: Request[Any, Any, Any], sub_id: uuid.UUID, secret: str) -> None:
+def _remember_secret(request: AnyRequest, sub_id: uuid.UUID, secret: str) -> None:
     # Shown once on the next page view (the session cookie is encrypted), never stored for display.
     request.session["push_secret"] = [str(sub_id), secret]
 
@@ -45,7 +46,7 @@ class SubscriptionPages(Controller):
     include_in_schema = False
 
     @get("/")
-    async def subscriptions_page(self, request: Request[Any, Any, Any], me: Me, db: DB) -> Template:
+    async def subscriptions_page(self, request: AnyRequest, me: Me, db: DB) -> Template:
         async with db.read() as s:
             subs = await push.list_of(s, me)
             head = await push.ledger_head(s)
@@ -77,25 +78,14 @@ class SubscriptionPages(Controller):
 
     @post("/")
     async def subscription_create(
-        self,
-        request: Request[Any, Any, Any],
-        me: Me,
-        db: DB,
-        settings: Config,
-        data: URLEncodedBody[dict[str, str]],
+        self, request: AnyRequest, me: Me, db: DB, settings: Config, data: Form
     ) -> Redirect:
         async def go() -> Any:
             form = forms.decode(SubscriptionForm, data)
             if form.start not in START_FROM:
                 raise InvalidInput("请选择从何处开始推送", code="invalid_from_seq")
-            sub, secret = await push.create(
-                db,
-                settings,
-                me,
-                name=form.name,
-                url=form.url,
-                mode=form.mode,
-                from_seq=START_FROM[form.start],
+            sub, secret = await register(
+                db, settings, me, msgspec.structs.replace(form, from_seq=START_FROM[form.start])
             )
             _remember_secret(request, sub.id, secret)
             return sub
@@ -112,7 +102,7 @@ class SubscriptionPages(Controller):
     @get("/{subscription_id:uuid}")
     async def subscription_page(
         self,
-        request: Request[Any, Any, Any],
+        request: AnyRequest,
         me: Me,
         subscription_id: FromPath[uuid.UUID],
         db: DB,
@@ -135,9 +125,7 @@ class SubscriptionPages(Controller):
             head=head,
             backlog=backlog,
             log=log,
-            total=total,
-            page=p,
-            pages=pages_of(total, LOG_PER_PAGE),
+            **paging(total, p, LOG_PER_PAGE),
             modes=MODE_LABELS,
             error_label=push.error_label,
             secret=secret,
@@ -146,7 +134,7 @@ class SubscriptionPages(Controller):
 
     @post("/{subscription_id:uuid}/pause")
     async def subscription_pause(
-        self, request: Request[Any, Any, Any], me: Me, subscription_id: FromPath[uuid.UUID], db: DB
+        self, request: AnyRequest, me: Me, subscription_id: FromPath[uuid.UUID], db: DB
     ) -> Redirect:
         return await act(
             request, lambda: push.pause(db, me, subscription_id), "已暂停推送", f"/push/{subscription_id}"
@@ -154,7 +142,7 @@ class SubscriptionPages(Controller):
 
     @post("/{subscription_id:uuid}/resume")
     async def subscription_resume(
-        self, request: Request[Any, Any, Any], me: Me, subscription_id: FromPath[uuid.UUID], db: DB
+        self, request: AnyRequest, me: Me, subscription_id: FromPath[uuid.UUID], db: DB
     ) -> Redirect:
         return await act(
             request,
@@ -165,7 +153,7 @@ class SubscriptionPages(Controller):
 
     @post("/{subscription_id:uuid}/rotate-secret")
     async def subscription_rotate(
-        self, request: Request[Any, Any, Any], me: Me, subscription_id: FromPath[uuid.UUID], db: DB
+        self, request: AnyRequest, me: Me, subscription_id: FromPath[uuid.UUID], db: DB
     ) -> Redirect:
         async def go() -> None:
             sub, secret = await push.rotate_secret(db, me, subscription_id)
@@ -175,7 +163,7 @@ class SubscriptionPages(Controller):
 
     @post("/{subscription_id:uuid}/delete")
     async def subscription_delete(
-        self, request: Request[Any, Any, Any], me: Me, subscription_id: FromPath[uuid.UUID], db: DB
+        self, request: AnyRequest, me: Me, subscription_id: FromPath[uuid.UUID], db: DB
     ) -> Redirect:
         return await act(request, lambda: push.remove(db, me, subscription_id), "已删除推送订阅", "/push")
 

@@ -9,9 +9,11 @@ import msgspec
 from litestar import Controller, delete, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from mall.core.auth import allow
+from mall.core.auth import Principal, allow
 from mall.core.clock import rfc3339
+from mall.core.db import Database
 from mall.core.fields import Choice, RequiredShortText, Url
+from mall.core.settings import Settings
 from mall.ledger import push
 from mall.ledger.models import PushDelivery, PushSubscription
 from mall.web.deps import DB, Config, Me
@@ -26,6 +28,15 @@ class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True):
     url: Url  # http(s); refused when its host resolves to an internal address (unless listed)
     mode: Choice | None = None  # only records of this trading mode; None: all
     from_seq: int | None = None  # deliver records after this seq; default: the current head
+
+
+async def register(
+    db: Database, settings: Settings, me: Principal, data: SubscriptionIn
+) -> tuple[PushSubscription, str]:
+    """A subscription as the API's body (or the page's form) describes it, with its secret."""
+    return await push.create(
+        db, settings, me, name=data.name, url=data.url, mode=data.mode, from_seq=data.from_seq
+    )
 
 
 class SubscriptionOut(msgspec.Struct):
@@ -127,9 +138,7 @@ class SubscriptionApi(Controller):
     async def create_subscription(
         self, me: Me, data: JSONBody[SubscriptionIn], db: DB, settings: Config
     ) -> SubscriptionOut:
-        sub, secret = await push.create(
-            db, settings, me, name=data.name, url=data.url, mode=data.mode, from_seq=data.from_seq
-        )
+        sub, secret = await register(db, settings, me, data)
         return await _out(db, sub, secret)
 
     @get("/", summary="本单位的推送订阅（平台管理员可见全部）")

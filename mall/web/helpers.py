@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 from litestar import Controller, Request, Response
 from litestar.handlers import BaseRouteHandler
-from litestar.params import QueryParameter
+from litestar.params import HeaderParameter, QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from mall.core import fields
@@ -17,20 +17,23 @@ from mall.core.errors import DomainError
 
 PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
 PerPage = Annotated[int, QueryParameter(ge=1, le=100)]
+IdemKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200)]
+AnyRequest = Request[Any, Any, Any]
+Form = URLEncodedBody[dict[str, str]]  # a page form's fields, decoded into its Struct inside the action
 
 
-def current_user(request: Request[Any, Any, Any]) -> Principal | None:
+def current_user(request: AnyRequest) -> Principal | None:
     """Who is looking at a page; None for an anonymous visitor."""
     user: Principal | None = request.scope.get("user")
     return user
 
 
-def flash(request: Request[Any, Any, Any], message: str, kind: str = "ok") -> None:
+def flash(request: AnyRequest, message: str, kind: str = "ok") -> None:
     request.session.setdefault("flash", [])
     request.session["flash"] = [*request.session["flash"], [kind, message]][-3:]
 
 
-def render(request: Request[Any, Any, Any], name: str, status_code: int = 200, **ctx: Any) -> Template:
+def render(request: AnyRequest, name: str, status_code: int = 200, **ctx: Any) -> Template:
     try:
         messages = request.session.pop("flash", []) if request.session else []
     except Exception:  # no session in scope (e.g. a path no route matched)
@@ -49,7 +52,7 @@ def render(request: Request[Any, Any, Any], name: str, status_code: int = 200, *
 
 
 def error_page(
-    request: Request[Any, Any, Any],
+    request: AnyRequest,
     status: int,
     code: str,
     detail: str,
@@ -65,7 +68,7 @@ def error_page(
         return Response(f"{status} {detail}", status_code=status, media_type="text/plain", headers=headers)
 
 
-def came_from(request: Request[Any, Any, Any], fallback: str) -> str:
+def came_from(request: AnyRequest, fallback: str) -> str:
     """The page of this site the request came from (its Referer), else `fallback`."""
     ref = request.headers.get("referer", "")
     parsed = urlparse(ref)
@@ -80,9 +83,7 @@ FORM_KEEP_MAX = fields.DESCRIPTION_MAX
 NEVER_KEPT = {"_csrf_token", "password", "current_password", "new_password", "new_password2"}
 
 
-def keep_form(
-    request: Request[Any, Any, Any], values: Mapping[str, str], *, omit: Iterable[str] = ()
-) -> None:
+def keep_form(request: AnyRequest, values: Mapping[str, str], *, omit: Iterable[str] = ()) -> None:
     """Keep what was typed into a refused form, to fill it in again (`pop_form`): never passwords or
     the CSRF token, nor a value longer than any field may be."""
     left_out = NEVER_KEPT | set(omit)
@@ -92,7 +93,7 @@ def keep_form(
 
 
 async def act(
-    request: Request[Any, Any, Any],
+    request: AnyRequest,
     action: Callable[[], Awaitable[Any]],
     ok: str | Callable[[Any], str],
     back: str,
@@ -123,7 +124,7 @@ def page_no(raw: str | None) -> int:
         return 1
 
 
-def pop_form(request: Request[Any, Any, Any]) -> dict[str, str]:
+def pop_form(request: AnyRequest) -> dict[str, str]:
     """What the user typed into a form that was refused, to fill it in again."""
     try:
         form: dict[str, str] = request.session.pop("form", {}) or {}
@@ -134,6 +135,11 @@ def pop_form(request: Request[Any, Any, Any]) -> dict[str, str]:
 
 def pages_of(total: int, per_page: int) -> int:
     return max(1, (total + per_page - 1) // per_page)
+
+
+def paging(total: int, page: int, per_page: int) -> dict[str, int]:
+    """What a listing page gives its pager (`m.pager`): the rows in all, this page, how many pages."""
+    return {"total": total, "page": page, "pages": pages_of(total, per_page)}
 
 
 def route_handlers(routes: Iterable[Any]) -> list[tuple[set[str], Any]]:
