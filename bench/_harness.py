@@ -728,6 +728,16 @@ class Stack:
             g["count"] += 1
         return sorted(groups.values(), key=lambda g: -int(g["count"]))[:10]
 
+    def report_log_exceptions(self, summary: dict[str, Any]) -> None:
+        """The unhandled errors of the web and worker logs into `summary` (`web_log_exceptions`,
+        `worker_log_exceptions`), each group also printed."""
+        for name in ("web", "worker"):
+            summary[f"{name}_log_exceptions"] = self.log_exceptions(name)
+            for g in summary[f"{name}_log_exceptions"]:
+                print(
+                    f"  ! {name} log: {g['count']}x {g['exception']}\n      at {g['where']}\n      {g['sql']}"
+                )
+
     def memory(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name in ("web", "worker"):

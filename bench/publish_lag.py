@@ -316,11 +316,7 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
     )
     summary["errors_total"] = errors_total
     summary["orders_confirmed"] = len(confirmed)
-    summary["web_log_exceptions"] = st.log_exceptions("web")
-    summary["worker_log_exceptions"] = st.log_exceptions("worker")
-    for name in ("web", "worker"):
-        for g in summary[f"{name}_log_exceptions"]:
-            print(f"  ! {name} log: {g['count']}x {g['exception']}\n      at {g['where']}\n      {g['sql']}")
+    st.report_log_exceptions(summary)
     return summary
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -42,6 +42,20 @@ def frozen_at(at: datetime) -> Iterator[datetime]:
         yield at
     finally:
         clock.clock.unfreeze()
+
+
+@contextlib.contextmanager
+def movable_clock() -> Iterator[Callable[[timedelta], None]]:
+    """The clock stands at the present moment inside the block; the function it yields moves it
+    forward by a delta."""
+    at = [clock.now()]
+
+    def advance(delta: timedelta) -> None:
+        at[0] = at[0] + delta
+        clock.clock.freeze(at[0])
+
+    with frozen_at(at[0]):
+        yield advance
 
 
 @lru_cache(maxsize=1)

@@ -23,9 +23,7 @@ from decimal import Decimal
 from itertools import accumulate
 from math import prod
 
-from mall.devtools.kinds import Kind, Option
-from mall.devtools.kinds_computing import COMPUTING
-from mall.devtools.kinds_office import OFFICE
+from mall.devtools.kinds import Kind, Option, load_kinds
 
 
 @dataclass(frozen=True)
@@ -42,8 +40,8 @@ class GeneratedListing:
     description: str  # one Chinese sentence of specs
 
 
-# The order of the kinds is part of the sequence: a new kind goes at the end.
-_KINDS: tuple[Kind, ...] = COMPUTING + OFFICE
+# The order of the kinds is part of the sequence: a new kind goes at the end of kinds.csv.
+_KINDS: tuple[Kind, ...] = load_kinds()
 
 _REFERENCE_SOURCES = (
     "京东自营 2026-11",

@@ -1,23 +1,31 @@
-"""The shape of the generator's product tables: a kind of goods (one 品目) with its brands, series and
-spec axes, written with the short constructors `o` (an option) and `s` (a series)."""
+"""The generator's product tables: a kind of goods (one 品目) with its brands, series and spec axes.
+
+The tables are data, kept next to this module as three CSV files, each row of the latter two naming its
+kind by code and unit (a code may be sold in two units, like 复印纸 by 包 and by 箱):
+
+- kinds.csv: code, noun, unit, the reference price range in yuan (low, high), the kind's weight in the
+  sequence, the separator between the spec texts of the title, and up to four closing clauses of the
+  description (tail_1..tail_4: service, accessories).
+- kind_series.csv: the product lines of each brand, in order: brand, series (shown in the title), model
+  template and price level 0..1.
+- kind_options.csv: the options of each spec axis (axis 1, 2, ...), in order: text in the title (may be
+  empty), text in the description, price tier and the model fragment that replaces `#` in the template.
+
+The order of the rows is part of the generated sequence: a new kind goes at the end.
+"""
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).parent
 
 # An option of one spec axis: (text in the title, text in the description, price tier, model fragment).
-# The title text may be empty (description only). The model fragment replaces `#` in a model template.
 Option = tuple[str, str, float, str]
 # A product line: (series shown in the title, model template, price level 0..1).
 Series = tuple[str, str, float]
-
-
-def o(title: str, desc: str = "", tier: float = 0.0, frag: str = "") -> Option:
-    return (title, desc or title, tier, frag)
-
-
-def s(title: str, model: str = "", level: float = 0.5) -> Series:
-    return (title, model or title, level)
 
 
 @dataclass(frozen=True)
@@ -34,19 +42,37 @@ class Kind:
     sep: str = "/"  # between the spec texts of the title
 
 
-DESKTOP_TAILS = (
-    "预装正版Windows 11专业版，三年上门保修",
-    "预装统信UOS操作系统，三年原厂上门保修",
-    "预装银河麒麟操作系统，五年上门保修",
-    "含原装键盘鼠标，三年原厂保修",
-)
-LAPTOP_TAILS = (
-    "预装正版Windows 11家庭中文版，一年上门保修",
-    "预装统信UOS操作系统，三年原厂保修",
-    "含原装电源适配器及电脑包，两年原厂保修",
-)
-PRINT_TAILS = (
-    "随机附带原装硒鼓，一年上门保修",
-    "支持统信UOS及银河麒麟驱动，三年原厂保修",
-    "含USB数据线，全国联保",
-)
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def load_kinds(folder: Path = HERE) -> tuple[Kind, ...]:
+    brands: dict[tuple[str, str], dict[str, list[Series]]] = {}
+    for r in rows(folder / "kind_series.csv"):
+        lines = brands.setdefault((r["code"], r["unit"]), {}).setdefault(r["brand"], [])
+        lines.append((r["series"], r["model"], float(r["level"])))
+    axes: dict[tuple[str, str], dict[str, list[Option]]] = {}
+    for r in rows(folder / "kind_options.csv"):
+        options = axes.setdefault((r["code"], r["unit"]), {}).setdefault(r["axis"], [])
+        options.append((r["title"], r["text"], float(r["tier"]), r["fragment"]))
+    kinds = []
+    for r in rows(folder / "kinds.csv"):
+        key = (r["code"], r["unit"])
+        kinds.append(
+            Kind(
+                code=r["code"],
+                noun=r["noun"],
+                unit=r["unit"],
+                low=int(r["low"]),
+                high=int(r["high"]),
+                weight=float(r["weight"]),
+                brands=tuple((brand, tuple(lines)) for brand, lines in brands[key].items()),
+                axes=tuple(
+                    tuple(options) for _, options in sorted(axes[key].items(), key=lambda a: int(a[0]))
+                ),
+                tails=tuple(r[f"tail_{i}"] for i in range(1, 5) if r[f"tail_{i}"]),
+                sep=r["title_separator"],
+            )
+        )
+    return tuple(kinds)

@@ -35,11 +35,8 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    try:
+    with Receiver() as r:
         yield r
-    finally:
-        r.stop()
 
 
 async def wait_for(predicate: Any, what: str, within: float = 30.0) -> None:

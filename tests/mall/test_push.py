@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from sqlalchemy import select
@@ -33,7 +33,7 @@ from mall.core.settings import Settings
 from mall.ledger import disclosure, push
 from mall.ledger.models import PushDelivery, PushSubscription
 from tests.conftest import RedisServer
-from tests.factories import World
+from tests.factories import World, movable_clock
 from tests.mall.test_disclosure import expected_hash, verify_items
 from tests.mall.test_publication_faults import worker_env
 from tests.mall.test_supermarket_flow import assert_problem
@@ -57,7 +57,8 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
 
 
 class Receiver:
-    """A real HTTP receiver. `status` is what it answers; `stop()` closes its port."""
+    """A real HTTP receiver. `status` is what it answers; `stop()` closes its port. As a context
+    manager it is started on entry and stopped on exit."""
 
     def __init__(self) -> None:
         self.secret = ""
@@ -114,6 +115,13 @@ class Receiver:
             self._thread.join(10)
             self._server = None
 
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> None:
         with self._lock:
             self.attempts += 1
@@ -138,27 +146,15 @@ class Receiver:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    try:
+    with Receiver() as r:
         yield r
-    finally:
-        r.stop()
 
 
 @pytest.fixture
 def frozen() -> Iterator[Any]:
     """Freeze the project's clock now; `frozen(delta)` moves it forward."""
-    at = [clock.now()]
-    clock.clock.freeze(at[0])
-
-    def advance(delta: timedelta) -> None:
-        at[0] = at[0] + delta
-        clock.clock.freeze(at[0])
-
-    try:
+    with movable_clock() as advance:
         yield advance
-    finally:
-        clock.clock.unfreeze()
 
 
 def payload(i: int, mode: str = "supermarket") -> dict[str, Any]:
@@ -358,8 +354,7 @@ async def test_a_timeout_is_retried_and_the_receiver_dedupes_by_idempotency_key(
 async def test_a_redirect_is_a_failure_and_is_not_followed(
     client: Any, world: World, settings: Settings, receiver: Receiver
 ) -> None:
-    other = Receiver().start()
-    try:
+    with Receiver() as other:
         sub_id = await subscribe(client, world, receiver)
         other.secret = receiver.secret
         receiver.status, receiver.location = 307, other.url
@@ -371,8 +366,6 @@ async def test_a_redirect_is_a_failure_and_is_not_followed(
         assert (
             push.error_label(attempt.error_kind, attempt.status_code) == "接收方返回 HTTP 307（不跟随重定向）"
         )
-    finally:
-        other.stop()
 
 
 async def test_racing_deliverers_never_send_out_of_order_or_twice(

@@ -25,10 +25,13 @@ async def checkout(
     key: str | None = None,
     line: str = "a1",
     who: str = "buyer_a",
+    **fields: str,
 ) -> Any:
+    """POST /api/checkout of these (listing key, quantity) items; `fields` go into the body as well."""
     body = {
         "budget_line_id": str(world.lines[line].id),
         "items": [{"listing_id": str(world.listings[k].id), "quantity": q} for k, q in items],
+        **fields,
     }
     return await client.post(
         "/api/checkout", json=body, headers={**world.h(who), "Idempotency-Key": key or uuid.uuid4().hex}
@@ -388,21 +391,12 @@ async def test_too_many_items_and_control_characters_are_refused(client: Any, wo
 
 async def test_the_delivery_address_and_note_are_checked_not_cut(client: Any, world: World) -> None:
     """Refused with the reason, never silently shortened; the API and the services say the same."""
-    listing = str(world.listings["desk"].id)
     for extra, field in (
         ({"delivery_address": "郑州市\n金水路"}, "delivery_address"),
         ({"delivery_address": "路" * 301}, "delivery_address"),
         ({"note": "备" * 501}, "note"),
     ):
-        r = await client.post(
-            "/api/checkout",
-            json={
-                "budget_line_id": str(world.lines["a1"].id),
-                "items": [{"listing_id": listing, "quantity": "1"}],
-                **extra,
-            },
-            headers={**world.h("buyer_a"), "Idempotency-Key": uuid.uuid4().hex},
-        )
+        r = await checkout(client, world, [("desk", "1")], **extra)
         assert_problem(r, 400, "invalid_input")
         assert field in r.json()["detail"]
     with pytest.raises(InvalidInput) as err:

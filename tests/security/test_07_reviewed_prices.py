@@ -16,6 +16,7 @@ from sqlalchemy import select
 from catalog.models import Listing, PriceChange
 from tests.factories import World
 from tests.mall.test_pages import HTML, login_ok, post_form
+from tests.mall.test_supermarket_flow import checkout
 from tests.security.login_helpers import assert_problem
 
 
@@ -84,14 +85,7 @@ async def test_a_tenfold_price_with_a_new_reference_waits_and_the_old_price_stay
     x = await row(world, lid)
     assert (x.price, x.reference_price) == (Decimal("147.42"), Decimal("150.00"))
     assert [p for p, _, _ in await history(world, lid)] == [Decimal("147.42")]
-    r = await client.post(
-        "/api/checkout",
-        json={
-            "budget_line_id": str(world.lines["a1"].id),
-            "items": [{"listing_id": lid, "quantity": "1"}],
-        },
-        headers={**world.h("buyer_a"), "Idempotency-Key": uuid.uuid4().hex},
-    )
+    r = await checkout(client, world, [("srv", "1")])  # the listing made by live_listing
     assert r.status_code == 201, r.text
     assert r.json()["orders"][0]["total_amount"] == "147.42"
 

@@ -23,11 +23,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from mall.core import clock
 from mall.core.settings import Settings
 from mall.ledger import push
 from mall.ledger.models import PushSubscription
-from tests.factories import World
+from tests.factories import World, movable_clock
 from tests.mall.test_push import Receiver, publish
 from tests.mall.test_supermarket_flow import assert_problem
 
@@ -179,8 +178,7 @@ async def test_each_delivery_checks_the_address_again(
 ) -> None:
     """A receiver registered while its host was listed is refused once the listing is withdrawn:
     nothing reaches it, the attempt is logged as `address_forbidden` and retried with backoff."""
-    receiver = Receiver().start()
-    try:
+    with Receiver() as receiver:
         local = replace(settings, push_allowed_hosts="127.0.0.1")
         async with client_with(local) as c:
             r = await c.post(
@@ -212,8 +210,6 @@ async def test_each_delivery_checks_the_address_again(
         frozen_clock(timedelta(minutes=1))
         run = await push.deliver(world.db, local, sub_id)  # listed again: delivered in order
         assert run.delivered == 2 and receiver.accepted == [1, 2] and receiver.problems == []
-    finally:
-        receiver.stop()
 
 
 class HostRecordingReceiver(Receiver):
@@ -241,8 +237,7 @@ async def test_a_name_that_rebinds_to_loopback_after_registration_is_refused_whe
         return [ipaddress.ip_address(a) for a in answers[host]]
 
     monkeypatch.setattr("mall.ledger.push_addresses.resolve", resolve)
-    receiver = HostRecordingReceiver().start()
-    try:
+    with HostRecordingReceiver() as receiver:
         url = f"http://rebind.test:{receiver.port}/hook"
         async with client_with(settings) as c:
             r = await c.post(
@@ -273,20 +268,9 @@ async def test_a_name_that_rebinds_to_loopback_after_registration_is_refused_whe
         run = await push.deliver(world.db, replace(settings, push_allowed_hosts="rebind.test"), sub_id)
         assert run.delivered == 1 and receiver.accepted == [1] and receiver.problems == []
         assert receiver.hosts == [f"rebind.test:{receiver.port}"]
-    finally:
-        receiver.stop()
 
 
 @pytest.fixture
 def frozen_clock() -> Any:
-    at = [clock.now()]
-    clock.clock.freeze(at[0])
-
-    def advance(delta: timedelta) -> None:
-        at[0] = at[0] + delta
-        clock.clock.freeze(at[0])
-
-    try:
+    with movable_clock() as advance:
         yield advance
-    finally:
-        clock.clock.unfreeze()
