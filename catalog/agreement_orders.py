@@ -7,8 +7,6 @@ suppliers, with the agreement prices as the ceiling (`bidding.service`, through 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from decimal import Decimal
 
@@ -21,11 +19,12 @@ from catalog.agreement_setup import check_call_off, in_force, parse_amount
 from catalog.categories import CATALOG_VERSION
 from catalog.models import AGREEMENT_STATUS_LABELS, Agreement, AgreementProduct
 from mall import orders
+from mall.cart import quantity_of
 from mall.core import clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database
-from mall.core.errors import Forbidden, InvalidInput, NotFound, RuleViolation
-from mall.core.money import MoneyError, money_str, round_money, whole_quantity
+from mall.core.errors import Forbidden, NotFound, RuleViolation
+from mall.core.money import money_str, round_money
 from mall.core.settings import Settings
 from mall.orders.models import Order
 
@@ -53,7 +52,7 @@ class AgreementOrderRequest(AgreementOrderIn, forbid_unknown_fields=True, kw_onl
 
 def _digest(req: AgreementOrderRequest) -> str:
     body = {k: str(v) for k, v in msgspec.structs.asdict(req).items() if k != "idempotency_key"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return orders.request_digest(body)
 
 
 async def place_order(
@@ -62,12 +61,7 @@ async def place_order(
     """Direct selection (直接选定): one agreement product, at or below its agreement price."""
     if who.role != "buyer" or who.org_id is None:
         raise Forbidden("只有采购人可以下协议供货订单", code="forbidden")
-    try:
-        quantity = whole_quantity(req.quantity)
-    except MoneyError:
-        raise InvalidInput(
-            "数量应为正整数（1 到 9999999）", code="invalid_quantity", field="quantity"
-        ) from None
+    quantity = quantity_of(req.quantity)
     wanted = parse_amount(req.unit_price, "成交单价", "unit_price") if req.unit_price.strip() else None
     digest = _digest(req)
 

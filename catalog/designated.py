@@ -10,8 +10,6 @@ the supplier confirms (may lower prices), performs, the buyer accepts and pays.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -30,12 +28,12 @@ from catalog.models import DESIGNATION_STATUS_LABELS, Category, Designation, Ser
 # Named through this module by the callers of its services (the oversight lists, the demo data).
 from catalog.models import DesignationStatus as DesignationStatus
 from mall import orders
+from mall.cart import quantity_of
 from mall.core import clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mall.core.models import Organization
-from mall.core.money import MoneyError, whole_quantity
 from mall.core.settings import Settings
 from mall.orders.models import Order
 
@@ -389,7 +387,7 @@ def _digest(req: ServiceOrderRequest) -> str:
         "service_address": req.service_address,
         "note": req.note,
     }
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return orders.request_digest(body)
 
 
 async def place_order(
@@ -401,14 +399,7 @@ async def place_order(
         raise InvalidInput("请选择至少一项服务", code="no_items")
     if len({i for i, _ in req.items}) != len(req.items):
         raise InvalidInput("同一服务项目不能重复出现", code="duplicate_item")
-    wanted: list[tuple[uuid.UUID, Decimal]] = []
-    for item_id, raw in req.items:
-        try:
-            wanted.append((item_id, whole_quantity(raw)))
-        except MoneyError:
-            raise InvalidInput(
-                "数量应为正整数（1 到 9999999）", code="invalid_quantity", field="quantity"
-            ) from None
+    wanted = [(item_id, quantity_of(raw)) for item_id, raw in req.items]
     digest = _digest(req)
 
     async def attempt(key: str) -> list[Order]:

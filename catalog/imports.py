@@ -27,7 +27,7 @@ from catalog.agreement_queries import ceilings_in_force
 from catalog.goods import brand_key, model_key
 from catalog.models import Category, Listing, ListingImport
 from catalog.structs import ListingDraft
-from mall.core import auth, clock, fields, files, outbox
+from mall.core import auth, clock, fields, files, jobs, outbox
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import DomainError, InvalidInput, NotFound
@@ -138,24 +138,6 @@ def report_bytes(batch: ListingImport) -> bytes:
     return spreadsheet.report_csv((int(r[0]), str(r[1]), str(r[2])) for r in batch.report or [])
 
 
-async def _claim(db: Database, import_id: uuid.UUID, stale_after: timedelta) -> bool:
-    """queued → running (or a run that stalled: its worker died). Only one job wins."""
-    async with db.write() as tx:
-        result = await tx.session.execute(
-            update(ListingImport)
-            .where(
-                ListingImport.id == import_id,
-                (ListingImport.status == JobStatus.QUEUED)
-                | (
-                    (ListingImport.status == JobStatus.RUNNING)
-                    & (ListingImport.finished_at < clock.now() - stale_after)  # heartbeat in finished_at
-                ),
-            )
-            .values(status=JobStatus.RUNNING, processed=0, finished_at=clock.now())
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
 async def _progress(db: Database, import_id: uuid.UUID, processed: int, **values: Any) -> None:
     async with db.write() as tx:
         await tx.session.execute(
@@ -170,7 +152,8 @@ async def process_import(
 ) -> dict[str, int]:
     """The job: read the upload (within the spreadsheet limits), validate every row, then write the
     good ones in one transaction; the upload is deleted from the store once the import has ended."""
-    if not await _claim(db, import_id, timedelta(minutes=5)):
+    # An import's heartbeat is its finished_at, refreshed with every progress report.
+    if not await jobs.claim(db, ListingImport, import_id, ListingImport.finished_at, processed=0):
         return {"skipped": 1}
     result = await _process(db, store, import_id, margin=margin, ceiling=ceiling)
     await drop_upload(db, store, import_id)
@@ -329,20 +312,7 @@ async def prune_uploads(db: Database, store: files.FileStore) -> int:
 
 async def stalled(db: Database, older_than: timedelta) -> list[uuid.UUID]:
     """Queued imports whose job was lost (Redis down at upload, worker killed): enqueue them again."""
-    cutoff = clock.now() - older_than
-    async with db.read() as s:
-        rows = await s.execute(
-            select(ListingImport.id)
-            .where(
-                ((ListingImport.status == JobStatus.QUEUED) & (ListingImport.created_at < cutoff))
-                | (
-                    (ListingImport.status == JobStatus.RUNNING)
-                    & (ListingImport.finished_at < cutoff - timedelta(minutes=5))
-                )
-            )
-            .limit(20)
-        )
-        return list(rows.scalars())
+    return await jobs.stalled(db, ListingImport, ListingImport.finished_at, older_than)
 
 
 async def count_queued(db: Database) -> int:

@@ -211,38 +211,44 @@ def _busy(job_id: str) -> bool:
     return False
 
 
-def schedule_close(procedure_id: uuid.UUID, at: Any) -> bool:
-    """Close a procedure at its end time (RQ's scheduler). One job id per procedure: scheduling
-    again (an anti-sniping extension) moves the same job. A lost schedule is caught by the cron."""
+def _schedule(
+    at: Any,
+    func: str,
+    job_id: str,
+    target: uuid.UUID,
+    *,
+    keep: int,
+    lost: str,
+    keep_failed: int | None = 24 * 3600,
+) -> bool:
+    """Enqueue `func` for one record at `at` (RQ's scheduler); `keep` and `keep_failed` are how long
+    a result and a failure are kept (None: RQ's default). A Redis outage is logged, not raised: the
+    cron catches a lost schedule (`lost` names the job and what the cron will do)."""
     if _settings is None:
         return False
     try:
-        queue().enqueue_at(
-            at,
-            "workers.jobs.close_procedure",
-            str(procedure_id),
-            job_id=f"close-{procedure_id}",
-            result_ttl=3600,
-            failure_ttl=24 * 3600,
-        )
+        queue().enqueue_at(at, func, str(target), job_id=job_id, result_ttl=keep, failure_ttl=keep_failed)
         return True
     except Exception as exc:
-        log.warning("close of %s not scheduled (%s); the cron will close it", procedure_id, exc)
+        log.warning(lost, target, exc)
         return False
+
+
+def schedule_close(procedure_id: uuid.UUID, at: Any) -> bool:
+    """Close a procedure at its end time. One job id per procedure: scheduling again (an anti-sniping
+    extension) moves the same job."""
+    job_id = f"close-{procedure_id}"
+    lost = "close of %s not scheduled (%s); the cron will close it"
+    return _schedule(at, "workers.jobs.close_procedure", job_id, procedure_id, keep=3600, lost=lost)
 
 
 def schedule_award_lapse(procedure_id: uuid.UUID, at: Any) -> bool:
     """When the winner's confirmation window ends, pass the award on (the job checks it is still due)."""
-    if _settings is None:
-        return False
-    try:
-        queue().enqueue_at(
-            at, "workers.jobs.lapse_award", str(procedure_id), job_id=f"lapse-{procedure_id}", result_ttl=3600
-        )
-        return True
-    except Exception as exc:
-        log.warning("award lapse of %s not scheduled (%s); the cron will pass it on", procedure_id, exc)
-        return False
+    job_id = f"lapse-{procedure_id}"
+    lost = "award lapse of %s not scheduled (%s); the cron will pass it on"
+    return _schedule(
+        at, "workers.jobs.lapse_award", job_id, procedure_id, keep=3600, lost=lost, keep_failed=None
+    )
 
 
 def push_soon(subscription_id: uuid.UUID) -> bool:
@@ -261,23 +267,11 @@ def push_started(subscription_id: str) -> None:
 
 
 def schedule_push(subscription_id: uuid.UUID, at: Any) -> bool:
-    """The next attempt after a failure, at the end of its backoff (RQ's scheduler). One scheduled job
-    per subscription: a later failure moves it. The cron catches a lost schedule."""
-    if _settings is None:
-        return False
-    try:
-        queue().enqueue_at(
-            at,
-            "workers.jobs.deliver_push",
-            str(subscription_id),
-            job_id=f"push-retry-{subscription_id}",
-            result_ttl=60,
-            failure_ttl=24 * 3600,
-        )
-        return True
-    except Exception as exc:
-        log.warning("push retry of %s not scheduled (%s); the cron will retry", subscription_id, exc)
-        return False
+    """The next attempt after a failure, at the end of its backoff. One scheduled job per
+    subscription: a later failure moves it."""
+    job_id = f"push-retry-{subscription_id}"
+    lost = "push retry of %s not scheduled (%s); the cron will retry"
+    return _schedule(at, "workers.jobs.deliver_push", job_id, subscription_id, keep=60, lost=lost)
 
 
 def enqueue_import(import_id: uuid.UUID) -> bool:

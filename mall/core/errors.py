@@ -143,24 +143,23 @@ def use_error_page(page: ErrorPage) -> None:
     _error_page = page
 
 
-def _page(
+def _refusal(
     request: Request[Any, Any, Any],
     status: int,
     code: str,
     detail: str,
+    extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
-) -> Response[Any] | None:
-    if _error_page is None or not _wants_html(request):
-        return None
-    return _error_page(request, status, code, detail, headers)
+) -> Response[Any]:
+    """The web shell's error page for a browser; a problem document for everyone else."""
+    if _error_page is not None and _wants_html(request):
+        return _error_page(request, status, code, detail, headers)
+    return problem(status, code, detail, request.url.path, extra, headers)
 
 
 def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     headers = getattr(exc, "headers", None)  # e.g. Retry-After of a login throttle
-    page = _page(request, exc.status, exc.code, exc.detail, headers)
-    if page is not None:
-        return page
-    return problem(exc.status, exc.code, exc.detail, request.url.path, exc.extra, headers)
+    return _refusal(request, exc.status, exc.code, exc.detail, exc.extra, headers)
 
 
 def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -188,10 +187,7 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
     else:
         code, detail = f"http_{status}", "请求无法处理"
     headers = exc.headers if status == 429 else None  # the rate limit's Retry-After
-    page = _page(request, status, code, detail, headers)
-    if page is not None:
-        return page
-    return problem(status, code, detail, request.url.path, headers=headers)
+    return _refusal(request, status, code, detail, headers=headers)
 
 
 _MESSAGES = [
@@ -254,29 +250,12 @@ def database_error_handler(request: Request[Any, Any, Any], exc: DBAPIError) -> 
     else:
         return internal_error_handler(request, exc)
     log.warning("database refused %s %s: %s", request.method, request.url.path, text[:300])
-    page = _page(request, status, code, detail)
-    if page is not None:
-        return page
-    return problem(status, code, detail, request.url.path)
+    return _refusal(request, status, code, detail)
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    page = _page(request, 500, "internal_error", "服务器出现内部错误，请稍后重试")
-    if page is not None:
-        return page
-    return Response(
-        content={
-            "type": "about:blank",
-            "title": "服务器内部错误",
-            "status": 500,
-            "code": "internal_error",
-            "detail": "服务器出现内部错误，请稍后重试",
-            "instance": request.url.path,
-        },
-        status_code=500,
-        media_type=PROBLEM,
-    )
+    return _refusal(request, 500, "internal_error", "服务器出现内部错误，请稍后重试")
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

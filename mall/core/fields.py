@@ -124,6 +124,17 @@ def _multi(max_length: int, description: str = "") -> msgspec.Meta:
     )
 
 
+def _formed(max_length: int, description: str, pattern: str | None = None, example: str = "") -> msgspec.Meta:
+    """A value of a set form (an amount, a quantity, a code, a date) within `max_length` characters;
+    with `pattern`, msgspec refuses any other form."""
+    return msgspec.Meta(
+        max_length=max_length,
+        pattern=pattern,
+        description=description,
+        examples=[example] if example else None,
+    )
+
+
 # ------------------------------------------------------------------ types for Structs
 
 Username = Annotated[str, _single(USERNAME_MAX, 1, "用户名")]
@@ -158,77 +169,27 @@ BidText = Annotated[
     str, _single(BID_TEXT_MAX, 0, "报价金额（元），按输入原样记入出价日志，格式由竞价规则检查")
 ]
 Amount = Annotated[
-    str,
-    msgspec.Meta(
-        max_length=AMOUNT_MAX,
-        pattern=AMOUNT_PATTERN,
-        description="金额（元），最多两位小数的十进制字符串",
-        examples=["4599.00"],
-    ),
+    str, _formed(AMOUNT_MAX, "金额（元），最多两位小数的十进制字符串", AMOUNT_PATTERN, "4599.00")
 ]
-OptionalAmount = Annotated[
-    str,
-    msgspec.Meta(
-        max_length=AMOUNT_MAX,
-        pattern=OPTIONAL_AMOUNT_PATTERN,
-        description="金额（元），可为空",
-        examples=["4599.00"],
-    ),
-]
-Quantity = Annotated[
-    str,
-    msgspec.Meta(
-        max_length=QUANTITY_MAX, pattern=QUANTITY_PATTERN, description="数量（十进制字符串）", examples=["1"]
-    ),
-]
-CreditCode = Annotated[
-    str,
-    msgspec.Meta(
-        max_length=CREDIT_CODE_LENGTH, pattern=CREDIT_CODE_PATTERN, description="18位统一社会信用代码"
-    ),
-]
+OptionalAmount = Annotated[str, _formed(AMOUNT_MAX, "金额（元），可为空", OPTIONAL_AMOUNT_PATTERN, "4599.00")]
+Quantity = Annotated[str, _formed(QUANTITY_MAX, "数量（十进制字符串）", QUANTITY_PATTERN, "1")]
+CreditCode = Annotated[str, _formed(CREDIT_CODE_LENGTH, "18位统一社会信用代码", CREDIT_CODE_PATTERN)]
 CategoryCode = Annotated[
-    str,
-    msgspec.Meta(
-        max_length=CATEGORY_CODE_MAX,
-        pattern=CATEGORY_CODE_PATTERN,
-        description="2022版品目编码",
-        examples=["A02010104"],
-    ),
+    str, _formed(CATEGORY_CODE_MAX, "2022版品目编码", CATEGORY_CODE_PATTERN, "A02010104")
 ]
-RegionCode = Annotated[
-    str,
-    msgspec.Meta(max_length=REGION_CODE_LENGTH, pattern=REGION_CODE_PATTERN, description="6位行政区划代码"),
-]
+RegionCode = Annotated[str, _formed(REGION_CODE_LENGTH, "6位行政区划代码", REGION_CODE_PATTERN)]
 
 # Fields whose malformed values the service refuses with a code of its own that the API has promised
 # (listing_invalid, price_invalid, invalid_quantity, organization_invalid…): only their length is
 # bounded here, so the API and the page forms answer a malformed value alike (docs/decisions.md).
-AmountText = Annotated[
-    str,
-    msgspec.Meta(
-        max_length=AMOUNT_MAX, description="金额（元），最多两位小数的十进制字符串", examples=["4599.00"]
-    ),
-]
-QuantityText = Annotated[
-    str, msgspec.Meta(max_length=QUANTITY_MAX, description="数量（十进制字符串）", examples=["1"])
-]
-CreditCodeText = Annotated[
-    str, msgspec.Meta(max_length=CREDIT_CODE_LENGTH, description="18位统一社会信用代码")
-]
+AmountText = Annotated[str, _formed(AMOUNT_MAX, "金额（元），最多两位小数的十进制字符串", example="4599.00")]
+QuantityText = Annotated[str, _formed(QUANTITY_MAX, "数量（十进制字符串）", example="1")]
+CreditCodeText = Annotated[str, _formed(CREDIT_CODE_LENGTH, "18位统一社会信用代码")]
 ListingCategoryCode = Annotated[
-    str,
-    msgspec.Meta(
-        max_length=CATEGORY_CODE_MAX,
-        pattern=OPTIONAL_CATEGORY_CODE_PATTERN,
-        description="2022版品目编码（货物类）",
-        examples=["A02010105"],
-    ),
+    str, _formed(CATEGORY_CODE_MAX, "2022版品目编码（货物类）", OPTIONAL_CATEGORY_CODE_PATTERN, "A02010105")
 ]
-ProjectCode = Annotated[
-    str, msgspec.Meta(max_length=PROJECT_CODE_MAX, description="项目编码：2至40位字母、数字或 - _ .")
-]
-Choice = Annotated[str, msgspec.Meta(max_length=CHOICE_MAX, description="取值见说明")]
+ProjectCode = Annotated[str, _formed(PROJECT_CODE_MAX, "项目编码：2至40位字母、数字或 - _ .")]
+Choice = Annotated[str, _formed(CHOICE_MAX, "取值见说明")]
 
 # Litestar's OpenAPI generator keeps the constraints of a plain or optional field, but drops those of
 # a union with another type and of a map's values; msgspec enforces them all the same. These put the
@@ -245,13 +206,8 @@ AMOUNT_VALUES = _documented(
     additionalProperties={"type": "string", "maxLength": AMOUNT_MAX, "description": "金额（元）"}
 )
 FILTER_VALUES = _documented(additionalProperties={"type": "string", "maxLength": FILTER_MAX})
-DateText = Annotated[
-    str, msgspec.Meta(max_length=DATE_MAX, description="日期，YYYY-MM-DD", examples=["2026-12-31"])
-]
-Rate = Annotated[
-    str,
-    msgspec.Meta(max_length=RATE_MAX, description="折扣率：大于0且不超过1，最多四位小数", examples=["0.92"]),
-]
+DateText = Annotated[str, _formed(DATE_MAX, "日期，YYYY-MM-DD", example="2026-12-31")]
+Rate = Annotated[str, _formed(RATE_MAX, "折扣率：大于0且不超过1，最多四位小数", example="0.92")]
 
 
 # ------------------------------------------------------------------ checks for services and forms
@@ -320,9 +276,7 @@ def spreadsheet_safe(value: str) -> str:
 
 # An idempotency key as a page form sends it: only bounded here (as the API's header is); its form is
 # checked by `mall.orders.idempotent`, which answers with the code the API promised.
-IdempotencyKeyText = Annotated[
-    str, msgspec.Meta(max_length=200, description="幂等键：8至100个可见ASCII字符", examples=["order-0001"])
-]
+IdempotencyKeyText = Annotated[str, _formed(200, "幂等键：8至100个可见ASCII字符", example="order-0001")]
 # A 品目 code as typed into a page form: one line within the code's length; its shape and whether it
 # is in the catalogue are the service's to check, with the rest of the form.
 CategoryCodeText = Annotated[str, _single(CATEGORY_CODE_MAX, 0, "品目编码")]

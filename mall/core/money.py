@@ -15,17 +15,22 @@ class MoneyError(ValueError):
     pass
 
 
+def _plain(value: Decimal | str | int, form: re.Pattern[str], what: str, whats: str) -> Decimal:
+    """`value` as a Decimal if it is written in `form`: only plain decimals, no exponents ("1e9"),
+    signs, separators or spaces inside; floats are refused (`what`, `whats`: the refusal's words)."""
+    if isinstance(value, float):
+        raise MoneyError(f"float {whats} are refused")
+    if not form.fullmatch(str(value).strip()):
+        raise MoneyError(f"not a plain {what}: {value!r}")
+    try:
+        return Decimal(str(value).strip())
+    except (InvalidOperation, ValueError) as exc:
+        raise MoneyError(f"not a plain {what}: {value!r}") from exc
+
+
 def money(value: Decimal | str | int) -> Decimal:
     """Parse an amount; refuses floats, NaN, infinities and more than two decimals."""
-    if isinstance(value, float):
-        raise MoneyError("float amounts are refused")
-    if not _PLAIN_AMOUNT.fullmatch(str(value).strip()):
-        # Only plain decimals: no exponents ("1e9"), signs, separators or spaces inside.
-        raise MoneyError(f"not a plain amount: {value!r}")
-    try:
-        d = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError) as exc:
-        raise MoneyError(f"not an amount: {value!r}") from exc
+    d = _plain(value, _PLAIN_AMOUNT, "amount", "amounts")
     if not d.is_finite() or abs(d) >= MAX_AMOUNT:
         raise MoneyError(f"not an amount: {value!r}")
     if d != d.quantize(CENT):
@@ -51,14 +56,7 @@ def money_str(d: Decimal) -> str:
 
 
 def quantity(value: Decimal | str | int) -> Decimal:
-    if isinstance(value, float):
-        raise MoneyError("float quantities are refused")
-    if not _PLAIN_QUANTITY.fullmatch(str(value).strip()):
-        raise MoneyError(f"not a plain quantity: {value!r}")
-    try:
-        d = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError) as exc:
-        raise MoneyError(f"not a quantity: {value!r}") from exc
+    d = _plain(value, _PLAIN_QUANTITY, "quantity", "quantities")
     if not d.is_finite() or d <= 0 or d >= MAX_AMOUNT or d != d.quantize(Decimal("0.001")):
         raise MoneyError(f"not a quantity: {value!r}")
     return normalize_quantity(d)

@@ -329,25 +329,28 @@ class VerifyResult:
     seq: int | None = None
 
 
+async def records_after(db: Database, after: int, limit: int, *columns: Any) -> list[Any]:
+    """The given columns of at most `limit` ledger records after `after`, in chain order: rows to
+    unpack."""
+    async with db.read() as s:
+        stmt = (
+            select(*columns).where(DisclosureRecord.seq > after).order_by(DisclosureRecord.seq).limit(limit)
+        )
+        return list((await s.execute(stmt)).all())
+
+
 async def iter_bodies(db: Database, batch: int = 2000) -> AsyncIterator[tuple[int, str, str, str]]:
     after = 0
     while True:
-        async with db.read() as s:
-            rows = list(
-                (
-                    await s.execute(
-                        select(
-                            DisclosureRecord.seq,
-                            DisclosureRecord.body,
-                            DisclosureRecord.hash,
-                            DisclosureRecord.prev_hash,
-                        )
-                        .where(DisclosureRecord.seq > after)
-                        .order_by(DisclosureRecord.seq)
-                        .limit(batch)
-                    )
-                ).all()
-            )
+        rows = await records_after(
+            db,
+            after,
+            batch,
+            DisclosureRecord.seq,
+            DisclosureRecord.body,
+            DisclosureRecord.hash,
+            DisclosureRecord.prev_hash,
+        )
         if not rows:
             return
         for seq, body, h, prev in rows:

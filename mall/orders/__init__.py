@@ -34,6 +34,7 @@ from mall.orders.place import (
     new_number,
     open_confirmed_order,
     open_order,
+    request_digest,
     require_active_suppliers,
 )
 from mall.orders.queries import can_see, get_order, list_orders, payment_state
@@ -67,6 +68,7 @@ __all__ = [
     "receive",
     "record_event",
     "request_cancel",
+    "request_digest",
     "require_active_suppliers",
     "ship",
     "void",

@@ -13,7 +13,7 @@ import re
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -71,6 +71,12 @@ def _digest(req: CheckoutRequest, items: list[tuple[uuid.UUID, Decimal]]) -> str
     }
     if req.agreed_prices:
         body["prices"] = sorted([str(i), str(unit_price_of(p))] for i, p in req.agreed_prices)
+    return request_digest(body)
+
+
+def request_digest(body: Mapping[str, object]) -> str:
+    """The fingerprint of an order request, kept with its checkout: a retry under the same key must
+    be the same request. `body` holds the request's fields as JSON values."""
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from mall.core import clock, files, outbox
+from mall.core import clock, files, jobs, outbox
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import InvalidInput, NotFound
@@ -99,7 +99,7 @@ async def prune_files(db: Database, settings: Settings) -> int:
     before = clock.now() - timedelta(days=settings.export_keep_days)
     store = files.store_for(settings, db)
     async with db.read() as s:
-        jobs = list(
+        expired = list(
             (
                 await s.execute(
                     select(ExportJob.id, ExportJob.file_key).where(
@@ -108,11 +108,11 @@ async def prune_files(db: Database, settings: Settings) -> int:
                 )
             ).all()
         )
-    for job_id, key in jobs:
+    for job_id, key in expired:
         if key:
             await store.delete(key)
         await _set(db, job_id, status=JobStatus.EXPIRED, file_key="")
-    return len(jobs)
+    return len(expired)
 
 
 async def job_file(store: files.FileStore, settings: Settings, job: ExportJob) -> files.FileInfo:
@@ -134,24 +134,6 @@ def job_download_name(job: ExportJob) -> str:
     return f"成交记录-{clock.local_date(job.created_at).strftime('%Y%m%d')}-{str(job.id)[:8]}{SUFFIXES[job.format]}"
 
 
-async def _claim(db: Database, job_id: uuid.UUID, stale_after: timedelta) -> bool:
-    """queued → running (or a run whose worker died: no heartbeat for a while). Only one job wins."""
-    async with db.write() as tx:
-        result = await tx.session.execute(
-            update(ExportJob)
-            .where(
-                ExportJob.id == job_id,
-                (ExportJob.status == JobStatus.QUEUED)
-                | (
-                    (ExportJob.status == JobStatus.RUNNING)
-                    & (ExportJob.heartbeat_at < clock.now() - stale_after)
-                ),
-            )
-            .values(status=JobStatus.RUNNING, rows_done=0, heartbeat_at=clock.now())
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
 async def _set(db: Database, job_id: uuid.UUID, **values: Any) -> None:
     async with db.write() as tx:
         await tx.session.execute(update(ExportJob).where(ExportJob.id == job_id).values(**values))
@@ -160,7 +142,7 @@ async def _set(db: Database, job_id: uuid.UUID, **values: Any) -> None:
 async def run_job(db: Database, settings: Settings, job_id: uuid.UUID) -> str:
     """The job: write the file into the file store, reporting progress; idempotent (a finished job is
     left alone, a rerun replaces what a dead run half-wrote)."""
-    if not await _claim(db, job_id, timedelta(minutes=5)):
+    if not await jobs.claim(db, ExportJob, job_id, ExportJob.heartbeat_at, rows_done=0):
         return "skipped"
     async with db.read() as s:
         job = await s.get(ExportJob, job_id)
@@ -215,17 +197,4 @@ async def run_job(db: Database, settings: Settings, job_id: uuid.UUID) -> str:
 
 async def stalled(db: Database, older_than: timedelta) -> list[uuid.UUID]:
     """Queued exports whose job was lost, or running ones whose worker died: enqueue them again."""
-    cutoff = clock.now() - older_than
-    async with db.read() as s:
-        rows = await s.execute(
-            select(ExportJob.id)
-            .where(
-                ((ExportJob.status == JobStatus.QUEUED) & (ExportJob.created_at < cutoff))
-                | (
-                    (ExportJob.status == JobStatus.RUNNING)
-                    & (ExportJob.heartbeat_at < cutoff - timedelta(minutes=5))
-                )
-            )
-            .limit(20)
-        )
-        return list(rows.scalars())
+    return await jobs.stalled(db, ExportJob, ExportJob.heartbeat_at, older_than)

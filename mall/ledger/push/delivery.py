@@ -27,6 +27,7 @@ from mall.core import clock, outbox
 from mall.core.db import Database
 from mall.core.settings import Settings
 from mall.ledger import push_addresses
+from mall.ledger.disclosure import records_after
 from mall.ledger.models import DisclosureRecord, LedgerHead, PushDelivery, PushStatus, PushSubscription
 
 log = logging.getLogger("mall.push")
@@ -242,20 +243,8 @@ async def _deliver_locked(
     progress = _Progress(subscription_id, sub.cursor, sub.consecutive_failures)
     url, secret, mode = sub.url, sub.secret, sub.mode
     while not run.more:
-        async with db.read() as s:
-            rows = (
-                await s.execute(
-                    select(
-                        DisclosureRecord.seq,
-                        DisclosureRecord.id,
-                        DisclosureRecord.mode,
-                        DisclosureRecord.body,
-                    )
-                    .where(DisclosureRecord.seq > progress.passed)
-                    .order_by(DisclosureRecord.seq)
-                    .limit(READ_CHUNK)
-                )
-            ).all()
+        columns = (DisclosureRecord.seq, DisclosureRecord.id, DisclosureRecord.mode, DisclosureRecord.body)
+        rows = await records_after(db, progress.passed, READ_CHUNK, *columns)
         if not rows:
             break
         for seq, record_id, record_mode, body in rows:
