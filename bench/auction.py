@@ -32,16 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import (
-    BENCH_PASSWORD,
-    Stack,
-    base_args,
-    build_world,
-    emit,
-    latency_summary,
-    log,
-    stage,
-)
+from bench._harness import BENCH_PASSWORD, Stack, base_args, build_world, emit, latency_summary, log, stage
 
 CEILING = 10_000_000  # yuan: room for many steps
 WATCHERS = 100

@@ -15,7 +15,7 @@ from bidding import rules
 from bidding.models import Offer, Procedure, ProcedureKind, ProcedureStatus
 from bidding.service import inquiry_rules_of, lock, rules_of
 from bidding.views import bids_of, items_of, quotes_of
-from mall import budgets
+from mall import accounts, budgets
 from mall.core import clock, outbox
 from mall.core.db import Database, Tx
 from mall.core.errors import Conflict
@@ -88,12 +88,8 @@ async def ranked_quotes(tx: Tx, p: Procedure) -> list[dict[str, Any]]:
     names = {
         str(i): n
         for i, n in (
-            await tx.session.execute(
-                select(Organization.id, Organization.name).where(
-                    Organization.id.in_([uuid.UUID(o.supplier) for o in result.ranked])
-                )
-            )
-        ).all()
+            await accounts.names_of(tx.session, (uuid.UUID(o.supplier) for o in result.ranked))
+        ).items()
     }
     return [
         {

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.models import Offer, Procedure, ProcedureStatus
 from bidding.views import ranked_with_flags
-from mall.core.models import Organization
+from mall import accounts
 
 # Statuses after the deadline, once offers are open (identities may be shown to the regulator).
 OPENED = (
@@ -88,17 +88,7 @@ async def bidding_watch(session: AsyncSession, *, recent: int = 200) -> BiddingW
     org_ids: set[uuid.UUID] = {p.buyer_org_id for p in procedures}
     org_ids |= {o.supplier_org_id for group in offers.values() for o in group}
     org_ids |= {uuid.UUID(s) for p in procedures for s in (p.passed_over or [])}
-    names = (
-        dict(
-            (
-                await session.execute(
-                    select(Organization.id, Organization.name).where(Organization.id.in_(org_ids))
-                )
-            ).all()
-        )
-        if org_ids
-        else {}
-    )
+    names = await accounts.names_of(session, org_ids)
 
     low: list[LowOffer] = []
     failed: list[FailedProcedure] = []

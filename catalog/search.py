@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from litestar.di import NamedDependency
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mall import accounts
 from mall.core.errors import InvalidInput, Unavailable
 from mall.core.fields import SEARCH_MAX, bad_character
-from mall.core.models import Organization
 from mall.core.money import MoneyError, money
 from search_index.backend import MAX_PER_PAGE, SORTS, SearchBackend, SearchQuery, SearchResult
 
@@ -202,10 +201,7 @@ async def supplier_names(session: AsyncSession, ids: list[str]) -> dict[str, str
         except ValueError:
             continue
     if wanted:
-        rows = await session.execute(
-            select(Organization.id, Organization.name).where(Organization.id.in_(wanted))
-        )
-        for org_id, name in rows.all():
+        for org_id, name in (await accounts.names_of(session, wanted)).items():
             out[str(org_id)] = name
             _names[str(org_id)] = (name, now)
         if len(_names) > 50_000:  # bounded: drop everything and start again

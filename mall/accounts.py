@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 
 import msgspec
 from sqlalchemy import func, select
@@ -69,6 +70,17 @@ async def register_org(db: Database, who: Principal | None, draft: OrganizationC
         tx.session.add(org)
         audit(tx, who, "org_registered", code, org.name)
     return org
+
+
+async def names_of(session: AsyncSession, org_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The names of these organizations, by id (an unknown id is left out)."""
+    wanted = set(org_ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Organization.id, Organization.name).where(Organization.id.in_(wanted))
+    )
+    return {org_id: name for org_id, name in rows.all()}
 
 
 async def create_user(

@@ -57,14 +57,7 @@ from meilisearch.index import Index
 from meilisearch.models.task import Task, TaskInfo
 
 from mall.core.money import from_cents, money_str, to_cents
-from search_index.backend import (
-    MAX_PER_PAGE,
-    SORTS,
-    Hit,
-    ProductDocument,
-    SearchQuery,
-    SearchResult,
-)
+from search_index.backend import MAX_PER_PAGE, SORTS, Hit, ProductDocument, SearchQuery, SearchResult
 
 PRIMARY_KEY = "id"
 TEXT_FIELDS = ("title", "brand", "spec_model", "category_name", "description")

@@ -6,10 +6,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import (
-    ForeignKey,
-    UniqueConstraint,
-)
+from sqlalchemy import ForeignKey, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mall.core.db import Base, IdMixin, Money, Quantity, UTCDateTime

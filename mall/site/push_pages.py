@@ -9,12 +9,11 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
-from sqlalchemy import select
 
+from mall import accounts
 from mall.core.auth import allow
 from mall.core.errors import InvalidInput
 from mall.core.fields import Choice
-from mall.core.models import Organization
 from mall.ledger import push
 from mall.ledger.disclosure import MODE_LABELS
 from mall.site.push_routes import SubscriptionIn, register
@@ -53,17 +52,7 @@ class SubscriptionPages(Controller):
             rows = [(sub, push.state_of(sub), await push.backlog(s, sub)) for sub in subs]
             # the platform admin sees every organization's subscriptions: say whose each one is
             owner_ids = {sub.org_id for sub in subs}
-            owners = (
-                dict(
-                    (
-                        await s.execute(
-                            select(Organization.id, Organization.name).where(Organization.id.in_(owner_ids))
-                        )
-                    ).all()
-                )
-                if owner_ids
-                else {}
-            )
+            owners = await accounts.names_of(s, owner_ids)
         return render(
             request,
             "push_subscriptions.html",

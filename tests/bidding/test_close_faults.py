@@ -30,12 +30,7 @@ from mall.core.settings import Settings
 from mall.ledger.models import DisclosureRecord
 from tests.conftest import RedisServer
 from tests.factories import World
-from tests.mall.test_publication_faults import (
-    start_worker,
-    stop_worker,
-    wait_for,
-    worker_env,
-)
+from tests.mall.test_publication_faults import start_worker, stop_worker, wait_for, worker_env
 
 
 async def inquiry_ending_soon(world: World, seconds: float) -> Procedure:

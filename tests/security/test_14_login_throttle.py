@@ -12,13 +12,7 @@ from mall.core import clock
 from mall.core.models import AuditEntry, User
 from mall.core.settings import Settings
 from tests.factories import PASSWORD, World
-from tests.security.login_helpers import (
-    HTML,
-    assert_problem,
-    login_form,
-    served_clients,
-    token_request,
-)
+from tests.security.login_helpers import HTML, assert_problem, login_form, served_clients, token_request
 
 
 async def _logins_of(world: World, username: str) -> int:
