@@ -393,38 +393,44 @@ async def world(clean: None, db: Database, settings: Settings, snapshots: Snapsh
     return w
 
 
-@pytest.fixture(scope="session")
-async def session_app(settings: Settings) -> AsyncIterator[Any]:
-    from mall.site.app import create_app
-
-    application = create_app(settings)
-    yield application
-    await application.state.db.dispose()
-    await application.state.room_redis.aclose()
+_APPS: dict[Settings, Any] = {}
 
 
-@pytest.fixture
-async def app(session_app: Any, settings: Settings) -> AsyncIterator[Any]:
-    """The app `create_app(settings)` built, once for the session. Tests that need other settings build
-    their own. What building it also did for each test is done again here."""
-    import logging
-
+def app_for(settings: Settings) -> Any:
+    """The app `create_app(settings)` builds, built once per distinct settings for the run (building
+    one takes most of a second). What building it also did is done again for each caller: the queues
+    point at these settings, and the room channels start afresh on the caller's event loop (each test
+    client runs the app and its lifespan, which closes the pool and the Redis connections at its end).
+    Callers close the app's connections when done, as they would a new app's."""
     from workers import queues
 
+    application = _APPS.get(settings)
+    if application is None:
+        from mall.site.app import create_app
+
+        application = _APPS[settings] = create_app(settings)
+        return application
     queues.configure(settings)
-    logging.getLogger("mall").setLevel(logging.INFO)
-    # Each test client runs the app (and its lifespan) on an event loop of its own, and the lifespan
-    # closes the database pool and the Redis connections at its end. What the room channels keep
-    # across a lifespan is tied to the loop it first ran on: start it afresh, as a new app would.
-    channels = session_app.state.channels
+    queues.register_topics()
+    channels = application.state.channels
     channels._channels = {}
     backend = channels._backend
     backend._has_subscribed = type(backend._has_subscribed)()
     backend._RedisChannelsPubSubBackend__pub_sub = None
-    yield session_app
+    return application
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Any]:
+    """The app `create_app(settings)` builds (once for the run, see `app_for`)."""
+    import logging
+
+    application = app_for(settings)
+    logging.getLogger("mall").setLevel(logging.INFO)
+    yield application
     # Clients that do not run the lifespan (httpx.ASGITransport) leave pooled connections behind.
-    await session_app.state.db.dispose()
-    await session_app.state.room_redis.aclose()
+    await application.state.db.dispose()
+    await application.state.room_redis.aclose()
 
 
 @pytest.fixture

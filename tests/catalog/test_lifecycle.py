@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from catalog.models import Listing, PriceChange
 from mall.core.models import AuditEntry, OrgKind, Outbox
 from mall.core.settings import Settings
+from tests.conftest import app_for
 from tests.factories import World
 from tests.security.login_helpers import assert_problem
 
@@ -173,9 +174,7 @@ async def strict_client(settings: Settings, world: World) -> AsyncIterator[Any]:
     """The same mall, started with a stricter price rule (1% instead of 5%): as if the setting changed."""
     from litestar.testing import AsyncTestClient
 
-    from mall.site.app import create_app
-
-    application = create_app(dataclasses.replace(settings, price_margin=Decimal("0.01")))
+    application = app_for(dataclasses.replace(settings, price_margin=Decimal("0.01")))
     try:
         async with AsyncTestClient(app=application) as c:
             yield c

@@ -32,7 +32,7 @@ from mall.core import clock
 from mall.core.settings import Settings
 from mall.ledger import disclosure, push
 from mall.ledger.models import PushDelivery, PushSubscription
-from tests.conftest import RedisServer
+from tests.conftest import RedisServer, app_for
 from tests.factories import World, movable_clock
 from tests.mall.test_disclosure import expected_hash, verify_items
 from tests.mall.test_publication_faults import worker_env
@@ -49,9 +49,7 @@ def loopback_allowed(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Any]:
-    from mall.site.app import create_app
-
-    application = create_app(loopback_allowed(settings))
+    application = app_for(loopback_allowed(settings))
     yield application
     await application.state.db.dispose()
 

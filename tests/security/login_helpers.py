@@ -11,16 +11,18 @@ from typing import Any
 import httpx
 
 from mall.core.settings import Settings
+from tests.conftest import app_for
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 
 
 @contextlib.asynccontextmanager
-async def served(settings: Settings, **overrides: Any) -> AsyncIterator[Any]:
-    """The app as `create_app` builds it for these settings; its connections are closed afterwards."""
+async def served(settings: Settings, *, separate: bool = False, **overrides: Any) -> AsyncIterator[Any]:
+    """The app as `create_app` builds it for these settings (`separate`: an app of its own, as in
+    another process, not the one the run shares); its connections are closed afterwards."""
     from mall.site.app import create_app
 
-    app = create_app(replace(settings, **overrides))
+    app = create_app(replace(settings, **overrides)) if separate else app_for(replace(settings, **overrides))
     try:
         yield app
     finally:

@@ -15,6 +15,7 @@ from bidding.models import Procedure
 from mall.budgets.models import BudgetLine
 from mall.core.models import Organization, OrgKind
 from mall.core.settings import Settings
+from tests.conftest import app_for
 from tests.factories import World
 from tests.mall.test_pages import HTML, login_ok, post_form
 
@@ -112,9 +113,8 @@ async def test_the_page_form_follows_the_same_rule(client: Any, world: World) ->
 
 
 async def test_the_minimum_is_the_platform_setting(world: World, settings: Settings) -> None:
-    from mall.site.app import create_app
 
-    strict = create_app(replace(settings, min_participants=4))
+    strict = app_for(replace(settings, min_participants=4))
     try:
         s = [await world.org(f"n{i}", OrgKind.SUPPLIER, f"平台最少供应商{i}") for i in range(4)]
         ids = [str(x.org_id) for x in s]

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from catalog.models import Listing, PriceChange
+from tests.conftest import app_for
 from tests.factories import World
 from tests.mall.test_pages import HTML, login_ok, post_form
 from tests.mall.test_supermarket_flow import checkout
@@ -219,12 +220,10 @@ async def test_approval_rechecks_the_price_rule(client: Any, world: World, setti
 
     from litestar.testing import AsyncTestClient
 
-    from mall.site.app import create_app
-
     lid = await live_listing(world)
     assert (await reprice(client, world, lid, "1570.00", "1500.00")).status_code == 202
     [item] = await queue(client, world)
-    strict = create_app(dataclasses.replace(settings, price_margin=Decimal("0.01")))
+    strict = app_for(dataclasses.replace(settings, price_margin=Decimal("0.01")))
     try:
         async with AsyncTestClient(app=strict) as c:
             r = await decide(c, world, item["id"], "approve")

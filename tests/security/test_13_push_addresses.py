@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from mall.core.settings import Settings
 from mall.ledger import push
 from mall.ledger.models import PushSubscription
+from tests.conftest import app_for
 from tests.factories import World, movable_clock
 from tests.mall.test_push import Receiver, publish
 from tests.mall.test_supermarket_flow import assert_problem
@@ -83,9 +84,7 @@ async def client_with(settings: Settings, **changes: Any) -> AsyncIterator[Any]:
     """A test client of an app built with these settings."""
     from litestar.testing import AsyncTestClient
 
-    from mall.site.app import create_app
-
-    application = create_app(replace(settings, **changes))
+    application = app_for(replace(settings, **changes))
     try:
         async with AsyncTestClient(app=application) as c:
             yield c

@@ -27,6 +27,7 @@ from mall.core.settings import Settings
 from mall.ledger import push
 from mall.ledger.models import PushDelivery, PushSubscription
 from mall.migrate import alembic_config
+from tests.conftest import app_for
 from tests.factories import World
 from tests.mall.test_push import publish
 
@@ -96,9 +97,7 @@ def local(settings: Settings) -> Settings:
 @pytest.fixture
 async def app(local: Settings) -> AsyncIterator[Any]:
     """The app of this module lists 127.0.0.1, where its receivers listen."""
-    from mall.site.app import create_app
-
-    application = create_app(local)
+    application = app_for(local)
     yield application
     await application.state.db.dispose()
 

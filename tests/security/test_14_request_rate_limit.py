@@ -25,7 +25,7 @@ async def test_sixty_login_requests_a_minute_per_address_across_processes(
     # Two apps on the same database and Redis stand for two web processes.
     async with (
         served(settings) as one,
-        served(settings) as two,
+        served(settings, separate=True) as two,
         client_from(one, "203.0.113.77") as first,
         client_from(two, "203.0.113.77") as second,
         client_from(one, "203.0.113.78") as neighbour,

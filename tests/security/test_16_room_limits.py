@@ -102,7 +102,7 @@ async def test_connections_per_user_and_room_are_capped_across_processes(
     user = world.who["c1"].user_id
     async with (
         served(settings, room_connections_per_user=2) as one,
-        served(settings, room_connections_per_user=2) as two,
+        served(settings, separate=True, room_connections_per_user=2) as two,
         serve(one) as base1,
         serve(two) as base2,
     ):
