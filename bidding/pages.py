@@ -36,7 +36,7 @@ from bidding.offers import AmountIn
 from bidding.publish import ItemIn, ProcedureIn
 from catalog import agreement_queries as agreements
 from mall import budgets
-from mall.core import clock, fields
+from mall.core import clock, fields, metrics
 from mall.core.auth import Principal, allow
 from mall.core.errors import InvalidInput, NotFound
 from mall.web import forms
@@ -360,9 +360,11 @@ async def room_socket(socket: WebSocket[Any, Any, Any], procedure_id: FromPath[u
     if not admitted:
         await socket.close(code=CLOSE_TOO_MANY, reason="too many connections")
         return
+    metrics.ROOM_CONNECTIONS.inc()
     try:
         await _watch(socket, db, app.state.channels, p.id, who, redis, prefix, connection)
     finally:
+        metrics.ROOM_CONNECTIONS.dec()
         with contextlib.suppress(Exception):
             await room.leave(redis, prefix, procedure_id, who.user_id, connection)
 

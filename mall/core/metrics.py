@@ -1,6 +1,7 @@
 """What the processes measure for Prometheus (`/metrics`, served by the web shell).
 
-Counters a process keeps in memory live here so any layer may count (database retries). Job
+Counters a process keeps in memory live here so any layer may count (database retries, open room
+connections). Job
 durations are kept in Redis instead: jobs run in worker processes on any host, and the web process
 that Prometheus scrapes reads them back, so one scrape sees every worker's jobs.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from prometheus_client import Counter, disable_created_metrics
+from prometheus_client import Counter, Gauge, disable_created_metrics
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series beside every counter and histogram
 
@@ -19,6 +20,9 @@ DB_RETRIES = Counter(
     "Units of work run again after a deadlock, serialization failure, busy database or lost connection",
     ["reason"],
 )
+
+# Counted by the auction room's WebSocket handler (bidding), which the web shell's /metrics serves.
+ROOM_CONNECTIONS = Gauge("mall_room_connections", "Open auction-room WebSocket connections in this process")
 
 # Upper bounds (seconds) of the job duration histogram's buckets.
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, math.inf)

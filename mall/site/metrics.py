@@ -45,7 +45,6 @@ HTTP_LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-ROOM_CONNECTIONS = Gauge("mall_room_connections", "Open auction-room WebSocket connections in this process")
 OUTBOX_BACKLOG = Gauge("mall_outbox_backlog", "Outbox rows waiting to be processed")
 OUTBOX_OLDEST = Gauge("mall_outbox_oldest_age_seconds", "Age of the oldest waiting outbox row")
 PUBLICATION_LAG = Gauge(

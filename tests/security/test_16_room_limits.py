@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+import httpx
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
@@ -220,3 +221,35 @@ async def test_exempt_clients_are_not_limited(world: World, settings: Settings) 
         finally:
             await e1.aclose()
     assert await refused_rows(world, p.id, xs[0].org_id) == 6
+
+
+async def room_gauge(base: str) -> float:
+    """`mall_room_connections` as /metrics shows it to a loopback caller."""
+    async with httpx.AsyncClient() as c:
+        r = await c.get(f"{base}/metrics")
+    assert r.status_code == 200, r.status_code
+    [line] = [x for x in r.text.splitlines() if x.startswith("mall_room_connections ")]
+    return float(line.split()[1])
+
+
+async def test_metrics_count_the_open_room_connections(app: Any, world: World, settings: Settings) -> None:
+    _, p = await suppliers_and_auction(world, "g", "观察供应商")
+    path = f"/procedures/{p.id}/room"
+    async with serve(app) as base:
+        who = await caller(base, world, "g1")
+        try:
+            before = await room_gauge(base)
+            async with open_socket(
+                base, path, cookie=who.cookie_header, origin=settings.publication_base_url
+            ) as s:
+                assert "snapshot" in str(await s.recv())
+                assert await room_gauge(base) == before + 1
+            deadline = time.monotonic() + 30  # the server notices the close after the client has gone
+            while (now := await room_gauge(base)) != before:
+                assert time.monotonic() < deadline, f"{now} open connections, expected {before}"
+                await asyncio.sleep(0.05)
+            # a refused socket (not logged in) is never counted
+            await socket_answer(base, path, origin=settings.publication_base_url)
+            assert await room_gauge(base) == before
+        finally:
+            await who.aclose()
