@@ -19,7 +19,7 @@ from mall.core.errors import NotFound
 async def lock(tx: Tx, procedure_id: uuid.UUID, who: Principal | None = None) -> Procedure:
     """The procedure, row-locked for a write: 404 when there is none, or (with `who`) when `who` may
     not see it."""
-    p = await tx.session.get(Procedure, procedure_id, with_for_update=True)
+    p = await tx.session.get(Procedure, procedure_id, with_for_update={"key_share": True})
     if p is None:
         raise NotFound("采购项目不存在", code="procedure_not_found")
     if who is not None:

@@ -157,7 +157,10 @@ async def review_price_request(
         # The listing's lock first, as on every path that writes a listing's price; then the
         # request as it is now (a concurrent withdrawal or replacement held the same lock).
         listing = await tx.session.get(
-            Listing, request.listing_id, with_for_update={"of": Listing}, populate_existing=True
+            Listing,
+            request.listing_id,
+            with_for_update={"of": Listing, "key_share": True},
+            populate_existing=True,
         )
         assert listing is not None
         await tx.session.refresh(request)

@@ -236,7 +236,7 @@ async def create_listing(
 async def locked_listing(tx: Tx, listing_id: uuid.UUID, *, owner: Principal | None = None) -> Listing:
     """A listing locked for a change: the `owner`'s own (404 for anyone else's), or any listing for
     the center or the regulator."""
-    listing = await tx.session.get(Listing, listing_id, with_for_update={"of": Listing})
+    listing = await tx.session.get(Listing, listing_id, with_for_update={"of": Listing, "key_share": True})
     if listing is None or (owner is not None and listing.supplier_org_id != owner.org_id):
         raise NotFound("商品不存在", code="listing_not_found")
     return listing

@@ -44,8 +44,10 @@ async def get_line(session: AsyncSession, line_id: uuid.UUID, org_id: uuid.UUID)
 
 async def lock_line(session: AsyncSession, line_id: uuid.UUID) -> None:
     """Take the budget line's row lock now (PostgreSQL; SQLite's write transaction already excludes
-    other writers), so every path locks the line before any listing."""
-    await session.execute(select(_T.c.id).where(_T.c.id == line_id).with_for_update())
+    other writers), so every path locks the line before any listing. `FOR NO KEY UPDATE`: it excludes
+    every other writer of the line, but not the key-share lock another transaction's foreign-key
+    check takes when it inserts a row naming the line (an order, a movement)."""
+    await session.execute(select(_T.c.id).where(_T.c.id == line_id).with_for_update(key_share=True))
 
 
 async def reserve(

@@ -43,7 +43,11 @@ async def load_for_change(tx: Tx, who: Principal, order_id: uuid.UUID, side: str
     """The order, locked for this transaction, if `who` may act on it as `side` (buyer, supplier or
     regulator); its version moves on."""
     order = (
-        (await tx.session.execute(select(Order).where(Order.id == order_id).with_for_update(of=Order)))
+        (
+            await tx.session.execute(
+                select(Order).where(Order.id == order_id).with_for_update(of=Order, key_share=True)
+            )
+        )
         .scalars()
         .first()
     )
@@ -314,7 +318,7 @@ async def cancel_overdue(db: Database, limit: int = 200) -> int:
             order = (
                 (
                     await tx.session.execute(
-                        select(Order).where(Order.id == order_id).with_for_update(of=Order)
+                        select(Order).where(Order.id == order_id).with_for_update(of=Order, key_share=True)
                     )
                 )
                 .scalars()

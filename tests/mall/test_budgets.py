@@ -392,3 +392,37 @@ async def test_absurd_confirm_price_is_a_400_not_a_500(client: Any, world: World
         headers=world.h("supplier_x"),
     )
     assert_problem(r, 400, "invalid_price")
+
+
+async def test_a_locked_budget_line_lets_another_transaction_insert_a_row_that_names_it(world: World) -> None:
+    """The line's lock (`budgets.lock_line`) excludes other writers of the line, not the key-share
+    lock a foreign-key check takes: a checkout holding the line must not wait for, or deadlock with,
+    a transaction inserting an order or a movement of that line."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    db = world.db
+    if db.is_sqlite:
+        pytest.skip("SQLite has no row locks (its write transaction excludes every other writer)")
+    line_id = world.lines["a1"].id
+    async with db.engine.connect() as holder, db.engine.connect() as other:
+        await holder.begin()
+        await budgets.lock_line(AsyncSession(bind=holder), line_id)
+        await other.begin()
+        await other.execute(text("SET LOCAL lock_timeout = '5s'"))  # FOR UPDATE would make this wait
+        await other.execute(
+            text(
+                "INSERT INTO budget_movements (id, budget_line_id, kind, amount, at)"
+                " VALUES (:id, :line, 'reserve', 0, now())"
+            ),
+            {"id": uuid.uuid4(), "line": line_id},
+        )
+        await other.rollback()
+        # and another writer of the line still waits for the holder
+        await other.begin()
+        await other.execute(text("SET LOCAL lock_timeout = '200ms'"))
+        with pytest.raises(Exception, match="lock timeout"):
+            await other.execute(
+                text("UPDATE budget_lines SET reserved = reserved WHERE id = :id"), {"id": line_id}
+            )
+        await other.rollback()
+        await holder.rollback()
