@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mall.core import logs
 from mall.core.db import Database
 from mall.core.errors import DomainError
 from mall.core.settings import Settings, SettingsError, load_settings
@@ -143,6 +144,10 @@ def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    logging_options: dict[str, Any] = {}
+    config = logs.uvicorn_log_config()
+    if config is not None:  # JSON: uvicorn's lines go through the mall's handler
+        logging_options["log_config"] = config
     uvicorn.run(
         "mall.site.app:app_from_env",
         factory=True,
@@ -150,6 +155,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         workers=args.workers or settings.web_workers,
         log_level="info",
+        **logging_options,
         access_log=False,
         proxy_headers=True,
     )
@@ -306,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     queues.register_topics()  # the commands' enqueues do nothing until a command configures the queues
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = load_settings()

@@ -16,7 +16,7 @@ import signal
 import time
 
 from bidding.models import Procedure, ProcedureStatus
-from mall.core import clock
+from mall.core import clock, logs
 from mall.core.db import Database
 from mall.core.settings import Settings, load_settings
 from mall.ledger import push
@@ -91,7 +91,7 @@ async def _procedures_due(db: Database) -> bool:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     settings = load_settings()
     queues.configure(settings)
     queues.register_topics()

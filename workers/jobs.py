@@ -34,6 +34,7 @@ def publish(outbox_id: str) -> int:
             if n == 0:
                 break
         if total:
+            log.info("published %d disclosure record(s)", total)
             # Receivers are told by their own jobs: publishing never waits for them.
             try:
                 await push.kick(db)

@@ -12,7 +12,7 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from mall.core import outbox
+from mall.core import logs, outbox
 from mall.core.settings import Settings
 
 log = logging.getLogger("mall.queues")
@@ -45,13 +45,21 @@ def queue(settings: Settings | None = None) -> Queue:
     return Queue(settings.queue_name, connection=redis_conn(settings), serializer=JSONSerializer)
 
 
+def _meta() -> dict[str, str]:
+    """What a job carries from the request that caused it: its request id, for the job's log lines."""
+    request_id = logs.REQUEST_ID.get()
+    return {"request_id": request_id} if request_id else {}
+
+
 def enqueue(func: str, *args: Any, job_id: str | None = None, **kwargs: Any) -> bool:
     """Enqueue by dotted name with JSON arguments. A Redis outage is logged, not raised: the outbox
     sweeper will enqueue the work again once Redis is back."""
     if _settings is None:
         return False
     try:
-        queue().enqueue(func, *args, job_id=job_id, result_ttl=60, failure_ttl=24 * 3600, **kwargs)
+        queue().enqueue(
+            func, *args, job_id=job_id, result_ttl=60, failure_ttl=24 * 3600, meta=_meta(), **kwargs
+        )
         return True
     except Exception as exc:  # any Redis/connection failure
         log.warning("enqueue of %s failed (%s); the sweeper will retry", func, exc)
@@ -227,7 +235,9 @@ def _schedule(
     if _settings is None:
         return False
     try:
-        queue().enqueue_at(at, func, str(target), job_id=job_id, result_ttl=keep, failure_ttl=keep_failed)
+        queue().enqueue_at(
+            at, func, str(target), job_id=job_id, result_ttl=keep, failure_ttl=keep_failed, meta=_meta()
+        )
         return True
     except Exception as exc:
         log.warning(lost, target, exc)

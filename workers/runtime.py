@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from rq import get_current_job
 
-from mall.core import metrics
+from mall.core import logs, metrics
 from mall.core.db import Database
 from mall.core.settings import Settings, load_settings
 from workers import queues
@@ -47,6 +47,10 @@ def run(fn: Callable[[Database, Settings], Awaitable[T]]) -> T:
         finally:
             await db.dispose()
 
+    job = get_current_job()
+    if job is not None:  # the id of the request that caused the job, for its log lines
+        caused_by = job.meta.get("request_id")
+        logs.REQUEST_ID.set(logs.accept_request_id(caused_by) if isinstance(caused_by, str) else None)
     started = time.perf_counter()
     ok = False
     try:

@@ -18,6 +18,7 @@ import time
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
+from mall.core import logs
 from mall.core.settings import load_settings
 from workers import queues
 
@@ -44,7 +45,7 @@ def _dead_local_holder(holder: bytes | None) -> bool:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # until it holds the lock; then RQ's handlers
     settings = load_settings()
     queues.configure(settings)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import os
 
+from mall.core import logs
 from mall.core.processes import Child, Supervisor, python_module
 
 log = logging.getLogger("mall.worker")
 
 
 def run_supervisor(processes: int = 1) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     supervisor = Supervisor()
     supervisor.trap_signals()
     try:

@@ -13,6 +13,7 @@ from typing import Any
 from rq import Worker
 from rq.serializers import JSONSerializer
 
+from mall.core import logs
 from mall.core.processes import die_with_parent
 from mall.core.settings import Settings, load_settings
 from mall.ledger import push
@@ -48,7 +49,7 @@ def run_rq_worker(settings: Settings, *, burst: bool = False) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     run_rq_worker(load_settings())
 
 

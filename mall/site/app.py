@@ -25,7 +25,7 @@ from bidding import routes as bidding_routes
 from catalog import agreement_pages, agreement_routes
 from catalog import pages as catalog_pages
 from catalog import routes as catalog_routes
-from mall.core import errors
+from mall.core import errors, logs
 from mall.core.auth import AuthMiddleware, access_guard
 from mall.core.db import Database
 from mall.core.errors import EXCEPTION_HANDLERS
@@ -149,7 +149,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             **CALLER,
         },
         guards=[access_guard],
-        middleware=[metrics.RequestMetrics, session_config.middleware, AuthMiddleware(), JsonBodyGuard()],
+        middleware=[
+            logs.RequestIds,
+            metrics.RequestMetrics,
+            session_config.middleware,
+            AuthMiddleware(),
+            JsonBodyGuard(),
+        ],
         before_send=[SecurityHeaders(settings.publication_base_url)],
         csrf_config=csrf,
         template_config=template_engine,
@@ -186,4 +192,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 def app_from_env() -> Any:
     """uvicorn factory: `uvicorn --factory mall.site.app:app_from_env`."""
+    logs.configure()  # each of uvicorn's worker processes starts afresh
     return create_app(load_settings())
