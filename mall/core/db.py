@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from mall.core import metrics
 from mall.core.money import CENT, from_cents, normalize_quantity, to_cents
 
 NAMING = {
@@ -100,9 +104,37 @@ class Tx:
         self._after.append(fn)
 
 
+T = TypeVar("T")
+log = logging.getLogger("mall.db")
+
+
+def retry_reason(exc: BaseException) -> str | None:
+    """Why a failed unit of work may simply be run again (it was rolled back, nothing was written), or
+    None: a deadlock (PostgreSQL 40P01), a serialization failure (40001), a busy SQLite database, or
+    a connection lost under it."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    if exc.connection_invalidated:
+        return "connection"
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    text = f"{type(orig).__name__} {orig}".lower()
+    if state == "40P01" or "deadlock detected" in text:
+        return "deadlock"
+    if state == "40001" or "could not serialize" in text:
+        return "serialization"
+    if "database is locked" in text or "database is busy" in text:
+        return "busy"
+    if "connectiondoesnotexist" in text or "connection was closed" in text:
+        return "connection"
+    return None
+
+
 class Database:
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20, retries: int = 4) -> None:
         self.url = url
+        # How many times a unit of work run through `retrying` is run again after a transient failure.
+        self.retries = retries
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
@@ -141,6 +173,26 @@ class Database:
             else:
                 # Plain callbacks may block (a Redis round trip): keep them off the event loop.
                 await asyncio.to_thread(fn)
+
+    async def retrying(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run a unit of work (a callable that opens its own write transaction) and, when it fails for
+        a transient reason (`retry_reason`), run it again: at most `retries` more times, after a
+        jittered wait that doubles (about 20 ms, 40, 80, 160). What runs again must be safe to run
+        again: it re-reads what it needs, and an ordering transaction is keyed by its Idempotency-Key,
+        so a commit whose outcome was unknown is answered with the orders it made, never doubled. An
+        exhausted retry raises the last error (the web shell answers 503 with Retry-After)."""
+        attempt = 0
+        while True:
+            try:
+                return await work()
+            except DBAPIError as exc:
+                reason = retry_reason(exc)
+                if reason is None or attempt >= self.retries:
+                    raise
+                attempt += 1
+                metrics.DB_RETRIES.labels(reason).inc()
+                log.info("unit of work run again after a %s (attempt %d)", reason, attempt + 1)
+                await asyncio.sleep(0.02 * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
 
     def _turn(self) -> Any:
         return self._write_turn if self._write_turn is not None else contextlib.nullcontext()

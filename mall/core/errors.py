@@ -246,7 +246,9 @@ def database_error_handler(request: Request[Any, Any, Any], exc: DBAPIError) -> 
     ):
         status, code, detail = 400, "invalid_input", "输入含有不允许的字符或超出长度、范围，请检查后重试"
     elif "deadlock" in text or "could not serialize" in text or "database is locked" in text:
-        status, code, detail = 503, "busy_retry", "系统繁忙，请稍后重试"
+        # what reaches here was retried already where the work is safe to run again (Database.retrying)
+        log.warning("database busy on %s %s: %s", request.method, request.url.path, text[:300])
+        return _refusal(request, 503, "busy_retry", "系统繁忙，请稍后重试", headers={"Retry-After": "1"})
     else:
         return internal_error_handler(request, exc)
     log.warning("database refused %s %s: %s", request.method, request.url.path, text[:300])

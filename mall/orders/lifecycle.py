@@ -96,9 +96,10 @@ async def confirm(
     db: Database, who: Principal, order_id: uuid.UUID, prices: dict[uuid.UUID, str] | None = None
 ) -> Order:
     try:
-        return await _confirm(db, who, order_id, prices)
+        return await db.retrying(lambda: _confirm(db, who, order_id, prices))
     except IntegrityError:
-        return await _confirm(db, who, order_id, prices)  # a contract number clashed: new number
+        # a contract number clashed: new number
+        return await db.retrying(lambda: _confirm(db, who, order_id, prices))
 
 
 def _lowered_price(line_name: str, was: Decimal, raw: str) -> Decimal:

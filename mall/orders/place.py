@@ -123,7 +123,7 @@ async def idempotent(
     assert who.org_id is not None
     for n in range(3):
         try:
-            return await attempt(key), False
+            return await db.retrying(lambda: attempt(key)), False
         except _Replay as replay:
             return await _replay(db, who, key, replay.digest), True
         except IntegrityError:

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -110,14 +111,16 @@ def web_server(settings: Settings, tmp_path: Path, *serve_args: str, worker: boo
                 p.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def running_mall(settings: Settings, workdir: Path) -> Iterator[str]:
-    """One `mall serve` and one `mall worker` for every browser test of the run (starting them is most
-    of a browser test's cost). Each test still starts from its own world: the database and Redis are
-    put back under the running processes, which hold no state of their own between requests."""
+    """One `mall serve` and one `mall worker` for the browser tests of this package (starting them is
+    most of a browser test's cost), stopped when the package is done: a worker left running would
+    take the jobs of later tests. Each test still starts from its own world: the database and Redis
+    are put back under the running processes, which hold no state of their own between requests."""
     logs = workdir / "e2e-server"
     logs.mkdir(exist_ok=True)
-    with web_server(settings, logs) as base:
+    # the push receivers of these tests listen on 127.0.0.1, which the mall refuses unless listed
+    with web_server(replace(settings, push_allowed_hosts="127.0.0.1"), logs) as base:
         yield base
 
 
@@ -151,9 +154,9 @@ def server(running_mall: str, world: World, settings: Settings) -> Iterator[str]
     worker_idle(settings)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def chromium() -> AsyncIterator[Any]:
-    """One Chromium for the run; each test's pages live in browser contexts of their own."""
+    """One Chromium for the browser tests; each test's pages live in browser contexts of their own."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:

@@ -1,8 +1,9 @@
 """Push subscriptions in a real browser: a procurement center registers its receiver, copies the secret
 shown once, and watches the records the real worker publishes arrive (and a failing receiver retried).
 
-The web server and a worker run as real processes; the receiver is the HTTP server of test_push,
-on 127.0.0.1, which both processes are told to allow (MALL_PUSH_ALLOWED_HOSTS).
+The browser tests' running mall (a web server and a worker, real processes) serves it; the receiver
+is the HTTP server of test_push, on 127.0.0.1, which both processes are told to allow
+(MALL_PUSH_ALLOWED_HOSTS).
 """
 
 from __future__ import annotations
@@ -10,27 +11,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mall.core.settings import Settings
 from mall.ledger import disclosure
-from tests.e2e.conftest import require_chromium, shot, web_server
+from tests.e2e.conftest import require_chromium, shot
 from tests.e2e.pages import signed_in
 from tests.factories import World
 from tests.mall.test_push import Receiver, payload
 
 require_chromium()
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def server(settings: Settings, tmp_path: Path) -> Iterator[str]:
-    with web_server(replace(settings, push_allowed_hosts="127.0.0.1"), tmp_path) as base:
-        yield base
 
 
 @pytest.fixture
