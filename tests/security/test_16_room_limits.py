@@ -6,8 +6,10 @@ further refused offer is written), except for clients in the exempt networks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -44,36 +46,45 @@ async def refused_rows(world: World, procedure_id: uuid.UUID, supplier_org_id: A
         )
 
 
-async def test_the_room_checks_the_origin(app: Any, world: World, settings: Settings) -> None:
-    _, p = await suppliers_and_auction(world, "o", "来源供应商")
-    path = f"/procedures/{p.id}/room"
+@contextlib.asynccontextmanager
+async def room_of_a_served_app(
+    app: Any, world: World, prefix: str, label: str
+) -> AsyncIterator[tuple[str, str, Any]]:
+    """A served app, an auction of three suppliers (`prefix`1 to 3), and the first signed in:
+    (base URL, the room's path, the signed-in caller)."""
+    _, p = await suppliers_and_auction(world, prefix, label)
     async with serve(app) as base:
-        who = await caller(base, world, "o1")
+        who = await caller(base, world, f"{prefix}1")
         try:
-            cookie = who.cookie_header
-            good = settings.publication_base_url  # http://127.0.0.1:8000
-            assert (await socket_answer(base, path, cookie=cookie, origin=good)).first_json()[
-                "type"
-            ] == "snapshot"
-            assert (
-                await socket_answer(base, path, cookie=cookie, origin=good.upper())
-            ).messages  # case of a host
-            for bad in (
-                "http://evil.example",
-                "http://127.0.0.1:8001",  # another port is another origin
-                "https://127.0.0.1:8000",  # another scheme too
-                "http://127.0.0.1:8000.evil.example",
-                "null",  # sandboxed frames and file: pages
-            ):
-                answer = await socket_answer(base, path, cookie=cookie, origin=bad)
-                assert answer.messages == () and (answer.refused_status == 403 or answer.close_code), (
-                    bad,
-                    answer,
-                )
-            # a client that sends no Origin is not a browser (browsers always send one): it may watch
-            assert (await socket_answer(base, path, cookie=cookie)).first_json()["type"] == "snapshot"
+            yield base, f"/procedures/{p.id}/room", who
         finally:
             await who.aclose()
+
+
+async def test_the_room_checks_the_origin(app: Any, world: World, settings: Settings) -> None:
+    async with room_of_a_served_app(app, world, "o", "来源供应商") as (base, path, who):
+        cookie = who.cookie_header
+        good = settings.publication_base_url  # http://127.0.0.1:8000
+        assert (await socket_answer(base, path, cookie=cookie, origin=good)).first_json()[
+            "type"
+        ] == "snapshot"
+        assert (
+            await socket_answer(base, path, cookie=cookie, origin=good.upper())
+        ).messages  # case of a host
+        for bad in (
+            "http://evil.example",
+            "http://127.0.0.1:8001",  # another port is another origin
+            "https://127.0.0.1:8000",  # another scheme too
+            "http://127.0.0.1:8000.evil.example",
+            "null",  # sandboxed frames and file: pages
+        ):
+            answer = await socket_answer(base, path, cookie=cookie, origin=bad)
+            assert answer.messages == () and (answer.refused_status == 403 or answer.close_code), (
+                bad,
+                answer,
+            )
+        # a client that sends no Origin is not a browser (browsers always send one): it may watch
+        assert (await socket_answer(base, path, cookie=cookie)).first_json()["type"] == "snapshot"
 
 
 async def live_connections(
@@ -233,23 +244,17 @@ async def room_gauge(base: str) -> float:
 
 
 async def test_metrics_count_the_open_room_connections(app: Any, world: World, settings: Settings) -> None:
-    _, p = await suppliers_and_auction(world, "g", "观察供应商")
-    path = f"/procedures/{p.id}/room"
-    async with serve(app) as base:
-        who = await caller(base, world, "g1")
-        try:
-            before = await room_gauge(base)
-            async with open_socket(
-                base, path, cookie=who.cookie_header, origin=settings.publication_base_url
-            ) as s:
-                assert "snapshot" in str(await s.recv())
-                assert await room_gauge(base) == before + 1
-            deadline = time.monotonic() + 30  # the server notices the close after the client has gone
-            while (now := await room_gauge(base)) != before:
-                assert time.monotonic() < deadline, f"{now} open connections, expected {before}"
-                await asyncio.sleep(0.05)
-            # a refused socket (not logged in) is never counted
-            await socket_answer(base, path, origin=settings.publication_base_url)
-            assert await room_gauge(base) == before
-        finally:
-            await who.aclose()
+    async with room_of_a_served_app(app, world, "g", "观察供应商") as (base, path, who):
+        before = await room_gauge(base)
+        async with open_socket(
+            base, path, cookie=who.cookie_header, origin=settings.publication_base_url
+        ) as s:
+            assert "snapshot" in str(await s.recv())
+            assert await room_gauge(base) == before + 1
+        deadline = time.monotonic() + 30  # the server notices the close after the client has gone
+        while (now := await room_gauge(base)) != before:
+            assert time.monotonic() < deadline, f"{now} open connections, expected {before}"
+            await asyncio.sleep(0.05)
+        # a refused socket (not logged in) is never counted
+        await socket_answer(base, path, origin=settings.publication_base_url)
+        assert await room_gauge(base) == before
