@@ -51,3 +51,25 @@ async def test_the_sweeper_keeps_at_most_one_waiting_index_job(clean: None, sett
         assert len(queue.job_ids) == 1
     finally:
         conn.close()
+
+
+async def test_a_job_just_taken_by_a_worker_is_not_enqueued_again(clean: None, settings: Settings) -> None:
+    """Between taking a job from the list and marking it started, a worker holds a job that is
+    "queued" but in no list: it is not enqueued again then (a second copy would overwrite the job's
+    state while it runs); only once it has stayed so for longer than a job may (its worker died)."""
+    from datetime import UTC, datetime, timedelta
+
+    conn, queue = _queue(settings)
+    try:
+        assert queues.enqueue_unless_busy("workers.jobs.prune", "prune")
+        queue.remove("prune")  # as a worker's dequeue does, before the job starts
+        assert not queues.enqueue_unless_busy("workers.jobs.prune", "prune")
+        assert queue.job_ids == []
+
+        job = Job.fetch("prune", connection=conn, serializer=JSONSerializer)
+        job.enqueued_at = datetime.now(UTC) - timedelta(seconds=settings.stale_job_seconds + 1)
+        job.save()  # it stayed taken and unstarted too long: its worker is gone
+        assert queues.enqueue_unless_busy("workers.jobs.prune", "prune")
+        assert queue.job_ids == ["prune"]
+    finally:
+        conn.close()

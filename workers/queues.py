@@ -203,19 +203,23 @@ def _busy(job_id: str) -> bool:
         return False
     except Exception:
         return False  # Redis trouble: let enqueue try and log it
+    stale_after = timedelta(seconds=_settings.stale_job_seconds if _settings else 60)
+
+    def recent(at: datetime | None) -> bool:
+        return (
+            at is not None and datetime.now(UTC) - (at if at.tzinfo else at.replace(tzinfo=UTC)) < stale_after
+        )
+
     if status == "queued":
-        # Queued means waiting in the list; a dequeued job whose worker died is "queued" nowhere.
-        return job.get_position() is not None
+        # Waiting in the list; or just taken from it by a worker that has not marked it started yet
+        # (trusted for a while, as a started job is); or lost with a worker that died holding it.
+        return job.get_position() is not None or recent(job.enqueued_at)
     if status in ("deferred", "scheduled"):
         return True
     if status == "started":
         # A started job is trusted for a while; after that its worker may have died with it, and the
         # job is enqueued again (a second run is harmless: publishing is idempotent).
-        if job.started_at is None:
-            return False
-        started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=UTC)
-        stale_after = _settings.stale_job_seconds if _settings else 60
-        return datetime.now(UTC) - started < timedelta(seconds=stale_after)
+        return recent(job.started_at)
     return False
 
 
