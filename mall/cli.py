@@ -23,7 +23,7 @@ from workers import queues
 
 
 def _db(settings: Settings) -> Any:
-    return Database(settings.resolved_database_url, pool_size=2)
+    return Database(settings.resolved_database_url, pool_size=2, retries=settings.db_retries)
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from mall.core import metrics
-from mall.core.db import Database, retry_reason
+from mall.core.db import Database, retried, retry_reason
 from tests.factories import World
 
 
@@ -25,20 +25,18 @@ async def crossing_units(db: Database, a: uuid.UUID, b: uuid.UUID) -> list[objec
     both_hold = asyncio.Barrier(2)
     attempts = {a: 0, b: 0}
 
-    def unit(first: uuid.UUID, second: uuid.UUID) -> object:
-        async def work() -> str:
-            attempts[first] += 1
-            async with db.write() as tx:
-                touch = text("UPDATE budget_lines SET reserved = reserved WHERE id = :id")
-                await tx.session.execute(touch, {"id": first})
-                if attempts[first] == 1:
-                    await both_hold.wait()
-                await tx.session.execute(touch, {"id": second})
-            return "done"
+    @retried  # as the order transitions are
+    async def unit(db: Database, first: uuid.UUID, second: uuid.UUID) -> str:
+        attempts[first] += 1
+        async with db.write() as tx:
+            touch = text("UPDATE budget_lines SET reserved = reserved WHERE id = :id")
+            await tx.session.execute(touch, {"id": first})
+            if attempts[first] == 1:
+                await both_hold.wait()
+            await tx.session.execute(touch, {"id": second})
+        return "done"
 
-        return db.retrying(work)
-
-    return await asyncio.gather(unit(a, b), unit(b, a), return_exceptions=True)
+    return await asyncio.gather(unit(db, a, b), unit(db, b, a), return_exceptions=True)
 
 
 @pytest.fixture

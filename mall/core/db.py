@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import uuid
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import BigInteger, DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
@@ -199,6 +200,22 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+P = ParamSpec("P")
+
+
+def retried(
+    fn: Callable[Concatenate[Database, P], Awaitable[T]],
+) -> Callable[Concatenate[Database, P], Awaitable[T]]:
+    """A service function that is one unit of work on its first argument's database, run through
+    `Database.retrying`: it must open its own write transaction and be safe to run again."""
+
+    @functools.wraps(fn)
+    async def run(db: Database, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await db.retrying(lambda: fn(db, *args, **kwargs))
+
+    return run
 
 
 def _sqlite_setup(engine: AsyncEngine) -> None:

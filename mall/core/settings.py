@@ -97,6 +97,10 @@ class Settings:
     s3_access_key: str = ""
     s3_secret_key: str = ""
     s3_region: str = "us-east-1"
+    # How many times a unit of work (an order, a transition of one) is run again after a deadlock,
+    # a serialization failure, a busy database or a lost connection. 0 only to show, under load,
+    # what the retries prevent.
+    db_retries: int = 4
     # Fault injection for the test suite only: the publisher sleeps this long inside its
     # transaction, after writing the record and before committing it.
     publish_pause_seconds: float = 0.0
@@ -188,6 +192,8 @@ class SettingsError(ValueError):
 def settings_problems(s: Settings) -> list[str]:
     """What is wrong with a combination of settings (English, for operators' logs)."""
     out = []
+    if not 0 <= s.db_retries <= 20:
+        out.append(f"MALL_DB_RETRIES must be 0 to 20, not {s.db_retries}")
     if s.file_store not in ("database", "s3"):
         out.append(f"MALL_FILE_STORE must be database or s3, not {s.file_store!r}")
     if s.file_store == "s3" and not s.s3_bucket:

@@ -22,7 +22,7 @@ from mall import budgets
 from mall.cart import unit_price_of
 from mall.core import clock, fields
 from mall.core.auth import Principal
-from mall.core.db import Database, Tx
+from mall.core.db import Database, Tx, retried
 from mall.core.errors import Conflict, Forbidden, InvalidInput, RuleViolation
 from mall.core.fields import NOTE_MAX, text
 from mall.core.money import round_money
@@ -157,6 +157,7 @@ async def _confirm(
     return order
 
 
+@retried
 async def decline(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -> Order:
     reason = _reason(reason)
     async with changing(db, who, order_id, "supplier", S.PLACED) as (tx, order):
@@ -164,6 +165,7 @@ async def decline(db: Database, who: Principal, order_id: uuid.UUID, reason: str
     return order
 
 
+@retried
 async def cancel(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -> Order:
     """The buyer withdraws an order the supplier has not confirmed yet."""
     reason = _reason(reason)
@@ -175,6 +177,7 @@ async def cancel(db: Database, who: Principal, order_id: uuid.UUID, reason: str)
     return order
 
 
+@retried
 async def request_cancel(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -> Order:
     reason = _reason(reason)
     async with changing(db, who, order_id, party_side(who)) as (tx, order):
@@ -189,6 +192,7 @@ async def request_cancel(db: Database, who: Principal, order_id: uuid.UUID, reas
     return order
 
 
+@retried
 async def answer_cancel(db: Database, who: Principal, order_id: uuid.UUID, agree: bool) -> Order:
     async with changing(db, who, order_id, party_side(who), S.CONFIRMED) as (tx, order):
         if not order.cancel_requested_by:
@@ -205,6 +209,7 @@ async def answer_cancel(db: Database, who: Principal, order_id: uuid.UUID, agree
     return order
 
 
+@retried
 async def void(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -> Order:
     """Only the regulator can void an order whose contract has been filed."""
     reason = _reason(reason)
@@ -232,6 +237,7 @@ async def _cancel(tx: Tx, order: Order, who: Principal | None, reason: str, *, p
         disclosure.stage(tx, deal_payload(order, kind="cancellation", amends=order.disclosure_id))
 
 
+@retried
 async def file_contract(db: Database, who: Principal, order_id: uuid.UUID) -> Order:
     async with changing(db, who, order_id, "buyer", S.CONFIRMED) as (tx, order):
         if order.cancel_requested_by:
@@ -242,6 +248,7 @@ async def file_contract(db: Database, who: Principal, order_id: uuid.UUID) -> Or
     return order
 
 
+@retried
 async def ship(db: Database, who: Principal, order_id: uuid.UUID, note: str) -> Order:
     note = text(note, "发货说明", fields.SHIPPING_NOTE_MAX, field="note")
     async with changing(db, who, order_id, "supplier", S.CONTRACTED) as (tx, order):
@@ -253,6 +260,7 @@ async def ship(db: Database, who: Principal, order_id: uuid.UUID, note: str) -> 
     return order
 
 
+@retried
 async def receive(db: Database, who: Principal, order_id: uuid.UUID) -> Order:
     async with changing(db, who, order_id, "buyer", S.SHIPPED) as (tx, order):
         order.status = S.RECEIVED
@@ -261,6 +269,7 @@ async def receive(db: Database, who: Principal, order_id: uuid.UUID) -> Order:
     return order
 
 
+@retried
 async def accept(db: Database, who: Principal, order_id: uuid.UUID, score: int, comment: str) -> Order:
     if not 1 <= score <= 5:
         raise InvalidInput("评价分数应为1至5分", code="invalid_score", field="score")
@@ -275,6 +284,7 @@ async def accept(db: Database, who: Principal, order_id: uuid.UUID, score: int, 
     return order
 
 
+@retried
 async def pay(
     db: Database, settings: Settings, who: Principal, order_id: uuid.UUID, payment_ref: str
 ) -> Order:

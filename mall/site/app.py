@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     secret = settings.resolved_secret()
     key = hashlib.sha256(secret.encode()).digest()
-    db = Database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url, retries=settings.db_retries)
     queues.configure(settings)
     queues.register_topics()
     errors.use_error_page(helpers.error_page)
