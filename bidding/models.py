@@ -17,6 +17,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, St
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mall.core.db import Base, IdMixin, Money, Quantity, UTCDateTime
+from mall.core.labels import Labeled
 
 
 class OfferStatus(enum.StrEnum):
@@ -27,33 +28,24 @@ class OfferStatus(enum.StrEnum):
     WITHDRAWN = "withdrawn"
 
 
-class ProcedureKind(enum.StrEnum):
-    INQUIRY = "inquiry"
-    AUCTION = "auction"
+class ProcedureKind(Labeled):
+    INQUIRY = "inquiry", "在线询价"
+    AUCTION = "auction", "反向竞价"
 
 
-class ProcedureStatus(enum.StrEnum):
-    DRAFT = "draft"
-    PUBLISHED = "published"  # visible, not yet open
-    OPEN = "open"  # quotes / bids accepted until ends_at
-    CLOSED = "closed"  # the deadline passed; the result is being computed
-    AWARDED = "awarded"  # a winner was named and must confirm
-    FAILED = "failed"  # too few valid offers (流标 / 废标), or every ranked supplier declined
-    CONFIRMED = "confirmed"  # the winner confirmed; an order exists
-    CANCELLED = "cancelled"  # withdrawn by the buyer before opening
+class ProcedureStatus(Labeled):
+    DRAFT = "draft", "草稿"
+    PUBLISHED = "published", "已发布"  # visible, not yet open
+    OPEN = "open", "进行中"  # quotes / bids accepted until ends_at
+    CLOSED = "closed", "已截止"  # the deadline passed; the result is being computed
+    AWARDED = "awarded", "待成交确认"  # a winner was named and must confirm
+    FAILED = "failed", "失败"  # too few valid offers (流标 / 废标), or every ranked supplier declined
+    CONFIRMED = "confirmed", "已成交"  # the winner confirmed; an order exists
+    CANCELLED = "cancelled", "已撤销"  # withdrawn by the buyer before opening
 
 
-PROCEDURE_STATUS_LABELS: dict[str, str] = {
-    ProcedureStatus.DRAFT: "草稿",
-    ProcedureStatus.PUBLISHED: "已发布",
-    ProcedureStatus.OPEN: "进行中",
-    ProcedureStatus.CLOSED: "已截止",
-    ProcedureStatus.AWARDED: "待成交确认",
-    ProcedureStatus.FAILED: "失败",
-    ProcedureStatus.CONFIRMED: "已成交",
-    ProcedureStatus.CANCELLED: "已撤销",
-}
-KIND_LABELS: dict[str, str] = {ProcedureKind.INQUIRY: "在线询价", ProcedureKind.AUCTION: "反向竞价"}
+PROCEDURE_STATUS_LABELS: dict[str, str] = ProcedureStatus.labels()
+KIND_LABELS: dict[str, str] = ProcedureKind.labels()
 
 
 class Procedure(IdMixin, Base):

@@ -3,7 +3,6 @@ and designated services (定点服务)."""
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -13,6 +12,7 @@ from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, Numeric,
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mall.core.db import Base, IdMixin, Money, Quantity, UTCDateTime
+from mall.core.labels import Labeled
 from mall.core.models import JobStatus, Organization
 
 
@@ -29,25 +29,18 @@ class Category(Base):
     type: Mapped[str] = mapped_column(String(12))  # goods | engineering | service
 
 
-class ListingStatus(enum.StrEnum):
+class ListingStatus(Labeled):
     """draft → submitted → live | rejected; live ⇄ delisted, live ⇄ frozen; rejected/draft → submitted."""
 
-    DRAFT = "draft"
-    SUBMITTED = "submitted"
-    LIVE = "live"
-    REJECTED = "rejected"
-    DELISTED = "delisted"
-    FROZEN = "frozen"
+    DRAFT = "draft", "草稿"
+    SUBMITTED = "submitted", "待审核"
+    LIVE = "live", "在售"
+    REJECTED = "rejected", "未通过审核"
+    DELISTED = "delisted", "已下架"
+    FROZEN = "frozen", "已冻结"
 
 
-LISTING_STATUS_LABELS = {
-    "draft": "草稿",
-    "submitted": "待审核",
-    "live": "在售",
-    "rejected": "未通过审核",
-    "delisted": "已下架",
-    "frozen": "已冻结",
-}
+LISTING_STATUS_LABELS: dict[str, str] = ListingStatus.labels()
 
 
 class Listing(IdMixin, Base):
@@ -102,23 +95,17 @@ class PriceChange(IdMixin, Base):
     note: Mapped[str] = mapped_column(String(200), default="")
 
 
-class PriceRequestStatus(enum.StrEnum):
+class PriceRequestStatus(Labeled):
     """pending → approved | rejected | withdrawn (by the supplier) | superseded (by a newer request)."""
 
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    WITHDRAWN = "withdrawn"
-    SUPERSEDED = "superseded"
+    PENDING = "pending", "待审核"
+    APPROVED = "approved", "已通过"
+    REJECTED = "rejected", "未通过"
+    WITHDRAWN = "withdrawn", "已撤回"
+    SUPERSEDED = "superseded", "已被新的调价取代"
 
 
-PRICE_REQUEST_STATUS_LABELS = {
-    "pending": "待审核",
-    "approved": "已通过",
-    "rejected": "未通过",
-    "withdrawn": "已撤回",
-    "superseded": "已被新的调价取代",
-}
+PRICE_REQUEST_STATUS_LABELS: dict[str, str] = PriceRequestStatus.labels()
 
 
 class PriceRequest(IdMixin, Base):
@@ -169,19 +156,14 @@ class ListingImport(IdMixin, Base):
 # ---------------------------------------------------------------- framework agreements (协议供货)
 
 
-class AgreementStatus(enum.StrEnum):
-    DRAFT = "draft"
-    ACTIVE = "active"
-    EXPIRED = "expired"
-    TERMINATED = "terminated"
+class AgreementStatus(Labeled):
+    DRAFT = "draft", "草稿"
+    ACTIVE = "active", "执行中"
+    EXPIRED = "expired", "已到期"
+    TERMINATED = "terminated", "已终止"
 
 
-AGREEMENT_STATUS_LABELS: dict[str, str] = {
-    AgreementStatus.DRAFT: "草稿",
-    AgreementStatus.ACTIVE: "执行中",
-    AgreementStatus.EXPIRED: "已到期",
-    AgreementStatus.TERMINATED: "已终止",
-}
+AGREEMENT_STATUS_LABELS: dict[str, str] = AgreementStatus.labels()
 
 
 class Agreement(IdMixin, Base):
@@ -242,19 +224,14 @@ class AgreementProduct(IdMixin, Base):
 # ---------------------------------------------------------------- designated services (定点服务)
 
 
-class DesignationStatus(enum.StrEnum):
-    APPLIED = "applied"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    REVOKED = "revoked"
+class DesignationStatus(Labeled):
+    APPLIED = "applied", "待审核"
+    APPROVED = "approved", "定点中"
+    REJECTED = "rejected", "未通过"
+    REVOKED = "revoked", "已撤销"
 
 
-DESIGNATION_STATUS_LABELS: dict[str, str] = {
-    DesignationStatus.APPLIED: "待审核",
-    DesignationStatus.APPROVED: "定点中",
-    DesignationStatus.REJECTED: "未通过",
-    DesignationStatus.REVOKED: "已撤销",
-}
+DESIGNATION_STATUS_LABELS: dict[str, str] = DesignationStatus.labels()
 
 
 class Designation(IdMixin, Base):

@@ -25,23 +25,18 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mall.core.db import Base, IdMixin, UTCDateTime, new_id
+from mall.core.labels import Labeled
 
 
-class OrgKind(enum.StrEnum):
-    BUDGET_UNIT = "budget_unit"
-    SUPPLIER = "supplier"
-    CENTER = "center"
-    REGULATOR = "regulator"
-    PLATFORM = "platform"
+class OrgKind(Labeled):
+    BUDGET_UNIT = "budget_unit", "预算单位"
+    SUPPLIER = "supplier", "供应商"
+    CENTER = "center", "集中采购机构"
+    REGULATOR = "regulator", "财政监管部门"
+    PLATFORM = "platform", "平台运营方"
 
 
-ORG_KIND_LABELS = {
-    OrgKind.BUDGET_UNIT: "预算单位",
-    OrgKind.SUPPLIER: "供应商",
-    OrgKind.CENTER: "集中采购机构",
-    OrgKind.REGULATOR: "财政监管部门",
-    OrgKind.PLATFORM: "平台运营方",
-}
+ORG_KIND_LABELS: dict[str, str] = OrgKind.labels()
 
 
 class OrgStatus(enum.StrEnum):

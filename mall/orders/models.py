@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -12,30 +11,22 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mall.budgets.models import BudgetLine
 from mall.core.db import Base, IdMixin, Money, Quantity, UTCDateTime
+from mall.core.labels import Labeled
 from mall.core.models import Organization
 
 
-class OrderStatus(enum.StrEnum):
-    PLACED = "placed"
-    CONFIRMED = "confirmed"
-    CONTRACTED = "contracted"
-    SHIPPED = "shipped"
-    RECEIVED = "received"
-    ACCEPTED = "accepted"
-    PAID = "paid"
-    CANCELLED = "cancelled"
+class OrderStatus(Labeled):
+    PLACED = "placed", "待供应商确认"
+    CONFIRMED = "confirmed", "已确认，待签订合同"
+    CONTRACTED = "contracted", "合同已备案，待发货"
+    SHIPPED = "shipped", "已发货"
+    RECEIVED = "received", "已收货，待验收"
+    ACCEPTED = "accepted", "已验收，待付款"
+    PAID = "paid", "已付款"
+    CANCELLED = "cancelled", "已取消"
 
 
-ORDER_STATUS_LABELS = {
-    OrderStatus.PLACED: "待供应商确认",
-    OrderStatus.CONFIRMED: "已确认，待签订合同",
-    OrderStatus.CONTRACTED: "合同已备案，待发货",
-    OrderStatus.SHIPPED: "已发货",
-    OrderStatus.RECEIVED: "已收货，待验收",
-    OrderStatus.ACCEPTED: "已验收，待付款",
-    OrderStatus.PAID: "已付款",
-    OrderStatus.CANCELLED: "已取消",
-}
+ORDER_STATUS_LABELS: dict[str, str] = OrderStatus.labels()
 
 
 class Order(IdMixin, Base):
