@@ -28,7 +28,7 @@ from catalog.categories import CATALOG_VERSION
 from mall import budgets, orders
 from mall.core import clock, fields
 from mall.core.auth import Principal
-from mall.core.db import Database
+from mall.core.db import Database, retried
 from mall.core.errors import Conflict, InvalidInput, NotFound
 from mall.core.money import MoneyError, money, round_money
 from mall.ledger import disclosure
@@ -51,6 +51,7 @@ def _unit_prices(terms: ConfirmIn | None) -> dict[int, str]:
         raise InvalidInput("unit_prices 的键应为明细序号", code="invalid_parameter") from None
 
 
+@retried
 async def confirm_award(
     db: Database, who: Principal, procedure_id: uuid.UUID, terms: ConfirmIn | None = None
 ) -> Order:
@@ -128,6 +129,7 @@ async def confirm_award(
     return loaded
 
 
+@retried
 async def reject_quote(
     db: Database, who: Principal, procedure_id: uuid.UUID, label_no: int, reason: str
 ) -> Procedure:
@@ -196,6 +198,7 @@ def _split(items: list[ProcedureItem], total: Decimal, unit_prices: dict[int, st
     return prices
 
 
+@retried
 async def decline_award(
     db: Database, who: Principal | None, procedure_id: uuid.UUID, *, lapsed: bool = False
 ) -> Procedure:

@@ -17,13 +17,14 @@ from bidding.service import inquiry_rules_of, lock, rules_of
 from bidding.views import bids_of, items_of, quotes_of
 from mall import accounts, budgets
 from mall.core import clock, outbox
-from mall.core.db import Database, Tx
+from mall.core.db import Database, Tx, retried
 from mall.core.errors import Conflict
 from mall.core.models import Organization
 from mall.core.money import money_str, quantity_str
 from mall.ledger import disclosure
 
 
+@retried
 async def close(db: Database, procedure_id: uuid.UUID, *, pause: float = 0.0) -> Procedure:
     """At the deadline: compute the outcome. Idempotent — a closed procedure is returned as it is.
     Success names the first in rank, who must confirm within the confirmation window; failure

@@ -31,7 +31,7 @@ from bidding.service import inquiry_rules_of, lock, rules_of, schedule_close
 from catalog.models import Listing, ListingStatus
 from mall.core import clock, fields
 from mall.core.auth import Principal
-from mall.core.db import Database, Tx
+from mall.core.db import Database, Tx, retried, retried_if_rolled_back
 from mall.core.errors import Conflict, Forbidden, NotFound, RuleViolation, TooManyAttempts
 from mall.core.money import MoneyError, money
 
@@ -150,6 +150,7 @@ def typed_amount(raw: str) -> str:
     return fields.text(raw, "报价金额", fields.BID_TEXT_MAX, field="amount")
 
 
+@retried_if_rolled_back
 async def quote(db: Database, who: Principal, procedure_id: uuid.UUID, amount_raw: str) -> Offer:
     """Submit or revise a sealed quote. The latest one counts; nobody else sees it before the deadline."""
     amount_raw = typed_amount(amount_raw)
@@ -183,6 +184,7 @@ async def _check_revisions(tx: Tx, p: Procedure, supplier_org_id: uuid.UUID) -> 
         )
 
 
+@retried
 async def withdraw(db: Database, who: Principal, procedure_id: uuid.UUID) -> None:
     async with db.write() as tx:
         p = await _load_open(tx, who, procedure_id, ProcedureKind.INQUIRY)
@@ -244,6 +246,7 @@ class BidResult:
     detail: str = ""
 
 
+@retried_if_rolled_back
 async def bid(
     db: Database,
     who: Principal,

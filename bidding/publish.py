@@ -22,7 +22,7 @@ from mall import budgets
 from mall.budgets.models import BudgetLine
 from mall.core import clock, fields
 from mall.core.auth import Principal
-from mall.core.db import Database
+from mall.core.db import Database, retried_if_rolled_back
 from mall.core.errors import InvalidInput, NotFound, RuleViolation
 from mall.core.models import Organization, OrgKind, OrgStatus
 from mall.core.money import MoneyError, money, whole_quantity
@@ -167,6 +167,7 @@ def _items(data: ProcedureIn, errors: list[str]) -> list[tuple[ItemIn, Decimal]]
     return items
 
 
+@retried_if_rolled_back
 async def create(
     db: Database,
     who: Principal,

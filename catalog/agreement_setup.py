@@ -30,7 +30,7 @@ from catalog.models import (
 )
 from mall.core import clock, fields
 from mall.core.auth import Principal
-from mall.core.db import Database
+from mall.core.db import Database, retried, retried_if_rolled_back
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mall.core.models import Organization, OrgKind
 from mall.core.money import MoneyError, money, money_str, round_money
@@ -185,6 +185,7 @@ def _number() -> str:
     return f"XYKJ{clock.local_date(clock.now()):%Y%m%d}{secrets.randbelow(10**6):06d}"
 
 
+@retried_if_rolled_back
 async def create(db: Database, settings: Settings, who: Principal, draft: AgreementDraft) -> Agreement:
     center = _center(who)
     title = text_field(draft.title, "协议名称", fields.NAME_MAX, field="title")
@@ -248,6 +249,7 @@ async def _entered(s: AsyncSession, agreement_id: uuid.UUID, supplier_org_id: uu
     return found is not None
 
 
+@retried
 async def add_supplier(
     db: Database, who: Principal, agreement_id: uuid.UUID, credit_code: str
 ) -> AgreementSupplier:
@@ -270,6 +272,7 @@ async def add_supplier(
     return entry
 
 
+@retried_if_rolled_back
 async def add_product(
     db: Database, who: Principal, agreement_id: uuid.UUID, d: ProductDraft
 ) -> AgreementProduct:
@@ -329,6 +332,7 @@ async def add_product(
     return product
 
 
+@retried
 async def activate(db: Database, who: Principal, agreement_id: uuid.UUID) -> Agreement:
     async with db.write() as tx:
         s = tx.session
@@ -347,6 +351,7 @@ async def activate(db: Database, who: Principal, agreement_id: uuid.UUID) -> Agr
     return a
 
 
+@retried
 async def terminate(db: Database, who: Principal, agreement_id: uuid.UUID, reason: str) -> Agreement:
     reason = text_field(reason, "终止原因", fields.REASON_MAX, field="reason", multiline=True)
     async with db.write() as tx:
@@ -357,6 +362,7 @@ async def terminate(db: Database, who: Principal, agreement_id: uuid.UUID, reaso
     return a
 
 
+@retried
 async def expire_due(db: Database) -> list[uuid.UUID]:
     """Active agreements whose term has ended become expired (run by the periodic process)."""
     today = clock.local_date(clock.now())

@@ -31,7 +31,7 @@ from mall import orders
 from mall.cart import quantity_of
 from mall.core import clock, fields
 from mall.core.auth import Principal
-from mall.core.db import Database
+from mall.core.db import Database, retried, retried_if_rolled_back
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mall.core.models import Organization
 from mall.core.settings import Settings
@@ -162,6 +162,7 @@ async def _open(
     return d
 
 
+@retried_if_rolled_back
 async def apply(
     db: Database,
     settings: Settings,
@@ -198,6 +199,7 @@ def _center(who: Principal) -> uuid.UUID:
     return who.org_id
 
 
+@retried_if_rolled_back
 async def designate(
     db: Database,
     who: Principal,
@@ -230,6 +232,7 @@ async def designate(
         )
 
 
+@retried
 async def review(
     db: Database, who: Principal, designation_id: uuid.UUID, approve: bool, note: str
 ) -> Designation:
@@ -246,6 +249,7 @@ async def review(
     return d
 
 
+@retried
 async def revoke(db: Database, who: Principal, designation_id: uuid.UUID, reason: str) -> Designation:
     center = _center(who)
     reason = text_field(reason, "撤销原因", fields.REASON_MAX, field="reason", multiline=True)

@@ -32,7 +32,7 @@ from catalog.service import (
 from catalog.structs import PriceIn, ReviewIn
 from mall.core import clock, fields
 from mall.core.auth import Principal
-from mall.core.db import Database
+from mall.core.db import Database, retried, retried_if_rolled_back
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mall.core.fields import text
 from mall.core.money import round_money
@@ -40,6 +40,7 @@ from mall.core.settings import Settings
 from search_index import sync as search_sync
 
 
+@retried_if_rolled_back
 async def change_price(
     db: Database,
     who: Principal,
@@ -143,6 +144,7 @@ async def pending_request(session: AsyncSession, listing_id: uuid.UUID) -> Price
     ).scalar_one_or_none()
 
 
+@retried
 async def review_price_request(
     db: Database, who: Principal, request_id: uuid.UUID, *, approve: bool, reason: str, margin: Decimal
 ) -> tuple[Listing, PriceRequest]:
@@ -203,6 +205,7 @@ async def review_price(
     )
 
 
+@retried
 async def withdraw_price_request(db: Database, who: Principal, listing_id: uuid.UUID) -> Listing:
     """The supplier takes back its pending price change; the listing stays as it is."""
     async with db.write() as tx:

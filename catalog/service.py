@@ -21,7 +21,7 @@ from catalog.structs import ListingCreate, ReviewIn
 from catalog.structs import ListingDraft as ListingDraft  # the shape callers build a listing in
 from mall.core import clock, fields
 from mall.core.auth import Principal
-from mall.core.db import Database, Tx
+from mall.core.db import Database, Tx, retried, retried_if_rolled_back
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mall.core.fields import REASON_MAX, text
 from mall.core.models import AuditEntry
@@ -213,6 +213,7 @@ async def add_listing(
     return listing
 
 
+@retried_if_rolled_back
 async def create_listing(
     db: Database,
     who: Principal,
@@ -242,6 +243,7 @@ async def locked_listing(tx: Tx, listing_id: uuid.UUID, *, owner: Principal | No
     return listing
 
 
+@retried
 async def update_listing(
     db: Database,
     who: Principal,
@@ -285,6 +287,7 @@ async def save_listing(
     return await update_listing(db, who, listing_id, data, margin=margin, ceiling=ceiling, submit=submit)
 
 
+@retried
 async def submit_listing(db: Database, who: Principal, listing_id: uuid.UUID, *, margin: Decimal) -> Listing:
     async with db.write() as tx:
         listing = await locked_listing(tx, listing_id, owner=who)
@@ -306,6 +309,7 @@ def reason_of(raw: str, label: str, *, required: bool, missing: str) -> str:
     return reason
 
 
+@retried
 async def review_listing(
     db: Database,
     who: Principal,
@@ -371,6 +375,7 @@ async def review(
     )
 
 
+@retried
 async def set_listing_status(
     db: Database, who: Principal, listing_id: uuid.UUID, status: str, *, margin: Decimal | None = None
 ) -> Listing:
@@ -409,6 +414,7 @@ MODERATION = {
 }
 
 
+@retried
 async def moderate(
     db: Database, who: Principal, listing_id: uuid.UUID, action: str, reason: str, *, margin: Decimal
 ) -> Listing:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from mall.core import metrics
-from mall.core.db import Database, retried, retry_reason
+from mall.core.db import Database, retried, retried_if_rolled_back, retry_reason
 from tests.factories import World
 
 
@@ -64,3 +64,65 @@ async def test_without_retries_the_deadlock_reaches_the_caller(
     failed = [o for o in outcome if isinstance(o, BaseException)]
     assert len(failed) == 1 and isinstance(failed[0], DBAPIError)
     assert retry_reason(failed[0]) == "deadlock"
+
+
+async def lost_connection_units(db: Database) -> tuple[list[object], dict[str, int]]:
+    """The same unit under both decorators: its first attempt has its connection terminated by the
+    server mid-transaction (as `pg_terminate_backend` or a failover does), the second runs through."""
+    attempts = {"retried": 0, "rolled_back": 0}
+
+    async def body(db: Database, name: str) -> str:
+        attempts[name] += 1
+        async with db.write() as tx:
+            pid = await tx.session.scalar(text("SELECT pg_backend_pid()"))
+            if attempts[name] == 1:
+                async with db.engine.connect() as other:
+                    await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await tx.session.execute(text("SELECT 1"))
+        return "done"
+
+    outcome: list[object] = [
+        await retried(body)(db, "retried"),
+        *(await asyncio.gather(retried_if_rolled_back(body)(db, "rolled_back"), return_exceptions=True)),
+    ]
+    return outcome, attempts
+
+
+async def test_a_lost_connection_is_run_again_only_where_a_repeat_cannot_double_anything(
+    world: World,
+) -> None:
+    if world.db.is_sqlite:
+        pytest.skip("SQLite is a file, not a server: it has no connection the server could terminate")
+    pg = world.db
+    before = metrics.DB_RETRIES.labels("connection")._value.get()
+    (transition, creation), attempts = await lost_connection_units(pg)
+    # A transition re-reads its state, so it runs again; a creation without a key to find it by might
+    # have committed unseen, so the lost connection reaches the caller (503) instead of a double.
+    assert transition == "done" and attempts["retried"] == 2
+    assert isinstance(creation, DBAPIError) and retry_reason(creation) == "connection"
+    assert attempts["rolled_back"] == 1
+    assert metrics.DB_RETRIES.labels("connection")._value.get() == before + 1
+
+
+def test_what_creates_unkeyed_rows_is_never_run_again_after_a_lost_connection() -> None:
+    """The service functions that create without a key use the rolled-back-only retry; the others
+    the full one (a repeat of a transition is at worst a state conflict)."""
+    from bidding import award, close, offers, publish
+    from catalog import agreement_setup, designated, prices, service
+
+    async def unit(db: Database) -> None:
+        pass
+
+    # every function a decorator wraps shares the code of that decorator's wrapper
+    wrappers = {retried(unit).__code__: "all", retried_if_rolled_back(unit).__code__: "rolled_back"}
+
+    def kind(fn: object) -> str:
+        return wrappers.get(getattr(fn, "__code__", None), f"{fn} is not retried")  # type: ignore[arg-type]
+
+    creating = [offers.quote, offers.bid, publish.create, agreement_setup.create, agreement_setup.add_product]
+    creating += [designated.apply, designated.designate, service.create_listing, prices.change_price]
+    transitions = [offers.withdraw, award.confirm_award, award.reject_quote, award.decline_award, close.close]
+    transitions += [agreement_setup.activate, agreement_setup.terminate, agreement_setup.expire_due]
+    transitions += [designated.review, designated.revoke, service.submit_listing, service.moderate]
+    assert {kind(f) for f in creating} == {"rolled_back"}
+    assert {kind(f) for f in transitions} == {"all"}

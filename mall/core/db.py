@@ -175,20 +175,26 @@ class Database:
                 # Plain callbacks may block (a Redis round trip): keep them off the event loop.
                 await asyncio.to_thread(fn)
 
-    async def retrying(self, work: Callable[[], Awaitable[T]]) -> T:
+    async def retrying(self, work: Callable[[], Awaitable[T]], *, lost_connection: bool = True) -> T:
         """Run a unit of work (a callable that opens its own write transaction) and, when it fails for
         a transient reason (`retry_reason`), run it again: at most `retries` more times, after a
         jittered wait that doubles (about 20 ms, 40, 80, 160). What runs again must be safe to run
         again: it re-reads what it needs, and an ordering transaction is keyed by its Idempotency-Key,
         so a commit whose outcome was unknown is answered with the orders it made, never doubled. An
-        exhausted retry raises the last error (the web shell answers 503 with Retry-After)."""
+        exhausted retry raises the last error (the web shell answers 503 with Retry-After).
+        With `lost_connection=False` a lost connection is not run again: for work that creates
+        something without a key to recognise it by, whose commit may have happened unseen."""
         attempt = 0
         while True:
             try:
                 return await work()
             except DBAPIError as exc:
                 reason = retry_reason(exc)
-                if reason is None or attempt >= self.retries:
+                if (
+                    reason is None
+                    or attempt >= self.retries
+                    or (reason == "connection" and not lost_connection)
+                ):
                     raise
                 attempt += 1
                 metrics.DB_RETRIES.labels(reason).inc()
@@ -214,6 +220,20 @@ def retried(
     @functools.wraps(fn)
     async def run(db: Database, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await db.retrying(lambda: fn(db, *args, **kwargs))
+
+    return run
+
+
+def retried_if_rolled_back(
+    fn: Callable[Concatenate[Database, P], Awaitable[T]],
+) -> Callable[Concatenate[Database, P], Awaitable[T]]:
+    """`retried` for a unit of work that creates something with no key to find it again by (a
+    procedure, a bid, a listing): run again only after failures that certainly rolled it back
+    (deadlock, serialization, busy), never after a lost connection, whose commit may have happened."""
+
+    @functools.wraps(fn)
+    async def run(db: Database, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await db.retrying(lambda: fn(db, *args, **kwargs), lost_connection=False)
 
     return run
 

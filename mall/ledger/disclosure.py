@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall.core import clock, outbox
-from mall.core.db import Database, Tx
+from mall.core.db import Database, Tx, retried
 from mall.core.errors import InvalidInput, NotFound
 from mall.core.models import Outbox, OutboxStatus
 from mall.core.money import money
@@ -69,6 +69,7 @@ def stage(tx: Tx, payload: dict[str, Any], record_id: uuid.UUID | None = None) -
     return record_id
 
 
+@retried
 async def publish_pending(db: Database, *, limit: int = 200, pause: float = 0.0) -> int:
     """Publish pending outbox rows, oldest first. Safe to run any number of times, concurrently."""
     async with db.write() as tx:
