@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
 from mall.core import clock, outbox
@@ -38,6 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # is in a process whose queue is not configured. A test that builds the app (or the worker) gets the
 # real enqueuers, which the app factory registers.
 outbox.drop_unregistered()
+
+# Property tests: a hundred examples each by default (CI); `./dev quick` sets HYPOTHESIS_PROFILE=quick
+# for the inner loop, which tries fewer.
+hypothesis_settings.register_profile("quick", max_examples=20)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 class RedisServer:

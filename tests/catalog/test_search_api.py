@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from mall.core import clock
 from mall.core.models import Outbox
+from search_index import sync
+from search_index.embedded import EmbeddedBackend
 from tests.factories import World
 from tests.security.login_helpers import assert_problem
 
@@ -42,8 +45,6 @@ HIT_KEYS = {"id", "title", "brand", "spec_model", "category_code", "price", "sup
 
 async def drain(world: World) -> int:
     """What the worker's index job does: apply the pending outbox rows to the search index."""
-    from search_index import sync
-    from search_index.embedded import EmbeddedBackend
 
     backend = EmbeddedBackend(world.settings.data_dir / "search", writer=True, heap_bytes=15_000_000)
     return await sync.drain(world.db, backend)
@@ -80,13 +81,26 @@ async def publish(
     return lid
 
 
+_CATALOG_IDS: dict[str, str] = {}
+
+
 @pytest.fixture
-async def catalog(client: Any, world: World) -> dict[str, str]:
-    """Key → listing id of every live listing (the world's and PRODUCTS), indexed."""
+async def catalog(client: Any, world: World, snapshots: Any) -> dict[str, str]:
+    """Key → listing id of every live listing (the world's and PRODUCTS), indexed. Made through the API
+    by the first test that asks; saved, and put back (the index rebuilt from it) for the later ones."""
+    if "search_catalog" in snapshots and clock.clock._frozen is None:
+        await snapshots.restore("search_catalog")
+        with EmbeddedBackend(world.settings.data_dir / "search", writer=True, heap_bytes=15_000_000) as b:
+            await sync.rebuild(world.db, b)
+        return dict(_CATALOG_IDS)
     ids = {key: str(x.id) for key, x in world.listings.items()}
     for key, product in PRODUCTS.items():
         ids[key] = await publish(client, world, product)
     await drain(world)
+    if clock.clock._frozen is None:
+        await snapshots.take("search_catalog")
+        _CATALOG_IDS.clear()
+        _CATALOG_IDS.update(ids)
     return ids
 
 

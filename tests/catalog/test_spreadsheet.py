@@ -407,7 +407,9 @@ def test_xlsx_with_broken_sheet_xml_is_a_sheet_error() -> None:
 SOUND_XLSX = xlsx_bytes({1: HEADERS, 2: PAPER, 3: STAPLER})
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=min(60, settings().max_examples), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(data=st.data())
 def test_damaged_xlsx_never_raises_anything_but_sheet_error(data: st.DataObject) -> None:
     content = bytearray(SOUND_XLSX)
@@ -421,7 +423,7 @@ def test_damaged_xlsx_never_raises_anything_but_sheet_error(data: st.DataObject)
     assert count == len(list(rows))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=settings().max_examples, deadline=None)
 @given(content=st.binary(max_size=2048), extension=st.sampled_from(["csv", "xlsx"]))
 def test_arbitrary_bytes_never_raise_anything_but_sheet_error(content: bytes, extension: str) -> None:
     try:
