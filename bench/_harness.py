@@ -820,7 +820,7 @@ class Stack:
 
 
 def _pg_admin(sql: str) -> None:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     async def go() -> None:
         conn = await asyncpg.connect(PG_ADMIN_URL, timeout=10)
@@ -903,7 +903,7 @@ def run_once(
             if describe is not None:
                 summary.update(describe(st))
             try:
-                summary.update(asyncio.run(run(st, quick if args.quick else full)))
+                summary.update(asyncio.run(run(st, quick if args.quick else full)))  # type: ignore[arg-type]
             except Exception:
                 log("service logs:\n" + st.tail("web") + "\n" + st.tail("worker"))
                 raise

@@ -66,7 +66,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import (  # noqa: E402
+from bench._harness import (
     BENCH_PASSWORD,
     PG_ADMIN_URL,
     ROOT,
@@ -82,7 +82,6 @@ from bench._harness import (  # noqa: E402
     latency_summary,
     log,
     login_all,
-    percentile,
     stage,
 )
 
@@ -90,18 +89,38 @@ MAX_IN_FLIGHT = 48
 WATCHERS = 100
 BIDDERS = 20
 QUOTERS = 5
+CART_BUYERS = 2
 INITIAL_STOCK = Decimal("100000000")
 SEARCH_TERMS = ["压测商品", "品牌1", "型号-3", "计算机", "办公", "台", "品牌2 型号", "压测"]
 # Refusals that are part of the story (a state already reached after a retry, a price that moved,
 # a bid not low enough, an offer after the deadline): counted, not errors.
 EXPECTED_REFUSALS = {
-    "bid": {"closed", "not_below_own", "not_below_lowest", "procedure_closed", "not_open", "bid_too_high", "above_ceiling"},
+    "bid": {
+        "closed",
+        "not_below_own",
+        "not_below_lowest",
+        "procedure_closed",
+        "not_open",
+        "bid_too_high",
+        "above_ceiling",
+    },
     "quote": {"closed", "procedure_closed", "not_open"},
     "checkout_replay": {"idempotency_in_progress"},
 }
 
 
 # ---------------------------------------------------------------- records
+
+
+@dataclass
+class Staff:
+    """The procurement center's user (agreements, designations, subscription, exports)."""
+
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 @dataclass
@@ -113,6 +132,7 @@ class Sample:
     at: float  # monotonic
     code: str = ""
     error: str = ""
+    after_retry: bool = False  # sent again after a connection error (its first copy may have gone through)
 
 
 @dataclass
@@ -152,6 +172,7 @@ class Shared:
     watcher_events: int = 0
     watcher_reconnects: int = 0
     skipped_starts: int = 0
+    unverified: int = 0  # a step sent again and refused, whose order is not in the state it should reach
     retries_scraped: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     notes: list[str] = field(default_factory=list)
     t0: float = 0.0
@@ -195,14 +216,22 @@ def check_http(samples: list[Sample], down: dict[int, list[list[float]]]) -> dic
     }
 
 
-def check_refusals(samples: list[Sample]) -> dict[str, Any]:
+def check_refusals(samples: list[Sample], unverified: int) -> dict[str, Any]:
     """4xx that are not part of the story (reported; a failure of the mall shows up as these too)."""
     odd = Counter(
         f"{s.kind} {s.status} {s.code}"
         for s in samples
-        if 400 <= s.status < 500 and s.code not in EXPECTED_REFUSALS.get(s.kind, set())
+        if 400 <= s.status < 500 and not s.after_retry and s.code not in EXPECTED_REFUSALS.get(s.kind, set())
     )
-    return {"ok": not odd, "unexpected": dict(odd.most_common(15))}
+    again = Counter(
+        f"{s.kind} {s.status} {s.code}" for s in samples if 400 <= s.status < 500 and s.after_retry
+    )
+    return {
+        "ok": not odd and not unverified,
+        "unexpected": dict(odd.most_common(15)),
+        "refused_when_sent_again_after_a_connection_error": dict(again.most_common(10)),
+        "transitions_sent_again_not_found_done": unverified,
+    }
 
 
 def check_budgets(
@@ -544,7 +573,7 @@ class Topology:
             try:
                 Redis.from_url(self.redis_url, socket_timeout=1).ping()
                 return
-            except Exception:  # noqa: S110  (still starting)
+            except Exception:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
@@ -613,7 +642,7 @@ class Topology:
         self.start_redis()
 
     def terminate_backends(self) -> int:
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
 
         async def go() -> int:
             conn = await asyncpg.connect(PG_ADMIN_URL, timeout=10)
@@ -632,27 +661,29 @@ class Topology:
     # -- tear-down
 
     def close(self) -> None:
-        order = [n for n in self.procs if n.startswith("web")] + [
-            n for n in self.procs if n.startswith("worker")
+        """Web processes first, then the workers, Redis last (as the launcher stops them)."""
+        names = list(self.procs)
+        stages = [
+            [n for n in names if n.startswith("web")],
+            [n for n in names if n.startswith("worker")],
+            [n for n in names if not n.startswith(("web", "worker"))],
         ]
-        order += [n for n in self.procs if n not in order]
-        for name in order:
-            p = self.procs[name]
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGTERM)
-        for name in order:
-            p = self.procs[name]
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
+        for group in stages:
+            for name in group:
+                if self.procs[name].poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self.procs[name].pid, signal.SIGTERM)
+            for name in group:
+                p = self.procs[name]
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(p.pid, signal.SIGKILL)
+                    p.wait(5)
+                # anything left in its process group (an RQ work horse, the cron, the scheduler)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(p.pid, signal.SIGKILL)
-                p.wait(5)
-        time.sleep(1.0)
-        for name in order:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.procs[name].pid, signal.SIGKILL)
         self.procs.clear()
         if self.pg_name:
             try:
@@ -747,7 +778,7 @@ class Soak:
         self.listing_price: dict[uuid.UUID, Decimal] = {}
         self.cart_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.stop = asyncio.Event()
-        self.center: Any = None
+        self.center = Staff("")
         self.agreement_products: list[tuple[str, Supplier, Decimal]] = []
         self.designations: list[tuple[str, Supplier, list[str]]] = []
         self.procedures: dict[str, str] = {}  # kind -> id
@@ -792,7 +823,9 @@ class Soak:
             p = ports[attempt % len(ports)]
             t0 = time.monotonic()
             try:
-                r = await self.clients[p].request(method, path, json=json_body, params=params, headers=headers)
+                r = await self.clients[p].request(
+                    method, path, json=json_body, params=params, headers=headers
+                )
             except httpx.TransportError as exc:
                 self.sh.samples.append(
                     Sample(kind, -1, time.monotonic() - t0, p, t0, error=f"{type(exc).__name__}: {exc}"[:200])
@@ -803,7 +836,9 @@ class Soak:
                 await asyncio.sleep(0.1 + 0.3 * attempt)
                 continue
             code = problem_code(r)
-            self.sh.samples.append(Sample(kind, r.status_code, time.monotonic() - t0, p, t0, code))
+            self.sh.samples.append(Sample(kind, r.status_code, time.monotonic() - t0, p, t0, code, "", again))
+            if again and r.status_code >= 400:
+                self.sh.notes.append(f"{kind} sent again after a connection error: {r.status_code} {code}")
             if r.status_code >= 500:
                 self.sh.notes.append(f"{kind} {method} {path} -> {r.status_code}: {r.text[:300]}")
             return r, again
@@ -819,12 +854,7 @@ class Soak:
             "/api/auth/token", json={"username": "bench_center", "password": BENCH_PASSWORD, "name": "soak"}
         )
         assert r.status_code == 201, r.text
-
-        class Center:
-            token = r.json()["token"]
-            headers = {"Authorization": f"Bearer {token}"}
-
-        self.center = Center()
+        self.center = Staff(r.json()["token"])
         for lid, _s in w.all_listings:
             d = (await c.get(f"/api/listings/{lid}")).json()
             self.listing_price[lid] = Decimal(d["price"])
@@ -843,7 +873,9 @@ class Soak:
         codes = await self.credit_codes([s.org_id for s in sup[:2]])
         for s in sup[:2]:
             r = await c.post(
-                f"/api/agreements/{aid}/suppliers", json={"credit_code": codes[s.org_id]}, headers=self.center.headers
+                f"/api/agreements/{aid}/suppliers",
+                json={"credit_code": codes[s.org_id]},
+                headers=self.center.headers,
             )
             assert r.status_code == 201, r.text
             r = await c.post(
@@ -992,6 +1024,7 @@ class Soak:
                 o.status = target
                 self.sh.notes.append(f"{kind}: went through before a connection error ({o.order_no})")
                 return True
+            self.sh.unverified += 1
         return False
 
     async def order_story(self, o: OrderTrack) -> None:
@@ -999,7 +1032,9 @@ class Soak:
         then the life of the order, or a cancellation by consent."""
         roll = self.rng.random()
         if roll < 0.12:
-            await self.transition("cancel_before_confirm", o, "cancel", o.buyer, {"reason": "需求变更"}, "cancelled")
+            await self.transition(
+                "cancel_before_confirm", o, "cancel", o.buyer, {"reason": "需求变更"}, "cancelled"
+            )
             return
         body: dict[str, Any] | None = None
         if o.lines and self.rng.random() < 0.2:
@@ -1013,7 +1048,9 @@ class Soak:
             if await self.transition(
                 "cancel_request", o, "cancel-request", o.buyer, {"reason": "预算调整"}, "confirmed"
             ):
-                await self.transition("cancel_answer", o, "cancel-answer", o.supplier, {"agree": True}, "cancelled")
+                await self.transition(
+                    "cancel_answer", o, "cancel-answer", o.supplier, {"agree": True}, "cancelled"
+                )
             return
         if roll < 0.6:
             for action, who, body2, target in (
@@ -1030,25 +1067,32 @@ class Soak:
         picks = self.rng.sample(self.world.all_listings, k=n)
         return [{"listing_id": str(lid), "quantity": str(self.rng.randint(1, 3))} for lid, _ in picks]
 
-    async def placed(self, kind: str, buyer: Buyer, key: str, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    async def placed(
+        self, kind: str, buyer: Buyer, key: str, path: str, body: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         """Place with an Idempotency-Key; some requests are sent again (after the answer, or at once,
         twice in parallel, as a double click does). Every answer for the key is recorded."""
         roll = self.rng.random()
+        results: list[tuple[httpx.Response | None, bool]]
         if roll < 0.05:
-            results = await asyncio.gather(
-                self.call(kind, "POST", path, who=buyer, json_body=body, key=key),
-                self.call("checkout_replay", "POST", path, who=buyer, json_body=body, key=key),
+            results = list(
+                await asyncio.gather(
+                    self.call(kind, "POST", path, who=buyer, json_body=body, key=key),
+                    self.call("checkout_replay", "POST", path, who=buyer, json_body=body, key=key),
+                )
             )
         else:
             results = [await self.call(kind, "POST", path, who=buyer, json_body=body, key=key)]
             if roll < 0.15:
-                results.append(await self.call("checkout_replay", "POST", path, who=buyer, json_body=body, key=key))
+                results.append(
+                    await self.call("checkout_replay", "POST", path, who=buyer, json_body=body, key=key)
+                )
         orders: list[dict[str, Any]] = []
         for r, _ in results:
             if r is None or r.status_code not in (200, 201):
                 continue
             data = r.json()
-            got = data["orders"] if "orders" in data else [data]
+            got = data.get("orders", [data])
             self.sh.keys[f"{buyer.username}/{key}"].append(tuple(sorted(o["id"] for o in got)))
             if not orders:
                 orders = got
@@ -1058,17 +1102,20 @@ class Soak:
 
     async def sc_search(self) -> None:
         b = self.rng.choice(self.world.buyers)
-        await self.call("search", "GET", "/api/catalog/search", who=b, params={"q": self.rng.choice(SEARCH_TERMS)})
+        await self.call(
+            "search", "GET", "/api/catalog/search", who=b, params={"q": self.rng.choice(SEARCH_TERMS)}
+        )
 
     async def sc_checkout(self, shared: bool) -> None:
-        b = self.rng.choice(self.world.shared if shared else self.world.buyers)
+        b = self.rng.choice(self.world.shared if shared else self.world.buyers[:-CART_BUYERS])
         body = {"budget_line_id": str(b.line_id), "items": self.items(self.rng.choice([1, 1, 2]))}
         kind = "checkout_shared_line" if shared else "checkout"
         orders = await self.placed(kind, b, f"soak-{uuid.uuid4()}", "/api/checkout", body)
         await asyncio.gather(*(self.order_story(self.track(o, b)) for o in orders))
 
     async def sc_cart(self) -> None:
-        b = self.rng.choice(self.world.buyers)
+        # buyers of their own: a direct checkout of an item takes it out of its buyer's cart
+        b = self.rng.choice(self.world.buyers[-CART_BUYERS:])
         async with self.cart_locks[b.username]:
             for it in self.items(self.rng.choice([1, 2])):
                 r, _ = await self.call("cart_add", "POST", "/api/cart/items", who=b, json_body=it)
@@ -1095,7 +1142,9 @@ class Soak:
         b = self.rng.choice(self.world.buyers)
         pid, s, _price = self.rng.choice(self.agreement_products)
         body = {"product_id": pid, "quantity": "1", "budget_line_id": str(b.line_id)}
-        orders = await self.placed("agreement_order", b, f"soak-ag-{uuid.uuid4()}", "/api/agreement-orders", body)
+        orders = await self.placed(
+            "agreement_order", b, f"soak-ag-{uuid.uuid4()}", "/api/agreement-orders", body
+        )
         for o in orders:
             await self.order_story(self.track(o, b, s))
 
@@ -1176,12 +1225,15 @@ class Soak:
         for k in range(2):
             await asyncio.sleep(self.rng.uniform(0, max(0.0, left * 0.4)))
             await self.call(
-                "quote", "POST", f"/api/procedures/{pid}/quotes", who=s, json_body={"amount": f"{amount - k * 500}.00"}
+                "quote",
+                "POST",
+                f"/api/procedures/{pid}/quotes",
+                who=s,
+                json_body={"amount": f"{amount - k * 500}.00"},
             )
 
     async def award_watch(self, kind: str) -> None:
         """When the worker has closed the procedure, its winner confirms the deal."""
-        from sqlalchemy import select
 
         from bidding.models import Procedure
         from mall.core.db import Database
@@ -1200,7 +1252,9 @@ class Soak:
                 if status in ("failed", "confirmed", "cancelled"):
                     return
                 if status != "awarded":
-                    if self.stop.is_set() and datetime.now(UTC) > self.procedure_ends[kind] + timedelta(minutes=2):
+                    if self.stop.is_set() and datetime.now(UTC) > self.procedure_ends[kind] + timedelta(
+                        minutes=2
+                    ):
                         self.sh.notes.append(f"{kind} not closed two minutes after its end")
                         return
                     continue
@@ -1211,7 +1265,11 @@ class Soak:
                 if winner is None:
                     continue
                 c, again = await self.call(
-                    f"{kind}_award_confirm", "POST", f"/api/procedures/{pid}/award/confirm", who=winner, json_body={}
+                    f"{kind}_award_confirm",
+                    "POST",
+                    f"/api/procedures/{pid}/award/confirm",
+                    who=winner,
+                    json_body={},
                 )
                 if c is not None and c.status_code == 201:
                     self.award_orders[pid] = c.json()["order_no"]
@@ -1233,7 +1291,11 @@ class Soak:
             token = r.text.split('name="_csrf_token" value="', 1)[1].split('"', 1)[0]
             r = await c.post(
                 "/login",
-                data={"_csrf_token": token, "username": self.world.buyers[0].username, "password": BENCH_PASSWORD},
+                data={
+                    "_csrf_token": token,
+                    "username": self.world.buyers[0].username,
+                    "password": BENCH_PASSWORD,
+                },
             )
             assert r.status_code in (302, 303), r.text[:300]
             return "; ".join(f"{k}={v}" for k, v in c.cookies.items())
@@ -1252,7 +1314,7 @@ class Soak:
                     max_size=2**20,
                     open_timeout=20,
                 ) as ws:
-                    snap = json.loads(await ws.recv())
+                    await ws.recv()  # the snapshot
                     if first:
                         ready.set()
                         first = False
@@ -1262,7 +1324,7 @@ class Soak:
                         except TimeoutError:
                             continue
                         self.sh.watcher_events += 1
-            except Exception:  # noqa: BLE001  (a killed web process, a closed room: connect again)
+            except Exception:
                 if self.stop.is_set():
                     return
                 self.sh.watcher_reconnects += 1
@@ -1277,7 +1339,9 @@ class Soak:
         gaps = 0
         while not self.stop.is_set():
             port = self.top.web_ports[n % len(self.top.web_ports)]
-            r, _ = await self.call("feed_page", "GET", "/api/disclosures", params={"after": cursor, "limit": 100}, port=port)
+            r, _ = await self.call(
+                "feed_page", "GET", "/api/disclosures", params={"after": cursor, "limit": 100}, port=port
+            )
             if r is not None and r.status_code == 200:
                 page = r.json()
                 for x in page["items"]:
@@ -1297,7 +1361,9 @@ class Soak:
         b = next((p for p in ports if p != a), a)
         info: dict[str, Any] = {"started_on": a, "downloaded_from": b, "ok": False}
         self.sh.exports.append(info)
-        r, _ = await self.call("export_start", "POST", "/api/exports", who=self.center, json_body={"format": "csv"}, port=a)
+        r, _ = await self.call(
+            "export_start", "POST", "/api/exports", who=self.center, json_body={"format": "csv"}, port=a
+        )
         if r is None or r.status_code != 202:
             info["error"] = None if r is None else f"{r.status_code} {r.text[:200]}"
             return
@@ -1306,7 +1372,9 @@ class Soak:
         t0 = time.monotonic()
         while time.monotonic() - t0 < 120:
             await asyncio.sleep(0.5)
-            g, _ = await self.call("export_progress", "GET", f"/api/exports/{job['id']}", who=self.center, port=a)
+            g, _ = await self.call(
+                "export_progress", "GET", f"/api/exports/{job['id']}", who=self.center, port=a
+            )
             if g is None or g.status_code != 200:
                 continue
             job = g.json()
@@ -1388,7 +1456,10 @@ class Soak:
             )
         try:
             with stage("logging in over HTTP"):
-                await login_all(self.clients[self.top.web_ports[0]], [*self.world.buyers, *self.world.shared, *self.world.suppliers])
+                await login_all(
+                    self.clients[self.top.web_ports[0]],
+                    [*self.world.buyers, *self.world.shared, *self.world.suppliers],
+                )
             with stage("agreements, designations, push subscription, auction and inquiry"):
                 await self.setup()
             with stage(f"{WATCHERS} watchers join the auction room"):
@@ -1399,8 +1470,14 @@ class Soak:
             self.sh.t0 = time.monotonic()
             log(f"load for {seconds:.0f}s at {self.args.rate} scenarios/s")
             background = [
-                *(asyncio.create_task(self.bidder(s, 1_000_000 - 7 * k)) for k, s in enumerate(self.world.suppliers[-BIDDERS:])),
-                *(asyncio.create_task(self.quoter(s, 900_000 - 1000 * k)) for k, s in enumerate(self.world.suppliers[-BIDDERS:][:QUOTERS])),
+                *(
+                    asyncio.create_task(self.bidder(s, 1_000_000 - 7 * k))
+                    for k, s in enumerate(self.world.suppliers[-BIDDERS:])
+                ),
+                *(
+                    asyncio.create_task(self.quoter(s, 900_000 - 1000 * k))
+                    for k, s in enumerate(self.world.suppliers[-BIDDERS:][:QUOTERS])
+                ),
                 *(asyncio.create_task(self.feed_consumer(n)) for n in range(2)),
                 asyncio.create_task(self.export_job(seconds * 0.3)),
                 asyncio.create_task(self.export_job(seconds * 0.65)),
@@ -1429,7 +1506,7 @@ class Soak:
 # ---------------------------------------------------------------- after the run
 
 
-async def settle(soak: Soak, timeout: float = 120) -> dict[str, Any]:
+async def settle(soak: Soak, within: float = 120) -> dict[str, Any]:
     """Wait until nothing waits to be published and the push receiver has the whole ledger."""
     from sqlalchemy import func, select
 
@@ -1441,14 +1518,17 @@ async def settle(soak: Soak, timeout: float = 120) -> dict[str, Any]:
     t0 = time.monotonic()
     state: dict[str, Any] = {}
     try:
-        while time.monotonic() - t0 < timeout:
+        while time.monotonic() - t0 < within:
             async with db.read() as s:
                 pending = await s.scalar(
                     select(func.count()).select_from(Outbox).where(Outbox.status == "pending")
                 )
             r = await c.get(f"/api/subscriptions/{soak.subscription_id}", headers=soak.center.headers)
             sub = r.json() if r.status_code == 200 else {}
-            state = {"outbox_pending": pending, "push": {k: sub.get(k) for k in ("cursor", "ledger_head", "backlog", "state")}}
+            state = {
+                "outbox_pending": pending,
+                "push": {k: sub.get(k) for k in ("cursor", "ledger_head", "backlog", "state")},
+            }
             if not pending and sub.get("backlog") == 0 and sub.get("cursor") == sub.get("ledger_head"):
                 state["seconds"] = round(time.monotonic() - t0, 1)
                 return state
@@ -1493,10 +1573,14 @@ async def read_database(url: str) -> dict[str, Any]:
             for p in (await s.execute(select(Procedure))).scalars():
                 moves = Counter(
                     (
-                        await s.execute(select(BudgetMovement.kind).where(BudgetMovement.procedure_id == p.id))
+                        await s.execute(
+                            select(BudgetMovement.kind).where(BudgetMovement.procedure_id == p.id)
+                        )
                     ).scalars()
                 )
-                offers = await s.scalar(select(func.count()).select_from(Offer).where(Offer.procedure_id == p.id))
+                offers = await s.scalar(
+                    select(func.count()).select_from(Offer).where(Offer.procedure_id == p.id)
+                )
                 procs.append(
                     {
                         "id": p.id,
@@ -1531,7 +1615,14 @@ async def read_database(url: str) -> dict[str, Any]:
             )
     finally:
         await db.dispose()
-    return {"lines": lines, "orders": orders, "procedures": procs, "listings": listings, "sold": sold, "dup_keys": dup_keys or 0}
+    return {
+        "lines": lines,
+        "orders": orders,
+        "procedures": procs,
+        "listings": listings,
+        "sold": sold,
+        "dup_keys": dup_keys or 0,
+    }
 
 
 def log_findings(top: Topology) -> dict[str, Any]:
@@ -1539,15 +1630,19 @@ def log_findings(top: Topology) -> dict[str, Any]:
     groups: Counter[str] = Counter()
     examples: dict[str, str] = {}
     for f in sorted(top.root.glob("*.log")):
+        if f.stem == "redis":
+            continue
         text = f.read_text(errors="replace")
         for m in re.finditer(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.{0,200})$", text, re.M):
             key = f"{f.stem}: {m.group(1)}"
             groups[key] += 1
             examples.setdefault(key, m.group(2)[:200])
-        for needle in ("deadlock detected", "database is locked", "retrying"):
+        for needle in ("deadlock detected", "database is locked", "could not serialize"):
             n = text.count(needle)
             if n:
                 groups[f"{f.stem}: '{needle}'"] += n
+        for m in re.finditer(r"unit of work run again after a (\w+)", text):
+            groups[f"{f.stem}: db retry ({m.group(1)})"] += 1
     return {"counts": dict(groups.most_common(20)), "examples": examples}
 
 
@@ -1609,14 +1704,12 @@ async def soak_main(top: Topology, args: argparse.Namespace) -> dict[str, Any]:
     for p in db["procedures"]:
         p["order_no"] = soak.award_orders.get(str(p["id"]))
         if p["order_no"] is None:  # the award order, if the winner confirmed with the answer lost
-            p["order_no"] = next(
-                (o["order_no"] for o in db["orders"] if o["source_id"] == p["id"]), None
-            )
+            p["order_no"] = next((o["order_no"] for o in db["orders"] if o["source_id"] == p["id"]), None)
     checks["procedures"] = check_procedures(db["procedures"], feed)
     checks["exports"] = {"ok": bool(sh.exports) and all(e["ok"] for e in sh.exports), "jobs": sh.exports}
     checks["ledger_verify"] = ledger_verify(top)
     checks["faults_survived"] = {"ok": all(f.ok for f in sh.faults), "faults": len(sh.faults)}
-    checks["refusals"] = check_refusals(sh.samples)
+    checks["refusals"] = check_refusals(sh.samples, sh.unverified)
     table = op_table(sh.samples, load_seconds)
     summary.update(
         {
@@ -1721,11 +1814,18 @@ def main() -> int:
     summary["wall_seconds"] = round(time.monotonic() - t0, 1)
     if "operations" in summary:
         print_table(summary["operations"])
-        print(f"retries (mall_db_retries_total, summed over web processes): {summary.get('db_retries_total')}")
+        print(
+            f"retries (mall_db_retries_total, summed over web processes): {summary.get('db_retries_total')}"
+        )
         for f in summary.get("faults", []):
-            print(f"fault at {f['at']:>6}s  {f['kind']:<26} {f['target']:<10} {'survived' if f['ok'] else 'FAILED'}  {f['detail']}")
+            print(
+                f"fault at {f['at']:>6}s  {f['kind']:<26} {f['target']:<10} {'survived' if f['ok'] else 'FAILED'}  {f['detail']}"
+            )
     for name, c in checks.items():
-        print(f"check {name:<18} {'PASS' if c.get('ok') else 'FAIL'}  " + json.dumps({k: v for k, v in c.items() if k != 'ok'}, ensure_ascii=False, default=str)[:600])
+        print(
+            f"check {name:<18} {'PASS' if c.get('ok') else 'FAIL'}  "
+            + json.dumps({k: v for k, v in c.items() if k != "ok"}, ensure_ascii=False, default=str)[:600]
+        )
     failed = [n for n, c in checks.items() if not c.get("ok")]
     summary["failed_checks"] = failed
     if rc == 0 and failed:
