@@ -309,9 +309,18 @@ class World:
 
 
 async def build_world(
-    database_url: str, *, buyers: int, shared_users: int, suppliers: int, listings_per_supplier: int
+    database_url: str,
+    *,
+    buyers: int,
+    shared_users: int,
+    suppliers: int,
+    listings_per_supplier: int,
+    bare_suppliers: int = 0,
 ) -> World:
-    """Organizations, users, budget lines and listings, made through the services (as tests/factories.py)."""
+    """Organizations, users, budget lines and listings, made through the services (as tests/factories.py).
+
+    `bare_suppliers` more supplier organizations without listings (bidders of inquiries and auctions)
+    come after the others in `World.suppliers`."""
     from decimal import Decimal
 
     from catalog import service as catalog_service
@@ -418,6 +427,10 @@ async def build_world(
                 )
                 sup.listings.append(listing.id)
             out_suppliers.append(sup)
+        for j in range(suppliers, suppliers + bare_suppliers):
+            u = f"bench_supplier{j + 1}"
+            name = f"压测供应商{j + 1}有限公司"
+            out_suppliers.append(Supplier(u, await org(OrgKind.SUPPLIER, name, [u]), name))
     finally:
         await db.dispose()
     return World(out_buyers, shared, out_suppliers)
@@ -807,7 +820,7 @@ class Stack:
 
 
 def _pg_admin(sql: str) -> None:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     async def go() -> None:
         conn = await asyncpg.connect(PG_ADMIN_URL, timeout=10)
@@ -890,7 +903,7 @@ def run_once(
             if describe is not None:
                 summary.update(describe(st))
             try:
-                summary.update(asyncio.run(run(st, quick if args.quick else full)))
+                summary.update(asyncio.run(run(st, quick if args.quick else full)))  # type: ignore[arg-type]
             except Exception:
                 log("service logs:\n" + st.tail("web") + "\n" + st.tail("worker"))
                 raise

@@ -129,13 +129,13 @@ class Launcher:
         """First start (or a deleted index directory): build the embedded search index from the database
         before the web server answers, so the mall's search works from the first page view."""
         s = self.settings
-        if s.meili_url or (s.data_dir / "search" / "CURRENT").exists():
+        if s.meili_url or (s.resolved_search_dir / "CURRENT").exists():
             return
 
         async def go() -> int:
             db = Database(s.resolved_database_url, pool_size=2)
             try:
-                counts = await sync.rebuild(db, EmbeddedBackend(s.data_dir / "search", writer=True))
+                counts = await sync.rebuild(db, EmbeddedBackend(s.resolved_search_dir, writer=True))
                 return counts["indexed"]
             finally:
                 await db.dispose()

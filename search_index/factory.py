@@ -13,4 +13,4 @@ def backend_for(settings: Settings, *, writer: bool = False) -> SearchBackend:
         return MeiliBackend(settings.meili_url, settings.meili_key, index=settings.meili_index)
     from search_index.embedded import EmbeddedBackend  # start-up: tantivy only where it is used
 
-    return EmbeddedBackend(settings.data_dir / "search", writer=writer)
+    return EmbeddedBackend(settings.resolved_search_dir, writer=writer)

@@ -31,6 +31,9 @@ class Settings:
     meili_url: str = ""
     meili_key: str = ""
     meili_index: str = "products"
+    # The embedded search index directory; empty: data_dir/search. Several processes, each with its
+    # own data directory (as on several hosts), share one index when they name the same directory.
+    search_dir: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     region_code: str = "410000"
@@ -125,6 +128,10 @@ class Settings:
         if url.startswith("sqlite:///"):
             url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
         return url
+
+    @property
+    def resolved_search_dir(self) -> Path:
+        return Path(self.search_dir) if self.search_dir else self.data_dir / "search"
 
     @property
     def embedded_redis_socket(self) -> Path:
