@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -126,3 +127,54 @@ def test_what_creates_unkeyed_rows_is_never_run_again_after_a_lost_connection() 
     transitions += [designated.review, designated.revoke, service.submit_listing, service.moderate]
     assert {kind(f) for f in creating} == {"rolled_back"}
     assert {kind(f) for f in transitions} == {"all"}
+
+
+def lost(orig: Exception) -> DBAPIError:
+    return DBAPIError("SELECT 1", None, orig)
+
+
+@pytest.mark.parametrize(
+    "orig",
+    [
+        asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        # what asyncpg raises on a connection the server cut while another operation was under way
+        asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        ),
+        asyncpg.exceptions.ConnectionFailureError("connection failure"),
+    ],
+    ids=["admin_shutdown", "does_not_exist", "half_way", "class_08"],
+)
+def test_every_way_asyncpg_reports_a_terminated_connection_is_a_lost_connection(orig: Exception) -> None:
+    assert retry_reason(lost(orig)) == "connection"
+
+
+def test_other_database_errors_are_not_run_again() -> None:
+    assert retry_reason(lost(asyncpg.exceptions.UniqueViolationError("duplicate key"))) is None
+    assert retry_reason(lost(asyncpg.exceptions.UndefinedTableError("no such table"))) is None
+    assert retry_reason(ValueError("deadlock detected")) is None  # not from the database
+
+
+def test_a_lost_connection_that_reaches_the_web_shell_is_503_with_retry_after_not_500() -> None:
+    from litestar import Litestar, get
+    from litestar.testing import TestClient
+
+    from mall.core.errors import EXCEPTION_HANDLERS
+
+    @get("/lost")
+    async def lost_route() -> None:
+        raise lost(
+            asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command")
+        )
+
+    @get("/broken")
+    async def broken_route() -> None:
+        raise lost(asyncpg.exceptions.UndefinedTableError('relation "orders" does not exist'))
+
+    with TestClient(Litestar([lost_route, broken_route], exception_handlers=EXCEPTION_HANDLERS)) as client:
+        r = client.get("/lost")
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["code"] == "busy_retry"
+        assert client.get("/broken").status_code == 500  # a real fault stays one

@@ -23,6 +23,7 @@ from sqlalchemy.types import TypeDecorator
 
 from mall.core import metrics
 from mall.core.money import CENT, from_cents, normalize_quantity, to_cents
+from mall.core.transient import retry_reason
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -107,28 +108,6 @@ class Tx:
 
 T = TypeVar("T")
 log = logging.getLogger("mall.db")
-
-
-def retry_reason(exc: BaseException) -> str | None:
-    """Why a failed unit of work may simply be run again (it was rolled back, nothing was written), or
-    None: a deadlock (PostgreSQL 40P01), a serialization failure (40001), a busy SQLite database, or
-    a connection lost under it."""
-    if not isinstance(exc, DBAPIError):
-        return None
-    if exc.connection_invalidated:
-        return "connection"
-    orig = exc.orig
-    state = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
-    text = f"{type(orig).__name__} {orig}".lower()
-    if state == "40P01" or "deadlock detected" in text:
-        return "deadlock"
-    if state == "40001" or "could not serialize" in text:
-        return "serialization"
-    if "database is locked" in text or "database is busy" in text:
-        return "busy"
-    if "connectiondoesnotexist" in text or "connection was closed" in text:
-        return "connection"
-    return None
 
 
 class Database:

@@ -17,6 +17,8 @@ from litestar.exceptions import (
 )
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
+from mall.core.transient import retry_reason
+
 log = logging.getLogger("mall.errors")
 
 PROBLEM = "application/problem+json"
@@ -245,8 +247,9 @@ def database_error_handler(request: Request[Any, Any, Any], exc: DBAPIError) -> 
         word in text for word in ("character", "byte sequence", "out of range", "too long", "dataerror")
     ):
         status, code, detail = 400, "invalid_input", "输入含有不允许的字符或超出长度、范围，请检查后重试"
-    elif "deadlock" in text or "could not serialize" in text or "database is locked" in text:
-        # what reaches here was retried already where the work is safe to run again (Database.retrying)
+    elif retry_reason(exc) is not None:
+        # A deadlock, a busy database or a lost connection: what reaches here was retried already
+        # where the work is safe to run again (Database.retrying), or must not be run again unseen.
         log.warning("database busy on %s %s: %s", request.method, request.url.path, text[:300])
         return _refusal(request, 503, "busy_retry", "系统繁忙，请稍后重试", headers={"Retry-After": "1"})
     else:

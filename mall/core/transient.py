@@ -1,0 +1,42 @@
+"""Which database failures are transient: the unit of work was rolled back and may simply run again.
+Kept apart from the engine (mall.core.db), so the error handlers can ask without importing it."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError
+
+# Failures after which the server no longer has the connection (PostgreSQL SQLSTATE class 08, and
+# 57P01-57P03: terminated by an administrator or a shutdown), and what asyncpg says of a connection
+# left half-way through an operation when the server cut it.
+_LOST_STATES = ("57P01", "57P02", "57P03")
+_LOST_WORDS = (
+    "connectiondoesnotexist",
+    "connection was closed",
+    "connection is closed",
+    "terminating connection",
+    "another operation",
+    "cannot switch to state",
+    "server closed the connection",
+)
+
+
+def retry_reason(exc: BaseException) -> str | None:
+    """Why a failed unit of work may simply be run again (it was rolled back, nothing was written), or
+    None: a deadlock (PostgreSQL 40P01), a serialization failure (40001), a busy SQLite database, or
+    a connection lost under it."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    if exc.connection_invalidated:
+        return "connection"
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    text = f"{type(orig).__name__} {type(getattr(orig, '__cause__', None)).__name__} {orig}".lower()
+    if state == "40P01" or "deadlock detected" in text:
+        return "deadlock"
+    if state == "40001" or "could not serialize" in text:
+        return "serialization"
+    if "database is locked" in text or "database is busy" in text:
+        return "busy"
+    if (state or "").startswith("08") or state in _LOST_STATES or any(w in text for w in _LOST_WORDS):
+        return "connection"
+    return None
