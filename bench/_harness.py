@@ -263,6 +263,46 @@ def http_client(port: int, concurrency: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=httpx.Timeout(60.0))
 
 
+# ---------------------------------------------------------------- a push receiver
+
+
+def receiver_protocol(got: list[dict[str, Any]]) -> type[asyncio.Protocol]:
+    """A raw asyncio HTTP/1.1 server protocol (keep-alive) that logs every request it is sent into
+    `got` (arrival time, path, signature, Idempotency-Key, seq header, body) and answers 200."""
+
+    class Proto(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.t = transport
+            self.buf = b""
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            while True:
+                end = self.buf.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                lines = self.buf[:end].decode("latin-1").split("\r\n")
+                headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
+                n = int(headers.get("content-length", "0"))
+                if len(self.buf) < end + 4 + n:
+                    return
+                body = self.buf[end + 4 : end + 4 + n]
+                self.buf = self.buf[end + 4 + n :]
+                got.append(
+                    {
+                        "t": time.time(),
+                        "path": lines[0].split(" ")[1],
+                        "sig": headers.get("x-mall-signature", ""),
+                        "key": headers.get("idempotency-key", ""),
+                        "seq": headers.get("x-mall-seq", ""),
+                        "body": body.decode("utf-8"),
+                    }
+                )
+                self.t.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    return Proto
+
+
 # ---------------------------------------------------------------- the world
 
 
@@ -589,11 +629,7 @@ class Stack:
         return load_settings(self.env())
 
     def env(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("MALL_") and k not in ("DATABASE_URL", "REDIS_URL", "MEILI_URL", "MEILI_KEY")
-        }
+        env = inherited_env()
         env.update(
             {
                 "MALL_DATA_DIR": str(self.data_dir),
@@ -619,35 +655,10 @@ class Stack:
         return str(self.settings().resolved_database_url)
 
     def _run_mall(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        from mall.core.processes import die_with_parent
-
-        r = subprocess.run(
-            [sys.executable, "-m", "mall.cli", *args],
-            cwd=ROOT,
-            env=self.env(),
-            text=True,
-            capture_output=True,
-            timeout=timeout,
-            preexec_fn=die_with_parent,
-            check=False,
-        )
-        if r.returncode != 0:
-            raise RuntimeError(f"mall {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
-        return r
+        return run_mall(self.env(), *args, timeout=timeout)
 
     def ledger_verify(self) -> dict[str, Any]:
-        r = subprocess.run(
-            [sys.executable, "-m", "mall.cli", "ledger", "verify"],
-            cwd=ROOT,
-            env=self.env(),
-            text=True,
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-        lines = (r.stdout + r.stderr).strip().splitlines()
-        msg = next((x for x in reversed(lines) if "账本" in x), lines[-1] if lines else "")
-        return {"ok": r.returncode == 0, "message": msg}
+        return ledger_verify(self.env())
 
     def _spawn(self, name: str, *args: str) -> None:
         from mall.core.processes import die_with_parent
@@ -776,32 +787,16 @@ class Stack:
             p = self.procs.pop(name, None)
             if p is None:
                 continue
-            if p.poll() is None:
-                # uvicorn re-raises SIGTERM after its graceful shutdown (so cProfile could not write its
-                # stats); SIGINT ends in a KeyboardInterrupt that lets the profiler finish.
-                sig = signal.SIGINT if name == "web" and self.profile_web else signal.SIGTERM
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, sig)
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(p.pid, signal.SIGKILL)
-                    p.wait(5)
-            # Anything left in its process group (an RQ work horse, a uvicorn child) goes too.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(p.pid, signal.SIGKILL)
+            # uvicorn re-raises SIGTERM after its graceful shutdown (so cProfile could not write its
+            # stats); SIGINT ends in a KeyboardInterrupt that lets the profiler finish.
+            signal_group(p, signal.SIGINT if name == "web" and self.profile_web else signal.SIGTERM)
+            end_group(p, 15)
         for name, p in list(self.procs.items()):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(p.pid, signal.SIGKILL)
             self.procs.pop(name)
-        if self.pg_name:
-            try:
-                _pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
-                log(f"dropped {self.pg_name}")
-            except Exception as exc:
-                log(f"could not drop {self.pg_name}: {exc}")
-            self.pg_name = None
+        drop_database(self.pg_name)
+        self.pg_name = None
         if self.redis_url:
             try:
                 from redis import Redis
@@ -817,6 +812,80 @@ class Stack:
             signal.signal(signal.SIGTERM, self._old_term)
             signal.signal(signal.SIGHUP, self._old_hup)
             self._old_term = None
+
+
+def inherited_env() -> dict[str, str]:
+    """This process's environment without the mall's settings: a started mall gets only those set."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MALL_") and k not in ("DATABASE_URL", "REDIS_URL", "MEILI_URL", "MEILI_KEY")
+    }
+
+
+def run_mall(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`mall <args>` to its end, with `env`; a failure raises with its output."""
+    from mall.core.processes import die_with_parent
+
+    r = subprocess.run(
+        [sys.executable, "-m", "mall.cli", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        preexec_fn=die_with_parent,
+        check=False,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"mall {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def ledger_verify(env: dict[str, str], timeout: float = 300) -> dict[str, Any]:
+    """`mall ledger verify` on the mall `env` points at: whether it passed, and its verdict line."""
+    r = subprocess.run(
+        [sys.executable, "-m", "mall.cli", "ledger", "verify"],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = (r.stdout + r.stderr).strip().splitlines()
+    msg = next((x for x in reversed(lines) if "账本" in x), lines[-1] if lines else "")
+    return {"ok": r.returncode == 0, "message": msg}
+
+
+def signal_group(p: subprocess.Popen[bytes], sig: int) -> None:
+    """Send `sig` to the process group of a process started with start_new_session, if it runs."""
+    if p.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, sig)
+
+
+def end_group(p: subprocess.Popen[bytes], wait: float) -> None:
+    """Wait up to `wait` s for a signalled process, then kill it; whatever is left in its process
+    group (an RQ work horse, a uvicorn child, the scheduler) goes too."""
+    try:
+        p.wait(wait)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait(5)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(p.pid, signal.SIGKILL)
+
+
+def drop_database(name: str | None) -> None:
+    if not name:
+        return
+    try:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        log(f"dropped {name}")
+    except Exception as exc:
+        log(f"could not drop {name}: {exc}")
 
 
 def _pg_admin(sql: str) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import ROOT, Stack, base_args, emit, free_port, latency_summary, r3, stage
+from _harness import ROOT, Stack, base_args, emit, free_port, latency_summary, r3, receiver_protocol, stage
 
 QUICK = {"drain": 2000, "live_rate": 20, "live_seconds": 5.0}
 FULL = {"drain": 10000, "live_rate": 50, "live_seconds": 20.0}
@@ -47,41 +47,11 @@ FULL = {"drain": 10000, "live_rate": 50, "live_seconds": 20.0}
 def run_receiver(port: int, out: str) -> None:
     got: list[dict[str, Any]] = []
 
-    class Proto(asyncio.Protocol):
-        def connection_made(self, transport: Any) -> None:
-            self.t = transport
-            self.buf = b""
-
-        def data_received(self, data: bytes) -> None:
-            self.buf += data
-            while True:
-                end = self.buf.find(b"\r\n\r\n")
-                if end < 0:
-                    return
-                lines = self.buf[:end].decode("latin-1").split("\r\n")
-                headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
-                n = int(headers.get("content-length", "0"))
-                if len(self.buf) < end + 4 + n:
-                    return
-                body = self.buf[end + 4 : end + 4 + n]
-                self.buf = self.buf[end + 4 + n :]
-                got.append(
-                    {
-                        "t": time.time(),
-                        "path": lines[0].split(" ")[1],
-                        "sig": headers.get("x-mall-signature", ""),
-                        "key": headers.get("idempotency-key", ""),
-                        "seq": headers.get("x-mall-seq", ""),
-                        "body": body.decode("utf-8"),
-                    }
-                )
-                self.t.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        server = await loop.create_server(Proto, "127.0.0.1", port)
+        server = await loop.create_server(receiver_protocol(got), "127.0.0.1", port)
         print("ready", flush=True)
         await stop.wait()
         server.close()

@@ -73,15 +73,23 @@ from bench._harness import (
     Buyer,
     Supplier,
     World,
+    _Bearer,
     _pg_admin,
     background_cores,
     build_world,
+    drop_database,
     emit,
+    end_group,
     fetch_feed,
     free_port,
+    inherited_env,
     latency_summary,
+    ledger_verify,
     log,
     login_all,
+    receiver_protocol,
+    run_mall,
+    signal_group,
     stage,
 )
 
@@ -113,14 +121,10 @@ EXPECTED_REFUSALS = {
 
 
 @dataclass
-class Staff:
+class Staff(_Bearer):
     """The procurement center's user (agreements, designations, subscription, exports)."""
 
     token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 @dataclass
@@ -463,11 +467,7 @@ class Topology:
     # -- environment
 
     def env(self, role: str) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("MALL_") and k not in ("DATABASE_URL", "REDIS_URL", "MEILI_URL", "MEILI_KEY")
-        }
+        env = inherited_env()
         data = self.root / role
         data.mkdir(exist_ok=True)
         env.update(
@@ -505,20 +505,7 @@ class Topology:
         self.run_mall("soak", "migrate")
 
     def run_mall(self, role: str, *args: str, timeout: float = 300) -> str:
-        from mall.core.processes import die_with_parent
-
-        r = subprocess.run(
-            [sys.executable, "-m", "mall.cli", *args],
-            cwd=ROOT,
-            env=self.env(role),
-            text=True,
-            capture_output=True,
-            timeout=timeout,
-            preexec_fn=die_with_parent,
-            check=False,
-        )
-        if r.returncode != 0:
-            raise RuntimeError(f"mall {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+        r = run_mall(self.env(role), *args, timeout=timeout)
         return r.stdout + r.stderr
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
@@ -670,28 +657,12 @@ class Topology:
         ]
         for group in stages:
             for name in group:
-                if self.procs[name].poll() is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(self.procs[name].pid, signal.SIGTERM)
+                signal_group(self.procs[name], signal.SIGTERM)
             for name in group:
-                p = self.procs[name]
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(p.pid, signal.SIGKILL)
-                    p.wait(5)
-                # anything left in its process group (an RQ work horse, the cron, the scheduler)
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(p.pid, signal.SIGKILL)
+                end_group(self.procs[name], 20)
         self.procs.clear()
-        if self.pg_name:
-            try:
-                _pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
-                log(f"dropped {self.pg_name}")
-            except Exception as exc:
-                log(f"could not drop {self.pg_name}: {exc}")
-            self.pg_name = None
+        drop_database(self.pg_name)
+        self.pg_name = None
         if self.args.keep:
             log(f"kept {self.root}")
         else:
@@ -724,38 +695,9 @@ class PushReceiver:
         self.server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        got = self.got
-
-        class Proto(asyncio.Protocol):
-            def connection_made(self, transport: Any) -> None:
-                self.t = transport
-                self.buf = b""
-
-            def data_received(self, data: bytes) -> None:
-                self.buf += data
-                while True:
-                    end = self.buf.find(b"\r\n\r\n")
-                    if end < 0:
-                        return
-                    lines = self.buf[:end].decode("latin-1").split("\r\n")
-                    headers = {
-                        k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])
-                    }
-                    n = int(headers.get("content-length", "0"))
-                    if len(self.buf) < end + 4 + n:
-                        return
-                    body = self.buf[end + 4 : end + 4 + n]
-                    self.buf = self.buf[end + 4 + n :]
-                    got.append(
-                        {
-                            "t": time.time(),
-                            "sig": headers.get("x-mall-signature", ""),
-                            "body": body.decode("utf-8"),
-                        }
-                    )
-                    self.t.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-
-        self.server = await asyncio.get_running_loop().create_server(Proto, "127.0.0.1", self.port)
+        self.server = await asyncio.get_running_loop().create_server(
+            receiver_protocol(self.got), "127.0.0.1", self.port
+        )
 
     def close(self) -> None:
         if self.server is not None:
@@ -1707,7 +1649,7 @@ async def soak_main(top: Topology, args: argparse.Namespace) -> dict[str, Any]:
             p["order_no"] = next((o["order_no"] for o in db["orders"] if o["source_id"] == p["id"]), None)
     checks["procedures"] = check_procedures(db["procedures"], feed)
     checks["exports"] = {"ok": bool(sh.exports) and all(e["ok"] for e in sh.exports), "jobs": sh.exports}
-    checks["ledger_verify"] = ledger_verify(top)
+    checks["ledger_verify"] = ledger_verify(top.env("soak"))
     checks["faults_survived"] = {"ok": all(f.ok for f in sh.faults), "faults": len(sh.faults)}
     checks["refusals"] = check_refusals(sh.samples, sh.unverified)
     table = op_table(sh.samples, load_seconds)
@@ -1730,21 +1672,6 @@ async def soak_main(top: Topology, args: argparse.Namespace) -> dict[str, Any]:
         }
     )
     return summary
-
-
-def ledger_verify(top: Topology) -> dict[str, Any]:
-    r = subprocess.run(
-        [sys.executable, "-m", "mall.cli", "ledger", "verify"],
-        cwd=ROOT,
-        env=top.env("soak"),
-        text=True,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
-    lines = (r.stdout + r.stderr).strip().splitlines()
-    msg = next((x for x in reversed(lines) if "账本" in x), lines[-1] if lines else "")
-    return {"ok": r.returncode == 0, "message": msg}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

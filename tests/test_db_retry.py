@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall.core import metrics
 from mall.core.db import Database, retried, retried_if_rolled_back, retry_reason
@@ -67,45 +69,75 @@ async def test_without_retries_the_deadlock_reaches_the_caller(
     assert retry_reason(failed[0]) == "deadlock"
 
 
-async def lost_connection_units(db: Database) -> tuple[list[object], dict[str, int]]:
-    """The same unit under both decorators: its first attempt has its connection terminated by the
-    server mid-transaction (as `pg_terminate_backend` or a failover does), the second runs through."""
+async def cut_units(
+    db: Database, cut: Callable[[Database, AsyncSession], Awaitable[None]]
+) -> dict[str, object]:
+    """The same unit under both decorators; `cut` loses its connection on the first attempt."""
     attempts = {"retried": 0, "rolled_back": 0}
 
     async def body(db: Database, name: str) -> str:
         attempts[name] += 1
         async with db.write() as tx:
-            pid = await tx.session.scalar(text("SELECT pg_backend_pid()"))
+            await tx.session.execute(text("SELECT 1"))
             if attempts[name] == 1:
-                async with db.engine.connect() as other:
-                    await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                await cut(db, tx.session)
             await tx.session.execute(text("SELECT 1"))
         return "done"
 
-    outcome: list[object] = [
-        await retried(body)(db, "retried"),
-        *(await asyncio.gather(retried_if_rolled_back(body)(db, "rolled_back"), return_exceptions=True)),
-    ]
-    return outcome, attempts
+    outcome: dict[str, object] = {}
+    for name, decorator in (("retried", retried), ("rolled_back", retried_if_rolled_back)):
+        try:
+            outcome[name] = await decorator(body)(db, name)
+        except DBAPIError as exc:
+            outcome[name] = exc
+    outcome["attempts"] = attempts
+    return outcome
 
 
-async def test_a_lost_connection_is_run_again_only_where_a_repeat_cannot_double_anything(
-    world: World,
-) -> None:
+async def terminated_by_the_server(db: Database, session: AsyncSession) -> None:
+    """What `pg_terminate_backend` or a failover does to a connection in the middle of a transaction."""
+    pid = await session.scalar(text("SELECT pg_backend_pid()"))
+    async with db.engine.connect() as other:
+        await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+async def lost_in_commit(db: Database, session: AsyncSession) -> None:
+    """The connection goes while COMMIT is on its way: whether it committed is unknown. (Staged in
+    the session's commit hook: no server lets a test cut a connection at exactly that instant.)"""
+
+    def cut(_session: object) -> None:
+        orig = asyncpg.exceptions.ConnectionDoesNotExistError(
+            "connection was closed in the middle of operation"
+        )
+        raise DBAPIError("COMMIT", None, orig, connection_invalidated=True)
+
+    event.listen(session.sync_session, "before_commit", cut, once=True)
+
+
+async def test_a_connection_cut_before_commit_is_run_again_by_both_retries(world: World) -> None:
     if world.db.is_sqlite:
         pytest.skip("SQLite is a file, not a server: it has no connection the server could terminate")
-    pg = world.db
     before = metrics.DB_RETRIES.labels("connection")._value.get()
-    (transition, creation), attempts = await lost_connection_units(pg)
+    outcome = await cut_units(world.db, terminated_by_the_server)
+    # Nothing was committed, so even what creates without a key runs again.
+    assert outcome == {"retried": "done", "rolled_back": "done", "attempts": {"retried": 2, "rolled_back": 2}}
+    assert metrics.DB_RETRIES.labels("connection")._value.get() == before + 2
+
+
+async def test_a_connection_lost_in_commit_is_run_again_only_where_a_repeat_cannot_double_anything(
+    world: World,
+) -> None:
+    outcome = await cut_units(world.db, lost_in_commit)
     # A transition re-reads its state, so it runs again; a creation without a key to find it by might
     # have committed unseen, so the lost connection reaches the caller (503) instead of a double.
-    assert transition == "done" and attempts["retried"] == 2
+    assert outcome["retried"] == "done"
+    creation = outcome["rolled_back"]
     assert isinstance(creation, DBAPIError) and retry_reason(creation) == "connection"
-    assert attempts["rolled_back"] == 1
-    assert metrics.DB_RETRIES.labels("connection")._value.get() == before + 1
+    assert getattr(creation, "during_commit", False) is True
+    assert outcome["attempts"] == {"retried": 2, "rolled_back": 1}
 
 
-def test_what_creates_unkeyed_rows_is_never_run_again_after_a_lost_connection() -> None:
+def test_what_creates_unkeyed_rows_is_never_run_again_after_a_connection_lost_in_commit() -> None:
     """The service functions that create without a key use the rolled-back-only retry; the others
     the full one (a repeat of a transition is at worst a state conflict)."""
     from bidding import award, close, offers, publish
@@ -178,3 +210,55 @@ def test_a_lost_connection_that_reaches_the_web_shell_is_503_with_retry_after_no
         assert r.headers["content-type"].startswith("application/problem+json")
         assert r.json()["code"] == "busy_retry"
         assert client.get("/broken").status_code == 500  # a real fault stays one
+
+
+def test_a_read_whose_connection_was_cut_is_run_again_whole_and_only_a_read() -> None:
+    """mall.web.rerun: a GET that fails for a transient reason is run again (up to the database's
+    retries); a POST is not (its service function decides); the mark never leaves the server."""
+    from types import SimpleNamespace
+
+    from litestar import Litestar, get, post
+    from litestar.datastructures import State
+    from litestar.testing import TestClient
+
+    from mall.core.errors import EXCEPTION_HANDLERS
+    from mall.web.rerun import ReadsRunAgain
+
+    runs = {"flaky": 0, "down": 0, "write": 0}
+    cut = asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command")
+
+    @get("/flaky")
+    async def flaky() -> dict[str, int]:
+        runs["flaky"] += 1
+        if runs["flaky"] < 3:
+            raise lost(cut)
+        return {"runs": runs["flaky"]}
+
+    @get("/down")
+    async def down() -> None:
+        runs["down"] += 1
+        raise lost(cut)
+
+    @post("/write")
+    async def write() -> None:
+        runs["write"] += 1
+        raise lost(cut)
+
+    app = Litestar(
+        [flaky, down, write],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[ReadsRunAgain],
+        state=State({"db": SimpleNamespace(retries=4)}),
+    )
+    before = metrics.DB_RETRIES.labels("connection")._value.get()
+    with TestClient(app) as client:
+        r = client.get("/flaky")
+        assert r.status_code == 200 and r.json() == {"runs": 3}
+        assert "x-mall-transient" not in r.headers
+        r = client.get("/down")
+        assert r.status_code == 503 and runs["down"] == 5  # the first run and four more
+        assert r.json()["code"] == "busy_retry" and "x-mall-transient" not in r.headers
+        r = client.post("/write")
+        assert r.status_code == 503 and runs["write"] == 1
+        assert "x-mall-transient" not in r.headers
+    assert metrics.DB_RETRIES.labels("connection")._value.get() == before + 2 + 4

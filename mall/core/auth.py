@@ -29,7 +29,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import or_, select, update
 
 from mall.core import clock, fields, login_throttle
-from mall.core.db import Database, Tx
+from mall.core.db import Database, Tx, retried
 from mall.core.errors import InvalidInput, NotFound, Unauthenticated
 from mall.core.models import ApiToken, AuditEntry, OrgKind, User
 
@@ -384,6 +384,7 @@ async def revoke_token(db: Database, who: Principal, token_id: uuid.UUID) -> Non
             )
 
 
+@retried
 async def principal_from_token(db: Database, token: str) -> Principal | None:
     now = clock.now()
     async with db.read() as s:
@@ -414,6 +415,7 @@ async def principal_from_token(db: Database, token: str) -> Principal | None:
     return principal
 
 
+@retried
 async def principal_from_session(db: Database, session: dict[str, Any]) -> Principal | None:
     raw = session.get("uid")
     if not raw:

@@ -145,8 +145,15 @@ class Database:
         concurrent writers queue instead of failing on a lock upgrade."""
         async with self._turn(), self._writer() as session:
             tx = Tx(session)
-            async with session.begin():
-                yield tx
+            committing = False
+            try:
+                async with session.begin():
+                    yield tx
+                    committing = True
+            except DBAPIError as exc:
+                # Failed in COMMIT itself: had the connection gone, the commit may have happened.
+                exc.during_commit = committing  # type: ignore[attr-defined]
+                raise
         for fn in tx._after:
             if asyncio.iscoroutinefunction(fn):
                 await fn()
@@ -154,26 +161,24 @@ class Database:
                 # Plain callbacks may block (a Redis round trip): keep them off the event loop.
                 await asyncio.to_thread(fn)
 
-    async def retrying(self, work: Callable[[], Awaitable[T]], *, lost_connection: bool = True) -> T:
+    async def retrying(self, work: Callable[[], Awaitable[T]], *, unseen_commit: bool = True) -> T:
         """Run a unit of work (a callable that opens its own write transaction) and, when it fails for
         a transient reason (`retry_reason`), run it again: at most `retries` more times, after a
         jittered wait that doubles (about 20 ms, 40, 80, 160). What runs again must be safe to run
         again: it re-reads what it needs, and an ordering transaction is keyed by its Idempotency-Key,
         so a commit whose outcome was unknown is answered with the orders it made, never doubled. An
         exhausted retry raises the last error (the web shell answers 503 with Retry-After).
-        With `lost_connection=False` a lost connection is not run again: for work that creates
-        something without a key to recognise it by, whose commit may have happened unseen."""
+        With `unseen_commit=False` a connection lost during COMMIT is not run again: for work that
+        creates something without a key to recognise it by, whose commit may have happened unseen
+        (a connection lost before COMMIT was sent rolled the work back, and it runs again)."""
         attempt = 0
         while True:
             try:
                 return await work()
             except DBAPIError as exc:
                 reason = retry_reason(exc)
-                if (
-                    reason is None
-                    or attempt >= self.retries
-                    or (reason == "connection" and not lost_connection)
-                ):
+                unseen = reason == "connection" and getattr(exc, "during_commit", False)
+                if reason is None or attempt >= self.retries or (unseen and not unseen_commit):
                     raise
                 attempt += 1
                 metrics.DB_RETRIES.labels(reason).inc()
@@ -207,12 +212,13 @@ def retried_if_rolled_back(
     fn: Callable[Concatenate[Database, P], Awaitable[T]],
 ) -> Callable[Concatenate[Database, P], Awaitable[T]]:
     """`retried` for a unit of work that creates something with no key to find it again by (a
-    procedure, a bid, a listing): run again only after failures that certainly rolled it back
-    (deadlock, serialization, busy), never after a lost connection, whose commit may have happened."""
+    procedure, a bid, a listing): run again only after failures that certainly rolled it back (a
+    deadlock, a serialization failure, a busy database, a connection lost before COMMIT), never
+    after a connection lost during COMMIT, which may have committed unseen."""
 
     @functools.wraps(fn)
     async def run(db: Database, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await db.retrying(lambda: fn(db, *args, **kwargs), lost_connection=False)
+        return await db.retrying(lambda: fn(db, *args, **kwargs), unseen_commit=False)
 
     return run
 

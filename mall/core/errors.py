@@ -247,11 +247,13 @@ def database_error_handler(request: Request[Any, Any, Any], exc: DBAPIError) -> 
         word in text for word in ("character", "byte sequence", "out of range", "too long", "dataerror")
     ):
         status, code, detail = 400, "invalid_input", "输入含有不允许的字符或超出长度、范围，请检查后重试"
-    elif retry_reason(exc) is not None:
+    elif (reason := retry_reason(exc)) is not None:
         # A deadlock, a busy database or a lost connection: what reaches here was retried already
         # where the work is safe to run again (Database.retrying), or must not be run again unseen.
+        # The mark lets a read be run again whole (mall.web.rerun), which strips it.
         log.warning("database busy on %s %s: %s", request.method, request.url.path, text[:300])
-        return _refusal(request, 503, "busy_retry", "系统繁忙，请稍后重试", headers={"Retry-After": "1"})
+        headers = {"Retry-After": "1", "x-mall-transient": reason}
+        return _refusal(request, 503, "busy_retry", "系统繁忙，请稍后重试", headers=headers)
     else:
         return internal_error_handler(request, exc)
     log.warning("database refused %s %s: %s", request.method, request.url.path, text[:300])

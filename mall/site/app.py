@@ -34,6 +34,7 @@ from mall.core.settings import Settings, load_settings
 from mall.site import api, export_routes, metrics, pages, push_pages, push_routes
 from mall.web import helpers
 from mall.web.deps import CALLER
+from mall.web.rerun import ReadsRunAgain
 from search_index.factory import backend_for
 from workers import queues
 
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             logs.RequestIds,
             metrics.RequestMetrics,
+            ReadsRunAgain,
             session_config.middleware,
             AuthMiddleware(),
             JsonBodyGuard(),
