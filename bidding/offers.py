@@ -31,7 +31,7 @@ from bidding.service import inquiry_rules_of, lock, rules_of, schedule_close
 from catalog.models import Listing, ListingStatus
 from mall.core import clock, fields
 from mall.core.auth import Principal
-from mall.core.db import Database, Tx, retried, retried_if_rolled_back
+from mall.core.db import Database, Tx, commit_may_have_happened, retried, retried_if_rolled_back
 from mall.core.errors import Conflict, Forbidden, NotFound, RuleViolation, TooManyAttempts
 from mall.core.money import MoneyError, money
 
@@ -215,6 +215,26 @@ def too_many_refusals() -> TooManyAttempts:
     )
 
 
+async def _landed(tx: Tx, p: Procedure, org_id: uuid.UUID, own: Decimal, amount_raw: str) -> int | None:
+    """The seq of this bid if an earlier run of it committed unseen: the supplier's own lowest
+    accepted bid is this very amount (a new bid of it would be refused as not below its own)."""
+    try:
+        amount = money(amount_raw)
+    except MoneyError:
+        return None
+    if amount != own:
+        return None
+    seq: int | None = await tx.session.scalar(
+        select(func.max(Offer.seq)).where(
+            Offer.procedure_id == p.id,
+            Offer.supplier_org_id == org_id,
+            Offer.status == OfferStatus.ACCEPTED,
+            Offer.amount == amount,
+        )
+    )
+    return seq
+
+
 async def _recent_refusals(tx: Tx, procedure_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> int:
     n = await tx.session.scalar(
         select(func.count()).where(
@@ -246,7 +266,7 @@ class BidResult:
     detail: str = ""
 
 
-@retried_if_rolled_back
+@retried  # after a connection lost in COMMIT, a bid that landed is recognised (commit_may_have_happened)
 async def bid(
     db: Database,
     who: Principal,
@@ -278,6 +298,10 @@ async def bid(
                 Offer.status == OfferStatus.ACCEPTED,
             )
         )
+        if commit_may_have_happened() and own is not None:
+            landed = await _landed(tx, p, who.org_id, own, amount_raw)
+            if landed is not None:
+                return BidResult(True, landed, own, p.lowest_amount, p.ends_at)
         amount: Decimal | None = None
         try:
             amount = _money_or_refuse(amount_raw)

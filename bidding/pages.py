@@ -38,6 +38,7 @@ from catalog import agreement_queries as agreements
 from mall import budgets
 from mall.core import clock, fields, metrics
 from mall.core.auth import Principal, allow
+from mall.core.db import Database, retried
 from mall.core.errors import InvalidInput, NotFound
 from mall.web import forms
 from mall.web.deps import DB, Config, Me
@@ -271,12 +272,7 @@ class ProcedurePages(Controller):
     ) -> dict[str, Any]:
         """The room script's bid (session cookie + CSRF header): JSON, refusals as problem+json."""
         r = await room.bid_from(request, db, settings, me, procedure_id, _amount(data))
-        async with db.read() as s:
-            label = await s.scalar(
-                select(Participant.label_no).where(
-                    Participant.procedure_id == procedure_id, Participant.supplier_org_id == me.org_id
-                )
-            )
+        label = await _label_of(db, me, procedure_id)
         return {
             "accepted": r.accepted,
             "seq": r.seq,
@@ -418,3 +414,15 @@ async def _watch(
 
 
 ROUTES: list[ControllerRouterHandler] = [ProcedurePages, room_socket]
+
+
+@retried  # a read: safe to run again (the bid before it has committed)
+async def _label_of(db: Database, me: Principal, procedure_id: uuid.UUID) -> int | None:
+    """The bidder's label in the room (供应商1, 2, …), as the room shows it."""
+    async with db.read() as s:
+        label: int | None = await s.scalar(
+            select(Participant.label_no).where(
+                Participant.procedure_id == procedure_id, Participant.supplier_org_id == me.org_id
+            )
+        )
+    return label

@@ -16,7 +16,7 @@ from bidding.offers import AmountIn
 from bidding.publish import ProcedureIn
 from mall.core.auth import Principal, allow
 from mall.core.clock import rfc3339
-from mall.core.db import Database
+from mall.core.db import Database, retried
 from mall.core.money import money_str, quantity_str
 from mall.web.deps import DB, Config, Me
 from mall.web.helpers import AnyRequest
@@ -87,6 +87,7 @@ def _offers(shown: list[Any] | None) -> list[OfferOut] | None:
     return [OfferOut(v.label, v.amount, rfc3339(v.at), v.status, v.mine, list(v.flags)) for v in shown]
 
 
+@retried  # a read: safe to run again (the write before it has committed)
 async def _out(db: Database, who: Principal, procedure_id: uuid.UUID) -> ProcedureOut:
     view = await views.view_for(db, who, procedure_id)  # 404 unless `who` may see the procedure
     async with db.read() as s:

@@ -15,6 +15,7 @@ from mall import orders
 from mall.core import fields
 from mall.core.auth import Principal, allow
 from mall.core.clock import rfc3339
+from mall.core.db import retried
 from mall.core.money import money_str
 from mall.orders.models import Order
 from mall.structs import OrderOut, ReasonIn
@@ -86,6 +87,7 @@ class SummaryOut(msgspec.Struct):
     by_supplier: list[SummaryRowOut]
 
 
+@retried  # a read: safe to run again (the write before it has committed)
 async def _agreement_out(db: DB, who: Principal, agreement_id: uuid.UUID) -> AgreementOut:
     async with db.read() as s:
         a = await agreement_queries.visible(s, who, agreement_id)
@@ -248,6 +250,7 @@ class DesignationOut(msgspec.Struct):
     items: list[PriceItemOut]
 
 
+@retried  # a read: safe to run again (the write before it has committed)
 async def _designation_out(db: DB, designation_id: uuid.UUID) -> DesignationOut:
     async with db.read() as s:
         return _designation(await dd.get(s, designation_id))

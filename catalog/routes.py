@@ -32,7 +32,7 @@ from catalog.structs import (
 )
 from mall.core import fields, files
 from mall.core.auth import PUBLIC, allow
-from mall.core.db import Database
+from mall.core.db import Database, retried
 from mall.core.errors import InvalidInput, NotFound
 from mall.core.fields import SEARCH_MAX
 from mall.core.models import JobStatus
@@ -46,6 +46,7 @@ GOODS = ["商品"]
 REVIEW = ["商品审核"]
 
 
+@retried  # a read: safe to run again (the write before it has committed)
 async def listing_out(db: Database, listing_id: uuid.UUID, *, with_request: bool = False) -> ListingOut:
     """The listing as its supplier (or the center) sees it, whatever its status; `with_request`: with
     what they should see about its price requests."""

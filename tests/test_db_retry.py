@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -152,9 +152,16 @@ def test_what_creates_unkeyed_rows_is_never_run_again_after_a_connection_lost_in
     def kind(fn: object) -> str:
         return wrappers.get(getattr(fn, "__code__", None), f"{fn} is not retried")  # type: ignore[arg-type]
 
-    creating = [offers.quote, offers.bid, publish.create, agreement_setup.create, agreement_setup.add_product]
+    creating = [offers.quote, publish.create, agreement_setup.create, agreement_setup.add_product]
     creating += [designated.apply, designated.designate, service.create_listing, prices.change_price]
-    transitions = [offers.withdraw, award.confirm_award, award.reject_quote, award.decline_award, close.close]
+    transitions = [
+        offers.bid,
+        offers.withdraw,
+        award.confirm_award,
+        award.reject_quote,
+        award.decline_award,
+        close.close,
+    ]
     transitions += [agreement_setup.activate, agreement_setup.terminate, agreement_setup.expire_due]
     transitions += [designated.review, designated.revoke, service.submit_listing, service.moderate]
     assert {kind(f) for f in creating} == {"rolled_back"}
@@ -262,3 +269,57 @@ def test_a_read_whose_connection_was_cut_is_run_again_whole_and_only_a_read() ->
         assert r.status_code == 503 and runs["write"] == 1
         assert "x-mall-transient" not in r.headers
     assert metrics.DB_RETRIES.labels("connection")._value.get() == before + 2 + 4
+
+
+def cut_in_commit(db: Database, *, after: bool) -> None:
+    """The next write transaction on `db` loses its connection in COMMIT: before the server
+    committed (`after=False`) or after (`after=True`), which the caller cannot tell apart."""
+    from sqlalchemy.orm import Session
+
+    def cut(_session: object) -> None:
+        orig = asyncpg.exceptions.ConnectionDoesNotExistError(
+            "connection was closed in the middle of operation"
+        )
+        raise DBAPIError("COMMIT", None, orig, connection_invalidated=True)
+
+    event.listen(Session, "after_commit" if after else "before_commit", cut, once=True)
+
+
+async def offers_of(world: World, procedure_id: uuid.UUID) -> list[tuple[str, object]]:
+    from bidding.models import Offer
+
+    async with world.db.read() as s:
+        rows = await s.execute(
+            select(Offer.status, Offer.amount).where(Offer.procedure_id == procedure_id).order_by(Offer.at)
+        )
+        return [(status, amount) for status, amount in rows.all()]
+
+
+@pytest.mark.parametrize("landed", [False, True], ids=["lost_before_commit", "committed_unseen"])
+async def test_a_bid_whose_commit_was_not_seen_is_answered_once_never_refused_or_doubled(
+    world: World, landed: bool
+) -> None:
+    """A bid run again after its connection went in COMMIT: if the first run committed, the bid is
+    recognised (the supplier's own lowest accepted bid is this amount) and answered as accepted with
+    its seq, nothing written twice; if it did not, the bid is simply made."""
+    from decimal import Decimal
+
+    from bidding import offers
+    from mall.core.models import OrgKind
+
+    xs = [await world.org(f"c{i}", OrgKind.SUPPLIER, f"提交中断供应商{i}") for i in range(3)]
+    p = await world.procedure(
+        "auction",
+        "提交中断竞价项目",
+        invited=xs,
+        item=("A02010105", "台式计算机", "", "10", "台"),
+        decrement="100",
+    )
+    await offers.bid(world.db, xs[1], p.id, "59500.00")
+    cut_in_commit(world.db, after=landed)
+    r = await offers.bid(world.db, xs[0], p.id, "59000.00")
+    assert r.accepted and r.amount == Decimal("59000.00") and r.seq == 2
+    assert await offers_of(world, p.id) == [
+        ("accepted", Decimal("59500.00")),
+        ("accepted", Decimal("59000.00")),
+    ]

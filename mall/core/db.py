@@ -10,6 +10,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -109,6 +110,16 @@ class Tx:
 T = TypeVar("T")
 log = logging.getLogger("mall.db")
 
+# Set while a unit of work runs again after its connection was lost during COMMIT (see `retrying`).
+_UNSEEN_COMMIT: ContextVar[bool] = ContextVar("unseen_commit", default=False)
+
+
+def commit_may_have_happened() -> bool:
+    """True while a unit of work runs again after its connection was lost during COMMIT: its first
+    run may have committed. A unit that can recognise its own effect answers with it instead of
+    doing it twice (a bid: the supplier's own lowest accepted bid already equals this amount)."""
+    return _UNSEEN_COMMIT.get()
+
 
 class Database:
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20, retries: int = 4) -> None:
@@ -172,18 +183,25 @@ class Database:
         creates something without a key to recognise it by, whose commit may have happened unseen
         (a connection lost before COMMIT was sent rolled the work back, and it runs again)."""
         attempt = 0
-        while True:
-            try:
-                return await work()
-            except DBAPIError as exc:
-                reason = retry_reason(exc)
-                unseen = reason == "connection" and getattr(exc, "during_commit", False)
-                if reason is None or attempt >= self.retries or (unseen and not unseen_commit):
-                    raise
-                attempt += 1
-                metrics.DB_RETRIES.labels(reason).inc()
-                log.info("unit of work run again after a %s (attempt %d)", reason, attempt + 1)
-                await asyncio.sleep(0.02 * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+        marked: Token[bool] | None = None
+        try:
+            while True:
+                try:
+                    return await work()
+                except DBAPIError as exc:
+                    reason = retry_reason(exc)
+                    unseen = reason == "connection" and getattr(exc, "during_commit", False)
+                    if reason is None or attempt >= self.retries or (unseen and not unseen_commit):
+                        raise
+                    if unseen and marked is None:
+                        marked = _UNSEEN_COMMIT.set(True)
+                    attempt += 1
+                    metrics.DB_RETRIES.labels(reason).inc()
+                    log.info("unit of work run again after a %s (attempt %d)", reason, attempt + 1)
+                    await asyncio.sleep(0.02 * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+        finally:
+            if marked is not None:
+                _UNSEEN_COMMIT.reset(marked)
 
     def _turn(self) -> Any:
         return self._write_turn if self._write_turn is not None else contextlib.nullcontext()
@@ -198,8 +216,8 @@ P = ParamSpec("P")
 def retried(
     fn: Callable[Concatenate[Database, P], Awaitable[T]],
 ) -> Callable[Concatenate[Database, P], Awaitable[T]]:
-    """A service function that is one unit of work on its first argument's database, run through
-    `Database.retrying`: it must open its own write transaction and be safe to run again."""
+    """A function that is one unit of work on its first argument's database (a write transaction
+    it opens itself, or reads), run through `Database.retrying`: it must be safe to run again."""
 
     @functools.wraps(fn)
     async def run(db: Database, /, *args: P.args, **kwargs: P.kwargs) -> T:

@@ -251,7 +251,7 @@ def database_error_handler(request: Request[Any, Any, Any], exc: DBAPIError) -> 
         # A deadlock, a busy database or a lost connection: what reaches here was retried already
         # where the work is safe to run again (Database.retrying), or must not be run again unseen.
         # The mark lets a read be run again whole (mall.web.rerun), which strips it.
-        log.warning("database busy on %s %s: %s", request.method, request.url.path, text[:300])
+        log.warning("database busy on %s %s: %s", request.method, request.url.path, text[:300], exc_info=exc)
         headers = {"Retry-After": "1", "x-mall-transient": reason}
         return _refusal(request, 503, "busy_retry", "系统繁忙，请稍后重试", headers=headers)
     else:

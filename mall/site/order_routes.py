@@ -17,7 +17,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from mall import orders
 from mall.core.auth import Principal, allow
-from mall.core.db import Database
+from mall.core.db import Database, retried
 from mall.core.errors import InvalidInput
 from mall.core.settings import Settings
 from mall.orders.models import OrderStatus
@@ -77,8 +77,13 @@ STEP_CALL = {"call": Provide(step_call, sync_to_thread=False)}
 async def take_step(step: str, call: OrderCall, body: msgspec.Struct | None) -> OrderOut:
     """Take one step of the order's life; the order as the caller now sees it."""
     await STEPS[step].run(call, body)
-    async with call.db.read() as s:
-        return OrderOut.of(await orders.get_order(s, call.me, call.order_id))
+    return await order_view(call.db, call.me, call.order_id)
+
+
+@retried  # a read: safe to run again (the step before it has committed)
+async def order_view(db: Database, me: Principal, order_id: uuid.UUID) -> OrderOut:
+    async with db.read() as s:
+        return OrderOut.of(await orders.get_order(s, me, order_id))
 
 
 class OrderApi(Controller):

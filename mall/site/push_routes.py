@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from mall.core.auth import Principal, allow
 from mall.core.clock import rfc3339
-from mall.core.db import Database
+from mall.core.db import Database, retried
 from mall.core.fields import Choice, RequiredShortText, Url
 from mall.core.settings import Settings
 from mall.ledger import push
@@ -84,6 +84,7 @@ def _time(at: Any) -> str | None:
     return rfc3339(at) if at is not None else None
 
 
+@retried  # a read: safe to run again (the write before it has committed)
 async def _out(db: DB, sub: PushSubscription, secret: str | None = None) -> SubscriptionOut:
     async with db.read() as s:
         head = await push.ledger_head(s)
