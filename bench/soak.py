@@ -23,7 +23,7 @@ them).
 
 Faults (unless --no-faults), spread over the run: SIGKILL of a worker and of a web process (both
 started again), a Redis restart, and (PostgreSQL) pg_terminate_backend of every connection of the
-mall. Clients retry on connection errors, on the other web process, with the same Idempotency-Key.
+mall, then for two seconds of each one caught in the middle of work. Clients retry on connection errors, on the other web process, with the same Idempotency-Key.
 
 Checks at the end (exit status 2 if any fails): no 5xx, no busy_retry, budget lines agree with their
 orders and procedures, stock never negative and conserved, every confirmed order once in the feed and
@@ -672,18 +672,26 @@ class Topology:
         p.wait(20)
         self.start_redis()
 
-    def terminate_backends(self) -> int:
+    def terminate_backends(self) -> tuple[int, int]:
+        """`pg_terminate_backend` of every connection of the mall, as a failover does; then, for two
+        seconds, every 100 ms, of each one in the middle of work (a statement running, or a
+        transaction open between statements), so that work in flight is cut, not only idle pooled
+        connections. Returns (all terminated, those cut in flight)."""
         import asyncpg  # type: ignore[import-untyped]
 
-        async def go() -> int:
+        every_sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
+        in_flight_sql = f"{every_sql} AND state IN ('active', 'idle in transaction')"
+
+        async def go() -> tuple[int, int]:
             conn = await asyncpg.connect(PG_ADMIN_URL, timeout=10)
             try:
-                rows = await conn.fetch(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = $1 AND pid <> pg_backend_pid()",
-                    self.pg_name,
-                )
-                return len(rows)
+                every = len(await conn.fetch(every_sql, self.pg_name))
+                cut = 0
+                for _ in range(20):
+                    await asyncio.sleep(0.1)
+                    rows = await conn.fetch(in_flight_sql, self.pg_name)
+                    cut += len(rows)
+                return every + cut, cut
             finally:
                 await conn.close()
 
@@ -1453,7 +1461,8 @@ class Soak:
                 await asyncio.to_thread(self.top.restart_redis)
             else:
                 f.target = "postgresql"
-                f.detail = f"{await asyncio.to_thread(self.top.terminate_backends)} backends terminated"
+                every, cut = await asyncio.to_thread(self.top.terminate_backends)
+                f.detail = f"{every} backends terminated, {cut} of them cut in flight"
         except Exception as exc:
             f.ok = False
             f.detail = f"{type(exc).__name__}: {exc}"[:500]

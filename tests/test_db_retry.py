@@ -142,6 +142,9 @@ def test_what_creates_unkeyed_rows_is_never_run_again_after_a_connection_lost_in
     the full one (a repeat of a transition is at worst a state conflict)."""
     from bidding import award, close, offers, publish
     from catalog import agreement_setup, designated, prices, service
+    from mall import cart
+    from mall.ledger.exports import jobs as export_jobs
+    from mall.ledger.push import subscriptions
 
     async def unit(db: Database) -> None:
         pass
@@ -164,6 +167,12 @@ def test_what_creates_unkeyed_rows_is_never_run_again_after_a_connection_lost_in
     ]
     transitions += [agreement_setup.activate, agreement_setup.terminate, agreement_setup.expire_due]
     transitions += [designated.review, designated.revoke, service.submit_listing, service.moderate]
+    creating += [
+        cart.add_to_cart,
+        export_jobs.start_job,
+        subscriptions.create,
+    ]  # adds to a quantity, or new rows
+    transitions += [cart.set_cart_quantity, cart.accept_cart_price]
     assert {kind(f) for f in creating} == {"rolled_back"}
     assert {kind(f) for f in transitions} == {"all"}
 

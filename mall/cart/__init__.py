@@ -14,7 +14,7 @@ from catalog.models import Listing, ListingStatus
 from mall.cart.models import CartItem
 from mall.core import clock
 from mall.core.auth import Principal
-from mall.core.db import Database
+from mall.core.db import Database, retried, retried_if_rolled_back
 from mall.core.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from mall.core.money import MoneyError, money, money_str, round_money, whole_quantity
 
@@ -84,6 +84,7 @@ def unit_price_of(raw: str) -> Decimal:
     return value
 
 
+@retried_if_rolled_back
 async def add_to_cart(
     db: Database, who: Principal, listing_id: uuid.UUID, qty: str, seen_price: str | None = None
 ) -> None:
@@ -118,6 +119,7 @@ async def add_to_cart(
             )
 
 
+@retried
 async def accept_cart_price(db: Database, who: Principal, listing_id: uuid.UUID, price_raw: str) -> None:
     """The buyer accepts the price an item in its cart costs now. The price it names must be that
     price: one that moved again meanwhile is refused with the newest price."""
@@ -136,6 +138,7 @@ async def accept_cart_price(db: Database, who: Principal, listing_id: uuid.UUID,
         item.unit_price = listing.price
 
 
+@retried
 async def set_cart_quantity(db: Database, who: Principal, listing_id: uuid.UUID, qty: str) -> None:
     async with db.write() as tx:
         item = await _item_of(tx.session, who, listing_id)

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from mall.core import clock, files, jobs, outbox
 from mall.core.auth import Principal
-from mall.core.db import Database
+from mall.core.db import Database, retried, retried_if_rolled_back
 from mall.core.errors import InvalidInput, NotFound
 from mall.core.models import JobStatus
 from mall.core.settings import Settings
@@ -43,6 +43,7 @@ STATUS_LABELS = {
 # ---------------------------------------------------------------- export jobs
 
 
+@retried_if_rolled_back
 async def start_job(db: Database, who: Principal, fmt: str, q: ExportQuery) -> ExportJob:
     if fmt not in FORMATS:
         raise InvalidInput(
@@ -134,7 +135,8 @@ def job_download_name(job: ExportJob) -> str:
     return f"成交记录-{clock.local_date(job.created_at).strftime('%Y%m%d')}-{str(job.id)[:8]}{SUFFIXES[job.format]}"
 
 
-async def _set(db: Database, job_id: uuid.UUID, **values: Any) -> None:
+@retried
+async def _set(db: Database, /, job_id: uuid.UUID, **values: Any) -> None:
     async with db.write() as tx:
         await tx.session.execute(update(ExportJob).where(ExportJob.id == job_id).values(**values))
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall.core import clock, fields
 from mall.core.auth import Principal
-from mall.core.db import Database
+from mall.core.db import Database, retried, retried_if_rolled_back
 from mall.core.errors import Forbidden, InvalidInput, NotFound
 from mall.core.settings import Settings
 from mall.ledger import push_addresses
@@ -96,6 +96,7 @@ def _owner(who: Principal | None) -> Principal:
     return who
 
 
+@retried_if_rolled_back
 async def create(
     db: Database,
     settings: Settings,
@@ -171,6 +172,7 @@ async def backlog(s: AsyncSession, sub: PushSubscription) -> int:
     return await s.scalar(stmt) or 0
 
 
+@retried
 async def _change(
     db: Database, who: Principal | None, subscription_id: uuid.UUID, fn: Any
 ) -> PushSubscription:
