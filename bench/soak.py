@@ -23,7 +23,7 @@ them).
 
 Faults (unless --no-faults), spread over the run: SIGKILL of a worker and of a web process (both
 started again), a Redis restart, and (PostgreSQL) pg_terminate_backend of every connection of the
-mall, then for two seconds of each one caught in the middle of work. Clients retry on connection errors, on the other web process, with the same Idempotency-Key.
+mall, then three times, 100 ms apart, of each one caught in the middle of work. Clients retry on connection errors, on the other web process, with the same Idempotency-Key.
 
 Checks at the end (exit status 2 if any fails): no 5xx, no busy_retry, budget lines agree with their
 orders and procedures, stock never negative and conserved, every confirmed order once in the feed and
@@ -673,10 +673,11 @@ class Topology:
         self.start_redis()
 
     def terminate_backends(self) -> tuple[int, int]:
-        """`pg_terminate_backend` of every connection of the mall, as a failover does; then, for two
-        seconds, every 100 ms, of each one in the middle of work (a statement running, or a
-        transaction open between statements), so that work in flight is cut, not only idle pooled
-        connections. Returns (all terminated, those cut in flight)."""
+        """`pg_terminate_backend` of every connection of the mall, as a failover does; then three
+        times, 100 ms apart, of each one in the middle of work (a statement running, or a
+        transaction open between statements), so that work in flight is surely cut, not only idle
+        pooled connections. A unit of work is cut at most four times: within the retries
+        (MALL_DB_RETRIES, 4). Returns (all terminated, those cut in flight)."""
         import asyncpg  # type: ignore[import-untyped]
 
         every_sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
@@ -687,7 +688,7 @@ class Topology:
             try:
                 every = len(await conn.fetch(every_sql, self.pg_name))
                 cut = 0
-                for _ in range(20):
+                for _ in range(3):
                     await asyncio.sleep(0.1)
                     rows = await conn.fetch(in_flight_sql, self.pg_name)
                     cut += len(rows)
