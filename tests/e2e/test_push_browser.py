@@ -17,7 +17,7 @@ import pytest
 
 from mall.ledger import disclosure
 from tests.e2e.conftest import require_chromium, shot
-from tests.e2e.pages import signed_in
+from tests.e2e.pages import signed_in, wait_until_shown
 from tests.factories import World
 from tests.mall.test_push import Receiver, payload
 
@@ -61,8 +61,8 @@ async def test_center_registers_a_receiver_and_watches_records_arrive(
     await wait_for(lambda: len(receiver.accepted) >= 3, "three records at the receiver")
     assert receiver.accepted == [1, 2, 3] and receiver.problems == []
 
-    await page.reload()
-    await page.wait_for_load_state("networkidle")
+    # The receiver answers before the worker commits the cursor that the page shows: wait for it.
+    await wait_until_shown(page, page.url, "3 / 3", "the cursor at the third record")
     main = await page.inner_text("main")
     assert "只显示这一次" not in main and receiver.secret not in main
     assert "3 / 3" in main and "成功" in main
