@@ -221,7 +221,9 @@ def check_http(samples: list[Sample], down: dict[int, list[list[float]]]) -> dic
     five = [s for s in samples if s.status >= 500]
     busy = [s for s in samples if s.code == "busy_retry"]
     conn = [s for s in samples if s.status == -1]
-    unexpected_conn = [s for s in conn if not in_windows(s.at, down.get(s.port, []))]
+    # When the error happened (start + time to fail), not when the request started: a request in
+    # flight when its web process was killed fails at the kill, however long before it was sent.
+    unexpected_conn = [s for s in conn if not in_windows(s.at + s.seconds, down.get(s.port, []))]
     return {
         "ok": not five and not busy and not unexpected_conn,
         "responses": sum(1 for s in samples if s.status > 0),
@@ -465,7 +467,9 @@ def parse_retries(metrics_text: str) -> float:
     return total
 
 
-def op_table(samples: list[Sample], seconds: float) -> dict[str, dict[str, Any]]:
+def op_table(samples: list[Sample], seconds: float, t0: float = 0.0) -> dict[str, dict[str, Any]]:
+    """Per operation: counts by outcome, latency of the answered ones, and the three slowest of those
+    (milliseconds, seconds into the run, web port), to set the tail beside the faults."""
     by: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         by[s.kind].append(s)
@@ -481,6 +485,10 @@ def op_table(samples: list[Sample], seconds: float) -> dict[str, dict[str, Any]]
             "errors_5xx": sum(1 for s in ss if s.status >= 500),
             "connection_errors": sum(1 for s in ss if s.status == -1),
             **latency_summary(ok),
+            "slowest": [
+                [round(x.seconds * 1000), round(x.at - t0, 1), x.port]
+                for x in sorted((x for x in ss if 200 <= x.status < 400), key=lambda x: -x.seconds)[:3]
+            ],
         }
     return out
 
@@ -1819,7 +1827,7 @@ async def soak_main(top: Topology, args: argparse.Namespace) -> dict[str, Any]:
         checks["faults_survived"]["planned"] = planned
         checks["faults_survived"]["ok"] = checks["faults_survived"]["ok"] and len(sh.faults) == planned
     checks["refusals"] = check_refusals(sh.samples, sh.unverified)
-    table = op_table(sh.samples, load_seconds)
+    table = op_table(sh.samples, load_seconds, sh.t0)
     summary.update(
         {
             "load_seconds": round(load_seconds, 1),
