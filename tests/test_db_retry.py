@@ -314,16 +314,9 @@ async def test_a_bid_whose_commit_was_not_seen_is_answered_once_never_refused_or
     from decimal import Decimal
 
     from bidding import offers
-    from mall.core.models import OrgKind
+    from tests.bidding.test_room_faults import auction
 
-    xs = [await world.org(f"c{i}", OrgKind.SUPPLIER, f"提交中断供应商{i}") for i in range(3)]
-    p = await world.procedure(
-        "auction",
-        "提交中断竞价项目",
-        invited=xs,
-        item=("A02010105", "台式计算机", "", "10", "台"),
-        decrement="100",
-    )
+    p, xs = await auction(world, 3)
     await offers.bid(world.db, xs[1], p.id, "59500.00")
     cut_in_commit(world.db, after=landed)
     r = await offers.bid(world.db, xs[0], p.id, "59000.00")

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -24,7 +23,7 @@ from sqlalchemy.types import TypeDecorator
 
 from mall.core import metrics
 from mall.core.money import CENT, from_cents, normalize_quantity, to_cents
-from mall.core.transient import retry_reason
+from mall.core.transient import retry_reason, retry_wait
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -173,7 +172,7 @@ class Database:
                 await asyncio.to_thread(fn)
 
     async def retrying(self, work: Callable[[], Awaitable[T]], *, unseen_commit: bool = True) -> T:
-        """Run a unit of work (a callable that opens its own write transaction) and, when it fails for
+        """Run a unit of work (a callable that opens its own transaction, to write or to read) and, when it fails for
         a transient reason (`retry_reason`), run it again: at most `retries` more times, after a
         jittered wait that doubles (about 20 ms, 40, 80, 160). What runs again must be safe to run
         again: it re-reads what it needs, and an ordering transaction is keyed by its Idempotency-Key,
@@ -198,7 +197,7 @@ class Database:
                     attempt += 1
                     metrics.DB_RETRIES.labels(reason).inc()
                     log.info("unit of work run again after a %s (attempt %d)", reason, attempt + 1)
-                    await asyncio.sleep(0.02 * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+                    await asyncio.sleep(retry_wait(attempt))
         finally:
             if marked is not None:
                 _UNSEEN_COMMIT.reset(marked)

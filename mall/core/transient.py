@@ -3,6 +3,8 @@ Kept apart from the engine (mall.core.db), so the error handlers can ask without
 
 from __future__ import annotations
 
+import random
+
 from sqlalchemy.exc import DBAPIError
 
 # Failures after which the server no longer has the connection (PostgreSQL SQLSTATE class 08, and
@@ -40,3 +42,9 @@ def retry_reason(exc: BaseException) -> str | None:
     if (state or "").startswith("08") or state in _LOST_STATES or any(w in text for w in _LOST_WORDS):
         return "connection"
     return None
+
+
+def retry_wait(attempt: int) -> float:
+    """Seconds to wait before running a unit of work again for the `attempt`-th time (1, 2, …):
+    about 20 ms, doubling, jittered between half and one and a half of it."""
+    return 0.02 * 2.0 ** (attempt - 1) * random.uniform(0.5, 1.5)

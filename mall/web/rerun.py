@@ -13,13 +13,12 @@ finally sends, whatever the method.
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
 from mall.core import metrics
-from mall.core.transient import retry_reason
+from mall.core.transient import retry_reason, retry_wait
 
 TRANSIENT_HEADER = b"x-mall-transient"
 SAFE_METHODS = ("GET", "HEAD")
@@ -45,7 +44,7 @@ class ReadsRunAgain:
                 return
             attempt += 1
             metrics.DB_RETRIES.labels(reason).inc()
-            await asyncio.sleep(0.02 * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+            await asyncio.sleep(retry_wait(attempt))
 
     async def _attempt(self, scope: Any, receive: Any, send: Any, may_retry: bool) -> str | None:
         """Runs the request once. The reason to run it again (its answer held back), or None: the
