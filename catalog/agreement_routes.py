@@ -117,9 +117,13 @@ async def _agreement_out(db: DB, who: Principal, agreement_id: uuid.UUID) -> Agr
 
 async def _placed(db: DB, who: Principal, order: Order, replayed: bool) -> Response[OrderOut]:
     """The order as its buyer sees it: 201 when made now, 200 when a retried key answers with it."""
+    return Response(await _order_view(db, who, order.id), status_code=200 if replayed else 201)
+
+
+@retried  # a read: safe to run again (the order has committed)
+async def _order_view(db: DB, who: Principal, order_id: uuid.UUID) -> OrderOut:
     async with db.read() as s:
-        body = OrderOut.of(await orders.get_order(s, who, order.id))
-    return Response(body, status_code=200 if replayed else 201)
+        return OrderOut.of(await orders.get_order(s, who, order_id))
 
 
 class AgreementApi(Controller):

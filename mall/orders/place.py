@@ -30,7 +30,7 @@ from mall.cart import PriceRise, cart_of, price_changed, quantity_of, unit_price
 from mall.cart.models import CartItem
 from mall.core import clock, fields
 from mall.core.auth import Principal
-from mall.core.db import Database
+from mall.core.db import Database, retried
 from mall.core.errors import Conflict, InvalidInput, RuleViolation
 from mall.core.fields import ADDRESS_MAX, NOTE_MAX, text
 from mall.core.models import Organization, OrgStatus
@@ -143,6 +143,7 @@ async def idempotent(
     return await _replay(db, who, key, digest), True
 
 
+@retried  # a read: safe to run again
 async def _replay(db: Database, who: Principal, key: str, digest: str | None) -> list[Order]:
     async with db.read() as s:
         ck = (

@@ -10,7 +10,7 @@ from litestar.params import FromPath, JSONBody
 
 from mall import cart, orders, oversight
 from mall.core.auth import Principal, allow
-from mall.core.db import Database
+from mall.core.db import Database, retried
 from mall.core.money import money_str, quantity_str
 from mall.core.settings import Settings
 from mall.orders.models import Order
@@ -39,8 +39,15 @@ async def place(db: Database, settings: Settings, me: Principal, data: CheckoutI
         agreed_prices=tuple((i.listing_id, i.unit_price) for i in data.items if i.unit_price is not None),
     )
     placed, replayed = await orders.checkout(db, settings, me, req)
+    return await _placed_view(db, settings, me, [o.id for o in placed], replayed)
+
+
+@retried  # a read: safe to run again (the orders have committed)
+async def _placed_view(
+    db: Database, settings: Settings, me: Principal, order_ids: list[uuid.UUID], replayed: bool
+) -> Placed:
     async with db.read() as s:
-        fresh = [await orders.get_order(s, me, o.id) for o in placed]
+        fresh = [await orders.get_order(s, me, oid) for oid in order_ids]
         warnings = await oversight.split_purchase_warnings(s, settings, fresh)
     return Placed(fresh, replayed, warnings)
 
