@@ -22,24 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _harness as harness
 import httpx
-from _harness import (
-    CpuMeter,
-    Stack,
-    World,
-    build_world,
-    closed_loop,
-    fetch_feed,
-    http_client,
-    latency_summary,
-    log,
-    login_all,
-    percentile,
-    r3,
-    run_once,
-    stage,
-    verify_feed,
-)
 
 POLL_INTERVAL = 0.020
 MAX_IN_FLIGHT = 64
@@ -109,26 +93,29 @@ class Poller:
             await r.aclose()
 
 
-async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
+async def run(st: harness.Stack, cfg: dict[str, Any]) -> dict[str, Any]:
     total_orders = sum(int(rate * secs) for rate, secs in cfg["rates"])
-    with stage("creating organizations, budget lines and listings"):
-        world: World = await build_world(
+    with harness.stage("creating organizations, budget lines and listings"):
+        world: harness.World = await harness.build_world(
             st.resolved_database_url,
             buyers=cfg["place_clients"],
             shared_users=0,
             suppliers=4,
             listings_per_supplier=12,
         )
-    with stage("starting mall serve + mall worker"):
+    with harness.stage("starting mall serve + mall worker"):
         st.start_services()
-    meter = CpuMeter({"web": st.pid("web"), "worker": st.pid("worker")})
+    meter = harness.CpuMeter({"web": st.pid("web"), "worker": st.pid("worker")})
     summary: dict[str, Any] = {"levels": {}, "poll_interval_ms": POLL_INTERVAL * 1000}
     errors_total = 0
     settings = st.settings()
 
-    async with http_client(st.port, MAX_IN_FLIGHT) as client, http_client(st.port, 2) as feed_client:
-        with stage("logging in over HTTP"):
-            await login_all(client, [*world.buyers, *world.suppliers])
+    async with (
+        harness.http_client(st.port, MAX_IN_FLIGHT) as client,
+        harness.http_client(st.port, 2) as feed_client,
+    ):
+        with harness.stage("logging in over HTTP"):
+            await harness.login_all(client, [*world.buyers, *world.suppliers])
 
         # ---- place the orders first (one item per checkout: one order each)
         listings = world.all_listings
@@ -148,8 +135,8 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
                 placed.append({"id": o["id"], "order_no": o["order_no"], "supplier": o["supplier_name"]})
             return len(resp.json()["orders"])
 
-        with stage(f"placing {total_orders} orders"):
-            r = await closed_loop(
+        with harness.stage(f"placing {total_orders} orders"):
+            r = await harness.closed_loop(
                 client,
                 "place orders",
                 cfg["place_clients"],
@@ -162,7 +149,7 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
         errors_total += r.errors
         print(
             f"placed {len(placed)} orders in {r.seconds:.1f}s ({r.units / r.seconds:.1f} orders/s, "
-            f"p50 {latency_summary(r.latencies)['p50_ms']} ms), {r.errors} errors",
+            f"p50 {harness.latency_summary(r.latencies)['p50_ms']} ms), {r.errors} errors",
             flush=True,
         )
         summary["placing"] = r.summary("orders")
@@ -213,7 +200,7 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
                             level_errors += 1
                             confirm_errors.append(f"HTTP {resp.status_code}: {resp.text[:300]}")
 
-                log(f"confirming {n} orders at {rate}/s")
+                harness.log(f"confirming {n} orders at {rate}/s")
                 meter.start()
                 tasks = []
                 t_start = time.perf_counter()
@@ -240,13 +227,13 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
                     "errors": level_errors,
                     "count": len(lags),
                     "not_seen_within_timeout": missing,
-                    "lag_p50_s": r3(percentile(lags, 50)),
-                    "lag_p99_s": r3(percentile(lags, 99)),
-                    "lag_max_s": r3(max(lags) if lags else None),
-                    "lag_min_s": r3(min(lags) if lags else None),
-                    "lag_mean_s": r3(sum(lags) / len(lags) if lags else None),
+                    "lag_p50_s": harness.r3(harness.percentile(lags, 50)),
+                    "lag_p99_s": harness.r3(harness.percentile(lags, 99)),
+                    "lag_max_s": harness.r3(max(lags) if lags else None),
+                    "lag_min_s": harness.r3(min(lags) if lags else None),
+                    "lag_mean_s": harness.r3(sum(lags) / len(lags) if lags else None),
                     "seen_before_confirm_returned": sum(1 for x in lags if x < 0),
-                    "confirm_latency": latency_summary(latencies),
+                    "confirm_latency": harness.latency_summary(latencies),
                     "rq_queue_max_jobs": max(qs) if qs else None,
                     "rq_queue_jobs_at_end": qs[-1] if qs else None,
                     "cpu": cpu,
@@ -274,8 +261,8 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
             print(f"  ! poll: {e}")
 
         # ---- the whole feed, and what the cursor-following poller saw
-        items = await fetch_feed(client)
-        feed_check = verify_feed(items, confirmed)
+        items = await harness.fetch_feed(client)
+        feed_check = harness.verify_feed(items, confirmed)
         stream_ok = poller.stream == list(range(1, len(poller.stream) + 1))
         summary["feed"] = feed_check
         summary["poller"] = {
@@ -283,7 +270,7 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
             "errors": len(poller.poll_errors),
             "saw_seqs_in_order_without_gaps": stream_ok,
             "seqs_seen": len(poller.stream),
-            "poll_latency": latency_summary(poller.poll_latencies),
+            "poll_latency": harness.latency_summary(poller.poll_latencies),
         }
         summary["ledger_verify"] = st.ledger_verify()
         summary["memory"] = st.memory()
@@ -299,8 +286,8 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
             except (IndexError, ValueError):
                 pass
         summary["rq_publish_job_seconds"] = {
-            "p50": r3(percentile(durations, 50)),
-            "max": r3(max(durations) if durations else None),
+            "p50": harness.r3(harness.percentile(durations, 50)),
+            "max": harness.r3(max(durations) if durations else None),
         }
         errors_total += len(poller.poll_errors)
 
@@ -321,7 +308,7 @@ async def run(st: Stack, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    def describe(st: Stack) -> dict[str, Any]:
+    def describe(st: harness.Stack) -> dict[str, Any]:
         s = st.settings()
         return {
             "settings": {
@@ -336,7 +323,7 @@ def main() -> int:
         )
         return not summary.get("errors_total") and bool(feed_ok)
 
-    return run_once(
+    return harness.run_once(
         "publish_lag",
         __doc__.splitlines()[0],
         run,

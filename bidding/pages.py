@@ -41,8 +41,8 @@ from mall.core.auth import Principal, allow
 from mall.core.db import Database, retried
 from mall.core.errors import InvalidInput, NotFound
 from mall.web import forms
-from mall.web.deps import DB, Config, Me
-from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form, render
+from mall.web.deps import UserCall
+from mall.web.helpers import Form, act, page_no, paging, pop_form, render
 
 PER_PAGE = 20
 log = logging.getLogger("mall.rooms")
@@ -114,13 +114,13 @@ class ProcedurePages(Controller):
 
     @get("/")
     async def procedures_page(
-        self, request: AnyRequest, me: Me, db: DB, page: FromQuery[str] = "1", kind: FromQuery[str] = ""
+        self, call: UserCall, page: FromQuery[str] = "1", kind: FromQuery[str] = ""
     ) -> Template:
         pg = page_no(page)
-        stmt = select(Procedure).where(views.visible_clause(me))
+        stmt = select(Procedure).where(views.visible_clause(call.me))
         if kind in KIND_LABELS:
             stmt = stmt.where(Procedure.kind == kind)
-        async with db.read() as s:
+        async with call.db.read() as s:
             total = await s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
             rows = list(
                 (
@@ -131,7 +131,7 @@ class ProcedurePages(Controller):
             )
         now = clock.now()
         return render(
-            request,
+            call.request,
             "procedures.html",
             rows=rows,
             shown={p.id: views.shown_status(p, now) for p in rows},
@@ -143,30 +143,24 @@ class ProcedurePages(Controller):
 
     @get("/new", opt=BUYERS)
     async def new_procedure_page(
-        self,
-        request: AnyRequest,
-        me: Me,
-        db: DB,
-        settings: Config,
-        kind: FromQuery[str] = "inquiry",
-        agreement: FromQuery[str] = "",
+        self, call: UserCall, kind: FromQuery[str] = "inquiry", agreement: FromQuery[str] = ""
     ) -> Template:
-        assert me.org_id is not None  # a buyer belongs to a unit
+        assert call.me.org_id is not None  # a buyer belongs to a unit
         under = None
-        async with db.read() as s:
-            lines = await budgets.lines_of(s, me.org_id)
+        async with call.db.read() as s:
+            lines = await budgets.lines_of(s, call.me.org_id)
             if agreement:
                 try:
                     under = await agreements.get(s, uuid.UUID(agreement))
                 except ValueError:
                     raise NotFound("框架协议不存在", code="agreement_not_found") from None
-                if not agreements.visible_to(me, under):
+                if not agreements.visible_to(call.me, under):
                     raise NotFound("框架协议不存在", code="agreement_not_found")
         now = clock.now().astimezone(clock.SHANGHAI)
         defaults = {
             "kind": kind if kind in KIND_LABELS else "inquiry",
             "ends_at": (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
-            "min_participants": str(settings.min_participants),
+            "min_participants": str(call.settings.min_participants),
             "decrement": "100",
             "quantity": "1",
             "unit": "台",
@@ -174,22 +168,20 @@ class ProcedurePages(Controller):
         if under is not None:  # 二次竞价: the agreement's 品目, its suppliers only
             defaults |= {"agreement_id": str(under.id), "title": f"{under.title}二次竞价"}
         return render(
-            request,
+            call.request,
             "procedure_new.html",
             lines=lines,
-            form={**defaults, **pop_form(request)},
+            form={**defaults, **pop_form(call.request)},
             kinds=KIND_LABELS,
             agreement=under,
-            min_participants=settings.min_participants,
+            min_participants=call.settings.min_participants,
         )
 
     @post("/new", opt=BUYERS)
-    async def create_procedure(
-        self, request: AnyRequest, me: Me, db: DB, settings: Config, data: Form
-    ) -> Redirect:
+    async def create_procedure(self, call: UserCall, data: Form) -> Redirect:
         return await act(
-            request,
-            lambda: publish.create_under(db, settings, me, ProcedureForm.of(data)),
+            call.request,
+            lambda: publish.create_under(call.db, call.settings, call.me, ProcedureForm.of(data)),
             lambda p: f"已发布{KIND_LABELS[p.kind]}「{p.title}」，项目编号 {p.number}",
             "/procedures/new",
             keep=data,
@@ -197,21 +189,19 @@ class ProcedurePages(Controller):
         )
 
     @get("/{procedure_id:uuid}")
-    async def procedure_page(
-        self, request: AnyRequest, me: Me, procedure_id: FromPath[uuid.UUID], db: DB
-    ) -> Template:
-        view = await views.view_for(db, me, procedure_id)  # 404 unless `me` may see the procedure
-        async with db.read() as s:
-            p = await views.visible(s, me, procedure_id)
+    async def procedure_page(self, call: UserCall, procedure_id: FromPath[uuid.UUID]) -> Template:
+        view = await views.view_for(call.db, call.me, procedure_id)  # 404 unless `me` may see the procedure
+        async with call.db.read() as s:
+            p = await views.visible(s, call.me, procedure_id)
             items = await views.items_of(s, p.id)
             # only an auction has a room: an inquiry's page carries nothing of it (not even a version)
             snap = (
-                await room.snapshot(s, p, me.org_id if me.role == "supplier" else None)
+                await room.snapshot(s, p, call.me.org_id if call.me.role == "supplier" else None)
                 if p.kind == ProcedureKind.AUCTION
                 else None
             )
         return render(
-            request,
+            call.request,
             "procedure.html",
             p=p,
             items=items,
@@ -219,60 +209,44 @@ class ProcedurePages(Controller):
             snap=snap,
             labels=PROCEDURE_STATUS_LABELS,
             kinds=KIND_LABELS,
-            is_winner=me.role == "supplier"
+            is_winner=call.me.role == "supplier"
             and p.status == ProcedureStatus.AWARDED
-            and p.awarded_supplier_id == me.org_id,
-            can_reject=me.role == "buyer"
+            and p.awarded_supplier_id == call.me.org_id,
+            can_reject=call.me.role == "buyer"
             and p.kind == ProcedureKind.INQUIRY
             and p.status == ProcedureStatus.AWARDED,
             now=clock.now(),
         )
 
     @post("/{procedure_id:uuid}/quote", opt=SUPPLIERS)
-    async def quote(
-        self, request: AnyRequest, me: Me, procedure_id: FromPath[uuid.UUID], db: DB, data: Form
-    ) -> Redirect:
+    async def quote(self, call: UserCall, procedure_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         back = f"/procedures/{procedure_id}"
         if data.get("action") == "withdraw":
-            return await act(request, lambda: offers.withdraw(db, me, procedure_id), "报价已撤回", back)
+            return await act(
+                call.request, lambda: offers.withdraw(call.db, call.me, procedure_id), "报价已撤回", back
+            )
         return await act(
-            request,
-            lambda: offers.quote(db, me, procedure_id, _amount(data)),
+            call.request,
+            lambda: offers.quote(call.db, call.me, procedure_id, _amount(data)),
             "报价已提交（密封，截止前可修改或撤回）",
             back,
         )
 
     @post("/{procedure_id:uuid}/bid", opt=SUPPLIERS)
-    async def bid(
-        self,
-        request: AnyRequest,
-        me: Me,
-        procedure_id: FromPath[uuid.UUID],
-        db: DB,
-        settings: Config,
-        data: Form,
-    ) -> Redirect:
+    async def bid(self, call: UserCall, procedure_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         """The form fallback of the room."""
         return await act(
-            request,
-            lambda: room.bid_from(request, db, settings, me, procedure_id, _amount(data)),
+            call.request,
+            lambda: room.bid_from(call.request, call.db, call.settings, call.me, procedure_id, _amount(data)),
             "出价成功",
             f"/procedures/{procedure_id}",
         )
 
     @post("/{procedure_id:uuid}/bid.json", opt=SUPPLIERS)
-    async def bid_json(
-        self,
-        request: AnyRequest,
-        me: Me,
-        procedure_id: FromPath[uuid.UUID],
-        db: DB,
-        settings: Config,
-        data: Form,
-    ) -> dict[str, Any]:
+    async def bid_json(self, call: UserCall, procedure_id: FromPath[uuid.UUID], data: Form) -> dict[str, Any]:
         """The room script's bid (session cookie + CSRF header): JSON, refusals as problem+json."""
-        r = await room.bid_from(request, db, settings, me, procedure_id, _amount(data))
-        label = await _label_of(db, me, procedure_id)
+        r = await room.bid_from(call.request, call.db, call.settings, call.me, procedure_id, _amount(data))
+        label = await _label_of(call.db, call.me, procedure_id)
         return {
             "accepted": r.accepted,
             "seq": r.seq,
@@ -282,34 +256,30 @@ class ProcedurePages(Controller):
         }
 
     @post("/{procedure_id:uuid}/award", opt=SUPPLIERS)
-    async def answer_award(
-        self, request: AnyRequest, me: Me, procedure_id: FromPath[uuid.UUID], db: DB, data: Form
-    ) -> Redirect:
+    async def answer_award(self, call: UserCall, procedure_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         back = f"/procedures/{procedure_id}"
         if data.get("action") == "decline":
             return await act(
-                request,
-                lambda: award.decline_award(db, me, procedure_id),
+                call.request,
+                lambda: award.decline_award(call.db, call.me, procedure_id),
                 "已放弃成交，成交资格顺延给下一名",
                 back,
             )
         return await act(
-            request,
-            lambda: award.confirm_award(db, me, procedure_id, forms.decode(AwardForm, data)),
+            call.request,
+            lambda: award.confirm_award(call.db, call.me, procedure_id, forms.decode(AwardForm, data)),
             lambda order: f"已确认成交，生成订单 {order.order_no} 与电子合同 {order.contract_no}",
             back,
             to=lambda order: f"/orders/{order.id}",
         )
 
     @post("/{procedure_id:uuid}/reject", opt=BUYERS)
-    async def reject(
-        self, request: AnyRequest, me: Me, procedure_id: FromPath[uuid.UUID], db: DB, data: Form
-    ) -> Redirect:
+    async def reject(self, call: UserCall, procedure_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         async def go() -> Any:
             form = forms.decode(RejectForm, data)
-            return await award.reject_quote(db, me, procedure_id, form.label_no, form.reason)
+            return await award.reject_quote(call.db, call.me, procedure_id, form.label_no, form.reason)
 
-        return await act(request, go, "已认定该报价无效，排名已重新计算", f"/procedures/{procedure_id}")
+        return await act(call.request, go, "已认定该报价无效，排名已重新计算", f"/procedures/{procedure_id}")
 
 
 # A function, not a method of ProcedurePages: the caller may be anonymous (told by a close code after

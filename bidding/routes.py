@@ -18,8 +18,7 @@ from mall.core.auth import Principal, allow
 from mall.core.clock import rfc3339
 from mall.core.db import Database, retried
 from mall.core.money import money_str, quantity_str
-from mall.web.deps import DB, Config, Me
-from mall.web.helpers import AnyRequest
+from mall.web.deps import UserCall
 
 TAGS = ["询价与竞价"]
 SUPPLIERS = allow("supplier")
@@ -125,11 +124,9 @@ class ProcedureApi(Controller):
     tags = TAGS
 
     @post("/", opt=allow("buyer"), status_code=201, summary="发布在线询价或反向竞价")
-    async def create_procedure(
-        self, me: Me, data: JSONBody[ProcedureIn], db: DB, settings: Config
-    ) -> ProcedureOut:
-        p = await publish.create_under(db, settings, me, data)
-        return await _out(db, me, p.id)
+    async def create_procedure(self, call: UserCall, data: JSONBody[ProcedureIn]) -> ProcedureOut:
+        p = await publish.create_under(call.db, call.settings, call.me, data)
+        return await _out(call.db, call.me, p.id)
 
     @get(
         "/{procedure_id:uuid}",
@@ -137,8 +134,8 @@ class ProcedureApi(Controller):
         summary="项目详情：截止前报价密封，只能看到本单位的报价",
         description="采购人本单位、集中采购机构、监管部门与平台管理员可见；供应商可见本品目公开或受邀参与的项目；其他人得到 404。",
     )
-    async def get_procedure(self, me: Me, procedure_id: FromPath[uuid.UUID], db: DB) -> ProcedureOut:
-        return await _out(db, me, procedure_id)
+    async def get_procedure(self, call: UserCall, procedure_id: FromPath[uuid.UUID]) -> ProcedureOut:
+        return await _out(call.db, call.me, procedure_id)
 
     @post(
         "/{procedure_id:uuid}/quotes",
@@ -147,15 +144,15 @@ class ProcedureApi(Controller):
         summary="提交或修改密封报价（以最后一次为准）",
     )
     async def submit_quote(
-        self, me: Me, procedure_id: FromPath[uuid.UUID], data: JSONBody[AmountIn], db: DB
+        self, call: UserCall, procedure_id: FromPath[uuid.UUID], data: JSONBody[AmountIn]
     ) -> ProcedureOut:
-        await offers.quote(db, me, procedure_id, data.amount)
-        return await _out(db, me, procedure_id)
+        await offers.quote(call.db, call.me, procedure_id, data.amount)
+        return await _out(call.db, call.me, procedure_id)
 
     @delete("/{procedure_id:uuid}/quotes", opt=SUPPLIERS, status_code=200, summary="截止前撤回报价")
-    async def withdraw_quote(self, me: Me, procedure_id: FromPath[uuid.UUID], db: DB) -> ProcedureOut:
-        await offers.withdraw(db, me, procedure_id)
-        return await _out(db, me, procedure_id)
+    async def withdraw_quote(self, call: UserCall, procedure_id: FromPath[uuid.UUID]) -> ProcedureOut:
+        await offers.withdraw(call.db, call.me, procedure_id)
+        return await _out(call.db, call.me, procedure_id)
 
     @post(
         "/{procedure_id:uuid}/bids",
@@ -165,15 +162,9 @@ class ProcedureApi(Controller):
         description="同一用户在同一竞价室一分钟内被拒绝的出价达到上限后，出价返回 429（too_many_refused_bids），不再记录。",
     )
     async def place_bid(
-        self,
-        request: AnyRequest,
-        me: Me,
-        procedure_id: FromPath[uuid.UUID],
-        data: JSONBody[AmountIn],
-        db: DB,
-        settings: Config,
+        self, call: UserCall, procedure_id: FromPath[uuid.UUID], data: JSONBody[AmountIn]
     ) -> BidOut:
-        r = await room.bid_from(request, db, settings, me, procedure_id, data.amount)
+        r = await room.bid_from(call.request, call.db, call.settings, call.me, procedure_id, data.amount)
         return BidOut(
             r.accepted,
             r.seq,
@@ -189,9 +180,9 @@ class ProcedureApi(Controller):
         summary="中选供应商确认成交（生成订单与电子合同，公开成交记录）",
     )
     async def confirm_award(
-        self, me: Me, procedure_id: FromPath[uuid.UUID], data: JSONBody[ConfirmIn], db: DB
+        self, call: UserCall, procedure_id: FromPath[uuid.UUID], data: JSONBody[ConfirmIn]
     ) -> ConfirmOut:
-        order = await award.confirm_award(db, me, procedure_id, data)
+        order = await award.confirm_award(call.db, call.me, procedure_id, data)
         return ConfirmOut(order.id, order.order_no, order.contract_no, money_str(order.total_amount))
 
     @post(
@@ -200,9 +191,9 @@ class ProcedureApi(Controller):
         status_code=200,
         summary="中选供应商放弃成交（顺延给下一名）",
     )
-    async def decline_award(self, me: Me, procedure_id: FromPath[uuid.UUID], db: DB) -> ProcedureOut:
-        await award.decline_award(db, me, procedure_id)
-        return await _out(db, me, procedure_id)
+    async def decline_award(self, call: UserCall, procedure_id: FromPath[uuid.UUID]) -> ProcedureOut:
+        await award.decline_award(call.db, call.me, procedure_id)
+        return await _out(call.db, call.me, procedure_id)
 
 
 ROUTES = [ProcedureApi]

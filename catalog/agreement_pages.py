@@ -34,7 +34,7 @@ from mall.core.auth import PUBLIC, Principal, allow
 from mall.core.errors import DomainError, InvalidInput
 from mall.structs import ReasonIn
 from mall.web import forms
-from mall.web.deps import DB, Config, Me, Viewer
+from mall.web.deps import DB, Config, UserCall, Viewer
 from mall.web.helpers import AnyRequest, Form, act, flash, pop_form, render
 
 WATCHERS = ("center", "regulator", "admin")
@@ -105,15 +105,13 @@ class AgreementPages(Controller):
         )
 
     @post("/new", opt=allow("center"))
-    async def create_agreement(
-        self, request: AnyRequest, me: Me, db: DB, settings: Config, data: Form
-    ) -> Redirect:
+    async def create_agreement(self, call: UserCall, data: Form) -> Redirect:
         async def go() -> Any:
             draft = forms.decode(agreement_setup.AgreementDraft, data)
-            return await agreement_setup.create(db, settings, me, draft)
+            return await agreement_setup.create(call.db, call.settings, call.me, draft)
 
         return await act(
-            request,
+            call.request,
             go,
             lambda a: f"已创建协议草稿 {a.number}：请增加入围供应商和协议产品，然后生效",
             "/agreements/new",
@@ -168,26 +166,22 @@ class AgreementPages(Controller):
         )
 
     @post("/{agreement_id:uuid}/suppliers", opt=allow("center"))
-    async def add_supplier(
-        self, request: AnyRequest, me: Me, agreement_id: FromPath[uuid.UUID], db: DB, data: Form
-    ) -> Redirect:
+    async def add_supplier(self, call: UserCall, agreement_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         async def go() -> Any:
             entry = forms.decode(agreement_setup.SupplierEntry, data)
-            return await agreement_setup.add_supplier(db, me, agreement_id, entry.credit_code)
+            return await agreement_setup.add_supplier(call.db, call.me, agreement_id, entry.credit_code)
 
-        return await act(request, go, "已增加入围供应商", f"/agreements/{agreement_id}")
+        return await act(call.request, go, "已增加入围供应商", f"/agreements/{agreement_id}")
 
     @post("/{agreement_id:uuid}/products", opt=allow("center"))
-    async def add_product(
-        self, request: AnyRequest, me: Me, agreement_id: FromPath[uuid.UUID], db: DB, data: Form
-    ) -> Redirect:
+    async def add_product(self, call: UserCall, agreement_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         async def go() -> Any:
             _picked([data.get("supplier_org_id", "")], "请选择入围供应商")
             draft = forms.decode(agreement_setup.ProductDraft, data)
-            return await agreement_setup.add_product(db, me, agreement_id, draft)
+            return await agreement_setup.add_product(call.db, call.me, agreement_id, draft)
 
         return await act(
-            request,
+            call.request,
             go,
             lambda p: f"已增加协议产品：{p.brand} {p.spec_model}",
             f"/agreements/{agreement_id}",
@@ -195,43 +189,33 @@ class AgreementPages(Controller):
         )
 
     @post("/{agreement_id:uuid}/activate", opt=allow("center"))
-    async def activate(
-        self, request: AnyRequest, me: Me, agreement_id: FromPath[uuid.UUID], db: DB
-    ) -> Redirect:
+    async def activate(self, call: UserCall, agreement_id: FromPath[uuid.UUID]) -> Redirect:
         return await act(
-            request,
-            lambda: agreement_setup.activate(db, me, agreement_id),
+            call.request,
+            lambda: agreement_setup.activate(call.db, call.me, agreement_id),
             "协议已生效，采购人可以下单",
             f"/agreements/{agreement_id}",
         )
 
     @post("/{agreement_id:uuid}/terminate", opt=allow("center"))
-    async def terminate(
-        self, request: AnyRequest, me: Me, agreement_id: FromPath[uuid.UUID], db: DB, data: Form
-    ) -> Redirect:
+    async def terminate(self, call: UserCall, agreement_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         async def go() -> Any:
             reason = forms.decode(ReasonIn, data).reason
-            return await agreement_setup.terminate(db, me, agreement_id, reason)
+            return await agreement_setup.terminate(call.db, call.me, agreement_id, reason)
 
-        return await act(request, go, "协议已终止", f"/agreements/{agreement_id}")
+        return await act(call.request, go, "协议已终止", f"/agreements/{agreement_id}")
 
     @post("/{agreement_id:uuid}/order", opt=allow("buyer"))
-    async def order(
-        self,
-        request: AnyRequest,
-        me: Me,
-        agreement_id: FromPath[uuid.UUID],
-        db: DB,
-        settings: Config,
-        data: Form,
-    ) -> Redirect:
+    async def order(self, call: UserCall, agreement_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         async def go() -> Any:
             _picked([data.get("product_id", ""), data.get("budget_line_id", "")], "请选择协议产品和预算指标")
             body = forms.decode(agreement_orders.AgreementOrderIn, _without(data, "order_key"))
-            return await agreement_orders.place_order(db, settings, me, body.keyed(data.get("order_key", "")))
+            return await agreement_orders.place_order(
+                call.db, call.settings, call.me, body.keyed(data.get("order_key", ""))
+            )
 
         return await act(
-            request,
+            call.request,
             go,
             _placed_message("待供应商确认（供应商可在确认时议价降价）"),
             f"/agreements/{agreement_id}",
@@ -292,28 +276,22 @@ class DesignatedPages(Controller):
 
     @get("/", opt=allow("user"))
     async def designated_page(
-        self,
-        request: AnyRequest,
-        me: Me,
-        db: DB,
-        settings: Config,
-        region: FromQuery[str] = "",
-        category: FromQuery[str] = "",
+        self, call: UserCall, region: FromQuery[str] = "", category: FromQuery[str] = ""
     ) -> Template:
-        async with db.read() as s:
+        async with call.db.read() as s:
             try:
                 found = await dd.find(s, region_code=region, category_code=category)
             except DomainError as exc:  # a filter that is no region or 品目 code: said, nothing searched
-                flash(request, exc.detail, "error")
+                flash(call.request, exc.detail, "error")
                 found = []
-            pending = await dd.find(s, status=DesignationStatus.APPLIED) if me.role in WATCHERS else []
+            pending = await dd.find(s, status=DesignationStatus.APPLIED) if call.me.role in WATCHERS else []
             mine: list[dd.Found] = []
-            if me.role == "supplier":
+            if call.me.role == "supplier":
                 for status in DesignationStatus:
-                    mine += await dd.find(s, status=status, supplier_org_id=me.org_id)
-            lines = await _budget_lines(s, me)
+                    mine += await dd.find(s, status=status, supplier_org_id=call.me.org_id)
+            lines = await _budget_lines(s, call.me)
         return render(
-            request,
+            call.request,
             "designated.html",
             found=found,
             pending=pending,
@@ -324,30 +302,36 @@ class DesignatedPages(Controller):
             labels=DESIGNATION_STATUS_LABELS,
             budget_lines=lines,
             order_key=secrets.token_urlsafe(16),
-            default_region=settings.region_code,
+            default_region=call.settings.region_code,
             name_of=name_of,
-            form=pop_form(request),
+            form=pop_form(call.request),
         )
 
     @post("/apply", opt=allow("supplier"))
-    async def apply(self, request: AnyRequest, me: Me, db: DB, settings: Config, data: Form) -> Redirect:
+    async def apply(self, call: UserCall, data: Form) -> Redirect:
         async def go() -> Any:
             body = _designation_form(dd.ApplicationIn, data)
             return await dd.apply(
-                db, settings, me, body.category_code, body.region_code, body.prices, body.service_address
+                call.db,
+                call.settings,
+                call.me,
+                body.category_code,
+                body.region_code,
+                body.prices,
+                body.service_address,
             )
 
         return await act(
-            request, go, "已提交定点申请，集中采购机构将在7个工作日内审核", "/designated", keep=data
+            call.request, go, "已提交定点申请，集中采购机构将在7个工作日内审核", "/designated", keep=data
         )
 
     @post("/new", opt=allow("center"))
-    async def designate(self, request: AnyRequest, me: Me, db: DB, data: Form) -> Redirect:
+    async def designate(self, call: UserCall, data: Form) -> Redirect:
         async def go() -> Any:
             body = _designation_form(dd.DesignateIn, data)
             return await dd.designate(
-                db,
-                me,
+                call.db,
+                call.me,
                 body.credit_code,
                 body.category_code,
                 body.region_code,
@@ -355,41 +339,31 @@ class DesignatedPages(Controller):
                 body.service_address,
             )
 
-        return await act(request, go, "已确定定点供应商", "/designated", keep=data)
+        return await act(call.request, go, "已确定定点供应商", "/designated", keep=data)
 
     @post("/{designation_id:uuid}/review", opt=allow("center"))
-    async def review(
-        self, request: AnyRequest, me: Me, designation_id: FromPath[uuid.UUID], db: DB, data: Form
-    ) -> Redirect:
+    async def review(self, call: UserCall, designation_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         async def go() -> Any:
             form = forms.decode(ReviewForm, data)
-            return await dd.review(db, me, designation_id, form.decision == "approve", form.note)
+            return await dd.review(call.db, call.me, designation_id, form.decision == "approve", form.note)
 
         return await act(
-            request,
+            call.request,
             go,
             lambda d: "已通过定点申请" if d.status == DesignationStatus.APPROVED else "已驳回定点申请",
             "/designated",
         )
 
     @post("/{designation_id:uuid}/revoke", opt=allow("center"))
-    async def revoke(
-        self, request: AnyRequest, me: Me, designation_id: FromPath[uuid.UUID], db: DB, data: Form
-    ) -> Redirect:
+    async def revoke(self, call: UserCall, designation_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         async def go() -> Any:
-            return await dd.revoke(db, me, designation_id, forms.decode(ReasonIn, data).reason)
+            return await dd.revoke(call.db, call.me, designation_id, forms.decode(ReasonIn, data).reason)
 
-        return await act(request, go, "已撤销定点资格", "/designated")
+        return await act(call.request, go, "已撤销定点资格", "/designated")
 
     @post("/{designation_id:uuid}/order", opt=allow("buyer"))
     async def service_order(
-        self,
-        request: AnyRequest,
-        me: Me,
-        designation_id: FromPath[uuid.UUID],
-        db: DB,
-        settings: Config,
-        data: Form,
+        self, call: UserCall, designation_id: FromPath[uuid.UUID], data: Form
     ) -> Redirect:
         quantities = {
             k.removeprefix("qty_"): v.strip()
@@ -407,13 +381,15 @@ class DesignatedPages(Controller):
                     **{k: v for k, v in data.items() if k in ("budget_line_id", "service_address", "note")},
                 },
             )
-            return await dd.place_order(db, settings, me, body.keyed(data.get("order_key", "")))
+            return await dd.place_order(
+                call.db, call.settings, call.me, body.keyed(data.get("order_key", ""))
+            )
 
         back = "/designated?" + urlencode(
             {"region": data.get("region", ""), "category": data.get("category", "")}
         )
         return await act(
-            request,
+            call.request,
             go,
             _placed_message("待定点供应商确认"),
             back,

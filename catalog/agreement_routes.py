@@ -19,7 +19,7 @@ from mall.core.db import retried
 from mall.core.money import money_str
 from mall.orders.models import Order
 from mall.structs import OrderOut, ReasonIn
-from mall.web.deps import DB, Config, Me
+from mall.web.deps import DB, UserCall
 from mall.web.helpers import IdemKey
 
 WATCHERS = ("center", "regulator", "admin")
@@ -131,22 +131,22 @@ class AgreementApi(Controller):
     tags = AGREEMENT_TAGS
 
     @get("/agreements", opt=allow("user"), summary="框架协议列表（草稿仅本中心可见）")
-    async def list_agreements(self, me: Me, db: DB, status: FromQuery[str] = "") -> list[AgreementOut]:
+    async def list_agreements(self, call: UserCall, status: FromQuery[str] = "") -> list[AgreementOut]:
         agreement_queries.check_status(status)
-        async with db.read() as s:
-            rows = await agreement_queries.listed(s, me, status)
+        async with call.db.read() as s:
+            rows = await agreement_queries.listed(s, call.me, status)
         return [AgreementOut.brief(a) for a in rows]
 
     @post("/agreements", opt=allow("center"), status_code=201, summary="新建框架协议（草稿）")
     async def create_agreement(
-        self, me: Me, data: JSONBody[agreement_setup.AgreementDraft], db: DB, settings: Config
+        self, call: UserCall, data: JSONBody[agreement_setup.AgreementDraft]
     ) -> AgreementOut:
-        a = await agreement_setup.create(db, settings, me, data)
-        return await _agreement_out(db, me, a.id)
+        a = await agreement_setup.create(call.db, call.settings, call.me, data)
+        return await _agreement_out(call.db, call.me, a.id)
 
     @get("/agreements/{agreement_id:uuid}", opt=allow("user"), summary="框架协议：入围供应商与协议产品")
-    async def agreement_detail(self, me: Me, agreement_id: FromPath[uuid.UUID], db: DB) -> AgreementOut:
-        return await _agreement_out(db, me, agreement_id)
+    async def agreement_detail(self, call: UserCall, agreement_id: FromPath[uuid.UUID]) -> AgreementOut:
+        return await _agreement_out(call.db, call.me, agreement_id)
 
     @post(
         "/agreements/{agreement_id:uuid}/suppliers",
@@ -155,14 +155,10 @@ class AgreementApi(Controller):
         summary="增加入围供应商（生效后为补充入围）",
     )
     async def add_agreement_supplier(
-        self,
-        me: Me,
-        agreement_id: FromPath[uuid.UUID],
-        data: JSONBody[agreement_setup.SupplierEntry],
-        db: DB,
+        self, call: UserCall, agreement_id: FromPath[uuid.UUID], data: JSONBody[agreement_setup.SupplierEntry]
     ) -> AgreementOut:
-        await agreement_setup.add_supplier(db, me, agreement_id, data.credit_code)
-        return await _agreement_out(db, me, agreement_id)
+        await agreement_setup.add_supplier(call.db, call.me, agreement_id, data.credit_code)
+        return await _agreement_out(call.db, call.me, agreement_id)
 
     @post(
         "/agreements/{agreement_id:uuid}/products",
@@ -171,35 +167,31 @@ class AgreementApi(Controller):
         summary="增加协议产品（协议价，或报价×折扣率）",
     )
     async def add_agreement_product(
-        self,
-        me: Me,
-        agreement_id: FromPath[uuid.UUID],
-        data: JSONBody[agreement_setup.ProductDraft],
-        db: DB,
+        self, call: UserCall, agreement_id: FromPath[uuid.UUID], data: JSONBody[agreement_setup.ProductDraft]
     ) -> AgreementOut:
-        await agreement_setup.add_product(db, me, agreement_id, data)
-        return await _agreement_out(db, me, agreement_id)
+        await agreement_setup.add_product(call.db, call.me, agreement_id, data)
+        return await _agreement_out(call.db, call.me, agreement_id)
 
     @post("/agreements/{agreement_id:uuid}/activate", opt=allow("center"), status_code=200)
-    async def activate_agreement(self, me: Me, agreement_id: FromPath[uuid.UUID], db: DB) -> AgreementOut:
-        await agreement_setup.activate(db, me, agreement_id)
-        return await _agreement_out(db, me, agreement_id)
+    async def activate_agreement(self, call: UserCall, agreement_id: FromPath[uuid.UUID]) -> AgreementOut:
+        await agreement_setup.activate(call.db, call.me, agreement_id)
+        return await _agreement_out(call.db, call.me, agreement_id)
 
     @post("/agreements/{agreement_id:uuid}/terminate", opt=allow("center"), status_code=200)
     async def terminate_agreement(
-        self, me: Me, agreement_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn], db: DB
+        self, call: UserCall, agreement_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn]
     ) -> AgreementOut:
-        await agreement_setup.terminate(db, me, agreement_id, data.reason)
-        return await _agreement_out(db, me, agreement_id)
+        await agreement_setup.terminate(call.db, call.me, agreement_id, data.reason)
+        return await _agreement_out(call.db, call.me, agreement_id)
 
     @get(
         "/agreements/{agreement_id:uuid}/summary",
         opt=allow(*WATCHERS),
         summary="成交结果汇总（协议下全部成交订单）",
     )
-    async def agreement_summary(self, me: Me, agreement_id: FromPath[uuid.UUID], db: DB) -> SummaryOut:
-        async with db.read() as s:
-            a = await agreement_queries.visible(s, me, agreement_id)
+    async def agreement_summary(self, call: UserCall, agreement_id: FromPath[uuid.UUID]) -> SummaryOut:
+        async with call.db.read() as s:
+            a = await agreement_queries.visible(s, call.me, agreement_id)
             sm = await agreement_queries.summary(s, a.id)
         return SummaryOut(
             a.id,
@@ -216,15 +208,12 @@ class AgreementApi(Controller):
         summary="协议供货直接选定下单（不高于协议价）；需 Idempotency-Key 请求头",
     )
     async def place_agreement_order(
-        self,
-        me: Me,
-        data: JSONBody[agreement_orders.AgreementOrderIn],
-        db: DB,
-        settings: Config,
-        idempotency_key: IdemKey,
+        self, call: UserCall, data: JSONBody[agreement_orders.AgreementOrderIn], idempotency_key: IdemKey
     ) -> Response[OrderOut]:
-        order, replayed = await agreement_orders.place_order(db, settings, me, data.keyed(idempotency_key))
-        return await _placed(db, me, order, replayed)
+        order, replayed = await agreement_orders.place_order(
+            call.db, call.settings, call.me, data.keyed(idempotency_key)
+        )
+        return await _placed(call.db, call.me, order, replayed)
 
 
 # ---------------------------------------------------------------- designated services
@@ -281,15 +270,14 @@ class DesignatedApi(Controller):
     @get("/designated", opt=allow("user"), summary="定点供应商（按区域、服务品目筛选）")
     async def find_designated(
         self,
-        me: Me,
-        db: DB,
+        call: UserCall,
         region: FromQuery[str] = "",
         category: FromQuery[str] = "",
         status: FromQuery[str] = DesignationStatus.APPROVED,
     ) -> list[DesignationOut]:
-        if status != DesignationStatus.APPROVED and me.role not in WATCHERS:
+        if status != DesignationStatus.APPROVED and call.me.role not in WATCHERS:
             status = DesignationStatus.APPROVED  # applications are the center's business
-        async with db.read() as s:
+        async with call.db.read() as s:
             found = await dd.find(s, region_code=region, category_code=category, status=status)
         return [_designation(f) for f in found]
 
@@ -299,46 +287,51 @@ class DesignatedApi(Controller):
         status_code=201,
         summary="供应商申请定点（7个工作日内审核）",
     )
-    async def apply_designation(
-        self, me: Me, data: JSONBody[dd.ApplicationIn], db: DB, settings: Config
-    ) -> DesignationOut:
+    async def apply_designation(self, call: UserCall, data: JSONBody[dd.ApplicationIn]) -> DesignationOut:
         d = await dd.apply(
-            db, settings, me, data.category_code, data.region_code, data.prices, data.service_address
+            call.db,
+            call.settings,
+            call.me,
+            data.category_code,
+            data.region_code,
+            data.prices,
+            data.service_address,
         )
-        return await _designation_out(db, d.id)
+        return await _designation_out(call.db, d.id)
 
     @post("/designated", opt=allow("center"), status_code=201, summary="集中采购机构直接确定定点供应商")
-    async def designate_supplier(self, me: Me, data: JSONBody[dd.DesignateIn], db: DB) -> DesignationOut:
+    async def designate_supplier(self, call: UserCall, data: JSONBody[dd.DesignateIn]) -> DesignationOut:
         d = await dd.designate(
-            db, me, data.credit_code, data.category_code, data.region_code, data.prices, data.service_address
+            call.db,
+            call.me,
+            data.credit_code,
+            data.category_code,
+            data.region_code,
+            data.prices,
+            data.service_address,
         )
-        return await _designation_out(db, d.id)
+        return await _designation_out(call.db, d.id)
 
     @post("/designated/{designation_id:uuid}/review", opt=allow("center"), status_code=200)
     async def review_designation(
-        self, me: Me, designation_id: FromPath[uuid.UUID], data: JSONBody[ReviewIn], db: DB
+        self, call: UserCall, designation_id: FromPath[uuid.UUID], data: JSONBody[ReviewIn]
     ) -> DesignationOut:
-        await dd.review(db, me, designation_id, data.approve, data.note)
-        return await _designation_out(db, designation_id)
+        await dd.review(call.db, call.me, designation_id, data.approve, data.note)
+        return await _designation_out(call.db, designation_id)
 
     @post("/designated/{designation_id:uuid}/revoke", opt=allow("center"), status_code=200)
     async def revoke_designation(
-        self, me: Me, designation_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn], db: DB
+        self, call: UserCall, designation_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn]
     ) -> DesignationOut:
-        await dd.revoke(db, me, designation_id, data.reason)
-        return await _designation_out(db, designation_id)
+        await dd.revoke(call.db, call.me, designation_id, data.reason)
+        return await _designation_out(call.db, designation_id)
 
     @post("/service-orders", opt=allow("buyer"), summary="定点服务下单；需 Idempotency-Key 请求头")
     async def place_service_order(
-        self,
-        me: Me,
-        data: JSONBody[dd.ServiceOrderIn],
-        db: DB,
-        settings: Config,
-        idempotency_key: IdemKey,
+        self, call: UserCall, data: JSONBody[dd.ServiceOrderIn], idempotency_key: IdemKey
     ) -> Response[OrderOut]:
-        order, replayed = await dd.place_order(db, settings, me, data.keyed(idempotency_key))
-        return await _placed(db, me, order, replayed)
+        order, replayed = await dd.place_order(call.db, call.settings, call.me, data.keyed(idempotency_key))
+        return await _placed(call.db, call.me, order, replayed)
 
 
 ROUTES = [AgreementApi, DesignatedApi]

@@ -33,7 +33,7 @@ from mall.core.auth import PUBLIC, allow
 from mall.core.errors import DomainError, InvalidInput, NotFound
 from mall.core.fields import CategoryCodeText, Choice
 from mall.web import forms
-from mall.web.deps import DB, Config, Me, Viewer
+from mall.web.deps import DB, Config, UserCall, Viewer
 from mall.web.helpers import AnyRequest, Form, act, page_no, pages_of, paging, pop_form, render
 from search_index.backend import SearchQuery, SearchResult
 
@@ -204,21 +204,15 @@ class GoodsPages(Controller):
         )
 
     @post("/{listing_id:uuid}/moderation", opt=REVIEWERS)
-    async def moderation(
-        self,
-        request: AnyRequest,
-        me: Me,
-        listing_id: FromPath[uuid.UUID],
-        db: DB,
-        settings: Config,
-        data: Form,
-    ) -> Redirect:
+    async def moderation(self, call: UserCall, listing_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         async def go() -> str:
             form = forms.decode(ModerationIn, data)
-            await service.moderate(db, me, listing_id, form.action, form.reason, margin=settings.price_margin)
+            await service.moderate(
+                call.db, call.me, listing_id, form.action, form.reason, margin=call.settings.price_margin
+            )
             return service.MODERATION[form.action][1]
 
-        return await act(request, go, lambda label: f"已{label}", f"/goods/{listing_id}")
+        return await act(call.request, go, lambda label: f"已{label}", f"/goods/{listing_id}")
 
 
 class SupplierPages(Controller):
@@ -230,49 +224,36 @@ class SupplierPages(Controller):
 
     @get("/listings")
     async def my_listings(
-        self,
-        request: AnyRequest,
-        me: Me,
-        db: DB,
-        settings: Config,
-        page: FromQuery[str] = "1",
-        status: FromQuery[str] = "",
+        self, call: UserCall, page: FromQuery[str] = "1", status: FromQuery[str] = ""
     ) -> Template:
-        org_id = service.supplier_org(me)
+        org_id = service.supplier_org(call.me)
         pg = page_no(page)
         status = status if status in LISTING_STATUS_LABELS else ""
-        async with db.read() as s:
+        async with call.db.read() as s:
             total, rows = await browse.listings_of_supplier(s, org_id, pg, 30, status=status)
             counts = await browse.status_counts(s, org_id)
             requests = await prices.current_price_requests(s, [x.id for x in rows])
-        recent = await imports.imports_of(db, me, limit=5)
+        recent = await imports.imports_of(call.db, call.me, limit=5)
         return render(
-            request,
+            call.request,
             "supplier_listings.html",
             rows=rows,
             **paging(total, pg, 30),
             status=status,
             counts=counts,
             status_labels=LISTING_STATUS_LABELS,
-            margin=settings.price_margin,
-            form=pop_form(request),
+            margin=call.settings.price_margin,
+            form=pop_form(call.request),
             requests=requests,
             imports=recent,
             import_labels=imports.STATUS_LABELS,
         )
 
     @post("/listings")
-    async def create_listing(
-        self,
-        request: AnyRequest,
-        me: Me,
-        db: DB,
-        settings: Config,
-        data: Form,
-    ) -> Redirect:
+    async def create_listing(self, call: UserCall, data: Form) -> Redirect:
         return await act(
-            request,
-            lambda: service.save_listing(db, settings, me, forms.decode(ListingForm, data)),
+            call.request,
+            lambda: service.save_listing(call.db, call.settings, call.me, forms.decode(ListingForm, data)),
             lambda listing: (
                 f"商品「{listing.name}」已存为草稿"
                 if listing.status == ListingStatus.DRAFT
@@ -283,44 +264,31 @@ class SupplierPages(Controller):
         )
 
     @get("/listings/{listing_id:uuid}/edit")
-    async def edit_listing_page(
-        self,
-        request: AnyRequest,
-        me: Me,
-        listing_id: FromPath[uuid.UUID],
-        db: DB,
-        settings: Config,
-    ) -> Template:
-        async with db.read() as s:
+    async def edit_listing_page(self, call: UserCall, listing_id: FromPath[uuid.UUID]) -> Template:
+        async with call.db.read() as s:
             listing = await browse.get_listing(s, listing_id, live_only=False)
-        if listing.supplier_org_id != me.org_id:
+        if listing.supplier_org_id != call.me.org_id:
             raise NotFound("商品不存在", code="listing_not_found")
-        form = pop_form(request) or {
+        form = pop_form(call.request) or {
             f.name: str(int(listing.stock)) if f.name == "stock" else str(getattr(listing, f.name))
             for f in msgspec.structs.fields(ListingDraft)
         }
         return render(
-            request,
+            call.request,
             "supplier_listing_edit.html",
             listing=listing,
             form=form,
             status_labels=LISTING_STATUS_LABELS,
-            margin=settings.price_margin,
+            margin=call.settings.price_margin,
         )
 
     @post("/listings/{listing_id:uuid}/edit")
-    async def edit_listing(
-        self,
-        request: AnyRequest,
-        me: Me,
-        listing_id: FromPath[uuid.UUID],
-        db: DB,
-        settings: Config,
-        data: Form,
-    ) -> Redirect:
+    async def edit_listing(self, call: UserCall, listing_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         return await act(
-            request,
-            lambda: service.save_listing(db, settings, me, forms.decode(ListingForm, data), listing_id),
+            call.request,
+            lambda: service.save_listing(
+                call.db, call.settings, call.me, forms.decode(ListingForm, data), listing_id
+            ),
             lambda listing: "已重新提交审核" if listing.status == ListingStatus.SUBMITTED else "草稿已保存",
             f"/supplier/listings/{listing_id}/edit",
             keep=data,
@@ -328,21 +296,13 @@ class SupplierPages(Controller):
         )
 
     @post("/listings/{listing_id:uuid}/price")
-    async def change_price(
-        self,
-        request: AnyRequest,
-        me: Me,
-        listing_id: FromPath[uuid.UUID],
-        db: DB,
-        settings: Config,
-        data: Form,
-    ) -> Redirect:
+    async def change_price(self, call: UserCall, listing_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         async def go() -> tuple[Listing, PriceRequest | None]:
             form = forms.decode(PriceIn, data)
             if "reference_source" in data and not data["reference_source"].strip():
                 # The page's source field emptied: the source is cleared (omitted, it is kept).
                 form = msgspec.structs.replace(form, reference_source="")
-            return await prices.reprice(db, settings, me, listing_id, form)
+            return await prices.reprice(call.db, call.settings, call.me, listing_id, form)
 
         def done(result: tuple[Listing, PriceRequest | None]) -> str:
             listing, waiting = result
@@ -353,58 +313,45 @@ class SupplierPages(Controller):
                 f"审核通过前仍按原价 {listing.price:,.2f} 元销售"
             )
 
-        return await act(request, go, done, "/supplier/listings")
+        return await act(call.request, go, done, "/supplier/listings")
 
     @post("/listings/{listing_id:uuid}/price-request/withdraw")
-    async def withdraw_price_request(
-        self, request: AnyRequest, me: Me, listing_id: FromPath[uuid.UUID], db: DB
-    ) -> Redirect:
+    async def withdraw_price_request(self, call: UserCall, listing_id: FromPath[uuid.UUID]) -> Redirect:
         return await act(
-            request,
-            lambda: prices.withdraw_price_request(db, me, listing_id),
+            call.request,
+            lambda: prices.withdraw_price_request(call.db, call.me, listing_id),
             "已撤回待审核的调价，商品价格不变",
             "/supplier/listings",
         )
 
     @post("/listings/{listing_id:uuid}/status")
-    async def listing_status(
-        self,
-        request: AnyRequest,
-        me: Me,
-        listing_id: FromPath[uuid.UUID],
-        db: DB,
-        settings: Config,
-        data: Form,
-    ) -> Redirect:
+    async def listing_status(self, call: UserCall, listing_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         async def go() -> Listing:
             status = forms.decode(StatusForm, data).status
-            return await service.set_listing_status(db, me, listing_id, status, margin=settings.price_margin)
+            return await service.set_listing_status(
+                call.db, call.me, listing_id, status, margin=call.settings.price_margin
+            )
 
         return await act(
-            request,
+            call.request,
             go,
             lambda listing: "商品已下架" if listing.status == ListingStatus.DELISTED else "商品已重新上架",
             "/supplier/listings",
         )
 
     @post("/imports")
-    async def upload_import(
-        self,
-        request: AnyRequest,
-        me: Me,
-        db: DB,
-        settings: Config,
-        data: MultipartBody[dict[str, Any]],
-    ) -> Redirect:
+    async def upload_import(self, call: UserCall, data: MultipartBody[dict[str, Any]]) -> Redirect:
         async def go() -> ListingImport:
             file = data.get("file")
             if not isinstance(file, UploadFile) or not file.filename:
                 raise InvalidInput("请选择要上传的 CSV 或 XLSX 文件", code="file_required")
             strict = str(data.get("strict", "")) in ("1", "on")
-            return await imports.upload(db, files.store_for(settings, db), me, file, strict=strict)
+            return await imports.upload(
+                call.db, files.store_for(call.settings, call.db), call.me, file, strict=strict
+            )
 
         return await act(
-            request,
+            call.request,
             go,
             lambda batch: f"文件「{batch.filename}」已上传，正在后台读取和校验",
             "/supplier/listings",
@@ -412,13 +359,11 @@ class SupplierPages(Controller):
         )
 
     @get("/imports/{import_id:uuid}")
-    async def import_page(
-        self, request: AnyRequest, me: Me, import_id: FromPath[uuid.UUID], db: DB
-    ) -> Template:
-        batch = await imports.get_import(db, me, import_id)
+    async def import_page(self, call: UserCall, import_id: FromPath[uuid.UUID]) -> Template:
+        batch = await imports.get_import(call.db, call.me, import_id)
         refused = [r for r in batch.report or [] if r[1] == imports.REFUSED][:200]
         return render(
-            request,
+            call.request,
             "supplier_import.html",
             batch=batch,
             percent=imports.percent(batch),
@@ -427,8 +372,8 @@ class SupplierPages(Controller):
         )
 
     @get("/imports/{import_id:uuid}/report.csv")
-    async def import_report(self, me: Me, import_id: FromPath[uuid.UUID], db: DB) -> Response[bytes]:
-        batch = await imports.get_import(db, me, import_id)
+    async def import_report(self, call: UserCall, import_id: FromPath[uuid.UUID]) -> Response[bytes]:
+        batch = await imports.get_import(call.db, call.me, import_id)
         return csv_download(imports.report_bytes(batch), "import-report.csv")
 
 
@@ -489,18 +434,12 @@ class CenterPages(Controller):
         )
 
     @post("/prices/{request_id:uuid}")
-    async def review_price(
-        self,
-        request: AnyRequest,
-        me: Me,
-        request_id: FromPath[uuid.UUID],
-        db: DB,
-        settings: Config,
-        data: Form,
-    ) -> Redirect:
+    async def review_price(self, call: UserCall, request_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         return await act(
-            request,
-            lambda: prices.review_price(db, settings, me, request_id, forms.decode(ReviewIn, data)),
+            call.request,
+            lambda: prices.review_price(
+                call.db, call.settings, call.me, request_id, forms.decode(ReviewIn, data)
+            ),
             lambda result: (
                 "调价已审核通过，新价格已生效"
                 if result[1].status == PriceRequestStatus.APPROVED
@@ -510,18 +449,10 @@ class CenterPages(Controller):
         )
 
     @post("/listings/{listing_id:uuid}/review")
-    async def review_listing(
-        self,
-        request: AnyRequest,
-        me: Me,
-        listing_id: FromPath[uuid.UUID],
-        db: DB,
-        settings: Config,
-        data: Form,
-    ) -> Redirect:
+    async def review_listing(self, call: UserCall, listing_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         return await act(
-            request,
-            lambda: service.review(db, settings, me, listing_id, forms.decode(ReviewIn, data)),
+            call.request,
+            lambda: service.review(call.db, call.settings, call.me, listing_id, forms.decode(ReviewIn, data)),
             lambda listing: (
                 "已审核通过，商品已上架"
                 if listing.status == ListingStatus.LIVE

@@ -37,7 +37,7 @@ from mall.core.errors import InvalidInput, NotFound
 from mall.core.fields import SEARCH_MAX
 from mall.core.models import JobStatus
 from mall.core.money import MoneyError, money
-from mall.web.deps import DB, Config, Me
+from mall.web.deps import DB, UserCall
 from mall.web.helpers import PageNo, PerPage
 
 SUPPLIER = allow("supplier")
@@ -238,35 +238,33 @@ class ListingApi(Controller):
             return [ListingOut.of(x) for x in await browse.same_model_offers(s, listing)]
 
     @post("/", status_code=201, summary="供应商新增商品（提交审核，或 draft=true 存为草稿）")
-    async def create_listing(
-        self, me: Me, data: JSONBody[ListingCreate], db: DB, settings: Config
-    ) -> ListingOut:
-        listing = await service.save_listing(db, settings, me, data)
-        return await listing_out(db, listing.id)
+    async def create_listing(self, call: UserCall, data: JSONBody[ListingCreate]) -> ListingOut:
+        listing = await service.save_listing(call.db, call.settings, call.me, data)
+        return await listing_out(call.db, listing.id)
 
     @put("/{listing_id:uuid}", summary="修改草稿或被驳回的商品")
     async def update_listing(
-        self, me: Me, listing_id: FromPath[uuid.UUID], data: JSONBody[ListingCreate], db: DB, settings: Config
+        self, call: UserCall, listing_id: FromPath[uuid.UUID], data: JSONBody[ListingCreate]
     ) -> ListingOut:
-        await service.save_listing(db, settings, me, data, listing_id)
-        return await listing_out(db, listing_id)
+        await service.save_listing(call.db, call.settings, call.me, data, listing_id)
+        return await listing_out(call.db, listing_id)
 
     @post("/{listing_id:uuid}/submit", status_code=200)
-    async def submit_listing(
-        self, me: Me, listing_id: FromPath[uuid.UUID], db: DB, settings: Config
-    ) -> ListingOut:
-        await service.submit_listing(db, me, listing_id, margin=settings.price_margin)
-        return await listing_out(db, listing_id)
+    async def submit_listing(self, call: UserCall, listing_id: FromPath[uuid.UUID]) -> ListingOut:
+        await service.submit_listing(call.db, call.me, listing_id, margin=call.settings.price_margin)
+        return await listing_out(call.db, listing_id)
 
     @post("/{listing_id:uuid}/delist", status_code=200)
-    async def delist(self, me: Me, listing_id: FromPath[uuid.UUID], db: DB) -> ListingOut:
-        await service.set_listing_status(db, me, listing_id, ListingStatus.DELISTED)
-        return await listing_out(db, listing_id)
+    async def delist(self, call: UserCall, listing_id: FromPath[uuid.UUID]) -> ListingOut:
+        await service.set_listing_status(call.db, call.me, listing_id, ListingStatus.DELISTED)
+        return await listing_out(call.db, listing_id)
 
     @post("/{listing_id:uuid}/relist", status_code=200)
-    async def relist(self, me: Me, listing_id: FromPath[uuid.UUID], db: DB, settings: Config) -> ListingOut:
-        await service.set_listing_status(db, me, listing_id, ListingStatus.LIVE, margin=settings.price_margin)
-        return await listing_out(db, listing_id)
+    async def relist(self, call: UserCall, listing_id: FromPath[uuid.UUID]) -> ListingOut:
+        await service.set_listing_status(
+            call.db, call.me, listing_id, ListingStatus.LIVE, margin=call.settings.price_margin
+        )
+        return await listing_out(call.db, listing_id)
 
     @post(
         "/{listing_id:uuid}/price",
@@ -281,10 +279,10 @@ class ListingApi(Controller):
         ),
     )
     async def change_price(
-        self, me: Me, listing_id: FromPath[uuid.UUID], data: JSONBody[PriceIn], db: DB, settings: Config
+        self, call: UserCall, listing_id: FromPath[uuid.UUID], data: JSONBody[PriceIn]
     ) -> Response[ListingOut]:
-        _, waiting = await prices.reprice(db, settings, me, listing_id, data)
-        out = await listing_out(db, listing_id, with_request=True)
+        _, waiting = await prices.reprice(call.db, call.settings, call.me, listing_id, data)
+        out = await listing_out(call.db, listing_id, with_request=True)
         return Response(out, status_code=202 if waiting else 200)
 
     @delete(
@@ -292,9 +290,9 @@ class ListingApi(Controller):
         status_code=200,
         summary="撤回待审核的调价（商品价格不变）",
     )
-    async def withdraw_price_request(self, me: Me, listing_id: FromPath[uuid.UUID], db: DB) -> ListingOut:
-        await prices.withdraw_price_request(db, me, listing_id)
-        return await listing_out(db, listing_id, with_request=True)
+    async def withdraw_price_request(self, call: UserCall, listing_id: FromPath[uuid.UUID]) -> ListingOut:
+        await prices.withdraw_price_request(call.db, call.me, listing_id)
+        return await listing_out(call.db, listing_id, with_request=True)
 
 
 class ReviewApi(Controller):
@@ -316,10 +314,10 @@ class ReviewApi(Controller):
         summary="审核商品：approve 上架，reject 驳回（须填原因）",
     )
     async def review(
-        self, me: Me, listing_id: FromPath[uuid.UUID], data: JSONBody[ReviewIn], db: DB, settings: Config
+        self, call: UserCall, listing_id: FromPath[uuid.UUID], data: JSONBody[ReviewIn]
     ) -> ListingOut:
-        await service.review(db, settings, me, listing_id, data)
-        return await listing_out(db, listing_id)
+        await service.review(call.db, call.settings, call.me, listing_id, data)
+        return await listing_out(call.db, listing_id)
 
     @post(
         "/listings/{listing_id:uuid}/moderation",
@@ -328,10 +326,12 @@ class ReviewApi(Controller):
         summary="采购中心或财政部门冻结、解冻、下架、恢复上架商品",
     )
     async def moderation(
-        self, me: Me, listing_id: FromPath[uuid.UUID], data: JSONBody[ModerationIn], db: DB, settings: Config
+        self, call: UserCall, listing_id: FromPath[uuid.UUID], data: JSONBody[ModerationIn]
     ) -> ListingOut:
-        await service.moderate(db, me, listing_id, data.action, data.reason, margin=settings.price_margin)
-        return await listing_out(db, listing_id)
+        await service.moderate(
+            call.db, call.me, listing_id, data.action, data.reason, margin=call.settings.price_margin
+        )
+        return await listing_out(call.db, listing_id)
 
     @get("/review/prices", summary="待审核的调价（先提交的在前；listing 为现行价格）")
     async def price_review_queue(self, db: DB, page: PageNo = 1, per_page: PerPage = 50) -> PriceReviewPage:
@@ -345,10 +345,10 @@ class ReviewApi(Controller):
         summary="审核调价：approve 生效（按价格规则复核），reject 驳回（须填原因，原价不变）",
     )
     async def review_price(
-        self, me: Me, request_id: FromPath[uuid.UUID], data: JSONBody[ReviewIn], db: DB, settings: Config
+        self, call: UserCall, request_id: FromPath[uuid.UUID], data: JSONBody[ReviewIn]
     ) -> ListingOut:
-        listing, decided = await prices.review_price(db, settings, me, request_id, data)
-        out = await listing_out(db, listing.id)
+        listing, decided = await prices.review_price(call.db, call.settings, call.me, request_id, data)
+        out = await listing_out(call.db, listing.id)
         return msgspec.structs.replace(out, price_request=PriceRequestOut.of(decided))
 
 
@@ -399,9 +399,9 @@ class SupplierApi(Controller):
     tags = GOODS
 
     @get("/listings", summary="本供应商的商品")
-    async def my_listings(self, me: Me, db: DB, page: PageNo = 1, per_page: PerPage = 50) -> ListingPage:
-        async with db.read() as s:
-            total, rows = await browse.listings_of_supplier(s, service.supplier_org(me), page, per_page)
+    async def my_listings(self, call: UserCall, page: PageNo = 1, per_page: PerPage = 50) -> ListingPage:
+        async with call.db.read() as s:
+            total, rows = await browse.listings_of_supplier(s, service.supplier_org(call.me), page, per_page)
             requests = await prices.current_price_requests(s, [x.id for x in rows])
         return ListingPage(total, page, per_page, [ListingOut.of(x, requests.get(x.id)) for x in rows])
 
@@ -415,21 +415,23 @@ class SupplierApi(Controller):
             "单元格至多 32767 个字符，XLSX 解压后的大小有上限）时导入以 failed 结束，error 为原因。"
         ),
     )
-    async def start_import(
-        self, me: Me, data: MultipartBody[ImportForm], db: DB, settings: Config
-    ) -> ImportOut:
+    async def start_import(self, call: UserCall, data: MultipartBody[ImportForm]) -> ImportOut:
         batch = await imports.upload(
-            db, files.store_for(settings, db), me, data.file, strict=data.strict in ("1", "true", "on")
+            call.db,
+            files.store_for(call.settings, call.db),
+            call.me,
+            data.file,
+            strict=data.strict in ("1", "true", "on"),
         )
         return ImportOut.of(batch)
 
     @get("/imports/{import_id:uuid}", summary="导入进度与结果")
-    async def import_status(self, me: Me, import_id: FromPath[uuid.UUID], db: DB) -> ImportOut:
-        return ImportOut.of(await imports.get_import(db, me, import_id))
+    async def import_status(self, call: UserCall, import_id: FromPath[uuid.UUID]) -> ImportOut:
+        return ImportOut.of(await imports.get_import(call.db, call.me, import_id))
 
     @get("/imports/{import_id:uuid}/report.csv", summary="逐行导入报告（CSV）")
-    async def import_report(self, me: Me, import_id: FromPath[uuid.UUID], db: DB) -> Response[bytes]:
-        batch = await imports.get_import(db, me, import_id)
+    async def import_report(self, call: UserCall, import_id: FromPath[uuid.UUID]) -> Response[bytes]:
+        batch = await imports.get_import(call.db, call.me, import_id)
         return csv_download(imports.report_bytes(batch), f"import-report-{batch.id}.csv")
 
 

@@ -263,7 +263,7 @@ def test_a_read_whose_connection_was_cut_is_run_again_whole_and_only_a_read() ->
     app = Litestar(
         [flaky, down, write],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[ReadsRunAgain],
+        middleware=[ReadsRunAgain()],
         state=State({"db": SimpleNamespace(retries=4)}),
     )
     before = metrics.DB_RETRIES.labels("connection")._value.get()

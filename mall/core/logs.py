@@ -16,6 +16,10 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
 REQUEST_ID: ContextVar[str | None] = ContextVar("mall_request_id", default=None)
 FORMATS = ("text", "json")
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -90,17 +94,13 @@ def uvicorn_log_config() -> dict[str, object] | None:
     }
 
 
-class RequestIds:
+class RequestIds(ASGIMiddleware):
     """ASGI middleware: the request id of each HTTP request (see `accept_request_id`) is set for
     everything the request runs and logs, and sent back as `X-Request-ID`."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    scopes = (ScopeType.HTTP,)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         raw = next((v for k, v in scope.get("headers", ()) if k == b"x-request-id"), None)
         request_id = accept_request_id(raw.decode("latin-1") if raw is not None else None)
 
@@ -114,6 +114,6 @@ class RequestIds:
 
         token = REQUEST_ID.set(request_id)
         try:
-            await self.app(scope, receive, send_with_id)
+            await next_app(scope, receive, send_with_id)
         finally:
             REQUEST_ID.reset(token)

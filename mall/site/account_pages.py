@@ -17,7 +17,7 @@ from mall.devtools import seed
 from mall.site.account_routes import end_everywhere, set_password
 from mall.structs import PasswordForm
 from mall.web import forms
-from mall.web.deps import DB, Config, Me
+from mall.web.deps import DB, UserCall
 from mall.web.helpers import AnyRequest, Form, act, flash, render
 
 # Where a login without a page to return to lands, by role.
@@ -85,10 +85,12 @@ class LoginPages(Controller):
         return Redirect(LANDING.get(who.role, "/") if target == "/" else target, status_code=303)
 
     @post("/logout", opt=allow("user"))
-    async def logout(self, request: AnyRequest, me: Me, db: DB) -> Redirect:
+    async def logout(self, call: UserCall) -> Redirect:
         """Ends every session of the user: the cookie is client-side, so its epoch is what can be revoked."""
-        await auth.end_sessions(db, me.user_id)
-        request.set_session({"flash": [["ok", "已退出登录"]]})  # a fresh session holding only the message
+        await auth.end_sessions(call.db, call.me.user_id)
+        call.request.set_session(
+            {"flash": [["ok", "已退出登录"]]}
+        )  # a fresh session holding only the message
         return Redirect("/", status_code=303)
 
 
@@ -97,17 +99,17 @@ class AccountPages(Controller):
     include_in_schema = False
 
     @get("/", opt=allow("user"))
-    async def account_page(self, request: AnyRequest, me: Me, db: DB, settings: Config) -> Template:
+    async def account_page(self, call: UserCall) -> Template:
         return render(
-            request,
+            call.request,
             "account.html",
-            tokens=await auth.tokens_of(db, me.user_id),
+            tokens=await auth.tokens_of(call.db, call.me.user_id),
             password_min=auth.PASSWORD_MIN,
-            settings=settings,
+            settings=call.settings,
         )
 
     @post("/password", opt=allow("user"))
-    async def account_password(self, request: AnyRequest, me: Me, db: DB, data: Form) -> Redirect:
+    async def account_password(self, call: UserCall, data: Form) -> Redirect:
         """Every other session ends and every token is revoked; this browser stays logged in (its user
         just proved the password) with the new epoch."""
 
@@ -115,21 +117,23 @@ class AccountPages(Controller):
             form = forms.decode(PasswordForm, data)
             if form.new_password != form.new_password2:
                 raise InvalidInput("两次输入的新密码不一致", code="password_mismatch")
-            _start_session(request, me.user_id, await set_password(request, db, me, form))
+            _start_session(call.request, call.me.user_id, await set_password(call, form))
 
-        return await act(request, go, "密码已修改：其他设备上的登录已退出，所有 API 令牌已吊销", "/account")
+        return await act(
+            call.request, go, "密码已修改：其他设备上的登录已退出，所有 API 令牌已吊销", "/account"
+        )
 
     @post("/logout-all", opt=allow("user"))
-    async def account_logout_all(self, request: AnyRequest, me: Me, db: DB) -> Redirect:
-        await end_everywhere(request, db, me)
-        request.set_session({"flash": [["ok", "已在所有设备上退出登录，所有 API 令牌已吊销"]]})
+    async def account_logout_all(self, call: UserCall) -> Redirect:
+        await end_everywhere(call)
+        call.request.set_session({"flash": [["ok", "已在所有设备上退出登录，所有 API 令牌已吊销"]]})
         return Redirect("/login", status_code=303)
 
     @post("/tokens/{token_id:uuid}/revoke", opt=allow("user"))
-    async def account_revoke_token(
-        self, request: AnyRequest, me: Me, token_id: FromPath[uuid.UUID], db: DB
-    ) -> Redirect:
-        return await act(request, lambda: auth.revoke_token(db, me, token_id), "令牌已吊销", "/account")
+    async def account_revoke_token(self, call: UserCall, token_id: FromPath[uuid.UUID]) -> Redirect:
+        return await act(
+            call.request, lambda: auth.revoke_token(call.db, call.me, token_id), "令牌已吊销", "/account"
+        )
 
 
 ROUTES = [LoginPages, AccountPages]

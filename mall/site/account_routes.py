@@ -13,27 +13,27 @@ from mall.core import auth, login_throttle
 from mall.core.auth import PUBLIC, allow
 from mall.core.clock import rfc3339
 from mall.structs import PasswordChange, TokenInfo, TokenOut, TokenRequest
-from mall.web.deps import DB, Config, Me
+from mall.web.deps import DB, Call, Config, Me, UserCall
 from mall.web.helpers import AnyRequest
 
 TAGS = ["账户"]
 
 
-async def set_password(request: AnyRequest, db: DB, me: Me, data: PasswordChange) -> int:
+async def set_password(call: Call, data: PasswordChange) -> int:
     """Check the current password and set the new one (the API's and the account page's one way):
     every page session ends and every token is revoked. Returns the user's new session epoch."""
     return await auth.change_password(
-        db,
-        me,
+        call.db,
+        call.me,
         data.current_password,
         data.new_password,
-        login_throttle.client_of(request),
-        exempt=login_throttle.is_exempt(request),
+        login_throttle.client_of(call.request),
+        exempt=login_throttle.is_exempt(call.request),
     )
 
 
-async def end_everywhere(request: AnyRequest, db: DB, me: Me) -> None:
-    await auth.end_everywhere(db, me.user_id, login_throttle.client_of(request))
+async def end_everywhere(call: Call) -> None:
+    await auth.end_everywhere(call.db, call.me.user_id, login_throttle.client_of(call.request))
 
 
 class AccountApi(Controller):
@@ -73,7 +73,7 @@ class AccountApi(Controller):
         )
 
     @get("/auth/tokens", opt=allow("user"), summary="本人的有效 API 令牌（不含令牌本身）")
-    async def list_tokens(self, me: Me, db: DB) -> list[TokenInfo]:
+    async def list_tokens(self, call: UserCall) -> list[TokenInfo]:
         return [
             TokenInfo(
                 id=t.id,
@@ -81,14 +81,14 @@ class AccountApi(Controller):
                 created_at=rfc3339(t.created_at),
                 expires_at=rfc3339(t.expires_at),
                 last_used_at=rfc3339(t.last_used_at) if t.last_used_at else None,
-                current=t.id == me.token_id,
+                current=t.id == call.me.token_id,
             )
-            for t in await auth.tokens_of(db, me.user_id)
+            for t in await auth.tokens_of(call.db, call.me.user_id)
         ]
 
     @delete("/auth/tokens/{token_id:uuid}", opt=allow("user"), status_code=204, summary="吊销本人的令牌")
-    async def revoke_token(self, me: Me, token_id: FromPath[uuid.UUID], db: DB) -> None:
-        await auth.revoke_token(db, me, token_id)
+    async def revoke_token(self, call: UserCall, token_id: FromPath[uuid.UUID]) -> None:
+        await auth.revoke_token(call.db, call.me, token_id)
 
     @post(
         "/auth/password",
@@ -97,10 +97,8 @@ class AccountApi(Controller):
         summary="修改本人密码",
         description="校验当前密码后设置新密码；本人所有页面登录随即失效，所有 API 令牌（包括本次请求所用的）均被吊销，需重新获取令牌。",
     )
-    async def change_password(
-        self, request: AnyRequest, me: Me, data: JSONBody[PasswordChange], db: DB
-    ) -> None:
-        await set_password(request, db, me, data)
+    async def change_password(self, call: UserCall, data: JSONBody[PasswordChange]) -> None:
+        await set_password(call, data)
 
     @post(
         "/auth/logout-all",
@@ -108,8 +106,8 @@ class AccountApi(Controller):
         status_code=204,
         summary="在所有设备上退出：结束本人所有页面登录并吊销所有 API 令牌（包括本次请求所用的）",
     )
-    async def logout_all(self, request: AnyRequest, me: Me, db: DB) -> None:
-        await end_everywhere(request, db, me)
+    async def logout_all(self, call: UserCall) -> None:
+        await end_everywhere(call)
 
     @get("/me", opt=allow("user"))
     async def me(self, me: Me) -> structs.Me:

@@ -15,7 +15,7 @@ from mall.core.models import ORG_KIND_LABELS, OrgKind
 from mall.site.admin_routes import add_budget_line, clear_throttle, create_user
 from mall.structs import BudgetLineCreate, UserCreate
 from mall.web import forms
-from mall.web.deps import DB, Me
+from mall.web.deps import DB, UserCall
 from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form, render
 
 PER_PAGE = 30
@@ -54,42 +54,41 @@ class AdminPages(Controller):
         )
 
     @post("/organizations", opt=allow("admin"))
-    async def admin_register(self, request: AnyRequest, me: Me, db: DB, data: Form) -> Redirect:
+    async def admin_register(self, call: UserCall, data: Form) -> Redirect:
         return await act(
-            request,
-            lambda: accounts.register_org(db, me, forms.decode(accounts.OrganizationCreate, data)),
+            call.request,
+            lambda: accounts.register_org(call.db, call.me, forms.decode(accounts.OrganizationCreate, data)),
             lambda org: f"已登记：{org.name}（{org.credit_code}）",
             "/admin",
             keep=data,
         )
 
     @post("/organizations/{org_id:uuid}/users", opt=allow("admin"))
-    async def admin_create_user(
-        self, request: AnyRequest, me: Me, org_id: FromPath[uuid.UUID], db: DB, data: Form
-    ) -> Redirect:
+    async def admin_create_user(self, call: UserCall, org_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         return await act(
-            request,
-            lambda: create_user(db, me, org_id, forms.decode(UserCreate, data)),
+            call.request,
+            lambda: create_user(call.db, call.me, org_id, forms.decode(UserCreate, data)),
             "用户已开设",
             "/admin",
             keep={**data, "org": str(org_id), "target": "users"},
         )
 
     @post("/login-throttles/{throttle_id:uuid}/clear", opt=allow("admin"))
-    async def admin_clear_throttle(
-        self, request: AnyRequest, me: Me, throttle_id: FromPath[uuid.UUID], db: DB
-    ) -> Redirect:
+    async def admin_clear_throttle(self, call: UserCall, throttle_id: FromPath[uuid.UUID]) -> Redirect:
         return await act(
-            request, lambda: clear_throttle(request, db, me, throttle_id), "登录限制已解除", "/admin"
+            call.request,
+            lambda: clear_throttle(call.request, call.db, call.me, throttle_id),
+            "登录限制已解除",
+            "/admin",
         )
 
     @post("/organizations/{org_id:uuid}/budget-lines", opt=allow("admin"))
     async def admin_add_budget_line(
-        self, request: AnyRequest, me: Me, org_id: FromPath[uuid.UUID], db: DB, data: Form
+        self, call: UserCall, org_id: FromPath[uuid.UUID], data: Form
     ) -> Redirect:
         return await act(
-            request,
-            lambda: add_budget_line(db, me, org_id, forms.decode(BudgetLineCreate, data)),
+            call.request,
+            lambda: add_budget_line(call.db, call.me, org_id, forms.decode(BudgetLineCreate, data)),
             "预算指标已录入",
             "/admin",
             keep={**data, "org": str(org_id), "target": "budget"},

@@ -23,7 +23,7 @@ from mall.structs import (
     UserCreate,
     UserOut,
 )
-from mall.web.deps import DB, Me
+from mall.web.deps import DB, UserCall
 from mall.web.helpers import AnyRequest, PageNo, PerPage
 
 TAGS = ["平台管理"]
@@ -66,15 +66,15 @@ class AdminApi(Controller):
 
     @post("/organizations", opt=allow("admin"), status_code=201, summary="登记单位（校验统一社会信用代码）")
     async def register_organization(
-        self, me: Me, data: JSONBody[accounts.OrganizationCreate], db: DB
+        self, call: UserCall, data: JSONBody[accounts.OrganizationCreate]
     ) -> OrganizationOut:
-        return _org_out(await accounts.register_org(db, me, data))
+        return _org_out(await accounts.register_org(call.db, call.me, data))
 
     @post("/organizations/{org_id:uuid}/users", opt=allow("admin"), status_code=201, summary="为单位开设用户")
     async def create_user(
-        self, me: Me, org_id: FromPath[uuid.UUID], data: JSONBody[UserCreate], db: DB
+        self, call: UserCall, org_id: FromPath[uuid.UUID], data: JSONBody[UserCreate]
     ) -> UserOut:
-        user = await create_user(db, me, org_id, data)
+        user = await create_user(call.db, call.me, org_id, data)
         return UserOut(user.id, user.username, user.display_name, user.org_id)
 
     @get("/login-throttles", opt=allow("admin"), summary="生效中的登录限制（账号+地址、地址）")
@@ -102,10 +102,8 @@ class AdminApi(Controller):
         status_code=204,
         summary="解除一条登录限制（记入审计日志）",
     )
-    async def clear_login_throttle(
-        self, request: AnyRequest, me: Me, throttle_id: FromPath[uuid.UUID], db: DB
-    ) -> None:
-        await clear_throttle(request, db, me, throttle_id)
+    async def clear_login_throttle(self, call: UserCall, throttle_id: FromPath[uuid.UUID]) -> None:
+        await clear_throttle(call.request, call.db, call.me, throttle_id)
 
     @post(
         "/organizations/{org_id:uuid}/budget-lines",
@@ -114,9 +112,9 @@ class AdminApi(Controller):
         summary="为预算单位录入预算指标",
     )
     async def add_budget_line(
-        self, me: Me, org_id: FromPath[uuid.UUID], data: JSONBody[BudgetLineCreate], db: DB
+        self, call: UserCall, org_id: FromPath[uuid.UUID], data: JSONBody[BudgetLineCreate]
     ) -> BudgetLineOut:
-        return BudgetLineOut.of(await add_budget_line(db, me, org_id, data))
+        return BudgetLineOut.of(await add_budget_line(call.db, call.me, org_id, data))
 
 
 ROUTES = [AdminApi]

@@ -151,9 +151,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         guards=[access_guard],
         middleware=[
-            logs.RequestIds,
+            logs.RequestIds(),
             metrics.RequestMetrics,
-            ReadsRunAgain,
+            ReadsRunAgain(),
             session_config.middleware,
             AuthMiddleware(),
             JsonBodyGuard(),

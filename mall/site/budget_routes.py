@@ -9,18 +9,18 @@ from mall import budgets
 from mall.budgets.models import BudgetLine
 from mall.core.auth import allow
 from mall.structs import BudgetLineOut
-from mall.web.deps import DB, Me
-from mall.web.helpers import AnyRequest, render
+from mall.web.deps import Call, UserCall
+from mall.web.helpers import render
 
 TAGS = ["预算"]
 
 BUYERS = allow("buyer")
 
 
-async def _lines(db: DB, me: Me) -> list[BudgetLine]:
-    assert me.org_id  # a buyer always belongs to a budget unit
-    async with db.read() as s:
-        return await budgets.lines_of(s, me.org_id)
+async def _lines(call: Call) -> list[BudgetLine]:
+    assert call.me.org_id  # a buyer always belongs to a budget unit
+    async with call.db.read() as s:
+        return await budgets.lines_of(s, call.me.org_id)
 
 
 class BudgetApi(Controller):
@@ -28,8 +28,8 @@ class BudgetApi(Controller):
     tags = TAGS
 
     @get("/", opt=BUYERS, summary="本单位的预算指标")
-    async def list_budgets(self, me: Me, db: DB) -> list[BudgetLineOut]:
-        return [BudgetLineOut.of(b) for b in await _lines(db, me)]
+    async def list_budgets(self, call: UserCall) -> list[BudgetLineOut]:
+        return [BudgetLineOut.of(b) for b in await _lines(call)]
 
 
 class BudgetPages(Controller):
@@ -37,8 +37,8 @@ class BudgetPages(Controller):
     include_in_schema = False
 
     @get("/", opt=BUYERS)
-    async def budgets_page(self, request: AnyRequest, me: Me, db: DB) -> Template:
-        return render(request, "budgets.html", rows=await _lines(db, me))
+    async def budgets_page(self, call: UserCall) -> Template:
+        return render(call.request, "budgets.html", rows=await _lines(call))
 
 
 ROUTES = [BudgetApi]

@@ -16,8 +16,8 @@ from mall.core.errors import Conflict, DomainError, InvalidInput
 from mall.site.cart_routes import Placed, place
 from mall.structs import CartAdd, CartPriceForm, CartQuantityForm, CheckoutForm
 from mall.web import forms
-from mall.web.deps import DB, Config, Me
-from mall.web.helpers import AnyRequest, Form, act, came_from, flash, pop_form, render
+from mall.web.deps import UserCall
+from mall.web.helpers import Form, act, came_from, flash, pop_form, render
 
 # What a refused checkout form keeps (the key is drawn again with the page).
 CHECKOUT_KEPT = ("budget_line_id", "delivery_address", "note")
@@ -28,13 +28,13 @@ class CartPages(Controller):
     include_in_schema = False
 
     @get("/cart", opt=allow("buyer"))
-    async def cart_page(self, request: AnyRequest, me: Me, db: DB, settings: Config) -> Template:
-        assert me.org_id
-        async with db.read() as s:
-            lines = await cart.cart_of(s, me.user_id)
+    async def cart_page(self, call: UserCall) -> Template:
+        assert call.me.org_id
+        async with call.db.read() as s:
+            lines = await cart.cart_of(s, call.me.user_id)
             lines_budget = [
                 b
-                for b in await budgets.lines_of(s, me.org_id)
+                for b in await budgets.lines_of(s, call.me.org_id)
                 if b.fiscal_year == clock.local_date(clock.now()).year
             ]
         groups: dict[uuid.UUID, list[cart.CartLine]] = {}
@@ -43,7 +43,7 @@ class CartPages(Controller):
         totals = {sid: sum((x.amount for x in g), Decimal(0)) for sid, g in groups.items()}
         grand = sum(totals.values(), Decimal(0))
         return render(
-            request,
+            call.request,
             "cart.html",
             groups=groups,
             totals=totals,
@@ -51,59 +51,59 @@ class CartPages(Controller):
             risen=[x for x in lines if x.price_risen],
             budget_lines=lines_budget,
             checkout_key=secrets.token_urlsafe(16),
-            form=pop_form(request),
-            threshold=settings.decentralized_threshold,
+            form=pop_form(call.request),
+            threshold=call.settings.decentralized_threshold,
         )
 
     @post("/cart/add", opt=allow("buyer"))
-    async def cart_add(self, request: AnyRequest, me: Me, db: DB, data: Form) -> Redirect:
+    async def cart_add(self, call: UserCall, data: Form) -> Redirect:
         async def go() -> None:
             form = forms.decode(CartAdd, data)
-            await cart.add_to_cart(db, me, form.listing_id, str(form.quantity), form.unit_price)
+            await cart.add_to_cart(call.db, call.me, form.listing_id, str(form.quantity), form.unit_price)
 
-        return await act(request, go, "已加入购物车", came_from(request, "/cart"))
+        return await act(call.request, go, "已加入购物车", came_from(call.request, "/cart"))
 
     @post("/cart/accept-price", opt=allow("buyer"))
-    async def cart_accept_price(self, request: AnyRequest, me: Me, db: DB, data: Form) -> Redirect:
+    async def cart_accept_price(self, call: UserCall, data: Form) -> Redirect:
         """The buyer accepts the new price of an item whose price rose since it went into the cart."""
 
         async def go() -> None:
             form = forms.decode(CartPriceForm, data)
-            await cart.accept_cart_price(db, me, form.listing_id, form.unit_price)
+            await cart.accept_cart_price(call.db, call.me, form.listing_id, form.unit_price)
 
-        return await act(request, go, "已确认新价格", "/cart")
+        return await act(call.request, go, "已确认新价格", "/cart")
 
     @post("/cart/update", opt=allow("buyer"))
-    async def cart_update(self, request: AnyRequest, me: Me, db: DB, data: Form) -> Redirect:
+    async def cart_update(self, call: UserCall, data: Form) -> Redirect:
         async def go() -> None:
             form = forms.decode(CartQuantityForm, data)
-            await cart.set_cart_quantity(db, me, form.listing_id, str(form.quantity))
+            await cart.set_cart_quantity(call.db, call.me, form.listing_id, str(form.quantity))
 
-        return await act(request, go, "购物车已更新", "/cart")
+        return await act(call.request, go, "购物车已更新", "/cart")
 
     @post("/checkout", opt=allow("buyer"))
-    async def checkout(self, request: AnyRequest, me: Me, db: DB, settings: Config, data: Form) -> Redirect:
+    async def checkout(self, call: UserCall, data: Form) -> Redirect:
         async def go() -> Placed:
             if not data.get("budget_line_id"):
                 raise InvalidInput("请选择预算指标", code="budget_line_required", field="budget_line_id")
             form = forms.decode(CheckoutForm, data)
             try:
-                done = await place(db, settings, me, form, form.checkout_key)
+                done = await place(call.db, call.settings, call.me, form, form.checkout_key)
             except DomainError as exc:
                 if exc.code != "idempotency_key_reused":
                     raise
                 # Said in the page's words: the form was sent before with other contents.
                 raise Conflict("这张购物车已经提交过，请刷新购物车页面确认后再下单", code=exc.code) from None
             for warning in done.warnings:
-                flash(request, warning, "warn")
+                flash(call.request, warning, "warn")
             return done
 
         return await act(
-            request,
+            call.request,
             go,
             lambda done: (
                 f"下单成功：共 {len(done.orders)} 张订单，等待供应商确认"
-                f"（{settings.auto_cancel_days} 天内未确认将自动取消）"
+                f"（{call.settings.auto_cancel_days} 天内未确认将自动取消）"
             ),
             "/cart",
             keep={k: data.get(k, "") for k in CHECKOUT_KEPT},

@@ -15,7 +15,7 @@ from mall.core.money import money_str, quantity_str
 from mall.core.settings import Settings
 from mall.orders.models import Order
 from mall.structs import CartAdd, CartLineOut, CartPriceIn, CartQuantity, CheckoutIn, CheckoutOut, OrderOut
-from mall.web.deps import DB, Config, Me
+from mall.web.deps import UserCall
 from mall.web.helpers import IdemKey
 
 TAGS = ["网上超市"]
@@ -62,8 +62,8 @@ class CartApi(Controller):
         summary="购物车：unit_price 为现价，agreed_unit_price 为加入（或确认）时的价格",
         description="price_risen=true 表示现价高于加入购物车时的价格：须先确认新价格（POST /api/cart/items/{id}/price），否则下单返回 409 price_changed。",
     )
-    async def get_cart(self, me: Me, db: DB) -> list[CartLineOut]:
-        async with db.read() as s:
+    async def get_cart(self, call: UserCall) -> list[CartLineOut]:
+        async with call.db.read() as s:
             return [
                 CartLineOut(
                     c.listing.id,
@@ -75,7 +75,7 @@ class CartApi(Controller):
                     money_str(c.item.unit_price),
                     c.price_risen,
                 )
-                for c in await cart.cart_of(s, me.user_id)
+                for c in await cart.cart_of(s, call.me.user_id)
             ]
 
     @post(
@@ -84,14 +84,14 @@ class CartApi(Controller):
         status_code=204,
         summary="加入购物车（按现价；unit_price 为页面显示的价格，现价更高时 409 price_changed）",
     )
-    async def cart_add(self, me: Me, data: JSONBody[CartAdd], db: DB) -> None:
-        await cart.add_to_cart(db, me, data.listing_id, str(data.quantity), data.unit_price)
+    async def cart_add(self, call: UserCall, data: JSONBody[CartAdd]) -> None:
+        await cart.add_to_cart(call.db, call.me, data.listing_id, str(data.quantity), data.unit_price)
 
     @put("/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204)
     async def cart_set(
-        self, me: Me, listing_id: FromPath[uuid.UUID], data: JSONBody[CartQuantity], db: DB
+        self, call: UserCall, listing_id: FromPath[uuid.UUID], data: JSONBody[CartQuantity]
     ) -> None:
-        await cart.set_cart_quantity(db, me, listing_id, str(data.quantity))
+        await cart.set_cart_quantity(call.db, call.me, listing_id, str(data.quantity))
 
     @post(
         "/cart/items/{listing_id:uuid}/price",
@@ -100,13 +100,13 @@ class CartApi(Controller):
         summary="确认购物车中商品的新价格（须等于现价，否则 409 price_changed）",
     )
     async def cart_accept_price(
-        self, me: Me, listing_id: FromPath[uuid.UUID], data: JSONBody[CartPriceIn], db: DB
+        self, call: UserCall, listing_id: FromPath[uuid.UUID], data: JSONBody[CartPriceIn]
     ) -> None:
-        await cart.accept_cart_price(db, me, listing_id, data.unit_price)
+        await cart.accept_cart_price(call.db, call.me, listing_id, data.unit_price)
 
     @delete("/cart/items/{listing_id:uuid}", opt=allow("buyer"), status_code=204)
-    async def cart_remove(self, me: Me, listing_id: FromPath[uuid.UUID], db: DB) -> None:
-        await cart.set_cart_quantity(db, me, listing_id, "0")
+    async def cart_remove(self, call: UserCall, listing_id: FromPath[uuid.UUID]) -> None:
+        await cart.set_cart_quantity(call.db, call.me, listing_id, "0")
 
     @post(
         "/checkout",
@@ -120,9 +120,9 @@ class CartApi(Controller):
         ),
     )
     async def checkout(
-        self, me: Me, data: JSONBody[CheckoutIn], db: DB, settings: Config, idempotency_key: IdemKey
+        self, call: UserCall, data: JSONBody[CheckoutIn], idempotency_key: IdemKey
     ) -> Response[CheckoutOut]:
-        done = await place(db, settings, me, data, idempotency_key)
+        done = await place(call.db, call.settings, call.me, data, idempotency_key)
         body = CheckoutOut(
             replayed=done.replayed, orders=[OrderOut.of(o) for o in done.orders], warnings=done.warnings
         )

@@ -25,7 +25,7 @@ from mall.core.models import JobStatus
 from mall.core.settings import Settings
 from mall.ledger import atom, disclosure, exports
 from mall.ledger.models import ExportJob
-from mall.web.deps import DB, Config, Me
+from mall.web.deps import DB, Config, UserCall
 from mall.web.helpers import AnyRequest, Form, flash, keep_form, pop_form, render
 
 EXPORTERS = allow("center", "regulator")
@@ -165,23 +165,21 @@ class ExportApi(Controller):
         return await _xlsx_file(_query(request), db, settings)
 
     @post("/", status_code=202, summary="创建导出任务（生成文件后下载）")
-    async def api_start_export(self, me: Me, data: JSONBody[ExportJobIn], db: DB) -> ExportJobOut:
+    async def api_start_export(self, call: UserCall, data: JSONBody[ExportJobIn]) -> ExportJobOut:
         q = exports.parse_export_query(data.filters)
-        return ExportJobOut.of(await exports.start_job(db, me, data.format, q))
+        return ExportJobOut.of(await exports.start_job(call.db, call.me, data.format, q))
 
     @get("/", summary="本单位最近的导出任务")
-    async def api_list_exports(self, me: Me, db: DB) -> list[ExportJobOut]:
-        return [ExportJobOut.of(j) for j in await exports.jobs_of(db, me, limit=20)]
+    async def api_list_exports(self, call: UserCall) -> list[ExportJobOut]:
+        return [ExportJobOut.of(j) for j in await exports.jobs_of(call.db, call.me, limit=20)]
 
     @get("/{export_id:uuid}", summary="导出任务的进度")
-    async def api_export_status(self, me: Me, export_id: FromPath[uuid.UUID], db: DB) -> ExportJobOut:
-        return ExportJobOut.of(await exports.get_job(db, me, export_id))
+    async def api_export_status(self, call: UserCall, export_id: FromPath[uuid.UUID]) -> ExportJobOut:
+        return ExportJobOut.of(await exports.get_job(call.db, call.me, export_id))
 
     @get("/{export_id:uuid}/download", summary="下载导出文件")
-    async def api_export_download(
-        self, me: Me, export_id: FromPath[uuid.UUID], db: DB, settings: Config
-    ) -> Stream:
-        return await _job_file(await exports.get_job(db, me, export_id), db, settings)
+    async def api_export_download(self, call: UserCall, export_id: FromPath[uuid.UUID]) -> Stream:
+        return await _job_file(await exports.get_job(call.db, call.me, export_id), call.db, call.settings)
 
 
 # ---------------------------------------------------------------- Atom (public)
@@ -241,15 +239,15 @@ class ExportPages(Controller):
     include_in_schema = False
 
     @get("/")
-    async def exports_page(self, request: AnyRequest, me: Me, db: DB, settings: Config) -> Template:
-        jobs = await exports.jobs_of(db, me, limit=10)
+    async def exports_page(self, call: UserCall) -> Template:
+        jobs = await exports.jobs_of(call.db, call.me, limit=10)
         return render(
-            request,
+            call.request,
             "exports.html",
-            form=pop_form(request),
+            form=pop_form(call.request),
             jobs=jobs,
             percent=percent,
-            direct_max=settings.export_xlsx_direct_max,
+            direct_max=call.settings.export_xlsx_direct_max,
             **LABELS,
         )
 
@@ -271,27 +269,27 @@ class ExportPages(Controller):
             return _refused(request, exc, form)
 
     @post("/jobs")
-    async def page_start_job(self, request: AnyRequest, me: Me, db: DB, data: Form) -> Redirect:
+    async def page_start_job(self, call: UserCall, data: Form) -> Redirect:
         form = _filters(data)
         try:
-            job = await exports.start_job(db, me, "xlsx", exports.parse_export_query(form))
+            job = await exports.start_job(call.db, call.me, "xlsx", exports.parse_export_query(form))
         except DomainError as exc:
-            return _refused(request, exc, form)
+            return _refused(call.request, exc, form)
         return Redirect(f"/exports/jobs/{job.id}", status_code=303)
 
     @get("/jobs/{export_id:uuid}")
-    async def job_page(self, request: AnyRequest, me: Me, export_id: FromPath[uuid.UUID], db: DB) -> Template:
-        job = await exports.get_job(db, me, export_id)
-        return render(request, "export_job.html", job=job, percent=percent(job), **LABELS)
+    async def job_page(self, call: UserCall, export_id: FromPath[uuid.UUID]) -> Template:
+        job = await exports.get_job(call.db, call.me, export_id)
+        return render(call.request, "export_job.html", job=job, percent=percent(job), **LABELS)
 
     @get("/jobs/{export_id:uuid}/status")
-    async def job_status(self, me: Me, export_id: FromPath[uuid.UUID], db: DB) -> ExportJobOut:
+    async def job_status(self, call: UserCall, export_id: FromPath[uuid.UUID]) -> ExportJobOut:
         """The job page polls this (session cookie; the /api twin takes bearer tokens only)."""
-        return ExportJobOut.of(await exports.get_job(db, me, export_id), prefix="/exports/jobs")
+        return ExportJobOut.of(await exports.get_job(call.db, call.me, export_id), prefix="/exports/jobs")
 
     @get("/jobs/{export_id:uuid}/download")
-    async def job_download(self, me: Me, export_id: FromPath[uuid.UUID], db: DB, settings: Config) -> Stream:
-        return await _job_file(await exports.get_job(db, me, export_id), db, settings)
+    async def job_download(self, call: UserCall, export_id: FromPath[uuid.UUID]) -> Stream:
+        return await _job_file(await exports.get_job(call.db, call.me, export_id), call.db, call.settings)
 
 
 ROUTES = [ExportApi, DisclosureFeed, ExportPages]

@@ -18,7 +18,7 @@ from mall.orders.models import ORDER_STATUS_LABELS, Order, OrderStatus
 from mall.site.order_routes import STEP_CALL, STEPS, OrderCall
 from mall.structs import AnswerIn, ConfirmIn
 from mall.web import forms
-from mall.web.deps import DB, Config, Me
+from mall.web.deps import UserCall
 from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form, render
 
 PER_PAGE = 20
@@ -68,18 +68,17 @@ def _party(who: Principal, order: Order) -> str:
 class OrderPages(Controller):
     path = "/orders"
     include_in_schema = False
-    dependencies = STEP_CALL
 
     @get("/", opt=allow("user"))
     async def orders_page(
-        self, request: AnyRequest, me: Me, db: DB, status: FromQuery[str] = "", page: FromQuery[str] = "1"
+        self, call: UserCall, status: FromQuery[str] = "", page: FromQuery[str] = "1"
     ) -> Template:
         st = status if status in {x.value for x in OrderStatus} else None
         p = page_no(page)
-        async with db.read() as s:
-            total, rows = await orders.list_orders(s, me, st, p, PER_PAGE)
+        async with call.db.read() as s:
+            total, rows = await orders.list_orders(s, call.me, st, p, PER_PAGE)
         return render(
-            request,
+            call.request,
             "orders.html",
             rows=rows,
             **paging(total, p, PER_PAGE),
@@ -88,36 +87,34 @@ class OrderPages(Controller):
         )
 
     @get("/{order_id:uuid}", opt=allow("user"))
-    async def order_page(
-        self, request: AnyRequest, me: Me, order_id: FromPath[uuid.UUID], db: DB, settings: Config
-    ) -> Template:
-        async with db.read() as s:
-            order = await orders.get_order(s, me, order_id)
+    async def order_page(self, call: UserCall, order_id: FromPath[uuid.UUID]) -> Template:
+        async with call.db.read() as s:
+            order = await orders.get_order(s, call.me, order_id)
             events = await orders.events_of(s, order_id)
             records = await disclosure.records_of_order(s, order.order_no)
         return render(
-            request,
+            call.request,
             "order.html",
             order=order,
             events=events,
             records=records,
-            party=_party(me, order),
-            pay_state=orders.payment_state(order, settings),
-            settings=settings,
-            form=pop_form(request),
+            party=_party(call.me, order),
+            pay_state=orders.payment_state(order, call.settings),
+            settings=call.settings,
+            form=pop_form(call.request),
         )
 
     @get("/{order_id:uuid}/contract", opt=allow("user"))
-    async def contract_page(
-        self, request: AnyRequest, me: Me, order_id: FromPath[uuid.UUID], db: DB
-    ) -> Template:
-        async with db.read() as s:
-            order = await orders.get_order(s, me, order_id)
+    async def contract_page(self, call: UserCall, order_id: FromPath[uuid.UUID]) -> Template:
+        async with call.db.read() as s:
+            order = await orders.get_order(s, call.me, order_id)
         if not order.contract_no:
             raise InvalidInput("订单尚未确认，还没有电子合同", code="no_contract")
-        return render(request, "contract.html", order=order)
+        return render(call.request, "contract.html", order=order)
 
-    @post("/{order_id:uuid}/{action:str}", opt=allow("buyer", "supplier", "regulator"))
+    @post(
+        "/{order_id:uuid}/{action:str}", opt=allow("buyer", "supplier", "regulator"), dependencies=STEP_CALL
+    )
     async def order_action(
         self, request: AnyRequest, call: OrderCall, action: FromPath[str], data: Form
     ) -> Redirect:

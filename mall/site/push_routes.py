@@ -16,7 +16,7 @@ from mall.core.fields import Choice, RequiredShortText, Url
 from mall.core.settings import Settings
 from mall.ledger import push
 from mall.ledger.models import PushDelivery, PushSubscription
-from mall.web.deps import DB, Config, Me
+from mall.web.deps import DB, UserCall
 from mall.web.helpers import PageNo
 
 MANAGERS = allow("center", "regulator", "admin")
@@ -136,49 +136,46 @@ class SubscriptionApi(Controller):
         status_code=201,
         summary="登记推送订阅：新记录按序号顺序 POST 到接收地址（密钥仅在此返回一次）",
     )
-    async def create_subscription(
-        self, me: Me, data: JSONBody[SubscriptionIn], db: DB, settings: Config
-    ) -> SubscriptionOut:
-        sub, secret = await register(db, settings, me, data)
-        return await _out(db, sub, secret)
+    async def create_subscription(self, call: UserCall, data: JSONBody[SubscriptionIn]) -> SubscriptionOut:
+        sub, secret = await register(call.db, call.settings, call.me, data)
+        return await _out(call.db, sub, secret)
 
     @get("/", summary="本单位的推送订阅（平台管理员可见全部）")
-    async def list_subscriptions(self, me: Me, db: DB) -> list[SubscriptionOut]:
-        async with db.read() as s:
-            subs = await push.list_of(s, me)
-        return [await _out(db, sub) for sub in subs]
+    async def list_subscriptions(self, call: UserCall) -> list[SubscriptionOut]:
+        async with call.db.read() as s:
+            subs = await push.list_of(s, call.me)
+        return [await _out(call.db, sub) for sub in subs]
 
     @get("/{subscription_id:uuid}")
-    async def get_subscription(self, me: Me, subscription_id: FromPath[uuid.UUID], db: DB) -> SubscriptionOut:
-        async with db.read() as s:
-            sub = await push.get(s, me, subscription_id)
-        return await _out(db, sub)
+    async def get_subscription(self, call: UserCall, subscription_id: FromPath[uuid.UUID]) -> SubscriptionOut:
+        async with call.db.read() as s:
+            sub = await push.get(s, call.me, subscription_id)
+        return await _out(call.db, sub)
 
     @get("/{subscription_id:uuid}/deliveries", summary="投递记录（最新在前，分页）")
     async def list_deliveries(
         self,
-        me: Me,
+        call: UserCall,
         subscription_id: FromPath[uuid.UUID],
-        db: DB,
         page: PageNo = 1,
         per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> DeliveryPage:
-        async with db.read() as s:
-            sub = await push.get(s, me, subscription_id)
+        async with call.db.read() as s:
+            sub = await push.get(s, call.me, subscription_id)
             total, rows = await push.deliveries(s, sub, page, per_page)
         return DeliveryPage(total, page, per_page, [_delivery_out(d) for d in rows])
 
     @post("/{subscription_id:uuid}/pause", status_code=200)
     async def pause_subscription(
-        self, me: Me, subscription_id: FromPath[uuid.UUID], db: DB
+        self, call: UserCall, subscription_id: FromPath[uuid.UUID]
     ) -> SubscriptionOut:
-        return await _out(db, await push.pause(db, me, subscription_id))
+        return await _out(call.db, await push.pause(call.db, call.me, subscription_id))
 
     @post("/{subscription_id:uuid}/resume", status_code=200, summary="恢复推送（也用于立即重试）")
     async def resume_subscription(
-        self, me: Me, subscription_id: FromPath[uuid.UUID], db: DB
+        self, call: UserCall, subscription_id: FromPath[uuid.UUID]
     ) -> SubscriptionOut:
-        return await _out(db, await push.resume(db, me, subscription_id))
+        return await _out(call.db, await push.resume(call.db, call.me, subscription_id))
 
     @post(
         "/{subscription_id:uuid}/rotate-secret",
@@ -186,14 +183,14 @@ class SubscriptionApi(Controller):
         summary="更换签名密钥（新密钥仅在此返回一次，立即生效）",
     )
     async def rotate_subscription_secret(
-        self, me: Me, subscription_id: FromPath[uuid.UUID], db: DB
+        self, call: UserCall, subscription_id: FromPath[uuid.UUID]
     ) -> SubscriptionOut:
-        sub, secret = await push.rotate_secret(db, me, subscription_id)
-        return await _out(db, sub, secret)
+        sub, secret = await push.rotate_secret(call.db, call.me, subscription_id)
+        return await _out(call.db, sub, secret)
 
     @delete("/{subscription_id:uuid}", status_code=204)
-    async def delete_subscription(self, me: Me, subscription_id: FromPath[uuid.UUID], db: DB) -> None:
-        await push.remove(db, me, subscription_id)
+    async def delete_subscription(self, call: UserCall, subscription_id: FromPath[uuid.UUID]) -> None:
+        await push.remove(call.db, call.me, subscription_id)
 
 
 ROUTES = [SubscriptionApi]

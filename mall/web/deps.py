@@ -6,6 +6,7 @@ page that anonymous visitors may also see: None for them)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
@@ -22,6 +23,21 @@ Me = NamedDependency[Principal]
 Viewer = NamedDependency[Principal | None]
 
 
+@dataclass(frozen=True)
+class Call:
+    """A page handler's caller in one parameter: the request (for its session, messages and form),
+    the logged-in user, the database and the settings."""
+
+    request: Request[Any, Any, Any]
+    me: Principal
+    db: Database
+    settings: Settings
+
+
+# A handler that acts for a logged-in user may take all of its call as `call: UserCall`.
+UserCall = NamedDependency[Call]
+
+
 def _me(request: Request[Any, Any, Any]) -> Principal:
     user: Principal | None = request.scope.get("user")
     if user is None:  # the access guard already refused: a route that forgot its rule stays closed
@@ -34,7 +50,12 @@ def _viewer(request: Request[Any, Any, Any]) -> Principal | None:
     return user
 
 
+def _call(request: Request[Any, Any, Any], me: Me, db: DB, settings: Config) -> Call:
+    return Call(request, me, db, settings)
+
+
 CALLER = {
     "me": Provide(_me, sync_to_thread=False),
+    "call": Provide(_call, sync_to_thread=False),
     "viewer": Provide(_viewer, sync_to_thread=False),
 }

@@ -15,6 +15,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError
 
 from mall.core import metrics
@@ -24,21 +27,17 @@ TRANSIENT_HEADER = b"x-mall-transient"
 SAFE_METHODS = ("GET", "HEAD")
 
 
-class ReadsRunAgain:
-    def __init__(self, app: Any) -> None:
-        self.app = app
+class ReadsRunAgain(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        safe = scope["method"] in SAFE_METHODS
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        safe = scope.get("method") in SAFE_METHODS
         app = scope.get("litestar_app")
         retries = app.state.db.retries if safe and app is not None and "db" in app.state else 0
         attempt = 0
         while True:
-            reason = await self._attempt(
-                scope, receive if attempt == 0 else _no_body(receive), send, attempt < retries
+            reason = await _attempt(
+                next_app, scope, receive if attempt == 0 else _no_body(receive), send, attempt < retries
             )
             if reason is None:
                 return
@@ -46,35 +45,36 @@ class ReadsRunAgain:
             metrics.DB_RETRIES.labels(reason).inc()
             await asyncio.sleep(retry_wait(attempt))
 
-    async def _attempt(self, scope: Any, receive: Any, send: Any, may_retry: bool) -> str | None:
-        """Runs the request once. The reason to run it again (its answer held back), or None: the
-        answer was sent."""
-        again: list[str] = []
-        started = False
 
-        async def relay(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                headers = message.get("headers", ())
-                mark = next((v for k, v in headers if k == TRANSIENT_HEADER), None)
-                if mark is not None:
-                    if message["status"] == 503 and may_retry:
-                        again.append(mark.decode("latin-1"))
-                        return
-                    message = {**message, "headers": [(k, v) for k, v in headers if k != TRANSIENT_HEADER]}
-                started = True
-            elif again:
-                return  # the body of an answer held back
-            await send(message)
+async def _attempt(app: ASGIApp, scope: Any, receive: Any, send: Any, may_retry: bool) -> str | None:
+    """Runs the request once. The reason to run it again (its answer held back), or None: the
+    answer was sent."""
+    again: list[str] = []
+    started = False
 
-        try:
-            await self.app(scope, receive, relay)
-        except DBAPIError as exc:
-            reason = retry_reason(exc)
-            if started or reason is None or not may_retry:
-                raise
-            return reason
-        return again[0] if again else None
+    async def relay(message: Any) -> None:
+        nonlocal started
+        if message["type"] == "http.response.start":
+            headers = message.get("headers", ())
+            mark = next((v for k, v in headers if k == TRANSIENT_HEADER), None)
+            if mark is not None:
+                if message["status"] == 503 and may_retry:
+                    again.append(mark.decode("latin-1"))
+                    return
+                message = {**message, "headers": [(k, v) for k, v in headers if k != TRANSIENT_HEADER]}
+            started = True
+        elif again:
+            return  # the body of an answer held back
+        await send(message)
+
+    try:
+        await app(scope, receive, relay)
+    except DBAPIError as exc:
+        reason = retry_reason(exc)
+        if started or reason is None or not may_retry:
+            raise
+        return reason
+    return again[0] if again else None
 
 
 def _no_body(receive: Any) -> Any:

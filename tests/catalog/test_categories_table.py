@@ -38,16 +38,11 @@ def by_code() -> dict[str, dict[str, str]]:
 
 
 def shape_level(code: str) -> int:
+    """0 for a letter; else the position of the last two-digit group that is not "00" (at least 1)."""
     if len(code) == 1:
         return 0
-    digits = code[1:]
-    if digits[2:] == "000000":
-        return 1
-    if digits[4:] == "0000":
-        return 2
-    if digits[6:] == "00":
-        return 3
-    return 4
+    groups = [code[i : i + 2] for i in range(1, 9, 2)]
+    return max((n for n, g in enumerate(groups, 1) if g != "00"), default=1)
 
 
 def shape_parent(code: str) -> str:

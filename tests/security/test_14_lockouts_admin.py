@@ -13,16 +13,7 @@ from mall.core import clock
 from mall.core.models import AuditEntry
 from mall.core.settings import Settings
 from tests.factories import PASSWORD, World
-from tests.security.login_helpers import (
-    HTML,
-    assert_problem,
-    client_from,
-    flashes,
-    login_form,
-    post_form,
-    served,
-    token_request,
-)
+from tests.security import login_helpers as lh
 
 
 @pytest.fixture(autouse=True)
@@ -35,22 +26,27 @@ def frozen() -> Iterator[None]:
 
 async def _throttle(world: World, settings: Settings, app: object) -> None:
     """buyer_a failing from 203.0.113.30; a password spray from 203.0.113.32."""
-    async with client_from(app, "203.0.113.30") as attacker, client_from(app, "203.0.113.32") as sprayer:
+    async with (
+        lh.client_from(app, "203.0.113.30") as attacker,
+        lh.client_from(app, "203.0.113.32") as sprayer,
+    ):
         for _ in range(3):
-            assert_problem(await token_request(attacker, "buyer_a", "wrong"), 401, "bad_credentials")
+            lh.assert_problem(await lh.token_request(attacker, "buyer_a", "wrong"), 401, "bad_credentials")
         for i in range(30):
-            assert_problem(await token_request(sprayer, f"ghost{i}", "Spring2026!"), 401, "bad_credentials")
+            lh.assert_problem(
+                await lh.token_request(sprayer, f"ghost{i}", "Spring2026!"), 401, "bad_credentials"
+            )
 
 
 async def test_admin_lists_and_clears_throttles_through_the_api(world: World, settings: Settings) -> None:
-    async with served(settings) as app:
+    async with lh.served(settings) as app:
         await _throttle(world, settings, app)
-        async with client_from(app, "198.51.100.40") as c, client_from(app, "203.0.113.30") as attacker:
+        async with lh.client_from(app, "198.51.100.40") as c, lh.client_from(app, "203.0.113.30") as attacker:
             for who in ("buyer_a", "center", "regulator"):
-                assert_problem(
+                lh.assert_problem(
                     await c.get("/api/admin/login-throttles", headers=world.h(who)), 403, "forbidden"
                 )
-            assert_problem(await c.get("/api/admin/login-throttles"), 401, "unauthenticated")
+            lh.assert_problem(await c.get("/api/admin/login-throttles"), 401, "unauthenticated")
             r = await c.get("/api/admin/login-throttles", headers=world.h("admin"))
             assert r.status_code == 200, r.text
             rows = r.json()
@@ -63,16 +59,16 @@ async def test_admin_lists_and_clears_throttles_through_the_api(world: World, se
             # One guess per ghost account stays below its own threshold: not listed.
             assert len(rows) == 2, rows
 
-            assert_problem(await token_request(attacker, "buyer_a", PASSWORD), 429, "too_many_attempts")
+            lh.assert_problem(await lh.token_request(attacker, "buyer_a", PASSWORD), 429, "too_many_attempts")
             r = await c.delete(f"/api/admin/login-throttles/{pair['id']}", headers=world.h("center"))
-            assert_problem(r, 403, "forbidden")
+            lh.assert_problem(r, 403, "forbidden")
             r = await c.delete(f"/api/admin/login-throttles/{pair['id']}", headers=world.h("admin"))
             assert r.status_code == 204, r.text
-            assert (await token_request(attacker, "buyer_a", PASSWORD)).status_code == 201
+            assert (await lh.token_request(attacker, "buyer_a", PASSWORD)).status_code == 201
             r = await c.delete(f"/api/admin/login-throttles/{pair['id']}", headers=world.h("admin"))
-            assert_problem(r, 404, "login_throttle_not_found")
+            lh.assert_problem(r, 404, "login_throttle_not_found")
             r = await c.delete(f"/api/admin/login-throttles/{uuid.uuid4()}", headers=world.h("admin"))
-            assert_problem(r, 404, "login_throttle_not_found")
+            lh.assert_problem(r, 404, "login_throttle_not_found")
             rows = (await c.get("/api/admin/login-throttles", headers=world.h("admin"))).json()
             assert [x["ip"] for x in rows] == ["203.0.113.32"]
     async with world.db.read() as s:
@@ -87,31 +83,34 @@ async def test_admin_lists_and_clears_throttles_through_the_api(world: World, se
 
 
 async def test_admin_page_shows_throttles_with_a_clear_button(world: World, settings: Settings) -> None:
-    async with served(settings) as app:
+    async with lh.served(settings) as app:
         await _throttle(world, settings, app)
-        async with client_from(app, "198.51.100.41") as admin, client_from(app, "203.0.113.32") as sprayer:
-            assert (await login_form(admin, "admin", PASSWORD)).status_code == 303
-            text = (await admin.get("/admin", headers=HTML)).text
+        async with (
+            lh.client_from(app, "198.51.100.41") as admin,
+            lh.client_from(app, "203.0.113.32") as sprayer,
+        ):
+            assert (await lh.login_form(admin, "admin", PASSWORD)).status_code == 303
+            text = (await admin.get("/admin", headers=lh.HTML)).text
             assert "登录限制" in text
             assert "203.0.113.30" in text and "buyer_a" in text and "203.0.113.32" in text
             ids = re.findall(r'action="/admin/login-throttles/([0-9a-f-]{36})/clear"', text)
             assert len(ids) == 2
-            assert_problem(await token_request(sprayer, "buyer_b", PASSWORD), 429, "too_many_attempts")
+            lh.assert_problem(await lh.token_request(sprayer, "buyer_b", PASSWORD), 429, "too_many_attempts")
             for throttle_id in ids:
-                r = await post_form(admin, f"/admin/login-throttles/{throttle_id}/clear", {})
+                r = await lh.post_form(admin, f"/admin/login-throttles/{throttle_id}/clear", {})
                 assert r.status_code == 303 and r.headers["location"] == "/admin"
-            text = (await admin.get("/admin", headers=HTML)).text
-            assert any("已解除" in f for f in flashes(text)), flashes(text)
+            text = (await admin.get("/admin", headers=lh.HTML)).text
+            assert any("已解除" in f for f in lh.flashes(text)), lh.flashes(text)
             assert "203.0.113.32" not in text
-            assert (await token_request(sprayer, "buyer_b", PASSWORD)).status_code == 201
+            assert (await lh.token_request(sprayer, "buyer_b", PASSWORD)).status_code == 201
             # Clearing one that is gone is a message, not an error page.
-            r = await post_form(admin, f"/admin/login-throttles/{ids[0]}/clear", {})
+            r = await lh.post_form(admin, f"/admin/login-throttles/{ids[0]}/clear", {})
             assert r.status_code == 303
-            assert any("不存在" in f for f in flashes((await admin.get("/admin", headers=HTML)).text))
+            assert any("不存在" in f for f in lh.flashes((await admin.get("/admin", headers=lh.HTML)).text))
         # A non-admin's form post is refused.
-        async with client_from(app, "198.51.100.42") as buyer:
-            assert (await login_form(buyer, "buyer_b", PASSWORD)).status_code == 303
-            r = await post_form(buyer, f"/admin/login-throttles/{ids[0]}/clear", {})
+        async with lh.client_from(app, "198.51.100.42") as buyer:
+            assert (await lh.login_form(buyer, "buyer_b", PASSWORD)).status_code == 303
+            r = await lh.post_form(buyer, f"/admin/login-throttles/{ids[0]}/clear", {})
             assert r.status_code == 403
     async with world.db.read() as s:
         targets = sorted(

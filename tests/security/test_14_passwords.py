@@ -12,16 +12,7 @@ from sqlalchemy import select
 from mall.core.models import User
 from mall.core.settings import Settings
 from tests.factories import PASSWORD, World
-from tests.security.login_helpers import (
-    HTML,
-    assert_problem,
-    client_from,
-    flashes,
-    login_form,
-    post_form,
-    served_clients,
-    token_request,
-)
+from tests.security import login_helpers as lh
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +42,7 @@ async def test_the_admin_cannot_open_an_account_with_a_weak_password(
     body = {"username": "zhangsan2026", "display_name": "张三", "password": password}
     r = await client.post(f"/api/admin/organizations/{org}/users", json=body, headers=world.h("admin"))
     refused_at_the_door = len(password) > 128 or "\t" in password  # the request's own limits
-    problem = assert_problem(r, 400, "invalid_input" if refused_at_the_door else "user_invalid")
+    problem = lh.assert_problem(r, 400, "invalid_input" if refused_at_the_door else "user_invalid")
     assert reason in problem["detail"], problem
     assert not await _user_exists(world, "zhangsan2026")
     # The same account with a sound password opens, and its user can log in.
@@ -66,19 +57,19 @@ async def test_the_admin_cannot_open_an_account_with_a_weak_password(
 
 async def test_the_admin_page_refuses_a_weak_password_with_the_rule(world: World, settings: Settings) -> None:
     org = world.who["buyer_a"].org_id
-    async with served_clients(settings, "198.51.100.60") as (app, c):
-        assert (await login_form(c, "admin", PASSWORD)).status_code == 303
+    async with lh.served_clients(settings, "198.51.100.60") as (app, c):
+        assert (await lh.login_form(c, "admin", PASSWORD)).status_code == 303
         form = {"username": "lisi2026", "display_name": "李四", "password": "1234567890"}
-        r = await post_form(c, f"/admin/organizations/{org}/users", form)
+        r = await lh.post_form(c, f"/admin/organizations/{org}/users", form)
         assert r.status_code == 303
-        messages = flashes((await c.get("/admin", headers=HTML)).text)
+        messages = lh.flashes((await c.get("/admin", headers=lh.HTML)).text)
         assert any("常见" in m for m in messages), messages
         assert not await _user_exists(world, "lisi2026")
-        r = await post_form(c, f"/admin/organizations/{org}/users", {**form, "password": "Songshan-2026"})
+        r = await lh.post_form(c, f"/admin/organizations/{org}/users", {**form, "password": "Songshan-2026"})
         assert r.status_code == 303
         assert await _user_exists(world, "lisi2026")
-        async with client_from(app, "198.51.100.61") as other:
-            assert (await token_request(other, "lisi2026", "Songshan-2026")).status_code == 201
+        async with lh.client_from(app, "198.51.100.61") as other:
+            assert (await lh.token_request(other, "lisi2026", "Songshan-2026")).status_code == 201
 
 
 def test_the_policy_rules_one_by_one() -> None:
@@ -124,11 +115,11 @@ async def test_the_api_refuses_a_weak_new_password_on_change(client: Any, world:
         json={"current_password": PASSWORD, "new_password": "qwertyuiop"},
         headers=world.h("buyer_a"),
     )
-    problem = assert_problem(r, 400, "password_invalid")
+    problem = lh.assert_problem(r, 400, "password_invalid")
     assert problem["rule"] == "too_common" and "常见" in problem["detail"]
     r = await client.post(
         "/api/auth/password",
         json={"current_password": PASSWORD, "new_password": "buyer_a"},
         headers=world.h("buyer_a"),
     )
-    assert_problem(r, 400, "password_invalid")
+    lh.assert_problem(r, 400, "password_invalid")
