@@ -142,7 +142,7 @@ class AgreementPages(Controller):
             else (clock.local_date(a.ended_at) if a.ended_at else None)
         )
         summary_due = (
-            clock.add_working_days(ended_on, agreement_setup.SUMMARY_WORKING_DAYS, settings.holiday_dates)
+            settings.work_calendar.add_working_days(ended_on, agreement_setup.SUMMARY_WORKING_DAYS)
             if ended_on
             else None
         )

@@ -176,7 +176,7 @@ async def apply(
     if who.role != "supplier" or who.org_id is None:
         raise Forbidden("只有供应商可以申请定点", code="forbidden")
     now = clock.now()
-    due = clock.add_working_days(clock.local_date(now), REVIEW_WORKING_DAYS, settings.holiday_dates)
+    due = settings.work_calendar.add_working_days(clock.local_date(now), REVIEW_WORKING_DAYS)
     async with db.write() as tx:
         return await _open(
             tx.session,

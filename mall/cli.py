@@ -207,6 +207,31 @@ def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
+def cmd_check_calendar(settings: Settings, args: argparse.Namespace) -> int:
+    """Which years the working-day calendar covers (its files were checked when settings loaded);
+    exit 1 when this year is not covered, so a scheduled check can warn before deadlines go wrong."""
+    from mall.core import clock
+
+    cal = settings.work_calendar
+    print("工作日历（放假与调休上班日期来自国务院办公厅节假日安排通知）：")
+    for year_file in cal.years.values():
+        print(
+            f"  {year_file.year}年：放假 {len(year_file.holidays)} 天，调休上班 {len(year_file.workdays)} 天"
+            f"  {year_file.path}  {year_file.note}"
+        )
+    if cal.extra_holidays:
+        extra = "、".join(d.isoformat() for d in sorted(cal.extra_holidays))
+        print(f"  另加本地休息日（MALL_HOLIDAYS）：{extra}")
+    this_year = clock.local_date(clock.now()).year
+    missing = [y for y in (this_year, this_year + 1) if not cal.covers(y)]
+    for year in missing:
+        print(
+            f"{year}年未覆盖：该年的工作日只扣除周末。通知公布后，将 {year}.csv 放入 MALL_CALENDAR_DIR 并重启",
+            file=sys.stderr,
+        )
+    return 1 if this_year in missing else 0
+
+
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     """Stream the ledger in constant memory, with the feed's filters plus a 品目 prefix."""
     from mall.ledger import disclosure, exports  # start-up: the ledger and its formats, for exports only
@@ -294,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     ledger = sub.add_parser("ledger", help="公开账本")
     lsub = ledger.add_subparsers(dest="ledger_command", required=True)
     lsub.add_parser("verify", help="重新计算哈希链并校验").set_defaults(fn=cmd_ledger_verify)
+    sub.add_parser(
+        "check-calendar", help="校验工作日历文件并列出已覆盖的年份（今年未覆盖时返回 1）"
+    ).set_defaults(fn=cmd_check_calendar)
     export = sub.add_parser("export", help="导出公开记录")
     export.add_argument("--format", choices=["csv", "xlsx", "ocds", "jsonl"], default="csv")
     export.add_argument("--output", "--out", "-o", default="-", help="文件路径；- 为标准输出（xlsx 除外）")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,18 +17,21 @@ from bidding.oversight import BiddingWatch, bidding_watch
 from catalog import designated
 from catalog.categories import name_of
 from mall.budgets.models import BudgetLine
+from mall.core import clock
 from mall.core.models import Organization
 from mall.core.money import from_cents, to_cents
 from mall.core.settings import Settings
+from mall.core.workdays import WorkCalendar
 from mall.orders.models import Order, OrderLine, OrderStatus
 
 # Purchases of the same class are added up at the third level of the 品目 code (e.g. A020101 计算机
 # covers desktops, laptops and servers): buying them separately does not make them different goods.
 CLASS_LENGTH = 7
 
-# A confirmed order whose contract the buyer has not signed and filed within this many days is shown
-# to the regulator (the deal is already public; the contract should follow it).
-CONTRACT_FILING_DAYS = 7
+# A confirmed order whose contract the buyer has not signed and filed within this many working days
+# is shown to the regulator (the deal is already public; the contract should follow it). The law
+# gives 7 working days from the signing (政府采购法第四十七条); the mall counts from the confirmation.
+CONTRACT_FILING_WORKING_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -159,24 +162,33 @@ async def late_payment_count(s: AsyncSession) -> int:
     return await s.scalar(select(func.count()).select_from(_late_paid().subquery())) or 0
 
 
-def _unfiled(now: datetime) -> Select[Order]:
+def filing_cutoff(now: datetime, calendar: WorkCalendar) -> datetime:
+    """Orders confirmed before this instant are past their filing deadline, the end of the
+    `CONTRACT_FILING_WORKING_DAYS`-th working day after the day of confirmation (China time): that
+    is, confirmed on a day before the one that many working days before today."""
+    day = calendar.add_working_days(clock.local_date(now), -CONTRACT_FILING_WORKING_DAYS)
+    return datetime.combine(day, time.min, clock.SHANGHAI)
+
+
+def _unfiled(now: datetime, calendar: WorkCalendar) -> Select[Order]:
     return select(Order).where(
         Order.status == OrderStatus.CONFIRMED,
-        Order.confirmed_at <= now - timedelta(days=CONTRACT_FILING_DAYS),
+        Order.confirmed_at < filing_cutoff(now, calendar),
     )
 
 
 async def unfiled_contracts(
-    s: AsyncSession, now: datetime, *, limit: int = 100, offset: int = 0
+    s: AsyncSession, now: datetime, calendar: WorkCalendar, *, limit: int = 100, offset: int = 0
 ) -> list[Late]:
-    """Confirmed orders whose contract was not filed within `CONTRACT_FILING_DAYS`, the oldest first."""
-    stmt = _unfiled(now).order_by(Order.confirmed_at, Order.id).offset(offset).limit(limit)
+    """Confirmed orders whose contract was not filed within `CONTRACT_FILING_WORKING_DAYS`, the
+    oldest first, with the calendar days since their confirmation."""
+    stmt = _unfiled(now, calendar).order_by(Order.confirmed_at, Order.id).offset(offset).limit(limit)
     found = (await s.execute(stmt)).scalars().unique()
     return [Late(o, (now - o.confirmed_at).days if o.confirmed_at else 0) for o in found]
 
 
-async def unfiled_count(s: AsyncSession, now: datetime) -> int:
-    return await s.scalar(select(func.count()).select_from(_unfiled(now).subquery())) or 0
+async def unfiled_count(s: AsyncSession, now: datetime, calendar: WorkCalendar) -> int:
+    return await s.scalar(select(func.count()).select_from(_unfiled(now, calendar).subquery())) or 0
 
 
 async def status_counts(s: AsyncSession) -> dict[str, int]:
@@ -218,5 +230,5 @@ async def overview(s: AsyncSession, settings: Settings, now: datetime) -> Overvi
         split_cases=await split_purchase_cases(s, settings),
         watch=await bidding_watch(s),
         overdue_reviews=await overdue_designation_reviews(s, now),
-        unfiled=await unfiled_contracts(s, now),
+        unfiled=await unfiled_contracts(s, now, settings.work_calendar),
     )

@@ -45,14 +45,3 @@ def local_display(at: datetime | None) -> str:
 
 def rfc3339(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def add_working_days(start: date, days: int, holidays: frozenset[date] = frozenset()) -> date:
-    """The date `days` working days after `start` (weekends and the configured holidays skipped)."""
-    d = start
-    left = days
-    while left > 0:
-        d += timedelta(days=1)
-        if d.weekday() < 5 and d not in holidays:
-            left -= 1
-    return d

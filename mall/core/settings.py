@@ -11,7 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from mall.core import workdays
 from mall.core.netaddr import networks
+from mall.core.workdays import WorkCalendar
 
 # Environment variable -> settings field. The short names (DATABASE_URL, REDIS_URL) are the
 # conventional ones; everything else is prefixed with MALL_.
@@ -52,8 +54,12 @@ class Settings:
     stale_job_seconds: int = 60  # a job started longer ago than this may have died with its worker
     cancel_interval_seconds: float = 60.0
     web_workers: int = 1
-    # Public holidays (YYYY-MM-DD, comma-separated) skipped when counting working days (工作日).
+    # Working days (工作日) follow the State Council's notices (mall/data/workdays/, mall.core.workdays).
+    # Extra local rest days (YYYY-MM-DD, comma-separated), on top of the notices.
     holidays: str = ""
+    # A folder of more year files (YYYY.csv, the format of mall/data/workdays/): next year's notice
+    # before a release ships it; a year there replaces the shipped one. Empty: the shipped years only.
+    calendar_dir: str = ""
     # Push subscriptions: a failing receiver is retried after base * 2^(n-1) seconds (jittered),
     # at most max; one job run delivers at most `push_batch` records, then enqueues the next run.
     push_backoff_base_seconds: float = 5.0
@@ -113,6 +119,11 @@ class Settings:
     @property
     def holiday_dates(self) -> frozenset[date]:
         return frozenset(date.fromisoformat(d.strip()) for d in self.holidays.split(",") if d.strip())
+
+    @property
+    def work_calendar(self) -> WorkCalendar:
+        """The working-day calendar, read from its files once per process."""
+        return workdays.calendar_for(self.calendar_dir, self.holiday_dates)
 
     @property
     def sqlite(self) -> bool:
@@ -209,6 +220,15 @@ def settings_problems(s: Settings) -> list[str]:
         out.append("MALL_MIN_PARTICIPANTS must be at least 1")
     if s.token_ttl_days < 1 or s.max_live_tokens < 1:
         out.append("MALL_TOKEN_TTL_DAYS and MALL_MAX_LIVE_TOKENS must be at least 1")
+    try:
+        holidays = s.holiday_dates
+    except ValueError as exc:
+        out.append(f"MALL_HOLIDAYS must be dates YYYY-MM-DD separated by commas: {exc}")
+    else:
+        try:  # read (and cached) here, so a bad calendar file stops the process at start-up
+            workdays.calendar_for(s.calendar_dir, holidays)
+        except workdays.CalendarError as exc:
+            out.append(f"working-day calendar (MALL_CALENDAR_DIR): {exc}")
     for name in ("trusted_proxies", "rate_limit_exempt"):
         try:
             networks(getattr(s, name))

@@ -50,13 +50,18 @@ class OversightApi(Controller):
     @get(
         "/unfiled-contracts",
         opt=allow("regulator", "admin"),
-        summary="确认后超期未备案合同的订单（最早确认的在前）",
+        summary="确认后超过7个工作日未备案合同的订单（最早确认的在前）",
     )
-    async def oversight_unfiled(self, db: DB, page: PageNo = 1, per_page: PerPage = 20) -> WatchedOrderPage:
+    async def oversight_unfiled(
+        self, db: DB, settings: Config, page: PageNo = 1, per_page: PerPage = 20
+    ) -> WatchedOrderPage:
         now = clock.now()
+        calendar = settings.work_calendar
         async with db.read() as s:
-            total = await oversight.unfiled_count(s, now)
-            rows = await oversight.unfiled_contracts(s, now, limit=per_page, offset=(page - 1) * per_page)
+            total = await oversight.unfiled_count(s, now, calendar)
+            rows = await oversight.unfiled_contracts(
+                s, now, calendar, limit=per_page, offset=(page - 1) * per_page
+            )
             return WatchedOrderPage(
                 total, page, per_page, [WatchedOrderOut.of(r.order, r.days) for r in rows]
             )
@@ -82,7 +87,7 @@ class OversightPages(Controller):
             watch=view.watch,
             overdue_reviews=view.overdue_reviews,
             unfiled=[(late.order, late.days) for late in view.unfiled],
-            filing_days=oversight.CONTRACT_FILING_DAYS,
+            filing_days=oversight.CONTRACT_FILING_WORKING_DAYS,
             settings=settings,
             statuses=ORDER_STATUS_LABELS,
         )

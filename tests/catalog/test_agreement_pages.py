@@ -3,14 +3,16 @@ on the page, nothing written, never a 500)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
 from catalog import agreements as ag
 from catalog import designated as dd
+from mall.core import clock
 from tests.catalog.test_agreements import vehicles
-from tests.factories import World
+from tests.factories import World, frozen_at
 from tests.mall.test_pages import HTML, assert_page, login_ok, post_form
 
 
@@ -86,3 +88,15 @@ async def test_agreement_and_designated_pages_for_every_role(client: Any, world:
     async with world.db.read() as s:  # nothing was written by the refused forms
         assert await s.scalar(select(func.count()).select_from(ag.Agreement)) == 2
         assert await s.scalar(select(func.count()).select_from(dd.Designation)) == 1
+
+
+async def test_the_summary_of_an_agreement_ended_before_the_spring_festival_is_due_after_it(
+    client: Any, world: World
+) -> None:
+    with frozen_at(datetime(2026, 2, 6, 2, 0, tzinfo=clock.UTC)):  # Friday 10:00 in Beijing
+        a = await vehicles(world)
+        await ag.terminate(world.db, world.who["center"], a.id, "供应商集体违约，协议终止")
+        await login_ok(client, "center")
+        text = assert_page(await client.get(f"/agreements/{a.id}", headers=HTML))
+    # 10 working days: Feb 9–13, Saturday Feb 14, then (Feb 15–23 rest) Feb 24–27
+    assert "汇总应于 2026-02-27 前公开（10个工作日）" in text

@@ -18,6 +18,7 @@ from mall import orders
 from mall.core import clock
 from mall.core.errors import Conflict, Forbidden, InvalidInput, RuleViolation
 from mall.core.models import Organization
+from mall.core.workdays import load_calendar
 from mall.ledger import disclosure
 from mall.ledger.models import DisclosureRecord
 from tests.factories import World, frozen_at
@@ -37,11 +38,18 @@ def frozen() -> Iterator[datetime]:
         yield start
 
 
-def test_working_days_skip_weekends_and_holidays() -> None:
+@pytest.fixture
+def before_spring_festival() -> Iterator[datetime]:
+    with frozen_at(datetime(2026, 2, 13, 2, 0, tzinfo=clock.UTC)) as start:  # Friday 10:00 in Beijing
+        yield start
+
+
+def test_working_days_skip_weekends_the_notices_holidays_and_local_ones() -> None:
     thursday = date(2026, 9, 24)
-    assert clock.add_working_days(thursday, 7) == date(2026, 10, 5)
-    holidays = frozenset(date(2026, 10, d) for d in range(1, 8))  # 国庆
-    assert clock.add_working_days(thursday, 7, holidays) == date(2026, 10, 12)
+    # 中秋 Sep 25–27 and 国庆 Oct 1–7 rest, Saturday Oct 10 works: Sep 28, 29, 30, Oct 8, 9, 10, 12
+    assert load_calendar().add_working_days(thursday, 7) == date(2026, 10, 12)
+    local = load_calendar("", frozenset({date(2026, 10, 9)}))  # MALL_HOLIDAYS
+    assert local.add_working_days(thursday, 7) == date(2026, 10, 13)
 
 
 async def test_an_open_application_is_reviewed_and_the_buyer_finds_and_orders_the_service(
@@ -50,7 +58,7 @@ async def test_an_open_application_is_reviewed_and_the_buyer_finds_and_orders_th
     supplier = world.who["supplier_x"]
     d = await dd.apply(world.db, world.settings, supplier, REPAIR, "410100", PRICES, "郑州市金水区文化路1号")
     assert d.status == "applied" and d.by_application
-    assert d.review_due_at is not None and clock.local_date(d.review_due_at) == date(2026, 10, 5)
+    assert d.review_due_at is not None and clock.local_date(d.review_due_at) == date(2026, 10, 12)
     with pytest.raises(Conflict):  # one application per supplier, region and 品目
         await dd.apply(world.db, world.settings, supplier, REPAIR, "410100", PRICES)
     with pytest.raises(InvalidInput) as err:
@@ -118,6 +126,18 @@ async def test_an_open_application_is_reviewed_and_the_buyer_finds_and_orders_th
     assert all(ln["category_code"] == REPAIR for ln in record["lines"])
 
 
+async def test_an_application_made_before_the_spring_festival_is_due_after_it(
+    world: World, before_spring_festival: datetime
+) -> None:
+    d = await dd.apply(world.db, world.settings, world.who["supplier_x"], REPAIR, "410100", PRICES)
+    # Sat Feb 14 works, Feb 15–23 rest, then Feb 24, 25, 26, 27, Sat Feb 28 and Mon Mar 2
+    assert d.review_due_at is not None and clock.local_display(d.review_due_at) == "2026-03-02 23:59"
+    async with world.db.read() as s:
+        [f] = await dd.find(s, status=dd.DesignationStatus.APPLIED)
+    assert f.designation.review_due_at is not None
+    assert clock.local_display(f.designation.review_due_at) == "2026-03-02 23:59"
+
+
 async def test_the_center_designates_and_revokes_and_a_revoked_supplier_takes_no_orders(
     world: World, frozen: datetime
 ) -> None:
@@ -156,6 +176,9 @@ async def test_the_regulator_sees_applications_left_unreviewed_past_seven_workin
     await dd.apply(world.db, world.settings, world.who["supplier_y"], REPAIR, "410100", PRICES)
     await login_ok(c, "regulator")
     assert "没有逾期未审核的定点申请" in (await c.get("/oversight", headers=HTML)).text
-    clock.clock.freeze(clock.now() + timedelta(days=12))  # Thursday + 12 days: past 7 working days
+    # Thursday Sep 24 + 7 working days is Monday Oct 12 (中秋 and 国庆 between): not late on Oct 12
+    clock.clock.freeze(clock.now() + timedelta(days=18, hours=13))  # Oct 12, 23:00 in Beijing
+    assert "没有逾期未审核的定点申请" in (await c.get("/oversight", headers=HTML)).text
+    clock.clock.freeze(clock.now() + timedelta(hours=1))  # Oct 13, 00:00 in Beijing
     page = (await c.get("/oversight", headers=HTML)).text
     assert "逾期未审核的定点申请" in page and "乙供应商有限公司" in page and "没有逾期未审核" not in page

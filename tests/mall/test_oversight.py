@@ -4,7 +4,7 @@ the page and the /api/oversight endpoints (regulator and admin; paged; refusals 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy import update
 from mall.core import clock
 from mall.core.models import Organization, OrgKind
 from mall.orders.models import Checkout, Order, OrderStatus
-from tests.factories import World
+from tests.factories import World, frozen_at
 from tests.mall.test_pages import login_ok
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -126,17 +126,29 @@ async def test_watch_lists_are_paged_and_only_for_the_regulator_and_the_admin(
     assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_a_confirmed_order_without_a_filed_contract_is_listed(
+async def test_a_confirmed_order_without_a_filed_contract_is_listed_after_seven_working_days(
     client: Any, world: World, settings: Any
 ) -> None:
     [oid] = await _accepted_orders(world, "supplier_x", 1, 30)
+    confirmed = datetime(2026, 9, 29, 1, 0, tzinfo=UTC)  # Tuesday 09:00 in Beijing, before 国庆
     async with world.db.write() as tx:
         await tx.session.execute(
             update(Order)
             .where(Order.id == oid)
-            .values(
-                status=OrderStatus.CONFIRMED, accepted_at=None, confirmed_at=clock.now() - timedelta(days=9)
-            )
+            .values(status=OrderStatus.CONFIRMED, accepted_at=None, confirmed_at=confirmed)
         )
-    body = (await client.get("/api/oversight/unfiled-contracts", headers=world.h("regulator"))).json()
-    assert body["total"] == 1 and body["items"][0]["id"] == str(oid) and body["items"][0]["days"] == 9
+
+    async def unfiled_at(at: datetime) -> Any:
+        with frozen_at(at):
+            r = await client.get("/api/oversight/unfiled-contracts", headers=world.h("regulator"))
+            page = (await client.get("/oversight", headers=HTML)).text
+        assert r.status_code == 200 and "确认后超过 7 个工作日未签订备案合同" in page
+        return r.json()
+
+    await login_ok(client, "regulator")
+    # 7 working days: Sep 30, Oct 8, 9, Saturday Oct 10, 12, 13, 14 (Oct 1–7 rest): filed in time
+    # until the end of Wednesday Oct 14, China time; 7 calendar days would have listed it on Oct 6.
+    assert (await unfiled_at(datetime(2026, 10, 6, 4, 0, tzinfo=UTC)))["total"] == 0
+    assert (await unfiled_at(datetime(2026, 10, 14, 15, 59, tzinfo=UTC)))["total"] == 0  # Oct 14 23:59
+    body = await unfiled_at(datetime(2026, 10, 14, 16, 0, tzinfo=UTC))  # Oct 15 00:00 in Beijing
+    assert body["total"] == 1 and body["items"][0]["id"] == str(oid) and body["items"][0]["days"] == 15
