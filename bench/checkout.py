@@ -47,7 +47,7 @@ QUICK = {
     "drain_timeout": 30.0,
 }
 FULL = {
-    "levels": [1, 8, 32],
+    **QUICK,  # the same concurrency levels, run longer
     "seconds": 20.0,
     "max_requests": 8000,
     "shared": 32,

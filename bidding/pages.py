@@ -42,7 +42,7 @@ from mall.core.db import Database, retried
 from mall.core.errors import InvalidInput, NotFound
 from mall.web import forms
 from mall.web.deps import UserCall
-from mall.web.helpers import Form, act, page_no, paging, pop_form, render
+from mall.web.helpers import Form, page_no, paging, pop_form
 
 PER_PAGE = 20
 log = logging.getLogger("mall.rooms")
@@ -130,8 +130,7 @@ class ProcedurePages(Controller):
                 ).scalars()
             )
         now = clock.now()
-        return render(
-            call.request,
+        return call.render(
             "procedures.html",
             rows=rows,
             shown={p.id: views.shown_status(p, now) for p in rows},
@@ -167,8 +166,7 @@ class ProcedurePages(Controller):
         }
         if under is not None:  # 二次竞价: the agreement's 品目, its suppliers only
             defaults |= {"agreement_id": str(under.id), "title": f"{under.title}二次竞价"}
-        return render(
-            call.request,
+        return call.render(
             "procedure_new.html",
             lines=lines,
             form={**defaults, **pop_form(call.request)},
@@ -179,8 +177,7 @@ class ProcedurePages(Controller):
 
     @post("/new", opt=BUYERS)
     async def create_procedure(self, call: UserCall, data: Form) -> Redirect:
-        return await act(
-            call.request,
+        return await call.act(
             lambda: publish.create_under(call.db, call.settings, call.me, ProcedureForm.of(data)),
             lambda p: f"已发布{KIND_LABELS[p.kind]}「{p.title}」，项目编号 {p.number}",
             "/procedures/new",
@@ -200,8 +197,7 @@ class ProcedurePages(Controller):
                 if p.kind == ProcedureKind.AUCTION
                 else None
             )
-        return render(
-            call.request,
+        return call.render(
             "procedure.html",
             p=p,
             items=items,
@@ -222,11 +218,8 @@ class ProcedurePages(Controller):
     async def quote(self, call: UserCall, procedure_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         back = f"/procedures/{procedure_id}"
         if data.get("action") == "withdraw":
-            return await act(
-                call.request, lambda: offers.withdraw(call.db, call.me, procedure_id), "报价已撤回", back
-            )
-        return await act(
-            call.request,
+            return await call.act(lambda: offers.withdraw(call.db, call.me, procedure_id), "报价已撤回", back)
+        return await call.act(
             lambda: offers.quote(call.db, call.me, procedure_id, _amount(data)),
             "报价已提交（密封，截止前可修改或撤回）",
             back,
@@ -235,8 +228,7 @@ class ProcedurePages(Controller):
     @post("/{procedure_id:uuid}/bid", opt=SUPPLIERS)
     async def bid(self, call: UserCall, procedure_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         """The form fallback of the room."""
-        return await act(
-            call.request,
+        return await call.act(
             lambda: room.bid_from(call.request, call.db, call.settings, call.me, procedure_id, _amount(data)),
             "出价成功",
             f"/procedures/{procedure_id}",
@@ -259,14 +251,12 @@ class ProcedurePages(Controller):
     async def answer_award(self, call: UserCall, procedure_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         back = f"/procedures/{procedure_id}"
         if data.get("action") == "decline":
-            return await act(
-                call.request,
+            return await call.act(
                 lambda: award.decline_award(call.db, call.me, procedure_id),
                 "已放弃成交，成交资格顺延给下一名",
                 back,
             )
-        return await act(
-            call.request,
+        return await call.act(
             lambda: award.confirm_award(call.db, call.me, procedure_id, forms.decode(AwardForm, data)),
             lambda order: f"已确认成交，生成订单 {order.order_no} 与电子合同 {order.contract_no}",
             back,
@@ -279,7 +269,7 @@ class ProcedurePages(Controller):
             form = forms.decode(RejectForm, data)
             return await award.reject_quote(call.db, call.me, procedure_id, form.label_no, form.reason)
 
-        return await act(call.request, go, "已认定该报价无效，排名已重新计算", f"/procedures/{procedure_id}")
+        return await call.act(go, "已认定该报价无效，排名已重新计算", f"/procedures/{procedure_id}")
 
 
 # A function, not a method of ProcedurePages: the caller may be anonymous (told by a close code after

@@ -35,7 +35,7 @@ from mall.core.errors import DomainError, InvalidInput
 from mall.structs import ReasonIn
 from mall.web import forms
 from mall.web.deps import DB, Config, UserCall, Viewer
-from mall.web.helpers import AnyRequest, Form, act, flash, pop_form, render
+from mall.web.helpers import AnyRequest, Form, flash, pop_form, render
 
 WATCHERS = ("center", "regulator", "admin")
 
@@ -110,8 +110,7 @@ class AgreementPages(Controller):
             draft = forms.decode(agreement_setup.AgreementDraft, data)
             return await agreement_setup.create(call.db, call.settings, call.me, draft)
 
-        return await act(
-            call.request,
+        return await call.act(
             go,
             lambda a: f"已创建协议草稿 {a.number}：请增加入围供应商和协议产品，然后生效",
             "/agreements/new",
@@ -171,7 +170,7 @@ class AgreementPages(Controller):
             entry = forms.decode(agreement_setup.SupplierEntry, data)
             return await agreement_setup.add_supplier(call.db, call.me, agreement_id, entry.credit_code)
 
-        return await act(call.request, go, "已增加入围供应商", f"/agreements/{agreement_id}")
+        return await call.act(go, "已增加入围供应商", f"/agreements/{agreement_id}")
 
     @post("/{agreement_id:uuid}/products", opt=allow("center"))
     async def add_product(self, call: UserCall, agreement_id: FromPath[uuid.UUID], data: Form) -> Redirect:
@@ -180,8 +179,7 @@ class AgreementPages(Controller):
             draft = forms.decode(agreement_setup.ProductDraft, data)
             return await agreement_setup.add_product(call.db, call.me, agreement_id, draft)
 
-        return await act(
-            call.request,
+        return await call.act(
             go,
             lambda p: f"已增加协议产品：{p.brand} {p.spec_model}",
             f"/agreements/{agreement_id}",
@@ -190,8 +188,7 @@ class AgreementPages(Controller):
 
     @post("/{agreement_id:uuid}/activate", opt=allow("center"))
     async def activate(self, call: UserCall, agreement_id: FromPath[uuid.UUID]) -> Redirect:
-        return await act(
-            call.request,
+        return await call.act(
             lambda: agreement_setup.activate(call.db, call.me, agreement_id),
             "协议已生效，采购人可以下单",
             f"/agreements/{agreement_id}",
@@ -203,7 +200,7 @@ class AgreementPages(Controller):
             reason = forms.decode(ReasonIn, data).reason
             return await agreement_setup.terminate(call.db, call.me, agreement_id, reason)
 
-        return await act(call.request, go, "协议已终止", f"/agreements/{agreement_id}")
+        return await call.act(go, "协议已终止", f"/agreements/{agreement_id}")
 
     @post("/{agreement_id:uuid}/order", opt=allow("buyer"))
     async def order(self, call: UserCall, agreement_id: FromPath[uuid.UUID], data: Form) -> Redirect:
@@ -214,8 +211,7 @@ class AgreementPages(Controller):
                 call.db, call.settings, call.me, body.keyed(data.get("order_key", ""))
             )
 
-        return await act(
-            call.request,
+        return await call.act(
             go,
             _placed_message("待供应商确认（供应商可在确认时议价降价）"),
             f"/agreements/{agreement_id}",
@@ -290,8 +286,7 @@ class DesignatedPages(Controller):
                 for status in DesignationStatus:
                     mine += await dd.find(s, status=status, supplier_org_id=call.me.org_id)
             lines = await _budget_lines(s, call.me)
-        return render(
-            call.request,
+        return call.render(
             "designated.html",
             found=found,
             pending=pending,
@@ -321,9 +316,7 @@ class DesignatedPages(Controller):
                 body.service_address,
             )
 
-        return await act(
-            call.request, go, "已提交定点申请，集中采购机构将在7个工作日内审核", "/designated", keep=data
-        )
+        return await call.act(go, "已提交定点申请，集中采购机构将在7个工作日内审核", "/designated", keep=data)
 
     @post("/new", opt=allow("center"))
     async def designate(self, call: UserCall, data: Form) -> Redirect:
@@ -339,7 +332,7 @@ class DesignatedPages(Controller):
                 body.service_address,
             )
 
-        return await act(call.request, go, "已确定定点供应商", "/designated", keep=data)
+        return await call.act(go, "已确定定点供应商", "/designated", keep=data)
 
     @post("/{designation_id:uuid}/review", opt=allow("center"))
     async def review(self, call: UserCall, designation_id: FromPath[uuid.UUID], data: Form) -> Redirect:
@@ -347,8 +340,7 @@ class DesignatedPages(Controller):
             form = forms.decode(ReviewForm, data)
             return await dd.review(call.db, call.me, designation_id, form.decision == "approve", form.note)
 
-        return await act(
-            call.request,
+        return await call.act(
             go,
             lambda d: "已通过定点申请" if d.status == DesignationStatus.APPROVED else "已驳回定点申请",
             "/designated",
@@ -359,7 +351,7 @@ class DesignatedPages(Controller):
         async def go() -> Any:
             return await dd.revoke(call.db, call.me, designation_id, forms.decode(ReasonIn, data).reason)
 
-        return await act(call.request, go, "已撤销定点资格", "/designated")
+        return await call.act(go, "已撤销定点资格", "/designated")
 
     @post("/{designation_id:uuid}/order", opt=allow("buyer"))
     async def service_order(
@@ -388,8 +380,7 @@ class DesignatedPages(Controller):
         back = "/designated?" + urlencode(
             {"region": data.get("region", ""), "category": data.get("category", "")}
         )
-        return await act(
-            call.request,
+        return await call.act(
             go,
             _placed_message("待定点供应商确认"),
             back,

@@ -34,7 +34,7 @@ from mall.core.errors import DomainError, InvalidInput, NotFound
 from mall.core.fields import CategoryCodeText, Choice
 from mall.web import forms
 from mall.web.deps import DB, Config, UserCall, Viewer
-from mall.web.helpers import AnyRequest, Form, act, page_no, pages_of, paging, pop_form, render
+from mall.web.helpers import AnyRequest, Form, page_no, pages_of, paging, pop_form, render
 from search_index.backend import SearchQuery, SearchResult
 
 # The top-level goods classes shown as quick filters on the goods page.
@@ -212,7 +212,7 @@ class GoodsPages(Controller):
             )
             return service.MODERATION[form.action][1]
 
-        return await act(call.request, go, lambda label: f"已{label}", f"/goods/{listing_id}")
+        return await call.act(go, lambda label: f"已{label}", f"/goods/{listing_id}")
 
 
 class SupplierPages(Controller):
@@ -234,8 +234,7 @@ class SupplierPages(Controller):
             counts = await browse.status_counts(s, org_id)
             requests = await prices.current_price_requests(s, [x.id for x in rows])
         recent = await imports.imports_of(call.db, call.me, limit=5)
-        return render(
-            call.request,
+        return call.render(
             "supplier_listings.html",
             rows=rows,
             **paging(total, pg, 30),
@@ -251,8 +250,7 @@ class SupplierPages(Controller):
 
     @post("/listings")
     async def create_listing(self, call: UserCall, data: Form) -> Redirect:
-        return await act(
-            call.request,
+        return await call.act(
             lambda: service.save_listing(call.db, call.settings, call.me, forms.decode(ListingForm, data)),
             lambda listing: (
                 f"商品「{listing.name}」已存为草稿"
@@ -273,8 +271,7 @@ class SupplierPages(Controller):
             f.name: str(int(listing.stock)) if f.name == "stock" else str(getattr(listing, f.name))
             for f in msgspec.structs.fields(ListingDraft)
         }
-        return render(
-            call.request,
+        return call.render(
             "supplier_listing_edit.html",
             listing=listing,
             form=form,
@@ -284,8 +281,7 @@ class SupplierPages(Controller):
 
     @post("/listings/{listing_id:uuid}/edit")
     async def edit_listing(self, call: UserCall, listing_id: FromPath[uuid.UUID], data: Form) -> Redirect:
-        return await act(
-            call.request,
+        return await call.act(
             lambda: service.save_listing(
                 call.db, call.settings, call.me, forms.decode(ListingForm, data), listing_id
             ),
@@ -313,12 +309,11 @@ class SupplierPages(Controller):
                 f"审核通过前仍按原价 {listing.price:,.2f} 元销售"
             )
 
-        return await act(call.request, go, done, "/supplier/listings")
+        return await call.act(go, done, "/supplier/listings")
 
     @post("/listings/{listing_id:uuid}/price-request/withdraw")
     async def withdraw_price_request(self, call: UserCall, listing_id: FromPath[uuid.UUID]) -> Redirect:
-        return await act(
-            call.request,
+        return await call.act(
             lambda: prices.withdraw_price_request(call.db, call.me, listing_id),
             "已撤回待审核的调价，商品价格不变",
             "/supplier/listings",
@@ -332,8 +327,7 @@ class SupplierPages(Controller):
                 call.db, call.me, listing_id, status, margin=call.settings.price_margin
             )
 
-        return await act(
-            call.request,
+        return await call.act(
             go,
             lambda listing: "商品已下架" if listing.status == ListingStatus.DELISTED else "商品已重新上架",
             "/supplier/listings",
@@ -350,8 +344,7 @@ class SupplierPages(Controller):
                 call.db, files.store_for(call.settings, call.db), call.me, file, strict=strict
             )
 
-        return await act(
-            call.request,
+        return await call.act(
             go,
             lambda batch: f"文件「{batch.filename}」已上传，正在后台读取和校验",
             "/supplier/listings",
@@ -362,8 +355,7 @@ class SupplierPages(Controller):
     async def import_page(self, call: UserCall, import_id: FromPath[uuid.UUID]) -> Template:
         batch = await imports.get_import(call.db, call.me, import_id)
         refused = [r for r in batch.report or [] if r[1] == imports.REFUSED][:200]
-        return render(
-            call.request,
+        return call.render(
             "supplier_import.html",
             batch=batch,
             percent=imports.percent(batch),
@@ -435,8 +427,7 @@ class CenterPages(Controller):
 
     @post("/prices/{request_id:uuid}")
     async def review_price(self, call: UserCall, request_id: FromPath[uuid.UUID], data: Form) -> Redirect:
-        return await act(
-            call.request,
+        return await call.act(
             lambda: prices.review_price(
                 call.db, call.settings, call.me, request_id, forms.decode(ReviewIn, data)
             ),
@@ -450,8 +441,7 @@ class CenterPages(Controller):
 
     @post("/listings/{listing_id:uuid}/review")
     async def review_listing(self, call: UserCall, listing_id: FromPath[uuid.UUID], data: Form) -> Redirect:
-        return await act(
-            call.request,
+        return await call.act(
             lambda: service.review(call.db, call.settings, call.me, listing_id, forms.decode(ReviewIn, data)),
             lambda listing: (
                 "已审核通过，商品已上架"

@@ -25,10 +25,18 @@ PROBLEM = "application/problem+json"
 
 
 class DomainError(Exception):
-    """A refusal the user can act on. `code` is stable; `detail` is Chinese, for people."""
+    """A refusal the user can act on. `code` is stable; `detail` is Chinese, for people. A kind of
+    refusal names its HTTP status and default code in its class line."""
 
     status = 400
     code = "bad_request"
+
+    def __init_subclass__(cls, status: int | None = None, code: str | None = None, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
 
     def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -38,50 +46,36 @@ class DomainError(Exception):
         self.extra = extra
 
 
-class InvalidInput(DomainError):
-    status = 400
-    code = "invalid_input"
+class InvalidInput(DomainError, status=400, code="invalid_input"):
+    pass
 
 
-class NotFound(DomainError):
-    status = 404
-    code = "not_found"
+class NotFound(DomainError, status=404, code="not_found"):
+    pass
 
 
-class Unauthenticated(DomainError):
-    status = 401
-    code = "unauthenticated"
+class Unauthenticated(DomainError, status=401, code="unauthenticated"):
+    pass
 
 
-class Forbidden(DomainError):
-    status = 403
-    code = "forbidden"
+class Forbidden(DomainError, status=403, code="forbidden"):
+    pass
 
 
-class Conflict(DomainError):
+class Conflict(DomainError, status=409, code="conflict"):
     """The request is well-formed but the current state does not allow it."""
 
-    status = 409
-    code = "conflict"
+
+class TooManyAttempts(DomainError, status=429, code="too_many_attempts"):
+    pass
 
 
-class TooManyAttempts(DomainError):
-    status = 429
-    code = "too_many_attempts"
-
-
-class Unavailable(DomainError):
+class Unavailable(DomainError, status=503, code="unavailable"):
     """A service the request needs (the search engine) does not answer; nothing was changed."""
 
-    status = 503
-    code = "unavailable"
 
-
-class RuleViolation(DomainError):
+class RuleViolation(DomainError, status=422, code="rule_violation"):
     """A procurement rule refuses the request (threshold, budget, price)."""
-
-    status = 422
-    code = "rule_violation"
 
 
 def problem_body(

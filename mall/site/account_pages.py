@@ -18,7 +18,7 @@ from mall.site.account_routes import end_everywhere, set_password
 from mall.structs import PasswordForm
 from mall.web import forms
 from mall.web.deps import DB, UserCall
-from mall.web.helpers import AnyRequest, Form, act, flash, render
+from mall.web.helpers import AnyRequest, Form, flash, render
 
 # Where a login without a page to return to lands, by role.
 LANDING = {"buyer": "/goods", "supplier": "/orders", "regulator": "/oversight", "center": "/oversight"}
@@ -100,8 +100,7 @@ class AccountPages(Controller):
 
     @get("/", opt=allow("user"))
     async def account_page(self, call: UserCall) -> Template:
-        return render(
-            call.request,
+        return call.render(
             "account.html",
             tokens=await auth.tokens_of(call.db, call.me.user_id),
             password_min=auth.PASSWORD_MIN,
@@ -119,9 +118,7 @@ class AccountPages(Controller):
                 raise InvalidInput("两次输入的新密码不一致", code="password_mismatch")
             _start_session(call.request, call.me.user_id, await set_password(call, form))
 
-        return await act(
-            call.request, go, "密码已修改：其他设备上的登录已退出，所有 API 令牌已吊销", "/account"
-        )
+        return await call.act(go, "密码已修改：其他设备上的登录已退出，所有 API 令牌已吊销", "/account")
 
     @post("/logout-all", opt=allow("user"))
     async def account_logout_all(self, call: UserCall) -> Redirect:
@@ -131,9 +128,7 @@ class AccountPages(Controller):
 
     @post("/tokens/{token_id:uuid}/revoke", opt=allow("user"))
     async def account_revoke_token(self, call: UserCall, token_id: FromPath[uuid.UUID]) -> Redirect:
-        return await act(
-            call.request, lambda: auth.revoke_token(call.db, call.me, token_id), "令牌已吊销", "/account"
-        )
+        return await call.act(lambda: auth.revoke_token(call.db, call.me, token_id), "令牌已吊销", "/account")
 
 
 ROUTES = [LoginPages, AccountPages]

@@ -16,7 +16,7 @@ from mall.site.admin_routes import add_budget_line, clear_throttle, create_user
 from mall.structs import BudgetLineCreate, UserCreate
 from mall.web import forms
 from mall.web.deps import DB, UserCall
-from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form, render
+from mall.web.helpers import AnyRequest, Form, page_no, paging, pop_form, render
 
 PER_PAGE = 30
 
@@ -55,8 +55,7 @@ class AdminPages(Controller):
 
     @post("/organizations", opt=allow("admin"))
     async def admin_register(self, call: UserCall, data: Form) -> Redirect:
-        return await act(
-            call.request,
+        return await call.act(
             lambda: accounts.register_org(call.db, call.me, forms.decode(accounts.OrganizationCreate, data)),
             lambda org: f"已登记：{org.name}（{org.credit_code}）",
             "/admin",
@@ -65,8 +64,7 @@ class AdminPages(Controller):
 
     @post("/organizations/{org_id:uuid}/users", opt=allow("admin"))
     async def admin_create_user(self, call: UserCall, org_id: FromPath[uuid.UUID], data: Form) -> Redirect:
-        return await act(
-            call.request,
+        return await call.act(
             lambda: create_user(call.db, call.me, org_id, forms.decode(UserCreate, data)),
             "用户已开设",
             "/admin",
@@ -75,8 +73,7 @@ class AdminPages(Controller):
 
     @post("/login-throttles/{throttle_id:uuid}/clear", opt=allow("admin"))
     async def admin_clear_throttle(self, call: UserCall, throttle_id: FromPath[uuid.UUID]) -> Redirect:
-        return await act(
-            call.request,
+        return await call.act(
             lambda: clear_throttle(call.request, call.db, call.me, throttle_id),
             "登录限制已解除",
             "/admin",
@@ -86,8 +83,7 @@ class AdminPages(Controller):
     async def admin_add_budget_line(
         self, call: UserCall, org_id: FromPath[uuid.UUID], data: Form
     ) -> Redirect:
-        return await act(
-            call.request,
+        return await call.act(
             lambda: add_budget_line(call.db, call.me, org_id, forms.decode(BudgetLineCreate, data)),
             "预算指标已录入",
             "/admin",

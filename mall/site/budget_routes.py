@@ -10,7 +10,6 @@ from mall.budgets.models import BudgetLine
 from mall.core.auth import allow
 from mall.structs import BudgetLineOut
 from mall.web.deps import Call, UserCall
-from mall.web.helpers import render
 
 TAGS = ["预算"]
 
@@ -38,7 +37,7 @@ class BudgetPages(Controller):
 
     @get("/", opt=BUYERS)
     async def budgets_page(self, call: UserCall) -> Template:
-        return render(call.request, "budgets.html", rows=await _lines(call))
+        return call.render("budgets.html", rows=await _lines(call))
 
 
 ROUTES = [BudgetApi]

@@ -17,7 +17,7 @@ from mall.site.cart_routes import Placed, place
 from mall.structs import CartAdd, CartPriceForm, CartQuantityForm, CheckoutForm
 from mall.web import forms
 from mall.web.deps import UserCall
-from mall.web.helpers import Form, act, came_from, flash, pop_form, render
+from mall.web.helpers import Form, came_from, flash, pop_form
 
 # What a refused checkout form keeps (the key is drawn again with the page).
 CHECKOUT_KEPT = ("budget_line_id", "delivery_address", "note")
@@ -42,8 +42,7 @@ class CartPages(Controller):
             groups.setdefault(line.listing.supplier_org_id, []).append(line)
         totals = {sid: sum((x.amount for x in g), Decimal(0)) for sid, g in groups.items()}
         grand = sum(totals.values(), Decimal(0))
-        return render(
-            call.request,
+        return call.render(
             "cart.html",
             groups=groups,
             totals=totals,
@@ -61,7 +60,7 @@ class CartPages(Controller):
             form = forms.decode(CartAdd, data)
             await cart.add_to_cart(call.db, call.me, form.listing_id, str(form.quantity), form.unit_price)
 
-        return await act(call.request, go, "已加入购物车", came_from(call.request, "/cart"))
+        return await call.act(go, "已加入购物车", came_from(call.request, "/cart"))
 
     @post("/cart/accept-price", opt=allow("buyer"))
     async def cart_accept_price(self, call: UserCall, data: Form) -> Redirect:
@@ -71,7 +70,7 @@ class CartPages(Controller):
             form = forms.decode(CartPriceForm, data)
             await cart.accept_cart_price(call.db, call.me, form.listing_id, form.unit_price)
 
-        return await act(call.request, go, "已确认新价格", "/cart")
+        return await call.act(go, "已确认新价格", "/cart")
 
     @post("/cart/update", opt=allow("buyer"))
     async def cart_update(self, call: UserCall, data: Form) -> Redirect:
@@ -79,7 +78,7 @@ class CartPages(Controller):
             form = forms.decode(CartQuantityForm, data)
             await cart.set_cart_quantity(call.db, call.me, form.listing_id, str(form.quantity))
 
-        return await act(call.request, go, "购物车已更新", "/cart")
+        return await call.act(go, "购物车已更新", "/cart")
 
     @post("/checkout", opt=allow("buyer"))
     async def checkout(self, call: UserCall, data: Form) -> Redirect:
@@ -98,8 +97,7 @@ class CartPages(Controller):
                 flash(call.request, warning, "warn")
             return done
 
-        return await act(
-            call.request,
+        return await call.act(
             go,
             lambda done: (
                 f"下单成功：共 {len(done.orders)} 张订单，等待供应商确认"

@@ -26,7 +26,7 @@ from mall.core.settings import Settings
 from mall.ledger import atom, disclosure, exports
 from mall.ledger.models import ExportJob
 from mall.web.deps import DB, Config, UserCall
-from mall.web.helpers import AnyRequest, Form, flash, keep_form, pop_form, render
+from mall.web.helpers import AnyRequest, Form, flash, keep_form, pop_form
 
 EXPORTERS = allow("center", "regulator")
 TAGS = ["数据导出"]
@@ -241,8 +241,7 @@ class ExportPages(Controller):
     @get("/")
     async def exports_page(self, call: UserCall) -> Template:
         jobs = await exports.jobs_of(call.db, call.me, limit=10)
-        return render(
-            call.request,
+        return call.render(
             "exports.html",
             form=pop_form(call.request),
             jobs=jobs,
@@ -280,7 +279,7 @@ class ExportPages(Controller):
     @get("/jobs/{export_id:uuid}")
     async def job_page(self, call: UserCall, export_id: FromPath[uuid.UUID]) -> Template:
         job = await exports.get_job(call.db, call.me, export_id)
-        return render(call.request, "export_job.html", job=job, percent=percent(job), **LABELS)
+        return call.render("export_job.html", job=job, percent=percent(job), **LABELS)
 
     @get("/jobs/{export_id:uuid}/status")
     async def job_status(self, call: UserCall, export_id: FromPath[uuid.UUID]) -> ExportJobOut:

@@ -19,7 +19,7 @@ from mall.site.order_routes import STEP_CALL, STEPS, OrderCall
 from mall.structs import AnswerIn, ConfirmIn
 from mall.web import forms
 from mall.web.deps import UserCall
-from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form, render
+from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form
 
 PER_PAGE = 20
 
@@ -77,8 +77,7 @@ class OrderPages(Controller):
         p = page_no(page)
         async with call.db.read() as s:
             total, rows = await orders.list_orders(s, call.me, st, p, PER_PAGE)
-        return render(
-            call.request,
+        return call.render(
             "orders.html",
             rows=rows,
             **paging(total, p, PER_PAGE),
@@ -92,8 +91,7 @@ class OrderPages(Controller):
             order = await orders.get_order(s, call.me, order_id)
             events = await orders.events_of(s, order_id)
             records = await disclosure.records_of_order(s, order.order_no)
-        return render(
-            call.request,
+        return call.render(
             "order.html",
             order=order,
             events=events,
@@ -110,7 +108,7 @@ class OrderPages(Controller):
             order = await orders.get_order(s, call.me, order_id)
         if not order.contract_no:
             raise InvalidInput("订单尚未确认，还没有电子合同", code="no_contract")
-        return render(call.request, "contract.html", order=order)
+        return call.render("contract.html", order=order)
 
     @post(
         "/{order_id:uuid}/{action:str}", opt=allow("buyer", "supplier", "regulator"), dependencies=STEP_CALL

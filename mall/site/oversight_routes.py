@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from litestar import Controller, get
 from litestar.response import Template
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall import oversight
 from mall.core import clock
 from mall.core.auth import allow
+from mall.core.db import Database
 from mall.orders.models import ORDER_STATUS_LABELS
 from mall.structs import WatchedOrderOut, WatchedOrderPage
 from mall.web.deps import DB, Config
 from mall.web.helpers import AnyRequest, PageNo, PerPage, render
 
 TAGS = ["监管"]
+
+
+Rows = Callable[[AsyncSession, int, int], Awaitable[list[WatchedOrderOut]]]
+
+
+async def _watched(
+    db: Database, page: int, per_page: int, count: Callable[[AsyncSession], Awaitable[int]], rows: Rows
+) -> WatchedOrderPage:
+    """One page of a watch list: its count and the rows at (limit, offset), read together."""
+    async with db.read() as s:
+        return WatchedOrderPage(
+            await count(s), page, per_page, await rows(s, per_page, (page - 1) * per_page)
+        )
 
 
 class OversightApi(Controller):
@@ -29,23 +46,23 @@ class OversightApi(Controller):
         self, db: DB, settings: Config, page: PageNo = 1, per_page: PerPage = 20
     ) -> WatchedOrderPage:
         now = clock.now()
-        async with db.read() as s:
-            total = await oversight.unpaid_count(s, settings, now)
-            rows = await oversight.unpaid_orders(
-                s, settings, now, limit=per_page, offset=(page - 1) * per_page
-            )
-            return WatchedOrderPage(
-                total, page, per_page, [WatchedOrderOut.of(r.order, r.days) for r in rows]
-            )
+
+        async def rows(s: AsyncSession, limit: int, offset: int) -> list[WatchedOrderOut]:
+            late = await oversight.unpaid_orders(s, settings, now, limit=limit, offset=offset)
+            return [WatchedOrderOut.of(r.order, r.days) for r in late]
+
+        return await _watched(db, page, per_page, lambda s: oversight.unpaid_count(s, settings, now), rows)
 
     @get("/late-payments", opt=allow("regulator", "admin"), summary="逾期付款记录（最近付款的在前）")
     async def oversight_late_payments(
         self, db: DB, page: PageNo = 1, per_page: PerPage = 20
     ) -> WatchedOrderPage:
-        async with db.read() as s:
-            total = await oversight.late_payment_count(s)
-            rows = await oversight.late_payments(s, limit=per_page, offset=(page - 1) * per_page)
-            return WatchedOrderPage(total, page, per_page, [WatchedOrderOut.of(o) for o in rows])
+        async def rows(s: AsyncSession, limit: int, offset: int) -> list[WatchedOrderOut]:
+            return [
+                WatchedOrderOut.of(o) for o in await oversight.late_payments(s, limit=limit, offset=offset)
+            ]
+
+        return await _watched(db, page, per_page, oversight.late_payment_count, rows)
 
     @get(
         "/unfiled-contracts",
@@ -57,14 +74,12 @@ class OversightApi(Controller):
     ) -> WatchedOrderPage:
         now = clock.now()
         calendar = settings.work_calendar
-        async with db.read() as s:
-            total = await oversight.unfiled_count(s, now, calendar)
-            rows = await oversight.unfiled_contracts(
-                s, now, calendar, limit=per_page, offset=(page - 1) * per_page
-            )
-            return WatchedOrderPage(
-                total, page, per_page, [WatchedOrderOut.of(r.order, r.days) for r in rows]
-            )
+
+        async def rows(s: AsyncSession, limit: int, offset: int) -> list[WatchedOrderOut]:
+            late = await oversight.unfiled_contracts(s, now, calendar, limit=limit, offset=offset)
+            return [WatchedOrderOut.of(r.order, r.days) for r in late]
+
+        return await _watched(db, page, per_page, lambda s: oversight.unfiled_count(s, now, calendar), rows)
 
 
 class OversightPages(Controller):

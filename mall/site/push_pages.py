@@ -19,7 +19,7 @@ from mall.ledger.disclosure import MODE_LABELS
 from mall.site.push_routes import SubscriptionIn, register
 from mall.web import forms
 from mall.web.deps import UserCall
-from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form, render
+from mall.web.helpers import AnyRequest, Form, page_no, paging, pop_form
 
 MANAGERS = allow("center", "regulator", "admin")
 LOG_PER_PAGE = 30
@@ -53,8 +53,7 @@ class SubscriptionPages(Controller):
             # the platform admin sees every organization's subscriptions: say whose each one is
             owner_ids = {sub.org_id for sub in subs}
             owners = await accounts.names_of(s, owner_ids)
-        return render(
-            call.request,
+        return call.render(
             "push_subscriptions.html",
             rows=rows,
             owners=owners,
@@ -80,8 +79,7 @@ class SubscriptionPages(Controller):
             _remember_secret(call.request, sub.id, secret)
             return sub
 
-        return await act(
-            call.request,
+        return await call.act(
             go,
             lambda sub: f"已登记推送订阅：{sub.name}",
             "/push",
@@ -101,8 +99,7 @@ class SubscriptionPages(Controller):
             total, log = await push.deliveries(s, sub, p, LOG_PER_PAGE)
         shown = call.request.session.pop("push_secret", None) if call.request.session else None
         secret = shown[1] if shown and shown[0] == str(sub.id) else None
-        return render(
-            call.request,
+        return call.render(
             "push_subscription.html",
             sub=sub,
             state=push.state_of(sub),
@@ -119,8 +116,7 @@ class SubscriptionPages(Controller):
 
     @post("/{subscription_id:uuid}/pause")
     async def subscription_pause(self, call: UserCall, subscription_id: FromPath[uuid.UUID]) -> Redirect:
-        return await act(
-            call.request,
+        return await call.act(
             lambda: push.pause(call.db, call.me, subscription_id),
             "已暂停推送",
             f"/push/{subscription_id}",
@@ -128,8 +124,7 @@ class SubscriptionPages(Controller):
 
     @post("/{subscription_id:uuid}/resume")
     async def subscription_resume(self, call: UserCall, subscription_id: FromPath[uuid.UUID]) -> Redirect:
-        return await act(
-            call.request,
+        return await call.act(
             lambda: push.resume(call.db, call.me, subscription_id),
             "已恢复推送，将立即尝试投递",
             f"/push/{subscription_id}",
@@ -141,12 +136,12 @@ class SubscriptionPages(Controller):
             sub, secret = await push.rotate_secret(call.db, call.me, subscription_id)
             _remember_secret(call.request, sub.id, secret)
 
-        return await act(call.request, go, "已更换签名密钥，旧密钥立即失效", f"/push/{subscription_id}")
+        return await call.act(go, "已更换签名密钥，旧密钥立即失效", f"/push/{subscription_id}")
 
     @post("/{subscription_id:uuid}/delete")
     async def subscription_delete(self, call: UserCall, subscription_id: FromPath[uuid.UUID]) -> Redirect:
-        return await act(
-            call.request, lambda: push.remove(call.db, call.me, subscription_id), "已删除推送订阅", "/push"
+        return await call.act(
+            lambda: push.remove(call.db, call.me, subscription_id), "已删除推送订阅", "/push"
         )
 
 

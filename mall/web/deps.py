@@ -6,16 +6,19 @@ page that anonymous visitors may also see: None for them)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException
+from litestar.response import Redirect, Template
 
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.settings import Settings
+from mall.web import helpers
 
 DB = NamedDependency[Database]
 Config = NamedDependency[Settings]
@@ -32,6 +35,16 @@ class Call:
     me: Principal
     db: Database
     settings: Settings
+
+    async def act(
+        self, action: Callable[[], Awaitable[Any]], ok: str | Callable[[Any], str], back: str, **kw: Any
+    ) -> Redirect:
+        """A page form's action for this caller: `mall.web.helpers.act` (`keep`, `to`)."""
+        return await helpers.act(self.request, action, ok, back, **kw)
+
+    def render(self, name: str, status_code: int = 200, **ctx: Any) -> Template:
+        """A page for this caller (`mall.web.helpers.render`)."""
+        return helpers.render(self.request, name, status_code, **ctx)
 
 
 # A handler that acts for a logged-in user may take all of its call as `call: UserCall`.
