@@ -1,4 +1,5 @@
-"""Periodic work: the outbox sweeper and the auto-cancel tick, in a process of its own.
+"""Periodic work: the outbox sweeper, the auto-cancel tick and the daily ledger witness, in a process
+of its own.
 
 `mall worker` starts it beside the RQ worker. It is a separate process, not a thread, because RQ
 forks a work horse for every job, and forking a process that has other threads can copy a lock
@@ -29,6 +30,7 @@ class Cron:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stopping = False
+        self.witnessed_on = ""  # the Chinese calendar day whose ledger witness is taken care of
 
     def stop(self, *_: object) -> None:
         self.stopping = True
@@ -53,6 +55,7 @@ class Cron:
                     queues.enqueue_unless_busy("workers.jobs.expire_agreements", "expire-agreements")
                     queues.enqueue_unless_busy("workers.jobs.prune", "prune")
                     last_cancel = time.monotonic()
+                self.witness_daily()
                 try:
                     await push.kick(db)  # behind and due for an attempt: a lost job or a retry
                 except Exception:
@@ -65,6 +68,12 @@ class Cron:
                 await asyncio.sleep(self.settings.sweep_interval_seconds)
         finally:
             await db.dispose()
+
+    def witness_daily(self) -> None:
+        """Once a day (the first tick of each day in China), the ledger head is witnessed."""
+        today = clock.local_date(clock.now()).isoformat()
+        if self.witnessed_on != today and queues.witness_daily(today):
+            self.witnessed_on = today
 
 
 async def _procedures_due(db: Database) -> bool:

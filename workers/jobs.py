@@ -13,7 +13,7 @@ from mall.core import files
 from mall.core.db import Database
 from mall.core.errors import Conflict
 from mall.core.settings import Settings
-from mall.ledger import disclosure, exports, push
+from mall.ledger import disclosure, exports, push, witness
 from search_index import sync
 from search_index.factory import backend_for
 from workers import queues, runtime
@@ -163,5 +163,15 @@ def prune() -> dict[str, int]:
             "unfinished_files": await store.prune_unfinished(timedelta(days=1)),
             "push_log_rows": await push.prune_log(db, s),
         }
+
+    return runtime.run(go)
+
+
+def witness_ledger() -> int:
+    """The daily witness: the ledger head to the operations log (`ledger.head`) and, with
+    MALL_WITNESS_FILE, appended to the witness file (mall.ledger.witness). Returns the head's seq."""
+
+    async def go(db: Database, s: Settings) -> int:
+        return (await witness.witness(db, s, source="daily")).seq
 
     return runtime.run(go)

@@ -288,6 +288,27 @@ def schedule_push(subscription_id: uuid.UUID, at: Any) -> bool:
     return _schedule(at, "workers.jobs.deliver_push", job_id, subscription_id, keep=60, lost=lost)
 
 
+def witness_daily(day: str) -> bool:
+    """The daily witness of the ledger head, once per (Chinese) calendar day across every periodic
+    process: the first to mark the day enqueues the job. True when the day is taken care of (by this
+    call or another process); False when Redis could not be reached, so the next tick tries again."""
+    if _settings is None:
+        return False
+    key = f"mall:{_settings.queue_name}:witnessed:{day}"
+    try:
+        conn = redis_conn()
+        if not conn.set(key, "1", nx=True, ex=3 * 24 * 3600):
+            return True
+    except Exception as exc:
+        log.warning("daily ledger witness not enqueued (%s); the next tick retries", exc)
+        return False
+    if enqueue("workers.jobs.witness_ledger", job_id=f"witness-ledger-{day}"):
+        return True
+    with contextlib.suppress(Exception):
+        conn.delete(key)
+    return False
+
+
 def enqueue_import(import_id: uuid.UUID) -> bool:
     return enqueue("workers.jobs.run_import", str(import_id), job_id=f"import-{import_id}")
 

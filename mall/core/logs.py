@@ -53,6 +53,12 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None)
         if request_id:
             line["request_id"] = request_id
+        event = getattr(record, "event", None)
+        if isinstance(event, str):  # a line with a stable event name (`extra={"event", "fields"}`)
+            line["event"] = event
+            fields = getattr(record, "fields", None)
+            for key, value in fields.items() if isinstance(fields, dict) else ():
+                line.setdefault(str(key), value)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)

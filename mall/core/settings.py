@@ -110,6 +110,10 @@ class Settings:
     # a serialization failure, a busy database or a lost connection. 0 only to show, under load,
     # what the retries prevent.
     db_retries: int = 4
+    # The ledger's external witness: a JSON-lines file that the worker's daily job and
+    # `mall ledger witness` append the ledger head to (empty: the head goes to the log only). Keep it
+    # where a restore of the mall's own data cannot reach it (mall.ledger.witness).
+    witness_file: str = ""
     # Fault injection for the test suite only: the publisher sleeps this long inside its
     # transaction, after writing the record and before committing it.
     publish_pause_seconds: float = 0.0
