@@ -188,16 +188,19 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
     from mall.ledger.disclosure import verify_chain  # start-up: the ledger, for this command only
+    from mall.ops.ledger import verify_witness, witness_to_check
+
+    witness_file = witness_to_check(settings, args.witness)
 
     async def go() -> int:
         db = _db(settings)
         try:
             result = await verify_chain(db)
+            if result.ok:
+                print(f"账本校验通过：共 {result.checked} 条记录，哈希链完整")
+                return await verify_witness(db, witness_file)
         finally:
             await db.dispose()
-        if result.ok:
-            print(f"账本校验通过：共 {result.checked} 条记录，哈希链完整")
-            return 0
         print(
             f"账本校验失败：第 {result.seq} 条记录 — {result.problem}（此前 {result.checked} 条正常）",
             file=sys.stderr,
@@ -230,6 +233,30 @@ def cmd_check_calendar(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if this_year in missing else 0
+
+
+def cmd_ledger_witness(settings: Settings, args: argparse.Namespace) -> int:
+    from mall.ops.ledger import witness_command  # start-up: the ledger, for this command only
+
+    return witness_command(settings, args.file)
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    from mall.ops import backup  # start-up: backups, for this command only
+
+    return backup.backup_command(settings, Path(args.dest))
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    from mall.ops import backup  # start-up: restores (and the search engine), for this command only
+
+    options = backup.RestoreOptions(
+        force=args.force,
+        witness_file=Path(args.witness) if args.witness else None,
+        accept_ledger_loss=args.accept_ledger_loss,
+        reindex=not args.no_reindex,
+    )
+    return backup.restore_command(settings, Path(args.src), options)
 
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
@@ -318,7 +345,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("reindex", help="从数据库重建商品搜索索引并原子切换").set_defaults(fn=cmd_reindex)
     ledger = sub.add_parser("ledger", help="公开账本")
     lsub = ledger.add_subparsers(dest="ledger_command", required=True)
-    lsub.add_parser("verify", help="重新计算哈希链并校验").set_defaults(fn=cmd_ledger_verify)
+    verify = lsub.add_parser("verify", help="重新计算哈希链并校验；--witness 再与见证文件比对")
+    verify.add_argument("--witness", help="见证文件（JSON lines，含 seq 与 hash）；默认 MALL_WITNESS_FILE")
+    verify.set_defaults(fn=cmd_ledger_verify)
+    witness = lsub.add_parser("witness", help="把账本头（序号与哈希）写入日志和见证文件")
+    witness.add_argument("--file", help="见证文件；默认 MALL_WITNESS_FILE")
+    witness.set_defaults(fn=cmd_ledger_witness)
+    backup = sub.add_parser(
+        "backup", help="备份到新目录：SQLite 快照、内置 Redis、密钥与清单；PostgreSQL 用 pg_dump"
+    )
+    backup.add_argument("dest", help="备份目录（不存在或为空）")
+    backup.set_defaults(fn=cmd_backup)
+    restore = sub.add_parser("restore", help="从备份目录恢复（先校验清单与校验和；卖场须已停止）")
+    restore.add_argument("src", help="mall backup 写出的备份目录")
+    restore.add_argument("--force", action="store_true", help="替换已停止的卖场的现有数据（原文件移到一旁）")
+    restore.add_argument("--witness", help="见证文件；默认 MALL_WITNESS_FILE")
+    restore.add_argument(
+        "--accept-ledger-loss", action="store_true", help="备份缺少已见证的账本记录时仍然恢复"
+    )
+    restore.add_argument("--no-reindex", action="store_true", help="恢复后不重建搜索索引")
+    restore.set_defaults(fn=cmd_restore)
     sub.add_parser(
         "check-calendar", help="校验工作日历文件并列出已覆盖的年份（今年未覆盖时返回 1）"
     ).set_defaults(fn=cmd_check_calendar)
