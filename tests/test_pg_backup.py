@@ -89,13 +89,32 @@ class Cluster:
         ).stdout.strip()  # fmt: skip
 
     def start(self) -> None:
-        self.run(
-            str(PG_BIN / "pg_ctl"), "-D", str(self.dir), "-l", f"{self.dir}.log", "-w", "-t", "60", "start"
+        log = Path(f"{self.dir}.log")
+        out = subprocess.run(
+            [
+                *self.as_postgres,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.dir),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert out.returncode == 0, (
+            f"{self.dir.name} did not start:\n{log.read_text()[-3000:] if log.exists() else out.stderr}"
         )
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "immediate") -> None:
         subprocess.run(
-            [*self.as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(self.dir), "-m", "immediate", "-w", "stop"],
+            [*self.as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(self.dir), "-m", mode, "-w", "stop"],
             capture_output=True,
             timeout=60,
             check=False,
@@ -134,7 +153,7 @@ def test_point_in_time_recovery_with_a_base_backup_and_archived_wal() -> None:
                 f"unix_socket_directories = '{top}'",
                 "wal_level = replica",
                 "archive_mode = on",
-                f"archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'",
+                f"archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f.part && mv {archive}/%f.part {archive}/%f'",
                 "archive_timeout = 60",
             ]
         )
@@ -153,10 +172,11 @@ def test_point_in_time_recovery_with_a_base_backup_and_archived_wal() -> None:
         segment = primary.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
         primary.psql("SELECT pg_switch_wal()")
         deadline = time.monotonic() + 30
-        while not (archive / segment).exists():
+        while primary.psql("SELECT last_archived_wal FROM pg_stat_archiver") < segment:
             assert time.monotonic() < deadline, f"WAL segment {segment} was not archived"
             time.sleep(0.2)
-        primary.stop()
+        assert primary.psql("SELECT failed_count FROM pg_stat_archiver") == "0"
+        primary.stop("fast")
 
         # Step 3: recovery into the copy, up to the target time.
         restored.configure(
