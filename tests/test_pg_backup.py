@@ -16,7 +16,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import pytest
 from mall.core import clock
 from mall.core.db import Database
 from mall.ledger import disclosure, witness
+from tests.ops_helpers import deal_payload, mall_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -207,36 +207,12 @@ def test_point_in_time_recovery_with_a_base_backup_and_archived_wal() -> None:
 # ------------------------------------------------------------------- mall backup with pg_dump
 
 
-def mall_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mall.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def payload(n: int) -> dict[str, Any]:
-    return {
-        "kind": "deal",
-        "mode": "supermarket",
-        "order_no": f"PG{n:06d}",
-        "deal_date": "2026-12-06",
-        "buyer": {"name": "郑州市第一中学", "credit_code": "12410100MB0000000X"},
-        "supplier": {"name": "河南华信办公设备有限公司", "credit_code": "91410100MA0000000X"},
-        "total_amount": f"{n}.00",
-    }
-
-
 async def publish(url: str, count: int) -> witness.Head:
     db = Database(url)
     try:
         for n in range(count):
             async with db.write() as tx:
-                disclosure.stage(tx, payload(n))
+                disclosure.stage(tx, deal_payload(n, "PG"))
         await disclosure.publish_pending(db)
         return await witness.current_head(db)
     finally:

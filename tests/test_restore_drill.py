@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.ops_helpers import mall_cli
 from tests.test_launcher import free_port, processes_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,15 +70,7 @@ class Mall:
         env = self.env(data)
         if not witness:
             del env["MALL_WITNESS_FILE"]
-        return subprocess.run(
-            [sys.executable, "-m", "mall.cli", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return mall_cli(env, *args, timeout=timeout)
 
     def start(self, timeout: float = 240) -> None:
         self.runs += 1

@@ -26,6 +26,7 @@ from mall.core.settings import Settings, load_settings
 from mall.ledger import disclosure, witness
 from mall.ops import backup
 from mall.ops.backup import BackupError, RestoreOptions
+from tests.ops_helpers import deal_payload
 
 GENESIS = "0" * 64
 MakeMall = Callable[[Path], Settings]
@@ -66,24 +67,12 @@ def make_mall(template: Path) -> MakeMall:
     return make
 
 
-def payload(n: int) -> dict[str, Any]:
-    return {
-        "kind": "deal",
-        "mode": "supermarket",
-        "order_no": f"BK{n:06d}",
-        "deal_date": "2026-12-06",
-        "buyer": {"name": "郑州市第一中学", "credit_code": "12410100MB0000000X"},
-        "supplier": {"name": "河南华信办公设备有限公司", "credit_code": "91410100MA0000000X"},
-        "total_amount": f"{n}.00",
-    }
-
-
 async def publish(settings: Settings, count: int) -> None:
     db = Database(settings.resolved_database_url)
     try:
         for _ in range(count):
             async with db.write() as tx:
-                disclosure.stage(tx, payload(uuid.uuid4().int % 100000))
+                disclosure.stage(tx, deal_payload(uuid.uuid4().int % 100000))
         await disclosure.publish_pending(db)
     finally:
         await db.dispose()
@@ -195,7 +184,7 @@ def test_a_backup_taken_while_records_are_published_is_one_consistent_instant(
             try:
                 while not stop.is_set():
                     async with db.write() as tx:
-                        disclosure.stage(tx, payload(written[0]))
+                        disclosure.stage(tx, deal_payload(written[0]))
                     await disclosure.publish_pending(db)
                     written[0] += 1
             finally:
