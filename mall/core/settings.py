@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from mall.core import totp
 from mall.core.netaddr import networks
 
 # Environment variable -> settings field. The short names (DATABASE_URL, REDIS_URL) are the
@@ -88,6 +89,15 @@ class Settings:
     # API tokens live this many days; a user keeps at most `max_live_tokens` live ones.
     token_ttl_days: int = 7
     max_live_tokens: int = 20
+    # The security audit log stays online (in the database, verifiable) at least this many days;
+    # at least 180 (six months). Nothing in the mall deletes audit entries: archiving older ones
+    # elsewhere is an operator's task.
+    audit_online_days: int = 180
+    # Who must use a second factor (TOTP) at login: "true" for every role that can have one (the
+    # three administrators, procurement centers, regulators), or some of them comma-separated
+    # ("sysadmin,secadmin,auditor"); empty or "false": optional. A user of such a role who has not
+    # enrolled is sent to enrol before anything else, and gets no API token until then.
+    require_totp: str = ""
     # Refused bids a user may make per minute in one auction room before getting 429.
     bid_refusals_per_minute: int = 20
     # WebSocket connections one user may hold to one room.
@@ -113,6 +123,15 @@ class Settings:
     @property
     def holiday_dates(self) -> frozenset[date]:
         return frozenset(date.fromisoformat(d.strip()) for d in self.holidays.split(",") if d.strip())
+
+    @property
+    def totp_required_roles(self) -> frozenset[str]:
+        raw = self.require_totp.strip().lower()
+        if raw in ("", "false", "0", "no", "off"):
+            return frozenset()
+        if raw in ("true", "1", "yes", "on", "all"):
+            return frozenset(totp.ROLES)
+        return frozenset(r.strip() for r in raw.split(",") if r.strip())
 
     @property
     def sqlite(self) -> bool:
@@ -209,6 +228,13 @@ def settings_problems(s: Settings) -> list[str]:
         out.append("MALL_MIN_PARTICIPANTS must be at least 1")
     if s.token_ttl_days < 1 or s.max_live_tokens < 1:
         out.append("MALL_TOKEN_TTL_DAYS and MALL_MAX_LIVE_TOKENS must be at least 1")
+    if s.audit_online_days < 180:
+        out.append(f"MALL_AUDIT_ONLINE_DAYS must be at least 180 (six months), not {s.audit_online_days}")
+    unknown = sorted(s.totp_required_roles - set(totp.ROLES))
+    if unknown:
+        out.append(
+            f"MALL_REQUIRE_TOTP: no second factor for {', '.join(unknown)} (one of {', '.join(totp.ROLES)})"
+        )
     for name in ("trusted_proxies", "rate_limit_exempt"):
         try:
             networks(getattr(s, name))

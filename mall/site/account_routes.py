@@ -9,7 +9,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import FromPath, JSONBody
 
 from mall import structs
-from mall.core import auth, login_throttle
+from mall.core import auth, login_throttle, totp
 from mall.core.auth import PUBLIC, allow
 from mall.core.clock import rfc3339
 from mall.structs import PasswordChange, TokenInfo, TokenOut, TokenRequest
@@ -33,7 +33,7 @@ async def set_password(request: AnyRequest, db: DB, me: Me, data: PasswordChange
 
 
 async def end_everywhere(request: AnyRequest, db: DB, me: Me) -> None:
-    await auth.end_everywhere(db, me.user_id, login_throttle.client_of(request))
+    await auth.end_everywhere(db, me, login_throttle.client_of(request))
 
 
 class AccountApi(Controller):
@@ -47,17 +47,25 @@ class AccountApi(Controller):
         summary="用户名密码换取 API 令牌",
         description=(
             "令牌有效期 token_ttl_days 天（默认 7 天）；每个用户至多 max_live_tokens 个有效令牌（默认 20 个），"
-            "超出时自动吊销最早签发的令牌。登录失败过多时返回 429 与 Retry-After。"
+            "超出时自动吊销最早签发的令牌。已绑定动态口令的账号须同时提交 totp_code（验证器当前显示的 6 位数字，"
+            "每个只能用一次）。登录失败过多时返回 429 与 Retry-After。"
         ),
         middleware=[login_throttle.LOGIN_REQUEST_LIMIT.middleware],
     )
     async def create_token(
         self, request: AnyRequest, data: JSONBody[TokenRequest], db: DB, settings: Config
     ) -> TokenOut:
-        ip = login_throttle.client_of(request)
-        who = await auth.authenticate(
-            db, data.username, data.password, ip, exempt=login_throttle.is_exempt(request)
+        login = await auth.check_login(
+            db,
+            data.username,
+            data.password,
+            login_throttle.client_of(request),
+            exempt=login_throttle.is_exempt(request),
+            code=data.totp_code,
+            totp_key=totp.key_for(settings.resolved_secret()),
+            enrolment_roles=settings.totp_required_roles,
         )
+        who = login.principal
         token, row = await auth.issue_token(
             db,
             who,

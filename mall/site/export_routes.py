@@ -17,7 +17,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import File, Redirect, Stream, Template
 
 from mall.core import fields, files
-from mall.core.auth import PUBLIC, allow
+from mall.core.auth import PUBLIC, Principal, allow
 from mall.core.clock import rfc3339
 from mall.core.db import Database
 from mall.core.errors import DomainError, InvalidInput, RuleViolation
@@ -90,9 +90,12 @@ def percent(job: ExportJob) -> int:
     return max(0, min(99, job.rows_done * 100 // job.rows_total))
 
 
-async def _stream(fmt: str, q: exports.ExportQuery, db: Database, settings: Settings) -> Stream:
+async def _stream(
+    fmt: str, q: exports.ExportQuery, db: Database, settings: Settings, me: Principal
+) -> Stream:
     if fmt == "ocds":
         await exports.require_records(db, q)
+    await exports.record_download(db, me, fmt, q)
     chunks = exports.csv_chunks(db, q) if fmt == "csv" else exports.ocds_chunks(db, settings, q)
     return Stream(
         chunks,
@@ -101,13 +104,14 @@ async def _stream(fmt: str, q: exports.ExportQuery, db: Database, settings: Sett
     )
 
 
-async def _xlsx_file(q: exports.ExportQuery, db: Database, settings: Settings) -> File:
+async def _xlsx_file(q: exports.ExportQuery, db: Database, settings: Settings, me: Principal) -> File:
     count = await exports.count_records(db, q)
     if count > settings.export_xlsx_direct_max:
         raise RuleViolation(
             f"匹配的记录有 {count} 条，超过 {settings.export_xlsx_direct_max} 条的 Excel 文件请创建导出任务生成",
             code="export_too_large",
         )
+    await exports.record_download(db, me, "xlsx", q)
     # A scratch file for this one response (a zip is finished only at its end), removed after it.
     with tempfile.NamedTemporaryFile(prefix="mall-export-", suffix=".xlsx", delete=False) as fh:
         path = Path(fh.name)
@@ -120,10 +124,11 @@ async def _xlsx_file(q: exports.ExportQuery, db: Database, settings: Settings) -
     )
 
 
-async def _job_file(job: ExportJob, db: Database, settings: Settings) -> Stream:
+async def _job_file(job: ExportJob, db: Database, settings: Settings, me: Principal) -> Stream:
     """The job's file, streamed from the file store piece by piece (whichever host wrote it)."""
     store = files.store_for(settings, db)
     info = await exports.job_file(store, settings, job)
+    await exports.record_download(db, me, job.format, job=job)
     return Stream(
         store.chunks(info.key),
         media_type=exports.MEDIA_TYPES[job.format],
@@ -147,22 +152,22 @@ class ExportApi(Controller):
     tags = TAGS
 
     @get("/disclosures.csv", summary="导出成交记录（CSV）", description=FILTERS_DOC)
-    async def api_export_csv(self, request: AnyRequest, db: DB, settings: Config) -> Stream:
-        return await _stream("csv", _query(request), db, settings)
+    async def api_export_csv(self, request: AnyRequest, me: Me, db: DB, settings: Config) -> Stream:
+        return await _stream("csv", _query(request), db, settings, me)
 
     @get(
         "/disclosures.ocds.json", summary="导出成交记录（OCDS 1.1 release package）", description=FILTERS_DOC
     )
-    async def api_export_ocds(self, request: AnyRequest, db: DB, settings: Config) -> Stream:
-        return await _stream("ocds", _query(request), db, settings)
+    async def api_export_ocds(self, request: AnyRequest, me: Me, db: DB, settings: Config) -> Stream:
+        return await _stream("ocds", _query(request), db, settings, me)
 
     @get(
         "/disclosures.xlsx",
         summary="导出成交记录（Excel，小批量；大批量请创建导出任务）",
         description=FILTERS_DOC,
     )
-    async def api_export_xlsx(self, request: AnyRequest, db: DB, settings: Config) -> File:
-        return await _xlsx_file(_query(request), db, settings)
+    async def api_export_xlsx(self, request: AnyRequest, me: Me, db: DB, settings: Config) -> File:
+        return await _xlsx_file(_query(request), db, settings, me)
 
     @post("/", status_code=202, summary="创建导出任务（生成文件后下载）")
     async def api_start_export(self, me: Me, data: JSONBody[ExportJobIn], db: DB) -> ExportJobOut:
@@ -181,7 +186,7 @@ class ExportApi(Controller):
     async def api_export_download(
         self, me: Me, export_id: FromPath[uuid.UUID], db: DB, settings: Config
     ) -> Stream:
-        return await _job_file(await exports.get_job(db, me, export_id), db, settings)
+        return await _job_file(await exports.get_job(db, me, export_id), db, settings, me)
 
 
 # ---------------------------------------------------------------- Atom (public)
@@ -257,6 +262,7 @@ class ExportPages(Controller):
     async def page_download(
         self,
         request: AnyRequest,
+        me: Me,
         fmt: FromPath[str],
         db: DB,
         settings: Config,
@@ -266,7 +272,7 @@ class ExportPages(Controller):
         try:
             if fmt not in ("csv", "ocds"):
                 raise InvalidInput("不支持的导出格式", code="invalid_parameter", parameter="format")
-            return await _stream(fmt, exports.parse_export_query(form), db, settings)
+            return await _stream(fmt, exports.parse_export_query(form), db, settings, me)
         except DomainError as exc:
             return _refused(request, exc, form)
 
@@ -291,7 +297,7 @@ class ExportPages(Controller):
 
     @get("/jobs/{export_id:uuid}/download")
     async def job_download(self, me: Me, export_id: FromPath[uuid.UUID], db: DB, settings: Config) -> Stream:
-        return await _job_file(await exports.get_job(db, me, export_id), db, settings)
+        return await _job_file(await exports.get_job(db, me, export_id), db, settings, me)
 
 
 ROUTES = [ExportApi, DisclosureFeed, ExportPages]

@@ -22,7 +22,7 @@ class OversightApi(Controller):
 
     @get(
         "/unpaid-orders",
-        opt=allow("regulator", "admin"),
+        opt=allow("regulator"),
         summary="验收后超期未付款的中小企业订单（等待最久的在前）",
     )
     async def oversight_unpaid(
@@ -38,7 +38,7 @@ class OversightApi(Controller):
                 total, page, per_page, [WatchedOrderOut.of(r.order, r.days) for r in rows]
             )
 
-    @get("/late-payments", opt=allow("regulator", "admin"), summary="逾期付款记录（最近付款的在前）")
+    @get("/late-payments", opt=allow("regulator"), summary="逾期付款记录（最近付款的在前）")
     async def oversight_late_payments(
         self, db: DB, page: PageNo = 1, per_page: PerPage = 20
     ) -> WatchedOrderPage:
@@ -49,7 +49,7 @@ class OversightApi(Controller):
 
     @get(
         "/unfiled-contracts",
-        opt=allow("regulator", "admin"),
+        opt=allow("regulator"),
         summary="确认后超期未备案合同的订单（最早确认的在前）",
     )
     async def oversight_unfiled(self, db: DB, page: PageNo = 1, per_page: PerPage = 20) -> WatchedOrderPage:
@@ -66,7 +66,7 @@ class OversightPages(Controller):
     path = "/oversight"
     include_in_schema = False
 
-    @get("/", opt=allow("regulator", "center", "admin"))
+    @get("/", opt=allow("regulator", "center"))
     async def oversight_page(self, request: AnyRequest, db: DB, settings: Config) -> Template:
         now = clock.now()
         async with db.read() as s:

@@ -21,7 +21,7 @@ from mall.web import forms
 from mall.web.deps import DB, Config, Me
 from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form, render
 
-MANAGERS = allow("center", "regulator", "admin")
+MANAGERS = allow(*push.MANAGERS)
 LOG_PER_PAGE = 30
 
 
@@ -58,7 +58,7 @@ class SubscriptionPages(Controller):
             "push_subscriptions.html",
             rows=rows,
             owners=owners,
-            show_owner=me.role == "admin",
+            show_owner=me.role == push.SEES_ALL,
             head=head,
             modes=MODE_LABELS,
             state_labels=push.STATE_LABELS,

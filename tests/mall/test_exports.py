@@ -330,7 +330,7 @@ async def test_only_centers_and_regulators_export(client: Any, world: World) -> 
         "/api/exports/disclosures.xlsx",
         "/api/exports",
     ):
-        for who in ("buyer_a", "supplier_x", "admin"):
+        for who in ("buyer_a", "supplier_x", "sysadmin", "secadmin", "auditor"):
             assert_problem(await client.get(path, headers=world.h(who)), 403, "forbidden")
         assert_problem(await client.get(path), 401, "unauthenticated")
     r = await client.post("/api/exports", json={"format": "xlsx"}, headers=world.h("supplier_x"))
