@@ -228,7 +228,7 @@ async def set_admin_role(db: Database, who: Principal, user_id: uuid.UUID, role:
     if user_id == who.user_id:
         raise Forbidden("不能变更自己的角色", code="own_role")
     async with db.write() as tx:
-        user = await tx.session.get(User, user_id, with_for_update=True)
+        user = await tx.session.get(User, user_id, with_for_update={"of": User, "key_share": True})
         if user is None:
             raise NotFound("用户不存在", code="user_not_found")
         await _set_role(tx, who, user, role)
@@ -243,7 +243,9 @@ async def grant_role_on_host(db: Database, username: str, role: str | None) -> U
     async with db.write() as tx:
         user = (
             await tx.session.execute(
-                select(User).where(User.username == username.strip().lower()).with_for_update()
+                select(User)
+                .where(User.username == username.strip().lower())
+                .with_for_update(key_share=True, of=User)
             )
         ).scalar_one_or_none()
         if user is None:
@@ -258,7 +260,7 @@ async def reset_second_factor(db: Database, who: Principal, user_id: uuid.UUID) 
     if user_id == who.user_id:
         raise Forbidden("不能重置自己的动态口令", code="own_second_factor")
     async with db.write() as tx:
-        user = await tx.session.get(User, user_id, with_for_update=True)
+        user = await tx.session.get(User, user_id, with_for_update={"of": User, "key_share": True})
         if user is None:
             raise NotFound("用户不存在", code="user_not_found")
         if user.totp_secret is None and user.totp_enabled_at is None:

@@ -219,7 +219,11 @@ async def _check_password(tx: Tx, username: str, password: str, ip: str, exempt:
             return _Check(wait=wait)
     # Locked: the second factor's last accepted step is read and moved on in this transaction.
     user = (
-        (await s.execute(select(User).where(User.username == username).with_for_update(key_share=True)))
+        (
+            await s.execute(
+                select(User).where(User.username == username).with_for_update(key_share=True, of=User)
+            )
+        )
         .scalars()
         .first()
     )
@@ -375,7 +379,11 @@ async def complete_login(
     result: Login | None = None
     async with db.write() as tx:
         s = tx.session
-        user = (await s.execute(select(User).where(User.id == user_id).with_for_update())).scalars().first()
+        user = (
+            (await s.execute(select(User).where(User.id == user_id).with_for_update(key_share=True, of=User)))
+            .scalars()
+            .first()
+        )
         if user is None or not user.is_active or user.session_epoch != epoch or user.totp_enabled_at is None:
             raise Unauthenticated("登录已失效，请重新输入用户名和密码", code="login_expired")
         principal = principal_of(user)
@@ -499,7 +507,7 @@ async def begin_enrolment(db: Database, who: Principal, totp_key: bytes) -> tupl
         raise Forbidden("只有管理员、集中采购机构和财政监管用户可以绑定动态口令", code="totp_not_for_role")
     secret = totp.new_secret()
     async with db.write() as tx:
-        user = await tx.session.get(User, who.user_id, with_for_update=True)
+        user = await tx.session.get(User, who.user_id, with_for_update={"of": User, "key_share": True})
         if user is None:
             raise NotFound("用户不存在", code="user_not_found")
         if user.totp_enabled_at is not None:
@@ -523,7 +531,7 @@ async def confirm_enrolment(
             wait = await login_throttle.wait_for(s, who.username, ip, now)
             if wait is not None:
                 raise login_throttle.LoginThrottled(wait)
-        user = await s.get(User, who.user_id, with_for_update=True)
+        user = await s.get(User, who.user_id, with_for_update={"of": User, "key_share": True})
         if user is None or user.totp_secret is None:
             raise Conflict("请先开始绑定，获取密钥后再输入验证码", code="totp_not_started")
         if user.totp_enabled_at is not None:

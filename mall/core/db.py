@@ -178,7 +178,10 @@ class Database:
                 async with session.begin():
                     yield tx
                     # Work that must be the transaction's last (the audit log's append, which
-                    # takes the last lock of the lock order), then COMMIT.
+                    # takes the last lock of the lock order), then COMMIT. What the work changed is
+                    # flushed first: changes recorded at the flush (mall.core.audit.watch) register
+                    # their hook there.
+                    await session.flush()
                     while hooks := session.info.pop(BEFORE_COMMIT, None):
                         for hook in hooks.values():
                             await hook(session)

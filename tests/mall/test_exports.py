@@ -241,7 +241,7 @@ async def test_an_xlsx_too_big_to_send_directly_asks_for_a_job(
 
     small = replace(settings, export_xlsx_direct_max=3)
     with pytest.raises(RuleViolation) as caught:
-        await export_routes._xlsx_file(exports.parse_export_query({}), world.db, small)
+        await export_routes._xlsx_file(exports.parse_export_query({}), world.db, small, world.who["center"])
     assert caught.value.code == "export_too_large" and caught.value.status == 422
 
 

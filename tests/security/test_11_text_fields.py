@@ -223,6 +223,10 @@ BASES: dict[str, Base] = {
         "buyer_b_org",
         {"username": "newuser01", "display_name": "新用户", "password": "Sunshine-test-2026"},
     ),
+    "PUT /api/security/users/{user_id}/role": lambda w, p: (
+        {"role": "sysadmin"},
+        {"user_id": str(w.who["auditor"].user_id)},
+    ),
     "POST /api/admin/organizations/{org_id}/budget-lines": lambda w, p: (
         {
             "fiscal_year": clock.local_date(clock.now()).year,
