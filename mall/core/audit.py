@@ -112,6 +112,10 @@ ACTIONS: dict[str, str] = {
     "demo_seeded": "载入演示数据",
 }
 
+# Entries that record a read, not a change: what a page or an answer showed (the tests that check a
+# refused request wrote nothing leave them out).
+READS = frozenset({"personal_data_viewed", "audit_log_viewed", "audit_verified", "export_downloaded"})
+
 TARGET_KINDS: dict[str, str] = {
     "user": "用户",
     "organization": "单位",
@@ -128,6 +132,57 @@ TARGET_KINDS: dict[str, str] = {
     "page": "页面",
     "audit_log": "审计日志",
     "system": "系统",
+}
+
+# What the audit page calls the keys of before/after (the API keeps the keys).
+STATE_LABELS: dict[str, str] = {
+    "status": "状态",
+    "reason": "原因",
+    "note": "意见",
+    "by": "处理方",
+    "price": "售价",
+    "reference_price": "参考价",
+    "requested_price": "申请价格",
+    "request": "调价申请",
+    "decision": "结果",
+    "admin_role": "管理角色",
+    "totp": "动态口令",
+    "kind": "类型",
+    "name": "名称",
+    "title": "名称",
+    "username": "用户名",
+    "display_name": "姓名",
+    "organization": "单位",
+    "owner": "所属用户",
+    "credit_code": "统一社会信用代码",
+    "region_code": "行政区划代码",
+    "address": "地址",
+    "contact_phone": "联系电话",
+    "ip": "网络地址",
+    "failures": "失败次数",
+    "blocked_until": "限制至",
+    "fiscal_year": "年度",
+    "project_code": "项目编码",
+    "project_name": "项目名称",
+    "amount": "金额",
+    "token_id": "令牌编号",
+    "expires_at": "到期时间",
+    "format": "格式",
+    "filters": "筛选条件",
+    "supplier": "供应商",
+    "supplier_org_id": "供应商单位",
+    "supplementary": "补充入围",
+    "category_code": "品目编码",
+    "starts_on": "开始日期",
+    "ends_on": "截止日期",
+    "direct_limit": "直接选定限额",
+    "brand": "品牌",
+    "spec_model": "规格型号",
+    "list_price": "产品报价",
+    "discount_rate": "折扣率",
+    "url": "接收地址",
+    "mode": "采购方式",
+    "from_seq": "起始序号",
 }
 
 # Keys never written into before/after, at any depth: whatever a caller passes.

@@ -132,6 +132,7 @@ class AuditPages(Controller):
             "error": error,
             "actions": audit.ACTIONS,
             "target_kinds": audit.TARGET_KINDS,
+            "state_labels": audit.STATE_LABELS,
             "online_days": settings.audit_online_days,
             "state": audit.parsed_state,
             "filtered": bool(f.params()),
