@@ -83,9 +83,10 @@ SUPPLIER_SEES = (
 
 def visible_clause(who: Principal) -> ColumnElement[bool]:
     """The one rule of who sees a procedure (the API, the pages, the list and the room use it): the
-    center, the regulator and the admin see all; a buyer its own unit's; a supplier those open to
+    center and the regulator see all (the platform's administrators none: business records are not
+    their duty); a buyer its own unit's; a supplier those open to
     its 品目 or to which it is invited (an agreement's suppliers are invited); nobody else any."""
-    if who.role in ("center", "regulator", "admin"):
+    if who.role in ("center", "regulator"):
         return true()
     if who.role == "buyer" and who.org_id is not None:
         return Procedure.buyer_org_id == who.org_id

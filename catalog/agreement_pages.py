@@ -37,7 +37,7 @@ from mall.web import forms
 from mall.web.deps import DB, Config, UserCall, Viewer
 from mall.web.helpers import AnyRequest, Form, flash, pop_form, render
 
-WATCHERS = ("center", "regulator", "admin")
+WATCHERS = ("center", "regulator")
 
 
 async def _budget_lines(s: AsyncSession, who: Principal | None) -> list[Any]:

@@ -22,7 +22,7 @@ from mall.structs import OrderOut, ReasonIn
 from mall.web.deps import DB, UserCall
 from mall.web.helpers import IdemKey
 
-WATCHERS = ("center", "regulator", "admin")
+WATCHERS = ("center", "regulator")
 AGREEMENT_TAGS = ["协议供货"]
 DESIGNATED_TAGS = ["定点服务"]
 

@@ -28,7 +28,7 @@ from catalog.models import (
     AgreementSupplier,
     Category,
 )
-from mall.core import clock, fields
+from mall.core import audit, clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database, retried, retried_if_rolled_back
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
@@ -219,6 +219,23 @@ async def create(db: Database, settings: Settings, who: Principal, draft: Agreem
             created_at=clock.now(),
         )
         tx.session.add(a)
+        audit.record(
+            tx,
+            who,
+            "agreement_created",
+            target_kind="agreement",
+            target=a.number,
+            detail=title,
+            after={
+                "title": title,
+                "kind": a.kind,
+                "category_code": a.category_code,
+                "starts_on": starts_on,
+                "ends_on": ends_on,
+                "direct_limit": limit,
+                "status": a.status,
+            },
+        )
     return a
 
 
@@ -269,6 +286,15 @@ async def add_supplier(
             entered_at=clock.now(),
         )
         s.add(entry)
+        audit.record(
+            tx,
+            who,
+            "agreement_supplier_added",
+            target_kind="agreement",
+            target=a.number,
+            detail=f"{org.name}（{org.credit_code}）" + ("，补充入围" if supplementary else ""),
+            after={"supplier": org.credit_code, "supplementary": supplementary},
+        )
     return entry
 
 
@@ -329,6 +355,24 @@ async def add_product(
             created_at=clock.now(),
         )
         s.add(product)
+        audit.record(
+            tx,
+            who,
+            "agreement_product_added",
+            target_kind="agreement",
+            target=a.number,
+            detail=f"{brand} {spec_model} {price} 元",
+            after={
+                "supplier_org_id": d.supplier_org_id,
+                "name": name,
+                "brand": brand,
+                "spec_model": spec_model,
+                "category_code": category.code,
+                "price": price,
+                "list_price": list_price,
+                "discount_rate": rate,
+            },
+        )
     return product
 
 
@@ -348,6 +392,15 @@ async def activate(db: Database, who: Principal, agreement_id: uuid.UUID) -> Agr
         if not products:
             raise RuleViolation("协议至少需要一家入围供应商和一个协议产品才能生效", code="agreement_empty")
         a.status, a.activated_at = AgreementStatus.ACTIVE, clock.now()
+        audit.record(
+            tx,
+            who,
+            "agreement_activated",
+            target_kind="agreement",
+            target=a.number,
+            before={"status": AgreementStatus.DRAFT},
+            after={"status": a.status},
+        )
     return a
 
 
@@ -358,7 +411,18 @@ async def terminate(db: Database, who: Principal, agreement_id: uuid.UUID, reaso
         a = await _own(tx.session, who, agreement_id, lock=True)
         if a.status not in (AgreementStatus.DRAFT, AgreementStatus.ACTIVE):
             raise Conflict(f"协议{AGREEMENT_STATUS_LABELS[a.status]}，不能终止", code="agreement_closed")
+        before = {"status": a.status}
         a.status, a.end_reason, a.ended_at = AgreementStatus.TERMINATED, reason, clock.now()
+        audit.record(
+            tx,
+            who,
+            "agreement_terminated",
+            target_kind="agreement",
+            target=a.number,
+            detail=reason,
+            before=before,
+            after={"status": a.status, "reason": reason},
+        )
     return a
 
 

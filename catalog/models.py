@@ -4,6 +4,7 @@ and designated services (定点服务)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from mall.core import audit
 from mall.core.db import Base, IdMixin, Money, Quantity, UTCDateTime
 from mall.core.labels import Labeled
 from mall.core.models import JobStatus, Organization
@@ -249,6 +251,46 @@ class Designation(IdMixin, Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reviewer_org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organizations.id"))
     review_note: Mapped[str] = mapped_column(String(300), default="")
+
+
+_DESIGNATION_ACTIONS = {
+    DesignationStatus.APPROVED: "designation_approved",
+    DesignationStatus.REJECTED: "designation_rejected",
+    DesignationStatus.REVOKED: "designation_revoked",
+}
+
+
+def _designation_change(
+    d: Designation, is_new: bool, old_and_new: Callable[[str], tuple[Any, Any]]
+) -> dict[str, Any] | None:
+    """The audit entry of a designation made, decided or revoked — written at the flush, whichever
+    code path made the change (the API and the pages alike), by whoever makes the request."""
+    where = {
+        "supplier_org_id": d.supplier_org_id,
+        "category_code": d.category_code,
+        "region_code": d.region_code,
+    }
+    if is_new:
+        return {
+            "action": "designation_applied" if d.by_application else "designation_designated",
+            "target_kind": "designation",
+            "target": str(d.id),
+            "after": {**where, "status": d.status},
+        }
+    old, new = old_and_new("status")
+    if old == new or new not in _DESIGNATION_ACTIONS:
+        return None
+    return {
+        "action": _DESIGNATION_ACTIONS[DesignationStatus(new)],
+        "target_kind": "designation",
+        "target": str(d.id),
+        "detail": d.review_note,
+        "before": {**where, "status": old},
+        "after": {**where, "status": new, "note": d.review_note},
+    }
+
+
+audit.watch(Designation, _designation_change)
 
 
 class ServicePriceItem(IdMixin, Base):

@@ -173,6 +173,7 @@ async def review_price_request(
                 current_status=request.status,
             )
         now = clock.now()
+        before = {"price": listing.price, "reference_price": listing.reference_price}
         if approve:
             await recheck_price(tx.session, listing, margin, request.price, request.reference_price)
             old_price = listing.price
@@ -192,6 +193,14 @@ async def review_price_request(
             "listing_price_approved" if approve else "listing_price_rejected",
             listing.id,
             reason if not approve else f"{request.price}",
+            before=before,
+            after={
+                "price": listing.price,
+                "reference_price": listing.reference_price,
+                "request": request.id,
+                "requested_price": request.price,
+                "decision": request.status,
+            },
         )
     return listing, request
 

@@ -6,6 +6,7 @@ is `catalog.browse`; price changes after review are `catalog.prices`.)"""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,12 +20,12 @@ from catalog.goods import brand_key, model_key
 from catalog.models import LISTING_STATUS_LABELS, Category, Listing, ListingStatus, PriceChange
 from catalog.structs import ListingCreate, ReviewIn
 from catalog.structs import ListingDraft as ListingDraft  # the shape callers build a listing in
+from mall.core import audit as audit_log
 from mall.core import clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database, Tx, retried, retried_if_rolled_back
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mall.core.fields import REASON_MAX, text
-from mall.core.models import AuditEntry
 from mall.core.money import MoneyError, money, round_money, whole_quantity
 from mall.core.settings import Settings
 from search_index import sync as search_sync
@@ -136,12 +137,26 @@ def supplier_org(who: Principal) -> uuid.UUID:
     return who.org_id
 
 
-def audit(tx: Tx, who: Principal, action: str, listing_id: uuid.UUID, detail: str = "") -> None:
-    """One line of a listing's audit trail, in the caller's transaction."""
-    tx.session.add(
-        AuditEntry(
-            at=clock.now(), actor_user_id=who.user_id, action=action, target=str(listing_id), detail=detail
-        )
+def audit(
+    tx: Tx,
+    who: Principal,
+    action: str,
+    listing_id: uuid.UUID,
+    detail: str = "",
+    *,
+    before: Mapping[str, object] | None = None,
+    after: Mapping[str, object] | None = None,
+) -> None:
+    """One line of a listing's audit trail, in the caller's transaction (mall.core.audit)."""
+    audit_log.record(
+        tx,
+        who,
+        action,
+        target_kind="listing",
+        target=str(listing_id),
+        detail=detail,
+        before=before,
+        after=after,
     )
 
 
@@ -355,7 +370,19 @@ async def review_listing(
             listing.status, listing.status_reason = ListingStatus.REJECTED, reason
         listing.status_by, listing.reviewed_at, listing.reviewed_by = who.role, now, who.user_id
         listing.updated_at = now
-        audit(tx, who, "listing_approved" if approve else "listing_rejected", listing.id, reason)
+        audit(
+            tx,
+            who,
+            "listing_approved" if approve else "listing_rejected",
+            listing.id,
+            reason,
+            before={
+                "status": ListingStatus.SUBMITTED,
+                "price": listing.price,
+                "reference_price": listing.reference_price,
+            },
+            after={"status": listing.status, "reason": reason},
+        )
     return listing
 
 
@@ -427,6 +454,7 @@ async def moderate(
     sources, label = MODERATION[action]
     async with db.write() as tx:
         listing = await locked_listing(tx, listing_id)
+        before = {"status": listing.status, "by": listing.status_by, "reason": listing.status_reason}
         if listing.status not in sources:
             raise Conflict(
                 f"商品当前为「{LISTING_STATUS_LABELS.get(listing.status, listing.status)}」，不能{label}",
@@ -452,6 +480,14 @@ async def moderate(
         listing.status_reason = reason if action in ("freeze", "delist") else ""
         listing.status_by = who.role if action in ("freeze", "delist") else ""
         listing.updated_at = clock.now()
-        audit(tx, who, f"listing_{action}", listing.id, reason)
+        audit(
+            tx,
+            who,
+            f"listing_{action}",
+            listing.id,
+            reason,
+            before=before,
+            after={"status": listing.status, "by": listing.status_by, "reason": listing.status_reason},
+        )
         search_sync.stage(tx, [listing.id])
     return listing

@@ -1,4 +1,5 @@
-"""Registering organizations (一地登记、全区通用) and their users. Only the platform admin does this."""
+"""Registering organizations (一地登记、全区通用) and their users (the system administrator), and the
+administrators' roles and second factors (the security administrator). Every change is audited."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall.core import auth, clock, fields
+from mall.core import audit, auth, clock, fields
 from mall.core.auth import Principal
 from mall.core.credit_code import problem_with
 from mall.core.db import Database, Tx
-from mall.core.errors import Conflict, InvalidInput, NotFound
+from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mall.core.fields import Address, Choice, CreditCodeText, Name, Phone, RegionCode
-from mall.core.models import AuditEntry, Organization, OrgKind, User
+from mall.core.models import ADMIN_ROLE_LABELS, Organization, OrgKind, User
 
 USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{2,63}$")
 
@@ -68,8 +69,27 @@ async def register_org(db: Database, who: Principal | None, draft: OrganizationC
             created_at=clock.now(),
         )
         tx.session.add(org)
-        audit(tx, who, "org_registered", code, org.name)
+        audit.record(
+            tx,
+            who,
+            "org_registered",
+            target_kind="organization",
+            target=code,
+            detail=org.name,
+            after=_org_state(org),
+        )
     return org
+
+
+def _org_state(org: Organization) -> dict[str, object]:
+    return {
+        "kind": org.kind,
+        "name": org.name,
+        "credit_code": org.credit_code,
+        "region_code": org.region_code,
+        "address": org.address,
+        "contact_phone": org.contact_phone,
+    }
 
 
 async def names_of(session: AsyncSession, org_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -111,7 +131,15 @@ async def create_user(
         )
         user.org = org
         tx.session.add(user)
-        audit(tx, who, "user_created", username, org.name)
+        audit.record(
+            tx,
+            who,
+            "user_created",
+            target_kind="user",
+            target=username,
+            detail=org.name,
+            after={"username": username, "display_name": display_name, "organization": org.credit_code},
+        )
     return user
 
 
@@ -148,9 +176,135 @@ async def organization(tx: Tx, org_id: uuid.UUID) -> Organization:
     return org
 
 
-def audit(tx: Tx, who: Principal | None, action: str, target: str, detail: str) -> None:
-    """The audit log's line for a registration or a budget line (who: None for the demo data)."""
-    actor = who.user_id if who else None
-    tx.session.add(
-        AuditEntry(at=clock.now(), actor_user_id=actor, action=action, target=target, detail=detail)
+# ------------------------------------------------------------------ the administrators (security administrator)
+
+
+async def platform_users(session: AsyncSession) -> list[User]:
+    """The platform operator's users: those who may hold an administrator's role."""
+    rows = await session.execute(
+        select(User)
+        .join(Organization, Organization.id == User.org_id)
+        .where(Organization.kind == OrgKind.PLATFORM)
+        .order_by(User.username)
     )
+    return list(rows.scalars())
+
+
+def _check_role(role: str | None) -> None:
+    if role is not None and role not in ADMIN_ROLE_LABELS:
+        raise InvalidInput(
+            "角色应为系统管理员、安全管理员或审计管理员之一", code="invalid_role", field="role"
+        )
+
+
+async def _set_role(tx: Tx, who: Principal | None, user: User, role: str | None, detail: str = "") -> None:
+    if user.org is None or user.org.kind != OrgKind.PLATFORM:
+        raise Forbidden("只有平台运营方的用户可以担任管理员", code="not_platform_user")
+    before = user.admin_role
+    if before == role:
+        return
+    user.admin_role = role
+    user.session_epoch += 1
+    await auth.revoke_all_tokens(tx, user.id, clock.now())
+    change = f"{ADMIN_ROLE_LABELS.get(before or '', '无')} → {ADMIN_ROLE_LABELS.get(role or '', '无')}"
+    audit.record(
+        tx,
+        who,
+        "role_changed",
+        target_kind="user",
+        target=user.username,
+        detail=f"{change}{detail}",
+        before={"admin_role": before},
+        after={"admin_role": role},
+    )
+
+
+async def set_admin_role(db: Database, who: Principal, user_id: uuid.UUID, role: str | None) -> User:
+    """The security administrator gives a platform user one of the three administrators' roles, or
+    takes it away. One column holds it, so nobody ever holds two; nobody changes their own role
+    (an administrator cannot widen or keep their own powers), and only the platform operator's
+    users can be administrators. Every session and token of the user ends: its powers changed."""
+    _check_role(role)
+    if user_id == who.user_id:
+        raise Forbidden("不能变更自己的角色", code="own_role")
+    async with db.write() as tx:
+        user = await tx.session.get(User, user_id, with_for_update={"of": User, "key_share": True})
+        if user is None:
+            raise NotFound("用户不存在", code="user_not_found")
+        await _set_role(tx, who, user, role)
+    return user
+
+
+async def grant_role_on_host(db: Database, username: str, role: str | None) -> User:
+    """`mall grant-role`: the operator, on the server, gives a platform user an administrator's role —
+    how the first security administrator comes to be (after that, the security administrator does
+    it). Audited, with no acting user: the system."""
+    _check_role(role)
+    async with db.write() as tx:
+        user = (
+            await tx.session.execute(
+                select(User)
+                .where(User.username == username.strip().lower())
+                .with_for_update(key_share=True, of=User)
+            )
+        ).scalar_one_or_none()
+        if user is None:
+            raise NotFound("用户不存在", code="user_not_found")
+        await _set_role(tx, None, user, role, "（运维人员在服务器上执行 mall grant-role）")
+    return user
+
+
+async def reset_second_factor(db: Database, who: Principal, user_id: uuid.UUID) -> User:
+    """The security administrator resets a user's second factor (a lost phone): the user enrols
+    again at the next login (before anything else where MALL_REQUIRE_TOTP applies)."""
+    if user_id == who.user_id:
+        raise Forbidden("不能重置自己的动态口令", code="own_second_factor")
+    async with db.write() as tx:
+        user = await tx.session.get(User, user_id, with_for_update={"of": User, "key_share": True})
+        if user is None:
+            raise NotFound("用户不存在", code="user_not_found")
+        if user.totp_secret is None and user.totp_enabled_at is None:
+            raise Conflict("该用户未绑定动态口令", code="totp_not_enabled")
+        enabled = user.totp_enabled_at is not None
+        user.totp_secret, user.totp_enabled_at, user.totp_last_step = None, None, None
+        user.session_epoch += 1
+        audit.record(
+            tx,
+            who,
+            "totp_reset",
+            target_kind="user",
+            target=user.username,
+            before={"totp": enabled},
+            after={"totp": False},
+        )
+    return user
+
+
+async def users_with_second_factor(session: AsyncSession) -> list[User]:
+    rows = await session.execute(
+        select(User).where(User.totp_secret.is_not(None)).order_by(User.username).limit(500)
+    )
+    return list(rows.scalars())
+
+
+def grant_role_command(database_url: str, username: str, role: str) -> int:
+    """`mall grant-role USERNAME sysadmin|secadmin|auditor|none`: exit 0, or 1 with the reason."""
+    import asyncio
+    import sys
+
+    from mall.core.errors import DomainError
+
+    async def go() -> User:
+        db = Database(database_url, pool_size=2)
+        try:
+            return await grant_role_on_host(db, username, None if role == "none" else role)
+        finally:
+            await db.dispose()
+
+    try:
+        user = asyncio.run(go())
+    except DomainError as exc:
+        print(exc.detail, file=sys.stderr)
+        return 1
+    print(f"{user.username} 的管理角色：{ADMIN_ROLE_LABELS.get(user.admin_role or '', '无')}")
+    return 0

@@ -259,6 +259,18 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     return backup.restore_command(settings, Path(args.src), options)
 
 
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from mall.core.audit import verify_command  # start-up: the audit log, for this command only
+
+    return verify_command(settings.resolved_database_url)
+
+
+def cmd_grant_role(settings: Settings, args: argparse.Namespace) -> int:
+    from mall.accounts import grant_role_command  # start-up: the accounts, for this command only
+
+    return grant_role_command(settings.resolved_database_url, args.username, args.role)
+
+
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     """Stream the ledger in constant memory, with the feed's filters plus a 品目 prefix."""
     from mall.ledger import disclosure, exports  # start-up: the ledger and its formats, for exports only
@@ -368,6 +380,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "check-calendar", help="校验工作日历文件并列出已覆盖的年份（今年未覆盖时返回 1）"
     ).set_defaults(fn=cmd_check_calendar)
+    audit = sub.add_parser("audit", help="安全审计日志")
+    asub = audit.add_subparsers(dest="audit_command", required=True)
+    asub.add_parser("verify", help="重新计算审计日志的哈希链；失败时指出第一条有问题的序号").set_defaults(
+        fn=cmd_audit_verify
+    )
+    grant = sub.add_parser("grant-role", help="为平台运营方用户授予管理角色（首个安全管理员由此产生）")
+    grant.add_argument("username")
+    grant.add_argument("role", choices=["sysadmin", "secadmin", "auditor", "none"])
+    grant.set_defaults(fn=cmd_grant_role)
     export = sub.add_parser("export", help="导出公开记录")
     export.add_argument("--format", choices=["csv", "xlsx", "ocds", "jsonl"], default="csv")
     export.add_argument("--output", "--out", "-o", default="-", help="文件路径；- 为标准输出（xlsx 除外）")

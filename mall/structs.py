@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -32,6 +32,14 @@ class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
     username: fields.Username
     password: fields.Password
     name: fields.ShortText = ""
+    # Required for an account with a second factor: the code its authenticator app shows now.
+    totp_code: fields.TotpCode = ""
+
+
+class TotpCodeIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A second factor's code: confirming an enrolment, or the second step of a page login."""
+
+    code: fields.TotpCode
 
 
 class TokenOut(msgspec.Struct):
@@ -350,6 +358,75 @@ class UserOut(msgspec.Struct):
     username: str
     display_name: str
     org_id: uuid.UUID | None
+
+
+class AdminUserOut(msgspec.Struct):
+    """A platform user as the security administrator sees it: its role and second factor."""
+
+    id: uuid.UUID
+    username: str
+    display_name: str
+    admin_role: str | None
+    totp_enabled: bool
+    is_active: bool
+    last_login_at: str | None
+
+
+class RoleChange(msgspec.Struct, forbid_unknown_fields=True):
+    """sysadmin | secadmin | auditor, or null to take the role away."""
+
+    role: fields.Choice | None
+
+
+class AnyTokenOut(msgspec.Struct):
+    """A live API token as the security administrator sees it: whose, never the token itself."""
+
+    id: uuid.UUID
+    username: str
+    name: str
+    created_at: str
+    expires_at: str
+    last_used_at: str | None
+
+
+class AuditActor(msgspec.Struct):
+    user_id: uuid.UUID | None
+    username: str
+    role: str
+
+
+class AuditEntryOut(msgspec.Struct):
+    """One entry of the audit log, with the chain fields to check it by."""
+
+    seq: int
+    at: str
+    actor: AuditActor
+    ip: str
+    action: str
+    action_label: str
+    succeeded: bool
+    target_kind: str
+    target: str
+    detail: str
+    before: Any
+    after: Any
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(msgspec.Struct):
+    total: int
+    page: int
+    per_page: int
+    online_days: int  # entries stay online at least this many days (MALL_AUDIT_ONLINE_DAYS)
+    items: list[AuditEntryOut]
+
+
+class AuditVerifyOut(msgspec.Struct):
+    ok: bool
+    checked: int
+    first_bad_seq: int | None
+    problem: str
 
 
 class BudgetLineCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -193,7 +193,7 @@ def settings(workdir: Path, database_url: str, redis_server: RedisServer | None)
 
 
 # Reference data and singletons stay; every business table is emptied, children before parents.
-KEEP_TABLES = {"categories", "ledger_head", "alembic_version"}
+KEEP_TABLES = {"categories", "ledger_head", "audit_head", "alembic_version"}
 
 
 def tables_to_clear() -> list[str]:
@@ -212,7 +212,7 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 class Snapshots:
     """Saved states of the test database and the test Redis database, put back before each test.
 
-    A state is the rows of every business table (plus `ledger_head` and the sequences), copied beside
+    A state is the rows of every business table (plus `ledger_head`, `audit_head` and the sequences), copied beside
     the test database: into an attached file on SQLite, into a schema of its own on PostgreSQL; and
     every key of the Redis database (DUMP/RESTORE). Putting one back deletes the business tables'
     rows, children first, and inserts the saved ones, parents first, in one transaction: measured
@@ -223,7 +223,7 @@ class Snapshots:
         self.db = db
         self.settings = settings
         self.workdir = workdir
-        self.tables = [*tables_to_clear(), "ledger_head"]  # children before parents
+        self.tables = [*tables_to_clear(), "ledger_head", "audit_head"]  # children before parents
         self._restore_sql: dict[str, list[str]] = {}
         self._redis: dict[str, list[tuple[bytes, int, bytes]]] = {}
         # World prototypes by the clock's frozen instant (None: the running clock), see `world`.
@@ -360,6 +360,7 @@ async def snapshots(db: Database, settings: Settings, workdir: Path) -> Snapshot
         else:
             await conn.execute(text(f"TRUNCATE {', '.join(tables_to_clear())} CASCADE"))
         await conn.execute(text("UPDATE ledger_head SET last_seq = 0, last_hash = :h"), {"h": "0" * 64})
+        await conn.execute(text("UPDATE audit_head SET last_seq = 0, last_hash = :h"), {"h": "0" * 64})
     from redis import Redis
 
     Redis.from_url(settings.resolved_redis_url).flushdb()

@@ -11,7 +11,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import make_transient_to_detached
 
 from bidding import publish
@@ -97,11 +97,20 @@ class World:
     def h(self, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[name]}"}
 
-    async def org(self, name: str, kind: OrgKind, org_name: str, *, admin: bool = False) -> Principal:
+    async def org(
+        self, name: str, kind: OrgKind, org_name: str, *, admin_role: str | None = None
+    ) -> Principal:
+        """A user `name` of a new organization; users of the platform operator (`admin_role`) share
+        its one organization."""
         self._n += 1
         code = make("9" if kind == OrgKind.SUPPLIER else "1", "1", "410100", f"{self._n:08d}")
         async with self.db.write() as tx:
-            org = Organization(
+            platform = (
+                await tx.session.scalar(select(Organization).where(Organization.kind == OrgKind.PLATFORM))
+                if kind == OrgKind.PLATFORM
+                else None
+            )
+            org = platform or Organization(
                 id=uuid.uuid4(),
                 kind=kind.value,
                 name=org_name,
@@ -116,7 +125,7 @@ class World:
                 username=name,
                 display_name=name,
                 password_hash=_hash(),
-                is_admin=admin,
+                admin_role=admin_role,
                 created_at=clock.now(),
             )
             user.org = org
@@ -285,7 +294,9 @@ class World:
         await w.org("supplier_y", OrgKind.SUPPLIER, "乙供应商有限公司")
         await w.org("center", OrgKind.CENTER, "采购中心")
         await w.org("regulator", OrgKind.REGULATOR, "财政监管处")
-        await w.org("admin", OrgKind.PLATFORM, "平台", admin=True)
+        # The platform operator's three administrators (三员分立), one role each.
+        for role in ("sysadmin", "secadmin", "auditor"):
+            await w.org(role, OrgKind.PLATFORM, "平台", admin_role=role)
         await w.budget("a1", "buyer_a", "500000.00")
         await w.budget("b1", "buyer_b", "500000.00")
         await w.listing("laptop", "supplier_x", "5000.00", reference="5100.00")

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall import accounts
 from mall.budgets.models import BudgetLine, BudgetMovement
-from mall.core import clock, fields
+from mall.core import audit, clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import Conflict, InvalidInput, NotFound, RuleViolation
@@ -195,5 +195,13 @@ async def add_budget_line(
             created_at=clock.now(),
         )
         tx.session.add(line)
-        accounts.audit(tx, who, "budget_line_added", f"{org.credit_code}/{fiscal_year}/{code}", f"{value}")
+        audit.record(
+            tx,
+            who,
+            "budget_line_added",
+            target_kind="budget_line",
+            target=f"{org.credit_code}/{fiscal_year}/{code}",
+            detail=f"{org.name}：{name} {value} 元",
+            after={"fiscal_year": fiscal_year, "project_code": code, "project_name": name, "amount": value},
+        )
     return line

@@ -1,8 +1,10 @@
-"""Who is calling: passwords, session cookies for pages, bearer tokens for the API, and the access guard.
+"""Who is calling: passwords, the second factor, session cookies for pages, bearer tokens for the
+API, and the access guard.
 
 Every route handler declares who may call it with `opt=allow(...)`; the global guard refuses a
 handler that declares nothing, so an endpoint can never be open by omission. Password checks go
-through `mall.login_throttle`.
+through `mall.login_throttle`; every sign-in, failure and sign-out is in the audit log
+(`mall.core.audit`), a failure even though the login fails.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hashlib
 import secrets
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,10 +30,10 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import or_, select, update
 
-from mall.core import clock, fields, login_throttle
+from mall.core import audit, clock, fields, login_throttle, netaddr, totp
 from mall.core.db import Database, Tx, retried
-from mall.core.errors import InvalidInput, NotFound, Unauthenticated
-from mall.core.models import ApiToken, AuditEntry, OrgKind, User
+from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from mall.core.models import ADMIN_ROLE_LABELS, AdminRole, ApiToken, OrgKind, User
 
 # Cheap enough for a 2-core machine under a checkout benchmark, still memory-hard.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
@@ -41,16 +43,20 @@ ROLE_OF_KIND = {
     OrgKind.SUPPLIER: "supplier",
     OrgKind.CENTER: "center",
     OrgKind.REGULATOR: "regulator",
-    OrgKind.PLATFORM: "admin",
 }
+# The platform operator's users have a role only through their `admin_role` (三员分立): the system
+# administrator (organizations, users, budget lines, settings), the security administrator (roles,
+# login throttles, API tokens, the password and second-factor policy) and the audit administrator
+# (reads the audit log, changes nothing).
+ADMIN_ROLES = tuple(r.value for r in AdminRole)
 ROLE_LABELS = {
     "buyer": "采购人",
     "supplier": "供应商",
     "center": "集中采购机构",
     "regulator": "财政监管",
-    "admin": "平台管理员",
+    **ADMIN_ROLE_LABELS,
 }
-ALL_ROLES = ("buyer", "supplier", "center", "regulator", "admin")
+ALL_ROLES = ("buyer", "supplier", "center", "regulator", *ADMIN_ROLES)
 # Defaults; the app passes settings.token_ttl_days and settings.max_live_tokens.
 TOKEN_TTL = timedelta(days=7)
 MAX_LIVE_TOKENS = 20
@@ -140,26 +146,46 @@ class Principal:
     org_credit_code: str
     via_token: bool = False
     token_id: uuid.UUID | None = None  # the API token this call came with
+    totp_enrolled: bool = False  # the user signs in with a second factor
+    # MALL_REQUIRE_TOTP obliges this user's role and it has not enrolled: nothing but enrolment
+    # (and logging out) until it does.
+    must_enrol: bool = False
 
     @property
     def role_label(self) -> str:
         return ROLE_LABELS.get(self.role, self.role)
 
+    @property
+    def may_enrol(self) -> bool:
+        return self.role in totp.ROLES
+
+
+def role_of(user: User) -> str:
+    """Fail closed: a platform user has the administrator's role its `admin_role` names, and nothing
+    without one; anyone else has the role of their organization's kind; no organization, no role."""
+    org = user.org
+    if org is None:
+        return "none"
+    if org.kind == OrgKind.PLATFORM:
+        return user.admin_role if user.admin_role in ADMIN_ROLES else "none"
+    if user.admin_role is not None:
+        return "none"  # an administrator's role outside the platform operator is never honoured
+    return ROLE_OF_KIND.get(OrgKind(org.kind), "none")
+
 
 def principal_of(user: User, *, via_token: bool = False, token_id: uuid.UUID | None = None) -> Principal:
     org = user.org
-    # Fail closed: only the admin flag makes an admin; a user without an organization has no role.
-    role = "admin" if user.is_admin else ROLE_OF_KIND[OrgKind(org.kind)] if org else "none"
     return Principal(
         user_id=user.id,
         username=user.username,
         display_name=user.display_name,
-        role=role,
+        role=role_of(user),
         org_id=org.id if org else None,
         org_name=org.name if org else "平台",
         org_credit_code=org.credit_code if org else "",
         via_token=via_token,
         token_id=token_id,
+        totp_enrolled=user.totp_enabled_at is not None,
     )
 
 
@@ -167,7 +193,7 @@ def principal_of(user: User, *, via_token: bool = False, token_id: uuid.UUID | N
 
 
 def login_name(username: str) -> str:
-    """Usernames are stored lower-case; the throttle counts "Admin" and "admin" as one account."""
+    """Usernames are stored lower-case; the throttle counts "Buyer1" and "buyer1" as one account."""
     return username.strip().lower()[: fields.USERNAME_MAX]
 
 
@@ -181,7 +207,9 @@ class _Check:
 async def _check_password(tx: Tx, username: str, password: str, ip: str, exempt: bool) -> _Check:
     """One throttled password check inside a write transaction: refused unchecked while a wait is in
     force; otherwise the same work whether or not the user exists (timing reveals no usernames),
-    and the failure or success recorded in the same transaction."""
+    and the failure or success recorded in the same transaction. For a user with a second factor
+    a right password leaves the failures standing: only the right code forgets them (otherwise
+    guessing codes between right passwords would never be throttled)."""
     s = tx.session
     now = clock.now()
     if not exempt:
@@ -189,57 +217,229 @@ async def _check_password(tx: Tx, username: str, password: str, ip: str, exempt:
         wait = await login_throttle.wait_for(s, username, ip, now)
         if wait is not None:
             return _Check(wait=wait)
-    user = (await s.execute(select(User).where(User.username == username))).scalars().first()
+    # Locked: the second factor's last accepted step is read and moved on in this transaction.
+    user = (
+        (
+            await s.execute(
+                select(User).where(User.username == username).with_for_update(key_share=True, of=User)
+            )
+        )
+        .scalars()
+        .first()
+    )
     stored = user.password_hash if user is not None else _dummy_hash()
     # Off the event loop: argon2 is deliberately slow.
     ok = await asyncio.to_thread(verify_password, stored, password)
     ok = ok and user is not None and user.is_active
     if not exempt:
-        if ok:
-            await login_throttle.record_success(s, username, ip)
-        else:
+        if not ok:
             await login_throttle.record_failure(s, username, ip, now)
+        elif user is not None and user.totp_enabled_at is None:
+            await login_throttle.record_success(s, username, ip)
     return _Check(user=user, ok=ok)
+
+
+def _named(user: User | None, username: str) -> audit.Actor:
+    """The account a login attempt names (the acting person is not known until it succeeds)."""
+    return audit.Actor(user.id if user else None, username)
+
+
+@dataclass(frozen=True)
+class Login:
+    principal: Principal
+    needs_code: bool  # the password was right; the second factor (a TOTP code) is still to come
+    epoch: int  # the user's session epoch, for the page session
+
+
+async def _second_factor(
+    tx: Tx, user: User, code: str, ip: str, key: bytes, exempt: bool, now: datetime
+) -> bool:
+    """Check a code for a user with a second factor, throttled and counted like a password: a
+    success forgets the (account, address) failures, a failure adds one."""
+    secret = totp.unseal(key, user.totp_secret or "")
+    step = totp.matching_step(secret, code, now, user.totp_last_step) if secret else None
+    if step is not None:
+        user.totp_last_step = step
+    if not exempt:
+        if step is not None:
+            await login_throttle.record_success(tx.session, user.username, ip)
+        else:
+            await login_throttle.record_failure(tx.session, user.username, ip, now)
+    return step is not None
+
+
+async def check_login(
+    db: Database,
+    username: str,
+    password: str,
+    ip: str = "",
+    *,
+    exempt: bool = False,
+    code: str | None = None,
+    totp_key: bytes = b"",
+    enrolment_roles: frozenset[str] = frozenset(),
+) -> Login:
+    """Check a login. `ip` is the client address (`netaddr.client_ip`); `exempt` skips the throttle
+    (`netaddr.exempt`: the benchmarks' loopback).
+
+    For a user with a second factor, `code` None (a page: the code is asked next) answers with
+    `needs_code` and the password step is audited as such; a code (the API sends both at once) is
+    checked in the same transaction. `enrolment_roles` (MALL_REQUIRE_TOTP) refuses an API login of
+    such a role that has not enrolled. Every outcome is audited, failures too."""
+    username = login_name(username)
+    result: Login | None = None
+    refusal: Exception | None = None
+    async with db.write() as tx:
+        check = await _check_password(tx, username, password, ip, exempt)
+        now = clock.now()
+        user = check.user
+        if check.wait is not None:
+            audit.record(
+                tx,
+                _named(user, username),
+                "login_throttled",
+                target_kind="user",
+                target=username,
+                ok=False,
+                ip=ip,
+                detail=f"须等待 {check.wait.seconds} 秒（{'网络地址' if check.wait.scope == 'address' else '账号 + 地址'}）",
+            )
+            refusal = login_throttle.LoginThrottled(check.wait)
+        elif not check.ok or user is None:
+            audit.record(
+                tx,
+                _named(user, username),
+                "login_failed",
+                target_kind="user",
+                target=username,
+                ok=False,
+                ip=ip,
+            )
+            refusal = Unauthenticated("用户名或密码错误", code="bad_credentials")
+        else:
+            principal = principal_of(user)
+            has_factor = principal.totp_enrolled
+            if has_factor and code is None:
+                audit.record(tx, principal, "login_password_ok", target_kind="user", target=username, ip=ip)
+                result = Login(principal, True, user.session_epoch)
+            elif has_factor and not await _second_factor(tx, user, code or "", ip, totp_key, exempt, now):
+                audit.record(
+                    tx,
+                    principal,
+                    "login_totp_failed",
+                    target_kind="user",
+                    target=username,
+                    ok=False,
+                    ip=ip,
+                    detail="未提供动态口令" if not code else "",
+                )
+                refusal = (
+                    Unauthenticated("该账号已启用动态口令，请同时提交 totp_code", code="totp_required")
+                    if not code
+                    else Unauthenticated("动态口令错误或已使用过", code="totp_invalid")
+                )
+            elif not has_factor and code is not None and principal.role in enrolment_roles:
+                audit.record(
+                    tx,
+                    principal,
+                    "login_failed",
+                    target_kind="user",
+                    target=username,
+                    ok=False,
+                    ip=ip,
+                    detail="须先在网页上绑定动态口令",
+                )
+                refusal = Forbidden(
+                    "本账号须使用动态口令登录：请先在网页上登录并绑定动态口令，再获取 API 令牌",
+                    code="totp_enrolment_required",
+                )
+            else:
+                user.last_login_at = now
+                audit.record(tx, principal, "login", target_kind="user", target=username, ip=ip)
+                result = Login(principal, False, user.session_epoch)
+    if refusal is not None:
+        raise refusal
+    assert result is not None
+    return result
 
 
 async def authenticate(
     db: Database, username: str, password: str, ip: str = "", *, exempt: bool = False
 ) -> Principal:
-    """Check a password for a login. `ip` is the client address (`netaddr.client_ip`); `exempt`
-    skips the throttle (`netaddr.exempt`: the benchmarks' loopback)."""
-    username = login_name(username)
-    principal: Principal | None = None
+    """A password login of a user without a second factor (the code is refused as missing)."""
+    return (await check_login(db, username, password, ip, exempt=exempt, code="")).principal
+
+
+async def complete_login(
+    db: Database, user_id: uuid.UUID, epoch: int, code: str, ip: str, *, totp_key: bytes, exempt: bool = False
+) -> Login:
+    """The second step of a page login: the code of the user whose password was just right (its
+    session epoch unchanged since). Throttled and audited like the password."""
+    refusal: Exception | None = None
+    result: Login | None = None
     async with db.write() as tx:
-        check = await _check_password(tx, username, password, ip, exempt)
-        if check.wait is None:
-            tx.session.add(
-                AuditEntry(
-                    at=clock.now(),
-                    actor_user_id=check.user.id if check.user else None,
-                    action="login" if check.ok else "login_failed",
-                    target=username,
-                    ip=ip[:64],
-                )
+        s = tx.session
+        user = (
+            (await s.execute(select(User).where(User.id == user_id).with_for_update(key_share=True, of=User)))
+            .scalars()
+            .first()
+        )
+        if user is None or not user.is_active or user.session_epoch != epoch or user.totp_enabled_at is None:
+            raise Unauthenticated("登录已失效，请重新输入用户名和密码", code="login_expired")
+        principal = principal_of(user)
+        now = clock.now()
+        wait = None
+        if not exempt:
+            await login_throttle.serialize(s, user.username, ip)
+            wait = await login_throttle.wait_for(s, user.username, ip, now)
+        if wait is not None:
+            audit.record(
+                tx,
+                principal,
+                "login_throttled",
+                target_kind="user",
+                target=user.username,
+                ok=False,
+                ip=ip,
+                detail=f"须等待 {wait.seconds} 秒",
             )
-            if check.ok and check.user is not None:
-                check.user.last_login_at = clock.now()
-                principal = principal_of(check.user)
-    if check.wait is not None:
-        raise login_throttle.LoginThrottled(check.wait)
-    if principal is None:
-        raise Unauthenticated("用户名或密码错误", code="bad_credentials")
-    return principal
+            refusal = login_throttle.LoginThrottled(wait)
+        elif await _second_factor(tx, user, code, ip, totp_key, exempt, now):
+            user.last_login_at = now
+            audit.record(
+                tx,
+                principal,
+                "login",
+                target_kind="user",
+                target=user.username,
+                ip=ip,
+                detail="密码 + 动态口令",
+            )
+            result = Login(principal, False, user.session_epoch)
+        else:
+            audit.record(
+                tx, principal, "login_totp_failed", target_kind="user", target=user.username, ok=False, ip=ip
+            )
+            refusal = Unauthenticated("动态口令错误或已使用过", code="totp_invalid")
+    if refusal is not None:
+        raise refusal
+    assert result is not None
+    return result
+
+
+async def revoke_all_tokens(tx: Tx, user_id: uuid.UUID, now: datetime) -> None:
+    await tx.session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _end_everything(tx: Tx, user: User, now: datetime) -> int:
     """Every page session (the cookie carries the epoch) and every API token of the user end."""
     user.session_epoch += 1
-    await tx.session.execute(
-        update(ApiToken)
-        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    await revoke_all_tokens(tx, user.id, now)
     return user.session_epoch
 
 
@@ -257,14 +457,15 @@ async def change_password(
         if check.wait is None:
             now = clock.now()
             ok = check.ok and check.user is not None and check.user.id == who.user_id
-            tx.session.add(
-                AuditEntry(
-                    at=now,
-                    actor_user_id=who.user_id,
-                    action="password_changed" if ok else "password_change_failed",
-                    target=who.username,
-                    ip=ip[:64],
-                )
+            audit.record(
+                tx,
+                who,
+                "password_changed" if ok else "password_change_failed",
+                target_kind="user",
+                target=who.username,
+                ok=ok,
+                ip=ip,
+                detail="所有会话已结束，所有 API 令牌已吊销" if ok else "当前密码错误",
             )
             if ok and check.user is not None:
                 check.user.password_hash = new_hash
@@ -276,22 +477,90 @@ async def change_password(
     return epoch
 
 
-async def end_sessions(db: Database, user_id: uuid.UUID) -> None:
+async def end_sessions(db: Database, who: Principal) -> None:
+    """Logging out: every page session of the user ends (its epoch moves on)."""
     async with db.write() as tx:
-        user = await tx.session.get(User, user_id)
+        user = await tx.session.get(User, who.user_id)
         if user is not None:
             user.session_epoch += 1
-            tx.session.add(AuditEntry(at=clock.now(), actor_user_id=user_id, action="logout"))
+            audit.record(tx, who, "logout", target_kind="user", target=who.username)
 
 
-async def end_everywhere(db: Database, user_id: uuid.UUID, ip: str = "") -> None:
+async def end_everywhere(db: Database, who: Principal, ip: str | None = None) -> None:
     """Log out everywhere: every session and every API token of the user end."""
     async with db.write() as tx:
-        user = await tx.session.get(User, user_id)
+        user = await tx.session.get(User, who.user_id)
         if user is not None:
             now = clock.now()
             await _end_everything(tx, user, now)
-            tx.session.add(AuditEntry(at=now, actor_user_id=user_id, action="logout_all", ip=ip[:64]))
+            audit.record(tx, who, "logout_all", target_kind="user", target=who.username, ip=ip)
+
+
+# ------------------------------------------------------------------ the second factor
+
+
+async def begin_enrolment(db: Database, who: Principal, totp_key: bytes) -> tuple[str, str]:
+    """A new TOTP secret for the caller, kept (encrypted) until a code confirms it: (secret, otpauth
+    URI), to be shown once. Starting again replaces an unconfirmed secret; an enrolled user must
+    have it reset by the security administrator first."""
+    if not who.may_enrol:
+        raise Forbidden("只有管理员、集中采购机构和财政监管用户可以绑定动态口令", code="totp_not_for_role")
+    secret = totp.new_secret()
+    async with db.write() as tx:
+        user = await tx.session.get(User, who.user_id, with_for_update={"of": User, "key_share": True})
+        if user is None:
+            raise NotFound("用户不存在", code="user_not_found")
+        if user.totp_enabled_at is not None:
+            raise Conflict("已绑定动态口令；如需更换，请联系安全管理员重置", code="totp_already_enabled")
+        user.totp_secret, user.totp_last_step = totp.seal(totp_key, secret), None
+        audit.record(tx, who, "totp_enrolment_started", target_kind="user", target=who.username)
+    return secret, totp.uri(secret, who.username)
+
+
+async def confirm_enrolment(
+    db: Database, who: Principal, totp_key: bytes, code: str, ip: str = "", *, exempt: bool = False
+) -> None:
+    """The first code from the app confirms the secret: from now on the user signs in with both.
+    A wrong code is throttled and counted like a wrong password."""
+    refusal: Exception | None = None
+    async with db.write() as tx:
+        s = tx.session
+        now = clock.now()
+        if not exempt:
+            await login_throttle.serialize(s, who.username, ip)
+            wait = await login_throttle.wait_for(s, who.username, ip, now)
+            if wait is not None:
+                raise login_throttle.LoginThrottled(wait)
+        user = await s.get(User, who.user_id, with_for_update={"of": User, "key_share": True})
+        if user is None or user.totp_secret is None:
+            raise Conflict("请先开始绑定，获取密钥后再输入验证码", code="totp_not_started")
+        if user.totp_enabled_at is not None:
+            raise Conflict("已绑定动态口令", code="totp_already_enabled")
+        secret = totp.unseal(totp_key, user.totp_secret)
+        step = totp.matching_step(secret, code, now, user.totp_last_step) if secret else None
+        if step is None:
+            if not exempt:
+                await login_throttle.record_failure(s, who.username, ip, now)
+            audit.record(
+                tx, who, "totp_enrolment_failed", target_kind="user", target=who.username, ok=False, ip=ip
+            )
+            refusal = InvalidInput(
+                "验证码不正确，请输入验证器当前显示的 6 位数字", code="totp_invalid", field="code"
+            )
+        else:
+            user.totp_enabled_at, user.totp_last_step = now, step
+            audit.record(
+                tx,
+                who,
+                "totp_enabled",
+                target_kind="user",
+                target=who.username,
+                ip=ip,
+                before={"totp": False},
+                after={"totp": True},
+            )
+    if refusal is not None:
+        raise refusal
 
 
 # ------------------------------------------------------------------ API tokens
@@ -338,17 +607,24 @@ async def issue_token(
         )
         for old in live[: max(0, len(live) - max_live + 1)]:
             old.revoked_at = now
-            s.add(
-                AuditEntry(
-                    at=now,
-                    actor_user_id=principal.user_id,
-                    action="token_revoked",
-                    target=old.name,
-                    detail=f"有效令牌已达上限（{max_live} 个），自动吊销最早签发的令牌",
-                )
+            audit.record(
+                tx,
+                principal,
+                "token_revoked",
+                target_kind="token",
+                target=old.name,
+                detail=f"有效令牌已达上限（{max_live} 个），自动吊销最早签发的令牌",
+                after={"token_id": old.id, "owner": principal.username},
             )
         s.add(row)
-        s.add(AuditEntry(at=now, actor_user_id=principal.user_id, action="token_issued", target=name))
+        audit.record(
+            tx,
+            principal,
+            "token_issued",
+            target_kind="token",
+            target=name,
+            after={"token_id": row.id, "owner": principal.username, "expires_at": row.expires_at},
+        )
     return token, row
 
 
@@ -367,21 +643,46 @@ async def tokens_of(db: Database, user_id: uuid.UUID) -> list[ApiToken]:
         return list(rows.scalars())
 
 
-async def revoke_token(db: Database, who: Principal, token_id: uuid.UUID) -> None:
-    """The owner revokes one of their tokens; anyone else's is "not found"."""
+async def revoke_token(db: Database, who: Principal, token_id: uuid.UUID, *, anyones: bool = False) -> None:
+    """The owner revokes one of their tokens; anyone else's is "not found". With `anyones`, the
+    security administrator revokes any user's token (a leaked one)."""
     async with db.write() as tx:
-        row = (
-            await tx.session.execute(
-                select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == who.user_id)
-            )
-        ).scalar_one_or_none()
-        if row is None:
+        stmt = (
+            select(ApiToken, User.username)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.id == token_id)
+        )
+        if not anyones:
+            stmt = stmt.where(ApiToken.user_id == who.user_id)
+        found = (await tx.session.execute(stmt)).first()
+        if found is None:
             raise NotFound("令牌不存在", code="token_not_found")
+        row, owner = found
         if row.revoked_at is None:
             row.revoked_at = clock.now()
-            tx.session.add(
-                AuditEntry(at=clock.now(), actor_user_id=who.user_id, action="token_revoked", target=row.name)
+            audit.record(
+                tx,
+                who,
+                "token_revoked",
+                target_kind="token",
+                target=row.name,
+                detail="" if owner == who.username else f"吊销用户 {owner} 的令牌",
+                after={"token_id": row.id, "owner": owner},
             )
+
+
+async def live_tokens(db: Database, limit: int = 500) -> list[tuple[ApiToken, str]]:
+    """Every live token with its owner's username, newest first (the security administrator's list)."""
+    now = clock.now()
+    async with db.read() as s:
+        rows = await s.execute(
+            select(ApiToken, User.username)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.revoked_at.is_(None), ApiToken.expires_at > now)
+            .order_by(ApiToken.created_at.desc(), ApiToken.id)
+            .limit(limit)
+        )
+        return [(t, u) for t, u in rows.all()]
 
 
 @retried
@@ -432,12 +733,14 @@ async def principal_from_session(db: Database, session: dict[str, Any]) -> Princ
 
 
 class AuthMiddleware(ASGIMiddleware):
-    """Puts the caller (or None) in scope["user"]: bearer tokens on /api, the session cookie elsewhere."""
+    """Puts the caller (or None) in scope["user"]: bearer tokens on /api, the session cookie
+    elsewhere; and, for the audit log, the caller and the client address for the request's time."""
 
     scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        db: Database = scope["litestar_app"].state.db
+        state = scope["litestar_app"].state
+        db: Database = state.db
         user: Principal | None = None
         path: str = scope["path"]
         if path.startswith("/api"):
@@ -455,33 +758,53 @@ class AuthMiddleware(ASGIMiddleware):
             session = scope.get("session")
             if isinstance(session, dict):
                 user = await principal_from_session(db, session)
+        settings = state.settings
+        if user is not None and not user.totp_enrolled and user.role in settings.totp_required_roles:
+            user = replace(user, must_enrol=True)
         scope["user"] = user
-        if user is None or scope["type"] != ScopeType.HTTP:
-            await next_app(scope, receive, send)
-            return
+        with audit.request_context(user, netaddr.client_ip(scope, settings.trusted_proxies)):
+            if user is None or scope["type"] != ScopeType.HTTP:
+                await next_app(scope, receive, send)
+                return
 
-        async def send_private(message: Message) -> None:
-            # What a logged-in user sees must not be kept by the browser or a proxy: after logout
-            # the back button must not show the last person's orders on a shared office PC.
-            if message["type"] == "http.response.start":
-                message = {
-                    **message,
-                    "headers": [*message.get("headers", []), (b"cache-control", b"no-store")],
-                }
-            await send(message)
+            async def send_private(message: Message) -> None:
+                # What a logged-in user sees must not be kept by the browser or a proxy: after logout
+                # the back button must not show the last person's orders on a shared office PC.
+                if message["type"] == "http.response.start":
+                    message = {
+                        **message,
+                        "headers": [*message.get("headers", []), (b"cache-control", b"no-store")],
+                    }
+                await send(message)
 
-        await next_app(scope, receive, send_private)
+            await next_app(scope, receive, send_private)
 
 
-def allow(*roles: str) -> dict[str, Any]:
-    """Route option naming who may call: 'public', 'user' (anyone logged in) or role names."""
+def allow(*roles: str, enrolling: bool = False) -> dict[str, Any]:
+    """Route option naming who may call: 'public', 'user' (anyone logged in) or role names.
+    `enrolling`: also open to a user that MALL_REQUIRE_TOTP sends to enrol first (the enrolment
+    pages, logging out); every other route refuses such a user."""
     unknown = set(roles) - {"public", "user", *ALL_ROLES}
     if unknown:
         raise ValueError(f"unknown roles {unknown}")
-    return {"roles": tuple(roles)}
+    return {"roles": tuple(roles), "enrolling": enrolling}
 
 
 PUBLIC = allow("public")
+ENROL_PAGE = "/account/totp"
+
+
+class EnrolmentRequired(Forbidden):
+    """403 for a user who must enrol a second factor first; a page is redirected to the enrolment."""
+
+    code = "totp_enrolment_required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "本账号须使用动态口令（第二重身份鉴别）：请先绑定动态口令，再使用其他功能",
+            code=self.code,
+            enrol=ENROL_PAGE,
+        )
 
 
 def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
@@ -495,6 +818,8 @@ def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRo
     user: Principal | None = connection.scope.get("user")
     if user is None:
         raise NotAuthorizedException("login required")
+    if user.must_enrol and not handler.opt.get("enrolling"):
+        raise EnrolmentRequired()
     if "user" in roles or user.role in roles:
         return
     raise PermissionDeniedException("role not allowed")

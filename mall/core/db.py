@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from mall.core import metrics
@@ -109,6 +109,23 @@ class Tx:
 T = TypeVar("T")
 log = logging.getLogger("mall.db")
 
+# session.info keys: set on the session of every `Database.write()`; and the callables, by name, that
+# run inside that transaction after its work and before COMMIT (`before_commit`).
+WRITE = "mall_write"
+BEFORE_COMMIT = "mall_before_commit"
+
+
+def before_commit(
+    session: AsyncSession | Session, name: str, hook: Callable[[AsyncSession], Awaitable[None]]
+) -> None:
+    """Run `hook(session)` once at the end of this write transaction, just before it commits (a
+    second registration under the same name is the same hook). Only a `Database.write()` session
+    runs them: elsewhere this raises, so that nothing meant for the commit is silently dropped."""
+    if not session.info.get(WRITE):
+        raise RuntimeError("before_commit outside a write transaction (Database.write)")
+    session.info.setdefault(BEFORE_COMMIT, {}).setdefault(name, hook)
+
+
 # Set while a unit of work runs again after its connection was lost during COMMIT (see `retrying`).
 _UNSEEN_COMMIT: ContextVar[bool] = ContextVar("unseen_commit", default=False)
 
@@ -155,10 +172,19 @@ class Database:
         concurrent writers queue instead of failing on a lock upgrade."""
         async with self._turn(), self._writer() as session:
             tx = Tx(session)
+            session.info[WRITE] = True
             committing = False
             try:
                 async with session.begin():
                     yield tx
+                    # Work that must be the transaction's last (the audit log's append, which
+                    # takes the last lock of the lock order), then COMMIT. What the work changed is
+                    # flushed first: changes recorded at the flush (mall.core.audit.watch) register
+                    # their hook there.
+                    await session.flush()
+                    while hooks := session.info.pop(BEFORE_COMMIT, None):
+                        for hook in hooks.values():
+                            await hook(session)
                     committing = True
             except DBAPIError as exc:
                 # Failed in COMMIT itself: had the connection gone, the commit may have happened.
@@ -258,4 +284,15 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-__all__ = ["CENT", "Base", "Database", "IdMixin", "Money", "Quantity", "Tx", "UTCDateTime", "new_id"]
+__all__ = [
+    "CENT",
+    "Base",
+    "Database",
+    "IdMixin",
+    "Money",
+    "Quantity",
+    "Tx",
+    "UTCDateTime",
+    "before_commit",
+    "new_id",
+]

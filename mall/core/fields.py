@@ -58,6 +58,7 @@ RATE_MAX = 10  # a discount rate such as 0.9350
 FILTER_MAX = 40  # one filter of an export
 AMOUNT_MAX = 20  # "9999999999999.99"
 QUANTITY_MAX = 20
+TOTP_CODE_MAX = 10  # a second factor's code: six digits, perhaps with a space
 IDEMPOTENCY_KEY_MIN, IDEMPOTENCY_KEY_MAX = 8, 100
 
 # ------------------------------------------------------------------ characters
@@ -138,6 +139,7 @@ def _formed(max_length: int, description: str, pattern: str | None = None, examp
 # ------------------------------------------------------------------ types for Structs
 
 Username = Annotated[str, _single(USERNAME_MAX, 1, "用户名")]
+TotpCode = Annotated[str, _single(TOTP_CODE_MAX, 0, "动态口令（验证器显示的 6 位数字）")]
 Password = Annotated[
     str,
     msgspec.Meta(

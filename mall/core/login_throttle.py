@@ -8,7 +8,7 @@ proxy), and neither applied to `rate_limit_exempt` networks:
   2, 4, 8 … seconds (at most 15 minutes) and is refused with 429 and `Retry-After` without the
   password being checked; per address, 30 failures within 15 minutes across all accounts (password
   spraying) make that address wait 15 minutes. The right password from another address is never
-  refused because of failures elsewhere. The platform admin lists and clears them.
+  refused because of failures elsewhere. The security administrator lists and clears them.
 - A request rate on the two login endpoints (Litestar's rate-limit middleware, counted in Redis so
   that every web process shares the window), which bounds how fast one address can make the server
   hash passwords at all.
@@ -33,10 +33,10 @@ from redis.exceptions import RedisError
 from sqlalchemy import delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall.core import clock, netaddr
+from mall.core import audit, netaddr
 from mall.core.db import Database
 from mall.core.errors import NotFound, TooManyAttempts
-from mall.core.models import AuditEntry, LoginThrottle
+from mall.core.models import LoginThrottle
 from mall.core.settings import Settings
 
 log = logging.getLogger("mall.login_throttle")
@@ -191,7 +191,7 @@ async def _prune(s: AsyncSession, now: datetime) -> None:
 
 
 async def in_force(s: AsyncSession, now: datetime) -> list[LoginThrottle]:
-    """What the admin sees: addresses waiting now, and accounts past their free failures from an address."""
+    """What the security administrator sees: addresses waiting now, and accounts past their free failures from an address."""
     rows = await s.execute(
         select(LoginThrottle)
         .where(
@@ -207,8 +207,8 @@ async def in_force(s: AsyncSession, now: datetime) -> list[LoginThrottle]:
     return list(rows.scalars())
 
 
-async def clear(db: Database, actor: uuid.UUID, throttle_id: uuid.UUID, ip: str = "") -> LoginThrottle:
-    """The admin lifts a throttle: its failures are forgotten. Audited."""
+async def clear(db: Database, who: audit.Who, throttle_id: uuid.UUID, ip: str | None = None) -> LoginThrottle:
+    """The security administrator lifts a throttle: its failures are forgotten. Audited."""
     async with db.write() as tx:
         s = tx.session
         row = (
@@ -217,15 +217,22 @@ async def clear(db: Database, actor: uuid.UUID, throttle_id: uuid.UUID, ip: str 
         if row is None:
             raise NotFound("该登录限制不存在或已解除", code="login_throttle_not_found")
         await s.delete(row)
-        s.add(
-            AuditEntry(
-                at=clock.now(),
-                actor_user_id=actor,
-                action="login_throttle_cleared",
-                target=f"{row.username}@{row.ip}" if row.kind == ACCOUNT else row.ip,
-                detail=f"失败 {row.failures} 次",
-                ip=ip[:64],
-            )
+        audit.record(
+            tx,
+            who,
+            "login_throttle_cleared",
+            target_kind="login_throttle",
+            target=f"{row.username}@{row.ip}" if row.kind == ACCOUNT else row.ip,
+            detail=f"失败 {row.failures} 次",
+            ip=ip,
+            before={
+                "kind": row.kind,
+                "username": row.username,
+                "ip": row.ip,
+                "failures": row.failures,
+                "blocked_until": row.blocked_until,
+            },
+            after=None,
         )
     return row
 

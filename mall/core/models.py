@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -74,19 +75,41 @@ class Organization(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class AdminRole(Labeled):
+    """The three administrators of the platform (三员分立). A user holds at most one: one column."""
+
+    SYSADMIN = "sysadmin", "系统管理员"
+    SECADMIN = "secadmin", "安全管理员"
+    AUDITOR = "auditor", "审计管理员"
+
+
+ADMIN_ROLE_LABELS: dict[str, str] = AdminRole.labels()
+# The database refuses any other value (migration 0014 writes the same constraint).
+ADMIN_ROLE_CHECK = "admin_role IN ('sysadmin', 'secadmin', 'auditor')"
+
+
 class User(IdMixin, Base):
     __tablename__ = "users"
+    __table_args__ = (CheckConstraint(ADMIN_ROLE_CHECK, name="admin_role"),)
 
     org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organizations.id"), index=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(100))
     password_hash: Mapped[str] = mapped_column(String(200))
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Only for users of the platform operator: one of AdminRole, or None. One column, so no account
+    # can hold two of the administrators' roles.
+    admin_role: Mapped[str | None] = mapped_column(String(20))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Bumped on password change or forced logout: invalidates every session cookie at once.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The second factor (TOTP): the secret encrypted with a key derived from MALL_SECRET_KEY
+    # (mall.core.totp); in force once confirmed with a code (`totp_enabled_at`). The last time step
+    # a code was accepted for: a code is never accepted twice.
+    totp_secret: Mapped[str | None] = mapped_column(String(200))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     org: Mapped[Organization | None] = relationship(lazy="joined")
 
@@ -138,17 +161,42 @@ class Outbox(Base):
 
 
 class AuditEntry(IdMixin, Base):
-    """Security-relevant actions: logins, failed logins, token issue, listing and account changes."""
+    """The security audit log (安全审计): append-only and hash-chained, written only through
+    `mall.core.audit.record` in the transaction of the action it records. `seq` runs 1, 2, 3…
+    without gaps; `hash` is the SHA-256 of the canonical JSON of the entry with `prev_hash`."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_action_target", "action", "target", "at"),)
+    __table_args__ = (
+        Index("ix_audit_log_action_target", "action", "target", "at"),
+        Index("ix_audit_log_actor", "actor_username", "seq"),
+    )
 
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column()
+    actor_username: Mapped[str] = mapped_column(String(64), default="")
+    actor_role: Mapped[str] = mapped_column(String(20), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
     action: Mapped[str] = mapped_column(String(40))
+    succeeded: Mapped[bool] = mapped_column(Boolean, default=True)
+    target_kind: Mapped[str] = mapped_column(String(30), default="")
     target: Mapped[str] = mapped_column(String(200), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
-    ip: Mapped[str] = mapped_column(String(64), default="")
+    # Canonical JSON of what changed, before and after (never a password, hash, token or secret).
+    before_state: Mapped[str | None] = mapped_column(Text)
+    after_state: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """One row: the last audit sequence number and hash. Locked, last of all locks, by each append."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
 
 
 class StoredFile(Base):

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from mall.core import workdays
+from mall.core import totp, workdays
 from mall.core.netaddr import networks
 from mall.core.workdays import WorkCalendar
 
@@ -94,6 +94,15 @@ class Settings:
     # API tokens live this many days; a user keeps at most `max_live_tokens` live ones.
     token_ttl_days: int = 7
     max_live_tokens: int = 20
+    # The security audit log stays online (in the database, verifiable) at least this many days;
+    # at least 180 (six months). Nothing in the mall deletes audit entries: archiving older ones
+    # elsewhere is an operator's task.
+    audit_online_days: int = 180
+    # Who must use a second factor (TOTP) at login: "true" for every role that can have one (the
+    # three administrators, procurement centers, regulators), or some of them comma-separated
+    # ("sysadmin,secadmin,auditor"); empty or "false": optional. A user of such a role who has not
+    # enrolled is sent to enrol before anything else, and gets no API token until then.
+    require_totp: str = ""
     # Refused bids a user may make per minute in one auction room before getting 429.
     bid_refusals_per_minute: int = 20
     # WebSocket connections one user may hold to one room.
@@ -128,6 +137,15 @@ class Settings:
     def work_calendar(self) -> WorkCalendar:
         """The working-day calendar, read from its files once per process."""
         return workdays.calendar_for(self.calendar_dir, self.holiday_dates)
+
+    @property
+    def totp_required_roles(self) -> frozenset[str]:
+        raw = self.require_totp.strip().lower()
+        if raw in ("", "false", "0", "no", "off"):
+            return frozenset()
+        if raw in ("true", "1", "yes", "on", "all"):
+            return frozenset(totp.ROLES)
+        return frozenset(r.strip() for r in raw.split(",") if r.strip())
 
     @property
     def sqlite(self) -> bool:
@@ -233,6 +251,13 @@ def settings_problems(s: Settings) -> list[str]:
             workdays.calendar_for(s.calendar_dir, holidays)
         except workdays.CalendarError as exc:
             out.append(f"working-day calendar (MALL_CALENDAR_DIR): {exc}")
+    if s.audit_online_days < 180:
+        out.append(f"MALL_AUDIT_ONLINE_DAYS must be at least 180 (six months), not {s.audit_online_days}")
+    unknown = sorted(s.totp_required_roles - set(totp.ROLES))
+    if unknown:
+        out.append(
+            f"MALL_REQUIRE_TOTP: no second factor for {', '.join(unknown)} (one of {', '.join(totp.ROLES)})"
+        )
     for name in ("trusted_proxies", "rate_limit_exempt"):
         try:
             networks(getattr(s, name))

@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall.core import clock
+from mall.core import audit, clock
 from mall.core.db import Database
 from mall.core.models import AuditEntry, Organization
 from mall.core.settings import Settings
@@ -59,7 +59,5 @@ async def seed_demo(
     made["procedures"] = await make_procedures(db, settings, principals)
     made |= await make_agreements_and_services(db, settings, principals)
     async with db.write() as tx:
-        tx.session.add(
-            AuditEntry(at=clock.now(), action=DEMO_MARKER, detail=f"seed={seed} history={history}")
-        )
+        audit.record(tx, None, DEMO_MARKER, target_kind="system", detail=f"seed={seed} history={history}")
     return {"organizations": len(ORGS), "listings": len(listings), **made}

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from catalog.models import Listing
 from mall import budgets
 from mall.cart import unit_price_of
-from mall.core import clock, fields
+from mall.core import audit, clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database, Tx, retried
 from mall.core.errors import Conflict, Forbidden, InvalidInput, RuleViolation
@@ -215,7 +215,18 @@ async def void(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -
     reason = _reason(reason)
     states = (S.CONFIRMED, S.CONTRACTED, S.SHIPPED, S.RECEIVED, S.ACCEPTED)
     async with changing(db, who, order_id, "regulator", *states) as (tx, order):
+        was = order.status
         await _cancel(tx, order, who, f"财政监管部门作废合同：{reason}", publish=True)
+        audit.record(
+            tx,
+            who,
+            "order_voided",
+            target_kind="order",
+            target=order.order_no,
+            detail=reason,
+            before={"status": was},
+            after={"status": order.status, "reason": reason},
+        )
     return order
 
 

@@ -9,31 +9,31 @@ from litestar import Controller, delete, get, post
 from litestar.params import FromPath, JSONBody
 
 from mall import structs
-from mall.core import auth, login_throttle
+from mall.core import auth, login_throttle, totp
 from mall.core.auth import PUBLIC, allow
 from mall.core.clock import rfc3339
 from mall.structs import PasswordChange, TokenInfo, TokenOut, TokenRequest
-from mall.web.deps import DB, Call, Config, Me, UserCall
+from mall.web.deps import DB, Config, Me, UserCall
 from mall.web.helpers import AnyRequest
 
 TAGS = ["账户"]
 
 
-async def set_password(call: Call, data: PasswordChange) -> int:
+async def set_password(request: AnyRequest, db: DB, me: Me, data: PasswordChange) -> int:
     """Check the current password and set the new one (the API's and the account page's one way):
     every page session ends and every token is revoked. Returns the user's new session epoch."""
     return await auth.change_password(
-        call.db,
-        call.me,
+        db,
+        me,
         data.current_password,
         data.new_password,
-        login_throttle.client_of(call.request),
-        exempt=login_throttle.is_exempt(call.request),
+        login_throttle.client_of(request),
+        exempt=login_throttle.is_exempt(request),
     )
 
 
-async def end_everywhere(call: Call) -> None:
-    await auth.end_everywhere(call.db, call.me.user_id, login_throttle.client_of(call.request))
+async def end_everywhere(request: AnyRequest, db: DB, me: Me) -> None:
+    await auth.end_everywhere(db, me, login_throttle.client_of(request))
 
 
 class AccountApi(Controller):
@@ -47,17 +47,25 @@ class AccountApi(Controller):
         summary="用户名密码换取 API 令牌",
         description=(
             "令牌有效期 token_ttl_days 天（默认 7 天）；每个用户至多 max_live_tokens 个有效令牌（默认 20 个），"
-            "超出时自动吊销最早签发的令牌。登录失败过多时返回 429 与 Retry-After。"
+            "超出时自动吊销最早签发的令牌。已绑定动态口令的账号须同时提交 totp_code（验证器当前显示的 6 位数字，"
+            "每个只能用一次）。登录失败过多时返回 429 与 Retry-After。"
         ),
         middleware=[login_throttle.LOGIN_REQUEST_LIMIT.middleware],
     )
     async def create_token(
         self, request: AnyRequest, data: JSONBody[TokenRequest], db: DB, settings: Config
     ) -> TokenOut:
-        ip = login_throttle.client_of(request)
-        who = await auth.authenticate(
-            db, data.username, data.password, ip, exempt=login_throttle.is_exempt(request)
+        login = await auth.check_login(
+            db,
+            data.username,
+            data.password,
+            login_throttle.client_of(request),
+            exempt=login_throttle.is_exempt(request),
+            code=data.totp_code,
+            totp_key=totp.key_for(settings.resolved_secret()),
+            enrolment_roles=settings.totp_required_roles,
         )
+        who = login.principal
         token, row = await auth.issue_token(
             db,
             who,
@@ -98,7 +106,7 @@ class AccountApi(Controller):
         description="校验当前密码后设置新密码；本人所有页面登录随即失效，所有 API 令牌（包括本次请求所用的）均被吊销，需重新获取令牌。",
     )
     async def change_password(self, call: UserCall, data: JSONBody[PasswordChange]) -> None:
-        await set_password(call, data)
+        await set_password(call.request, call.db, call.me, data)
 
     @post(
         "/auth/logout-all",
@@ -107,7 +115,7 @@ class AccountApi(Controller):
         summary="在所有设备上退出：结束本人所有页面登录并吊销所有 API 令牌（包括本次请求所用的）",
     )
     async def logout_all(self, call: UserCall) -> None:
-        await end_everywhere(call)
+        await end_everywhere(call.request, call.db, call.me)
 
     @get("/me", opt=allow("user"))
     async def me(self, me: Me) -> structs.Me:

@@ -1,4 +1,6 @@
-"""The platform admin's page: organizations with their users and budget lines, login throttles."""
+"""The administrators' pages (三员分立): the system administrator's 单位与用户 (organizations with their
+users and budget lines) and 系统设置; the security administrator's 安全管理 (roles, login throttles,
+API tokens, second factors, the password policy). The audit administrator's page is in audit_routes."""
 
 from __future__ import annotations
 
@@ -9,40 +11,63 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from mall import accounts, budgets
-from mall.core import clock, login_throttle
-from mall.core.auth import allow
-from mall.core.models import ORG_KIND_LABELS, OrgKind
-from mall.site.admin_routes import add_budget_line, clear_throttle, create_user
+from mall.core import auth, clock, login_throttle
+from mall.core.models import ADMIN_ROLE_LABELS, ORG_KIND_LABELS, OrgKind
+from mall.site.admin_routes import SECADMIN, SYSADMIN, add_budget_line, clear_throttle, create_user, viewed
 from mall.structs import BudgetLineCreate, UserCreate
 from mall.web import forms
-from mall.web.deps import DB, UserCall
+from mall.web.deps import Config, UserCall
 from mall.web.helpers import AnyRequest, Form, page_no, paging, pop_form, render
 
 PER_PAGE = 30
 
+# What the system administrator's settings page shows: (setting, environment variable, label).
+# Secrets (keys, passwords, tokens, connection strings) are never shown.
+SHOWN_SETTINGS = [
+    ("region_code", "MALL_REGION_CODE", "行政区划代码"),
+    ("region_name", "MALL_REGION_NAME", "区域名称"),
+    ("publication_base_url", "MALL_PUBLICATION_BASE_URL", "公开访问地址"),
+    ("decentralized_threshold", "MALL_DECENTRALIZED_THRESHOLD", "分散采购限额（元）"),
+    ("open_tender_threshold", "MALL_OPEN_TENDER_THRESHOLD", "公开招标数额标准（元）"),
+    ("price_margin", "MALL_PRICE_MARGIN", "售价可高于参考价的比例"),
+    ("auto_cancel_days", "MALL_AUTO_CANCEL_DAYS", "未确认订单自动取消（天）"),
+    ("payment_due_days", "MALL_PAYMENT_DUE_DAYS", "付款期限（天）"),
+    ("min_participants", "MALL_MIN_PARTICIPANTS", "询价竞价最少参与供应商数"),
+    ("holidays", "MALL_HOLIDAYS", "法定节假日"),
+    ("file_store", "MALL_FILE_STORE", "文件存储"),
+    ("export_keep_days", "MALL_EXPORT_KEEP_DAYS", "导出文件保留（天）"),
+    ("push_log_keep_days", "MALL_PUSH_LOG_KEEP_DAYS", "推送日志保留（天）"),
+    ("audit_online_days", "MALL_AUDIT_ONLINE_DAYS", "审计日志在线保存（天，不少于 180）"),
+    ("db_retries", "MALL_DB_RETRIES", "数据库瞬时故障重试次数"),
+]
+
 
 class AdminPages(Controller):
+    """The system administrator: organizations, their users and budget lines; the settings."""
+
     path = "/admin"
     include_in_schema = False
+    opt = SYSADMIN
 
-    @get("/", opt=allow("admin"))
+    @get("/")
     async def admin_page(
-        self, request: AnyRequest, db: DB, kind: FromQuery[str] = "", page: FromQuery[str] = "1"
+        self, call: UserCall, kind: FromQuery[str] = "", page: FromQuery[str] = "1"
     ) -> Template:
         p = page_no(page)
         kind = kind if kind in ORG_KIND_LABELS else ""  # a bad filter is dropped
-        async with db.read() as s:
+        async with call.db.read() as s:
             total, orgs = await accounts.list_orgs(s, kind or None, p, PER_PAGE)
             users = await accounts.users_of(s, [o.id for o in orgs])
             lines = {o.id: await budgets.lines_of(s, o.id) for o in orgs if o.kind == OrgKind.BUDGET_UNIT}
-            now = clock.now()
-            throttles = [
-                (t, login_throttle.retry_after(t, now)) for t in await login_throttle.in_force(s, now)
-            ]
-        return render(
-            request,
+        shown = sum(len(u) for u in users.values())
+        await viewed(
+            call.db,
+            call.me,
+            "/admin",
+            f"单位与用户：第 {p} 页，{len(orgs)} 家单位、{shown} 个用户（姓名、地址）",
+        )
+        return call.render(
             "admin.html",
-            throttles=throttles,
             orgs=orgs,
             users=users,
             **paging(total, p, PER_PAGE),
@@ -50,10 +75,16 @@ class AdminPages(Controller):
             kinds=ORG_KIND_LABELS,
             budget_lines=lines,
             year=clock.local_date(clock.now()).year,
-            form=pop_form(request),
+            form=pop_form(call.request),
+            admin_roles=ADMIN_ROLE_LABELS,
         )
 
-    @post("/organizations", opt=allow("admin"))
+    @get("/settings")
+    async def settings_page(self, request: AnyRequest, settings: Config) -> Template:
+        rows = [(env, label, getattr(settings, name)) for name, env, label in SHOWN_SETTINGS]
+        return render(request, "admin_settings.html", rows=rows)
+
+    @post("/organizations")
     async def admin_register(self, call: UserCall, data: Form) -> Redirect:
         return await call.act(
             lambda: accounts.register_org(call.db, call.me, forms.decode(accounts.OrganizationCreate, data)),
@@ -62,7 +93,7 @@ class AdminPages(Controller):
             keep=data,
         )
 
-    @post("/organizations/{org_id:uuid}/users", opt=allow("admin"))
+    @post("/organizations/{org_id:uuid}/users")
     async def admin_create_user(self, call: UserCall, org_id: FromPath[uuid.UUID], data: Form) -> Redirect:
         return await call.act(
             lambda: create_user(call.db, call.me, org_id, forms.decode(UserCreate, data)),
@@ -71,15 +102,7 @@ class AdminPages(Controller):
             keep={**data, "org": str(org_id), "target": "users"},
         )
 
-    @post("/login-throttles/{throttle_id:uuid}/clear", opt=allow("admin"))
-    async def admin_clear_throttle(self, call: UserCall, throttle_id: FromPath[uuid.UUID]) -> Redirect:
-        return await call.act(
-            lambda: clear_throttle(call.request, call.db, call.me, throttle_id),
-            "登录限制已解除",
-            "/admin",
-        )
-
-    @post("/organizations/{org_id:uuid}/budget-lines", opt=allow("admin"))
+    @post("/organizations/{org_id:uuid}/budget-lines")
     async def admin_add_budget_line(
         self, call: UserCall, org_id: FromPath[uuid.UUID], data: Form
     ) -> Redirect:
@@ -91,4 +114,70 @@ class AdminPages(Controller):
         )
 
 
-ROUTES = [AdminPages]
+class SecurityPages(Controller):
+    """The security administrator: administrators' roles, login throttles, API tokens, second factors."""
+
+    path = "/security"
+    include_in_schema = False
+    opt = SECADMIN
+
+    @get("/")
+    async def security_page(self, call: UserCall) -> Template:
+        now = clock.now()
+        async with call.db.read() as s:
+            throttles = [
+                (t, login_throttle.retry_after(t, now)) for t in await login_throttle.in_force(s, now)
+            ]
+            platform = await accounts.platform_users(s)
+            enrolled = await accounts.users_with_second_factor(s)
+        tokens = await auth.live_tokens(call.db, limit=200)
+        await viewed(
+            call.db,
+            call.me,
+            "/security",
+            f"平台用户 {len(platform)} 个、登录限制 {len(throttles)} 条、API 令牌 {len(tokens)} 个、"
+            f"动态口令用户 {len(enrolled)} 个（用户名、网络地址）",
+        )
+        return call.render(
+            "security.html",
+            throttles=throttles,
+            platform=platform,
+            enrolled=enrolled,
+            tokens=tokens,
+            admin_roles=ADMIN_ROLE_LABELS,
+            required=sorted(call.settings.totp_required_roles),
+            password_min=auth.PASSWORD_MIN,
+            settings=call.settings,
+        )
+
+    @post("/users/{user_id:uuid}/role")
+    async def set_role(self, call: UserCall, user_id: FromPath[uuid.UUID], data: Form) -> Redirect:
+        role = data.get("role", "") or None
+        return await call.act(
+            lambda: accounts.set_admin_role(call.db, call.me, user_id, role),
+            lambda u: f"{u.username} 的管理角色已变更为：{ADMIN_ROLE_LABELS.get(u.admin_role or '', '无')}",
+            "/security",
+        )
+
+    @post("/users/{user_id:uuid}/totp/reset")
+    async def reset_totp(self, call: UserCall, user_id: FromPath[uuid.UUID]) -> Redirect:
+        return await call.act(
+            lambda: accounts.reset_second_factor(call.db, call.me, user_id),
+            lambda u: f"{u.username} 的动态口令已重置，下次登录时重新绑定",
+            "/security",
+        )
+
+    @post("/tokens/{token_id:uuid}/revoke")
+    async def revoke_token(self, call: UserCall, token_id: FromPath[uuid.UUID]) -> Redirect:
+        return await call.act(
+            lambda: auth.revoke_token(call.db, call.me, token_id, anyones=True), "令牌已吊销", "/security"
+        )
+
+    @post("/login-throttles/{throttle_id:uuid}/clear")
+    async def clear_throttle(self, call: UserCall, throttle_id: FromPath[uuid.UUID]) -> Redirect:
+        return await call.act(
+            lambda: clear_throttle(call.db, call.me, throttle_id), "登录限制已解除", "/security"
+        )
+
+
+ROUTES = [AdminPages, SecurityPages]

@@ -15,6 +15,7 @@ from mall.ledger.models import LedgerHead
 from mall.site import (
     account_routes,
     admin_routes,
+    audit_routes,
     budget_routes,
     cart_routes,
     disclosure_routes,
@@ -82,6 +83,7 @@ ROUTES = [
     *cart_routes.ROUTES,
     *order_routes.ROUTES,
     *admin_routes.ROUTES,
+    *audit_routes.ROUTES,
     *disclosure_routes.ROUTES,
     HealthApi,
     *oversight_routes.ROUTES,

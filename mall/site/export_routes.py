@@ -17,7 +17,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import File, Redirect, Stream, Template
 
 from mall.core import fields, files
-from mall.core.auth import PUBLIC, allow
+from mall.core.auth import PUBLIC, Principal, allow
 from mall.core.clock import rfc3339
 from mall.core.db import Database
 from mall.core.errors import DomainError, InvalidInput, RuleViolation
@@ -90,9 +90,12 @@ def percent(job: ExportJob) -> int:
     return max(0, min(99, job.rows_done * 100 // job.rows_total))
 
 
-async def _stream(fmt: str, q: exports.ExportQuery, db: Database, settings: Settings) -> Stream:
+async def _stream(
+    fmt: str, q: exports.ExportQuery, db: Database, settings: Settings, me: Principal
+) -> Stream:
     if fmt == "ocds":
         await exports.require_records(db, q)
+    await exports.record_download(db, me, fmt, q)
     chunks = exports.csv_chunks(db, q) if fmt == "csv" else exports.ocds_chunks(db, settings, q)
     return Stream(
         chunks,
@@ -101,13 +104,14 @@ async def _stream(fmt: str, q: exports.ExportQuery, db: Database, settings: Sett
     )
 
 
-async def _xlsx_file(q: exports.ExportQuery, db: Database, settings: Settings) -> File:
+async def _xlsx_file(q: exports.ExportQuery, db: Database, settings: Settings, me: Principal) -> File:
     count = await exports.count_records(db, q)
     if count > settings.export_xlsx_direct_max:
         raise RuleViolation(
             f"匹配的记录有 {count} 条，超过 {settings.export_xlsx_direct_max} 条的 Excel 文件请创建导出任务生成",
             code="export_too_large",
         )
+    await exports.record_download(db, me, "xlsx", q)
     # A scratch file for this one response (a zip is finished only at its end), removed after it.
     with tempfile.NamedTemporaryFile(prefix="mall-export-", suffix=".xlsx", delete=False) as fh:
         path = Path(fh.name)
@@ -120,10 +124,11 @@ async def _xlsx_file(q: exports.ExportQuery, db: Database, settings: Settings) -
     )
 
 
-async def _job_file(job: ExportJob, db: Database, settings: Settings) -> Stream:
+async def _job_file(job: ExportJob, db: Database, settings: Settings, me: Principal) -> Stream:
     """The job's file, streamed from the file store piece by piece (whichever host wrote it)."""
     store = files.store_for(settings, db)
     info = await exports.job_file(store, settings, job)
+    await exports.record_download(db, me, job.format, job=job)
     return Stream(
         store.chunks(info.key),
         media_type=exports.MEDIA_TYPES[job.format],
@@ -147,22 +152,22 @@ class ExportApi(Controller):
     tags = TAGS
 
     @get("/disclosures.csv", summary="导出成交记录（CSV）", description=FILTERS_DOC)
-    async def api_export_csv(self, request: AnyRequest, db: DB, settings: Config) -> Stream:
-        return await _stream("csv", _query(request), db, settings)
+    async def api_export_csv(self, call: UserCall) -> Stream:
+        return await _stream("csv", _query(call.request), call.db, call.settings, call.me)
 
     @get(
         "/disclosures.ocds.json", summary="导出成交记录（OCDS 1.1 release package）", description=FILTERS_DOC
     )
-    async def api_export_ocds(self, request: AnyRequest, db: DB, settings: Config) -> Stream:
-        return await _stream("ocds", _query(request), db, settings)
+    async def api_export_ocds(self, call: UserCall) -> Stream:
+        return await _stream("ocds", _query(call.request), call.db, call.settings, call.me)
 
     @get(
         "/disclosures.xlsx",
         summary="导出成交记录（Excel，小批量；大批量请创建导出任务）",
         description=FILTERS_DOC,
     )
-    async def api_export_xlsx(self, request: AnyRequest, db: DB, settings: Config) -> File:
-        return await _xlsx_file(_query(request), db, settings)
+    async def api_export_xlsx(self, call: UserCall) -> File:
+        return await _xlsx_file(_query(call.request), call.db, call.settings, call.me)
 
     @post("/", status_code=202, summary="创建导出任务（生成文件后下载）")
     async def api_start_export(self, call: UserCall, data: JSONBody[ExportJobIn]) -> ExportJobOut:
@@ -179,7 +184,9 @@ class ExportApi(Controller):
 
     @get("/{export_id:uuid}/download", summary="下载导出文件")
     async def api_export_download(self, call: UserCall, export_id: FromPath[uuid.UUID]) -> Stream:
-        return await _job_file(await exports.get_job(call.db, call.me, export_id), call.db, call.settings)
+        return await _job_file(
+            await exports.get_job(call.db, call.me, export_id), call.db, call.settings, call.me
+        )
 
 
 # ---------------------------------------------------------------- Atom (public)
@@ -251,21 +258,14 @@ class ExportPages(Controller):
         )
 
     @post("/download/{fmt:str}", status_code=200)
-    async def page_download(
-        self,
-        request: AnyRequest,
-        fmt: FromPath[str],
-        db: DB,
-        settings: Config,
-        data: Form,
-    ) -> Stream | Redirect:
+    async def page_download(self, call: UserCall, fmt: FromPath[str], data: Form) -> Stream | Redirect:
         form = _filters(data)
         try:
             if fmt not in ("csv", "ocds"):
                 raise InvalidInput("不支持的导出格式", code="invalid_parameter", parameter="format")
-            return await _stream(fmt, exports.parse_export_query(form), db, settings)
+            return await _stream(fmt, exports.parse_export_query(form), call.db, call.settings, call.me)
         except DomainError as exc:
-            return _refused(request, exc, form)
+            return _refused(call.request, exc, form)
 
     @post("/jobs")
     async def page_start_job(self, call: UserCall, data: Form) -> Redirect:
@@ -288,7 +288,9 @@ class ExportPages(Controller):
 
     @get("/jobs/{export_id:uuid}/download")
     async def job_download(self, call: UserCall, export_id: FromPath[uuid.UUID]) -> Stream:
-        return await _job_file(await exports.get_job(call.db, call.me, export_id), call.db, call.settings)
+        return await _job_file(
+            await exports.get_job(call.db, call.me, export_id), call.db, call.settings, call.me
+        )
 
 
 ROUTES = [ExportApi, DisclosureFeed, ExportPages]

@@ -39,7 +39,7 @@ class OversightApi(Controller):
 
     @get(
         "/unpaid-orders",
-        opt=allow("regulator", "admin"),
+        opt=allow("regulator"),
         summary="验收后超期未付款的中小企业订单（等待最久的在前）",
     )
     async def oversight_unpaid(
@@ -53,7 +53,7 @@ class OversightApi(Controller):
 
         return await _watched(db, page, per_page, lambda s: oversight.unpaid_count(s, settings, now), rows)
 
-    @get("/late-payments", opt=allow("regulator", "admin"), summary="逾期付款记录（最近付款的在前）")
+    @get("/late-payments", opt=allow("regulator"), summary="逾期付款记录（最近付款的在前）")
     async def oversight_late_payments(
         self, db: DB, page: PageNo = 1, per_page: PerPage = 20
     ) -> WatchedOrderPage:
@@ -66,7 +66,7 @@ class OversightApi(Controller):
 
     @get(
         "/unfiled-contracts",
-        opt=allow("regulator", "admin"),
+        opt=allow("regulator"),
         summary="确认后超过7个工作日未备案合同的订单（最早确认的在前）",
     )
     async def oversight_unfiled(
@@ -86,7 +86,7 @@ class OversightPages(Controller):
     path = "/oversight"
     include_in_schema = False
 
-    @get("/", opt=allow("regulator", "center", "admin"))
+    @get("/", opt=allow("regulator", "center"))
     async def oversight_page(self, request: AnyRequest, db: DB, settings: Config) -> Template:
         now = clock.now()
         async with db.read() as s:

@@ -20,6 +20,7 @@ from mall.orders.models import ORDER_STATUS_LABELS, OrderStatus
 from mall.site import (
     account_pages,
     admin_pages,
+    audit_routes,
     budget_routes,
     cart_pages,
     disclosure_routes,
@@ -101,4 +102,5 @@ ROUTES = [
     *disclosure_routes.PAGES,
     *oversight_routes.PAGES,
     *admin_pages.ROUTES,
+    *audit_routes.PAGES,
 ]

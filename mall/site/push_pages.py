@@ -21,7 +21,7 @@ from mall.web import forms
 from mall.web.deps import UserCall
 from mall.web.helpers import AnyRequest, Form, page_no, paging, pop_form
 
-MANAGERS = allow("center", "regulator", "admin")
+MANAGERS = allow(*push.MANAGERS)
 LOG_PER_PAGE = 30
 
 
@@ -57,7 +57,7 @@ class SubscriptionPages(Controller):
             "push_subscriptions.html",
             rows=rows,
             owners=owners,
-            show_owner=call.me.role == "admin",
+            show_owner=call.me.role == push.SEES_ALL,
             head=head,
             modes=MODE_LABELS,
             state_labels=push.STATE_LABELS,
@@ -117,9 +117,7 @@ class SubscriptionPages(Controller):
     @post("/{subscription_id:uuid}/pause")
     async def subscription_pause(self, call: UserCall, subscription_id: FromPath[uuid.UUID]) -> Redirect:
         return await call.act(
-            lambda: push.pause(call.db, call.me, subscription_id),
-            "已暂停推送",
-            f"/push/{subscription_id}",
+            lambda: push.pause(call.db, call.me, subscription_id), "已暂停推送", f"/push/{subscription_id}"
         )
 
     @post("/{subscription_id:uuid}/resume")

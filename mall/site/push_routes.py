@@ -19,7 +19,7 @@ from mall.ledger.models import PushDelivery, PushSubscription
 from mall.web.deps import DB, UserCall
 from mall.web.helpers import PageNo
 
-MANAGERS = allow("center", "regulator", "admin")
+MANAGERS = allow(*push.MANAGERS)
 TAGS = ["推送订阅"]
 
 

@@ -34,7 +34,9 @@ async def test_pages_and_api_docs_run_under_the_policy(server: str, browser: Any
         ("supplier_x", ["/supplier/listings", "/orders", "/procedures"]),
         ("center", ["/center/listings", "/exports", "/push", "/agreements/new"]),
         ("regulator", ["/oversight", "/exports"]),
-        ("admin", ["/admin"]),
+        ("sysadmin", ["/admin", "/admin/settings"]),
+        ("secadmin", ["/security"]),
+        ("auditor", ["/audit"]),
     ]:
         page = await new_page(browser, errors)
         await page.add_init_script(LISTEN)

@@ -1,4 +1,4 @@
-"""Registering organizations and users: credit codes are checked, only the platform admin may do it."""
+"""Registering organizations and users: credit codes are checked, only the system administrator may do it."""
 
 from __future__ import annotations
 
@@ -20,44 +20,44 @@ def org_body(code: str, **extra: str) -> dict[str, str]:
     }
 
 
-async def test_admin_registers_an_organization_and_its_user_who_can_then_log_in(
+async def test_the_system_administrator_registers_an_organization_and_its_user_who_can_then_log_in(
     client: Any, world: World
 ) -> None:
     code = make("9", "1", "410105", "MA9XK3L2")
-    r = await client.post("/api/admin/organizations", json=org_body(code), headers=world.h("admin"))
+    r = await client.post("/api/admin/organizations", json=org_body(code), headers=world.h("sysadmin"))
     assert r.status_code == 201, r.text
     org = r.json()
     assert org["credit_code"] == code and org["kind"] == "supplier"
     r = await client.post(
         f"/api/admin/organizations/{org['id']}/users",
         json={"username": "newsupplier", "display_name": "新用户", "password": "s3cret-pass"},
-        headers=world.h("admin"),
+        headers=world.h("sysadmin"),
     )
     assert r.status_code == 201, r.text
     r = await client.post("/api/auth/token", json={"username": "newsupplier", "password": "s3cret-pass"})
     assert r.status_code == 201 and r.json()["role"] == "supplier"
-    listed = (await client.get("/api/admin/organizations?kind=supplier", headers=world.h("admin"))).json()
+    listed = (await client.get("/api/admin/organizations?kind=supplier", headers=world.h("sysadmin"))).json()
     assert code in [o["credit_code"] for o in listed["items"]]
 
 
 async def test_a_wrong_check_character_is_refused_with_the_reason(client: Any, world: World) -> None:
     good = make("9", "1", "410105", "MA9XK3L2")
     bad = good[:-1] + ("0" if good[-1] != "0" else "1")
-    r = await client.post("/api/admin/organizations", json=org_body(bad), headers=world.h("admin"))
+    r = await client.post("/api/admin/organizations", json=org_body(bad), headers=world.h("sysadmin"))
     assert_problem(r, 400, "organization_invalid")
     assert "校验位" in r.json()["detail"]
     r = await client.post(
-        "/api/admin/organizations", json=org_body("91410105MA9XK3L2I"), headers=world.h("admin")
+        "/api/admin/organizations", json=org_body("91410105MA9XK3L2I"), headers=world.h("sysadmin")
     )
     assert_problem(r, 400, "organization_invalid")
     r = await client.post(
-        "/api/admin/organizations", json=org_body(good, kind="platform"), headers=world.h("admin")
+        "/api/admin/organizations", json=org_body(good, kind="platform"), headers=world.h("sysadmin")
     )
     assert_problem(r, 400, "organization_invalid")
     assert (
-        await client.post("/api/admin/organizations", json=org_body(good), headers=world.h("admin"))
+        await client.post("/api/admin/organizations", json=org_body(good), headers=world.h("sysadmin"))
     ).status_code == 201
-    r = await client.post("/api/admin/organizations", json=org_body(good), headers=world.h("admin"))
+    r = await client.post("/api/admin/organizations", json=org_body(good), headers=world.h("sysadmin"))
     assert_problem(r, 409, "credit_code_taken")
 
 
@@ -68,13 +68,15 @@ async def test_users_need_sound_names_and_passwords(client: Any, world: World) -
         ({"username": "okname", "display_name": "甲", "password": "short"}, "user_invalid"),
         ({"username": "buyer_a", "display_name": "甲", "password": "long-enough"}, "username_taken"),
     ]:
-        r = await client.post(f"/api/admin/organizations/{org_id}/users", json=body, headers=world.h("admin"))
+        r = await client.post(
+            f"/api/admin/organizations/{org_id}/users", json=body, headers=world.h("sysadmin")
+        )
         assert_problem(r, 409 if code == "username_taken" else 400, code)
 
 
-async def test_only_the_admin_registers(client: Any, world: World) -> None:
+async def test_only_the_system_administrator_registers(client: Any, world: World) -> None:
     code = make("9", "1", "410105", "MA9XK3L2")
-    for who in ("buyer_a", "supplier_x", "center", "regulator"):
+    for who in ("buyer_a", "supplier_x", "center", "regulator", "secadmin", "auditor"):
         r = await client.post("/api/admin/organizations", json=org_body(code), headers=world.h(who))
         assert_problem(r, 403, "forbidden")
 
@@ -94,19 +96,25 @@ async def test_password_guessing_is_throttled_per_account(client: Any, world: Wo
     assert r.status_code == 201
 
 
-async def test_admin_enters_budget_lines_for_budget_units_only(client: Any, world: World) -> None:
+async def test_the_system_administrator_enters_budget_lines_for_budget_units_only(
+    client: Any, world: World
+) -> None:
     org = world.who["buyer_b"].org_id
     body = {"fiscal_year": 2026, "project_code": "NEW-01", "project_name": "新增项目", "amount": "120000.00"}
-    r = await client.post(f"/api/admin/organizations/{org}/budget-lines", json=body, headers=world.h("admin"))
+    r = await client.post(
+        f"/api/admin/organizations/{org}/budget-lines", json=body, headers=world.h("sysadmin")
+    )
     assert r.status_code == 201, r.text
     assert r.json()["available"] == "120000.00"
     supplier_org = world.who["supplier_x"].org_id
     for who, to, changes, status, code in [
-        ("admin", org, {}, 409, "budget_line_exists"),
-        ("admin", org, {"amount": "1e9"}, 400, "budget_line_invalid"),
-        ("admin", supplier_org, {"project_code": "X"}, 400, "budget_line_invalid"),
-        ("admin", supplier_org, {"project_code": "X-02"}, 400, "not_a_budget_unit"),
+        ("sysadmin", org, {}, 409, "budget_line_exists"),
+        ("sysadmin", org, {"amount": "1e9"}, 400, "budget_line_invalid"),
+        ("sysadmin", supplier_org, {"project_code": "X"}, 400, "budget_line_invalid"),
+        ("sysadmin", supplier_org, {"project_code": "X-02"}, 400, "not_a_budget_unit"),
         ("buyer_b", org, {}, 403, "forbidden"),
+        ("secadmin", org, {}, 403, "forbidden"),
+        ("auditor", org, {}, 403, "forbidden"),
     ]:
         r = await client.post(
             f"/api/admin/organizations/{to}/budget-lines", json={**body, **changes}, headers=world.h(who)
@@ -137,7 +145,7 @@ async def test_concurrent_identical_registrations_give_one_201_and_409s(world: W
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         results = await asyncio.gather(
             *[
-                c.post("/api/admin/organizations", json=org_body(code), headers=world.h("admin"))
+                c.post("/api/admin/organizations", json=org_body(code), headers=world.h("sysadmin"))
                 for _ in range(4)
             ]
         )

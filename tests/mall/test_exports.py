@@ -241,7 +241,7 @@ async def test_an_xlsx_too_big_to_send_directly_asks_for_a_job(
 
     small = replace(settings, export_xlsx_direct_max=3)
     with pytest.raises(RuleViolation) as caught:
-        await export_routes._xlsx_file(exports.parse_export_query({}), world.db, small)
+        await export_routes._xlsx_file(exports.parse_export_query({}), world.db, small, world.who["center"])
     assert caught.value.code == "export_too_large" and caught.value.status == 422
 
 
@@ -330,7 +330,7 @@ async def test_only_centers_and_regulators_export(client: Any, world: World) -> 
         "/api/exports/disclosures.xlsx",
         "/api/exports",
     ):
-        for who in ("buyer_a", "supplier_x", "admin"):
+        for who in ("buyer_a", "supplier_x", "sysadmin", "secadmin", "auditor"):
             assert_problem(await client.get(path, headers=world.h(who)), 403, "forbidden")
         assert_problem(await client.get(path), 401, "unauthenticated")
     r = await client.post("/api/exports", json={"format": "xlsx"}, headers=world.h("supplier_x"))

@@ -438,20 +438,22 @@ async def test_pause_resume_and_rotate_secret(
 # ---------------------------------------------------------------- who may, and what is refused
 
 
-async def test_only_centers_regulators_and_admins_may_subscribe(client: Any, world: World) -> None:
+async def test_only_centers_regulators_and_the_system_administrator_may_subscribe(
+    client: Any, world: World
+) -> None:
     body = {"name": "接收", "url": PUBLIC_URL}
-    for who in ("buyer_a", "supplier_x"):
+    for who in ("buyer_a", "supplier_x", "secadmin", "auditor"):
         assert_problem(
             await client.post("/api/subscriptions", json=body, headers=world.h(who)), 403, "forbidden"
         )
         assert_problem(await client.get("/api/subscriptions", headers=world.h(who)), 403, "forbidden")
     assert_problem(await client.post("/api/subscriptions", json=body), 401, "unauthenticated")
-    for who in ("center", "regulator", "admin"):
+    for who in ("center", "regulator", "sysadmin"):
         r = await client.post("/api/subscriptions", json=body, headers=world.h(who))
         assert r.status_code == 201, r.text
     mine = (await client.get("/api/subscriptions", headers=world.h("center"))).json()
     assert len(mine) == 1
-    everyone = (await client.get("/api/subscriptions", headers=world.h("admin"))).json()
+    everyone = (await client.get("/api/subscriptions", headers=world.h("sysadmin"))).json()
     assert len(everyone) == 3
     # Another organization's subscription does not exist for the caller.
     theirs = mine[0]["id"]
@@ -460,7 +462,7 @@ async def test_only_centers_regulators_and_admins_may_subscribe(client: Any, wor
         assert_problem(r, 404, "subscription_not_found")
     r = await client.post(f"/api/subscriptions/{theirs}/pause", headers=world.h("regulator"))
     assert_problem(r, 404, "subscription_not_found")
-    r = await client.get(f"/api/subscriptions/{theirs}", headers=world.h("admin"))
+    r = await client.get(f"/api/subscriptions/{theirs}", headers=world.h("sysadmin"))
     assert r.status_code == 200 and r.json()["secret"] is None
 
 
@@ -570,9 +572,11 @@ async def test_pages_list_detail_and_actions_in_chinese(
     await post_form(client, f"{detail}/rotate-secret", {})
     assert "只显示这一次" in await page(detail)
     assert "所属单位" not in await page("/push")  # a center sees its own
-    await login_ok(client, "admin")
+    await login_ok(client, "sysadmin")
     text = await page("/push")
-    assert "所属单位" in text and "采购中心" in text and "省中心接收" in text  # the admin sees whose
+    assert (
+        "所属单位" in text and "采购中心" in text and "省中心接收" in text
+    )  # the system administrator sees whose
     await post_form(client, f"{detail}/delete", {})
     assert "还没有推送订阅" in await page("/push")
 

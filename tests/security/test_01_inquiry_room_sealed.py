@@ -17,7 +17,19 @@ from mall.core.settings import Settings
 from tests.bidding.live import caller, serve, socket_answer
 from tests.factories import World
 
-ROLES = ["buyer_a", "buyer_b", "center", "regulator", "admin", "supplier_y", "s1", "s2", "s3"]
+ROLES = [
+    "buyer_a",
+    "buyer_b",
+    "center",
+    "regulator",
+    "sysadmin",
+    "secadmin",
+    "auditor",
+    "supplier_y",
+    "s1",
+    "s2",
+    "s3",
+]
 
 
 async def publish(world: World, kind: str, invited: list[Any], **kw: Any) -> Any:

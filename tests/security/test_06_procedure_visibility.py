@@ -1,7 +1,8 @@
 """One visibility rule for a procedure, the same on the API, the page, the room and the list: the
-procedure's own buyer, the center, the regulator and the admin see it; suppliers see it when it is
-open to their 品目 or they are invited; another buyer, or a supplier that was not invited, gets the
-same 404 everywhere, and never the auction's current lowest price."""
+procedure's own buyer, the center and the regulator see it; suppliers see it when it is open to their
+品目 or they are invited; another buyer, a supplier that was not invited, or one of the platform's
+administrators (whose duties are not the business), gets the same 404 everywhere, and never the
+auction's current lowest price."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from tests.bidding.live import caller, serve, socket_answer
 from tests.factories import World
 from tests.security.test_01_inquiry_room_sealed import publish
 
-SEES = {"buyer_a": True, "center": True, "regulator": True, "admin": True, "v1": True, "v2": True}
-HIDDEN = {"buyer_b": False, "supplier_x": False, "supplier_y": False}
+SEES = {"buyer_a": True, "center": True, "regulator": True, "v1": True, "v2": True}
+HIDDEN = {"buyer_b": False, "supplier_x": False, "supplier_y": False, "sysadmin": False, "auditor": False}
 
 
 async def test_api_page_room_and_list_agree(app: Any, world: World, settings: Settings) -> None:

@@ -125,7 +125,7 @@ def forms(world: World, ids: dict[str, Any]) -> dict[str, Form]:
             },
         ),
         "organization create": Form(
-            "admin",
+            "sysadmin",
             "/admin/organizations",
             "/admin",
             {
@@ -144,7 +144,7 @@ def forms(world: World, ids: dict[str, Any]) -> dict[str, Form]:
             },
         ),
         "user create": Form(
-            "admin",
+            "sysadmin",
             f"/admin/organizations/{world.who['buyer_b'].org_id}/users",
             "/admin",
             {"username": "formuser01", "display_name": "表单新用户", "password": "Sunshine-form-2026"},

@@ -46,7 +46,9 @@ CALLER = {
     "supplier": "supplier_x",
     "center": "center",
     "regulator": "regulator",
-    "admin": "admin",
+    "sysadmin": "sysadmin",
+    "secadmin": "secadmin",
+    "auditor": "auditor",
 }
 TYPED_FORMATS = {"uuid", "date-time", "date"}
 # Every (operation, string property) pair of the API today is exercised; the floor keeps the test from
@@ -220,6 +222,10 @@ BASES: dict[str, Base] = {
         "org_id",
         "buyer_b_org",
         {"username": "newuser01", "display_name": "新用户", "password": "Sunshine-test-2026"},
+    ),
+    "PUT /api/security/users/{user_id}/role": lambda w, p: (
+        {"role": "sysadmin"},
+        {"user_id": str(w.who["auditor"].user_id)},
     ),
     "POST /api/admin/organizations/{org_id}/budget-lines": lambda w, p: (
         {
@@ -569,7 +575,7 @@ async def test_list_filters_that_reach_a_query_refuse_what_no_value_can_be(clien
             ("/api/designated", "region", "buyer_a"),
             ("/api/designated", "category", "buyer_a"),
             ("/api/designated", "status", "center"),
-            ("/api/admin/organizations", "kind", "admin"),
+            ("/api/admin/organizations", "kind", "sysadmin"),
             ("/api/agreements", "status", "center"),
             ("/api/listings", "category", None),
         ):

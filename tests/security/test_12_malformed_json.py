@@ -17,7 +17,9 @@ ROLE_USER = {
     "supplier": "supplier_x",
     "center": "center",
     "regulator": "regulator",
-    "admin": "admin",
+    "sysadmin": "sysadmin",
+    "secadmin": "secadmin",
+    "auditor": "auditor",
     "user": "buyer_a",
     "public": "buyer_a",
 }

@@ -32,16 +32,17 @@ async def test_the_demo_seed_shows_its_accounts_and_their_password_on_the_login_
     async with served_clients(settings, "198.51.100.70") as (_app, c):
         text = (await c.get("/login", headers=HTML)).text
         assert "演示账号" in text and seed.DEMO_PASSWORD in text
-        for username in ("buyer1", "supplier1", "center1", "regulator1", "admin"):
+        for username in ("buyer1", "supplier1", "center1", "regulator1", "sysadmin", "secadmin", "auditor"):
             assert re.search(rf"<code>{username}</code>", text), username
-        for username in ("buyer1", "admin"):
+        assert "<code>admin</code>" not in text  # one administrator for everything is gone (三员分立)
+        for username in ("buyer1", "sysadmin", "secadmin", "auditor"):
             assert (await token_request(c, username, seed.DEMO_PASSWORD)).status_code == 201
 
 
 def test_the_demo_password_passes_the_policy_and_the_old_one_is_gone() -> None:
     from mall.core.auth import password_problem
 
-    for username in ("buyer1", "admin"):
+    for username in ("buyer1", "sysadmin"):
         assert password_problem(seed.DEMO_PASSWORD, username, published_ok=True) is None
         # Published in the README: nobody but the demo seed may choose it.
         assert password_problem(seed.DEMO_PASSWORD, username) == (

@@ -29,13 +29,13 @@ async def test_failures_from_one_address_never_lock_the_account_elsewhere(
     world: World, settings: Settings
 ) -> None:
     async with served_clients(settings, "203.0.113.10", "198.51.100.20") as (_app, attacker, owner):
-        statuses = [(await token_request(attacker, "admin", f"guess-{i}")).status_code for i in range(8)]
+        statuses = [(await token_request(attacker, "secadmin", f"guess-{i}")).status_code for i in range(8)]
         assert statuses == [401, 401, 401, 429, 429, 429, 429, 429]
         # The owner, somewhere else, logs in with the right password: through the API and the page.
-        r = await token_request(owner, "admin", PASSWORD)
+        r = await token_request(owner, "secadmin", PASSWORD)
         assert r.status_code == 201, r.text
-        r = await login_form(owner, "admin", PASSWORD)
-        assert r.status_code == 303 and r.headers["location"] == "/"
+        r = await login_form(owner, "secadmin", PASSWORD)
+        assert r.status_code == 303 and r.headers["location"] == "/security"
 
 
 async def test_each_failure_after_the_third_doubles_the_wait_and_the_password_waits_unchecked(
@@ -101,7 +101,7 @@ async def test_password_spraying_from_one_address_makes_that_address_wait(
     clock.clock.freeze(clock.now())
     try:
         async with served_clients(settings, "203.0.113.14", "198.51.100.21") as (_app, sprayer, elsewhere):
-            names = ["buyer_a", "supplier_x", "center", "admin"] + [f"nobody{i}" for i in range(26)]
+            names = ["buyer_a", "supplier_x", "center", "sysadmin"] + [f"nobody{i}" for i in range(26)]
             for name in names:  # one guess per account: no account reaches its own limit
                 assert_problem(await token_request(sprayer, name, "Spring2026!"), 401, "bad_credentials")
             # The 31st attempt from that address waits, whatever the account, even with the right password.

@@ -35,19 +35,19 @@ async def _user_exists(world: World, username: str) -> bool:
 
 
 @pytest.mark.parametrize(("password", "reason"), WEAK)
-async def test_the_admin_cannot_open_an_account_with_a_weak_password(
+async def test_the_system_administrator_cannot_open_an_account_with_a_weak_password(
     client: Any, world: World, password: str, reason: str
 ) -> None:
     org = world.who["buyer_a"].org_id
     body = {"username": "zhangsan2026", "display_name": "张三", "password": password}
-    r = await client.post(f"/api/admin/organizations/{org}/users", json=body, headers=world.h("admin"))
+    r = await client.post(f"/api/admin/organizations/{org}/users", json=body, headers=world.h("sysadmin"))
     refused_at_the_door = len(password) > 128 or "\t" in password  # the request's own limits
     problem = lh.assert_problem(r, 400, "invalid_input" if refused_at_the_door else "user_invalid")
     assert reason in problem["detail"], problem
     assert not await _user_exists(world, "zhangsan2026")
     # The same account with a sound password opens, and its user can log in.
     body["password"] = "Huanghe-liu-2026"
-    r = await client.post(f"/api/admin/organizations/{org}/users", json=body, headers=world.h("admin"))
+    r = await client.post(f"/api/admin/organizations/{org}/users", json=body, headers=world.h("sysadmin"))
     assert r.status_code == 201, r.text
     r = await client.post(
         "/api/auth/token", json={"username": "zhangsan2026", "password": "Huanghe-liu-2026"}
@@ -55,10 +55,12 @@ async def test_the_admin_cannot_open_an_account_with_a_weak_password(
     assert r.status_code == 201
 
 
-async def test_the_admin_page_refuses_a_weak_password_with_the_rule(world: World, settings: Settings) -> None:
+async def test_the_administration_page_refuses_a_weak_password_with_the_rule(
+    world: World, settings: Settings
+) -> None:
     org = world.who["buyer_a"].org_id
     async with lh.served_clients(settings, "198.51.100.60") as (app, c):
-        assert (await lh.login_form(c, "admin", PASSWORD)).status_code == 303
+        assert (await lh.login_form(c, "sysadmin", PASSWORD)).status_code == 303
         form = {"username": "lisi2026", "display_name": "李四", "password": "1234567890"}
         r = await lh.post_form(c, f"/admin/organizations/{org}/users", form)
         assert r.status_code == 303

@@ -78,7 +78,7 @@ async def test_the_owner_revokes_a_token_and_nobody_else_can(client: Any, world:
     [row] = rows
     r = await client.delete(f"/api/auth/tokens/{row['id']}", headers=world.h("buyer_b"))
     assert_problem(r, 404, "token_not_found")
-    r = await client.delete(f"/api/auth/tokens/{row['id']}", headers=world.h("admin"))
+    r = await client.delete(f"/api/auth/tokens/{row['id']}", headers=world.h("secadmin"))
     assert_problem(r, 404, "token_not_found")
     assert (await client.get("/api/me", headers=world.h("buyer_a"))).status_code == 200
     r = await client.delete(f"/api/auth/tokens/{uuid.uuid4()}", headers=world.h("buyer_a"))

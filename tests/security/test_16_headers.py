@@ -102,7 +102,7 @@ async def test_no_page_needs_inline_script(client: Any, app: Any, world: World) 
     assert len(paths) >= 15, paths
     problems: list[str] = []
     rendered = 0
-    for who in (None, "buyer_a", "supplier_x", "center", "regulator", "admin"):
+    for who in (None, "buyer_a", "supplier_x", "center", "regulator", "sysadmin", "secadmin", "auditor"):
         client.cookies.clear()
         await client.get("/login")
         if who:

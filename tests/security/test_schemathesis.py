@@ -24,9 +24,10 @@ from tests.factories import LAPTOP, World
 
 FUZZ_EXAMPLES = int(os.environ.get("MALL_FUZZ_EXAMPLES", "8"))
 SEED = int(os.environ.get("MALL_FUZZ_SEED", "20261206"))
-ROLES = [None, "buyer_a", "supplier_x", "center", "regulator", "admin"]
-# Operations that end the caller's own credentials would only blind the rest of the run.
-EXCLUDE = r"^/api/auth/(logout-all|password|tokens/)|^/healthz$"
+ROLES = [None, "buyer_a", "supplier_x", "center", "regulator", "sysadmin", "secadmin", "auditor"]
+# Operations that end the caller's own credentials would only blind the rest of the run; so would the
+# security administrator's, which end other users' (a role change, a token revoked, a reset second factor).
+EXCLUDE = r"^/api/auth/(logout-all|password|tokens/)|^/api/security/(users/|tokens/)|^/healthz$"
 
 
 def schemathesis_bin() -> str:

@@ -13,7 +13,7 @@ from mall.core import auth, clock
 from mall.core.auth import ROLE_LABELS, ROLE_OF_KIND, Principal
 from mall.core.credit_code import make as make_credit_code
 from mall.core.db import Database
-from mall.core.models import Organization, OrgKind, User
+from mall.core.models import AdminRole, Organization, OrgKind, User
 
 # Published in the README and, on a database the demo was seeded into, on the login page.
 DEMO_PASSWORD = "Sunshine-demo-2026"  # noqa: S105
@@ -93,7 +93,13 @@ ORGS = [
         "郑州市金水区纬二路8号",
         (("regulator1", "监管员"),),
     ),
-    DemoOrg(OrgKind.PLATFORM, "阳光卖场运营中心", "410105", "郑州市郑东新区", (("admin", "平台管理员"),)),
+    DemoOrg(
+        OrgKind.PLATFORM,
+        "阳光卖场运营中心",
+        "410105",
+        "郑州市郑东新区",
+        (("sysadmin", "系统管理员"), ("secadmin", "安全管理员"), ("auditor", "审计管理员")),
+    ),
     DemoOrg(
         OrgKind.SUPPLIER,
         "河南裕华汽车销售服务有限公司",
@@ -147,10 +153,18 @@ def _credit_code(rng: random.Random, kind: OrgKind, region: str) -> str:
     return make_credit_code(registrar, org_type, region, body)
 
 
+# The platform operator's demo users and their administrator's role (三员分立: one each).
+ADMIN_ROLES = {"sysadmin": AdminRole.SYSADMIN, "secadmin": AdminRole.SECADMIN, "auditor": AdminRole.AUDITOR}
+
+
+def _role_of(kind: OrgKind, username: str) -> str:
+    return ADMIN_ROLES[username].value if kind == OrgKind.PLATFORM else ROLE_OF_KIND[kind]
+
+
 def demo_accounts() -> list[tuple[str, str, str]]:
     """(username, organization, role) of every demo account, for the login page."""
     return [
-        (username, spec.name, ROLE_LABELS[ROLE_OF_KIND[spec.kind]])
+        (username, spec.name, ROLE_LABELS[_role_of(spec.kind, username)])
         for spec in ORGS
         for username, _ in spec.users
     ]
@@ -181,7 +195,7 @@ async def make_organizations(db: Database, rng: random.Random) -> dict[str, Prin
                         username=username,
                         display_name=display,
                         password_hash=auth.hash_password(DEMO_PASSWORD),
-                        is_admin=True,
+                        admin_role=ADMIN_ROLES[username].value,
                         created_at=clock.now(),
                     )
                     user.org = org

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from mall.core import clock, files, jobs, outbox
+from mall.core import audit, clock, files, jobs, outbox
 from mall.core.auth import Principal
 from mall.core.db import Database, retried, retried_if_rolled_back
 from mall.core.errors import InvalidInput, NotFound
@@ -23,11 +23,20 @@ from mall.ledger.exports.reading import (
     ExportQuery,
     Tally,
     count_records,
+    describe_filters,
     ledger_head,
     parse_export_query,
     require_records,
 )
-from mall.ledger.exports.writers import FORMATS, MEDIA_TYPES, SUFFIXES, csv_chunks, ocds_chunks, write_xlsx
+from mall.ledger.exports.writers import (
+    FORMAT_LABELS,
+    FORMATS,
+    MEDIA_TYPES,
+    SUFFIXES,
+    csv_chunks,
+    ocds_chunks,
+    write_xlsx,
+)
 from mall.ledger.models import ExportJob
 
 log = logging.getLogger("mall.exports")
@@ -64,9 +73,43 @@ async def start_job(db: Database, who: Principal, fmt: str, q: ExportQuery) -> E
         )
         tx.session.add(job)
         job_id = job.id
+        audit.record(
+            tx,
+            who,
+            "export_started",
+            target_kind="export",
+            target=str(job_id),
+            detail=f"{FORMAT_LABELS.get(fmt, fmt)}：{describe_filters(q.params())}",
+            after={"format": fmt, "filters": q.params()},
+        )
 
         tx.after_commit(lambda: outbox.kick(outbox.EXPORT, job_id))
     return job
+
+
+async def record_download(
+    db: Database, who: Principal, fmt: str, q: ExportQuery | None = None, job: ExportJob | None = None
+) -> None:
+    """The audit entry of a download (a direct export, or a job's file), before it is served."""
+    if job is not None:
+        target, detail = str(job.id), f"{FORMAT_LABELS.get(job.format, job.format)}：导出任务的文件"
+        filters: dict[str, str] = dict(job.filters or {})
+    else:
+        assert q is not None
+        target, detail, filters = (
+            fmt,
+            f"{FORMAT_LABELS.get(fmt, fmt)}：{describe_filters(q.params())}",
+            q.params(),
+        )
+    await audit.record_now(
+        db,
+        who,
+        "export_downloaded",
+        target_kind="export",
+        target=target,
+        detail=detail,
+        after={"format": job.format if job else fmt, "filters": filters},
+    )
 
 
 def _visible(job: ExportJob, who: Principal) -> bool:

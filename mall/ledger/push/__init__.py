@@ -31,6 +31,8 @@ from mall.ledger.push.delivery import (
     ssl_context,
 )
 from mall.ledger.push.subscriptions import (
+    MANAGERS,
+    SEES_ALL,
     STATE_LABELS,
     backlog,
     check_receiver,
@@ -50,6 +52,8 @@ from mall.ledger.push.subscriptions import (
 
 __all__ = [
     "ERROR_KINDS",
+    "MANAGERS",
+    "SEES_ALL",
     "SEQ_HEADER",
     "SIGNATURE_HEADER",
     "STATE_LABELS",

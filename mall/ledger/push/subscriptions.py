@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall.core import clock, fields
+from mall.core import audit, clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database, retried, retried_if_rolled_back
 from mall.core.errors import Forbidden, InvalidInput, NotFound
@@ -90,9 +90,15 @@ def _validate_mode(raw: str | None) -> str | None:
     return raw
 
 
+# Who manages subscriptions: centers and regulators their organization's, the system administrator
+# every one (the national platform's exchange is platform configuration).
+MANAGERS = ("center", "regulator", "sysadmin")
+SEES_ALL = "sysadmin"
+
+
 def _owner(who: Principal | None) -> Principal:
-    if who is None or who.role not in ("center", "regulator", "admin"):
-        raise Forbidden("只有集中采购机构、财政监管部门和平台管理员可以管理推送订阅", code="forbidden")
+    if who is None or who.role not in MANAGERS:
+        raise Forbidden("只有集中采购机构、财政监管部门和系统管理员可以管理推送订阅", code="forbidden")
     return who
 
 
@@ -138,6 +144,15 @@ async def create(
             created_at=clock.now(),
         )
         tx.session.add(sub)
+        audit.record(
+            tx,
+            owner,
+            "subscription_created",
+            target_kind="subscription",
+            target=str(sub.id),
+            detail=name,
+            after={"name": name, "url": url, "mode": mode, "from_seq": from_seq},
+        )
         if from_seq < head:
             tx.after_commit(lambda: soon(sub.id))
     return sub, secret
@@ -146,7 +161,7 @@ async def create(
 async def list_of(s: AsyncSession, who: Principal | None) -> list[PushSubscription]:
     owner = _owner(who)
     stmt = select(PushSubscription).where(PushSubscription.status != PushStatus.DELETED)
-    if owner.role != "admin":
+    if owner.role != SEES_ALL:
         stmt = stmt.where(PushSubscription.org_id == owner.org_id)
     return list((await s.execute(stmt.order_by(PushSubscription.created_at))).scalars())
 
@@ -158,7 +173,7 @@ async def get(s: AsyncSession, who: Principal | None, subscription_id: uuid.UUID
     if (
         sub is None
         or sub.status == PushStatus.DELETED
-        or (owner.role != "admin" and sub.org_id != owner.org_id)
+        or (owner.role != SEES_ALL and sub.org_id != owner.org_id)
     ):
         raise NotFound("推送订阅不存在", code="subscription_not_found")
     return sub
@@ -174,11 +189,22 @@ async def backlog(s: AsyncSession, sub: PushSubscription) -> int:
 
 @retried
 async def _change(
-    db: Database, who: Principal | None, subscription_id: uuid.UUID, fn: Any
+    db: Database, who: Principal | None, subscription_id: uuid.UUID, fn: Any, action: str
 ) -> PushSubscription:
     async with db.write() as tx:
         sub = await get(tx.session, who, subscription_id)
+        before = {"status": sub.status}
         fn(sub, tx)
+        audit.record(
+            tx,
+            who,
+            action,
+            target_kind="subscription",
+            target=str(sub.id),
+            detail=sub.name,
+            before=before,
+            after={"status": sub.status},
+        )
     return sub
 
 
@@ -186,7 +212,7 @@ async def pause(db: Database, who: Principal | None, subscription_id: uuid.UUID)
     def go(sub: PushSubscription, tx: Any) -> None:
         sub.status = PushStatus.PAUSED
 
-    return await _change(db, who, subscription_id, go)
+    return await _change(db, who, subscription_id, go, "subscription_paused")
 
 
 async def resume(db: Database, who: Principal | None, subscription_id: uuid.UUID) -> PushSubscription:
@@ -197,7 +223,7 @@ async def resume(db: Database, who: Principal | None, subscription_id: uuid.UUID
         sub.next_attempt_at = None
         tx.after_commit(lambda: soon(sub.id))
 
-    return await _change(db, who, subscription_id, go)
+    return await _change(db, who, subscription_id, go, "subscription_resumed")
 
 
 async def rotate_secret(
@@ -208,7 +234,7 @@ async def rotate_secret(
     def go(sub: PushSubscription, tx: Any) -> None:
         sub.secret = secret
 
-    return await _change(db, who, subscription_id, go), secret
+    return await _change(db, who, subscription_id, go, "subscription_secret_rotated"), secret
 
 
 async def remove(db: Database, who: Principal | None, subscription_id: uuid.UUID) -> None:
@@ -217,7 +243,7 @@ async def remove(db: Database, who: Principal | None, subscription_id: uuid.UUID
     def go(sub: PushSubscription, tx: Any) -> None:
         sub.status = PushStatus.DELETED
 
-    await _change(db, who, subscription_id, go)
+    await _change(db, who, subscription_id, go, "subscription_deleted")
 
 
 async def deliveries(
