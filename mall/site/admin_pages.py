@@ -9,13 +9,13 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from mall import accounts, budgets
-from mall.core import clock, login_throttle
+from mall.core import clock, login_throttle, personal_data
 from mall.core.auth import allow
 from mall.core.models import ORG_KIND_LABELS, OrgKind
 from mall.site.admin_routes import add_budget_line, clear_throttle, create_user
 from mall.structs import BudgetLineCreate, UserCreate
 from mall.web import forms
-from mall.web.deps import DB, UserCall
+from mall.web.deps import DB, Me, UserCall
 from mall.web.helpers import AnyRequest, Form, page_no, paging, pop_form, render
 
 PER_PAGE = 30
@@ -27,7 +27,7 @@ class AdminPages(Controller):
 
     @get("/", opt=allow("admin"))
     async def admin_page(
-        self, request: AnyRequest, db: DB, kind: FromQuery[str] = "", page: FromQuery[str] = "1"
+        self, request: AnyRequest, me: Me, db: DB, kind: FromQuery[str] = "", page: FromQuery[str] = "1"
     ) -> Template:
         p = page_no(page)
         kind = kind if kind in ORG_KIND_LABELS else ""  # a bad filter is dropped
@@ -39,6 +39,13 @@ class AdminPages(Controller):
             throttles = [
                 (t, login_throttle.retry_after(t, now)) for t in await login_throttle.in_force(s, now)
             ]
+        await personal_data.log_read(
+            db,
+            me,
+            f"/admin?kind={kind}&page={p}",
+            f"单位地址、联系电话与用户姓名：{len(orgs)} 家单位；登录限制的网络地址",
+            login_throttle.client_of(request),
+        )
         return render(
             request,
             "admin.html",

@@ -30,7 +30,9 @@ TAGS = ["平台管理"]
 
 
 def _org_out(o: Organization) -> OrganizationOut:
-    return OrganizationOut(o.id, o.kind, o.name, o.credit_code, o.region_code, o.address, o.status)
+    return OrganizationOut(
+        o.id, o.kind, o.name, o.credit_code, o.region_code, o.address, o.status, o.is_sole_proprietor
+    )
 
 
 # The admin's writes, as the API and the admin page make them (one Struct each).

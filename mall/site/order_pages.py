@@ -11,6 +11,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from mall import orders
+from mall.core import login_throttle, personal_data
 from mall.core.auth import Principal, allow
 from mall.core.errors import InvalidInput
 from mall.ledger import disclosure
@@ -18,7 +19,7 @@ from mall.orders.models import ORDER_STATUS_LABELS, Order, OrderStatus
 from mall.site.order_routes import STEP_CALL, STEPS, OrderCall
 from mall.structs import AnswerIn, ConfirmIn
 from mall.web import forms
-from mall.web.deps import UserCall
+from mall.web.deps import Call, UserCall
 from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form
 
 PER_PAGE = 20
@@ -65,6 +66,16 @@ def _party(who: Principal, order: Order) -> str:
     return who.role
 
 
+async def _log_read(call: Call, order: Order, *, contract: bool) -> None:
+    """The read log's entry when the page shows the caller others' personal data."""
+    shown = orders.personal_data_shown(call.me, order, contract=contract)
+    if shown is not None:
+        page = f"/orders/{order.id}/contract" if contract else f"/orders/{order.id}"
+        await personal_data.log_read(
+            call.db, call.me, f"{page} {order.order_no}", shown, login_throttle.client_of(call.request)
+        )
+
+
 class OrderPages(Controller):
     path = "/orders"
     include_in_schema = False
@@ -91,6 +102,7 @@ class OrderPages(Controller):
             order = await orders.get_order(s, call.me, order_id)
             events = await orders.events_of(s, order_id)
             records = await disclosure.records_of_order(s, order.order_no)
+        await _log_read(call, order, contract=False)
         return call.render(
             "order.html",
             order=order,
@@ -108,6 +120,7 @@ class OrderPages(Controller):
             order = await orders.get_order(s, call.me, order_id)
         if not order.contract_no:
             raise InvalidInput("订单尚未确认，还没有电子合同", code="no_contract")
+        await _log_read(call, order, contract=True)
         return call.render("contract.html", order=order)
 
     @post(
