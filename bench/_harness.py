@@ -9,6 +9,7 @@ SIGTERM or an error — and children get SIGTERM from the kernel if the benchmar
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -348,6 +349,19 @@ class World:
         return [(lid, s) for s in self.suppliers for lid in s.listings]
 
 
+# Personal data is encrypted at rest (MALL_DATA_KEY): every process a benchmark starts and every
+# connection it opens itself use this one key, on SQLite as on PostgreSQL.
+BENCH_DATA_KEY = base64.urlsafe_b64encode(b"sunshine-mall-bench-data-key-32b").decode()
+
+
+def bench_db(url: str, pool_size: int = 20) -> Any:
+    """A `Database` on `url` with the benchmark's data key."""
+    from mall.core.db import Database
+    from mall.core.encryption import DataKeys
+
+    return Database(url, pool_size=pool_size, data_keys=DataKeys.parse(BENCH_DATA_KEY))
+
+
 async def build_world(
     database_url: str,
     *,
@@ -367,13 +381,12 @@ async def build_world(
     from mall.budgets.models import BudgetLine
     from mall.core import auth, clock
     from mall.core.credit_code import make
-    from mall.core.db import Database
     from mall.core.models import Organization, OrgKind, User
     from mall.core.settings import Settings
     from workers import queues
 
     queues.register_topics()  # this process is a root too; its enqueues do nothing (no queue configured)
-    db = Database(database_url, pool_size=2)
+    db = bench_db(database_url, pool_size=2)
     pw_hash = auth.hash_password(BENCH_PASSWORD)
     year = clock.local_date(clock.now()).year
     counter = 0
@@ -636,6 +649,7 @@ class Stack:
                 "MALL_PORT": str(self.port),
                 "MALL_QUEUE_NAME": self.queue_name,
                 "MALL_SECRET_KEY": "bench-secret-" + "x" * 24,
+                "MALL_DATA_KEY": BENCH_DATA_KEY,
                 "MALL_PUBLICATION_BASE_URL": f"http://127.0.0.1:{self.port}",
                 # The load comes from loopback: the login throttles and rate limits must not slow
                 # the benchmark's own logins.

@@ -42,17 +42,17 @@ STEP = 1  # yuan
 async def make_auction(
     database_url: str, buyer: Any, supplier_ids: list[uuid.UUID], minutes: int
 ) -> uuid.UUID:
+    from _harness import bench_db
     from sqlalchemy import select
 
     from bidding import publish
     from mall.core import auth, clock
-    from mall.core.db import Database
     from mall.core.models import User
     from mall.core.settings import Settings
     from workers import queues
 
     queues.register_topics()  # this process is a root too; its enqueues do nothing (no queue configured)
-    db = Database(database_url, pool_size=2)
+    db = bench_db(database_url, pool_size=2)
     try:
         async with db.read() as s:
             user = (await s.execute(select(User).where(User.username == buyer.username))).scalar_one()
@@ -292,12 +292,12 @@ async def run(st: Stack, db_kind: str, quick: bool) -> dict[str, Any]:
 
 
 async def verify(database_url: str, pid: uuid.UUID, acknowledged: set[int]) -> dict[str, Any]:
+    from _harness import bench_db
     from sqlalchemy import select
 
     from bidding.models import Offer
-    from mall.core.db import Database
 
-    db = Database(database_url, pool_size=1)
+    db = bench_db(database_url, pool_size=1)
     try:
         async with db.read() as s:
             seqs = list(

@@ -152,12 +152,12 @@ def make_records(n: int, seed: int = 2026) -> Any:
 
 async def seed(database_url: str, n: int) -> float:
     """Bulk insert n records (a direct path for the benchmark, see the module docstring)."""
+    from _harness import bench_db
     from sqlalchemy import insert, update
 
-    from mall.core.db import Database
     from mall.ledger.models import DisclosureRecord, LedgerHead
 
-    db = Database(database_url)
+    db = bench_db(database_url)
     t0 = time.monotonic()
     rows: list[dict[str, Any]] = []
     last_hash = "0" * 64

@@ -254,13 +254,14 @@ async def wait_caught_up(db: Any, sub_id: uuid.UUID, within: float) -> bool:
 
 
 async def main_async(args: Any, st: Stack) -> dict[str, Any]:
-    from mall.core.db import Database
+    from _harness import bench_db
+
     from workers import queues
 
     cfg = QUICK if args.quick else FULL
     settings = st.settings()
     queues.register_topics()  # enqueues do nothing until the queues are configured below
-    db = Database(settings.resolved_database_url, pool_size=4)
+    db = bench_db(settings.resolved_database_url, pool_size=4)
     receiver = ReceiverProcess(st.data_dir)
     try:
         owner = await make_owner(db)

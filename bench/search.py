@@ -140,18 +140,18 @@ async def timed_http(port: int, rounds: int, concurrency: int) -> dict[str, Any]
 
 async def freshness(st: Stack, port: int, samples: int) -> dict[str, Any]:
     """Freeze a live listing through the real service; time until the HTTP search no longer has it."""
+    from _harness import bench_db
     from sqlalchemy import select
 
     from catalog import service
     from catalog.models import Listing
     from mall.core.auth import Principal
-    from mall.core.db import Database
     from workers import queues
 
     settings = st.settings()
     queues.configure(settings)
     queues.register_topics()
-    db = Database(settings.resolved_database_url, pool_size=2)
+    db = bench_db(settings.resolved_database_url, pool_size=2)
     regulator = Principal(uuid.uuid4(), "bench-regulator", "压测监管员", "regulator", None, "财政部门", "")
     lat: list[float] = []
     try:

@@ -77,6 +77,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._harness import (
+    BENCH_DATA_KEY,
     BENCH_PASSWORD,
     PG_ADMIN_URL,
     ROOT,
@@ -530,6 +531,7 @@ class Topology:
                 "MALL_SEARCH_DIR": str(self.search_dir),
                 "MALL_QUEUE_NAME": self.queue,
                 "MALL_SECRET_KEY": "soak-secret-" + "x" * 24,
+                "MALL_DATA_KEY": BENCH_DATA_KEY,
                 "MALL_PUBLICATION_BASE_URL": f"http://127.0.0.1:{self.web_ports[0]}",
                 "MALL_RATE_LIMIT_EXEMPT": "127.0.0.0/8,::1",
                 "MALL_PUSH_ALLOWED_HOSTS": "127.0.0.1",
@@ -933,12 +935,12 @@ class Soak:
         await self.make_procedures(c)
 
     async def credit_codes(self, org_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        from _harness import bench_db
         from sqlalchemy import select
 
-        from mall.core.db import Database
         from mall.core.models import Organization
 
-        db = Database(self.top.resolved_database_url, pool_size=1)
+        db = bench_db(self.top.resolved_database_url, pool_size=1)
         try:
             async with db.read() as s:
                 rows = (await s.execute(select(Organization).where(Organization.id.in_(org_ids)))).scalars()
@@ -973,12 +975,12 @@ class Soak:
         await self.move_procedure_ends()
 
     async def move_procedure_ends(self) -> None:
+        from _harness import bench_db
         from sqlalchemy import update
 
         from bidding.models import Procedure
-        from mall.core.db import Database
 
-        db = Database(self.top.resolved_database_url, pool_size=1)
+        db = bench_db(self.top.resolved_database_url, pool_size=1)
         try:
             async with db.write() as tx:
                 for kind, pid in self.procedures.items():
@@ -1263,13 +1265,14 @@ class Soak:
     async def award_watch(self, kind: str) -> None:
         """When the worker has closed the procedure, its winner confirms the deal."""
 
+        from _harness import bench_db
+
         from bidding.models import Procedure
-        from mall.core.db import Database
 
         pid = self.procedures[kind]
         buyer = self.world.buyers[0]
         by_org = {s.org_id: s for s in self.world.suppliers}
-        db = Database(self.top.resolved_database_url, pool_size=1)
+        db = bench_db(self.top.resolved_database_url, pool_size=1)
         try:
             while True:
                 await asyncio.sleep(1.0)
@@ -1611,12 +1614,12 @@ class Soak:
 async def settle(soak: Soak, within: float = 120) -> dict[str, Any]:
     """Wait until nothing waits to be published and the push receiver (if the mix subscribed one) has
     the whole ledger."""
+    from _harness import bench_db
     from sqlalchemy import func, select
 
-    from mall.core.db import Database
     from mall.core.models import Outbox
 
-    db = Database(soak.top.resolved_database_url, pool_size=1)
+    db = bench_db(soak.top.resolved_database_url, pool_size=1)
     c = soak.clients[soak.top.web_ports[0]]
     t0 = time.monotonic()
     state: dict[str, Any] = {}
@@ -1644,15 +1647,15 @@ async def settle(soak: Soak, within: float = 120) -> dict[str, Any]:
 
 
 async def read_database(url: str) -> dict[str, Any]:
+    from _harness import bench_db
     from sqlalchemy import func, select
 
     from bidding.models import Offer, Procedure
     from catalog.models import Listing
     from mall.budgets.models import BudgetLine, BudgetMovement
-    from mall.core.db import Database
     from mall.orders.models import Checkout, Order, OrderLine
 
-    db = Database(url, pool_size=1)
+    db = bench_db(url, pool_size=1)
     try:
         async with db.read() as s:
             lines = [

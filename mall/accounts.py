@@ -31,6 +31,9 @@ class OrganizationCreate(msgspec.Struct, forbid_unknown_fields=True):
     region_code: RegionCode
     address: Address = ""
     contact_phone: Phone = ""
+    # 个体工商户: a natural person trading under a registration. A supplier whose credit code says so
+    # (92…) is one whether or not this is set; its published deals never carry its address.
+    is_sole_proprietor: bool = False
 
 
 OrgDraft = OrganizationCreate  # the name the demo tools build it by
@@ -53,6 +56,11 @@ async def register_org(db: Database, who: Principal | None, draft: OrganizationC
         errors.append(reason)
     if not re.fullmatch(r"[1-9][0-9]{5}", region):
         errors.append("行政区划代码应为6位数字")
+    sole = draft.is_sole_proprietor or (not reason and is_sole_proprietor_code(code))
+    if sole and draft.kind != OrgKind.SUPPLIER:
+        errors.append("个体工商户只能登记为供应商")
+    elif sole and not reason and not is_sole_proprietor_code(code):
+        errors.append("个体工商户的统一社会信用代码以 92 开头，请核对")
     if errors:
         raise InvalidInput("；".join(errors), code="organization_invalid")
     async with db.write() as tx:
@@ -66,6 +74,7 @@ async def register_org(db: Database, who: Principal | None, draft: OrganizationC
             region_code=region,
             address=address,
             contact_phone=phone,
+            is_sole_proprietor=sole,
             created_at=clock.now(),
         )
         tx.session.add(org)
@@ -90,6 +99,11 @@ def _org_state(org: Organization) -> dict[str, object]:
         "address": org.address,
         "contact_phone": org.contact_phone,
     }
+
+
+def is_sole_proprietor_code(code: str) -> bool:
+    """A 统一社会信用代码 of a 个体工商户: registered by the market regulator (9), type 2 (GB 32100-2015)."""
+    return code.upper().startswith("92")
 
 
 async def names_of(session: AsyncSession, org_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:

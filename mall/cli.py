@@ -23,7 +23,12 @@ from workers import queues
 
 
 def _db(settings: Settings) -> Any:
-    return Database(settings.resolved_database_url, pool_size=2, retries=settings.db_retries)
+    return Database(
+        settings.resolved_database_url,
+        pool_size=2,
+        retries=settings.db_retries,
+        data_keys=settings.resolved_data_keys(),
+    )
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -271,6 +276,35 @@ def cmd_grant_role(settings: Settings, args: argparse.Namespace) -> int:
     return grant_role_command(settings.resolved_database_url, args.username, args.role)
 
 
+def cmd_rotate_data_key(settings: Settings, args: argparse.Namespace) -> int:
+    """Every encrypted personal field encrypted again with the first data key; `--new-key` first puts a
+    new key in the key file beside a SQLite database (MALL_DATA_KEY is changed by the operator)."""
+    from mall.core import encryption
+    from mall.schema import metadata  # start-up: every table, for this command only
+
+    if args.new_key:
+        path = encryption.sqlite_key_path(settings.resolved_database_url)
+        if settings.data_key or path is None:
+            print(
+                "已设置 MALL_DATA_KEY：请把新密钥写在最前面（逗号分隔，旧密钥留在后面）后再运行",
+                file=sys.stderr,
+            )
+            return 2
+        encryption.prepend_key(path)
+
+    async def go() -> dict[str, encryption.Rotated]:
+        db = _db(settings)
+        try:
+            return await encryption.rotate(db, metadata)
+        finally:
+            await db.dispose()
+
+    for table, done in asyncio.run(go()).items():
+        print(f"{table}：{done.values} 个加密值，{done.rewritten} 个已用第一个密钥重新加密")
+    print("完成：所有进程都已使用新密钥重启后，即可删去旧密钥")
+    return 0
+
+
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     """Stream the ledger in constant memory, with the feed's filters plus a 品目 prefix."""
     from mall.ledger import disclosure, exports  # start-up: the ledger and its formats, for exports only
@@ -389,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("username")
     grant.add_argument("role", choices=["sysadmin", "secadmin", "auditor", "none"])
     grant.set_defaults(fn=cmd_grant_role)
+    rotate = sub.add_parser("rotate-data-key", help="用第一个数据密钥重新加密全部个人信息字段")
+    rotate.add_argument("--new-key", action="store_true", help="先在 SQLite 数据库旁的密钥文件中生成新密钥")
+    rotate.set_defaults(fn=cmd_rotate_data_key)
     export = sub.add_parser("export", help="导出公开记录")
     export.add_argument("--format", choices=["csv", "xlsx", "ocds", "jsonl"], default="csv")
     export.add_argument("--output", "--out", "-o", default="-", help="文件路径；- 为标准输出（xlsx 除外）")

@@ -111,7 +111,11 @@ class Launcher:
         if self.seed:
 
             async def go() -> None:
-                db = Database(self.settings.resolved_database_url, pool_size=2)
+                db = Database(
+                    self.settings.resolved_database_url,
+                    pool_size=2,
+                    data_keys=self.settings.resolved_data_keys(),
+                )
                 try:
                     if not await is_seeded(db):
                         print("· 首次启动，正在生成演示数据…", flush=True)
@@ -133,7 +137,7 @@ class Launcher:
             return
 
         async def go() -> int:
-            db = Database(s.resolved_database_url, pool_size=2)
+            db = Database(s.resolved_database_url, pool_size=2, data_keys=s.resolved_data_keys())
             try:
                 counts = await sync.rebuild(db, EmbeddedBackend(s.resolved_search_dir, writer=True))
                 return counts["indexed"]

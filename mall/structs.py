@@ -338,6 +338,7 @@ class OrganizationOut(msgspec.Struct):
     region_code: str
     address: str
     status: str
+    is_sole_proprietor: bool = False  # 个体工商户
 
 
 class OrganizationPage(msgspec.Struct):

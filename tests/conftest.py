@@ -150,7 +150,9 @@ def database_url(workdir: Path) -> Iterator[str]:
         return
     import asyncpg
 
-    probe = load_settings({"DATABASE_URL": env_url})
+    from mall.core.encryption import new_key
+
+    probe = load_settings({"DATABASE_URL": env_url, "MALL_DATA_KEY": new_key()})
     base, _ = _pg_admin_url(probe.resolved_database_url)
     name = f"mall_test_{os.getpid()}_{secrets.token_hex(3)}"
     plain = env_url.replace("postgresql+asyncpg://", "postgresql://").replace("postgres://", "postgresql://")
@@ -172,11 +174,16 @@ def database_url(workdir: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(workdir: Path, database_url: str, redis_server: RedisServer | None) -> Settings:
     redis_url = given_redis_url() or (redis_server.url if redis_server else "")
+    # On SQLite the data key is the file the mall makes beside the database, as on embedded defaults;
+    # a server database needs MALL_DATA_KEY, as in production: one made for the run.
+    from mall.core.encryption import new_key
+
     s = load_settings(
         {},
         data_dir=workdir,
         database_url=database_url,
         redis_url=redis_url,
+        data_key="" if database_url.startswith("sqlite") else new_key(),
         secret_key="test-secret-" + "x" * 20,
         queue_name=f"mall-test-{os.getpid()}",
         outbox_grace_seconds=1,
@@ -204,7 +211,7 @@ def tables_to_clear() -> list[str]:
 
 @pytest.fixture(scope="session")
 async def db(settings: Settings) -> AsyncIterator[Database]:
-    database = Database(settings.resolved_database_url)
+    database = Database(settings.resolved_database_url, data_keys=settings.resolved_data_keys())
     yield database
     await database.dispose()
 

@@ -41,7 +41,9 @@ class Cron:
         asyncio.run(self._loop())
 
     async def _loop(self) -> None:
-        db = Database(self.settings.resolved_database_url, pool_size=1)
+        db = Database(
+            self.settings.resolved_database_url, pool_size=1, data_keys=self.settings.resolved_data_keys()
+        )
         last_cancel = 0.0
         try:
             while not self.stopping:

@@ -41,7 +41,9 @@ def run(fn: Callable[[Database, Settings], Awaitable[T]]) -> T:
     queues.register_topics()  # a job run by a plain `rq worker` has no other root
 
     async def main() -> T:
-        db = Database(s.resolved_database_url, pool_size=2, retries=s.db_retries)
+        db = Database(
+            s.resolved_database_url, pool_size=2, retries=s.db_retries, data_keys=s.resolved_data_keys()
+        )
         try:
             return await fn(db, s)
         finally:

@@ -203,6 +203,21 @@ SECRET_KEYS = frozenset(
 )
 
 
+# Personal fields (docs/privacy.md): encrypted at rest, so never copied in clear into the log; the
+# entry says the field was set or changed, not to what.
+PERSONAL_KEYS = frozenset(
+    {
+        "address",
+        "contact_phone",
+        "display_name",
+        "delivery_address",
+        "shipping_note",
+        "evaluation_comment",
+    }
+)
+PERSONAL_MARK = "（个人信息，不记录原值）"
+
+
 class Who(Protocol):
     """Whoever acts: a `mall.core.auth.Principal` (the kernel's audit knows no more of it)."""
 
@@ -256,7 +271,11 @@ def current_address() -> str:
 def clean(value: Any) -> Any:
     """A value as JSON can hold it, secrets dropped: Decimal, UUID and enums as text, times RFC 3339."""
     if isinstance(value, Mapping):
-        return {str(k): clean(v) for k, v in value.items() if str(k).lower() not in SECRET_KEYS}
+        return {
+            str(k): (PERSONAL_MARK if v and str(k).lower() in PERSONAL_KEYS else clean(v))
+            for k, v in value.items()
+            if str(k).lower() not in SECRET_KEYS
+        }
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [clean(v) for v in value]
         return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items

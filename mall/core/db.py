@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from mall.core import metrics
+from mall.core import encryption, metrics
+from mall.core.encryption import DataKeys
 from mall.core.money import CENT, from_cents, normalize_quantity, to_cents
 from mall.core.transient import retry_reason, retry_wait
 
@@ -138,7 +139,17 @@ def commit_may_have_happened() -> bool:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20, retries: int = 4) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 20,
+        retries: int = 4,
+        data_keys: DataKeys | None = None,
+    ) -> None:
+        """`data_keys` encrypt and decrypt the personal-data columns (`Settings.resolved_data_keys()`);
+        without them a SQLite database uses the key file beside it and any other database has none."""
         self.url = url
         # How many times a unit of work run through `retrying` is run again after a transient failure.
         self.retries = retries
@@ -151,6 +162,14 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _sqlite_setup(self.engine)
+        encryption.bind(
+            self.engine.sync_engine.dialect,
+            data_keys
+            if data_keys is not None
+            else functools.partial(encryption.keys_beside, url)
+            if self.is_sqlite
+            else None,
+        )
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writer = async_sessionmaker(
             self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mall.core.db import Base, IdMixin, UTCDateTime, new_id
+from mall.core.encryption import EncryptedText
 from mall.core.labels import Labeled
 
 
@@ -62,15 +63,22 @@ class JobStatus(enum.StrEnum):
 
 
 class Organization(IdMixin, Base):
+    """A registered party. Its name and credit code are public by law (they name it in every published
+    deal); its address and contact phone are encrypted at rest (docs/privacy.md): a sole proprietor's
+    (个体工商户) are a person's, and a phone is usually someone's own."""
+
     __tablename__ = "organizations"
 
     kind: Mapped[str] = mapped_column(String(20), index=True)
     name: Mapped[str] = mapped_column(String(200))
     credit_code: Mapped[str] = mapped_column(String(18), unique=True)
-    address: Mapped[str] = mapped_column(String(300), default="")
+    address: Mapped[str] = mapped_column(EncryptedText, default="")  # at most fields.ADDRESS_MAX
     region_code: Mapped[str] = mapped_column(String(6))
-    contact_phone: Mapped[str] = mapped_column(String(40), default="")
+    contact_phone: Mapped[str] = mapped_column(EncryptedText, default="")  # at most fields.PHONE_MAX
     is_sme: Mapped[bool] = mapped_column(Boolean, default=True)
+    # 个体工商户: a supplier that is a natural person trading under a registration (credit code 92…);
+    # its published deals name it and its credit code, never its address (docs/privacy.md).
+    is_sole_proprietor: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default=OrgStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -94,7 +102,7 @@ class User(IdMixin, Base):
 
     org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organizations.id"), index=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
-    display_name: Mapped[str] = mapped_column(String(100))
+    display_name: Mapped[str] = mapped_column(EncryptedText)  # a person's name, at most fields.SHORT_MAX
     password_hash: Mapped[str] = mapped_column(String(200))
     # Only for users of the platform operator: one of AdminRole, or None. One column, so no account
     # can hold two of the administrators' roles.

@@ -11,7 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from mall.core import totp, workdays
+from mall.core import encryption, totp, workdays
+from mall.core.encryption import DataKeyError, DataKeys
 from mall.core.netaddr import networks
 from mall.core.workdays import WorkCalendar
 
@@ -48,6 +49,10 @@ class Settings:
     price_margin: Decimal = Decimal("0.05")
     publication_base_url: str = "http://127.0.0.1:8000"
     secret_key: str = ""  # empty: generated once and kept in data_dir/secret_key
+    # The keys personal data is encrypted with at rest (mall.core.encryption): base64 of 32 bytes,
+    # several separated by commas, newest first (it encrypts; all decrypt). Required with a server
+    # database; empty with SQLite: generated once and kept beside the database file (data_key).
+    data_key: str = ""
     queue_name: str = "mall"
     outbox_grace_seconds: int = 10
     sweep_interval_seconds: float = 2.0
@@ -188,6 +193,15 @@ class Settings:
             path.chmod(0o600)
         return path.read_text().strip()
 
+    def resolved_data_keys(self) -> DataKeys:
+        """The data keys: MALL_DATA_KEY, or for SQLite the key file beside the database (made on
+        first use). A server database without MALL_DATA_KEY is refused by `settings_problems`."""
+        if self.data_key:
+            return DataKeys.parse(self.data_key)
+        if not self.sqlite:
+            raise DataKeyError("MALL_DATA_KEY is required with a server database")
+        return encryption.keys_beside(self.resolved_database_url)
+
 
 def _coerce(kind: Any, raw: Any) -> Any:
     if kind in (Path, "Path"):
@@ -257,6 +271,17 @@ def settings_problems(s: Settings) -> list[str]:
     if unknown:
         out.append(
             f"MALL_REQUIRE_TOTP: no second factor for {', '.join(unknown)} (one of {', '.join(totp.ROLES)})"
+        )
+    if s.data_key:
+        try:
+            DataKeys.parse(s.data_key)
+        except DataKeyError as exc:
+            out.append(f"MALL_DATA_KEY must be keys of 32 bytes in base64, separated by commas: {exc}")
+    elif not s.sqlite:
+        out.append(
+            "MALL_DATA_KEY is required with a server database (PostgreSQL): personal data is encrypted"
+            " with it, and every process on every host must have the same key"
+            " (make one with: python -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"
         )
     for name in ("trusted_proxies", "rate_limit_exempt"):
         try:

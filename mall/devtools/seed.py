@@ -16,7 +16,12 @@ from mall.core import audit, clock
 from mall.core.db import Database
 from mall.core.models import AuditEntry, Organization
 from mall.core.settings import Settings
-from mall.devtools.demo.history import make_agreements_and_services, make_history, make_procedures
+from mall.devtools.demo.history import (
+    make_agreements_and_services,
+    make_history,
+    make_procedures,
+    make_sole_proprietor_deal,
+)
 from mall.devtools.demo.listings import make_listings
 from mall.devtools.demo.organizations import (
     DEMO_MARKER,
@@ -58,6 +63,7 @@ async def seed_demo(
         clock.clock.unfreeze()
     made["procedures"] = await make_procedures(db, settings, principals)
     made |= await make_agreements_and_services(db, settings, principals)
+    made["published"] = made.get("published", 0) + await make_sole_proprietor_deal(db, settings, principals)
     async with db.write() as tx:
         audit.record(tx, None, DEMO_MARKER, target_kind="system", detail=f"seed={seed} history={history}")
     return {"organizations": len(ORGS), "listings": len(listings), **made}

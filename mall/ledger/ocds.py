@@ -161,7 +161,12 @@ def release(record: dict[str, Any], prefix: str, names: dict[str, str] | None = 
                 "id": supplier["credit_code"],
                 "legalName": supplier["name"],
             },
-            "address": {"streetAddress": supplier.get("address") or "", "countryName": "中国"},
+            # A sole proprietor's record carries no address (a person's): none is made up here.
+            "address": (
+                {"streetAddress": supplier["address"], "countryName": "中国"}
+                if supplier.get("address")
+                else {"countryName": "中国"}
+            ),
             "roles": ["supplier"],
         }
     )

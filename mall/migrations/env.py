@@ -26,7 +26,9 @@ def _run(connection: Connection) -> None:
 
 
 async def _online() -> None:
-    db = Database(config.get_main_option("sqlalchemy.url") or "")
+    db = Database(
+        config.get_main_option("sqlalchemy.url") or "", data_keys=config.attributes.get("data_keys")
+    )
     async with db.engine.connect() as conn:
         await conn.run_sync(_run)
         await conn.commit()

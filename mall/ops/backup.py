@@ -52,7 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mall.core import clock
+from mall.core import clock, encryption
 from mall.core.db import Database
 from mall.core.settings import Settings
 from mall.ledger import witness
@@ -66,6 +66,7 @@ PG_DUMP_FILE = "mall.pgdump"
 REDIS_RDB = "redis.rdb"
 REDIS_AOF = "redis.aof"
 SECRET_FILE = "secret_key"  # noqa: S105 (a file name)
+DATA_KEY_FILE = encryption.KEY_FILE  # the personal-data key file beside a SQLite database
 COUNTED_TABLES = ("organizations", "users", "budget_lines", "orders", "listings", "disclosure_records")
 
 Say = Callable[[str], None]
@@ -473,6 +474,13 @@ def _backup_into(settings: Settings, dest: Path, say: Say) -> dict[str, Any]:
             _copy(secret, dest / SECRET_FILE)
             (dest / SECRET_FILE).chmod(0o600)
             secret_part = {"included": True, "file": SECRET_FILE}
+        # Without its data key the personal fields of the snapshot cannot be read.
+        key_file = encryption.sqlite_key_path(settings.resolved_database_url)
+        data_key_part: dict[str, Any] = {"included": False, "reason": "MALL_DATA_KEY is set"}
+        if not settings.data_key and key_file is not None and key_file.exists():
+            _copy(key_file, dest / DATA_KEY_FILE)
+            (dest / DATA_KEY_FILE).chmod(0o600)
+            data_key_part = {"included": True, "file": DATA_KEY_FILE}
     else:
         facts = asyncio.run(_pg_backup(settings, dest / PG_DUMP_FILE))
         versions["postgresql_server"] = str(facts["server_version"])
@@ -484,6 +492,7 @@ def _backup_into(settings: Settings, dest: Path, say: Say) -> dict[str, Any]:
             "reason": "production Redis holds queues, locks and counters, all rebuilt by the worker",
         }
         secret_part = {"included": False, "reason": "set MALL_SECRET_KEY in production"}
+        data_key_part = {"included": False, "reason": "MALL_DATA_KEY: keep it with the deployment's secrets"}
     database["alembic_revision"] = facts["revision"]
     if settings.file_store == "database":
         file_store = {"backend": "database", "included": True, "in": database["file"], **facts["files"]}
@@ -509,6 +518,7 @@ def _backup_into(settings: Settings, dest: Path, say: Say) -> dict[str, Any]:
             "restore": "rebuilt from the restored database (derived data)",
         },
         "secret_key": secret_part,
+        "data_key": data_key_part,
         "files": {
             p.name: {"bytes": p.stat().st_size, "sha256": sha256_of(p)}
             for p in sorted(dest.iterdir())
@@ -673,6 +683,14 @@ def _restore_sqlite(
         _copy(src / SECRET_FILE, secret)
         secret.chmod(0o600)
         say("· 会话密钥已恢复 (secret_key)")
+    key_part = manifest.get("data_key", {})
+    key_file = encryption.sqlite_key_path(settings.resolved_database_url)
+    if key_part.get("included") and not settings.data_key and key_file is not None:
+        if key_file.exists():
+            os.replace(key_file, _aside_dir(data, stamp) / DATA_KEY_FILE)
+        _copy(src / DATA_KEY_FILE, key_file)
+        key_file.chmod(0o600)
+        say("· 个人信息加密密钥已恢复 (data_key)")
 
 
 def _aside_dir(data: Path, stamp: str) -> Path:

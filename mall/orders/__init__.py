@@ -37,7 +37,7 @@ from mall.orders.place import (
     request_digest,
     require_active_suppliers,
 )
-from mall.orders.queries import can_see, get_order, list_orders, payment_state
+from mall.orders.queries import can_see, get_order, list_orders, payment_state, personal_data_shown
 
 __all__ = [
     "MAX_ITEMS",
@@ -65,6 +65,7 @@ __all__ = [
     "open_order",
     "pay",
     "payment_state",
+    "personal_data_shown",
     "receive",
     "record_event",
     "request_cancel",

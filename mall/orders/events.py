@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall.core import clock
 from mall.core.auth import Principal
+from mall.core.models import Organization
 from mall.core.money import money_str, quantity_str
 from mall.orders.models import Order, OrderEvent
 
@@ -37,8 +38,18 @@ async def events_of(session: AsyncSession, order_id: uuid.UUID) -> list[OrderEve
     return list(rows.scalars())
 
 
+def supplier_of_record(supplier: Organization) -> dict[str, str]:
+    """The supplier as a published record names it: its registered name and 统一社会信用代码 (what
+    财库〔2017〕86号 asks of a deal record), and a company's registered address. A sole proprietor's
+    (个体工商户) address is a person's and is never published (docs/privacy.md)."""
+    named = {"name": supplier.name, "credit_code": supplier.credit_code}
+    return named if supplier.is_sole_proprietor else {**named, "address": supplier.address}
+
+
 def deal_payload(order: Order, kind: str = "deal", amends: uuid.UUID | None = None) -> dict[str, Any]:
-    """What the world is told about an order. Taken at the moment of the deal (or its cancellation)."""
+    """What the world is told about an order. Taken at the moment of the deal (or its cancellation).
+    Nothing a person wrote on the order (notes, addresses, reasons) and no person's name or contact
+    is in it: the parties as organizations, the goods, the amounts (docs/privacy.md)."""
     at = order.confirmed_at or order.placed_at
     return {
         "kind": kind,
@@ -48,11 +59,7 @@ def deal_payload(order: Order, kind: str = "deal", amends: uuid.UUID | None = No
         "region_code": order.region_code,
         "deal_date": clock.local_date(at).isoformat(),
         "buyer": {"name": order.buyer.name, "credit_code": order.buyer.credit_code},
-        "supplier": {
-            "name": order.supplier.name,
-            "credit_code": order.supplier.credit_code,
-            "address": order.supplier.address,
-        },
+        "supplier": supplier_of_record(order.supplier),
         "total_amount": money_str(order.total_amount),
         "currency": "CNY",
         "lines": [

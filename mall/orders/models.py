@@ -6,11 +6,12 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mall.budgets.models import BudgetLine
 from mall.core.db import Base, IdMixin, Money, Quantity, UTCDateTime
+from mall.core.encryption import EncryptedText
 from mall.core.labels import Labeled
 from mall.core.models import Organization
 
@@ -49,27 +50,29 @@ class Order(IdMixin, Base):
     region_code: Mapped[str] = mapped_column(String(6))
     total_amount: Mapped[Decimal] = mapped_column(Money)
     reserved_amount: Mapped[Decimal] = mapped_column(Money)
-    delivery_address: Mapped[str] = mapped_column(String(300), default="")
-    note: Mapped[str] = mapped_column(String(500), default="")
+    # What people write on an order (where to deliver and to whom, notes, reasons, the evaluation)
+    # may name and reach a person: encrypted at rest (docs/privacy.md), never published.
+    delivery_address: Mapped[str] = mapped_column(EncryptedText, default="")
+    note: Mapped[str] = mapped_column(EncryptedText, default="")
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirm_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     contract_no: Mapped[str | None] = mapped_column(String(40), unique=True)
     contract_filed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    shipping_note: Mapped[str] = mapped_column(String(300), default="")
+    shipping_note: Mapped[str] = mapped_column(EncryptedText, default="")
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     evaluation_score: Mapped[int | None] = mapped_column(Integer)
-    evaluation_comment: Mapped[str] = mapped_column(String(500), default="")
+    evaluation_comment: Mapped[str] = mapped_column(EncryptedText, default="")
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     payment_ref: Mapped[str] = mapped_column(String(100), default="")
     payment_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
     payment_days: Mapped[int | None] = mapped_column(Integer)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    cancel_reason: Mapped[str] = mapped_column(String(500), default="")
+    cancel_reason: Mapped[str] = mapped_column(EncryptedText, default="")
     cancel_requested_by: Mapped[str | None] = mapped_column(String(20))  # buyer | supplier
-    cancel_request_reason: Mapped[str] = mapped_column(String(500), default="")
+    cancel_request_reason: Mapped[str] = mapped_column(EncryptedText, default="")
     disclosure_id: Mapped[uuid.UUID | None] = mapped_column()
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -110,9 +113,10 @@ class OrderEvent(IdMixin, Base):
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
-    actor_label: Mapped[str] = mapped_column(String(100))
+    # "organization·person" and what was written (a shipping note, a reason): encrypted at rest.
+    actor_label: Mapped[str] = mapped_column(EncryptedText)
     action: Mapped[str] = mapped_column(String(40))
-    detail: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[str] = mapped_column(EncryptedText, default="")
 
 
 class Checkout(IdMixin, Base):

@@ -64,7 +64,7 @@ class AdminPages(Controller):
             call.db,
             call.me,
             "/admin",
-            f"单位与用户：第 {p} 页，{len(orgs)} 家单位、{shown} 个用户（姓名、地址）",
+            f"单位与用户：第 {p} 页，{len(orgs)} 家单位、{shown} 个用户（单位地址、联系电话、用户姓名）",
         )
         return call.render(
             "admin.html",

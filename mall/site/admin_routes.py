@@ -38,7 +38,9 @@ SECADMIN = allow("secadmin")
 
 
 def _org_out(o: Organization) -> OrganizationOut:
-    return OrganizationOut(o.id, o.kind, o.name, o.credit_code, o.region_code, o.address, o.status)
+    return OrganizationOut(
+        o.id, o.kind, o.name, o.credit_code, o.region_code, o.address, o.status, o.is_sole_proprietor
+    )
 
 
 def admin_user_out(u: User) -> AdminUserOut:

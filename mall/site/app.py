@@ -68,7 +68,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     secret = settings.resolved_secret()
     key = hashlib.sha256(secret.encode()).digest()
-    db = Database(settings.resolved_database_url, retries=settings.db_retries)
+    db = Database(
+        settings.resolved_database_url,
+        retries=settings.db_retries,
+        data_keys=settings.resolved_data_keys(),
+    )
     queues.configure(settings)
     queues.register_topics()
     errors.use_error_page(helpers.error_page)

@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from mall import orders
-from mall.core import audit
+from mall.core import login_throttle, personal_data
 from mall.core.auth import Principal, allow
 from mall.core.errors import InvalidInput
 from mall.ledger import disclosure
@@ -19,7 +19,7 @@ from mall.orders.models import ORDER_STATUS_LABELS, Order, OrderStatus
 from mall.site.order_routes import STEP_CALL, STEPS, OrderCall
 from mall.structs import AnswerIn, ConfirmIn
 from mall.web import forms
-from mall.web.deps import UserCall
+from mall.web.deps import Call, UserCall
 from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form
 
 PER_PAGE = 20
@@ -66,6 +66,21 @@ def _party(who: Principal, order: Order) -> str:
     return who.role
 
 
+async def _log_read(call: Call, order: Order, *, contract: bool) -> None:
+    """The read log's entry when the page shows the caller others' personal data."""
+    shown = orders.personal_data_shown(call.me, order, contract=contract)
+    if shown is not None:
+        page = f"/orders/{order.id}/contract" if contract else f"/orders/{order.id}"
+        await personal_data.log_read(
+            call.db,
+            call.me,
+            f"{page} {order.order_no}",
+            shown,
+            login_throttle.client_of(call.request),
+            kind="order",
+        )
+
+
 class OrderPages(Controller):
     path = "/orders"
     include_in_schema = False
@@ -92,6 +107,7 @@ class OrderPages(Controller):
             order = await orders.get_order(s, call.me, order_id)
             events = await orders.events_of(s, order_id)
             records = await disclosure.records_of_order(s, order.order_no)
+        await _log_read(call, order, contract=False)
         return call.render(
             "order.html",
             order=order,
@@ -109,16 +125,7 @@ class OrderPages(Controller):
             order = await orders.get_order(s, call.me, order_id)
         if not order.contract_no:
             raise InvalidInput("订单尚未确认，还没有电子合同", code="no_contract")
-        if call.me.role in ("center", "regulator"):
-            # The contract names both parties' contact details: a read by neither party is audited.
-            await audit.record_now(
-                call.db,
-                call.me,
-                "personal_data_viewed",
-                target_kind="order",
-                target=order.order_no,
-                detail="电子合同：采购人与供应商的地址、联系电话",
-            )
+        await _log_read(call, order, contract=True)
         return call.render("contract.html", order=order)
 
     @post(

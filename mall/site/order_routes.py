@@ -16,6 +16,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from mall import orders
+from mall.core import login_throttle, personal_data
 from mall.core.auth import Principal, allow
 from mall.core.db import Database, retried
 from mall.core.errors import InvalidInput
@@ -23,7 +24,7 @@ from mall.core.settings import Settings
 from mall.orders.models import OrderStatus
 from mall.structs import AcceptIn, AnswerIn, ConfirmIn, EventOut, OrderOut, OrderPage, PayIn, ReasonIn, ShipIn
 from mall.web.deps import DB, Config, Me
-from mall.web.helpers import PageNo, PerPage
+from mall.web.helpers import AnyRequest, PageNo, PerPage
 
 TAGS = ["订单"]
 
@@ -111,11 +112,27 @@ class OrderApi(Controller):
         async with db.read() as s:
             return OrderOut.of(await orders.get_order(s, me, order_id))
 
-    @get("/{order_id:uuid}/events", opt=allow("user"), summary="订单操作记录")
-    async def order_events(self, me: Me, order_id: FromPath[uuid.UUID], db: DB) -> list[EventOut]:
+    @get(
+        "/{order_id:uuid}/events",
+        opt=allow("user"),
+        summary="订单操作记录（监管、采购中心、平台查阅记入审计日志）",
+    )
+    async def order_events(
+        self, request: AnyRequest, me: Me, order_id: FromPath[uuid.UUID], db: DB
+    ) -> list[EventOut]:
         async with db.read() as s:
-            await orders.get_order(s, me, order_id)
-            return [EventOut.of(e) for e in await orders.events_of(s, order_id)]
+            order = await orders.get_order(s, me, order_id)
+            events = [EventOut.of(e) for e in await orders.events_of(s, order_id)]
+        if me.role in personal_data.OVERSIGHT:  # people's names and what they wrote
+            await personal_data.log_read(
+                db,
+                me,
+                f"/api/orders/{order_id}/events {order.order_no}",
+                "订单操作记录：经办人姓名与说明",
+                login_throttle.client_of(request),
+                kind="order",
+            )
+        return events
 
     @post(
         "/{order_id:uuid}/confirm",

@@ -110,6 +110,7 @@ FIELD_LABELS.update(
         "new_password2": "确认新密码",
         "region_code": "行政区划代码",
         "contact_phone": "联系电话",
+        "is_sole_proprietor": "个体工商户",
         "delivery_address": "收货地址",
         "checkout_key": "下单凭据",
         "kind": "类型",

@@ -54,6 +54,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         REDIS_URL=settings.resolved_redis_url,
         MALL_DATA_DIR=str(settings.data_dir),
         MALL_SECRET_KEY=settings.secret_key,
+        MALL_DATA_KEY=settings.data_key,
         MALL_QUEUE_NAME=settings.queue_name,
         MALL_SWEEP_INTERVAL_SECONDS="0.5",
         MALL_PUSH_ALLOWED_HOSTS=settings.push_allowed_hosts,

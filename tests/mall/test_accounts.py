@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
 from mall.core.credit_code import make
 from tests.factories import World
 from tests.mall.test_supermarket_flow import assert_problem
@@ -150,3 +152,47 @@ async def test_concurrent_identical_registrations_give_one_201_and_409s(world: W
             ]
         )
     assert sorted(r.status_code for r in results) == [201, 409, 409, 409], [r.text for r in results]
+
+
+async def test_a_sole_proprietor_is_registered_as_such_by_its_code_or_by_the_admin(
+    client: Any, world: World
+) -> None:
+    """个体工商户: the credit code of one (92…) makes it one even if the admin forgot to say so; one
+    said to be a sole proprietor must have such a code and be a supplier."""
+    admin = world.h("sysadmin")
+    sole = make("9", "2", "410103", "00000012")
+    r = await client.post("/api/admin/organizations", json=org_body(sole, name="张建国"), headers=admin)
+    assert r.status_code == 201, r.text
+    assert r.json()["is_sole_proprietor"] is True
+    company = make("9", "1", "410105", "MA9XK3L2")
+    body = {**org_body(company), "is_sole_proprietor": True}
+    r = await client.post("/api/admin/organizations", json=body, headers=admin)
+    assert "92" in assert_problem(r, 400, "organization_invalid")["detail"]
+    body = {**org_body(make("9", "2", "410103", "00000013"), kind="budget_unit")}
+    r = await client.post("/api/admin/organizations", json=body, headers=admin)
+    assert "个体工商户只能登记为供应商" in assert_problem(r, 400, "organization_invalid")["detail"]
+    r = await client.post("/api/admin/organizations", json=org_body(company), headers=admin)
+    assert r.status_code == 201 and r.json()["is_sole_proprietor"] is False
+    listed = (await client.get("/api/admin/organizations?kind=supplier&per_page=100", headers=admin)).json()
+    flags = {o["credit_code"]: o["is_sole_proprietor"] for o in listed["items"]}
+    assert flags[sole] is True and flags[company] is False
+
+
+async def test_the_admin_page_registers_a_sole_proprietor_with_its_checkbox(
+    client: Any, world: World
+) -> None:
+    from mall.core.models import Organization
+    from tests.mall.test_pages import assert_page, login_ok, post_form
+
+    await login_ok(client, "sysadmin")
+    assert "个体工商户" in assert_page(await client.get("/admin", headers={"Accept": "text/html"}))
+    code = make("9", "2", "410103", "00000021")
+    r = await post_form(
+        client,
+        "/admin/organizations",
+        {**org_body(code, name="李秀英"), "contact_phone": "13912340000", "is_sole_proprietor": "1"},
+    )
+    assert r.status_code == 303, r.text
+    async with world.db.read() as s:
+        org = (await s.execute(select(Organization).where(Organization.credit_code == code))).scalar_one()
+    assert org.is_sole_proprietor and org.contact_phone == "13912340000"

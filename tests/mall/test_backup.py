@@ -127,7 +127,8 @@ def test_a_backup_holds_the_database_redis_and_key_with_checksums(
     assert manifest["redis"]["included"] and manifest["redis"]["file"] == "redis.aof"
     assert manifest["search_index"]["included"] is False and "rebuilt" in manifest["search_index"]["restore"]
     assert manifest["secret_key"] == {"included": True, "file": "secret_key"}
-    assert set(manifest["files"]) == {"mall.db", "redis.aof", "secret_key"}
+    assert manifest["data_key"] == {"included": True, "file": "data_key"}  # the personal fields' key
+    assert set(manifest["files"]) == {"mall.db", "redis.aof", "secret_key", "data_key"}
     for name, meta in manifest["files"].items():
         assert meta == {
             "bytes": (tmp_path / "b" / name).stat().st_size,
@@ -137,6 +138,7 @@ def test_a_backup_holds_the_database_redis_and_key_with_checksums(
     assert (tmp_path / "b").stat().st_mode & 0o777 == 0o700
     # One self-contained file: no journal beside it.
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "data_key",
         "mall.db",
         "manifest.json",
         "redis.aof",
@@ -150,6 +152,7 @@ def test_a_backup_holds_the_database_redis_and_key_with_checksums(
     assert (tmp_path / "fresh" / "redis.aof").read_bytes() == AOF
     assert fresh.resolved_secret() == settings.resolved_secret()
     assert ((tmp_path / "fresh" / "secret_key").stat().st_mode & 0o777) == 0o600
+    assert (tmp_path / "fresh" / "data_key").read_bytes() == (tmp_path / "data" / "data_key").read_bytes()
 
     async def read_back() -> bytes:
         db = Database(fresh.resolved_database_url)

@@ -665,7 +665,7 @@ async def test_public_disclosures_page_lists_the_deals(client: Any, world: World
 
 def run_cli(settings: Settings, tmp: Path) -> subprocess.CompletedProcess[str]:
     mall = Path(sys.executable).parent / "mall"
-    env = {**os.environ, "DATABASE_URL": settings.resolved_database_url}
+    env = {**os.environ, "DATABASE_URL": settings.resolved_database_url, "MALL_DATA_KEY": settings.data_key}
     env.pop("MALL_SETTINGS_FILE", None)
     return subprocess.run(
         [str(mall), "ledger", "verify"],
@@ -683,6 +683,7 @@ def cli_in_process(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
     from mall import cli
 
     monkeypatch.setenv("DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("MALL_DATA_KEY", settings.data_key)
     monkeypatch.delenv("MALL_SETTINGS_FILE", raising=False)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["ledger", "verify"])

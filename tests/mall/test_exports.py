@@ -540,6 +540,7 @@ async def test_mall_export_command_with_filters(
     from mall import cli
 
     monkeypatch.setenv("DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("MALL_DATA_KEY", settings.data_key)
     monkeypatch.setenv("MALL_DATA_DIR", str(settings.data_dir))
     monkeypatch.delenv("MALL_SETTINGS_FILE", raising=False)
 

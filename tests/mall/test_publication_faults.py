@@ -39,6 +39,7 @@ def worker_env(settings: Settings, redis_url: str, **extra: str) -> dict[str, st
         REDIS_URL=redis_url,
         MALL_DATA_DIR=str(settings.data_dir),
         MALL_SECRET_KEY=settings.secret_key,
+        MALL_DATA_KEY=settings.data_key,
         MALL_QUEUE_NAME=settings.queue_name,
         MALL_OUTBOX_GRACE_SECONDS="1",
         MALL_SWEEP_INTERVAL_SECONDS="0.2",

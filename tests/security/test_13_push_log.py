@@ -242,7 +242,7 @@ async def test_every_failure_is_one_fixed_kind_with_a_fixed_message(
 async def test_the_migration_scrubs_what_older_versions_kept(world: World, settings: Settings) -> None:
     """Rows written before the rule kept the receiver's answer in `error` and `last_error`: after
     the migration only the kind is left."""
-    cfg = alembic_config(settings.resolved_database_url)
+    cfg = alembic_config(settings.resolved_database_url, settings.resolved_data_keys())
     sub_id, now = uuid.uuid4(), clock.now()
     subs = sa.table(
         "push_subscriptions",

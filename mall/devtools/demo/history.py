@@ -13,6 +13,7 @@ from sqlalchemy import select
 from bidding import offers, publish
 from catalog import agreement_setup as ag
 from catalog import designated as dd
+from catalog import service as catalog_service
 from catalog.models import Listing
 from mall import budgets, orders
 from mall.budgets.models import BudgetLine
@@ -280,3 +281,45 @@ async def make_history(
             advance(timedelta(days=rng.choice([3, 7, 12, 20, 33])))
             await orders.pay(db, settings, buyer, order.id, f"国库集中支付 {rng.randint(10**9, 10**10 - 1)}")
     return made
+
+
+async def make_sole_proprietor_deal(
+    db: Database, settings: Settings, principals: dict[str, Principal]
+) -> int:
+    """The sole proprietor's shop: copy paper reviewed by the center, and one deal with buyer1 whose
+    order carries a person's name and phone in its address and note. Its published record names the
+    supplier by name and credit code only; the address, phone and note stay out (docs/privacy.md)."""
+    shop, buyer = principals["supplier8"], principals["buyer1"]
+    draft = catalog_service.ListingDraft(
+        name="得力 A4复印纸 70g（500张/包，8包/箱）",
+        brand="得力",
+        spec_model="7401 A4 70g",
+        category_code="A05040101",
+        unit="箱",
+        price="138.00",
+        reference_price="142.00",
+        stock="60",
+        reference_source="京东自营",
+        description="个体经营文具店供货，郑州市区当天送达。",
+    )
+    listing = await catalog_service.create_listing(db, shop, draft, margin=settings.price_margin)
+    await catalog_service.review_listing(
+        db, principals["center1"], listing.id, approve=True, reason="", margin=settings.price_margin
+    )
+    assert buyer.org_id
+    async with db.read() as s:
+        line = next(b for b in await budgets.lines_of(s, buyer.org_id) if b.project_code == "JY-2026-003")
+    placed, _ = await orders.checkout(
+        db,
+        settings,
+        buyer,
+        orders.CheckoutRequest(
+            budget_line_id=line.id,
+            idempotency_key="seed-sole-proprietor",
+            items=((listing.id, "5"),),
+            delivery_address="郑州市中原区建设西路 郑州市第一中学教务处 收货人王老师 13903710001",
+            note="请上午送达，到校门口联系王老师",
+        ),
+    )
+    await orders.confirm(db, shop, placed[0].id)
+    return await disclosure.publish_pending(db)

@@ -27,6 +27,7 @@ class DemoOrg:
     region: str
     address: str
     users: tuple[tuple[str, str], ...]  # (username, display name)
+    sole_proprietor: bool = False  # 个体工商户: its registered name is its operator's
 
 
 ORGS = [
@@ -121,6 +122,16 @@ ORGS = [
         "郑州市金水区花园路115号",
         (("supplier7", "冯经理"),),
     ),
+    # A sole proprietor (个体工商户) registered without a trade name: the name is the operator's own,
+    # the address is a home. Its deals publish the name and credit code only (docs/privacy.md).
+    DemoOrg(
+        OrgKind.SUPPLIER,
+        "张建国",
+        "410103",
+        "郑州市二七区长江路街道幸福里小区3号楼1单元201室",
+        (("supplier8", "张建国"),),
+        sole_proprietor=True,
+    ),
 ]
 
 BUDGETS = {
@@ -140,14 +151,18 @@ BUDGETS = {
 }
 
 
-def _credit_code(rng: random.Random, kind: OrgKind, region: str) -> str:
-    registrar, org_type = {
-        "supplier": ("9", "1"),
-        "budget_unit": ("1", "2"),
-        "center": ("1", "1"),
-        "regulator": ("1", "1"),
-        "platform": ("9", "1"),
-    }[kind.value]
+def _credit_code(rng: random.Random, kind: OrgKind, region: str, *, sole_proprietor: bool = False) -> str:
+    registrar, org_type = (
+        ("9", "2")
+        if sole_proprietor
+        else {
+            "supplier": ("9", "1"),
+            "budget_unit": ("1", "2"),
+            "center": ("1", "1"),
+            "regulator": ("1", "1"),
+            "platform": ("9", "1"),
+        }[kind.value]
+    )
     alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
     body = "".join(rng.choice(alphabet[:10] if i else "0123456789M") for i in range(8))
     return make_credit_code(registrar, org_type, region, body)
@@ -202,13 +217,18 @@ async def make_organizations(db: Database, rng: random.Random) -> dict[str, Prin
                     tx.session.add(user)
                     out[username] = auth.principal_of(user)
             continue
+        # The sole proprietor came later: its own random numbers leave everyone else's as they were.
+        own = random.Random(spec.name) if spec.sole_proprietor else rng
         draft = accounts.OrgDraft(
             kind=spec.kind.value,
             name=spec.name,
-            credit_code=_credit_code(rng, spec.kind, spec.region),
+            credit_code=_credit_code(own, spec.kind, spec.region, sole_proprietor=spec.sole_proprietor),
             region_code=spec.region,
             address=spec.address.strip(),
-            contact_phone=f"0371-{rng.randint(60000000, 69999999)}",
+            contact_phone=f"139{own.randint(10000000, 99999999)}"
+            if spec.sole_proprietor
+            else f"0371-{own.randint(60000000, 69999999)}",
+            is_sole_proprietor=spec.sole_proprietor,
         )
         org = await accounts.register_org(db, None, draft)
         for username, display in spec.users:
