@@ -476,7 +476,10 @@ def _backup_into(settings: Settings, dest: Path, say: Say) -> dict[str, Any]:
             secret_part = {"included": True, "file": SECRET_FILE}
         # Without its data key the personal fields of the snapshot cannot be read.
         key_file = encryption.sqlite_key_path(settings.resolved_database_url)
-        data_key_part: dict[str, Any] = {"included": False, "reason": "MALL_DATA_KEY is set"}
+        data_key_part: dict[str, Any] = {
+            "included": False,
+            "reason": "MALL_DATA_KEY is set" if settings.data_key else "no key file: nothing encrypted yet",
+        }
         if not settings.data_key and key_file is not None and key_file.exists():
             _copy(key_file, dest / DATA_KEY_FILE)
             (dest / DATA_KEY_FILE).chmod(0o600)

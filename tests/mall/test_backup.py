@@ -62,6 +62,7 @@ def make_mall(template: Path) -> MakeMall:
         (data / "redis.aof").write_bytes(AOF)
         settings = load_settings({}, data_dir=data)
         settings.resolved_secret()
+        settings.resolved_data_keys()  # the key file beside the database, as a mall that ran has
         return settings
 
     return make
