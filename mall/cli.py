@@ -273,7 +273,9 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_grant_role(settings: Settings, args: argparse.Namespace) -> int:
     from mall.accounts import grant_role_command  # start-up: the accounts, for this command only
 
-    return grant_role_command(settings.resolved_database_url, args.username, args.role)
+    return grant_role_command(
+        settings.resolved_database_url, args.username, args.role, settings.resolved_data_keys()
+    )
 
 
 def cmd_rotate_data_key(settings: Settings, args: argparse.Namespace) -> int:

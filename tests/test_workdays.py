@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mall.core import clock, workdays
-from mall.core.settings import SettingsError, load_settings
+from mall.core.settings import Settings, SettingsError, load_settings
 from mall.core.workdays import CalendarError, WorkCalendar, load_calendar, read_year_file
 from tests.factories import frozen_at
 
@@ -227,10 +227,12 @@ def test_counting_forward_and_between_agree(start: date, n: int) -> None:
 
 
 def test_check_calendar_lists_the_years_and_fails_when_this_year_is_missing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], settings: Settings
 ) -> None:
     from mall import cli
 
+    if settings.data_key:  # a server database: every `mall` command needs its data key to start
+        monkeypatch.setenv("MALL_DATA_KEY", settings.data_key)
     monkeypatch.delenv("MALL_CALENDAR_DIR", raising=False)
     monkeypatch.delenv("MALL_HOLIDAYS", raising=False)
     with frozen_at(datetime(2026, 6, 1, 2, 0, tzinfo=clock.UTC)), pytest.raises(SystemExit) as done:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from mall import accounts, cli
 from mall.core import audit, auth
 from mall.core.models import AuditEntry, User
+from mall.core.settings import Settings
 from tests.factories import World
 from tests.security.login_helpers import assert_problem
 
@@ -146,14 +147,20 @@ async def test_the_audit_administrator_reads_and_changes_nothing(client: Any, wo
         assert [(e.actor_username, e.target) for e in reads] == [("auditor", "/api/audit")]
 
 
-async def test_the_first_security_administrator_is_made_on_the_host(world: World, capsys: Any) -> None:
+async def test_the_first_security_administrator_is_made_on_the_host(
+    world: World, settings: Settings, capsys: Any
+) -> None:
     """`mall grant-role`: how an upgraded or new deployment gets its security administrator; audited."""
     assert cli.build_parser().parse_args(["grant-role", "sysadmin", "secadmin"]).fn is cli.cmd_grant_role
-    code = await asyncio.to_thread(accounts.grant_role_command, world.db.url, "buyer_a", "secadmin")
+    code = await asyncio.to_thread(
+        accounts.grant_role_command, world.db.url, "buyer_a", "secadmin", settings.resolved_data_keys()
+    )
     assert code == 1 and "平台运营方" in capsys.readouterr().err
     async with world.db.write() as tx:
         await tx.session.execute(update(User).where(User.username == "secadmin").values(admin_role=None))
-    code = await asyncio.to_thread(accounts.grant_role_command, world.db.url, "secadmin", "secadmin")
+    code = await asyncio.to_thread(
+        accounts.grant_role_command, world.db.url, "secadmin", "secadmin", settings.resolved_data_keys()
+    )
     assert code == 0 and "安全管理员" in capsys.readouterr().out
     async with world.db.read() as s:
         e = (await s.execute(select(AuditEntry).where(AuditEntry.action == "role_changed"))).scalar_one()
