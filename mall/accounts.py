@@ -243,9 +243,7 @@ async def set_admin_role(db: Database, who: Principal, user_id: uuid.UUID, role:
     if user_id == who.user_id:
         raise Forbidden("不能变更自己的角色", code="own_role")
     async with db.write() as tx:
-        user = await tx.session.get(User, user_id, with_for_update={"of": User, "key_share": True})
-        if user is None:
-            raise NotFound("用户不存在", code="user_not_found")
+        user = await auth.locked_user(tx.session, user_id)
         await _set_role(tx, who, user, role)
     return user
 
@@ -275,9 +273,7 @@ async def reset_second_factor(db: Database, who: Principal, user_id: uuid.UUID) 
     if user_id == who.user_id:
         raise Forbidden("不能重置自己的动态口令", code="own_second_factor")
     async with db.write() as tx:
-        user = await tx.session.get(User, user_id, with_for_update={"of": User, "key_share": True})
-        if user is None:
-            raise NotFound("用户不存在", code="user_not_found")
+        user = await auth.locked_user(tx.session, user_id)
         if user.totp_secret is None and user.totp_enabled_at is None:
             raise Conflict("该用户未绑定动态口令", code="totp_not_enabled")
         enabled = user.totp_enabled_at is not None

@@ -29,6 +29,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall.core import audit, clock, fields, login_throttle, netaddr, totp
 from mall.core.db import Database, Tx, retried
@@ -499,6 +500,14 @@ async def end_everywhere(db: Database, who: Principal, ip: str | None = None) ->
 # ------------------------------------------------------------------ the second factor
 
 
+async def locked_user(session: AsyncSession, user_id: uuid.UUID | None) -> User:
+    """The user's row, locked for this write (its organization not: `OF users`); 404 if there is none."""
+    user: User | None = await session.get(User, user_id, with_for_update={"of": User, "key_share": True})
+    if user is None:
+        raise NotFound("用户不存在", code="user_not_found")
+    return user
+
+
 async def begin_enrolment(db: Database, who: Principal, totp_key: bytes) -> tuple[str, str]:
     """A new TOTP secret for the caller, kept (encrypted) until a code confirms it: (secret, otpauth
     URI), to be shown once. Starting again replaces an unconfirmed secret; an enrolled user must
@@ -507,9 +516,7 @@ async def begin_enrolment(db: Database, who: Principal, totp_key: bytes) -> tupl
         raise Forbidden("只有管理员、集中采购机构和财政监管用户可以绑定动态口令", code="totp_not_for_role")
     secret = totp.new_secret()
     async with db.write() as tx:
-        user = await tx.session.get(User, who.user_id, with_for_update={"of": User, "key_share": True})
-        if user is None:
-            raise NotFound("用户不存在", code="user_not_found")
+        user = await locked_user(tx.session, who.user_id)
         if user.totp_enabled_at is not None:
             raise Conflict("已绑定动态口令；如需更换，请联系安全管理员重置", code="totp_already_enabled")
         user.totp_secret, user.totp_last_step = totp.seal(totp_key, secret), None
