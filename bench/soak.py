@@ -24,6 +24,9 @@ them).
 Faults (unless --no-faults), spread over the run: SIGKILL of a worker and of a web process (both
 started again), a Redis restart, and (PostgreSQL) pg_terminate_backend of every connection of the
 mall, then three times, 100 ms apart, of each one caught in the middle of work. Clients retry on connection errors, on the other web process, with the same Idempotency-Key.
+With the faults, a schema change runs as docs/operations.md says one must while the mall serves
+(expand, backfill in batches, contract): a column added to `orders`, filled from each row's total in
+batches of 200 (each batch its own transaction), checked, and dropped, under the load.
 
 Checks at the end (exit status 2 if any fails): no 5xx, no busy_retry, budget lines agree with their
 orders and procedures, stock never negative and conserved, every confirmed order once in the feed and
@@ -87,6 +90,7 @@ from bench._harness import (
     _Bearer,
     _pg_admin,
     background_cores,
+    bench_db,
     build_world,
     drop_database,
     emit,
@@ -935,7 +939,6 @@ class Soak:
         await self.make_procedures(c)
 
     async def credit_codes(self, org_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-        from _harness import bench_db
         from sqlalchemy import select
 
         from mall.core.models import Organization
@@ -975,7 +978,6 @@ class Soak:
         await self.move_procedure_ends()
 
     async def move_procedure_ends(self) -> None:
-        from _harness import bench_db
         from sqlalchemy import update
 
         from bidding.models import Procedure
@@ -1265,8 +1267,6 @@ class Soak:
     async def award_watch(self, kind: str) -> None:
         """When the worker has closed the procedure, its winner confirms the deal."""
 
-        from _harness import bench_db
-
         from bidding.models import Procedure
 
         pid = self.procedures[kind]
@@ -1484,6 +1484,66 @@ class Soak:
         self.sh.faults.append(f)
         log(f"fault at {f.at}s: {f.kind} {f.target} ({f.down_seconds}s) {f.detail}")
 
+    async def migration_drill(self, seconds: float) -> None:
+        """Expand, backfill, contract on the busiest table while the load runs, recorded as a fault
+        (`migration_backfill`): ok when every row the backfill reached holds its order's total."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
+
+        await asyncio.sleep(0.33 * seconds)
+        f = Fault("migration_backfill", "orders", self.sh.since_start())
+        t0 = time.monotonic()
+        db = bench_db(self.top.resolved_database_url, pool_size=1)
+
+        async def step(sql: str) -> int:
+            for attempt in range(30):  # a DDL waits at most 2 s for its lock, then tries again
+                try:
+                    async with db.engine.begin() as conn:
+                        if not db.is_sqlite:
+                            await conn.execute(text("SET LOCAL lock_timeout = '2s'"))
+                        return int((await conn.execute(text(sql))).rowcount or 0)
+                except DBAPIError as exc:
+                    if attempt == 29:
+                        raise
+                    self.sh.notes.append(
+                        f"migration drill: retried {sql.split()[0]}: {type(exc.orig).__name__}"
+                    )
+                    await asyncio.sleep(0.2)
+            return 0
+
+        try:
+            await step("ALTER TABLE orders ADD COLUMN soak_drill_total BIGINT")
+            rows = batches = 0
+            while True:
+                n = await step(
+                    "UPDATE orders SET soak_drill_total = total_amount WHERE id IN"
+                    " (SELECT id FROM orders WHERE soak_drill_total IS NULL ORDER BY id LIMIT 200)"
+                )
+                rows, batches = rows + n, batches + 1
+                if n < 200:
+                    break
+                await asyncio.sleep(0.05)
+            async with db.engine.connect() as conn:
+                differ = (
+                    await conn.execute(
+                        text(
+                            "SELECT count(*) FROM orders WHERE soak_drill_total IS NOT NULL"
+                            " AND soak_drill_total <> total_amount"
+                        )
+                    )
+                ).scalar_one()
+            await step("ALTER TABLE orders DROP COLUMN soak_drill_total")
+            f.ok = differ == 0
+            f.detail = f"{rows} rows backfilled in {batches} batches, {differ} differ; column dropped"
+        except Exception as exc:
+            f.ok = False
+            f.detail = f"{type(exc).__name__}: {exc}"[:500]
+        finally:
+            await db.dispose()
+        f.down_seconds = round(time.monotonic() - t0, 1)
+        self.sh.faults.append(f)
+        log(f"at {f.at}s: {f.kind} {f.target} ({f.down_seconds}s) {f.detail}")
+
     # -- the run
 
     async def run(self) -> dict[str, Any]:
@@ -1532,10 +1592,13 @@ class Soak:
         ]
         awards = [asyncio.create_task(self.award_watch(k)) for k in ("inquiry", "auction")]
         fault_task = asyncio.create_task(self.faults(seconds)) if not self.args.no_faults else None
+        drill = asyncio.create_task(self.migration_drill(seconds)) if not self.args.no_faults else None
         await self.scheduler(seconds)
         load_seconds = time.monotonic() - self.sh.t0
         if fault_task is not None:
             await fault_task
+        if drill is not None:
+            await drill
         with stage("waiting for both procedures to be closed and confirmed"):
             await asyncio.wait(awards, timeout=180)
         self.stop.set()
@@ -1614,7 +1677,6 @@ class Soak:
 async def settle(soak: Soak, within: float = 120) -> dict[str, Any]:
     """Wait until nothing waits to be published and the push receiver (if the mix subscribed one) has
     the whole ledger."""
-    from _harness import bench_db
     from sqlalchemy import func, select
 
     from mall.core.models import Outbox
@@ -1647,7 +1709,6 @@ async def settle(soak: Soak, within: float = 120) -> dict[str, Any]:
 
 
 async def read_database(url: str) -> dict[str, Any]:
-    from _harness import bench_db
     from sqlalchemy import func, select
 
     from bidding.models import Offer, Procedure

@@ -325,3 +325,33 @@ async def test_a_bid_whose_commit_was_not_seen_is_answered_once_never_refused_or
         ("accepted", Decimal("59500.00")),
         ("accepted", Decimal("59000.00")),
     ]
+
+
+async def test_a_statement_a_schema_change_made_stale_runs_again(world: World) -> None:
+    """A column added while the mall serves (docs/operations.md, expand) changes what `SELECT *` of
+    that table returns; a connection that had prepared it fails once, and that failure is transient:
+    the driver has forgotten the statement and the unit of work runs again."""
+    if world.db.is_sqlite:
+        pytest.skip("SQLite prepares a statement again by itself when the schema changed: nothing fails")
+    pg = world.db
+    table = f"drill_{uuid.uuid4().hex[:8]}"
+    db = Database(pg.url, pool_size=1)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text(f"CREATE TABLE {table} (id int PRIMARY KEY, v int)"))
+            await conn.execute(text(f"INSERT INTO {table} VALUES (1, 2)"))  # noqa: S608 (a name made here)
+        query = text(f"SELECT * FROM {table}")  # noqa: S608 (a name made here)
+        async with db.engine.connect() as conn:
+            assert (await conn.execute(query)).all() == [(1, 2)]  # prepared and kept by the pooled connection
+        async with pg.engine.begin() as other:  # another process changes the schema
+            await other.execute(text(f"ALTER TABLE {table} ADD COLUMN w int"))
+        with pytest.raises(DBAPIError) as failed:
+            async with db.engine.connect() as conn:
+                await conn.execute(query)
+        assert retry_reason(failed.value) == "schema_changed"
+        async with db.engine.connect() as conn:  # run again: prepared anew
+            assert (await conn.execute(query)).all() == [(1, 2, None)]
+    finally:
+        await db.dispose()
+        async with pg.engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE IF EXISTS {table}"))

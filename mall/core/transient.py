@@ -24,8 +24,8 @@ _LOST_WORDS = (
 
 def retry_reason(exc: BaseException) -> str | None:
     """Why a failed unit of work may simply be run again (it was rolled back, nothing was written), or
-    None: a deadlock (PostgreSQL 40P01), a serialization failure (40001), a busy SQLite database, or
-    a connection lost under it."""
+    None: a deadlock (PostgreSQL 40P01), a serialization failure (40001), a busy SQLite database, a
+    prepared statement a schema change made stale, or a connection lost under it."""
     if not isinstance(exc, DBAPIError):
         return None
     if exc.connection_invalidated:
@@ -39,6 +39,10 @@ def retry_reason(exc: BaseException) -> str | None:
         return "serialization"
     if "database is locked" in text or "database is busy" in text:
         return "busy"
+    if "invalidcachedstatement" in text or "cached plan must not change result type" in text:
+        # A schema change (docs/operations.md) made a statement the connection had prepared stale;
+        # the driver forgets its prepared statements, so the unit of work simply runs again.
+        return "schema_changed"
     if (state or "").startswith("08") or state in _LOST_STATES or any(w in text for w in _LOST_WORDS):
         return "connection"
     return None
