@@ -24,13 +24,15 @@ from mall.ledger import push
 from workers import outbox, queues
 
 log = logging.getLogger("mall.cron")
+WITNESS_CHECK_SECONDS = 10.0
 
 
 class Cron:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stopping = False
-        self.witnessed_on = ""  # the Chinese calendar day whose ledger witness is taken care of
+        self.witnessed_on = ""  # the Chinese calendar day whose ledger witness is written
+        self.next_witness_check = 0.0  # monotonic time of the next look at it
 
     def stop(self, *_: object) -> None:
         self.stopping = True
@@ -72,10 +74,15 @@ class Cron:
             await db.dispose()
 
     def witness_daily(self) -> None:
-        """Once a day (the first tick of each day in China), the ledger head is witnessed."""
+        """Once a day (from the first tick of each day in China), the ledger head is witnessed; until
+        the job has written it, the day is looked at again every WITNESS_CHECK_SECONDS."""
         today = clock.local_date(clock.now()).isoformat()
-        if self.witnessed_on != today and queues.witness_daily(today):
+        if self.witnessed_on == today or time.monotonic() < self.next_witness_check:
+            return
+        if queues.witness_daily(today):
             self.witnessed_on = today
+        else:
+            self.next_witness_check = time.monotonic() + WITNESS_CHECK_SECONDS
 
 
 async def _procedures_due(db: Database) -> bool:

@@ -167,11 +167,15 @@ def prune() -> dict[str, int]:
     return runtime.run(go)
 
 
-def witness_ledger() -> int:
+def witness_ledger(day: str | None = None) -> int:
     """The daily witness: the ledger head to the operations log (`ledger.head`) and, with
-    MALL_WITNESS_FILE, appended to the witness file (mall.ledger.witness). Returns the head's seq."""
+    MALL_WITNESS_FILE, appended to the witness file (mall.ledger.witness); then `day` is marked
+    done, so that a failed run is enqueued again. Returns the head's seq."""
 
     async def go(db: Database, s: Settings) -> int:
         return (await witness.witness(db, s, source="daily")).seq
 
-    return runtime.run(go)
+    seq = runtime.run(go)
+    if day is not None:
+        queues.mark_witnessed(day)
+    return seq

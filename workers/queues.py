@@ -288,25 +288,44 @@ def schedule_push(subscription_id: uuid.UUID, at: Any) -> bool:
     return _schedule(at, "workers.jobs.deliver_push", job_id, subscription_id, keep=60, lost=lost)
 
 
+WITNESS_CLAIM_SECONDS = 900  # a witness job not done by then (it failed, its worker died) is enqueued again
+
+
+def _witness_keys(day: str) -> tuple[str, str]:
+    assert _settings is not None
+    base = f"mall:{_settings.queue_name}:witness:{day}"
+    return f"{base}:done", f"{base}:claimed"
+
+
 def witness_daily(day: str) -> bool:
     """The daily witness of the ledger head, once per (Chinese) calendar day across every periodic
-    process: the first to mark the day enqueues the job. True when the day is taken care of (by this
-    call or another process); False when Redis could not be reached, so the next tick tries again."""
+    process. True once the day's witness is written (`mark_witnessed`, by the job). Otherwise the
+    first process to claim the day enqueues the job; the claim lapses after WITNESS_CLAIM_SECONDS, so
+    a job that failed or died is enqueued again by a later tick. False: not written yet."""
     if _settings is None:
         return False
-    key = f"mall:{_settings.queue_name}:witnessed:{day}"
+    done, claimed = _witness_keys(day)
     try:
         conn = redis_conn()
-        if not conn.set(key, "1", nx=True, ex=3 * 24 * 3600):
+        if conn.exists(done):
             return True
+        if not conn.set(claimed, "1", nx=True, ex=WITNESS_CLAIM_SECONDS):
+            return False  # another process (or an earlier tick) enqueued it: wait for the job
     except Exception as exc:
         log.warning("daily ledger witness not enqueued (%s); the next tick retries", exc)
         return False
-    if enqueue("workers.jobs.witness_ledger", job_id=f"witness-ledger-{day}"):
-        return True
-    with contextlib.suppress(Exception):
-        conn.delete(key)
+    if not enqueue("workers.jobs.witness_ledger", day, job_id=f"witness-ledger-{day}"):
+        with contextlib.suppress(Exception):
+            conn.delete(claimed)
     return False
+
+
+def mark_witnessed(day: str) -> None:
+    """The day's witness is written: no periodic process enqueues it again that day."""
+    if _settings is None:
+        return
+    done, _ = _witness_keys(day)
+    redis_conn().set(done, "1", ex=3 * 24 * 3600)
 
 
 def enqueue_import(import_id: uuid.UUID) -> bool:

@@ -135,12 +135,25 @@ async def test_the_daily_witness_is_enqueued_once_a_day_by_every_periodic_proces
         for _ in range(5):  # ticks of two periodic processes (two hosts) on the same day
             first.witness_daily()
             second.witness_daily()
+            first.next_witness_check = second.next_witness_check = 0.0  # as if the check interval passed
         (job_id,) = queue.job_ids
-        assert job_id == f"witness-ledger-{first.witnessed_on}" and second.witnessed_on == first.witnessed_on
-        assert queue.fetch_job(job_id).func_name == "workers.jobs.witness_ledger"  # type: ignore[union-attr]
-        # Another day: witnessed again, once.
-        assert queues.witness_daily("2099-01-01") and len(queue.job_ids) == 2
-        assert queues.witness_daily("2099-01-01") and len(queue.job_ids) == 2
+        today = job_id.removeprefix("witness-ledger-")
+        job = queue.fetch_job(job_id)
+        assert job is not None and job.func_name == "workers.jobs.witness_ledger" and job.args == [today]
+        assert first.witnessed_on == second.witnessed_on == ""  # not written yet: still looked at
+        queues.mark_witnessed(today)  # what the job does once the head is written
+        first.witness_daily()
+        second.witness_daily()
+        assert first.witnessed_on == second.witnessed_on == today and len(queue.job_ids) == 1
+        # Another day: enqueued once; a job that failed (its claim lapsed, the day not done) is
+        # enqueued again by a later tick, and not before.
+        assert not queues.witness_daily("2099-01-01") and len(queue.job_ids) == 2
+        assert not queues.witness_daily("2099-01-01") and len(queue.job_ids) == 2
+        queue.empty()
+        conn.delete(f"mall:{settings.queue_name}:witness:2099-01-01:claimed")  # WITNESS_CLAIM_SECONDS on
+        assert not queues.witness_daily("2099-01-01") and queue.job_ids == ["witness-ledger-2099-01-01"]
+        queues.mark_witnessed("2099-01-01")
+        assert queues.witness_daily("2099-01-01")
     finally:
         conn.close()
 
