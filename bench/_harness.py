@@ -260,7 +260,9 @@ async def closed_loop(
 
 
 def http_client(port: int, concurrency: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8)
+    limits = httpx.Limits(  # idle connections dropped before the server's 5 s keep-alive timeout
+        max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8, keepalive_expiry=2.0
+    )
     return httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=httpx.Timeout(60.0))
 
 

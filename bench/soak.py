@@ -1549,7 +1549,10 @@ class Soak:
 
     async def run(self) -> dict[str, Any]:
         """The load of the chosen mix; returns {"load_seconds": ...}."""
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+        # An idle connection is dropped by the client before the server's keep-alive timeout (uvicorn:
+        # 5 s, httpx's default expiry too): at equal timeouts a request sent on a connection the
+        # server is closing that instant fails ("Server disconnected"), outside any fault.
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=2.0)
         for p in self.top.web_ports:
             self.clients[p] = httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{p}", limits=limits, timeout=httpx.Timeout(60.0)

@@ -25,6 +25,7 @@ import pytest
 
 from mall.core import clock
 from mall.core.db import Database
+from mall.core.encryption import new_key
 from mall.ledger import disclosure, witness
 from tests.ops_helpers import deal_payload, mall_cli
 
@@ -254,6 +255,7 @@ def test_mall_backup_and_restore_through_pg_dump(tmp_path: Path) -> None:
         if k not in ("DATABASE_URL", "REDIS_URL") and not k.startswith("MALL_")
     }
     base_env["MALL_DATA_DIR"] = str(tmp_path / "data")
+    base_env["MALL_DATA_KEY"] = new_key()  # a server database needs one: the same for both sides
     src_env = {**base_env, "DATABASE_URL": f"{server}/{src}"}
     dst_env = {**base_env, "DATABASE_URL": f"{server}/{dst}"}
     src_url = "postgresql+asyncpg://" + f"{server}/{src}".split("://", 1)[1]
