@@ -1497,14 +1497,17 @@ class Soak:
         db = bench_db(self.top.resolved_database_url, pool_size=1)
 
         async def step(sql: str) -> int:
-            for attempt in range(30):  # a DDL waits at most 2 s for its lock, then tries again
+            for attempt in range(150):  # a DDL waits at most 100 ms for its lock, then tries again
                 try:
                     async with db.engine.begin() as conn:
                         if not db.is_sqlite:
-                            await conn.execute(text("SET LOCAL lock_timeout = '2s'"))
+                            # While an ALTER waits for its lock every query on the table queues
+                            # behind it: the wait must stay short (a 2 s wait held a bid past the
+                            # room lock: 503 room_busy).
+                            await conn.execute(text("SET LOCAL lock_timeout = '100ms'"))
                         return int((await conn.execute(text(sql))).rowcount or 0)
                 except DBAPIError as exc:
-                    if attempt == 29:
+                    if attempt == 149:
                         raise
                     self.sh.notes.append(
                         f"migration drill: retried {sql.split()[0]}: {type(exc.orig).__name__}"
