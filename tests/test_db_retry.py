@@ -69,14 +69,6 @@ async def test_without_retries_the_deadlock_reaches_the_caller(
     assert retry_reason(failed[0]) == "deadlock"
 
 
-def no_connection_to_lose(world: World) -> None:
-    # Staged on SQLite too until 2026-12-06, when the whole suite in one process made the connection
-    # opened after the staged loss fail with "file is not a database" (not seen when the tests run
-    # alone or in smaller sets; not explained yet). A COMMIT on a file either happens or raises.
-    if world.db.is_sqlite:
-        pytest.skip("SQLite is a file, not a server: no connection can be lost in COMMIT")
-
-
 async def cut_units(
     db: Database, cut: Callable[[Database, AsyncSession], Awaitable[None]]
 ) -> dict[str, object]:
@@ -135,7 +127,6 @@ async def test_a_connection_cut_before_commit_is_run_again_by_both_retries(world
 async def test_a_connection_lost_in_commit_is_run_again_only_where_a_repeat_cannot_double_anything(
     world: World,
 ) -> None:
-    no_connection_to_lose(world)
     outcome = await cut_units(world.db, lost_in_commit)
     # A transition re-reads its state, so it runs again; a creation without a key to find it by might
     # have committed unseen, so the lost connection reaches the caller (503) instead of a double.
@@ -320,7 +311,6 @@ async def test_a_bid_whose_commit_was_not_seen_is_answered_once_never_refused_or
     """A bid run again after its connection went in COMMIT: if the first run committed, the bid is
     recognised (the supplier's own lowest accepted bid is this amount) and answered as accepted with
     its seq, nothing written twice; if it did not, the bid is simply made."""
-    no_connection_to_lose(world)
     from decimal import Decimal
 
     from bidding import offers
