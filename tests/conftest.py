@@ -28,7 +28,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
-from mall.core import clock, outbox
+from mall.core import clock, outbox, retention
 from mall.core.db import Database
 from mall.core.settings import Settings, load_settings
 from tests.factories import World
@@ -200,7 +200,7 @@ def settings(workdir: Path, database_url: str, redis_server: RedisServer | None)
 
 
 # Reference data and singletons stay; every business table is emptied, children before parents.
-KEEP_TABLES = {"categories", "ledger_head", "audit_head", "alembic_version"}
+KEEP_TABLES = {"categories", "ledger_head", "audit_head", "alembic_version", "retention_guard"}
 
 
 def tables_to_clear() -> list[str]:
@@ -315,8 +315,10 @@ class Snapshots:
         try:
             conn.execute(attach)
             conn.execute("BEGIN IMMEDIATE")
+            conn.execute(retention.OPEN)  # the kept records too: this is a saved state, not the law's
             for sql in statements:
                 conn.execute(sql)
+            conn.execute(retention.CLOSE)
             conn.execute("COMMIT")
             conn.execute("DETACH DATABASE saved")
         finally:
@@ -326,7 +328,7 @@ class Snapshots:
 
     async def _take_postgres(self, name: str) -> list[str]:
         schema = f"saved_{name}"
-        statements = ["BEGIN;"] + [f'DELETE FROM public."{t}";' for t in self.tables]  # noqa: S608
+        statements = ["BEGIN;", f"{retention.OPEN};"] + [f'DELETE FROM public."{t}";' for t in self.tables]  # noqa: S608
         inserts = []
         async with self.db.engine.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
@@ -354,13 +356,14 @@ class Snapshots:
                     await conn.execute(text(f'SELECT last_value, is_called FROM public."{seq}"'))  # noqa: S608
                 ).one()
                 inserts.append(f"SELECT setval('public.\"{seq}\"', {int(value)}, {bool(called)});")
-        return [*statements, *reversed(inserts[: len(self.tables)]), *inserts[len(self.tables) :], "COMMIT;"]
+        tail = [*reversed(inserts[: len(self.tables)]), *inserts[len(self.tables) :], f"{retention.CLOSE};", "COMMIT;"]
+        return [*statements, *tail]
 
 
 @pytest.fixture(scope="session")
 async def snapshots(db: Database, settings: Settings, workdir: Path) -> Snapshots:
     """The states tests start from; "empty" (business tables empty, the 品目 table kept) right away."""
-    async with db.engine.begin() as conn:
+    async with db.engine.begin() as conn, retention.opened(conn):
         if db.is_sqlite:
             for t in tables_to_clear():
                 await conn.execute(text(f"DELETE FROM {t}"))  # noqa: S608

@@ -207,6 +207,16 @@ class AuditHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
+class RetentionGuard(Base):
+    """One row: whether the retention guard (mall.core.retention) lets this transaction delete or
+    rewrite kept records. Opened and closed again inside one transaction, never left open."""
+
+    __tablename__ = "retention_guard"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class StoredFile(Base):
     """A file of the database file store (mall.files): visible once `complete`, its content in chunks."""
 

@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from mall import orders
-from mall.core import clock
+from mall.core import clock, retention
 from mall.core.models import Outbox
 from mall.core.settings import Settings
 from mall.ledger import disclosure
@@ -710,7 +710,7 @@ async def test_ledger_verify_detects_a_tampered_record(
     record = json.loads(original)
     record["total_amount"] = "1.00"  # someone quietly rewrites a published amount
     tampered = canonical_json(record)
-    async with world.db.engine.begin() as conn:
+    async with world.db.engine.begin() as conn, retention.opened(conn):
         await conn.execute(text("UPDATE disclosure_records SET body = :b WHERE seq = 2"), {"b": tampered})
     assert (await client.get("/api/disclosures/2")).json()["total_amount"] == "1.00"
 
@@ -724,7 +724,7 @@ async def test_ledger_verify_detects_a_tampered_record(
     with pytest.raises(AssertionError, match="seq 2"):
         verify_items((await feed(client))["items"])
 
-    async with world.db.engine.begin() as conn:
+    async with world.db.engine.begin() as conn, retention.opened(conn):
         await conn.execute(text("UPDATE disclosure_records SET body = :b WHERE seq = 2"), {"b": original})
     assert (await disclosure.verify_chain(world.db)).ok
     proc = await asyncio.to_thread(run_cli, settings, tmp_path)
@@ -742,7 +742,7 @@ async def test_ledger_verify_detects_a_removed_or_rehashed_record(world: World) 
     record = json.loads(body)
     record["supplier"]["name"] = "别的公司"
     record["hash"] = expected_hash(record)
-    async with world.db.engine.begin() as conn:
+    async with world.db.engine.begin() as conn, retention.opened(conn):
         await conn.execute(
             text("UPDATE disclosure_records SET body = :b, hash = :h WHERE seq = 2"),
             {"b": canonical_json(record), "h": record["hash"]},
@@ -750,7 +750,7 @@ async def test_ledger_verify_detects_a_removed_or_rehashed_record(world: World) 
     result = await disclosure.verify_chain(world.db)
     assert not result.ok and result.seq == 3
     # A deleted record leaves a gap.
-    async with world.db.engine.begin() as conn:
+    async with world.db.engine.begin() as conn, retention.opened(conn):
         await conn.execute(text("DELETE FROM disclosure_records WHERE seq = 2"))
     result = await disclosure.verify_chain(world.db)
     assert not result.ok and result.seq == 3

@@ -14,7 +14,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 from sqlalchemy import text
 
-from mall.core import clock, logs
+from mall.core import clock, logs, retention
 from mall.core.settings import Settings
 from mall.ledger import disclosure, witness
 from mall.ledger.witness import Head
@@ -104,7 +104,7 @@ async def test_a_ledger_that_lost_or_rewrote_witnessed_records_fails_the_check(
     head = await witness.current_head(world.db)
 
     # What a restore of an older state looks like: the last record is gone and the head is back.
-    async with world.db.engine.begin() as conn:
+    async with world.db.engine.begin() as conn, retention.opened(conn):
         prev = (await conn.execute(text("SELECT hash FROM disclosure_records WHERE seq = 2"))).scalar_one()
         await conn.execute(text("DELETE FROM disclosure_records WHERE seq = 3"))
         await conn.execute(text("UPDATE ledger_head SET last_seq = 2, last_hash = :h"), {"h": prev})
