@@ -356,7 +356,12 @@ class Snapshots:
                     await conn.execute(text(f'SELECT last_value, is_called FROM public."{seq}"'))  # noqa: S608
                 ).one()
                 inserts.append(f"SELECT setval('public.\"{seq}\"', {int(value)}, {bool(called)});")
-        tail = [*reversed(inserts[: len(self.tables)]), *inserts[len(self.tables) :], f"{retention.CLOSE};", "COMMIT;"]
+        tail = [
+            *reversed(inserts[: len(self.tables)]),
+            *inserts[len(self.tables) :],
+            f"{retention.CLOSE};",
+            "COMMIT;",
+        ]
         return [*statements, *tail]
 
 

@@ -9,7 +9,7 @@ from bidding.models import Procedure
 from catalog import agreement_setup as agreements
 from catalog import imports
 from mall import orders
-from mall.core import files
+from mall.core import files, partitions
 from mall.core.db import Database
 from mall.core.errors import Conflict
 from mall.core.settings import Settings
@@ -149,9 +149,10 @@ def run_export(export_id: str) -> str:
 
 
 def prune() -> dict[str, int]:
-    """Retention: export files past `export_keep_days` and uploads of ended imports (from the file
+    """Housekeeping. Retention: export files past `export_keep_days` and uploads of ended imports (from the file
     store), files that a writer which died left half-written, push delivery-log rows past
-    `push_log_keep_days` (idempotent)."""
+    `push_log_keep_days`; and next year's partitions of the ledger, offers and audit log on PostgreSQL
+    (mall.core.partitions) (idempotent)."""
 
     async def go(db: Database, s: Settings) -> dict[str, int]:
         from datetime import timedelta
@@ -162,6 +163,8 @@ def prune() -> dict[str, int]:
             "import_uploads": await imports.prune_uploads(db, store),
             "unfinished_files": await store.prune_unfinished(timedelta(days=1)),
             "push_log_rows": await push.prune_log(db, s),
+            # (not a deletion: next year's partitions of the kept logs, made a year ahead)
+            "partitions_made": len(await partitions.ensure(db)),
         }
 
     return runtime.run(go)

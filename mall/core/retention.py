@@ -57,6 +57,12 @@ PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION mall_retention_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF COALESCE((SELECT maintenance FROM retention_guard WHERE id = 1), false) THEN
+        IF TG_LEVEL = 'ROW' THEN  -- the partitioned tables' guard (mall.core.partitions)
+            IF TG_OP = 'DELETE' THEN
+                RETURN OLD;
+            END IF;
+            RETURN NEW;
+        END IF;
         RETURN NULL;
     END IF;
     RAISE EXCEPTION '依法保存的记录不可删除或改写：% %（政府采购法第四十二条，保存十五年）', TG_OP, TG_TABLE_NAME
@@ -73,18 +79,33 @@ def trigger_names(table: str) -> list[str]:
     return names
 
 
-def create_statements(dialect: str, tables: tuple[str, ...] = KEPT) -> list[str]:
+def create_statements(
+    dialect: str, tables: tuple[str, ...] = KEPT, *, partitioned: tuple[str, ...] = ()
+) -> list[str]:
     """DDL for the guard's triggers on `tables` (the `retention_guard` table exists already).
 
-    PostgreSQL: statement triggers, one check per statement (BEFORE TRUNCATE too). SQLite has only
-    row triggers; the check is one primary-key read per row."""
+    PostgreSQL: statement triggers, one check per statement (BEFORE TRUNCATE too); on a partitioned
+    table (`partitioned`) row triggers, which its partitions inherit (a statement on a partition
+    itself does not fire its parent's statement triggers), and a TRUNCATE guard of its own on the
+    parent and on each partition (mall.core.partitions). SQLite has only row triggers; the check
+    is one primary-key read per row."""
     out: list[str] = []
     if dialect == "postgresql":
         out.append(PG_FUNCTION)
     for table in tables:
         ops = ["DELETE", *(["UPDATE"] if table in APPEND_ONLY else [])]
         for op, name in zip(ops, trigger_names(table), strict=True):
-            if dialect == "postgresql":
+            if dialect == "postgresql" and table in partitioned:
+                out.append(
+                    f'CREATE TRIGGER "{name}" BEFORE {op} ON "{table}"'
+                    " FOR EACH ROW EXECUTE FUNCTION mall_retention_guard()"
+                )
+                if op == "DELETE":
+                    out.append(
+                        f'CREATE TRIGGER "keep_{table}_truncate" BEFORE TRUNCATE ON "{table}"'
+                        " FOR EACH STATEMENT EXECUTE FUNCTION mall_retention_guard()"
+                    )
+            elif dialect == "postgresql":
                 events = "DELETE OR TRUNCATE" if op == "DELETE" else op
                 out.append(
                     f'CREATE TRIGGER "{name}" BEFORE {events} ON "{table}"'
@@ -93,7 +114,7 @@ def create_statements(dialect: str, tables: tuple[str, ...] = KEPT) -> list[str]
             else:
                 message = f"依法保存的记录不可删除或改写：{op} {table}（政府采购法第四十二条，保存十五年）"
                 out.append(
-                    f'CREATE TRIGGER "{name}" BEFORE {op} ON "{table}" FOR EACH ROW'
+                    f'CREATE TRIGGER "{name}" BEFORE {op} ON "{table}" FOR EACH ROW'  # noqa: S608
                     " WHEN (SELECT maintenance FROM retention_guard WHERE id = 1) IS NOT 1"
                     f" BEGIN SELECT RAISE(ABORT, '{message}'); END"
                 )

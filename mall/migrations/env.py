@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from mall.core import partitions
 from mall.core.db import Database
 from mall.schema import metadata
 
@@ -20,6 +21,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=partitions.include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

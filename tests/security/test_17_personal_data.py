@@ -244,7 +244,12 @@ def bytes_of_live_database_file(path: Path) -> bytes:
     import sys
 
     return subprocess.run(
-        [sys.executable, "-c", "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())", str(path)],
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())",
+            str(path),
+        ],
         check=True,
         capture_output=True,
     ).stdout
