@@ -264,6 +264,12 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     return backup.restore_command(settings, Path(args.src), options)
 
 
+def cmd_archive(settings: Settings, args: argparse.Namespace) -> int:
+    from mall.ops.archive import archive_command  # start-up: partitions, for this command only
+
+    return archive_command(settings, args.tablespace, dry_run=args.dry_run)
+
+
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     from mall.core.audit import verify_command  # start-up: the audit log, for this command only
 
@@ -421,6 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
     asub.add_parser("verify", help="重新计算审计日志的哈希链；失败时指出第一条有问题的序号").set_defaults(
         fn=cmd_audit_verify
     )
+    arch = sub.add_parser(
+        "archive", help="把超过在线保存期的年度分区（账本、报价、审计日志）移入归档表空间（PostgreSQL）"
+    )
+    arch.add_argument("--tablespace", required=True, help="归档表空间名（由数据库管理员预先创建）")
+    arch.add_argument("--dry-run", action="store_true", help="只列出将移动的分区")
+    arch.set_defaults(fn=cmd_archive)
     grant = sub.add_parser("grant-role", help="为平台运营方用户授予管理角色（首个安全管理员由此产生）")
     grant.add_argument("username")
     grant.add_argument("role", choices=["sysadmin", "secadmin", "auditor", "none"])

@@ -108,6 +108,8 @@ ACTIONS: dict[str, str] = {
     "subscription_resumed": "恢复推送订阅",
     "subscription_deleted": "删除推送订阅",
     "subscription_secret_rotated": "更换推送签名密钥",
+    # operations: a year's partition of the kept logs moved to archive storage (mall archive)
+    "partition_archived": "分区移入归档存储",
     # the demo data (its marker tells the login page to list the demo accounts)
     "demo_seeded": "载入演示数据",
 }

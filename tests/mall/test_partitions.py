@@ -4,15 +4,19 @@ partitions are made ahead, and the retention guard holds on each partition too."
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from mall.core import audit, clock, partitions, retention
 from mall.ledger import disclosure
+from mall.ops import archive
 from tests.factories import World
 from tests.mall.test_disclosure import deal, feed
 
@@ -113,3 +117,83 @@ async def test_the_retention_guard_holds_on_each_partition(postgres: World) -> N
     assert await scalar(world, f'SELECT count(*) FROM "{part}"') == 1  # noqa: S608
     async with world.db.engine.connect() as conn:
         assert await retention.missing(conn) == {}
+
+
+@pytest.fixture
+async def archive_space(postgres: World) -> AsyncIterator[str]:
+    """A tablespace in a directory of this machine (the suite's PostgreSQL runs here, as root can
+    give the directory to the server's user); the partitions moved back and it dropped after."""
+    import os
+    import pwd
+    import shutil
+    import tempfile
+
+    host = make_url(postgres.db.url).host or "localhost"
+    if host not in ("127.0.0.1", "localhost", "::1") or os.geteuid() != 0:
+        pytest.skip(
+            "a tablespace needs a directory on the database server's machine, owned by its user: not here"
+        )
+    try:
+        owner = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no 'postgres' system user to own the tablespace directory")
+    where = Path(tempfile.mkdtemp(prefix="mall-archive-"))
+    os.chmod(where, 0o700)
+    os.chown(where, owner.pw_uid, owner.pw_gid)
+    name = f"mall_test_archive_{os.getpid()}"
+    engine = postgres.db.engine.execution_options(isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f"CREATE TABLESPACE {name} LOCATION '{where}'"))
+    try:
+        yield name
+    finally:
+        async with engine.connect() as conn:
+            for part in await archive.year_partitions(postgres.db):
+                if part.tablespace == name:
+                    await conn.execute(text(f'ALTER TABLE "{part.name}" SET TABLESPACE pg_default'))
+            moved = await conn.execute(
+                text(
+                    "SELECT c.relname FROM pg_class c JOIN pg_tablespace t ON t.oid = c.reltablespace"
+                    " WHERE t.spcname = :n AND c.relkind = 'i'"
+                ),
+                {"n": name},
+            )
+            for (index,) in moved.all():
+                await conn.execute(text(f'ALTER INDEX "{index}" SET TABLESPACE pg_default'))
+            await conn.execute(text(f"DROP TABLESPACE {name}"))
+        shutil.rmtree(where, ignore_errors=True)
+
+
+async def test_partitions_past_the_online_period_move_to_archive_storage_and_stay_readable(
+    postgres: World, archive_space: str, client: Any
+) -> None:
+    world = postgres
+    old = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
+    await deal(world, "laptop", at=old)
+    clock.clock.freeze(old)
+    try:
+        await disclosure.publish_pending(world.db)
+    finally:
+        clock.clock.unfreeze()
+    with pytest.raises(archive.ArchiveError, match="表空间 no_such_space 不存在"):
+        await archive.archive(world.db, "no_such_space", 180)
+    # 2025 ends on 2026-01-01: still online for 180 days after, on 2026-06-01; past it on 2026-07-01.
+    listed = await archive.archive(world.db, archive_space, 180, today=date(2026, 6, 1), dry_run=True)
+    assert listed == [f"{t}_{y}" for y in range(2020, 2025) for t in sorted(partitions.PARTITIONED)]
+    moved = await archive.archive(world.db, archive_space, 180, today=date(2026, 7, 1))
+    assert moved == [f"{t}_{y}" for y in range(2020, 2026) for t in sorted(partitions.PARTITIONED)]
+    assert await archive.archive(world.db, archive_space, 180, today=date(2026, 7, 1)) == []
+    spaces = {p.name: p.tablespace for p in await archive.year_partitions(world.db)}
+    assert spaces["disclosure_records_2025"] == archive_space and spaces["disclosure_records_2026"] == ""
+    index_space = await scalar(
+        world,
+        "SELECT t.spcname FROM pg_class c JOIN pg_tablespace t ON t.oid = c.reltablespace"
+        " WHERE c.relname = 'disclosure_records_2025_pkey'",
+    )
+    assert index_space == archive_space
+    # Still attached: the feed, one record and both chains read it as before; each move is audited.
+    assert [i["seq"] for i in (await feed(client))["items"]] == [1]
+    assert (await client.get("/api/disclosures/1")).status_code == 200
+    assert (await disclosure.verify_chain(world.db)).ok and (await audit.verify(world.db)).ok
+    recorded = await scalar(world, "SELECT count(*) FROM audit_log WHERE action = 'partition_archived'")
+    assert recorded == len(moved)
