@@ -88,3 +88,11 @@ async def test_the_guard_opens_inside_one_transaction_only(world: World) -> None
         await conn.execute(text("DELETE FROM disclosure_records WHERE seq = 1"))
     assert await rows_in(world, "disclosure_records") == before - 1
     assert "依法保存的记录不可删除或改写" in await refused(world, "DELETE FROM orders")
+
+
+def test_the_retention_section_names_every_table() -> None:
+    from mall.schema import metadata
+
+    section = DOCS.read_text().split("## Retention", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z_]+)`", section))
+    assert sorted(t for t in metadata.tables if t not in named) == []

@@ -25,34 +25,12 @@ down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TABLES = (
-    "disclosure_records",
-    "ledger_head",
-    "orders",
-    "order_lines",
-    "order_events",
-    "checkouts",
-    "budget_lines",
-    "budget_movements",
-    "procedures",
-    "procedure_items",
-    "procedure_participants",
-    "procedure_invites",
-    "offers",
-    "agreements",
-    "agreement_suppliers",
-    "agreement_products",
-    "designations",
-    "service_price_items",
-    "listings",
-    "listing_price_changes",
-    "listing_price_requests",
-    "listing_imports",
-    "organizations",
-    "users",
-    "audit_log",
-    "audit_head",
-    "outbox",
+TABLES = tuple(
+    """disclosure_records ledger_head orders order_lines order_events checkouts budget_lines
+    budget_movements procedures procedure_items procedure_participants procedure_invites offers
+    agreements agreement_suppliers agreement_products designations service_price_items listings
+    listing_price_changes listing_price_requests listing_imports organizations users audit_log
+    audit_head outbox""".split()
 )
 
 
