@@ -286,7 +286,7 @@ async def room_socket(socket: WebSocket[Any, Any, Any], procedure_id: FromPath[u
     to this room."""
     app = socket.app
     settings = app.state.settings
-    if not room.origin_allowed(socket.headers.get("origin"), settings.publication_base_url):
+    if not room.origin_allowed(socket.headers.get("origin"), settings.public_base_url):
         await socket.close(code=CLOSE_FORBIDDEN, reason="origin")  # before accept: the handshake fails
         return
     who: Principal | None = socket.scope.get("user")

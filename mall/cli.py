@@ -147,7 +147,16 @@ def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
+
+    # The app is built by uvicorn's factory from the environment: it must serve at the address it
+    # publishes (MALL_PUBLICATION_BASE_URL, when unset, follows these).
+    if args.host:
+        os.environ["MALL_HOST"] = args.host
+    if args.port:
+        os.environ["MALL_PORT"] = str(args.port)
 
     logging_options: dict[str, Any] = {}
     config = logs.uvicorn_log_config()

@@ -410,3 +410,19 @@ def test_the_cli_says_what_is_wrong_instead_of_a_traceback(tmp_path: Any) -> Non
     )
     assert run.returncode == 2
     assert "MALL_S3_BUCKET" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_public_address_follows_the_served_one_unless_set() -> None:
+    from mall.core.settings import load_settings
+
+    assert load_settings({}).public_base_url == "http://127.0.0.1:8000"
+    assert load_settings({"MALL_PORT": "8123"}).public_base_url == "http://127.0.0.1:8123"
+    assert load_settings({"MALL_HOST": "0.0.0.0", "MALL_PORT": "80"}).public_base_url == "http://127.0.0.1:80"  # noqa: S104
+    assert (
+        load_settings({"MALL_HOST": "mall.example.gov.cn"}).public_base_url
+        == "http://mall.example.gov.cn:8000"
+    )
+    assert load_settings({"MALL_HOST": "::"}).public_base_url == "http://[::1]:8000"
+    assert load_settings({"MALL_HOST": "fd00::5"}).public_base_url == "http://[fd00::5]:8000"
+    given = {"MALL_PUBLICATION_BASE_URL": "https://mall.example.gov.cn/", "MALL_PORT": "8123"}
+    assert load_settings(given).public_base_url == "https://mall.example.gov.cn"

@@ -47,7 +47,9 @@ class Settings:
     payment_due_days: int = 30
     payment_warn_days: int = 25
     price_margin: Decimal = Decimal("0.05")
-    publication_base_url: str = "http://127.0.0.1:8000"
+    # The mall's public address, in published links (Atom, OCDS), the WebSocket origin check and
+    # secure cookies (https); empty: http:// with MALL_HOST and MALL_PORT (see `public_base_url`).
+    publication_base_url: str = ""
     secret_key: str = ""  # empty: generated once and kept in data_dir/secret_key
     # The keys personal data is encrypted with at rest (mall.core.encryption): base64 of 32 bytes,
     # several separated by commas, newest first (it encrypts; all decrypt). Required with a server
@@ -100,8 +102,8 @@ class Settings:
     token_ttl_days: int = 7
     max_live_tokens: int = 20
     # The security audit log stays online (in the database, verifiable) at least this many days;
-    # at least 180 (six months). Nothing in the mall deletes audit entries: archiving older ones
-    # elsewhere is an operator's task.
+    # at least 180 (six months). Nothing in the mall deletes audit entries; on PostgreSQL `mall
+    # archive` moves the yearly partitions past this age to archive storage, still attached.
     audit_online_days: int = 180
     # Who must use a second factor (TOTP) at login: "true" for every role that can have one (the
     # three administrators, procurement centers, regulators), or some of them comma-separated
@@ -151,6 +153,16 @@ class Settings:
         if raw in ("true", "1", "yes", "on", "all"):
             return frozenset(totp.ROLES)
         return frozenset(r.strip() for r in raw.split(",") if r.strip())
+
+    @property
+    def public_base_url(self) -> str:
+        """MALL_PUBLICATION_BASE_URL without a trailing slash; unset, the address this mall serves at
+        (a wildcard host read as the loopback address)."""
+        if self.publication_base_url:
+            return self.publication_base_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host  # noqa: S104
+        host = "[::1]" if host == "::" else (f"[{host}]" if ":" in host else host)
+        return f"http://{host}:{self.port}"
 
     @property
     def sqlite(self) -> bool:

@@ -213,5 +213,5 @@ async def witness(db: Database, settings: Settings, *, source: str, path: Path |
                     result.problem,
                     extra={"event": MISMATCH_EVENT, "fields": {"seq": result.seq}},
                 )
-    append(target, head_line(head, now, source=source, mall=settings.publication_base_url))
+    append(target, head_line(head, now, source=source, mall=settings.public_base_url))
     return head

@@ -26,7 +26,7 @@ PER_PAGE = 30
 SHOWN_SETTINGS = [
     ("region_code", "MALL_REGION_CODE", "行政区划代码"),
     ("region_name", "MALL_REGION_NAME", "区域名称"),
-    ("publication_base_url", "MALL_PUBLICATION_BASE_URL", "公开访问地址"),
+    ("public_base_url", "MALL_PUBLICATION_BASE_URL", "公开访问地址"),
     ("decentralized_threshold", "MALL_DECENTRALIZED_THRESHOLD", "分散采购限额（元）"),
     ("open_tender_threshold", "MALL_OPEN_TENDER_THRESHOLD", "公开招标数额标准（元）"),
     ("price_margin", "MALL_PRICE_MARGIN", "售价可高于参考价的比例"),

@@ -118,13 +118,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         max_age=8 * 3600,
         samesite="lax",
         httponly=True,
-        secure=settings.publication_base_url.startswith("https"),
+        secure=settings.public_base_url.startswith("https"),
     )
     csrf = CSRFConfig(
         secret=secret,
         cookie_name="mall_csrf",
         cookie_httponly=False,
-        cookie_secure=settings.publication_base_url.startswith("https"),
+        cookie_secure=settings.public_base_url.startswith("https"),
         # The JSON API takes bearer tokens only (never cookies), so it has no CSRF exposure.
         exclude=["^/api/", "^/healthz$", "^/schema"],
     )
@@ -162,7 +162,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuthMiddleware(),
             JsonBodyGuard(),
         ],
-        before_send=[SecurityHeaders(settings.publication_base_url)],
+        before_send=[SecurityHeaders(settings.public_base_url)],
         csrf_config=csrf,
         template_config=template_engine,
         exception_handlers=EXCEPTION_HANDLERS,

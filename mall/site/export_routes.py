@@ -207,7 +207,7 @@ class DisclosureFeed(Controller):
     ) -> Response[bytes]:
         q = disclosure.parse_feed_query(dict(request.query_params), max_limit=200, default_limit=50)
         records = await atom.newest(db, q, q.limit)
-        base = settings.publication_base_url.rstrip("/")
+        base = settings.public_base_url
         query = request.url.query
         body = atom.feed_xml(
             records,

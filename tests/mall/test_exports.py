@@ -455,7 +455,7 @@ async def test_atom_feed_lists_the_newest_records(
     top = entries[0]
     assert top.findtext(f"{ATOM}id") == f"urn:uuid:{newest.id}"
     link = top.find(f"{ATOM}link")
-    assert link is not None and link.get("href") == f"{settings.publication_base_url}/disclosures/7"
+    assert link is not None and link.get("href") == f"{settings.public_base_url}/disclosures/7"
     assert top.findtext(f"{ATOM}updated") == json.loads(newest.body)["published_at"]
     titles = [e.findtext(f"{ATOM}title") or "" for e in entries]
     assert titles[0].startswith("失败公告：甲单位")

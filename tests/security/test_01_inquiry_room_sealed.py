@@ -41,7 +41,7 @@ async def test_the_inquiry_room_reveals_nothing_to_anyone(app: Any, world: World
     quoting = [await world.org(f"s{i}", OrgKind.SUPPLIER, f"询价供应商{i}有限公司") for i in (1, 2, 3)]
     p = await publish(world, "inquiry", quoting)
     await offers.quote(world.db, quoting[0], p.id, "45800.00")  # supplier s1's sealed quote
-    origin = settings.publication_base_url
+    origin = settings.public_base_url
     path = f"/procedures/{p.id}/room"
     async with serve(app) as base:
         callers = {name: await caller(base, world, name) for name in ROLES}

@@ -233,7 +233,7 @@ class Crawl:
                 self.visited.add(path)
         for path, _handler in sockets:
             for url in self.concrete(path):
-                for origin in (self.world.settings.publication_base_url, None):
+                for origin in (self.world.settings.public_base_url, None):
                     a = await socket_answer(self.base, url, cookie=who.cookie_header, origin=origin)
                     got[f"WS {url} origin={origin}"] = repr(a)
                 self.visited.add(path)

@@ -46,7 +46,7 @@ async def test_a_withdrawn_or_revised_quote_never_ranks(app: Any, world: World, 
                             base,
                             f"/procedures/{p.id}/room",
                             cookie=who.cookie_header,
-                            origin=settings.publication_base_url,
+                            origin=settings.public_base_url,
                         )
                         if answer.messages:  # a room that answers must rank as the result does
                             snap = answer.first_json()
@@ -75,7 +75,7 @@ async def test_superseded_bids_never_count(app: Any, world: World, settings: Set
                         base,
                         f"/procedures/{p.id}/room",
                         cookie=who.cookie_header,
-                        origin=settings.publication_base_url,
+                        origin=settings.public_base_url,
                     )
                 ).first_json()
                 assert snap["lowest"] == "58000.00" and snap["bidders"] == 3 and snap["my_rank"] == rank

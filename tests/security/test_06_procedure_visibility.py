@@ -36,7 +36,7 @@ async def test_api_page_room_and_list_agree(app: Any, world: World, settings: Se
                         base,
                         f"/procedures/{p.id}/room",
                         cookie=who.cookie_header,
-                        origin=settings.publication_base_url,
+                        origin=settings.public_base_url,
                     )
                     if sees:
                         assert api.status_code == 200 and page.status_code == 200, (name, p.kind)

@@ -64,7 +64,7 @@ async def room_of_a_served_app(
 async def test_the_room_checks_the_origin(app: Any, world: World, settings: Settings) -> None:
     async with room_of_a_served_app(app, world, "o", "来源供应商") as (base, path, who):
         cookie = who.cookie_header
-        good = settings.publication_base_url  # http://127.0.0.1:8000
+        good = settings.public_base_url  # http://127.0.0.1:8000
         assert (await socket_answer(base, path, cookie=cookie, origin=good)).first_json()[
             "type"
         ] == "snapshot"
@@ -110,7 +110,7 @@ async def test_connections_per_user_and_room_are_capped_across_processes(
     xs, p = await suppliers_and_auction(world, "c", "连接供应商")
     other = await publish(world, "auction", xs, decrement="100")
     path = f"/procedures/{p.id}/room"
-    origin = settings.publication_base_url
+    origin = settings.public_base_url
     user = world.who["c1"].user_id
     async with (
         served(settings, room_connections_per_user=2) as one,
@@ -246,9 +246,7 @@ async def room_gauge(base: str) -> float:
 async def test_metrics_count_the_open_room_connections(app: Any, world: World, settings: Settings) -> None:
     async with room_of_a_served_app(app, world, "g", "观察供应商") as (base, path, who):
         before = await room_gauge(base)
-        async with open_socket(
-            base, path, cookie=who.cookie_header, origin=settings.publication_base_url
-        ) as s:
+        async with open_socket(base, path, cookie=who.cookie_header, origin=settings.public_base_url) as s:
             assert "snapshot" in str(await s.recv())
             assert await room_gauge(base) == before + 1
         deadline = time.monotonic() + 30  # the server notices the close after the client has gone
@@ -256,5 +254,5 @@ async def test_metrics_count_the_open_room_connections(app: Any, world: World, s
             assert time.monotonic() < deadline, f"{now} open connections, expected {before}"
             await asyncio.sleep(0.05)
         # a refused socket (not logged in) is never counted
-        await socket_answer(base, path, origin=settings.publication_base_url)
+        await socket_answer(base, path, origin=settings.public_base_url)
         assert await room_gauge(base) == before

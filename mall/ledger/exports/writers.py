@@ -165,7 +165,7 @@ _encoder = msgspec.json.Encoder(decimal_format="number")
 def package_head(settings: Settings, q: ExportQuery, published: str) -> bytes:
     """The release package up to the opening of `releases` (streamed after it, then closed)."""
     params = q.params()
-    uri = f"{settings.publication_base_url.rstrip('/')}/api/exports/disclosures.ocds.json"
+    uri = f"{settings.public_base_url}/api/exports/disclosures.ocds.json"
     if params:
         uri += "?" + "&".join(f"{k}={quote(v)}" for k, v in sorted(params.items()))
     head = {
@@ -174,7 +174,7 @@ def package_head(settings: Settings, q: ExportQuery, published: str) -> bytes:
         "extensions": [ocds.BID_EXTENSION],
         "publishedDate": published,
         "publisher": {"name": f"阳光卖场（{settings.region_name}政府采购电子卖场）"},
-        "publicationPolicy": f"{settings.publication_base_url.rstrip('/')}/disclosures",
+        "publicationPolicy": f"{settings.public_base_url}/disclosures",
     }
     text = _encoder.encode(head)
     return text[:-1] + b',"releases":['
