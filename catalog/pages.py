@@ -3,6 +3,7 @@ review; one Controller per surface."""
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 import uuid
 from typing import Any
@@ -88,11 +89,17 @@ class GoodsPages(Controller):
         )
         errors: list[str] = []
         status_code = 200
+        page_refused = False
         try:
             query = catalog_search.parse(raw)
         except DomainError as exc:
             errors.append(exc.detail)
-            if exc.extra.get("parameter") == "q":
+            if exc.extra.get("parameter") == "page":
+                # A bad page number: the first page of the same search (one out of reach is told
+                # where the last one is, once the total is known).
+                page_refused = exc.code == "page_too_deep"
+                query = catalog_search.parse(dataclasses.replace(raw, page="1"))
+            elif exc.extra.get("parameter") == "q":
                 # Refused as the API refuses it (400): nothing is searched with a shortened query.
                 status_code = 400
                 query = SearchQuery(per_page=24)
@@ -106,6 +113,14 @@ class GoodsPages(Controller):
             except DomainError as exc:
                 errors.append(exc.detail)
                 unavailable = True
+        last = min(pages_of(result.total, query.per_page), catalog_search.MAX_WINDOW // query.per_page)
+        asked = int(raw.page) if raw.page.isdigit() else 0
+        beyond = not unavailable and (page_refused or query.page > max(last, 1))
+        if beyond and query.page > 1:  # past the last page: the first one of the same search instead
+            query = dataclasses.replace(query, page=1)
+            result = await catalog_search.run(search, query)
+        if beyond and result.total:  # (a refused page was the only error: the page is checked last)
+            errors = [f"第 {asked} 页超出范围：共 {result.total} 条结果，{last} 页"]
         async with db.read() as s:
             ids = [uuid.UUID(h.id) for h in result.hits]
             fresh = (
@@ -152,7 +167,7 @@ class GoodsPages(Controller):
             query=query,
             raw=raw,
             qs=urlencode(keep),
-            pages=min(pages_of(result.total, query.per_page), catalog_search.MAX_WINDOW // query.per_page),
+            pages=last,
             quick=QUICK_CATEGORIES,
             errors=errors,
             unavailable=unavailable,

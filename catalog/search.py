@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mall import accounts
 from mall.core.errors import InvalidInput, Unavailable
 from mall.core.fields import SEARCH_MAX, bad_character
-from mall.core.money import MoneyError, money
+from mall.core.money import MoneyError, money, typed_negative
 from search_index.backend import MAX_PER_PAGE, SORTS, SearchBackend, SearchQuery, SearchResult
 
 log = logging.getLogger("mall.search")
@@ -77,6 +77,8 @@ def _price(raw: str, name: str, label: str) -> Decimal | None:
     try:
         value = money(raw)
     except MoneyError:
+        if typed_negative(raw):
+            raise InvalidInput(f"{label}不能为负数", code="invalid_parameter", parameter=name) from None
         raise InvalidInput(
             f"{label}格式不正确，应为不超过两位小数的金额", code="invalid_parameter", parameter=name
         ) from None

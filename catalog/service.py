@@ -26,7 +26,7 @@ from mall.core.auth import Principal
 from mall.core.db import Database, Tx, retried, retried_if_rolled_back
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleViolation
 from mall.core.fields import REASON_MAX, text
-from mall.core.money import MoneyError, money, round_money, whole_quantity
+from mall.core.money import MoneyError, money, round_money, typed_negative, whole_quantity
 from mall.core.settings import Settings
 from search_index import sync as search_sync
 
@@ -36,10 +36,13 @@ def parse_amount(raw: str, label: str, errors: list[str]) -> Decimal:
     try:
         value = money(raw)
     except MoneyError:
-        errors.append(f"{label}格式不正确，应为不超过两位小数的金额，如 4599.00")
+        if typed_negative(raw):
+            errors.append(f"{label}须大于 0")
+        else:
+            errors.append(f"{label}格式不正确，应为不超过两位小数的金额，如 4599.00")
         return Decimal(0)
     if value <= 0:
-        errors.append(f"{label}必须大于0")
+        errors.append(f"{label}须大于 0")
     return value
 
 

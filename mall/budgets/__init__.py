@@ -21,7 +21,7 @@ from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from mall.core.models import OrgKind
-from mall.core.money import MoneyError, money, to_cents
+from mall.core.money import MoneyError, money, to_cents, typed_negative
 
 _T = cast(Table, BudgetLine.__table__)
 
@@ -164,9 +164,11 @@ async def add_budget_line(
     try:
         value = money(amount)
         if value <= 0:
-            errors.append("预算金额必须大于0")
+            errors.append("预算金额须大于 0")
     except MoneyError:
-        errors.append("预算金额格式不正确，应为不超过两位小数的金额")
+        errors.append(
+            "预算金额须大于 0" if typed_negative(amount) else "预算金额格式不正确，应为不超过两位小数的金额"
+        )
         value = Decimal(0)
     if errors:
         raise InvalidInput("；".join(errors), code="budget_line_invalid")

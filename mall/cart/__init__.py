@@ -16,7 +16,7 @@ from mall.core import clock
 from mall.core.auth import Principal
 from mall.core.db import Database, retried, retried_if_rolled_back
 from mall.core.errors import Conflict, InvalidInput, NotFound, RuleViolation
-from mall.core.money import MoneyError, money, money_str, round_money, whole_quantity
+from mall.core.money import MoneyError, money, money_str, round_money, typed_negative, whole_quantity
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,13 @@ def unit_price_of(raw: str) -> Decimal:
     try:
         value = money(raw)
     except MoneyError:
+        if typed_negative(raw):
+            raise InvalidInput("单价须大于 0", code="invalid_price", field="unit_price") from None
         raise InvalidInput(
             "单价格式不正确，应为最多两位小数的金额", code="invalid_price", field="unit_price"
         ) from None
     if value <= 0:
-        raise InvalidInput("单价必须大于0", code="invalid_price", field="unit_price")
+        raise InvalidInput("单价须大于 0", code="invalid_price", field="unit_price")
     return value
 
 

@@ -38,6 +38,13 @@ def money(value: Decimal | str | int) -> Decimal:
     return d.quantize(CENT)
 
 
+def typed_negative(raw: str) -> bool:
+    """An amount typed with a minus sign (refused by `money`): told "must be more than 0", not "not
+    an amount"."""
+    text = raw.strip()
+    return text.startswith("-") and _PLAIN_AMOUNT.fullmatch(text[1:].strip()) is not None
+
+
 def round_money(d: Decimal) -> Decimal:
     return d.quantize(CENT, rounding=ROUND_HALF_UP)
 

@@ -249,7 +249,7 @@ def parse_feed_query(params: dict[str, str], *, max_limit: int = 500, default_li
         kind=kind,
     )
     if q.date_from and q.date_to and q.date_from > q.date_to:
-        raise InvalidInput("参数 from 不能晚于 to", code="invalid_parameter", parameter="from")
+        raise InvalidInput("起始日期不能晚于截止日期", code="invalid_parameter", parameter="from")
     return q
 
 

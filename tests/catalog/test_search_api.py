@@ -472,6 +472,8 @@ async def test_bad_parameter_is_a_400_problem(
     body = assert_problem(r, 400, "invalid_parameter")
     assert body["parameter"] == parameter
     assert body["instance"] == "/api/catalog/search"
+    if params.get("price_min") == "-1":  # told what is wrong with it, not that it is no amount
+        assert body["detail"] == "最低价不能为负数"
 
 
 @pytest.mark.parametrize(

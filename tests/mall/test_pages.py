@@ -225,6 +225,12 @@ async def test_anonymous_pages(client: Any, world: World, deal: tuple[uuid.UUID,
     assert_page(
         await client.get("/goods?price_min=abc&sort=bogus&page=x", headers=HTML)
     )  # bad filters don't crash
+    # A page past the results says where the last one is, and shows the first page of the same search;
+    # past the reachable window too (999 × 24 results), it is told the same way.
+    for page in ("5", "999"):
+        text = assert_page(await client.get(f"/goods?q=desk&page={page}", headers=HTML))
+        assert f"第 {page} 页超出范围：共 1 条结果，1 页" in text and "商品<em>desk</em>" in text
+        assert "只能翻到" not in text
     text = assert_page(await client.get(f"/goods/{laptop.id}", headers=HTML))
     assert laptop.name in text and "甲供应商有限公司" in text
     text = assert_page(await client.get("/disclosures", headers=HTML))
@@ -424,6 +430,10 @@ async def test_buy_and_confirm_through_the_forms(client: Any, world: World) -> N
     r = await post_form(client, f"/orders/{oid}/confirm", {f"price_{line_id}": "便宜点"}, referer=page)
     assert r.status_code == 303
     assert "单价格式不正确" in assert_page(await client.get(page, headers=HTML))
+    # A negative one is told what is wrong with it, not that it is not a number.
+    r = await post_form(client, f"/orders/{oid}/confirm", {f"price_{line_id}": "-5"}, referer=page)
+    assert r.status_code == 303
+    assert "单价须大于 0" in assert_page(await client.get(page, headers=HTML))
     assert await order_status(client, world, oid) == "placed"
     # An action that does not exist.
     r = await post_form(client, f"/orders/{oid}/explode", {}, referer=page)
