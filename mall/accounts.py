@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall.core import audit, auth, clock, fields
 from mall.core.auth import Principal
-from mall.core.credit_code import problem_with
+from mall.core.credit_code import kind_problem, problem_with
 from mall.core.db import Database, Tx
 from mall.core.encryption import DataKeys
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -62,6 +62,8 @@ async def register_org(db: Database, who: Principal | None, draft: OrganizationC
         errors.append("个体工商户只能登记为供应商")
     elif sole and not reason and not is_sole_proprietor_code(code):
         errors.append("个体工商户的统一社会信用代码以 92 开头，请核对")
+    elif not reason and (misfit := kind_problem(draft.kind, code)):
+        errors.append(misfit)
     if errors:
         raise InvalidInput("；".join(errors), code="organization_invalid")
     async with db.write() as tx:

@@ -40,3 +40,25 @@ def make(registrar: str, org_type: str, region: str, org_code8: str) -> str:
     oc_check = "0" if c9 == 11 else ("X" if c9 == 10 else str(c9))
     body = f"{registrar}{org_type}{region}{org_code8}{oc_check}"
     return body + check_char(body)
+
+
+# What the first two characters (登记管理部门码, 机构类别码; GB 32100-2015) must be for each kind of
+# organization the mall registers: (allowed, what to say otherwise). Suppliers may be anything
+# that can sign a contract (an enterprise, a public institution, a sole proprietor…).
+KIND_RULES: dict[str, tuple[tuple[str, ...], str]] = {
+    "budget_unit": (
+        ("1", "2", "3", "4", "5", "6", "7", "8", "A", "Y"),
+        "预算单位（国家机关、事业单位、团体组织）的统一社会信用代码不能以 9 开头"
+        "（9 为市场监管部门登记的企业、个体工商户或农民专业合作社），也不能以 N 开头",
+    ),
+    "center": (("11", "12"), "集中采购机构为机关或事业单位，统一社会信用代码以 11 或 12 开头"),
+    "regulator": (("11",), "财政监管部门为国家机关，统一社会信用代码以 11 开头"),
+}
+
+
+def kind_problem(kind: str, code: str) -> str | None:
+    """Why a valid code cannot belong to an organization of `kind` (None when it can)."""
+    rule = KIND_RULES.get(kind)
+    if rule is None or code.startswith(rule[0]):
+        return None
+    return rule[1]

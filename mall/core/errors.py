@@ -187,7 +187,7 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
 
 
 _MESSAGES = [
-    (re.compile(r"Expected `(\w+)`, got `(\w+)`"), "类型应为 {0}，实际为 {1}"),
+    (re.compile(r"Expected `(\w+)`, got `(\w+)`"), "类型应为{0}，实际为{1}"),
     (re.compile(r"Object missing required field `(\w+)`"), "缺少必填字段 {0}"),
     (re.compile(r"Object contains unknown field `(\w+)`"), "含有未知字段 {0}"),
     (re.compile(r"Invalid UUID"), "不是有效的编号（UUID）"),
@@ -202,6 +202,19 @@ _MESSAGES = [
 ]
 
 
+# msgspec's names of JSON types, as a person reads them
+_TYPE_NAMES = {
+    "int": "整数",
+    "float": "数字",
+    "number": "数字",
+    "str": "文本",
+    "bool": "是/否（true/false）",
+    "array": "列表",
+    "object": "对象",
+    "null": "空值（null）",
+}
+
+
 def chinese_validation_message(message: str) -> str:
     """A msgspec or Litestar validation message in Chinese."""
     if "matching regex" in message:
@@ -213,7 +226,7 @@ def chinese_validation_message(message: str) -> str:
     for pattern, text in _MESSAGES:
         m = pattern.search(message)
         if m:
-            return text.format(*m.groups())
+            return text.format(*(_TYPE_NAMES.get(g, g) for g in m.groups()))
     return "格式不正确"
 
 

@@ -196,3 +196,26 @@ async def test_the_admin_page_registers_a_sole_proprietor_with_its_checkbox(
     async with world.db.read() as s:
         org = (await s.execute(select(Organization).where(Organization.credit_code == code))).scalar_one()
     assert org.is_sole_proprietor and org.contact_phone == "13912340000"
+
+
+async def test_the_code_must_fit_the_kind_of_organization(client: Any, world: World) -> None:
+    """GB 32100: the first character says who registered it, the second what it is. An enterprise
+    (91…) is no budget unit; a procurement center is an agency or public institution (11/12); a
+    finance department an agency (11)."""
+    admin = world.h("sysadmin")
+    enterprise = make("9", "1", "410105", "KLMN0001")
+    for kind, text in (("budget_unit", "不能以 9 开头"), ("center", "11 或 12"), ("regulator", "以 11 开头")):
+        body = org_body(enterprise, kind=kind, name="某某单位")
+        r = await client.post("/api/admin/organizations", json=body, headers=admin)
+        assert text in assert_problem(r, 400, "organization_invalid")["detail"], kind
+    institution = make("1", "2", "410105", "KLMN0002")  # 事业单位
+    for kind in ("budget_unit", "center", "supplier"):
+        code = make("1", "2", "410105", f"KLMN00{10 + len(kind)}")
+        r = await client.post("/api/admin/organizations", json=org_body(code, kind=kind), headers=admin)
+        assert r.status_code == 201, (kind, r.text)
+    r = await client.post(
+        "/api/admin/organizations", json=org_body(institution, kind="regulator"), headers=admin
+    )
+    assert "以 11 开头" in assert_problem(r, 400, "organization_invalid")["detail"]
+    r = await client.post("/api/admin/organizations", json=org_body(enterprise), headers=admin)
+    assert r.status_code == 201  # a supplier may be an enterprise

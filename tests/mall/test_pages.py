@@ -498,3 +498,30 @@ async def test_supplier_cannot_delist_another_suppliers_listing_through_the_form
     assert r.status_code == 303
     assert "商品已下架" in assert_page(await client.get("/supplier/listings", headers=HTML))
     assert (await client.get(f"/api/listings/{laptop.id}")).status_code == 404
+
+
+async def test_acceptance_has_no_preselected_score_and_refuses_none(client: Any, world: World) -> None:
+    from tests.mall.test_supermarket_flow import checkout
+
+    oid = (await checkout(client, world, [("laptop", "1")])).json()["orders"][0]["id"]
+    buy, sup = world.h("buyer_a"), world.h("supplier_x")
+    for path, headers, payload in [
+        ("confirm", sup, None),
+        ("contract", buy, None),
+        ("ship", sup, {"note": "顺丰 SF1"}),
+        ("receive", buy, None),
+    ]:
+        r = await client.post(f"/api/orders/{oid}/{path}", json=payload, headers=headers)
+        assert r.status_code == 200, (path, r.text)
+    await login_ok(client, "buyer_a")
+    page = f"/orders/{oid}"
+    text = assert_page(await client.get(page, headers=HTML))
+    score = text.split('id="score"', 1)[1].split("</select>", 1)[0]
+    assert '<option value="">请选择评分</option>' in score and "selected" not in score
+    r = await post_form(client, f"/orders/{oid}/accept", {"score": "", "comment": ""}, referer=page)
+    assert r.status_code == 303
+    assert "评价分数类型应为整数" in assert_page(await client.get(page, headers=HTML))
+    assert await order_status(client, world, oid) == "received"
+    r = await post_form(client, f"/orders/{oid}/accept", {"score": "4", "comment": ""}, referer=page)
+    assert r.status_code == 303
+    assert await order_status(client, world, oid) == "accepted"
