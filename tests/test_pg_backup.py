@@ -307,6 +307,7 @@ def test_mall_backup_and_restore_through_pg_dump(tmp_path: Path) -> None:
         forced = mall_cli(dst_env, "restore", str(tmp_path / "b"), "--force", "--no-reindex")
         assert forced.returncode == 0, forced.stdout + forced.stderr
         assert asyncio.run(bodies(dst_url)) == asyncio.run(bodies(src_url))
+        assert "原有数据已移到模式 replaced_" in forced.stdout  # moved aside, not deleted
 
         # The witness saw more than the dump holds: refused.
         later = asyncio.run(publish(src_url, 2))

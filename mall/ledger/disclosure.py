@@ -114,6 +114,9 @@ async def publish_pending(db: Database, *, limit: int = 200, pause: float = 0.0)
             published += 1
         if published and pause:
             # Fault injection for tests: die here and nothing of this batch is visible.
+            log.warning(
+                "publication paused inside its transaction for %ss (MALL_PUBLISH_PAUSE_SECONDS)", pause
+            )
             await asyncio.sleep(pause)
     return published
 

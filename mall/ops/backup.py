@@ -711,12 +711,15 @@ def _restore_pg(settings: Settings, src: Path, options: RestoreOptions, say: Say
         )
     if tables and not options.force:
         raise BackupError(
-            f"数据库已有 {tables} 张表 (database not empty)：确认用备份替换请加 --force（先删除再恢复）"
+            f"数据库已有 {tables} 张表 (database not empty)：确认用备份替换请加 --force（原有数据移到另一个模式，不删除）"
         )
     url, env = libpq(settings)
+    # What is there is moved aside into a schema of its own, never deleted (pg_restore --clean cannot
+    # drop the partitions' inherited keys either); a restore that fails puts it back.
+    aside = f"replaced_{time.strftime('%Y%m%d_%H%M%S')}_{time.time_ns() % 1_000_000:06d}" if tables else ""
+    if aside:
+        _psql(url, env, f'ALTER SCHEMA public RENAME TO "{aside}"; CREATE SCHEMA public;')
     args = [pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"]
-    if tables:
-        args += ["--clean", "--if-exists"]
     out = subprocess.run(
         [*args, f"--dbname={url}", str(src / PG_DUMP_FILE)],
         env=env,
@@ -725,8 +728,25 @@ def _restore_pg(settings: Settings, src: Path, options: RestoreOptions, say: Say
         check=False,
     )
     if out.returncode != 0:
+        if aside:
+            _psql(url, env, f'DROP SCHEMA public CASCADE; ALTER SCHEMA "{aside}" RENAME TO public;')
         raise BackupError("pg_restore 失败：" + out.stderr.strip()[-2000:])
+    if aside:
+        say(f"· 原有数据已移到模式 {aside}（未删除；核对无误后可由数据库管理员删除）")
     say("· 数据库已恢复 (pg_restore)")
+
+
+def _psql(url: str, env: dict[str, str], sql: str) -> None:
+    """Statements in one transaction (psql -c sends them as one query)."""
+    out = subprocess.run(
+        [pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", f"--dbname={url}", "-c", sql],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise BackupError("psql 失败：" + out.stderr.strip()[-2000:])
 
 
 async def _after_restore(
