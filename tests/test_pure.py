@@ -426,3 +426,15 @@ def test_the_public_address_follows_the_served_one_unless_set() -> None:
     assert load_settings({"MALL_HOST": "fd00::5"}).public_base_url == "http://[fd00::5]:8000"
     given = {"MALL_PUBLICATION_BASE_URL": "https://mall.example.gov.cn/", "MALL_PORT": "8123"}
     assert load_settings(given).public_base_url == "https://mall.example.gov.cn"
+
+
+def test_region_codes_are_named_as_far_as_they_are_known() -> None:
+    from mall.core.regions import region_name
+
+    assert region_name("410000") == "河南省"
+    assert region_name("410100") == "河南省郑州市"
+    assert region_name("410105") == "河南省郑州市金水区"
+    assert region_name("419001") == "河南省济源市"
+    assert region_name("410199") == "河南省郑州市"  # a county not listed: as far as known
+    assert region_name("110105") == "北京市"
+    assert region_name("990000") == "" and region_name("41a100") == "" and region_name("") == ""

@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, case, func, select, type_coerce
 
 from catalog.categories import name_of
 from catalog.models import Listing, ListingStatus
-from mall.core import clock, fields
+from mall.core import clock, fields, regions
 from mall.core.auth import PUBLIC, ROLE_LABELS
 from mall.core.money import quantity_str, yuan_display, yuan_uppercase
 from mall.ledger import disclosure
@@ -60,6 +60,7 @@ def configure_templates(app: Litestar, settings: Config) -> None:
         limits=fields,  # the fields' maximum lengths, for the forms' maxlength
         site_name="阳光卖场",
         region_name=settings.region_name,
+        region_label=regions.region_name,
     )
     env.autoescape = True
 

@@ -607,6 +607,12 @@ async def test_cancellation_after_publication_amends_and_never_rewrites(client: 
     ):
         assert cancel_item[same] == deal_item[same], same
     verify_items([deal_item, cancel_item])
+    # Its page names the amount for what it is: the deal's, cancelled; the deal's page says 成交金额.
+    page = (await client.get("/disclosures/2", headers={"Accept": "text/html"})).text
+    assert "<dt>撤销的成交金额</dt>" in page and "<dt>成交金额</dt>" not in page
+    assert "<dt>成交金额</dt>" in (await client.get("/disclosures/1", headers={"Accept": "text/html"})).text
+    listed = (await client.get("/disclosures", headers={"Accept": "text/html"})).text
+    assert "<del>" in listed and "已撤销" in listed
 
     # A withdrawn order that was never confirmed was never a deal: nothing to disclose.
     oid = (await checkout(client, world, [("desk", "1")])).json()["orders"][0]["id"]
@@ -806,3 +812,16 @@ async def test_strict_date_and_credit_code_parameters(client: Any, world: World)
 async def test_a_cursor_past_the_end_is_brought_back(client: Any, world: World) -> None:
     body = (await client.get("/api/disclosures?after=99999")).json()
     assert body == {"items": [], "next_after": 0}
+
+
+async def test_the_list_names_the_main_item_without_repeating_its_brand_and_model(
+    client: Any, world: World
+) -> None:
+    await world.listing("m437", "supplier_x", "4599.00", name="品牌m437 型号-m437 台式计算机")
+    order = await place(world, [("m437", "1")])
+    await orders.confirm(world.db, world.who["supplier_x"], order.id)
+    await deal(world, "desk")
+    await disclosure.publish_pending(world.db)
+    listed = (await client.get("/disclosures", headers={"Accept": "text/html"})).text
+    assert listed.count("品牌m437") == 1  # in the name, not once more beside it
+    assert "商品desk" in listed and "品牌desk 型号-desk" in listed  # a name without them gets them beside

@@ -238,6 +238,9 @@ async def test_anonymous_pages(client: Any, world: World, deal: tuple[uuid.UUID,
     assert_page(await client.get("/disclosures?mode=nonsense&date_from=abc", headers=HTML))
     text = assert_page(await client.get(f"/disclosures/{seq}", headers=HTML))
     assert "甲供应商有限公司" in text
+    assert re.search(r"<dt>行政区划</dt><dd>河南省[^<]* <span", text), (
+        "the division by name, its code beside it"
+    )
     assert_page(await client.get("/disclosures/999999", headers=HTML), 404)
     assert_page(await client.get(f"/goods/{uuid.uuid4()}", headers=HTML), 404)
 

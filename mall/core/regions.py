@@ -1,0 +1,39 @@
+"""Names of administrative divisions (行政区划, GB/T 2260) for pages: a code shown as a person reads it.
+
+`mall/data/regions.csv` holds every province-level division, and the prefectures and districts
+of the provinces the mall is set up for (today 河南省, and 郑州市's districts in full); a code
+not listed is named by its province and prefecture as far as they are known. Pages show the name
+with the code beside it, so nothing is hidden when a name is missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "regions.csv"
+
+
+@functools.cache
+def names() -> dict[str, str]:
+    with DATA.open(encoding="utf-8", newline="") as fh:
+        return {row["code"]: row["name"] for row in csv.DictReader(fh)}
+
+
+def region_name(code: str) -> str:
+    """ "河南省郑州市金水区" for 410105; as much as is known for a code not listed; "" when nothing is."""
+    code = (code or "").strip()
+    if len(code) != 6 or not code.isdigit():
+        return ""
+    known = names()
+    province = known.get(code[:2] + "0000", "")
+    if code.endswith("0000"):
+        return province
+    prefecture = known.get(code[:4] + "00", "")
+    if code.endswith("00"):
+        return province + prefecture if prefecture else province
+    county = known.get(code, "")
+    if code[2:4] == "90":  # 省直辖县级行政单位 (济源市): no prefecture between
+        return province + county
+    return province + prefecture + county
