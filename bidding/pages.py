@@ -20,7 +20,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 from redis.exceptions import RedisError
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bidding import award, offers, publish, room, views
 from bidding.award import ConfirmIn
@@ -117,18 +117,9 @@ class ProcedurePages(Controller):
         self, call: UserCall, page: FromQuery[str] = "1", kind: FromQuery[str] = ""
     ) -> Template:
         pg = page_no(page)
-        stmt = select(Procedure).where(views.visible_clause(call.me))
-        if kind in KIND_LABELS:
-            stmt = stmt.where(Procedure.kind == kind)
+        kind = kind if kind in KIND_LABELS else ""  # a bad filter is dropped
         async with call.db.read() as s:
-            total = await s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-            rows = list(
-                (
-                    await s.execute(
-                        stmt.order_by(Procedure.created_at.desc()).offset((pg - 1) * PER_PAGE).limit(PER_PAGE)
-                    )
-                ).scalars()
-            )
+            total, rows = await views.list_visible(s, call.me, views.ListFilter(kind=kind), pg, PER_PAGE)
         now = clock.now()
         return call.render(
             "procedures.html",

@@ -7,18 +7,20 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, delete, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from bidding import award, offers, publish, room, views
 from bidding.award import ConfirmIn
 from bidding.models import KIND_LABELS, PROCEDURE_STATUS_LABELS
 from bidding.offers import AmountIn
 from bidding.publish import ProcedureIn
+from mall.core import clock
 from mall.core.auth import Principal, allow
 from mall.core.clock import rfc3339
 from mall.core.db import Database, retried
 from mall.core.money import money_str, quantity_str
 from mall.web.deps import UserCall
+from mall.web.helpers import PageNo, PerPage
 
 TAGS = ["询价与竞价"]
 SUPPLIERS = allow("supplier")
@@ -63,6 +65,29 @@ class ProcedureOut(msgspec.Struct):
     my_rank: int | None = None
     bidders: int | None = None
     ranked: list[OfferOut] | None = None
+
+
+class ProcedureSummary(msgspec.Struct):
+    """A procedure in a list: its notice, never its offers."""
+
+    id: uuid.UUID
+    number: str
+    kind: str
+    kind_label: str
+    status: str
+    status_label: str
+    title: str
+    region_code: str
+    ceiling: str
+    starts_at: str
+    ends_at: str
+
+
+class ProcedurePage(msgspec.Struct):
+    total: int
+    page: int
+    per_page: int
+    items: list[ProcedureSummary]
 
 
 class BidOut(msgspec.Struct):
@@ -127,6 +152,50 @@ class ProcedureApi(Controller):
     async def create_procedure(self, call: UserCall, data: JSONBody[ProcedureIn]) -> ProcedureOut:
         p = await publish.create_under(call.db, call.settings, call.me, data)
         return await _out(call.db, call.me, p.id)
+
+    @get(
+        "/",
+        opt=allow("user"),
+        summary="项目列表：可按类型、状态、品目、区划筛选，分页，新发布的在前",
+        description=(
+            "与项目详情同一可见范围：采购人看本单位的，供应商看本品目公开或受邀参与的，"
+            "集中采购机构与监管部门看全部。状态按显示状态筛选（open 含已开始但尚无报价的项目）；"
+            "列表只含公告信息，不含任何报价。"
+        ),
+    )
+    async def list_procedures(
+        self,
+        call: UserCall,
+        kind: FromQuery[str] = "",
+        status: FromQuery[str] = "",
+        category: FromQuery[str] = "",
+        region: FromQuery[str] = "",
+        page: PageNo = 1,
+        per_page: PerPage = 20,
+    ) -> ProcedurePage:
+        f = views.list_filter(kind, status, category, region)
+        async with call.db.read() as s:
+            total, rows = await views.list_visible(s, call.me, f, page, per_page)
+        now = clock.now()
+        items = []
+        for p in rows:
+            shown = views.shown_status(p, now)
+            items.append(
+                ProcedureSummary(
+                    id=p.id,
+                    number=p.number,
+                    kind=p.kind,
+                    kind_label=KIND_LABELS[p.kind],
+                    status=shown,
+                    status_label=PROCEDURE_STATUS_LABELS.get(shown, shown),
+                    title=p.title,
+                    region_code=p.region_code,
+                    ceiling=money_str(p.ceiling),
+                    starts_at=rfc3339(p.starts_at),
+                    ends_at=rfc3339(p.ends_at),
+                )
+            )
+        return ProcedurePage(total, page, per_page, items)
 
     @get(
         "/{procedure_id:uuid}",

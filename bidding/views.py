@@ -5,17 +5,20 @@ returns another supplier's quote, or how many quotes there are, to anyone — th
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding import rules
 from bidding.models import (
+    KIND_LABELS,
+    PROCEDURE_STATUS_LABELS,
     Offer,
     OfferStatus,
     Participant,
@@ -28,7 +31,7 @@ from bidding.models import (
 from mall.core import clock
 from mall.core.auth import Principal
 from mall.core.db import Database
-from mall.core.errors import NotFound
+from mall.core.errors import InvalidInput, NotFound
 
 
 def quotes_of(offers: list[Offer]) -> list[rules.Quote]:
@@ -125,6 +128,71 @@ async def items_of(s: AsyncSession, procedure_id: uuid.UUID) -> list[ProcedureIt
             )
         ).scalars()
     )
+
+
+def shown_status_clause(status: str, now: datetime) -> ColumnElement[bool]:
+    """Procedures whose shown status (`shown_status`) is `status`: a filter that tells no more than
+    the status shown does (an open one matches whether or not anyone has quoted yet)."""
+    if status == ProcedureStatus.OPEN:
+        begun = and_(Procedure.status == ProcedureStatus.PUBLISHED, Procedure.starts_at <= now)
+        return or_(Procedure.status == ProcedureStatus.OPEN, begun)
+    if status == ProcedureStatus.PUBLISHED:
+        return and_(Procedure.status == ProcedureStatus.PUBLISHED, Procedure.starts_at > now)
+    return Procedure.status == status
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    kind: str = ""  # ProcedureKind, or "" for both
+    status: str = ""  # a shown status, or "" for any
+    category: str = ""  # a 品目 code prefix that one of its items falls under
+    region: str = ""  # a region code prefix (410000 → the province, as 41)
+
+
+def list_filter(kind: str = "", status: str = "", category: str = "", region: str = "") -> ListFilter:
+    """The list's filters as given, checked (400 naming the parameter)."""
+    kind, status, category, region = (v.strip() for v in (kind, status, category, region))
+    if kind and kind not in KIND_LABELS:
+        raise InvalidInput(
+            "项目类型应为 inquiry（在线询价）或 auction（反向竞价）",
+            code="invalid_parameter",
+            parameter="kind",
+        )
+    if (status and status not in PROCEDURE_STATUS_LABELS) or status == ProcedureStatus.DRAFT:
+        raise InvalidInput("项目状态不正确", code="invalid_parameter", parameter="status")
+    if category and not re.fullmatch(r"[ABC][0-9]{0,15}", category):
+        raise InvalidInput("品目编码格式不正确，如 A0201", code="invalid_parameter", parameter="category")
+    if region and not re.fullmatch(r"[1-9][0-9]{5}", region):
+        raise InvalidInput("行政区划代码应为6位数字", code="invalid_parameter", parameter="region")
+    return ListFilter(kind, status, category, region)
+
+
+async def list_visible(
+    s: AsyncSession, who: Principal, f: ListFilter, page: int, per_page: int
+) -> tuple[int, list[Procedure]]:
+    """The procedures `who` may see that match `f`, newest first: the total and one page."""
+    stmt = select(Procedure).where(visible_clause(who))
+    if f.kind:
+        stmt = stmt.where(Procedure.kind == f.kind)
+    if f.status:
+        stmt = stmt.where(shown_status_clause(f.status, clock.now()))
+    if f.category:
+        under = select(ProcedureItem.procedure_id).where(ProcedureItem.category_code.startswith(f.category))
+        stmt = stmt.where(Procedure.id.in_(under))
+    if f.region:
+        level = (
+            f.region[:2]
+            if f.region.endswith("0000")
+            else f.region[:4]
+            if f.region.endswith("00")
+            else f.region
+        )
+        stmt = stmt.where(Procedure.region_code.startswith(level))
+    total = await s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = await s.execute(
+        stmt.order_by(Procedure.created_at.desc(), Procedure.id).offset((page - 1) * per_page).limit(per_page)
+    )
+    return total, list(rows.scalars())
 
 
 def shown_status(p: Procedure, now: datetime) -> str:

@@ -93,3 +93,41 @@ async def test_auction_bids_through_the_api(client: Any, world: World) -> None:
     view = (await client.get(f"/api/procedures/{pid}", headers=world.h("supplier_x"))).json()
     assert view["lowest"] == "28500.00" and view["my_rank"] == 2 and view["bidders"] == 2
     assert "乙供应商" not in str(view) and all(o["label"].startswith("供应商 #") for o in view["mine"])
+
+
+async def test_the_list_filters_by_kind_shown_status_category_and_region(client: Any, world: World) -> None:
+    from datetime import timedelta
+
+    from mall.core import clock
+
+    inquiry = await world.procedure(
+        "inquiry", "打印机询价", item=("A02021001", "激光打印机", "A4 黑白", "5", "台")
+    )
+    auction = await world.procedure("auction", "台式机竞价", decrement="100", region_code="410105")
+    later = await world.procedure("inquiry", "下周的询价", starts_at=clock.now() + timedelta(days=7))
+    buyer = world.h("buyer_a")
+
+    async def ids(**params: str) -> list[str]:
+        r = await client.get("/api/procedures", params=params, headers=buyer)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["total"] == len(body["items"]) and set(body) == {"total", "page", "per_page", "items"}
+        return [i["id"] for i in body["items"]]
+
+    everything = await ids()
+    assert everything == [str(later.id), str(auction.id), str(inquiry.id)]  # newest first
+    assert await ids(kind="auction") == [str(auction.id)]
+    # Shown status: begun (whether or not anyone quoted) is open; not yet begun is published.
+    assert await ids(status="open") == [str(auction.id), str(inquiry.id)]
+    assert await ids(status="published") == [str(later.id)]
+    assert await ids(category="A020210") == [str(inquiry.id)]
+    assert await ids(region="410105") == [str(auction.id)]
+    assert set(await ids(region="410100")) == set(everything)  # the prefecture holds its districts
+    assert set(await ids(region="410000")) == set(everything)
+    assert await ids(region="420000") == []
+    paged = (await client.get("/api/procedures", params={"per_page": "2", "page": "2"}, headers=buyer)).json()
+    assert paged["total"] == 3 and [i["id"] for i in paged["items"]] == [str(inquiry.id)]
+    for params in ({"kind": "tender"}, {"status": "draft"}, {"category": "X1"}, {"region": "41"}):
+        r = await client.get("/api/procedures", params=params, headers=buyer)
+        assert r.status_code == 400 and r.json()["parameter"] == next(iter(params)), r.text
+    assert (await client.get("/api/procedures")).status_code == 401

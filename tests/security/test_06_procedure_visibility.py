@@ -1,4 +1,4 @@
-"""One visibility rule for a procedure, the same on the API, the page, the room and the list: the
+"""One visibility rule for a procedure, the same on the API, the page, the room and the lists: the
 procedure's own buyer, the center and the regulator see it; suppliers see it when it is open to their
 品目 or they are invited; another buyer, a supplier that was not invited, or one of the platform's
 administrators (whose duties are not the business), gets the same 404 everywhere, and never the
@@ -29,6 +29,10 @@ async def test_api_page_room_and_list_agree(app: Any, world: World, settings: Se
             who = await caller(base, world, name)
             try:
                 listed = (await who.get("/procedures")).text
+                api_list = await who.get("/api/procedures", params={"per_page": "100"})
+                assert api_list.status_code == 200, (name, api_list.text)
+                api_listed = {i["id"] for i in api_list.json()["items"]}
+                assert "57321" not in api_list.text  # a list carries the notices, never an offer
                 for p in (auction, inquiry):
                     api = await who.get(f"/api/procedures/{p.id}")
                     page = await who.get(f"/procedures/{p.id}")
@@ -40,7 +44,7 @@ async def test_api_page_room_and_list_agree(app: Any, world: World, settings: Se
                     )
                     if sees:
                         assert api.status_code == 200 and page.status_code == 200, (name, p.kind)
-                        assert str(p.id) in listed, (name, p.kind)
+                        assert str(p.id) in listed and str(p.id) in api_listed, (name, p.kind)
                         if p.kind == "auction":
                             assert api.json()["lowest"] == "57321.00" and answer.messages, name
                     else:
@@ -49,7 +53,7 @@ async def test_api_page_room_and_list_agree(app: Any, world: World, settings: Se
                             api.text,
                         )
                         assert page.status_code == 404, (name, p.kind)
-                        assert str(p.id) not in listed, (name, p.kind)
+                        assert str(p.id) not in listed and str(p.id) not in api_listed, (name, p.kind)
                         assert answer.messages == (), (name, answer)
                         for r in (api, page):
                             assert "57321" not in r.text and "57,321" not in r.text and p.number not in r.text
