@@ -770,8 +770,8 @@ class AuthMiddleware(ASGIMiddleware):
             user = replace(user, must_enrol=True)
         scope["user"] = user
         with audit.request_context(user, netaddr.client_ip(scope, settings.trusted_proxies)):
-            if user is None or scope["type"] != ScopeType.HTTP:
-                await next_app(scope, receive, send)
+            if user is None or scope["type"] != ScopeType.HTTP or scope["path"].startswith("/static/"):
+                await next_app(scope, receive, send)  # (static files: the same for everyone, cached)
                 return
 
             async def send_private(message: Message) -> None:

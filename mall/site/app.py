@@ -32,7 +32,7 @@ from mall.core.errors import EXCEPTION_HANDLERS
 from mall.core.http_guards import JsonBodyGuard, SecurityHeaders
 from mall.core.settings import Settings, load_settings
 from mall.site import api, export_routes, metrics, pages, push_pages, push_routes
-from mall.web import helpers
+from mall.web import helpers, serving
 from mall.web.deps import CALLER
 from mall.web.rerun import ReadsRunAgain
 from search_index.factory import backend_for
@@ -129,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exclude=["^/api/", "^/healthz$", "^/schema"],
     )
     template_engine = TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine)
+    static = serving.StaticFiles(TEMPLATES / "static")
     app = Litestar(
         route_handlers=[
             *api.ROUTES,
@@ -155,6 +156,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         guards=[access_guard],
         middleware=[
+            serving.Compression(),
+            serving.StaticCaching(static),
             logs.RequestIds(),
             metrics.RequestMetrics,
             ReadsRunAgain(),
@@ -174,9 +177,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # Served from our own /static: the docs must work on an intranet without a CDN.
             render_plugins=[
                 SwaggerPage(
-                    js_url="/static/swagger/swagger-ui-bundle.js",
-                    css_url="/static/swagger/swagger-ui.css",
-                    standalone_preset_js_url="/static/swagger/swagger-ui-standalone-preset.js",
+                    js_url=static.url("swagger/swagger-ui-bundle.js"),
+                    css_url=static.url("swagger/swagger-ui.css"),
+                    standalone_preset_js_url=static.url("swagger/swagger-ui-standalone-preset.js"),
                 )
             ],
             openapi_router=Router(path="/schema", route_handlers=[], opt={"roles": ("public",)}),
@@ -192,6 +195,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.room_redis = room_redis
     app.state.channels = channels
     pages.configure_templates(app, settings)
+    app.template_engine.engine.globals["static_url"] = static.url  # type: ignore[union-attr]
     logging.getLogger("mall").setLevel(logging.INFO)
     return app
 
