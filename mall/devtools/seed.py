@@ -17,6 +17,7 @@ from mall.core.db import Database
 from mall.core.models import AuditEntry, Organization
 from mall.core.settings import Settings
 from mall.devtools.demo.history import (
+    make_agreement_and_service_deals,
     make_agreements_and_services,
     make_history,
     make_procedures,
@@ -63,6 +64,9 @@ async def seed_demo(
         clock.clock.unfreeze()
     made["procedures"] = await make_procedures(db, settings, principals)
     made |= await make_agreements_and_services(db, settings, principals)
+    made["published"] = made.get("published", 0) + await make_agreement_and_service_deals(
+        db, settings, principals
+    )
     made["published"] = made.get("published", 0) + await make_sole_proprietor_deal(db, settings, principals)
     async with db.write() as tx:
         audit.record(tx, None, DEMO_MARKER, target_kind="system", detail=f"seed={seed} history={history}")

@@ -1,5 +1,6 @@
-"""The demo's trading history: supermarket orders through their whole life, an open inquiry and a
-live auction, a framework agreement and designated services."""
+"""The demo's trading history: supermarket orders through their whole life, inquiries and auctions
+that ran their course (two deals, two failures), an open inquiry and a live auction, a framework
+agreement and designated services with a deal each."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from bidding import offers, publish
+from bidding import award, offers, publish
+from bidding import close as bidding_close
+from catalog import agreement_orders
 from catalog import agreement_setup as ag
 from catalog import designated as dd
 from catalog import service as catalog_service
-from catalog.models import Listing
+from catalog.models import AgreementProduct, Designation, Listing, ServicePriceItem
 from mall import budgets, orders
 from mall.budgets.models import BudgetLine
 from mall.core import clock
@@ -184,6 +187,118 @@ async def make_agreements_and_services(
     return {"agreements": 1, "designations": 3}
 
 
+async def make_closed_procedures(db: Database, settings: Settings, principals: dict[str, Principal]) -> int:
+    """Procedures that ran their course in the past, from the clock's instant on: an inquiry and an
+    auction awarded and confirmed (a deal of each mode in the feed), and one of each that failed for
+    want of offers (failure notices). Returns the records published."""
+    buyer = principals["buyer2"]
+    assert buyer.org_id
+    async with db.read() as s:
+        line = max(await budgets.lines_of(s, buyer.org_id), key=lambda b: b.amount - b.reserved - b.consumed)
+    suppliers = [principals[f"supplier{i}"] for i in (1, 2, 4)]
+    by_org = {p.org_id: p for p in suppliers}
+    plans: list[tuple[str, str, str, tuple[str, str, str, str, str], list[str]]] = [
+        ("inquiry", "实验室台式计算机询价采购", "52000.00", DESKTOPS, ["49800.00", "48600.00", "50200.00"]),
+        ("auction", "科研用笔记本电脑竞价采购", "78000.00", LAPTOPS, ["76500.00", "75750.00", "74850.00"]),
+        ("inquiry", "会议室投影仪询价采购", "16000.00", PROJECTORS, ["15200.00"]),
+        ("auction", "档案室碎纸机竞价采购", "9000.00", SHREDDERS, ["8600.00", "8300.00"]),
+    ]
+    published = 0
+    for kind, title, ceiling, item, amounts in plans:
+        start = clock.now()
+        p = await publish.create(
+            db,
+            buyer,
+            publish.ProcedureIn(
+                kind=kind,
+                title=title,
+                budget_line_id=line.id,
+                ceiling=ceiling,
+                starts_at=start,
+                ends_at=start + timedelta(hours=4),
+                items=[publish.ItemIn(*item)],
+                decrement="100" if kind == "auction" else "0",
+                invited=[x.org_id for x in suppliers if x.org_id],
+            ),
+            open_tender_threshold=settings.open_tender_threshold,
+            region_code=settings.region_code,
+        )
+        for i, amount in enumerate(amounts):
+            clock.clock.freeze(start + timedelta(minutes=30 * (i + 1)))
+            act = offers.quote if kind == "inquiry" else offers.bid
+            await act(db, suppliers[i], p.id, amount)
+        clock.clock.freeze(start + timedelta(hours=4, minutes=1))
+        p = await bidding_close.close(db, p.id)
+        published += await disclosure.publish_pending(db)
+        if p.awarded_supplier_id is not None:
+            clock.clock.freeze(start + timedelta(hours=6))
+            await award.confirm_award(db, by_org[p.awarded_supplier_id], p.id)
+            published += await disclosure.publish_pending(db)
+        clock.clock.freeze(start + timedelta(hours=7))
+    return published
+
+
+DESKTOPS = ("A02010105", "台式计算机", "12", "台", "i5/16G/512G SSD/23.8 英寸")
+LAPTOPS = ("A02010108", "便携式计算机", "15", "台", "i7/16G/1T SSD/14 英寸")
+PROJECTORS = ("A02020200", "投影仪", "4", "台", "4000 流明，1080P")
+SHREDDERS = ("A02021301", "碎纸机", "6", "台", "4 级保密，连续碎纸 30 分钟")
+
+
+async def make_agreement_and_service_deals(
+    db: Database, settings: Settings, principals: dict[str, Principal]
+) -> int:
+    """A car bought under the vehicles agreement and a meeting booked with the designated hotel, both
+    confirmed by their suppliers: deals of the agreement and designated modes in the feed."""
+    buyer = principals["buyer3"]
+    assert buyer.org_id
+    async with db.read() as s:
+        lines = sorted(
+            await budgets.lines_of(s, buyer.org_id), key=lambda b: b.amount - b.reserved - b.consumed
+        )
+        car = (
+            await s.execute(select(AgreementProduct).where(AgreementProduct.brand == "比亚迪").limit(1))
+        ).scalar_one()
+        hotel = (
+            await s.execute(
+                select(Designation).where(Designation.supplier_org_id == principals["supplier7"].org_id)
+            )
+        ).scalar_one()
+        meeting = {
+            i.name: i.id
+            for i in (
+                await s.execute(select(ServicePriceItem).where(ServicePriceItem.designation_id == hotel.id))
+            ).scalars()
+        }
+    big, small = lines[-1], lines[0]
+    order, _ = await agreement_orders.place_order(
+        db,
+        settings,
+        buyer,
+        agreement_orders.AgreementOrderRequest(
+            product_id=car.id,
+            quantity="1",
+            budget_line_id=big.id,
+            note="医院公务用车更新",
+            idempotency_key="seed-agreement-car",
+        ),
+    )
+    await orders.confirm(db, principals["supplier5"], order.id)
+    service, _ = await dd.place_order(
+        db,
+        settings,
+        buyer,
+        dd.ServiceOrderRequest(
+            hotel.id,
+            ((meeting["中型会议室（半天）"], "1"), (meeting["会议茶歇"], "40"), (meeting["工作餐"], "40")),
+            small.id,
+            "seed-designated-meeting",
+            note="医院年度护理质量培训会",
+        ),
+    )
+    await orders.confirm(db, principals["supplier7"], service.id)
+    return await disclosure.publish_pending(db)
+
+
 async def make_history(
     db: Database,
     settings: Settings,
@@ -212,6 +327,9 @@ async def make_history(
     for n in range(count):
         t = min(t + step, latest)
         clock.clock.freeze(t)
+        if n == count // 2:  # halfway through the months: procedures that ran their course
+            made["published"] += await make_closed_procedures(db, settings, principals)
+            t = clock.now()
         buyer = buyers[n % len(buyers)]
         assert buyer.org_id
         async with db.read() as s:
