@@ -270,23 +270,34 @@ class DesignatedPages(Controller):
     path = "/designated"
     include_in_schema = False
 
-    @get("/", opt=allow("user"))
+    @get("/", opt=PUBLIC)
     async def designated_page(
-        self, call: UserCall, region: FromQuery[str] = "", category: FromQuery[str] = ""
+        self,
+        request: AnyRequest,
+        viewer: Viewer,
+        db: DB,
+        settings: Config,
+        region: FromQuery[str] = "",
+        category: FromQuery[str] = "",
     ) -> Template:
-        async with call.db.read() as s:
+        """Public: who is designated for which service and region, and at what prices, is public
+        information (anyone may look before buying or applying); applications waiting for review and
+        a supplier's own are shown to the center, the regulator and that supplier only."""
+        role = viewer.role if viewer else ""
+        async with db.read() as s:
             try:
                 found = await dd.find(s, region_code=region, category_code=category)
             except DomainError as exc:  # a filter that is no region or 品目 code: said, nothing searched
-                flash(call.request, exc.detail, "error")
+                flash(request, exc.detail, "error")
                 found = []
-            pending = await dd.find(s, status=DesignationStatus.APPLIED) if call.me.role in WATCHERS else []
+            pending = await dd.find(s, status=DesignationStatus.APPLIED) if role in WATCHERS else []
             mine: list[dd.Found] = []
-            if call.me.role == "supplier":
+            if viewer is not None and role == "supplier":
                 for status in DesignationStatus:
-                    mine += await dd.find(s, status=status, supplier_org_id=call.me.org_id)
-            lines = await _budget_lines(s, call.me)
-        return call.render(
+                    mine += await dd.find(s, status=status, supplier_org_id=viewer.org_id)
+            lines = await _budget_lines(s, viewer)
+        return render(
+            request,
             "designated.html",
             found=found,
             pending=pending,
@@ -297,9 +308,9 @@ class DesignatedPages(Controller):
             labels=DESIGNATION_STATUS_LABELS,
             budget_lines=lines,
             order_key=secrets.token_urlsafe(16),
-            default_region=call.settings.region_code,
+            default_region=settings.region_code,
             name_of=name_of,
-            form=pop_form(call.request),
+            form=pop_form(request),
         )
 
     @post("/apply", opt=allow("supplier"))

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from catalog import agreements as ag
 from catalog import designated as dd
 from mall.core import clock
+from mall.core.models import Organization
 from tests.catalog.test_agreements import vehicles
 from tests.factories import World, frozen_at
 from tests.mall.test_pages import HTML, assert_page, login_ok, post_form
@@ -28,13 +29,29 @@ async def test_agreement_and_designated_pages_for_every_role(client: Any, world:
         [dd.PriceItemDraft("印刷", "页", "0.20")],
     )
 
-    # Anonymous: agreements in force are public, drafts and the designated list are not.
+    # Anonymous: agreements in force and designated suppliers with their prices are public; drafts
+    # and applications are not.
     text = assert_page(await client.get("/agreements", headers=HTML))
     assert a.title in text and draft.title not in text
     text = assert_page(await client.get(f"/agreements/{a.id}", headers=HTML))
     assert "帕萨特" in text and "直接选定下单" not in text and "成交结果汇总" not in text
     assert_page(await client.get(f"/agreements/{draft.id}", headers=HTML), 404)
-    assert_page(await client.get("/designated", headers=HTML, follow_redirects=False), 401)
+    async with world.db.read() as s:
+        org = await s.get(Organization, world.who["supplier_x"].org_id)
+    assert org is not None
+    await dd.designate(
+        world.db,
+        world.who["center"],
+        org.credit_code,
+        "C22010200",
+        "410100",
+        [dd.PriceItemDraft("中型会议室（半天）", "场", "1500.00")],
+        "郑州市金水区花园路115号",
+    )
+    text = assert_page(await client.get("/designated", headers=HTML, follow_redirects=False))
+    assert "中型会议室（半天）" in text and "¥1,500.00" in text  # who, where and at what price
+    assert "乙供应商有限公司" not in text and "待审核" not in text  # an application is not public
+    assert "budget_line_id" not in text and "申请成为定点供应商" not in text  # nothing to do but look
 
     await login_ok(client, "buyer_a")
     text = assert_page(await client.get(f"/agreements/{a.id}", headers=HTML))
@@ -87,7 +104,7 @@ async def test_agreement_and_designated_pages_for_every_role(client: Any, world:
 
     async with world.db.read() as s:  # nothing was written by the refused forms
         assert await s.scalar(select(func.count()).select_from(ag.Agreement)) == 2
-        assert await s.scalar(select(func.count()).select_from(dd.Designation)) == 1
+        assert await s.scalar(select(func.count()).select_from(dd.Designation)) == 2  # the two made above
 
 
 async def test_the_summary_of_an_agreement_ended_before_the_spring_festival_is_due_after_it(
