@@ -37,12 +37,12 @@ from bidding.publish import ItemIn, ProcedureIn
 from catalog import agreement_queries as agreements
 from mall import budgets
 from mall.core import clock, fields, metrics
-from mall.core.auth import Principal, allow
+from mall.core.auth import PUBLIC, Principal, allow
 from mall.core.db import Database, retried
 from mall.core.errors import InvalidInput, NotFound
 from mall.web import forms
-from mall.web.deps import UserCall
-from mall.web.helpers import Form, page_no, paging, pop_form
+from mall.web.deps import DB, UserCall, Viewer
+from mall.web.helpers import AnyRequest, Form, page_no, paging, pop_form, render
 
 PER_PAGE = 20
 log = logging.getLogger("mall.rooms")
@@ -112,16 +112,24 @@ class ProcedurePages(Controller):
     opt = allow("user")
     include_in_schema = False
 
-    @get("/")
+    @get("/", opt=PUBLIC)
     async def procedures_page(
-        self, call: UserCall, page: FromQuery[str] = "1", kind: FromQuery[str] = ""
+        self,
+        request: AnyRequest,
+        viewer: Viewer,
+        db: DB,
+        page: FromQuery[str] = "1",
+        kind: FromQuery[str] = "",
     ) -> Template:
+        """Public: a visitor lists the published notices (views.public_clause); a logged-in user
+        what its role may see."""
         pg = page_no(page)
         kind = kind if kind in KIND_LABELS else ""  # a bad filter is dropped
-        async with call.db.read() as s:
-            total, rows = await views.list_visible(s, call.me, views.ListFilter(kind=kind), pg, PER_PAGE)
+        async with db.read() as s:
+            total, rows = await views.list_visible(s, viewer, views.ListFilter(kind=kind), pg, PER_PAGE)
         now = clock.now()
-        return call.render(
+        return render(
+            request,
             "procedures.html",
             rows=rows,
             shown={p.id: views.shown_status(p, now) for p in rows},
@@ -176,19 +184,27 @@ class ProcedurePages(Controller):
             to=lambda p: f"/procedures/{p.id}",
         )
 
-    @get("/{procedure_id:uuid}")
-    async def procedure_page(self, call: UserCall, procedure_id: FromPath[uuid.UUID]) -> Template:
-        view = await views.view_for(call.db, call.me, procedure_id)  # 404 unless `me` may see the procedure
-        async with call.db.read() as s:
-            p = await views.visible(s, call.me, procedure_id)
+    @get("/{procedure_id:uuid}", opt=PUBLIC)
+    async def procedure_page(
+        self, request: AnyRequest, viewer: Viewer, db: DB, procedure_id: FromPath[uuid.UUID]
+    ) -> Template:
+        """Public for a published notice (a visitor reads the notice, and the result once closed:
+        views.view_for); otherwise for who may see the procedure."""
+        view = await views.view_for(db, viewer, procedure_id)  # 404 unless the viewer may see it
+        role = viewer.role if viewer is not None else ""
+        org_id = viewer.org_id if viewer is not None else None
+        async with db.read() as s:
+            p = await views.visible(s, viewer, procedure_id)
             items = await views.items_of(s, p.id)
-            # only an auction has a room: an inquiry's page carries nothing of it (not even a version)
+            # only an auction has a room, and only for who may enter it (a logged-in user): an
+            # inquiry's page and a visitor's page carry nothing of it (not even a version)
             snap = (
-                await room.snapshot(s, p, call.me.org_id if call.me.role == "supplier" else None)
-                if p.kind == ProcedureKind.AUCTION
+                await room.snapshot(s, p, org_id if role == "supplier" else None)
+                if p.kind == ProcedureKind.AUCTION and viewer is not None
                 else None
             )
-        return call.render(
+        return render(
+            request,
             "procedure.html",
             p=p,
             items=items,
@@ -196,10 +212,10 @@ class ProcedurePages(Controller):
             snap=snap,
             labels=PROCEDURE_STATUS_LABELS,
             kinds=KIND_LABELS,
-            is_winner=call.me.role == "supplier"
+            is_winner=role == "supplier"
             and p.status == ProcedureStatus.AWARDED
-            and p.awarded_supplier_id == call.me.org_id,
-            can_reject=call.me.role == "buyer"
+            and p.awarded_supplier_id == org_id,
+            can_reject=role == "buyer"
             and p.kind == ProcedureKind.INQUIRY
             and p.status == ProcedureStatus.AWARDED,
             now=clock.now(),

@@ -84,11 +84,21 @@ SUPPLIER_SEES = (
 )
 
 
-def visible_clause(who: Principal) -> ColumnElement[bool]:
+def public_clause() -> ColumnElement[bool]:
+    """What anyone, logged in or not, may read as a public notice (公告): a procedure open to every
+    supplier of its 品目, once published (a draft or a withdrawn one is nobody's business); one by
+    invitation is not published to the public."""
+    return and_(Procedure.status.in_(SUPPLIER_SEES), Procedure.eligibility == "category")
+
+
+def visible_clause(who: Principal | None) -> ColumnElement[bool]:
     """The one rule of who sees a procedure (the API, the pages, the list and the room use it): the
     center and the regulator see all (the platform's administrators none: business records are not
     their duty); a buyer its own unit's; a supplier those open to
-    its 品目 or to which it is invited (an agreement's suppliers are invited); nobody else any."""
+    its 品目 or to which it is invited (an agreement's suppliers are invited); a visitor who is not
+    logged in the public notices (`public_clause`); nobody else any."""
+    if who is None:
+        return public_clause()
     if who.role in ("center", "regulator"):
         return true()
     if who.role == "buyer" and who.org_id is not None:
@@ -102,7 +112,7 @@ def visible_clause(who: Principal) -> ColumnElement[bool]:
     return false()
 
 
-async def visible(s: AsyncSession, who: Principal, procedure_id: uuid.UUID) -> Procedure:
+async def visible(s: AsyncSession, who: Principal | None, procedure_id: uuid.UUID) -> Procedure:
     """The procedure, if `who` may see it; otherwise the same 404 as for one that does not exist."""
     p = await s.scalar(select(Procedure).where(Procedure.id == procedure_id, visible_clause(who)))
     if p is None:
@@ -168,7 +178,7 @@ def list_filter(kind: str = "", status: str = "", category: str = "", region: st
 
 
 async def list_visible(
-    s: AsyncSession, who: Principal, f: ListFilter, page: int, per_page: int
+    s: AsyncSession, who: Principal | None, f: ListFilter, page: int, per_page: int
 ) -> tuple[int, list[Procedure]]:
     """The procedures `who` may see that match `f`, newest first: the total and one page."""
     stmt = select(Procedure).where(visible_clause(who))
@@ -225,13 +235,15 @@ class OfferView:
 OWN = "本单位"  # how a supplier's own offers are labelled while no anonymous label may be shown
 
 
-async def view_for(db: Database, who: Principal, procedure_id: uuid.UUID) -> dict[str, Any]:
+async def view_for(db: Database, who: Principal | None, procedure_id: uuid.UUID) -> dict[str, Any]:
     """What `who` may see of a procedure's offers right now (404 if it may not see the procedure).
 
     Inquiry, before the deadline: a supplier sees only its own quotes, labelled as its own; the
     buyer and everyone else see neither quotes nor their number. Auction, while open: the current
     lowest price, the caller's own bids and rank, anonymous labels. After closing: every valid
-    offer, ranked."""
+    offer, ranked. A visitor who is not logged in (`who` None) reads the notice: nothing of the
+    offers while the procedure is open, not even of an auction (the room is for its participants),
+    and after closing the ranked offers, as the published result, without the review's flags."""
     async with db.read() as s:
         p = await visible(s, who, procedure_id)
         offers = list(
@@ -255,20 +267,21 @@ async def view_for(db: Database, who: Principal, procedure_id: uuid.UUID) -> dic
         n = None if hide_labels else labels.get(supplier_org_id)
         return OWN if n is None else f"供应商 #{n}"
 
-    mine = [o for o in offers if who.org_id is not None and o.supplier_org_id == who.org_id]
+    org_id = who.org_id if who is not None else None
+    mine = [o for o in offers if org_id is not None and o.supplier_org_id == org_id]
     out["mine"] = [
         OfferView(
             label_of(o.supplier_org_id), None if o.amount is None else str(o.amount), o.at, o.status, True
         )
         for o in mine
     ]
-    if p.kind == ProcedureKind.INQUIRY and sealed:
+    if sealed and (p.kind == ProcedureKind.INQUIRY or who is None):
         return out  # nothing about anyone else, not even how many
     if p.kind == ProcedureKind.AUCTION:
         out["lowest"] = None if p.lowest_amount is None else str(p.lowest_amount)
         ranked = rules.ranking(bids_of(offers))
-        if who.org_id is not None:
-            rank = next((i for i, b in enumerate(ranked, start=1) if b.supplier == str(who.org_id)), None)
+        if org_id is not None:
+            rank = next((i for i, b in enumerate(ranked, start=1) if b.supplier == str(org_id)), None)
             out["my_rank"] = rank
         out["bidders"] = len(ranked)
     if not sealed:
@@ -279,8 +292,8 @@ async def view_for(db: Database, who: Principal, procedure_id: uuid.UUID) -> dic
                 str(o.amount),
                 o.at,
                 OfferStatus.ACCEPTED,
-                o.supplier == str(who.org_id),
-                tuple(flagged.get(o.supplier, ())),
+                org_id is not None and o.supplier == str(org_id),
+                tuple(flagged.get(o.supplier, ())) if who is not None else (),
             )
             for o in ordered
         ]
