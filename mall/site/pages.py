@@ -7,10 +7,13 @@ from decimal import Decimal
 
 from litestar import Controller, Litestar, get
 from litestar.response import Template
-from sqlalchemy import BigInteger, case, func, select, type_coerce
+from sqlalchemy import BigInteger, and_, case, func, select, type_coerce
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from bidding import views
+from bidding.models import Procedure, ProcedureKind, ProcedureStatus
 from catalog.categories import name_of
-from catalog.models import Listing, ListingStatus
+from catalog.models import Agreement, AgreementStatus, Designation, DesignationStatus, Listing, ListingStatus
 from mall.core import clock, fields, regions
 from mall.core.auth import PUBLIC, ROLE_LABELS
 from mall.core.money import quantity_str, yuan_display, yuan_uppercase
@@ -90,8 +93,30 @@ class HomePage(Controller):
                 )
             )
             live = await s.scalar(select(func.count()).where(Listing.status == ListingStatus.LIVE)) or 0
+            modes = await _mode_counts(s)
         total = Decimal(cents or 0) / 100
-        return render(request, "home.html", recent=recent, deals=deals, amount=total, live=live)
+        return render(request, "home.html", recent=recent, deals=deals, amount=total, live=live, modes=modes)
+
+
+async def _mode_counts(s: AsyncSession) -> dict[str, int]:
+    """What each way of buying has open now, as anyone may see it: agreements in force, designated
+    suppliers, and the public inquiry and auction notices open for offers."""
+    open_now = and_(views.public_clause(), views.shown_status_clause(ProcedureStatus.OPEN, clock.now()))
+    by_kind = dict(
+        (await s.execute(select(Procedure.kind, func.count()).where(open_now).group_by(Procedure.kind))).all()
+    )
+    return {
+        "agreements": await s.scalar(select(func.count()).where(Agreement.status == AgreementStatus.ACTIVE))
+        or 0,
+        "designated": await s.scalar(
+            select(func.count(func.distinct(Designation.supplier_org_id))).where(
+                Designation.status == DesignationStatus.APPROVED
+            )
+        )
+        or 0,
+        "inquiries": int(by_kind.get(ProcedureKind.INQUIRY, 0)),
+        "auctions": int(by_kind.get(ProcedureKind.AUCTION, 0)),
+    }
 
 
 ROUTES = [
