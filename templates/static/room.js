@@ -10,14 +10,35 @@
   var myLabel = snap.my_label;
   var endsAt = new Date(snap.ends_at);
   var lastRanks = snap.ranks || {};
+  var lowest = snap.lowest;
+  var wasFirst = null;
   function showRank() {
-    if ($("room-rank") && myLabel) $("room-rank").textContent = lastRanks[String(myLabel)] || "—";
+    var rank = myLabel ? lastRanks[String(myLabel)] : null;
+    if ($("room-rank") && myLabel) $("room-rank").textContent = rank || "—";
+    var standing = $("room-standing");
+    if (!standing) return;
+    if (!rank) {
+      standing.textContent = "本单位尚未出价";
+      standing.className = "room-standing";
+    } else if (rank === 1) {
+      standing.textContent = "本单位出价为当前最低价（第 1 名）";
+      standing.className = "room-standing ok";
+    } else {
+      standing.textContent = "您已不是最低价：本单位第 " + rank + " 名，当前最低价 " + yuan(lowest);
+      standing.className = "room-standing reason";
+      // an earlier "出价成功" no longer describes the room
+      if (wasFirst && $("bid-message") && $("bid-message").className.indexOf("ok") >= 0) {
+        $("bid-message").textContent = "";
+        $("bid-message").className = "small";
+      }
+    }
+    wasFirst = rank === 1;
   }
   var $ = function (sel) { return document.getElementById(sel); };
   var yuan = function (s) { return s === null ? "暂无出价" : "¥" + Number(s).toLocaleString("zh-CN", {minimumFractionDigits: 2, maximumFractionDigits: 2}); };
 
   function apply(ev) {
-    if (ev.lowest !== undefined) $("room-lowest").textContent = yuan(ev.lowest);
+    if (ev.lowest !== undefined) { lowest = ev.lowest; $("room-lowest").textContent = yuan(ev.lowest); }
     if (ev.bidders !== undefined) $("room-bidders").textContent = ev.bidders;
     if (ev.ends_at) { endsAt = new Date(ev.ends_at); }
     if (ev.extensions) {
@@ -88,11 +109,12 @@
           if (ok) {
             $("bid-message").textContent = "出价成功：" + yuan(b.amount);
             $("bid-message").className = "small ok";
-            li.textContent = t + " " + b.amount + " ✔";
+            li.textContent = t + " " + yuan(b.amount) + " ✔";
+            if (b.lowest !== undefined && b.lowest !== null) lowest = b.lowest;
           } else {
             $("bid-message").textContent = b.detail || "出价未被接受";
             $("bid-message").className = "small reason";
-            li.textContent = t + " " + (data.get("amount") || "") + " ✘ " + (b.detail || "");
+            li.textContent = t + " " + (data.get("amount") || "") + " ✘ " + (b.detail || "");  // as typed
           }
           $("my-bids").appendChild(li);
           if (ok && b.label) {                              // our anonymous label, known from the first bid

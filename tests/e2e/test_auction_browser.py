@@ -59,6 +59,13 @@ async def test_two_suppliers_see_each_others_bids_live(server: str, browser: Any
     await expect(x.locator("#room-rank")).to_have_text("2")
     assert "乙供应商" not in await x.content()
     await expect(y.locator("#room-rank")).to_have_text("1")
+    # x is told plainly, and its earlier "出价成功" is gone; amounts in ¥ with thousands separators
+    await expect(x.locator("#room-standing")).to_have_text(
+        "您已不是最低价：本单位第 2 名，当前最低价 ¥58,500.00"
+    )
+    assert "出价成功" not in await x.inner_text("#bid-message")
+    assert "¥59,000.00" in await x.inner_text("#my-bids")
+    await expect(y.locator("#room-standing")).to_have_text("本单位出价为当前最低价（第 1 名）")
     await shot(x, "21-room-supplier-x")
     await shot(y, "22-room-supplier-y")
 
