@@ -206,7 +206,13 @@ async def create(
     if starts_at < now - timedelta(minutes=1):
         errors.append("开始时间不能早于现在")
     if data.ends_at - max(starts_at, now) < MIN_OPEN:
-        errors.append("截止时间应在开始时间 10 分钟以后")
+        # said in China time: a browser elsewhere shows its own clock, the platform keeps China's
+        shown = data.ends_at.astimezone(clock.SHANGHAI).strftime("%Y-%m-%d %H:%M")
+        current = max(starts_at, now).astimezone(clock.SHANGHAI).strftime("%Y-%m-%d %H:%M")
+        errors.append(
+            f"截止时间（北京时间 {shown}）应在开始时间（北京时间 {current}）10 分钟以后；"
+            "截止时间按北京时间（UTC+8）填写，与本机所在时区无关"
+        )
     if data.ends_at - starts_at > MAX_OPEN:
         errors.append("报价期不能超过30天")
     items = _items(data, errors)
