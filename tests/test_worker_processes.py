@@ -73,8 +73,13 @@ def test_worker_children_are_restarted_and_die_with_it(tmp_path: Path) -> None:
             worker = subprocess.Popen(
                 [*mall, "worker", "--processes", "2"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        # cron, scheduler and two RQ workers
-        wait_until(lambda: len(children_of(worker.pid)) == 4, 60, "four children")
+        # cron, scheduler and two RQ workers (a child just forked shows its parent's command line
+        # until it has started its own program: wait for the programs, not only the processes)
+        def started() -> bool:
+            kids = children_of(worker.pid)
+            return len(kids) == 4 and all("mall.cli" not in cmd for cmd in kids.values())
+
+        wait_until(started, 60, "four children")
         kids = children_of(worker.pid)
         rq_workers = [pid for pid, cmd in kids.items() if cmd.rstrip().endswith("workers.worker")]
         assert len(rq_workers) == 2, kids
@@ -84,7 +89,7 @@ def test_worker_children_are_restarted_and_die_with_it(tmp_path: Path) -> None:
         # A worker killed outright is started again by the supervisor.
         os.kill(rq_workers[0], signal.SIGKILL)
         wait_until(
-            lambda: rq_workers[0] not in children_of(worker.pid) and len(children_of(worker.pid)) == 4,
+            lambda: rq_workers[0] not in children_of(worker.pid) and started(),
             30,
             "the killed RQ worker to be replaced",
         )
