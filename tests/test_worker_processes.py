@@ -73,6 +73,7 @@ def test_worker_children_are_restarted_and_die_with_it(tmp_path: Path) -> None:
             worker = subprocess.Popen(
                 [*mall, "worker", "--processes", "2"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
+
         # cron, scheduler and two RQ workers (a child just forked shows its parent's command line
         # until it has started its own program: wait for the programs, not only the processes)
         def started() -> bool:
