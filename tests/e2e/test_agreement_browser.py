@@ -33,6 +33,7 @@ async def test_order_a_car_under_an_agreement_and_a_designated_service(
     await buyer.wait_for_load_state("networkidle")
     passat = buyer.locator("#products tr", has_text="帕萨特").locator("input[type=radio]")
     await passat.check()
+    await buyer.select_option("#o-line", str(world.lines["a1"].id))  # none is chosen for the buyer
     await buyer.fill("#o-price", "190000.00")  # above the agreement price
     await buyer.click("#place-order")
     await buyer.wait_for_load_state("networkidle")
@@ -79,6 +80,7 @@ async def test_order_a_car_under_an_agreement_and_a_designated_service(
     card = buyer.locator(".supplier-card", has_text="乙供应商有限公司")
     await card.locator("tr", has_text="小保养").locator("input").fill("2")
     await card.locator("tr", has_text="维修工时").locator("input").fill("3")
+    await card.locator("select[name=budget_line_id]").select_option(str(world.lines["a1"].id))
     await card.locator("button[type=submit]").click()
     await buyer.wait_for_url(f"{server}/orders/*")
     content = await buyer.content()

@@ -380,6 +380,10 @@ async def test_buy_and_confirm_through_the_forms(client: Any, world: World) -> N
     key = _scrape(r'name="checkout_key" value="([^"]+)"', cart)
     line_a1 = str(world.lines["a1"].id)
     assert f'value="{line_a1}"' in cart and str(world.lines["b1"].id) not in cart
+    # No line is chosen for the buyer, and each option starts with the amount it has left.
+    lines = cart.split('id="budget_line_id"', 1)[1].split("</select>", 1)[0]
+    assert '<option value="">请选择本次采购使用的预算指标</option>' in lines and "selected" not in lines
+    assert re.search(rf'value="{line_a1}">可用 ¥[0-9,]+\.[0-9]{{2}}', lines), lines
 
     # Checkout without choosing a budget line: back to the cart with a message, nothing placed.
     r = await post_form(client, "/checkout", {"budget_line_id": "", "checkout_key": key}, referer="/cart")
