@@ -16,7 +16,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from bidding import publish
 from bidding.models import Procedure
-from catalog import agreements
+from catalog import agreements, designated
 from catalog import service as catalog_service
 from catalog.models import Listing
 from mall.budgets.models import BudgetLine
@@ -190,6 +190,20 @@ class World:
             )
         self.listings[key] = listing
         return listing
+
+    async def meeting_room(self, supplier: str, price: str = "1500.00") -> None:
+        """`supplier` designated by the center for meetings (一般会议服务) in 郑州, one item on its list."""
+        async with self.db.read() as s:
+            org = await s.get(Organization, self.who[supplier].org_id)
+        assert org is not None
+        await designated.designate(
+            self.db,
+            self.who["center"],
+            org.credit_code,
+            "C22010200",
+            "410100",
+            [designated.PriceItemDraft("中型会议室（半天）", "场", price)],
+        )
 
     async def procedure(
         self,

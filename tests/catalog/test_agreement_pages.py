@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from catalog import agreements as ag
 from catalog import designated as dd
 from mall.core import clock
-from mall.core.models import Organization
 from tests.catalog.test_agreements import vehicles
 from tests.factories import World, frozen_at
 from tests.mall.test_pages import HTML, assert_page, login_ok, post_form
@@ -36,18 +35,7 @@ async def test_agreement_and_designated_pages_for_every_role(client: Any, world:
     text = assert_page(await client.get(f"/agreements/{a.id}", headers=HTML))
     assert "帕萨特" in text and "直接选定下单" not in text and "成交结果汇总" not in text
     assert_page(await client.get(f"/agreements/{draft.id}", headers=HTML), 404)
-    async with world.db.read() as s:
-        org = await s.get(Organization, world.who["supplier_x"].org_id)
-    assert org is not None
-    await dd.designate(
-        world.db,
-        world.who["center"],
-        org.credit_code,
-        "C22010200",
-        "410100",
-        [dd.PriceItemDraft("中型会议室（半天）", "场", "1500.00")],
-        "郑州市金水区花园路115号",
-    )
+    await world.meeting_room("supplier_x")
     text = assert_page(await client.get("/designated", headers=HTML, follow_redirects=False))
     assert "中型会议室（半天）" in text and "¥1,500.00" in text  # who, where and at what price
     assert "乙供应商有限公司" not in text and "待审核" not in text  # an application is not public

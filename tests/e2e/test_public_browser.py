@@ -10,8 +10,6 @@ from typing import Any
 import pytest
 
 from bidding import offers
-from catalog import designated as dd
-from mall.core.models import Organization
 from tests.e2e.conftest import new_page, require_chromium, shot
 from tests.factories import World
 
@@ -26,17 +24,7 @@ async def test_a_visitor_finds_every_way_of_buying_from_the_home_page(
     inquiry = await world.procedure("inquiry", "公开询价：台式计算机", hours=2)
     auction = await world.procedure("auction", "公开竞价：台式计算机", decrement="100", hours=2)
     await offers.bid(world.db, world.who["supplier_x"], auction.id, "58765.00")
-    async with world.db.read() as s:
-        org = await s.get(Organization, world.who["supplier_y"].org_id)
-    assert org is not None
-    await dd.designate(
-        world.db,
-        world.who["center"],
-        org.credit_code,
-        "C22010200",
-        "410100",
-        [dd.PriceItemDraft("中型会议室（半天）", "场", "1500.00")],
-    )
+    await world.meeting_room("supplier_y")
     errors: list[str] = []
     page = await new_page(browser, errors)
     await page.goto(f"{server}/")

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from bidding import award, offers, publish
 from bidding import close as bidding_close
+from bidding.models import Procedure
 from catalog import agreement_orders
 from catalog import agreement_setup as ag
 from catalog import designated as dd
@@ -28,6 +29,40 @@ from mall.core.models import Organization
 from mall.core.money import round_money
 from mall.core.settings import Settings
 from mall.ledger import disclosure
+
+
+async def _publish(
+    db: Database,
+    settings: Settings,
+    buyer: Principal,
+    line_id: uuid.UUID,
+    kind: str,
+    title: str,
+    ceiling: str,
+    item: tuple[str, str, str, str, str],
+    invited: list[uuid.UUID],
+    starts_at: datetime,
+    ends_at: datetime,
+    decrement: str,
+) -> Procedure:
+    """One procedure of one item published by `buyer` through the service (`decrement`: auctions only)."""
+    return await publish.create(
+        db,
+        buyer,
+        publish.ProcedureIn(
+            kind=kind,
+            title=title,
+            budget_line_id=line_id,
+            ceiling=ceiling,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            items=[publish.ItemIn(*item)],
+            decrement=decrement if kind == "auction" else "0",
+            invited=invited,
+        ),
+        open_tender_threshold=settings.open_tender_threshold,
+        region_code=settings.region_code,
+    )
 
 
 async def make_procedures(db: Database, settings: Settings, principals: dict[str, Principal]) -> int:
@@ -68,22 +103,19 @@ async def make_procedures(db: Database, settings: Settings, principals: dict[str
             ("A02010105", "台式计算机", "20", "台", "i5/16G/512G SSD/23.8 英寸"),
         ),
     ):
-        p = await publish.create(
+        p = await _publish(
             db,
+            settings,
             buyer,
-            publish.ProcedureIn(
-                kind=kind,
-                title=title,
-                budget_line_id=line.id,
-                ceiling=ceiling,
-                starts_at=now,
-                ends_at=now + timedelta(days=days),
-                items=[publish.ItemIn(*item)],
-                decrement="200" if kind == "auction" else "0",
-                invited=invited,
-            ),
-            open_tender_threshold=settings.open_tender_threshold,
-            region_code=settings.region_code,
+            line.id,
+            kind,
+            title,
+            ceiling,
+            item,
+            invited,
+            now,
+            now + timedelta(days=days),
+            "200",
         )
         made += 1
         if kind == "inquiry":
@@ -206,22 +238,20 @@ async def make_closed_procedures(db: Database, settings: Settings, principals: d
     published = 0
     for kind, title, ceiling, item, amounts in plans:
         start = clock.now()
-        p = await publish.create(
+        invited = [x.org_id for x in suppliers if x.org_id]
+        p = await _publish(
             db,
+            settings,
             buyer,
-            publish.ProcedureIn(
-                kind=kind,
-                title=title,
-                budget_line_id=line.id,
-                ceiling=ceiling,
-                starts_at=start,
-                ends_at=start + timedelta(hours=4),
-                items=[publish.ItemIn(*item)],
-                decrement="100" if kind == "auction" else "0",
-                invited=[x.org_id for x in suppliers if x.org_id],
-            ),
-            open_tender_threshold=settings.open_tender_threshold,
-            region_code=settings.region_code,
+            line.id,
+            kind,
+            title,
+            ceiling,
+            item,
+            invited,
+            start,
+            start + timedelta(hours=4),
+            "100",
         )
         for i, amount in enumerate(amounts):
             clock.clock.freeze(start + timedelta(minutes=30 * (i + 1)))
