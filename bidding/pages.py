@@ -22,7 +22,7 @@ from litestar.types import ControllerRouterHandler
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from bidding import award, offers, publish, room, views
+from bidding import award, offers, publish, room, steps, views
 from bidding.award import ConfirmIn
 from bidding.models import (
     KIND_LABELS,
@@ -203,10 +203,14 @@ class ProcedurePages(Controller):
                 if p.kind == ProcedureKind.AUCTION and viewer is not None
                 else None
             )
+        now = clock.now()
+        step = steps.next_step(p, now)
         return render(
             request,
             "procedure.html",
             p=p,
+            step=step,
+            stance=steps.stance(p, step, role, org_id),
             items=items,
             view=view,
             snap=snap,
@@ -218,7 +222,7 @@ class ProcedurePages(Controller):
             can_reject=role == "buyer"
             and p.kind == ProcedureKind.INQUIRY
             and p.status == ProcedureStatus.AWARDED,
-            now=clock.now(),
+            now=now,
         )
 
     @post("/{procedure_id:uuid}/quote", opt=SUPPLIERS)

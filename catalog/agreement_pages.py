@@ -19,7 +19,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog import agreement_orders, agreement_queries, agreement_setup
+from catalog import agreement_orders, agreement_queries, agreement_setup, steps
 from catalog import designated as dd
 from catalog.categories import name_of
 from catalog.models import (
@@ -310,6 +310,7 @@ class DesignatedPages(Controller):
             order_key=secrets.token_urlsafe(16),
             default_region=settings.region_code,
             name_of=name_of,
+            designation_step=steps.designation_step,
             form=pop_form(request),
         )
 

@@ -27,6 +27,7 @@ from catalog.models import DESIGNATION_STATUS_LABELS, Category, Designation, Ser
 
 # Named through this module by the callers of its services (the oversight lists, the demo data).
 from catalog.models import DesignationStatus as DesignationStatus
+from catalog.steps import REVIEW_WORKING_DAYS
 from mall import orders
 from mall.cart import quantity_of
 from mall.core import clock, fields
@@ -37,7 +38,6 @@ from mall.core.models import Organization
 from mall.core.settings import Settings
 from mall.orders.models import Order
 
-REVIEW_WORKING_DAYS = 7
 MAX_PRICE_ITEMS = 50
 
 

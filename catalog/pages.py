@@ -16,7 +16,7 @@ from litestar.params import FromPath, FromQuery, MultipartBody
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
-from catalog import browse, categories, imports, prices, service
+from catalog import browse, categories, imports, prices, service, steps
 from catalog import search as catalog_search
 from catalog.models import (
     LISTING_STATUS_LABELS,
@@ -29,7 +29,7 @@ from catalog.models import (
 from catalog.routes import csv_download
 from catalog.search import Search
 from catalog.structs import ListingCreate, ListingDraft, ModerationIn, PriceIn, ReviewIn
-from mall.core import files
+from mall.core import clock, files
 from mall.core.auth import PUBLIC, allow
 from mall.core.errors import DomainError, InvalidInput, NotFound
 from mall.core.fields import CategoryCodeText, Choice
@@ -289,6 +289,7 @@ class SupplierPages(Controller):
         return call.render(
             "supplier_listing_edit.html",
             listing=listing,
+            step=steps.listing_step(listing, call.settings.work_calendar),
             form=form,
             status_labels=LISTING_STATUS_LABELS,
             margin=call.settings.price_margin,
@@ -438,6 +439,8 @@ class CenterPages(Controller):
             waiting_prices=waiting_prices,
             status_labels=LISTING_STATUS_LABELS,
             margin=settings.price_margin,
+            review_steps={x.id: steps.listing_step(x, settings.work_calendar) for x in rows},
+            now=clock.now(),
         )
 
     @post("/prices/{request_id:uuid}")

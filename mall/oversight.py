@@ -23,15 +23,11 @@ from mall.core.money import from_cents, to_cents
 from mall.core.settings import Settings
 from mall.core.workdays import WorkCalendar
 from mall.orders.models import Order, OrderLine, OrderStatus
+from mall.orders.steps import CONTRACT_FILING_WORKING_DAYS
 
 # Purchases of the same class are added up at the third level of the 品目 code (e.g. A020101 计算机
 # covers desktops, laptops and servers): buying them separately does not make them different goods.
 CLASS_LENGTH = 7
-
-# A confirmed order whose contract the buyer has not signed and filed within this many working days
-# is shown to the regulator (the deal is already public; the contract should follow it). The law
-# gives 7 working days from the signing (政府采购法第四十七条); the mall counts from the confirmation.
-CONTRACT_FILING_WORKING_DAYS = 7
 
 
 @dataclass(frozen=True)

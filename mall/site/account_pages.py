@@ -21,12 +21,13 @@ from mall.web import forms
 from mall.web.deps import DB, Config, Me, UserCall
 from mall.web.helpers import AnyRequest, Form, flash, render
 
-# Where a login without a page to return to lands, by role.
+# Where a login without a page to return to lands, by role: the business roles' 工作台, the
+# platform's administrators their one page of work.
 LANDING = {
-    "buyer": "/goods",
-    "supplier": "/orders",
-    "regulator": "/oversight",
-    "center": "/oversight",
+    "buyer": "/workbench",
+    "supplier": "/workbench",
+    "regulator": "/workbench",
+    "center": "/workbench",
     "sysadmin": "/admin",
     "secadmin": "/security",
     "auditor": "/audit",

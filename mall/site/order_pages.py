@@ -15,6 +15,7 @@ from mall.core import login_throttle, personal_data
 from mall.core.auth import Principal, allow
 from mall.core.errors import InvalidInput
 from mall.ledger import disclosure
+from mall.orders import steps as order_steps
 from mall.orders.models import ORDER_STATUS_LABELS, Order, OrderStatus
 from mall.site.order_routes import STEP_CALL, STEPS, OrderCall
 from mall.structs import AnswerIn, ConfirmIn
@@ -108,12 +109,16 @@ class OrderPages(Controller):
             events = await orders.events_of(s, order_id)
             records = await disclosure.records_of_order(s, order.order_no)
         await _log_read(call, order, contract=False)
+        step = order_steps.next_step(order, call.settings.work_calendar, call.settings.payment_due_days)
+        party = _party(call.me, order)
         return call.render(
             "order.html",
             order=order,
+            step=step,
+            stance=step.stance(party, own=party in ("buyer", "supplier")),
             events=events,
             records=records,
-            party=_party(call.me, order),
+            party=party,
             pay_state=orders.payment_state(order, call.settings),
             settings=call.settings,
             form=pop_form(call.request),

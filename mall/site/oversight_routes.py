@@ -13,6 +13,7 @@ from mall.core import clock
 from mall.core.auth import allow
 from mall.core.db import Database
 from mall.orders.models import ORDER_STATUS_LABELS
+from mall.orders.steps import CONTRACT_FILING_WORKING_DAYS
 from mall.structs import WatchedOrderOut, WatchedOrderPage
 from mall.web.deps import DB, Config
 from mall.web.helpers import AnyRequest, PageNo, PerPage, render
@@ -102,7 +103,7 @@ class OversightPages(Controller):
             watch=view.watch,
             overdue_reviews=view.overdue_reviews,
             unfiled=[(late.order, late.days) for late in view.unfiled],
-            filing_days=oversight.CONTRACT_FILING_WORKING_DAYS,
+            filing_days=CONTRACT_FILING_WORKING_DAYS,
             settings=settings,
             statuses=ORDER_STATUS_LABELS,
         )

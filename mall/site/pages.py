@@ -29,6 +29,7 @@ from mall.site import (
     disclosure_routes,
     order_pages,
     oversight_routes,
+    workbench,
 )
 from mall.web.deps import DB, Config
 from mall.web.helpers import AnyRequest, render
@@ -129,4 +130,5 @@ ROUTES = [
     *oversight_routes.PAGES,
     *admin_pages.ROUTES,
     *audit_routes.PAGES,
+    *workbench.ROUTES,
 ]

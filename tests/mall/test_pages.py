@@ -145,8 +145,8 @@ async def test_login_form_with_csrf(client: Any, world: World) -> None:
         headers=HTML,
         follow_redirects=False,
     )
-    assert r.status_code == 303 and r.headers["location"] == "/goods"
-    text = assert_page(await client.get("/goods", headers=HTML))
+    assert r.status_code == 303 and r.headers["location"] == "/workbench"
+    text = assert_page(await client.get("/workbench", headers=HTML))
     assert "欢迎，buyer_a（甲单位）" in text  # the flash message
     assert "甲单位" in text and "退出" in text
 
@@ -168,10 +168,10 @@ async def test_csrf_failure_says_the_form_expired(client: Any, world: World) -> 
 @pytest.mark.parametrize(
     ("username", "start"),
     [
-        ("buyer_a", "/goods"),
-        ("supplier_x", "/orders"),
-        ("center", "/oversight"),
-        ("regulator", "/oversight"),
+        ("buyer_a", "/workbench"),
+        ("supplier_x", "/workbench"),
+        ("center", "/workbench"),
+        ("regulator", "/workbench"),
         ("sysadmin", "/admin"),
         ("secadmin", "/security"),
         ("auditor", "/audit"),
@@ -188,8 +188,8 @@ async def test_login_next_must_be_local(client: Any, world: World) -> None:
     await client.get("/login", headers=HTML)
     for nxt, expected in [
         ("/budgets", "/budgets"),
-        ("//evil.example/x", "/goods"),
-        ("https://evil.example/", "/goods"),
+        ("//evil.example/x", "/workbench"),
+        ("https://evil.example/", "/workbench"),
     ]:
         r = await client.post(
             "/login",

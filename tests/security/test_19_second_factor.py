@@ -79,7 +79,7 @@ async def test_enrolment_then_every_login_asks_for_a_fresh_code(world: World, se
             assert r.status_code == 401 and "动态口令错误" in r.text
             code = totp.code_at(secret, clock.now())
             r = await post_form(c, "/login/totp", {"code": code})
-            assert r.status_code == 303 and r.headers["location"] == "/oversight"
+            assert r.status_code == 303 and r.headers["location"] == "/workbench"
             assert (await c.get("/orders", headers=HTML)).status_code == 200
         async with client_from(app, "198.51.100.122") as c:
             # the same code again, within its own 30 seconds: refused
