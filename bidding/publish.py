@@ -19,6 +19,7 @@ from catalog.agreement_orders import second_stage_ceiling
 from catalog.categories import CATALOG_VERSION
 from catalog.models import Category
 from mall import budgets
+from mall.budgets import scope as budget_scope
 from mall.budgets.models import BudgetLine
 from mall.core import clock, fields
 from mall.core.auth import Principal
@@ -237,6 +238,9 @@ async def create(
             category = await s.get(Category, (CATALOG_VERSION, item.category_code))
             if category is None:
                 raise InvalidInput(f"品目编码 {item.category_code} 不在品目目录中", code="unknown_category")
+        budget_scope.check(
+            line.project_code, line.project_name, line.scope, (i.category_code for i, _q in items)
+        )
         invited = None if data.invited is None else await _check_invited(s, data.invited, wanted)
         eligibility = "invited" if invited is not None else "category"
         if data.agreement_id is not None:

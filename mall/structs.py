@@ -14,6 +14,7 @@ from mall.core.fields import (
     Address,
     Amount,
     AmountText,
+    BudgetScope,
     FiscalYear,
     IdempotencyKeyText,
     Name,
@@ -99,6 +100,8 @@ class BudgetLineOut(msgspec.Struct):
     reserved: str
     consumed: str
     available: str
+    # the 品目 codes it may buy, separated by spaces; "" for every 品目 (added 2026-12-07)
+    scope: str = ""
 
     @classmethod
     def of(cls, b: BudgetLine) -> BudgetLineOut:
@@ -111,6 +114,7 @@ class BudgetLineOut(msgspec.Struct):
             money_str(b.reserved),
             money_str(b.consumed),
             money_str(b.available),
+            b.scope,
         )
 
 
@@ -435,3 +439,5 @@ class BudgetLineCreate(msgspec.Struct, forbid_unknown_fields=True):
     project_code: ProjectCode
     project_name: Name
     amount: AmountText
+    # 品目 codes of the catalogue, separated by spaces or commas; "" (the default) for every 品目
+    scope: BudgetScope = ""

@@ -135,7 +135,9 @@ class World:
         self.tokens[name], _ = await auth.issue_token(self.db, p, "test")
         return p
 
-    async def budget(self, key: str, owner: str, amount: str, *, year: int | None = None) -> BudgetLine:
+    async def budget(
+        self, key: str, owner: str, amount: str, *, year: int | None = None, scope: str = ""
+    ) -> BudgetLine:
         p = self.who[owner]
         assert p.org_id
         line = BudgetLine(
@@ -145,6 +147,7 @@ class World:
             project_code=f"P-{key}",
             project_name=f"项目{key}",
             amount=Decimal(amount),
+            scope=scope,
             reserved=Decimal(0),
             consumed=Decimal(0),
             created_at=clock.now(),

@@ -15,6 +15,7 @@ from sqlalchemy import BigInteger, Table, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall import accounts
+from mall.budgets import scope as budget_scope
 from mall.budgets.models import BudgetLine, BudgetMovement
 from mall.core import audit, clock, fields
 from mall.core.auth import Principal
@@ -150,8 +151,10 @@ async def add_budget_line(
     project_code: str,
     project_name: str,
     amount: str,
+    scope: str = "",
 ) -> BudgetLine:
-    """An approved budget (预算指标) of a budget unit, as the finance system hands it over."""
+    """An approved budget (预算指标) of a budget unit, as the finance system hands it over, with the
+    品目 it may buy (`scope`: mall.budgets.scope)."""
     code = fields.text(project_code, "项目编码", fields.PROJECT_CODE_MAX, field="project_code")
     name = fields.text(project_name, "项目名称", fields.NAME_MAX, field="project_name")
     errors = []
@@ -170,6 +173,10 @@ async def add_budget_line(
             "预算金额须大于 0" if typed_negative(amount) else "预算金额格式不正确，应为不超过两位小数的金额"
         )
         value = Decimal(0)
+    try:
+        scope = budget_scope.parse(scope)
+    except InvalidInput as exc:
+        errors.append(exc.detail)
     if errors:
         raise InvalidInput("；".join(errors), code="budget_line_invalid")
     async with db.write() as tx:
@@ -192,6 +199,7 @@ async def add_budget_line(
             project_code=code,
             project_name=name,
             amount=value,
+            scope=scope,
             reserved=Decimal(0),
             consumed=Decimal(0),
             created_at=clock.now(),
@@ -203,7 +211,13 @@ async def add_budget_line(
             "budget_line_added",
             target_kind="budget_line",
             target=f"{org.credit_code}/{fiscal_year}/{code}",
-            detail=f"{org.name}：{name} {value} 元",
-            after={"fiscal_year": fiscal_year, "project_code": code, "project_name": name, "amount": value},
+            detail=f"{org.name}：{name} {value} 元，品目范围 {budget_scope.describe(scope)}",
+            after={
+                "fiscal_year": fiscal_year,
+                "project_code": code,
+                "project_name": name,
+                "amount": value,
+                "scope": scope,
+            },
         )
     return line

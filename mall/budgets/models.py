@@ -26,6 +26,8 @@ class BudgetLine(IdMixin, Base):
     project_code: Mapped[str] = mapped_column(String(40))
     project_name: Mapped[str] = mapped_column(String(200))
     amount: Mapped[Decimal] = mapped_column(Money)
+    # the 品目 it may buy: catalogue codes separated by spaces, '' for every 品目 (mall.budgets.scope)
+    scope: Mapped[str] = mapped_column(String(300), default="")
     reserved: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     consumed: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

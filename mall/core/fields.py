@@ -50,6 +50,7 @@ PRICE_NOTE_MAX = 200  # a price change's note
 CATEGORY_CODE_MAX = 16  # 2022版品目编码
 CREDIT_CODE_LENGTH = 18  # 统一社会信用代码
 REGION_CODE_LENGTH = 6  # 行政区划代码
+BUDGET_SCOPE_MAX = 300  # a budget line's 品目 scope: about thirty codes
 PROJECT_CODE_MAX = 40  # a budget line's project code
 CHOICE_MAX = 20  # one of a fixed set of words (kind, decision, action, mode, format)
 DATE_MAX = 10  # YYYY-MM-DD
@@ -191,6 +192,14 @@ ListingCategoryCode = Annotated[
     str, _formed(CATEGORY_CODE_MAX, "2022版品目编码（货物类）", OPTIONAL_CATEGORY_CODE_PATTERN, "A02010105")
 ]
 ProjectCode = Annotated[str, _formed(PROJECT_CODE_MAX, "项目编码：2至40位字母、数字或 - _ .")]
+BudgetScope = Annotated[
+    str,
+    _single(
+        BUDGET_SCOPE_MAX,
+        0,
+        "品目范围：2022版品目编码，以空格或逗号分隔，如 A02010000 A02020000；留空不限品目",
+    ),
+]
 Choice = Annotated[str, _formed(CHOICE_MAX, "取值见说明")]
 
 # Litestar's OpenAPI generator keeps the constraints of a plain or optional field, but drops those of

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Listing, ListingStatus
 from mall import budgets
+from mall.budgets import scope as budget_scope
 from mall.budgets.models import BudgetLine
 from mall.cart import PriceRise, cart_of, price_changed, quantity_of, unit_price_of
 from mall.cart.models import CartItem
@@ -291,6 +292,7 @@ async def open_order(
             f" {settings.decentralized_threshold:,.0f} 元，不能通过{label}采购，请依法采用其他采购方式",
             code="order_above_threshold",
         )
+    budget_scope.check(line.project_code, line.project_name, line.scope, (d.category_code for d in drafts))
     order = _new_order(
         ck, mode, ORDER_PREFIX[mode], S.PLACED, (who.org_id, who.user_id), supplier_id, line.id, total, now
     )

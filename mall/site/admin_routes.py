@@ -66,7 +66,7 @@ async def add_budget_line(
     db: Database, me: Principal, org_id: uuid.UUID, data: BudgetLineCreate
 ) -> BudgetLine:
     return await budgets.add_budget_line(
-        db, me, org_id, data.fiscal_year, data.project_code, data.project_name, data.amount
+        db, me, org_id, data.fiscal_year, data.project_code, data.project_name, data.amount, data.scope
     )
 
 

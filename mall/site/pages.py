@@ -14,6 +14,7 @@ from bidding import views
 from bidding.models import Procedure, ProcedureKind, ProcedureStatus
 from catalog.categories import name_of
 from catalog.models import Agreement, AgreementStatus, Designation, DesignationStatus, Listing, ListingStatus
+from mall.budgets import scope as budget_scope
 from mall.core import clock, fields, regions
 from mall.core.auth import PUBLIC, ROLE_LABELS
 from mall.core.money import quantity_str, yuan_display, yuan_uppercase
@@ -65,6 +66,8 @@ def configure_templates(app: Litestar, settings: Config) -> None:
         site_name="阳光卖场",
         region_name=settings.region_name,
         region_label=regions.region_name,
+        scope_label=budget_scope.describe,
+        scope_short=budget_scope.short,
     )
     env.autoescape = True
 

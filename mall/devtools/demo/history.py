@@ -20,6 +20,7 @@ from catalog import designated as dd
 from catalog import service as catalog_service
 from catalog.models import AgreementProduct, Designation, Listing, ServicePriceItem
 from mall import budgets, orders
+from mall.budgets import scope as budget_scope
 from mall.budgets.models import BudgetLine
 from mall.core import clock
 from mall.core.auth import Principal
@@ -29,6 +30,18 @@ from mall.core.models import Organization
 from mall.core.money import round_money
 from mall.core.settings import Settings
 from mall.ledger import disclosure
+
+
+async def _line_for(db: Database, org_id: uuid.UUID | None, codes: list[str]) -> BudgetLine | None:
+    """The unit's budget line whose scope covers every one of `codes` with the most left, if any."""
+    assert org_id is not None
+    async with db.read() as s:
+        fit = [
+            b
+            for b in await budgets.lines_of(s, org_id)
+            if all(budget_scope.covers(b.scope, c) for c in codes)
+        ]
+    return max(fit, key=lambda b: b.available, default=None)
 
 
 async def _publish(
@@ -69,18 +82,7 @@ async def make_procedures(db: Database, settings: Settings, principals: dict[str
     """An open inquiry and a live auction to look at: buyer1 publishes, the suppliers quote and bid."""
     buyer = principals["buyer1"]
     assert buyer.org_id
-    async with db.read() as s:
-        line = (
-            (
-                await s.execute(
-                    select(BudgetLine)
-                    .where(BudgetLine.org_id == buyer.org_id)
-                    .order_by(BudgetLine.project_code)
-                )
-            )
-            .scalars()
-            .first()
-        )
+    line = await _line_for(db, buyer.org_id, ["A02020200", "A02010105"])
     if line is None:
         return 0
     suppliers = [principals[f"supplier{i}"] for i in (1, 2, 4)]
@@ -225,8 +227,8 @@ async def make_closed_procedures(db: Database, settings: Settings, principals: d
     want of offers (failure notices). Returns the records published."""
     buyer = principals["buyer2"]
     assert buyer.org_id
-    async with db.read() as s:
-        line = max(await budgets.lines_of(s, buyer.org_id), key=lambda b: b.amount - b.reserved - b.consumed)
+    line = await _line_for(db, buyer.org_id, [p[0] for p in (DESKTOPS, LAPTOPS, PROJECTORS, SHREDDERS)])
+    assert line is not None
     suppliers = [principals[f"supplier{i}"] for i in (1, 2, 4)]
     by_org = {p.org_id: p for p in suppliers}
     plans: list[tuple[str, str, str, tuple[str, str, str, str, str], list[str]]] = [
@@ -282,9 +284,6 @@ async def make_agreement_and_service_deals(
     buyer = principals["buyer3"]
     assert buyer.org_id
     async with db.read() as s:
-        lines = sorted(
-            await budgets.lines_of(s, buyer.org_id), key=lambda b: b.amount - b.reserved - b.consumed
-        )
         car = (
             await s.execute(select(AgreementProduct).where(AgreementProduct.brand == "比亚迪").limit(1))
         ).scalar_one()
@@ -299,7 +298,9 @@ async def make_agreement_and_service_deals(
                 await s.execute(select(ServicePriceItem).where(ServicePriceItem.designation_id == hotel.id))
             ).scalars()
         }
-    big, small = lines[-1], lines[0]
+    cars = await _line_for(db, buyer.org_id, [car.category_code])
+    meetings = await _line_for(db, buyer.org_id, [hotel.category_code])
+    assert cars is not None and meetings is not None
     order, _ = await agreement_orders.place_order(
         db,
         settings,
@@ -307,7 +308,7 @@ async def make_agreement_and_service_deals(
         agreement_orders.AgreementOrderRequest(
             product_id=car.id,
             quantity="1",
-            budget_line_id=big.id,
+            budget_line_id=cars.id,
             note="医院公务用车更新",
             idempotency_key="seed-agreement-car",
         ),
@@ -320,7 +321,7 @@ async def make_agreement_and_service_deals(
         dd.ServiceOrderRequest(
             hotel.id,
             ((meeting["中型会议室（半天）"], "1"), (meeting["会议茶歇"], "40"), (meeting["工作餐"], "40")),
-            small.id,
+            meetings.id,
             "seed-designated-meeting",
             note="医院年度护理质量培训会",
         ),
@@ -362,9 +363,13 @@ async def make_history(
             t = clock.now()
         buyer = buyers[n % len(buyers)]
         assert buyer.org_id
-        async with db.read() as s:
-            line = rng.choice([b for b in await budgets.lines_of(s, buyer.org_id)])
         picks = rng.sample(listing_ids, k=rng.choice([1, 1, 2]))
+        line = await _line_for(db, buyer.org_id, [listings[lid].category_code for lid in picks])
+        if line is None:  # no one line of this unit may buy both: the first alone, if one may
+            picks = picks[:1]
+            line = await _line_for(db, buyer.org_id, [listings[picks[0]].category_code])
+        if line is None:  # none may: another unit's purchase
+            continue
         items = tuple(
             (lid, str(rng.choice([1, 2, 3, 5, 10]) if listings[lid].price < 5000 else rng.choice([1, 2])))
             for lid in picks

@@ -134,19 +134,25 @@ ORGS = [
     ),
 ]
 
+# Each unit's budget lines: project code, name, amount, and the 品目 each may buy (mall.budgets.scope).
+INFORMATION, OFFICE, ELECTRICAL = "A02010000", "A02020000", "A02060000"
+FURNITURE, SUPPLIES, VEHICLES = "A05010000", "A05040000", "A02030000"
+MEETINGS, REPAIRS, PRINTING = "C22010000", "C23120000", "C23090000"
 BUDGETS = {
     "郑州市第一中学": [
-        ("JY-2026-001", "教学信息化设备购置", "600000"),
-        ("JY-2026-002", "办公家具更新", "150000"),
-        ("JY-2026-003", "日常办公用品", "40000"),
+        ("JY-2026-001", "教学信息化设备购置", "600000", f"{INFORMATION} {OFFICE}"),
+        ("JY-2026-002", "办公家具更新", "150000", FURNITURE),
+        ("JY-2026-003", "日常办公用品", "40000", f"{SUPPLIES} {OFFICE}"),
     ],
     "河南省农业科学院": [
-        ("NK-2026-011", "科研办公设备购置", "800000"),
-        ("NK-2026-012", "实验室家具", "300000"),
+        ("NK-2026-011", "科研办公设备购置", "800000", f"{INFORMATION} {OFFICE} {ELECTRICAL}"),
+        ("NK-2026-012", "实验室家具", "300000", FURNITURE),
     ],
     "开封市中心医院": [
-        ("YY-2026-021", "信息系统终端设备", "900000"),
-        ("YY-2026-022", "行政办公用品", "80000"),
+        ("YY-2026-021", "信息系统终端设备", "900000", f"{INFORMATION} {OFFICE}"),
+        ("YY-2026-022", "行政办公用品", "80000", f"{SUPPLIES} {OFFICE} {FURNITURE}"),
+        ("YY-2026-023", "公务用车更新", "400000", VEHICLES),
+        ("YY-2026-024", "会议培训与车辆维修", "120000", f"{MEETINGS} {REPAIRS} {PRINTING}"),
     ],
 }
 
@@ -241,7 +247,7 @@ async def make_budget_lines(db: Database, principals: dict[str, Principal]) -> N
     year = clock.local_date(clock.now()).year
     async with db.write() as tx:
         for p in principals.values():
-            for code, name, amount in BUDGETS.get(p.org_name, []):
+            for code, name, amount, scope in BUDGETS.get(p.org_name, []):
                 assert p.org_id
                 tx.session.add(
                     BudgetLine(
@@ -250,6 +256,7 @@ async def make_budget_lines(db: Database, principals: dict[str, Principal]) -> N
                         project_code=code,
                         project_name=name,
                         amount=Decimal(amount),
+                        scope=scope,
                         reserved=Decimal(0),
                         consumed=Decimal(0),
                         created_at=clock.now(),
