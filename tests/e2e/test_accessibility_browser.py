@@ -25,6 +25,7 @@ if not AXE.is_file():
         "axe-core not found (MALL_AXE_JS): run ./dev test, which installs it from npm; accessibility check skipped",
         allow_module_level=True,
     )
+SOURCE = AXE.read_text(encoding="utf-8")
 
 RUN = """async () => {
   const r = await axe.run(document, {
@@ -48,7 +49,6 @@ async def check(page: Any, url: str, source: str) -> list[str]:
 async def test_first_pages_of_every_role_have_no_serious_violation(
     server: str, browser: Any, world: World
 ) -> None:
-    source = AXE.read_text(encoding="utf-8")
     laptop = world.listings["laptop"]
     errors: list[str] = []
     found: list[str] = []
@@ -77,7 +77,7 @@ async def test_first_pages_of_every_role_have_no_serious_violation(
         if who:
             await login(page, server, who)
         for path in paths:
-            found += await check(page, server + path, source)
+            found += await check(page, server + path, SOURCE)
             checked += 1
         await shot(page, f"a11y-{who or 'visitor'}")
         await page.context.close()
