@@ -21,6 +21,7 @@ from mall.site import (
     disclosure_routes,
     order_routes,
     oversight_routes,
+    workbench,
 )
 from mall.web.deps import DB, Config
 from mall.web.helpers import AnyRequest
@@ -87,4 +88,5 @@ ROUTES = [
     *disclosure_routes.ROUTES,
     HealthApi,
     *oversight_routes.ROUTES,
+    *workbench.ROUTES,
 ]

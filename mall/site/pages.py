@@ -133,5 +133,5 @@ ROUTES = [
     *oversight_routes.PAGES,
     *admin_pages.ROUTES,
     *audit_routes.PAGES,
-    *workbench.ROUTES,
+    *workbench.PAGES,
 ]

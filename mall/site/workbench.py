@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+import msgspec
 from litestar import Controller, get
 from litestar.response import Template
 from sqlalchemy import and_, or_, select
@@ -28,6 +29,7 @@ from catalog.models import (
 from mall import oversight
 from mall.core import clock
 from mall.core.auth import Principal, allow
+from mall.core.money import money_str
 from mall.core.settings import Settings
 from mall.core.steps import NextStep
 from mall.orders import steps as order_steps
@@ -261,6 +263,63 @@ async def board_of(s: AsyncSession, who: Principal, settings: Settings) -> Board
     return board
 
 
+class NextStepOut(msgspec.Struct):
+    step: str  # 当前环节
+    actor: str | None  # buyer | supplier | center | regulator | platform; null once finished
+    actor_label: str
+    action: str
+    due: datetime | None  # the deadline a rule sets, if any
+    at_due: str  # what happens when it passes
+    overdue: bool
+
+
+class WorkItemOut(msgspec.Struct):
+    kind: str  # 订单 / 询价 / 竞价 / 商品 / 定点申请 / 调价申请 / 商品审核
+    title: str
+    href: str  # the item's page
+    amount: str | None  # an order's amount, a procedure's ceiling
+    detail: str
+    next: NextStepOut
+
+    @classmethod
+    def of(cls, i: Item, now: datetime) -> WorkItemOut:
+        s = i.step
+        return cls(
+            i.kind,
+            i.title,
+            i.href,
+            money_str(i.amount) if i.amount is not None else None,
+            i.detail,
+            NextStepOut(s.step, s.actor, s.actor_label, s.action, s.due, s.at_due, s.overdue(now)),
+        )
+
+
+class WorkbenchOut(msgspec.Struct):
+    yours: list[WorkItemOut]  # what waits for the caller, the nearest deadline first
+    waiting: list[WorkItemOut]  # what the caller waits for from others
+    counts: dict[str, int]  # the center's and the regulator's oversight figures
+
+
+class WorkbenchApi(Controller):
+    path = "/api/workbench"
+    tags = ["工作台"]
+
+    @get(
+        "/",
+        opt=allow("buyer", "supplier", "center", "regulator"),
+        summary="工作台：待我处理与等待他方处理的事项（各至多 50 项，期限近的在前）",
+    )
+    async def workbench(self, call: UserCall) -> WorkbenchOut:
+        async with call.db.read() as s:
+            board = await board_of(s, call.me, call.settings)
+        now = clock.now()
+        return WorkbenchOut(
+            [WorkItemOut.of(i, now) for i in board.yours],
+            [WorkItemOut.of(i, now) for i in board.waiting],
+            board.counts,
+        )
+
+
 class WorkbenchPage(Controller):
     path = "/workbench"
     include_in_schema = False
@@ -272,4 +331,5 @@ class WorkbenchPage(Controller):
         return call.render("workbench.html", board=board, now=clock.now())
 
 
-ROUTES = [WorkbenchPage]
+ROUTES = [WorkbenchApi]
+PAGES = [WorkbenchPage]

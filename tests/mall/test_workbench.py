@@ -80,3 +80,17 @@ async def test_the_center_reviews_listings_from_its_board(client: Any, world: Wo
     assert waiting.name in theirs and "等待集中采购机构" in theirs
     page = assert_page(await client.get(f"/supplier/listings/{waiting.id}/edit", headers=HTML))
     assert "当前环节：<strong>待审核</strong>" in page
+
+
+async def test_the_workbench_is_an_api_too(client: Any, world: World) -> None:
+    r = await checkout(client, world, [("laptop", "1")])
+    no = r.json()["orders"][0]["order_no"]
+    r = await client.get("/api/workbench", headers=world.h("supplier_x"))
+    assert r.status_code == 200, r.text
+    [item] = [i for i in r.json()["yours"] if no in i["title"]]
+    assert item["kind"] == "订单" and item["amount"] == "5000.00"
+    assert item["next"]["actor"] == "supplier" and item["next"]["due"] and not item["next"]["overdue"]
+    r = await client.get("/api/workbench", headers=world.h("buyer_a"))
+    assert [i["next"]["actor_label"] for i in r.json()["waiting"] if no in i["title"]] == ["供应商"]
+    assert (await client.get("/api/workbench", headers=world.h("auditor"))).status_code == 403
+    assert (await client.get("/api/workbench")).status_code == 401
