@@ -263,6 +263,9 @@ async def board_of(s: AsyncSession, who: Principal, settings: Settings) -> Board
     return board
 
 
+TAGS = ["工作台"]
+
+
 class NextStepOut(msgspec.Struct):
     step: str  # 当前环节
     actor: str | None  # buyer | supplier | center | regulator | platform; null once finished
@@ -302,7 +305,7 @@ class WorkbenchOut(msgspec.Struct):
 
 class WorkbenchApi(Controller):
     path = "/api/workbench"
-    tags = ["工作台"]
+    tags = TAGS
 
     @get(
         "/",
