@@ -35,7 +35,7 @@ from mall.core.errors import DomainError, InvalidInput, NotFound
 from mall.core.fields import CategoryCodeText, Choice
 from mall.web import forms
 from mall.web.deps import DB, Config, UserCall, Viewer
-from mall.web.helpers import AnyRequest, Form, page_no, pages_of, paging, pop_form, render
+from mall.web.helpers import AnyRequest, Form, flash, page_no, pages_of, paging, pop_form, render
 from search_index.backend import SearchQuery, SearchResult
 
 # The top-level goods classes shown as quick filters on the goods page.
@@ -49,6 +49,9 @@ QUICK_CATEGORIES = [
     ("A02091000", "电视设备"),
 ]
 REVIEWERS = allow("center", "regulator")
+
+# The center's 批量通过 takes at most this many listings at once (a page of the queue is 20).
+BULK_MAX = 50
 
 
 class ListingForm(ListingCreate, forbid_unknown_fields=True):
@@ -456,6 +459,42 @@ class CenterPages(Controller):
             ),
             "/center/listings?status=prices",
         )
+
+    @post("/listings/approve-many")
+    async def approve_many(self, call: UserCall, data: Form) -> Redirect:
+        """批量通过: the ticked listings (`pick_<id>` = "price|reference" as the reviewer saw them),
+        each approved on its own, as if one by one: one that fails (changed since, priced over its
+        reference) is named with why and the others go through."""
+        picks: list[tuple[uuid.UUID, str, str]] = []
+        for key, value in data.items():
+            if key.startswith("pick_"):
+                try:
+                    price, _, reference = value.partition("|")
+                    picks.append((uuid.UUID(key[5:]), price, reference))
+                except ValueError:
+                    raise InvalidInput("勾选的商品无效", code="invalid_parameter") from None
+        if not picks:
+            flash(call.request, "请先勾选要通过的商品", "error")
+            return Redirect("/center/listings", status_code=303)
+        if len(picks) > BULK_MAX:
+            flash(call.request, f"一次至多批量通过 {BULK_MAX} 件商品", "error")
+            return Redirect("/center/listings", status_code=303)
+        async with call.db.read() as s:
+            names = dict(
+                (await s.execute(select(Listing.id, Listing.name).where(Listing.id.in_([p[0] for p in picks])))).all()
+            )
+        done, failed = 0, []
+        for listing_id, price, reference in picks:
+            review = ReviewIn(decision="approve", price=price or None, reference_price=reference or None)
+            try:
+                await service.review(call.db, call.settings, call.me, listing_id, review)
+                done += 1
+            except DomainError as exc:
+                failed.append(f"「{names.get(listing_id, listing_id)}」{exc.detail}")
+        flash(call.request, f"已批量通过 {done} 件商品，均已上架", "ok")
+        if failed:
+            flash(call.request, f"{len(failed)} 件未能通过：" + "；".join(failed[:5]), "error")
+        return Redirect("/center/listings", status_code=303)
 
     @post("/listings/{listing_id:uuid}/review")
     async def review_listing(self, call: UserCall, listing_id: FromPath[uuid.UUID], data: Form) -> Redirect:

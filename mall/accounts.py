@@ -3,12 +3,14 @@ administrators' roles and second factors (the security administrator). Every cha
 
 from __future__ import annotations
 
+import asyncio
 import re
+import secrets
 import uuid
 from collections.abc import Iterable
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall.core import audit, auth, clock, fields
@@ -161,13 +163,27 @@ async def create_user(
 
 
 async def list_orgs(
-    session: AsyncSession, kind: str | None, page: int, per_page: int
+    session: AsyncSession, kind: str | None, page: int, per_page: int, q: str = ""
 ) -> tuple[int, list[Organization]]:
+    """A page of organizations, of one kind or all; `q` finds those whose name or credit code holds
+    it, or that have a user of that username (names and credit codes are not encrypted; people's
+    names are, and are not searched)."""
     if kind and kind not in {k.value for k in OrgKind}:
         raise InvalidInput("参数 kind 不是有效的单位类型", code="invalid_parameter", parameter="kind")
     stmt = select(Organization)
     if kind:
         stmt = stmt.where(Organization.kind == kind)
+    q = fields.text(q, "搜索词", fields.SEARCH_MAX, field="q")
+    if q:
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        users = select(User.org_id).where(User.username.ilike(like, escape="\\"))
+        stmt = stmt.where(
+            or_(
+                Organization.name.ilike(like, escape="\\"),
+                Organization.credit_code.ilike(like, escape="\\"),
+                Organization.id.in_(users),
+            )
+        )
     total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = await session.execute(
         stmt.order_by(Organization.kind, Organization.name).offset((page - 1) * per_page).limit(per_page)
@@ -191,6 +207,70 @@ async def organization(tx: Tx, org_id: uuid.UUID) -> Organization:
     if org is None:
         raise NotFound("单位不存在", code="organization_not_found")
     return org
+
+
+# ------------------------------------------------------------------ the system administrator: accounts of business users
+
+# A temporary password: 16 characters from this alphabet (no 0/O, 1/l/I to misread over the phone).
+_TEMPORARY = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+async def _business_user(tx: Tx, who: Principal, user_id: uuid.UUID) -> User:
+    """A user of a registered organization that is not the platform operator: the system
+    administrator manages those accounts; the administrators' own are the security administrator's."""
+    user = await tx.session.get(User, user_id)
+    if user is None:
+        raise NotFound("用户不存在", code="user_not_found")
+    if user.id == who.user_id or user.org is None or user.org.kind == OrgKind.PLATFORM:
+        raise Forbidden("平台管理员的账号由安全管理员管理，不能在此停用或重置", code="forbidden")
+    return user
+
+
+async def set_active(db: Database, who: Principal, user_id: uuid.UUID, active: bool, reason: str) -> User:
+    """停用 or 启用 a user. A disabled user's sessions and API tokens stop working at once (every
+    request checks the account) and logging in is refused; nothing they made is touched."""
+    why = fields.text(reason, "原因", fields.REASON_MAX, min_length=0 if active else 1, field="reason")
+    async with db.write() as tx:
+        user = await _business_user(tx, who, user_id)
+        if user.is_active != active:
+            user.is_active = active
+            if not active:
+                user.session_epoch += 1
+                await auth.revoke_all_tokens(tx, user.id, clock.now())
+            audit.record(
+                tx,
+                who,
+                "user_enabled" if active else "user_disabled",
+                target_kind="user",
+                target=user.username,
+                detail=why,
+                before={"is_active": not active},
+                after={"is_active": active},
+            )
+    return user
+
+
+async def reset_password(db: Database, who: Principal, user_id: uuid.UUID) -> tuple[User, str]:
+    """A new temporary password for a user who lost theirs, shown once to the administrator (who passes
+    it on); every session and token of the user ends, and the user must set a password of their own
+    at the next login before anything else."""
+    temporary = "".join(secrets.choice(_TEMPORARY) for _ in range(16))
+    password_hash = await asyncio.to_thread(auth.hash_password, temporary)
+    async with db.write() as tx:
+        user = await _business_user(tx, who, user_id)
+        user.password_hash = password_hash
+        user.must_change_password = True
+        user.session_epoch += 1
+        await auth.revoke_all_tokens(tx, user.id, clock.now())
+        audit.record(
+            tx,
+            who,
+            "password_reset",
+            target_kind="user",
+            target=user.username,
+            detail="临时密码已生成（仅向管理员显示一次），下次登录须修改密码；会话与 API 令牌已全部结束",
+        )
+    return user, temporary
 
 
 # ------------------------------------------------------------------ the administrators (security administrator)

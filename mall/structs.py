@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from mall.budgets.models import BudgetLine
+from mall.budgets.models import BudgetAdjustment, BudgetLine
 from mall.core import fields
 from mall.core.clock import rfc3339
 from mall.core.fields import (
@@ -25,6 +25,7 @@ from mall.core.fields import (
     ShippingNote,
     ShortText,
 )
+from mall.core.models import User
 from mall.core.money import money_str, quantity_str
 from mall.orders.models import Order, OrderEvent
 
@@ -441,3 +442,46 @@ class BudgetLineCreate(msgspec.Struct, forbid_unknown_fields=True):
     amount: AmountText
     # 品目 codes of the catalogue, separated by spaces or commas; "" (the default) for every 品目
     scope: BudgetScope = ""
+
+
+class UserStateOut(msgspec.Struct):
+    id: uuid.UUID
+    username: str
+    is_active: bool
+
+    @classmethod
+    def of(cls, u: User) -> UserStateOut:
+        return cls(u.id, u.username, u.is_active)
+
+
+class PasswordResetOut(msgspec.Struct):
+    username: str
+    temporary_password: str  # shown this once; the user must change it at the next login
+
+
+class BudgetAdjustIn(msgspec.Struct, forbid_unknown_fields=True):
+    kind: fields.Choice  # increase (追加) | decrease (调减)
+    amount: AmountText
+    reason: Reason
+
+
+class BudgetAdjustmentOut(msgspec.Struct):
+    id: uuid.UUID
+    kind: str
+    amount: str
+    amount_before: str
+    amount_after: str
+    reason: str
+    at: str
+
+    @classmethod
+    def of(cls, a: BudgetAdjustment) -> BudgetAdjustmentOut:
+        return cls(
+            a.id,
+            a.kind,
+            money_str(a.amount),
+            money_str(a.amount_before),
+            money_str(a.amount_after),
+            a.reason,
+            rfc3339(a.at),
+        )

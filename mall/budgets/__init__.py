@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall import accounts
 from mall.budgets import scope as budget_scope
-from mall.budgets.models import BudgetLine, BudgetMovement
+from mall.budgets.models import BudgetAdjustment, BudgetLine, BudgetMovement
 from mall.core import audit, clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database
@@ -221,3 +221,87 @@ async def add_budget_line(
             },
         )
     return line
+
+
+ADJUSTMENT_KINDS = {"increase": "追加", "decrease": "调减"}
+
+
+async def adjust_budget_line(
+    db: Database, who: Principal, line_id: uuid.UUID, kind: str, amount: str, reason: str
+) -> BudgetLine:
+    """追加 or 调减 a budget line's approved amount, as the finance system decides it. A decrease never
+    takes the amount below what is reserved and spent (the same conditional UPDATE as a reservation),
+    and each change is kept with the amounts before and after, its reason and who made it."""
+    if kind not in ADJUSTMENT_KINDS:
+        raise InvalidInput(
+            "调整类型应为 increase（追加）或 decrease（调减）", code="budget_adjustment_invalid"
+        )
+    why = fields.text(reason, "调整原因", fields.REASON_MAX, min_length=1, field="reason")
+    try:
+        value = money(amount)
+    except MoneyError:
+        value = Decimal(-1)
+    if value <= 0:
+        raise InvalidInput("调整金额须大于 0，最多两位小数", code="budget_adjustment_invalid")
+    cents = _cents(value)
+    async with db.write() as tx:
+        s = tx.session
+        await lock_line(s, line_id)
+        line = (
+            await s.execute(
+                select(BudgetLine).where(BudgetLine.id == line_id).execution_options(populate_existing=True)
+            )
+        ).scalar_one_or_none()
+        if line is None:
+            raise NotFound("预算指标不存在", code="budget_line_not_found")
+        before = line.amount
+        if kind == "increase":
+            await _update(s, line_id, _T.c.amount >= 0, amount=_T.c.amount + cents)
+        elif not await _update(
+            s, line_id, _T.c.amount - cents >= _T.c.reserved + _T.c.consumed, amount=_T.c.amount - cents
+        ):
+            raise RuleViolation(
+                f"调减后的指标金额不能低于已冻结与已支付的合计 {line.reserved + line.consumed:,.2f} 元"
+                f"（可调减至多 {line.available:,.2f} 元）",
+                code="budget_decrease_too_large",
+            )
+        await s.refresh(line)
+        s.add(
+            BudgetAdjustment(
+                budget_line_id=line_id,
+                kind=kind,
+                amount=value,
+                amount_before=before,
+                amount_after=line.amount,
+                reason=why,
+                by_user_id=who.user_id,
+                at=clock.now(),
+            )
+        )
+        audit.record(
+            tx,
+            who,
+            "budget_line_adjusted",
+            target_kind="budget_line",
+            target=f"{line.fiscal_year}/{line.project_code}",
+            detail=f"{ADJUSTMENT_KINDS[kind]} {value:,.2f} 元：{before:,.2f} → {line.amount:,.2f} 元；{why}",
+            before={"amount": before},
+            after={"amount": line.amount},
+        )
+    return line
+
+
+async def adjustments_of(
+    session: AsyncSession, line_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[BudgetAdjustment]]:
+    """Each line's adjustments, the earliest first."""
+    out: dict[uuid.UUID, list[BudgetAdjustment]] = {i: [] for i in line_ids}
+    if line_ids:
+        rows = await session.execute(
+            select(BudgetAdjustment)
+            .where(BudgetAdjustment.budget_line_id.in_(line_ids))
+            .order_by(BudgetAdjustment.at, BudgetAdjustment.id)
+        )
+        for a in rows.scalars():
+            out[a.budget_line_id].append(a)
+    return out

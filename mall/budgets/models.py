@@ -49,3 +49,19 @@ class BudgetMovement(IdMixin, Base):
     kind: Mapped[str] = mapped_column(String(10))  # reserve | release | consume
     amount: Mapped[Decimal] = mapped_column(Money)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BudgetAdjustment(IdMixin, Base):
+    """A change of a budget line's approved amount: 追加 (increase) or 调减 (decrease), with why and
+    by whom. A decrease never takes the amount below what is reserved and spent."""
+
+    __tablename__ = "budget_adjustments"
+
+    budget_line_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("budget_lines.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # increase | decrease
+    amount: Mapped[Decimal] = mapped_column(Money)  # always positive
+    amount_before: Mapped[Decimal] = mapped_column(Money)
+    amount_after: Mapped[Decimal] = mapped_column(Money)
+    reason: Mapped[str] = mapped_column(String(300))
+    by_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

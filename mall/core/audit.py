@@ -66,6 +66,10 @@ ACTIONS: dict[str, str] = {
     "org_registered": "登记单位",
     "user_created": "开设用户",
     "budget_line_added": "录入预算指标",
+    "budget_line_adjusted": "调整预算指标（追加/调减）",
+    "user_disabled": "停用用户",
+    "user_enabled": "启用用户",
+    "password_reset": "重置用户密码",
     # reads of personal data and of this log
     "personal_data_viewed": "查看个人信息",
     "audit_log_viewed": "查阅审计日志",

@@ -151,6 +151,8 @@ class Principal:
     # MALL_REQUIRE_TOTP obliges this user's role and it has not enrolled: nothing but enrolment
     # (and logging out) until it does.
     must_enrol: bool = False
+    # a password reset by the system administrator: nothing but changing it until it is changed
+    must_change_password: bool = False
 
     @property
     def role_label(self) -> str:
@@ -187,6 +189,7 @@ def principal_of(user: User, *, via_token: bool = False, token_id: uuid.UUID | N
         via_token=via_token,
         token_id=token_id,
         totp_enrolled=user.totp_enabled_at is not None,
+        must_change_password=user.must_change_password,
     )
 
 
@@ -470,6 +473,7 @@ async def change_password(
             )
             if ok and check.user is not None:
                 check.user.password_hash = new_hash
+                check.user.must_change_password = False
                 epoch = await _end_everything(tx, check.user, now)
     if check.wait is not None:
         raise login_throttle.LoginThrottled(check.wait)
@@ -787,18 +791,36 @@ class AuthMiddleware(ASGIMiddleware):
             await next_app(scope, receive, send_private)
 
 
-def allow(*roles: str, enrolling: bool = False) -> dict[str, Any]:
+def allow(*roles: str, enrolling: bool = False, changing_password: bool = False) -> dict[str, Any]:
     """Route option naming who may call: 'public', 'user' (anyone logged in) or role names.
     `enrolling`: also open to a user that MALL_REQUIRE_TOTP sends to enrol first (the enrolment
-    pages, logging out); every other route refuses such a user."""
+    pages, logging out); `changing_password`: also open to a user whose password was reset and who
+    must change it first (the account page, the password change, logging out). Every other route
+    refuses such users."""
     unknown = set(roles) - {"public", "user", *ALL_ROLES}
     if unknown:
         raise ValueError(f"unknown roles {unknown}")
-    return {"roles": tuple(roles), "enrolling": enrolling}
+    return {"roles": tuple(roles), "enrolling": enrolling, "changing_password": changing_password}
 
 
 PUBLIC = allow("public")
 ENROL_PAGE = "/account/totp"
+
+
+PASSWORD_PAGE = "/account"  # noqa: S105 (a page, not a password)
+
+
+class PasswordChangeRequired(Forbidden):
+    """403 for a user whose password the system administrator reset; a page goes to the account page."""
+
+    code = "password_change_required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "管理员已重置您的密码：请先修改密码，再使用其他功能",
+            code=self.code,
+            change_password=PASSWORD_PAGE,
+        )
 
 
 class EnrolmentRequired(Forbidden):
@@ -825,6 +847,8 @@ def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRo
     user: Principal | None = connection.scope.get("user")
     if user is None:
         raise NotAuthorizedException("login required")
+    if user.must_change_password and not handler.opt.get("changing_password"):
+        raise PasswordChangeRequired()
     if user.must_enrol and not handler.opt.get("enrolling"):
         raise EnrolmentRequired()
     if "user" in roles or user.role in roles:

@@ -108,6 +108,8 @@ class User(IdMixin, Base):
     # can hold two of the administrators' roles.
     admin_role: Mapped[str | None] = mapped_column(String(20))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set by a password reset: until the user sets a password of their own they can do nothing else.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped on password change or forced logout: invalidates every session cookie at once.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -30,6 +30,7 @@ KEPT = (
     "checkouts",
     "budget_lines",
     "budget_movements",
+    "budget_adjustments",
     "procedures",
     "procedure_items",
     "procedure_participants",

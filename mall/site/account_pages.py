@@ -156,7 +156,7 @@ class LoginPages(Controller):
             request, login.principal, login.epoch, _local(str(pending.get("next", "/"))), settings
         )
 
-    @post("/logout", opt=allow("user", enrolling=True))
+    @post("/logout", opt=allow("user", enrolling=True, changing_password=True))
     async def logout(self, call: UserCall) -> Redirect:
         """Ends every session of the user: the cookie is client-side, so its epoch is what can be revoked."""
         await auth.end_sessions(call.db, call.me)
@@ -170,7 +170,7 @@ class AccountPages(Controller):
     path = "/account"
     include_in_schema = False
 
-    @get("/", opt=allow("user"))
+    @get("/", opt=allow("user", changing_password=True))
     async def account_page(self, call: UserCall) -> Template:
         return call.render(
             "account.html",
@@ -179,7 +179,7 @@ class AccountPages(Controller):
             settings=call.settings,
         )
 
-    @post("/password", opt=allow("user"))
+    @post("/password", opt=allow("user", changing_password=True))
     async def account_password(self, call: UserCall, data: Form) -> Redirect:
         """Every other session ends and every token is revoked; this browser stays logged in (its user
         just proved the password) with the new epoch."""

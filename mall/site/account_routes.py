@@ -100,7 +100,7 @@ class AccountApi(Controller):
 
     @post(
         "/auth/password",
-        opt=allow("user"),
+        opt=allow("user", changing_password=True),
         status_code=204,
         summary="修改本人密码",
         description="校验当前密码后设置新密码；本人所有页面登录随即失效，所有 API 令牌（包括本次请求所用的）均被吊销，需重新获取令牌。",
@@ -117,7 +117,7 @@ class AccountApi(Controller):
     async def logout_all(self, call: UserCall) -> None:
         await end_everywhere(call.request, call.db, call.me)
 
-    @get("/me", opt=allow("user"))
+    @get("/me", opt=allow("user", changing_password=True))
     async def me(self, me: Me) -> structs.Me:
         return structs.Me(me.username, me.display_name, me.role, me.org_name, me.org_credit_code)
 

@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from mall import accounts, budgets
-from mall.core import auth, clock, login_throttle
+from mall.core import auth, clock, fields, login_throttle
 from mall.core.models import ADMIN_ROLE_LABELS, ORG_KIND_LABELS, OrgKind
 from mall.site.admin_routes import SECADMIN, SYSADMIN, add_budget_line, clear_throttle, create_user, viewed
 from mall.structs import BudgetLineCreate, UserCreate
@@ -51,14 +51,16 @@ class AdminPages(Controller):
 
     @get("/")
     async def admin_page(
-        self, call: UserCall, kind: FromQuery[str] = "", page: FromQuery[str] = "1"
+        self, call: UserCall, kind: FromQuery[str] = "", page: FromQuery[str] = "1", q: FromQuery[str] = ""
     ) -> Template:
         p = page_no(page)
         kind = kind if kind in ORG_KIND_LABELS else ""  # a bad filter is dropped
+        q = q.strip()[: fields.SEARCH_MAX]
         async with call.db.read() as s:
-            total, orgs = await accounts.list_orgs(s, kind or None, p, PER_PAGE)
+            total, orgs = await accounts.list_orgs(s, kind or None, p, PER_PAGE, q)
             users = await accounts.users_of(s, [o.id for o in orgs])
             lines = {o.id: await budgets.lines_of(s, o.id) for o in orgs if o.kind == OrgKind.BUDGET_UNIT}
+            adjustments = await budgets.adjustments_of(s, [b.id for ls in lines.values() for b in ls])
         shown = sum(len(u) for u in users.values())
         await viewed(
             call.db,
@@ -72,8 +74,10 @@ class AdminPages(Controller):
             users=users,
             **paging(total, p, PER_PAGE),
             kind=kind,
+            q=q,
             kinds=ORG_KIND_LABELS,
             budget_lines=lines,
+            adjustments=adjustments,
             year=clock.local_date(clock.now()).year,
             form=pop_form(call.request),
             admin_roles=ADMIN_ROLE_LABELS,
@@ -111,6 +115,50 @@ class AdminPages(Controller):
             "预算指标已录入",
             "/admin",
             keep={**data, "org": str(org_id), "target": "budget"},
+        )
+
+    @post("/users/{user_id:uuid}/disable")
+    async def admin_disable_user(self, call: UserCall, user_id: FromPath[uuid.UUID], data: Form) -> Redirect:
+        return await call.act(
+            lambda: accounts.set_active(call.db, call.me, user_id, False, data.get("reason", "")),
+            lambda u: f"用户 {u.username} 已停用：其登录、会话与 API 令牌立即失效",
+            "/admin",
+        )
+
+    @post("/users/{user_id:uuid}/enable")
+    async def admin_enable_user(self, call: UserCall, user_id: FromPath[uuid.UUID]) -> Redirect:
+        return await call.act(
+            lambda: accounts.set_active(call.db, call.me, user_id, True, ""),
+            lambda u: f"用户 {u.username} 已重新启用",
+            "/admin",
+        )
+
+    @post("/users/{user_id:uuid}/password-reset")
+    async def admin_reset_password(self, call: UserCall, user_id: FromPath[uuid.UUID]) -> Redirect:
+        return await call.act(
+            lambda: accounts.reset_password(call.db, call.me, user_id),
+            lambda r: (
+                f"用户 {r[0].username} 的临时密码（仅显示这一次，请当面或电话告知本人）：{r[1]}；"
+                "其下次登录须先修改密码"
+            ),
+            "/admin",
+        )
+
+    @post("/budget-lines/{line_id:uuid}/adjust")
+    async def admin_adjust_budget_line(
+        self, call: UserCall, line_id: FromPath[uuid.UUID], data: Form
+    ) -> Redirect:
+        return await call.act(
+            lambda: budgets.adjust_budget_line(
+                call.db,
+                call.me,
+                line_id,
+                data.get("kind", ""),
+                data.get("amount", ""),
+                data.get("reason", ""),
+            ),
+            lambda b: f"预算指标 {b.project_code} 已调整，指标金额现为 {b.amount:,.2f} 元",
+            "/admin",
         )
 
 

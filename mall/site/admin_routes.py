@@ -19,14 +19,19 @@ from mall.core.models import Organization, User
 from mall.structs import (
     AdminUserOut,
     AnyTokenOut,
+    BudgetAdjustIn,
+    BudgetAdjustmentOut,
     BudgetLineCreate,
     BudgetLineOut,
     LoginThrottleOut,
     OrganizationOut,
     OrganizationPage,
+    PasswordResetOut,
+    ReasonIn,
     RoleChange,
     UserCreate,
     UserOut,
+    UserStateOut,
 )
 from mall.web.deps import UserCall
 from mall.web.helpers import PageNo, PerPage
@@ -87,10 +92,16 @@ class AdminApi(Controller):
 
     @get("/organizations", opt=SYSADMIN, summary="已登记的单位（查阅记入审计日志）")
     async def list_organizations(
-        self, call: UserCall, page: PageNo = 1, per_page: PerPage = 20, kind: FromQuery[str | None] = None
+        self,
+        call: UserCall,
+        page: PageNo = 1,
+        per_page: PerPage = 20,
+        kind: FromQuery[str | None] = None,
+        q: FromQuery[str] = "",
     ) -> OrganizationPage:
+        """`q` finds organizations whose name or credit code holds it, or with a user of that username."""
         async with call.db.read() as s:
-            total, rows = await accounts.list_orgs(s, kind, page, per_page)
+            total, rows = await accounts.list_orgs(s, kind, page, per_page, q)
         await viewed(
             call.db, call.me, "/api/admin/organizations", f"单位名单与地址：第 {page} 页，{len(rows)} 家"
         )
@@ -119,6 +130,54 @@ class AdminApi(Controller):
         self, call: UserCall, org_id: FromPath[uuid.UUID], data: JSONBody[BudgetLineCreate]
     ) -> BudgetLineOut:
         return BudgetLineOut.of(await add_budget_line(call.db, call.me, org_id, data))
+
+    @post(
+        "/users/{user_id:uuid}/disable",
+        opt=SYSADMIN,
+        status_code=200,
+        summary="停用业务用户（其登录、会话与 API 令牌立即失效；须填写原因）",
+    )
+    async def disable_user(
+        self, call: UserCall, user_id: FromPath[uuid.UUID], data: JSONBody[ReasonIn]
+    ) -> UserStateOut:
+        return UserStateOut.of(await accounts.set_active(call.db, call.me, user_id, False, data.reason))
+
+    @post("/users/{user_id:uuid}/enable", opt=SYSADMIN, status_code=200, summary="重新启用业务用户")
+    async def enable_user(self, call: UserCall, user_id: FromPath[uuid.UUID]) -> UserStateOut:
+        return UserStateOut.of(await accounts.set_active(call.db, call.me, user_id, True, ""))
+
+    @post(
+        "/users/{user_id:uuid}/password-reset",
+        opt=SYSADMIN,
+        status_code=200,
+        summary="重置业务用户的密码：返回一次性显示的临时密码，用户下次登录须先修改密码",
+    )
+    async def reset_password(self, call: UserCall, user_id: FromPath[uuid.UUID]) -> PasswordResetOut:
+        user, temporary = await accounts.reset_password(call.db, call.me, user_id)
+        return PasswordResetOut(user.username, temporary)
+
+    @post(
+        "/budget-lines/{line_id:uuid}/adjustments",
+        opt=SYSADMIN,
+        status_code=201,
+        summary="调整预算指标：追加（increase）或调减（decrease），调减后不得低于已冻结与已支付合计",
+    )
+    async def adjust_budget_line(
+        self, call: UserCall, line_id: FromPath[uuid.UUID], data: JSONBody[BudgetAdjustIn]
+    ) -> BudgetLineOut:
+        return BudgetLineOut.of(
+            await budgets.adjust_budget_line(call.db, call.me, line_id, data.kind, data.amount, data.reason)
+        )
+
+    @get(
+        "/budget-lines/{line_id:uuid}/adjustments", opt=SYSADMIN, summary="预算指标的调整记录（先调整的在前）"
+    )
+    async def budget_adjustments(
+        self, call: UserCall, line_id: FromPath[uuid.UUID]
+    ) -> list[BudgetAdjustmentOut]:
+        async with call.db.read() as s:
+            found = await budgets.adjustments_of(s, [line_id])
+        return [BudgetAdjustmentOut.of(a) for a in found[line_id]]
 
     @get(
         "/login-throttles",

@@ -12,7 +12,7 @@ from litestar.params import HeaderParameter, QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from mall.core import fields
-from mall.core.auth import ENROL_PAGE, EnrolmentRequired, Principal
+from mall.core.auth import ENROL_PAGE, PASSWORD_PAGE, EnrolmentRequired, PasswordChangeRequired, Principal
 from mall.core.errors import DomainError
 
 PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
@@ -61,6 +61,9 @@ def error_page(
     if code == EnrolmentRequired.code and request.method == "GET":
         # Sent to enrol a second factor before anything else (MALL_REQUIRE_TOTP).
         return Redirect(ENROL_PAGE, status_code=303)
+    if code == PasswordChangeRequired.code and request.method == "GET":
+        # A password the system administrator reset: to the account page to change it first.
+        return Redirect(PASSWORD_PAGE, status_code=303)
     try:
         back = came_from(request, "")
         back = "" if back == request.url.path else back  # never back to the page that failed

@@ -248,6 +248,7 @@ async def _world_ids(client: Any, world: World) -> dict[str, str]:
         "seq": str(seq),
         "org_id": str(world.who["buyer_a"].org_id),
         "user_id": str(world.who["buyer_b"].user_id),  # not a platform user: a role change is refused
+        "line_id": str(world.lines["b1"].id),
     }
 
 

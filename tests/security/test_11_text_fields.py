@@ -236,6 +236,14 @@ BASES: dict[str, Base] = {
         },
         {"org_id": p.ids["buyer_b_org"]},
     ),
+    "POST /api/admin/users/{user_id}/disable": lambda w, p: (
+        {"reason": "调离岗位"},
+        {"user_id": str(w.who["buyer_b"].user_id)},
+    ),
+    "POST /api/admin/budget-lines/{line_id}/adjustments": lambda w, p: (
+        {"kind": "increase", "amount": "100.00", "reason": "追加"},
+        {"line_id": str(w.lines["b1"].id)},
+    ),
     "POST /api/listings": lambda w, p: (
         {
             "name": "新台式机",
