@@ -13,13 +13,14 @@ from catalog import designated as dd
 from catalog.models import Agreement, DesignationStatus
 from mall import orders
 from mall.core import fields
-from mall.core.auth import Principal, allow
+from mall.core.auth import PUBLIC, Principal, allow
 from mall.core.clock import rfc3339
 from mall.core.db import retried
+from mall.core.errors import Forbidden
 from mall.core.money import money_str
 from mall.orders.models import Order
 from mall.structs import OrderOut, ReasonIn
-from mall.web.deps import DB, UserCall
+from mall.web.deps import DB, UserCall, Viewer
 from mall.web.helpers import IdemKey
 
 WATCHERS = ("center", "regulator")
@@ -267,18 +268,42 @@ class DesignatedApi(Controller):
     path = "/api"
     tags = DESIGNATED_TAGS
 
-    @get("/designated", opt=allow("user"), summary="定点供应商（按区域、服务品目筛选）")
+    @get(
+        "/designated",
+        opt=PUBLIC,
+        summary="定点供应商与服务价格（公开；按区域、服务品目筛选）",
+        description=(
+            "任何人可查询定点中的供应商及其价格。status=applied 等其他状态仅集中采购机构与财政监管可查；"
+            "供应商以 mine=true 查询本单位各状态的定点资格与申请。"
+        ),
+    )
     async def find_designated(
         self,
-        call: UserCall,
+        viewer: Viewer,
+        db: DB,
         region: FromQuery[str] = "",
         category: FromQuery[str] = "",
         status: FromQuery[str] = DesignationStatus.APPROVED,
+        mine: FromQuery[bool] = False,
     ) -> list[DesignationOut]:
-        if status != DesignationStatus.APPROVED and call.me.role not in WATCHERS:
+        role = viewer.role if viewer is not None else ""
+        if status != DesignationStatus.APPROVED and role not in WATCHERS and not mine:
             status = DesignationStatus.APPROVED  # applications are the center's business
-        async with call.db.read() as s:
-            found = await dd.find(s, region_code=region, category_code=category, status=status)
+        async with db.read() as s:
+            if mine:
+                if viewer is None or role != "supplier" or viewer.org_id is None:
+                    raise Forbidden("只有供应商可以查询本单位的定点资格与申请", code="forbidden")
+                found = []
+                for st in DesignationStatus:
+                    found += await dd.find(
+                        s,
+                        region_code=region,
+                        category_code=category,
+                        status=st,
+                        supplier_org_id=viewer.org_id,
+                    )
+            else:
+                found = await dd.find(s, region_code=region, category_code=category, status=status)
         return [_designation(f) for f in found]
 
     @post(

@@ -481,7 +481,11 @@ class CenterPages(Controller):
             return Redirect("/center/listings", status_code=303)
         async with call.db.read() as s:
             names = dict(
-                (await s.execute(select(Listing.id, Listing.name).where(Listing.id.in_([p[0] for p in picks])))).all()
+                (
+                    await s.execute(
+                        select(Listing.id, Listing.name).where(Listing.id.in_([p[0] for p in picks]))
+                    )
+                ).all()
             )
         done, failed = 0, []
         for listing_id, price, reference in picks:

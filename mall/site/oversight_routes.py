@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from litestar import Controller, get
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bidding.oversight import BiddingWatch, bidding_watch
 from mall import oversight
 from mall.core import clock
 from mall.core.auth import allow
 from mall.core.db import Database
+from mall.core.money import money_str
 from mall.orders.models import ORDER_STATUS_LABELS
 from mall.orders.steps import CONTRACT_FILING_WORKING_DAYS
 from mall.structs import WatchedOrderOut, WatchedOrderPage
@@ -81,6 +85,49 @@ class OversightApi(Controller):
             return [WatchedOrderOut.of(r.order, r.days) for r in late]
 
         return await _watched(db, page, per_page, lambda s: oversight.unfiled_count(s, now, calendar), rows)
+
+    @get(
+        "/split-purchases",
+        opt=allow("regulator", "center"),
+        summary="疑似化整为零：同一预算项目年内同类品目累计超过公开招标数额标准（金额大的在前）",
+    )
+    async def oversight_split(self, db: DB, settings: Config) -> list[SplitCaseOut]:
+        async with db.read() as s:
+            cases = await oversight.split_purchase_cases(s, settings)
+        return [SplitCaseOut.of(c) for c in cases]
+
+    @get(
+        "/bidding",
+        opt=allow("regulator", "center"),
+        summary="询价与竞价监管：异常低价、失败项目、放弃成交的供应商（最近截止的 200 个项目）",
+    )
+    async def oversight_bidding(self, db: DB) -> BiddingWatch:
+        async with db.read() as s:
+            return await bidding_watch(s)
+
+
+class SplitCaseOut(msgspec.Struct):
+    buyer_name: str
+    budget_line_id: uuid.UUID
+    project_code: str
+    fiscal_year: int
+    category_class: str  # the 品目 class (first 7 characters of the code)
+    class_name: str
+    orders: int
+    total: str
+
+    @classmethod
+    def of(cls, c: oversight.SplitCase) -> SplitCaseOut:
+        return cls(
+            c.buyer_name,
+            c.budget_line_id,
+            c.project_code,
+            c.fiscal_year,
+            c.category_class,
+            c.class_name,
+            c.orders,
+            money_str(c.total),
+        )
 
 
 class OversightPages(Controller):

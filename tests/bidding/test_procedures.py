@@ -510,5 +510,13 @@ async def test_the_regulator_sees_abnormally_low_offers_failures_and_decliners(
     page = (await client.get("/oversight", headers=HTML)).text
     assert "询价与竞价监管" in page and p.number in page and failed.number in page
     assert "20,000.00" in page and "竞价供应商2有限公司" in page
+    api = (await client.get("/api/oversight/bidding", headers=world.h("regulator"))).json()
+    assert api["examined"] == 2 and [f["number"] for f in api["failed"]] == [failed.number]
+    assert [(o["number"], o["amount"], o["won"]) for o in api["low_offers"]] == [
+        (p.number, "20000.00", False)
+    ]
+    assert api["decliners"] == [
+        {"supplier_name": "竞价供应商2有限公司", "declined": 1, "procedures": [p.number]}
+    ]
     await login_ok(client, "supplier_x")  # a supplier is not the regulator
     assert (await client.get("/oversight", headers=HTML)).status_code == 403

@@ -97,6 +97,15 @@ async def test_designated_services_through_the_api(client: Any, world: World) ->
     assert (await client.get("/api/designated?region=410100", headers=world.h("buyer_a"))).json() == []
     pending = await client.get("/api/designated?status=applied", headers=world.h("center"))
     assert [d["id"] for d in pending.json()] == [did]
+    # a visitor and a buyer see no applications; the applicant sees its own with mine=true
+    assert (await client.get("/api/designated?status=applied")).json() == []
+    assert (await client.get("/api/designated?status=applied", headers=world.h("buyer_a"))).json() == []
+    mine = await client.get("/api/designated?mine=true", headers=world.h("supplier_y"))
+    assert [(d["id"], d["status"]) for d in mine.json()] == [(did, "applied")]
+    assert (await client.get("/api/designated?mine=true", headers=world.h("supplier_x"))).json() == []
+    assert_problem(
+        await client.get("/api/designated?mine=true", headers=world.h("buyer_a")), 403, "forbidden"
+    )
     assert_problem(
         await client.post(
             f"/api/designated/{did}/review", json={"approve": False}, headers=world.h("center")
@@ -109,6 +118,7 @@ async def test_designated_services_through_the_api(client: Any, world: World) ->
     [found] = (
         await client.get("/api/designated?region=410100&category=C2201", headers=world.h("buyer_a"))
     ).json()
+    assert (await client.get("/api/designated?region=410100&category=C2201")).json() == [found]  # public
     items = {i["name"]: i["id"] for i in found["items"]}
     order = {
         "designation_id": did,

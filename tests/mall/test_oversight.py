@@ -152,3 +152,12 @@ async def test_a_confirmed_order_without_a_filed_contract_is_listed_after_seven_
     assert (await unfiled_at(datetime(2026, 10, 14, 15, 59, tzinfo=UTC)))["total"] == 0  # Oct 14 23:59
     body = await unfiled_at(datetime(2026, 10, 14, 16, 0, tzinfo=UTC))  # Oct 15 00:00 in Beijing
     assert body["total"] == 1 and body["items"][0]["id"] == str(oid) and body["items"][0]["days"] == 15
+
+
+async def test_the_bidding_watch_is_an_api_too(client: Any, world: World) -> None:
+    r = await client.get("/api/oversight/bidding", headers=world.h("center"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"low_offers", "failed", "decliners", "examined"}
+    assert body["examined"] == 0
+    assert (await client.get("/api/oversight/bidding", headers=world.h("supplier_x"))).status_code == 403

@@ -32,6 +32,13 @@ async def test_buying_one_class_past_the_open_tender_threshold_warns_and_is_flag
         [case] = await oversight.split_purchase_cases(s, settings)
     assert (case.project_code, case.category_class, case.orders) == ("P-big", "A020101", 3)
     assert str(case.total) == "2005000.00"
+    # the same list for clients of the regulator and the center
+    r = await client.get("/api/oversight/split-purchases", headers=world.h("regulator"))
+    assert [(c["project_code"], c["category_class"], c["orders"], c["total"]) for c in r.json()] == [
+        ("P-big", "A020101", 3, "2005000.00")
+    ]
+    assert r.json()[0]["class_name"] == case.class_name
+    assert (await client.get("/api/oversight/split-purchases", headers=world.h("buyer_a"))).status_code == 403
 
     # Cancelled orders do not count.
     oid = third.json()["orders"][0]["id"]
