@@ -307,6 +307,23 @@ class ReasonIn(msgspec.Struct, forbid_unknown_fields=True):
     reason: Reason
 
 
+class LineCorrectionIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One order line's corrected description; a field left out (or null) stays as it is."""
+
+    line_no: Annotated[int, msgspec.Meta(ge=1, le=1000)]
+    item_name: Name | None = None
+    brand: ShortText | None = None
+    spec_model: fields.Model | None = None
+    unit: fields.Unit | None = None
+
+
+class CorrectionIn(msgspec.Struct, forbid_unknown_fields=True):
+    """更正: what describes the goods, line by line; the reason stays on the order (not published)."""
+
+    reason: Reason
+    lines: Annotated[list[LineCorrectionIn], msgspec.Meta(min_length=1, max_length=100)]
+
+
 class AnswerIn(msgspec.Struct, forbid_unknown_fields=True):
     agree: bool
 

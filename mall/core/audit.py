@@ -107,6 +107,7 @@ ACTIONS: dict[str, str] = {
     "designation_revoked": "撤销定点",
     # orders and push subscriptions
     "order_voided": "作废合同",
+    "order_corrected": "更正成交记录（监管）",
     "subscription_created": "新建推送订阅",
     "subscription_paused": "暂停推送订阅",
     "subscription_resumed": "恢复推送订阅",

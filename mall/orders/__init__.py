@@ -9,11 +9,13 @@ history.
 
 from mall.orders.events import deal_payload, events_of, record_event
 from mall.orders.lifecycle import (
+    CORRECTABLE,
     accept,
     answer_cancel,
     cancel,
     cancel_overdue,
     confirm,
+    correct,
     decline,
     file_contract,
     pay,
@@ -40,6 +42,7 @@ from mall.orders.place import (
 from mall.orders.queries import can_see, get_order, list_orders, payment_state, personal_data_shown
 
 __all__ = [
+    "CORRECTABLE",
     "MAX_ITEMS",
     "ORDER_PREFIX",
     "CheckoutRequest",
@@ -53,6 +56,7 @@ __all__ = [
     "check_purchases",
     "checkout",
     "confirm",
+    "correct",
     "deal_payload",
     "decline",
     "events_of",

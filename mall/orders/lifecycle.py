@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import BigInteger, Table, literal, select, update
 from sqlalchemy.exc import IntegrityError
@@ -378,3 +378,62 @@ async def _return_stock(s: AsyncSession, order: Order) -> None:
         if line.listing_id:
             milli = literal(int(line.quantity * 1000), BigInteger())
             await s.execute(update(t).where(t.c.id == line.listing_id).values(stock=t.c.stock + milli))
+
+
+# What a correction may change on a line, with its label and length limit: what describes the goods.
+# Amounts, quantities and the parties are never corrected: a wrong deal is cancelled (and made again).
+CORRECTABLE = {
+    "item_name": ("品名", fields.NAME_MAX),
+    "brand": ("品牌", fields.SHORT_MAX),
+    "spec_model": ("规格型号", fields.MODEL_MAX),
+    "unit": ("计量单位", fields.UNIT_MAX),
+}
+CORRECTABLE_STATES = (S.CONFIRMED, S.CONTRACTED, S.SHIPPED, S.RECEIVED, S.ACCEPTED, S.PAID)
+
+
+@retried
+async def correct(
+    db: Database, who: Principal, order_id: uuid.UUID, changes: list[dict[str, Any]], reason: str
+) -> Order:
+    """更正: the buyer of a published deal (or the regulator) corrects what describes its goods —
+    name, brand, 规格型号, unit. The order's lines change, and a correction record that amends the
+    deal is published with the whole record as corrected and each change (from, to); the reason stays
+    on the order's history (a person wrote it: it is not published)."""
+    why = _reason(reason)
+    side = "regulator" if who.role == "regulator" else "buyer"
+    async with changing(db, who, order_id, side, *CORRECTABLE_STATES) as (tx, order):
+        if not order.disclosure_id:
+            raise Conflict("该订单没有公开的成交记录，无需更正", code="nothing_published")
+        by_no = {line.line_no: line for line in order.lines}
+        made: list[dict[str, Any]] = []
+        for change in changes:
+            line = by_no.get(int(change.get("line_no") or 0))
+            if line is None:
+                raise InvalidInput("更正的明细行号不存在", code="correction_invalid", field="line_no")
+            for name, (label, limit) in CORRECTABLE.items():
+                if name not in change or change[name] is None:
+                    continue
+                new = text(change[name], label, limit, min_length=0 if name == "brand" else 1, field=name)
+                old = getattr(line, name)
+                if new != old:
+                    made.append({"line_no": line.line_no, "field": name, "from": old, "to": new})
+                    setattr(line, name, new)
+        if not made:
+            raise InvalidInput("没有需要更正的内容：请填写与原记录不同的值", code="correction_empty")
+        shown = "；".join(
+            f"第{m['line_no']}项{CORRECTABLE[m['field']][0]}：{m['from']} → {m['to']}" for m in made
+        )
+        record_event(tx.session, order, who, "corrected", f"更正成交记录（{shown}）：{why}")
+        payload = deal_payload(order, kind="correction", amends=order.disclosure_id)
+        payload["corrections"] = made
+        disclosure.stage(tx, payload)
+        if who.role == "regulator":
+            audit.record(
+                tx,
+                who,
+                "order_corrected",
+                target_kind="order",
+                target=order.order_no,
+                detail=f"{shown}；{why}",
+            )
+    return order

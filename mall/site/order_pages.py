@@ -18,7 +18,7 @@ from mall.ledger import disclosure
 from mall.orders import steps as order_steps
 from mall.orders.models import ORDER_STATUS_LABELS, Order, OrderStatus
 from mall.site.order_routes import STEP_CALL, STEPS, OrderCall
-from mall.structs import AnswerIn, ConfirmIn
+from mall.structs import AnswerIn, ConfirmIn, CorrectionIn
 from mall.web import forms
 from mall.web.deps import Call, UserCall
 from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form
@@ -36,6 +36,21 @@ def _confirm_form(data: Mapping[str, str]) -> ConfirmIn:
             except ValueError:
                 raise InvalidInput("价格字段无效", code="invalid_price") from None
     return ConfirmIn(prices=prices)
+
+
+def _correction_form(data: Mapping[str, str]) -> CorrectionIn:
+    """The correction form names each line's fields `<field>_<line no>`, filled with what is
+    published now; only what differs is a correction (the service refuses a form with none)."""
+    by_line: dict[int, dict[str, str]] = {}
+    for key, value in data.items():
+        name, _, no = key.rpartition("_")
+        if name in orders.CORRECTABLE and no.isdigit():
+            by_line.setdefault(int(no), {})[name] = value
+    body: dict[str, object] = {
+        "reason": data.get("reason", ""),
+        "lines": [{"line_no": n, **f} for n, f in sorted(by_line.items())],
+    }
+    return forms.decode(CorrectionIn, body)
 
 
 def _decoded(step: str) -> Callable[[Mapping[str, str]], msgspec.Struct]:
@@ -56,6 +71,7 @@ FORMS: dict[str, tuple[str, Callable[[Mapping[str, str]], msgspec.Struct | None]
     "accept": ("accept", _decoded("accept"), "验收完成"),
     "pay": ("pay", _decoded("pay"), "付款已登记"),
     "void": ("void", _decoded("void"), "合同已作废，将公开取消公告"),
+    "correct": ("correct", _correction_form, "已更正，更正公告将自动公开"),
 }
 
 

@@ -22,7 +22,18 @@ from mall.core.db import Database, retried
 from mall.core.errors import InvalidInput
 from mall.core.settings import Settings
 from mall.orders.models import OrderStatus
-from mall.structs import AcceptIn, AnswerIn, ConfirmIn, EventOut, OrderOut, OrderPage, PayIn, ReasonIn, ShipIn
+from mall.structs import (
+    AcceptIn,
+    AnswerIn,
+    ConfirmIn,
+    CorrectionIn,
+    EventOut,
+    OrderOut,
+    OrderPage,
+    PayIn,
+    ReasonIn,
+    ShipIn,
+)
 from mall.web.deps import DB, Config, Me
 from mall.web.helpers import AnyRequest, PageNo, PerPage
 
@@ -63,6 +74,12 @@ STEPS: dict[str, Step] = {
     "accept": Step(AcceptIn, lambda c, b: orders.accept(c.db, c.me, c.order_id, b.score, b.comment)),
     "pay": Step(PayIn, lambda c, b: orders.pay(c.db, c.settings, c.me, c.order_id, b.payment_ref)),
     "void": Step(ReasonIn, lambda c, b: orders.void(c.db, c.me, c.order_id, b.reason)),
+    "correct": Step(
+        CorrectionIn,
+        lambda c, b: orders.correct(
+            c.db, c.me, c.order_id, [msgspec.structs.asdict(x) for x in b.lines], b.reason
+        ),
+    ),
 }
 
 
@@ -184,6 +201,20 @@ class OrderApi(Controller):
     @post("/{order_id:uuid}/void", opt=allow("regulator"), status_code=200, summary="监管部门作废已备案合同")
     async def void_order(self, call: OrderCall, data: JSONBody[ReasonIn]) -> OrderOut:
         return await take_step("void", call, data)
+
+    @post(
+        "/{order_id:uuid}/correction",
+        opt=allow("buyer", "regulator"),
+        status_code=200,
+        summary="更正已公开的成交记录（品名、品牌、规格型号、计量单位）",
+        description=(
+            "采购人（本单位订单）或财政监管部门更正成交记录中描述货物的字段；金额、数量与交易双方不可更正"
+            "（错误的成交应取消）。订单明细随之更正，并公开一条更正记录（kind=correction，amends 指向原成交记录，"
+            "corrections 列出每项更正的原值与新值）；更正原因只记入订单操作记录，不公开。"
+        ),
+    )
+    async def correct_order(self, call: OrderCall, data: JSONBody[CorrectionIn]) -> OrderOut:
+        return await take_step("correct", call, data)
 
 
 ROUTES = [OrderApi]

@@ -46,6 +46,7 @@ ACTION_LABELS = {
     "received": "收货",
     "accepted": "验收",
     "paid": "付款",
+    "corrected": "更正成交记录",
 }
 
 
