@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="执行数据库迁移并载入品目目录").set_defaults(fn=cmd_migrate)
     seed = sub.add_parser("seed", help="生成演示数据；--products N 批量生成商品")
     seed.add_argument("--seed", type=int, default=2026)
-    seed.add_argument("--history", type=int, default=24, help="历史成交笔数")
+    seed.add_argument("--history", type=int, default=48, help="历史成交笔数")
     seed.add_argument("--force", action="store_true")
     seed.add_argument(
         "--products", type=int, default=0, help="批量生成 N 件在售商品（用于压测），随后重建索引"

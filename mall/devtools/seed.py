@@ -49,7 +49,7 @@ async def demo_loaded(session: AsyncSession) -> bool:
 
 
 async def seed_demo(
-    db: Database, settings: Settings, *, seed: int = 2026, history: int = 24
+    db: Database, settings: Settings, *, seed: int = 2026, history: int = 48
 ) -> dict[str, int]:
     rng = random.Random(seed)
     now = clock.now()

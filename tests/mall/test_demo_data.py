@@ -1,5 +1,6 @@
 """The demo data shows the whole mall: its public feed holds deals of all five ways of buying, a
-cancellation and failure notices, all made through the real services with the clock moved back."""
+cancellation, a correction and failure notices, and the regulator's every list has a case, all made
+through the real services with the clock moved back."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from mall import oversight
+from mall.core import clock
 from mall.core.db import Database
 from mall.core.settings import Settings
 from mall.devtools import seed
@@ -20,14 +23,23 @@ from mall.ledger.models import DisclosureRecord
 async def test_the_demo_feed_holds_every_mode_and_every_kind_it_can(
     clean: None, db: Database, settings: Settings
 ) -> None:
-    made = await seed.seed_demo(db, settings, history=10)
+    made = await seed.seed_demo(db, settings)  # the history `mall run` makes
     async with db.read() as s:
         rows = list((await s.execute(select(DisclosureRecord).order_by(DisclosureRecord.seq))).scalars())
     assert made["published"] == len(rows)
     modes = Counter(r.mode for r in rows if r.kind == "deal")
     assert set(modes) == {"supermarket", "agreement", "designated", "inquiry", "auction"}, modes
     kinds = Counter(r.kind for r in rows)
-    assert kinds["cancellation"] >= 1 and kinds["failure"] == 2, kinds
+    assert kinds["cancellation"] >= 1 and kinds["correction"] >= 1 and kinds["failure"] == 2, kinds
+    assert len(rows) > 40  # the public list pages (20 a page)
     failed: Any = Counter(r.mode for r in rows if r.kind == "failure")
     assert failed == {"inquiry": 1, "auction": 1}
     assert (await disclosure.verify_chain(db)).ok
+
+    # every list of the regulator's page has a case
+    now = clock.now()
+    async with db.read() as s:
+        overview = await oversight.overview(s, settings, now)
+    assert [(c.project_code, c.orders) for c in overview.split_cases] == [("YY-2026-025", 3)]
+    assert overview.late_paid and overview.unfiled and overview.overdue_reviews and overview.unpaid
+    assert overview.watch.low_offers and overview.watch.failed and overview.watch.decliners

@@ -209,6 +209,17 @@ async def make_agreements_and_services(
         ],
         "郑州市金水区花园路115号",
     )
+    # the printer applied three weeks ago and the center has not reviewed it: past the 7 working days,
+    # on the regulator's list of overdue reviews
+    clock.clock.freeze(clock.now() - timedelta(days=21))
+    try:
+        await _printing_application(db, settings, principals)
+    finally:
+        clock.clock.unfreeze()
+    return {"agreements": 1, "designations": 3}
+
+
+async def _printing_application(db: Database, settings: Settings, principals: dict[str, Principal]) -> None:
     await dd.apply(
         db,
         settings,
@@ -218,7 +229,6 @@ async def make_agreements_and_services(
         [dd.PriceItemDraft("A4 黑白印刷", "页", "0.15"), dd.PriceItemDraft("彩色海报 A2", "张", "12.00")],
         "郑州市金水区丰产路21号",
     )
-    return {"agreements": 1, "designations": 3}
 
 
 async def make_closed_procedures(db: Database, settings: Settings, principals: dict[str, Principal]) -> int:
@@ -236,6 +246,15 @@ async def make_closed_procedures(db: Database, settings: Settings, principals: d
         ("auction", "科研用笔记本电脑竞价采购", "78000.00", LAPTOPS, ["76500.00", "75750.00", "74850.00"]),
         ("inquiry", "会议室投影仪询价采购", "16000.00", PROJECTORS, ["15200.00"]),
         ("auction", "档案室碎纸机竞价采购", "9000.00", SHREDDERS, ["8600.00", "8300.00"]),
+        # an abnormally low bid (below 45% of the ceiling) that wins; its supplier then declines and
+        # the award passes to the next: the regulator's low-offer and decliner lists
+        (
+            "auction",
+            "图书馆笔记本电脑竞价采购",
+            "60000.00",
+            LAPTOPS_SMALL,
+            ["57000.00", "56400.00", "24000.00"],
+        ),
     ]
     published = 0
     for kind, title, ceiling, item, amounts in plans:
@@ -262,6 +281,9 @@ async def make_closed_procedures(db: Database, settings: Settings, principals: d
         clock.clock.freeze(start + timedelta(hours=4, minutes=1))
         p = await bidding_close.close(db, p.id)
         published += await disclosure.publish_pending(db)
+        if p.awarded_supplier_id is not None and title.startswith("图书馆"):
+            clock.clock.freeze(start + timedelta(hours=5))
+            p = await award.decline_award(db, by_org[p.awarded_supplier_id], p.id)
         if p.awarded_supplier_id is not None:
             clock.clock.freeze(start + timedelta(hours=6))
             await award.confirm_award(db, by_org[p.awarded_supplier_id], p.id)
@@ -274,6 +296,7 @@ DESKTOPS = ("A02010105", "台式计算机", "12", "台", "i5/16G/512G SSD/23.8 �
 LAPTOPS = ("A02010108", "便携式计算机", "15", "台", "i7/16G/1T SSD/14 英寸")
 PROJECTORS = ("A02020200", "投影仪", "4", "台", "4000 流明，1080P")
 SHREDDERS = ("A02021301", "碎纸机", "6", "台", "4 级保密，连续碎纸 30 分钟")
+LAPTOPS_SMALL = ("A02010108", "便携式计算机", "12", "台", "i5/16G/512G SSD/14 英寸")
 
 
 async def make_agreement_and_service_deals(
@@ -361,6 +384,9 @@ async def make_history(
         if n == count // 2:  # halfway through the months: procedures that ran their course
             made["published"] += await make_closed_procedures(db, settings, principals)
             t = clock.now()
+        if n == count // 3:  # a third of the way: a split purchase, and a deal corrected
+            made["published"] += await make_split_purchase(db, settings, principals)
+            t = clock.now()
         buyer = buyers[n % len(buyers)]
         assert buyer.org_id
         picks = rng.sample(listing_ids, k=rng.choice([1, 1, 2]))
@@ -431,9 +457,65 @@ async def make_history(
             )
             if stage < 0.45:
                 continue
-            advance(timedelta(days=rng.choice([3, 7, 12, 20, 33])))
+            late = made.setdefault("paid_late", 0) < 2 and supplier.org_id is not None
+            advance(timedelta(days=36 if late else rng.choice([3, 7, 12, 20, 28])))
+            made["paid_late"] += int(late)
             await orders.pay(db, settings, buyer, order.id, f"国库集中支付 {rng.randint(10**9, 10**10 - 1)}")
     return made
+
+
+async def make_split_purchase(db: Database, settings: Settings, principals: dict[str, Principal]) -> int:
+    """开封市中心医院 buys desktops for the whole hospital in three orders, each below the
+    decentralized threshold, together above the open-tender threshold: the regulator's split-purchase
+    list. Then the buyer corrects the model published for the first of them (更正公告)."""
+    buyer, supplier = principals["buyer3"], principals["supplier2"]
+    draft = catalog_service.ListingDraft(
+        name="联想 启天 M450 商用台式计算机",
+        brand="联想",
+        spec_model="启天 M450 i5-13500/16G/512G",
+        category_code="A02010105",
+        unit="台",
+        price="6500.00",
+        reference_price="6599.00",
+        stock="600",
+        reference_source="https://www.lenovo.com.cn/",
+        description="含 23.8 英寸显示器，三年上门保修。",
+    )
+    listing = await catalog_service.create_listing(db, supplier, draft, margin=settings.price_margin)
+    await catalog_service.review_listing(
+        db, principals["center1"], listing.id, approve=True, reason="", margin=settings.price_margin
+    )
+    line = await _line_for(db, buyer.org_id, ["A02010105"])
+    assert line is not None and line.project_code == "YY-2026-025"
+    published = 0
+    first: uuid.UUID | None = None
+    for i, ward in enumerate(("门诊楼", "住院部", "医技楼")):
+        clock.clock.freeze(clock.now() + timedelta(hours=2))
+        placed, _ = await orders.checkout(
+            db,
+            settings,
+            buyer,
+            orders.CheckoutRequest(
+                budget_line_id=line.id,
+                idempotency_key=f"seed-split-{i}",
+                items=((listing.id, "140"),),
+                delivery_address=f"开封市中心医院 {ward}",
+                note="",
+            ),
+        )
+        await orders.confirm(db, supplier, placed[0].id)
+        first = first or placed[0].id
+        published += await disclosure.publish_pending(db)
+    assert first is not None
+    clock.clock.freeze(clock.now() + timedelta(days=1))
+    await orders.correct(
+        db,
+        buyer,
+        first,
+        [{"line_no": 1, "spec_model": "启天 M450 i5-13500/16G/512G/23.8英寸"}],
+        "合同约定含显示器，成交记录的规格型号漏写显示器尺寸",
+    )
+    return published + await disclosure.publish_pending(db)
 
 
 async def make_sole_proprietor_deal(

@@ -153,6 +153,7 @@ BUDGETS = {
         ("YY-2026-022", "行政办公用品", "80000", f"{SUPPLIES} {OFFICE} {FURNITURE}"),
         ("YY-2026-023", "公务用车更新", "400000", VEHICLES),
         ("YY-2026-024", "会议培训与车辆维修", "120000", f"{MEETINGS} {REPAIRS} {PRINTING}"),
+        ("YY-2026-025", "全院办公终端集中更新", "3000000", INFORMATION),
     ],
 }
 
