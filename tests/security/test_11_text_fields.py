@@ -207,6 +207,16 @@ BASES: dict[str, Base] = {
     "POST /api/orders/{order_id}/accept": on("order_id", "order_id", {"score": 5, "comment": "货物完好"}),
     "POST /api/orders/{order_id}/pay": on("order_id", "order_id", {"payment_ref": "ZF-0001"}),
     "POST /api/orders/{order_id}/void": on("order_id", "order_id", {"reason": "合同违规"}),
+    "POST /api/orders/{order_id}/correction": on(
+        "order_id",
+        "order_id",
+        {
+            "reason": "型号有误",
+            "lines": [
+                {"line_no": 1, "item_name": "台式计算机", "brand": "联想", "spec_model": "M1", "unit": "台"}
+            ],
+        },
+    ),
     "POST /api/admin/organizations": lambda w, p: (
         {
             "kind": "supplier",
