@@ -67,6 +67,8 @@ class Listing(IdMixin, Base):
     reference_source: Mapped[str] = mapped_column(String(300), default="")
     stock: Mapped[Decimal] = mapped_column(Quantity)
     description: Mapped[str] = mapped_column(String(2000), default="")
+    # 规格参数: [name, value] pairs, as the supplier lists them (catalog.shopping.parse_params)
+    params: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(12), default=ListingStatus.SUBMITTED)
     # Why the listing is rejected, delisted or frozen, and by which role (supplier | center | regulator):
     # only that side (or a higher one) may undo it.
@@ -306,3 +308,44 @@ class ServicePriceItem(IdMixin, Base):
     price: Mapped[Decimal] = mapped_column(Money)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ListingImage(IdMixin, Base):
+    """A product photo: kept re-encoded without its metadata (no camera, no GPS) in the file store,
+    in three sizes (the file keys); the first by position is the product's main image."""
+
+    __tablename__ = "listing_images"
+
+    listing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("listings.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    original_key: Mapped[str] = mapped_column(String(200))  # at most 2000 px on its longer side
+    display_key: Mapped[str] = mapped_column(String(200))  # 800 px
+    thumb_key: Mapped[str] = mapped_column(String(200))  # 240 px
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    uploaded_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Favourite(IdMixin, Base):
+    """A buyer's 收藏 / 常购清单: a listing kept to find and buy again."""
+
+    __tablename__ = "favourites"
+    __table_args__ = (UniqueConstraint("user_id", "listing_id"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    listing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("listings.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ComparisonSheet(IdMixin, Base):
+    """A 比价单 as it stood when made: the compared products, their prices, reference prices and
+    sources, frozen in `body`, for the purchase file. Printed and downloaded as PDF from the snapshot."""
+
+    __tablename__ = "comparison_sheets"
+
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -16,7 +16,7 @@ from litestar.params import FromPath, FromQuery, MultipartBody
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
-from catalog import browse, categories, imports, prices, service, steps
+from catalog import browse, categories, imports, media, prices, service, shopping, steps
 from catalog import search as catalog_search
 from catalog.models import (
     LISTING_STATUS_LABELS,
@@ -207,6 +207,8 @@ class GoodsPages(Controller):
             _, same_category = await browse.browse(
                 s, browse.ListingQuery(category=listing.category_code, per_page=6, sort="sales")
             )
+            images = (await shopping.images_of(s, [listing.id]))[listing.id]
+            favourite = listing.id in await shopping.favourite_ids(s, viewer, [listing.id])
         others = [x for x in same_category if x.id != listing.id and x.model_key != listing.model_key][:5]
         return render(
             request,
@@ -219,6 +221,8 @@ class GoodsPages(Controller):
             price_request=price_request,
             status_labels=LISTING_STATUS_LABELS,
             category_label=categories.name_of(listing.category_code),
+            images=images,
+            favourite=favourite,
         )
 
     @post("/{listing_id:uuid}/moderation", opt=REVIEWERS)
@@ -286,12 +290,22 @@ class SupplierPages(Controller):
         if listing.supplier_org_id != call.me.org_id:
             raise NotFound("商品不存在", code="listing_not_found")
         form = pop_form(call.request) or {
-            f.name: str(int(listing.stock)) if f.name == "stock" else str(getattr(listing, f.name))
+            f.name: (
+                str(int(listing.stock))
+                if f.name == "stock"
+                else media.params_text(listing.params)
+                if f.name == "params"
+                else str(getattr(listing, f.name))
+            )
             for f in msgspec.structs.fields(ListingDraft)
         }
+        async with call.db.read() as s:
+            images = (await shopping.images_of(s, [listing.id]))[listing.id]
         return call.render(
             "supplier_listing_edit.html",
             listing=listing,
+            images=images,
+            images_max=shopping.IMAGES_MAX,
             step=steps.listing_step(listing, call.settings.work_calendar),
             form=form,
             status_labels=LISTING_STATUS_LABELS,

@@ -14,6 +14,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalog import media
 from catalog.agreement_queries import check_ceiling
 from catalog.categories import CATALOG_VERSION
 from catalog.goods import brand_key, model_key
@@ -77,6 +78,7 @@ def check_draft(draft: ListingDraft, *, ceiling: Decimal | None = None) -> Check
         description=text(
             draft.description, "商品说明", fields.DESCRIPTION_MAX, multiline=True, field="description"
         ),
+        params=media.params_text(media.parse_params(draft.params)),
     )
     errors: list[str] = []
     if len(texts.name) < 2:
@@ -207,6 +209,7 @@ def _fill(listing: Listing, checked: Checked, category: Category, keys: tuple[st
     listing.unit, listing.stock, listing.description = draft.unit, checked.stock, draft.description
     listing.price, listing.reference_price = checked.price, checked.reference_price
     listing.reference_source = draft.reference_source
+    listing.params = media.parse_params(draft.params)
 
 
 async def add_listing(

@@ -18,6 +18,7 @@ from mall.core.fields import (
     ListingCategoryCode,
     Model,
     Name,
+    Params,
     PriceNote,
     QuantityText,
     Reason,
@@ -43,6 +44,8 @@ class ListingDraft(msgspec.Struct, forbid_unknown_fields=True):
     stock: QuantityText
     reference_source: ReferenceSource = ""
     description: Description = ""
+    # 规格参数, one "名称：值" per line (catalog.media.parse_params); stored as pairs
+    params: Params = ""
 
 
 class ListingCreate(ListingDraft, forbid_unknown_fields=True):
@@ -147,6 +150,7 @@ class ListingOut(msgspec.Struct):
     supplier_name: str
     sales_count: int
     status_reason: str = ""
+    params: list[list[str]] = msgspec.field(default_factory=list)  # 规格参数 [name, value] (2026-12-07)
     # Only in answers to the listing's supplier and to the center: the price change waiting for
     # review, or the latest refusal not yet followed by another price change.
     price_request: PriceRequestOut | None = None
@@ -169,6 +173,7 @@ class ListingOut(msgspec.Struct):
             x.supplier.name,
             x.sales_count,
             x.status_reason,
+            list(x.params or []),
             PriceRequestOut.of(request) if request is not None else None,
         )
 

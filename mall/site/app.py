@@ -22,7 +22,7 @@ from litestar.template.config import TemplateConfig
 
 from bidding import pages as bidding_pages
 from bidding import routes as bidding_routes
-from catalog import agreement_pages, agreement_routes
+from catalog import agreement_pages, agreement_routes, shopping_routes
 from catalog import pages as catalog_pages
 from catalog import routes as catalog_routes
 from mall.core import errors, logs
@@ -139,6 +139,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *bidding_routes.ROUTES,
             *push_routes.ROUTES,
             *export_routes.ROUTES,
+            *shopping_routes.ROUTES,
+            *shopping_routes.PAGES,
             *pages.ROUTES,
             *catalog_pages.ROUTES,
             *bidding_pages.ROUTES,

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import update
 
 from bidding import routes as bidding_routes
-from catalog import agreement_pages, agreement_routes
+from catalog import agreement_pages, agreement_routes, shopping_routes
 from catalog import pages as catalog_pages
 from catalog import routes as catalog_routes
 from mall import orders
@@ -144,6 +144,8 @@ async def test_every_route_handler_declares_roles(app: Any) -> None:
                 *push_routes.ROUTES,
                 *push_pages.ROUTES,
                 *export_routes.ROUTES,
+                *shopping_routes.ROUTES,
+                *shopping_routes.PAGES,
             ]
         )
     }
@@ -249,6 +251,9 @@ async def _world_ids(client: Any, world: World) -> dict[str, str]:
         "org_id": str(world.who["buyer_a"].org_id),
         "user_id": str(world.who["buyer_b"].user_id),  # not a platform user: a role change is refused
         "line_id": str(world.lines["b1"].id),
+        "image_id": str(uuid.uuid4()),  # no such photo: the roles are checked first
+        "sheet_id": str(uuid.uuid4()),
+        "size": "thumb.jpg",
     }
 
 
@@ -285,6 +290,7 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
                 *agreement_routes.ROUTES,
                 *push_routes.ROUTES,
                 *export_routes.ROUTES,
+                *shopping_routes.ROUTES,
             ]
         )
         if any(p.startswith("/api/") for p in paths)
