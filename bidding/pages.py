@@ -196,11 +196,12 @@ class ProcedurePages(Controller):
         async with db.read() as s:
             p = await views.visible(s, viewer, procedure_id)
             items = await views.items_of(s, p.id)
-            # only an auction has a room, and only for who may enter it (a logged-in user): an
-            # inquiry's page and a visitor's page carry nothing of it (not even a version)
+            party = await views.is_party(s, viewer, p.id)
+            # only an auction has a room, and only for who may enter it (a party to it): an
+            # inquiry's page and a visitor's or outsider's page carry nothing of it (not even a version)
             snap = (
                 await room.snapshot(s, p, org_id if role == "supplier" else None)
-                if p.kind == ProcedureKind.AUCTION and viewer is not None
+                if p.kind == ProcedureKind.AUCTION and party
                 else None
             )
         now = clock.now()
@@ -210,7 +211,10 @@ class ProcedurePages(Controller):
             "procedure.html",
             p=p,
             step=step,
-            stance=steps.stance(p, step, role, org_id),
+            stance=steps.stance(p, step, role, org_id)
+            if party or viewer is None
+            else steps.stance(p, step, "", None),
+            party=party,
             items=items,
             view=view,
             snap=snap,
@@ -220,6 +224,7 @@ class ProcedurePages(Controller):
             and p.status == ProcedureStatus.AWARDED
             and p.awarded_supplier_id == org_id,
             can_reject=role == "buyer"
+            and p.buyer_org_id == org_id
             and p.kind == ProcedureKind.INQUIRY
             and p.status == ProcedureStatus.AWARDED,
             now=now,
@@ -306,9 +311,12 @@ async def room_socket(socket: WebSocket[Any, Any, Any], procedure_id: FromPath[u
     if who is None:
         await socket.close(code=CLOSE_UNAUTHENTICATED)
         return
+    p: Procedure | None = None
     try:
         async with db.read() as s:
-            p = await views.visible(s, who, procedure_id)
+            # the room is for the procedure's parties; the public reads the notice
+            if await views.is_party(s, who, procedure_id):
+                p = await views.visible(s, who, procedure_id)
     except NotFound:
         p = None
     if p is None or p.kind != ProcedureKind.AUCTION:

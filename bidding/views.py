@@ -92,11 +92,19 @@ def public_clause() -> ColumnElement[bool]:
 
 
 def visible_clause(who: Principal | None) -> ColumnElement[bool]:
-    """The one rule of who sees a procedure (the API, the pages, the list and the room use it): the
-    center and the regulator see all (the platform's administrators none: business records are not
-    their duty); a buyer its own unit's; a supplier those open to
-    its 品目 or to which it is invited (an agreement's suppliers are invited); a visitor who is not
-    logged in the public notices (`public_clause`); nobody else any."""
+    """Who may read a procedure's page: its parties (`party_clause`) and, for the public notices
+    (`public_clause`), anyone, logged in or not. What each reads of its offers is `view_for`'s."""
+    if who is None:
+        return public_clause()
+    return or_(party_clause(who), public_clause())
+
+
+def party_clause(who: Principal | None) -> ColumnElement[bool]:
+    """The one rule of who takes part in a procedure (the lists, the room, every write use it): the
+    center and the regulator in all (the platform's administrators in none: business records are
+    not their duty); a buyer in its own unit's; a supplier in those open to its 品目 or to which it
+    is invited (an agreement's suppliers are invited); a visitor who is not logged in reads the
+    public notices (`public_clause`); nobody else takes part in any."""
     if who is None:
         return public_clause()
     if who.role in ("center", "regulator"):
@@ -121,10 +129,21 @@ async def visible(s: AsyncSession, who: Principal | None, procedure_id: uuid.UUI
 
 
 async def require_visible(s: AsyncSession, who: Principal, procedure_id: uuid.UUID) -> None:
-    """Writes answer like reads: a procedure `who` may not see is one that does not exist (404), so
-    a refusal never tells an outsider that an invitation-only procedure is there."""
-    if await s.scalar(select(Procedure.id).where(Procedure.id == procedure_id, visible_clause(who))) is None:
+    """Writes answer like reads: a procedure `who` is no party to is one that does not exist (404),
+    so a refusal never tells an outsider that an invitation-only procedure is there."""
+    if await s.scalar(select(Procedure.id).where(Procedure.id == procedure_id, party_clause(who))) is None:
         raise NotFound("采购项目不存在", code="procedure_not_found")
+
+
+async def is_party(s: AsyncSession, who: Principal | None, procedure_id: uuid.UUID) -> bool:
+    """Whether `who` takes part in the procedure (its buyer's unit, an eligible supplier, the center
+    or the regulator): only they enter an auction's room or read more than the public notice."""
+    if who is None:
+        return False
+    return (
+        await s.scalar(select(Procedure.id).where(Procedure.id == procedure_id, party_clause(who)))
+        is not None
+    )
 
 
 async def items_of(s: AsyncSession, procedure_id: uuid.UUID) -> list[ProcedureItem]:
@@ -181,7 +200,8 @@ async def list_visible(
     s: AsyncSession, who: Principal | None, f: ListFilter, page: int, per_page: int
 ) -> tuple[int, list[Procedure]]:
     """The procedures `who` may see that match `f`, newest first: the total and one page."""
-    stmt = select(Procedure).where(visible_clause(who))
+    # a logged-in user's list is of the procedures it takes part in; a visitor's, the public notices
+    stmt = select(Procedure).where(party_clause(who) if who is not None else public_clause())
     if f.kind:
         stmt = stmt.where(Procedure.kind == f.kind)
     if f.status:
@@ -246,6 +266,8 @@ async def view_for(db: Database, who: Principal | None, procedure_id: uuid.UUID)
     and after closing the ranked offers, as the published result, without the review's flags."""
     async with db.read() as s:
         p = await visible(s, who, procedure_id)
+        if not await is_party(s, who, procedure_id):
+            who = None  # a logged-in outsider reads the public notice, as a visitor does
         offers = list(
             (await s.execute(select(Offer).where(Offer.procedure_id == p.id).order_by(Offer.at))).scalars()
         )

@@ -102,3 +102,48 @@ async def test_a_sealed_quote_has_a_bounded_number_of_revisions(client: Any, wor
     # The other suppliers are not affected.
     r = await client.post(path, json={"amount": "45000.00"}, headers=world.h("v2"))
     assert r.status_code == 201, r.text
+
+
+async def test_an_outsider_logged_in_reads_a_public_notice_as_a_visitor_does(
+    app: Any, world: World, settings: Settings
+) -> None:
+    """A public notice (open to every supplier of its 品目) is public: another buyer or one of the
+    platform's administrators reads its page and API answer while logged in, as a visitor does —
+    the notice, never the lowest price or the number of bidders, and not the room; it stays out of
+    their lists (those are of the procedures they take part in)."""
+    await world.listing("pc-y", "supplier_y", "4000.00", category="A02010105")
+    auction = await world.procedure("auction", "公开竞价：台式机", decrement="100", hours=1)
+    await offers.bid(world.db, world.who["supplier_x"], auction.id, "57321.00")
+    async with serve(app) as base:
+        for name, party in {
+            "buyer_a": True,
+            "supplier_y": True,
+            "center": True,
+            "buyer_b": False,
+            "sysadmin": False,
+            "auditor": False,
+        }.items():
+            who = await caller(base, world, name)
+            try:
+                api = await who.get(f"/api/procedures/{auction.id}")
+                page = await who.get(f"/procedures/{auction.id}")
+                assert api.status_code == 200 and page.status_code == 200, (name, api.text)
+                answer = await socket_answer(
+                    base,
+                    f"/procedures/{auction.id}/room",
+                    cookie=who.cookie_header,
+                    origin=settings.public_base_url,
+                )
+                listed = (await who.get("/api/procedures", params={"per_page": "100"})).json()["items"]
+                if party:
+                    assert api.json()["lowest"] == "57321.00" and answer.messages, name
+                    assert str(auction.id) in {i["id"] for i in listed}, name
+                else:
+                    assert api.json()["lowest"] is None and api.json()["bidders"] is None, (name, api.text)
+                    assert answer.messages == (), (name, answer)
+                    for r in (api, page):
+                        assert "57321" not in r.text and "57,321" not in r.text, name
+                    assert 'id="room"' not in page.text and auction.title in page.text
+                    assert str(auction.id) not in {i["id"] for i in listed}, name
+            finally:
+                await who.aclose()
