@@ -29,6 +29,7 @@ async def test_the_demo_feed_holds_every_mode_and_every_kind_it_can(
     assert made["published"] == len(rows)
     modes = Counter(r.mode for r in rows if r.kind == "deal")
     assert set(modes) == {"supermarket", "agreement", "designated", "inquiry", "auction"}, modes
+    assert modes["agreement"] >= 2  # the agreement's summary has more than one deal
     kinds = Counter(r.kind for r in rows)
     assert kinds["cancellation"] >= 1 and kinds["correction"] >= 1 and kinds["failure"] == 2, kinds
     assert len(rows) > 40  # the public list pages (20 a page)

@@ -302,8 +302,9 @@ LAPTOPS_SMALL = ("A02010108", "便携式计算机", "12", "台", "i5/16G/512G SS
 async def make_agreement_and_service_deals(
     db: Database, settings: Settings, principals: dict[str, Principal]
 ) -> int:
-    """A car bought under the vehicles agreement and a meeting booked with the designated hotel, both
-    confirmed by their suppliers: deals of the agreement and designated modes in the feed."""
+    """Two vehicles bought under the agreement from two of its suppliers and a meeting booked with the
+    designated hotel, all confirmed: deals of the agreement and designated modes in the feed, and an
+    agreement summary with more than one supplier in it."""
     buyer = principals["buyer3"]
     assert buyer.org_id
     async with db.read() as s:
@@ -337,6 +338,23 @@ async def make_agreement_and_service_deals(
         ),
     )
     await orders.confirm(db, principals["supplier5"], order.id)
+    async with db.read() as s:
+        van = (
+            await s.execute(select(AgreementProduct).where(AgreementProduct.brand == "别克").limit(1))
+        ).scalar_one()
+    second, _ = await agreement_orders.place_order(
+        db,
+        settings,
+        buyer,
+        agreement_orders.AgreementOrderRequest(
+            product_id=van.id,
+            quantity="1",
+            budget_line_id=cars.id,
+            note="医院急救转运保障用车",
+            idempotency_key="seed-agreement-van",
+        ),
+    )
+    await orders.confirm(db, principals["supplier2"], second.id)
     service, _ = await dd.place_order(
         db,
         settings,
