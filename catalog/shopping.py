@@ -111,9 +111,11 @@ async def images_of(s: AsyncSession, listing_ids: Iterable[uuid.UUID]) -> dict[u
     return out
 
 
-async def image_for(s: AsyncSession, viewer: Principal | None, image_id: uuid.UUID, size: str) -> str:
-    """The file key of a photo `viewer` may see: anyone a listing on sale's; its supplier, the
-    center and the regulator any."""
+async def image_for(
+    s: AsyncSession, viewer: Principal | None, image_id: uuid.UUID, size: str
+) -> tuple[str, bool]:
+    """The file key of a photo `viewer` may see, and whether it is public: anyone sees a listing on
+    sale's (public: a shared cache may keep it); its supplier, the center and the regulator any."""
     if size not in media.SIZES:
         raise NotFound("图片不存在", code="image_not_found")
     row = (
@@ -129,7 +131,7 @@ async def image_for(s: AsyncSession, viewer: Principal | None, image_id: uuid.UU
     insider = viewer is not None and (viewer.role in ("center", "regulator") or viewer.org_id == supplier)
     if status != ListingStatus.LIVE and not insider:
         raise NotFound("图片不存在", code="image_not_found")
-    return str(getattr(image, f"{size}_key"))
+    return str(getattr(image, f"{size}_key")), status == ListingStatus.LIVE
 
 
 # ------------------------------------------------------------------ favourites

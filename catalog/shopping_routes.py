@@ -16,7 +16,7 @@ from catalog.models import ComparisonSheet, ListingImage
 from catalog.structs import ListingOut
 from mall.core import files
 from mall.core.auth import PUBLIC, allow
-from mall.core.errors import InvalidInput
+from mall.core.errors import InvalidInput, NotFound
 from mall.web.deps import DB, Config, UserCall, Viewer
 from mall.web.helpers import AnyRequest, Form, flash
 
@@ -181,16 +181,17 @@ class ImageFiles(Controller):
     ) -> Stream:
         name = size.removesuffix(".jpg")
         async with db.read() as s:
-            key = await shopping.image_for(s, viewer, image_id, name)
+            key, public = await shopping.image_for(s, viewer, image_id, name)
         store = files.store_for(settings, db)
         info = await store.stat(key)
         if info is None:
-            raise InvalidInput("图片文件缺失", code="image_not_found")
+            raise NotFound("图片不存在", code="image_not_found")
         return Stream(
             store.chunks(key),
             media_type="image/jpeg",
             headers={
-                "cache-control": "public, max-age=31536000, immutable",
+                # a listing not on sale shows its photos to its supplier and the reviewers only
+                "cache-control": "public, max-age=31536000, immutable" if public else "private, no-store",
                 "content-length": str(info.size),
             },
         )

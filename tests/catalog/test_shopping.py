@@ -125,7 +125,8 @@ async def test_a_listing_not_on_sale_shows_its_photos_to_its_supplier_only(clien
     assert (await client.get(thumb)).status_code == 404
     assert (await client.get(thumb, headers=world.h("supplier_x"))).status_code == 404
     await login(client, "supplier_y")
-    assert (await client.get(thumb)).status_code == 200
+    r = await client.get(thumb)
+    assert r.status_code == 200 and "public" not in r.headers["cache-control"]
     page = assert_page(await client.get(f"/supplier/listings/{draft.id}/edit", headers=HTML))
     assert thumb in page and 'enctype="multipart/form-data"' in page
 
