@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mall.budgets import scope as budget_scope
 from tests.ops_helpers import mall_cli
 from tests.test_launcher import free_port, processes_of
 
@@ -167,13 +168,16 @@ class Buyer:
         self.mall = mall
         self.buyer = mall.token("buyer1")
         self.supplier = mall.token("supplier1")
-        lines = httpx.get(f"{mall.base}/api/budgets/", headers=self.buyer, timeout=30).json()
-        self.line = max(lines, key=lambda b: float(b["available"]))["id"]
         listings = httpx.get(
             f"{mall.base}/api/supplier/listings", params={"per_page": 100}, headers=self.supplier, timeout=30
         ).json()["items"]
         live = [x for x in listings if x["status"] == "live" and float(x["stock"]) >= 50]
-        self.listing = min(live, key=lambda x: float(x["price"]))["id"]
+        cheapest = min(live, key=lambda x: float(x["price"]))
+        self.listing = cheapest["id"]
+        # a line whose 品目 scope covers it (mall.budgets.scope), the one with the most left
+        lines = httpx.get(f"{mall.base}/api/budgets/", headers=self.buyer, timeout=30).json()
+        fit = [b for b in lines if budget_scope.covers(b["scope"], cheapest["category_code"])]
+        self.line = max(fit, key=lambda b: float(b["available"]))["id"]
         self.confirmed: list[str] = []
 
     def deal(self) -> str:

@@ -77,6 +77,7 @@ FIXED = {
     ("/static/swagger/{file_path:path}", "file_path"): "swagger-ui.css",
     ("/schema/{path:str}", "path"): "openapi.yaml",
     ("/api/catalog/import-template/{fmt:str}", "fmt"): "csv",
+    ("/images/{image_id:uuid}/{size:str}", "size"): "thumb.jpg",
 }
 # Query parameters by name; any other gets the inquiry's id (the value most likely to matter).
 QUERY_VALUES = {
