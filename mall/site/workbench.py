@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 from litestar import Controller, get
@@ -76,11 +77,20 @@ class Board:
     waiting: list[Item]
     counts: dict[str, int]  # the regulator's and the center's summary figures, with their links
 
+    def add(self, item: Item, yours: bool) -> None:
+        (self.yours if yours else self.waiting).append(item)
+
     def sort(self) -> None:
         far = datetime.max.replace(tzinfo=clock.SHANGHAI)
         self.yours.sort(key=lambda i: i.step.due or far)
         self.waiting.sort(key=lambda i: i.step.due or far)
         del self.yours[SHOWN:], self.waiting[SHOWN:]
+
+
+async def _oldest(s: AsyncSession, model: Any, order: tuple[Any, ...], *where: Any) -> list[Any]:
+    """The first SCANNED rows of `model` matching `where`, in `order` (the oldest first)."""
+    rows = await s.execute(select(model).where(*where).order_by(*order).limit(SCANNED))
+    return list(rows.scalars().unique())
 
 
 def _is_party(who: Principal, order: Order) -> bool:
@@ -89,15 +99,10 @@ def _is_party(who: Principal, order: Order) -> bool:
 
 async def _orders(s: AsyncSession, who: Principal, settings: Settings, board: Board) -> None:
     own = Order.buyer_org_id if who.role == "buyer" else Order.supplier_org_id
-    rows = (
-        await s.execute(
-            select(Order)
-            .where(own == who.org_id, Order.status.in_(OPEN_ORDER_STATES))
-            .order_by(Order.placed_at, Order.id)
-            .limit(SCANNED)
-        )
-    ).scalars()
-    for o in rows.unique():
+    rows = await _oldest(
+        s, Order, (Order.placed_at, Order.id), own == who.org_id, Order.status.in_(OPEN_ORDER_STATES)
+    )
+    for o in rows:
         step = order_steps.next_step(o, settings.work_calendar, settings.payment_due_days)
         item = Item(
             "订单",
@@ -106,9 +111,7 @@ async def _orders(s: AsyncSession, who: Principal, settings: Settings, board: Bo
             step,
             o.total_amount,
         )
-        (board.yours if step.stance(who.role, own=_is_party(who, o)) == "yours" else board.waiting).append(
-            item
-        )
+        board.add(item, step.stance(who.role, own=_is_party(who, o)) == "yours")
 
 
 def _procedure_item(p: Procedure, step: NextStep) -> Item:
@@ -143,73 +146,58 @@ async def _procedures(s: AsyncSession, who: Principal, board: Board) -> None:
     for p in (await s.execute(stmt.order_by(Procedure.created_at, Procedure.id).limit(SCANNED))).scalars():
         step = procedure_steps.next_step(p, now)
         yours = procedure_steps.stance(p, step, who.role, who.org_id) == "yours"
-        (board.yours if yours else board.waiting).append(_procedure_item(p, step))
+        board.add(_procedure_item(p, step), yours)
 
 
 async def _supplier_catalog(s: AsyncSession, who: Principal, settings: Settings, board: Board) -> None:
-    listings = (
-        await s.execute(
-            select(Listing)
-            .where(
-                Listing.supplier_org_id == who.org_id,
-                Listing.status.in_(
-                    (
-                        ListingStatus.DRAFT,
-                        ListingStatus.SUBMITTED,
-                        ListingStatus.REJECTED,
-                        ListingStatus.FROZEN,
-                    )
-                ),
+    listings = await _oldest(
+        s,
+        Listing,
+        (Listing.updated_at, Listing.id),
+        Listing.supplier_org_id == who.org_id,
+        Listing.status.in_(
+            (
+                ListingStatus.DRAFT,
+                ListingStatus.SUBMITTED,
+                ListingStatus.REJECTED,
+                ListingStatus.FROZEN,
             )
-            .order_by(Listing.updated_at, Listing.id)
-            .limit(SCANNED)
-        )
-    ).scalars()
-    for li in listings.unique():
+        ),
+    )
+    for li in listings:
         step = catalog_steps.listing_step(li, settings.work_calendar)
         item = Item(
             "商品", f"{li.name} · {li.brand} {li.spec_model}", f"/supplier/listings/{li.id}/edit", step
         )
-        (board.yours if step.stance("supplier") == "yours" else board.waiting).append(item)
-    apps = (
-        await s.execute(
-            select(Designation)
-            .where(
-                Designation.supplier_org_id == who.org_id,
-                Designation.status.in_((DesignationStatus.APPLIED, DesignationStatus.REJECTED)),
-            )
-            .order_by(Designation.applied_at, Designation.id)
-            .limit(SCANNED)
-        )
-    ).scalars()
+        board.add(item, step.stance("supplier") == "yours")
+    apps = await _oldest(
+        s,
+        Designation,
+        (Designation.applied_at, Designation.id),
+        Designation.supplier_org_id == who.org_id,
+        Designation.status.in_((DesignationStatus.APPLIED, DesignationStatus.REJECTED)),
+    )
     for d in apps:
         step = catalog_steps.designation_step(d)
         item = Item(
             "定点申请", f"{d.category_code} · {d.region_code}", "/designated", step, detail=d.review_note
         )
-        (board.yours if step.stance("supplier") == "yours" else board.waiting).append(item)
+        board.add(item, step.stance("supplier") == "yours")
 
 
 async def _center_queues(s: AsyncSession, settings: Settings, board: Board) -> None:
-    listings = (
-        await s.execute(
-            select(Listing)
-            .where(Listing.status == ListingStatus.SUBMITTED)
-            .order_by(Listing.submitted_at, Listing.id)
-            .limit(SCANNED)
-        )
-    ).scalars()
-    for li in listings.unique():
+    listings = await _oldest(
+        s, Listing, (Listing.submitted_at, Listing.id), Listing.status == ListingStatus.SUBMITTED
+    )
+    for li in listings:
         step = catalog_steps.listing_step(li, settings.work_calendar)
         board.yours.append(Item("商品审核", f"{li.name} · {li.supplier.name}", "/center/listings", step))
-    apps = (
-        await s.execute(
-            select(Designation)
-            .where(Designation.status == DesignationStatus.APPLIED)
-            .order_by(Designation.applied_at, Designation.id)
-            .limit(SCANNED)
-        )
-    ).scalars()
+    apps = await _oldest(
+        s,
+        Designation,
+        (Designation.applied_at, Designation.id),
+        Designation.status == DesignationStatus.APPLIED,
+    )
     for d in apps:
         board.yours.append(
             Item(
@@ -219,15 +207,13 @@ async def _center_queues(s: AsyncSession, settings: Settings, board: Board) -> N
                 catalog_steps.designation_step(d),
             )
         )
-    requests = (
-        await s.execute(
-            select(PriceRequest)
-            .where(PriceRequest.status == PriceRequestStatus.PENDING)
-            .order_by(PriceRequest.requested_at, PriceRequest.id)
-            .limit(SCANNED)
-        )
-    ).scalars()
-    for r in requests.unique():
+    requests = await _oldest(
+        s,
+        PriceRequest,
+        (PriceRequest.requested_at, PriceRequest.id),
+        PriceRequest.status == PriceRequestStatus.PENDING,
+    )
+    for r in requests:
         board.yours.append(
             Item(
                 "调价申请",

@@ -482,6 +482,20 @@ async def make_history(
     return made
 
 
+async def _reviewed_listing(
+    db: Database,
+    settings: Settings,
+    principals: dict[str, Principal],
+    supplier: Principal,
+    draft: catalog_service.ListingDraft,
+) -> Listing:
+    """A listing of `supplier`, submitted and approved by the center: on sale."""
+    listing = await catalog_service.create_listing(db, supplier, draft, margin=settings.price_margin)
+    return await catalog_service.review_listing(
+        db, principals["center1"], listing.id, approve=True, reason="", margin=settings.price_margin
+    )
+
+
 async def make_split_purchase(db: Database, settings: Settings, principals: dict[str, Principal]) -> int:
     """开封市中心医院 buys desktops for the whole hospital in three orders, each below the
     decentralized threshold, together above the open-tender threshold: the regulator's split-purchase
@@ -499,10 +513,7 @@ async def make_split_purchase(db: Database, settings: Settings, principals: dict
         reference_source="https://www.lenovo.com.cn/",
         description="含 23.8 英寸显示器，三年上门保修。",
     )
-    listing = await catalog_service.create_listing(db, supplier, draft, margin=settings.price_margin)
-    await catalog_service.review_listing(
-        db, principals["center1"], listing.id, approve=True, reason="", margin=settings.price_margin
-    )
+    listing = await _reviewed_listing(db, settings, principals, supplier, draft)
     line = await _line_for(db, buyer.org_id, ["A02010105"])
     assert line is not None and line.project_code == "YY-2026-025"
     published = 0
@@ -555,10 +566,7 @@ async def make_sole_proprietor_deal(
         reference_source="京东自营",
         description="个体经营文具店供货，郑州市区当天送达。",
     )
-    listing = await catalog_service.create_listing(db, shop, draft, margin=settings.price_margin)
-    await catalog_service.review_listing(
-        db, principals["center1"], listing.id, approve=True, reason="", margin=settings.price_margin
-    )
+    listing = await _reviewed_listing(db, settings, principals, shop, draft)
     assert buyer.org_id
     async with db.read() as s:
         line = next(b for b in await budgets.lines_of(s, buyer.org_id) if b.project_code == "JY-2026-003")
