@@ -404,7 +404,11 @@ async def world(clean: None, db: Database, settings: Settings, snapshots: Snapsh
     test froze it at before asking for the world), saved, and put back for every later test."""
     from workers import queues
 
-    if queues._settings is not settings:  # the queues point elsewhere: build it where they point
+    where = queues._settings
+    if where is None or (where.resolved_redis_url, where.queue_name) != (
+        settings.resolved_redis_url,
+        settings.queue_name,
+    ):  # the queues point elsewhere (another Redis, another queue): build it where they point
         return await World.build(db, settings)
     key = clock.clock._frozen
     if key in snapshots.worlds:

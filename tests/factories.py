@@ -11,6 +11,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from argon2 import PasswordHasher
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -59,8 +60,13 @@ def movable_clock() -> Iterator[Callable[[timedelta], None]]:
 
 
 @lru_cache(maxsize=1)
-def _hash() -> str:
-    return auth.hash_password(PASSWORD)
+def password_hash() -> str:
+    """The test users' password hash: argon2id as the mall stores it, at argon2's smallest cost.
+    Checking a password costs what its stored hash names, so logging in as a test user takes
+    microseconds instead of the production parameters' ~20 ms (hundreds of logins a run). Hashes
+    the mall makes itself (accounts created, passwords changed through the API) keep the production
+    parameters; `tests/mall/test_password_hash.py` checks them."""
+    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
 
 
 def _detached_copy(row: T) -> T:
@@ -124,7 +130,7 @@ class World:
                 org_id=org.id,
                 username=name,
                 display_name=name,
-                password_hash=_hash(),
+                password_hash=password_hash(),
                 admin_role=admin_role,
                 created_at=clock.now(),
             )

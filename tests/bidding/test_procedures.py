@@ -234,6 +234,7 @@ async def assert_replay(world: World, procedure_id: uuid.UUID, acknowledged: lis
     assert final.lowest_amount == lowest and final.offer_seq == len(accepted)
 
 
+@pytest.mark.slow
 async def test_concurrent_bids_equal_a_sequential_replay_of_the_accepted_log(
     world: World, frozen: datetime
 ) -> None:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from bidding import routes as bidding_routes
@@ -257,6 +258,7 @@ async def _world_ids(client: Any, world: World) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
     values = await _world_ids(client, world)
 
@@ -355,6 +357,7 @@ def _page_endpoints(app: Any, values: dict[str, str]) -> list[tuple[str, str, st
     return out
 
 
+@pytest.mark.slow
 async def test_page_role_matrix_of_the_three_administrators(world: World) -> None:
     """Every page route, as each of the three administrators (三员分立), through a browser's session:
     what the route does not name them for is a 403 error page, and what it does is served (a public

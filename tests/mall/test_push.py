@@ -336,7 +336,7 @@ async def test_a_timeout_is_retried_and_the_receiver_dedupes_by_idempotency_key(
     client: Any, world: World, settings: Settings, receiver: Receiver, frozen: Any
 ) -> None:
     # At-least-once: the receiver took seq 1 but answered after our timeout, so it gets seq 1 again.
-    quick = replace(settings, push_timeout_seconds=1.0)
+    quick = replace(settings, push_timeout_seconds=0.3)
     sub_id = await subscribe(client, world, receiver)
     await publish(world, ["supermarket"] * 3)
     receiver.slow_once = 4.0

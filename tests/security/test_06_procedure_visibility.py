@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bidding import offers
 from mall.core.models import OrgKind
 from mall.core.settings import Settings
@@ -19,6 +21,7 @@ SEES = {"buyer_a": True, "center": True, "regulator": True, "v1": True, "v2": Tr
 HIDDEN = {"buyer_b": False, "supplier_x": False, "supplier_y": False, "sysadmin": False, "auditor": False}
 
 
+@pytest.mark.slow
 async def test_api_page_room_and_list_agree(app: Any, world: World, settings: Settings) -> None:
     invited = [await world.org(f"v{i}", OrgKind.SUPPLIER, f"受邀供应商{i}") for i in (1, 2, 3)]
     auction = await publish(world, "auction", invited, decrement="100")

@@ -205,6 +205,7 @@ def test_a_bomb_is_refused_before_openpyxl_sees_it(bomb: str, spies: list[str]) 
     assert any("\u4e00" <= ch <= "\u9fff" for ch in message)
 
 
+@pytest.mark.slow
 def test_the_bytes_inflated_are_capped_whatever_the_directory_says(
     spies: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -338,6 +339,7 @@ async def test_a_sound_upload_is_parsed_by_the_job_only(
     assert done["status"] == "done" and done["total"] == 3 and done["accepted"] == 3
 
 
+@pytest.mark.slow
 async def test_ten_thousand_rows_are_the_limit(world: World) -> None:
     """10,000 data rows are read (strict, with the last one bad, so the test writes no listings);
     10,001 end the import as failed."""

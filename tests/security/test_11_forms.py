@@ -275,6 +275,7 @@ async def test_the_forms_refuse_bad_text_with_a_message_keep_what_was_typed_and_
     assert cases >= 90, cases
 
 
+@pytest.mark.slow
 async def test_a_megabyte_of_item_specification_is_refused_by_the_api_and_the_page(
     client: Any, world: World
 ) -> None:
@@ -314,6 +315,7 @@ async def test_a_megabyte_of_item_specification_is_refused_by_the_api_and_the_pa
     assert await fingerprint(world.db) == before
 
 
+@pytest.mark.slow
 async def test_a_megabyte_order_note_is_refused_not_cut(client: Any, world: World) -> None:
     note = "备" * MEGABYTE
     ids = await orders_in_states(world)

@@ -502,6 +502,7 @@ class DatabaseRefusals(logging.Handler):
             self.seen.append(message)
 
 
+@pytest.mark.slow
 async def test_every_string_of_every_json_body_has_a_limit_and_refuses_bad_text(
     app: Any, client: Any, world: World
 ) -> None:

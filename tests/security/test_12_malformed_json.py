@@ -59,6 +59,7 @@ def concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", lambda m: "1" if ":int" in m.group(0) else str(uuid.uuid4()), path)
 
 
+@pytest.mark.slow
 async def test_every_json_endpoint_refuses_malformed_bodies(client: Any, app: Any, world: World) -> None:
     endpoints = json_endpoints(app)
     # the JSON API is large; a route table that lost most of it would make this test pass vacuously

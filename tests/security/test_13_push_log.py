@@ -223,7 +223,7 @@ async def test_every_failure_is_one_fixed_kind_with_a_fixed_message(
                 .values(url="http://gone.invalid/hook")
             )
     await publish(world, ["supermarket"])
-    run = await push.deliver(world.db, replace(local, push_timeout_seconds=1.0), sub_id)
+    run = await push.deliver(world.db, replace(local, push_timeout_seconds=0.3), sub_id)
     assert run.failed and run.delivered == 0
 
     h = world.h("center")

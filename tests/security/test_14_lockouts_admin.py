@@ -39,6 +39,7 @@ async def _throttle(world: World, settings: Settings, app: object) -> None:
             )
 
 
+@pytest.mark.slow
 async def test_the_security_administrator_lists_and_clears_throttles_through_the_api(
     world: World, settings: Settings
 ) -> None:
@@ -87,6 +88,7 @@ async def test_the_security_administrator_lists_and_clears_throttles_through_the
     assert audit[0].before_state is not None and '"failures":3' in audit[0].before_state
 
 
+@pytest.mark.slow
 async def test_the_security_page_shows_throttles_with_a_clear_button(
     world: World, settings: Settings
 ) -> None:

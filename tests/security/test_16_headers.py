@@ -8,6 +8,8 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
+import pytest
+
 from tests.factories import World
 from tests.mall.test_pages import login_ok
 
@@ -97,6 +99,7 @@ def page_paths(app: Any) -> list[str]:
     return sorted(out)
 
 
+@pytest.mark.slow
 async def test_no_page_needs_inline_script(client: Any, app: Any, world: World) -> None:
     paths = page_paths(app)
     assert len(paths) >= 15, paths

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
@@ -104,6 +105,7 @@ async def live_connections(
         await r.aclose()
 
 
+@pytest.mark.slow
 async def test_connections_per_user_and_room_are_capped_across_processes(
     world: World, settings: Settings
 ) -> None:
@@ -167,6 +169,7 @@ async def test_connections_per_user_and_room_are_capped_across_processes(
             await c2.aclose()
 
 
+@pytest.mark.slow
 async def test_refused_bids_are_limited_per_user_and_room(world: World, settings: Settings) -> None:
     xs, p = await suppliers_and_auction(world, "b", "出价供应商")
     other = await publish(world, "auction", xs, decrement="100")
@@ -218,6 +221,7 @@ async def test_refused_bids_are_limited_per_user_and_room(world: World, settings
             await b2.aclose()
 
 
+@pytest.mark.slow
 async def test_exempt_clients_are_not_limited(world: World, settings: Settings) -> None:
     xs, p = await suppliers_and_auction(world, "e", "豁免供应商")
     async with (
