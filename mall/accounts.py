@@ -18,7 +18,7 @@ from mall.core.auth import Principal
 from mall.core.credit_code import kind_problem, problem_with
 from mall.core.db import Database, Tx
 from mall.core.encryption import DataKeys
-from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from mall.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from mall.core.fields import Address, Choice, CreditCodeText, Name, Phone, RegionCode
 from mall.core.models import ADMIN_ROLE_LABELS, Organization, OrgKind, User
 
@@ -382,10 +382,7 @@ async def users_with_second_factor(session: AsyncSession) -> list[User]:
 
 def grant_role_command(database_url: str, username: str, role: str, data_keys: DataKeys | None = None) -> int:
     """`mall grant-role USERNAME sysadmin|secadmin|auditor|none`: exit 0, or 1 with the reason."""
-    import asyncio
     import sys
-
-    from mall.core.errors import DomainError
 
     async def go() -> User:
         db = Database(database_url, pool_size=2, data_keys=data_keys)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mall.core import logs
+from mall.core import clock, encryption, logs
 from mall.core.db import Database
 from mall.core.errors import DomainError
 from mall.core.settings import Settings, SettingsError, load_settings
@@ -201,7 +201,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from mall.ledger.disclosure import verify_chain  # start-up: the ledger, for this command only
+    # start-up: the ledger and its witness files, for this command only
+    from mall.ledger.disclosure import verify_chain
     from mall.ops.ledger import verify_witness, witness_to_check
 
     witness_file = witness_to_check(settings, args.witness)
@@ -227,8 +228,6 @@ def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_check_calendar(settings: Settings, args: argparse.Namespace) -> int:
     """Which years the working-day calendar covers (its files were checked when settings loaded);
     exit 1 when this year is not covered, so a scheduled check can warn before deadlines go wrong."""
-    from mall.core import clock
-
     cal = settings.work_calendar
     print("工作日历（放假与调休上班日期来自国务院办公厅节假日安排通知）：")
     for year_file in cal.years.values():
@@ -296,7 +295,6 @@ def cmd_grant_role(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_rotate_data_key(settings: Settings, args: argparse.Namespace) -> int:
     """Every encrypted personal field encrypted again with the first data key; `--new-key` first puts a
     new key in the key file beside a SQLite database (MALL_DATA_KEY is changed by the operator)."""
-    from mall.core import encryption
     from mall.schema import metadata  # start-up: every table, for this command only
 
     if args.new_key:

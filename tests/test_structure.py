@@ -1,5 +1,6 @@
 """Rules of the code's structure that a linter does not know: statuses are written through their
-enums, and no module reaches into another module's private names."""
+enums, no module reaches into another module's private names, and a first-party import inside a
+function says which cycle or start-up cost it avoids."""
 
 from __future__ import annotations
 
@@ -85,3 +86,51 @@ def test_no_module_imports_another_modules_private_names() -> None:
                     if alias.name.startswith("_") and not alias.name.startswith("__")
                 ]
     assert not found, "\n".join(found)
+
+
+def _is_first_party(node: ast.Import | ast.ImportFrom) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return node.level > 0 or (node.module or "").split(".")[0] in FIRST_PARTY
+    return any(alias.name.split(".")[0] in FIRST_PARTY for alias in node.names)
+
+
+def unexplained_local_imports(name: str, source: str) -> Iterator[str]:
+    """First-party imports inside functions with no comment saying why: a comment on the import's line,
+    or on the line above the block of imports it belongs to (imports and blank lines between)."""
+    lines = source.splitlines()
+    for fn in ast.walk(ast.parse(source)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)) or not _is_first_party(node):
+                continue
+            n = node.lineno - 1
+            if "#" in lines[n]:
+                continue
+            above = n - 1
+            while above >= 0 and (
+                not lines[above].strip() or lines[above].strip().startswith(("import ", "from "))
+            ):
+                above -= 1
+            if above >= 0 and lines[above].strip().startswith("#"):
+                continue
+            yield f"{name}:{node.lineno} {lines[n].strip()}"
+
+
+def test_a_first_party_import_inside_a_function_says_which_cycle_or_start_up_cost_it_avoids() -> None:
+    found = [
+        line
+        for path, _ in modules()
+        for line in unexplained_local_imports(str(path.relative_to(ROOT)), path.read_text(encoding="utf-8"))
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_the_local_import_scan_finds_what_it_looks_for() -> None:
+    source = (
+        "import json\n\n"
+        "def f():\n    from mall.core import clock\n\n"
+        "def g():\n    # start-up: the search engine\n    import json\n    from search_index import sync\n\n"
+        "def h():\n    import json\n    from . import sibling  # cycle: sibling imports this module\n"
+    )
+    assert list(unexplained_local_imports("x.py", source)) == ["x.py:4 from mall.core import clock"]

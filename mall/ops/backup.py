@@ -123,6 +123,7 @@ def sqlite_path(settings: Settings) -> Path:
 @functools.cache
 def _scripts() -> Any:
     """The migration scripts this code carries (read once per process)."""
+    # start-up: alembic and the migration scripts, read only when a backup or restore needs them
     from alembic.script import ScriptDirectory
 
     from mall.migrate import alembic_config
@@ -626,7 +627,7 @@ def restore(settings: Settings, src: Path, options: RestoreOptions, *, say: Say 
     else:
         _restore_pg(settings, src, options, say)
     if revision != code_head_revision():
-        from mall.migrate import upgrade
+        from mall.migrate import upgrade  # start-up: alembic, only when the backup is older than the code
 
         upgrade(settings)
         say(f"· 数据库已从版本 {revision} 迁移到最新 (migrated)")
@@ -757,6 +758,7 @@ async def _after_restore(
         if settings.meili_url:
             say("· 搜索索引在 Meilisearch：请运行 mall reindex")
         elif options.reindex:
+            # start-up: the search engine (tantivy, jieba), only when a restore rebuilds the index
             from search_index import sync
             from search_index.embedded import EmbeddedBackend
 
