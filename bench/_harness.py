@@ -381,7 +381,7 @@ async def build_world(
 
     from catalog import service as catalog_service
     from mall.budgets.models import BudgetLine
-    from mall.core import auth, clock
+    from mall.core import auth, clock, passwords
     from mall.core.credit_code import make
     from mall.core.models import Organization, OrgKind, User
     from mall.core.settings import Settings
@@ -389,7 +389,7 @@ async def build_world(
 
     queues.register_topics()  # this process is a root too; its enqueues do nothing (no queue configured)
     db = bench_db(database_url, pool_size=2)
-    pw_hash = auth.hash_password(BENCH_PASSWORD)
+    pw_hash = passwords.hash_password(BENCH_PASSWORD)
     year = clock.local_date(clock.now()).year
     counter = 0
     principals: dict[str, Any] = {}

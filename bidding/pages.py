@@ -37,9 +37,10 @@ from bidding.publish import ItemIn, ProcedureIn
 from catalog import agreement_queries as agreements
 from mall import budgets
 from mall.core import clock, fields, metrics
-from mall.core.auth import PUBLIC, Principal, allow
+from mall.core.auth import Principal
 from mall.core.db import Database, retried
 from mall.core.errors import InvalidInput, NotFound
+from mall.core.guards import PUBLIC, allow
 from mall.web import forms
 from mall.web.deps import DB, UserCall, Viewer
 from mall.web.helpers import AnyRequest, Form, page_no, paging, pop_form, render

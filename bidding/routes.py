@@ -15,9 +15,10 @@ from bidding.models import KIND_LABELS, PROCEDURE_STATUS_LABELS
 from bidding.offers import AmountIn
 from bidding.publish import ProcedureIn
 from mall.core import clock
-from mall.core.auth import Principal, allow
+from mall.core.auth import Principal
 from mall.core.clock import rfc3339
 from mall.core.db import Database, retried
+from mall.core.guards import allow
 from mall.core.money import money_str, quantity_str
 from mall.web.deps import UserCall
 from mall.web.helpers import PageNo, PerPage

@@ -30,8 +30,9 @@ from catalog.models import (
 )
 from mall import budgets
 from mall.core import clock, fields
-from mall.core.auth import PUBLIC, Principal, allow
+from mall.core.auth import Principal
 from mall.core.errors import DomainError, InvalidInput
+from mall.core.guards import PUBLIC, allow
 from mall.structs import ReasonIn
 from mall.web import forms
 from mall.web.deps import DB, Config, UserCall, Viewer

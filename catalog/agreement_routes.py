@@ -13,10 +13,11 @@ from catalog import designated as dd
 from catalog.models import Agreement, DesignationStatus
 from mall import orders
 from mall.core import fields
-from mall.core.auth import PUBLIC, Principal, allow
+from mall.core.auth import Principal
 from mall.core.clock import rfc3339
 from mall.core.db import retried
 from mall.core.errors import Forbidden
+from mall.core.guards import PUBLIC, allow
 from mall.core.money import money_str
 from mall.orders.models import Order
 from mall.structs import OrderOut, ReasonIn

@@ -30,9 +30,9 @@ from catalog.routes import csv_download
 from catalog.search import Search
 from catalog.structs import ListingCreate, ListingDraft, ModerationIn, PriceIn, ReviewIn
 from mall.core import clock, files
-from mall.core.auth import PUBLIC, allow
 from mall.core.errors import DomainError, InvalidInput, NotFound
 from mall.core.fields import CategoryCodeText, Choice
+from mall.core.guards import PUBLIC, allow
 from mall.web import forms
 from mall.web.deps import DB, Config, UserCall, Viewer
 from mall.web.helpers import AnyRequest, Form, flash, page_no, pages_of, paging, pop_form, render

@@ -31,10 +31,10 @@ from catalog.structs import (
     ReviewIn,
 )
 from mall.core import fields, files
-from mall.core.auth import PUBLIC, allow
 from mall.core.db import Database, retried
 from mall.core.errors import InvalidInput, NotFound
 from mall.core.fields import SEARCH_MAX
+from mall.core.guards import PUBLIC, allow
 from mall.core.models import JobStatus
 from mall.core.money import MoneyError, money
 from mall.web.deps import DB, UserCall

@@ -15,8 +15,8 @@ from catalog import media, shopping
 from catalog.models import ComparisonSheet, ListingImage
 from catalog.structs import ListingOut
 from mall.core import files
-from mall.core.auth import PUBLIC, allow
 from mall.core.errors import InvalidInput, NotFound
+from mall.core.guards import PUBLIC, allow
 from mall.web.deps import DB, Config, UserCall, Viewer
 from mall.web.helpers import AnyRequest, Form, flash
 

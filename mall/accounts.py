@@ -13,7 +13,7 @@ import msgspec
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall.core import audit, auth, clock, fields
+from mall.core import audit, auth, clock, fields, passwords
 from mall.core.auth import Principal
 from mall.core.credit_code import kind_problem, problem_with
 from mall.core.db import Database, Tx
@@ -130,12 +130,12 @@ async def create_user(
     errors = []
     if not USERNAME.fullmatch(username):
         errors.append("用户名应为3至64位小写字母、数字或 _ . -，以字母开头")
-    weak = auth.password_problem(password, username, published_ok=who is None)  # None: the demo seed
+    weak = passwords.password_problem(password, username, published_ok=who is None)  # None: the demo seed
     if weak is not None:
         errors.append(weak[1])
     if errors:
         raise InvalidInput("；".join(errors), code="user_invalid")
-    password_hash = auth.hash_password(password)
+    password_hash = passwords.hash_password(password)
     async with db.write() as tx:
         org = await organization(tx, org_id)
         if await tx.session.scalar(select(User.id).where(User.username == username)):
@@ -255,7 +255,7 @@ async def reset_password(db: Database, who: Principal, user_id: uuid.UUID) -> tu
     it on); every session and token of the user ends, and the user must set a password of their own
     at the next login before anything else."""
     temporary = "".join(secrets.choice(_TEMPORARY) for _ in range(16))
-    password_hash = await asyncio.to_thread(auth.hash_password, temporary)
+    password_hash = await asyncio.to_thread(passwords.hash_password, temporary)
     async with db.write() as tx:
         user = await _business_user(tx, who, user_id)
         user.password_hash = password_hash

@@ -261,15 +261,15 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
-    from mall.ops import backup  # start-up: restores (and the search engine), for this command only
+    from mall.ops import restore  # start-up: restores (and the search engine), for this command only
 
-    options = backup.RestoreOptions(
+    options = restore.RestoreOptions(
         force=args.force,
         witness_file=Path(args.witness) if args.witness else None,
         accept_ledger_loss=args.accept_ledger_loss,
         reindex=not args.no_reindex,
     )
-    return backup.restore_command(settings, Path(args.src), options)
+    return restore.restore_command(settings, Path(args.src), options)
 
 
 def cmd_archive(settings: Settings, args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from catalog import agreements, designated
 from catalog import service as catalog_service
 from catalog.models import Listing
 from mall.budgets.models import BudgetLine
-from mall.core import auth, clock
+from mall.core import auth, clock, tokens
 from mall.core.auth import Principal
 from mall.core.credit_code import make
 from mall.core.db import Database
@@ -138,7 +138,7 @@ class World:
             tx.session.add_all([org, user])
         p = auth.principal_of(user)
         self.who[name] = p
-        self.tokens[name], _ = await auth.issue_token(self.db, p, "test")
+        self.tokens[name], _ = await tokens.issue_token(self.db, p, "test")
         return p
 
     async def budget(

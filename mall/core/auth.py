@@ -1,43 +1,26 @@
-"""Who is calling: passwords, the second factor, session cookies for pages, bearer tokens for the
-API, and the access guard.
+"""Who is calling: the roles, the caller (`Principal`), logging in with a password and the second
+factor, changing the password, and ending sessions.
 
-Every route handler declares who may call it with `opt=allow(...)`; the global guard refuses a
-handler that declares nothing, so an endpoint can never be open by omission. Password checks go
-through `mall.login_throttle`; every sign-in, failure and sign-out is in the audit log
-(`mall.core.audit`), a failure even though the login fails.
+Password checks go through `mall.core.login_throttle`; every sign-in, failure and sign-out is in the
+audit log (`mall.core.audit`), a failure even though the login fails. Hashing and the password
+policy are in `mall.core.passwords`, API tokens in `mall.core.tokens`, and the middleware and the
+access guard in `mall.core.guards`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
-import secrets
-import unicodedata
 import uuid
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from litestar.connection import ASGIConnection
-from litestar.enums import ScopeType
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall.core import audit, clock, fields, login_throttle, netaddr, totp
-from mall.core.db import Database, Tx, retried
+from mall.core import audit, clock, fields, login_throttle, passwords, totp
+from mall.core.db import Database, Tx
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from mall.core.models import ADMIN_ROLE_LABELS, AdminRole, ApiToken, OrgKind, User
-
-# Cheap enough for a 2-core machine under a checkout benchmark, still memory-hard.
-_hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 ROLE_OF_KIND = {
     OrgKind.BUDGET_UNIT: "buyer",
@@ -58,82 +41,6 @@ ROLE_LABELS = {
     **ADMIN_ROLE_LABELS,
 }
 ALL_ROLES = ("buyer", "supplier", "center", "regulator", *ADMIN_ROLES)
-# Defaults; the app passes settings.token_ttl_days and settings.max_live_tokens.
-TOKEN_TTL = timedelta(days=7)
-MAX_LIVE_TOKENS = 20
-# A token's last use is written when the stored one is older than this: one write per token per
-# few minutes instead of one per request.
-LAST_USE_EVERY = timedelta(minutes=5)
-
-
-@functools.lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    return _hasher.hash("no such user")
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(stored: str, password: str) -> bool:
-    try:
-        return _hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-# ------------------------------------------------------------------ the password policy
-
-PASSWORD_MIN = 10
-COMMON_PASSWORDS = Path(__file__).resolve().parent.parent / "data" / "common-passwords.txt"
-
-
-@functools.lru_cache(maxsize=1)
-def common_passwords() -> frozenset[str]:
-    """The 10,000 most common passwords, lowercased (see mall/data/README.md for the source)."""
-    return frozenset(COMMON_PASSWORDS.read_text(encoding="utf-8").split())
-
-
-# Passwords printed where anyone can read them: the demo accounts' password (README, demo login
-# page). The demo seed sets it; nobody else may choose it.
-PUBLISHED_PASSWORDS = frozenset({"sunshine-demo-2026"})
-
-
-def _comparable(text: str) -> str:
-    """A password or name as the rules compare it: width folded (ＰＡＳＳ = PASS), trimmed, caseless."""
-    return unicodedata.normalize("NFKC", text).strip().casefold()
-
-
-def password_problem(password: str, username: str, *, published_ok: bool = False) -> tuple[str, str] | None:
-    """(rule, Chinese message) of the first rule a new password breaks, or None. The one policy for
-    every password that is set: accounts the admin opens, password changes, the demo seed (the only
-    caller with `published_ok`). Spaces around a password do not count towards its length, and
-    full-width letters and digits count as their ASCII forms when it is compared with the username
-    and the common list."""
-    if len(password) > fields.PASSWORD_MAX:
-        return "too_long", f"密码不能超过 {fields.PASSWORD_MAX} 个字符"
-    if fields.bad_character(password) is not None:
-        return "bad_character", "密码不能含换行、控制字符、文字方向控制字符或不可见字符"
-    if not password.strip():
-        return "blank", "密码不能只由空白字符组成"
-    length = len(password.strip())
-    if length < PASSWORD_MIN:
-        return "too_short", f"密码至少 {PASSWORD_MIN} 个字符，首尾空格不计（现为 {length} 个）"
-    plain = _comparable(password)
-    if plain == _comparable(username):
-        return "same_as_username", "密码不能与用户名相同"
-    if plain in common_passwords():
-        return "too_common", "密码过于常见（属于最常用的 10,000 个密码），请换一个不易猜到的密码"
-    if plain in PUBLISHED_PASSWORDS and not published_ok:
-        return "published", "该密码是公开的演示密码，任何人都知道，请换一个"
-    return None
-
-
-def require_sound_password(password: str, username: str, *, published_ok: bool = False) -> None:
-    problem = password_problem(password, username, published_ok=published_ok)
-    if problem is not None:
-        rule, message = problem
-        raise InvalidInput(message, code="password_invalid", rule=rule)
 
 
 @dataclass(frozen=True)
@@ -231,9 +138,9 @@ async def _check_password(tx: Tx, username: str, password: str, ip: str, exempt:
         .scalars()
         .first()
     )
-    stored = user.password_hash if user is not None else _dummy_hash()
+    stored = user.password_hash if user is not None else passwords.dummy_hash()
     # Off the event loop: argon2 is deliberately slow.
-    ok = await asyncio.to_thread(verify_password, stored, password)
+    ok = await asyncio.to_thread(passwords.verify_password, stored, password)
     ok = ok and user is not None and user.is_active
     if not exempt:
         if not ok:
@@ -453,8 +360,8 @@ async def change_password(
     """The user changes their own password: the current one is checked (throttled like a login), the
     policy applies, every session ends and every token is revoked — the caller's own included.
     Returns the new session epoch (the page keeps the browser that made the change logged in)."""
-    require_sound_password(new, who.username)
-    new_hash = await asyncio.to_thread(hash_password, new)
+    passwords.require_sound_password(new, who.username)
+    new_hash = await asyncio.to_thread(passwords.hash_password, new)
     epoch: int | None = None
     async with db.write() as tx:
         check = await _check_password(tx, who.username, current, ip, exempt)
@@ -572,285 +479,3 @@ async def confirm_enrolment(
             )
     if refusal is not None:
         raise refusal
-
-
-# ------------------------------------------------------------------ API tokens
-
-
-def _token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-async def issue_token(
-    db: Database,
-    principal: Principal,
-    name: str = "",
-    *,
-    ttl: timedelta = TOKEN_TTL,
-    max_live: int = MAX_LIVE_TOKENS,
-) -> tuple[str, ApiToken]:
-    """A new token. Beyond `max_live` live tokens the oldest are revoked (audited): whoever asks has
-    just proven the password, and scripts that log in on every run keep working; with a fixed
-    lifetime the oldest token is also the one closest to expiring anyway."""
-    name = fields.text(name, "令牌名称", fields.SHORT_MAX, field="name")
-    token = "mall_" + secrets.token_urlsafe(32)
-    now = clock.now()
-    row = ApiToken(
-        id=uuid.uuid4(),
-        user_id=principal.user_id,
-        token_hash=_token_digest(token),
-        name=name,
-        created_at=now,
-        expires_at=now + ttl,
-    )
-    async with db.write() as tx:
-        s = tx.session
-        # One issue at a time per user, so two logins at once cannot both take the last free place.
-        await s.execute(select(User.id).where(User.id == principal.user_id).with_for_update())
-        live = list(
-            (
-                await s.execute(
-                    select(ApiToken)
-                    .where(*_live(principal.user_id, now))
-                    .order_by(ApiToken.created_at, ApiToken.id)
-                )
-            ).scalars()
-        )
-        for old in live[: max(0, len(live) - max_live + 1)]:
-            old.revoked_at = now
-            audit.record(
-                tx,
-                principal,
-                "token_revoked",
-                target_kind="token",
-                target=old.name,
-                detail=f"有效令牌已达上限（{max_live} 个），自动吊销最早签发的令牌",
-                after={"token_id": old.id, "owner": principal.username},
-            )
-        s.add(row)
-        audit.record(
-            tx,
-            principal,
-            "token_issued",
-            target_kind="token",
-            target=name,
-            after={"token_id": row.id, "owner": principal.username, "expires_at": row.expires_at},
-        )
-    return token, row
-
-
-def _live(user_id: uuid.UUID, now: datetime) -> tuple[Any, ...]:
-    return (ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None), ApiToken.expires_at > now)
-
-
-async def tokens_of(db: Database, user_id: uuid.UUID) -> list[ApiToken]:
-    """The user's live tokens, newest first."""
-    async with db.read() as s:
-        rows = await s.execute(
-            select(ApiToken)
-            .where(*_live(user_id, clock.now()))
-            .order_by(ApiToken.created_at.desc(), ApiToken.id)
-        )
-        return list(rows.scalars())
-
-
-async def revoke_token(db: Database, who: Principal, token_id: uuid.UUID, *, anyones: bool = False) -> None:
-    """The owner revokes one of their tokens; anyone else's is "not found". With `anyones`, the
-    security administrator revokes any user's token (a leaked one)."""
-    async with db.write() as tx:
-        stmt = (
-            select(ApiToken, User.username)
-            .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.id == token_id)
-        )
-        if not anyones:
-            stmt = stmt.where(ApiToken.user_id == who.user_id)
-        found = (await tx.session.execute(stmt)).first()
-        if found is None:
-            raise NotFound("令牌不存在", code="token_not_found")
-        row, owner = found
-        if row.revoked_at is None:
-            row.revoked_at = clock.now()
-            audit.record(
-                tx,
-                who,
-                "token_revoked",
-                target_kind="token",
-                target=row.name,
-                detail="" if owner == who.username else f"吊销用户 {owner} 的令牌",
-                after={"token_id": row.id, "owner": owner},
-            )
-
-
-async def live_tokens(db: Database, limit: int = 500) -> list[tuple[ApiToken, str]]:
-    """Every live token with its owner's username, newest first (the security administrator's list)."""
-    now = clock.now()
-    async with db.read() as s:
-        rows = await s.execute(
-            select(ApiToken, User.username)
-            .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.revoked_at.is_(None), ApiToken.expires_at > now)
-            .order_by(ApiToken.created_at.desc(), ApiToken.id)
-            .limit(limit)
-        )
-        return [(t, u) for t, u in rows.all()]
-
-
-@retried
-async def principal_from_token(db: Database, token: str) -> Principal | None:
-    now = clock.now()
-    async with db.read() as s:
-        row = (
-            await s.execute(
-                select(ApiToken, User)
-                .join(User, User.id == ApiToken.user_id)
-                .where(ApiToken.token_hash == _token_digest(token))
-            )
-        ).first()
-        if row is None:
-            return None
-        tok, user = row
-        if tok.revoked_at is not None or tok.expires_at <= now or not user.is_active:
-            return None
-        principal = principal_of(user, via_token=True, token_id=tok.id)
-    if tok.last_used_at is None or tok.last_used_at <= now - LAST_USE_EVERY:
-        async with db.write() as tx:
-            await tx.session.execute(
-                update(ApiToken)
-                .where(
-                    ApiToken.id == tok.id,
-                    or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USE_EVERY),
-                )
-                .values(last_used_at=now)
-                .execution_options(synchronize_session=False)
-            )
-    return principal
-
-
-@retried
-async def principal_from_session(db: Database, session: dict[str, Any]) -> Principal | None:
-    raw = session.get("uid")
-    if not raw:
-        return None
-    try:
-        uid = uuid.UUID(str(raw))
-    except ValueError:
-        return None
-    async with db.read() as s:
-        user = await s.get(User, uid)
-        if user is None or not user.is_active or user.session_epoch != session.get("epoch"):
-            return None
-        return principal_of(user)
-
-
-class AuthMiddleware(ASGIMiddleware):
-    """Puts the caller (or None) in scope["user"]: bearer tokens on /api, the session cookie
-    elsewhere; and, for the audit log, the caller and the client address for the request's time."""
-
-    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        state = scope["litestar_app"].state
-        db: Database = state.db
-        user: Principal | None = None
-        path: str = scope["path"]
-        if path.startswith("/api"):
-            for key, value in scope["headers"]:
-                if key == b"authorization":
-                    kind, _, token = value.decode("latin-1").partition(" ")
-                    if kind.lower() == "bearer" and token:
-                        user = await principal_from_token(db, token.strip())
-                        if user is None:
-                            # A wrong token is an error, not an anonymous call.
-                            scope["user"] = None
-                            scope["state"] = {**scope.get("state", {}), "bad_token": True}
-                    break
-        else:
-            session = scope.get("session")
-            if isinstance(session, dict):
-                user = await principal_from_session(db, session)
-        settings = state.settings
-        if user is not None and not user.totp_enrolled and user.role in settings.totp_required_roles:
-            user = replace(user, must_enrol=True)
-        scope["user"] = user
-        with audit.request_context(user, netaddr.client_ip(scope, settings.trusted_proxies)):
-            if user is None or scope["type"] != ScopeType.HTTP or scope["path"].startswith("/static/"):
-                await next_app(scope, receive, send)  # (static files: the same for everyone, cached)
-                return
-
-            async def send_private(message: Message) -> None:
-                # What a logged-in user sees must not be kept by the browser or a proxy: after logout
-                # the back button must not show the last person's orders on a shared office PC.
-                if message["type"] == "http.response.start":
-                    message = {
-                        **message,
-                        "headers": [*message.get("headers", []), (b"cache-control", b"no-store")],
-                    }
-                await send(message)
-
-            await next_app(scope, receive, send_private)
-
-
-def allow(*roles: str, enrolling: bool = False, changing_password: bool = False) -> dict[str, Any]:
-    """Route option naming who may call: 'public', 'user' (anyone logged in) or role names.
-    `enrolling`: also open to a user that MALL_REQUIRE_TOTP sends to enrol first (the enrolment
-    pages, logging out); `changing_password`: also open to a user whose password was reset and who
-    must change it first (the account page, the password change, logging out). Every other route
-    refuses such users."""
-    unknown = set(roles) - {"public", "user", *ALL_ROLES}
-    if unknown:
-        raise ValueError(f"unknown roles {unknown}")
-    return {"roles": tuple(roles), "enrolling": enrolling, "changing_password": changing_password}
-
-
-PUBLIC = allow("public")
-ENROL_PAGE = "/account/totp"
-
-
-PASSWORD_PAGE = "/account"  # noqa: S105 (a page, not a password)
-
-
-class PasswordChangeRequired(Forbidden):
-    """403 for a user whose password the system administrator reset; a page goes to the account page."""
-
-    code = "password_change_required"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "管理员已重置您的密码：请先修改密码，再使用其他功能",
-            code=self.code,
-            change_password=PASSWORD_PAGE,
-        )
-
-
-class EnrolmentRequired(Forbidden):
-    """403 for a user who must enrol a second factor first; a page is redirected to the enrolment."""
-
-    code = "totp_enrolment_required"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "本账号须使用动态口令（第二重身份鉴别）：请先绑定动态口令，再使用其他功能",
-            code=self.code,
-            enrol=ENROL_PAGE,
-        )
-
-
-def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    roles = handler.opt.get("roles")
-    if not roles:
-        raise PermissionDeniedException("endpoint declares no access rule")
-    if connection.scope.get("state", {}).get("bad_token"):
-        raise NotAuthorizedException("invalid token")
-    if "public" in roles:
-        return
-    user: Principal | None = connection.scope.get("user")
-    if user is None:
-        raise NotAuthorizedException("login required")
-    if user.must_change_password and not handler.opt.get("changing_password"):
-        raise PasswordChangeRequired()
-    if user.must_enrol and not handler.opt.get("enrolling"):
-        raise EnrolmentRequired()
-    if "user" in roles or user.role in roles:
-        return
-    raise PermissionDeniedException("role not allowed")

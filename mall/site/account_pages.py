@@ -11,9 +11,10 @@ from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from mall.core import auth, fields, login_throttle, totp
-from mall.core.auth import ENROL_PAGE, PUBLIC, Principal, allow
+from mall.core import auth, fields, login_throttle, passwords, tokens, totp
+from mall.core.auth import Principal
 from mall.core.errors import DomainError, InvalidInput
+from mall.core.guards import ENROL_PAGE, PUBLIC, allow
 from mall.devtools import seed
 from mall.site.account_routes import end_everywhere, set_password
 from mall.structs import PasswordForm, TotpCodeIn
@@ -174,8 +175,8 @@ class AccountPages(Controller):
     async def account_page(self, call: UserCall) -> Template:
         return call.render(
             "account.html",
-            tokens=await auth.tokens_of(call.db, call.me.user_id),
-            password_min=auth.PASSWORD_MIN,
+            tokens=await tokens.tokens_of(call.db, call.me.user_id),
+            password_min=passwords.PASSWORD_MIN,
             settings=call.settings,
         )
 
@@ -236,7 +237,9 @@ class AccountPages(Controller):
 
     @post("/tokens/{token_id:uuid}/revoke", opt=allow("user"))
     async def account_revoke_token(self, call: UserCall, token_id: FromPath[uuid.UUID]) -> Redirect:
-        return await call.act(lambda: auth.revoke_token(call.db, call.me, token_id), "令牌已吊销", "/account")
+        return await call.act(
+            lambda: tokens.revoke_token(call.db, call.me, token_id), "令牌已吊销", "/account"
+        )
 
 
 ROUTES = [LoginPages, AccountPages]

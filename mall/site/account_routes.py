@@ -9,9 +9,9 @@ from litestar import Controller, delete, get, post
 from litestar.params import FromPath, JSONBody
 
 from mall import structs
-from mall.core import auth, login_throttle, totp
-from mall.core.auth import PUBLIC, allow
+from mall.core import auth, login_throttle, tokens, totp
 from mall.core.clock import rfc3339
+from mall.core.guards import PUBLIC, allow
 from mall.structs import PasswordChange, TokenInfo, TokenOut, TokenRequest
 from mall.web.deps import DB, Config, Me, UserCall
 from mall.web.helpers import AnyRequest
@@ -66,7 +66,7 @@ class AccountApi(Controller):
             enrolment_roles=settings.totp_required_roles,
         )
         who = login.principal
-        token, row = await auth.issue_token(
+        token, row = await tokens.issue_token(
             db,
             who,
             data.name or "api",
@@ -91,12 +91,12 @@ class AccountApi(Controller):
                 last_used_at=rfc3339(t.last_used_at) if t.last_used_at else None,
                 current=t.id == call.me.token_id,
             )
-            for t in await auth.tokens_of(call.db, call.me.user_id)
+            for t in await tokens.tokens_of(call.db, call.me.user_id)
         ]
 
     @delete("/auth/tokens/{token_id:uuid}", opt=allow("user"), status_code=204, summary="吊销本人的令牌")
     async def revoke_token(self, call: UserCall, token_id: FromPath[uuid.UUID]) -> None:
-        await auth.revoke_token(call.db, call.me, token_id)
+        await tokens.revoke_token(call.db, call.me, token_id)
 
     @post(
         "/auth/password",

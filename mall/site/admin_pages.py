@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from mall import accounts, budgets
-from mall.core import auth, clock, fields, login_throttle
+from mall.core import clock, fields, login_throttle, passwords, tokens
 from mall.core.models import ADMIN_ROLE_LABELS, ORG_KIND_LABELS, OrgKind
 from mall.site.admin_routes import SECADMIN, SYSADMIN, add_budget_line, clear_throttle, create_user, viewed
 from mall.structs import BudgetLineCreate, UserCreate
@@ -178,12 +178,12 @@ class SecurityPages(Controller):
             ]
             platform = await accounts.platform_users(s)
             enrolled = await accounts.users_with_second_factor(s)
-        tokens = await auth.live_tokens(call.db, limit=200)
+        live = await tokens.live_tokens(call.db, limit=200)
         await viewed(
             call.db,
             call.me,
             "/security",
-            f"平台用户 {len(platform)} 个、登录限制 {len(throttles)} 条、API 令牌 {len(tokens)} 个、"
+            f"平台用户 {len(platform)} 个、登录限制 {len(throttles)} 条、API 令牌 {len(live)} 个、"
             f"动态口令用户 {len(enrolled)} 个（用户名、网络地址）",
         )
         return call.render(
@@ -191,10 +191,10 @@ class SecurityPages(Controller):
             throttles=throttles,
             platform=platform,
             enrolled=enrolled,
-            tokens=tokens,
+            tokens=live,
             admin_roles=ADMIN_ROLE_LABELS,
             required=sorted(call.settings.totp_required_roles),
-            password_min=auth.PASSWORD_MIN,
+            password_min=passwords.PASSWORD_MIN,
             settings=call.settings,
         )
 
@@ -218,7 +218,7 @@ class SecurityPages(Controller):
     @post("/tokens/{token_id:uuid}/revoke")
     async def revoke_token(self, call: UserCall, token_id: FromPath[uuid.UUID]) -> Redirect:
         return await call.act(
-            lambda: auth.revoke_token(call.db, call.me, token_id, anyones=True), "令牌已吊销", "/security"
+            lambda: tokens.revoke_token(call.db, call.me, token_id, anyones=True), "令牌已吊销", "/security"
         )
 
     @post("/login-throttles/{throttle_id:uuid}/clear")

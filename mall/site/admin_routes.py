@@ -11,10 +11,11 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from mall import accounts, budgets
 from mall.budgets.models import BudgetLine
-from mall.core import audit, auth, clock, login_throttle
-from mall.core.auth import Principal, allow
+from mall.core import audit, clock, login_throttle, tokens
+from mall.core.auth import Principal
 from mall.core.clock import rfc3339
 from mall.core.db import Database
+from mall.core.guards import allow
 from mall.core.models import Organization, User
 from mall.structs import (
     AdminUserOut,
@@ -247,7 +248,7 @@ class SecurityApi(Controller):
 
     @get("/tokens", summary="所有用户的有效 API 令牌（不含令牌本身）")
     async def list_tokens(self, call: UserCall) -> list[AnyTokenOut]:
-        rows = await auth.live_tokens(call.db)
+        rows = await tokens.live_tokens(call.db)
         await viewed(call.db, call.me, "/api/security/tokens", f"有效 API 令牌：{len(rows)} 个（含用户名）")
         return [
             AnyTokenOut(
@@ -263,7 +264,7 @@ class SecurityApi(Controller):
 
     @delete("/tokens/{token_id:uuid}", status_code=204, summary="吊销任一用户的 API 令牌（如令牌泄露）")
     async def revoke_token(self, call: UserCall, token_id: FromPath[uuid.UUID]) -> None:
-        await auth.revoke_token(call.db, call.me, token_id, anyones=True)
+        await tokens.revoke_token(call.db, call.me, token_id, anyones=True)
 
 
 ROUTES = [AdminApi, SecurityApi]

@@ -10,7 +10,7 @@ from litestar import Controller, Response, get
 from rq import Worker
 from sqlalchemy import select, text
 
-from mall.core.auth import PUBLIC
+from mall.core.guards import PUBLIC
 from mall.ledger.models import LedgerHead
 from mall.site import (
     account_routes,

@@ -26,9 +26,9 @@ from catalog import agreement_pages, agreement_routes, shopping_routes
 from catalog import pages as catalog_pages
 from catalog import routes as catalog_routes
 from mall.core import errors, logs
-from mall.core.auth import AuthMiddleware, access_guard
 from mall.core.db import Database
 from mall.core.errors import EXCEPTION_HANDLERS
+from mall.core.guards import AuthMiddleware, access_guard
 from mall.core.http_guards import JsonBodyGuard, SecurityHeaders
 from mall.core.settings import Settings, load_settings
 from mall.site import api, export_routes, metrics, pages, push_pages, push_routes

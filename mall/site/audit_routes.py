@@ -11,10 +11,11 @@ from litestar.params import FromQuery
 from litestar.response import Template
 
 from mall.core import audit
-from mall.core.auth import Principal, allow
+from mall.core.auth import Principal
 from mall.core.clock import rfc3339
 from mall.core.db import Database
 from mall.core.errors import DomainError
+from mall.core.guards import allow
 from mall.core.models import AuditEntry
 from mall.structs import AuditActor, AuditEntryOut, AuditPage, AuditVerifyOut
 from mall.web.deps import UserCall

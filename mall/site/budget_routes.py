@@ -7,7 +7,7 @@ from litestar.response import Template
 
 from mall import budgets
 from mall.budgets.models import BudgetLine
-from mall.core.auth import allow
+from mall.core.guards import allow
 from mall.structs import BudgetLineOut
 from mall.web.deps import Call, UserCall
 

@@ -11,8 +11,8 @@ from litestar.response import Redirect, Template
 
 from mall import budgets, cart
 from mall.core import clock
-from mall.core.auth import allow
 from mall.core.errors import Conflict, DomainError, InvalidInput
+from mall.core.guards import allow
 from mall.site.cart_routes import Placed, place
 from mall.structs import CartAdd, CartPriceForm, CartQuantityForm, CheckoutForm
 from mall.web import forms

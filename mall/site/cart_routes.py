@@ -9,8 +9,9 @@ from litestar import Controller, Response, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from mall import cart, orders, oversight
-from mall.core.auth import Principal, allow
+from mall.core.auth import Principal
 from mall.core.db import Database, retried
+from mall.core.guards import allow
 from mall.core.money import money_str, quantity_str
 from mall.core.settings import Settings
 from mall.orders.models import Order

@@ -11,8 +11,8 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
 from sqlalchemy import select
 
-from mall.core.auth import PUBLIC
 from mall.core.errors import DomainError
+from mall.core.guards import PUBLIC
 from mall.ledger import disclosure
 from mall.ledger.models import DisclosureRecord
 from mall.web.deps import DB

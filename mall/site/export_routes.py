@@ -17,10 +17,11 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import File, Redirect, Stream, Template
 
 from mall.core import fields, files
-from mall.core.auth import PUBLIC, Principal, allow
+from mall.core.auth import Principal
 from mall.core.clock import rfc3339
 from mall.core.db import Database
 from mall.core.errors import DomainError, InvalidInput, RuleViolation
+from mall.core.guards import PUBLIC, allow
 from mall.core.models import JobStatus
 from mall.core.settings import Settings
 from mall.ledger import atom, disclosure, exports

@@ -25,8 +25,8 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from sqlalchemy import func, select
 
 from mall.core import clock, metrics, netaddr
-from mall.core.auth import allow
 from mall.core.errors import Forbidden
+from mall.core.guards import allow
 from mall.core.models import Outbox, OutboxStatus
 from mall.core.settings import Settings
 from mall.ledger import push

@@ -12,8 +12,9 @@ from litestar.response import Redirect, Template
 
 from mall import orders
 from mall.core import login_throttle, personal_data
-from mall.core.auth import Principal, allow
+from mall.core.auth import Principal
 from mall.core.errors import InvalidInput
+from mall.core.guards import allow
 from mall.ledger import disclosure
 from mall.orders import steps as order_steps
 from mall.orders.models import ORDER_STATUS_LABELS, Order, OrderStatus

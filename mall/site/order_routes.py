@@ -17,9 +17,10 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from mall import orders
 from mall.core import login_throttle, personal_data
-from mall.core.auth import Principal, allow
+from mall.core.auth import Principal
 from mall.core.db import Database, retried
 from mall.core.errors import InvalidInput
+from mall.core.guards import allow
 from mall.core.settings import Settings
 from mall.orders.models import OrderStatus
 from mall.structs import (

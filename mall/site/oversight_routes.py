@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bidding.oversight import BiddingWatch, bidding_watch
 from mall import oversight
 from mall.core import clock
-from mall.core.auth import allow
 from mall.core.db import Database
+from mall.core.guards import allow
 from mall.core.money import money_str
 from mall.orders.models import ORDER_STATUS_LABELS
 from mall.orders.steps import CONTRACT_FILING_WORKING_DAYS

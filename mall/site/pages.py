@@ -16,7 +16,8 @@ from catalog.categories import name_of
 from catalog.models import Agreement, AgreementStatus, Designation, DesignationStatus, Listing, ListingStatus
 from mall.budgets import scope as budget_scope
 from mall.core import clock, fields, regions
-from mall.core.auth import PUBLIC, ROLE_LABELS
+from mall.core.auth import ROLE_LABELS
+from mall.core.guards import PUBLIC
 from mall.core.money import quantity_str, yuan_display, yuan_uppercase
 from mall.ledger import disclosure
 from mall.ledger.models import DisclosureRecord

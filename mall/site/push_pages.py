@@ -11,9 +11,9 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from mall import accounts
-from mall.core.auth import allow
 from mall.core.errors import InvalidInput
 from mall.core.fields import Choice
+from mall.core.guards import allow
 from mall.ledger import push
 from mall.ledger.disclosure import MODE_LABELS
 from mall.site.push_routes import SubscriptionIn, register

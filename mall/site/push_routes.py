@@ -9,10 +9,11 @@ import msgspec
 from litestar import Controller, delete, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from mall.core.auth import Principal, allow
+from mall.core.auth import Principal
 from mall.core.clock import rfc3339
 from mall.core.db import Database, retried
 from mall.core.fields import Choice, RequiredShortText, Url
+from mall.core.guards import allow
 from mall.core.settings import Settings
 from mall.ledger import push
 from mall.ledger.models import PushDelivery, PushSubscription

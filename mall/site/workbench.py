@@ -29,7 +29,8 @@ from catalog.models import (
 )
 from mall import oversight
 from mall.core import clock
-from mall.core.auth import Principal, allow
+from mall.core.auth import Principal
+from mall.core.guards import allow
 from mall.core.money import money_str
 from mall.core.settings import Settings
 from mall.core.steps import NextStep

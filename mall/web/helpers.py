@@ -12,8 +12,9 @@ from litestar.params import HeaderParameter, QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from mall.core import fields
-from mall.core.auth import ENROL_PAGE, PASSWORD_PAGE, EnrolmentRequired, PasswordChangeRequired, Principal
+from mall.core.auth import Principal
 from mall.core.errors import DomainError
+from mall.core.guards import ENROL_PAGE, PASSWORD_PAGE, EnrolmentRequired, PasswordChangeRequired
 
 PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
 PerPage = Annotated[int, QueryParameter(ge=1, le=100)]

@@ -11,7 +11,7 @@ compressing those together is what BREACH measures. Static files are compressed 
 (`/static/mall.css?v=1a2b3c4d5e6f`). Asked for by that name, a file is cached for a year
 (`immutable`); by any other name for five minutes. Each has an ETag (its fingerprint), and a request
 with a matching `If-None-Match` is answered 304 without a body. A logged-in user's answers are
-`no-store` (mall.core.auth), static files excepted.
+`no-store` (mall.core.guards), static files excepted.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from catalog import pages as catalog_pages
 from catalog import routes as catalog_routes
 from mall import orders
 from mall.budgets.models import BudgetLine
-from mall.core import auth, clock
+from mall.core import auth, clock, tokens
 from mall.core.models import ApiToken
 from mall.ledger import disclosure, push
 from mall.orders.models import Order
@@ -170,7 +170,7 @@ async def test_openapi_document_is_reachable(client: Any, world: World) -> None:
 
 
 async def _token_for(world: World, who: str, *, expired: bool = False, revoked: bool = False) -> str:
-    token, row = await auth.issue_token(world.db, world.who[who], "matrix")
+    token, row = await tokens.issue_token(world.db, world.who[who], "matrix")
     values: dict[str, Any] = {}
     if expired:
         values["expires_at"] = clock.now() - timedelta(seconds=1)
@@ -234,7 +234,7 @@ async def _world_ids(client: Any, world: World) -> dict[str, str]:
         "410100",
         [dd.PriceItemDraft("印刷", "页", "0.20")],
     )
-    _, spare_token = await auth.issue_token(world.db, world.who["center"], "spare")
+    _, spare_token = await tokens.issue_token(world.db, world.who["center"], "spare")
     return {
         "token_id": str(spare_token.id),
         "throttle_id": str(uuid.uuid4()),
@@ -581,7 +581,7 @@ async def test_token_endpoint(client: Any, world: World) -> None:
         "unauthenticated",
     )
     # A token expires after 7 days (token_ttl_days).
-    clock.clock.freeze(clock.now() + auth.TOKEN_TTL + timedelta(seconds=1))
+    clock.clock.freeze(clock.now() + tokens.TOKEN_TTL + timedelta(seconds=1))
     try:
         r = await client.get("/api/me", headers={"Authorization": f"Bearer {body['token']}"})
     finally:

@@ -24,8 +24,9 @@ from mall.core.db import Database
 from mall.core.files import DatabaseStore
 from mall.core.settings import Settings, load_settings
 from mall.ledger import disclosure, witness
-from mall.ops import backup
-from mall.ops.backup import BackupError, RestoreOptions
+from mall.ops import backup, restore
+from mall.ops.backup import BackupError
+from mall.ops.restore import RestoreOptions
 from tests.ops_helpers import deal_payload
 
 GENESIS = "0" * 64
@@ -148,7 +149,7 @@ def test_a_backup_holds_the_database_redis_and_key_with_checksums(
 
     # Restored into an empty data directory: the same ledger, file, Redis data and key.
     fresh = load_settings({}, data_dir=tmp_path / "fresh")
-    backup.restore(fresh, tmp_path / "b", RestoreOptions(reindex=False), say=quiet)
+    restore.restore(fresh, tmp_path / "b", RestoreOptions(reindex=False), say=quiet)
     assert ledger(tmp_path / "fresh" / "mall.db") == ledger(tmp_path / "data" / "mall.db")
     assert (tmp_path / "fresh" / "redis.aof").read_bytes() == AOF
     assert fresh.resolved_secret() == settings.resolved_secret()
@@ -210,7 +211,7 @@ def test_a_backup_taken_while_records_are_published_is_one_consistent_instant(
         stop.set()
         thread.join(30)
     fresh = load_settings({}, data_dir=tmp_path / "fresh")
-    backup.restore(fresh, tmp_path / "b", RestoreOptions(reindex=False), say=quiet)
+    restore.restore(fresh, tmp_path / "b", RestoreOptions(reindex=False), say=quiet)
     assert asyncio.run(_verify(fresh)).ok
     restored = ledger(tmp_path / "fresh" / "mall.db")
     live = ledger(tmp_path / "data" / "mall.db")
@@ -262,9 +263,9 @@ def test_an_incomplete_or_damaged_backup_is_refused(
     damage(tmp_path / "b")
     fresh = load_settings({}, data_dir=tmp_path / "fresh")
     with pytest.raises(BackupError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        backup.restore(fresh, tmp_path / "b", RestoreOptions(reindex=False), say=quiet)
+        restore.restore(fresh, tmp_path / "b", RestoreOptions(reindex=False), say=quiet)
     assert not (tmp_path / "fresh" / "mall.db").exists()
-    assert backup.restore_command(fresh, tmp_path / "b", RestoreOptions(reindex=False)) == 1
+    assert restore.restore_command(fresh, tmp_path / "b", RestoreOptions(reindex=False)) == 1
     assert "恢复失败：" in capsys.readouterr().err
 
 
@@ -277,11 +278,11 @@ def test_existing_data_is_replaced_only_with_force_and_moved_aside(
     asyncio.run(publish(settings, 2))
     newer = ledger(tmp_path / "data" / "mall.db")
     with pytest.raises(BackupError, match=r"数据目录已有数据 \(data exists\).*--force"):
-        backup.restore(settings, tmp_path / "b", RestoreOptions(reindex=False), say=quiet)
+        restore.restore(settings, tmp_path / "b", RestoreOptions(reindex=False), say=quiet)
     assert ledger(tmp_path / "data" / "mall.db") == newer
 
     said: list[str] = []
-    backup.restore(settings, tmp_path / "b", RestoreOptions(force=True, reindex=False), say=said.append)
+    restore.restore(settings, tmp_path / "b", RestoreOptions(force=True, reindex=False), say=said.append)
     assert len(ledger(tmp_path / "data" / "mall.db")) == 2
     (aside,) = (tmp_path / "data").glob("replaced-*")
     assert ledger(aside / "mall.db") == newer and (aside / "redis.aof").read_bytes() == AOF
@@ -328,13 +329,13 @@ def test_restoring_an_older_backup_than_the_witness_is_refused_then_detected(
     with pytest.raises(
         BackupError, match=r"拒绝恢复：账本缺少已见证的记录 \(records lost\)：见证到第 5 条.*只到第 2 条"
     ):
-        backup.restore(settings, tmp_path / "older", options, say=quiet)
+        restore.restore(settings, tmp_path / "older", options, say=quiet)
     assert len(ledger(tmp_path / "data" / "mall.db")) == 5  # nothing was touched
 
     # The operator insists: restored, and every later check still reports the loss.
     said: list[str] = []
     options.accept_ledger_loss = True
-    backup.restore(settings, tmp_path / "older", options, say=said.append)
+    restore.restore(settings, tmp_path / "older", options, say=said.append)
     assert len(ledger(tmp_path / "data" / "mall.db")) == 2
     assert any("--accept-ledger-loss" in line for line in said)
 
@@ -357,7 +358,7 @@ def test_restoring_an_older_backup_than_the_witness_is_refused_then_detected(
     backup.backup(settings, tmp_path / "latest", say=quiet)
     heads.write_text("")  # a witness of the current ledger only
     asyncio.run(witness_now(settings))
-    backup.restore(
+    restore.restore(
         settings,
         tmp_path / "latest",
         RestoreOptions(force=True, witness_file=heads, reindex=False),

@@ -2,12 +2,12 @@
 
 from argon2 import Type, extract_parameters
 
-from mall.core import auth
+from mall.core import passwords
 from tests.factories import PASSWORD, password_hash
 
 
 def test_the_mall_hashes_passwords_with_argon2id_at_its_production_cost() -> None:
-    params = extract_parameters(auth.hash_password("a-new-password-2026"))
+    params = extract_parameters(passwords.hash_password("a-new-password-2026"))
     assert params.type is Type.ID
     assert (params.time_cost, params.memory_cost, params.parallelism) == (2, 19456, 1)
 
@@ -15,6 +15,6 @@ def test_the_mall_hashes_passwords_with_argon2id_at_its_production_cost() -> Non
 def test_a_stored_hash_is_checked_at_the_cost_it_names() -> None:
     cheap = password_hash()
     assert extract_parameters(cheap).memory_cost == 8
-    assert auth.verify_password(cheap, PASSWORD)
-    assert not auth.verify_password(cheap, PASSWORD + "x")
-    assert not auth.verify_password("not a hash", PASSWORD)
+    assert passwords.verify_password(cheap, PASSWORD)
+    assert not passwords.verify_password(cheap, PASSWORD + "x")
+    assert not passwords.verify_password("not a hash", PASSWORD)

@@ -40,7 +40,7 @@ async def test_the_demo_seed_shows_its_accounts_and_their_password_on_the_login_
 
 
 def test_the_demo_password_passes_the_policy_and_the_old_one_is_gone() -> None:
-    from mall.core.auth import password_problem
+    from mall.core.passwords import password_problem
 
     for username in ("buyer1", "sysadmin"):
         assert password_problem(seed.DEMO_PASSWORD, username, published_ok=True) is None

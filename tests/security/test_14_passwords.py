@@ -75,7 +75,7 @@ async def test_the_administration_page_refuses_a_weak_password_with_the_rule(
 
 
 def test_the_policy_rules_one_by_one() -> None:
-    from mall.core.auth import password_problem
+    from mall.core.passwords import password_problem
 
     assert password_problem("Huanghe-liu-2026", "zhangsan") is None
     assert password_problem("abcdefghi", "zhangsan") == (

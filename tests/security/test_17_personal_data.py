@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from mall import accounts, orders
-from mall.core import auth, encryption
+from mall.core import auth, encryption, tokens
 from mall.core.credit_code import make
 from mall.core.db import Database
 from mall.core.encryption import DataKeyError, DataKeys
@@ -76,7 +76,7 @@ async def a_deal_with_a_sole_proprietor(world: World) -> SoleProprietorDeal:
         assert org_id is not None
         user = await accounts.create_user(world.db, admin, org_id, username, name, PASSWORD)
         world.who[username] = auth.principal_of(user)
-        world.tokens[username], _ = await auth.issue_token(world.db, world.who[username], "test")
+        world.tokens[username], _ = await tokens.issue_token(world.db, world.who[username], "test")
     await world.listing("paper", "zhang", "138.00", category="A05040101", name="A4复印纸")
     placed, _ = await orders.checkout(
         world.db,

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from mall import accounts
 from mall.budgets.models import BudgetLine
-from mall.core import auth, clock
+from mall.core import auth, clock, passwords
 from mall.core.auth import ROLE_LABELS, ROLE_OF_KIND, Principal
 from mall.core.credit_code import make as make_credit_code
 from mall.core.db import Database
@@ -210,13 +210,13 @@ async def make_organizations(db: Database, rng: random.Random) -> dict[str, Prin
                 )
                 tx.session.add(org)
                 for username, display in spec.users:
-                    auth.require_sound_password(DEMO_PASSWORD, username, published_ok=True)
+                    passwords.require_sound_password(DEMO_PASSWORD, username, published_ok=True)
                     user = User(
                         id=uuid.uuid4(),
                         org_id=org.id,
                         username=username,
                         display_name=display,
-                        password_hash=auth.hash_password(DEMO_PASSWORD),
+                        password_hash=passwords.hash_password(DEMO_PASSWORD),
                         admin_role=ADMIN_ROLES[username].value,
                         created_at=clock.now(),
                     )
