@@ -10,7 +10,7 @@ from litestar import Controller, get
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from mall.core import audit
+from mall.core import audit, audit_search
 from mall.core.auth import Principal
 from mall.core.clock import rfc3339
 from mall.core.db import Database
@@ -38,19 +38,19 @@ def entry_out(e: AuditEntry) -> AuditEntryOut:
         target_kind=e.target_kind,
         target=e.target,
         detail=e.detail,
-        before=audit.parsed_state(e.before_state),
-        after=audit.parsed_state(e.after_state),
+        before=audit_search.parsed_state(e.before_state),
+        after=audit_search.parsed_state(e.after_state),
         prev_hash=e.prev_hash,
         hash=e.hash,
     )
 
 
 async def read_log(
-    db: Database, me: Principal, f: audit.Filter, page: int, per_page: int, where: str
+    db: Database, me: Principal, f: audit_search.Filter, page: int, per_page: int, where: str
 ) -> tuple[int, list[AuditEntry]]:
     """A page of the log; the read itself is recorded (who read which part of the log, and when)."""
     async with db.read() as s:
-        total, rows = await audit.search(s, f, page, per_page)
+        total, rows = await audit_search.search(s, f, page, per_page)
     shown = "，".join(f"{k}={v}" for k, v in f.params().items()) or "全部"
     await audit.record_now(
         db,
@@ -76,7 +76,7 @@ class AuditApi(Controller):
 
     @get("/", summary="审计日志（审计管理员）", description=FILTER_DOC)
     async def list_entries(self, call: UserCall, page: PageNo = 1, per_page: PerPage = 50) -> AuditPage:
-        f = audit.parse_filter(dict(call.request.query_params))
+        f = audit_search.parse_filter(dict(call.request.query_params))
         total, rows = await read_log(call.db, call.me, f, page, per_page, "/api/audit")
         return AuditPage(total, page, per_page, call.settings.audit_online_days, [entry_out(e) for e in rows])
 
@@ -107,9 +107,9 @@ class AuditPages(Controller):
         p = page_no(page)
         error = ""
         try:
-            f = audit.parse_filter(params)
+            f = audit_search.parse_filter(params)
         except DomainError as exc:  # a bad filter is shown, and the whole log listed
-            f, error = audit.Filter(), exc.detail
+            f, error = audit_search.Filter(), exc.detail
         total, rows = await read_log(call.db, call.me, f, p, PER_PAGE, "/audit")
         query = urlencode(f.params())
         ctx: dict[str, Any] = {
@@ -120,7 +120,7 @@ class AuditPages(Controller):
             "target_kinds": audit.TARGET_KINDS,
             "state_labels": audit.STATE_LABELS,
             "online_days": call.settings.audit_online_days,
-            "state": audit.parsed_state,
+            "state": audit_search.parsed_state,
             "filtered": bool(f.params()),
         }
         return call.render("audit.html", **ctx, **paging(total, p, PER_PAGE), query=query)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bidding import offers
 from catalog import designated as dd
 from mall import orders
-from mall.core import audit, clock
+from mall.core import audit, audit_search, clock
 from mall.core.models import AuditEntry, OrgKind
 from mall.ledger import disclosure
 from tests.factories import PASSWORD, World
@@ -64,13 +64,13 @@ async def test_administrators_writes_are_recorded_with_who_where_and_what_change
         ("sysadmin", "sysadmin", "budget_line_added", "budget_line"),
     ]
     assert {e.ip for e in got} == {"testclient"} and all(e.succeeded for e in got)
-    assert audit.parsed_state(got[0].after_state)["name"] == "审计测试供应商有限公司"
-    assert audit.parsed_state(got[1].after_state) == {
+    assert audit_search.parsed_state(got[0].after_state)["name"] == "审计测试供应商有限公司"
+    assert audit_search.parsed_state(got[1].after_state) == {
         "username": "auditclerk",
         "display_name": audit.PERSONAL_MARK,  # a person's name: encrypted where it is kept, not copied here
         "organization": body["credit_code"],
     }
-    assert audit.parsed_state(got[2].after_state)["amount"] == "1000.00"
+    assert audit_search.parsed_state(got[2].after_state)["amount"] == "1000.00"
 
 
 async def test_reviews_moderation_agreements_designations_and_voids_are_recorded(
@@ -86,8 +86,8 @@ async def test_reviews_moderation_agreements_designations_and_voids_are_recorded
     assert r.status_code == 200, r.text
     [freeze] = await entries(world, "listing_freeze")
     assert who_what(freeze) == ("regulator", "regulator", "listing_freeze", "listing")
-    assert audit.parsed_state(freeze.before_state)["status"] == "live"
-    assert audit.parsed_state(freeze.after_state) == {
+    assert audit_search.parsed_state(freeze.before_state)["status"] == "live"
+    assert audit_search.parsed_state(freeze.after_state) == {
         "status": "frozen",
         "by": "regulator",
         "reason": "价格异常",
@@ -134,7 +134,7 @@ async def test_reviews_moderation_agreements_designations_and_voids_are_recorded
         ("designation_applied", "", str(second.id)),  # made by the service, outside any request
         ("designation_rejected", "center", str(second.id)),
     ]
-    assert audit.parsed_state(got[3].after_state)["note"] == "资质不全"
+    assert audit_search.parsed_state(got[3].after_state)["note"] == "资质不全"
 
     oid = await place_order(client, world, "printer")
     await orders.confirm(world.db, world.who["supplier_x"], oid)
@@ -160,7 +160,10 @@ async def test_exports_started_and_downloaded_and_personal_data_read_are_recorde
         ("export_downloaded", "csv"),
         ("export_started", job["id"]),
     ]
-    assert audit.parsed_state(got[0].after_state) == {"format": "csv", "filters": {"mode": "supermarket"}}
+    assert audit_search.parsed_state(got[0].after_state) == {
+        "format": "csv",
+        "filters": {"mode": "supermarket"},
+    }
 
     await login_ok(client, "regulator")
     assert_page(await client.get(f"/orders/{oid}/contract", headers=HTML))
