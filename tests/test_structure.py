@@ -5,6 +5,7 @@ function says which cycle or start-up cost it avoids."""
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +14,22 @@ PACKAGES = ("mall", "catalog", "bidding", "search_index", "workers")
 FIRST_PARTY = PACKAGES
 
 
-def modules() -> Iterator[tuple[Path, ast.Module]]:
+@functools.cache
+def _parsed() -> tuple[tuple[Path, str, ast.Module], ...]:
+    """Every module's path, source and syntax tree, read and parsed once for all the tests here."""
+    found = []
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
             if "migrations" in path.parts:  # frozen history: a migration keeps the values of its day
                 continue
-            yield path, ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            source = path.read_text(encoding="utf-8")
+            found.append((path, source, ast.parse(source, filename=str(path))))
+    return tuple(found)
+
+
+def modules() -> Iterator[tuple[Path, ast.Module]]:
+    for path, _source, tree in _parsed():
+        yield path, tree
 
 
 def _is_text(node: ast.AST) -> bool:
@@ -94,11 +105,11 @@ def _is_first_party(node: ast.Import | ast.ImportFrom) -> bool:
     return any(alias.name.split(".")[0] in FIRST_PARTY for alias in node.names)
 
 
-def unexplained_local_imports(name: str, source: str) -> Iterator[str]:
+def unexplained_local_imports(name: str, source: str, tree: ast.Module | None = None) -> Iterator[str]:
     """First-party imports inside functions with no comment saying why: a comment on the import's line,
     or on the line above the block of imports it belongs to (imports and blank lines between)."""
     lines = source.splitlines()
-    for fn in ast.walk(ast.parse(source)):
+    for fn in ast.walk(tree or ast.parse(source)):
         if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         for node in ast.walk(fn):
@@ -120,8 +131,8 @@ def unexplained_local_imports(name: str, source: str) -> Iterator[str]:
 def test_a_first_party_import_inside_a_function_says_which_cycle_or_start_up_cost_it_avoids() -> None:
     found = [
         line
-        for path, _ in modules()
-        for line in unexplained_local_imports(str(path.relative_to(ROOT)), path.read_text(encoding="utf-8"))
+        for path, source, tree in _parsed()
+        for line in unexplained_local_imports(str(path.relative_to(ROOT)), source, tree)
     ]
     assert not found, "\n".join(found)
 
