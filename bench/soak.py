@@ -1085,6 +1085,24 @@ class Soak:
             ):
                 if not await self.transition(action, o, action, who, body2, target):
                     return
+                if action == "accept" and self.rng.random() < 0.15:
+                    await self.claim_story(o)
+
+    async def claim_story(self, o: OrderTrack) -> None:
+        """After acceptance, now and then: an after-sales claim, answered by the supplier and closed by
+        the buyer, while the order goes on to payment."""
+        path = f"/api/orders/{o.id}/claims"
+        body = {"kind": "repair", "reason": "压测售后：无法开机", "line_no": 1}
+        r, _ = await self.call("claim_open", "POST", path, who=o.buyer, json_body=body)
+        if r is None or r.status_code != 201:
+            return
+        claim = f"{path}/{r.json()['id']}"
+        r, _ = await self.call(
+            "claim_answer", "POST", f"{claim}/answer", who=o.supplier, json_body={"answer": "次日上门"}
+        )
+        if r is not None and r.status_code == 200:
+            body = {"outcome": "resolved", "note": "已修好"}
+            await self.call("claim_close", "POST", f"{claim}/close", who=o.buyer, json_body=body)
 
     def items(self, n: int) -> list[dict[str, Any]]:
         picks = self.rng.sample(self.world.all_listings, k=n)

@@ -27,7 +27,7 @@ from mall.core.fields import (
 )
 from mall.core.models import User
 from mall.core.money import money_str, quantity_str
-from mall.orders.models import Order, OrderEvent
+from mall.orders.models import Order, OrderClaim, OrderEvent
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -339,6 +339,62 @@ class AcceptIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class PayIn(msgspec.Struct, forbid_unknown_fields=True):
     payment_ref: ShortText
+
+
+class ClaimIn(msgspec.Struct, forbid_unknown_fields=True):
+    """An after-sales claim: `kind` return (退货) | exchange (换货) | repair (维修); `line_no` the order
+    line it concerns (left out: the whole order)."""
+
+    kind: fields.Choice
+    reason: Reason
+    line_no: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+
+
+class ClaimAnswerIn(msgspec.Struct, forbid_unknown_fields=True):
+    answer: Reason
+
+
+class ClaimCloseIn(msgspec.Struct, forbid_unknown_fields=True):
+    """`outcome` resolved (已解决) | unresolved (未解决)."""
+
+    outcome: fields.Choice
+    note: Reason
+
+
+class ClaimOut(msgspec.Struct):
+    id: uuid.UUID
+    order_id: uuid.UUID
+    kind: str
+    status: str
+    line_no: int | None
+    reason: str
+    opened_at: str
+    answer_due_at: str
+    answer: str
+    answered_at: str | None
+    answered_late: bool
+    closed_at: str | None
+    outcome: str | None
+    outcome_note: str
+
+    @classmethod
+    def of(cls, c: OrderClaim) -> ClaimOut:
+        return cls(
+            c.id,
+            c.order_id,
+            c.kind,
+            c.status,
+            c.line_no,
+            c.reason,
+            rfc3339(c.opened_at),
+            rfc3339(c.answer_due_at),
+            c.answer,
+            rfc3339(c.answered_at) if c.answered_at else None,
+            c.answered_late,
+            rfc3339(c.closed_at) if c.closed_at else None,
+            c.outcome,
+            c.outcome_note,
+        )
 
 
 class EventOut(msgspec.Struct):

@@ -27,6 +27,7 @@ KEPT = (
     "orders",
     "order_lines",
     "order_events",
+    "order_claims",
     "checkouts",
     "budget_lines",
     "budget_movements",

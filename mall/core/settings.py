@@ -46,6 +46,8 @@ class Settings:
     auto_cancel_days: int = 15
     payment_due_days: int = 30
     payment_warn_days: int = 25
+    # An after-sales claim (退货、换货、维修) is answered by the supplier within this many working days.
+    claim_answer_working_days: int = 3
     price_margin: Decimal = Decimal("0.05")
     # The mall's public address, in published links (Atom, OCDS), the WebSocket origin check and
     # secure cookies (https); empty: http:// with MALL_HOST and MALL_PORT (see `public_base_url`).
@@ -266,6 +268,8 @@ def settings_problems(s: Settings) -> list[str]:
         out.append("MALL_FILE_STORE=s3 needs MALL_S3_BUCKET (and MALL_S3_ENDPOINT_URL for a non-AWS store)")
     if s.min_participants < 1:
         out.append("MALL_MIN_PARTICIPANTS must be at least 1")
+    if not 1 <= s.claim_answer_working_days <= 30:
+        out.append(f"MALL_CLAIM_ANSWER_WORKING_DAYS must be 1 to 30, not {s.claim_answer_working_days}")
     if s.token_ttl_days < 1 or s.max_live_tokens < 1:
         out.append("MALL_TOKEN_TTL_DAYS and MALL_MAX_LIVE_TOKENS must be at least 1")
     try:

@@ -129,3 +129,46 @@ class Checkout(IdMixin, Base):
     idempotency_key: Mapped[str] = mapped_column(String(100))
     request_digest: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ClaimKind(Labeled):
+    RETURN = "return", "退货"
+    EXCHANGE = "exchange", "换货"
+    REPAIR = "repair", "维修"
+
+
+class ClaimStatus(Labeled):
+    """open → answered → closed; open → closed when the supplier let the answer's deadline pass."""
+
+    OPEN = "open", "待供应商答复"
+    ANSWERED = "answered", "供应商已答复，待采购人确认结果"
+    CLOSED = "closed", "已结束"
+
+
+class ClaimOutcome(Labeled):
+    RESOLVED = "resolved", "已解决"
+    UNRESOLVED = "unresolved", "未解决"
+
+
+class OrderClaim(IdMixin, Base):
+    """An after-sales claim (售后) on an accepted order: a return, an exchange or a repair."""
+
+    __tablename__ = "order_claims"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    # The order's supplier, kept on the claim: its after-sales record is counted by supplier.
+    supplier_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    line_no: Mapped[int | None] = mapped_column(Integer)  # the order line it concerns; None: the whole order
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    # What people write here may name and reach a person: encrypted at rest, never published.
+    reason: Mapped[str] = mapped_column(EncryptedText)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    opened_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    answer_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answer: Mapped[str] = mapped_column(EncryptedText, default="")
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_late: Mapped[bool] = mapped_column(Boolean, default=False)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    outcome_note: Mapped[str] = mapped_column(EncryptedText, default="")

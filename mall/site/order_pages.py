@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import msgspec
 from litestar import Controller, get, post
@@ -11,15 +12,16 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from mall import orders
-from mall.core import login_throttle, personal_data
+from mall.core import clock, login_throttle, personal_data
 from mall.core.auth import Principal
 from mall.core.errors import InvalidInput
 from mall.core.guards import allow
 from mall.ledger import disclosure
+from mall.orders import claims
 from mall.orders import steps as order_steps
-from mall.orders.models import ORDER_STATUS_LABELS, Order, OrderStatus
+from mall.orders.models import ORDER_STATUS_LABELS, ClaimKind, ClaimOutcome, ClaimStatus, Order, OrderStatus
 from mall.site.order_routes import STEP_CALL, STEPS, OrderCall
-from mall.structs import AnswerIn, ConfirmIn, CorrectionIn
+from mall.structs import AnswerIn, ClaimAnswerIn, ClaimCloseIn, ClaimIn, ConfirmIn, CorrectionIn
 from mall.web import forms
 from mall.web.deps import Call, UserCall
 from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form
@@ -76,6 +78,19 @@ FORMS: dict[str, tuple[str, Callable[[Mapping[str, str]], msgspec.Struct | None]
 }
 
 
+def _claim_choices(order: Order) -> dict[str, Any]:
+    """The after-sales forms' options and the labels the claims are shown with."""
+    return {
+        "kinds": [(k.value, k.label) for k in ClaimKind],
+        "outcomes": [(o.value, o.label) for o in ClaimOutcome],
+        "unanswered": [(ClaimOutcome.UNRESOLVED.value, ClaimOutcome.UNRESOLVED.label)],
+        "lines": [(x.line_no, f"第 {x.line_no} 项 {x.item_name}") for x in order.lines],
+        "kind_labels": ClaimKind.labels(),
+        "outcome_labels": ClaimOutcome.labels(),
+        "status_labels": ClaimStatus.labels(),
+    }
+
+
 def _party(who: Principal, order: Order) -> str:
     if who.role == "buyer" and who.org_id == order.buyer_org_id:
         return "buyer"
@@ -125,6 +140,8 @@ class OrderPages(Controller):
             order = await orders.get_order(s, call.me, order_id)
             events = await orders.events_of(s, order_id)
             records = await disclosure.records_of_order(s, order.order_no)
+            order_claims = await claims.claims_of(s, call.me, order)
+            after_sales = await claims.record_of(s, order.supplier_org_id)
         await _log_read(call, order, contract=False)
         step = order_steps.next_step(order, call.settings.work_calendar, call.settings.payment_due_days)
         party = _party(call.me, order)
@@ -139,6 +156,12 @@ class OrderPages(Controller):
             pay_state=orders.payment_state(order, call.settings),
             settings=call.settings,
             form=pop_form(call.request),
+            claims=order_claims,
+            may_claim=claims.may_open(call.me, order, order_claims),
+            after_sales=after_sales,
+            claim_choices=_claim_choices(order),
+            claim_status=ClaimStatus,
+            now=clock.now(),
         )
 
     @get("/{order_id:uuid}/contract", opt=allow("user"))
@@ -149,6 +172,42 @@ class OrderPages(Controller):
             raise InvalidInput("订单尚未确认，还没有电子合同", code="no_contract")
         await _log_read(call, order, contract=True)
         return call.render("contract.html", order=order)
+
+    @post("/{order_id:uuid}/claims", opt=allow("buyer"))
+    async def open_claim(self, call: UserCall, order_id: FromPath[uuid.UUID], data: Form) -> Redirect:
+        async def go() -> Any:
+            body = forms.decode(ClaimIn, data)
+            return await claims.open_claim(
+                call.db, call.settings, call.me, order_id, body.kind, body.reason, body.line_no
+            )
+
+        return await call.act(
+            go, "售后申请已提交，等待供应商答复", f"/orders/{order_id}", keep={**data, "action": "claim"}
+        )
+
+    @post("/{order_id:uuid}/claims/{claim_id:uuid}/answer", opt=allow("supplier"))
+    async def answer_claim(
+        self, call: UserCall, order_id: FromPath[uuid.UUID], claim_id: FromPath[uuid.UUID], data: Form
+    ) -> Redirect:
+        async def go() -> Any:
+            body = forms.decode(ClaimAnswerIn, data)
+            return await claims.answer_claim(call.db, call.me, order_id, claim_id, body.answer)
+
+        return await call.act(
+            go, "已答复售后申请", f"/orders/{order_id}", keep={**data, "action": "claim-answer"}
+        )
+
+    @post("/{order_id:uuid}/claims/{claim_id:uuid}/close", opt=allow("buyer"))
+    async def close_claim(
+        self, call: UserCall, order_id: FromPath[uuid.UUID], claim_id: FromPath[uuid.UUID], data: Form
+    ) -> Redirect:
+        async def go() -> Any:
+            body = forms.decode(ClaimCloseIn, data)
+            return await claims.close_claim(call.db, call.me, order_id, claim_id, body.outcome, body.note)
+
+        return await call.act(
+            go, "售后结果已登记", f"/orders/{order_id}", keep={**data, "action": "claim-close"}
+        )
 
     @post(
         "/{order_id:uuid}/{action:str}", opt=allow("buyer", "supplier", "regulator"), dependencies=STEP_CALL

@@ -22,10 +22,15 @@ from mall.core.db import Database, retried
 from mall.core.errors import InvalidInput
 from mall.core.guards import allow
 from mall.core.settings import Settings
+from mall.orders import claims
 from mall.orders.models import OrderStatus
 from mall.structs import (
     AcceptIn,
     AnswerIn,
+    ClaimAnswerIn,
+    ClaimCloseIn,
+    ClaimIn,
+    ClaimOut,
     ConfirmIn,
     CorrectionIn,
     EventOut,
@@ -218,4 +223,62 @@ class OrderApi(Controller):
         return await take_step("correct", call, data)
 
 
-ROUTES = [OrderApi]
+class ClaimApi(Controller):
+    """After-sales claims (售后) on an accepted order: the buyer opens one, the supplier answers, the
+    buyer records the outcome. Reasons, answers and notes are the parties' own and never published."""
+
+    path = "/api/orders/{order_id:uuid}/claims"
+    tags = TAGS
+
+    @get("/", opt=allow("user"), summary="订单的售后申请（订单双方与监管部门可见，先提出的在前）")
+    async def list_claims(self, me: Me, db: DB, order_id: FromPath[uuid.UUID]) -> list[ClaimOut]:
+        async with db.read() as s:
+            order = await orders.get_order(s, me, order_id)
+            return [ClaimOut.of(c) for c in await claims.claims_of(s, me, order)]
+
+    @post(
+        "/",
+        opt=allow("buyer"),
+        status_code=201,
+        summary="提出售后申请（退货、换货或维修；验收后可提，同一订单同时只有一项未结束的申请）",
+    )
+    async def open_claim(
+        self, me: Me, db: DB, settings: Config, order_id: FromPath[uuid.UUID], data: JSONBody[ClaimIn]
+    ) -> ClaimOut:
+        claim = await claims.open_claim(db, settings, me, order_id, data.kind, data.reason, data.line_no)
+        return ClaimOut.of(claim)
+
+    @post(
+        "/{claim_id:uuid}/answer",
+        opt=allow("supplier"),
+        status_code=200,
+        summary="供应商答复售后申请（须在答复期限内，逾期答复计入售后记录）",
+    )
+    async def answer_claim(
+        self,
+        me: Me,
+        db: DB,
+        order_id: FromPath[uuid.UUID],
+        claim_id: FromPath[uuid.UUID],
+        data: JSONBody[ClaimAnswerIn],
+    ) -> ClaimOut:
+        return ClaimOut.of(await claims.answer_claim(db, me, order_id, claim_id, data.answer))
+
+    @post(
+        "/{claim_id:uuid}/close",
+        opt=allow("buyer"),
+        status_code=200,
+        summary="采购人登记售后结果（供应商答复后；逾期未答复的只能以“未解决”结束）",
+    )
+    async def close_claim(
+        self,
+        me: Me,
+        db: DB,
+        order_id: FromPath[uuid.UUID],
+        claim_id: FromPath[uuid.UUID],
+        data: JSONBody[ClaimCloseIn],
+    ) -> ClaimOut:
+        return ClaimOut.of(await claims.close_claim(db, me, order_id, claim_id, data.outcome, data.note))
+
+
+ROUTES = [OrderApi, ClaimApi]

@@ -48,6 +48,9 @@ ACTION_LABELS = {
     "accepted": "验收",
     "paid": "付款",
     "corrected": "更正成交记录",
+    "claim_opened": "申请售后",
+    "claim_answered": "答复售后",
+    "claim_closed": "售后结束",
 }
 
 

@@ -34,8 +34,9 @@ from mall.core.guards import allow
 from mall.core.money import money_str
 from mall.core.settings import Settings
 from mall.core.steps import NextStep
+from mall.orders import claims
 from mall.orders import steps as order_steps
-from mall.orders.models import Order, OrderStatus
+from mall.orders.models import ClaimKind, Order, OrderClaim, OrderStatus
 from mall.web.deps import UserCall
 
 # A 工作台 list shows this many rows, the most urgent first, and links to the full list for more.
@@ -64,7 +65,7 @@ OPEN_PROCEDURE_STATES = (
 class Item:
     """One row: what it is, its title and link, and its next step."""
 
-    kind: str  # 订单 / 询价 / 竞价 / 商品 / 定点申请 / 调价申请
+    kind: str  # 订单 / 售后 / 询价 / 竞价 / 商品 / 定点申请 / 调价申请
     title: str
     href: str
     step: NextStep
@@ -113,6 +114,25 @@ async def _orders(s: AsyncSession, who: Principal, settings: Settings, board: Bo
             o.total_amount,
         )
         board.add(item, step.stance(who.role, own=_is_party(who, o)) == "yours")
+
+
+async def _claims(s: AsyncSession, who: Principal, board: Board) -> None:
+    """After-sales claims still open on the party's orders."""
+    own = Order.buyer_org_id if who.role == "buyer" else Order.supplier_org_id
+    rows = await s.execute(
+        select(OrderClaim, Order.order_no)
+        .join(Order, Order.id == OrderClaim.order_id)
+        .where(own == who.org_id, OrderClaim.status.in_(claims.UNFINISHED))
+        .order_by(OrderClaim.opened_at, OrderClaim.id)
+        .limit(SCANNED)
+    )
+    now = clock.now()
+    for c, order_no in rows.all():
+        step = claims.next_step(c, now)
+        item = Item(
+            "售后", f"{order_no} · {ClaimKind(c.kind).label}", f"/orders/{c.order_id}#claim-{c.id}", step
+        )
+        board.add(item, step.stance(who.role) == "yours")
 
 
 def _procedure_item(p: Procedure, step: NextStep) -> Item:
@@ -238,6 +258,7 @@ async def board_of(s: AsyncSession, who: Principal, settings: Settings) -> Board
     board = Board([], [], {})
     if who.role in ("buyer", "supplier") and who.org_id is not None:
         await _orders(s, who, settings, board)
+        await _claims(s, who, board)
         await _procedures(s, who, board)
         if who.role == "supplier":
             await _supplier_catalog(s, who, settings, board)

@@ -254,6 +254,7 @@ async def _world_ids(client: Any, world: World) -> dict[str, str]:
         "line_id": str(world.lines["b1"].id),
         "image_id": str(uuid.uuid4()),  # no such photo: the roles are checked first
         "sheet_id": str(uuid.uuid4()),
+        "claim_id": str(uuid.uuid4()),  # no such claim: the roles are checked first
         "size": "thumb.jpg",
     }
 

@@ -17,6 +17,7 @@ from mall.core.settings import Settings
 from mall.devtools import seed
 from mall.ledger import disclosure
 from mall.ledger.models import DisclosureRecord
+from mall.orders.models import OrderClaim
 
 
 @pytest.mark.slow  # (seeds the whole demo history: some seconds)
@@ -44,3 +45,10 @@ async def test_the_demo_feed_holds_every_mode_and_every_kind_it_can(
     assert [(c.project_code, c.orders) for c in overview.split_cases] == [("YY-2026-025", 3)]
     assert overview.late_paid and overview.unfiled and overview.overdue_reviews and overview.unpaid
     assert overview.watch.low_offers and overview.watch.failed and overview.watch.decliners
+
+    # after-sales: a repair answered and resolved, an exchange waiting for the supplier's answer
+    async with db.read() as s:
+        statuses = sorted(
+            (c.status, c.outcome or "") for c in (await s.execute(select(OrderClaim))).scalars()
+        )
+    assert statuses == [("closed", "resolved"), ("open", "")], statuses

@@ -217,6 +217,20 @@ BASES: dict[str, Base] = {
             ],
         },
     ),
+    "POST /api/orders/{order_id}/claims": on(
+        "order_id", "order_id", {"kind": "repair", "reason": "屏幕损坏", "line_no": 1}
+    ),
+    "POST /api/orders/{order_id}/claims/{claim_id}/answer": lambda w, p: (
+        {"answer": "三个工作日内上门维修"},
+        {
+            "order_id": p.ids["order_id"],
+            "claim_id": str(uuid.uuid4()),
+        },  # the body is refused before any lookup
+    ),
+    "POST /api/orders/{order_id}/claims/{claim_id}/close": lambda w, p: (
+        {"outcome": "resolved", "note": "已修好"},
+        {"order_id": p.ids["order_id"], "claim_id": str(uuid.uuid4())},
+    ),
     "POST /api/admin/organizations": lambda w, p: (
         {
             "kind": "supplier",

@@ -28,9 +28,11 @@ from mall.core.models import AuditEntry, Organization, User
 from mall.core.personal_data import READ
 from mall.core.settings import Settings, SettingsError, load_settings
 from mall.ledger import disclosure, exports
+from mall.orders import claims
 from mall.orders.models import Order
 from mall.schema import metadata
 from tests.factories import PASSWORD, World
+from tests.mall.test_claims import accepted_order
 from tests.mall.test_disclosure import ITEM_KEYS, LINE_KEYS, feed
 from tests.mall.test_pages import HTML, assert_page, login_ok
 
@@ -370,13 +372,17 @@ async def test_rotation_encrypts_everything_with_the_new_key_and_the_old_one_can
     world: World, settings: Settings, current_key: str
 ) -> None:
     await a_deal_with_a_sole_proprietor(world)
+    accepted = await accepted_order(world)  # and an after-sales claim, whose reason is encrypted too
+    await claims.open_claim(
+        world.db, settings, world.who["buyer_a"], accepted, "repair", "联系王晓梅 13800000000"
+    )
     new = encryption.new_key()
     url = settings.resolved_database_url
     rotating = Database(url, data_keys=DataKeys.parse(f"{new},{current_key}"))
     only_new = Database(url, data_keys=DataKeys.parse(new))
     try:
         done = await encryption.rotate(rotating, metadata, batch=3)
-        assert set(done) == {"organizations", "users", "orders", "order_events"}
+        assert set(done) == {"organizations", "users", "orders", "order_events", "order_claims"}
         assert all(d.values > 0 and d.rewritten == d.values for d in done.values())
         again = await encryption.rotate(rotating, metadata)
         assert sum(d.rewritten for d in again.values()) == 0

@@ -29,6 +29,7 @@ from mall.core.errors import DomainError
 from mall.core.models import Organization
 from mall.core.money import round_money
 from mall.core.settings import Settings
+from mall.devtools.demo import after_sales
 from mall.ledger import disclosure
 
 
@@ -473,6 +474,11 @@ async def make_history(
                 rng.choice([5, 5, 4, 4, 3]),
                 rng.choice(["到货及时，安装规范", "质量良好", "", "服务态度好"]),
             )
+            if made.setdefault("claims", 0) < 1 or (n >= count - 6 and made["claims"] < 2):
+                await after_sales.claim(
+                    db, settings, buyer, supplier, order.id, resolved=made["claims"] == 0, advance=advance
+                )
+                made["claims"] += 1
             if stage < 0.45:
                 continue
             late = made.setdefault("paid_late", 0) < 2 and supplier.org_id is not None
