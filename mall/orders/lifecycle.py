@@ -61,6 +61,8 @@ async def load_for_change(tx: Tx, who: Principal, order_id: uuid.UUID, side: str
         )
     if side == "regulator" and who.role != "regulator":
         raise Forbidden("只有财政监管部门可以执行此操作", code="regulator_only")
+    if side == "center" and who.role != "center":
+        raise Forbidden("只有集中采购机构可以执行此操作", code="center_only")
     order.version += 1
     return order
 
@@ -395,12 +397,12 @@ CORRECTABLE_STATES = (S.CONFIRMED, S.CONTRACTED, S.SHIPPED, S.RECEIVED, S.ACCEPT
 async def correct(
     db: Database, who: Principal, order_id: uuid.UUID, changes: list[dict[str, Any]], reason: str
 ) -> Order:
-    """更正: the buyer of a published deal (or the regulator) corrects what describes its goods —
+    """更正: the buyer of a published deal, the procurement center or the regulator corrects what describes its goods —
     name, brand, 规格型号, unit. The order's lines change, and a correction record that amends the
     deal is published with the whole record as corrected and each change (from, to); the reason stays
     on the order's history (a person wrote it: it is not published)."""
     why = _reason(reason)
-    side = "regulator" if who.role == "regulator" else "buyer"
+    side = who.role if who.role in ("center", "regulator") else "buyer"
     async with changing(db, who, order_id, side, *CORRECTABLE_STATES) as (tx, order):
         if not order.disclosure_id:
             raise Conflict("该订单没有公开的成交记录，无需更正", code="nothing_published")
@@ -427,7 +429,7 @@ async def correct(
         payload = deal_payload(order, kind="correction", amends=order.disclosure_id)
         payload["corrections"] = made
         disclosure.stage(tx, payload)
-        if who.role == "regulator":
+        if who.role in ("center", "regulator"):  # not a party: the audit log names who changed it
             audit.record(
                 tx,
                 who,

@@ -210,7 +210,9 @@ class OrderPages(Controller):
         )
 
     @post(
-        "/{order_id:uuid}/{action:str}", opt=allow("buyer", "supplier", "regulator"), dependencies=STEP_CALL
+        "/{order_id:uuid}/{action:str}",
+        opt=allow("buyer", "supplier", "center", "regulator"),
+        dependencies=STEP_CALL,
     )
     async def order_action(
         self, request: AnyRequest, call: OrderCall, action: FromPath[str], data: Form

@@ -210,11 +210,11 @@ class OrderApi(Controller):
 
     @post(
         "/{order_id:uuid}/correction",
-        opt=allow("buyer", "regulator"),
+        opt=allow("buyer", "center", "regulator"),
         status_code=200,
         summary="更正已公开的成交记录（品名、品牌、规格型号、计量单位）",
         description=(
-            "采购人（本单位订单）或财政监管部门更正成交记录中描述货物的字段；金额、数量与交易双方不可更正"
+            "采购人（本单位订单）、集中采购机构或财政监管部门更正成交记录中描述货物的字段；金额、数量与交易双方不可更正"
             "（错误的成交应取消）。订单明细随之更正，并公开一条更正记录（kind=correction，amends 指向原成交记录，"
             "corrections 列出每项更正的原值与新值）；更正原因只记入订单操作记录，不公开。"
         ),

@@ -83,10 +83,17 @@ async def test_what_cannot_be_corrected_is_refused_and_nothing_is_published(
     r = await client.post(f"/api/orders/{placed}/correction", json=fix, headers=h)
     assert_problem(r, 409, "invalid_state")
     assert await disclosure.publish_pending(world.db) == 0
-    # the regulator may correct too
+    # the regulator may correct too, and so may the procurement center
     r = await client.post(url, json=fix, headers=world.h("regulator"))
     assert r.status_code == 200, r.text
     assert await disclosure.publish_pending(world.db) == 1
+    spec = {"reason": "核对合同", "lines": [{"line_no": 1, "spec_model": "ThinkPad X1-2026 i7"}]}
+    r = await client.post(url, json=spec, headers=world.h("center"))
+    assert r.status_code == 200, r.text
+    assert await disclosure.publish_pending(world.db) == 1
+    events = (await client.get(f"/api/orders/{oid}/events", headers=world.h("center"))).json()
+    rows = events["items"] if isinstance(events, dict) else events
+    assert rows[-1]["action"] == "corrected" and "采购中心" in rows[-1]["actor"]
 
 
 async def test_the_order_page_corrects_through_its_form(client: Any, world: World) -> None:
@@ -105,3 +112,9 @@ async def test_the_order_page_corrects_through_its_form(client: Any, world: Worl
     # the supplier has no such form
     await login(client, "supplier_x")
     assert "/correct" not in assert_page(await client.get(f"/orders/{oid}", headers=HTML))
+    # the procurement center corrects through the same form
+    await login(client, "center")
+    r = await post_form(client, f"/orders/{oid}/correct", {**form, "unit_1": "套", "reason": "按合同更正单位"})
+    assert r.status_code == 303
+    page = assert_page(await client.get(f"/orders/{oid}", headers=HTML))
+    assert "已更正，更正公告将自动公开" in page and "台 → 套" in page
