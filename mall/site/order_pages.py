@@ -21,6 +21,7 @@ from mall.orders import claims
 from mall.orders import steps as order_steps
 from mall.orders.models import ORDER_STATUS_LABELS, ClaimKind, ClaimOutcome, ClaimStatus, Order, OrderStatus
 from mall.site.order_routes import STEP_CALL, STEPS, OrderCall
+from mall.site.order_routes import Call as StepCall
 from mall.structs import AnswerIn, ClaimAnswerIn, ClaimCloseIn, ClaimIn, ConfirmIn, CorrectionIn
 from mall.web import forms
 from mall.web.deps import Call, UserCall
@@ -209,24 +210,32 @@ class OrderPages(Controller):
             go, "售后结果已登记", f"/orders/{order_id}", keep={**data, "action": "claim-close"}
         )
 
+    @post("/{order_id:uuid}/correct", opt=allow("buyer", "center", "regulator"), dependencies=STEP_CALL)
+    async def correct_action(self, request: AnyRequest, call: OrderCall, data: Form) -> Redirect:
+        """更正成交记录: the one order form the procurement center may send."""
+        return await _form_step(request, call, "correct", data)
+
     @post(
-        "/{order_id:uuid}/{action:str}",
-        opt=allow("buyer", "supplier", "center", "regulator"),
-        dependencies=STEP_CALL,
+        "/{order_id:uuid}/{action:str}", opt=allow("buyer", "supplier", "regulator"), dependencies=STEP_CALL
     )
     async def order_action(
         self, request: AnyRequest, call: OrderCall, action: FromPath[str], data: Form
     ) -> Redirect:
-        if action not in FORMS:
-            raise InvalidInput("不支持的操作", code="unknown_action")
-        step, body_of, ok = FORMS[action]
-        return await act(
-            request,
-            lambda: STEPS[step].run(call, body_of(data)),
-            ok,
-            f"/orders/{call.order_id}",
-            keep={**data, "action": action},
-        )
+        return await _form_step(request, call, action, data)
+
+
+async def _form_step(request: AnyRequest, call: StepCall, action: str, data: Mapping[str, str]) -> Redirect:
+    """One of the order page's forms (`FORMS`): the step taken, then back to the order with what it said."""
+    if action not in FORMS:
+        raise InvalidInput("不支持的操作", code="unknown_action")
+    step, body_of, ok = FORMS[action]
+    return await act(
+        request,
+        lambda: STEPS[step].run(call, body_of(data)),
+        ok,
+        f"/orders/{call.order_id}",
+        keep={**data, "action": action},
+    )
 
 
 ROUTES = [OrderPages]

@@ -114,7 +114,9 @@ async def test_the_order_page_corrects_through_its_form(client: Any, world: Worl
     assert "/correct" not in assert_page(await client.get(f"/orders/{oid}", headers=HTML))
     # the procurement center corrects through the same form
     await login(client, "center")
-    r = await post_form(client, f"/orders/{oid}/correct", {**form, "unit_1": "套", "reason": "按合同更正单位"})
+    r = await post_form(
+        client, f"/orders/{oid}/correct", {**form, "unit_1": "套", "reason": "按合同更正单位"}
+    )
     assert r.status_code == 303
     page = assert_page(await client.get(f"/orders/{oid}", headers=HTML))
     assert "已更正，更正公告将自动公开" in page and "台 → 套" in page
