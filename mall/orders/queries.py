@@ -31,7 +31,7 @@ def personal_data_shown(who: Principal, order: Order, *, contract: bool = False)
     if who.role in OVERSIGHT:
         if contract:
             return "电子合同：双方地址与联系电话、收货地址、订单备注"
-        return "订单：收货地址、备注、物流信息、取消原因、验收评价、经办人姓名"
+        return "订单：收货地址、备注、物流信息、取消原因、验收评价、售后申请、经办人姓名"
     if who.role == "supplier" and who.org_id == order.supplier_org_id:
         if contract:
             return "电子合同：采购人地址与联系电话、收货地址、订单备注"

@@ -230,11 +230,27 @@ class ClaimApi(Controller):
     path = "/api/orders/{order_id:uuid}/claims"
     tags = TAGS
 
-    @get("/", opt=allow("user"), summary="订单的售后申请（订单双方与监管部门可见，先提出的在前）")
-    async def list_claims(self, me: Me, db: DB, order_id: FromPath[uuid.UUID]) -> list[ClaimOut]:
+    @get(
+        "/",
+        opt=allow("user"),
+        summary="订单的售后申请（订单双方与监管、采购中心可见，先提出的在前；监管、采购中心查阅记入审计日志）",
+    )
+    async def list_claims(
+        self, request: AnyRequest, me: Me, db: DB, order_id: FromPath[uuid.UUID]
+    ) -> list[ClaimOut]:
         async with db.read() as s:
             order = await orders.get_order(s, me, order_id)
-            return [ClaimOut.of(c) for c in await claims.claims_of(s, me, order)]
+            found = [ClaimOut.of(c) for c in await claims.claims_of(s, me, order)]
+        if me.role in personal_data.OVERSIGHT:  # what the parties wrote to each other
+            await personal_data.log_read(
+                db,
+                me,
+                f"/api/orders/{order_id}/claims {order.order_no}",
+                "售后申请：原因、答复与结果说明",
+                login_throttle.client_of(request),
+                kind="order",
+            )
+        return found
 
     @post(
         "/",

@@ -7,8 +7,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from mall import orders
 from mall.core import clock
+from mall.core.models import AuditEntry
+from mall.core.personal_data import READ
 from mall.orders import claims
 from mall.orders.models import ClaimStatus, OrderClaim
 from tests.factories import World, frozen_at
@@ -209,3 +213,18 @@ async def test_the_order_pages_side_card_points_each_party_to_the_claim_it_must_
     assert "售后申请待您答复" in (await client.get(f"/orders/{order_id}", headers=HTML)).text
     await login_ok(client, "buyer_a")
     assert "售后申请待您登记结果" not in (await client.get(f"/orders/{order_id}", headers=HTML)).text
+
+
+async def test_oversight_reading_the_claims_is_logged_and_the_parties_reading_them_is_not(
+    client: Any, world: World
+) -> None:
+    order_id = await accepted_order(world)
+    await claims.open_claim(world.db, world.settings, world.who["buyer_a"], order_id, "repair", "请联系张工")
+    for who in ("buyer_a", "supplier_x", "regulator", "center"):
+        r = await client.get(url(order_id), headers=world.h(who))
+        assert r.status_code == 200 and r.json()[0]["reason"] == "请联系张工"
+    async with world.db.read() as s:
+        reads = (await s.execute(select(AuditEntry).where(AuditEntry.action == READ))).scalars().all()
+    names = {p.user_id: n for n, p in world.who.items()}
+    assert sorted(names[e.actor_user_id] for e in reads) == ["center", "regulator"]
+    assert all(e.target.startswith(f"/api/orders/{order_id}/claims ") for e in reads)
