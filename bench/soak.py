@@ -70,7 +70,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -1077,16 +1077,48 @@ class Soak:
             return
         if roll < 0.6:
             for action, who, body2, target in (
+                ("sign", o.supplier, None, "confirmed"),
+                ("sign", o.buyer, None, "signed"),
                 ("contract", o.buyer, None, "contracted"),
-                ("ship", o.supplier, {"note": "顺丰 SF-SOAK"}, "shipped"),
+                ("ship", o.supplier, self.shipment(), "shipped"),
                 ("receive", o.buyer, None, "received"),
-                ("accept", o.buyer, {"score": 5, "comment": "好"}, "accepted"),
-                ("pay", o.buyer, {"payment_ref": f"ZF-{o.order_no}"}, "paid"),
+                ("accept", o.buyer, {"inspectors": ["压测验收员"], "score": 5, "comment": "好"}, "accepted"),
             ):
                 if not await self.transition(action, o, action, who, body2, target):
                     return
                 if action == "accept" and self.rng.random() < 0.15:
                     await self.claim_story(o)
+            await self.payment_story(o)
+
+    def shipment(self) -> dict[str, Any]:
+        return {
+            "note": "压测发货",
+            "carrier": "顺丰速运",
+            "tracking_no": f"SF{self.rng.randint(10**11, 10**12 - 1)}",
+        }
+
+    async def payment_story(self, o: OrderTrack) -> None:
+        """The supplier records an invoice for the contract, the buyer confirms it and pays in full."""
+        g, _ = await self.call("order_read", "GET", f"/api/orders/{o.id}", who=o.buyer)
+        if g is None or g.status_code != 200:
+            return
+        total = g.json()["total_amount"]
+        year = datetime.now(UTC).year % 100
+        invoice = {
+            "invoice_no": f"{year:02d}41{self.rng.randint(10**15, 10**16 - 1)}",
+            "amount": total,
+            "issued_on": datetime.now(UTC).astimezone(timezone(timedelta(hours=8))).date().isoformat(),
+        }
+        if not await self.transition("invoice", o, "invoices", o.supplier, invoice, "accepted"):
+            return
+        f, _ = await self.call("fulfilment_read", "GET", f"/api/orders/{o.id}/fulfilment", who=o.buyer)
+        if f is None or f.status_code != 200 or not f.json()["invoices"]:
+            return
+        decision = {"invoice_id": f.json()["invoices"][-1]["id"]}
+        if not await self.transition("invoice_confirm", o, "invoices/confirm", o.buyer, decision, "accepted"):
+            return
+        pay = {"voucher_no": f"ZF-{o.order_no[-20:]}", "amount": total}
+        await self.transition("pay", o, "pay", o.buyer, pay, "paid")
 
     async def claim_story(self, o: OrderTrack) -> None:
         """After acceptance, now and then: an after-sales claim, answered by the supplier and closed by

@@ -34,6 +34,7 @@ from mall.core.auth import Principal
 from mall.core.db import Database, Tx, commit_may_have_happened, retried, retried_if_rolled_back
 from mall.core.errors import Conflict, Forbidden, NotFound, RuleViolation, TooManyAttempts
 from mall.core.money import MoneyError, money
+from mall.notify import notices
 
 # Refused bids counted against a user's limit (settings.bid_refusals_per_minute) over this window.
 REFUSAL_WINDOW = timedelta(minutes=1)
@@ -255,6 +256,21 @@ class StaleFence(Exception):
         self.current = current
 
 
+async def _tell_outbid(tx: Tx, p: Procedure, bidder: uuid.UUID, previous: Decimal) -> None:
+    """The suppliers that held the room's lowest bid before this one beat it are told (mall.notify)."""
+    held = await tx.session.scalars(
+        select(Offer.supplier_org_id)
+        .where(
+            Offer.procedure_id == p.id,
+            Offer.status == OfferStatus.ACCEPTED,
+            Offer.amount == previous,
+            Offer.supplier_org_id != bidder,
+        )
+        .distinct()
+    )
+    notices.outbid(tx.session, list(held), p.id, p.title)
+
+
 @dataclass(frozen=True)
 class BidResult:
     accepted: bool
@@ -321,7 +337,8 @@ async def bid(
             new_end, extensions = rules.extended_end(
                 rules_of(p), bid_at=now, ends_at=p.ends_at, extensions_so_far=p.extensions
             )
-            lowest = amount if p.lowest_amount is None else min(amount, p.lowest_amount)
+            previous = p.lowest_amount
+            lowest = amount if previous is None else min(amount, previous)
             t = cast(Table, Procedure.__table__)
             stmt = update(t).where(t.c.id == p.id, t.c.offer_seq == seen_seq, t.c.ends_at > now)
             values: dict[str, Any] = {
@@ -348,6 +365,8 @@ async def bid(
                 # whom the room shows anyway (never suppliers that were only refused)
                 await _participant(tx, p, who.org_id)
                 _log(tx, p, who, OfferStatus.ACCEPTED, seen_seq + 1, amount, amount_raw, now)
+                if previous is not None and amount < previous:
+                    await _tell_outbid(tx, p, who.org_id, previous)
                 return BidResult(True, seen_seq + 1, amount, lowest, new_end)
         if max_refusals is not None and await _recent_refusals(tx, p.id, who.user_id, now) >= max_refusals:
             raise too_many_refusals()  # counted under the procedure's row lock: exact, whatever the races

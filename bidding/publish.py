@@ -28,6 +28,7 @@ from mall.core.errors import InvalidInput, NotFound, RuleViolation
 from mall.core.models import Organization, OrgKind, OrgStatus
 from mall.core.money import MoneyError, money, whole_quantity
 from mall.core.settings import Settings
+from mall.notify import notices
 
 MIN_OPEN = timedelta(minutes=10)
 MAX_OPEN = timedelta(days=30)
@@ -285,6 +286,8 @@ async def create(
             )
         for supplier_id in sorted(set(invited or [])):
             s.add(ProcedureInvite(procedure_id=p.id, supplier_org_id=supplier_id))
+        if invited:
+            notices.invited(s, invited, p.id, p.kind, p.title, p.ends_at)
         await s.flush()
         await budgets.lock_line(s, line.id)
         await budgets.reserve(s, line.id, ceiling, None, procedure_id=p.id)

@@ -113,6 +113,7 @@ class Summary:
 
 DEALT = (
     OrderStatus.CONFIRMED,
+    OrderStatus.SIGNED,
     OrderStatus.CONTRACTED,
     OrderStatus.SHIPPED,
     OrderStatus.RECEIVED,

@@ -29,6 +29,7 @@ from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleVi
 from mall.core.fields import REASON_MAX, text
 from mall.core.money import MoneyError, money, round_money, typed_negative, whole_quantity
 from mall.core.settings import Settings
+from mall.notify import notices
 from search_index import sync as search_sync
 
 
@@ -374,6 +375,7 @@ async def review_listing(
             search_sync.stage(tx, [listing.id])
         else:
             listing.status, listing.status_reason = ListingStatus.REJECTED, reason
+            notices.listing_returned(tx.session, listing.supplier_org_id, listing.id, listing.name, reason)
         listing.status_by, listing.reviewed_at, listing.reviewed_by = who.role, now, who.user_id
         listing.updated_at = now
         audit(

@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 
 from catalog import categories
+from mall.contracts import keys
 from mall.core.db import Database
 from mall.core.encryption import DataKeys
 from mall.core.settings import Settings
@@ -39,5 +40,7 @@ async def _load_reference_data(settings: Settings) -> None:
     try:
         async with db.write() as tx:
             await categories.load(tx.session)
+        if settings.contract_signer in ("", "local"):
+            await keys.authority(db)  # the contract signer's certificate authority, made on first start
     finally:
         await db.dispose()

@@ -10,7 +10,18 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, func, literal, literal_column, select, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.oversight import BiddingWatch, bidding_watch
@@ -22,6 +33,7 @@ from mall.core.models import Organization
 from mall.core.money import from_cents, to_cents
 from mall.core.settings import Settings
 from mall.core.workdays import WorkCalendar
+from mall.notices.models import Notice, NoticeKind
 from mall.orders.models import Order, OrderLine, OrderStatus
 from mall.orders.steps import CONTRACT_FILING_WORKING_DAYS
 
@@ -167,9 +179,14 @@ def filing_cutoff(now: datetime, calendar: WorkCalendar) -> datetime:
 
 
 def _unfiled(now: datetime, calendar: WorkCalendar) -> Select[Order]:
+    """Not filed in time: a contract signed by both counts from its signing (政府采购法第四十七条),
+    one not yet signed by both from the confirmation."""
+    cutoff = filing_cutoff(now, calendar)
     return select(Order).where(
-        Order.status == OrderStatus.CONFIRMED,
-        Order.confirmed_at < filing_cutoff(now, calendar),
+        or_(
+            and_(Order.status == OrderStatus.CONFIRMED, Order.confirmed_at < cutoff),
+            and_(Order.status == OrderStatus.SIGNED, Order.signed_at < cutoff),
+        )
     )
 
 
@@ -180,11 +197,58 @@ async def unfiled_contracts(
     oldest first, with the calendar days since their confirmation."""
     stmt = _unfiled(now, calendar).order_by(Order.confirmed_at, Order.id).offset(offset).limit(limit)
     found = (await s.execute(stmt)).scalars().unique()
-    return [Late(o, (now - o.confirmed_at).days if o.confirmed_at else 0) for o in found]
+    return [Late(o, (now - (o.signed_at or o.confirmed_at)).days if o.confirmed_at else 0) for o in found]
 
 
 async def unfiled_count(s: AsyncSession, now: datetime, calendar: WorkCalendar) -> int:
     return await s.scalar(select(func.count()).select_from(_unfiled(now, calendar).subquery())) or 0
+
+
+@dataclass(frozen=True)
+class LateNotice:
+    """A 合同公告 published after its deadline, or not published although its deadline passed."""
+
+    order: Order
+    published_at: datetime | None
+    seq: int | None
+
+
+async def late_contract_notices(
+    s: AsyncSession, settings: Settings, now: datetime, *, limit: int = 100
+) -> list[LateNotice]:
+    """Contracts signed by both whose 合同公告 was not published within
+    `contract_notice_working_days` working days: missing ones first, then late ones."""
+    day = settings.work_calendar.add_working_days(
+        clock.local_date(now), -settings.contract_notice_working_days
+    )
+    cutoff = datetime.combine(day, time.min, clock.SHANGHAI)
+    published = select(Notice.order_id).where(
+        Notice.kind == NoticeKind.CONTRACT, Notice.order_id.is_not(None)
+    )
+    missing = (
+        (
+            await s.execute(
+                select(Order)
+                .where(Order.signed_at.is_not(None), Order.signed_at < cutoff, Order.id.not_in(published))
+                .order_by(Order.signed_at)
+                .limit(limit)
+            )
+        )
+        .scalars()
+        .unique()
+    )
+    out = [LateNotice(o, None, None) for o in missing]
+    late = (
+        await s.execute(
+            select(Notice, Order)
+            .join(Order, Order.id == Notice.order_id)
+            .where(Notice.kind == NoticeKind.CONTRACT, Notice.late.is_(True))
+            .order_by(Notice.seq.desc())
+            .limit(limit)
+        )
+    ).all()
+    out += [LateNotice(o, n.published_at, n.seq) for n, o in late]
+    return out
 
 
 async def status_counts(s: AsyncSession) -> dict[str, int]:
@@ -214,6 +278,7 @@ class Overview:
     watch: BiddingWatch
     overdue_reviews: list[designated.Found]
     unfiled: list[Late]
+    late_notices: list[LateNotice]
 
 
 async def overview(s: AsyncSession, settings: Settings, now: datetime) -> Overview:
@@ -227,4 +292,5 @@ async def overview(s: AsyncSession, settings: Settings, now: datetime) -> Overvi
         watch=await bidding_watch(s),
         overdue_reviews=await overdue_designation_reviews(s, now),
         unfiled=await unfiled_contracts(s, now, settings.work_calendar),
+        late_notices=await late_contract_notices(s, settings, now),
     )

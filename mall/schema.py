@@ -10,8 +10,11 @@ import bidding.models
 import catalog.models
 import mall.budgets.models
 import mall.cart.models
+import mall.contracts.models
 import mall.core.models
 import mall.ledger.models
+import mall.notices.models
+import mall.notify.models
 import mall.orders.models
 from mall.core.db import Base
 
@@ -20,7 +23,10 @@ MODULES = (
     mall.budgets.models,
     mall.cart.models,
     mall.orders.models,
+    mall.contracts.models,
     mall.ledger.models,
+    mall.notices.models,
+    mall.notify.models,
     catalog.models,
     bidding.models,
 )

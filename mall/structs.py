@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import msgspec
 
 from mall.budgets.models import BudgetAdjustment, BudgetLine
+from mall.contracts.signing import Verification
 from mall.core import fields
 from mall.core.clock import rfc3339
 from mall.core.fields import (
@@ -27,7 +28,8 @@ from mall.core.fields import (
 )
 from mall.core.models import User
 from mall.core.money import money_str, quantity_str
-from mall.orders.models import Order, OrderClaim, OrderEvent
+from mall.notices.models import NOTICE_KIND_LABELS, Notice
+from mall.orders.models import AcceptanceReport, Delivery, Invoice, Order, OrderClaim, OrderEvent, Payment
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -209,6 +211,11 @@ class OrderOut(msgspec.Struct):
     disclosure_id: uuid.UUID | None
     cancel_requested_by: str | None
     payment_overdue: bool
+    # the e-contract: when each party signed it, and the SHA-256 of the PDF as it stands
+    supplier_signed_at: str | None = None
+    buyer_signed_at: str | None = None
+    signed_at: str | None = None
+    contract_sha256: str | None = None
 
     @classmethod
     def of(cls, o: Order) -> OrderOut:
@@ -241,7 +248,101 @@ class OrderOut(msgspec.Struct):
             o.disclosure_id,
             o.cancel_requested_by,
             o.payment_overdue,
+            rfc3339(o.supplier_signed_at) if o.supplier_signed_at else None,
+            rfc3339(o.buyer_signed_at) if o.buyer_signed_at else None,
+            rfc3339(o.signed_at) if o.signed_at else None,
+            o.contract_sha256,
         )
+
+
+class SignatureOut(msgspec.Struct):
+    field_name: str
+    org_name: str
+    credit_code: str
+    signed_at: str | None
+    intact: bool
+    trusted: bool
+    unchanged_after: bool
+    valid: bool
+
+
+class ContractVerificationOut(msgspec.Struct):
+    """The contract PDF's signatures as checked now. `signed_by_both`: one valid signature by the
+    buyer's certificate and one by the supplier's, and every signature valid."""
+
+    order_id: uuid.UUID
+    contract_no: str | None
+    sha256: str | None
+    signed_by_both: bool
+    summary: str
+    signatures: list[SignatureOut]
+
+    @classmethod
+    def of(cls, o: Order, v: Verification | None) -> ContractVerificationOut:
+        sigs = [
+            SignatureOut(
+                x.field_name,
+                x.org_name,
+                x.credit_code,
+                rfc3339(x.signed_at) if x.signed_at else None,
+                x.intact,
+                x.trusted,
+                x.unchanged_after,
+                x.valid,
+            )
+            for x in (v.signatures if v else [])
+        ]
+        return cls(
+            o.id,
+            o.contract_no,
+            o.contract_sha256,
+            bool(v and v.signed_by_both),
+            v.summary() if v else "合同尚未签署",
+            sigs,
+        )
+
+
+class NoticeOut(msgspec.Struct):
+    """One public notice (公告). `body` holds what the notice says: for a 合同公告 the key terms, the
+    signed PDF's SHA-256 and the public text of the contract (no personal data)."""
+
+    seq: int
+    kind: str
+    kind_label: str
+    title: str
+    region_code: str
+    order_id: uuid.UUID | None
+    event_at: str
+    due_at: str
+    published_at: str
+    late: bool
+    corrects_seq: int | None
+    body: dict[str, Any]
+    pdf_url: str | None
+
+    @classmethod
+    def of(cls, n: Notice) -> NoticeOut:
+        return cls(
+            n.seq,
+            n.kind,
+            NOTICE_KIND_LABELS.get(n.kind, n.kind),
+            n.title,
+            n.region_code,
+            n.order_id,
+            rfc3339(n.event_at),
+            rfc3339(n.due_at),
+            rfc3339(n.published_at),
+            n.late,
+            n.corrects_seq,
+            n.body,
+            f"/notices/{n.seq}/contract.pdf" if n.kind == "contract" else None,
+        )
+
+
+class NoticePage(msgspec.Struct):
+    total: int
+    items: list[NoticeOut]
+    next_before: int | None
 
 
 class OrderPage(msgspec.Struct):
@@ -328,17 +429,251 @@ class AnswerIn(msgspec.Struct, forbid_unknown_fields=True):
     agree: bool
 
 
+def _line_text(max_length: int, description: str) -> msgspec.Meta:
+    """One line of at most `max_length` characters; its form is the service's to check."""
+    return msgspec.Meta(
+        max_length=max_length,
+        pattern=fields.SINGLE_LINE_PATTERN,
+        description=f"{description}（单行，至多 {max_length} 个字符）",
+    )
+
+
+class LineQuantityIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A quantity of one order line (its id from the order's `lines`)."""
+
+    line_id: uuid.UUID
+    quantity: fields.QuantityText
+
+
 class ShipIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One shipment (发货单). `lines` left out: everything that remains to ship. `carrier` and
+    `tracking_no` (6–40 letters, digits or hyphens) when a courier carries it."""
+
+    note: ShippingNote = ""
+    carrier: Annotated[str, _line_text(50, "物流公司")] = ""
+    tracking_no: Annotated[str, _line_text(40, "运单号：6至40位字母、数字或连字符")] = ""
+    lines: Annotated[list[LineQuantityIn], msgspec.Meta(max_length=fields.ORDER_ITEMS_MAX)] | None = None
+
+
+class ReceiveIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A receipt. `delivery_id` left out: every delivery in transit, in full; with it, `lines` the
+    quantities received of that delivery (a line left out: none of it; the shortfall is shipped again)."""
+
+    delivery_id: uuid.UUID | None = None
+    lines: Annotated[list[LineQuantityIn], msgspec.Meta(max_length=fields.ORDER_ITEMS_MAX)] | None = None
     note: ShippingNote = ""
 
 
+class LineResultIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One line's acceptance result: `passed` true (合格) or false (不合格, with a `note` and the
+    `refused_quantity`, all of the line when left out)."""
+
+    line_id: uuid.UUID
+    passed: bool
+    note: Reason = ""
+    refused_quantity: fields.QuantityText = ""
+
+
 class AcceptIn(msgspec.Struct, forbid_unknown_fields=True):
-    score: Score
+    """An acceptance report (验收单): the inspectors, each line's result (a line left out passes),
+    the evaluation (required when every line passes) and the inspection date (today when left out)."""
+
+    inspectors: Annotated[
+        list[fields.ShortText],
+        msgspec.Meta(
+            min_length=1,
+            max_length=10,
+            # the items' limit, which the OpenAPI generator drops from a list (fields.py)
+            extra_json_schema={
+                "extra": {
+                    "items": {"type": "string", "maxLength": fields.SHORT_MAX, "description": "验收人员姓名"}
+                }
+            },
+        ),
+    ]
+    score: Score | None = None
     comment: Note = ""
+    inspected_on: fields.DateText = ""
+    lines: Annotated[list[LineResultIn], msgspec.Meta(max_length=fields.ORDER_ITEMS_MAX)] | None = None
+
+
+class InvoiceIn(msgspec.Struct, forbid_unknown_fields=True):
+    """An invoice: `invoice_no` a 20-digit 全电发票 number (no code), or an older invoice's 8-digit
+    number with its 10- or 12-digit `invoice_code`; `issued_on` YYYY-MM-DD; `amount` in yuan."""
+
+    invoice_no: Annotated[str, _line_text(20, "发票号码")]
+    amount: AmountText
+    issued_on: fields.DateText
+    invoice_code: Annotated[str, _line_text(12, "发票代码（旧版发票）")] = ""
+
+
+class InvoiceDecisionIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The buyer confirms an invoice, or rejects it with a `reason`."""
+
+    invoice_id: uuid.UUID
+    reason: Reason = ""
 
 
 class PayIn(msgspec.Struct, forbid_unknown_fields=True):
-    payment_ref: ShortText
+    """One payment: the 国库集中支付 voucher number (4–30 digits, capital letters or hyphens), the
+    amount and the date paid (today when left out)."""
+
+    voucher_no: Annotated[str, _line_text(30, "支付凭证号：4至30位数字、大写字母或连字符")]
+    amount: AmountText
+    paid_on: fields.DateText = ""
+
+
+class DeliveryLineOut(msgspec.Struct):
+    line_id: uuid.UUID
+    line_no: int
+    quantity: str
+    received_quantity: str | None
+
+
+class DeliveryOut(msgspec.Struct):
+    id: uuid.UUID
+    seq: int
+    status: str
+    carrier: str
+    tracking_no: str
+    note: str
+    shipped_at: str
+    received_at: str | None
+    lines: list[DeliveryLineOut]
+
+    @classmethod
+    def of(cls, d: Delivery) -> DeliveryOut:
+        return cls(
+            d.id,
+            d.seq,
+            d.status,
+            d.carrier,
+            d.tracking_no,
+            d.note,
+            rfc3339(d.shipped_at),
+            rfc3339(d.received_at) if d.received_at else None,
+            [
+                DeliveryLineOut(
+                    x.order_line_id,
+                    x.line_no,
+                    quantity_str(x.quantity),
+                    quantity_str(x.received_quantity) if x.received_quantity is not None else None,
+                )
+                for x in d.lines
+            ],
+        )
+
+
+class ReportLineOut(msgspec.Struct):
+    line_id: uuid.UUID
+    line_no: int
+    quantity: str
+    passed: bool
+    refused_quantity: str
+    note: str
+
+
+class AcceptanceReportOut(msgspec.Struct):
+    id: uuid.UUID
+    seq: int
+    result: str
+    inspectors: list[str]
+    inspected_on: str
+    score: int | None
+    comment: str
+    made_at: str
+    pdf_url: str
+    lines: list[ReportLineOut]
+
+    @classmethod
+    def of(cls, r: AcceptanceReport) -> AcceptanceReportOut:
+        return cls(
+            r.id,
+            r.seq,
+            r.result,
+            r.inspectors.split("\n"),
+            r.inspected_on.isoformat(),
+            r.score,
+            r.comment,
+            rfc3339(r.made_at),
+            f"/api/orders/{r.order_id}/acceptance-reports/{r.id}/pdf",
+            [
+                ReportLineOut(
+                    x.order_line_id,
+                    x.line_no,
+                    quantity_str(x.quantity),
+                    x.passed,
+                    quantity_str(x.refused_quantity),
+                    x.note,
+                )
+                for x in r.lines
+            ],
+        )
+
+
+class InvoiceOut(msgspec.Struct):
+    id: uuid.UUID
+    invoice_code: str
+    invoice_no: str
+    issued_on: str
+    amount: str
+    status: str
+    recorded_at: str
+    decided_at: str | None
+    reject_reason: str
+
+    @classmethod
+    def of(cls, i: Invoice) -> InvoiceOut:
+        return cls(
+            i.id,
+            i.invoice_code,
+            i.invoice_no,
+            i.issued_on.isoformat(),
+            money_str(i.amount),
+            i.status,
+            rfc3339(i.recorded_at),
+            rfc3339(i.decided_at) if i.decided_at else None,
+            i.reject_reason,
+        )
+
+
+class PaymentOut(msgspec.Struct):
+    id: uuid.UUID
+    voucher_no: str
+    amount: str
+    paid_on: str
+    recorded_at: str
+
+    @classmethod
+    def of(cls, p: Payment) -> PaymentOut:
+        return cls(p.id, p.voucher_no, money_str(p.amount), p.paid_on.isoformat(), rfc3339(p.recorded_at))
+
+
+class LineProgressOut(msgspec.Struct):
+    """One order line's quantities: ordered, in transit, kept (received and not refused), remaining."""
+
+    line_id: uuid.UUID
+    line_no: int
+    ordered: str
+    in_transit: str
+    kept: str
+    remaining: str
+
+
+class FulfilmentOut(msgspec.Struct):
+    """An order's deliveries, acceptance reports, invoices and payments, and the sums that bind them."""
+
+    order_id: uuid.UUID
+    status: str
+    contract_amount: str
+    invoiced_amount: str
+    confirmed_invoice_amount: str
+    paid_amount: str
+    lines: list[LineProgressOut]
+    deliveries: list[DeliveryOut]
+    acceptance_reports: list[AcceptanceReportOut]
+    invoices: list[InvoiceOut]
+    payments: list[PaymentOut]
 
 
 class ClaimIn(msgspec.Struct, forbid_unknown_fields=True):

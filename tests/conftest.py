@@ -200,7 +200,7 @@ def settings(workdir: Path, database_url: str, redis_server: RedisServer | None)
 
 
 # Reference data and singletons stay; every business table is emptied, children before parents.
-KEEP_TABLES = {"categories", "ledger_head", "audit_head", "alembic_version", "retention_guard"}
+KEEP_TABLES = {"categories", "ledger_head", "audit_head", "notice_head", "alembic_version", "retention_guard"}
 
 
 def tables_to_clear() -> list[str]:
@@ -230,7 +230,12 @@ class Snapshots:
         self.db = db
         self.settings = settings
         self.workdir = workdir
-        self.tables = [*tables_to_clear(), "ledger_head", "audit_head"]  # children before parents
+        self.tables = [
+            *tables_to_clear(),
+            "ledger_head",
+            "audit_head",
+            "notice_head",
+        ]  # children before parents
         self._restore_sql: dict[str, list[str]] = {}
         self._redis: dict[str, list[tuple[bytes, int, bytes]]] = {}
         # World prototypes by the clock's frozen instant (None: the running clock), see `world`.
@@ -376,6 +381,7 @@ async def snapshots(db: Database, settings: Settings, workdir: Path) -> Snapshot
             await conn.execute(text(f"TRUNCATE {', '.join(tables_to_clear())} CASCADE"))
         await conn.execute(text("UPDATE ledger_head SET last_seq = 0, last_hash = :h"), {"h": "0" * 64})
         await conn.execute(text("UPDATE audit_head SET last_seq = 0, last_hash = :h"), {"h": "0" * 64})
+        await conn.execute(text("UPDATE notice_head SET last_seq = 0"))
     from redis import Redis
 
     Redis.from_url(settings.resolved_redis_url).flushdb()

@@ -326,3 +326,30 @@ class World:
         await w.listing("printer", "supplier_x", "1200.00", category="A02021003")
         await w.listing("desk", "supplier_y", "800.00", category="A05010201")
         return w
+
+
+async def sign_both(db: Database, settings: Settings, buyer: Principal, order_id: uuid.UUID) -> None:
+    """Both parties sign a confirmed order's e-contract, the supplier first, each with its own key
+    (the supplier's user is looked up: any active user of the order's supplier)."""
+    from mall.contracts import service as contracts  # the contract machinery: only tests that sign
+    from mall.core import files
+    from mall.orders.models import Order
+
+    async with db.read() as s:
+        order = await s.get(Order, order_id)
+        assert order is not None
+        supplier_user = (
+            await s.execute(select(User).where(User.org_id == order.supplier_org_id).limit(1))
+        ).scalar_one()
+        supplier = auth.principal_of(supplier_user)
+    store = files.store_for(settings, db)
+    await contracts.sign_contract(db, settings, store, supplier, order_id)
+    await contracts.sign_contract(db, settings, store, buyer, order_id)
+
+
+async def sign_and_file(db: Database, settings: Settings, buyer: Principal, order_id: uuid.UUID) -> Any:
+    """Sign by both parties, then file: confirmed → signed → contracted."""
+    from mall import orders  # see sign_both
+
+    await sign_both(db, settings, buyer, order_id)
+    return await orders.file_contract(db, buyer, order_id)

@@ -52,14 +52,28 @@ def test_a_new_order_waits_for_the_supplier_until_it_cancels_itself() -> None:
     assert not s.overdue(o.confirm_due_at) and s.overdue(o.confirm_due_at + timedelta(seconds=1))
 
 
-def test_after_confirmation_the_buyer_files_the_contract_within_seven_working_days() -> None:
+def test_after_confirmation_both_sign_then_the_buyer_files_within_seven_working_days() -> None:
     # confirmed on Wednesday 30 September (Beijing); the holiday week does not count, the worked
     # Saturday 10 October does: 10-08 (1), 10-09 (2), 10-10 (3), 10-12 (4) .. 10-14 (6), 10-15 (7)
     confirmed = datetime(2026, 9, 30, 1, 0, tzinfo=UTC)
     s = order_steps.next_step(_order(OrderStatus.CONFIRMED, confirmed_at=confirmed), CALENDAR, 30)
-    assert (s.step, s.actor, s.action) == ("待签订并备案合同", "buyer", "签订并备案合同")
+    assert (s.step, s.actor) == ("待双方签署合同", "supplier")
+    assert "供应商、采购人" in s.action
     assert s.due is not None and s.due.astimezone(clock.SHANGHAI).date() == date(2026, 10, 15)
     assert s.due.astimezone(clock.SHANGHAI).time() > datetime.min.time().replace(hour=23, minute=59)
+    # the supplier signed: the buyer's turn
+    s = order_steps.next_step(
+        _order(OrderStatus.CONFIRMED, confirmed_at=confirmed, supplier_signed_at=confirmed), CALENDAR, 30
+    )
+    assert s.actor == "buyer" and "采购人" in s.action and "供应商" not in s.action
+    # both signed on Friday 9 October: 7 working days from the signing (政府采购法第四十七条):
+    # 10-10 (1, a worked Saturday), 10-12 (2) .. 10-16 (6), 10-19 (7)
+    signed = datetime(2026, 10, 9, 2, 0, tzinfo=UTC)
+    s = order_steps.next_step(
+        _order(OrderStatus.SIGNED, confirmed_at=confirmed, signed_at=signed), CALENDAR, 30
+    )
+    assert (s.step, s.actor) == ("待备案合同", "buyer")
+    assert s.due is not None and s.due.astimezone(clock.SHANGHAI).date() == date(2026, 10, 19)
     assert s.stance("supplier") == "waiting"
 
 

@@ -58,6 +58,8 @@ class Cron:
                     # the same slow tick ends framework agreements whose term is over
                     queues.enqueue_unless_busy("workers.jobs.expire_agreements", "expire-agreements")
                     queues.enqueue_unless_busy("workers.jobs.prune", "prune")
+                    # payments falling due and the daily digests (mall.notify)
+                    queues.enqueue_unless_busy("workers.jobs.notify_periodic", "notify-periodic")
                     last_cancel = time.monotonic()
                 self.witness_daily()
                 try:

@@ -8,12 +8,15 @@ from bidding import award, close
 from bidding.models import Procedure
 from catalog import agreement_setup as agreements
 from catalog import imports
-from mall import orders
+from mall import notices, orders
 from mall.core import files, partitions
 from mall.core.db import Database
 from mall.core.errors import Conflict
 from mall.core.settings import Settings
 from mall.ledger import disclosure, exports, push, witness
+from mall.notify import deliver as notify_delivery
+from mall.notify import mail as notify_mail
+from mall.notify import scans as notify_scans
 from search_index import sync
 from search_index.factory import backend_for
 from workers import queues, runtime
@@ -33,6 +36,9 @@ def publish(outbox_id: str) -> int:
             total += n
             if n == 0:
                 break
+        # Public notices (合同公告, 履约验收公告) ride the same topic: one list, numbered in commit order.
+        while (n := await notices.publish_pending(db)) > 0:
+            log.info("published %d notice(s)", n)
         if total:
             log.info("published %d disclosure record(s)", total)
             # Receivers are told by their own jobs: publishing never waits for them.
@@ -41,6 +47,36 @@ def publish(outbox_id: str) -> int:
             except Exception:
                 log.exception("push subscriptions not kicked; the cron will")
         return total
+
+    return runtime.run(go)
+
+
+def deliver_notifications() -> dict[str, int]:
+    """Pending notices become message-centre rows (idempotent: each is keyed), then the ones to be
+    sent now go out by e-mail or SMS (at least once, with a stable Message-ID)."""
+
+    queues.notifier_started()
+
+    async def go(db: Database, s: Settings) -> dict[str, int]:
+        rows = 0
+        while n := await notify_delivery.deliver_pending(db, pushing=notify_mail.pushing(s)):
+            rows += n
+        sent = await notify_mail.send_waiting(db, s) if notify_mail.pushing(s) else 0
+        return {"outbox_rows": rows, "sent": sent}
+
+    return runtime.run(go)
+
+
+def notify_periodic() -> dict[str, int]:
+    """The periodic notices: payments falling due (staged, then delivered here), and the daily
+    digests of those who chose one."""
+
+    async def go(db: Database, s: Settings) -> dict[str, int]:
+        staged = await notify_scans.stage_payment_due(db, s.payment_due_days)
+        while await notify_delivery.deliver_pending(db, pushing=notify_mail.pushing(s)):
+            pass
+        digests = await notify_mail.send_digests(db, s) if s.smtp_host else 0
+        return {"payment_due": staged, "digests": digests}
 
     return runtime.run(go)
 
@@ -163,6 +199,7 @@ def prune() -> dict[str, int]:
             "import_uploads": await imports.prune_uploads(db, store),
             "unfinished_files": await store.prune_unfinished(timedelta(days=1)),
             "push_log_rows": await push.prune_log(db, s),
+            "notifications": await notify_delivery.prune(db, s.notification_keep_days),
             # (not a deletion: next year's partitions of the kept logs, made a year ahead)
             "partitions_made": len(await partitions.ensure(db)),
         }

@@ -12,6 +12,8 @@ from mall.core import clock
 from mall.core.db import Database
 from mall.core.models import Outbox, OutboxStatus
 from mall.ledger import exports
+from mall.notify import deliver as notify_delivery
+from mall.notify import mail as notify_mail
 from workers import queues
 
 log = logging.getLogger("mall.outbox")
@@ -40,7 +42,7 @@ async def sweep(db: Database, grace_seconds: int) -> int:
                     select(Outbox.id, Outbox.topic)
                     .where(
                         Outbox.status == OutboxStatus.PENDING,
-                        Outbox.topic == "disclosure",
+                        Outbox.topic.in_(("disclosure", "notice")),
                         Outbox.created_at <= cutoff,
                     )
                     .order_by(Outbox.created_at)
@@ -56,7 +58,7 @@ async def sweep(db: Database, grace_seconds: int) -> int:
         )
     for outbox_id, topic in overdue:
         # One publisher run drains every pending record in order, so one job is enough.
-        if topic == "disclosure" and queues.enqueue_publish(outbox_id, unless_busy=True):
+        if topic in ("disclosure", "notice") and queues.enqueue_publish(outbox_id, unless_busy=True):
             log.info("outbox: %d record(s) waited over %ss; publisher enqueued again", count, grace_seconds)
 
     for import_id in await imports.stalled(db, timedelta(seconds=max(grace_seconds, 30))):
@@ -66,6 +68,10 @@ async def sweep(db: Database, grace_seconds: int) -> int:
     for export_id in await exports.stalled(db, timedelta(seconds=max(grace_seconds, 30))):
         if queues.enqueue_export(export_id):
             log.info("export %s waited too long; enqueued again", export_id)
+    # notices not yet in the message centre, or not yet mailed (the job was lost, SMTP was down)
+    notices_late = await notify_delivery.pending(db, cutoff) or await notify_mail.waiting(db, cutoff)
+    if notices_late and queues.enqueue_notify(unless_busy=True):
+        log.info("outbox: notifications waited over %ss; delivery enqueued again", grace_seconds)
     if search_overdue is not None and queues.enqueue_index(unless_busy=True):
         log.info("outbox: search index changes waited over %ss; index job enqueued again", grace_seconds)
     return count

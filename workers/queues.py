@@ -328,6 +328,23 @@ def mark_witnessed(day: str) -> None:
     redis_conn().set(done, "1", ex=3 * 24 * 3600)
 
 
+def notify_soon() -> bool:
+    """After notices were staged: a delivery job (notification rows, then their e-mail) runs after
+    this moment. At most one waiting job, however many commits stage notices meanwhile."""
+    return _soon("notifier", "1", lambda: enqueue_notify())
+
+
+def enqueue_notify(*, unless_busy: bool = False) -> bool:
+    """The delivery job. With `unless_busy` (the sweeper), nothing is enqueued while one waits."""
+    if unless_busy:
+        return enqueue_unless_busy("workers.jobs.deliver_notifications", "deliver-notifications")
+    return enqueue("workers.jobs.deliver_notifications", job_id=f"notify-{uuid.uuid4().hex[:12]}")
+
+
+def notifier_started() -> None:
+    _started("notifier")
+
+
 def enqueue_import(import_id: uuid.UUID) -> bool:
     return enqueue("workers.jobs.run_import", str(import_id), job_id=f"import-{import_id}")
 
@@ -350,5 +367,6 @@ def register_topics() -> None:
             outbox.AWARD_LAPSE: schedule_award_lapse,
             outbox.PUSH: push_soon,
             outbox.PUSH_RETRY: schedule_push,
+            outbox.NOTIFY: notify_soon,
         }
     )

@@ -21,8 +21,9 @@ CLOSE_PROCEDURE = "close_procedure"  # (procedure_id, at): close an inquiry or a
 AWARD_LAPSE = "award_lapse"  # (procedure_id, at): pass an unconfirmed award on
 PUSH = "push"  # (subscription_id): deliver pending records to a receiver
 PUSH_RETRY = "push_retry"  # (subscription_id, at): the next delivery attempt after a failure
+NOTIFY = "notify"  # (): turn pending notification rows into the message centre's, then mail them
 
-TOPICS = (PUBLISH, INDEX, IMPORT, EXPORT, CLOSE_PROCEDURE, AWARD_LAPSE, PUSH, PUSH_RETRY)
+TOPICS = (PUBLISH, INDEX, IMPORT, EXPORT, CLOSE_PROCEDURE, AWARD_LAPSE, PUSH, PUSH_RETRY, NOTIFY)
 
 Enqueuer = Callable[..., bool]
 

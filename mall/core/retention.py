@@ -28,6 +28,12 @@ KEPT = (
     "order_lines",
     "order_events",
     "order_claims",
+    "order_deliveries",
+    "order_delivery_lines",
+    "acceptance_reports",
+    "acceptance_report_lines",
+    "order_invoices",
+    "order_payments",
     "checkouts",
     "budget_lines",
     "budget_movements",
@@ -51,9 +57,13 @@ KEPT = (
     "audit_log",
     "audit_head",
     "outbox",
+    "signing_certificates",
+    "notices",
+    "notice_head",
 )
-# Never changed either: each row is hashed into the next.
-APPEND_ONLY = ("disclosure_records", "audit_log")
+# Never changed either: each row is hashed into the next (the logs), or published as it stands
+# (notices: a correction is a new notice).
+APPEND_ONLY = ("disclosure_records", "audit_log", "notices")
 
 PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION mall_retention_guard() RETURNS trigger LANGUAGE plpgsql AS $$

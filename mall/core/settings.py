@@ -48,6 +48,14 @@ class Settings:
     payment_warn_days: int = 25
     # An after-sales claim (退货、换货、维修) is answered by the supplier within this many working days.
     claim_answer_working_days: int = 3
+    # The e-contract: who signs it ("local": the mall's own CA, tamper evidence; or "module:factory"
+    # for a licensed signing service, mall.contracts.signing), the CJK TrueType font its PDF embeds
+    # (empty: Debian's fonts-wqy-microhei where installed), the working days within which the
+    # 合同公告 is published after both parties signed, and the days to deliver after filing.
+    contract_signer: str = "local"
+    contract_font: str = ""
+    contract_notice_working_days: int = 2
+    contract_delivery_days: int = 15
     price_margin: Decimal = Decimal("0.05")
     # The mall's public address, in published links (Atom, OCDS), the WebSocket origin check and
     # secure cookies (https); empty: http:// with MALL_HOST and MALL_PORT (see `public_base_url`).
@@ -132,6 +140,22 @@ class Settings:
     # `mall ledger witness` append the ledger head to (empty: the head goes to the log only). Keep it
     # where a restore of the mall's own data cannot reach it (mall.ledger.witness).
     witness_file: str = ""
+    # Notifications (mall.notify): e-mail through this SMTP server; empty host: no e-mail. STARTTLS
+    # upgrades the connection before the login (USER and PASSWORD, when both are set).
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""  # the sender, as "阳光卖场 <noreply@example.gov.cn>"; required with a host
+    smtp_starttls: str = ""  # "true" to use STARTTLS
+    smtp_timeout_seconds: float = 10.0
+    # Users who chose the daily digest get it once a day from this hour on (China time, 0-23).
+    notify_digest_hour: int = 8
+    # Notifications older than this are deleted (they copy what the records keep; docs/decisions.md).
+    notification_keep_days: int = 180
+    # SMS: "package.module:factory", a callable taking the settings and returning an
+    # mall.notify.sms.SmsSender; empty: no SMS. No provider is built in (README, Notifications).
+    sms_adapter: str = ""
     # Fault injection for the test suite only: the publisher sleeps this long inside its
     # transaction, after writing the record and before committing it.
     publish_pause_seconds: float = 0.0
@@ -146,6 +170,10 @@ class Settings:
     def work_calendar(self) -> WorkCalendar:
         """The working-day calendar, read from its files once per process."""
         return workdays.calendar_for(self.calendar_dir, self.holiday_dates)
+
+    @property
+    def smtp_uses_starttls(self) -> bool:
+        return self.smtp_starttls.strip().lower() in ("true", "1", "yes", "on")
 
     @property
     def totp_required_roles(self) -> frozenset[str]:
@@ -270,6 +298,12 @@ def settings_problems(s: Settings) -> list[str]:
         out.append("MALL_MIN_PARTICIPANTS must be at least 1")
     if not 1 <= s.claim_answer_working_days <= 30:
         out.append(f"MALL_CLAIM_ANSWER_WORKING_DAYS must be 1 to 30, not {s.claim_answer_working_days}")
+    if s.contract_signer not in ("", "local") and ":" not in s.contract_signer:
+        out.append("MALL_CONTRACT_SIGNER must be local or module:factory")
+    if not 1 <= s.contract_notice_working_days <= 10:
+        out.append(f"MALL_CONTRACT_NOTICE_WORKING_DAYS must be 1 to 10, not {s.contract_notice_working_days}")
+    if not 1 <= s.contract_delivery_days <= 365:
+        out.append(f"MALL_CONTRACT_DELIVERY_DAYS must be 1 to 365, not {s.contract_delivery_days}")
     if s.token_ttl_days < 1 or s.max_live_tokens < 1:
         out.append("MALL_TOKEN_TTL_DAYS and MALL_MAX_LIVE_TOKENS must be at least 1")
     try:
@@ -299,6 +333,16 @@ def settings_problems(s: Settings) -> list[str]:
             " with it, and every process on every host must have the same key"
             " (make one with: python -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"
         )
+    if s.smtp_host and "@" not in s.smtp_from:
+        out.append(
+            "MALL_SMTP_FROM (an address such as noreply@example.gov.cn) is required with MALL_SMTP_HOST"
+        )
+    if not 0 <= s.notify_digest_hour <= 23:
+        out.append(f"MALL_NOTIFY_DIGEST_HOUR must be 0 to 23, not {s.notify_digest_hour}")
+    if s.notification_keep_days < 1:
+        out.append(f"MALL_NOTIFICATION_KEEP_DAYS must be at least 1, not {s.notification_keep_days}")
+    if s.sms_adapter and ":" not in s.sms_adapter:
+        out.append(f"MALL_SMS_ADAPTER must be module:factory, not {s.sms_adapter!r}")
     for name in ("trusted_proxies", "rate_limit_exempt"):
         try:
             networks(getattr(s, name))

@@ -8,9 +8,9 @@ history.
 """
 
 from mall.orders.events import deal_payload, events_of, record_event
+from mall.orders.fulfilment import accept, receive, ship
 from mall.orders.lifecycle import (
     CORRECTABLE,
-    accept,
     answer_cancel,
     cancel,
     cancel_overdue,
@@ -18,12 +18,10 @@ from mall.orders.lifecycle import (
     correct,
     decline,
     file_contract,
-    pay,
-    receive,
     request_cancel,
-    ship,
     void,
 )
+from mall.orders.payments import confirm_invoice, pay, record_invoice, reject_invoice
 from mall.orders.place import (
     MAX_ITEMS,
     ORDER_PREFIX,
@@ -56,6 +54,7 @@ __all__ = [
     "check_purchases",
     "checkout",
     "confirm",
+    "confirm_invoice",
     "correct",
     "deal_payload",
     "decline",
@@ -72,6 +71,8 @@ __all__ = [
     "personal_data_shown",
     "receive",
     "record_event",
+    "record_invoice",
+    "reject_invoice",
     "request_cancel",
     "request_digest",
     "require_active_suppliers",

@@ -13,6 +13,7 @@ from mall.core import clock
 from mall.core.auth import Principal
 from mall.core.models import Organization
 from mall.core.money import money_str, quantity_str
+from mall.notify import orders as order_notices
 from mall.orders.models import Order, OrderEvent
 
 
@@ -29,6 +30,8 @@ def record_event(s: AsyncSession, order: Order, who: Principal | None, action: s
             detail=detail,
         )
     )
+    # The party that acts next is told, through the outbox, in this same transaction.
+    order_notices.on_order_event(s, order, who, action)
 
 
 async def events_of(session: AsyncSession, order_id: uuid.UUID) -> list[OrderEvent]:

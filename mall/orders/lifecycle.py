@@ -1,5 +1,6 @@
 """An order's named transitions after it is placed: confirm or decline, cancel (by the buyer, by
-consent, by the regulator, by the clock), file the contract, ship, receive, accept, pay.
+consent, by the regulator, by the clock), file the contract, correct (deliveries and acceptance are
+in `fulfilment`, invoices and payments in `payments`).
 
 Each one locks the order, checks who is acting and the state it starts from, and changes it in a
 write transaction that also keeps the budget, the stock and the outbox (`changing`).
@@ -24,9 +25,8 @@ from mall.core import audit, clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database, Tx, retried
 from mall.core.errors import Conflict, Forbidden, InvalidInput, RuleViolation
-from mall.core.fields import NOTE_MAX, text
+from mall.core.fields import text
 from mall.core.money import round_money
-from mall.core.settings import Settings
 from mall.ledger import disclosure
 from mall.orders.events import deal_payload, record_event
 from mall.orders.models import ORDER_STATUS_LABELS, Order, OrderStatus
@@ -172,7 +172,7 @@ async def cancel(db: Database, who: Principal, order_id: uuid.UUID, reason: str)
     """The buyer withdraws an order the supplier has not confirmed yet."""
     reason = _reason(reason)
     async with changing(db, who, order_id, "buyer") as (tx, order):
-        if order.status == S.CONFIRMED:
+        if order.status in (S.CONFIRMED, S.SIGNED):
             raise Conflict("供应商已确认订单，取消需经对方同意，请提出取消申请", code="consent_required")
         expect(order, S.PLACED)
         await _cancel(tx, order, who, f"采购人取消订单：{reason}", publish=False)
@@ -185,7 +185,7 @@ async def request_cancel(db: Database, who: Principal, order_id: uuid.UUID, reas
     async with changing(db, who, order_id, party_side(who)) as (tx, order):
         if order.status in FILED:
             raise Conflict("合同已备案，只能由财政监管部门作废", code="contract_filed")
-        expect(order, S.CONFIRMED)
+        expect(order, S.CONFIRMED, S.SIGNED)
         if order.cancel_requested_by:
             raise Conflict("已有待处理的取消申请", code="cancel_request_pending")
         order.cancel_requested_by = who.role
@@ -196,7 +196,7 @@ async def request_cancel(db: Database, who: Principal, order_id: uuid.UUID, reas
 
 @retried
 async def answer_cancel(db: Database, who: Principal, order_id: uuid.UUID, agree: bool) -> Order:
-    async with changing(db, who, order_id, party_side(who), S.CONFIRMED) as (tx, order):
+    async with changing(db, who, order_id, party_side(who), S.CONFIRMED, S.SIGNED) as (tx, order):
         if not order.cancel_requested_by:
             raise Conflict("没有待处理的取消申请", code="no_cancel_request")
         if order.cancel_requested_by == who.role:
@@ -215,7 +215,7 @@ async def answer_cancel(db: Database, who: Principal, order_id: uuid.UUID, agree
 async def void(db: Database, who: Principal, order_id: uuid.UUID, reason: str) -> Order:
     """Only the regulator can void an order whose contract has been filed."""
     reason = _reason(reason)
-    states = (S.CONFIRMED, S.CONTRACTED, S.SHIPPED, S.RECEIVED, S.ACCEPTED)
+    states = (S.CONFIRMED, S.SIGNED, S.CONTRACTED, S.SHIPPED, S.RECEIVED, S.ACCEPTED)
     async with changing(db, who, order_id, "regulator", *states) as (tx, order):
         was = order.status
         await _cancel(tx, order, who, f"财政监管部门作废合同：{reason}", publish=True)
@@ -240,7 +240,7 @@ async def _cancel(tx: Tx, order: Order, who: Principal | None, reason: str, *, p
     if order.reserved_amount > 0:
         await budgets.release(tx.session, order.budget_line_id, order.reserved_amount, order.id)
         order.reserved_amount = Decimal(0)
-    if was in (S.PLACED, S.CONFIRMED, S.CONTRACTED):
+    if was in (S.PLACED, S.CONFIRMED, S.SIGNED, S.CONTRACTED):
         await _return_stock(tx.session, order)  # goods that left the supplier do not come back on sale
     if was != S.PLACED:
         await _count_sale(tx.session, order, -1)  # the deal is undone
@@ -252,76 +252,20 @@ async def _cancel(tx: Tx, order: Order, who: Principal | None, reason: str, *, p
 
 @retried
 async def file_contract(db: Database, who: Principal, order_id: uuid.UUID) -> Order:
-    async with changing(db, who, order_id, "buyer", S.CONFIRMED) as (tx, order):
+    """合同备案: the buyer files the contract both parties signed (mall.contracts.service signs it)."""
+    async with changing(db, who, order_id, "buyer") as (tx, order):
+        if order.status == S.CONFIRMED:
+            raise Conflict("合同须由甲乙双方签署后才能备案", code="contract_not_signed")
+        expect(order, S.SIGNED)
         if order.cancel_requested_by:
             raise Conflict("有待处理的取消申请，请先处理", code="cancel_request_pending")
         order.status = S.CONTRACTED
         order.contract_filed_at = clock.now()
-        record_event(tx.session, order, who, "contract_filed", f"签订并备案电子合同 {order.contract_no}")
+        record_event(tx.session, order, who, "contract_filed", f"备案电子合同 {order.contract_no}")
     return order
 
 
-@retried
-async def ship(db: Database, who: Principal, order_id: uuid.UUID, note: str) -> Order:
-    note = text(note, "发货说明", fields.SHIPPING_NOTE_MAX, field="note")
-    async with changing(db, who, order_id, "supplier", S.CONTRACTED) as (tx, order):
-        order.status = S.SHIPPED
-        order.shipped_at = clock.now()
-        order.shipping_note = note
-        detail = f"发货：{order.shipping_note}" if order.shipping_note else "发货"
-        record_event(tx.session, order, who, "shipped", detail)
-    return order
-
-
-@retried
-async def receive(db: Database, who: Principal, order_id: uuid.UUID) -> Order:
-    async with changing(db, who, order_id, "buyer", S.SHIPPED) as (tx, order):
-        order.status = S.RECEIVED
-        order.received_at = clock.now()
-        record_event(tx.session, order, who, "received", "确认收货")
-    return order
-
-
-@retried
-async def accept(db: Database, who: Principal, order_id: uuid.UUID, score: int, comment: str) -> Order:
-    if not 1 <= score <= 5:
-        raise InvalidInput("评价分数应为1至5分", code="invalid_score", field="score")
-    comment = text(comment, "验收评价", NOTE_MAX, multiline=True, field="comment")
-    async with changing(db, who, order_id, "buyer", S.RECEIVED) as (tx, order):
-        order.status = S.ACCEPTED
-        order.accepted_at = clock.now()
-        order.evaluation_score = score
-        order.evaluation_comment = comment
-        detail = f"验收合格，评价 {score} 分" + (f"：{order.evaluation_comment}" if comment else "")
-        record_event(tx.session, order, who, "accepted", detail)
-    return order
-
-
-@retried
-async def pay(
-    db: Database, settings: Settings, who: Principal, order_id: uuid.UUID, payment_ref: str
-) -> Order:
-    ref = text(payment_ref, "支付凭证号", fields.SHORT_MAX, field="payment_ref")
-    if not ref:
-        raise InvalidInput("请填写支付凭证号", code="payment_ref_required", field="payment_ref")
-    async with changing(db, who, order_id, "buyer", S.ACCEPTED) as (tx, order):
-        now = clock.now()
-        assert order.accepted_at is not None
-        await budgets.consume(
-            tx.session, order.budget_line_id, order.reserved_amount, order.total_amount, order.id
-        )
-        order.reserved_amount = Decimal(0)
-        order.status = S.PAID
-        order.paid_at = now
-        order.payment_ref = ref
-        order.payment_days = (now - order.accepted_at).days
-        # The 30-day rule protects small and medium suppliers (保障中小企业款项支付条例).
-        order.payment_overdue = order.supplier.is_sme and order.payment_days > settings.payment_due_days
-        detail = f"付款 {order.total_amount:,.2f} 元，凭证 {ref}，验收后第 {order.payment_days} 天"
-        if order.payment_overdue:
-            detail += f"（超过 {settings.payment_due_days} 天付款期限）"
-        record_event(tx.session, order, who, "paid", detail)
-    return order
+# Shipping, receiving and acceptance are in `fulfilment`; invoices and payments in `payments`.
 
 
 async def cancel_overdue(db: Database, limit: int = 200) -> int:
@@ -390,7 +334,7 @@ CORRECTABLE = {
     "spec_model": ("规格型号", fields.MODEL_MAX),
     "unit": ("计量单位", fields.UNIT_MAX),
 }
-CORRECTABLE_STATES = (S.CONFIRMED, S.CONTRACTED, S.SHIPPED, S.RECEIVED, S.ACCEPTED, S.PAID)
+CORRECTABLE_STATES = (S.CONFIRMED, S.SIGNED, S.CONTRACTED, S.SHIPPED, S.RECEIVED, S.ACCEPTED, S.PAID)
 
 
 @retried

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mall.budgets.models import BudgetLine
@@ -19,6 +19,7 @@ from mall.core.models import Organization
 class OrderStatus(Labeled):
     PLACED = "placed", "待供应商确认"
     CONFIRMED = "confirmed", "已确认，待签订合同"
+    SIGNED = "signed", "合同已签订，待备案"
     CONTRACTED = "contracted", "合同已备案，待发货"
     SHIPPED = "shipped", "已发货"
     RECEIVED = "received", "已收货，待验收"
@@ -58,6 +59,13 @@ class Order(IdMixin, Base):
     confirm_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     contract_no: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # The e-contract PDF in the file store as it stands (unsigned, signed by one party, by both), its
+    # SHA-256, and when each party signed it (mall.contracts).
+    contract_file_key: Mapped[str | None] = mapped_column(String(200))
+    contract_sha256: Mapped[str | None] = mapped_column(String(64))
+    supplier_signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    buyer_signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     contract_filed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     shipping_note: Mapped[str] = mapped_column(EncryptedText, default="")
@@ -172,3 +180,128 @@ class OrderClaim(IdMixin, Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(20))
     outcome_note: Mapped[str] = mapped_column(EncryptedText, default="")
+
+
+# ------------------------------------------------------------------ deliveries and acceptance
+
+
+class DeliveryStatus(Labeled):
+    SHIPPED = "shipped", "已发货，待收货"
+    RECEIVED = "received", "已收货"
+
+
+class Delivery(IdMixin, Base):
+    """A 发货单: what the supplier sent at once, by order line, and what of it the buyer received.
+    Part of the order's legal record (a kept table)."""
+
+    __tablename__ = "order_deliveries"
+    __table_args__ = (UniqueConstraint("order_id", "seq"),)
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)  # 第 n 批, from 1 within the order
+    status: Mapped[str] = mapped_column(String(20))
+    carrier: Mapped[str] = mapped_column(String(50), default="")
+    tracking_no: Mapped[str] = mapped_column(String(40), default="")
+    # What people write on a delivery may name a person (who delivers, who signed): encrypted at rest.
+    note: Mapped[str] = mapped_column(EncryptedText, default="")
+    shipped_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    shipped_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    receipt_note: Mapped[str] = mapped_column(EncryptedText, default="")
+
+    lines: Mapped[list[DeliveryLine]] = relationship(
+        order_by="DeliveryLine.line_no", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+
+class DeliveryLine(IdMixin, Base):
+    __tablename__ = "order_delivery_lines"
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("order_deliveries.id"), index=True)
+    order_line_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("order_lines.id"))
+    line_no: Mapped[int] = mapped_column(Integer)  # the order line's number, for display
+    quantity: Mapped[Decimal] = mapped_column(Quantity)  # shipped
+    received_quantity: Mapped[Decimal | None] = mapped_column(Quantity)  # None until received
+
+
+class AcceptanceResult(Labeled):
+    PASSED = "passed", "验收合格"
+    REFUSED = "refused", "验收不合格"
+
+
+class AcceptanceReport(IdMixin, Base):
+    """A 验收单: who inspected, each line's result, the evaluation and the date. A refused report
+    stays on record beside the one that finally passes."""
+
+    __tablename__ = "acceptance_reports"
+    __table_args__ = (UniqueConstraint("order_id", "seq"),)
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    result: Mapped[str] = mapped_column(String(20))
+    # The inspectors' names, one a line: people's names, encrypted at rest.
+    inspectors: Mapped[str] = mapped_column(EncryptedText)
+    inspected_on: Mapped[date] = mapped_column(Date)
+    score: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(EncryptedText, default="")
+    made_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    made_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+
+    lines: Mapped[list[AcceptanceLine]] = relationship(
+        order_by="AcceptanceLine.line_no", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+
+class AcceptanceLine(IdMixin, Base):
+    __tablename__ = "acceptance_report_lines"
+
+    report_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("acceptance_reports.id"), index=True)
+    order_line_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("order_lines.id"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[Decimal] = mapped_column(Quantity)  # inspected
+    passed: Mapped[bool] = mapped_column(Boolean)
+    refused_quantity: Mapped[Decimal] = mapped_column(Quantity)  # back to be delivered again
+    note: Mapped[str] = mapped_column(EncryptedText, default="")
+
+
+# ------------------------------------------------------------------ invoices and payments
+
+
+class InvoiceStatus(Labeled):
+    RECORDED = "recorded", "待采购人确认"
+    CONFIRMED = "confirmed", "已确认"
+    REJECTED = "rejected", "已退回"
+
+
+class Invoice(IdMixin, Base):
+    """An invoice the supplier recorded against the contract: a 20-digit 全电发票 number (code empty),
+    or an older invoice's 10- or 12-digit 发票代码 and 8-digit 发票号码."""
+
+    __tablename__ = "order_invoices"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    invoice_code: Mapped[str] = mapped_column(String(12), default="")
+    invoice_no: Mapped[str] = mapped_column(String(20), index=True)
+    issued_on: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(20))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    reject_reason: Mapped[str] = mapped_column(EncryptedText, default="")
+
+
+class Payment(IdMixin, Base):
+    """One payment of the contract (a prepayment, an instalment, the balance), with its voucher."""
+
+    __tablename__ = "order_payments"
+    __table_args__ = (UniqueConstraint("order_id", "voucher_no"),)
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    voucher_no: Mapped[str] = mapped_column(String(30))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    paid_on: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))

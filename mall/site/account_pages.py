@@ -16,6 +16,7 @@ from mall.core.auth import Principal
 from mall.core.errors import DomainError, InvalidInput
 from mall.core.guards import ENROL_PAGE, PUBLIC, allow
 from mall.devtools import seed
+from mall.notify import prefs as notify_prefs
 from mall.site.account_routes import end_everywhere, set_password
 from mall.structs import PasswordForm, TotpCodeIn
 from mall.web import forms
@@ -178,7 +179,18 @@ class AccountPages(Controller):
             tokens=await tokens.tokens_of(call.db, call.me.user_id),
             password_min=passwords.PASSWORD_MIN,
             settings=call.settings,
+            notify_prefs=await notify_prefs.of(call.db, call.me.user_id),
+            email_max=notify_prefs.EMAIL_MAX,
         )
+
+    @post("/notifications", opt=allow("user"))
+    async def account_notifications(self, call: UserCall, data: Form) -> Redirect:
+        """The notification preferences: e-mail, the daily digest, SMS."""
+
+        async def go() -> None:
+            await notify_prefs.save(call.db, call.me.user_id, forms.decode(notify_prefs.PrefsForm, data))
+
+        return await call.act(go, "消息提醒设置已保存", "/account#notifications")
 
     @post("/password", opt=allow("user", changing_password=True))
     async def account_password(self, call: UserCall, data: Form) -> Redirect:

@@ -31,7 +31,7 @@ from mall.core.errors import EXCEPTION_HANDLERS
 from mall.core.guards import AuthMiddleware, access_guard
 from mall.core.http_guards import JsonBodyGuard, SecurityHeaders
 from mall.core.settings import Settings, load_settings
-from mall.site import api, export_routes, metrics, pages, push_pages, push_routes
+from mall.site import api, export_routes, message_routes, metrics, pages, push_pages, push_routes
 from mall.web import helpers, serving
 from mall.web.deps import CALLER
 from mall.web.rerun import ReadsRunAgain
@@ -145,6 +145,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *catalog_pages.ROUTES,
             *bidding_pages.ROUTES,
             *push_pages.ROUTES,
+            *message_routes.ROUTES,
+            *message_routes.PAGES,
             *metrics.ROUTES,
             create_static_files_router(
                 path="/static", directories=[TEMPLATES / "static"], opt={"roles": ("public",)}
@@ -168,6 +170,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             JsonBodyGuard(),
         ],
         before_send=[SecurityHeaders(settings.public_base_url)],
+        after_request=message_routes.header_counts,  # the unread and to-do counts in the header
         csrf_config=csrf,
         template_config=template_engine,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from mall import orders
-from mall.core import clock, login_throttle, personal_data
+from mall import notices, orders
+from mall.contracts import pdf as contract_pdf
+from mall.contracts import service as contracts
+from mall.contracts import signing
+from mall.core import clock, files, login_throttle, personal_data
 from mall.core.auth import Principal
 from mall.core.errors import InvalidInput
 from mall.core.guards import allow
 from mall.ledger import disclosure
-from mall.orders import claims
+from mall.orders import claims, fulfilment, payments
 from mall.orders import steps as order_steps
 from mall.orders.models import ORDER_STATUS_LABELS, ClaimKind, ClaimOutcome, ClaimStatus, Order, OrderStatus
-from mall.site.order_routes import STEP_CALL, STEPS, OrderCall
+from mall.site.order_routes import STEP_CALL, STEPS, OrderCall, acceptance_pdf_response, contract_download
 from mall.site.order_routes import Call as StepCall
-from mall.structs import AnswerIn, ClaimAnswerIn, ClaimCloseIn, ClaimIn, ConfirmIn, CorrectionIn
+from mall.structs import (
+    AcceptIn,
+    AnswerIn,
+    ClaimAnswerIn,
+    ClaimCloseIn,
+    ClaimIn,
+    ConfirmIn,
+    CorrectionIn,
+    ReceiveIn,
+    ShipIn,
+)
 from mall.web import forms
 from mall.web.deps import Call, UserCall
 from mall.web.helpers import AnyRequest, Form, act, page_no, paging, pop_form
@@ -61,6 +76,67 @@ def _decoded(step: str) -> Callable[[Mapping[str, str]], msgspec.Struct]:
     return lambda data: forms.decode(STEPS[step].body, data)
 
 
+def _line_quantities(data: Mapping[str, str], prefix: str, *, keep_zero: bool) -> list[dict[str, str]] | None:
+    """The quantities a form names `<prefix><line id>`; None when none was filled in."""
+    out = []
+    for key, value in data.items():
+        if key.startswith(prefix) and value.strip():
+            try:
+                line_id = str(uuid.UUID(key[len(prefix) :]))
+            except ValueError:
+                raise InvalidInput("数量字段无效", code="invalid_quantity") from None
+            if keep_zero or value.strip() not in ("0", "0.0", "0.00", "0.000"):
+                out.append({"line_id": line_id, "quantity": value.strip()})
+    return out or None
+
+
+def _ship_form(data: Mapping[str, str]) -> ShipIn:
+    """发货: each line's quantity `qty_<line id>`; all empty ships everything that remains."""
+    body: dict[str, object] = {k: data.get(k, "") for k in ("note", "carrier", "tracking_no")}
+    lines = _line_quantities(data, "qty_", keep_zero=False)
+    if lines is not None:
+        body["lines"] = lines
+    return forms.decode(ShipIn, body)
+
+
+def _receive_form(data: Mapping[str, str]) -> ReceiveIn:
+    """收货 of one delivery (`delivery_id`), each line's received quantity `got_<line id>`."""
+    body: dict[str, object] = {"note": data.get("note", "")}
+    if data.get("delivery_id", "").strip():
+        body["delivery_id"] = data["delivery_id"].strip()
+        lines = _line_quantities(data, "got_", keep_zero=True)
+        if lines is not None:
+            body["lines"] = lines
+    return forms.decode(ReceiveIn, body)
+
+
+def _accept_form(data: Mapping[str, str]) -> AcceptIn:
+    """验收单: the inspectors one a line (or separated by 、), each line's `result_<line id>` (pass |
+    fail), `note_<line id>` and `refused_<line id>`."""
+    lines = []
+    for key, value in data.items():
+        if key.startswith("result_"):
+            lid = key[len("result_") :]
+            lines.append(
+                {
+                    "line_id": lid,
+                    "passed": value != "fail",
+                    "note": data.get(f"note_{lid}", ""),
+                    "refused_quantity": data.get(f"refused_{lid}", ""),
+                }
+            )
+    names = [x for x in re.split(r"[\n、，,；;]", data.get("inspectors", "")) if x.strip()]
+    body: dict[str, object] = {
+        "inspectors": names or [""],
+        "comment": data.get("comment", ""),
+        "inspected_on": data.get("inspected_on", ""),
+        "lines": lines,
+    }
+    if data.get("score", "").strip():
+        body["score"] = data["score"]
+    return forms.decode(AcceptIn, body)
+
+
 # The order page's forms: action in the URL → (the step, its body from the form, what is said after).
 FORMS: dict[str, tuple[str, Callable[[Mapping[str, str]], msgspec.Struct | None], str]] = {
     "confirm": ("confirm", _confirm_form, "订单已确认，电子合同已生成，成交记录将自动公开"),
@@ -69,10 +145,14 @@ FORMS: dict[str, tuple[str, Callable[[Mapping[str, str]], msgspec.Struct | None]
     "cancel-request": ("cancel-request", _decoded("cancel-request"), "取消申请已提交，等待对方处理"),
     "cancel-agree": ("cancel-answer", lambda data: AnswerIn(agree=True), "已同意取消，订单已取消"),
     "cancel-refuse": ("cancel-answer", lambda data: AnswerIn(agree=False), "已拒绝取消申请"),
-    "file-contract": ("contract", lambda data: None, "电子合同已签订备案"),
-    "ship": ("ship", _decoded("ship"), "已发货"),
-    "receive": ("receive", lambda data: None, "已确认收货"),
-    "accept": ("accept", _decoded("accept"), "验收完成"),
+    "sign": ("sign", lambda data: None, "已以本单位证书签署电子合同"),
+    "file-contract": ("contract", lambda data: None, "电子合同已备案"),
+    "ship": ("ship", _ship_form, "已发货，发货单已生成"),
+    "receive": ("receive", _receive_form, "已确认收货"),
+    "accept": ("accept", _accept_form, "验收单已提交"),
+    "invoice": ("invoice", _decoded("invoice"), "发票已登记，等待采购人确认"),
+    "invoice-confirm": ("invoice-confirm", _decoded("invoice-confirm"), "发票已确认"),
+    "invoice-reject": ("invoice-reject", _decoded("invoice-reject"), "发票已退回"),
     "pay": ("pay", _decoded("pay"), "付款已登记"),
     "void": ("void", _decoded("void"), "合同已作废，将公开取消公告"),
     "correct": ("correct", _correction_form, "已更正，更正公告将自动公开"),
@@ -89,6 +169,19 @@ def _claim_choices(order: Order) -> dict[str, Any]:
         "kind_labels": ClaimKind.labels(),
         "outcome_labels": ClaimOutcome.labels(),
         "status_labels": ClaimStatus.labels(),
+    }
+
+
+def payments_summary(
+    order: Order, invoiced: Decimal, confirmed: Decimal, paid: Decimal
+) -> dict[str, Decimal]:
+    """The sums the invoice and payment forms show: what may still be invoiced and paid."""
+    return {
+        "invoiced": invoiced,
+        "confirmed": confirmed,
+        "paid": paid,
+        "may_invoice": order.total_amount - invoiced,
+        "may_pay": payments.payment_room(order.total_amount, confirmed, paid),
     }
 
 
@@ -143,7 +236,12 @@ class OrderPages(Controller):
             records = await disclosure.records_of_order(s, order.order_no)
             order_claims = await claims.claims_of(s, call.me, order)
             after_sales = await claims.record_of(s, order.supplier_org_id)
+            deliveries = await fulfilment.deliveries_of(s, order.id)
+            reports = await fulfilment.reports_of(s, order.id)
+            invoices = await payments.invoices_of(s, order.id)
+            made = await payments.payments_of(s, order.id)
         await _log_read(call, order, contract=False)
+        invoiced, confirmed, paid = payments.totals(invoices, made)
         step = order_steps.next_step(order, call.settings.work_calendar, call.settings.payment_due_days)
         party = _party(call.me, order)
         return call.render(
@@ -163,16 +261,61 @@ class OrderPages(Controller):
             claim_choices=_claim_choices(order),
             claim_status=ClaimStatus,
             now=clock.now(),
+            deliveries=deliveries,
+            reports=reports,
+            invoices=invoices,
+            payments=made,
+            progress=fulfilment.progress_of(order, deliveries, reports),
+            money=payments_summary(order, invoiced, confirmed, paid),
+            line_of={x.id: x for x in order.lines},
+            today=clock.local_date(clock.now()).isoformat(),
+        )
+
+    @get("/{order_id:uuid}/acceptance-reports/{report_id:uuid}", opt=allow("user"))
+    async def acceptance_report_page(
+        self, call: UserCall, order_id: FromPath[uuid.UUID], report_id: FromPath[uuid.UUID]
+    ) -> Template:
+        """验收单, printable."""
+        async with call.db.read() as s:
+            order = await orders.get_order(s, call.me, order_id)
+            report = await fulfilment.report_of(s, call.me, order, report_id)
+        await _log_read(call, order, contract=False)
+        return call.render(
+            "acceptance_report.html", order=order, report=report, line_of={x.id: x for x in order.lines}
+        )
+
+    @get("/{order_id:uuid}/acceptance-reports/{report_id:uuid}/pdf", opt=allow("user"))
+    async def acceptance_report_pdf(
+        self, call: UserCall, order_id: FromPath[uuid.UUID], report_id: FromPath[uuid.UUID]
+    ) -> Response[bytes]:
+        return await acceptance_pdf_response(
+            call.request, call.db, call.settings, call.me, order_id, report_id
         )
 
     @get("/{order_id:uuid}/contract", opt=allow("user"))
     async def contract_page(self, call: UserCall, order_id: FromPath[uuid.UUID]) -> Template:
-        async with call.db.read() as s:
-            order = await orders.get_order(s, call.me, order_id)
-        if not order.contract_no:
-            raise InvalidInput("订单尚未确认，还没有电子合同", code="no_contract")
+        store = files.store_for(call.settings, call.db)
+        found = await contracts.contract_file(call.db, call.settings, store, call.me, order_id)
+        order = found.order
         await _log_read(call, order, contract=True)
-        return call.render("contract.html", order=order)
+        async with call.db.read() as s:
+            order_notices = await notices.of_order(s, order.id)
+        signer = signing.signer_for(call.settings, call.db)
+        return call.render(
+            "contract.html",
+            order=order,
+            doc=contracts.document_of(order, call.settings),
+            verification=found.verification,
+            signature_label=signer.label,
+            party=_party(call.me, order),
+            notices=order_notices,
+            mode_basis=contract_pdf.MODE_BASIS.get(order.mode, ""),
+            disputes=contract_pdf.DISPUTES,
+        )
+
+    @get("/{order_id:uuid}/contract.pdf", opt=allow("user"))
+    async def contract_pdf(self, call: UserCall, order_id: FromPath[uuid.UUID]) -> Response[bytes]:
+        return await contract_download(call.request, call.me, call.db, call.settings, order_id)
 
     @post("/{order_id:uuid}/claims", opt=allow("buyer"))
     async def open_claim(self, call: UserCall, order_id: FromPath[uuid.UUID], data: Form) -> Redirect:

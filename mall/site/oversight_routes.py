@@ -150,6 +150,7 @@ class OversightPages(Controller):
             watch=view.watch,
             overdue_reviews=view.overdue_reviews,
             unfiled=[(late.order, late.days) for late in view.unfiled],
+            late_notices=view.late_notices,
             filing_days=CONTRACT_FILING_WORKING_DAYS,
             settings=settings,
             statuses=ORDER_STATUS_LABELS,

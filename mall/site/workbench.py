@@ -34,6 +34,7 @@ from mall.core.guards import allow
 from mall.core.money import money_str
 from mall.core.settings import Settings
 from mall.core.steps import NextStep
+from mall.notify import inbox
 from mall.orders import claims
 from mall.orders import steps as order_steps
 from mall.orders.models import ClaimKind, Order, OrderClaim, OrderStatus
@@ -41,12 +42,15 @@ from mall.web.deps import UserCall
 
 # A 工作台 list shows this many rows, the most urgent first, and links to the full list for more.
 SHOWN = 50
+# The 工作台 shows this many unread notifications; the message centre has them all.
+UNREAD_SHOWN = 10
 # How far back a business's open work is looked for: anything older is on its own list's pages.
 SCANNED = 500
 
 OPEN_ORDER_STATES = (
     OrderStatus.PLACED,
     OrderStatus.CONFIRMED,
+    OrderStatus.SIGNED,
     OrderStatus.CONTRACTED,
     OrderStatus.SHIPPED,
     OrderStatus.RECEIVED,
@@ -339,7 +343,9 @@ class WorkbenchPage(Controller):
     async def workbench(self, call: UserCall) -> Template:
         async with call.db.read() as s:
             board = await board_of(s, call.me, call.settings)
-        return call.render("workbench.html", board=board, now=clock.now())
+            # the unread notifications, each linking to the page where it is done
+            unread = await inbox.unread(s, call.me.user_id, UNREAD_SHOWN)
+        return call.render("workbench.html", board=board, unread_messages=unread, now=clock.now())
 
 
 ROUTES = [WorkbenchApi]

@@ -21,7 +21,7 @@ from mall.budgets.models import BudgetLine
 from mall.core import clock
 from mall.core.errors import DomainError, InvalidInput, NotFound, RuleViolation
 from mall.core.models import OrgKind
-from tests.factories import World, frozen_at
+from tests.factories import World, frozen_at, sign_and_file
 
 
 @pytest.fixture
@@ -317,7 +317,6 @@ async def test_the_winner_confirms_and_an_order_and_a_deal_record_follow(
 ) -> None:
     import json
 
-    from mall import orders
     from mall.ledger import disclosure
     from mall.ledger.models import DisclosureRecord
 
@@ -336,7 +335,7 @@ async def test_the_winner_confirms_and_an_order_and_a_deal_record_follow(
     ]
     assert await available(world) == before - Decimal("50000.00")  # the reservation shrank to the price
     # the same fulfilment flow as the supermarket
-    filed = await orders.file_contract(world.db, world.who["buyer_a"], order.id)
+    filed = await sign_and_file(world.db, world.settings, world.who["buyer_a"], order.id)
     assert filed.status == "contracted"
     assert await disclosure.publish_pending(world.db) == 1
     async with world.db.read() as s:

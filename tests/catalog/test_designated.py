@@ -21,7 +21,8 @@ from mall.core.models import Organization
 from mall.core.workdays import load_calendar
 from mall.ledger import disclosure
 from mall.ledger.models import DisclosureRecord
-from tests.factories import World, frozen_at
+from tests.factories import World, frozen_at, sign_and_file
+from tests.mall.test_payments import settle
 
 D = Decimal
 REPAIR = "C23120301"  # 车辆维修和保养服务
@@ -109,12 +110,21 @@ async def test_an_open_application_is_reviewed_and_the_buyer_finds_and_orders_th
 
     # the supermarket's flow: confirm (may lower), contract, perform, accept, pay
     await orders.confirm(world.db, supplier, order.id)
-    await orders.file_contract(world.db, world.who["buyer_a"], order.id)
+    await sign_and_file(world.db, world.settings, world.who["buyer_a"], order.id)
     await orders.ship(world.db, supplier, order.id, "已完成保养")
     await orders.receive(world.db, world.who["buyer_a"], order.id)
-    await orders.accept(world.db, world.who["buyer_a"], order.id, 5, "服务及时")
-    paid = await orders.pay(world.db, world.settings, world.who["buyer_a"], order.id, "ZF-2026-0001")
-    assert paid.status == "paid"
+    await orders.accept(
+        world.db,
+        world.settings,
+        world.who["buyer_a"],
+        order.id,
+        inspectors=["王建国"],
+        score=5,
+        comment="服务及时",
+    )
+    await settle(world, order.id, supplier, world.who["buyer_a"], "ZF-2026-0001")
+    async with world.db.read() as s:
+        assert (await orders.get_order(s, world.who["buyer_a"], order.id)).status == "paid"
     await disclosure.publish_pending(world.db)
     async with world.db.read() as s:
         record = json.loads((await s.execute(select(DisclosureRecord.body))).scalar_one())

@@ -23,7 +23,7 @@ from mall.core import auth, clock, tokens
 from mall.core.models import ApiToken
 from mall.ledger import disclosure, push
 from mall.orders.models import Order
-from mall.site import api, export_routes, pages, push_pages, push_routes
+from mall.site import api, export_routes, message_routes, pages, push_pages, push_routes
 from mall.web.helpers import route_handlers
 from tests.factories import PASSWORD, World
 from tests.security.login_helpers import assert_problem
@@ -147,6 +147,8 @@ async def test_every_route_handler_declares_roles(app: Any) -> None:
                 *export_routes.ROUTES,
                 *shopping_routes.ROUTES,
                 *shopping_routes.PAGES,
+                *message_routes.ROUTES,
+                *message_routes.PAGES,
             ]
         )
     }
@@ -255,6 +257,10 @@ async def _world_ids(client: Any, world: World) -> dict[str, str]:
         "image_id": str(uuid.uuid4()),  # no such photo: the roles are checked first
         "sheet_id": str(uuid.uuid4()),
         "claim_id": str(uuid.uuid4()),  # no such claim: the roles are checked first
+        "notification_id": str(
+            uuid.uuid4()
+        ),  # nobody's: every caller gets 404 (tests/mall/test_notifications.py)
+        "report_id": str(uuid.uuid4()),  # no such acceptance report: the roles are checked first
         "size": "thumb.jpg",
     }
 
@@ -294,6 +300,7 @@ async def test_api_role_matrix(app: Any, client: Any, world: World) -> None:
                 *push_routes.ROUTES,
                 *export_routes.ROUTES,
                 *shopping_routes.ROUTES,
+                *message_routes.ROUTES,
             ]
         )
         if any(p.startswith("/api/") for p in paths)
@@ -413,16 +420,21 @@ BUYER_ACTIONS: list[tuple[str, Any]] = [
     ("cancel", {"reason": "不要了吧"}),
     ("cancel-request", {"reason": "不要了吧"}),
     ("cancel-answer", {"agree": True}),
+    ("sign", None),
     ("contract", None),
     ("receive", None),
-    ("accept", {"score": 5}),
-    ("pay", {"payment_ref": "ZF-1"}),
+    ("accept", {"inspectors": ["王建国"], "score": 5}),
+    ("pay", {"voucher_no": "ZF-1001", "amount": "1.00"}),
+    ("invoices/confirm", {"invoice_id": str(uuid.UUID(int=1))}),
+    ("invoices/reject", {"invoice_id": str(uuid.UUID(int=1)), "reason": "金额不符"}),
 ]
 SUPPLIER_ACTIONS: list[tuple[str, Any]] = [
     ("confirm", None),
     ("confirm", {"prices": {}}),
     ("decline", {"reason": "无货可供"}),
+    ("sign", None),
     ("ship", {"note": "SF"}),
+    ("invoices", {"invoice_no": "26412000000012345678", "amount": "1.00", "issued_on": "2026-12-01"}),
     ("cancel-request", {"reason": "无货可供"}),
 ]
 

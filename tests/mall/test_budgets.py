@@ -20,6 +20,7 @@ from mall.budgets.models import BudgetLine, BudgetMovement
 from mall.core.errors import Conflict, DomainError, RuleViolation
 from mall.orders.models import Checkout, Order
 from tests.factories import World
+from tests.mall.test_payments import settle
 from tests.mall.test_supermarket_flow import assert_problem, checkout
 
 D = Decimal
@@ -217,14 +218,16 @@ async def test_order_lifecycle_keeps_the_trail(client: Any, world: World) -> Non
     assert r.status_code == 200, r.text
     assert await state(world, line.id) == (D("9500.00"), D(0), D("20500.00"))
     for path, headers, payload in [
+        ("sign", sup, None),
+        ("sign", buy, None),
         ("contract", buy, None),
         ("ship", sup, {"note": "SF1"}),
         ("receive", buy, None),
-        ("accept", buy, {"score": 5, "comment": ""}),
-        ("pay", buy, {"payment_ref": "ZF-1"}),
+        ("accept", buy, {"inspectors": ["王建国"], "score": 5, "comment": ""}),
     ]:
         r = await client.post(f"/api/orders/{oid}/{path}", json=payload, headers=headers)
         assert r.status_code == 200, (path, r.text)
+    await settle(world, uuid.UUID(oid), world.who["supplier_x"], world.who["buyer_a"])
     assert await state(world, line.id) == (D(0), D("9500.00"), D("20500.00"))
     assert await movements(world, line.id) == [
         ("consume", D("9500.00")),

@@ -14,8 +14,9 @@ from mall.core import clock
 from mall.core.models import AuditEntry
 from mall.core.personal_data import READ
 from mall.orders import claims
+from mall.orders.fulfilment import LineVerdict
 from mall.orders.models import ClaimStatus, OrderClaim
-from tests.factories import World, frozen_at
+from tests.factories import World, frozen_at, sign_and_file
 from tests.mall.test_pages import HTML, login_ok, post_form
 from tests.security.login_helpers import assert_problem
 
@@ -34,10 +35,13 @@ async def accepted_order(world: World, listing: str = "laptop") -> uuid.UUID:
     )
     order_id = placed[0].id
     await orders.confirm(world.db, supplier, order_id)
-    await orders.file_contract(world.db, buyer, order_id)
+    await sign_and_file(world.db, world.settings, buyer, order_id)
     await orders.ship(world.db, supplier, order_id, "顺丰 SF100")
     await orders.receive(world.db, buyer, order_id)
-    await orders.accept(world.db, buyer, order_id, 5, "")
+    verdict = {placed[0].lines[0].id: LineVerdict(True, "外观完好，经王建国核对")}
+    await orders.accept(
+        world.db, world.settings, buyer, order_id, inspectors=["王建国"], score=5, lines=verdict
+    )
     return order_id
 
 

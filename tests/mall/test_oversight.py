@@ -142,7 +142,7 @@ async def test_a_confirmed_order_without_a_filed_contract_is_listed_after_seven_
         with frozen_at(at):
             r = await client.get("/api/oversight/unfiled-contracts", headers=world.h("regulator"))
             page = (await client.get("/oversight", headers=HTML)).text
-        assert r.status_code == 200 and "确认后超过 7 个工作日未签订备案合同" in page
+        assert r.status_code == 200 and "超过 7 个工作日未签署备案的合同" in page
         return r.json()
 
     await login_ok(client, "regulator")

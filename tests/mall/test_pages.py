@@ -514,6 +514,8 @@ async def test_acceptance_has_no_preselected_score_and_refuses_none(client: Any,
     buy, sup = world.h("buyer_a"), world.h("supplier_x")
     for path, headers, payload in [
         ("confirm", sup, None),
+        ("sign", sup, None),
+        ("sign", buy, None),
         ("contract", buy, None),
         ("ship", sup, {"note": "顺丰 SF1"}),
         ("receive", buy, None),
@@ -525,10 +527,20 @@ async def test_acceptance_has_no_preselected_score_and_refuses_none(client: Any,
     text = assert_page(await client.get(page, headers=HTML))
     score = text.split('id="score"', 1)[1].split("</select>", 1)[0]
     assert '<option value="">请选择评分</option>' in score and "selected" not in score
-    r = await post_form(client, f"/orders/{oid}/accept", {"score": "", "comment": ""}, referer=page)
+    r = await post_form(
+        client, f"/orders/{oid}/accept", {"inspectors": "王建国", "score": "", "comment": ""}, referer=page
+    )
     assert r.status_code == 303
-    assert "评价分数类型应为整数" in assert_page(await client.get(page, headers=HTML))
+    assert "验收合格时请评价供应商" in assert_page(await client.get(page, headers=HTML))
     assert await order_status(client, world, oid) == "received"
     r = await post_form(client, f"/orders/{oid}/accept", {"score": "4", "comment": ""}, referer=page)
+    assert r.status_code == 303
+    assert "请填写验收人员姓名" in assert_page(await client.get(page, headers=HTML))
+    r = await post_form(
+        client,
+        f"/orders/{oid}/accept",
+        {"inspectors": "王建国\n李华", "score": "4", "comment": ""},
+        referer=page,
+    )
     assert r.status_code == 303
     assert await order_status(client, world, oid) == "accepted"

@@ -14,7 +14,8 @@ from mall.budgets.models import BudgetLine
 from mall.core import clock
 from mall.core.errors import InvalidInput
 from mall.ledger import disclosure
-from tests.factories import World
+from tests.factories import World, sign_and_file
+from tests.mall.test_payments import settle
 from tests.security.login_helpers import assert_problem
 
 
@@ -166,25 +167,31 @@ async def test_full_flow_to_payment_with_lower_price(client: Any, world: World) 
     r = await client.post(f"/api/orders/{oid}/ship", json={"note": "SF1"}, headers=sup)
     assert_problem(r, 409, "invalid_state")
     for path, headers, payload, status in [
+        ("sign", sup, None, "confirmed"),
+        ("sign", buy, None, "signed"),
         ("contract", buy, None, "contracted"),
         ("ship", sup, {"note": "顺丰 SF123"}, "shipped"),
         ("receive", buy, None, "received"),
-        ("accept", buy, {"score": 5, "comment": "好"}, "accepted"),
-        ("pay", buy, {"payment_ref": "ZF-0001"}, "paid"),
+        ("accept", buy, {"inspectors": ["王建国"], "score": 5, "comment": "好"}, "accepted"),
     ]:
         r = await client.post(f"/api/orders/{oid}/{path}", json=payload, headers=headers)
         assert r.status_code == 200, (path, r.text)
         assert r.json()["status"] == status
+    await settle(world, uuid.UUID(oid), world.who["supplier_x"], world.who["buyer_a"])
     line = await line_state(world)
     assert (line.reserved, line.consumed) == (Decimal(0), Decimal("9600.00"))
     events = (await client.get(f"/api/orders/{oid}/events", headers=buy)).json()
     assert [e["action"] for e in events] == [
         "placed",
         "confirmed",
+        "supplier_signed",
+        "buyer_signed",
         "contract_filed",
         "shipped",
         "received",
         "accepted",
+        "invoice_recorded",
+        "invoice_confirmed",
         "paid",
     ]
 
@@ -203,16 +210,18 @@ async def test_late_payment_is_flagged(client: Any, world: World, settings: Any)
     oid = uuid.UUID((await checkout(client, world, [("desk", "1")])).json()["orders"][0]["id"])
     db = world.db
     await orders.confirm(db, world.who["supplier_x" if False else "supplier_y"], oid)
-    await orders.file_contract(db, world.who["buyer_a"], oid)
+    await sign_and_file(db, world.settings, world.who["buyer_a"], oid)
     await orders.ship(db, world.who["supplier_y"], oid, "")
     await orders.receive(db, world.who["buyer_a"], oid)
-    await orders.accept(db, world.who["buyer_a"], oid, 4, "")
+    await orders.accept(db, settings, world.who["buyer_a"], oid, inspectors=["王建国"], score=4)
     clock.clock.freeze(clock.now() + timedelta(days=31))
     try:
         async with db.read() as s:
             order = await orders.get_order(s, world.who["buyer_a"], oid)
             assert orders.payment_state(order, settings) == "overdue"
-        paid = await orders.pay(db, settings, world.who["buyer_a"], oid, "ZF-9")
+        await settle(world, oid, world.who["supplier_y"], world.who["buyer_a"], "ZF-9")
+        async with db.read() as s:
+            paid = await orders.get_order(s, world.who["buyer_a"], oid)
     finally:
         clock.clock.unfreeze()
     assert paid.payment_overdue is True and paid.payment_days == 31
@@ -255,7 +264,8 @@ async def test_cancellation_rules(client: Any, world: World) -> None:
     # ... and once the contract is filed only the regulator can void it.
     oid = (await checkout(client, world, [("laptop", "1")])).json()["orders"][0]["id"]
     await client.post(f"/api/orders/{oid}/confirm", headers=sup)
-    await client.post(f"/api/orders/{oid}/contract", headers=buy)
+    for path, who in (("sign", sup), ("sign", buy), ("contract", buy)):
+        assert (await client.post(f"/api/orders/{oid}/{path}", headers=who)).status_code == 200
     r = await client.post(f"/api/orders/{oid}/cancel-request", json={"reason": "不想要了"}, headers=sup)
     assert_problem(r, 409, "contract_filed")
     r = await client.post(
@@ -359,6 +369,8 @@ async def test_voiding_a_shipped_order_keeps_stock_and_cannot_happen_twice(clien
     oid = (await checkout(client, world, [("printer", "4")])).json()["orders"][0]["id"]
     for path, headers, payload in [
         ("confirm", sup, None),
+        ("sign", sup, None),
+        ("sign", buy, None),
         ("contract", buy, None),
         ("ship", sup, {"note": "SF1"}),
     ]:

@@ -47,19 +47,32 @@ async def test_an_order_moves_from_one_board_to_the_other(client: Any, world: Wo
     r = await client.post(f"/api/orders/{oid}/confirm", headers=world.h("supplier_x"))
     assert r.status_code == 200, r.text
 
-    # the supplier's order page says whom it waits for, and its board moved the order over
+    # both parties sign, the supplier first: the supplier's turn on its board
     await login(client, "supplier_x")
     page = assert_page(await client.get(f"/orders/{oid}", headers=HTML))
-    assert "当前环节：<strong>待签订并备案合同</strong>" in page
-    assert "等待<strong>采购人</strong>签订并备案合同" in page
+    assert "当前环节：<strong>待双方签署合同</strong>" in page and "以本单位证书签署合同" in page
+    mine, theirs = _sections(assert_page(await client.get("/workbench", headers=HTML)))
+    assert no in mine and no not in theirs
+    r = await client.post(f"/api/orders/{oid}/sign", headers=world.h("supplier_x"))
+    assert r.status_code == 200, r.text
+
+    # the supplier's order page says whom it waits for, and its board moved the order over
+    page = assert_page(await client.get(f"/orders/{oid}", headers=HTML))
+    assert "等待<strong>采购人</strong>" in page and "等待对方签署" in page
     mine, theirs = _sections(assert_page(await client.get("/workbench", headers=HTML)))
     assert no in theirs and no not in mine
 
     await login(client, "buyer_a")
     page = assert_page(await client.get(f"/orders/{oid}", headers=HTML))
-    assert "轮到您</span> 签订并备案合同" in page and "个工作日内备案" in page
+    assert "轮到您</span> 待采购人以本单位证书签署电子合同" in page and "个工作日内完成" in page
     mine, _ = _sections(assert_page(await client.get("/workbench", headers=HTML)))
-    assert no in mine and "签订并备案合同" in mine
+    assert no in mine and "签署电子合同" in mine
+    r = await client.post(f"/api/orders/{oid}/sign", headers=world.h("buyer_a"))
+    assert r.status_code == 200 and r.json()["status"] == "signed", r.text
+    page = assert_page(await client.get(f"/orders/{oid}", headers=HTML))
+    assert "当前环节：<strong>待备案合同</strong>" in page and "备案合同" in page
+    mine, _ = _sections(assert_page(await client.get("/workbench", headers=HTML)))
+    assert no in mine and "采购人备案合同" in mine
 
     # the regulator's order page names whom the order waits for, never "轮到您"
     await login(client, "regulator")

@@ -19,7 +19,7 @@ from mall import cart, orders
 from mall.core import clock, fields
 from mall.core.credit_code import make
 from mall.core.errors import InvalidInput
-from tests.factories import World
+from tests.factories import World, sign_and_file
 from tests.mall.test_pages import HTML, login_ok, post_form
 from tests.security.text_input import NUL, RLO, chinese, fingerprint, variants
 
@@ -55,10 +55,10 @@ async def orders_in_states(world: World) -> dict[str, uuid.UUID]:
     placed = await place("laptop")
     contracted = await place("printer")
     await orders.confirm(world.db, sx, contracted)
-    await orders.file_contract(world.db, buyer, contracted)
+    await sign_and_file(world.db, world.settings, buyer, contracted)
     received = await place("desk")
     await orders.confirm(world.db, sy, received)
-    await orders.file_contract(world.db, buyer, received)
+    await sign_and_file(world.db, world.settings, buyer, received)
     await orders.ship(world.db, sy, received, "")
     await orders.receive(world.db, buyer, received)
     return {"placed": placed, "contracted": contracted, "received": received}
@@ -337,7 +337,15 @@ async def test_a_megabyte_order_note_is_refused_not_cut(client: Any, world: Worl
         await orders.ship(world.db, world.who["supplier_x"], ids["contracted"], note)
     assert err.value.code == "text_too_long" and err.value.extra["field"] == "note"
     with pytest.raises(InvalidInput) as err:
-        await orders.accept(world.db, world.who["buyer_a"], ids["received"], 5, note)
+        await orders.accept(
+            world.db,
+            world.settings,
+            world.who["buyer_a"],
+            ids["received"],
+            inspectors=["王建国"],
+            score=5,
+            comment=note,
+        )
     assert err.value.code == "text_too_long" and err.value.extra["field"] == "comment"
     with pytest.raises(InvalidInput) as err:
         await orders.cancel(world.db, world.who["buyer_a"], ids["placed"], "原因" * 1000)

@@ -203,9 +203,52 @@ BASES: dict[str, Base] = {
     "POST /api/orders/{order_id}/decline": on("order_id", "order_id", {"reason": "库存不足"}),
     "POST /api/orders/{order_id}/cancel": on("order_id", "order_id", {"reason": "预算调整"}),
     "POST /api/orders/{order_id}/cancel-request": on("order_id", "order_id", {"reason": "预算调整"}),
-    "POST /api/orders/{order_id}/ship": on("order_id", "order_id", {"note": "顺丰 SF1"}),
-    "POST /api/orders/{order_id}/accept": on("order_id", "order_id", {"score": 5, "comment": "货物完好"}),
-    "POST /api/orders/{order_id}/pay": on("order_id", "order_id", {"payment_ref": "ZF-0001"}),
+    "POST /api/orders/{order_id}/ship": lambda w, p: (
+        {
+            "note": "顺丰 SF1",
+            "carrier": "顺丰速运",
+            "tracking_no": "SF1234567890",
+            "lines": [{"line_id": p.ids["order_line"], "quantity": "1"}],
+        },
+        {"order_id": p.ids["order_id"]},
+    ),
+    "POST /api/orders/{order_id}/receive": lambda w, p: (
+        {"note": "外包装完好", "lines": [{"line_id": p.ids["order_line"], "quantity": "1"}]},
+        {"order_id": p.ids["order_id"]},
+    ),
+    "POST /api/orders/{order_id}/accept": lambda w, p: (
+        {
+            "inspectors": ["王建国"],
+            "score": 5,
+            "comment": "货物完好",
+            "inspected_on": "2026-12-01",
+            "lines": [
+                {"line_id": p.ids["order_line"], "passed": False, "note": "破损", "refused_quantity": "1"}
+            ],
+        },
+        {"order_id": p.ids["order_id"]},
+    ),
+    "POST /api/orders/{order_id}/invoices": on(
+        "order_id",
+        "order_id",
+        {
+            "invoice_no": "26412000000012345678",
+            "amount": "100.00",
+            "issued_on": "2026-12-01",
+            "invoice_code": "",
+        },
+    ),
+    "POST /api/orders/{order_id}/invoices/reject": lambda w, p: (
+        {"invoice_id": str(uuid.uuid4()), "reason": "金额不符"},
+        {"order_id": p.ids["order_id"]},
+    ),
+    "POST /api/orders/{order_id}/invoices/confirm": lambda w, p: (
+        {"invoice_id": str(uuid.uuid4()), "reason": ""},
+        {"order_id": p.ids["order_id"]},
+    ),
+    "POST /api/orders/{order_id}/pay": on(
+        "order_id", "order_id", {"voucher_no": "ZF-0001", "amount": "100.00", "paid_on": "2026-12-01"}
+    ),
     "POST /api/orders/{order_id}/void": on("order_id", "order_id", {"reason": "合同违规"}),
     "POST /api/orders/{order_id}/correction": on(
         "order_id",

@@ -28,13 +28,15 @@ from mall.core.models import AuditEntry, Organization, User
 from mall.core.personal_data import READ
 from mall.core.settings import Settings, SettingsError, load_settings
 from mall.ledger import disclosure, exports
+from mall.notify import prefs
 from mall.orders import claims
 from mall.orders.models import Order
 from mall.schema import metadata
-from tests.factories import PASSWORD, World
+from tests.factories import PASSWORD, World, sign_and_file
 from tests.mall.test_claims import accepted_order
 from tests.mall.test_disclosure import ITEM_KEYS, LINE_KEYS, feed
 from tests.mall.test_pages import HTML, assert_page, login_ok
+from tests.mall.test_payments import digital_invoice_no
 
 # The sole proprietor (个体工商户) registered without a trade name: its name is its operator's.
 OWNER = "张建国"
@@ -94,7 +96,7 @@ async def a_deal_with_a_sole_proprietor(world: World) -> SoleProprietorDeal:
     )
     order_id = placed[0].id
     await orders.confirm(world.db, world.who["zhang"], order_id)
-    await orders.file_contract(world.db, world.who["clerk"], order_id)
+    await sign_and_file(world.db, world.settings, world.who["clerk"], order_id)
     await orders.ship(world.db, world.who["zhang"], order_id, SHIPPING)
     order = await orders.void(world.db, world.who["regulator"], order_id, VOID)
     while await disclosure.publish_pending(world.db):
@@ -376,13 +378,46 @@ async def test_rotation_encrypts_everything_with_the_new_key_and_the_old_one_can
     await claims.open_claim(
         world.db, settings, world.who["buyer_a"], accepted, "repair", "联系王晓梅 13800000000"
     )
+    invoice = await orders.record_invoice(
+        world.db,
+        world.who["supplier_x"],
+        accepted,
+        invoice_no=digital_invoice_no(),
+        amount="1.00",
+        issued_on=None,
+    )
+    await orders.reject_invoice(world.db, world.who["buyer_a"], accepted, invoice.id, "请联系王晓梅重开")
+    # a person's e-mail address and mobile number for notifications (the signed contract above made
+    # the organizations' signing keys, encrypted too)
+    await prefs.save(
+        world.db,
+        world.who["buyer_a"].user_id,
+        prefs.PrefsForm(email="wang@example.gov.cn", phone="13800000000", email_on="on"),
+    )
     new = encryption.new_key()
     url = settings.resolved_database_url
     rotating = Database(url, data_keys=DataKeys.parse(f"{new},{current_key}"))
     only_new = Database(url, data_keys=DataKeys.parse(new))
     try:
         done = await encryption.rotate(rotating, metadata, batch=3)
-        assert set(done) == {"organizations", "users", "orders", "order_events", "order_claims"}
+        assert set(done) == {
+            "organizations",
+            "users",
+            "orders",
+            "order_events",
+            "order_claims",
+            # deliveries' notes, inspectors' names and verdicts, an invoice's rejection reason
+            "order_deliveries",
+            "acceptance_reports",
+            "acceptance_report_lines",
+            "order_invoices",
+            "notification_prefs",
+            "signing_certificates",
+        }
+        fulfilment = ("order_deliveries", "acceptance_reports", "acceptance_report_lines", "order_invoices")
+        assert [(done[t].values > 0, done[t].rewritten == done[t].values) for t in fulfilment] == [
+            (True, True)
+        ] * 4
         assert all(d.values > 0 and d.rewritten == d.values for d in done.values())
         again = await encryption.rotate(rotating, metadata)
         assert sum(d.rewritten for d in again.values()) == 0

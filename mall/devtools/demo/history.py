@@ -19,10 +19,11 @@ from catalog import agreement_setup as ag
 from catalog import designated as dd
 from catalog import service as catalog_service
 from catalog.models import AgreementProduct, Designation, Listing, ServicePriceItem
-from mall import budgets, orders
+from mall import budgets, notices, orders
 from mall.budgets import scope as budget_scope
 from mall.budgets.models import BudgetLine
-from mall.core import clock
+from mall.contracts import service as contracts
+from mall.core import clock, files
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import DomainError
@@ -106,6 +107,7 @@ async def make_procedures(db: Database, settings: Settings, principals: dict[str
             ("A02010105", "台式计算机", "20", "台", "i5/16G/512G SSD/23.8 英寸"),
         ),
     ):
+        line = await _line_for(db, buyer.org_id, [item[0]]) or line  # the most left when it is published
         p = await _publish(
             db,
             settings,
@@ -261,6 +263,7 @@ async def make_closed_procedures(db: Database, settings: Settings, principals: d
     for kind, title, ceiling, item, amounts in plans:
         start = clock.now()
         invited = [x.org_id for x in suppliers if x.org_id]
+        line = await _line_for(db, buyer.org_id, [item[0]]) or line  # the most left when it is published
         p = await _publish(
             db,
             settings,
@@ -386,6 +389,7 @@ async def make_history(
     suppliers = {p.org_id: p for p in principals.values() if p.role == "supplier"}
     regulator = principals["regulator1"]
     made = {"orders": 0, "published": 0}
+    waiting = 0  # contracts left unfiled so far
     t = clock.now()
     latest = end - timedelta(minutes=5)
 
@@ -447,11 +451,27 @@ async def make_history(
                 discount = {ln.id: str(round_money(ln.unit_price * Decimal("0.97"))) for ln in order.lines}
             await orders.confirm(db, supplier, order.id, discount)
             made["published"] += await disclosure.publish_pending(db)
-            if stage < 0.1:
+            # Each party signs with its own certificate (the supplier first here; either may). Of the
+            # contracts left unfiled, the first waits for both signatures, the second for the buyer's,
+            # the rest for filing.
+            unfiled = stage < 0.1
+            waiting += int(unfiled)
+            if unfiled and waiting == 1:
+                continue
+            store = files.store_for(settings, db)
+            advance(timedelta(hours=2))  # (no draw from rng: the history's other choices stay as they were)
+            await contracts.sign_contract(db, settings, store, supplier, order.id)
+            if unfiled and waiting == 2:
+                continue
+            advance(timedelta(hours=3))
+            await contracts.sign_contract(db, settings, store, buyer, order.id)
+            made["notices"] = made.get("notices", 0) + await notices.publish_pending(db)
+            if unfiled:
                 continue
             advance(timedelta(hours=rng.randint(1, 24)))
             await orders.file_contract(db, buyer, order.id)
-            if n == 5:
+            if n >= 5 and not made.get("voided"):  # one filed contract the regulator voids
+                made["voided"] = 1
                 advance(timedelta(days=1))
                 await orders.void(
                     db, regulator, order.id, "经核查，该合同采购需求与预算项目用途不符，予以作废"
@@ -461,7 +481,14 @@ async def make_history(
             if stage < 0.2:
                 continue
             advance(timedelta(days=rng.randint(1, 4)))
-            await orders.ship(db, supplier, order.id, f"顺丰 SF{rng.randint(10**11, 10**12 - 1)}")
+            await orders.ship(
+                db,
+                supplier,
+                order.id,
+                "送货上门，请提前联系收货人",
+                carrier="顺丰速运",
+                tracking_no=f"SF{rng.randint(10**11, 10**12 - 1)}",
+            )
             advance(timedelta(days=rng.randint(1, 3)))
             await orders.receive(db, buyer, order.id)
             if stage < 0.3:
@@ -469,10 +496,12 @@ async def make_history(
             advance(timedelta(days=rng.randint(0, 3)))
             await orders.accept(
                 db,
+                settings,
                 buyer,
                 order.id,
-                rng.choice([5, 5, 4, 4, 3]),
-                rng.choice(["到货及时，安装规范", "质量良好", "", "服务态度好"]),
+                inspectors=rng.choice([["王建国", "李华"], ["张伟"], ["刘洋", "陈静", "杨帆"]]),
+                score=rng.choice([5, 5, 4, 4, 3]),
+                comment=rng.choice(["到货及时，安装规范", "质量良好", "", "服务态度好"]),
             )
             if made.setdefault("claims", 0) < 1 or (n >= count - 6 and made["claims"] < 2):
                 await after_sales.claim(
@@ -484,7 +513,26 @@ async def make_history(
             late = made.setdefault("paid_late", 0) < 2 and supplier.org_id is not None
             advance(timedelta(days=36 if late else rng.choice([3, 7, 12, 20, 28])))
             made["paid_late"] += int(late)
-            await orders.pay(db, settings, buyer, order.id, f"国库集中支付 {rng.randint(10**9, 10**10 - 1)}")
+            day = clock.local_date(clock.now())
+            async with db.read() as s:
+                total = (await orders.get_order(s, buyer, order.id)).total_amount  # as confirmed
+            invoice = await orders.record_invoice(
+                db,
+                supplier,
+                order.id,
+                invoice_no=f"{day.year % 100:02d}41{rng.randint(10**15, 10**16 - 1)}",
+                amount=total,
+                issued_on=day,
+            )
+            await orders.confirm_invoice(db, buyer, order.id, invoice.id)
+            await orders.pay(
+                db,
+                settings,
+                buyer,
+                order.id,
+                voucher_no=f"GK{day.year}-{rng.randint(10**9, 10**10 - 1)}",
+                amount=total,
+            )
     return made
 
 

@@ -140,7 +140,7 @@ FURNITURE, SUPPLIES, VEHICLES = "A05010000", "A05040000", "A02030000"
 MEETINGS, REPAIRS, PRINTING = "C22010000", "C23120000", "C23090000"
 BUDGETS = {
     "郑州市第一中学": [
-        ("JY-2026-001", "教学信息化设备购置", "600000", f"{INFORMATION} {OFFICE}"),
+        ("JY-2026-001", "教学信息化设备购置", "800000", f"{INFORMATION} {OFFICE}"),
         ("JY-2026-002", "办公家具更新", "150000", FURNITURE),
         ("JY-2026-003", "日常办公用品", "40000", f"{SUPPLIES} {OFFICE}"),
     ],

@@ -1,0 +1,127 @@
+"""The public notices (公告): 合同公告 and 履约验收公告 in one append-only list, as JSON and as pages,
+and each contract notice's public text as PDF. Open to everyone: nothing in them names a person."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Response, get
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Template
+
+from mall import notices
+from mall.contracts import pdf as contract_pdf
+from mall.core.errors import InvalidInput, NotFound
+from mall.core.guards import PUBLIC
+from mall.notices.models import NOTICE_KIND_LABELS
+from mall.structs import NoticeOut, NoticePage
+from mall.web.deps import DB, Config
+from mall.web.helpers import AnyRequest, render
+
+TAGS = ["信息公开"]
+PER_PAGE = 20
+MAX_LIMIT = 100
+
+
+def _kind(value: str | None) -> str:
+    if value and value not in NOTICE_KIND_LABELS:
+        raise InvalidInput("参数 kind 应为 contract 或 acceptance", code="invalid_parameter", field="kind")
+    return value or ""
+
+
+def _int(value: str | None, name: str, default: int | None, low: int, high: int) -> int | None:
+    if value in (None, ""):
+        return default
+    assert value is not None
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise InvalidInput(f"参数 {name} 应为 {low}–{high} 的整数", code="invalid_parameter", field=name)
+    return int(value)
+
+
+class NoticeApi(Controller):
+    path = "/api/notices"
+    tags = TAGS
+
+    @get(
+        "/",
+        opt=PUBLIC,
+        summary="公告列表（合同公告、履约验收公告；编号递增、只增不改，新的在前）",
+        description="按 before 向前翻页：传入上一页返回的 next_before。更正以新公告发布（corrects_seq 指向原公告）。",
+    )
+    async def list_notices(
+        self,
+        db: DB,
+        kind: Annotated[str | None, QueryParameter(description="contract | acceptance")] = None,
+        before: Annotated[str | None, QueryParameter(description="只列编号小于此值的公告")] = None,
+        limit: Annotated[str | None, QueryParameter(description="每页条数，1–100，默认 20")] = None,
+    ) -> NoticePage:
+        k = _kind(kind)
+        b = _int(before, "before", None, 1, 2**62)
+        n = _int(limit, "limit", PER_PAGE, 1, MAX_LIMIT) or PER_PAGE
+        async with db.read() as s:
+            rows, total = await notices.page(s, kind=k, before=b, limit=n)
+        return NoticePage(
+            total,
+            [NoticeOut.of(r) for r in rows],
+            rows[-1].seq if len(rows) == n and rows[-1].seq > 1 else None,
+        )
+
+    @get("/{seq:int}", opt=PUBLIC, summary="一条公告")
+    async def get_notice(self, db: DB, seq: FromPath[int]) -> NoticeOut:
+        async with db.read() as s:
+            return NoticeOut.of(await notices.get(s, seq))
+
+
+class NoticePages(Controller):
+    path = "/notices"
+    include_in_schema = False
+
+    @get("/", opt=PUBLIC)
+    async def notices_page(self, request: AnyRequest, db: DB) -> Template:
+        params = request.query_params
+        kind = params.get("kind", "")
+        kind = kind if kind in NOTICE_KIND_LABELS else ""
+        before_raw = params.get("before", "")
+        before = int(before_raw) if before_raw.isdigit() and 0 < int(before_raw) < 2**62 else None
+        async with db.read() as s:
+            rows, total = await notices.page(s, kind=kind, before=before, limit=PER_PAGE)
+        next_before = rows[-1].seq if len(rows) == PER_PAGE and rows[-1].seq > 1 else None
+        return render(
+            request,
+            "notices.html",
+            rows=rows,
+            total=total,
+            kind=kind,
+            kinds=NOTICE_KIND_LABELS,
+            next_before=next_before,
+            first_page=before is None,
+        )
+
+    @get("/{seq:int}", opt=PUBLIC)
+    async def notice_page(self, request: AnyRequest, db: DB, seq: FromPath[int]) -> Template:
+        async with db.read() as s:
+            notice = await notices.get(s, seq)
+        return render(request, "notice.html", notice=notice, kinds=NOTICE_KIND_LABELS, body=notice.body)
+
+    @get("/{seq:int}/contract.pdf", opt=PUBLIC)
+    async def notice_pdf(self, db: DB, settings: Config, seq: FromPath[int]) -> Response[bytes]:
+        """The contract's public text (no personal data), made from what the notice published: the
+        same bytes every time."""
+        async with db.read() as s:
+            notice = await notices.get(s, seq)
+        if notice.kind != "contract" or "document" not in notice.body:
+            raise NotFound("该公告没有合同文本", code="notice_has_no_contract")
+        doc = contract_pdf.ContractDoc.from_dict(notice.body["document"])
+        data = contract_pdf.render(doc, font_path=settings.contract_font)
+        return Response(
+            data,
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": f'inline; filename="notice-{seq}.pdf"',
+                "Cache-Control": "public, max-age=86400",
+            },
+        )
+
+
+ROUTES = [NoticeApi]
+PAGES = [NoticePages]
