@@ -113,6 +113,13 @@ def document_of(order: Order, settings: Settings) -> ContractDoc:
     )
 
 
+def contract_of(order: Order, settings: Settings) -> ContractDoc:
+    """What the contract says: as frozen at the first signature, or (before it) as the order stands."""
+    if order.contract_document:
+        return ContractDoc.from_dict(order.contract_document)
+    return document_of(order, settings)
+
+
 async def current_pdf(store: FileStore, order: Order) -> bytes | None:
     if not order.contract_file_key:
         return None
@@ -199,7 +206,7 @@ async def _sign_once(
         side = _side(who, order)
         _check_can_sign(order, side)
         was_key = order.contract_file_key
-        doc = document_of(order, settings)
+        doc = contract_of(order, settings)
         org = order.buyer if side == "buyer" else order.supplier
         before = await current_pdf(store, order)
     if before is None:
@@ -213,6 +220,8 @@ async def _sign_once(
         if order.contract_file_key != was_key:
             raise _Again()
         now = clock.now()
+        if order.contract_document is None:
+            order.contract_document = doc.to_dict()  # what both parties sign, from now on
         order.contract_file_key = key
         order.contract_sha256 = digest
         if side == "buyer":
@@ -260,4 +269,4 @@ async def unsigned_pdf(db: Database, settings: Settings, who: Principal, order_i
         order = await get_order(s, who, order_id)
         if not order.contract_no:
             raise InvalidInput("订单尚未确认，还没有电子合同", code="no_contract")
-    return pdf.render(document_of(order, settings), font_path=settings.contract_font)
+    return pdf.render(contract_of(order, settings), font_path=settings.contract_font)

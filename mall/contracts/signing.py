@@ -8,7 +8,9 @@ a licensed signing service (a CA under 电子签名法; SM2/SM3 for government s
 setting `contract_signer` ("module:factory", the factory taking (db, settings) and returning a Signer).
 
 Verification (`verify`) checks every signature: the bytes it covers are intact, its certificate
-chains to a trusted root, and nothing but further signatures was added after it. A contract counts
+chains to a trusted root, it sits in one of the two contract fields, and nothing but the next
+signature was added after it; the last one covers the whole file, so nothing at all (say, a field
+whose appearance is drawn over the page) was added after the parties signed. A contract counts
 as signed by both only if one valid signature carries the buyer's credit code and another the
 supplier's: two signatures by one party are not two parties.
 """
@@ -29,6 +31,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import async_validate_pdf_signature
+from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -181,10 +184,19 @@ async def verify(pdf: bytes, trust_roots: list[bytes]) -> Verification:
         context = ValidationContext(
             trust_roots=[ax509.Certificate.load(r) for r in trust_roots], allow_fetching=False
         )
-        for sig in reader.embedded_signatures:
+        signatures = sorted(reader.embedded_signatures, key=lambda x: x.signed_revision)
+        for i, sig in enumerate(signatures):
             status = await async_validate_pdf_signature(sig, context)
             subject = status.signing_cert.subject.native
             level = status.modification_level
+            if i == len(signatures) - 1:
+                # The last signature covers the whole file: nothing at all was added after it (a
+                # field or an annotation drawn over the page would be, and is refused).
+                unchanged = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+            else:
+                # An earlier one: only form filling after it, the next signature (checked by the
+                # signature that covers it).
+                unchanged = level is not None and level <= ModificationLevel.FORM_FILLING
             out.signatures.append(
                 SignatureCheck(
                     field_name=str(sig.field_name),
@@ -194,9 +206,7 @@ async def verify(pdf: bytes, trust_roots: list[bytes]) -> Verification:
                     intact=bool(status.intact and status.valid),
                     trusted=bool(status.trusted),
                     unchanged_after=bool(
-                        status.docmdp_ok is not False
-                        and level is not None
-                        and level <= ModificationLevel.FORM_FILLING
+                        unchanged and status.docmdp_ok is not False and sig.field_name in FIELDS.values()
                     ),
                 )
             )

@@ -11,7 +11,7 @@ and `source_key` is unique.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -24,6 +24,9 @@ from mall.core.models import Outbox, OutboxStatus
 from mall.notices.models import NOTICE_KIND_LABELS, Notice, NoticeHead, NoticeKind
 
 TOPIC = "notice"
+# A termination is published within this many days (calendar days: no calendar at hand where a
+# contract is cancelled, and two calendar days are never more than two working days).
+TERMINATION_DAYS = 2
 
 __all__ = ["NOTICE_KIND_LABELS", "Notice", "NoticeKind", "page", "publish_pending", "stage"]
 
@@ -43,8 +46,11 @@ def stage(
     event_at: datetime,
     due_at: datetime,
     body: dict[str, Any],
+    corrects_key: str | None = None,
 ) -> uuid.UUID:
-    """Stage a notice in the caller's transaction; the publisher publishes it after the commit."""
+    """Stage a notice in the caller's transaction; the publisher publishes it after the commit.
+    `corrects_key` names the notice this one corrects (its `source_key`): the published notice
+    carries that notice's number."""
     row = Outbox(
         id=uuid.uuid4(),
         topic=TOPIC,
@@ -57,6 +63,7 @@ def stage(
             "event_at": clock.rfc3339(event_at),
             "due_at": clock.rfc3339(due_at),
             "body": body,
+            "corrects_key": corrects_key,
         },
         status=OutboxStatus.PENDING,
         created_at=clock.now(),
@@ -64,6 +71,25 @@ def stage(
     tx.session.add(row)
     tx.after_commit(lambda: outbox.kick(outbox.PUBLISH, row.id))
     return row.id
+
+
+def stage_termination_notice(
+    tx: Tx, *, order_id: uuid.UUID, region_code: str, at: datetime, body: dict[str, Any]
+) -> uuid.UUID:
+    """合同终止公告: the contract of a published 合同公告 was cancelled by consent or voided by the
+    regulator. It names the notice it corrects; the reason (a person wrote it) is not in it."""
+    return stage(
+        tx,
+        kind=NoticeKind.TERMINATION,
+        source_key=f"termination:{order_id}",
+        title=f"{body.get('buyer', {}).get('name', '')} 合同 {body.get('contract_no', '')} 终止公告"[:300],
+        region_code=region_code,
+        order_id=order_id,
+        event_at=at,
+        due_at=at + timedelta(days=TERMINATION_DAYS),
+        body=body,
+        corrects_key=f"contract:{order_id}",
+    )
 
 
 def stage_acceptance_notice(
@@ -111,7 +137,10 @@ async def publish_pending(db: Database, *, limit: int = 200) -> int:
         if not rows:
             return 0
         keys = [str(r.payload["source_key"]) for r in rows]
-        done = set((await s.execute(select(Notice.source_key).where(Notice.source_key.in_(keys)))).scalars())
+        keys += [str(r.payload["corrects_key"]) for r in rows if r.payload.get("corrects_key")]
+        found = await s.execute(select(Notice.source_key, Notice.seq).where(Notice.source_key.in_(keys)))
+        seq_of: dict[str, int] = {str(key): int(seq) for key, seq in found}
+        done = set(seq_of)
         now = clock.now()
         published = 0
         for row in rows:
@@ -124,6 +153,7 @@ async def publish_pending(db: Database, *, limit: int = 200) -> int:
             done.add(p["source_key"])
             due = _instant(p["due_at"])
             head.last_seq += 1
+            seq_of[p["source_key"]] = head.last_seq
             s.add(
                 Notice(
                     seq=head.last_seq,
@@ -137,7 +167,7 @@ async def publish_pending(db: Database, *, limit: int = 200) -> int:
                     due_at=due,
                     published_at=now,
                     late=now > due,
-                    corrects_seq=p.get("corrects_seq"),
+                    corrects_seq=seq_of.get(p.get("corrects_key") or ""),
                     body=p["body"],
                 )
             )
@@ -161,7 +191,7 @@ async def page(
 
 
 async def get(s: AsyncSession, seq: int) -> Notice:
-    notice = await s.get(Notice, seq)
+    notice = await s.get(Notice, seq) if 0 < seq < 2**62 else None  # (a larger number fits no column)
     if notice is None:
         raise NotFound("公告不存在", code="notice_not_found")
     return notice
@@ -169,4 +199,10 @@ async def get(s: AsyncSession, seq: int) -> Notice:
 
 async def of_order(s: AsyncSession, order_id: uuid.UUID) -> list[Notice]:
     rows = await s.execute(select(Notice).where(Notice.order_id == order_id).order_by(Notice.seq))
+    return list(rows.scalars())
+
+
+async def corrections_of(s: AsyncSession, seq: int) -> list[Notice]:
+    """The later notices that correct this one (a 合同终止公告 of a 合同公告)."""
+    rows = await s.execute(select(Notice).where(Notice.corrects_seq == seq).order_by(Notice.seq))
     return list(rows.scalars())

@@ -15,10 +15,15 @@ from mall.core.db import Base, UTCDateTime
 
 class NoticeKind:
     CONTRACT = "contract"
+    TERMINATION = "termination"  # a contract notice's contract was cancelled or voided: it corrects it
     ACCEPTANCE = "acceptance"
 
 
-NOTICE_KIND_LABELS = {NoticeKind.CONTRACT: "合同公告", NoticeKind.ACCEPTANCE: "履约验收公告"}
+NOTICE_KIND_LABELS = {
+    NoticeKind.CONTRACT: "合同公告",
+    NoticeKind.TERMINATION: "合同终止公告",
+    NoticeKind.ACCEPTANCE: "履约验收公告",
+}
 
 
 class Notice(Base):

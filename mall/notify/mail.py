@@ -68,15 +68,36 @@ def compose(settings: Settings, to: str, notices: list[Notification]) -> EmailMe
     return msg
 
 
-def _send(settings: Settings, messages: list[EmailMessage]) -> None:
-    """One SMTP session for the batch; raises on any failure (what was not marked sent is sent again)."""
+# What the server refuses of one message (its address, its content): that message fails for good;
+# the session goes on with the next one. Anything else (a lost connection) fails the whole batch,
+# which is sent again later.
+REFUSALS = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
+
+
+def _send(settings: Settings, messages: list[EmailMessage]) -> list[bool]:
+    """One SMTP session for the batch; for each message, whether the server took it."""
+    taken: list[bool] = []
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_seconds) as smtp:
         if settings.smtp_uses_starttls:
             smtp.starttls()
         if settings.smtp_user and settings.smtp_password:
             smtp.login(settings.smtp_user, settings.smtp_password)
         for m in messages:
-            smtp.send_message(m)
+            try:
+                smtp.send_message(m)
+                taken.append(True)
+            except REFUSALS as exc:
+                log.warning("mail %s refused by the server: %s", m["Message-ID"], exc)
+                taken.append(False)
+    return taken
+
+
+def _text(sender: sms.SmsSender, phone: str, text: str) -> None:
+    """One SMS; a failure is logged and never holds up the mail or the other messages."""
+    try:
+        sender.send(phone, text)
+    except Exception:
+        log.exception("SMS not sent")
 
 
 async def _mark(db: Database, ids: list[uuid.UUID], state: str) -> None:
@@ -107,7 +128,7 @@ async def send_waiting(db: Database, settings: Settings) -> int:
             )
         if not rows:
             return sent
-        mails: list[EmailMessage] = []
+        mails: list[tuple[uuid.UUID, EmailMessage]] = []
         texts: list[tuple[str, str]] = []
         done, dropped, later = [], [], []
         for n, p in rows:
@@ -120,7 +141,7 @@ async def send_waiting(db: Database, settings: Settings) -> int:
                 dropped.append(n.id)  # turned off since, or nothing to send with
                 continue
             if wants_mail:
-                mails.append(compose(settings, p.email, [n]))
+                mails.append((n.id, compose(settings, p.email, [n])))
             if wants_sms:
                 texts.append((p.phone, f"{SUBJECT_PREFIX}{n.title} {_absolute(settings, n.link)}"))
             done.append(n.id)
@@ -128,11 +149,16 @@ async def send_waiting(db: Database, settings: Settings) -> int:
             await _mark(db, dropped, MailState.NONE)
         if later:
             await _mark(db, later, MailState.DIGEST)
+        refused: list[uuid.UUID] = []
         if mails:
-            await asyncio.to_thread(_send, settings, mails)
+            taken = await asyncio.to_thread(_send, settings, [m for _, m in mails])
+            refused = [nid for (nid, _), ok in zip(mails, taken, strict=True) if not ok]
         for phone, text in texts:
             assert sender is not None
-            await asyncio.to_thread(sender.send, phone, text)
+            await asyncio.to_thread(_text, sender, phone, text)
+        if refused:
+            await _mark(db, refused, MailState.REFUSED)
+        done = [nid for nid in done if nid not in set(refused)]
         if done:
             await _mark(db, done, MailState.SENT)
             sent += len(done)
@@ -170,9 +196,9 @@ async def send_digests(db: Database, settings: Settings) -> int:
         if not settings.smtp_host or want is None or not (want.email_on and want.email):
             await _mark(db, ids, MailState.NONE)
             continue
-        await asyncio.to_thread(_send, settings, [compose(settings, want.email, notices)])
-        await _mark(db, ids, MailState.SENT)
-        mails += 1
+        [taken] = await asyncio.to_thread(_send, settings, [compose(settings, want.email, notices)])
+        await _mark(db, ids, MailState.SENT if taken else MailState.REFUSED)
+        mails += int(taken)
     return mails
 
 

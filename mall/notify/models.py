@@ -43,12 +43,13 @@ KIND_LABELS: dict[str, str] = Kind.labels()
 
 class MailState(Labeled):
     """Whether a notification goes out by e-mail (and SMS): not at all, at once, in the daily digest,
-    or already sent (at least once)."""
+    already sent (at least once), or refused by the mail server (a bad address)."""
 
     NONE = "none", "不发送"
     WAITING = "waiting", "待发送"
     DIGEST = "digest", "待汇总发送"
     SENT = "sent", "已发送"
+    REFUSED = "refused", "邮件服务器拒收"  # the address was refused: never tried again
 
 
 class Notification(IdMixin, Base):

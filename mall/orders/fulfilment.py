@@ -14,7 +14,6 @@ Every write locks the order first (`lifecycle.changing`), then reads and writes 
 
 from __future__ import annotations
 
-import inspect
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -84,7 +83,7 @@ def tracking_number(raw: str | None) -> str:
 def inspector_names(raw: Sequence[str] | str) -> list[str]:
     """One to ten inspectors' names, each 2–50 characters on one line; a text is split at line
     ends and the enumeration commas (、，,；;)."""
-    items = re.split(r"[\n、，,；;]", raw) if isinstance(raw, str) else list(raw)
+    items = re.split(r"[\r\n、，,；;]", raw) if isinstance(raw, str) else list(raw)
     names = [fields.text(x, "验收人员姓名", INSPECTOR_MAX, field="inspectors") for x in items]
     names = [n for n in names if n]
     if not names:
@@ -113,6 +112,19 @@ def quantity_of(raw: str | int | Decimal, field_name: str = "quantity") -> Decim
         raise InvalidInput(
             "数量应为大于 0、最多三位小数的数", code="invalid_quantity", field=field_name
         ) from None
+
+
+def whole_goods(order: Order, quantities: Mapping[uuid.UUID, Decimal | None] | None) -> None:
+    """Goods move in whole units (台, 把, 箱); only a service line (品目 C…) may be in fractions."""
+    by_id = {line.id: line for line in order.lines}
+    for lid, q in (quantities or {}).items():
+        line = by_id.get(lid)
+        if line is None or q is None or line.category_code.startswith("C"):
+            continue
+        if q != q.to_integral_value():
+            raise InvalidInput(
+                f"「{line.item_name}」是货物，数量应为整数", code="invalid_quantity", field="lines"
+            )
 
 
 @dataclass
@@ -322,6 +334,7 @@ async def ship(
         raise InvalidInput("填写运单号时请同时填写物流公司", code="carrier_required", field="carrier")
     wanted = None if lines is None else {lid: quantity_of(q, "lines") for lid, q in lines.items()}
     async with changing(db, who, order_id, "supplier", *SHIPPABLE) as (tx, order):
+        whole_goods(order, wanted)
         p = await progress(tx.session, order)
         plan = shipment_plan(p, wanted)
         now = clock.now()
@@ -371,6 +384,7 @@ async def receive(
     note = fields.text(note, "收货说明", fields.SHIPPING_NOTE_MAX, field="note")
     wanted = None if lines is None else {lid: _received_quantity(q) for lid, q in lines.items()}
     async with changing(db, who, order_id, "buyer", S.SHIPPED) as (tx, order):
+        whole_goods(order, wanted)
         deliveries = await deliveries_of(tx.session, order.id)
         pending = [d for d in deliveries if d.status == DeliveryStatus.SHIPPED]
         if delivery_id is not None:
@@ -449,6 +463,7 @@ async def accept(
     }
     day = _inspection_day(inspected_on)
     async with changing(db, who, order_id, "buyer", S.RECEIVED) as (tx, order):
+        whole_goods(order, {lid: v.refused for lid, v in given.items()})
         deliveries = await deliveries_of(tx.session, order.id)
         earlier = await reports_of(tx.session, order.id)
         p = progress_of(order, deliveries, earlier)
@@ -556,6 +571,7 @@ async def _stage_notice(tx: Tx, settings: Settings, order: Order, report: Accept
         "score": report.score,
         "lines": [
             {
+                "line_no": x.line_no,
                 "item_name": x.item_name,
                 "category_code": x.category_code,
                 "quantity": quantity_str(x.quantity),
@@ -565,7 +581,7 @@ async def _stage_notice(tx: Tx, settings: Settings, order: Order, report: Accept
             for x in order.lines
         ],
     }
-    staged = notices.stage_acceptance_notice(
+    notices.stage_acceptance_notice(
         tx,
         source_key=f"acceptance:{report.id}",
         title=f"{order.buyer.name}{order.lines[0].item_name}等履约验收公告",
@@ -575,5 +591,3 @@ async def _stage_notice(tx: Tx, settings: Settings, order: Order, report: Accept
         due_at=due,
         body=body,
     )
-    if inspect.isawaitable(staged):
-        await staged

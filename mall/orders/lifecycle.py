@@ -19,16 +19,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Listing
-from mall import budgets
+from mall import budgets, notices
 from mall.cart import unit_price_of
 from mall.core import audit, clock, fields
 from mall.core.auth import Principal
 from mall.core.db import Database, Tx, retried
 from mall.core.errors import Conflict, Forbidden, InvalidInput, RuleViolation
 from mall.core.fields import text
-from mall.core.money import round_money
+from mall.core.money import money_str, round_money
 from mall.ledger import disclosure
-from mall.orders.events import deal_payload, record_event
+from mall.orders.events import deal_payload, record_event, supplier_of_record
 from mall.orders.models import ORDER_STATUS_LABELS, Order, OrderStatus
 from mall.orders.place import new_number
 from mall.orders.queries import can_see, not_found
@@ -245,6 +245,26 @@ async def _cancel(tx: Tx, order: Order, who: Principal | None, reason: str, *, p
     if was != S.PLACED:
         await _count_sale(tx.session, order, -1)  # the deal is undone
     record_event(tx.session, order, who, "cancelled", reason)
+    if order.signed_at is not None:
+        # Its 合同公告 was published (or is about to be): a 合同终止公告 corrects it.
+        notices.stage_termination_notice(
+            tx,
+            order_id=order.id,
+            region_code=order.region_code,
+            at=order.cancelled_at,
+            body={
+                "contract_no": order.contract_no,
+                "order_no": order.order_no,
+                "mode": order.mode,
+                "buyer": {"name": order.buyer.name, "credit_code": order.buyer.credit_code},
+                "supplier": supplier_of_record(order.supplier),
+                "total_amount": money_str(order.total_amount),
+                "terminated_date": clock.local_date(order.cancelled_at).isoformat(),
+                "result": "财政监管部门作废合同"
+                if who is not None and who.role == "regulator"
+                else "双方协商解除合同",
+            },
+        )
     if publish and was != S.PLACED and order.disclosure_id:
         # The deal was published (or is about to be): a cancellation record amends it, never a deletion.
         disclosure.stage(tx, deal_payload(order, kind="cancellation", amends=order.disclosure_id))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mall.budgets.models import BudgetLine
@@ -63,6 +64,9 @@ class Order(IdMixin, Base):
     # SHA-256, and when each party signed it (mall.contracts).
     contract_file_key: Mapped[str | None] = mapped_column(String(200))
     contract_sha256: Mapped[str | None] = mapped_column(String(64))
+    # What the contract says, frozen when the first party signs (mall.contracts.pdf.ContractDoc): a
+    # later correction of the published deal does not change a signed contract.
+    contract_document: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     supplier_signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     buyer_signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -279,6 +283,18 @@ class Invoice(IdMixin, Base):
     or an older invoice's 10- or 12-digit 发票代码 and 8-digit 发票号码."""
 
     __tablename__ = "order_invoices"
+    # One invoice is recorded once in the whole mall unless it was rejected (the check in
+    # record_invoice says so in words; this index holds under concurrent requests too).
+    __table_args__ = (
+        Index(
+            "uq_order_invoices_live",
+            "invoice_code",
+            "invoice_no",
+            unique=True,
+            postgresql_where=text("status <> 'rejected'"),
+            sqlite_where=text("status <> 'rejected'"),
+        ),
+    )
 
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
     invoice_code: Mapped[str] = mapped_column(String(12), default="")

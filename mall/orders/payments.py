@@ -26,6 +26,7 @@ from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall import budgets
@@ -218,6 +219,10 @@ async def record_invoice(
             recorded_by=who.user_id,
         )
         tx.session.add(invoice)
+        try:
+            await tx.session.flush()
+        except IntegrityError:  # recorded meanwhile by another request, on this order or another
+            raise Conflict("该发票已登记过", code="invoice_duplicate") from None
         shown = f"发票代码 {code} 号码 {number}" if code else f"全电发票 {number}"
         record_event(
             tx.session, order, who, "invoice_recorded", f"登记{shown}，金额 {value:,.2f} 元，开票日期 {day}"

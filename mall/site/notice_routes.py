@@ -3,8 +3,12 @@ and each contract notice's public text as PDF. Open to everyone: nothing in them
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+import re
+from collections import OrderedDict
+from typing import Annotated, Any
 
+import anyio
 from litestar import Controller, Response, get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
@@ -33,9 +37,29 @@ def _int(value: str | None, name: str, default: int | None, low: int, high: int)
     if value in (None, ""):
         return default
     assert value is not None
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not re.fullmatch(r"[0-9]{1,19}", value) or not low <= int(value) <= high:
         raise InvalidInput(f"参数 {name} 应为 {low}–{high} 的整数", code="invalid_parameter", field=name)
     return int(value)
+
+
+# Notices never change, so their public PDFs are kept once made (the most recent few, in memory), and
+# made in a thread, one at a time: a flood of requests neither blocks the server nor piles up work.
+_PDFS: OrderedDict[int, bytes] = OrderedDict()
+_PDFS_KEPT = 32
+_RENDERING = asyncio.Lock()
+
+
+async def _public_pdf(seq: int, document: dict[str, Any], font: str) -> bytes:
+    if seq in _PDFS:
+        _PDFS.move_to_end(seq)
+        return _PDFS[seq]
+    async with _RENDERING:
+        if seq not in _PDFS:
+            doc = contract_pdf.ContractDoc.from_dict(document)
+            _PDFS[seq] = await anyio.to_thread.run_sync(lambda: contract_pdf.render(doc, font_path=font))
+            while len(_PDFS) > _PDFS_KEPT:
+                _PDFS.popitem(last=False)
+    return _PDFS[seq]
 
 
 class NoticeApi(Controller):
@@ -82,7 +106,11 @@ class NoticePages(Controller):
         kind = params.get("kind", "")
         kind = kind if kind in NOTICE_KIND_LABELS else ""
         before_raw = params.get("before", "")
-        before = int(before_raw) if before_raw.isdigit() and 0 < int(before_raw) < 2**62 else None
+        before = (
+            int(before_raw)
+            if re.fullmatch(r"[0-9]{1,19}", before_raw) and 0 < int(before_raw) < 2**62
+            else None
+        )
         async with db.read() as s:
             rows, total = await notices.page(s, kind=kind, before=before, limit=PER_PAGE)
         next_before = rows[-1].seq if len(rows) == PER_PAGE and rows[-1].seq > 1 else None
@@ -101,7 +129,15 @@ class NoticePages(Controller):
     async def notice_page(self, request: AnyRequest, db: DB, seq: FromPath[int]) -> Template:
         async with db.read() as s:
             notice = await notices.get(s, seq)
-        return render(request, "notice.html", notice=notice, kinds=NOTICE_KIND_LABELS, body=notice.body)
+            corrected_by = await notices.corrections_of(s, seq)
+        return render(
+            request,
+            "notice.html",
+            notice=notice,
+            kinds=NOTICE_KIND_LABELS,
+            body=notice.body,
+            corrected_by=corrected_by,
+        )
 
     @get("/{seq:int}/contract.pdf", opt=PUBLIC)
     async def notice_pdf(self, db: DB, settings: Config, seq: FromPath[int]) -> Response[bytes]:
@@ -111,8 +147,7 @@ class NoticePages(Controller):
             notice = await notices.get(s, seq)
         if notice.kind != "contract" or "document" not in notice.body:
             raise NotFound("该公告没有合同文本", code="notice_has_no_contract")
-        doc = contract_pdf.ContractDoc.from_dict(notice.body["document"])
-        data = contract_pdf.render(doc, font_path=settings.contract_font)
+        data = await _public_pdf(seq, notice.body["document"], settings.contract_font)
         return Response(
             data,
             media_type="application/pdf",

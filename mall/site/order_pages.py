@@ -125,7 +125,7 @@ def _accept_form(data: Mapping[str, str]) -> AcceptIn:
                     "refused_quantity": data.get(f"refused_{lid}", ""),
                 }
             )
-    names = [x for x in re.split(r"[\n、，,；;]", data.get("inspectors", "")) if x.strip()]
+    names = [x for x in re.split(r"[\r\n、，,；;]", data.get("inspectors", "")) if x.strip()]
     body: dict[str, object] = {
         "inspectors": names or [""],
         "comment": data.get("comment", ""),
@@ -304,7 +304,7 @@ class OrderPages(Controller):
         return call.render(
             "contract.html",
             order=order,
-            doc=contracts.document_of(order, call.settings),
+            doc=contracts.contract_of(order, call.settings),
             verification=found.verification,
             signature_label=signer.label,
             party=_party(call.me, order),

@@ -43,6 +43,8 @@ ACTION_LABELS = {
     "cancelled": "取消",
     "cancel_requested": "申请取消",
     "cancel_refused": "拒绝取消",
+    "supplier_signed": "供应商签署合同",
+    "buyer_signed": "采购人签署合同",
     "contract_filed": "合同备案",
     "shipped": "发货",
     "received": "收货",

@@ -114,5 +114,15 @@ FIELD_LABELS.update(
         "delivery_address": "收货地址",
         "checkout_key": "下单凭据",
         "kind": "类型",
+        "inspectors": "验收人员",
+        "inspected_on": "验收日期",
+        "carrier": "物流公司",
+        "tracking_no": "运单号",
+        "invoice_no": "发票号码",
+        "invoice_code": "发票代码",
+        "issued_on": "开票日期",
+        "voucher_no": "支付凭证号",
+        "paid_on": "付款日期",
+        "email": "电子邮箱",
     }
 )

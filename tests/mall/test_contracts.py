@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import io
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -157,6 +158,24 @@ async def test_a_changed_byte_is_detected(world: World) -> None:
     assert junk.problem and not junk.signed_by_both
 
 
+async def test_nothing_may_be_added_after_both_signed(world: World) -> None:
+    """A field whose appearance is drawn over the page, added after the last signature, changes what
+    a reader sees without touching a signed byte: the contract no longer counts as signed."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields as sig_fields
+
+    order_id = await confirmed_order(world)
+    await sign_both(world.db, world.settings, world.who["buyer_a"], order_id)
+    data = await stored_pdf(world, order_id)
+    writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+    sig_fields.append_signature_field(writer, sig_fields.SigFieldSpec("Overlay", box=(0, 0, 595, 842)))
+    out = io.BytesIO()
+    writer.write(out)
+    checked = await signing.verify(out.getvalue(), await roots(world))
+    assert all(s.intact and s.trusted for s in checked.signatures)  # every signed byte is as signed
+    assert not checked.signed_by_both and not checked.all_valid
+
+
 async def test_a_contract_signed_twice_by_one_party_is_not_signed_by_both(world: World) -> None:
     order_id = await confirmed_order(world)
     await sign(world, "supplier_x", order_id)
@@ -287,6 +306,13 @@ async def test_signing_publishes_a_contract_notice_once_without_personal_data(
     assert_problem(await client.get("/api/notices?kind=deal"), 400, "invalid_parameter")
     assert_problem(await client.get("/api/notices?limit=0"), 400, "invalid_parameter")
     assert_problem(await client.get("/api/notices/999"), 404, "notice_not_found")
+    # Digits Python's isdigit() takes but int() does not, and numbers past any column: refused.
+    assert_problem(await client.get("/api/notices?before=²"), 400, "invalid_parameter")
+    assert_problem(await client.get("/api/notices?limit=¹"), 400, "invalid_parameter")
+    assert_problem(await client.get("/api/notices/99999999999999999999"), 404, "notice_not_found")
+    assert (await client.get("/notices/99999999999999999999")).status_code == 404
+    assert (await client.get("/notices/99999999999999999999/contract.pdf")).status_code == 404
+    assert (await client.get("/notices?before=²")).status_code == 200
 
 
 async def test_notices_are_never_edited(world: World) -> None:
@@ -339,3 +365,54 @@ async def test_the_contract_page_shows_both_signatures_and_a_sign_button_for_the
     await sign(world, "buyer_a", order_id)
     text = (await client.get(f"/orders/{order_id}/contract", headers=HTML)).text
     assert "核验通过" in text and "以本单位证书签署合同" not in text
+
+
+async def test_a_cancelled_signed_contract_gets_a_termination_notice_naming_its_notice(
+    client: Any, world: World
+) -> None:
+    order_id = await confirmed_order(world)
+    await sign_both(world.db, world.settings, world.who["buyer_a"], order_id)
+    await notices.publish_pending(world.db)
+    sup, buy = world.h("supplier_x"), world.h("buyer_a")
+    r = await client.post(
+        f"/api/orders/{order_id}/cancel-request", json={"reason": "张三 13800138000 说不要了"}, headers=buy
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/api/orders/{order_id}/cancel-answer", json={"agree": True}, headers=sup)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert await notices.publish_pending(world.db) == 1
+    items = (await client.get("/api/notices")).json()["items"]
+    termination, contract = items
+    assert (termination["kind"], contract["kind"]) == ("termination", "contract")
+    assert (
+        termination["corrects_seq"] == contract["seq"] and termination["body"]["result"] == "双方协商解除合同"
+    )
+    assert "13800138000" not in str(termination) and "张三" not in str(
+        termination
+    )  # the reason stays private
+    page = (await client.get(f"/notices/{contract['seq']}")).text
+    assert "合同终止公告" in page and f"/notices/{termination['seq']}" in page
+
+
+async def test_a_correction_after_the_first_signature_leaves_the_signed_contract_as_signed(
+    client: Any, world: World
+) -> None:
+    order_id = await confirmed_order(world)
+    await sign(world, "supplier_x", order_id)
+    r = await client.post(
+        f"/api/orders/{order_id}/correction",
+        json={"reason": "规格更正", "lines": [{"line_no": 1, "item_name": "更正后的品名"}]},
+        headers=world.h("buyer_a"),
+    )
+    assert r.status_code == 200, r.text
+    await sign(world, "buyer_a", order_id)
+    await notices.publish_pending(world.db)
+    notice = (await client.get("/api/notices")).json()["items"][0]
+    async with world.db.read() as s:
+        o = await s.get(Order, order_id)
+        assert o is not None and o.lines[0].item_name == "更正后的品名"
+        assert o.contract_document is not None
+    # The contract both signed, its notice and its page say what was signed.
+    assert notice["body"]["document"]["lines"][0]["item_name"] == o.contract_document["lines"][0]["item_name"]
+    assert notice["body"]["document"]["lines"][0]["item_name"] != "更正后的品名"
+    assert notice["body"]["signed_pdf_sha256"] == o.contract_sha256

@@ -132,6 +132,9 @@ async def test_partial_shipments_and_receipts_then_refusal_and_redelivery(world:
         await orders.ship(world.db, supplier, oid, lines={line_id: "3"})
     with pytest.raises(InvalidInput):  # a waybill needs its carrier
         await orders.ship(world.db, supplier, oid, tracking_no="SF1234567891", lines={line_id: "1"})
+    with pytest.raises(InvalidInput) as half:  # a laptop moves whole: goods are never shipped in halves
+        await orders.ship(world.db, supplier, oid, lines={line_id: "1.5"})
+    assert half.value.code == "invalid_quantity" and "整数" in half.value.detail
     # 2 of the 3 arrive: the missing one goes back to what remains.
     order = await orders.receive(world.db, buyer, oid, delivery_id=first.id, lines={line_id: "2"})
     assert order.status == OrderStatus.SHIPPED

@@ -343,6 +343,14 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[Any] = []
 
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.startswith("bad"):  # a mailbox the relay does not know
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(
             (list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default))
@@ -421,6 +429,25 @@ async def test_a_server_that_is_down_leaves_the_mail_waiting(
     assert received.messages == []
     assert await mail.send_waiting(world.db, _with_smtp(world, controller)) == 1  # the next run sends it
     assert len(received.messages) == 1
+
+
+async def test_an_address_the_server_refuses_fails_alone_and_holds_up_nothing(
+    client: Any, world: World, smtp_server: Any
+) -> None:
+    controller, received = smtp_server
+    settings = _with_smtp(world, controller)
+    await _drain(world)
+    x, y = world.who["supplier_x"].user_id, world.who["supplier_y"].user_id
+    await prefs.save(world.db, x, prefs.PrefsForm(email="bad@supplier.example.cn", email_on="on"))
+    await prefs.save(world.db, y, prefs.PrefsForm(email="good@supplier.example.cn", email_on="on"))
+    await _place(client, world)  # supplier_x's notice first (the oldest goes first)
+    await _place(client, world, "desk")
+    await _drain(world, pushing=True)
+    assert await mail.send_waiting(world.db, settings) == 1
+    assert [to for to, _ in received.messages] == [["good@supplier.example.cn"]]
+    assert [n.mail_state for n in await _inbox(world, "supplier_x")] == [MailState.REFUSED]
+    assert [n.mail_state for n in await _inbox(world, "supplier_y")] == [MailState.SENT]
+    assert await mail.send_waiting(world.db, settings) == 0  # the refused one is not tried again
 
 
 async def test_the_daily_digest_sends_one_mail_for_the_day(

@@ -302,3 +302,24 @@ async def test_the_api_records_confirms_and_pays(client: Any, world: World) -> N
     assert r.status_code == 200 and r.json()["status"] == "contracted"  # paid in full, not yet accepted
     view = (await client.get(f"{base}/fulfilment", headers=sup)).json()
     assert view["paid_amount"] == "5000.00" and view["payments"][0]["voucher_no"] == "ZF-2026-0001"
+
+
+async def test_one_invoice_is_recorded_once_even_by_two_requests_at_once(world: World) -> None:
+    """The same invoice recorded on two orders at the same moment: one is recorded, the other is
+    refused (on PostgreSQL the unique index decides; on SQLite the one writer at a time does)."""
+    import asyncio
+
+    supplier = world.who["supplier_x"]
+    first = await contracted(world, quantity="1")
+    second = await contracted(world, quantity="1")
+    number = digital_invoice_no()
+
+    async def record(order_id: uuid.UUID) -> Any:
+        return await orders.record_invoice(
+            world.db, supplier, order_id, invoice_no=number, amount="100.00", issued_on=None
+        )
+
+    outcomes = await asyncio.gather(record(first), record(second), return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(refused) == 1 and isinstance(refused[0], Conflict), outcomes
+    assert refused[0].code == "invoice_duplicate"

@@ -1,7 +1,7 @@
 """signed e-contracts and public notices
 
-`orders` gains the contract file (its key in the file store and SHA-256) and when each party signed
-it; the new state `signed` lies between `confirmed` and `contracted`. `signing_certificates`: the
+`orders` gains the contract file (its key in the file store and SHA-256), what the contract says
+(frozen at the first signature) and when each party signed it; the new state `signed` lies between `confirmed` and `contracted`. `signing_certificates`: the
 mall's certificate authority and one certificate per organization (private keys encrypted at rest).
 `notices` and `notice_head`: the public, append-only list of notices (合同公告, 履约验收公告).
 All three are kept tables (mall.core.retention); notices are never updated either.
@@ -31,6 +31,7 @@ def upgrade() -> None:
     when = mall.core.db.UTCDateTime(timezone=True)
     op.add_column("orders", sa.Column("contract_file_key", sa.String(length=200), nullable=True))
     op.add_column("orders", sa.Column("contract_sha256", sa.String(length=64), nullable=True))
+    op.add_column("orders", sa.Column("contract_document", sa.JSON(), nullable=True))
     op.add_column("orders", sa.Column("supplier_signed_at", when, nullable=True))
     op.add_column("orders", sa.Column("buyer_signed_at", when, nullable=True))
     op.add_column("orders", sa.Column("signed_at", when, nullable=True))
@@ -94,5 +95,5 @@ def downgrade() -> None:
         op.drop_index(op.f(f"ix_notices_{column}"), table_name="notices")
     op.drop_table("notices")
     op.drop_table("signing_certificates")
-    for column in ("signed_at", "buyer_signed_at", "supplier_signed_at", "contract_sha256", "contract_file_key"):
+    for column in ("signed_at", "buyer_signed_at", "supplier_signed_at", "contract_document", "contract_sha256", "contract_file_key"):
         op.drop_column("orders", column)

@@ -138,6 +138,15 @@ def upgrade() -> None:
     )
     for table, column in INDEXES:
         op.create_index(op.f(f"ix_{table}_{column}"), table, [column], unique=False)
+    # One invoice (code and number) is recorded once in the whole mall, unless it was rejected.
+    op.create_index(
+        "uq_order_invoices_live",
+        "order_invoices",
+        ["invoice_code", "invoice_no"],
+        unique=True,
+        postgresql_where=sa.text("status <> 'rejected'"),
+        sqlite_where=sa.text("status <> 'rejected'"),
+    )
     for sql in retention.create_statements(op.get_bind().dialect.name, TABLES):
         op.execute(sql)
 
@@ -158,6 +167,7 @@ def downgrade() -> None:
     for table in TABLES:
         for name in retention.trigger_names(table):  # (the guard's function stays: other tables use it)
             op.execute(f'DROP TRIGGER IF EXISTS "{name}"' + (f' ON "{table}"' if postgres else ""))
+    op.drop_index("uq_order_invoices_live", table_name="order_invoices")
     for table, column in reversed(INDEXES):
         op.drop_index(op.f(f"ix_{table}_{column}"), table_name=table)
     for table in reversed(TABLES):
