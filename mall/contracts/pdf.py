@@ -5,6 +5,10 @@ The Chinese is set in a CJK TrueType font from Debian's packages (`fonts-wqy-mic
 `./dev`), embedded as a subset, so the file reads the same on any machine. Without that font the
 PDF falls back to ReportLab's built-in STSong-Light (not embedded) and says so in the log.
 
+The document names the parties as organizations only (no contact phone, no sole proprietor's
+address, the delivery place by reference to the order): it holds no personal data, so the signed
+file itself is what the 合同公告 publishes.
+
 The document's keywords name the contract number and both parties' 统一社会信用代码: the verifier
 reads them from the first revision, the one both signatures cover.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,8 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 log = logging.getLogger("mall.contracts")
+_BUILDING = threading.Lock()
+_REGISTERING = threading.Lock()
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
@@ -37,11 +44,15 @@ FONT_CANDIDATES = (
 EMBEDDED_FONT = "MallCJK"
 FALLBACK_FONT = "STSong-Light"
 KEYWORD_PREFIX = "sunshine-mall-contract"
-HIDDEN = "（公告中隐去）"
 
 
 def font_name(path: str = "") -> str:
     """Register the CJK font once; the name to set text in."""
+    with _REGISTERING:
+        return _registered_font(path)
+
+
+def _registered_font(path: str) -> str:
     registered = pdfmetrics.getRegisteredFontNames()
     if EMBEDDED_FONT in registered:
         return EMBEDDED_FONT
@@ -98,7 +109,6 @@ class ContractDoc:
     acceptance_plan: str
     payment_terms: str
     planned_payment: str
-    redacted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,18 +121,6 @@ class ContractDoc:
         d["supplier"] = Party(**d["supplier"])
         d["lines"] = [Line(**x) for x in d["lines"]]
         return cls(**d)
-
-    def public(self) -> ContractDoc:
-        """The copy published in the 合同公告: nothing that may name or reach a person. The delivery
-        place (may name the receiver), the contact phones and a sole proprietor's address go."""
-        doc = ContractDoc.from_dict(self.to_dict())
-        doc.redacted = True
-        doc.buyer.phone = ""
-        doc.supplier.phone = ""
-        doc.delivery_place = HIDDEN
-        if doc.extra.get("supplier_is_sole_proprietor"):
-            doc.supplier.address = HIDDEN
-        return doc
 
 
 # One set of clauses per mode: what the contract is based on.
@@ -170,7 +168,7 @@ def render(doc: ContractDoc, *, font_path: str = "") -> bytes:
         rightMargin=18 * mm,
         topMargin=16 * mm,
         bottomMargin=16 * mm,
-        title=f"政府采购合同 {doc.contract_no}" + ("（公告文本）" if doc.redacted else ""),
+        title=f"政府采购合同 {doc.contract_no}",
         author=doc.site_name,
         subject=f"订单 {doc.order_no}",
         keywords=keywords(doc),
@@ -178,14 +176,10 @@ def render(doc: ContractDoc, *, font_path: str = "") -> bytes:
         invariant=1,
     )
     story: list[Any] = [
-        p("政府采购合同（电子卖场）" + ("（公告文本）" if doc.redacted else ""), title),
+        p("政府采购合同（电子卖场）", title),
         Spacer(1, 2 * mm),
         p(f"合同编号：{doc.contract_no}    订单号：{doc.order_no}    采购方式：{doc.mode_label}", small),
     ]
-    if doc.redacted:
-        story.append(
-            p("本文本为已由双方签署合同的公告文本，涉及个人信息的内容已隐去；签署原件由合同双方保存。", small)
-        )
     story.append(Spacer(1, 3 * mm))
 
     def party_rows(label: str, party: Party) -> list[list[Any]]:
@@ -278,5 +272,6 @@ def render(doc: ContractDoc, *, font_path: str = "") -> bytes:
             small,
         ),
     ]
-    pdf.build(story)
+    with _BUILDING:  # ReportLab keeps a font's subsets in shared state: one document at a time
+        pdf.build(story)
     return buf.getvalue()

@@ -11,6 +11,7 @@ nobody else changed the contract meanwhile (else the party signs the newer file:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -66,18 +67,11 @@ def document_of(order: Order, settings: Settings) -> ContractDoc:
         mode_label=MODE_LABELS.get(order.mode, order.mode),
         site_name=SITE_NAME,
         region_name=regions.region_name(order.region_code) or settings.region_name,
-        buyer=Party(
-            order.buyer.name,
-            order.buyer.credit_code,
-            order.buyer.address or "",
-            order.buyer.contact_phone or "",
-        ),
-        supplier=Party(
-            order.supplier.name,
-            order.supplier.credit_code,
-            order.supplier.address or "",
-            order.supplier.contact_phone or "",
-        ),
+        # The parties as organizations: names, credit codes, a company's registered address. No
+        # contact phone (usually a person's own) and no sole proprietor's address (a person's home):
+        # the signed PDF holds no personal data, so it is stored as it is and published as signed.
+        buyer=Party(order.buyer.name, order.buyer.credit_code, order.buyer.address or ""),
+        supplier=Party(order.supplier.name, order.supplier.credit_code, supplier.get("address") or ""),
         supplier_is_sme=order.supplier.is_sme,
         lines=[
             Line(
@@ -95,7 +89,9 @@ def document_of(order: Order, settings: Settings) -> ContractDoc:
         ],
         total=money_str(order.total_amount),
         total_upper=yuan_uppercase(order.total_amount),
-        delivery_place=order.delivery_address or f"{order.buyer.name}（甲方办公地址）",
+        # Where to deliver and to whom is written on the order (it may name and reach a person):
+        # the contract points at it instead of copying it.
+        delivery_place=f"甲方在订单 {order.order_no} 中指定的收货地点（收货人及联系方式见订单，不写入合同文本）",
         delivery_term=(
             f"合同备案之日起 {settings.contract_delivery_days} 日内"
             + ("开始提供服务，按服务约定的周期履行" if services else "交付全部货物")
@@ -109,7 +105,6 @@ def document_of(order: Order, settings: Settings) -> ContractDoc:
         ),
         payment_terms=terms,
         planned_payment=planned,
-        extra={"supplier_is_sole_proprietor": "address" not in supplier},
     )
 
 
@@ -154,9 +149,11 @@ def notice_due(signed_at: datetime, settings: Settings) -> datetime:
     return datetime.combine(day + timedelta(days=1), time.min, clock.SHANGHAI)
 
 
-def _stage_contract_notice(tx: Tx, order: Order, doc: ContractDoc, digest: str, settings: Settings) -> None:
+def _stage_contract_notice(
+    tx: Tx, order: Order, doc: ContractDoc, key: str, digest: str, settings: Settings
+) -> None:
+    """The 合同公告: the key terms, and the signed PDF itself (it holds no personal data)."""
     assert order.signed_at is not None
-    public = doc.public()
     stage_notice(
         tx,
         kind=NoticeKind.CONTRACT,
@@ -174,8 +171,9 @@ def _stage_contract_notice(tx: Tx, order: Order, doc: ContractDoc, digest: str, 
             "supplier": supplier_of_record(order.supplier),
             "total_amount": money_str(order.total_amount),
             "signed_date": clock.local_date(order.signed_at).isoformat(),
+            "signed_pdf_key": key,
             "signed_pdf_sha256": digest,
-            "document": public.to_dict(),
+            "document": doc.to_dict(),
         },
     )
 
@@ -191,7 +189,9 @@ async def sign_contract(
     `signed` and the 合同公告 is staged."""
     for _ in range(3):
         try:
-            return await _sign_once(db, settings, store, who, order_id)
+            # A transient failure (a deadlock, a lost connection) runs the signing again: it re-reads
+            # the order, so after a commit it did not see it answers already_signed, never twice.
+            return await db.retrying(lambda: _sign_once(db, settings, store, who, order_id))
         except _Again:
             continue
     raise Conflict("合同正在由对方签署，请稍后重试", code="contract_busy")
@@ -210,7 +210,7 @@ async def _sign_once(
         org = order.buyer if side == "buyer" else order.supplier
         before = await current_pdf(store, order)
     if before is None:
-        before = pdf.render(doc, font_path=settings.contract_font)
+        before = await asyncio.to_thread(pdf.render, doc, font_path=settings.contract_font)
     signed = await signer.sign(before, org, signing.FIELDS[side])
     digest = hashlib.sha256(signed).hexdigest()
     key = f"contracts/{order_id}/{uuid.uuid4()}.pdf"
@@ -232,7 +232,7 @@ async def _sign_once(
         if both:
             order.status = S.SIGNED
             order.signed_at = now
-            _stage_contract_notice(tx, order, doc, digest, settings)
+            _stage_contract_notice(tx, order, doc, key, digest, settings)
         label = "采购人" if side == "buyer" else "供应商"
         detail = f"{label}以{signer.label}签署电子合同 {order.contract_no}（SHA-256 {digest[:16]}…）"
         if both:
@@ -269,4 +269,4 @@ async def unsigned_pdf(db: Database, settings: Settings, who: Principal, order_i
         order = await get_order(s, who, order_id)
         if not order.contract_no:
             raise InvalidInput("订单尚未确认，还没有电子合同", code="no_contract")
-    return pdf.render(contract_of(order, settings), font_path=settings.contract_font)
+    return await asyncio.to_thread(pdf.render, contract_of(order, settings), font_path=settings.contract_font)

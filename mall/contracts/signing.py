@@ -17,6 +17,7 @@ supplier's: two signatures by one party are not two parties.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import io
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.diff_analysis import ModificationLevel
-from pyhanko.sign.validation import async_validate_pdf_signature
+from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -76,9 +77,13 @@ async def sign_with(pdf: bytes, pair: keys.KeyPair, chain: list[bytes], field_na
     meta = signers.PdfSignatureMetadata(
         field_name=field_name, subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256"
     )
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-    out = await signers.async_sign_pdf(writer, meta, signer=signer)
-    return bytes(out.getvalue())
+
+    def run() -> bytes:
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+        return bytes(signers.sign_pdf(writer, meta, signer=signer).getvalue())
+
+    # CPU work of some tens of milliseconds: in a thread, so the server's event loop goes on meanwhile.
+    return await asyncio.to_thread(run)
 
 
 class LocalSigner:
@@ -173,7 +178,12 @@ def _first_revision_keywords(reader: PdfFileReader) -> dict[str, str]:
 
 
 async def verify(pdf: bytes, trust_roots: list[bytes]) -> Verification:
-    """Check every signature of the PDF against the trusted roots. Never raises for a bad file."""
+    """Check every signature of the PDF against the trusted roots. Never raises for a bad file.
+    (CPU work: in a thread, so the server's event loop goes on meanwhile.)"""
+    return await asyncio.to_thread(_verify, pdf, trust_roots)
+
+
+def _verify(pdf: bytes, trust_roots: list[bytes]) -> Verification:
     out = Verification()
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
@@ -186,7 +196,7 @@ async def verify(pdf: bytes, trust_roots: list[bytes]) -> Verification:
         )
         signatures = sorted(reader.embedded_signatures, key=lambda x: x.signed_revision)
         for i, sig in enumerate(signatures):
-            status = await async_validate_pdf_signature(sig, context)
+            status = validate_pdf_signature(sig, context)
             subject = status.signing_cert.subject.native
             level = status.modification_level
             if i == len(signatures) - 1:

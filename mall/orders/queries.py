@@ -22,25 +22,18 @@ def can_see(who: Principal, order: Order) -> bool:
 
 
 def personal_data_shown(who: Principal, order: Order, *, contract: bool = False) -> str | None:
-    """Which personal data of others the order page (or, with `contract`, its e-contract) shows
-    this reader, named for the read log (mall.core.personal_data); None: nothing to log. The
-    oversight roles read everything on it; the supplier reads the buyer's contact details (where to
-    deliver, to whom, its notes); the buyer reads, on the contract, the supplier's contact phone and
-    a sole proprietor's address. A party's own data, and the supplier's shipping note shown to the
-    buyer, are not logged."""
+    """Which personal data of others the order page shows this reader, named for the read log
+    (mall.core.personal_data); None: nothing to log. The oversight roles read everything on it; the
+    supplier reads the buyer's contact details (where to deliver, to whom, its notes). A party's own
+    data, and the supplier's shipping note shown to the buyer, are not logged. The e-contract
+    (`contract`) names the parties as organizations only and the delivery place by reference to the
+    order: it shows no personal data, and reading it is not logged."""
+    if contract:
+        return None
     if who.role in OVERSIGHT:
-        if contract:
-            return "电子合同：双方地址与联系电话、收货地址、订单备注"
         return "订单：收货地址、备注、物流信息、取消原因、验收评价、售后申请、经办人姓名"
     if who.role == "supplier" and who.org_id == order.supplier_org_id:
-        if contract:
-            return "电子合同：采购人地址与联系电话、收货地址、订单备注"
         return "订单：采购人填写的收货地址与备注"
-    if contract and who.role == "buyer" and who.org_id == order.buyer_org_id:
-        if order.supplier.is_sole_proprietor:
-            return "电子合同：供应商（个体工商户）的地址与联系电话"
-        if order.supplier.contact_phone:
-            return "电子合同：供应商的联系电话"
     return None
 
 

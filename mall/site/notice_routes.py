@@ -3,18 +3,18 @@ and each contract notice's public text as PDF. Open to everyone: nothing in them
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import re
 from collections import OrderedDict
 from typing import Annotated, Any
 
-import anyio
 from litestar import Controller, Response, get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
 
 from mall import notices
-from mall.contracts import pdf as contract_pdf
+from mall.contracts.service import MAX_PDF_BYTES
+from mall.core import files
 from mall.core.errors import InvalidInput, NotFound
 from mall.core.guards import PUBLIC
 from mall.notices.models import NOTICE_KIND_LABELS
@@ -42,24 +42,27 @@ def _int(value: str | None, name: str, default: int | None, low: int, high: int)
     return int(value)
 
 
-# Notices never change, so their public PDFs are kept once made (the most recent few, in memory), and
-# made in a thread, one at a time: a flood of requests neither blocks the server nor piles up work.
+# Notices never change, so the signed PDFs they publish are kept once read (the most recent few, in
+# memory): a flood of requests does not read the file store again and again.
 _PDFS: OrderedDict[int, bytes] = OrderedDict()
 _PDFS_KEPT = 32
-_RENDERING = asyncio.Lock()
 
 
-async def _public_pdf(seq: int, document: dict[str, Any], font: str) -> bytes:
+async def _signed_pdf(store: files.FileStore, seq: int, body: dict[str, Any]) -> bytes:
     if seq in _PDFS:
         _PDFS.move_to_end(seq)
         return _PDFS[seq]
-    async with _RENDERING:
-        if seq not in _PDFS:
-            doc = contract_pdf.ContractDoc.from_dict(document)
-            _PDFS[seq] = await anyio.to_thread.run_sync(lambda: contract_pdf.render(doc, font_path=font))
-            while len(_PDFS) > _PDFS_KEPT:
-                _PDFS.popitem(last=False)
-    return _PDFS[seq]
+    try:
+        data = await store.read(str(body["signed_pdf_key"]), max_bytes=MAX_PDF_BYTES)
+    except files.FileMissing:
+        raise NotFound("合同文件不存在", code="notice_has_no_contract") from None
+    if hashlib.sha256(data).hexdigest() != body.get("signed_pdf_sha256"):
+        # Not the file the notice published: never served as if it were.
+        raise NotFound("合同文件与公告记载的摘要不符", code="notice_file_mismatch")
+    _PDFS[seq] = data
+    while len(_PDFS) > _PDFS_KEPT:
+        _PDFS.popitem(last=False)
+    return data
 
 
 class NoticeApi(Controller):
@@ -141,18 +144,18 @@ class NoticePages(Controller):
 
     @get("/{seq:int}/contract.pdf", opt=PUBLIC)
     async def notice_pdf(self, db: DB, settings: Config, seq: FromPath[int]) -> Response[bytes]:
-        """The contract's public text (no personal data), made from what the notice published: the
-        same bytes every time."""
+        """The contract as both parties signed it (it holds no personal data): anyone may check its
+        signatures and that its SHA-256 is the one the notice published."""
         async with db.read() as s:
             notice = await notices.get(s, seq)
-        if notice.kind != "contract" or "document" not in notice.body:
-            raise NotFound("该公告没有合同文本", code="notice_has_no_contract")
-        data = await _public_pdf(seq, notice.body["document"], settings.contract_font)
+        if notice.kind != "contract" or "signed_pdf_key" not in notice.body:
+            raise NotFound("该公告没有合同文件", code="notice_has_no_contract")
+        data = await _signed_pdf(files.store_for(settings, db), seq, notice.body)
         return Response(
             data,
             media_type="application/pdf",
             headers={
-                "Content-Disposition": f'inline; filename="notice-{seq}.pdf"',
+                "Content-Disposition": f'inline; filename="contract-notice-{seq}.pdf"',
                 "Cache-Control": "public, max-age=86400",
             },
         )

@@ -92,11 +92,15 @@ async def test_a_newcomers_first_ten_minutes(server: str, browser: Any, world: W
     await supplier.click("#confirm-order")
     await supplier.wait_for_load_state("networkidle")
     confirmed = await supplier.content()
-    assert "等待<strong>采购人</strong>签订并备案合同" in confirmed
+    assert "当前环节：<strong>待双方签署合同</strong>" in confirmed and "以本单位证书签署合同" in confirmed
     await shot(supplier, "first-08-confirmed")
+    # it signs the e-contract with its own certificate; then it waits for the buyer
+    await supplier.click("form[action$='/sign'] button[type=submit]")
+    await supplier.wait_for_load_state("networkidle")
+    assert "等待<strong>采购人</strong>" in await supplier.content()
 
-    # --- back to the buyer: its 工作台 now asks it to file the contract
+    # --- back to the buyer: its 工作台 now asks it to sign the contract too
     await buyer.goto(f"{server}/workbench")
-    assert "签订并备案合同" in await buyer.inner_text("#yours")
+    assert "签署电子合同" in await buyer.inner_text("#yours")
     await shot(buyer, "first-09-buyer-next")
     assert errors == [], errors

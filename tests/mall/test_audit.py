@@ -166,11 +166,10 @@ async def test_exports_started_and_downloaded_and_personal_data_read_are_recorde
     }
 
     await login_ok(client, "regulator")
-    assert_page(await client.get(f"/orders/{oid}/contract", headers=HTML))
+    assert_page(await client.get(f"/orders/{oid}", headers=HTML))  # the order: where to deliver, to whom
+    assert_page(await client.get(f"/orders/{oid}/contract", headers=HTML))  # no personal data: not recorded
     await login_ok(client, "buyer_a")
-    assert_page(
-        await client.get(f"/orders/{oid}/contract", headers=HTML)
-    )  # a party reads its own: not recorded
+    assert_page(await client.get(f"/orders/{oid}", headers=HTML))  # a party reads its own: not recorded
     await login_ok(client, "sysadmin")
     assert_page(await client.get("/admin", headers=HTML))
     reads = await entries(world, "personal_data_viewed")

@@ -140,7 +140,8 @@ async def test_confirmation_enqueues_and_a_worker_publishes(
 ) -> None:
     order_id = await place_order(world)
     await orders.confirm(world.db, world.who["supplier_x"], order_id)
-    assert queues.queue().count == 1  # enqueued after the commit
+    # the publisher is enqueued after the commit (beside the notifications' job)
+    assert [j.func_name for j in queues.queue().get_jobs()].count("workers.jobs.publish") == 1
     burst = subprocess.run(
         [sys.executable, "-m", "mall.cli", "worker", "--burst"],
         env=worker_env(settings, private_redis.url),
