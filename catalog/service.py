@@ -497,5 +497,9 @@ async def moderate(
             before=before,
             after={"status": listing.status, "by": listing.status_by, "reason": listing.status_reason},
         )
+        if action in ("freeze", "delist"):  # a decision against the supplier: it is told, with the reason
+            notices.sanction_decided(
+                tx.session, listing.supplier_org_id, listing.id, listing.name, label, who.role, reason
+            )
         search_sync.stage(tx, [listing.id])
     return listing

@@ -83,3 +83,51 @@ def outbid(
             for org_id in sorted(set(supplier_org_ids))
         ],
     )
+
+
+def sanction_decided(
+    session: AsyncSession,
+    supplier_org_id: uuid.UUID,
+    listing_id: uuid.UUID,
+    name: str,
+    decision: str,
+    by: str,
+    reason: str,
+) -> None:
+    """The center or the regulator froze or delisted a supplier's listing: the decision and its
+    reason, as the supplier's own listing page shows them."""
+    who = "财政监管部门" if by == "regulator" else "集中采购机构"
+    stage(
+        session,
+        [
+            for_org(
+                supplier_org_id,
+                Kind.SANCTION_DECIDED,
+                f"处理决定：商品「{name}」已{decision}",
+                f"{who}{decision}了该商品。原因：{reason}",
+                f"/supplier/listings/{listing_id}/edit",
+                ref=f"listing:{listing_id}",
+            )
+        ],
+    )
+
+
+def case_opened(
+    session: AsyncSession, org_id: uuid.UUID, order_id: uuid.UUID, order_no: str, what: str, key: str
+) -> None:
+    """An order entered the regulator's watch list (a contract not filed in time, a payment overdue):
+    the party that must act is told, once per order and cause (`key`)."""
+    stage(
+        session,
+        [
+            for_org(
+                org_id,
+                Kind.CASE_OPENED,
+                f"监管关注：订单 {order_no} {what}",
+                f"该订单因「{what}」已列入财政监管部门的监管清单，请尽快办理。",
+                f"/orders/{order_id}",
+                ref=f"order:{order_id}",
+                key=key,
+            )
+        ],
+    )

@@ -626,3 +626,46 @@ async def test_the_delivery_is_kicked_after_the_commit_and_not_after_a_rollback(
             outbox._enqueuers.pop(outbox.NOTIFY, None)
         else:
             outbox.register({outbox.NOTIFY: previous})
+
+
+# ---------------------------------------------------------------- decisions and watch lists
+
+
+async def test_a_frozen_listing_tells_its_supplier_the_decision_and_why(client: Any, world: World) -> None:
+    from catalog import service as catalog_service
+
+    await _drain(world)
+    laptop = world.listings["laptop"]
+    await catalog_service.moderate(
+        world.db,
+        world.who["regulator"],
+        laptop.id,
+        "freeze",
+        "价格明显高于市场价",
+        margin=world.settings.price_margin,
+    )
+    await _drain(world)
+    [n] = await _inbox(world, "supplier_x")
+    assert n.kind == Kind.SANCTION_DECIDED and "已冻结" in n.title and "财政监管部门" in n.body
+    assert "价格明显高于市场价" in n.body and n.link == f"/supplier/listings/{laptop.id}/edit"
+    assert await _inbox(world, "supplier_y") == []  # another supplier hears nothing of it
+
+
+async def test_an_order_entering_the_watch_list_tells_its_buyer_once(world: World) -> None:
+    from mall import oversight
+
+    await _drain(world)
+    oid = await _checkout(world)
+    await orders.confirm(world.db, world.who["supplier_x"], uuid.UUID(oid))
+    await _drain(world)
+    before = len(await _inbox(world, "buyer_a"))
+    now = clock.now()
+    assert await oversight.stage_case_notices(world.db, world.settings, now) == 0  # not late yet
+    later = now + timedelta(days=15)  # past 7 working days without both signatures and filing
+    assert await oversight.stage_case_notices(world.db, world.settings, later) == 1
+    await _drain(world)
+    assert await oversight.stage_case_notices(world.db, world.settings, later) == 0  # once
+    cases = [n for n in await _inbox(world, "buyer_a") if n.kind == Kind.CASE_OPENED]
+    assert len(cases) == 1 and len(await _inbox(world, "buyer_a")) == before + 1
+    assert "合同逾期未备案" in cases[0].title and cases[0].link == f"/orders/{oid}"
+    assert [n for n in await _inbox(world, "supplier_x") if n.kind == Kind.CASE_OPENED] == []
