@@ -342,6 +342,12 @@ async def build(base: str, world: World) -> dict[str, str]:
         for c in (api, sx, center):
             await c.aclose()
     ids["org_id"] = str(world.who["supplier_x"].org_id)
+    # Ids of an order's own records (an acceptance report, an after-sales claim) and of a user's own
+    # notices: one unknown id each. Their routes answer about that one record of its owner (the
+    # lists that could carry a quote, /messages and /api/messages, are crawled as they are); trying
+    # them with every id of the world only multiplies refusals.
+    for name in ("report_id", "claim_id", "notification_id"):
+        ids[name] = str(uuid.uuid4())
     return ids
 
 
