@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 from mall.contracts import keys, pdf, signing  # noqa: E402
+from mall.core import pdf_fonts  # noqa: E402
 
 
 def document(lines: int) -> pdf.ContractDoc:
@@ -73,7 +74,7 @@ async def main(runs: int, lines: int) -> None:
     supplier = keys.make_pair("某某科技有限公司", "91410100000000002Y", issuer=ca)
     chain = [ca.certificate().public_bytes(serialization.Encoding.DER)]
     doc = document(lines)
-    font = pdf.font_name()
+    font = pdf_fonts.font_name()
     times: dict[str, list[float]] = {"render": [], "sign (supplier)": [], "sign (buyer)": [], "verify": []}
     size = 0
     started = time.perf_counter()

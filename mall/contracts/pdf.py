@@ -1,9 +1,8 @@
 """The e-contract as a PDF: a plain document (`ContractDoc`, made from the order once) and its
 rendering with ReportLab, one set of clauses per procurement mode.
 
-The Chinese is set in a CJK TrueType font from Debian's packages (`fonts-wqy-microhei`, installed by
-`./dev`), embedded as a subset, so the file reads the same on any machine. Without that font the
-PDF falls back to ReportLab's built-in STSong-Light (not embedded) and says so in the log.
+The Chinese is set in the mall's CJK font (mall.core.pdf_fonts: Debian's `fonts-wqy-microhei`,
+embedded as a subset).
 
 The document names the parties as organizations only (no contact phone, no sole proprietor's
 address, the delivery place by reference to the order): it holds no personal data, so the signed
@@ -16,10 +15,7 @@ reads them from the first revision, the one both signatures cover.
 from __future__ import annotations
 
 import io
-import logging
-import threading
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -27,44 +23,11 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-log = logging.getLogger("mall.contracts")
-_BUILDING = threading.Lock()
-_REGISTERING = threading.Lock()
+from mall.core.pdf_fonts import build, font_name
 
-FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/truetype/arphic/uming.ttc",
-)
-EMBEDDED_FONT = "MallCJK"
-FALLBACK_FONT = "STSong-Light"
 KEYWORD_PREFIX = "sunshine-mall-contract"
-
-
-def font_name(path: str = "") -> str:
-    """Register the CJK font once; the name to set text in."""
-    with _REGISTERING:
-        return _registered_font(path)
-
-
-def _registered_font(path: str) -> str:
-    registered = pdfmetrics.getRegisteredFontNames()
-    if EMBEDDED_FONT in registered:
-        return EMBEDDED_FONT
-    for candidate in (path, *FONT_CANDIDATES) if path else FONT_CANDIDATES:
-        if candidate and Path(candidate).is_file():
-            kwargs = {"subfontIndex": 0} if candidate.endswith(".ttc") else {}
-            pdfmetrics.registerFont(TTFont(EMBEDDED_FONT, candidate, **kwargs))
-            return EMBEDDED_FONT
-    if FALLBACK_FONT not in registered:
-        log.warning("no CJK TrueType font found (apt-get install fonts-wqy-microhei); using STSong-Light")
-        pdfmetrics.registerFont(UnicodeCIDFont(FALLBACK_FONT))
-    return FALLBACK_FONT
 
 
 @dataclass
@@ -272,6 +235,5 @@ def render(doc: ContractDoc, *, font_path: str = "") -> bytes:
             small,
         ),
     ]
-    with _BUILDING:  # ReportLab keeps a font's subsets in shared state: one document at a time
-        pdf.build(story)
+    build(pdf, story)
     return buf.getvalue()

@@ -1,7 +1,6 @@
 """The acceptance report (验收单) as an A4 PDF, made with ReportLab from the report and its order.
 
-The caller names the font to set the Chinese in (the mall's embedded CJK TrueType font, registered
-by `mall.contracts.pdf.font_name`); without one, ReportLab's built-in STSong-Light, as the 比价单.
+The Chinese is set in the mall's CJK font (mall.core.pdf_fonts), as the e-contract is.
 """
 
 from __future__ import annotations
@@ -14,22 +13,16 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from mall.core import clock
 from mall.core.money import quantity_str
+from mall.core.pdf_fonts import build, font_name
 from mall.orders.models import AcceptanceReport, AcceptanceResult, Order
 
-FALLBACK_FONT = "STSong-Light"
 
-
-def report_pdf(order: Order, report: AcceptanceReport, font: str = "") -> bytes:
-    if not font:
-        if FALLBACK_FONT not in pdfmetrics.getRegisteredFontNames():
-            pdfmetrics.registerFont(UnicodeCIDFont(FALLBACK_FONT))
-        font = FALLBACK_FONT
+def report_pdf(order: Order, report: AcceptanceReport, font_path: str = "") -> bytes:
+    font = font_name(font_path)
     base = ParagraphStyle("base", fontName=font, fontSize=10, leading=14)
     title = ParagraphStyle("title", parent=base, fontSize=16, leading=22, alignment=1)
 
@@ -91,5 +84,5 @@ def report_pdf(order: Order, report: AcceptanceReport, font: str = "") -> bytes:
         Spacer(1, 3 * mm),
         p(f"本验收单由政府采购电子卖场于 {clock.local_display(report.made_at)} 生成。"),
     ]
-    doc.build(story)
+    build(doc, story)
     return buf.getvalue()

@@ -5,6 +5,7 @@ decodes into too) and the service call. The API answers with the order as it is 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,7 +17,6 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from mall import orders
-from mall.contracts import pdf as contract_pdf
 from mall.contracts import service as contracts
 from mall.core import files, login_throttle, personal_data
 from mall.core.auth import Principal
@@ -593,10 +593,9 @@ async def acceptance_pdf_response(
     store = files.store_for(settings, db)
     key = f"acceptance-reports/{report.id}.pdf"
     if await store.stat(key) is None:
-        await store.put(
-            key, report_pdf(order, report, contract_pdf.font_name()), content_type="application/pdf"
-        )
-    body = await store.read(key, max_bytes=MAX_PDF_BYTES)
+        data = await asyncio.to_thread(report_pdf, order, report, settings.contract_font)
+        await store.put(key, data, content_type="application/pdf")
+    body = await store.read(key, max_bytes=contracts.MAX_PDF_BYTES)
     return Response(
         body,
         media_type="application/pdf",
@@ -605,7 +604,5 @@ async def acceptance_pdf_response(
         },
     )
 
-
-MAX_PDF_BYTES = 20 * 1024 * 1024
 
 ROUTES = [OrderApi, ClaimApi]

@@ -21,7 +21,7 @@ from mall.cli import cmd_contract_verify
 from mall.contracts import keys, pdf, signing
 from mall.contracts import service as contracts
 from mall.contracts.models import CA_HOLDER, SigningCertificate
-from mall.core import clock, files
+from mall.core import clock, files, pdf_fonts
 from mall.core.errors import Conflict
 from mall.core.money import money_str, yuan_uppercase
 from mall.orders.models import Order
@@ -93,7 +93,7 @@ async def test_the_pdf_embeds_a_cjk_font_and_says_what_the_contract_says(world: 
     assert "30 日" in doc.payment_terms + doc.planned_payment and "人民法院" in pdf.DISPUTES
     data = pdf.render(doc)
     assert data.startswith(b"%PDF") and data == pdf.render(doc)  # deterministic
-    if pdf.font_name() == pdf.FALLBACK_FONT:
+    if pdf_fonts.font_name() == pdf_fonts.FALLBACK_FONT:
         pytest.fail("no CJK TrueType font: apt-get install fonts-wqy-microhei (./dev prepare installs it)")
     assert b"/FontFile2" in data  # the TrueType font is embedded (a subset), not only named
     # No personal data: the delivery place by reference to the order, no contact phone.
