@@ -79,6 +79,12 @@ class Listing(IdMixin, Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reviewed_by: Mapped[uuid.UUID | None] = mapped_column()  # a user id, as in the audit log
     sales_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The supplier's declared price of the same product in an open e-commerce shop (电商比价), the page
+    # it was read from and the day it was captured: price monitoring compares against it and flags it
+    # stale after mall.pricewatch's STALE_DAYS.
+    ecommerce_price: Mapped[Decimal | None] = mapped_column(Money)
+    ecommerce_url: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    ecommerce_captured_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

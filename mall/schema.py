@@ -16,6 +16,8 @@ import mall.ledger.models
 import mall.notices.models
 import mall.notify.models
 import mall.orders.models
+import mall.pricewatch.models
+import mall.supervision.models
 from mall.core.db import Base
 
 MODULES = (
@@ -27,6 +29,8 @@ MODULES = (
     mall.ledger.models,
     mall.notices.models,
     mall.notify.models,
+    mall.pricewatch.models,
+    mall.supervision.models,
     catalog.models,
     bidding.models,
 )

@@ -37,3 +37,22 @@ def region_name(code: str) -> str:
     if code[2:4] == "90":  # 省直辖县级行政单位 (济源市): no prefecture between
         return province + county
     return province + prefecture + county
+
+
+def scope_prefix(code: str) -> str:
+    """What a region covers, as a prefix of the codes under it: a province (410000) every code
+    starting "41", a prefecture (410100) "4101", a county (410105) itself. An empty or malformed
+    code covers nothing ("-", which no code starts with)."""
+    code = (code or "").strip()
+    if len(code) != 6 or not code.isdigit():
+        return "-"
+    if code.endswith("0000"):
+        return code[:2]
+    if code.endswith("00"):
+        return code[:4]
+    return code
+
+
+def within(code: str, scope: str) -> bool:
+    """Whether the region `code` lies in the region `scope` (itself included)."""
+    return (code or "").startswith(scope_prefix(scope))

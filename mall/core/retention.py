@@ -60,10 +60,13 @@ KEPT = (
     "signing_certificates",
     "notices",
     "notice_head",
+    "price_alerts",
+    "oversight_cases",
+    "oversight_case_events",
 )
 # Never changed either: each row is hashed into the next (the logs), or published as it stands
 # (notices: a correction is a new notice).
-APPEND_ONLY = ("disclosure_records", "audit_log", "notices")
+APPEND_ONLY = ("disclosure_records", "audit_log", "notices", "oversight_case_events")
 
 PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION mall_retention_guard() RETURNS trigger LANGUAGE plpgsql AS $$

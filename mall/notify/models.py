@@ -33,8 +33,8 @@ class Kind(Labeled):
     LISTING_RETURNED = "listing_returned", "商品退回"
     INVITED = "invited", "报价邀请"
     OUTBID = "outbid", "竞价被超越"
-    # Kinds of later features (supervision cases, credit sanctions): nothing makes them yet.
     CASE_OPENED = "case_opened", "监管立案"
+    PRICE_ALERT = "price_alert", "价格监测"
     SANCTION_DECIDED = "sanction_decided", "处理决定"
 
 

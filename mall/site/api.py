@@ -17,11 +17,14 @@ from mall.site import (
     admin_routes,
     audit_routes,
     budget_routes,
+    case_routes,
     cart_routes,
     disclosure_routes,
     notice_routes,
     order_routes,
     oversight_routes,
+    pricewatch_routes,
+    stats_routes,
     workbench,
 )
 from mall.web.deps import DB, Config
@@ -90,5 +93,8 @@ ROUTES = [
     *notice_routes.ROUTES,
     HealthApi,
     *oversight_routes.ROUTES,
+    *case_routes.ROUTES,
+    *pricewatch_routes.ROUTES,
+    *stats_routes.ROUTES,
     *workbench.ROUTES,
 ]
