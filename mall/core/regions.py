@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import csv
 import functools
+import uuid
 from pathlib import Path
+
+from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mall.core.models import Organization
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "regions.csv"
 
@@ -56,3 +62,17 @@ def scope_prefix(code: str) -> str:
 def within(code: str, scope: str) -> bool:
     """Whether the region `code` lies in the region `scope` (itself included)."""
     return (code or "").startswith(scope_prefix(scope))
+
+
+async def org_region(session: AsyncSession, org_id: uuid.UUID | None) -> str:
+    """The region of an organization (a regulator's or a center's: what it oversees); "" for none."""
+    if org_id is None:
+        return ""
+    return (await session.scalar(select(Organization.region_code).where(Organization.id == org_id))) or ""
+
+
+def in_scope(column: ColumnElement[str], scope: str | None) -> ColumnElement[bool]:
+    """SQL for "the region in `column` lies in `scope`"; no scope (None): no restriction."""
+    if scope is None:
+        return true()
+    return column.like(scope_prefix(scope) + "%")
