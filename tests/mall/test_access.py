@@ -262,6 +262,7 @@ async def _world_ids(client: Any, world: World) -> dict[str, str]:
         ),  # nobody's: every caller gets 404 (tests/mall/test_notifications.py)
         "report_id": str(uuid.uuid4()),  # no such acceptance report: the roles are checked first
         "size": "thumb.jpg",
+        "chart": "spend_by_mode.csv",  # /api/statistics/{chart}, /api/oversight/statistics/{chart}
     }
 
 
