@@ -296,14 +296,17 @@ async def create(
 
 
 async def create_under(db: Database, settings: Settings, who: Principal, data: ProcedureIn) -> Procedure:
-    """`create` under the platform's settings: its open-tender threshold, region and minimum of
-    participants."""
+    """`create` under the platform's settings: its open-tender threshold, region (for a buyer whose
+    organization names none) and minimum of participants."""
+    # The buying organization's region (procedures made before 2026-12-07 carry the platform's).
+    async with db.read() as s:
+        region = await s.scalar(select(Organization.region_code).where(Organization.id == who.org_id))
     return await create(
         db,
         who,
         data,
         open_tender_threshold=settings.open_tender_threshold,
-        region_code=settings.region_code,
+        region_code=region or settings.region_code,
         min_participants=settings.min_participants,
     )
 

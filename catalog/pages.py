@@ -28,11 +28,12 @@ from catalog.models import (
 )
 from catalog.routes import csv_download
 from catalog.search import Search
-from catalog.structs import ListingCreate, ListingDraft, ModerationIn, PriceIn, ReviewIn
+from catalog.structs import EcommerceIn, ListingCreate, ListingDraft, ModerationIn, PriceIn, ReviewIn
 from mall.core import clock, files
 from mall.core.errors import DomainError, InvalidInput, NotFound
 from mall.core.fields import CategoryCodeText, Choice
 from mall.core.guards import PUBLIC, allow
+from mall.pricewatch import stats as pricewatch_stats
 from mall.web import forms
 from mall.web.deps import DB, Config, UserCall, Viewer
 from mall.web.helpers import AnyRequest, Form, flash, page_no, pages_of, paging, pop_form, render
@@ -209,6 +210,8 @@ class GoodsPages(Controller):
             )
             images = (await shopping.images_of(s, [listing.id]))[listing.id]
             favourite = listing.id in await shopping.favourite_ids(s, viewer, [listing.id])
+            # The mall's own deal prices of this brand and model (mall.pricewatch.stats)
+            market = await pricewatch_stats.market_for(s, listing.brand_key, listing.model_key)
         others = [x for x in same_category if x.id != listing.id and x.model_key != listing.model_key][:5]
         return render(
             request,
@@ -223,6 +226,7 @@ class GoodsPages(Controller):
             category_label=categories.name_of(listing.category_code),
             images=images,
             favourite=favourite,
+            market=market,
         )
 
     @post("/{listing_id:uuid}/moderation", opt=REVIEWERS)
@@ -295,6 +299,8 @@ class SupplierPages(Controller):
                 if f.name == "stock"
                 else media.params_text(listing.params)
                 if f.name == "params"
+                else ""
+                if getattr(listing, f.name) is None
                 else str(getattr(listing, f.name))
             )
             for f in msgspec.structs.fields(ListingDraft)
@@ -343,6 +349,15 @@ class SupplierPages(Controller):
             )
 
         return await call.act(go, done, "/supplier/listings")
+
+    @post("/listings/{listing_id:uuid}/ecommerce")
+    async def set_ecommerce(self, call: UserCall, listing_id: FromPath[uuid.UUID], data: Form) -> Redirect:
+        return await call.act(
+            lambda: service.set_ecommerce(call.db, call.me, listing_id, forms.decode(EcommerceIn, data)),
+            lambda listing: "电商比价已更新" if listing.ecommerce_price is not None else "电商比价已清除",
+            f"/supplier/listings/{listing_id}/edit",
+            keep=data,
+        )
 
     @post("/listings/{listing_id:uuid}/price-request/withdraw")
     async def withdraw_price_request(self, call: UserCall, listing_id: FromPath[uuid.UUID]) -> Redirect:

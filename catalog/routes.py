@@ -19,6 +19,7 @@ from catalog.models import ListingImport, ListingStatus
 from catalog.search import Search
 from catalog.structs import (
     CategoryOut,
+    EcommerceIn,
     ListingCreate,
     ListingOut,
     ListingPage,
@@ -293,6 +294,22 @@ class ListingApi(Controller):
     async def withdraw_price_request(self, call: UserCall, listing_id: FromPath[uuid.UUID]) -> ListingOut:
         await prices.withdraw_price_request(call.db, call.me, listing_id)
         return await listing_out(call.db, listing_id, with_request=True)
+
+    @post(
+        "/{listing_id:uuid}/ecommerce",
+        status_code=200,
+        summary="申报电商比价：同款商品在公开电商平台的价格、页面网址与采集日期（三项全空则清除；无需审核）",
+        description=(
+            "价格监测每日比对：售价高于自报电商价、或采集日期已超过90天的，列入采购中心的价格预警。"
+            "网址须以 http:// 或 https:// 开头（至多500个字符）；采集日期不能晚于今天，填写价格时必填。"
+            "不合规时 400 ecommerce_invalid；已冻结的商品 403 listing_frozen。"
+        ),
+    )
+    async def set_ecommerce(
+        self, call: UserCall, listing_id: FromPath[uuid.UUID], data: JSONBody[EcommerceIn]
+    ) -> ListingOut:
+        await service.set_ecommerce(call.db, call.me, listing_id, data)
+        return await listing_out(call.db, listing_id)
 
 
 class ReviewApi(Controller):

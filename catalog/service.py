@@ -8,8 +8,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +20,7 @@ from catalog.agreement_queries import check_ceiling
 from catalog.categories import CATALOG_VERSION
 from catalog.goods import brand_key, model_key
 from catalog.models import LISTING_STATUS_LABELS, Category, Listing, ListingStatus, PriceChange
-from catalog.structs import ListingCreate, ReviewIn
+from catalog.structs import EcommerceIn, ListingCreate, ReviewIn
 from catalog.structs import ListingDraft as ListingDraft  # the shape callers build a listing in
 from mall.core import audit as audit_log
 from mall.core import clock, fields
@@ -49,6 +50,43 @@ def parse_amount(raw: str, label: str, errors: list[str]) -> Decimal:
 
 
 @dataclass(frozen=True)
+class Ecommerce:
+    """A declared e-commerce price (电商比价): all None/"" when none is declared."""
+
+    price: Decimal | None = None
+    url: str = ""
+    captured_on: date | None = None
+
+
+def check_ecommerce(raw_price: str, raw_url: str, raw_day: str, errors: list[str]) -> Ecommerce:
+    """The e-commerce fields as typed: a price above 0, an http(s) address of at most URL_MAX
+    characters, and the capture day (YYYY-MM-DD, not in the future), required with the price.
+    Texts with refused characters are refused at once (text_invalid); other problems go to `errors`."""
+    url = text(raw_url, "电商页面网址", fields.URL_MAX, field="ecommerce_url")
+    day_text = text(raw_day, "电商价采集日期", fields.DATE_MAX, field="ecommerce_captured_on")
+    price_text = text(raw_price, "电商价格", fields.AMOUNT_MAX, field="ecommerce_price")
+    price = parse_amount(price_text, "电商价格", errors) if price_text else None
+    if url:
+        parsed = urlsplit(url)
+        if parsed.scheme.lower() not in ("http", "https") or not parsed.netloc or " " in url:
+            errors.append("电商页面网址应以 http:// 或 https:// 开头")
+    captured: date | None = None
+    if day_text:
+        try:
+            captured = date.fromisoformat(day_text)
+        except ValueError:
+            errors.append("电商价采集日期格式应为 YYYY-MM-DD")
+        else:
+            if captured > clock.local_date(clock.now()):
+                errors.append("电商价采集日期不能晚于今天")
+    if price_text and not day_text:
+        errors.append("填写电商价格时请填写采集日期")
+    if not price_text and (url or day_text):
+        errors.append("请填写电商价格（或清空电商网址与采集日期）")
+    return Ecommerce(price, url, captured)
+
+
+@dataclass(frozen=True)
 class Checked:
     """A draft that passed the form checks (not yet the price rule or the category): its texts
     trimmed and checked, its amounts and stock parsed."""
@@ -57,6 +95,7 @@ class Checked:
     price: Decimal
     reference_price: Decimal
     stock: Decimal
+    ecommerce: Ecommerce = Ecommerce()
 
 
 def check_draft(draft: ListingDraft, *, ceiling: Decimal | None = None) -> Checked:
@@ -80,8 +119,14 @@ def check_draft(draft: ListingDraft, *, ceiling: Decimal | None = None) -> Check
             draft.description, "商品说明", fields.DESCRIPTION_MAX, multiline=True, field="description"
         ),
         params=media.params_text(media.parse_params(draft.params)),
+        ecommerce_price=draft.ecommerce_price,
+        ecommerce_url=draft.ecommerce_url,
+        ecommerce_captured_on=draft.ecommerce_captured_on,
     )
     errors: list[str] = []
+    ecommerce = check_ecommerce(
+        draft.ecommerce_price, draft.ecommerce_url, draft.ecommerce_captured_on, errors
+    )
     if len(texts.name) < 2:
         errors.append(f"商品名称应为2至{fields.NAME_MAX}个字符")
     if not texts.brand:
@@ -103,7 +148,7 @@ def check_draft(draft: ListingDraft, *, ceiling: Decimal | None = None) -> Check
         errors.append("请填写品目编码")
     if errors:
         raise InvalidInput("；".join(errors), code="listing_invalid")
-    return Checked(texts, price, reference, stock)
+    return Checked(texts, price, reference, stock, ecommerce)
 
 
 def check_price(price: Decimal, reference: Decimal, margin: Decimal) -> None:
@@ -211,6 +256,9 @@ def _fill(listing: Listing, checked: Checked, category: Category, keys: tuple[st
     listing.price, listing.reference_price = checked.price, checked.reference_price
     listing.reference_source = draft.reference_source
     listing.params = media.parse_params(draft.params)
+    listing.ecommerce_price = checked.ecommerce.price
+    listing.ecommerce_url = checked.ecommerce.url
+    listing.ecommerce_captured_on = checked.ecommerce.captured_on
 
 
 async def add_listing(
@@ -307,6 +355,35 @@ async def save_listing(
     if listing_id is None:
         return await create_listing(db, who, data, margin=margin, ceiling=ceiling, submit=submit)
     return await update_listing(db, who, listing_id, data, margin=margin, ceiling=ceiling, submit=submit)
+
+
+@retried
+async def set_ecommerce(db: Database, who: Principal, listing_id: uuid.UUID, data: EcommerceIn) -> Listing:
+    """The supplier declares (or clears) its listing's e-commerce price in any state but frozen; no
+    review: the listing sells at its own price, and price monitoring compares the two."""
+    errors: list[str] = []
+    found = check_ecommerce(data.ecommerce_price, data.ecommerce_url, data.ecommerce_captured_on, errors)
+    if errors:
+        raise InvalidInput("；".join(errors), code="ecommerce_invalid")
+    async with db.write() as tx:
+        listing = await locked_listing(tx, listing_id, owner=who)
+        if listing.status == ListingStatus.FROZEN:
+            raise Forbidden("商品已被冻结，不能变更", code="listing_frozen")
+        before = {
+            "ecommerce_price": listing.ecommerce_price,
+            "ecommerce_url": listing.ecommerce_url,
+            "ecommerce_captured_on": listing.ecommerce_captured_on,
+        }
+        listing.ecommerce_price, listing.ecommerce_url = found.price, found.url
+        listing.ecommerce_captured_on = found.captured_on
+        listing.updated_at = clock.now()
+        after = {
+            "ecommerce_price": found.price,
+            "ecommerce_url": found.url,
+            "ecommerce_captured_on": found.captured_on,
+        }
+        audit(tx, who, "listing_edited", listing.id, "电商比价", before=before, after=after)
+    return listing
 
 
 @retried
@@ -459,47 +536,57 @@ async def moderate(
     if action not in MODERATION:
         raise InvalidInput("不支持的操作", code="invalid_action", field="action")
     reason = reason_of(reason, "原因", required=action in ("freeze", "delist"), missing="请填写原因")
-    sources, label = MODERATION[action]
     async with db.write() as tx:
-        listing = await locked_listing(tx, listing_id)
-        before = {"status": listing.status, "by": listing.status_by, "reason": listing.status_reason}
-        if listing.status not in sources:
-            raise Conflict(
-                f"商品当前为「{LISTING_STATUS_LABELS.get(listing.status, listing.status)}」，不能{label}",
-                code="listing_wrong_state",
-            )
-        if action in ("unfreeze", "relist"):
-            if listing.status_by == "regulator" and who.role != "regulator":
-                raise Forbidden("该商品由财政部门处理，只能由财政部门撤销", code="regulator_decision")
-            if action == "relist" and listing.status_by == "supplier":
-                raise Forbidden("该商品由供应商自行下架，应由供应商重新上架", code="delisted_by_supplier")
-        if action == "freeze":
-            listing.frozen_from, listing.status = listing.status, ListingStatus.FROZEN
-        elif action == "delist":
-            listing.status = ListingStatus.DELISTED
-        else:
-            target = listing.frozen_from if action == "unfreeze" else ListingStatus.LIVE
-            target = (
-                target if target in (ListingStatus.LIVE, ListingStatus.SUBMITTED) else ListingStatus.SUBMITTED
-            )
-            if target == ListingStatus.LIVE:
-                await recheck_price(tx.session, listing, margin, listing.price, listing.reference_price)
-            listing.status, listing.frozen_from = ListingStatus(target), ""
-        listing.status_reason = reason if action in ("freeze", "delist") else ""
-        listing.status_by = who.role if action in ("freeze", "delist") else ""
-        listing.updated_at = clock.now()
-        audit(
-            tx,
-            who,
-            f"listing_{action}",
-            listing.id,
-            reason,
-            before=before,
-            after={"status": listing.status, "by": listing.status_by, "reason": listing.status_reason},
+        return await moderate_in(tx, who, listing_id, action, reason, margin=margin)
+
+
+async def moderate_in(
+    tx: Tx, who: Principal, listing_id: uuid.UUID, action: str, reason: str, *, margin: Decimal
+) -> Listing:
+    """`moderate` in the caller's write transaction, with a reason already checked (`reason_of`):
+    for a decision taken together with another change (a price alert's freeze)."""
+    if action not in MODERATION:
+        raise InvalidInput("不支持的操作", code="invalid_action", field="action")
+    sources, label = MODERATION[action]
+    listing = await locked_listing(tx, listing_id)
+    before = {"status": listing.status, "by": listing.status_by, "reason": listing.status_reason}
+    if listing.status not in sources:
+        raise Conflict(
+            f"商品当前为「{LISTING_STATUS_LABELS.get(listing.status, listing.status)}」，不能{label}",
+            code="listing_wrong_state",
         )
-        if action in ("freeze", "delist"):  # a decision against the supplier: it is told, with the reason
-            notices.sanction_decided(
-                tx.session, listing.supplier_org_id, listing.id, listing.name, label, who.role, reason
-            )
-        search_sync.stage(tx, [listing.id])
+    if action in ("unfreeze", "relist"):
+        if listing.status_by == "regulator" and who.role != "regulator":
+            raise Forbidden("该商品由财政部门处理，只能由财政部门撤销", code="regulator_decision")
+        if action == "relist" and listing.status_by == "supplier":
+            raise Forbidden("该商品由供应商自行下架，应由供应商重新上架", code="delisted_by_supplier")
+    if action == "freeze":
+        listing.frozen_from, listing.status = listing.status, ListingStatus.FROZEN
+    elif action == "delist":
+        listing.status = ListingStatus.DELISTED
+    else:
+        target = listing.frozen_from if action == "unfreeze" else ListingStatus.LIVE
+        target = (
+            target if target in (ListingStatus.LIVE, ListingStatus.SUBMITTED) else ListingStatus.SUBMITTED
+        )
+        if target == ListingStatus.LIVE:
+            await recheck_price(tx.session, listing, margin, listing.price, listing.reference_price)
+        listing.status, listing.frozen_from = ListingStatus(target), ""
+    listing.status_reason = reason if action in ("freeze", "delist") else ""
+    listing.status_by = who.role if action in ("freeze", "delist") else ""
+    listing.updated_at = clock.now()
+    audit(
+        tx,
+        who,
+        f"listing_{action}",
+        listing.id,
+        reason,
+        before=before,
+        after={"status": listing.status, "by": listing.status_by, "reason": listing.status_reason},
+    )
+    if action in ("freeze", "delist"):  # a decision against the supplier: it is told, with the reason
+        notices.sanction_decided(
+            tx.session, listing.supplier_org_id, listing.id, listing.name, label, who.role, reason
+        )
+    search_sync.stage(tx, [listing.id])
     return listing

@@ -14,6 +14,7 @@ from mall.core.fields import (
     Amount,
     AmountText,
     Choice,
+    DateText,
     Description,
     ListingCategoryCode,
     Model,
@@ -25,6 +26,7 @@ from mall.core.fields import (
     ReferenceSource,
     RequiredShortText,
     Unit,
+    Url,
 )
 from mall.core.money import money_str, quantity_str
 
@@ -46,6 +48,20 @@ class ListingDraft(msgspec.Struct, forbid_unknown_fields=True):
     description: Description = ""
     # 规格参数, one "名称：值" per line (catalog.media.parse_params); stored as pairs
     params: Params = ""
+    # 电商比价 (optional): the price of the same product in an open e-commerce shop, the page (http or
+    # https) and the day it was read (not in the future; required with the price). Checked by the service.
+    ecommerce_price: AmountText = ""
+    ecommerce_url: Url = ""
+    ecommerce_captured_on: DateText = ""
+
+
+class EcommerceIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A live listing's declared e-commerce price, changed without a review (it is not the price it
+    sells at): all three empty clear it."""
+
+    ecommerce_price: AmountText = ""
+    ecommerce_url: Url = ""
+    ecommerce_captured_on: DateText = ""
 
 
 class ListingCreate(ListingDraft, forbid_unknown_fields=True):
@@ -154,6 +170,10 @@ class ListingOut(msgspec.Struct):
     # Only in answers to the listing's supplier and to the center: the price change waiting for
     # review, or the latest refusal not yet followed by another price change.
     price_request: PriceRequestOut | None = None
+    # The supplier's declared e-commerce price (电商比价), its page and capture day (2026-12-07)
+    ecommerce_price: str | None = None
+    ecommerce_url: str = ""
+    ecommerce_captured_on: str | None = None
 
     @classmethod
     def of(cls, x: Listing, request: PriceRequest | None = None) -> ListingOut:
@@ -175,6 +195,9 @@ class ListingOut(msgspec.Struct):
             x.status_reason,
             list(x.params or []),
             PriceRequestOut.of(request) if request is not None else None,
+            money_str(x.ecommerce_price) if x.ecommerce_price is not None else None,
+            x.ecommerce_url or "",
+            x.ecommerce_captured_on.isoformat() if x.ecommerce_captured_on else None,
         )
 
 

@@ -29,14 +29,11 @@ from catalog import designated
 from catalog.categories import name_of
 from mall.budgets.models import BudgetLine
 from mall.core import clock
-from mall.core.db import Database, retried
 from mall.core.models import Organization
 from mall.core.money import from_cents, to_cents
 from mall.core.settings import Settings
 from mall.core.workdays import WorkCalendar
 from mall.notices.models import Notice, NoticeKind
-from mall.notify import notices as notify_notices
-from mall.notify.models import Kind, Notification
 from mall.orders.models import Order, OrderLine, OrderStatus
 from mall.orders.steps import CONTRACT_FILING_WORKING_DAYS
 
@@ -252,34 +249,6 @@ async def late_contract_notices(
     ).all()
     out += [LateNotice(o, n.published_at, n.seq) for n, o in late]
     return out
-
-
-@retried
-async def stage_case_notices(db: Database, settings: Settings, now: datetime) -> int:
-    """Tell the party that must act when its order enters the watch list: the buyer of a contract
-    not filed in time, the buyer of a small supplier's payment now overdue. Once per order and cause
-    (the notice's key). Returns how many were staged."""
-    staged = 0
-    async with db.write() as tx:
-        s = tx.session
-        told = set(
-            (await s.execute(select(Notification.key).where(Notification.kind == Kind.CASE_OPENED))).scalars()
-        )
-        unfiled = [late.order for late in await unfiled_contracts(s, now, settings.work_calendar, limit=200)]
-        overdue = [
-            late.order
-            for late in await unpaid_orders(s, settings, now, limit=200)
-            if late.days > settings.payment_due_days
-        ]
-        for orders_, cause, what in ((unfiled, "unfiled", "合同逾期未备案"), (overdue, "unpaid", "付款逾期")):
-            for order in orders_:
-                key = f"case:{cause}:{order.id}"
-                if key in told:
-                    continue
-                notify_notices.case_opened(s, order.buyer_org_id, order.id, order.order_no, what, key)
-                told.add(key)
-                staged += 1
-    return staged
 
 
 async def status_counts(s: AsyncSession) -> dict[str, int]:

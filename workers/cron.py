@@ -60,6 +60,10 @@ class Cron:
                     queues.enqueue_unless_busy("workers.jobs.prune", "prune")
                     # payments falling due and the daily digests (mall.notify)
                     queues.enqueue_unless_busy("workers.jobs.notify_periodic", "notify-periodic")
+                    # the daily price sweep (it runs once per Chinese calendar day; later asks do nothing)
+                    queues.enqueue_unless_busy("workers.pricewatch_jobs.price_sweep", "price-sweep")
+                    # the risk rules in full, once a day, and any incremental run a lost job left behind
+                    queues.enqueue_unless_busy("workers.supervision_jobs.run_risk_nightly", "risk-nightly")
                     last_cancel = time.monotonic()
                 self.witness_daily()
                 try:

@@ -8,8 +8,8 @@ from bidding import award, close
 from bidding.models import Procedure
 from catalog import agreement_setup as agreements
 from catalog import imports
-from mall import notices, orders, oversight
-from mall.core import clock, files, partitions
+from mall import notices, orders
+from mall.core import files, partitions
 from mall.core.db import Database
 from mall.core.errors import Conflict
 from mall.core.settings import Settings
@@ -68,16 +68,16 @@ def deliver_notifications() -> dict[str, int]:
 
 
 def notify_periodic() -> dict[str, int]:
-    """The periodic notices: payments falling due and orders entering the regulator's watch list
-    (staged, then delivered here), and the daily digests of those who chose one."""
+    """The periodic notices: payments falling due (staged, then delivered here), and the daily digests
+    of those who chose one. A party is told of an oversight case when the risk rules open it
+    (mall.supervision.engine)."""
 
     async def go(db: Database, s: Settings) -> dict[str, int]:
         staged = await notify_scans.stage_payment_due(db, s.payment_due_days)
-        cases = await oversight.stage_case_notices(db, s, clock.now())
         while await notify_delivery.deliver_pending(db, pushing=notify_mail.pushing(s)):
             pass
         digests = await notify_mail.send_digests(db, s) if s.smtp_host else 0
-        return {"payment_due": staged, "cases": cases, "digests": digests}
+        return {"payment_due": staged, "digests": digests}
 
     return runtime.run(go)
 

@@ -328,6 +328,25 @@ def mark_witnessed(day: str) -> None:
     redis_conn().set(done, "1", ex=3 * 24 * 3600)
 
 
+def _daily_key(kind: str, day: str) -> str:
+    assert _settings is not None
+    return f"mall:{_settings.queue_name}:{kind}:{day}:done"
+
+
+def done_today(kind: str, day: str) -> bool:
+    """Whether a once-a-day job (`kind`) already ran to its end on this Chinese calendar day, in any
+    process. Without Redis settings (a job run by hand) it never counts as done."""
+    if _settings is None:
+        return False
+    return bool(redis_conn().exists(_daily_key(kind, day)))
+
+
+def mark_done_today(kind: str, day: str) -> None:
+    if _settings is None:
+        return
+    redis_conn().set(_daily_key(kind, day), "1", ex=3 * 24 * 3600)
+
+
 def notify_soon() -> bool:
     """After notices were staged: a delivery job (notification rows, then their e-mail) runs after
     this moment. At most one waiting job, however many commits stage notices meanwhile."""
@@ -343,6 +362,20 @@ def enqueue_notify(*, unless_busy: bool = False) -> bool:
 
 def notifier_started() -> None:
     _started("notifier")
+
+
+def risk_soon() -> bool:
+    """After events the risk rules read: an incremental run (workers.supervision_jobs.run_risk)
+    after this moment. At most one waiting job, however many commits stage rows meanwhile."""
+    return _soon(
+        "risk",
+        "1",
+        lambda: enqueue("workers.supervision_jobs.run_risk", job_id=f"risk-{uuid.uuid4().hex[:12]}"),
+    )
+
+
+def risk_started() -> None:
+    _started("risk")
 
 
 def enqueue_import(import_id: uuid.UUID) -> bool:
@@ -368,5 +401,6 @@ def register_topics() -> None:
             outbox.PUSH: push_soon,
             outbox.PUSH_RETRY: schedule_push,
             outbox.NOTIFY: notify_soon,
+            outbox.RISK: risk_soon,
         }
     )

@@ -114,6 +114,16 @@ ACTIONS: dict[str, str] = {
     "subscription_secret_rotated": "更换推送签名密钥",
     # operations: a year's partition of the kept logs moved to archive storage (mall archive)
     "partition_archived": "分区移入归档存储",
+    # price monitoring (mall.pricewatch)
+    "price_alert_asked": "价格预警：要求供应商说明",
+    "price_alert_answered": "价格预警：供应商说明",
+    "price_alert_frozen": "价格预警：冻结商品",
+    "price_alert_closed": "价格预警：关闭",
+    # oversight cases (mall.supervision)
+    "case_explained": "监管事项作出说明",
+    "case_justified": "监管事项认定理由成立",
+    "case_violation": "监管事项认定违规",
+    "case_escalated": "监管事项移送处理",
     # the demo data (its marker tells the login page to list the demo accounts)
     "demo_seeded": "载入演示数据",
 }
@@ -123,6 +133,8 @@ ACTIONS: dict[str, str] = {
 READS = frozenset({"personal_data_viewed", "audit_log_viewed", "audit_verified", "export_downloaded"})
 
 TARGET_KINDS: dict[str, str] = {
+    "price_alert": "价格预警",
+    "case": "监管事项",
     "user": "用户",
     "organization": "单位",
     "budget_line": "预算指标",

@@ -66,7 +66,7 @@ KEPT = (
 )
 # Never changed either: each row is hashed into the next (the logs), or published as it stands
 # (notices: a correction is a new notice).
-APPEND_ONLY = ("disclosure_records", "audit_log", "notices", "oversight_case_events")
+APPEND_ONLY = ("disclosure_records", "audit_log", "notices")
 
 PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION mall_retention_guard() RETURNS trigger LANGUAGE plpgsql AS $$

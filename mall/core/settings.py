@@ -48,6 +48,19 @@ class Settings:
     payment_warn_days: int = 25
     # An after-sales claim (退货、换货、维修) is answered by the supplier within this many working days.
     claim_answer_working_days: int = 3
+    # Price monitoring (mall.pricewatch): a listing above the median of the mall's deals for its brand
+    # and model by more than this share is flagged (given at least the minimum number of deals), one
+    # below `pricewatch_low_share` of the median too; a declared e-commerce price goes stale after so
+    # many days; a supplier asked about a price answers within so many working days.
+    pricewatch_above_market_share: Decimal = Decimal("0.10")
+    pricewatch_min_samples: int = 3
+    pricewatch_low_share: Decimal = Decimal("0.5")
+    pricewatch_stale_days: int = 90
+    price_alert_answer_working_days: int = 5
+    # Oversight cases (mall.supervision): the party explains within so many working days; acceptance
+    # is late so many working days after a delivery was received (docs/risk-indicators.md).
+    case_explain_working_days: int = 5
+    acceptance_working_days: int = 10
     # The e-contract: who signs it ("local": the mall's own CA, tamper evidence; or "module:factory"
     # for a licensed signing service, mall.contracts.signing), the CJK TrueType font its PDF embeds
     # (empty: Debian's fonts-wqy-microhei where installed), the working days within which the
@@ -296,6 +309,15 @@ def settings_problems(s: Settings) -> list[str]:
         out.append("MALL_FILE_STORE=s3 needs MALL_S3_BUCKET (and MALL_S3_ENDPOINT_URL for a non-AWS store)")
     if s.min_participants < 1:
         out.append("MALL_MIN_PARTICIPANTS must be at least 1")
+    if not Decimal("0") < s.pricewatch_above_market_share < Decimal("10"):
+        out.append("MALL_PRICEWATCH_ABOVE_MARKET_SHARE must be above 0 and below 10 (0.10 is 10%)")
+    if not Decimal("0") < s.pricewatch_low_share < Decimal("1"):
+        out.append("MALL_PRICEWATCH_LOW_SHARE must be above 0 and below 1 (0.5 is half the median)")
+    if s.pricewatch_min_samples < 1 or s.pricewatch_stale_days < 1:
+        out.append("MALL_PRICEWATCH_MIN_SAMPLES and MALL_PRICEWATCH_STALE_DAYS must be at least 1")
+    for name in ("price_alert_answer_working_days", "case_explain_working_days", "acceptance_working_days"):
+        if not 1 <= getattr(s, name) <= 60:
+            out.append(f"MALL_{name.upper()} must be 1 to 60, not {getattr(s, name)}")
     if not 1 <= s.claim_answer_working_days <= 30:
         out.append(f"MALL_CLAIM_ANSWER_WORKING_DAYS must be 1 to 30, not {s.claim_answer_working_days}")
     if s.contract_signer not in ("", "local") and ":" not in s.contract_signer:

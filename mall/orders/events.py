@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mall.core import clock
+from mall.core import clock, outbox
 from mall.core.auth import Principal
 from mall.core.models import Organization
 from mall.core.money import money_str, quantity_str
@@ -32,6 +32,8 @@ def record_event(s: AsyncSession, order: Order, who: Principal | None, action: s
     )
     # The party that acts next is told, through the outbox, in this same transaction.
     order_notices.on_order_event(s, order, who, action)
+    # The risk rules look at the buyer's orders again once this commits (mall.supervision).
+    outbox.stage_risk(s, buyers=[order.buyer_org_id])
 
 
 async def events_of(session: AsyncSession, order_id: uuid.UUID) -> list[OrderEvent]:

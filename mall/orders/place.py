@@ -298,7 +298,10 @@ async def open_order(
     )
     order.id = uuid.uuid4()
     order.source_id = source_id
-    order.region_code = settings.region_code
+    # The buyer's region (a city regulator oversees its city's orders); the platform's if it has none.
+    order.region_code = (
+        await s.scalar(select(Organization.region_code).where(Organization.id == who.org_id))
+    ) or settings.region_code
     order.delivery_address = address
     order.note = note
     order.confirm_due_at = now + timedelta(days=settings.auto_cancel_days)

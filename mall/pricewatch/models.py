@@ -105,6 +105,12 @@ class PriceWatchSummary(Base):
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class SweepStatus(Labeled):
+    RUNNING = "running", "进行中"
+    DONE = "done", "已完成"
+    FAILED = "failed", "失败"
+
+
 class PriceSweep(IdMixin, Base):
     """One run of the daily sweep: when, how many listings it read, alerts it opened and refreshed."""
 

@@ -61,7 +61,8 @@ class OversightCase(IdMixin, Base):
 
 
 class CaseEvent(IdMixin, Base):
-    """A case's history, one line per thing done to it (append-only, kept)."""
+    """A case's history, one line per thing done to it (kept: never deleted; like an order's history it is
+    rewritten only when the data key is rotated, its people's names being encrypted)."""
 
     __tablename__ = "oversight_case_events"
 

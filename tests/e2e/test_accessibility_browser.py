@@ -64,13 +64,15 @@ async def test_first_pages_of_every_role_have_no_serious_violation(
                 "/procedures",
                 "/designated",
                 "/agreements",
+                "/statistics",
+                "/price-monitoring",
                 "/login",
             ],
         ),
         ("buyer_a", ["/workbench", "/cart", "/orders", "/budgets", "/procedures/new"]),
-        ("supplier_x", ["/workbench", "/supplier/listings"]),
-        ("center", ["/workbench", "/center/listings", "/designated"]),
-        ("regulator", ["/workbench", "/oversight"]),
+        ("supplier_x", ["/workbench", "/supplier/listings", "/supplier/price-alerts", "/cases"]),
+        ("center", ["/workbench", "/center/listings", "/designated", "/oversight/price-alerts"]),
+        ("regulator", ["/workbench", "/oversight", "/oversight/dashboard", "/oversight/cases"]),
         ("sysadmin", ["/admin"]),
     ]:
         page = await new_page(browser, errors)

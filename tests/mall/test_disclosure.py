@@ -219,7 +219,8 @@ async def test_deal_record_has_the_contract_shape_and_the_orders_values(
     assert item["kind"] == "deal" and item["amends"] is None
     assert item["mode"] == "supermarket"
     assert item["order_no"] == order["order_no"]
-    assert item["region_code"] == settings.region_code
+    assert item["region_code"] == "410100"  # the buyer's region (甲单位, 郑州市), not the platform's 410000
+    assert settings.region_code == "410000"
     assert RFC3339_RE.fullmatch(item["published_at"]), item["published_at"]
     published = datetime.fromisoformat(item["published_at"].replace("Z", "+00:00"))
     assert published.tzinfo is not None

@@ -652,7 +652,8 @@ async def test_a_frozen_listing_tells_its_supplier_the_decision_and_why(client: 
 
 
 async def test_an_order_entering_the_watch_list_tells_its_buyer_once(world: World) -> None:
-    from mall import oversight
+    """The notice comes from the case the risk rules open (one per case), linking to it."""
+    from mall.supervision import engine
 
     await _drain(world)
     oid = await _checkout(world)
@@ -660,12 +661,13 @@ async def test_an_order_entering_the_watch_list_tells_its_buyer_once(world: Worl
     await _drain(world)
     before = len(await _inbox(world, "buyer_a"))
     now = clock.now()
-    assert await oversight.stage_case_notices(world.db, world.settings, now) == 0  # not late yet
+    assert (await engine.run_full(world.db, world.settings, now)).opened == 0  # not late yet
     later = now + timedelta(days=15)  # past 7 working days without both signatures and filing
-    assert await oversight.stage_case_notices(world.db, world.settings, later) == 1
+    assert (await engine.run_full(world.db, world.settings, later)).opened == 1
     await _drain(world)
-    assert await oversight.stage_case_notices(world.db, world.settings, later) == 0  # once
+    assert (await engine.run_full(world.db, world.settings, later)).opened == 0  # once
+    await _drain(world)
     cases = [n for n in await _inbox(world, "buyer_a") if n.kind == Kind.CASE_OPENED]
     assert len(cases) == 1 and len(await _inbox(world, "buyer_a")) == before + 1
-    assert "合同逾期未备案" in cases[0].title and cases[0].link == f"/orders/{oid}"
+    assert "合同逾期未备案" in cases[0].title and cases[0].link.startswith("/cases/")
     assert [n for n in await _inbox(world, "supplier_x") if n.kind == Kind.CASE_OPENED] == []

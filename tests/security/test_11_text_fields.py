@@ -35,7 +35,9 @@ from mall import cart, orders
 from mall.core import clock
 from mall.core.credit_code import make
 from mall.core.models import Organization, OrgKind
+from mall.supervision.models import OversightCase
 from tests.factories import LAPTOP, PASSWORD, World
+from tests.mall.test_pricewatch import open_and_asked_alerts
 from tests.security.text_input import chinese, fingerprint, variants
 
 # Who calls an operation that allows these roles (the first role the handler names decides).
@@ -159,7 +161,34 @@ async def pinned(world: World) -> Pinned:
     p.ids["designation_approved"] = str(approved.id)
     p.ids["price_item"] = str(found.items[0].id)
     p.ids["buyer_b_org"] = str(world.who["buyer_b"].org_id)
+    # Price alerts: one open, one the center asked supplier_x about; an open oversight case of buyer_a.
+    p.ids["open_alert"], p.ids["asked_alert"] = map(str, await open_and_asked_alerts(world))
+    p.ids["open_case"] = str(await open_case(world, "buyer_a"))
     return p
+
+
+async def open_case(world: World, party: str) -> uuid.UUID:
+    """An open case whose party is `party`'s organization, in its region (what a rule hit opens)."""
+    now = clock.now()
+    async with world.db.write() as tx:
+        org = await tx.session.get(Organization, world.who[party].org_id)
+        assert org is not None
+        case = OversightCase(
+            case_no="JG" + uuid.uuid4().hex[:12].upper(),
+            rule="split_purchase",
+            subject_key=f"pinned:{uuid.uuid4()}",
+            region_code=org.region_code,
+            buyer_org_id=org.id,
+            party_org_id=org.id,
+            summary="化整为零",
+            evidence={},
+            opened_at=now,
+            last_hit_at=now,
+            explain_due_at=now + timedelta(days=7),
+        )
+        tx.session.add(case)
+        await tx.session.flush()
+        return case.id
 
 
 Base = Callable[[World, Pinned], tuple[dict[str, Any], dict[str, str]]]
@@ -176,6 +205,29 @@ def _now_plus(hours: int) -> str:
 
 # (method, path) -> a valid-looking body and the path parameters, for the caller the roles name.
 BASES: dict[str, Base] = {
+    "POST /api/oversight/price-alerts/{alert_id}/ask": on(
+        "alert_id", "open_alert", {"note": "请说明定价依据"}
+    ),
+    "POST /api/oversight/price-alerts/{alert_id}/freeze": on(
+        "alert_id", "open_alert", {"reason": "价格过高"}
+    ),
+    "POST /api/oversight/price-alerts/{alert_id}/close": on("alert_id", "open_alert", {"note": "说明合理"}),
+    "POST /api/supplier/price-alerts/{alert_id}/answer": on(
+        "alert_id", "asked_alert", {"answer": "含三年保修"}
+    ),
+    "POST /api/listings/{listing_id}/ecommerce": on(
+        "listing_id",
+        "live_listing",
+        {
+            "ecommerce_price": "4899.00",
+            "ecommerce_url": "https://shop.example.com/1",
+            "ecommerce_captured_on": "2026-12-01",
+        },
+    ),
+    "POST /api/cases/{case_id}/explanation": on("case_id", "open_case", {"explanation": "分批到货"}),
+    "POST /api/oversight/cases/{case_id}/decision": on(
+        "case_id", "open_case", {"decision": "violation", "note": "意见"}
+    ),
     "POST /api/auth/token": lambda w, p: ({"username": "buyer_a", "password": PASSWORD, "name": "脚本"}, {}),
     "POST /api/auth/password": lambda w, p: (
         {"current_password": PASSWORD, "new_password": "New-Sunshine-2026x"},

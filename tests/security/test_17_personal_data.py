@@ -31,12 +31,18 @@ from mall.ledger import disclosure, exports
 from mall.notify import prefs
 from mall.orders import claims
 from mall.orders.models import Order
+from mall.pricewatch import service as pricewatch
 from mall.schema import metadata
+from mall.supervision import cases as supervision_cases
+from mall.supervision import engine as supervision_engine
+from mall.supervision.models import OversightCase
 from tests.factories import PASSWORD, World, sign_and_file
 from tests.mall.test_claims import accepted_order
 from tests.mall.test_disclosure import ITEM_KEYS, LINE_KEYS, feed
 from tests.mall.test_pages import HTML, assert_page, login_ok
 from tests.mall.test_payments import digital_invoice_no
+from tests.mall.test_pricewatch import open_and_asked_alerts
+from tests.mall.test_supervision import split_purchase
 
 # The sole proprietor (个体工商户) registered without a trade name: its name is its operator's.
 OWNER = "张建国"
@@ -394,6 +400,18 @@ async def test_rotation_encrypts_everything_with_the_new_key_and_the_old_one_can
         world.who["buyer_a"].user_id,
         prefs.PrefsForm(email="wang@example.gov.cn", phone="13800000000", email_on="on"),
     )
+    # a supplier's answer to a price alert, a buyer's explanation of an oversight case and the
+    # regulator's decision on it (each may name a person)
+    _, asked = await open_and_asked_alerts(world)
+    await pricewatch.answer(world.db, world.who["supplier_x"], asked, "报价含王晓梅上门安装")
+    await split_purchase(world)
+    await supervision_engine.run_full(world.db, world.settings)
+    async with world.db.read() as s:
+        case_id = (
+            await s.execute(select(OversightCase.id).where(OversightCase.rule == "split_purchase"))
+        ).scalar_one()
+    await supervision_cases.explain(world.db, world.who["buyer_a"], case_id, "经办人王晓梅：分批到货")
+    await supervision_cases.decide(world.db, world.who["regulator"], case_id, "justified", "理由成立")
     new = encryption.new_key()
     url = settings.resolved_database_url
     rotating = Database(url, data_keys=DataKeys.parse(f"{new},{current_key}"))
@@ -413,6 +431,9 @@ async def test_rotation_encrypts_everything_with_the_new_key_and_the_old_one_can
             "order_invoices",
             "notification_prefs",
             "signing_certificates",
+            "price_alerts",
+            "oversight_cases",
+            "oversight_case_events",
         }
         fulfilment = ("order_deliveries", "acceptance_reports", "acceptance_report_lines", "order_invoices")
         assert [(done[t].values > 0, done[t].rewritten == done[t].values) for t in fulfilment] == [

@@ -80,19 +80,29 @@ ORGS = [
         "郑州市二七区大学路40号",
         (("supplier4", "周经理"),),
     ),
+    # The province's center and regulator oversee the whole province: their region is the province's
+    # (what they oversee, mall.core.regions), not the district of their offices.
     DemoOrg(
         OrgKind.CENTER,
         "河南省政府采购中心",
-        "410105",
+        "410000",
         "郑州市金水区纬二路12号",
         (("center1", "采购中心审核员"),),
     ),
     DemoOrg(
         OrgKind.REGULATOR,
         "河南省财政厅政府采购监督管理处",
-        "410105",
+        "410000",
         "郑州市金水区纬二路8号",
         (("regulator1", "监管员"),),
+    ),
+    # A city's regulator sees its city only (郑州市: 4101xx).
+    DemoOrg(
+        OrgKind.REGULATOR,
+        "郑州市财政局政府采购监督管理科",
+        "410100",
+        "郑州市郑东新区商务外环路21号",
+        (("regulator2", "市级监管员"),),
     ),
     DemoOrg(
         OrgKind.PLATFORM,

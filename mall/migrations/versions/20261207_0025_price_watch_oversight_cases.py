@@ -2,7 +2,7 @@
 
 Price monitoring: the supplier's declared e-commerce price on listings; price alerts (kept: the
 evidence of what the center asked and decided), market statistics per brand and model, the per-品目
-summary and the sweeps. Oversight cases and their history (kept; the history append-only).
+summary and the sweeps. Oversight cases and their history (kept, never deleted).
 
 Revision ID: 0025
 Revises: 0024
