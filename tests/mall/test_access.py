@@ -262,10 +262,11 @@ async def _world_ids(client: Any, world: World) -> dict[str, str]:
         ),  # nobody's: every caller gets 404 (tests/mall/test_notifications.py)
         "report_id": str(uuid.uuid4()),  # no such acceptance report: the roles are checked first
         "size": "thumb.jpg",
+        # /api/statistics/{chart}, /api/oversight/statistics/{chart}
         "chart": "spend_by_mode.csv",
-        "alert_id": str(
-            uuid.uuid4()
-        ),  # no such alert: the roles are checked first  # /api/statistics/{chart}, /api/oversight/statistics/{chart}
+        # no such alert or case: the roles are checked first
+        "alert_id": str(uuid.uuid4()),
+        "case_id": str(uuid.uuid4()),
     }
 
 

@@ -78,6 +78,10 @@ FIXED = {
     ("/schema/{path:str}", "path"): "openapi.yaml",
     ("/api/catalog/import-template/{fmt:str}", "fmt"): "csv",
     ("/images/{image_id:uuid}/{size:str}", "size"): "thumb.jpg",
+    # the savings of inquiries and auctions: the chart nearest to the quotes (the JSON of every chart
+    # is crawled at /api/statistics and /api/oversight/statistics)
+    ("/api/statistics/{chart:str}", "chart"): "savings.csv",
+    ("/api/oversight/statistics/{chart:str}", "chart"): "savings.csv",
 }
 # Query parameters by name; any other gets the inquiry's id (the value most likely to matter).
 QUERY_VALUES = {
@@ -345,8 +349,10 @@ async def build(base: str, world: World) -> dict[str, str]:
     # Ids of an order's own records (an acceptance report, an after-sales claim) and of a user's own
     # notices: one unknown id each. Their routes answer about that one record of its owner (the
     # lists that could carry a quote, /messages and /api/messages, are crawled as they are); trying
-    # them with every id of the world only multiplies refusals.
-    for name in ("report_id", "claim_id", "notification_id"):
+    # them with every id of the world only multiplies refusals. The same for a price alert and an
+    # oversight case: the rules read procedures only once their offers are open, and the lists
+    # (/api/oversight/cases, /cases, /api/oversight/price-alerts...) are crawled as they are.
+    for name in ("report_id", "claim_id", "notification_id", "alert_id", "case_id"):
         ids[name] = str(uuid.uuid4())
     return ids
 
