@@ -254,7 +254,7 @@ def _page_ctx(call: Any) -> dict[str, Any]:
     return {
         "rule_names": RULE_NAMES,
         "case_statuses": CASE_STATUS_LABELS,
-        "region_name": region_name,
+        "region_of": region_name,
         "now": clock.now(),
         "is_late": cases.is_late,
         "evidence_rows": cases.evidence_rows,

@@ -25,6 +25,8 @@ TEMPLATE_ERROR_MARKERS = (
     "Internal Server Error",
     "服务器出现内部错误",
     "internal_error",
+    "<function ",  # a name in the page's context that shadows a global of the layout (region_name)
+    "&lt;function ",
 )
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

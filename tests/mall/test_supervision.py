@@ -320,19 +320,20 @@ async def test_an_order_takes_its_buyers_region_and_stages_the_risk_rules(world:
 
 
 async def test_case_pages_for_the_regulator_and_the_party(client: Any, world: World) -> None:
-    from tests.mall.test_pages import login_ok, post_form
+    from tests.mall.test_pages import assert_page, login_ok, post_form
 
     await split_purchase(world)
     await engine.run_full(world.db, world.settings)
     [case] = await cases_of(world, R.SPLIT_PURCHASE)
     await login_ok(client, "regulator")
-    page = (await client.get("/oversight/cases", headers=HTML)).text
+    page = assert_page(await client.get("/oversight/cases", headers=HTML))
     assert case.case_no in page
-    page = (await client.get(f"/oversight/cases/{case.id}", headers=HTML)).text
+    page = assert_page(await client.get(f"/oversight/cases/{case.id}", headers=HTML))
     assert "提交处理结论" in page and "疑似化整为零" in page
     client.cookies.clear()
     await login_ok(client, "buyer_a")
-    page = (await client.get(f"/cases/{case.id}", headers=HTML)).text
+    assert case.case_no in assert_page(await client.get("/cases", headers=HTML))
+    page = assert_page(await client.get(f"/cases/{case.id}", headers=HTML))
     assert "提交说明" in page
     r = await post_form(client, f"/cases/{case.id}/explanation", {"explanation": "教学用机分批到位"})
     assert r.status_code == 303 and r.headers["location"] == f"/cases/{case.id}"
