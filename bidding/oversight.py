@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bidding.models import Offer, Procedure, ProcedureStatus
 from bidding.views import ranked_with_flags
 from mall import accounts
+from mall.core.regions import in_scope
 
 # Statuses after the deadline, once offers are open (identities may be shown to the regulator).
 OPENED = (
@@ -66,13 +67,20 @@ class BiddingWatch:
     examined: int  # how many recently closed procedures were looked at
 
 
-async def bidding_watch(session: AsyncSession, *, recent: int = 200) -> BiddingWatch:
-    """Look at the most recently closed procedures (at most `recent`)."""
+async def bidding_watch(
+    session: AsyncSession, *, recent: int = 200, scope: str | None = None
+) -> BiddingWatch:
+    """Look at the most recently closed procedures (at most `recent`), in the region `scope` (None:
+    everywhere)."""
     procedures = list(
         (
             await session.execute(
                 select(Procedure)
-                .where(Procedure.status.in_(OPENED), Procedure.closed_at.is_not(None))
+                .where(
+                    Procedure.status.in_(OPENED),
+                    Procedure.closed_at.is_not(None),
+                    in_scope(Procedure.region_code, scope),
+                )
                 .order_by(Procedure.closed_at.desc())
                 .limit(recent)
             )

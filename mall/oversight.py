@@ -31,6 +31,7 @@ from mall.budgets.models import BudgetLine
 from mall.core import clock
 from mall.core.models import Organization
 from mall.core.money import from_cents, to_cents
+from mall.core.regions import in_scope, within
 from mall.core.settings import Settings
 from mall.core.workdays import WorkCalendar
 from mall.notices.models import Notice, NoticeKind
@@ -62,7 +63,9 @@ def _class() -> ColumnElement[str]:
     return func.substr(OrderLine.category_code, literal_column("1"), literal_column(str(CLASS_LENGTH)))
 
 
-def _cases_stmt(settings: Settings) -> Select[str, uuid.UUID, str, int, str, int, int]:
+def _cases_stmt(
+    settings: Settings, scope: str | None = None
+) -> Select[str, uuid.UUID, str, int, str, int, int]:
     cents = func.sum(type_coerce(OrderLine.amount, BigInteger))
     return (
         select(
@@ -77,7 +80,7 @@ def _cases_stmt(settings: Settings) -> Select[str, uuid.UUID, str, int, str, int
         .join(Order, Order.id == OrderLine.order_id)
         .join(BudgetLine, BudgetLine.id == Order.budget_line_id)
         .join(Organization, Organization.id == Order.buyer_org_id)
-        .where(Order.status != OrderStatus.CANCELLED)
+        .where(Order.status != OrderStatus.CANCELLED, in_scope(Order.region_code, scope))
         .group_by(
             Organization.name, Order.budget_line_id, BudgetLine.project_code, BudgetLine.fiscal_year, _class()
         )
@@ -90,9 +93,12 @@ def _case(row: Any) -> SplitCase:
     return SplitCase(str(name), line_id, str(project), int(year), str(cls), int(n), from_cents(int(cents)))
 
 
-async def split_purchase_cases(session: AsyncSession, settings: Settings) -> list[SplitCase]:
-    """Budget projects whose purchases of one class, outside tendering, add up above the open-tender threshold."""
-    rows = await session.execute(_cases_stmt(settings))
+async def split_purchase_cases(
+    session: AsyncSession, settings: Settings, scope: str | None = None
+) -> list[SplitCase]:
+    """Budget projects whose purchases of one class, outside tendering, add up above the open-tender
+    threshold (in the region `scope`; None: everywhere)."""
+    rows = await session.execute(_cases_stmt(settings, scope))
     return sorted((_case(r) for r in rows.all()), key=lambda c: c.total, reverse=True)
 
 
@@ -127,7 +133,7 @@ class Late:
     days: int
 
 
-def _unpaid(settings: Settings, now: datetime) -> Select[Order]:
+def _unpaid(settings: Settings, now: datetime, scope: str | None = None) -> Select[Order]:
     # The payment deadline protects small and medium suppliers (is_sme): they are chosen here, in the
     # query, before any limit, so a long list of large suppliers' orders cannot hide them.
     warn_before = now - timedelta(days=settings.payment_warn_days)
@@ -138,36 +144,45 @@ def _unpaid(settings: Settings, now: datetime) -> Select[Order]:
             Order.status == OrderStatus.ACCEPTED,
             Order.accepted_at <= warn_before,
             Organization.is_sme.is_(True),
+            in_scope(Order.region_code, scope),
         )
     )
 
 
 async def unpaid_orders(
-    s: AsyncSession, settings: Settings, now: datetime, *, limit: int = 100, offset: int = 0
+    s: AsyncSession,
+    settings: Settings,
+    now: datetime,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    scope: str | None = None,
 ) -> list[Late]:
     """Orders of small and medium suppliers accepted `payment_warn_days` ago or more and not paid,
     the longest waiting first."""
-    stmt = _unpaid(settings, now).order_by(Order.accepted_at, Order.id).offset(offset).limit(limit)
+    stmt = _unpaid(settings, now, scope).order_by(Order.accepted_at, Order.id).offset(offset).limit(limit)
     found = (await s.execute(stmt)).scalars().unique()
     return [Late(o, (now - o.accepted_at).days if o.accepted_at else 0) for o in found]
 
 
-async def unpaid_count(s: AsyncSession, settings: Settings, now: datetime) -> int:
-    return await s.scalar(select(func.count()).select_from(_unpaid(settings, now).subquery())) or 0
+async def unpaid_count(s: AsyncSession, settings: Settings, now: datetime, scope: str | None = None) -> int:
+    return await s.scalar(select(func.count()).select_from(_unpaid(settings, now, scope).subquery())) or 0
 
 
-def _late_paid() -> Select[Order]:
-    return select(Order).where(Order.payment_overdue.is_(True))
+def _late_paid(scope: str | None = None) -> Select[Order]:
+    return select(Order).where(Order.payment_overdue.is_(True), in_scope(Order.region_code, scope))
 
 
-async def late_payments(s: AsyncSession, *, limit: int = 50, offset: int = 0) -> list[Order]:
+async def late_payments(
+    s: AsyncSession, *, limit: int = 50, offset: int = 0, scope: str | None = None
+) -> list[Order]:
     """Orders paid after the deadline, the latest payment first."""
-    stmt = _late_paid().order_by(Order.paid_at.desc(), Order.id).offset(offset).limit(limit)
+    stmt = _late_paid(scope).order_by(Order.paid_at.desc(), Order.id).offset(offset).limit(limit)
     return list((await s.execute(stmt)).scalars().unique())
 
 
-async def late_payment_count(s: AsyncSession) -> int:
-    return await s.scalar(select(func.count()).select_from(_late_paid().subquery())) or 0
+async def late_payment_count(s: AsyncSession, scope: str | None = None) -> int:
+    return await s.scalar(select(func.count()).select_from(_late_paid(scope).subquery())) or 0
 
 
 def filing_cutoff(now: datetime, calendar: WorkCalendar) -> datetime:
@@ -178,7 +193,7 @@ def filing_cutoff(now: datetime, calendar: WorkCalendar) -> datetime:
     return datetime.combine(day, time.min, clock.SHANGHAI)
 
 
-def _unfiled(now: datetime, calendar: WorkCalendar) -> Select[Order]:
+def _unfiled(now: datetime, calendar: WorkCalendar, scope: str | None = None) -> Select[Order]:
     """Not filed in time: a contract signed by both counts from its signing (政府采购法第四十七条),
     one not yet signed by both from the confirmation."""
     cutoff = filing_cutoff(now, calendar)
@@ -186,22 +201,31 @@ def _unfiled(now: datetime, calendar: WorkCalendar) -> Select[Order]:
         or_(
             and_(Order.status == OrderStatus.CONFIRMED, Order.confirmed_at < cutoff),
             and_(Order.status == OrderStatus.SIGNED, Order.signed_at < cutoff),
-        )
+        ),
+        in_scope(Order.region_code, scope),
     )
 
 
 async def unfiled_contracts(
-    s: AsyncSession, now: datetime, calendar: WorkCalendar, *, limit: int = 100, offset: int = 0
+    s: AsyncSession,
+    now: datetime,
+    calendar: WorkCalendar,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    scope: str | None = None,
 ) -> list[Late]:
     """Confirmed orders whose contract was not filed within `CONTRACT_FILING_WORKING_DAYS`, the
     oldest first, with the calendar days since their confirmation."""
-    stmt = _unfiled(now, calendar).order_by(Order.confirmed_at, Order.id).offset(offset).limit(limit)
+    stmt = _unfiled(now, calendar, scope).order_by(Order.confirmed_at, Order.id).offset(offset).limit(limit)
     found = (await s.execute(stmt)).scalars().unique()
     return [Late(o, (now - (o.signed_at or o.confirmed_at)).days if o.confirmed_at else 0) for o in found]
 
 
-async def unfiled_count(s: AsyncSession, now: datetime, calendar: WorkCalendar) -> int:
-    return await s.scalar(select(func.count()).select_from(_unfiled(now, calendar).subquery())) or 0
+async def unfiled_count(
+    s: AsyncSession, now: datetime, calendar: WorkCalendar, scope: str | None = None
+) -> int:
+    return await s.scalar(select(func.count()).select_from(_unfiled(now, calendar, scope).subquery())) or 0
 
 
 @dataclass(frozen=True)
@@ -214,7 +238,7 @@ class LateNotice:
 
 
 async def late_contract_notices(
-    s: AsyncSession, settings: Settings, now: datetime, *, limit: int = 100
+    s: AsyncSession, settings: Settings, now: datetime, *, limit: int = 100, scope: str | None = None
 ) -> list[LateNotice]:
     """Contracts signed by both whose 合同公告 was not published within
     `contract_notice_working_days` working days: missing ones first, then late ones."""
@@ -229,7 +253,12 @@ async def late_contract_notices(
         (
             await s.execute(
                 select(Order)
-                .where(Order.signed_at.is_not(None), Order.signed_at < cutoff, Order.id.not_in(published))
+                .where(
+                    Order.signed_at.is_not(None),
+                    Order.signed_at < cutoff,
+                    Order.id.not_in(published),
+                    in_scope(Order.region_code, scope),
+                )
                 .order_by(Order.signed_at)
                 .limit(limit)
             )
@@ -242,7 +271,9 @@ async def late_contract_notices(
         await s.execute(
             select(Notice, Order)
             .join(Order, Order.id == Notice.order_id)
-            .where(Notice.kind == NoticeKind.CONTRACT, Notice.late.is_(True))
+            .where(
+                Notice.kind == NoticeKind.CONTRACT, Notice.late.is_(True), in_scope(Order.region_code, scope)
+            )
             .order_by(Notice.seq.desc())
             .limit(limit)
         )
@@ -251,18 +282,24 @@ async def late_contract_notices(
     return out
 
 
-async def status_counts(s: AsyncSession) -> dict[str, int]:
+async def status_counts(s: AsyncSession, scope: str | None = None) -> dict[str, int]:
     """How many orders are in each state."""
-    rows = (await s.execute(select(Order.status, func.count()).group_by(Order.status))).all()
+    stmt = select(Order.status, func.count()).where(in_scope(Order.region_code, scope)).group_by(Order.status)
+    rows = (await s.execute(stmt)).all()
     return {str(status): int(n) for status, n in rows}
 
 
-async def overdue_designation_reviews(s: AsyncSession, now: datetime) -> list[designated.Found]:
-    """Applications to be a designated supplier that the center has not reviewed in time."""
+async def overdue_designation_reviews(
+    s: AsyncSession, now: datetime, scope: str | None = None
+) -> list[designated.Found]:
+    """Applications to be a designated supplier that the center has not reviewed in time (for a
+    service region within `scope`)."""
     return [
         f
         for f in await designated.find(s, status=designated.DesignationStatus.APPLIED)
-        if f.designation.review_due_at is not None and f.designation.review_due_at < now
+        if f.designation.review_due_at is not None
+        and f.designation.review_due_at < now
+        and (scope is None or within(f.designation.region_code, scope))
     ]
 
 
@@ -281,16 +318,17 @@ class Overview:
     late_notices: list[LateNotice]
 
 
-async def overview(s: AsyncSession, settings: Settings, now: datetime) -> Overview:
-    counts = await status_counts(s)
+async def overview(s: AsyncSession, settings: Settings, now: datetime, scope: str | None = None) -> Overview:
+    """The oversight page's lists, in the region `scope` (the overseer's; None: everywhere)."""
+    counts = await status_counts(s, scope)
     return Overview(
-        unpaid=await unpaid_orders(s, settings, now),
-        late_paid=await late_payments(s),
+        unpaid=await unpaid_orders(s, settings, now, scope=scope),
+        late_paid=await late_payments(s, scope=scope),
         counts=counts,
         pending=counts.get(OrderStatus.PLACED, 0),
-        split_cases=await split_purchase_cases(s, settings),
-        watch=await bidding_watch(s),
-        overdue_reviews=await overdue_designation_reviews(s, now),
-        unfiled=await unfiled_contracts(s, now, settings.work_calendar),
-        late_notices=await late_contract_notices(s, settings, now),
+        split_cases=await split_purchase_cases(s, settings, scope),
+        watch=await bidding_watch(s, scope=scope),
+        overdue_reviews=await overdue_designation_reviews(s, now, scope),
+        unfiled=await unfiled_contracts(s, now, settings.work_calendar, scope=scope),
+        late_notices=await late_contract_notices(s, settings, now, scope=scope),
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from mall.core.models import Organization
 
@@ -71,7 +72,9 @@ async def org_region(session: AsyncSession, org_id: uuid.UUID | None) -> str:
     return (await session.scalar(select(Organization.region_code).where(Organization.id == org_id))) or ""
 
 
-def in_scope(column: ColumnElement[str], scope: str | None) -> ColumnElement[bool]:
+def in_scope(
+    column: ColumnElement[str] | InstrumentedAttribute[str], scope: str | None
+) -> ColumnElement[bool]:
     """SQL for "the region in `column` lies in `scope`"; no scope (None): no restriction."""
     if scope is None:
         return true()

@@ -295,6 +295,12 @@ async def test_a_city_regulator_sees_its_city_the_province_sees_all(client: Any,
     assert r.status_code == 404 and r.json()["code"] == "case_not_found"
     r = await client.get("/api/oversight/cases?status=bogus", headers=world.h("regulator"))
     assert r.status_code == 400 and r.json()["code"] == "unknown_status"
+    # the watch lists too: each regulator sees the split purchases of its own region
+    for who, projects in (("regulator_k", {"k1"}), ("regulator", {"a1"}), ("regulator_p", {"a1", "k1"})):
+        r = await client.get("/api/oversight/split-purchases", headers=world.h(who))
+        assert r.status_code == 200
+        lines = {str(world.lines[p].id): p for p in ("a1", "k1")}
+        assert {lines[c["budget_line_id"]] for c in r.json()} == projects, who
 
 
 async def test_an_order_takes_its_buyers_region_and_stages_the_risk_rules(world: World) -> None:
