@@ -355,3 +355,29 @@ async def test_a_statement_a_schema_change_made_stale_runs_again(world: World) -
         await db.dispose()
         async with pg.engine.begin() as conn:
             await conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+
+
+async def test_a_connection_asyncpg_left_half_way_is_invalidated_not_pooled_again(world: World) -> None:
+    """asyncpg reports a connection left in the middle of an operation ("another operation is in
+    progress", as when the server cut it half-way) with an error SQLAlchemy does not count as a
+    disconnect: the engine's hook does, so the connection is dropped, not handed to the next unit
+    of work, and the retry meets a fresh one."""
+    if world.db.is_sqlite:
+        pytest.skip("SQLite is a file, not a server: it has no driver connection to leave half-way")
+    db = Database(world.db.url, pool_size=1)
+    try:
+        async with db.read() as session:
+            first_pid = await session.scalar(text("SELECT pg_backend_pid()"))
+            raw = (await (await session.connection()).get_raw_connection()).driver_connection
+            busy = asyncio.ensure_future(raw.execute("SELECT pg_sleep(0.3)"))
+            await asyncio.sleep(0.05)  # the driver's own operation is under way
+            with pytest.raises(DBAPIError) as failed:
+                await session.execute(text("SELECT 1"))
+            await asyncio.gather(busy, return_exceptions=True)
+        assert "another operation" in str(failed.value.orig)
+        assert failed.value.connection_invalidated
+        assert retry_reason(failed.value) == "connection"
+        async with db.read() as session:
+            assert await session.scalar(text("SELECT pg_backend_pid()")) != first_pid
+    finally:
+        await db.dispose()

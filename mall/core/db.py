@@ -24,7 +24,7 @@ from sqlalchemy.types import TypeDecorator
 from mall.core import encryption, metrics
 from mall.core.encryption import DataKeys
 from mall.core.money import CENT, from_cents, normalize_quantity, to_cents
-from mall.core.transient import retry_reason, retry_wait
+from mall.core.transient import connection_lost, retry_reason, retry_wait
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -162,6 +162,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _sqlite_setup(self.engine)
+        else:
+            _lost_connections_invalidated(self.engine)
         encryption.bind(
             self.engine.sync_engine.dialect,
             data_keys
@@ -283,6 +285,16 @@ def retried_if_rolled_back(
         return await db.retrying(lambda: fn(db, *args, **kwargs), unseen_commit=False)
 
     return run
+
+
+def _lost_connections_invalidated(engine: AsyncEngine) -> None:
+    """A connection the server cut is a disconnect, whatever the driver called the error: it is
+    invalidated, never returned to the pool, and a pre-ping that meets it connects again."""
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _handle_error(context: Any) -> None:
+        if not context.is_disconnect and connection_lost(context.original_exception):
+            context.is_disconnect = True
 
 
 def _sqlite_setup(engine: AsyncEngine) -> None:

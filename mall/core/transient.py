@@ -43,9 +43,21 @@ def retry_reason(exc: BaseException) -> str | None:
         # A schema change (docs/operations.md) made a statement the connection had prepared stale;
         # the driver forgets its prepared statements, so the unit of work simply runs again.
         return "schema_changed"
-    if (state or "").startswith("08") or state in _LOST_STATES or any(w in text for w in _LOST_WORDS):
+    if connection_lost(orig):
         return "connection"
     return None
+
+
+def connection_lost(orig: BaseException) -> bool:
+    """Whether a driver's own exception (before SQLAlchemy wraps it) says the server no longer has
+    the connection. SQLAlchemy's own test misses some of asyncpg's (a connection cut half-way
+    through an operation: "cannot switch to state …; another operation is in progress"), and such a
+    connection would go back to the pool, or fail its pre-ping with an error instead of being
+    replaced."""
+    cause = getattr(orig, "__cause__", None)
+    state = getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+    text = f"{type(orig).__name__} {type(cause).__name__} {orig}".lower()
+    return (state or "").startswith("08") or state in _LOST_STATES or any(w in text for w in _LOST_WORDS)
 
 
 def retry_wait(attempt: int) -> float:
