@@ -43,7 +43,7 @@ def retry_reason(exc: BaseException) -> str | None:
         # A schema change (docs/operations.md) made a statement the connection had prepared stale;
         # the driver forgets its prepared statements, so the unit of work simply runs again.
         return "schema_changed"
-    if connection_lost(orig):
+    if orig is not None and connection_lost(orig):
         return "connection"
     return None
 
