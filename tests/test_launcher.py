@@ -49,6 +49,7 @@ def get_json(url: str) -> tuple[int, dict[str, object]]:
 
 
 @pytest.mark.slow
+@pytest.mark.embedded_only
 def test_mall_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     data = tmp_path / "data"
     port = free_port()

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Sunshine-demo-2026"
 COMPARED_TABLES = ("orders", "order_lines", "budget_lines", "budget_movements", "disclosure_records")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.embedded_only]
 
 
 class Mall:

@@ -53,6 +53,7 @@ def wait_until(predicate: object, timeout: float, what: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.embedded_only
 def test_worker_children_are_restarted_and_die_with_it(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()

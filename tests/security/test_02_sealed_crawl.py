@@ -352,8 +352,13 @@ async def build(base: str, world: World) -> dict[str, str]:
     # them with every id of the world only multiplies refusals. The same for a price alert and an
     # oversight case: the rules read procedures only once their offers are open, and the lists
     # (/api/oversight/cases, /cases, /api/oversight/price-alerts...) are crawled as they are.
-    for name in ("report_id", "claim_id", "notification_id", "alert_id", "case_id"):
+    # So too a buyer's own comparison sheet (listings and their public prices, never a quote) and a
+    # listing's image (pixels).
+    for name in ("report_id", "claim_id", "notification_id", "alert_id", "case_id", "sheet_id", "image_id"):
         ids[name] = str(uuid.uuid4())
+    # The buyer's budget line: its adjustments are the buyer's own; an inquiry's reservation on it
+    # is at the ceiling the buyer set, never at a quote (the differential below holds it to that).
+    ids["line_id"] = str(world.lines["a1"].id)
     return ids
 
 
