@@ -33,6 +33,7 @@ from mall.core.errors import Conflict, InvalidInput, NotFound
 from mall.core.money import MoneyError, money, round_money
 from mall.ledger import disclosure
 from mall.orders.models import Order
+from mall.sanctions import standing
 
 LineNo = Annotated[str, msgspec.Meta(max_length=3, description="明细序号")]
 
@@ -69,6 +70,8 @@ async def confirm_award(
         assert p.confirm_due_at is not None and p.awarded_amount is not None
         if now >= p.confirm_due_at:
             raise Conflict("已超过成交确认期限，成交资格已顺延", code="award_lapsed")
+        assert who.org_id is not None
+        await standing.require_good_standing(s, [who.org_id], "确认成交", own=True)
         items = await items_of(s, p.id)
         total = p.awarded_amount
         prices = _split(items, total, unit_prices)

@@ -35,6 +35,7 @@ from mall.core.db import Database, Tx, commit_may_have_happened, retried, retrie
 from mall.core.errors import Conflict, Forbidden, NotFound, RuleViolation, TooManyAttempts
 from mall.core.money import MoneyError, money
 from mall.notify import notices
+from mall.sanctions import standing
 
 # Refused bids counted against a user's limit (settings.bid_refusals_per_minute) over this window.
 REFUSAL_WINDOW = timedelta(minutes=1)
@@ -157,6 +158,8 @@ async def quote(db: Database, who: Principal, procedure_id: uuid.UUID, amount_ra
     amount_raw = typed_amount(amount_raw)
     async with db.write() as tx:
         p = await _load_open(tx, who, procedure_id, ProcedureKind.INQUIRY)
+        assert who.org_id is not None
+        await standing.require_good_standing(tx.session, [who.org_id], "报价", own=True)
         amount = _money_or_refuse(amount_raw)
         rules.check_quote(inquiry_rules_of(p), amount, now=clock.now(), deadline=p.ends_at)
         assert who.org_id is not None
@@ -305,6 +308,7 @@ async def bid(
     async with db.write() as tx:
         s = tx.session
         p = await _load_open(tx, who, procedure_id, ProcedureKind.AUCTION)
+        await standing.require_good_standing(s, [who.org_id], "出价", own=True)
         seen_seq = p.offer_seq
         now = clock.now()
         own = await s.scalar(

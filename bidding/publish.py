@@ -29,6 +29,7 @@ from mall.core.models import Organization, OrgKind, OrgStatus
 from mall.core.money import MoneyError, money, whole_quantity
 from mall.core.settings import Settings
 from mall.notify import notices
+from mall.sanctions import standing
 
 MIN_OPEN = timedelta(minutes=10)
 MAX_OPEN = timedelta(days=30)
@@ -105,6 +106,7 @@ async def active_suppliers(s: AsyncSession, ids: list[uuid.UUID]) -> set[uuid.UU
                     Organization.id.in_(ids),
                     Organization.kind == OrgKind.SUPPLIER.value,
                     Organization.status == OrgStatus.ACTIVE,
+                    standing.not_barred(Organization.id),
                 )
             )
         ).scalars()
@@ -122,6 +124,7 @@ async def _check_invited(s: AsyncSession, invited: list[uuid.UUID], wanted: int)
             field="invited",
             minimum=wanted,
         )
+    await standing.require_good_standing(s, ids, "被邀请参加询价或竞价")
     found = await active_suppliers(s, ids)
     unknown = [str(i) for i in ids if i not in found]
     if unknown:

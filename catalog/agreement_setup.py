@@ -35,6 +35,7 @@ from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleVi
 from mall.core.models import Organization, OrgKind
 from mall.core.money import MoneyError, money, money_str, round_money
 from mall.core.settings import Settings
+from mall.sanctions import standing
 
 AGREEMENT_KIND_LABELS = {"goods": "货物", "services": "服务"}
 # Terms (DOMAIN: ≤ 1 year for goods, ≤ 2 years for services).
@@ -278,6 +279,7 @@ async def add_supplier(
         org = await supplier_by_code(s, code)
         if await _entered(s, a.id, org.id):
             raise Conflict(f"{org.name} 已入围本协议", code="already_entered")
+        await standing.require_good_standing(s, [org.id], "入围协议")
         entry = AgreementSupplier(
             id=uuid.uuid4(),
             agreement_id=a.id,
@@ -337,6 +339,7 @@ async def add_product(
             )
         if not await _entered(s, a.id, d.supplier_org_id):
             raise RuleViolation("该供应商未入围本协议", code="supplier_not_entered")
+        await standing.require_good_standing(s, [d.supplier_org_id], "增加协议产品")
         product = AgreementProduct(
             id=uuid.uuid4(),
             agreement_id=a.id,

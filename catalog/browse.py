@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.models import Listing, ListingStatus, PriceChange
 from mall.core.errors import InvalidInput, NotFound
+from mall.sanctions import standing
 
 T = TypeVar("T")
 
@@ -50,6 +51,7 @@ async def same_model_offers(session: AsyncSession, listing: Listing, limit: int 
         select(Listing)
         .where(
             Listing.status == ListingStatus.LIVE,
+            standing.not_barred(Listing.supplier_org_id),
             Listing.brand_key == listing.brand_key,
             Listing.model_key == listing.model_key,
         )
@@ -92,7 +94,9 @@ def _escape_like(text: str) -> str:
 async def browse(session: AsyncSession, query: ListingQuery) -> tuple[int, list[Listing]]:
     """Live listings matching simple filters (substring match; the search engine does better).
     Every word must match; more words than BROWSE_WORDS_MAX are refused, never dropped."""
-    stmt = select(Listing).where(Listing.status == ListingStatus.LIVE)
+    stmt = select(Listing).where(
+        Listing.status == ListingStatus.LIVE, standing.not_barred(Listing.supplier_org_id)
+    )
     words = list(dict.fromkeys(query.q.split()))
     if len(words) > BROWSE_WORDS_MAX:
         raise InvalidInput(

@@ -37,6 +37,7 @@ from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RuleVi
 from mall.core.models import Organization
 from mall.core.settings import Settings
 from mall.orders.models import Order
+from mall.sanctions import standing
 
 MAX_PRICE_ITEMS = 50
 
@@ -178,6 +179,7 @@ async def apply(
     now = clock.now()
     due = settings.work_calendar.add_working_days(clock.local_date(now), REVIEW_WORKING_DAYS)
     async with db.write() as tx:
+        await standing.require_good_standing(tx.session, [who.org_id], "申请定点", own=True)
         return await _open(
             tx.session,
             who.org_id,

@@ -17,6 +17,7 @@ import mall.notices.models
 import mall.notify.models
 import mall.orders.models
 import mall.pricewatch.models
+import mall.sanctions.models
 import mall.supervision.models
 from mall.core.db import Base
 
@@ -31,6 +32,7 @@ MODULES = (
     mall.notify.models,
     mall.pricewatch.models,
     mall.supervision.models,
+    mall.sanctions.models,
     catalog.models,
     bidding.models,
 )

@@ -28,6 +28,7 @@ from mall.core import clock, outbox
 from mall.core.db import Database, Tx
 from mall.core.models import Organization, Outbox, OutboxStatus
 from mall.core.money import to_cents
+from mall.sanctions import standing
 from search_index.backend import ProductDocument, SearchBackend
 from search_index.documents import document_of
 
@@ -63,7 +64,9 @@ def documents(rows: Iterable[Listing]) -> Iterator[ProductDocument]:
 async def _load(db: Database, ids: list[uuid.UUID]) -> tuple[list[ProductDocument], list[str]]:
     async with db.read() as s:
         rows = list((await s.execute(select(Listing).where(Listing.id.in_(ids)))).scalars())
-    live = [x for x in rows if x.status == ListingStatus.LIVE]
+        # a supplier a sanction bars is not found: its listings leave the index while it lasts
+        barred = await standing.barring(s, {x.supplier_org_id for x in rows})
+    live = [x for x in rows if x.status == ListingStatus.LIVE and x.supplier_org_id not in barred]
     gone = {str(i) for i in ids} - {str(x.id) for x in live}
     return list(documents(live)), sorted(gone)
 
@@ -131,7 +134,7 @@ async def _live_docs(db: Database, batch: int = 5000) -> AsyncIterator[list[Prod
             stmt = (
                 select(*cols)
                 .join(o, o.id == t.supplier_org_id)
-                .where(t.status == ListingStatus.LIVE)
+                .where(t.status == ListingStatus.LIVE, standing.not_barred(t.supplier_org_id))
                 .order_by(t.id)
                 .limit(batch)
             )

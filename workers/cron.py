@@ -57,6 +57,8 @@ class Cron:
                 if due and queues.enqueue_unless_busy("workers.jobs.cancel_overdue", "cancel-overdue"):
                     # the same slow tick ends framework agreements whose term is over
                     queues.enqueue_unless_busy("workers.jobs.expire_agreements", "expire-agreements")
+                    # and sanctions whose term is over (mall.sanctions)
+                    queues.enqueue_unless_busy("workers.jobs.expire_sanctions", "expire-sanctions")
                     queues.enqueue_unless_busy("workers.jobs.prune", "prune")
                     # payments falling due and the daily digests (mall.notify)
                     queues.enqueue_unless_busy("workers.jobs.notify_periodic", "notify-periodic")

@@ -17,6 +17,7 @@ from mall.ledger import disclosure, exports, push, witness
 from mall.notify import deliver as notify_delivery
 from mall.notify import mail as notify_mail
 from mall.notify import scans as notify_scans
+from mall.sanctions import service as sanctions
 from search_index import sync
 from search_index.factory import backend_for
 from workers import queues, runtime
@@ -159,6 +160,16 @@ def expire_agreements() -> int:
 
     async def go(db: Database, s: Settings) -> int:
         return len(await agreements.expire_due(db))
+
+    return runtime.run(go)
+
+
+def expire_sanctions() -> int:
+    """Sanctions whose term has ended are marked expired; their suppliers' listings return to search
+    (idempotent; the end bound every path already)."""
+
+    async def go(db: Database, s: Settings) -> int:
+        return await sanctions.expire_due(db)
 
     return runtime.run(go)
 

@@ -17,6 +17,7 @@ from mall.core.auth import Principal
 from mall.core.db import Database, retried, retried_if_rolled_back
 from mall.core.errors import Conflict, InvalidInput, NotFound, RuleViolation
 from mall.core.money import MoneyError, money, money_str, round_money, typed_negative, whole_quantity
+from mall.sanctions import standing
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ async def _live_listing(session: AsyncSession, listing_id: uuid.UUID) -> Listing
     listing = await session.get(Listing, listing_id)
     if listing is None or listing.status != ListingStatus.LIVE:
         raise NotFound("商品不存在或已下架", code="listing_not_found")
+    await standing.require_good_standing(session, [listing.supplier_org_id], "加入购物车或下单")
     return listing
 
 

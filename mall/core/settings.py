@@ -61,6 +61,8 @@ class Settings:
     # is late so many working days after a delivery was received (docs/risk-indicators.md).
     case_explain_working_days: int = 5
     acceptance_working_days: int = 10
+    # Sanctions (mall.sanctions): the supplier appeals within so many working days of the decision.
+    sanction_appeal_working_days: int = 15
     # The e-contract: who signs it ("local": the mall's own CA, tamper evidence; or "module:factory"
     # for a licensed signing service, mall.contracts.signing), the CJK TrueType font its PDF embeds
     # (empty: Debian's fonts-wqy-microhei where installed), the working days within which the
@@ -315,7 +317,12 @@ def settings_problems(s: Settings) -> list[str]:
         out.append("MALL_PRICEWATCH_LOW_SHARE must be above 0 and below 1 (0.5 is half the median)")
     if s.pricewatch_min_samples < 1 or s.pricewatch_stale_days < 1:
         out.append("MALL_PRICEWATCH_MIN_SAMPLES and MALL_PRICEWATCH_STALE_DAYS must be at least 1")
-    for name in ("price_alert_answer_working_days", "case_explain_working_days", "acceptance_working_days"):
+    for name in (
+        "price_alert_answer_working_days",
+        "case_explain_working_days",
+        "acceptance_working_days",
+        "sanction_appeal_working_days",
+    ):
         if not 1 <= getattr(s, name) <= 60:
             out.append(f"MALL_{name.upper()} must be 1 to 60, not {getattr(s, name)}")
     if not 1 <= s.claim_answer_working_days <= 30:

@@ -32,6 +32,7 @@ from mall.orders.events import deal_payload, record_event, supplier_of_record
 from mall.orders.models import ORDER_STATUS_LABELS, Order, OrderStatus
 from mall.orders.place import new_number
 from mall.orders.queries import can_see, not_found
+from mall.sanctions import standing
 
 S = OrderStatus
 _LISTINGS = cast(Table, Listing.__table__)
@@ -124,6 +125,7 @@ async def _confirm(
     the e-contract is numbered and the transaction record is staged for publication."""
     async with changing(db, who, order_id, "supplier", S.PLACED) as (tx, order):
         now = clock.now()
+        await standing.require_good_standing(tx.session, [order.supplier_org_id], "确认新订单", own=True)
         if order.confirm_due_at <= now:
             raise Conflict("订单已超过确认期限，将被自动取消", code="confirm_deadline_passed")
         prices = prices or {}

@@ -40,6 +40,7 @@ from mall.core.settings import Settings
 from mall.ledger import disclosure
 from mall.orders.events import record_event
 from mall.orders.models import Checkout, Order, OrderLine, OrderStatus
+from mall.sanctions import standing
 
 S = OrderStatus
 _LISTINGS = cast(Table, Listing.__table__)
@@ -489,9 +490,12 @@ def check_purchases(settings: Settings, lines: list[tuple[Listing, Decimal]]) ->
 
 
 async def require_active_suppliers(s: AsyncSession, supplier_ids: Iterable[uuid.UUID]) -> None:
-    for o in (await s.execute(select(Organization).where(Organization.id.in_(list(supplier_ids))))).scalars():
+    """Every way of ordering asks: the suppliers are active and no sanction bars them."""
+    supplier_ids = list(supplier_ids)
+    for o in (await s.execute(select(Organization).where(Organization.id.in_(supplier_ids)))).scalars():
         if o.status != OrgStatus.ACTIVE:
             raise RuleViolation(f"供应商 {o.name} 已被冻结，不能下单", code="supplier_frozen")
+    await standing.require_good_standing(s, supplier_ids, "向其下单")
 
 
 async def _take_stock(s: AsyncSession, listing: Listing, q: Decimal) -> None:

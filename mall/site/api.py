@@ -24,6 +24,7 @@ from mall.site import (
     order_routes,
     oversight_routes,
     pricewatch_routes,
+    sanction_routes,
     stats_routes,
     workbench,
 )
@@ -94,6 +95,7 @@ ROUTES = [
     HealthApi,
     *oversight_routes.ROUTES,
     *case_routes.ROUTES,
+    *sanction_routes.ROUTES,
     *pricewatch_routes.ROUTES,
     *stats_routes.ROUTES,
     *workbench.ROUTES,

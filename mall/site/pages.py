@@ -34,6 +34,7 @@ from mall.site import (
     order_pages,
     oversight_routes,
     pricewatch_routes,
+    sanction_routes,
     stats_routes,
     workbench,
 )
@@ -148,6 +149,7 @@ ROUTES = [
     *notice_routes.PAGES,
     *oversight_routes.PAGES,
     *case_routes.PAGES,
+    *sanction_routes.PAGES,
     *pricewatch_routes.PAGES,
     *stats_routes.PAGES,
     *admin_pages.ROUTES,

@@ -267,6 +267,7 @@ async def _world_ids(client: Any, world: World) -> dict[str, str]:
         # no such alert or case: the roles are checked first
         "alert_id": str(uuid.uuid4()),
         "case_id": str(uuid.uuid4()),
+        "sanction_id": str(uuid.uuid4()),
     }
 
 

@@ -354,7 +354,16 @@ async def build(base: str, world: World) -> dict[str, str]:
     # (/api/oversight/cases, /cases, /api/oversight/price-alerts...) are crawled as they are.
     # So too a buyer's own comparison sheet (listings and their public prices, never a quote) and a
     # listing's image (pixels).
-    for name in ("report_id", "claim_id", "notification_id", "alert_id", "case_id", "sheet_id", "image_id"):
+    for name in (
+        "report_id",
+        "claim_id",
+        "notification_id",
+        "alert_id",
+        "case_id",
+        "sheet_id",
+        "image_id",
+        "sanction_id",
+    ):
         ids[name] = str(uuid.uuid4())
     # The buyer's budget line: its adjustments are the buyer's own; an inquiry's reservation on it
     # is at the ceiling the buyer set, never at a quote (the differential below holds it to that).

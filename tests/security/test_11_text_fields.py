@@ -164,6 +164,8 @@ async def pinned(world: World) -> Pinned:
     # Price alerts: one open, one the center asked supplier_x about; an open oversight case of buyer_a.
     p.ids["open_alert"], p.ids["asked_alert"] = map(str, await open_and_asked_alerts(world))
     p.ids["open_case"] = str(await open_case(world, "buyer_a"))
+    # A sanction's statements are refused at decoding, before the sanction is looked up.
+    p.ids["sanction"] = str(uuid.uuid4())
     return p
 
 
@@ -227,6 +229,24 @@ BASES: dict[str, Base] = {
     "POST /api/cases/{case_id}/explanation": on("case_id", "open_case", {"explanation": "分批到货"}),
     "POST /api/oversight/cases/{case_id}/decision": on(
         "case_id", "open_case", {"decision": "violation", "note": "意见"}
+    ),
+    "POST /api/sanctions": lambda w, p: (
+        {
+            "supplier_org_id": str(w.who["supplier_y"].org_id),
+            "kind": "warning",
+            "months": 6,
+            "reason": "延迟供货",
+            "basis": "政府采购法第七十七条",
+        },
+        {},
+    ),
+    "POST /api/sanctions/{sanction_id}/rebuttal": on("sanction_id", "sanction", {"statement": "已补发"}),
+    "POST /api/sanctions/{sanction_id}/review": on(
+        "sanction_id", "sanction", {"decision": "lift", "reason": "申辩属实"}
+    ),
+    "POST /api/sanctions/{sanction_id}/appeal": on("sanction_id", "sanction", {"statement": "不可抗力"}),
+    "POST /api/sanctions/{sanction_id}/appeal/decision": on(
+        "sanction_id", "sanction", {"outcome": "upheld", "reason": "维持"}
     ),
     "POST /api/auth/token": lambda w, p: ({"username": "buyer_a", "password": PASSWORD, "name": "脚本"}, {}),
     "POST /api/auth/password": lambda w, p: (

@@ -32,6 +32,7 @@ from mall.notify import prefs
 from mall.orders import claims
 from mall.orders.models import Order
 from mall.pricewatch import service as pricewatch
+from mall.sanctions import service as sanctions
 from mall.schema import metadata
 from mall.supervision import cases as supervision_cases
 from mall.supervision import engine as supervision_engine
@@ -412,6 +413,18 @@ async def test_rotation_encrypts_everything_with_the_new_key_and_the_old_one_can
         ).scalar_one()
     await supervision_cases.explain(world.db, world.who["buyer_a"], case_id, "经办人王晓梅：分批到货")
     await supervision_cases.decide(world.db, world.who["regulator"], case_id, "justified", "理由成立")
+    # a sanction's rebuttal and appeal name people too
+    emergency = await sanctions.impose(
+        world.db,
+        world.settings,
+        world.who["center"],
+        world.who["supplier_x"].org_id,
+        "emergency",
+        0,
+        "拒不供货",
+    )
+    await sanctions.rebut(world.db, world.who["supplier_x"], emergency.id, "经办人王晓梅已补发")
+    await sanctions.appeal(world.db, world.who["supplier_x"], emergency.id, "联系人王晓梅，电话见附件")
     new = encryption.new_key()
     url = settings.resolved_database_url
     rotating = Database(url, data_keys=DataKeys.parse(f"{new},{current_key}"))
@@ -434,6 +447,7 @@ async def test_rotation_encrypts_everything_with_the_new_key_and_the_old_one_can
             "price_alerts",
             "oversight_cases",
             "oversight_case_events",
+            "sanctions",
         }
         fulfilment = ("order_deliveries", "acceptance_reports", "acceptance_report_lines", "order_invoices")
         assert [(done[t].values > 0, done[t].rewritten == done[t].values) for t in fulfilment] == [

@@ -1,0 +1,251 @@
+"""Sanctions bind everywhere (DOMAIN.md "Sanctions bind everywhere"): one matrix over every selling
+path and every kind of sanction. A suspension, an emergency suspension or a ban refuses each path with
+422 `supplier_sanctioned` naming the decision; a warning refuses none. Then the due process: the
+rebuttal of an emergency suspension, the appeal and its outcome, the end of a term, the public list."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bidding import offers
+from catalog import agreement_setup, designated
+from mall import cart, orders
+from mall.core import clock
+from mall.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from mall.core.models import Organization, OrgKind
+from mall.orders.models import Order, OrderStatus
+from mall.sanctions import rules, service, standing
+from mall.sanctions.models import AppealStatus, SanctionKind, SanctionStatus
+from search_index import sync
+from tests.factories import World, frozen_at, sign_both
+
+PATHS = (
+    "search",
+    "cart",
+    "checkout",
+    "confirm_order",
+    "invite",
+    "quote",
+    "bid",
+    "designation",
+    "agreement_entry",
+)
+
+
+async def _order(world: World, key: str) -> Any:
+    made = await orders.checkout(
+        world.db,
+        world.settings,
+        world.who["buyer_a"],
+        orders.CheckoutRequest(
+            budget_line_id=world.lines["a1"].id,
+            idempotency_key=f"sanction-{key}",
+            items=((world.listings["laptop"].id, "1"),),
+        ),
+    )
+    return made[0][0]
+
+
+async def _credit_code(world: World, name: str) -> str:
+    async with world.db.read() as s:
+        code = await s.scalar(
+            select(Organization.credit_code).where(Organization.id == world.who[name].org_id)
+        )
+    assert code
+    return code
+
+
+async def _paths(world: World) -> dict[str, Callable[[], Awaitable[Any]]]:
+    """Each path, set up before the sanction so that only the sanction can refuse it."""
+    third = await world.org("supplier_z", OrgKind.SUPPLIER, "丙供应商有限公司")
+    fourth = await world.org("supplier_w", OrgKind.SUPPLIER, "丁供应商有限公司")
+    x, y = world.who["supplier_x"], world.who["supplier_y"]
+    order = await _order(world, "confirm")
+    inquiry = await world.procedure("inquiry", invited=[x, y, third], hours=2)
+    auction = await world.procedure(
+        "auction", "办公台式计算机竞价项目", invited=[x, y, third], hours=2, decrement="100"
+    )
+    agreement = await world.agreement("台式计算机协议供货", "A02010105", days=30)
+    code = await _credit_code(world, "supplier_x")
+
+    async def search() -> None:
+        upserts, _deletes = await sync._load(world.db, [world.listings["laptop"].id])
+        if not upserts:
+            raise standing.refusal(await _sanction_of(world), "", "被检索", own=False)
+
+    return {
+        "search": search,
+        "cart": lambda: cart.add_to_cart(world.db, world.who["buyer_b"], world.listings["laptop"].id, "1"),
+        "checkout": lambda: _order(world, "after"),
+        "confirm_order": lambda: orders.confirm(world.db, x, order.id),
+        "invite": lambda: world.procedure("inquiry", "第二个询价项目", invited=[x, y, fourth], hours=2),
+        "quote": lambda: offers.quote(world.db, x, inquiry.id, "50000.00"),
+        "bid": lambda: offers.bid(world.db, x, auction.id, "59000.00"),
+        "designation": lambda: designated.apply(
+            world.db,
+            world.settings,
+            x,
+            "C23090100",
+            "410100",
+            [designated.PriceItemDraft("印刷", "页", "0.20")],
+        ),
+        "agreement_entry": lambda: agreement_setup.add_supplier(
+            world.db, world.who["center"], agreement.id, code
+        ),
+    }
+
+
+async def _sanction_of(world: World) -> Any:
+    async with world.db.read() as s:
+        found = await standing.barring(s, [world.who["supplier_x"].org_id])
+    return found[world.who["supplier_x"].org_id]
+
+
+async def _impose(world: World, kind: str, months: int = 6, **kw: Any) -> Any:
+    return await service.impose(
+        world.db,
+        world.settings,
+        world.who["center"],
+        world.who["supplier_x"].org_id,
+        kind,
+        months,
+        "成交后拒不供货，经查证属实",
+        "政府采购法第七十七条",
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("kind", [k.value for k in SanctionKind])
+async def test_a_sanction_binds_every_path_and_a_warning_none(world: World, kind: str) -> None:
+    paths = await _paths(world)
+    x = await _impose(world, kind)
+    outcome: dict[str, str] = {}
+    for name in PATHS:
+        try:
+            await paths[name]()
+            outcome[name] = "ok"
+        except DomainError as exc:
+            outcome[name] = exc.code
+            if exc.code == standing.CODE:
+                assert x.sanction_no in exc.detail, exc.detail
+    expected = "ok" if kind == SanctionKind.WARNING else standing.CODE
+    assert outcome == dict.fromkeys(PATHS, expected)
+
+
+async def test_a_deal_made_before_a_suspension_is_signed_under_it(world: World) -> None:
+    order = await _order(world, "signed")
+    await orders.confirm(world.db, world.who["supplier_x"], order.id)
+    await _impose(world, SanctionKind.SUSPENSION)
+    # signing the contract of a deal already made is not new business: it proceeds
+    await sign_both(world.db, world.settings, world.who["buyer_a"], order.id)
+    async with world.db.read() as s:
+        got = await s.get(Order, order.id)
+        assert got is not None and got.status == OrderStatus.SIGNED
+
+
+def test_terms_and_when_they_bind() -> None:
+    start = clock.now().replace(month=1, day=31)
+    assert rules.add_months(start, 1).day in (28, 29)  # the last day of February
+    assert rules.ends_at(SanctionKind.SUSPENSION, start, 24) == rules.add_months(start, 24)
+    assert rules.ends_at(SanctionKind.BAN, start, 0) is None
+    assert rules.months_of(SanctionKind.BAN, "") == 0
+    for bad in ("0", "25", "x"):
+        with pytest.raises(InvalidInput):
+            rules.months_of(SanctionKind.SUSPENSION, bad)
+    end = rules.add_months(start, 1)
+    assert rules.bars(
+        SanctionKind.SUSPENSION, SanctionStatus.IN_FORCE, start, end, end - timedelta(seconds=1)
+    )
+    assert not rules.bars(SanctionKind.SUSPENSION, SanctionStatus.IN_FORCE, start, end, end)
+    assert not rules.bars(SanctionKind.WARNING, SanctionStatus.IN_FORCE, start, end, start)
+    assert not rules.bars(SanctionKind.BAN, SanctionStatus.LIFTED, start, None, start)
+
+
+async def test_only_the_center_decides_and_a_reason_is_required(world: World) -> None:
+    with pytest.raises(Forbidden):
+        await service.impose(
+            world.db,
+            world.settings,
+            world.who["regulator"],
+            world.who["supplier_x"].org_id,
+            "warning",
+            1,
+            "理由",
+        )
+    with pytest.raises(InvalidInput) as no_reason:
+        await service.impose(
+            world.db, world.settings, world.who["center"], world.who["supplier_x"].org_id, "warning", 1, "  "
+        )
+    assert no_reason.value.code == "reason_required"
+    with pytest.raises(InvalidInput):
+        await _impose(world, SanctionKind.SUSPENSION, months=25)
+    with pytest.raises(InvalidInput):  # a case must be escalated and about this supplier
+        await _impose(world, SanctionKind.WARNING, case_id=uuid.uuid4())
+
+
+async def test_an_emergency_suspension_is_rebutted_within_a_working_day_then_lifted(world: World) -> None:
+    x = await _impose(world, SanctionKind.EMERGENCY)
+    assert x.ends_at is None and x.rebut_due_at is not None
+    with pytest.raises(NotFound):  # not its own: another supplier does not even learn of it
+        await service.rebut(world.db, world.who["supplier_y"], x.id, "申辩")
+    await service.rebut(world.db, world.who["supplier_x"], x.id, "货物已于当日补发，附物流单号")
+    with pytest.raises(Conflict):
+        await service.rebut(world.db, world.who["supplier_x"], x.id, "再次申辩")
+    lifted = await service.review_emergency(world.db, world.who["center"], x.id, "lift", 0, "申辩属实")
+    assert lifted.status == SanctionStatus.LIFTED
+    async with world.db.read() as s:
+        assert await standing.barring(s, [world.who["supplier_x"].org_id]) == {}
+
+
+async def test_a_late_rebuttal_is_refused_and_a_confirmed_emergency_runs_from_its_start(world: World) -> None:
+    x = await _impose(world, SanctionKind.EMERGENCY)
+    assert x.rebut_due_at is not None
+    with frozen_at(x.rebut_due_at + timedelta(seconds=1)), pytest.raises(Conflict) as late:
+        await service.rebut(world.db, world.who["supplier_x"], x.id, "迟到的申辩")
+    assert late.value.code == "rebuttal_late"
+    confirmed = await service.review_emergency(world.db, world.who["center"], x.id, "confirm", 3, "查证属实")
+    assert confirmed.kind == SanctionKind.SUSPENSION
+    assert confirmed.ends_at == rules.add_months(x.starts_at, 3)
+
+
+async def test_an_appeal_once_within_the_window_and_its_outcome_is_kept(world: World) -> None:
+    x = await _impose(world, SanctionKind.SUSPENSION, months=3)
+    with pytest.raises(Forbidden):
+        await service.decide_appeal(world.db, world.who["center"], x.id, "overturned", "不由集中采购机构处理")
+    await service.appeal(world.db, world.who["supplier_x"], x.id, "延迟供货系不可抗力，附证明")
+    with pytest.raises(Conflict):
+        await service.appeal(world.db, world.who["supplier_x"], x.id, "第二次申诉")
+    done = await service.decide_appeal(world.db, world.who["regulator"], x.id, "overturned", "证据不足")
+    assert done.appeal_status == AppealStatus.OVERTURNED and done.status == SanctionStatus.LIFTED
+    upserts, _ = await sync._load(world.db, [world.listings["laptop"].id])
+    assert [d.id for d in upserts] == [str(world.listings["laptop"].id)]
+
+
+async def test_an_appeal_after_the_window_is_refused(world: World) -> None:
+    x = await _impose(world, SanctionKind.WARNING, months=12)
+    with frozen_at(x.appeal_due_at + timedelta(seconds=1)), pytest.raises(Conflict) as late:
+        await service.appeal(world.db, world.who["supplier_x"], x.id, "逾期申诉")
+    assert late.value.code == "appeal_window_closed"
+
+
+async def test_a_term_ends_by_itself_and_the_tick_marks_it_and_the_list_follows(world: World) -> None:
+    x = await _impose(world, SanctionKind.SUSPENSION, months=1)
+    async with world.db.read() as s:
+        total, rows = await service.public_list(s)
+    assert total == 1 and rows[0][0].sanction_no == x.sanction_no
+    assert x.ends_at is not None
+    with frozen_at(x.ends_at):
+        async with world.db.read() as s:  # the end binds before the tick runs
+            assert await standing.barring(s, [world.who["supplier_x"].org_id]) == {}
+            assert (await service.public_list(s))[0] == 0
+        assert await service.expire_due(world.db) == 1
+        assert await service.expire_due(world.db) == 0
+    async with world.db.read() as s:
+        got = await s.get(type(x), x.id)
+        assert got is not None and got.status == SanctionStatus.EXPIRED
