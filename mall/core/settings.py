@@ -63,6 +63,8 @@ class Settings:
     acceptance_working_days: int = 10
     # Sanctions (mall.sanctions): the supplier appeals within so many working days of the decision.
     sanction_appeal_working_days: int = 15
+    # A buyer's violation report is decided by the center within so many working days.
+    report_decision_working_days: int = 10
     # The e-contract: who signs it ("local": the mall's own CA, tamper evidence; or "module:factory"
     # for a licensed signing service, mall.contracts.signing), the CJK TrueType font its PDF embeds
     # (empty: Debian's fonts-wqy-microhei where installed), the working days within which the
@@ -322,6 +324,7 @@ def settings_problems(s: Settings) -> list[str]:
         "case_explain_working_days",
         "acceptance_working_days",
         "sanction_appeal_working_days",
+        "report_decision_working_days",
     ):
         if not 1 <= getattr(s, name) <= 60:
             out.append(f"MALL_{name.upper()} must be 1 to 60, not {getattr(s, name)}")

@@ -33,6 +33,7 @@ from mall.devtools.demo.organizations import (
     make_organizations,
 )
 from mall.devtools.demo.pricewatch import make_price_alerts
+from mall.devtools.demo.sanctions import make_sanctions
 from mall.devtools.demo.supervision import make_cases
 
 __all__ = ["DEMO_MARKER", "DEMO_PASSWORD", "demo_accounts", "demo_loaded", "is_seeded", "seed_demo"]
@@ -73,6 +74,7 @@ async def seed_demo(
     # Price monitoring first: its market statistics are what the "price above the market" rule reads.
     made["price_alerts"] = (await make_price_alerts(db, settings, principals)).get("opened", 0)
     made["cases"] = sum((await make_cases(db, settings, principals)).values())
+    made |= await make_sanctions(db, settings, principals)
     async with db.write() as tx:
         audit.record(tx, None, DEMO_MARKER, target_kind="system", detail=f"seed={seed} history={history}")
     return {"organizations": len(ORGS), "listings": len(listings), **made}

@@ -1,12 +1,13 @@
-"""Sanctions (kept: the record of a decision against a supplier is never deleted; like an oversight
-case, rewritten only when the data key is rotated)."""
+"""Violation reports and sanctions (both kept: the record of a decision against a supplier is never
+deleted; like an oversight case, rewritten only when the data key is rotated)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mall.core.db import Base, IdMixin, UTCDateTime
@@ -39,6 +40,46 @@ class AppealStatus(Labeled):
     OVERTURNED = "overturned", "申诉成立，撤销处理"
 
 
+class ReportStatus(Labeled):
+    SUBMITTED = "submitted", "待处理"
+    UPHELD = "upheld", "查证属实"
+    DISMISSED = "dismissed", "不予支持"
+
+
+class ReportReason(Labeled):
+    NOT_DELIVERED = "not_delivered", "低价成交后不履约或拒不供货"
+    WITHDREW = "withdrew", "成交后放弃成交或拒绝签约"
+    QUALITY = "quality", "以次充好、货不对板"
+    FALSE_INFO = "false_info", "提供虚假材料或信息"
+    COLLUSION = "collusion", "串通报价"
+    OTHER = "other", "其他违规行为"
+
+
+class ViolationReport(IdMixin, Base):
+    """A buyer's report against a supplier, with evidence files, decided by the center by a deadline
+    counted in working days."""
+
+    __tablename__ = "violation_reports"
+    __table_args__ = (Index("ix_violation_reports_status_due", "status", "decide_due_at"),)
+
+    report_no: Mapped[str] = mapped_column(String(24), unique=True)
+    reporter_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    reporter_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    supplier_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id"))
+    reason: Mapped[str] = mapped_column(String(20))
+    description: Mapped[str] = mapped_column(EncryptedText)
+    # [{"name": file name, "key": file store key, "size": bytes, "sha256": hex, "type": MIME}]
+    evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(12), default=ReportStatus.SUBMITTED)
+    filed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    decide_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    decision_reason: Mapped[str] = mapped_column(EncryptedText, default="")
+    sanction_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sanctions.id"))
+
+
 class Sanction(IdMixin, Base):
     """One sanction against one supplier. In force from `starts_at` until `ends_at` (None: a ban, or
     an emergency suspension not yet confirmed or lifted), unless lifted or converted."""
@@ -54,6 +95,7 @@ class Sanction(IdMixin, Base):
     reason: Mapped[str] = mapped_column(String(2000))  # public: it is the 不良行为记录
     basis: Mapped[str] = mapped_column(String(300), default="")  # the rule it applies
     case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("oversight_cases.id"))
+    report_id: Mapped[uuid.UUID | None] = mapped_column()  # the violation report it decided
     decided_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     decided_by_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)

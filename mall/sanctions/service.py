@@ -15,6 +15,7 @@ follows through the outbox."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -43,14 +44,14 @@ STATEMENT_MAX = fields.EXPLANATION_MAX
 REBUT_WORKING_DAYS = 1
 
 
-def _text(value: str, label: str, limit: int, field: str, *, required: bool = True) -> str:
+def text_of(value: str, label: str, limit: int, field: str, *, required: bool = True) -> str:
     out = fields.text(value, label, limit, multiline=True, field=field)
     if required and not out:
         raise InvalidInput(f"请填写{label}", code=f"{field}_required", field=field)
     return out
 
 
-async def _supplier(s: AsyncSession, org_id: uuid.UUID) -> Organization:
+async def supplier_of(s: AsyncSession, org_id: uuid.UUID) -> Organization:
     org = await s.get(Organization, org_id)
     if org is None or org.kind != OrgKind.SUPPLIER:
         raise NotFound("供应商不存在", code="supplier_not_found")
@@ -113,66 +114,98 @@ async def impose(
     case_id: uuid.UUID | None = None,
 ) -> Sanction:
     """The procurement center sanctions a supplier, with reasons. Effective at once."""
+    decision = checked(who, kind, months, reason, basis)
+    async with db.write() as tx:
+        return await impose_in(tx, settings, who, supplier_org_id, decision, case_id=case_id)
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: str
+    months: int
+    reason: str
+    basis: str
+
+
+def checked(who: Principal, kind: str, months: object, reason: str, basis: str) -> Decision:
+    """A sanction's terms as the center gave them, checked before any transaction."""
     if who.role != "center" or who.org_id is None or who.user_id is None:
         raise Forbidden("只有集中采购机构可以作出处理决定", code="forbidden")
     if kind not in {k.value for k in SanctionKind}:
         raise InvalidInput(
             "处理种类应为警告、暂停交易资格、紧急暂停或永久禁止", code="invalid_kind", field="kind"
         )
-    n = rules.months_of(kind, months)
-    why = _text(reason, "处理理由", REASON_MAX, "reason")
-    rule = _text(basis, "处理依据", BASIS_MAX, "basis", required=False)
+    return Decision(
+        kind,
+        rules.months_of(kind, months),
+        text_of(reason, "处理理由", REASON_MAX, "reason"),
+        text_of(basis, "处理依据", BASIS_MAX, "basis", required=False),
+    )
+
+
+async def impose_in(
+    tx: Tx,
+    settings: Settings,
+    who: Principal,
+    supplier_org_id: uuid.UUID,
+    d: Decision,
+    *,
+    case_id: uuid.UUID | None = None,
+    report_id: uuid.UUID | None = None,
+) -> Sanction:
+    """`impose` in the caller's transaction (a report decided together with its sanction)."""
+    assert who.org_id is not None and who.user_id is not None
     now = clock.now()
     today = clock.local_date(now)
     cal = settings.work_calendar
-    async with db.write() as tx:
-        s = tx.session
-        org = await _supplier(s, supplier_org_id)
-        if case_id is not None:
-            case = await s.get(OversightCase, case_id)
-            if case is None or case.status != CaseStatus.ESCALATED or case.supplier_org_id != org.id:
-                raise InvalidInput(
-                    "所引监管事项须为已移送处理的、涉及该供应商的事项",
-                    code="case_not_escalated",
-                    field="case_id",
-                )
-        x = Sanction(
-            id=uuid.uuid4(),
-            sanction_no=new_number("CF"),
-            supplier_org_id=org.id,
-            kind=kind,
-            months=n,
-            status=SanctionStatus.IN_FORCE,
-            reason=why,
-            basis=rule,
-            case_id=case_id,
-            decided_by=who.user_id,
-            decided_by_org_id=who.org_id,
-            decided_at=now,
-            starts_at=now,
-            ends_at=rules.ends_at(kind, now, n),
-            appeal_due_at=end_of_day(cal.add_working_days(today, settings.sanction_appeal_working_days)),
-            rebut_due_at=(
-                end_of_day(cal.add_working_days(today, REBUT_WORKING_DAYS))
-                if kind == SanctionKind.EMERGENCY
-                else None
-            ),
-            appeal_status=AppealStatus.NONE,
-        )
-        s.add(x)
-        await s.flush()
-        label = SanctionKind(kind).label
-        term = f"{n} 个月" if n else ("永久" if kind == SanctionKind.BAN else "至复核决定")
-        _record(tx, who, "sanction_imposed", x, f"{org.name}：{label}（{term}）。{why}", {})
-        tail = "；可在 1 个工作日内提出陈述申辩" if kind == SanctionKind.EMERGENCY else ""
-        _notify(
-            s,
-            x,
-            f"处理决定：{label}（{term}）",
-            f"理由：{why}。可于 {clock.local_date(x.appeal_due_at).isoformat()} 前提出申诉{tail}。",
-        )
-        await _reindex_supplier(tx, org.id)
-        return x
+    s = tx.session
+    org = await supplier_of(s, supplier_org_id)
+    if case_id is not None:
+        case = await s.get(OversightCase, case_id)
+        if case is None or case.status != CaseStatus.ESCALATED or case.supplier_org_id != org.id:
+            raise InvalidInput(
+                "所引监管事项须为已移送处理的、涉及该供应商的事项",
+                code="case_not_escalated",
+                field="case_id",
+            )
+    x = Sanction(
+        id=uuid.uuid4(),
+        sanction_no=new_number("CF"),
+        supplier_org_id=org.id,
+        kind=d.kind,
+        months=d.months,
+        status=SanctionStatus.IN_FORCE,
+        reason=d.reason,
+        basis=d.basis,
+        case_id=case_id,
+        report_id=report_id,
+        decided_by=who.user_id,
+        decided_by_org_id=who.org_id,
+        decided_at=now,
+        starts_at=now,
+        ends_at=rules.ends_at(d.kind, now, d.months),
+        appeal_due_at=end_of_day(cal.add_working_days(today, settings.sanction_appeal_working_days)),
+        rebut_due_at=(
+            end_of_day(cal.add_working_days(today, REBUT_WORKING_DAYS))
+            if d.kind == SanctionKind.EMERGENCY
+            else None
+        ),
+        appeal_status=AppealStatus.NONE,
+    )
+    s.add(x)
+    await s.flush()
+    label = SanctionKind(d.kind).label
+    term = f"{d.months} 个月" if d.months else ("永久" if d.kind == SanctionKind.BAN else "至复核决定")
+    _record(tx, who, "sanction_imposed", x, f"{org.name}：{label}（{term}）。{d.reason}", {})
+    tail = "；可在 1 个工作日内提出陈述申辩" if d.kind == SanctionKind.EMERGENCY else ""
+    _notify(
+        s,
+        x,
+        f"处理决定：{label}（{term}）",
+        f"理由：{d.reason}。可于 {clock.local_date(x.appeal_due_at).isoformat()} 前提出申诉{tail}。",
+    )
+    await _reindex_supplier(tx, org.id)
+    return x
 
 
 async def _locked(s: AsyncSession, sanction_id: uuid.UUID) -> Sanction:
@@ -190,7 +223,7 @@ def _own(who: Principal, x: Sanction) -> None:
 @retried
 async def rebut(db: Database, who: Principal, sanction_id: uuid.UUID, statement: str) -> Sanction:
     """The supplier's rebuttal of an emergency suspension, once, within one working day."""
-    body = _text(statement, "陈述申辩", STATEMENT_MAX, "statement")
+    body = text_of(statement, "陈述申辩", STATEMENT_MAX, "statement")
     now = clock.now()
     async with db.write() as tx:
         x = await _locked(tx.session, sanction_id)
@@ -220,7 +253,7 @@ async def review_emergency(
         raise InvalidInput(
             "复核结论应为撤销（lift）或转为暂停（confirm）", code="invalid_decision", field="decision"
         )
-    why = _text(reason, "复核意见", REASON_MAX, "reason")
+    why = text_of(reason, "复核意见", REASON_MAX, "reason")
     n = rules.months_of(SanctionKind.SUSPENSION, months) if decision == "confirm" else 0
     now = clock.now()
     async with db.write() as tx:
@@ -244,7 +277,7 @@ async def review_emergency(
 @retried
 async def appeal(db: Database, who: Principal, sanction_id: uuid.UUID, statement: str) -> Sanction:
     """The supplier appeals, once, within the window; the regulator decides."""
-    body = _text(statement, "申诉理由", STATEMENT_MAX, "statement")
+    body = text_of(statement, "申诉理由", STATEMENT_MAX, "statement")
     now = clock.now()
     async with db.write() as tx:
         x = await _locked(tx.session, sanction_id)
@@ -273,7 +306,7 @@ async def decide_appeal(
         raise InvalidInput(
             "申诉结论应为维持（upheld）或撤销（overturned）", code="invalid_outcome", field="outcome"
         )
-    why = _text(reason, "申诉处理意见", REASON_MAX, "reason")
+    why = text_of(reason, "申诉处理意见", REASON_MAX, "reason")
     now = clock.now()
     async with db.write() as tx:
         x = await _locked(tx.session, sanction_id)

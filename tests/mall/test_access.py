@@ -268,6 +268,7 @@ async def _world_ids(client: Any, world: World) -> dict[str, str]:
         "alert_id": str(uuid.uuid4()),
         "case_id": str(uuid.uuid4()),
         "sanction_id": str(uuid.uuid4()),
+        "n": "1",  # the first evidence file of a violation report
     }
 
 

@@ -49,6 +49,18 @@ async def test_the_demo_feed_holds_every_mode_and_every_kind_it_can(
     assert overview.late_paid and overview.unfiled and overview.overdue_reviews and overview.unpaid
     assert overview.watch.low_offers and overview.watch.failed and overview.watch.decliners
 
+    # sanctions in force: a suspension (an upheld report) and a warning; a report waiting
+    from mall.sanctions import service as sanctions
+    from mall.sanctions.models import ReportStatus, ViolationReport
+
+    async with db.read() as s:
+        total, in_force = await sanctions.public_list(s)
+        waiting = (
+            await s.execute(select(ViolationReport).where(ViolationReport.status == ReportStatus.SUBMITTED))
+        ).scalars()
+        assert total == 2 and sorted(x.kind for x, _ in in_force) == ["suspension", "warning"]
+        assert len(list(waiting)) == 1
+
     # after-sales: a repair answered and resolved, an exchange waiting for the supplier's answer
     async with db.read() as s:
         statuses = sorted(

@@ -5,6 +5,7 @@ rebuttal of an emergency suspension, the appeal and its outcome, the end of a te
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -16,12 +17,12 @@ from sqlalchemy import select
 from bidding import offers
 from catalog import agreement_setup, designated
 from mall import cart, orders
-from mall.core import clock
+from mall.core import clock, files
 from mall.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from mall.core.models import Organization, OrgKind
 from mall.orders.models import Order, OrderStatus
-from mall.sanctions import rules, service, standing
-from mall.sanctions.models import AppealStatus, SanctionKind, SanctionStatus
+from mall.sanctions import reports, rules, service, standing
+from mall.sanctions.models import AppealStatus, ReportStatus, SanctionKind, SanctionStatus
 from search_index import sync
 from tests.factories import World, frozen_at, sign_both
 
@@ -249,3 +250,110 @@ async def test_a_term_ends_by_itself_and_the_tick_marks_it_and_the_list_follows(
     async with world.db.read() as s:
         got = await s.get(type(x), x.id)
         assert got is not None and got.status == SanctionStatus.EXPIRED
+
+
+PDF = b"%PDF-1.4\n% evidence\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+async def _report(world: World, evidence: list[tuple[str, bytes]] | None = None, **kw: Any) -> Any:
+    return await reports.file_report(
+        world.db,
+        world.settings,
+        files.store_for(world.settings, world.db),
+        kw.pop("who", world.who["buyer_a"]),
+        kw.pop("supplier", world.who["supplier_x"].org_id),
+        kw.pop("reason", "not_delivered"),
+        kw.pop("description", "中标后十日未供货，多次催告无果"),
+        [("合同.pdf", PDF), ("照片.png", PNG)] if evidence is None else evidence,
+        **kw,
+    )
+
+
+async def test_a_report_keeps_its_evidence_and_only_its_parties_and_overseers_read_it(world: World) -> None:
+    r = await _report(world)
+    assert r.status == ReportStatus.SUBMITTED and len(r.evidence) == 2
+    assert r.decide_due_at > r.filed_at
+    store = files.store_for(world.settings, world.db)
+    item, chunks = await reports.evidence_file(world.db, store, world.who["center"], r.id, 1)
+    got = b"".join([c async for c in chunks])
+    assert got == PDF and item["sha256"] == hashlib.sha256(PDF).hexdigest()
+    for reader in ("buyer_a", "supplier_x", "center", "regulator"):
+        async with world.db.read() as s:
+            assert (await reports.get_report(s, world.who[reader], r.id)).id == r.id
+    for outsider in ("buyer_b", "supplier_y"):
+        async with world.db.read() as s:
+            with pytest.raises(NotFound):
+                await reports.get_report(s, world.who[outsider], r.id)
+        with pytest.raises(NotFound):
+            await reports.evidence_file(world.db, store, world.who[outsider], r.id, 1)
+
+
+@pytest.mark.parametrize(
+    ("evidence", "code"),
+    [
+        ([("a.exe", b"MZ\x90\x00")], "evidence_type"),
+        ([("a.pdf", b"")], "evidence_empty"),
+        ([("a.pdf", b"%PDF-" + b"0" * reports.EVIDENCE_BYTES)], "evidence_too_large"),
+        ([(f"{n}.pdf", PDF) for n in range(reports.EVIDENCE_FILES + 1)], "too_many_files"),
+    ],
+    ids=["type", "empty", "size", "count"],
+)
+async def test_bad_evidence_is_refused_and_nothing_is_kept(world: World, evidence: Any, code: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        await _report(world, evidence)
+    assert refused.value.code == code
+    async with world.db.read() as s:
+        assert (await reports.list_reports(s, world.who["center"]))[0] == 0
+
+
+async def test_a_report_names_a_real_supplier_and_only_the_buyers_own_order(world: World) -> None:
+    with pytest.raises(Forbidden):
+        await _report(world, who=world.who["supplier_y"])
+    with pytest.raises(InvalidInput):
+        await _report(world, reason="gossip")
+    with pytest.raises(NotFound):
+        await _report(world, supplier=world.who["buyer_b"].org_id)
+    other = await orders.checkout(
+        world.db,
+        world.settings,
+        world.who["buyer_b"],
+        orders.CheckoutRequest(
+            budget_line_id=world.lines["b1"].id,
+            idempotency_key="sanction-other",
+            items=((world.listings["laptop"].id, "1"),),
+        ),
+    )
+    with pytest.raises(InvalidInput) as not_own:
+        await _report(world, order_id=other[0][0].id)
+    assert not_own.value.code == "invalid_order"
+    mine = await _order(world, "reported")
+    assert (await _report(world, order_id=mine.id)).order_id == mine.id
+
+
+async def test_the_center_upholds_a_report_with_a_sanction_or_dismisses_it_with_reasons(world: World) -> None:
+    r = await _report(world)
+    with pytest.raises(InvalidInput):  # upheld without a sanction
+        await reports.decide(world.db, world.settings, world.who["center"], r.id, "upheld", "属实")
+    with pytest.raises(Forbidden):
+        await reports.decide(world.db, world.settings, world.who["regulator"], r.id, "dismissed", "不属实")
+    terms = service.checked(world.who["center"], "suspension", 3, "拒不供货", "政府采购法第七十七条")
+    done = await reports.decide(
+        world.db, world.settings, world.who["center"], r.id, "upheld", "查证属实", terms
+    )
+    assert done.status == ReportStatus.UPHELD and done.sanction_id is not None
+    x = await _sanction_of(world)
+    assert x.id == done.sanction_id and x.report_id == r.id and x.months == 3
+    with pytest.raises(Conflict):
+        await reports.decide(world.db, world.settings, world.who["center"], r.id, "dismissed", "再次处理")
+    other = await _report(world, supplier=world.who["supplier_y"].org_id)
+    dismissed = await reports.decide(
+        world.db, world.settings, world.who["center"], other.id, "dismissed", "证据不足"
+    )
+    assert dismissed.status == ReportStatus.DISMISSED and dismissed.sanction_id is None
+
+
+async def test_a_report_past_its_deadline_shows_as_overdue(world: World) -> None:
+    r = await _report(world)
+    assert not reports.is_overdue(r)
+    assert reports.is_overdue(r, r.decide_due_at + timedelta(seconds=1))

@@ -82,6 +82,9 @@ FIXED = {
     # is crawled at /api/statistics and /api/oversight/statistics)
     ("/api/statistics/{chart:str}", "chart"): "savings.csv",
     ("/api/oversight/statistics/{chart:str}", "chart"): "savings.csv",
+    # a violation report's first evidence file (the report is an unknown id: report_id below)
+    ("/api/sanctions/reports/{report_id:uuid}/evidence/{n:int}", "n"): "1",
+    ("/sanctions/reports/{report_id:uuid}/evidence/{n:int}", "n"): "1",
 }
 # Query parameters by name; any other gets the inquiry's id (the value most likely to matter).
 QUERY_VALUES = {

@@ -240,6 +240,18 @@ BASES: dict[str, Base] = {
         },
         {},
     ),
+    "POST /api/sanctions/reports/{report_id}/decision": on(
+        "report_id",
+        "sanction",
+        {
+            "outcome": "upheld",
+            "reason": "查证属实",
+            "kind": "warning",
+            "months": 6,
+            "sanction_reason": "延迟供货",
+            "basis": "政府采购法第七十七条",
+        },
+    ),
     "POST /api/sanctions/{sanction_id}/rebuttal": on("sanction_id", "sanction", {"statement": "已补发"}),
     "POST /api/sanctions/{sanction_id}/review": on(
         "sanction_id", "sanction", {"decision": "lift", "reason": "申辩属实"}

@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from mall import accounts, orders
-from mall.core import auth, encryption, tokens
+from mall.core import auth, encryption, files, tokens
 from mall.core.credit_code import make
 from mall.core.db import Database
 from mall.core.encryption import DataKeyError, DataKeys
@@ -32,6 +32,7 @@ from mall.notify import prefs
 from mall.orders import claims
 from mall.orders.models import Order
 from mall.pricewatch import service as pricewatch
+from mall.sanctions import reports as sanction_reports
 from mall.sanctions import service as sanctions
 from mall.schema import metadata
 from mall.supervision import cases as supervision_cases
@@ -425,6 +426,16 @@ async def test_rotation_encrypts_everything_with_the_new_key_and_the_old_one_can
     )
     await sanctions.rebut(world.db, world.who["supplier_x"], emergency.id, "经办人王晓梅已补发")
     await sanctions.appeal(world.db, world.who["supplier_x"], emergency.id, "联系人王晓梅，电话见附件")
+    await sanction_reports.file_report(
+        world.db,
+        world.settings,
+        files.store_for(world.settings, world.db),
+        world.who["buyer_a"],
+        world.who["supplier_x"].org_id,
+        "other",
+        "经办人王晓梅多次催告未果",
+        [],
+    )
     new = encryption.new_key()
     url = settings.resolved_database_url
     rotating = Database(url, data_keys=DataKeys.parse(f"{new},{current_key}"))
@@ -448,6 +459,7 @@ async def test_rotation_encrypts_everything_with_the_new_key_and_the_old_one_can
             "oversight_cases",
             "oversight_case_events",
             "sanctions",
+            "violation_reports",
         }
         fulfilment = ("order_deliveries", "acceptance_reports", "acceptance_report_lines", "order_invoices")
         assert [(done[t].values > 0, done[t].rewritten == done[t].values) for t in fulfilment] == [
