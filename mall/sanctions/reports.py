@@ -13,6 +13,7 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +22,7 @@ from mall.core import audit, clock, fields, files
 from mall.core.auth import Principal
 from mall.core.db import Database, retried_if_rolled_back
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from mall.core.models import Organization
 from mall.core.settings import Settings
 from mall.core.steps import end_of_day
 from mall.orders.models import Order
@@ -57,7 +59,6 @@ def _visible(who: Principal) -> ColumnElement[bool]:
     raise Forbidden("无权查看违规举报", code="forbidden")
 
 
-@retried_if_rolled_back
 async def file_report(
     db: Database,
     settings: Settings,
@@ -69,8 +70,10 @@ async def file_report(
     evidence: list[tuple[str, bytes]],
     order_id: uuid.UUID | None = None,
 ) -> ViolationReport:
-    """A buyer reports a supplier. The evidence is checked whole before anything is stored; the files
-    are stored before the report commits (a report never names a file that is not there)."""
+    """A buyer reports a supplier. Everything is checked before anything is stored: the text, the
+    evidence whole, the supplier and the order. The files are stored before the report commits (a
+    report never names a file that is not there); a report that then fails to commit takes its
+    files away again, so a refusal leaves nothing behind."""
     if who.role != "buyer" or who.org_id is None or who.user_id is None:
         raise Forbidden("只有采购人可以举报供应商违规", code="forbidden")
     if reason not in ReportReason.labels():
@@ -90,33 +93,66 @@ async def file_report(
                 field="evidence",
             )
         checked_files.append((shown, content, *evidence_type(content)))
+    async with db.read() as s:
+        await _check_parties(s, who, supplier_org_id, order_id)
+    report_id = uuid.uuid4()
+    stored: list[dict[str, Any]] = []
+    try:
+        for n, (shown, content, mime, ext) in enumerate(checked_files, start=1):
+            key = f"evidence/{report_id}/{n}.{ext}"
+            size = await store.put(key, content, content_type=mime)
+            stored.append(
+                {
+                    "name": shown,
+                    "key": key,
+                    "size": size,
+                    "type": mime,
+                    "sha256": hashlib.sha256(content).hexdigest(),
+                }
+            )
+        return await db.retrying(
+            lambda: _insert(db, settings, who, report_id, supplier_org_id, order_id, reason, body, stored),
+            unseen_commit=False,
+        )
+    except BaseException:
+        async with db.read() as s:  # a commit that happened unseen keeps its files
+            committed = await s.get(ViolationReport, report_id) is not None
+        if not committed:
+            for item in stored:
+                await store.delete(str(item["key"]))
+        raise
+
+
+async def _check_parties(
+    s: AsyncSession, who: Principal, supplier_org_id: uuid.UUID, order_id: uuid.UUID | None
+) -> Organization:
+    supplier = await supplier_of(s, supplier_org_id)
+    if order_id is not None:
+        order = await s.get(Order, order_id)
+        if order is None or order.buyer_org_id != who.org_id or order.supplier_org_id != supplier.id:
+            raise InvalidInput("所引订单须为本单位向该供应商下的订单", code="invalid_order", field="order_id")
+    return supplier
+
+
+async def _insert(
+    db: Database,
+    settings: Settings,
+    who: Principal,
+    report_id: uuid.UUID,
+    supplier_org_id: uuid.UUID,
+    order_id: uuid.UUID | None,
+    reason: str,
+    body: str,
+    stored: list[dict[str, Any]],
+) -> ViolationReport:
+    assert who.org_id is not None and who.user_id is not None
     now = clock.now()
     due = end_of_day(
         settings.work_calendar.add_working_days(clock.local_date(now), settings.report_decision_working_days)
     )
-    report_id = uuid.uuid4()
-    stored = []
-    for n, (shown, content, mime, ext) in enumerate(checked_files, start=1):
-        key = f"evidence/{report_id}/{n}.{ext}"
-        size = await store.put(key, content, content_type=mime)
-        stored.append(
-            {
-                "name": shown,
-                "key": key,
-                "size": size,
-                "type": mime,
-                "sha256": hashlib.sha256(content).hexdigest(),
-            }
-        )
     async with db.write() as tx:
         s = tx.session
-        supplier = await supplier_of(s, supplier_org_id)
-        if order_id is not None:
-            order = await s.get(Order, order_id)
-            if order is None or order.buyer_org_id != who.org_id or order.supplier_org_id != supplier.id:
-                raise InvalidInput(
-                    "所引订单须为本单位向该供应商下的订单", code="invalid_order", field="order_id"
-                )
+        supplier = await _check_parties(s, who, supplier_org_id, order_id)
         report = ViolationReport(
             id=report_id,
             report_no=new_number("JB"),

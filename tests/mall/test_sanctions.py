@@ -357,3 +357,29 @@ async def test_a_report_past_its_deadline_shows_as_overdue(world: World) -> None
     r = await _report(world)
     assert not reports.is_overdue(r)
     assert reports.is_overdue(r, r.decide_due_at + timedelta(seconds=1))
+
+
+async def _evidence_keys(world: World) -> list[str]:
+    from mall.core.models import StoredFile
+
+    async with world.db.read() as s:
+        rows = await s.execute(select(StoredFile.key).where(StoredFile.key.like("evidence/%")))
+        return sorted(rows.scalars())
+
+
+async def test_a_refused_report_leaves_no_evidence_file_behind(world: World, monkeypatch: Any) -> None:
+    mine = await _order(world, "kept")
+    with pytest.raises(InvalidInput):  # refused before anything is stored
+        await _report(world, order_id=uuid.uuid4())
+    assert await _evidence_keys(world) == []
+
+    async def lost(*args: Any, **kwargs: Any) -> Any:  # the insert fails after the files were stored
+        raise Conflict("模拟：写入失败", code="simulated")
+
+    monkeypatch.setattr(reports, "_insert", lost)
+    with pytest.raises(Conflict):
+        await _report(world, order_id=mine.id)
+    assert await _evidence_keys(world) == []
+    monkeypatch.undo()
+    kept = await _report(world, order_id=mine.id)
+    assert await _evidence_keys(world) == sorted(str(e["key"]) for e in kept.evidence)
