@@ -1556,12 +1556,12 @@ class Soak:
                             # room lock: 503 room_busy).
                             await conn.execute(text("SET LOCAL lock_timeout = '100ms'"))
                         return int((await conn.execute(text(sql))).rowcount or 0)
-                except DBAPIError as exc:
+                except (TimeoutError, DBAPIError, OSError) as exc:
+                    # a lock wait cut short, or the connection terminated by the PostgreSQL fault
                     if attempt == 149:
                         raise
-                    self.sh.notes.append(
-                        f"migration drill: retried {sql.split()[0]}: {type(exc.orig).__name__}"
-                    )
+                    why = type(getattr(exc, "orig", None) or exc).__name__
+                    self.sh.notes.append(f"migration drill: retried {sql.split()[0]}: {why}")
                     await asyncio.sleep(0.2)
             return 0
 
@@ -1942,7 +1942,12 @@ async def soak_main(top: Topology, args: argparse.Namespace) -> dict[str, Any]:
         checks["procedures"] = check_procedures(db["procedures"], feed)
         checks["exports"] = {"ok": bool(sh.exports) and all(e["ok"] for e in sh.exports), "jobs": sh.exports}
     checks["ledger_verify"] = ledger_verify(top.env("soak"))
-    checks["faults_survived"] = {"ok": all(f.ok for f in sh.faults), "faults": len(sh.faults)}
+    checks["faults_survived"] = {
+        "ok": all(f.ok for f in sh.faults),
+        "faults": len(sh.faults),
+        # the failed ones first: the check's evidence is cut short on CI's last line
+        "failed": [f"{f.kind} {f.target}: {f.detail}"[:300] for f in sh.faults if not f.ok],
+    }
     if deals:  # the one worker kill must have happened (unless --no-faults)
         planned = 0 if args.no_faults else 1
         checks["faults_survived"]["planned"] = planned

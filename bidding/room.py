@@ -53,8 +53,16 @@ log = logging.getLogger("mall.rooms")
 
 LOCK_TTL_MS = 3000
 LOCK_WAIT_SECONDS = 10.0
+# A holder that is alive renews its lock every third of its lifetime: a bid that waits for the
+# database (SQLite's one writer, a migration's lock) keeps the room instead of losing it to the next
+# bidder and failing on its fence. A holder that stalls (a frozen process) stops renewing; its lock
+# then expires and the fence keeps it from committing later.
+LOCK_RENEW_SECONDS = LOCK_TTL_MS / 3000
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
+"""
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end
 """
 
 
@@ -106,11 +114,27 @@ async def room_lock(redis: Any, prefix: str, procedure_id: uuid.UUID) -> AsyncIt
             raise RoomBusy(str(procedure_id))
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.005)
+    renewing = asyncio.create_task(_renew(redis, lock_key, owner))
     try:
         token = int(await redis.incr(fence_key))
         yield token
     finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
         await redis.eval(_RELEASE, 1, lock_key, owner)
+
+
+async def _renew(redis: Any, lock_key: str, owner: str) -> None:
+    """Extend the lock while its holder runs; stop when it is no longer ours (or Redis is gone: the
+    fence still protects the room)."""
+    try:
+        while True:
+            await asyncio.sleep(LOCK_RENEW_SECONDS)
+            if not await redis.eval(_RENEW, 1, lock_key, owner, str(LOCK_TTL_MS)):
+                return
+    except (RedisError, OSError):
+        return
 
 
 async def snapshot(session: Any, p: Procedure, viewer_org_id: uuid.UUID | None) -> dict[str, Any]:
@@ -358,13 +382,13 @@ async def _room_bid_locked(
     app: Any, db: Any, who: Any, procedure_id: uuid.UUID, amount: str, prefix: str, limit: int | None
 ) -> offers.BidResult:
     try:
-        for attempt in range(2):
+        for attempt in range(3):
             try:
                 async with room_lock(app.state.room_redis, prefix, procedure_id) as token:
                     result = await offers.bid(db, who, procedure_id, amount, fence=token, max_refusals=limit)
                 break
             except offers.StaleFence as stale:
-                if attempt:
+                if attempt == 2:
                     raise Unavailable("竞价室繁忙，请稍后重试", code="room_busy") from None
                 await raise_fence(app.state.room_redis, prefix, procedure_id, stale.current)
     except RoomBusy:

@@ -83,6 +83,29 @@ async def test_a_holder_whose_lock_expired_cannot_commit_over_a_newer_one(
     assert await accepted(world, p.id) == 1
 
 
+async def test_a_holder_that_waits_on_the_database_keeps_its_lock(
+    world: World, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bid held up by the database (SQLite's one writer) renews its lock: the next bidder waits for
+    it instead of taking the room and making the first one fail on its fence (503 room_busy)."""
+    monkeypatch.setattr(room, "LOCK_TTL_MS", 300)
+    monkeypatch.setattr(room, "LOCK_RENEW_SECONDS", 0.1)
+    p, _ = await auction(world, 1)
+    r = aioredis.Redis.from_url(settings.resolved_redis_url)
+    prefix = f"mall:{settings.queue_name}"
+    lock_key = room._keys(prefix, p.id)[0]
+    try:
+        async with room.room_lock(r, prefix, p.id) as token:
+            await asyncio.sleep(1.0)  # more than three lifetimes of the lock
+            assert await r.pttl(lock_key) > 0, "the lock expired while its holder was still running"
+            # another bidder cannot take it meanwhile
+            assert not await r.set(lock_key, "someone-else", nx=True, px=300)
+        assert token >= 1
+        assert await r.exists(lock_key) == 0, "the lock outlived its holder"
+    finally:
+        await r.aclose()
+
+
 async def test_a_redis_restart_mid_auction_loses_nothing(
     world: World, settings: Settings, tmp_path: Path
 ) -> None:

@@ -81,12 +81,15 @@ async def test_a_report_leads_to_a_suspension_that_binds_search_and_bids(
         decided = await s.get(ViolationReport, report.id)
     assert decided is not None and decided.status == ReportStatus.UPHELD and decided.sanction_id
 
-    # the listing leaves the search within seconds
+    # the listing leaves the search (through the outbox and a worker: a deadline for a loaded machine,
+    # not a speed check)
     started = time.monotonic()
     await buyer.goto(f"{server}/goods?q=商品laptop")
     while await buyer.locator(f"#results a[href='/goods/{laptop.id}']").count():
-        assert time.monotonic() - started < 10, "a suspended supplier's listing stayed in the search"
+        assert time.monotonic() - started < 60, "a suspended supplier's listing stayed in the search"
+        await buyer.wait_for_timeout(300)
         await buyer.goto(f"{server}/goods?q=商品laptop")
+    print(f"the listing left the search after {time.monotonic() - started:.1f} s")
     await shot(buyer, "sanction-search-gone")
 
     # its bid is refused, and the refusal names the decision
