@@ -31,6 +31,7 @@ from mall.core.auth import Principal
 from mall.core.db import Database, retried
 from mall.core.errors import Conflict, InvalidInput, NotFound
 from mall.core.money import MoneyError, money, round_money
+from mall.credit import record as credit
 from mall.ledger import disclosure
 from mall.orders.models import Order
 from mall.sanctions import standing
@@ -220,6 +221,16 @@ async def decline_award(
                 return p
         elif who is None or p.awarded_supplier_id != who.org_id:
             raise Conflict("贵单位没有待确认的成交", code="no_award")
+        assert p.awarded_supplier_id is not None
+        await credit.record(
+            tx.session,
+            p.awarded_supplier_id,
+            "award_lapsed" if lapsed else "award_declined",
+            source_kind="procedure",
+            source_id=p.id,
+            ref=p.number,
+            at=now,
+        )
         p.passed_over = [*p.passed_over, str(p.awarded_supplier_id)]
         result = await outcome(tx, p)
         nxt = rules.pass_on(result.ranked, set(p.passed_over))

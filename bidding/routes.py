@@ -43,6 +43,7 @@ class OfferOut(msgspec.Struct):
     status: str
     mine: bool
     flags: list[str] = []  # abnormally-low triggers, after opening
+    credit: str = ""  # the supplier's credit score (mall.credit), for the buyer and overseers, after opening
 
 
 class ProcedureOut(msgspec.Struct):
@@ -109,7 +110,9 @@ class ConfirmOut(msgspec.Struct):
 def _offers(shown: list[Any] | None) -> list[OfferOut] | None:
     if shown is None:
         return None
-    return [OfferOut(v.label, v.amount, rfc3339(v.at), v.status, v.mine, list(v.flags)) for v in shown]
+    return [
+        OfferOut(v.label, v.amount, rfc3339(v.at), v.status, v.mine, list(v.flags), v.credit) for v in shown
+    ]
 
 
 @retried  # a read: safe to run again (the write before it has committed)

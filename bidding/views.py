@@ -32,6 +32,8 @@ from mall.core import clock
 from mall.core.auth import Principal
 from mall.core.db import Database
 from mall.core.errors import InvalidInput, NotFound
+from mall.credit.models import SupplierCredit
+from mall.credit.record import scores_for
 
 
 def quotes_of(offers: list[Offer]) -> list[rules.Quote]:
@@ -250,6 +252,14 @@ class OfferView:
     status: str
     mine: bool
     flags: tuple[str, ...] = ()  # abnormally-low triggers (财库〔2026〕2号), for the buyer's review
+    credit: str = ""  # the supplier's credit score and grade (mall.credit), for the buyer and overseers
+
+
+CREDIT_READERS = ("buyer", "center", "regulator")  # who sees each offer's supplier credit, once opened
+
+
+def _credit(c: SupplierCredit | None) -> str:
+    return "" if c is None else c.label
 
 
 OWN = "本单位"  # how a supplier's own offers are labelled while no anonymous label may be shown
@@ -280,6 +290,11 @@ async def view_for(db: Database, who: Principal | None, procedure_id: uuid.UUID)
                     await s.execute(select(Participant).where(Participant.procedure_id == p.id))
                 ).scalars()
             }
+        credits = (
+            await scores_for(s, (o.supplier_org_id for o in offers))
+            if who is not None and who.role in CREDIT_READERS
+            else {}
+        )
     now = clock.now()
     sealed = p.status in (ProcedureStatus.PUBLISHED, ProcedureStatus.OPEN) and now < p.ends_at
     out: dict[str, Any] = {"status": shown_status(p, now), "ends_at": p.ends_at, "sealed": sealed}
@@ -316,6 +331,7 @@ async def view_for(db: Database, who: Principal | None, procedure_id: uuid.UUID)
                 OfferStatus.ACCEPTED,
                 org_id is not None and o.supplier == str(org_id),
                 tuple(flagged.get(o.supplier, ())) if who is not None else (),
+                _credit(credits.get(uuid.UUID(o.supplier))),
             )
             for o in ordered
         ]

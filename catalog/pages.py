@@ -33,6 +33,7 @@ from mall.core import clock, files
 from mall.core.errors import DomainError, InvalidInput, NotFound
 from mall.core.fields import CategoryCodeText, Choice
 from mall.core.guards import PUBLIC, allow
+from mall.credit.record import scores_for as credit_scores
 from mall.pricewatch import stats as pricewatch_stats
 from mall.web import forms
 from mall.web.deps import DB, Config, UserCall, Viewer
@@ -133,6 +134,7 @@ class GoodsPages(Controller):
                 else {}
             )
             supplier_names = await catalog_search.supplier_names(s, list(result.facets.get("supplier", {})))
+            credits = await credit_scores(s, (x.supplier_org_id for x in fresh.values()))
         # the index follows the catalogue within a moment; a listing taken off sale meanwhile is not shown
         cards = [
             (h, fresh[uuid.UUID(h.id)])
@@ -183,6 +185,7 @@ class GoodsPages(Controller):
             supplier_label=supplier_names.get(query.supplier, "") if query.supplier else "",
             band_facet=band_facet,
             band_ranges=catalog_search.PRICE_BAND_RANGES,
+            credits=credits,
             category_label=categories.name_of(query.category),
         )
 
@@ -212,6 +215,7 @@ class GoodsPages(Controller):
             favourite = listing.id in await shopping.favourite_ids(s, viewer, [listing.id])
             # The mall's own deal prices of this brand and model (mall.pricewatch.stats)
             market = await pricewatch_stats.market_for(s, listing.brand_key, listing.model_key)
+            credits = await credit_scores(s, [listing.supplier_org_id, *(o.supplier_org_id for o in offers)])
         others = [x for x in same_category if x.id != listing.id and x.model_key != listing.model_key][:5]
         return render(
             request,
@@ -227,6 +231,7 @@ class GoodsPages(Controller):
             images=images,
             favourite=favourite,
             market=market,
+            credits=credits,
         )
 
     @post("/{listing_id:uuid}/moderation", opt=REVIEWERS)

@@ -17,6 +17,7 @@ from catalog.structs import ListingOut
 from mall.core import files
 from mall.core.errors import InvalidInput, NotFound
 from mall.core.guards import PUBLIC, allow
+from mall.credit.record import scores_for as credit_scores
 from mall.pricewatch import stats as pricewatch_stats
 from mall.web.deps import DB, Config, UserCall, Viewer
 from mall.web.helpers import AnyRequest, Form, flash
@@ -274,6 +275,7 @@ class ShoppingPages(Controller):
             images = await shopping.images_of(s, [x.id for x in rows])
             sheets = await shopping.sheets_of(s, call.me, limit=10)
             markets = await pricewatch_stats.markets_for(s, [(x.brand_key, x.model_key) for x in rows])
+            credits = await credit_scores(s, (x.supplier_org_id for x in rows))
         lowest = min((x.price for x in rows), default=None)
         return call.render(
             "compare.html",
@@ -283,6 +285,7 @@ class ShoppingPages(Controller):
             lowest=lowest,
             limit=shopping.COMPARE_MAX,
             markets=markets,
+            credits=credits,
         )
 
     @post("/compare/sheet", opt=BUYERS)

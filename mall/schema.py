@@ -12,6 +12,7 @@ import mall.budgets.models
 import mall.cart.models
 import mall.contracts.models
 import mall.core.models
+import mall.credit.models
 import mall.ledger.models
 import mall.notices.models
 import mall.notify.models
@@ -33,6 +34,7 @@ MODULES = (
     mall.pricewatch.models,
     mall.supervision.models,
     mall.sanctions.models,
+    mall.credit.models,
     catalog.models,
     bidding.models,
 )

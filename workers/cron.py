@@ -59,6 +59,8 @@ class Cron:
                     queues.enqueue_unless_busy("workers.jobs.expire_agreements", "expire-agreements")
                     # and sanctions whose term is over (mall.sanctions)
                     queues.enqueue_unless_busy("workers.jobs.expire_sanctions", "expire-sanctions")
+                    # late deliveries and every supplier's credit score (mall.credit)
+                    queues.enqueue_unless_busy("workers.jobs.refresh_credit", "refresh-credit")
                     queues.enqueue_unless_busy("workers.jobs.prune", "prune")
                     # payments falling due and the daily digests (mall.notify)
                     queues.enqueue_unless_busy("workers.jobs.notify_periodic", "notify-periodic")

@@ -13,6 +13,7 @@ from mall.core import files, partitions
 from mall.core.db import Database
 from mall.core.errors import Conflict
 from mall.core.settings import Settings
+from mall.credit import service as credit
 from mall.ledger import disclosure, exports, push, witness
 from mall.notify import deliver as notify_delivery
 from mall.notify import mail as notify_mail
@@ -160,6 +161,17 @@ def expire_agreements() -> int:
 
     async def go(db: Database, s: Settings) -> int:
         return len(await agreements.expire_due(db))
+
+    return runtime.run(go)
+
+
+def refresh_credit() -> int:
+    """Late deliveries found by time alone become credit events; then every supplier's score is
+    computed again (mall.credit). Idempotent: a fact is recorded once."""
+
+    async def go(db: Database, s: Settings) -> int:
+        await credit.scan_late_deliveries(db, s)
+        return await credit.refresh(db)
 
     return runtime.run(go)
 

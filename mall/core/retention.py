@@ -65,10 +65,11 @@ KEPT = (
     "oversight_case_events",
     "sanctions",
     "violation_reports",
+    "credit_events",
 )
 # Never changed either: each row is hashed into the next (the logs), or published as it stands
-# (notices: a correction is a new notice).
-APPEND_ONLY = ("disclosure_records", "audit_log", "notices")
+# (notices: a correction is a new notice; a credit event: the fact behind a score, as it happened).
+APPEND_ONLY = ("disclosure_records", "audit_log", "notices", "credit_events")
 
 PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION mall_retention_guard() RETURNS trigger LANGUAGE plpgsql AS $$

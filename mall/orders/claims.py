@@ -22,6 +22,7 @@ from mall.core.db import Database, retried
 from mall.core.errors import Conflict, InvalidInput, NotFound
 from mall.core.settings import Settings
 from mall.core.steps import NextStep, end_of_day
+from mall.credit import record as credit
 from mall.orders.events import record_event
 from mall.orders.lifecycle import changing
 from mall.orders.models import (
@@ -125,6 +126,15 @@ async def open_claim(
             answer_due_at=due,
         )
         tx.session.add(claim)
+        await credit.record(
+            tx.session,
+            order.supplier_org_id,
+            "after_sales_claim",
+            source_kind="claim",
+            source_id=claim.id,
+            ref=order.order_no,
+            at=now,
+        )
         line = f"第 {line_no} 行" if line_no is not None else "整单"
         record_event(tx.session, order, who, "claim_opened", f"{claim_kind.label}（{line}）：{why}")
     return claim

@@ -27,6 +27,7 @@ from mall.core.db import Database, Tx, retried
 from mall.core.errors import Conflict, Forbidden, InvalidInput, RuleViolation
 from mall.core.fields import text
 from mall.core.money import money_str, round_money
+from mall.credit import record as credit
 from mall.ledger import disclosure
 from mall.orders.events import deal_payload, record_event, supplier_of_record
 from mall.orders.models import ORDER_STATUS_LABELS, Order, OrderStatus
@@ -166,6 +167,7 @@ async def decline(db: Database, who: Principal, order_id: uuid.UUID, reason: str
     reason = _reason(reason)
     async with changing(db, who, order_id, "supplier", S.PLACED) as (tx, order):
         await _cancel(tx, order, who, f"供应商拒绝接单：{reason}", publish=False)
+        await _credit(tx, order, "order_declined")
     return order
 
 
@@ -205,7 +207,10 @@ async def answer_cancel(db: Database, who: Principal, order_id: uuid.UUID, agree
             raise Forbidden("取消申请须由对方处理", code="other_party_must_answer")
         if agree:
             reason = f"双方协商取消：{order.cancel_request_reason}"
+            asked_by = order.cancel_requested_by
             await _cancel(tx, order, who, reason, publish=True)
+            if asked_by == "supplier":
+                await _credit(tx, order, "supplier_cancelled")
         else:
             record_event(tx.session, order, who, "cancel_refused", "不同意取消")
             order.cancel_requested_by = None
@@ -318,8 +323,22 @@ async def cancel_overdue(db: Database, limit: int = 200) -> int:
                 continue
             days = (order.confirm_due_at - order.placed_at).days
             await _cancel(tx, order, None, f"供应商超过{days}天未确认，系统自动取消", publish=False)
+            await _credit(tx, order, "confirm_lapsed")
             cancelled += 1
     return cancelled
+
+
+async def _credit(tx: Tx, order: Order, kind: str) -> None:
+    """A credit event against the order's supplier (mall.credit), in this transaction."""
+    await credit.record(
+        tx.session,
+        order.supplier_org_id,
+        kind,
+        source_kind="order",
+        source_id=order.id,
+        ref=order.order_no,
+        at=order.cancelled_at or clock.now(),
+    )
 
 
 def _reason(reason: str) -> str:

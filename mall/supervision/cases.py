@@ -22,6 +22,7 @@ from mall.core.auth import Principal
 from mall.core.db import Database, retried
 from mall.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mall.core.regions import in_scope, org_region, scope_prefix
+from mall.credit import record as credit
 from mall.supervision.models import CLOSED_STATUSES, CaseEvent, CaseStatus, OversightCase
 from mall.supervision.rules import RULE_NAMES
 
@@ -213,6 +214,21 @@ async def decide(db: Database, who: Principal, case_id: uuid.UUID, decision: str
         case.decided_at = now
         case.decided_by = who.user_id
         case.decision_note = text
+        if (
+            status == CaseStatus.VIOLATION
+            and case.supplier_org_id
+            and case.party_org_id == case.supplier_org_id
+        ):
+            # a supplier's own violation counts against its credit (mall.credit)
+            await credit.record(
+                s,
+                case.supplier_org_id,
+                "violation_case",
+                source_kind="case",
+                source_id=case.id,
+                ref=case.case_no,
+                at=now,
+            )
         s.add(
             CaseEvent(
                 id=uuid.uuid4(),

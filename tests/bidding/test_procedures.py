@@ -417,6 +417,18 @@ async def test_declines_and_lapses_pass_the_award_on_then_fail(world: World, fro
     assert record["order_no"] == p.number and record["reason"] == p3.result_note
     assert record["lines"][0]["unit_price"] is None and record["lines"][0]["item_name"] == "台式计算机"
     assert len(record["quotes"]) == 3
+    # each decline and the lapse count against its supplier's credit, once (mall.credit)
+    from mall.credit.models import CreditEvent
+
+    async with world.db.read() as s:
+        events = {
+            (e.supplier_org_id, e.kind, e.ref) for e in (await s.execute(select(CreditEvent))).scalars()
+        }
+    assert events == {
+        (xs[1].org_id, "award_declined", p.number),
+        (xs[2].org_id, "award_lapsed", p.number),
+        (xs[0].org_id, "award_declined", p.number),
+    }
 
 
 async def test_a_failed_inquiry_publishes_a_failure_notice(world: World, frozen: datetime) -> None:
