@@ -7,7 +7,7 @@ dates and publication times spread over the past weeks as they would have happen
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +16,7 @@ from mall.core import audit, clock
 from mall.core.db import Database
 from mall.core.models import AuditEntry, Organization
 from mall.core.settings import Settings
+from mall.credit import service as credit
 from mall.devtools.demo.history import (
     make_agreement_and_service_deals,
     make_agreements_and_services,
@@ -75,6 +76,11 @@ async def seed_demo(
     made["price_alerts"] = (await make_price_alerts(db, settings, principals)).get("opened", 0)
     made["cases"] = sum((await make_cases(db, settings, principals)).values())
     made |= await make_sanctions(db, settings, principals)
+    # Credit: late deliveries in the history, then every supplier's score (as the periodic job does).
+    made["late_deliveries"] = await credit.scan_late_deliveries(
+        db, settings, since=datetime(2000, 1, 1, tzinfo=UTC)
+    )
+    made["credit_scores"] = await credit.refresh(db)
     async with db.write() as tx:
         audit.record(tx, None, DEMO_MARKER, target_kind="system", detail=f"seed={seed} history={history}")
     return {"organizations": len(ORGS), "listings": len(listings), **made}

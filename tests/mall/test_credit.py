@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -224,3 +225,42 @@ async def test_a_credit_event_is_never_deleted_nor_changed(world: World) -> None
             async with world.db.write() as tx:
                 await tx.session.execute(stmt)
     assert len(await _events(world)) == 1
+
+
+async def test_the_api_and_pages_show_the_score_to_whom_it_concerns(client: Any, world: World) -> None:
+    from tests.mall.test_pages import HTML, assert_page, login_ok
+    from tests.security.login_helpers import assert_problem
+
+    x = world.who["supplier_x"]
+    await orders.decline(world.db, x, await _placed(world), "库存不足，无法供货")
+    await service.refresh(world.db)
+    url = f"/api/credit/suppliers/{x.org_id}"
+    r = await client.get(url, headers=world.h("supplier_x"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["score"], body["grade"], body["version"]) == (78, "B", rules.VERSION)
+    assert body["deductions"] == {"order_declined": 2} and body["lines"][0]["label"] == "拒绝接单"
+    assert (await client.get(url, headers=world.h("regulator"))).status_code == 200
+    assert_problem(await client.get(url, headers=world.h("supplier_y")), 404, "credit_not_found")
+    assert_problem(await client.get(url, headers=world.h("buyer_a")), 403, "forbidden")
+    assert (await client.get(url)).status_code == 401
+    r = await client.get("/api/credit/ranking?order=asc", headers=world.h("center"))
+    assert r.status_code == 200 and r.json()["items"][0]["supplier_name"] == "甲供应商有限公司"
+    assert_problem(
+        await client.get("/api/credit/ranking?order=up", headers=world.h("center")), 400, "invalid_order"
+    )
+    assert_problem(await client.get("/api/credit/ranking", headers=world.h("supplier_x")), 403, "forbidden")
+
+    # the buyer sees the score on the listing, in the search and in the comparison
+    await login_ok(client, "buyer_a")
+    laptop = world.listings["laptop"]
+    page = assert_page(await client.get(f"/goods/{laptop.id}", headers=HTML))
+    assert "信用 78（良好）" in page
+    client.cookies.clear()
+    await login_ok(client, "supplier_x")
+    page = assert_page(await client.get(f"/credit/suppliers/{x.org_id}", headers=HTML))
+    assert "拒绝接单" in page and 'id="credit-value">78<' in page
+    client.cookies.clear()
+    await login_ok(client, "regulator")
+    page = assert_page(await client.get("/credit/ranking", headers=HTML))
+    assert "甲供应商有限公司" in page and "78" in page

@@ -61,6 +61,16 @@ async def test_the_demo_feed_holds_every_mode_and_every_kind_it_can(
         assert total == 2 and sorted(x.kind for x, _ in in_force) == ["suspension", "warning"]
         assert len(list(waiting)) == 1
 
+    # credit: every supplier scored; the history's declines, lapses and claims count against some
+    from mall.credit.models import CreditEvent, SupplierCredit
+
+    async with db.read() as s:
+        scored = list((await s.execute(select(SupplierCredit))).scalars())
+        kinds = Counter(e.kind for e in (await s.execute(select(CreditEvent))).scalars())
+    assert made["credit_scores"] == len(scored) >= 8
+    assert kinds["after_sales_claim"] == 2 and sum(kinds.values()) > 2, kinds
+    assert len({c.score for c in scored}) > 1  # the scores tell suppliers apart
+
     # after-sales: a repair answered and resolved, an exchange waiting for the supplier's answer
     async with db.read() as s:
         statuses = sorted(
