@@ -21,6 +21,8 @@ from mall.core.encryption import DataKeys
 from mall.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from mall.core.fields import Address, Choice, CreditCodeText, Name, Phone, RegionCode
 from mall.core.models import ADMIN_ROLE_LABELS, Organization, OrgKind, User
+from mall.credit import checks as credit_checks
+from mall.credit.checks import Checker
 
 USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{2,63}$")
 
@@ -42,7 +44,12 @@ class OrganizationCreate(msgspec.Struct, forbid_unknown_fields=True):
 OrgDraft = OrganizationCreate  # the name the demo tools build it by
 
 
-async def register_org(db: Database, who: Principal | None, draft: OrganizationCreate) -> Organization:
+async def register_org(
+    db: Database, who: Principal | None, draft: OrganizationCreate, *, checker: Checker | None = None
+) -> Organization:
+    """A new organization. A supplier is checked first (mall.credit.checks): against the blacklist,
+    and by `checker` (the national service, where configured); a listed one is refused (422
+    `supplier_blacklisted`) and the refused check is kept."""
     name = fields.text(draft.name, "单位名称", fields.NAME_MAX, field="name")
     code = fields.text(draft.credit_code, "统一社会信用代码", fields.CREDIT_CODE_LENGTH, field="credit_code")
     code = code.upper()
@@ -68,6 +75,7 @@ async def register_org(db: Database, who: Principal | None, draft: OrganizationC
         errors.append(misfit)
     if errors:
         raise InvalidInput("；".join(errors), code="organization_invalid")
+    outcomes = await _credit_checked(db, who, draft.kind, code, name, checker)
     async with db.write() as tx:
         if await tx.session.scalar(select(Organization.id).where(Organization.credit_code == code)):
             raise Conflict("该统一社会信用代码已登记", code="credit_code_taken")
@@ -83,6 +91,13 @@ async def register_org(db: Database, who: Principal | None, draft: OrganizationC
             created_at=clock.now(),
         )
         tx.session.add(org)
+        await tx.session.flush()
+        for outcome in outcomes:
+            tx.session.add(
+                credit_checks.check_row(
+                    org.id, code, name, "registration", outcome, who=who.user_id if who else None
+                )
+            )
         audit.record(
             tx,
             who,
@@ -93,6 +108,30 @@ async def register_org(db: Database, who: Principal | None, draft: OrganizationC
             after=_org_state(org),
         )
     return org
+
+
+async def _credit_checked(
+    db: Database, who: Principal | None, kind: str, code: str, name: str, checker: Checker | None
+) -> list[credit_checks.Outcome]:
+    """A supplier's checks before it is registered; a listed one is kept and refused."""
+    if kind != OrgKind.SUPPLIER:
+        return []
+    today = clock.local_date(clock.now())
+    async with db.read() as s:
+        outcomes = [await credit_checks.BlacklistChecker().check(s, code, today)]
+        if checker is not None:
+            outcomes.append(await checker.check(s, code, today))  # 503 if the service fails
+    listed = [o for o in outcomes if o.listed]
+    if listed:
+        async with db.write() as tx:
+            for o in outcomes:
+                tx.session.add(
+                    credit_checks.check_row(
+                        None, code, name, "registration", o, who=who.user_id if who else None
+                    )
+                )
+        raise credit_checks.refusal(name, [r for o in listed for r in o.records])
+    return outcomes
 
 
 def _org_state(org: Organization) -> dict[str, object]:

@@ -66,10 +66,13 @@ KEPT = (
     "sanctions",
     "violation_reports",
     "credit_events",
+    "credit_blacklist_imports",
+    "credit_blacklist",
+    "credit_checks",
 )
 # Never changed either: each row is hashed into the next (the logs), or published as it stands
 # (notices: a correction is a new notice; a credit event: the fact behind a score, as it happened).
-APPEND_ONLY = ("disclosure_records", "audit_log", "notices", "credit_events")
+APPEND_ONLY = ("disclosure_records", "audit_log", "notices", "credit_events", "credit_checks")
 
 PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION mall_retention_guard() RETURNS trigger LANGUAGE plpgsql AS $$

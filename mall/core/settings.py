@@ -65,6 +65,14 @@ class Settings:
     sanction_appeal_working_days: int = 15
     # A buyer's violation report is decided by the center within so many working days.
     report_decision_working_days: int = 10
+    # Credit checks of suppliers at registration and at each order (mall.credit.checks): "blacklist"
+    # reads the blacklist the administrator imports; "http" asks a national credit service as well
+    # (GET <url>?credit_code=…, bearer token, answering {"listed": bool, "records": [...]}) at
+    # registration; orders read its latest answer.
+    credit_checker: str = "blacklist"
+    credit_check_url: str = ""
+    credit_check_token: str = ""
+    credit_check_timeout_seconds: float = 5.0
     # The e-contract: who signs it ("local": the mall's own CA, tamper evidence; or "module:factory"
     # for a licensed signing service, mall.contracts.signing), the CJK TrueType font its PDF embeds
     # (empty: Debian's fonts-wqy-microhei where installed), the working days within which the
@@ -328,6 +336,12 @@ def settings_problems(s: Settings) -> list[str]:
     ):
         if not 1 <= getattr(s, name) <= 60:
             out.append(f"MALL_{name.upper()} must be 1 to 60, not {getattr(s, name)}")
+    if s.credit_checker not in ("blacklist", "http"):
+        out.append(f"MALL_CREDIT_CHECKER must be blacklist or http, not {s.credit_checker!r}")
+    if s.credit_checker == "http" and not s.credit_check_url.startswith(("https://", "http://")):
+        out.append("MALL_CREDIT_CHECKER=http needs MALL_CREDIT_CHECK_URL (https://…)")
+    if not 0 < s.credit_check_timeout_seconds <= 60:
+        out.append("MALL_CREDIT_CHECK_TIMEOUT_SECONDS must be above 0 and at most 60")
     if not 1 <= s.claim_answer_working_days <= 30:
         out.append(f"MALL_CLAIM_ANSWER_WORKING_DAYS must be 1 to 30, not {s.claim_answer_working_days}")
     if s.contract_signer not in ("", "local") and ":" not in s.contract_signer:

@@ -37,6 +37,7 @@ from mall.core.fields import ADDRESS_MAX, NOTE_MAX, text
 from mall.core.models import Organization, OrgStatus
 from mall.core.money import money_str, round_money
 from mall.core.settings import Settings
+from mall.credit import checks as credit_checks
 from mall.ledger import disclosure
 from mall.orders.events import record_event
 from mall.orders.models import Checkout, Order, OrderLine, OrderStatus
@@ -308,6 +309,7 @@ async def open_order(
     order.confirm_due_at = now + timedelta(days=settings.auto_cancel_days)
     order.lines.extend(d.line(n) for n, d in enumerate(drafts, start=1))
     s.add(order)
+    await credit_checks.at_order(s, supplier_id, order.order_no)  # 422 supplier_blacklisted
     await s.flush()
     await budgets.reserve(s, line.id, total, order.id)
     record_event(s, order, who, "placed", f"下单，金额 {total:,.2f} 元，占用预算 {line.project_code}")
@@ -350,6 +352,7 @@ async def open_confirmed_order(
     order.confirmed_at = at
     order.contract_no = new_number("HT")
     s.add(order)
+    await credit_checks.at_order(s, supplier_id, order.order_no)  # 422 supplier_blacklisted
     await s.flush()
     for n, d in enumerate(drafts, start=1):
         row = d.line(d.line_no if d.line_no is not None else n)

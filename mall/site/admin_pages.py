@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 from mall import accounts, budgets
 from mall.core import clock, fields, login_throttle, passwords, tokens
 from mall.core.models import ADMIN_ROLE_LABELS, ORG_KIND_LABELS, OrgKind
+from mall.credit import checks as credit_checks
 from mall.site.admin_routes import SECADMIN, SYSADMIN, add_budget_line, clear_throttle, create_user, viewed
 from mall.structs import BudgetLineCreate, UserCreate
 from mall.web import forms
@@ -91,7 +92,12 @@ class AdminPages(Controller):
     @post("/organizations")
     async def admin_register(self, call: UserCall, data: Form) -> Redirect:
         return await call.act(
-            lambda: accounts.register_org(call.db, call.me, forms.decode(accounts.OrganizationCreate, data)),
+            lambda: accounts.register_org(
+                call.db,
+                call.me,
+                forms.decode(accounts.OrganizationCreate, data),
+                checker=credit_checks.checker_for(call.settings),
+            ),
             lambda org: f"已登记：{org.name}（{org.credit_code}）",
             "/admin",
             keep=data,

@@ -17,6 +17,7 @@ from mall.core.clock import rfc3339
 from mall.core.db import Database
 from mall.core.guards import allow
 from mall.core.models import Organization, User
+from mall.credit import checks as credit_checks
 from mall.structs import (
     AdminUserOut,
     AnyTokenOut,
@@ -112,7 +113,11 @@ class AdminApi(Controller):
     async def register_organization(
         self, call: UserCall, data: JSONBody[accounts.OrganizationCreate]
     ) -> OrganizationOut:
-        return _org_out(await accounts.register_org(call.db, call.me, data))
+        return _org_out(
+            await accounts.register_org(
+                call.db, call.me, data, checker=credit_checks.checker_for(call.settings)
+            )
+        )
 
     @post("/organizations/{org_id:uuid}/users", opt=SYSADMIN, status_code=201, summary="为单位开设用户")
     async def create_user(
