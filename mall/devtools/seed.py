@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall.core import audit, clock
+from mall.core.credit_code import make
 from mall.core.db import Database
 from mall.core.models import AuditEntry, Organization
 from mall.core.settings import Settings
+from mall.credit import blacklist
 from mall.credit import service as credit
 from mall.devtools.demo.history import (
     make_agreement_and_service_deals,
@@ -52,6 +55,33 @@ async def demo_loaded(session: AsyncSession) -> bool:
     ) is not None
 
 
+# Two companies on a public blacklist (fictional codes, none of them registered): registering either
+# as a supplier is refused, with the check kept (try it on /admin).
+DEMO_BLACKLIST = (
+    ("郑州某某商贸有限公司", "重大税收违法失信主体", "2026-03-15"),
+    ("河南某某科技有限公司", "政府采购严重违法失信行为（提供虚假材料谋取中标、成交）", "2026-08-01"),
+)
+
+
+async def make_blacklist(db: Database, principals: dict[str, Any]) -> int:
+    rows = [
+        (make("9", "1", "410100", f"MA9D{n:04d}"), name, reason, listed)
+        for n, (name, reason, listed) in enumerate(DEMO_BLACKLIST, 1)
+    ]
+    body = "统一社会信用代码,名称,列入原因,列入日期,移出日期\n" + "".join(
+        f"{c},{n},{r},{d},\n" for c, n, r, d in rows
+    )
+    batch = await blacklist.import_list(
+        db,
+        principals["sysadmin"],
+        "信用中国·失信主体名单（演示）",
+        clock.local_date(clock.now()).isoformat(),
+        "失信名单-演示.csv",
+        body.encode(),
+    )
+    return batch.rows
+
+
 async def seed_demo(
     db: Database, settings: Settings, *, seed: int = 2026, history: int = 48
 ) -> dict[str, int]:
@@ -76,6 +106,7 @@ async def seed_demo(
     made["price_alerts"] = (await make_price_alerts(db, settings, principals)).get("opened", 0)
     made["cases"] = sum((await make_cases(db, settings, principals)).values())
     made |= await make_sanctions(db, settings, principals)
+    made["blacklisted"] = await make_blacklist(db, principals)
     # Credit: late deliveries in the history, then every supplier's score (as the periodic job does).
     made["late_deliveries"] = await credit.scan_late_deliveries(
         db, settings, since=datetime(2000, 1, 1, tzinfo=UTC)

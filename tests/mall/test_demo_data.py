@@ -70,6 +70,7 @@ async def test_the_demo_feed_holds_every_mode_and_every_kind_it_can(
     assert made["credit_scores"] == len(scored) >= 8
     assert kinds["after_sales_claim"] == 2 and sum(kinds.values()) > 2, kinds
     assert len({c.score for c in scored}) > 1  # the scores tell suppliers apart
+    assert made["blacklisted"] == 2  # a public blacklist, naming no registered supplier
 
     # after-sales: a repair answered and resolved, an exchange waiting for the supplier's answer
     async with db.read() as s:
