@@ -85,6 +85,14 @@ class Listing(IdMixin, Base):
     ecommerce_price: Mapped[Decimal | None] = mapped_column(Money)
     ecommerce_url: Mapped[str] = mapped_column(String(500), default="", server_default="")
     ecommerce_captured_on: Mapped[date | None] = mapped_column(Date)
+    # Policy attributes (catalog.policy): the 节能产品 and 环境标志产品 certificates with their expiry
+    # (财库〔2019〕9号), and the origin, 本国产品 or 进口产品 with the approval of its import.
+    energy_cert_no: Mapped[str] = mapped_column(String(60), default="", server_default="")
+    energy_cert_until: Mapped[date | None] = mapped_column(Date)
+    eco_cert_no: Mapped[str] = mapped_column(String(60), default="", server_default="")
+    eco_cert_until: Mapped[date | None] = mapped_column(Date)
+    origin: Mapped[str] = mapped_column(String(10), default="domestic", server_default="domestic")
+    import_approval_ref: Mapped[str] = mapped_column(String(100), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

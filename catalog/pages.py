@@ -16,7 +16,7 @@ from litestar.params import FromPath, FromQuery, MultipartBody
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
-from catalog import browse, categories, imports, media, prices, service, shopping, steps
+from catalog import browse, categories, imports, media, policy, prices, service, shopping, steps
 from catalog import search as catalog_search
 from catalog.models import (
     LISTING_STATUS_LABELS,
@@ -28,7 +28,15 @@ from catalog.models import (
 )
 from catalog.routes import csv_download
 from catalog.search import Search
-from catalog.structs import EcommerceIn, ListingCreate, ListingDraft, ModerationIn, PriceIn, ReviewIn
+from catalog.structs import (
+    EcommerceIn,
+    ListingCreate,
+    ListingDraft,
+    ModerationIn,
+    PolicyIn,
+    PriceIn,
+    ReviewIn,
+)
 from mall.core import clock, files
 from mall.core.errors import DomainError, InvalidInput, NotFound
 from mall.core.fields import CategoryCodeText, Choice
@@ -71,6 +79,13 @@ class StatusForm(msgspec.Struct, forbid_unknown_fields=True):
     status: Choice  # delisted: take off sale; live: put back on sale
 
 
+def _green_of(x: Listing) -> str:
+    """The certificates of a listing in force today (catalog.policy), for its badges."""
+    return policy.green_of(
+        x.energy_cert_no, x.energy_cert_until, x.eco_cert_no, x.eco_cert_until, clock.local_date(clock.now())
+    )
+
+
 class GoodsPages(Controller):
     """The goods anyone may see, and the center's and the regulator's moderation of them."""
 
@@ -86,7 +101,17 @@ class GoodsPages(Controller):
         raw = catalog_search.RawParams(
             **{
                 k: p.get(k, "")
-                for k in ("q", "category", "brand", "supplier", "price_min", "price_max", "in_stock")
+                for k in (
+                    "q",
+                    "category",
+                    "brand",
+                    "supplier",
+                    "price_min",
+                    "price_max",
+                    "in_stock",
+                    "green",
+                    "origin",
+                )
             },
             sort=p.get("sort") or "relevance",
             page=p.get("page") or "1",
@@ -186,6 +211,8 @@ class GoodsPages(Controller):
             band_facet=band_facet,
             band_ranges=catalog_search.PRICE_BAND_RANGES,
             credits=credits,
+            origin_labels=policy.ORIGINS,
+            green_of=_green_of,
             category_label=categories.name_of(query.category),
         )
 
@@ -232,6 +259,10 @@ class GoodsPages(Controller):
             favourite=favourite,
             market=market,
             credits=credits,
+            green=_green_of(listing),
+            origin_labels=policy.ORIGINS,
+            mandatory=policy.mandatory().get(listing.category_code),
+            mandatory_source=policy.MANDATORY_SOURCE,
         )
 
     @post("/{listing_id:uuid}/moderation", opt=REVIEWERS)
@@ -312,6 +343,15 @@ class SupplierPages(Controller):
         }
         async with call.db.read() as s:
             images = (await shopping.images_of(s, [listing.id]))[listing.id]
+        declared = {
+            "energy_cert_no": listing.energy_cert_no,
+            "energy_cert_until": listing.energy_cert_until.isoformat() if listing.energy_cert_until else "",
+            "eco_cert_no": listing.eco_cert_no,
+            "eco_cert_until": listing.eco_cert_until.isoformat() if listing.eco_cert_until else "",
+            "origin": listing.origin,
+            "import_approval_ref": listing.import_approval_ref,
+        }
+        form = {**declared, **form}
         return call.render(
             "supplier_listing_edit.html",
             listing=listing,
@@ -321,6 +361,9 @@ class SupplierPages(Controller):
             form=form,
             status_labels=LISTING_STATUS_LABELS,
             margin=call.settings.price_margin,
+            mandatory=policy.mandatory().get(listing.category_code),
+            mandatory_source=policy.MANDATORY_SOURCE,
+            origins=list(policy.ORIGINS.items()),
         )
 
     @post("/listings/{listing_id:uuid}/edit")
@@ -361,6 +404,15 @@ class SupplierPages(Controller):
             lambda: service.set_ecommerce(call.db, call.me, listing_id, forms.decode(EcommerceIn, data)),
             lambda listing: "电商比价已更新" if listing.ecommerce_price is not None else "电商比价已清除",
             f"/supplier/listings/{listing_id}/edit",
+            keep=data,
+        )
+
+    @post("/listings/{listing_id:uuid}/policy")
+    async def set_policy(self, call: UserCall, listing_id: FromPath[uuid.UUID], data: Form) -> Redirect:
+        return await call.act(
+            lambda: service.set_policy(call.db, call.me, listing_id, forms.decode(PolicyIn, data)),
+            "政策属性已更新",
+            f"/supplier/listings/{listing_id}/edit#policy",
             keep=data,
         )
 

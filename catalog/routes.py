@@ -24,6 +24,7 @@ from catalog.structs import (
     ListingOut,
     ListingPage,
     ModerationIn,
+    PolicyIn,
     PriceChangeOut,
     PriceIn,
     PriceRequestOut,
@@ -111,7 +112,8 @@ class CatalogApi(Controller):
         summary="商品搜索（中文分词、同义词、拼写容错、筛选、排序、分面统计）",
         description=(
             "只返回在售商品。q 搜索词；category 品目编码前缀；brand 品牌；supplier 供应商编号；region 行政区划前缀；"
-            "price_min / price_max 价格区间（元）；in_stock=1 只看有货；sort 为 relevance | price_asc | price_desc | "
+            "price_min / price_max 价格区间（元）；in_stock=1 只看有货；green=1 只看节能或环境标志认证有效的产品；"
+            "origin 为 domestic（本国产品）| imported（进口产品）；sort 为 relevance | price_asc | price_desc | "
             "newest | sales；page、per_page（≤100）。facets 含 category、brand、supplier（供应商编号）、price_band。"
         ),
     )
@@ -130,10 +132,24 @@ class CatalogApi(Controller):
         sort: FromQuery[str] = "relevance",
         page: FromQuery[str] = "1",
         per_page: FromQuery[str] = "20",
+        green: FromQuery[str] = "",
+        origin: FromQuery[str] = "",
     ) -> SearchOut:
         query = catalog_search.parse(
             catalog_search.RawParams(
-                q, category, brand, supplier, region, price_min, price_max, in_stock, sort, page, per_page
+                q,
+                category,
+                brand,
+                supplier,
+                region,
+                price_min,
+                price_max,
+                in_stock,
+                sort,
+                page,
+                per_page,
+                green,
+                origin,
             )
         )
         result = await catalog_search.run(search, query)
@@ -309,6 +325,23 @@ class ListingApi(Controller):
         self, call: UserCall, listing_id: FromPath[uuid.UUID], data: JSONBody[EcommerceIn]
     ) -> ListingOut:
         await service.set_ecommerce(call.db, call.me, listing_id, data)
+        return await listing_out(call.db, listing_id)
+
+    @put(
+        "/{listing_id:uuid}/policy",
+        status_code=200,
+        summary="申报政策属性：节能产品、环境标志产品认证证书（编号与有效期至），产地（本国产品或进口产品）及进口审核批复文号（无需审核，留痕）",
+        description=(
+            "证书编号与有效期成对填写，两项全空即无该证书；有效期届满的证书不再计为认证产品。"
+            "进口产品须填写进口产品采购审核批复文号（财库〔2007〕119号）。"
+            "强制采购节能产品品目（财库〔2019〕19号）中无有效节能认证的商品，在同品目有认证商品在售时不能下单。"
+            "不合规时 400 policy_invalid；已冻结的商品 403 listing_frozen。"
+        ),
+    )
+    async def set_policy(
+        self, call: UserCall, listing_id: FromPath[uuid.UUID], data: JSONBody[PolicyIn]
+    ) -> ListingOut:
+        await service.set_policy(call.db, call.me, listing_id, data)
         return await listing_out(call.db, listing_id)
 
 

@@ -58,6 +58,8 @@ class RawParams:
     sort: str = "relevance"
     page: str = "1"
     per_page: str = "20"
+    green: str = ""  # 1: only products with an energy or environmental certificate in force
+    origin: str = ""  # domestic | imported
 
 
 def _int(raw: str, name: str, label: str, lo: int, hi: int) -> int:
@@ -104,6 +106,8 @@ def parse(p: RawParams) -> SearchQuery:
                 p.sort,
                 p.page,
                 p.per_page,
+                p.green,
+                p.origin,
             )
         )
     )  # full-width digits and letters typed with a Chinese input method mean the same
@@ -152,6 +156,12 @@ def parse(p: RawParams) -> SearchQuery:
     in_stock = p.in_stock.strip().lower()
     if in_stock not in ("", "0", "1", "true", "false"):
         raise InvalidInput("in_stock 应为 1 或 0", code="invalid_parameter", parameter="in_stock")
+    green = p.green.strip().lower()
+    if green not in ("", "0", "1", "true", "false"):
+        raise InvalidInput("green 应为 1 或 0", code="invalid_parameter", parameter="green")
+    origin = p.origin.strip().lower()
+    if origin not in ("", "domestic", "imported"):
+        raise InvalidInput("origin 应为 domestic 或 imported", code="invalid_parameter", parameter="origin")
     per_page = _int(p.per_page, "per_page", "每页条数", 1, MAX_PER_PAGE)
     page = _int(p.page, "page", "页码", 1, 100_000)
     if (page - 1) * per_page >= MAX_WINDOW:
@@ -167,6 +177,8 @@ def parse(p: RawParams) -> SearchQuery:
         price_min=lo,
         price_max=hi,
         in_stock=in_stock in ("1", "true"),
+        green=green in ("1", "true"),
+        origin=origin,
         sort=sort,
         page=page,
         per_page=per_page,

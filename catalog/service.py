@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog import media
+from catalog import media, policy
 from catalog.agreement_queries import check_ceiling
 from catalog.categories import CATALOG_VERSION
 from catalog.goods import brand_key, model_key
 from catalog.models import LISTING_STATUS_LABELS, Category, Listing, ListingStatus, PriceChange
-from catalog.structs import EcommerceIn, ListingCreate, ReviewIn
+from catalog.structs import EcommerceIn, ListingCreate, PolicyIn, ReviewIn
 from catalog.structs import ListingDraft as ListingDraft  # the shape callers build a listing in
 from mall.core import audit as audit_log
 from mall.core import clock, fields
@@ -383,6 +383,45 @@ async def set_ecommerce(db: Database, who: Principal, listing_id: uuid.UUID, dat
             "ecommerce_captured_on": found.captured_on,
         }
         audit(tx, who, "listing_edited", listing.id, "电商比价", before=before, after=after)
+    return listing
+
+
+@retried
+async def set_policy(db: Database, who: Principal, listing_id: uuid.UUID, data: PolicyIn) -> Listing:
+    """The supplier declares its listing's certificates and origin (catalog.policy), in any state but
+    frozen; no review, but audited: what it declares is its own statement, and the center sees it."""
+    energy_no, energy_until, errors = policy.cert_problems(
+        data.energy_cert_no, data.energy_cert_until, "节能产品认证"
+    )
+    eco_no, eco_until, more = policy.cert_problems(data.eco_cert_no, data.eco_cert_until, "环境标志产品认证")
+    origin = data.origin.strip()
+    approval = data.import_approval_ref.strip()
+    errors += more + policy.origin_problems(origin, approval)
+    if errors:
+        raise InvalidInput("；".join(errors), code="policy_invalid")
+    if origin != "imported":
+        approval = ""
+    async with db.write() as tx:
+        listing = await locked_listing(tx, listing_id, owner=who)
+        if listing.status == ListingStatus.FROZEN:
+            raise Forbidden("商品已被冻结，不能变更", code="listing_frozen")
+        names = (
+            "energy_cert_no",
+            "energy_cert_until",
+            "eco_cert_no",
+            "eco_cert_until",
+            "origin",
+            "import_approval_ref",
+        )
+        before = {n: getattr(listing, n) for n in names}
+        values = (energy_no, energy_until, eco_no, eco_until, origin, approval)
+        for n, v in zip(names, values, strict=True):
+            setattr(listing, n, v)
+        listing.updated_at = clock.now()
+        after = dict(zip(names, values, strict=True))
+        audit(tx, who, "listing_edited", listing.id, "政策属性", before=before, after=after)
+        # the search index's badge and filters follow
+        search_sync.stage(tx, [listing.id])
     return listing
 
 

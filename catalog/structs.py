@@ -7,7 +7,9 @@ import uuid
 
 import msgspec
 
+from catalog import policy
 from catalog.models import PRICE_REQUEST_STATUS_LABELS, Category, Listing, PriceChange, PriceRequest
+from mall.core import clock
 from mall.core.clock import rfc3339
 from mall.core.errors import InvalidInput
 from mall.core.fields import (
@@ -25,6 +27,7 @@ from mall.core.fields import (
     Reason,
     ReferenceSource,
     RequiredShortText,
+    ShortText,
     Unit,
     Url,
 )
@@ -62,6 +65,19 @@ class EcommerceIn(msgspec.Struct, forbid_unknown_fields=True):
     ecommerce_price: AmountText = ""
     ecommerce_url: Url = ""
     ecommerce_captured_on: DateText = ""
+
+
+class PolicyIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A listing's policy attributes (catalog.policy), changed without a review but audited: the
+    节能产品 and 环境标志产品 certificates (number and expiry; both empty: none), and the origin with
+    the import approval's reference for an imported product."""
+
+    energy_cert_no: ShortText = ""
+    energy_cert_until: DateText = ""
+    eco_cert_no: ShortText = ""
+    eco_cert_until: DateText = ""
+    origin: Choice = "domestic"  # domestic | imported
+    import_approval_ref: ShortText = ""
 
 
 class ListingCreate(ListingDraft, forbid_unknown_fields=True):
@@ -174,6 +190,15 @@ class ListingOut(msgspec.Struct):
     ecommerce_price: str | None = None
     ecommerce_url: str = ""
     ecommerce_captured_on: str | None = None
+    # Policy attributes (catalog.policy, 2026-12-07): certificates with their expiry, whether they are in
+    # force today ("energy", "eco", "energy,eco" or ""), the origin and the import approval
+    energy_cert_no: str = ""
+    energy_cert_until: str | None = None
+    eco_cert_no: str = ""
+    eco_cert_until: str | None = None
+    green: str = ""
+    origin: str = "domestic"
+    import_approval_ref: str = ""
 
     @classmethod
     def of(cls, x: Listing, request: PriceRequest | None = None) -> ListingOut:
@@ -198,6 +223,19 @@ class ListingOut(msgspec.Struct):
             money_str(x.ecommerce_price) if x.ecommerce_price is not None else None,
             x.ecommerce_url or "",
             x.ecommerce_captured_on.isoformat() if x.ecommerce_captured_on else None,
+            x.energy_cert_no,
+            x.energy_cert_until.isoformat() if x.energy_cert_until else None,
+            x.eco_cert_no,
+            x.eco_cert_until.isoformat() if x.eco_cert_until else None,
+            policy.green_of(
+                x.energy_cert_no,
+                x.energy_cert_until,
+                x.eco_cert_no,
+                x.eco_cert_until,
+                clock.local_date(clock.now()),
+            ),
+            x.origin,
+            x.import_approval_ref,
         )
 
 

@@ -18,7 +18,7 @@ from mall.core.settings import Settings
 from mall.devtools.seed import is_seeded, seed_demo
 from mall.migrate import upgrade
 from search_index import sync
-from search_index.embedded import EmbeddedBackend
+from search_index.embedded import EmbeddedBackend, schema_is_current
 
 
 def redis_server_binary() -> str:
@@ -133,8 +133,8 @@ class Launcher:
         """First start (or a deleted index directory): build the embedded search index from the database
         before the web server answers, so the mall's search works from the first page view."""
         s = self.settings
-        if s.meili_url or (s.resolved_search_dir / "CURRENT").exists():
-            return
+        if s.meili_url or schema_is_current(s.resolved_search_dir):
+            return  # (an index of an older release, missing a field, is built again)
 
         async def go() -> int:
             db = Database(s.resolved_database_url, pool_size=2, data_keys=s.resolved_data_keys())

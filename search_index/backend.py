@@ -32,6 +32,8 @@ class ProductDocument:
     sales: int
     created_ts: int  # seconds since the epoch, for "newest"
     description: str = ""
+    green: str = ""  # certificates in force when indexed: "energy", "eco", "energy,eco" or ""
+    origin: str = "domestic"  # domestic | imported
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class SearchQuery:
     price_min: Decimal | None = None
     price_max: Decimal | None = None
     in_stock: bool = False
+    green: bool = False  # only products with a certificate in force
+    origin: str = ""  # domestic | imported
     sort: str = "relevance"
     page: int = 1
     per_page: int = 20

@@ -6,7 +6,9 @@ from datetime import UTC
 
 from sqlalchemy import inspect as sa_inspect
 
+from catalog import policy
 from catalog.models import Listing
+from mall.core import clock
 from mall.core.money import to_cents
 from search_index.backend import ProductDocument
 
@@ -32,4 +34,12 @@ def document_of(listing: Listing, supplier_name: str, category_name: str) -> Pro
         sales=int(listing.sales_count or 0),
         created_ts=int(created.timestamp()),
         description=listing.description or "",
+        green=policy.green_of(
+            listing.energy_cert_no,
+            listing.energy_cert_until,
+            listing.eco_cert_no,
+            listing.eco_cert_until,
+            clock.local_date(clock.now()),
+        ),
+        origin=listing.origin or "domestic",
     )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -64,6 +65,26 @@ class IndexBusy(RuntimeError):
     """Another process holds the index lock (a rebuild already running, or a write that does not end)."""
 
 
+# Every field of `build_schema`, by name (tests/search_index checks a new index has exactly these).
+SCHEMA_FIELDS = (
+    "id",
+    "text",
+    "title",
+    "spec_model",
+    "category_name",
+    "supplier_name",
+    "region_code",
+    "brand",
+    "category_code",
+    "category4",
+    "category_prefix",
+    "region_prefix",
+    "supplier_id",
+    "policy",
+    *_INT_FIELDS,
+)
+
+
 def build_schema() -> Any:
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("id", stored=True, tokenizer_name="raw")
@@ -76,6 +97,8 @@ def build_schema() -> Any:
     sb.add_text_field("category_prefix", tokenizer_name="raw", index_option="basic")
     sb.add_text_field("region_prefix", tokenizer_name="raw", index_option="basic")
     sb.add_text_field("supplier_id", stored=True, fast=True, tokenizer_name="raw", index_option="basic")
+    # policy tokens: "green", "energy", "eco", "origin:domestic" or "origin:imported" (catalog.policy)
+    sb.add_text_field("policy", tokenizer_name="raw", index_option="basic")
     for name in _INT_FIELDS:
         sb.add_integer_field(name, stored=True, indexed=True, fast=True)
     return sb.build()
@@ -103,6 +126,11 @@ def _region_prefix(code: str) -> str:
     return code
 
 
+def policy_tokens(doc: ProductDocument) -> list[str]:
+    kinds = [k for k in doc.green.split(",") if k]
+    return [*(["green"] if kinds else []), *kinds, f"origin:{doc.origin or 'domestic'}"]
+
+
 def _prefixes(code: str) -> list[str]:
     return [code[:i] for i in range(1, len(code) + 1)]
 
@@ -127,6 +155,8 @@ def _document(doc: ProductDocument) -> Any:
             d.add_text("category_prefix", p)
     for p in _prefixes(doc.region_code.strip()):
         d.add_text("region_prefix", p)
+    for token in policy_tokens(doc):
+        d.add_text("policy", token)
     d.add_integer("price_cents", int(doc.price_cents))
     d.add_integer("stock", int(doc.stock))
     d.add_integer("sales", int(doc.sales))
@@ -137,6 +167,17 @@ def _document(doc: ProductDocument) -> Any:
 def _first(d: dict[str, list[Any]], name: str, default: Any = "") -> Any:
     values = d.get(name)
     return values[0] if values else default
+
+
+def schema_is_current(path: Path) -> bool:
+    """Whether the index in `path` has this release's fields (a release that adds a field needs a
+    rebuild: the launcher makes it before the web server starts)."""
+    try:
+        name = (Path(path) / "CURRENT").read_text(encoding="utf-8").strip()
+        meta = json.loads((Path(path) / name / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return {f.get("name") for f in meta.get("schema", [])} == set(SCHEMA_FIELDS)
 
 
 class EmbeddedBackend:
@@ -302,6 +343,10 @@ class EmbeddedBackend:
             out.append(tantivy.Query.range_query(schema, "price_cents", tantivy.FieldType.Integer, lo, hi))
         if query.in_stock:
             out.append(tantivy.Query.range_query(schema, "stock", tantivy.FieldType.Integer, 1, None))
+        if query.green:
+            out.append(tantivy.Query.term_query(schema, "policy", "green"))
+        if query.origin:
+            out.append(tantivy.Query.term_query(schema, "policy", f"origin:{query.origin}"))
         return out
 
     def search(self, query: SearchQuery) -> SearchResult:

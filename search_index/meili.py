@@ -124,6 +124,8 @@ INDEX_SETTINGS: dict[str, Any] = {
         "price_cents",
         "price_band",  # needed for the price-band facet
         "stock",
+        "green",  # the certificates in force (catalog.policy): a list, empty when none
+        "origin",
     ],
     "sortableAttributes": ["price_cents", "created_ts", "sales"],
     "rankingRules": ["words", "typo", "proximity", "attribute", "sort", "exactness"],
@@ -206,6 +208,8 @@ def to_meili_document(doc: ProductDocument) -> dict[str, Any]:
         "sales": int(doc.sales),
         "created_ts": int(doc.created_ts),
         "description": doc.description,
+        "green": [k for k in doc.green.split(",") if k],
+        "origin": doc.origin or "domestic",
     }
 
 
@@ -230,6 +234,10 @@ def build_filter(query: SearchQuery) -> list[str]:
         conditions.append(f"price_cents <= {_cents(query.price_max)}")
     if query.in_stock:
         conditions.append("stock > 0")
+    if query.green:
+        conditions.append("green IS NOT EMPTY")
+    if query.origin:
+        conditions.append(f"origin = {quote_filter_value(query.origin)}")
     return conditions
 
 

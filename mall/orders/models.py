@@ -113,6 +113,10 @@ class OrderLine(IdMixin, Base):
     listed_unit_price: Mapped[Decimal] = mapped_column(Money)
     unit_price: Mapped[Decimal] = mapped_column(Money)
     amount: Mapped[Decimal] = mapped_column(Money)
+    # What the listing declared when ordered (catalog.policy): certificates in force ("energy",
+    # "eco", both comma-joined, or ""), and its origin ("domestic", "imported"; "" when not a listing).
+    green: Mapped[str] = mapped_column(String(12), default="", server_default="")
+    origin: Mapped[str] = mapped_column(String(10), default="", server_default="")
 
     order: Mapped[Order] = relationship(back_populates="lines")
 

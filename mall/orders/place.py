@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import BigInteger, Table, delete, literal, select, update
+from sqlalchemy import BigInteger, Table, delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalog import policy
 from catalog.models import Listing, ListingStatus
 from mall import budgets
 from mall.budgets import scope as budget_scope
@@ -182,6 +183,8 @@ class LineDraft:
     unit_price: Decimal  # what the buyer orders at (never above the listed price)
     listing_id: uuid.UUID | None = None
     line_no: int | None = None  # numbered in order when None
+    green: str = ""  # the listing's certificates in force (catalog.policy.green_of)
+    origin: str = ""  # the listing's declared origin; "" for what is not a listing
 
     def line(self, line_no: int) -> OrderLine:
         return OrderLine(
@@ -197,6 +200,8 @@ class LineDraft:
             listed_unit_price=self.listed_unit_price,
             unit_price=self.unit_price,
             amount=round_money(self.unit_price * self.quantity),
+            green=self.green,
+            origin=self.origin,
         )
 
 
@@ -408,6 +413,7 @@ async def _checkout(
                 raise RuleViolation("购物车中有商品已下架，请移除后再下单", code="listing_not_live")
             by_supplier[listing.supplier_org_id].append((listing, q))
         await require_active_suppliers(s, by_supplier)
+        await require_energy_certified(s, [listings[lid] for lid, _ in wanted])
 
         # Lock order, the same on every path that touches both: the budget line, then listings
         # by id. Checkouts against one line queue here instead of deadlocking on stock.
@@ -429,6 +435,7 @@ async def _checkout(
         check_purchases(settings, [(listings[lid], q) for lid, q in wanted])
 
         orders: list[Order] = []
+        today = clock.local_date(clock.now())
         for sid, items in by_supplier.items():
             drafts = [
                 LineDraft(
@@ -442,6 +449,10 @@ async def _checkout(
                     lst.price,
                     lst.price,
                     lst.id,
+                    green=policy.green_of(
+                        lst.energy_cert_no, lst.energy_cert_until, lst.eco_cert_no, lst.eco_cert_until, today
+                    ),
+                    origin=lst.origin,
                 )
                 for lst, q in items
             ]
@@ -464,6 +475,32 @@ async def _checkout(
             delete(CartItem).where(CartItem.user_id == who.user_id, CartItem.listing_id.in_(bought))
         )
     return orders
+
+
+async def require_energy_certified(s: AsyncSession, listings: list[Listing]) -> None:
+    """财库〔2019〕9号 and 19号: in a 品目 where energy-saving products are mandatory, a listing without
+    an energy certificate in force is refused while a certified listing of the same 品目 is live."""
+    today = clock.local_date(clock.now())
+    for lst in listings:
+        item = policy.mandatory().get(lst.category_code)
+        if item is None or policy.in_force(lst.energy_cert_no, lst.energy_cert_until, today):
+            continue
+        certified = await s.scalar(
+            select(func.count())
+            .select_from(Listing)
+            .where(
+                Listing.category_code == lst.category_code,
+                Listing.status == ListingStatus.LIVE,
+                Listing.energy_cert_no != "",
+                Listing.energy_cert_until >= today,
+            )
+        )
+        if certified:
+            raise RuleViolation(
+                f"「{lst.name}」属于政府强制采购节能产品品目「{item.name}」（{policy.MANDATORY_SOURCE}），"
+                f"本商品无有效的节能产品认证证书；卖场中该品目已有 {certified} 件认证商品在售，请改选认证商品",
+                code="energy_certificate_required",
+            )
 
 
 def check_purchases(settings: Settings, lines: list[tuple[Listing, Decimal]]) -> None:

@@ -31,6 +31,8 @@ PUBLIC_CHARTS = (
     "spend_by_subcategory",
     "spend_by_region",
     "sme_share",
+    "green_share",
+    "origin_share",
     "savings",
 )
 PRIVATE_CHARTS = (
@@ -232,6 +234,38 @@ async def collect(s: AsyncSession, f: Filter, keys: tuple[str, ...]) -> Statisti
         NO_DEALS,
         unit="元",
     )
+    green, origin = await q.policy_shares(s, f)
+    for key, title, head, shares in (
+        ("green_share", "节能环保产品成交占比", "产品类型", green),
+        ("origin_share", "本国产品与进口产品成交占比", "产地", origin),
+    ):
+        charts[key] = Chart(
+            key,
+            title,
+            "pie",
+            [
+                Column("key", "类型代码", shown=False),
+                Column("name", head),
+                Column("amount", MONEY, "money"),
+                Column("lines", "商品行数", "int"),
+                Column("share", "金额占比（%）", "percent"),
+            ],
+            [
+                {
+                    "key": r.key,
+                    "name": r.name,
+                    "amount": money_str(r.amount),
+                    "lines": r.lines,
+                    "share": _pct(r.share),
+                }
+                for r in shares
+            ],
+            "name",
+            ["amount"],
+            "所选期间和地区内没有网上超市商品成交",
+            "网上超市商品按下单时商品申报的认证与产地统计（2026年12月7日起下单的订单）",
+            "元",
+        )
     saved = await q.savings(s, f)
     charts["savings"] = Chart(
         "savings",

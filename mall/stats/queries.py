@@ -17,7 +17,17 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, func, literal_column, select, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import mall.supervision.models as supervision
@@ -185,6 +195,52 @@ def sme_share(deals: list[DealRow]) -> list[SmeRow]:
         amount, n = grouped.get(key, (ZERO, 0))
         out.append(SmeRow(key, name, amount, n, percent(amount, total)))
     return out
+
+
+@dataclass(frozen=True)
+class ShareRow:
+    key: str
+    name: str
+    amount: Decimal
+    lines: int
+    share: Decimal | None  # per cent of the spend
+
+
+async def policy_shares(s: AsyncSession, f: Filter) -> tuple[list[ShareRow], list[ShareRow]]:
+    """Green and origin shares of the spend on listed goods: the order lines that kept what their
+    listing declared when ordered (catalog.policy; lines of listings ordered from 2026-12-07 on)."""
+    certified = case((OrderLine.green != "", literal_column("'green'")), else_=literal_column("'other'"))
+    stmt: Select[Any] = (
+        select(
+            certified.label("green"),
+            OrderLine.origin,
+            func.sum(type_coerce(OrderLine.amount, BigInteger)),
+            func.count(),
+        )
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(_deals(f), OrderLine.origin != "")
+        .group_by(certified, OrderLine.origin)
+    )
+    green: dict[str, list[Decimal | int]] = {}
+    origin: dict[str, list[Decimal | int]] = {}
+    for g, o, cents, n in (await s.execute(stmt)).all():
+        for into, key in ((green, str(g)), (origin, str(o))):
+            at = into.setdefault(key, [ZERO, 0])
+            at[0] = Decimal(at[0]) + from_cents(int(cents))
+            at[1] = int(at[1]) + int(n)
+    total = sum((Decimal(a) for a, _ in green.values()), ZERO)
+
+    def rows(grouped: dict[str, list[Decimal | int]], names: tuple[tuple[str, str], ...]) -> list[ShareRow]:
+        out = []
+        for key, name in names:
+            amount, n = grouped.get(key, [ZERO, 0])
+            out.append(ShareRow(key, name, Decimal(amount), int(n), percent(Decimal(amount), total)))
+        return out
+
+    return (
+        rows(green, (("green", "节能、环境标志认证产品"), ("other", "其他商品"))),
+        rows(origin, (("domestic", "本国产品"), ("imported", "进口产品"))),
+    )
 
 
 # ---------------------------------------------------------------- savings
