@@ -36,6 +36,7 @@ from mall.devtools.demo.organizations import (
     make_budget_lines,
     make_organizations,
 )
+from mall.devtools.demo.policy import make_policy
 from mall.devtools.demo.pricewatch import make_price_alerts
 from mall.devtools.demo.sanctions import make_sanctions
 from mall.devtools.demo.supervision import make_cases
@@ -107,6 +108,8 @@ async def seed_demo(
     made["cases"] = sum((await make_cases(db, settings, principals)).values())
     made |= await make_sanctions(db, settings, principals)
     made["blacklisted"] = await make_blacklist(db, principals)
+    # Certificates and origins, after the history (its orders were placed before they were declared).
+    made |= await make_policy(db, rng, principals, listings)
     # Credit: late deliveries in the history, then every supplier's score (as the periodic job does).
     made["late_deliveries"] = await credit.scan_late_deliveries(
         db, settings, since=datetime(2000, 1, 1, tzinfo=UTC)

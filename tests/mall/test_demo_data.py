@@ -71,6 +71,17 @@ async def test_the_demo_feed_holds_every_mode_and_every_kind_it_can(
     assert kinds["after_sales_claim"] == 2 and sum(kinds.values()) > 2, kinds
     assert len({c.score for c in scored}) > 1  # the scores tell suppliers apart
     assert made["blacklisted"] == 2  # a public blacklist, naming no registered supplier
+    # green and imported products; a mandatory 品目 (laptops) with certified and uncertified listings
+    assert made["energy_certified"] > 5 and made["eco_certified"] > 2 and made["imported"] >= 1, made
+    from catalog import policy
+    from catalog.models import Listing
+
+    async with db.read() as s:
+        laptops = list(
+            (await s.execute(select(Listing).where(Listing.category_code == "A02010108"))).scalars()
+        )
+    assert policy.needs_energy_certificate("A02010108")
+    assert {bool(x.energy_cert_no) for x in laptops} == {True, False}
 
     # after-sales: a repair answered and resolved, an exchange waiting for the supplier's answer
     async with db.read() as s:
