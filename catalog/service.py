@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -423,6 +423,30 @@ async def set_policy(db: Database, who: Principal, listing_id: uuid.UUID, data: 
         # the search index's badge and filters follow
         search_sync.stage(tx, [listing.id])
     return listing
+
+
+async def restage_expired_certificates(db: Database, days: int = 3) -> int:
+    """Listings whose certificate expired in the last `days` days go back through the search index
+    (its 节能 / 环保 badge and the green filter were computed when indexed). Idempotent: the periodic
+    tick asks every few minutes; indexing a listing again changes nothing."""
+    today = clock.local_date(clock.now())
+    since = today - timedelta(days=days)
+    async with db.read() as s:
+        ids = list(
+            (
+                await s.execute(
+                    select(Listing.id).where(
+                        Listing.status == ListingStatus.LIVE,
+                        ((Listing.energy_cert_until >= since) & (Listing.energy_cert_until < today))
+                        | ((Listing.eco_cert_until >= since) & (Listing.eco_cert_until < today)),
+                    )
+                )
+            ).scalars()
+        )
+    if ids:
+        async with db.write() as tx:
+            search_sync.stage(tx, ids)
+    return len(ids)
 
 
 @retried

@@ -8,8 +8,9 @@ from bidding import award, close
 from bidding.models import Procedure
 from catalog import agreement_setup as agreements
 from catalog import imports
+from catalog import service as catalog_service
 from mall import notices, orders
-from mall.core import files, partitions
+from mall.core import clock, files, partitions
 from mall.core.db import Database
 from mall.core.errors import Conflict
 from mall.core.settings import Settings
@@ -167,11 +168,23 @@ def expire_agreements() -> int:
 
 def refresh_credit() -> int:
     """Late deliveries found by time alone become credit events; then every supplier's score is
-    computed again (mall.credit). Idempotent: a fact is recorded once."""
+    computed again (mall.credit). At most once in ten minutes (the cron asks on every slow tick), and
+    idempotent: a fact is recorded once. Certificates that expired go back through the search index
+    once a day (catalog.policy: the 节能 / 环保 badge and filter)."""
 
     async def go(db: Database, s: Settings) -> int:
+        now = clock.now().astimezone(clock.SHANGHAI)
+        day = now.date().isoformat()
+        if not queues.done_today("restage-certificates", day):
+            await catalog_service.restage_expired_certificates(db)
+            queues.mark_done_today("restage-certificates", day)
+        slot = f"{day}T{now.hour:02d}{now.minute // 10}"
+        if queues.done_today("credit-refresh", slot):
+            return 0
         await credit.scan_late_deliveries(db, s)
-        return await credit.refresh(db)
+        scored = await credit.refresh(db)
+        queues.mark_done_today("credit-refresh", slot)
+        return scored
 
     return runtime.run(go)
 

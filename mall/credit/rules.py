@@ -12,7 +12,7 @@ Version 2026.1, over the 365 days before the computation:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -77,16 +77,23 @@ def score(evaluations: Iterable[int], events: Iterable[str]) -> Score:
     stars = [int(x) for x in evaluations]
     if any(not 1 <= x <= 5 for x in stars):
         raise ValueError("an evaluation is 1 to 5")
-    counts = Counter(events)
+    return score_of(len(stars), sum(stars), Counter(events))
+
+
+def score_of(evaluations: int, stars: int, events: Mapping[str, int]) -> Score:
+    """The same from totals: how many evaluations, their stars added up, and events counted by kind."""
+    if evaluations < 0 or not evaluations <= stars <= 5 * evaluations:
+        raise ValueError("evaluations are 1 to 5 stars each")
+    counts = Counter({k: n for k, n in events.items() if n})
     unknown = set(counts) - set(EVENTS)
     if unknown:
         raise ValueError(f"unknown credit events: {sorted(unknown)}")
     points = Decimal(BASE)
     average: Decimal | None = None
     evaluation_points = Decimal(0)
-    if stars:
-        average = Decimal(sum(stars)) / len(stars)
-        confidence = Decimal(min(len(stars), EVALUATIONS_FOR_FULL_WEIGHT)) / EVALUATIONS_FOR_FULL_WEIGHT
+    if evaluations:
+        average = Decimal(stars) / evaluations
+        confidence = Decimal(min(evaluations, EVALUATIONS_FOR_FULL_WEIGHT)) / EVALUATIONS_FOR_FULL_WEIGHT
         evaluation_points = (average - 3) * EVALUATION_WEIGHT * confidence
         points += evaluation_points
     deductions = {k: EVENTS[k].points * n for k, n in sorted(counts.items())}
@@ -96,7 +103,7 @@ def score(evaluations: Iterable[int], events: Iterable[str]) -> Score:
         score=value,
         grade=grade_of(value),
         version=VERSION,
-        evaluations=len(stars),
+        evaluations=evaluations,
         average=None if average is None else str(average.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)),
         evaluation_points=f"{evaluation_points.quantize(Decimal('0.1'), rounding=ROUND_HALF_UP):+}",
         deductions=deductions,

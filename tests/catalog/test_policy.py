@@ -216,3 +216,25 @@ def test_an_index_of_an_older_release_is_known_and_rebuilt(tmp_path: Path) -> No
     meta_path.write_text(json.dumps(meta))
     assert not embedded.schema_is_current(tmp_path / "search")
     assert not embedded.schema_is_current(tmp_path / "nowhere")
+
+
+async def test_a_certificate_that_expired_sends_its_listing_back_through_the_index(world: World) -> None:
+    from catalog import service
+    from mall.core.models import Outbox
+
+    today = clock.local_date(clock.now())
+    for key, days in (("laptop", -1), ("printer", 30), ("desk", -10)):
+        await service.set_policy(
+            world.db,
+            world.who["supplier_y" if key == "desk" else "supplier_x"],
+            world.listings[key].id,
+            PolicyIn(
+                energy_cert_no="CQC21700000002", energy_cert_until=(today + timedelta(days=days)).isoformat()
+            ),
+        )
+    async with world.db.read() as s:
+        before = len(list((await s.execute(select(Outbox))).scalars()))
+    assert await service.restage_expired_certificates(world.db) == 1  # the laptop's, not a long-expired one
+    async with world.db.read() as s:
+        rows = list((await s.execute(select(Outbox).order_by(Outbox.created_at))).scalars())
+    assert len(rows) == before + 1 and rows[-1].payload["ids"] == [str(world.listings["laptop"].id)]
