@@ -43,6 +43,8 @@ from mall.core.fields import CategoryCodeText, Choice
 from mall.core.guards import PUBLIC, allow
 from mall.credit.record import scores_for as credit_scores
 from mall.pricewatch import stats as pricewatch_stats
+from mall.sme.current import declarations_on as sme_declarations_on
+from mall.sme.rules import SIZES as SME_SIZE_LABELS
 from mall.web import forms
 from mall.web.deps import DB, Config, UserCall, Viewer
 from mall.web.helpers import AnyRequest, Form, flash, page_no, pages_of, paging, pop_form, render
@@ -243,6 +245,9 @@ class GoodsPages(Controller):
             # The mall's own deal prices of this brand and model (mall.pricewatch.stats)
             market = await pricewatch_stats.market_for(s, listing.brand_key, listing.model_key)
             credits = await credit_scores(s, [listing.supplier_org_id, *(o.supplier_org_id for o in offers)])
+            supplier_size = (
+                await sme_declarations_on(s, [listing.supplier_org_id], clock.local_date(clock.now()))
+            ).get(listing.supplier_org_id)
         others = [x for x in same_category if x.id != listing.id and x.model_key != listing.model_key][:5]
         return render(
             request,
@@ -263,6 +268,8 @@ class GoodsPages(Controller):
             origin_labels=policy.ORIGINS,
             mandatory=policy.mandatory().get(listing.category_code),
             mandatory_source=policy.MANDATORY_SOURCE,
+            supplier_size=supplier_size,
+            size_labels=SME_SIZE_LABELS,
         )
 
     @post("/{listing_id:uuid}/moderation", opt=REVIEWERS)

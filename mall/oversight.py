@@ -37,6 +37,7 @@ from mall.core.workdays import WorkCalendar
 from mall.notices.models import Notice, NoticeKind
 from mall.orders.models import Order, OrderLine, OrderStatus
 from mall.orders.steps import CONTRACT_FILING_WORKING_DAYS
+from mall.sme.rules import SME_SIZES
 
 # Purchases of the same class are added up at the third level of the 品目 code (e.g. A020101 计算机
 # covers desktops, laptops and servers): buying them separately does not make them different goods.
@@ -134,18 +135,15 @@ class Late:
 
 
 def _unpaid(settings: Settings, now: datetime, scope: str | None = None) -> Select[Order]:
-    # The payment deadline protects small and medium suppliers (is_sme): they are chosen here, in the
-    # query, before any limit, so a long list of large suppliers' orders cannot hide them.
+    # The payment deadline protects small and medium suppliers (the declaration in force when the
+    # order was made, mall.sme): they are chosen here, in the query, before any limit, so a long list
+    # of large suppliers' orders cannot hide them.
     warn_before = now - timedelta(days=settings.payment_warn_days)
-    return (
-        select(Order)
-        .join(Organization, Organization.id == Order.supplier_org_id)
-        .where(
-            Order.status == OrderStatus.ACCEPTED,
-            Order.accepted_at <= warn_before,
-            Organization.is_sme.is_(True),
-            in_scope(Order.region_code, scope),
-        )
+    return select(Order).where(
+        Order.status == OrderStatus.ACCEPTED,
+        Order.accepted_at <= warn_before,
+        Order.supplier_scale.in_(SME_SIZES),
+        in_scope(Order.region_code, scope),
     )
 
 

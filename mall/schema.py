@@ -19,6 +19,7 @@ import mall.notify.models
 import mall.orders.models
 import mall.pricewatch.models
 import mall.sanctions.models
+import mall.sme.models
 import mall.supervision.models
 from mall.core.db import Base
 
@@ -35,6 +36,7 @@ MODULES = (
     mall.supervision.models,
     mall.sanctions.models,
     mall.credit.models,
+    mall.sme.models,
     catalog.models,
     bidding.models,
 )

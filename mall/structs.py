@@ -30,6 +30,7 @@ from mall.core.models import User
 from mall.core.money import money_str, quantity_str
 from mall.notices.models import NOTICE_KIND_LABELS, Notice
 from mall.orders.models import AcceptanceReport, Delivery, Invoice, Order, OrderClaim, OrderEvent, Payment
+from mall.sme.rules import is_sme
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -374,7 +375,7 @@ class WatchedOrderOut(msgspec.Struct):
             o.order_no,
             o.buyer.name,
             o.supplier.name,
-            bool(o.supplier.is_sme),
+            is_sme(o.supplier_scale),
             money_str(o.total_amount),
             rfc3339(o.accepted_at) if o.accepted_at else None,
             rfc3339(o.confirmed_at) if o.confirmed_at else None,

@@ -34,6 +34,7 @@ from mall.orders import lifecycle
 from mall.orders.events import record_event, supplier_of_record
 from mall.orders.models import Order, OrderStatus
 from mall.orders.queries import get_order
+from mall.sme.rules import is_sme
 
 S = OrderStatus
 PDF_TYPE = "application/pdf"
@@ -57,7 +58,7 @@ def planned_payment(is_sme: bool, payment_due_days: int) -> tuple[str, str]:
 
 def document_of(order: Order, settings: Settings) -> ContractDoc:
     """Pure: what the contract says, from the order as confirmed."""
-    terms, planned = planned_payment(order.supplier.is_sme, settings.payment_due_days)
+    terms, planned = planned_payment(is_sme(order.supplier_scale), settings.payment_due_days)
     services = any(line.category_code.startswith("C") for line in order.lines)
     supplier = supplier_of_record(order.supplier)
     return ContractDoc(
@@ -72,7 +73,7 @@ def document_of(order: Order, settings: Settings) -> ContractDoc:
         # the signed PDF holds no personal data, so it is stored as it is and published as signed.
         buyer=Party(order.buyer.name, order.buyer.credit_code, order.buyer.address or ""),
         supplier=Party(order.supplier.name, order.supplier.credit_code, supplier.get("address") or ""),
-        supplier_is_sme=order.supplier.is_sme,
+        supplier_is_sme=is_sme(order.supplier_scale),
         lines=[
             Line(
                 no=line.line_no,

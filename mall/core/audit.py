@@ -129,6 +129,7 @@ ACTIONS: dict[str, str] = {
     "report_filed": "举报供应商违规",
     "report_upheld": "举报查证属实",
     "report_dismissed": "举报不予支持",
+    "sme_declared": "出具中小企业声明函",
     "credit_blacklist_imported": "导入失信名单",
     "case_justified": "监管事项认定理由成立",
     "case_violation": "监管事项认定违规",

@@ -75,7 +75,6 @@ class Organization(IdMixin, Base):
     address: Mapped[str] = mapped_column(EncryptedText, default="")  # at most fields.ADDRESS_MAX
     region_code: Mapped[str] = mapped_column(String(6))
     contact_phone: Mapped[str] = mapped_column(EncryptedText, default="")  # at most fields.PHONE_MAX
-    is_sme: Mapped[bool] = mapped_column(Boolean, default=True)
     # 个体工商户: a supplier that is a natural person trading under a registration (credit code 92…);
     # its published deals name it and its credit code, never its address (docs/privacy.md).
     is_sole_proprietor: Mapped[bool] = mapped_column(Boolean, default=False)

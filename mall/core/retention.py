@@ -69,10 +69,18 @@ KEPT = (
     "credit_blacklist_imports",
     "credit_blacklist",
     "credit_checks",
+    "sme_declarations",
 )
 # Never changed either: each row is hashed into the next (the logs), or published as it stands
 # (notices: a correction is a new notice; a credit event: the fact behind a score, as it happened).
-APPEND_ONLY = ("disclosure_records", "audit_log", "notices", "credit_events", "credit_checks")
+APPEND_ONLY = (
+    "disclosure_records",
+    "audit_log",
+    "notices",
+    "credit_events",
+    "credit_checks",
+    "sme_declarations",
+)
 
 PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION mall_retention_guard() RETURNS trigger LANGUAGE plpgsql AS $$

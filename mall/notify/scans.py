@@ -8,11 +8,11 @@ from sqlalchemy import select
 
 from mall.core import clock
 from mall.core.db import Database, retried
-from mall.core.models import Organization
 from mall.notify.models import Kind, Notification
 from mall.notify.orders import payment_due_item
 from mall.notify.stage import stage
 from mall.orders.models import Order, OrderStatus
+from mall.sme.rules import SME_SIZES
 
 # A buyer is told this many days before the payment deadline of a small or medium supplier.
 PAYMENT_DUE_NOTICE_DAYS = 5
@@ -31,12 +31,11 @@ async def stage_payment_due(db: Database, payment_due_days: int) -> int:
         rows = (
             await s.execute(
                 select(Order)
-                .join(Organization, Organization.id == Order.supplier_org_id)
                 .where(
                     Order.status == OrderStatus.ACCEPTED,
                     Order.accepted_at.is_not(None),
                     Order.accepted_at <= latest_acceptance,
-                    Organization.is_sme.is_(True),
+                    Order.supplier_scale.in_(SME_SIZES),
                 )
                 .order_by(Order.accepted_at, Order.id)
                 .limit(BATCH * 5)

@@ -86,6 +86,9 @@ class Order(IdMixin, Base):
     cancel_requested_by: Mapped[str | None] = mapped_column(String(20))  # buyer | supplier
     cancel_request_reason: Mapped[str] = mapped_column(EncryptedText, default="")
     disclosure_id: Mapped[uuid.UUID | None] = mapped_column()
+    # The supplier's size by its 中小企业声明函 in force when the order was made (mall.sme): micro,
+    # small, medium, sme (declared before sizes were kept), large, or "" (no declaration in force).
+    supplier_scale: Mapped[str] = mapped_column(String(8), default="", server_default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     lines: Mapped[list[OrderLine]] = relationship(

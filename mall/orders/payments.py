@@ -39,6 +39,7 @@ from mall.core.settings import Settings
 from mall.orders.events import record_event
 from mall.orders.lifecycle import changing
 from mall.orders.models import Invoice, InvoiceStatus, Order, OrderStatus, Payment
+from mall.sme.rules import is_sme
 
 S = OrderStatus
 ZERO = Decimal(0)
@@ -362,7 +363,9 @@ def _settle(order: Order, settings: Settings | None) -> None:
     order.paid_at = at
     order.payment_days = max(0, (at - order.accepted_at).days)
     order.payment_overdue = bool(
-        settings is not None and order.supplier.is_sme and order.payment_days > settings.payment_due_days
+        settings is not None
+        and is_sme(order.supplier_scale)
+        and order.payment_days > settings.payment_due_days
     )
 
 

@@ -43,6 +43,7 @@ from mall.ledger import disclosure
 from mall.orders.events import record_event
 from mall.orders.models import Checkout, Order, OrderLine, OrderStatus
 from mall.sanctions import standing
+from mall.sme.current import size_on as sme_size_on
 
 S = OrderStatus
 _LISTINGS = cast(Table, Listing.__table__)
@@ -313,6 +314,7 @@ async def open_order(
     order.note = note
     order.confirm_due_at = now + timedelta(days=settings.auto_cancel_days)
     order.lines.extend(d.line(n) for n, d in enumerate(drafts, start=1))
+    order.supplier_scale = await sme_size_on(s, supplier_id, clock.local_date(now))
     s.add(order)
     await credit_checks.at_order(s, supplier_id, order.order_no)  # 422 supplier_blacklisted
     await s.flush()
@@ -356,6 +358,7 @@ async def open_confirmed_order(
     order.confirm_due_at = at
     order.confirmed_at = at
     order.contract_no = new_number("HT")
+    order.supplier_scale = await sme_size_on(s, supplier_id, clock.local_date(at))
     s.add(order)
     await credit_checks.at_order(s, supplier_id, order.order_no)  # 422 supplier_blacklisted
     await s.flush()

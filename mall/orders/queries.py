@@ -13,6 +13,7 @@ from mall.core.errors import NotFound
 from mall.core.personal_data import OVERSIGHT
 from mall.core.settings import Settings
 from mall.orders.models import Order, OrderStatus
+from mall.sme.rules import is_sme
 
 
 def can_see(who: Principal, order: Order) -> bool:
@@ -70,7 +71,7 @@ async def list_orders(
 
 def payment_state(order: Order, settings: Settings) -> str:
     """'', 'due_soon' (warned at 25 days), 'overdue' (flagged at 30) for an accepted, unpaid order."""
-    if order.status != OrderStatus.ACCEPTED or order.accepted_at is None or not order.supplier.is_sme:
+    if order.status != OrderStatus.ACCEPTED or order.accepted_at is None or not is_sme(order.supplier_scale):
         return ""
     days = (clock.now() - order.accepted_at).days
     if days > settings.payment_due_days:

@@ -8,6 +8,7 @@ from mall.core import clock
 from mall.core.steps import NextStep, end_of_day
 from mall.core.workdays import WorkCalendar
 from mall.orders.models import Order, OrderStatus
+from mall.sme.rules import is_sme
 
 # A contract not filed within this many working days is shown to the regulator: the law gives 7
 # working days from the signing (政府采购法第四十七条). A contract not yet signed by both counts from
@@ -89,7 +90,7 @@ def next_step(order: Order, calendar: WorkCalendar, payment_due_days: int) -> Ne
     if st == OrderStatus.ACCEPTED:
         due = None
         note = "按合同约定的期限付款"
-        if order.accepted_at is not None and order.supplier.is_sme:
+        if order.accepted_at is not None and is_sme(order.supplier_scale):
             due = order.accepted_at + timedelta(days=payment_due_days)
             note = f"中小企业合同须在验收后 {payment_due_days} 日内付款，逾期列入监管清单"
         return NextStep(

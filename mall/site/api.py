@@ -26,6 +26,7 @@ from mall.site import (
     oversight_routes,
     pricewatch_routes,
     sanction_routes,
+    sme_routes,
     stats_routes,
     workbench,
 )
@@ -98,6 +99,7 @@ ROUTES = [
     *case_routes.ROUTES,
     *sanction_routes.ROUTES,
     *credit_routes.ROUTES,
+    *sme_routes.ROUTES,
     *pricewatch_routes.ROUTES,
     *stats_routes.ROUTES,
     *workbench.ROUTES,

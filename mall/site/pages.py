@@ -36,6 +36,7 @@ from mall.site import (
     oversight_routes,
     pricewatch_routes,
     sanction_routes,
+    sme_routes,
     stats_routes,
     workbench,
 )
@@ -152,6 +153,7 @@ ROUTES = [
     *case_routes.PAGES,
     *sanction_routes.PAGES,
     *credit_routes.PAGES,
+    *sme_routes.PAGES,
     *pricewatch_routes.PAGES,
     *stats_routes.PAGES,
     *admin_pages.ROUTES,

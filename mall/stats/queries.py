@@ -33,12 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import mall.supervision.models as supervision
 from bidding.models import KIND_LABELS, Procedure, ProcedureStatus
 from catalog.categories import name_of
-from mall.core.models import Organization
 from mall.core.money import from_cents
 from mall.core.regions import in_scope, region_name, scope_prefix
 from mall.ledger.disclosure import MODE_LABELS
 from mall.orders.models import Order, OrderLine, OrderStatus
 from mall.pricewatch.models import ALERT_KIND_LABELS, PriceAlert
+from mall.sme.rules import SME_SIZES
 from mall.stats.period import Filter, month_of
 
 S = OrderStatus
@@ -90,24 +90,20 @@ class SpendRow:
 class DealRow:
     mode: str
     region_code: str
-    is_sme: bool
+    is_sme: bool  # by the supplier's declaration in force when the order was made (mall.sme)
     confirmed_at: datetime
     amount: Decimal
 
 
 async def deal_rows(s: AsyncSession, f: Filter) -> list[DealRow]:
     """Every deal of the period and scope, as the few columns the statistics need (streamed)."""
-    stmt = (
-        select(
-            Order.mode,
-            Order.region_code,
-            Organization.is_sme,
-            Order.confirmed_at,
-            type_coerce(Order.total_amount, BigInteger),
-        )
-        .join(Organization, Organization.id == Order.supplier_org_id)
-        .where(_deals(f))
-    )
+    stmt = select(
+        Order.mode,
+        Order.region_code,
+        Order.supplier_scale.in_(SME_SIZES),
+        Order.confirmed_at,
+        type_coerce(Order.total_amount, BigInteger),
+    ).where(_deals(f))
     return [
         DealRow(str(mode), str(region), bool(sme), at, from_cents(int(cents)))
         async for mode, region, sme, at, cents in await _stream(s, stmt)

@@ -30,6 +30,7 @@ from mall.core.regions import scope_prefix, within
 from mall.orders.models import Order, OrderLine, OrderStatus
 from mall.oversight import CLASS_LENGTH
 from mall.pricewatch.models import PriceStat
+from mall.sme.rules import is_sme
 from mall.supervision import rules as R
 
 CHECKOUT_BATCH = 2000
@@ -87,6 +88,7 @@ async def _orders_of(s: AsyncSession, checkouts: list[uuid.UUID]) -> list[R.Orde
                 Order.signed_at,
                 Order.received_at,
                 Order.accepted_at,
+                Order.supplier_scale,
             ).where(Order.checkout_id.in_(checkouts))
         )
     ).all()
@@ -111,16 +113,14 @@ async def _orders_of(s: AsyncSession, checkouts: list[uuid.UUID]) -> list[R.Orde
         ).all():
             lines[oid].append(R.LineFact(no, name, code, _bkey(brand), _mkey(spec), price, amount))
     orgs = {r[3] for r in rows} | {r[4] for r in rows}
-    info: dict[uuid.UUID, tuple[str, bool]] = {}
+    info: dict[uuid.UUID, str] = {}
     for chunk in _chunks(list(orgs)):
-        for oid, region, sme in (
+        for oid, region in (
             await s.execute(
-                select(Organization.id, Organization.region_code, Organization.is_sme).where(
-                    Organization.id.in_(chunk)
-                )
+                select(Organization.id, Organization.region_code).where(Organization.id.in_(chunk))
             )
         ).all():
-            info[oid] = (region, bool(sme))
+            info[oid] = region
     return [
         R.OrderFact(
             order_id=r[0],
@@ -128,10 +128,10 @@ async def _orders_of(s: AsyncSession, checkouts: list[uuid.UUID]) -> list[R.Orde
             checkout_id=r[2],
             buyer_org_id=r[3],
             supplier_org_id=r[4],
-            region_code=info.get(r[3], ("", True))[0],
+            region_code=info.get(r[3], ""),
             status=str(r[5]),
             total=r[6],
-            supplier_is_sme=info.get(r[4], ("", True))[1],
+            supplier_is_sme=is_sme(r[11]),
             confirmed_at=r[7],
             signed_at=r[8],
             received_at=r[9],

@@ -42,9 +42,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("order_lines") as batch_op:
-        for column in LINE_COLUMNS:
-            batch_op.drop_column(column.name)
-    with op.batch_alter_table("listings") as batch_op:
-        for column in LISTING_COLUMNS:
-            batch_op.drop_column(column.name)
+    # in place (SQLite 3.35+): a batch copy would drop and recreate tables others refer to
+    for table, columns in (("order_lines", LINE_COLUMNS), ("listings", LISTING_COLUMNS)):
+        for column in columns:
+            op.execute(f"ALTER TABLE {table} DROP COLUMN {column.name}")
