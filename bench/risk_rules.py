@@ -83,7 +83,6 @@ async def seed(s: Settings, n_orders: int, n_buyers: int, n_suppliers: int) -> d
                     "address": "",
                     "region_code": region,
                     "contact_phone": "",
-                    "is_sme": False,
                     "created_at": now,
                 }
             )
@@ -123,11 +122,11 @@ async def seed(s: Settings, n_orders: int, n_buyers: int, n_suppliers: int) -> d
                     "address": "",
                     "region_code": "410100",
                     "contact_phone": "",
-                    "is_sme": i % 2 == 0,
                     "created_at": now,
                 }
             )
             suppliers.append(oid)
+        small_suppliers = set(suppliers[::2])
         async with db.write() as tx:
             await tx.session.execute(insert(Organization.__table__), orgs)  # type: ignore[arg-type]
             await tx.session.execute(insert(User.__table__), users)  # type: ignore[arg-type]
@@ -207,6 +206,8 @@ async def seed(s: Settings, n_orders: int, n_buyers: int, n_suppliers: int) -> d
                     "buyer_org_id": buyer,
                     "buyer_user_id": user,
                     "supplier_org_id": supplier,
+                    # half the suppliers small, as their declaration when ordered (mall.sme)
+                    "supplier_scale": "small" if supplier in small_suppliers else "large",
                     "budget_line_id": line,
                     "checkout_id": ck,
                     "region_code": "410100",

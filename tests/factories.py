@@ -35,6 +35,28 @@ LAPTOP = ("A02010108", "便携式计算机", "", "1", "台")
 T = TypeVar("T", BudgetLine, Listing)
 
 
+def sme_declaration(org_id: uuid.UUID, size: str, *, days_ago: int = 30) -> Any:
+    """A 中小企业声明函 of `size` filed `days_ago` days ago (in force for a year from then)."""
+    from mall.sme.models import SmeDeclaration
+
+    today = clock.local_date(clock.now())
+    return SmeDeclaration(
+        id=uuid.uuid4(),
+        org_id=org_id,
+        industry="wholesale",
+        employees={"micro": 3, "small": 12, "medium": 80, "large": 500}.get(size),
+        revenue=None,
+        assets=None,
+        size=size,
+        declared_on=today - timedelta(days=days_ago),
+        valid_until=today - timedelta(days=days_ago) + timedelta(days=365),
+        source="declared",
+        statement="测试用声明函",
+        declared_at=clock.now(),
+        declared_by=None,
+    )
+
+
 @contextlib.contextmanager
 def frozen_at(at: datetime) -> Iterator[datetime]:
     """The clock stands at `at` inside the block and runs again after it."""
@@ -104,10 +126,16 @@ class World:
         return {"Authorization": f"Bearer {self.tokens[name]}"}
 
     async def org(
-        self, name: str, kind: OrgKind, org_name: str, *, admin_role: str | None = None
+        self,
+        name: str,
+        kind: OrgKind,
+        org_name: str,
+        *,
+        admin_role: str | None = None,
+        sme: str | None = "small",
     ) -> Principal:
         """A user `name` of a new organization; users of the platform operator (`admin_role`) share
-        its one organization."""
+        its one organization. A supplier has a 中小企业声明函 in force of size `sme` (None: none)."""
         self._n += 1
         code = make("9" if kind == OrgKind.SUPPLIER else "1", "1", "410100", f"{self._n:08d}")
         async with self.db.write() as tx:
@@ -136,6 +164,9 @@ class World:
             )
             user.org = org
             tx.session.add_all([org, user])
+            if kind == OrgKind.SUPPLIER and sme is not None:
+                await tx.session.flush()
+                tx.session.add(sme_declaration(org.id, sme))
         p = auth.principal_of(user)
         self.who[name] = p
         self.tokens[name], _ = await tokens.issue_token(self.db, p, "test")

@@ -34,7 +34,8 @@ def _order(status: str, *, sme: bool = True, **at: datetime | str) -> Order:
         confirm_due_at=placed + timedelta(days=15),
         cancel_requested_by=None,
     )
-    o.supplier = Organization(name="甲供应商", is_sme=sme)
+    o.supplier = Organization(name="甲供应商")
+    o.supplier_scale = "small" if sme else "large"
     for k, v in at.items():
         setattr(o, k, v)
     return o

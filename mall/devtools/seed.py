@@ -39,6 +39,7 @@ from mall.devtools.demo.organizations import (
 from mall.devtools.demo.policy import make_policy
 from mall.devtools.demo.pricewatch import make_price_alerts
 from mall.devtools.demo.sanctions import make_sanctions
+from mall.devtools.demo.sme import make_sme_declarations
 from mall.devtools.demo.supervision import make_cases
 
 __all__ = ["DEMO_MARKER", "DEMO_PASSWORD", "demo_accounts", "demo_loaded", "is_seeded", "seed_demo"]
@@ -92,11 +93,13 @@ async def seed_demo(
     clock.clock.freeze(start)
     try:
         principals = await make_organizations(db, rng)
+        sizes = await make_sme_declarations(db, principals, start - timedelta(days=20))
         await make_budget_lines(db, principals)
         listings = await make_listings(db, settings, rng, principals)
         made = await make_history(db, settings, rng, principals, listings, history, start, now)
     finally:
         clock.clock.unfreeze()
+    made |= sizes
     made["procedures"] = await make_procedures(db, settings, principals)
     made |= await make_agreements_and_services(db, settings, principals)
     made["published"] = made.get("published", 0) + await make_agreement_and_service_deals(

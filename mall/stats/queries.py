@@ -50,7 +50,7 @@ ZERO = Decimal("0.00")
 STREAM_BATCH = 2000
 
 
-def _deals(f: Filter) -> ColumnElement[bool]:
+def deal_clause(f: Filter) -> ColumnElement[bool]:
     return and_(
         Order.status.in_(DEAL_STATUSES),
         Order.confirmed_at >= f.period.since,
@@ -103,7 +103,7 @@ async def deal_rows(s: AsyncSession, f: Filter) -> list[DealRow]:
         Order.supplier_scale.in_(SME_SIZES),
         Order.confirmed_at,
         type_coerce(Order.total_amount, BigInteger),
-    ).where(_deals(f))
+    ).where(deal_clause(f))
     return [
         DealRow(str(mode), str(region), bool(sme), at, from_cents(int(cents)))
         async for mode, region, sme, at, cents in await _stream(s, stmt)
@@ -164,7 +164,7 @@ async def spend_by_category(s: AsyncSession, f: Filter, level: int = 1) -> list[
             func.count(func.distinct(Order.id)),
         )
         .join(Order, Order.id == OrderLine.order_id)
-        .where(_deals(f))
+        .where(deal_clause(f))
         .group_by(prefix)
     )
     rows = [
@@ -214,7 +214,7 @@ async def policy_shares(s: AsyncSession, f: Filter) -> tuple[list[ShareRow], lis
             func.count(),
         )
         .join(Order, Order.id == OrderLine.order_id)
-        .where(_deals(f), OrderLine.origin != "")
+        .where(deal_clause(f), OrderLine.origin != "")
         .group_by(certified, OrderLine.origin)
     )
     green: dict[str, list[Decimal | int]] = {}
@@ -267,7 +267,7 @@ async def savings(s: AsyncSession, f: Filter) -> list[SavingsRow]:
         .where(
             Procedure.status == ProcedureStatus.CONFIRMED,
             Procedure.awarded_amount.is_not(None),
-            _deals(f),
+            deal_clause(f),
         )
         .group_by(Procedure.kind)
     )

@@ -27,7 +27,7 @@ from mall.core.regions import region_name
 from mall.orders.models import Order
 from mall.sme.rules import SMALL_OR_MICRO, SME_SIZES
 from mall.stats.period import Filter, Period
-from mall.stats.queries import _deals, percent
+from mall.stats.queries import deal_clause, percent
 
 BY = ("buyer", "region", "year")
 ZERO = Decimal(0)
@@ -108,9 +108,9 @@ async def _grouped(s: AsyncSession, f: Filter, key: Any) -> list[tuple[Any, int,
         _cents(Order.supplier_scale.in_(SMALL_OR_MICRO)),
     )
     if key is None:
-        stmt = select(literal_column("NULL"), *figures).where(_deals(f))
+        stmt = select(literal_column("NULL"), *figures).where(deal_clause(f))
     else:
-        stmt = select(key, *figures).where(_deals(f)).group_by(key)
+        stmt = select(key, *figures).where(deal_clause(f)).group_by(key)
     return [
         (k, int(n), from_cents(int(total or 0)), from_cents(int(sme or 0)), from_cents(int(small or 0)))
         for k, n, total, sme, small in (await s.execute(stmt)).all()

@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import update
 
 from mall.core import clock
-from mall.core.models import Organization, OrgKind
+from mall.core.models import OrgKind
 from mall.orders.models import Checkout, Order, OrderStatus
+from mall.sme.current import size_on
 from tests.factories import World, frozen_at
 from tests.mall.test_pages import login_ok
 
@@ -52,16 +53,12 @@ async def _accepted_orders(world: World, supplier: str, n: int, accepted_days_ag
                 confirm_due_at=accepted,
                 confirmed_at=accepted - timedelta(days=2),
                 accepted_at=accepted,
+                # the size its supplier declared (mall.sme), as checkout records it
+                supplier_scale=await size_on(tx.session, seller.org_id, clock.local_date(now)),
             )
             tx.session.add_all([ck, order])
             ids.append(order.id)
     return ids
-
-
-async def _large(world: World, supplier: str) -> None:
-    org_id = world.who[supplier].org_id
-    async with world.db.write() as tx:
-        await tx.session.execute(update(Organization).where(Organization.id == org_id).values(is_sme=False))
 
 
 async def test_a_late_payment_to_a_small_supplier_is_shown_behind_a_hundred_to_large_ones(
@@ -69,8 +66,7 @@ async def test_a_late_payment_to_a_small_supplier_is_shown_behind_a_hundred_to_l
 ) -> None:
     """The unpaid list is chosen in the query: small and medium suppliers first, then the limit. Taking
     the 100 oldest unpaid orders and filtering them afterwards showed none of the cases the rule is for."""
-    await world.org("supplier_big", OrgKind.SUPPLIER, "大型供应商集团")
-    await _large(world, "supplier_big")
+    await world.org("supplier_big", OrgKind.SUPPLIER, "大型供应商集团", sme="large")
     await _accepted_orders(world, "supplier_big", 105, settings.payment_warn_days + 20)
     [sme_order] = await _accepted_orders(world, "supplier_y", 1, settings.payment_warn_days + 1)
 

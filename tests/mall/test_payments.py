@@ -19,6 +19,7 @@ from mall.core.auth import Principal
 from mall.core.errors import Conflict, InvalidInput, RuleViolation
 from mall.orders import payments
 from mall.orders.models import InvoiceStatus
+from mall.sme.rules import is_sme
 from tests.factories import World, sign_and_file
 from tests.security.login_helpers import assert_problem
 
@@ -270,7 +271,7 @@ async def test_the_sme_rule_is_judged_on_the_final_payment_after_acceptance(worl
     finally:
         clock.clock.unfreeze()
     assert order.status == "paid" and order.payment_days == 31
-    assert order.payment_overdue is order.supplier.is_sme
+    assert order.payment_overdue is is_sme(order.supplier_scale)
 
 
 # ------------------------------------------------------------------ API

@@ -13,11 +13,9 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from bidding.models import Procedure, ProcedureStatus
 from mall.core import clock
-from mall.core.models import Organization
 from mall.orders.models import Checkout, Order, OrderLine, OrderStatus
 from mall.pricewatch.models import PriceAlert
 from mall.stats import charts
@@ -81,6 +79,8 @@ async def deal(
             confirmed_at=confirmed_at,
             accepted_at=accepted_at,
             paid_at=paid_at,
+            # supplier_x small (its declaration when the deal was made), supplier_y large
+            supplier_scale="large" if supplier == "supplier_y" else "small",
         )
         line = OrderLine(
             id=uuid.uuid4(),
@@ -96,6 +96,9 @@ async def deal(
             listed_unit_price=money,
             unit_price=money,
             amount=money,
+            # what the listing declared (catalog.policy): the 信息化设备 certified, the rest not
+            green="energy" if category.startswith("A0201") else "",
+            origin="domestic",
         )
         tx.session.add_all([ck, order, line])
     return order.id
@@ -176,10 +179,6 @@ async def alert(
 async def known_world(world: World) -> None:
     """supplier_x small (the default), supplier_y large. In 2025: a paid supermarket deal in 金水区,
     an agreement deal in 开封市, an auction deal in 郑州市; and what must not count."""
-    async with world.db.write() as tx:
-        await tx.session.execute(
-            update(Organization).where(Organization.id == world.who["supplier_y"].org_id).values(is_sme=False)
-        )
     await deal(
         world,
         "supplier_x",

@@ -15,6 +15,7 @@ from mall.core.models import Organization, OrgKind, Outbox
 from mall.notify.models import Kind
 from mall.orders.events import record_event
 from mall.orders.models import Checkout, Order, OrderLine, OrderStatus
+from mall.sme.current import size_on
 from mall.supervision import engine
 from mall.supervision import rules as R
 from mall.supervision.models import CaseEvent, OversightCase
@@ -69,6 +70,8 @@ async def make_order(
             placed_at=at,
             confirm_due_at=at,
             confirmed_at=at if status != OrderStatus.PLACED else None,
+            # the size its supplier declared, as checkout records it (mall.sme)
+            supplier_scale=await size_on(s, sup.org_id, clock.local_date(at)),
             **fields,
         )
         o.lines.append(

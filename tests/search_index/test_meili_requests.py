@@ -115,6 +115,8 @@ def test_ensure_index_creates_then_applies_the_exact_settings(fake: FakeMeili) -
         "price_cents",
         "price_band",
         "stock",
+        "green",
+        "origin",
     }
     assert settings["sortableAttributes"] == ["price_cents", "created_ts", "sales"]
     assert settings["rankingRules"] == ["words", "typo", "proximity", "attribute", "sort", "exactness"]
@@ -177,6 +179,8 @@ def test_upsert_body_and_primary_key(fake: FakeMeili) -> None:
         "sales": 3,
         "created_ts": 1_790_000_001,
         "description": "办公用",
+        "green": [],
+        "origin": "domestic",
     }
     assert body[1]["price_band"] == "0-1000"
     assert body[1]["category_prefixes"][-2:] == ["A020106", "A02010601"]
@@ -239,6 +243,8 @@ def test_search_body_with_every_filter_paging_and_facets(fake: FakeMeili) -> Non
         price_min=Decimal("1000.50"),
         price_max=Decimal("5000"),
         in_stock=True,
+        green=True,
+        origin="imported",
         sort="price_asc",
         page=3,
         per_page=30,
@@ -256,6 +262,8 @@ def test_search_body_with_every_filter_paging_and_facets(fake: FakeMeili) -> Non
             "price_cents >= 100050",
             "price_cents <= 500000",
             "stock > 0",
+            "green IS NOT EMPTY",
+            'origin = "imported"',
         ],
         "sort": ["price_cents:asc"],
         "page": 3,

@@ -32,6 +32,7 @@ from mall.core.money import round_money
 from mall.core.settings import Settings
 from mall.devtools.demo import after_sales
 from mall.ledger import disclosure
+from mall.sme.rules import is_sme
 
 
 async def _line_for(db: Database, org_id: uuid.UUID | None, codes: list[str]) -> BudgetLine | None:
@@ -510,7 +511,8 @@ async def make_history(
                 made["claims"] += 1
             if stage < 0.45:
                 continue
-            late = made.setdefault("paid_late", 0) < 2 and supplier.org_id is not None
+            # two SME orders paid late (the payment rule protects small and medium suppliers only)
+            late = made.setdefault("paid_late", 0) < 2 and is_sme(order.supplier_scale)
             advance(timedelta(days=36 if late else rng.choice([3, 7, 12, 20, 28])))
             made["paid_late"] += int(late)
             day = clock.local_date(clock.now())

@@ -23,6 +23,7 @@ from mall.core.models import Organization
 from mall.core.settings import Settings
 from mall.orders.models import Checkout, Order, OrderLine, OrderStatus
 from mall.pricewatch.models import PriceStat
+from mall.sme.current import declarations_on
 from mall.supervision import engine
 
 Roles = dict[str, str]
@@ -148,10 +149,15 @@ async def make_cases(
     line, line2 = await _line(db, buyer.org_id), await _line(db, buyer2.org_id)
     rows: list[Any] = []
     n = 0
+    # each order records the size its supplier declared (mall.sme), as checkout does
+    async with db.read() as s:
+        declared = await declarations_on(s, [s1, s2, s3], clock.local_date(now))
+    scales = {k: d.size for k, d in declared.items()}
 
     def order(b: Principal, sup: uuid.UUID, ln: BudgetLine, amount: str, days: int, **kw: Any) -> None:
         nonlocal n
         n += 1
+        kw.setdefault("supplier_scale", scales.get(sup, ""))
         rows.extend(_order(b, sup, ln, amount, now - timedelta(days=days), n, **kw))
 
     # split purchase and concentration (three 700,000 orders of one class, one supplier)
