@@ -217,6 +217,9 @@ class OrderOut(msgspec.Struct):
     buyer_signed_at: str | None = None
     signed_at: str | None = None
     contract_sha256: str | None = None
+    # the supplier's size by its 中小企业声明函 when the order was made (mall.sme): micro, small,
+    # medium, sme (unsized, migrated), large, or "" (no declaration in force)
+    supplier_scale: str = ""
 
     @classmethod
     def of(cls, o: Order) -> OrderOut:
@@ -253,6 +256,7 @@ class OrderOut(msgspec.Struct):
             rfc3339(o.buyer_signed_at) if o.buyer_signed_at else None,
             rfc3339(o.signed_at) if o.signed_at else None,
             o.contract_sha256,
+            o.supplier_scale,
         )
 
 

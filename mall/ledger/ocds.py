@@ -15,6 +15,9 @@ from mall.ledger.disclosure import MODE_LABELS
 
 # The bid statistics live in the bids extension, not in the core schema; the package declares it.
 BID_EXTENSION = "https://raw.githubusercontent.com/open-contracting/ocds_bid_extension/v1.1.3/extension.json"
+# parties/details/scale: micro | sme | large, the supplier's size by its 中小企业声明函 (mall.sme)
+SCALE_EXTENSION = "https://raw.githubusercontent.com/open-contracting-extensions/ocds_partyDetails_scale_extension/master/extension.json"
+EXTENSIONS = [BID_EXTENSION, SCALE_EXTENSION]
 CLASSIFICATION_SCHEME = "CN-GPC-2022"  # 《政府采购品目分类目录》(2022)
 IDENTIFIER_SCHEME = "CN-USCC"  # 统一社会信用代码
 CURRENCY = "CNY"
@@ -35,6 +38,9 @@ TAGS = {
     "cancellation": ["awardCancellation", "contractTermination"],
     "failure": ["tender"],
 }
+
+
+SCALE_CODES = {"micro": "micro", "small": "sme", "medium": "sme", "sme": "sme", "large": "large"}
 
 
 def ocid(prefix: str, number: str) -> str:
@@ -96,8 +102,12 @@ def _bid_statistics(record: dict[str, Any]) -> list[dict[str, Any]]:
     return stats
 
 
-def release(record: dict[str, Any], prefix: str, names: dict[str, str] | None = None) -> dict[str, Any]:
-    """The OCDS release for one ledger record (the record as published: `body` parsed)."""
+def release(
+    record: dict[str, Any], prefix: str, names: dict[str, str] | None = None, scale: str = ""
+) -> dict[str, Any]:
+    """The OCDS release for one ledger record (the record as published: `body` parsed). `scale` is
+    the size the supplier declared when the deal was made (the order's; the record itself, a fixed
+    contract, does not carry it): micro, sme or large in `parties/details/scale`."""
     kind, mode = record["kind"], record["mode"]
     process = ocid(prefix, record["order_no"])
     lines = record.get("lines") or []
@@ -168,6 +178,7 @@ def release(record: dict[str, Any], prefix: str, names: dict[str, str] | None = 
                 else {"countryName": "中国"}
             ),
             "roles": ["supplier"],
+            **({"details": {"scale": SCALE_CODES[scale]}} if scale in SCALE_CODES else {}),
         }
     )
     cancelled = kind == "cancellation"

@@ -27,6 +27,7 @@ from mall.orders import steps as order_steps
 from mall.orders.models import ORDER_STATUS_LABELS, ClaimKind, ClaimOutcome, ClaimStatus, Order, OrderStatus
 from mall.site.order_routes import STEP_CALL, STEPS, OrderCall, acceptance_pdf_response, contract_download
 from mall.site.order_routes import Call as StepCall
+from mall.sme.rules import SIZES as SME_SIZES
 from mall.structs import (
     AcceptIn,
     AnswerIn,
@@ -247,6 +248,7 @@ class OrderPages(Controller):
         return call.render(
             "order.html",
             order=order,
+            sme_sizes=SME_SIZES,
             step=step,
             stance=step.stance(party, own=party in ("buyer", "supplier")),
             events=events,

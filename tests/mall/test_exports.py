@@ -22,7 +22,7 @@ from mall import orders
 from mall.core import files
 from mall.core.db import Database
 from mall.core.settings import Settings
-from mall.ledger import disclosure, exports
+from mall.ledger import disclosure, exports, ocds
 from mall.orders.models import Order
 from tests.factories import World
 from tests.mall.test_disclosure import deal
@@ -281,7 +281,7 @@ async def test_ocds_package_validates_against_the_official_schema(
     assert errors == [], "\n".join(f"{list(e.path)}: {e.message}" for e in errors[:10])
     releases = package["releases"]
     assert len(releases) == 7 and package["version"] == "1.1"
-    assert package["extensions"]
+    assert package["extensions"] == [ocds.BID_EXTENSION, ocds.SCALE_EXTENSION]
     laptop = ledger["laptop"]
     ocid = settings.ocds_prefix + laptop.order_no
     same = [x for x in releases if x["ocid"] == ocid]
@@ -291,6 +291,9 @@ async def test_ocds_package_validates_against_the_official_schema(
         ("buyer", "procuringEntity"),
         ("supplier",),
     }
+    # the supplier's size by its 中小企业声明函 on the deal date (the factory's: small, an OCDS "sme")
+    supplier_party = next(p for p in deal_release["parties"] if p["roles"] == ["supplier"])
+    assert supplier_party["details"] == {"scale": "sme"}
     assert deal_release["tender"]["procurementMethodDetails"] == "网上超市"
     award = deal_release["awards"][0]
     assert award["value"] == {"amount": Decimal("10000.00"), "currency": "CNY"}

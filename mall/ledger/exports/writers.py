@@ -7,23 +7,26 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import msgspec
+from sqlalchemy import select
 
 from catalog.categories import names
 from mall.core import clock, xlsx
 from mall.core.clock import SHANGHAI
 from mall.core.db import Database
 from mall.core.fields import spreadsheet_safe
+from mall.core.models import Organization
 from mall.core.settings import Settings
 from mall.ledger import ocds
 from mall.ledger.disclosure import KIND_LABELS, MODE_LABELS
 from mall.ledger.exports.reading import ExportQuery, Tally, iter_records, matching_lines
+from mall.sme.models import SmeDeclaration
 
 FORMATS = ("csv", "xlsx", "ocds")
 FORMAT_LABELS = {"csv": "CSV", "xlsx": "Excel（XLSX）", "ocds": "OCDS JSON"}
@@ -171,7 +174,7 @@ def package_head(settings: Settings, q: ExportQuery, published: str) -> bytes:
     head = {
         "uri": uri,
         "version": "1.1",
-        "extensions": [ocds.BID_EXTENSION],
+        "extensions": ocds.EXTENSIONS,
         "publishedDate": published,
         "publisher": {"name": f"阳光卖场（{settings.region_name}政府采购电子卖场）"},
         "publicationPolicy": f"{settings.public_base_url}/disclosures",
@@ -185,18 +188,55 @@ async def ocds_chunks(
 ) -> AsyncIterator[bytes]:
     names = _category_names()
     yield package_head(settings, q, clock.rfc3339(clock.now()))
-    parts: list[bytes] = []
     first = True
+    batch: list[dict[str, Any]] = []
+
+    async def encoded() -> bytes:
+        nonlocal first
+        scales = await _scales(db, batch)
+        out = []
+        for record in batch:
+            release = ocds.release(record, settings.ocds_prefix, names, scales.get(record["order_no"], ""))
+            out.append((b"" if first else b",") + _encoder.encode(release))
+            first = False
+        batch.clear()
+        return b"".join(out)
+
     async for record in iter_records(db, q, upto=upto, tally=tally):
-        parts.append(
-            (b"" if first else b",") + _encoder.encode(ocds.release(record, settings.ocds_prefix, names))
-        )
-        first = False
-        if len(parts) >= 200:
-            yield b"".join(parts)
-            parts = []
-    parts.append(b"]}")
-    yield b"".join(parts)
+        batch.append(record)
+        if len(batch) >= 200:
+            yield await encoded()
+    yield await encoded() + b"]}"
+
+
+async def _scales(db: Database, records: list[dict[str, Any]]) -> dict[str, str]:
+    """The size each deal's supplier declared in its 中小企业声明函 in force on the deal date (mall.sme),
+    by order number; none for a record without a supplier or a declaration."""
+    wanted = [r for r in records if r.get("supplier") and r.get("deal_date")]
+    if not wanted:
+        return {}
+    codes = sorted({r["supplier"]["credit_code"] for r in wanted})
+    async with db.read() as s:
+        rows = (
+            await s.execute(
+                select(Organization.credit_code, SmeDeclaration)
+                .join(SmeDeclaration, SmeDeclaration.org_id == Organization.id)
+                .where(Organization.credit_code.in_(codes))
+                .order_by(SmeDeclaration.declared_on, SmeDeclaration.declared_at)
+            )
+        ).all()
+    by_code: dict[str, list[SmeDeclaration]] = {}
+    for code, d in rows:
+        by_code.setdefault(code, []).append(d)
+    out = {}
+    for r in wanted:
+        day = date.fromisoformat(r["deal_date"])
+        found = [
+            d for d in by_code.get(r["supplier"]["credit_code"], []) if d.declared_on <= day <= d.valid_until
+        ]
+        if found:
+            out[r["order_no"]] = found[-1].size  # the newest in force
+    return out
 
 
 # ---------------------------------------------------------------- XLSX (a file: a zip cannot stream)
