@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bidding import rules
 from bidding.models import Offer, Procedure, ProcedureKind, ProcedureStatus
 from bidding.service import inquiry_rules_of, lock, rules_of
-from bidding.views import bids_of, items_of, quotes_of
+from bidding.views import bids_of, deductions_of, items_of, quotes_of
 from mall import accounts, budgets
 from mall.core import clock, outbox
 from mall.core.db import Database, Tx, retried
@@ -46,9 +46,10 @@ async def close(db: Database, procedure_id: uuid.UUID, *, pause: float = 0.0) ->
 
 async def outcome(tx: Tx, p: Procedure) -> Any:
     offers = list((await tx.session.execute(select(Offer).where(Offer.procedure_id == p.id))).scalars())
+    deductions = await deductions_of(tx.session, p, {o.supplier_org_id for o in offers})
     if p.kind == ProcedureKind.INQUIRY:
-        return rules.inquiry_outcome(inquiry_rules_of(p), quotes_of(offers))
-    return rules.outcome(rules_of(p), bids_of(offers))
+        return rules.inquiry_outcome(inquiry_rules_of(p), quotes_of(offers), deductions)
+    return rules.outcome(rules_of(p), bids_of(offers), deductions=deductions)
 
 
 async def settle(tx: Tx, p: Procedure, now: datetime) -> None:

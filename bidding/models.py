@@ -13,7 +13,17 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mall.core.db import Base, IdMixin, Money, Quantity, UTCDateTime
@@ -68,6 +78,10 @@ class Procedure(IdMixin, Base):
     )  # yuan, or percent when decrement_is_percent
     decrement_is_percent: Mapped[bool] = mapped_column(Boolean, default=False)
     beat_lowest: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The 小微企业 price deduction the buyer enabled (财库〔2020〕46号 第九条, 10%–20% by 财库〔2022〕19号):
+    # the rate taken from MALL_SME_PRICE_DEDUCTION when published; None: not enabled. Small and micro
+    # suppliers' offers are ranked at their price less this share; the deal is at the offered price.
+    sme_deduction: Mapped[Decimal | None] = mapped_column(Numeric(4, 3))
     snipe_window_seconds: Mapped[int] = mapped_column(Integer, default=300)
     extension_seconds: Mapped[int] = mapped_column(Integer, default=300)
     max_extensions: Mapped[int] = mapped_column(Integer, default=12)

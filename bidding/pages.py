@@ -173,6 +173,7 @@ class ProcedurePages(Controller):
             kinds=KIND_LABELS,
             agreement=under,
             min_participants=call.settings.min_participants,
+            sme_deduction=call.settings.sme_price_deduction,
         )
 
     @post("/new", opt=BUYERS)

@@ -69,6 +69,8 @@ class ProcedureIn(msgspec.Struct, forbid_unknown_fields=True):
     # supplier organization ids (at least min_participants active suppliers); omitted: suppliers live in the 品目
     invited: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)] | None = None
     agreement_id: uuid.UUID | None = None  # 二次竞价: only this framework agreement's entered suppliers
+    # 小微企业价格扣除: small and micro suppliers ranked at their price less MALL_SME_PRICE_DEDUCTION
+    sme_deduction: bool = False
 
 
 def _number(kind: str) -> str:
@@ -181,6 +183,7 @@ async def create(
     open_tender_threshold: Decimal,
     region_code: str,
     min_participants: int = MIN_PARTICIPANTS,
+    sme_deduction: Decimal = Decimal("0.10"),
 ) -> Procedure:
     """A buyer publishes an inquiry or an auction: checked, budget reserved, visible at once.
     `min_participants` is the platform's minimum (settings.min_participants)."""
@@ -265,6 +268,7 @@ async def create(
             decrement=str(decrement),
             decrement_is_percent=data.decrement_is_percent,
             beat_lowest=data.beat_lowest,
+            sme_deduction=sme_deduction if data.sme_deduction else None,
             min_participants=wanted,
             eligibility=eligibility,
             agreement_id=data.agreement_id,
@@ -311,6 +315,7 @@ async def create_under(db: Database, settings: Settings, who: Principal, data: P
         open_tender_threshold=settings.open_tender_threshold,
         region_code=region or settings.region_code,
         min_participants=settings.min_participants,
+        sme_deduction=settings.sme_price_deduction,
     )
 
 

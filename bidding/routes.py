@@ -44,6 +44,9 @@ class OfferOut(msgspec.Struct):
     mine: bool
     flags: list[str] = []  # abnormally-low triggers, after opening
     credit: str = ""  # the supplier's credit score (mall.credit), for the buyer and overseers, after opening
+    # the 小微企业 price deduction: the price ranked at (the deal is at `amount`), and why
+    evaluated_amount: str | None = None
+    deduction: str = ""
 
 
 class ProcedureOut(msgspec.Struct):
@@ -111,7 +114,18 @@ def _offers(shown: list[Any] | None) -> list[OfferOut] | None:
     if shown is None:
         return None
     return [
-        OfferOut(v.label, v.amount, rfc3339(v.at), v.status, v.mine, list(v.flags), v.credit) for v in shown
+        OfferOut(
+            v.label,
+            v.amount,
+            rfc3339(v.at),
+            v.status,
+            v.mine,
+            list(v.flags),
+            v.credit,
+            v.evaluated,
+            v.deduction,
+        )
+        for v in shown
     ]
 
 

@@ -13,10 +13,10 @@ Precise definitions used throughout:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Generic, Literal, TypeVar
 
 from mall.core.clock import local_display
@@ -193,6 +193,24 @@ def _rank_key(offer: Bid | Quote) -> tuple[Decimal, int, datetime, str]:
     return (offer.amount, offer.seq, offer.at, offer.supplier)
 
 
+def evaluated(offer: Bid | Quote, deductions: Mapping[str, Decimal] | None) -> Decimal:
+    """The price an offer is ranked at: less the supplier's price deduction (小微企业价格扣除,
+    财库〔2020〕46号 第九条), to the cent; its own price without one. The deal is at its own price."""
+    rate = (deductions or {}).get(offer.supplier)
+    if not rate:
+        return offer.amount
+    return (offer.amount * (1 - rate)).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _evaluated_key(
+    deductions: Mapping[str, Decimal] | None,
+) -> Callable[[Bid | Quote], tuple[Decimal, int, datetime, str]]:
+    def key(offer: Bid | Quote) -> tuple[Decimal, int, datetime, str]:
+        return (evaluated(offer, deductions), offer.seq, offer.at, offer.supplier)
+
+    return key
+
+
 # ---------------------------------------------------------------- reverse auction
 
 
@@ -278,11 +296,17 @@ def extended_end(
     return new_end, extensions_so_far + 1
 
 
-def ranking(bids: Iterable[Bid], *, disqualified: Collection[str] = ()) -> list[Bid]:
+def ranking(
+    bids: Iterable[Bid],
+    *,
+    disqualified: Collection[str] = (),
+    deductions: Mapping[str, Decimal] | None = None,
+) -> list[Bid]:
     """Each supplier's best bid (lowest; for equal amounts the earliest accepted), in rank order.
 
-    Rank order: lower amount first, equal amounts by earlier acceptance (seq). Suppliers in
-    ``disqualified`` (e.g. after an abnormally-low-price review) are left out.
+    Rank order: lower amount first (after a small or micro supplier's price deduction, `deductions`
+    by supplier), equal amounts by earlier acceptance (seq). Suppliers in ``disqualified`` (e.g.
+    after an abnormally-low-price review) are left out.
     """
     best: dict[str, Bid] = {}
     for bid in bids:
@@ -291,12 +315,18 @@ def ranking(bids: Iterable[Bid], *, disqualified: Collection[str] = ()) -> list[
         held = best.get(bid.supplier)
         if held is None or _rank_key(bid) < _rank_key(held):
             best[bid.supplier] = bid
-    return sorted(best.values(), key=_rank_key)
+    return sorted(best.values(), key=_evaluated_key(deductions))
 
 
-def outcome(rules: AuctionRules, bids: Iterable[Bid], *, disqualified: Collection[str] = ()) -> Outcome[Bid]:
+def outcome(
+    rules: AuctionRules,
+    bids: Iterable[Bid],
+    *,
+    disqualified: Collection[str] = (),
+    deductions: Mapping[str, Decimal] | None = None,
+) -> Outcome[Bid]:
     """At the end: fewer than ``min_participants`` suppliers with a valid bid → failed (废标)."""
-    ranked = tuple(ranking(bids, disqualified=disqualified))
+    ranked = tuple(ranking(bids, disqualified=disqualified, deductions=deductions))
     if len(ranked) < rules.min_participants:
         return Outcome(
             ranked, f"有效报价供应商不足{rules.min_participants}家（实际{len(ranked)}家），竞价失败（废标）"
@@ -390,10 +420,13 @@ def current_quotes(quotes: Iterable[Quote]) -> list[Quote]:
     return [q for q in latest.values() if not q.withdrawn and not q.rejected]
 
 
-def inquiry_outcome(rules: InquiryRules, quotes: Iterable[Quote]) -> Outcome[Quote]:
-    """At the deadline: fewer than ``min_valid`` valid quotes → failed (流标); else the lowest wins,
-    equal amounts going to the earlier quote (seq)."""
-    ranked = tuple(sorted(current_quotes(quotes), key=_rank_key))
+def inquiry_outcome(
+    rules: InquiryRules, quotes: Iterable[Quote], deductions: Mapping[str, Decimal] | None = None
+) -> Outcome[Quote]:
+    """At the deadline: fewer than ``min_valid`` valid quotes → failed (流标); else the lowest wins
+    (after a small or micro supplier's price deduction, `deductions`), equal amounts going to the
+    earlier quote (seq)."""
+    ranked = tuple(sorted(current_quotes(quotes), key=_evaluated_key(deductions)))
     if len(ranked) < rules.min_valid:
         return Outcome(ranked, f"有效报价不足{rules.min_valid}家（实际{len(ranked)}家），询价失败（流标）")
     return Outcome(ranked)

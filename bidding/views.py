@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -34,6 +35,8 @@ from mall.core.db import Database
 from mall.core.errors import InvalidInput, NotFound
 from mall.credit.models import SupplierCredit
 from mall.credit.record import scores_for
+from mall.sme.current import declarations_on
+from mall.sme.rules import SIZES, SMALL_OR_MICRO
 
 
 def quotes_of(offers: list[Offer]) -> list[rules.Quote]:
@@ -62,6 +65,15 @@ def bids_of(offers: list[Offer]) -> list[rules.Bid]:
         for o in offers
         if o.status == OfferStatus.ACCEPTED and o.seq is not None and o.amount is not None
     ]
+
+
+async def deductions_of(s: AsyncSession, p: Procedure, suppliers: Iterable[uuid.UUID]) -> dict[str, Decimal]:
+    """The 小微企业 price deduction by supplier, when the buyer enabled it: for each supplier whose
+    中小企业声明函 in force on the deadline's day declares it small or micro (mall.sme)."""
+    if p.sme_deduction is None:
+        return {}
+    declared = await declarations_on(s, suppliers, clock.local_date(p.ends_at))
+    return {str(k): p.sme_deduction for k, d in declared.items() if d.size in SMALL_OR_MICRO}
 
 
 def ranked_with_flags(p: Procedure, offers: list[Offer]) -> tuple[list[Any], dict[str, list[str]]]:
@@ -253,6 +265,9 @@ class OfferView:
     mine: bool
     flags: tuple[str, ...] = ()  # abnormally-low triggers (财库〔2026〕2号), for the buyer's review
     credit: str = ""  # the supplier's credit score and grade (mall.credit), for the buyer and overseers
+    # with the 小微企业 price deduction: the price it is ranked at, and why ("小型企业，扣除10%")
+    evaluated: str | None = None
+    deduction: str = ""
 
 
 CREDIT_READERS = ("buyer", "center", "regulator")  # who sees each offer's supplier credit, once opened
@@ -295,6 +310,16 @@ async def view_for(db: Database, who: Principal | None, procedure_id: uuid.UUID)
             if who is not None and who.role in CREDIT_READERS
             else {}
         )
+        suppliers = {o.supplier_org_id for o in offers}
+        deductions = await deductions_of(s, p, suppliers)
+        sizes = (
+            {
+                str(k): d.size
+                for k, d in (await declarations_on(s, suppliers, clock.local_date(p.ends_at))).items()
+            }
+            if deductions
+            else {}
+        )
     now = clock.now()
     sealed = p.status in (ProcedureStatus.PUBLISHED, ProcedureStatus.OPEN) and now < p.ends_at
     out: dict[str, Any] = {"status": shown_status(p, now), "ends_at": p.ends_at, "sealed": sealed}
@@ -323,6 +348,9 @@ async def view_for(db: Database, who: Principal | None, procedure_id: uuid.UUID)
         out["bidders"] = len(ranked)
     if not sealed:
         ordered, flagged = ranked_with_flags(p, offers)
+        # the order of the result: after the 小微企业 price deduction, as the award was made
+        ordered = sorted(ordered, key=lambda o: (rules.evaluated(o, deductions), o.seq))
+        out["sme_deduction"] = None if p.sme_deduction is None else str(p.sme_deduction)
         out["ranked"] = [
             OfferView(
                 f"供应商 #{labels.get(uuid.UUID(o.supplier), 0)}",
@@ -332,6 +360,10 @@ async def view_for(db: Database, who: Principal | None, procedure_id: uuid.UUID)
                 org_id is not None and o.supplier == str(org_id),
                 tuple(flagged.get(o.supplier, ())) if who is not None else (),
                 _credit(credits.get(uuid.UUID(o.supplier))),
+                str(rules.evaluated(o, deductions)) if o.supplier in deductions else None,
+                f"{SIZES[sizes[o.supplier]]}，扣除{deductions[o.supplier] * 100:g}%"
+                if o.supplier in deductions
+                else "",
             )
             for o in ordered
         ]

@@ -69,6 +69,9 @@ class Settings:
     # reads the blacklist the administrator imports; "http" asks a national credit service as well
     # (GET <url>?credit_code=…, bearer token, answering {"listed": bool, "records": [...]}) at
     # registration; orders read its latest answer.
+    # The 小微企业 price deduction a buyer may enable in an inquiry or auction (财库〔2022〕19号: 10% to
+    # 20% for goods and services; docs/decisions.md).
+    sme_price_deduction: Decimal = Decimal("0.10")
     credit_checker: str = "blacklist"
     credit_check_url: str = ""
     credit_check_token: str = ""
@@ -336,6 +339,8 @@ def settings_problems(s: Settings) -> list[str]:
     ):
         if not 1 <= getattr(s, name) <= 60:
             out.append(f"MALL_{name.upper()} must be 1 to 60, not {getattr(s, name)}")
+    if not Decimal("0.10") <= s.sme_price_deduction <= Decimal("0.20"):
+        out.append("MALL_SME_PRICE_DEDUCTION must be 0.10 to 0.20 (财库〔2022〕19号: 10% to 20%)")
     if s.credit_checker not in ("blacklist", "http"):
         out.append(f"MALL_CREDIT_CHECKER must be blacklist or http, not {s.credit_checker!r}")
     if s.credit_checker == "http" and not s.credit_check_url.startswith(("https://", "http://")):
