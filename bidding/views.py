@@ -361,7 +361,7 @@ async def view_for(db: Database, who: Principal | None, procedure_id: uuid.UUID)
                 tuple(flagged.get(o.supplier, ())) if who is not None else (),
                 _credit(credits.get(uuid.UUID(o.supplier))),
                 str(rules.evaluated(o, deductions)) if o.supplier in deductions else None,
-                f"{SIZES[sizes[o.supplier]]}，扣除{deductions[o.supplier] * 100:g}%"
+                f"{SIZES[sizes[o.supplier]]}，扣除{(deductions[o.supplier] * 100).normalize():f}%"
                 if o.supplier in deductions
                 else "",
             )
