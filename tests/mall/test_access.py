@@ -269,6 +269,7 @@ async def _world_ids(client: Any, world: World) -> dict[str, str]:
         "case_id": str(uuid.uuid4()),
         "sanction_id": str(uuid.uuid4()),
         "n": "1",  # the first evidence file of a violation report
+        "name": f"sme-report-{clock.local_date(clock.now()).year}.csv",  # /api/sme/report/{name}
     }
 
 

@@ -85,6 +85,8 @@ FIXED = {
     # a violation report's first evidence file (the report is an unknown id: report_id below)
     ("/api/sanctions/reports/{report_id:uuid}/evidence/{n:int}", "n"): "1",
     ("/sanctions/reports/{report_id:uuid}/evidence/{n:int}", "n"): "1",
+    # the SME annual report's figures (the deals' totals per buyer; nothing of any quote)
+    ("/api/sme/report/{name:str}", "name"): "sme-report-2026.csv",
 }
 # Query parameters by name; any other gets the inquiry's id (the value most likely to matter).
 QUERY_VALUES = {

@@ -226,6 +226,22 @@ BASES: dict[str, Base] = {
             "ecommerce_captured_on": "2026-12-01",
         },
     ),
+    "PUT /api/listings/{listing_id}/policy": on(
+        "listing_id",
+        "live_listing",
+        {
+            "energy_cert_no": "CQC21701234567",
+            "energy_cert_until": "2027-12-31",
+            "eco_cert_no": "",
+            "eco_cert_until": "",
+            "origin": "imported",
+            "import_approval_ref": "豫财采审〔2026〕12号",
+        },
+    ),
+    "POST /api/sme/declarations": lambda w, p: (
+        {"industry": "retail", "employees": "8", "revenue": "90", "assets": ""},
+        {},
+    ),
     "POST /api/cases/{case_id}/explanation": on("case_id", "open_case", {"explanation": "分批到货"}),
     "POST /api/oversight/cases/{case_id}/decision": on(
         "case_id", "open_case", {"decision": "violation", "note": "意见"}
