@@ -1547,7 +1547,8 @@ class Soak:
         db = bench_db(self.top.resolved_database_url, pool_size=1)
 
         async def step(sql: str) -> int:
-            for attempt in range(150):  # a DDL waits at most 100 ms for its lock, then tries again
+            for attempt in range(450):  # a DDL waits at most 100 ms for its lock, then tries again (the
+                # load may leave it no 100 ms gap for a while: it outwaits the load, as an operator would)
                 try:
                     async with db.engine.begin() as conn:
                         if not db.is_sqlite:
@@ -1558,7 +1559,7 @@ class Soak:
                         return int((await conn.execute(text(sql))).rowcount or 0)
                 except (TimeoutError, DBAPIError, OSError) as exc:
                     # a lock wait cut short, or the connection terminated by the PostgreSQL fault
-                    if attempt == 149:
+                    if attempt == 449:
                         raise
                     why = type(getattr(exc, "orig", None) or exc).__name__
                     self.sh.notes.append(f"migration drill: retried {sql.split()[0]}: {why}")

@@ -32,13 +32,14 @@ from catalog.structs import (
     PriceReviewPage,
     ReviewIn,
 )
-from mall.core import fields, files
+from mall.core import clock, fields, files
 from mall.core.db import Database, retried
 from mall.core.errors import InvalidInput, NotFound
 from mall.core.fields import SEARCH_MAX
 from mall.core.guards import PUBLIC, allow
 from mall.core.models import JobStatus
 from mall.core.money import MoneyError, money
+from mall.sme.current import size_on as sme_size_on
 from mall.web.deps import DB, UserCall
 from mall.web.helpers import PageNo, PerPage
 
@@ -55,7 +56,8 @@ async def listing_out(db: Database, listing_id: uuid.UUID, *, with_request: bool
     async with db.read() as s:
         listing = await browse.get_listing(s, listing_id, live_only=False)
         requests = await prices.current_price_requests(s, [listing_id]) if with_request else {}
-        return ListingOut.of(listing, requests.get(listing_id))
+        scale = await sme_size_on(s, listing.supplier_org_id, clock.local_date(clock.now()))
+        return ListingOut.of(listing, requests.get(listing_id), scale)
 
 
 def csv_download(content: bytes, filename: str) -> Response[bytes]:
@@ -240,7 +242,9 @@ class ListingApi(Controller):
     @get("/{listing_id:uuid}", opt=PUBLIC)
     async def listing_detail(self, listing_id: FromPath[uuid.UUID], db: DB) -> ListingOut:
         async with db.read() as s:
-            return ListingOut.of(await browse.get_listing(s, listing_id))
+            listing = await browse.get_listing(s, listing_id)
+            scale = await sme_size_on(s, listing.supplier_org_id, clock.local_date(clock.now()))
+            return ListingOut.of(listing, supplier_scale=scale)
 
     @get("/{listing_id:uuid}/prices", opt=PUBLIC, summary="在售商品的价格历史")
     async def price_history(self, listing_id: FromPath[uuid.UUID], db: DB) -> list[PriceChangeOut]:

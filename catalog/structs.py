@@ -199,9 +199,12 @@ class ListingOut(msgspec.Struct):
     green: str = ""
     origin: str = "domestic"
     import_approval_ref: str = ""
+    # the supplier's size by its 中小企业声明函 in force today (mall.sme; the single listing's answer):
+    # micro, small, medium, sme, large, or "" (none in force)
+    supplier_scale: str = ""
 
     @classmethod
-    def of(cls, x: Listing, request: PriceRequest | None = None) -> ListingOut:
+    def of(cls, x: Listing, request: PriceRequest | None = None, supplier_scale: str = "") -> ListingOut:
         return cls(
             x.id,
             x.name,
@@ -236,6 +239,7 @@ class ListingOut(msgspec.Struct):
             ),
             x.origin,
             x.import_approval_ref,
+            supplier_scale,
         )
 
 

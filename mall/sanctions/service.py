@@ -367,6 +367,25 @@ async def public_list(
     return int(total), [(r[0], r[1]) for r in rows]
 
 
+async def supplier_sanctions(
+    s: AsyncSession, org_id: uuid.UUID, page: int = 1, per_page: int = 20
+) -> tuple[int, list[tuple[Sanction, str]]]:
+    """Every sanction against one supplier, in force or not, the newest first (its own page)."""
+    where = Sanction.supplier_org_id == org_id
+    total = await s.scalar(select(func.count()).select_from(Sanction).where(where)) or 0
+    rows = (
+        await s.execute(
+            select(Sanction, Organization.name)
+            .join(Organization, Organization.id == Sanction.supplier_org_id)
+            .where(where)
+            .order_by(Sanction.decided_at.desc(), Sanction.sanction_no)
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+    ).all()
+    return int(total), [(r[0], r[1]) for r in rows]
+
+
 async def get_visible(s: AsyncSession, who: Principal | None, sanction_id: uuid.UUID) -> Sanction:
     """A sanction in force is public; the rest (and the statements) is seen by the supplier itself,
     the center and the regulator."""

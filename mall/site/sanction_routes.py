@@ -217,9 +217,71 @@ class SanctionApi(Controller):
         return await _out(call.db, call.me, sanction_id)
 
 
+class SanctionForm(msgspec.Struct, forbid_unknown_fields=True):
+    """The center's page form for a sanction without a report (the API's fields, as text)."""
+
+    supplier_org_id: fields.ShortText  # a supplier's id (checked as one by the page)
+    kind: fields.Choice
+    reason: fields.DecisionNote
+    months: fields.AmountText = ""
+    basis: fields.Reason = ""
+
+
 class SanctionPages(Controller):
     path = "/sanctions"
     include_in_schema = False
+
+    @get("/mine", opt=allow("supplier"))
+    async def my_sanctions_page(self, call: UserCall, page: FromQuery[str] = "1") -> Template:
+        """A supplier's own sanctions, in force or not, with their appeal's state."""
+        p = page_no(page)
+        assert call.me.org_id is not None
+        async with call.db.read() as s:
+            total, rows = await service.supplier_sanctions(s, call.me.org_id, p, PER_PAGE)
+        return call.render(
+            "sanctions_mine.html",
+            rows=[SanctionOut.of(x, n, private=True) for x, n in rows],
+            **paging(total, p, PER_PAGE),
+        )
+
+    @get("/new", opt=allow("center"))
+    async def new_sanction_page(self, call: UserCall, supplier: FromQuery[str] = "") -> Template:
+        """The center's form for a sanction without a violation report (a case it found, a court's
+        judgment...): the same decision as on a report's page."""
+        async with call.db.read() as s:
+            suppliers = (
+                await s.execute(
+                    select(Organization.id, Organization.name)
+                    .where(Organization.kind == OrgKind.SUPPLIER)
+                    .order_by(Organization.name)
+                    .limit(2000)
+                )
+            ).all()
+        return call.render(
+            "sanction_new.html",
+            suppliers=[(str(i), n) for i, n in suppliers],
+            supplier=supplier,
+            kinds=_kinds(),
+            form=pop_form(call.request),
+        )
+
+    @post("/new", opt=allow("center"))
+    async def new_sanction_form(self, call: UserCall, data: Form) -> Redirect:
+        async def go() -> Sanction:
+            d = forms.decode(SanctionForm, data)
+            supplier = _uuid_field(d.supplier_org_id, "supplier_org_id", required=True)
+            assert supplier is not None
+            return await service.impose(
+                call.db, call.settings, call.me, supplier, d.kind, d.months or 0, d.reason, d.basis
+            )
+
+        return await call.act(
+            go,
+            lambda x: f"已作出处理决定 {x.sanction_no}，即时生效",
+            "/sanctions/new",
+            keep=data,
+            to=lambda x: f"/sanctions/{x.id}",
+        )
 
     @get("/", opt=PUBLIC)
     async def sanctions_page(self, request: AnyRequest, db: DB, page: FromQuery[str] = "1") -> Template:

@@ -21,6 +21,7 @@ from sqlalchemy import BigInteger, case, func, literal_column, select, type_coer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall.core import xlsx
+from mall.core.fields import spreadsheet_safe
 from mall.core.models import Organization
 from mall.core.money import from_cents, money_str
 from mall.core.regions import region_name
@@ -157,10 +158,15 @@ def _total(rows: list[SmeShareRow]) -> SmeShareRow:
 def report_csv(rows: list[SmeShareRow]) -> bytes:
     """The annual report's figures per buyer, with a total line; UTF-8 with a BOM (Excel opens it)."""
     out = io.StringIO()
-    w = csv.writer(out)
+    w = csv.writer(out, lineterminator="\r\n")
     w.writerow(REPORT_COLUMNS)
     for r in [*rows, _total(rows)]:
-        w.writerow([money_str(v) if isinstance(v, Decimal) else v for v in _report_row(r)])
+        w.writerow(
+            [
+                money_str(v) if isinstance(v, Decimal) else spreadsheet_safe(v) if isinstance(v, str) else v
+                for v in _report_row(r)
+            ]
+        )
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 

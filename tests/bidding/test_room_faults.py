@@ -87,7 +87,7 @@ async def test_a_holder_that_waits_on_the_database_keeps_its_lock(
     world: World, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bid held up by the database (SQLite's one writer) renews its lock: the next bidder waits for
-    it instead of taking the room and making the first one fail on its fence (503 room_busy)."""
+    it instead of taking the room and making the first one fail on its fence."""
     monkeypatch.setattr(room, "LOCK_TTL_MS", 300)
     monkeypatch.setattr(room, "LOCK_RENEW_SECONDS", 0.1)
     p, _ = await auction(world, 1)

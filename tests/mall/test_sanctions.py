@@ -22,7 +22,7 @@ from mall.core.errors import Conflict, DomainError, Forbidden, InvalidInput, Not
 from mall.core.models import Organization, OrgKind
 from mall.orders.models import Order, OrderStatus
 from mall.sanctions import reports, rules, service, standing
-from mall.sanctions.models import AppealStatus, ReportStatus, SanctionKind, SanctionStatus
+from mall.sanctions.models import AppealStatus, ReportStatus, Sanction, SanctionKind, SanctionStatus
 from search_index import sync
 from tests.factories import World, frozen_at, sign_both
 
@@ -383,3 +383,36 @@ async def test_a_refused_report_leaves_no_evidence_file_behind(world: World, mon
     monkeypatch.undo()
     kept = await _report(world, order_id=mine.id)
     assert await _evidence_keys(world) == sorted(str(e["key"]) for e in kept.evidence)
+
+
+async def test_the_center_sanctions_without_a_report_and_the_supplier_lists_its_own(
+    client: Any, world: World
+) -> None:
+    from tests.mall.test_pages import HTML, assert_page, login_ok, post_form
+
+    y = world.who["supplier_y"]
+    await login_ok(client, "center")
+    page = assert_page(await client.get(f"/sanctions/new?supplier={y.org_id}", headers=HTML))
+    assert "乙供应商有限公司" in page and "作出处理决定" in page
+    bad = {"supplier_org_id": str(y.org_id), "kind": "suspension", "months": "30", "reason": "拒不履约"}
+    r = await post_form(client, "/sanctions/new", bad)
+    assert r.status_code == 303 and r.headers["location"] == "/sanctions/new"
+    page = assert_page(await client.get("/sanctions/new", headers=HTML))
+    assert "拒不履约" in page  # what was typed is kept with the message
+    good = {**bad, "months": "2", "basis": "《政府采购法》第七十七条"}
+    r = await post_form(client, "/sanctions/new", good)
+    assert r.status_code == 303 and r.headers["location"].startswith("/sanctions/"), r.headers
+    assert r.headers["location"] != "/sanctions/new"
+    async with world.db.read() as s:
+        [x] = (await s.execute(select(Sanction).where(Sanction.supplier_org_id == y.org_id))).scalars()
+    assert (x.kind, x.months, x.status) == ("suspension", 2, "in_force")
+    client.cookies.clear()
+    await login_ok(client, "supplier_y")
+    page = assert_page(await client.get("/sanctions/mine", headers=HTML))
+    assert x.sanction_no in page and "暂停交易资格" in page
+    client.cookies.clear()
+    await login_ok(client, "supplier_x")
+    assert x.sanction_no not in assert_page(await client.get("/sanctions/mine", headers=HTML))
+    client.cookies.clear()
+    await login_ok(client, "buyer_a")
+    assert (await client.get("/sanctions/new", headers=HTML)).status_code == 403

@@ -185,6 +185,9 @@ async def test_the_declaration_api_and_page(client: Any, world: World) -> None:
     assert {d["org_name"] for d in mine["items"]} == {"甲供应商有限公司"}
     every = (await client.get("/api/sme/declarations", headers=world.h("center"))).json()
     assert every["total"] > mine["total"]
+    # the listing's answer names its supplier's size in force (the declaration just filed)
+    r = await client.get(f"/api/listings/{world.listings['laptop'].id}")
+    assert r.status_code == 200 and r.json()["supplier_scale"] == "small"
     industries = (await client.get("/api/sme/industries")).json()
     assert {
         "industry": "software",
