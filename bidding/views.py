@@ -67,13 +67,27 @@ def bids_of(offers: list[Offer]) -> list[rules.Bid]:
     ]
 
 
-async def deductions_of(s: AsyncSession, p: Procedure, suppliers: Iterable[uuid.UUID]) -> dict[str, Decimal]:
-    """The 小微企业 price deduction by supplier, when the buyer enabled it: for each supplier whose
-    中小企业声明函 in force on the deadline's day declares it small or micro (mall.sme)."""
+async def sizes_for_deduction(
+    s: AsyncSession, p: Procedure, suppliers: Iterable[uuid.UUID]
+) -> dict[str, str]:
+    """When the buyer enabled the 小微企业 price deduction: each supplier's size by its 中小企业声明函 in
+    force on the deadline's day (mall.sme); nothing otherwise."""
     if p.sme_deduction is None:
         return {}
     declared = await declarations_on(s, suppliers, clock.local_date(p.ends_at))
-    return {str(k): p.sme_deduction for k, d in declared.items() if d.size in SMALL_OR_MICRO}
+    return {str(k): d.size for k, d in declared.items()}
+
+
+def deductions_from(p: Procedure, sizes: dict[str, str]) -> dict[str, Decimal]:
+    """The price deduction by supplier: the procedure's rate for each small or micro enterprise."""
+    if p.sme_deduction is None:
+        return {}
+    return {k: p.sme_deduction for k, size in sizes.items() if size in SMALL_OR_MICRO}
+
+
+async def deductions_of(s: AsyncSession, p: Procedure, suppliers: Iterable[uuid.UUID]) -> dict[str, Decimal]:
+    """The 小微企业 price deduction by supplier, when the buyer enabled it."""
+    return deductions_from(p, await sizes_for_deduction(s, p, suppliers))
 
 
 def ranked_with_flags(p: Procedure, offers: list[Offer]) -> tuple[list[Any], dict[str, list[str]]]:
@@ -310,16 +324,8 @@ async def view_for(db: Database, who: Principal | None, procedure_id: uuid.UUID)
             if who is not None and who.role in CREDIT_READERS
             else {}
         )
-        suppliers = {o.supplier_org_id for o in offers}
-        deductions = await deductions_of(s, p, suppliers)
-        sizes = (
-            {
-                str(k): d.size
-                for k, d in (await declarations_on(s, suppliers, clock.local_date(p.ends_at))).items()
-            }
-            if deductions
-            else {}
-        )
+        sizes = await sizes_for_deduction(s, p, {o.supplier_org_id for o in offers})
+        deductions = deductions_from(p, sizes)
     now = clock.now()
     sealed = p.status in (ProcedureStatus.PUBLISHED, ProcedureStatus.OPEN) and now < p.ends_at
     out: dict[str, Any] = {"status": shown_status(p, now), "ends_at": p.ends_at, "sealed": sealed}

@@ -91,7 +91,12 @@ class CreditCheck(IdMixin, Base):
     blacklist import that named a registered supplier), by which checker, the outcome and what it saw."""
 
     __tablename__ = "credit_checks"
-    __table_args__ = (Index("ix_credit_checks_org_at", "org_id", "checked_at"),)
+    __table_args__ = (
+        Index("ix_credit_checks_org_at", "org_id", "checked_at"),
+        # each order reads the organization's latest national-service answer: one index seek, however
+        # many order checks the organization has
+        Index("ix_credit_checks_org_checker_at", "org_id", "checker", "checked_at"),
+    )
 
     org_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("organizations.id")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -352,14 +353,20 @@ async def public_list(
     s: AsyncSession, page: int = 1, per_page: int = 20, at: datetime | None = None
 ) -> tuple[int, list[tuple[Sanction, str]]]:
     """不良行为记录: every sanction in force, the newest first, with the supplier's name."""
-    where = in_force_clause(at or clock.now())
+    return await _listed(s, in_force_clause(at or clock.now()), Sanction.starts_at, page, per_page)
+
+
+async def _listed(
+    s: AsyncSession, where: Any, newest: Any, page: int, per_page: int
+) -> tuple[int, list[tuple[Sanction, str]]]:
+    """A page of sanctions with their suppliers' names, the newest (by `newest`) first."""
     total = await s.scalar(select(func.count()).select_from(Sanction).where(where)) or 0
     rows = (
         await s.execute(
             select(Sanction, Organization.name)
             .join(Organization, Organization.id == Sanction.supplier_org_id)
             .where(where)
-            .order_by(Sanction.starts_at.desc(), Sanction.sanction_no)
+            .order_by(newest.desc(), Sanction.sanction_no)
             .offset((page - 1) * per_page)
             .limit(per_page)
         )
@@ -371,19 +378,7 @@ async def supplier_sanctions(
     s: AsyncSession, org_id: uuid.UUID, page: int = 1, per_page: int = 20
 ) -> tuple[int, list[tuple[Sanction, str]]]:
     """Every sanction against one supplier, in force or not, the newest first (its own page)."""
-    where = Sanction.supplier_org_id == org_id
-    total = await s.scalar(select(func.count()).select_from(Sanction).where(where)) or 0
-    rows = (
-        await s.execute(
-            select(Sanction, Organization.name)
-            .join(Organization, Organization.id == Sanction.supplier_org_id)
-            .where(where)
-            .order_by(Sanction.decided_at.desc(), Sanction.sanction_no)
-            .offset((page - 1) * per_page)
-            .limit(per_page)
-        )
-    ).all()
-    return int(total), [(r[0], r[1]) for r in rows]
+    return await _listed(s, Sanction.supplier_org_id == org_id, Sanction.decided_at, page, per_page)
 
 
 async def get_visible(s: AsyncSession, who: Principal | None, sanction_id: uuid.UUID) -> Sanction:

@@ -19,7 +19,7 @@ from mall.core.guards import allow
 from mall.credit import blacklist, rules, service
 from mall.credit.models import BlacklistEntry, BlacklistImport, CreditCheck
 from mall.web.deps import UserCall
-from mall.web.helpers import PageNo, PerPage, page_no, paging, pop_form
+from mall.web.helpers import PageNo, PerPage, first_value, org_id_filter, page_no, paging, pop_form
 
 TAGS = ["供应商信用"]
 PER_PAGE = 20
@@ -271,33 +271,20 @@ PURPOSE_LABELS = {"registration": "登记", "order": "下单", "import": "名单
 RESULT_LABELS = {"clear": "未发现失信记录", "listed": "列入失信名单"}
 
 
-def _one(v: Any) -> Any:
-    return v[0] if isinstance(v, list) and v else v
-
-
 async def _import_from(call: Any, data: dict[str, Any] | None) -> BlacklistImport:
     data = data if isinstance(data, dict) else {}
-    upload = _one(data.get("file"))
+    upload = first_value(data.get("file"))
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise InvalidInput("请选择名单文件（CSV）", code="file_required", field="file")
     raw = await upload.read(blacklist.MAX_BYTES + 1)
     return await blacklist.import_list(
         call.db,
         call.me,
-        str(_one(data.get("source")) or ""),
-        str(_one(data.get("data_date")) or ""),
+        str(first_value(data.get("source")) or ""),
+        str(first_value(data.get("data_date")) or ""),
         upload.filename,
         raw,
     )
-
-
-def _org_filter(org_id: str) -> uuid.UUID | None:
-    if not org_id:
-        return None
-    try:
-        return uuid.UUID(org_id)
-    except ValueError:
-        raise InvalidInput("单位编号格式不正确", code="invalid_org_id", field="org_id") from None
 
 
 class CreditCheckApi(Controller):
@@ -337,7 +324,7 @@ class CreditCheckApi(Controller):
     ) -> CheckPage:
         async with call.db.read() as s:
             total, rows = await blacklist.checks(
-                s, org_id=_org_filter(org_id), result=result, page=page, per_page=per_page
+                s, org_id=org_id_filter(org_id), result=result, page=page, per_page=per_page
             )
         return CheckPage(total, page, per_page, [CheckOut.of(x) for x in rows])
 
@@ -366,7 +353,7 @@ class CreditCheckPages(Controller):
 
     @post("/blacklist", opt=SYSADMIN)
     async def blacklist_import_form(self, call: UserCall, data: MultipartBody[dict[str, Any]]) -> Redirect:
-        kept = {k: _one(v) for k, v in (data or {}).items() if k in ("source", "data_date")}
+        kept = {k: first_value(v) for k, v in (data or {}).items() if k in ("source", "data_date")}
         return await call.act(
             lambda: _import_from(call, data),
             lambda b: f"已导入「{b.source}」{b.rows} 条记录，替换该来源的原有名单",

@@ -31,7 +31,7 @@ from mall.sanctions.models import (
 from mall.sanctions.standing import until_text
 from mall.web import forms
 from mall.web.deps import DB, UserCall, Viewer
-from mall.web.helpers import AnyRequest, Form, PageNo, PerPage, page_no, paging, pop_form, render
+from mall.web.helpers import AnyRequest, Form, PageNo, PerPage, first_value, page_no, paging, pop_form, render
 
 TAGS = ["处理决定"]
 PER_PAGE = 20
@@ -401,7 +401,7 @@ class ReportDecisionIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _one(value: Any) -> str:
-    value = value[0] if isinstance(value, list) and value else value
+    value = first_value(value)
     return value if isinstance(value, str) else ""
 
 

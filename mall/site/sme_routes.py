@@ -23,7 +23,7 @@ from mall.stats import sme as sme_stats
 from mall.stats.period import Filter, Period, parse_region
 from mall.web import forms
 from mall.web.deps import UserCall
-from mall.web.helpers import Form, PageNo, PerPage, page_no, paging, pop_form
+from mall.web.helpers import Form, PageNo, PerPage, org_id_filter, page_no, paging, pop_form
 
 TAGS = ["中小企业"]
 PER_PAGE = 20
@@ -90,15 +90,6 @@ class IndustryOut(msgspec.Struct):
     indicators: list[str]
 
 
-def _org_filter(org_id: str) -> uuid.UUID | None:
-    if not org_id:
-        return None
-    try:
-        return uuid.UUID(org_id)
-    except ValueError:
-        raise InvalidInput("单位编号格式不正确", code="invalid_org_id", field="org_id") from None
-
-
 def _year(raw: str) -> int:
     today = clock.local_date(clock.now())
     if not raw:
@@ -144,7 +135,7 @@ class SmeApi(Controller):
     ) -> DeclarationPage:
         async with call.db.read() as s:
             total, rows = await service.listed(
-                s, call.me, org_id=_org_filter(org_id), page=page, per_page=per_page
+                s, call.me, org_id=org_id_filter(org_id), page=page, per_page=per_page
             )
         return DeclarationPage(total, page, per_page, [DeclarationOut.of(d, n) for d, n in rows])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Annotated, Any
 from urllib.parse import urlparse
@@ -13,7 +14,7 @@ from litestar.response import Redirect, Template
 
 from mall.core import fields
 from mall.core.auth import Principal
-from mall.core.errors import DomainError
+from mall.core.errors import DomainError, InvalidInput
 from mall.core.guards import ENROL_PAGE, PASSWORD_PAGE, EnrolmentRequired, PasswordChangeRequired
 
 PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
@@ -166,3 +167,18 @@ def route_handlers(routes: Iterable[Any]) -> list[tuple[set[str], Any]]:
         else:
             out.append((set(item.paths), item))
     return out
+
+
+def first_value(value: Any) -> Any:
+    """A multipart field's value: the first when the form sent it more than once."""
+    return value[0] if isinstance(value, list) and value else value
+
+
+def org_id_filter(raw: str) -> uuid.UUID | None:
+    """An optional `org_id` query parameter: empty for none, else an organization id (400 otherwise)."""
+    if not raw:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise InvalidInput("单位编号格式不正确", code="invalid_org_id", field="org_id") from None

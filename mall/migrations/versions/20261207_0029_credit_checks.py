@@ -44,6 +44,7 @@ def upgrade() -> None:
     with op.batch_alter_table('credit_checks', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_credit_checks_credit_code'), ['credit_code'], unique=False)
         batch_op.create_index('ix_credit_checks_org_at', ['org_id', 'checked_at'], unique=False)
+        batch_op.create_index('ix_credit_checks_org_checker_at', ['org_id', 'checker', 'checked_at'], unique=False)
 
     op.create_table('credit_blacklist_imports',
     sa.Column('source', sa.String(length=100), nullable=False),
@@ -90,6 +91,7 @@ def downgrade() -> None:
     op.drop_table('credit_blacklist')
     op.drop_table('credit_blacklist_imports')
     with op.batch_alter_table('credit_checks', schema=None) as batch_op:
+        batch_op.drop_index('ix_credit_checks_org_checker_at')
         batch_op.drop_index('ix_credit_checks_org_at')
         batch_op.drop_index(batch_op.f('ix_credit_checks_credit_code'))
 
