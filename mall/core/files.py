@@ -34,7 +34,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mall.core import clock
-from mall.core.db import Database
+from mall.core.db import Database, retried
 from mall.core.models import StoredFile, StoredFileChunk
 from mall.core.settings import Settings
 
@@ -177,12 +177,9 @@ class DatabaseStore(FileStore):
         if row is None:
             raise FileMissing(key)
         for n in range(row.chunks):
-            async with self.db.read() as s:
-                piece = await s.scalar(
-                    select(StoredFileChunk.data).where(
-                        StoredFileChunk.file_key == key, StoredFileChunk.n == n
-                    )
-                )
+            # each chunk a read of its own, run again if its connection was cut (a failover): a
+            # download whose headers went out cannot answer an error any more, only break off
+            piece = await _chunk(self.db, key, n)
             if piece is None:  # deleted while being read
                 raise FileMissing(key)
             yield piece
@@ -339,3 +336,12 @@ def store_for(settings: Settings, db: Database) -> FileStore:
             raise ValueError("file_store = s3 needs s3_bucket (MALL_S3_BUCKET)")
         return S3Store(settings)
     raise ValueError(f"file_store should be database or s3, not {settings.file_store!r}")
+
+
+@retried
+async def _chunk(db: Database, key: str, n: int) -> bytes | None:
+    """One chunk of a stored file (a read: safe to run again)."""
+    async with db.read() as s:
+        return await s.scalar(
+            select(StoredFileChunk.data).where(StoredFileChunk.file_key == key, StoredFileChunk.n == n)
+        )
